@@ -1,0 +1,157 @@
+"""Compile stage: a letter's ``.tex`` -> its PDF, with pdflatex, safely.
+
+pdflatex runs non-interactively, without shell escape, with file access
+restricted (``openin_any=p``, ``openout_any=p``: no absolute paths, no ``..``,
+no dotfiles), and with its dates fixed to the letter's date so the same input
+gives the same bytes. The PDF is made in a private work folder and moved into
+place only when the compile succeeded, so no half-written or failed PDF ever
+stands where a good one is expected.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+PDFLATEX = "pdflatex"
+MAX_PASSES = 3
+TIMEOUT_SECONDS = 120
+
+_ERROR_RE = re.compile(r"^(?P<file>[^:\n]*\.(?:tex|cls|sty|def|cfg|fd)):(?P<line>\d+): (?P<msg>.*)$", re.M)
+_CONTEXT_RE = re.compile(r"^l\.(?P<line>\d+) (?P<context>.*)$", re.M)
+_RERUN_RE = re.compile(r"Rerun to get|Label\(s\) may have changed")
+
+
+class TexMissing(RuntimeError):
+    """pdflatex is not installed."""
+
+
+@dataclass
+class TexError:
+    file: str
+    line: int
+    message: str
+    context: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.file}:{self.line}: {self.message}"
+        return text + (f" (near: {self.context.strip()})" if self.context.strip() else "")
+
+
+@dataclass
+class CompileResult:
+    ok: bool
+    pdf: Path | None
+    log: Path
+    passes: int
+    seconds: float
+    errors: list[TexError] = field(default_factory=list)
+    overfull: list[str] = field(default_factory=list)
+
+    @property
+    def first_error(self) -> str:
+        return str(self.errors[0]) if self.errors else "pdflatex failed (see the log)"
+
+
+@cache
+def tex_version() -> str:
+    """pdflatex's version line: part of what a PDF depends on."""
+    exe = shutil.which(PDFLATEX)
+    if exe is None:
+        raise TexMissing(
+            "pdflatex was not found. Install TeX Live (Debian: apt-get install "
+            "texlive-latex-base texlive-latex-recommended texlive-fonts-recommended lmodern latexmk) "
+            "or run scripts/install.")
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    return out.stdout.splitlines()[0] if out.stdout else "unknown"
+
+
+def tex_environment(texinputs: list[Path], epoch: int) -> dict[str, str]:
+    """The environment every pdflatex run gets (kpathsea reads these first)."""
+    env = dict(os.environ)
+    env.update({
+        # trailing ':' keeps the system tree after our folders
+        "TEXINPUTS": "".join(f"{p.resolve()}//:" for p in texinputs),
+        "openin_any": "p",
+        "openout_any": "p",
+        "shell_escape": "f",
+        # dates in the PDF (and its /ID) come from the letter, not the clock
+        "SOURCE_DATE_EPOCH": str(epoch),
+        "FORCE_SOURCE_DATE": "1",
+        # no case-insensitive rescans of big folders for each lookup
+        "texmf_casefold_search": "0",
+    })
+    return env
+
+
+def compile_letter(tex: Path, workdir: Path, dest: Path, env: dict[str, str]) -> CompileResult:
+    """Compile ``tex`` in ``workdir``; on success move the PDF to ``dest``.
+
+    On failure ``dest`` is removed: a PDF that stands there is always the
+    output of its current source.
+    """
+    tex_version()  # fail clearly when TeX is missing
+    started = time.perf_counter()
+    workdir.mkdir(parents=True, exist_ok=True)
+    jobname = tex.stem
+    built = workdir / f"{jobname}.pdf"
+    log = workdir / f"{jobname}.log"
+    built.unlink(missing_ok=True)
+    command = [
+        PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", "-file-line-error",
+        "-no-shell-escape", f"-output-directory={workdir.resolve()}", tex.name,
+    ]
+    passes, ok, log_text = 0, False, ""
+    while passes < MAX_PASSES:
+        passes += 1
+        try:
+            proc = subprocess.run(command, cwd=tex.parent, env=env, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  timeout=TIMEOUT_SECONDS)
+            returncode = proc.returncode
+        except subprocess.TimeoutExpired:
+            returncode = None
+        log_text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+        ok = returncode == 0 and built.exists()
+        if returncode is None:
+            errors = [TexError(tex.name, 0, f"pdflatex did not finish within {TIMEOUT_SECONDS} s")]
+            break
+        if not ok or not _RERUN_RE.search(log_text):
+            break
+    result = CompileResult(ok, None, log, passes, 0.0)
+    if ok:
+        os.replace(built, dest)
+        result.pdf = dest
+        result.overfull = overfull_boxes(log_text)
+    else:
+        dest.unlink(missing_ok=True)
+        result.errors = errors if returncode is None else tex_errors(log_text)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def tex_errors(log_text: str) -> list[TexError]:
+    """Errors from a ``-file-line-error`` log, each with its source line."""
+    errors = []
+    for match in _ERROR_RE.finditer(log_text):
+        message = match.group("msg").strip()
+        if "Fatal error occurred" in message or "Emergency stop" in message:
+            continue
+        after = log_text[match.end():match.end() + 2000]
+        context = _CONTEXT_RE.search(after)
+        errors.append(TexError(match.group("file").removeprefix("./"), int(match.group("line")),
+                               message, context.group("context") if context else ""))
+    if not errors:
+        bang = re.search(r"^! (.*)$", log_text, re.M)
+        if bang:
+            errors.append(TexError("?", 0, bang.group(1)))
+    return errors
+
+
+def overfull_boxes(log_text: str) -> list[str]:
+    return [m.group(0) for m in re.finditer(r"^Overfull \\hbox .*$", log_text, re.M)]

@@ -1,0 +1,80 @@
+"""TeX-safe text: the only place where data becomes LaTeX source.
+
+Everything from recipients.yaml passes through :func:`text` or :func:`href`
+before it reaches a ``.tex`` file, so no value can run TeX code: every
+character that means something to TeX (or forms a ligature in the T1 fonts)
+is replaced by a command that prints that very character.
+
+PyLaTeX's ``escape_latex`` is not enough here: it turns ``^`` into an accent,
+leaves ``'`` ``"`` ``<`` ``>`` to become curly quotes and guillemets, and turns
+newlines into ``\\newline``.
+"""
+from __future__ import annotations
+
+import re
+
+from pylatex import NoEscape
+
+# Each character that TeX reads as markup, prints as another glyph in T1, or
+# joins into a ligature, and the command that prints exactly it.
+_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "{": r"\{",
+    "}": r"\}",
+    "$": r"\$",
+    "&": r"\&",
+    "#": r"\#",
+    "%": r"\%",
+    "_": r"\_",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "'": r"\textquotesingle{}",
+    "`": r"\textasciigrave{}",
+    '"': r"\textquotedbl{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    "\u00a0": "~",
+}
+_SPECIAL_RE = re.compile("|".join(re.escape(c) for c in _SPECIAL))
+_SPACE_RE = re.compile(r"\s+")
+_LIGATURE_RE = re.compile(r"-(?=-)|,(?=,)")
+
+
+def text(value: str) -> NoEscape:
+    """Escape one run of plain text: every character prints as itself.
+
+    Runs of whitespace (including newlines) become one space, as in running
+    text; a paragraph break is the caller's business.
+    """
+    value = _SPACE_RE.sub(" ", value)
+    escaped = _SPECIAL_RE.sub(lambda m: _SPECIAL[m.group()], value)
+    # '--' and ',,' are T1 ligatures (en dash, low quotes): '{}' keeps them apart.
+    return NoEscape(_LIGATURE_RE.sub(r"\g<0>{}", escaped))
+
+
+def lines(values: list[str]) -> NoEscape:
+    """Escaped lines joined by ``\\\\`` (an address block)."""
+    return NoEscape(r"\\".join(text(v) for v in values))
+
+
+# Characters RFC 3986 never allows unencoded in a URI, plus whitespace and
+# controls: none can reach TeX, so a URL can never carry TeX code.
+URL_FORBIDDEN = re.compile(r'[\s\x00-\x1f\x7f\\{}^"<>`|]')
+
+
+def url(value: str) -> NoEscape:
+    """A URL for the first argument of ``\\href``.
+
+    The caller has validated it (``URL_FORBIDDEN`` matched nothing). ``%``
+    and ``#`` are escaped because ``\\href`` may sit inside another command's
+    argument (``\\footnote``), where hyperref cannot re-read them.
+    """
+    if URL_FORBIDDEN.search(value):
+        raise ValueError(f"unsafe URL {value!r}")
+    return NoEscape(value.replace("%", r"\%").replace("#", r"\#"))
+
+
+def href(target: str, label: NoEscape) -> NoEscape:
+    """A link: ``label`` is LaTeX already escaped by this module."""
+    return NoEscape(r"\href{%s}{%s}" % (url(target), label))

@@ -1,0 +1,120 @@
+"""The text markup of letter bodies: a small, documented Markdown subset.
+
+``parse`` turns source text into paragraphs of inline nodes; it knows nothing
+of LaTeX (``compose`` renders the nodes). The subset, parsed by markdown-it-py:
+
+* paragraphs, separated by a blank line;
+* ``*emphasis*`` and ``**strong**`` (also with ``_``);
+* links ``[label](https://…)`` and autolinks ``<https://…>``, ``<name@example.org>``;
+* citations ``[^key]``: a footnote citing ``references.<key>``;
+* a backslash before a punctuation character prints it literally (``\\*``).
+
+Nothing else is markup: ``#``, ``>``, ``-``, backticks, HTML and entities
+print as typed.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Union
+
+from markdown_it import MarkdownIt
+from markdown_it.rules_inline import StateInline
+
+
+@dataclass(frozen=True)
+class Text:
+    value: str
+
+
+@dataclass(frozen=True)
+class Emphasis:
+    children: tuple["Inline", ...]
+    strong: bool = False
+
+
+@dataclass(frozen=True)
+class Link:
+    url: str
+    children: tuple["Inline", ...]
+
+
+@dataclass(frozen=True)
+class Cite:
+    key: str
+
+
+Inline = Union[Text, Emphasis, Link, Cite]
+Paragraph = tuple[Inline, ...]
+
+CITE_KEY = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+_CITE_RE = re.compile(r"\[\^(" + CITE_KEY + r")\]")
+
+
+class MarkupError(ValueError):
+    """Text that the subset cannot express (e.g. a citation inside a link)."""
+
+
+def _cite_rule(state: StateInline, silent: bool) -> bool:
+    match = _CITE_RE.match(state.src, state.pos)
+    if not match:
+        return False
+    if not silent:
+        token = state.push("cite", "", 0)
+        token.meta = {"key": match.group(1)}
+    state.pos = match.end()
+    return True
+
+
+_md = MarkdownIt("zero").enable(["emphasis", "link", "autolink", "escape"])
+_md.inline.ruler.before("link", "cite", _cite_rule)
+
+
+def parse(source: str) -> list[Paragraph]:
+    """Paragraphs of inline nodes for ``source``."""
+    if not isinstance(source, str):
+        raise TypeError(f"markup source must be a string, not {type(source).__name__}")
+    paragraphs: list[Paragraph] = []
+    for token in _md.parse(source):
+        if token.type == "inline":
+            paragraphs.append(_inlines(iter(token.children or []), closing=None))
+    return paragraphs
+
+
+def _inlines(tokens, closing: str | None) -> Paragraph:
+    nodes: list[Inline] = []
+    for token in tokens:
+        kind = token.type
+        if kind == closing:
+            break
+        if kind == "text":
+            nodes.append(Text(token.content))
+        elif kind in ("softbreak", "hardbreak"):
+            nodes.append(Text(" "))
+        elif kind == "em_open":
+            nodes.append(Emphasis(_inlines(tokens, "em_close")))
+        elif kind == "strong_open":
+            nodes.append(Emphasis(_inlines(tokens, "strong_close"), strong=True))
+        elif kind == "link_open":
+            children = _inlines(tokens, "link_close")
+            if any(isinstance(node, Cite) for node in walk(children)):
+                raise MarkupError("a citation [^key] cannot sit inside a link's label")
+            nodes.append(Link(str(token.attrs["href"]), children))
+        elif kind == "cite":
+            nodes.append(Cite(token.meta["key"]))
+        else:  # pragma: no cover - the enabled rules make no other tokens
+            raise MarkupError(f"unexpected markup token {kind!r}")
+    return tuple(nodes)
+
+
+def walk(nodes: Paragraph):
+    """Every node in ``nodes``, depth first."""
+    for node in nodes:
+        yield node
+        if isinstance(node, (Emphasis, Link)):
+            yield from walk(node.children)
+
+
+def plain(nodes: Paragraph) -> str:
+    """The text a reader sees, without markup (for checks and diffs)."""
+    return "".join(n.value for n in walk(nodes) if isinstance(n, Text))

@@ -1,0 +1,88 @@
+"""letterbatch tasks: `invoke --list` shows them, `invoke --help TASK` explains one.
+
+Defaults (the YAML file, the build folder, the number of workers) live in the
+``letterbatch`` config section below; override them in invoke.yaml, with
+INVOKE_LETTERBATCH_<KEY> environment variables, or with each task's flags.
+"""
+import shutil
+import sys
+from pathlib import Path
+
+from invoke import Collection, Exit, task
+
+from builder.build import build as build_letters
+from builder.compile import TexMissing
+from builder.load import LoadError
+from builder.merge import MergeRefused, merge as merge_letters
+
+
+def _settings(c, recipients, build_dir):
+    cfg = c.config.letterbatch
+    return recipients or cfg.recipients, build_dir or cfg.build_dir
+
+
+@task(help={
+    "recipients": "the batch to build (default: recipients.yaml)",
+    "build-dir": "where PDFs go (default: build/)",
+    "only": "comma-separated recipient ids: build just these",
+    "jobs": "parallel pdflatex runs (default: one per core)",
+    "force": "recompile every letter even when it is up to date",
+})
+def build(c, recipients=None, build_dir=None, only=None, jobs=0, force=False):
+    """Build one PDF per recipient: build/<id>.pdf (sources in build/tex/)."""
+    recipients, build_dir = _settings(c, recipients, build_dir)
+    try:
+        report = build_letters(recipients, build_dir, jobs=int(jobs or c.config.letterbatch.jobs) or None,
+                               only=only.split(",") if only else None, force=force)
+    except (LoadError, TexMissing, RuntimeError, ValueError) as exc:
+        raise Exit(f"{exc}\nNothing was built.", code=2)
+    for warning in report.warnings:
+        print(warning, file=sys.stderr)
+    width = max(len(o.recipient) for o in report.outcomes)
+    for o in report.outcomes:
+        timing = f"{o.seconds:5.2f} s" if o.seconds else ""
+        print(f"  {o.recipient:<{width}}  {o.status:<10} {timing}  {o.pdf or ''}")
+        for line in o.message.splitlines():
+            print(f"      {line}")
+    built = sum(o.status == "built" for o in report.outcomes)
+    fresh = sum(o.status == "up to date" for o in report.outcomes)
+    summary = f"{built} built, {fresh} up to date, {len(report.failed)} failed"
+    if report.failed:
+        raise Exit(f"{summary}: {', '.join(o.recipient for o in report.failed)}", code=1)
+    print(summary)
+
+
+@task(help={
+    "recipients": "the batch to merge (default: recipients.yaml)",
+    "build-dir": "where the letters are (default: build/)",
+    "output": "the bundle's path (default: build/bundle.pdf)",
+})
+def merge(c, recipients=None, build_dir=None, output=None):
+    """Merge every letter, in YAML order, into build/bundle.pdf (refuses if any is missing or stale)."""
+    recipients, build_dir = _settings(c, recipients, build_dir)
+    try:
+        report = merge_letters(recipients, build_dir, output)
+    except (LoadError, MergeRefused, TexMissing, RuntimeError) as exc:
+        raise Exit(str(exc), code=1)
+    print(f"{report.path}: {report.letters} letters, {report.pages} pages, "
+          f"{report.size / 1024:.0f} KiB (letters alone: {report.inputs_size / 1024:.0f} KiB)")
+
+
+@task(help={"build-dir": "the folder to remove (default: build/)"})
+def clean(c, build_dir=None):
+    """Remove everything the build made (the build/ folder)."""
+    target = Path(build_dir or c.config.letterbatch.build_dir)
+    if target.exists():
+        shutil.rmtree(target)
+        print(f"removed {target}")
+
+
+@task(help={"k": "only tests matching this pytest -k expression"})
+def test(c, k=None):
+    """Run the test suite (real pdflatex; takes a minute or two)."""
+    command = f"{sys.executable} -m pytest -q" + (f" -k '{k}'" if k else "")
+    c.run(command, pty=False)
+
+
+ns = Collection(build, merge, clean, test)
+ns.configure({"letterbatch": {"recipients": "recipients.yaml", "build_dir": "build", "jobs": 0}})
