@@ -1,0 +1,65 @@
+"""Shared fixtures. Every PDF here is made by the real pdflatex; when TeX is
+missing the build raises TexMissing and the tests fail (they never skip)."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import unicodedata
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from builder.build import build
+from builder.merge import merge
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = Path(__file__).resolve().parent / "seeds"
+
+
+@pytest.fixture(scope="session")
+def real_batch(tmp_path_factory):
+    """The bundled recipients.yaml, built and merged once per session."""
+    out = tmp_path_factory.mktemp("real") / "build"
+    report = build(ROOT / "recipients.yaml", out)
+    assert report.ok, [(o.recipient, o.message) for o in report.failed]
+    bundle = merge(ROOT / "recipients.yaml", out)
+    return out, report, bundle
+
+
+def pdf_text(pdf: Path) -> str:
+    """The PDF's text (poppler's pdftotext), whitespace collapsed. -raw keeps
+    the content order and leaves a line that ends in '-' alone."""
+    exe = shutil.which("pdftotext")
+    assert exe, "pdftotext (poppler-utils) is missing: run scripts/install"
+    out = subprocess.run([exe, "-raw", "-enc", "UTF-8", str(pdf), "-"], capture_output=True,
+                         text=True, check=True)
+    return normalise(out.stdout)
+
+
+def normalise(text: str) -> str:
+    # T1 fonts build ŵ and ŷ from w/y and an accent: the PDF says "w\u0302",
+    # canonically the same text, so compare in NFC.
+    text = unicodedata.normalize("NFC", text)
+    text = re.sub(r"\s+", " ", text).strip()
+    # a footnote mark before punctuation comes out as "slavery2 ,"
+    return re.sub(r" ([,.;:])", r"\1", text)
+
+
+def write_yaml(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+MINIMAL_LETTER = """\
+letter:
+  date: 2021-03-04
+  sender:
+    name: Ann Sender
+    role: Clerk
+    address: [1 High Street, Town]
+  signatory: {name: Ann Sender, title: Clerk}
+  body:
+    - main: This is the shared text.
+"""

@@ -1,0 +1,80 @@
+"""Building a batch: isolation of failures, incremental rebuilds, merge refusals, tasks."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from pypdf import PdfReader
+
+from builder.build import build
+from builder.merge import MergeRefused, merge
+from conftest import MINIMAL_LETTER, ROOT, pdf_text, write_yaml
+
+BATCH = MINIMAL_LETTER + """\
+recipients:
+  - id: first
+    name: First Person
+    address: [1 Road]
+    salutation: Dear First,
+  - id: broken
+    name: "Smiley 😀"
+    address: [2 Road]
+    salutation: Dear Smiley,
+  - id: third
+    name: Third Person
+    address: [3 Road]
+    salutation: Dear Third,
+"""
+
+
+def test_one_failing_letter_does_not_stop_the_others(tmp_path):
+    source = write_yaml(tmp_path / "recipients.yaml", BATCH)
+    out = tmp_path / "build"
+    (out).mkdir()
+    (out / "broken.pdf").write_bytes(b"%PDF- an old letter")
+    report = build(source, out)
+    status = {o.recipient: o.status for o in report.outcomes}
+    assert status == {"first": "built", "broken": "failed", "third": "built"}
+    (failed,) = report.failed
+    assert "Unicode character" in failed.message and "broken.tex:" in failed.message
+    assert not (out / "broken.pdf").exists()  # no PDF that looks current
+    assert "Dear Third," in pdf_text(out / "third.pdf")
+    with pytest.raises(MergeRefused, match="broken: no PDF"):
+        merge(source, out)
+    assert not (out / "bundle.pdf").exists()
+
+
+def test_rebuild_compiles_only_what_changed_and_merge_refuses_stale(tmp_path):
+    source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    first = merge(source, out)
+    assert len(PdfReader(first.path).pages) == 3
+    again = build(source, out)
+    assert {o.status for o in again.outcomes} == {"up to date"}
+    write_yaml(source, source.read_text().replace("Dear Third,", "Dear Thirza,"))
+    with pytest.raises(MergeRefused, match="third: the PDF is older than its sources"):
+        merge(source, out)
+    rebuilt = build(source, out)
+    assert {o.recipient: o.status for o in rebuilt.outcomes}["third"] == "built"
+    assert [o.status for o in rebuilt.outcomes].count("up to date") == 2
+    bundle = merge(source, out)  # a second merge really replaces the first
+    assert "Dear Thirza," in pdf_text(bundle.path)
+
+
+def test_invoke_list_explains_every_task():
+    out = subprocess.run([sys.executable, "-m", "invoke", "--list"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    for name in ("build", "merge", "clean", "test"):
+        line = next(l for l in out.splitlines() if l.strip().startswith(name + " "))
+        assert len(line.split(None, 1)[1]) > 20, line
+
+
+def test_invoke_build_exits_non_zero_and_names_the_failure(tmp_path):
+    source = write_yaml(tmp_path / "recipients.yaml", BATCH)
+    proc = subprocess.run([sys.executable, "-m", "invoke", "build", "--recipients", str(source),
+                           "--build-dir", str(tmp_path / "b")], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "2 built, 0 up to date, 1 failed: broken" in proc.stderr
+    assert "Unicode character" in proc.stdout

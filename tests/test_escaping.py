@@ -1,0 +1,47 @@
+"""Data is data: every special character prints as itself, and nothing runs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pypdf import PdfReader
+
+from builder.build import build
+from builder.latex import text
+from conftest import MINIMAL_LETTER, normalise, pdf_text, write_yaml
+
+SPECIALS = r"""& % $ # _ { } ~ ^ \ 50% a_b {x} ~y^z \input{/etc/hostname} \write18{touch pwned} ^^5c "q" 'q' `q` -- --- << >> ,, ?` !` | """
+LETTERS = "Llŷr Ŵyn Siân Öz Ñoño Bjørn “curly” ‘single’ – — £ € à é"
+
+
+def test_escape_keeps_every_special_out_of_tex():
+    escaped = text(r"\input{x} ^^5c $ & # % _ ~ ' -- ,,")
+    assert "\\input" not in escaped and "^^" not in escaped and "--" not in escaped
+    assert escaped.count("\\textbackslash{}") == 1
+
+
+def test_specials_and_accents_come_out_verbatim(tmp_path: Path):
+    value = " ".join(SPECIALS.split()) + " " + LETTERS
+    quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+    yaml_text = MINIMAL_LETTER.replace(
+        "    - main: This is the shared text.",
+        "    - main: 'Body: [^ref] then x'\n"
+        "references:\n"
+        f'  ref: {{author: "A{quoted}", year: 2020, title: "T{quoted}",\n'
+        '         url: "https://example.org/a_b/~c?d=1&e=%20#frag"}\n',
+    ) + f"""recipients:
+  - id: specials
+    name: "N{quoted}"
+    role: "R{quoted}"
+    address: ["L{quoted}", "M{quoted}"]
+    salutation: "S{quoted}"
+"""
+    source = write_yaml(tmp_path / "recipients.yaml", yaml_text)
+    report = build(source, tmp_path / "build")
+    assert report.ok, [o.message for o in report.failed]
+    got = pdf_text(tmp_path / "build" / "specials.pdf")
+    for prefix in "NRLMSAT":
+        assert normalise(prefix + value) in got, prefix
+    assert not (tmp_path / "build" / "tex" / "pwned").exists()
+    uris = [a.get_object()["/A"].get("/URI") for p in PdfReader(tmp_path / "build" / "specials.pdf").pages
+            for a in p.get("/Annots", []) if "/URI" in a.get_object().get("/A", {})]
+    assert "https://example.org/a_b/~c?d=1&e=%20#frag" in uris

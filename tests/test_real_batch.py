@@ -1,0 +1,121 @@
+"""The five real letters of 13 October 2020, built end to end and read back."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from pypdf import PdfReader
+
+from conftest import SEEDS, normalise, pdf_text
+
+IDS = ["avon-and-somerset", "sussex", "london", "south-wales", "essex"]
+SUPERSCRIPTS = str.maketrans("¹²³⁴⁵", "12345")
+
+
+def seed_parts(rid: str) -> tuple[str, list[str]]:
+    """(body text, footnotes in order) of a seed, its Markdown undone."""
+    body, notes = [], []
+    for line in (SEEDS / f"{rid}.txt").read_text(encoding="utf-8").splitlines():
+        line = re.sub(r"<sup>(\d)</sup>", r"\1", line).translate(SUPERSCRIPTS)
+        line = re.sub(r"\[(.*?)\]\((?:#|mailto:[^)]*)\)", r"\1", line)
+        line = line.replace("\\(", "(").replace("\\)", ")").replace("**", "").strip()
+        if line == "---":
+            continue
+        (notes if re.match(r"\d ", line) else body).append(line)
+    return normalise(" ".join(body)), [normalise(n) for n in notes]
+
+
+@pytest.mark.parametrize("rid", IDS)
+def test_letter_matches_its_seed_word_for_word(real_batch, rid):
+    out, _, _ = real_batch
+    text = pdf_text(out / f"{rid}.pdf")
+    body, notes = seed_parts(rid)
+    # footnotes 1-5, each whole and in order
+    assert [n.split(" ", 1)[0] for n in notes] == ["1", "2", "3", "4", "5"]
+    positions = [text.find(note) for note in notes]
+    assert all(p >= 0 for p in positions), [n for n, p in zip(notes, positions) if p < 0]
+    assert positions == sorted(positions)
+    # what is left, less page furniture, is the seed's text exactly
+    for note in notes:
+        text = text.replace(note, " ")
+    text = re.sub(r"\S+(?: \S+)*? \d+ \w+ \d{4} Page \d of \d", " ", text)  # later-page header
+    text = re.sub(r"Page \d of \d", " ", text)
+    letter_from = text.index("13 October 2020")
+    text = normalise(text[letter_from:])
+    signature = "Yours sincerely, Dame Sara Thornton DBE QPM Independent Anti-Slavery Commissioner"
+    assert text.endswith(signature)
+    assert body == text.replace("Dame Sara Thornton DBE QPM ", "")
+
+
+def test_shared_text_is_tailored_per_recipient(real_batch):
+    out, _, _ = real_batch
+    texts = {rid: pdf_text(out / f"{rid}.pdf") for rid in IDS}
+    assert "My office comprises" not in texts["london"]
+    assert all("My office comprises" in texts[r] for r in IDS if r != "london")
+    assert "Finally, as you may be aware" in texts["london"]
+    assert "I note that your Strategic Needs Assessment" in texts["south-wales"]
+
+
+@pytest.mark.parametrize("rid", IDS)
+def test_links_carry_the_reference_urls(real_batch, rid):
+    out, _, _ = real_batch
+    uris = set()
+    for page in PdfReader(out / f"{rid}.pdf").pages:
+        for annot in page.get("/Annots", []) or []:
+            action = annot.get_object().get("/A", {})
+            if "/URI" in action:
+                uris.add(str(action["/URI"]))
+    expected = {
+        "https://www.gov.uk/government/news/funding-for-violence-reduction-units-announced",
+        "https://www.antislaverycommissioner.co.uk/news-insights/iasc-blog-a-public-health-approach-to-modern-slavery/",
+        "https://apccs.police.uk/our-work/preventing-serious-violence",
+        "http://www.antislaverycommissioner.co.uk/media/1478/the-modern-slavery-act-2015-statutory-defence-call-for-evidence.pdf",
+        "https://www.ecpat.org.uk/what-works-multi-agency-decision-making-child-trafficking",
+        "mailto:April.McCoig@iasc.independent.gov.uk",
+        "mailto:iasc@iasc.independent.gov.uk",
+        "https://www.antislaverycommissioner.co.uk",
+    }
+    if rid != "london":
+        expected |= {
+            "https://www.gov.uk/government/publications/independent-anti-slavery-commissioner-strategic-plan-2019-to-2021",
+            "https://www.gov.uk/government/publications/independent-anti-slavery-commissioner-annual-report-2019-to-2020",
+        }
+    assert uris == expected
+
+
+def test_letters_are_a4_with_embedded_vector_fonts(real_batch):
+    out, _, _ = real_batch
+    reader = PdfReader(out / "sussex.pdf")
+    for page in reader.pages:
+        assert (round(float(page.mediabox.width)), round(float(page.mediabox.height))) == (595, 842)
+        for font in page["/Resources"]["/Font"].values():
+            font = font.get_object()
+            assert font["/Subtype"] == "/Type1"
+            assert "/FontFile" in font["/FontDescriptor"].get_object()
+    assert reader.metadata.title == "Letter to Katy Bourne OBE, Sussex Police and Crime Commissioner"
+    assert reader.metadata.author == "Dame Sara Thornton DBE QPM"
+
+
+def test_bundle_has_every_letter_in_order_with_bookmarks(real_batch):
+    out, report, bundle = real_batch
+    reader = PdfReader(bundle.path)
+    pages = sum(len(PdfReader(out / f"{rid}.pdf").pages) for rid in IDS)
+    assert len(reader.pages) == pages == bundle.pages
+    titles = [item.title for item in reader.outline]
+    assert titles == [
+        "Sue Mountstevens, Avon and Somerset Police and Crime Commissioner",
+        "Katy Bourne OBE, Sussex Police and Crime Commissioner",
+        "Sophie Linden, Deputy Mayor for Policing and Crime in London",
+        "The Rt Hon. Alun Michael, South Wales Police and Crime Commissioner",
+        "Roger Hirst, Police, Fire and Crime Commissioner for Essex",
+    ]
+    starts = [reader.get_destination_page_number(item) for item in reader.outline]
+    assert starts == sorted(starts) and starts[0] == 0
+    assert "Dear Sophie," in normalise(reader.pages[starts[2]].extract_text())
+
+
+def test_footnote_targets_stay_unique_in_the_bundle(real_batch):
+    _, _, bundle = real_batch
+    names = PdfReader(bundle.path).named_destinations
+    for rid in IDS:
+        assert all(f"Hfootnote.{rid}.{n}" in names for n in range(1, 6)), rid
