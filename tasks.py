@@ -4,6 +4,8 @@ Defaults (the YAML file, the build folder, the number of workers) live in the
 ``letterbatch`` config section below; override them in invoke.yaml, with
 INVOKE_LETTERBATCH_<KEY> environment variables, or with each task's flags.
 """
+import getpass
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ from builder.build import build as build_letters
 from builder.compile import TexMissing
 from builder.load import LoadError
 from builder.merge import MergeRefused, merge as merge_letters
+from builder.sign import sign as sign_pdf
 
 
 def _settings(c, recipients, build_dir):
@@ -56,16 +59,50 @@ def build(c, recipients=None, build_dir=None, only=None, jobs=0, force=False):
     "recipients": "the batch to merge (default: recipients.yaml)",
     "build-dir": "where the letters are (default: build/)",
     "output": "the bundle's path (default: build/bundle.pdf)",
+    "cover": "start with a cover sheet listing every letter (default; --no-cover leaves it out)",
+    "duplex": "pad each document with a blank page so every letter starts on a front side",
+    "signature-fields": "add an empty signature field on each letter's signature block",
 })
-def merge(c, recipients=None, build_dir=None, output=None):
+def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=False,
+          signature_fields=False):
     """Merge every letter, in YAML order, into build/bundle.pdf (refuses if any is missing or stale)."""
     recipients, build_dir = _settings(c, recipients, build_dir)
     try:
-        report = merge_letters(recipients, build_dir, output)
+        report = merge_letters(recipients, build_dir, output, cover=cover, duplex=duplex,
+                               signature_fields=signature_fields)
     except (LoadError, MergeRefused, TexMissing, RuntimeError) as exc:
         raise Exit(str(exc), code=1)
-    print(f"{report.path}: {report.letters} letters, {report.pages} pages, "
-          f"{report.size / 1024:.0f} KiB (letters alone: {report.inputs_size / 1024:.0f} KiB)")
+    extras = [f"{report.cover_pages}-page cover"] if report.cover_pages else []
+    extras += [f"{report.blank_pages} blank pages for duplex"] if duplex else []
+    print(f"{report.path}: {report.letters} letters, {report.pages} pages"
+          + (f" ({', '.join(extras)})" if extras else "")
+          + f"; {report.size / 1024:.0f} KiB, against {report.inputs_size / 1024:.0f} KiB"
+          " for the letters on their own (shared fonts and objects stored once)")
+
+
+@task(help={
+    "p12": "PKCS#12 file (.p12/.pfx) holding the signing key and certificate",
+    "bundle": "the PDF to sign (default: build/bundle.pdf)",
+    "output": "where the signed copy goes (default: build/bundle-signed.pdf)",
+    "reason": "the reason recorded in the signature",
+})
+def sign(c, p12, bundle=None, output=None, reason="Approved for dispatch"):
+    """Sign the bundle digitally (PAdES); password from $LETTERBATCH_P12_PASSWORD or a prompt."""
+    build_dir = Path(c.config.letterbatch.build_dir)
+    bundle = Path(bundle or build_dir / "bundle.pdf")
+    output = Path(output or bundle.with_name(bundle.stem + "-signed.pdf"))
+    if not bundle.exists():
+        raise Exit(f"{bundle} does not exist: run `invoke build merge` first", code=1)
+    password = os.environ.get("LETTERBATCH_P12_PASSWORD")
+    if password is None:
+        if not sys.stdin.isatty():
+            raise Exit("set LETTERBATCH_P12_PASSWORD (no terminal to ask for the password)", code=2)
+        password = getpass.getpass(f"Password for {p12}: ")
+    try:
+        signed = sign_pdf(bundle, p12, password.encode(), output, reason=reason)
+    except (OSError, ValueError) as exc:
+        raise Exit(f"could not sign: {exc}", code=1)
+    print(f"signed: {signed}")
 
 
 @task(help={"build-dir": "the folder to remove (default: build/)"})
@@ -84,5 +121,5 @@ def test(c, k=None):
     c.run(command, pty=False)
 
 
-ns = Collection(build, merge, clean, test)
+ns = Collection(build, merge, sign, clean, test)
 ns.configure({"letterbatch": {"recipients": "recipients.yaml", "build_dir": "build", "jobs": 0}})

@@ -12,7 +12,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -82,74 +81,99 @@ class Source:
     key: str
 
 
-def sources(loaded: Loaded, layout: Layout) -> list[Source]:
-    """Compose every valid letter (in memory) and hash its inputs."""
-    batch = loaded.batch
-    logo = _asset_name(loaded, batch.letter.sender.logo, "logo")
+@dataclass
+class Prepared:
+    """A loaded batch, composed in memory, with what compiling it needs."""
+
+    loaded: Loaded
+    layout: Layout
+    sources: list[Source]
+    assets: dict[str, Path]  # TeX file name (relative to layout.tex) -> image in the project
+    env: dict[str, str]
+
+    def write_assets(self) -> None:
+        """Images go next to the .tex: pdflatex may only read below its folder."""
+        for name, original in self.assets.items():
+            write_atomic(self.layout.tex / name, original.read_bytes())
+
+    def compile(self, name: str, source: str) -> tex.CompileResult:
+        """Write ``build/tex/<name>.tex`` and compile it to ``build/<name>.pdf``."""
+        write_atomic(self.layout.tex / f"{name}.tex", source.encode())
+        return tex.compile_letter(self.layout.tex / f"{name}.tex", self.layout.work / name,
+                                  self.layout.root / f"{name}.pdf", self.env)
+
+
+def prepare(recipients_yaml: str | Path, build_dir: str | Path) -> Prepared:
+    """Load and compose every valid letter, and hash what each depends on."""
+    layout = Layout(Path(build_dir))
+    loaded = load(recipients_yaml)  # LoadError: nothing can be built
+    letter = loaded.batch.letter
+    images = {"logo": letter.sender.logo, "signature": letter.signatory.image}
+    assets = {f"assets/{role}{Path(rel).suffix.lower()}": loaded.root / rel
+              for role, rel in images.items() if rel}
+    names = {role: f"assets/{role}{Path(rel).suffix.lower()}" for role, rel in images.items() if rel}
     common = hashlib.sha256()
     for part in (__version__, tex.tex_version()):
         common.update(part.encode() + b"\0")
-    for path in sorted(LETTERHEAD.rglob("*")):
+    for path in sorted(LETTERHEAD.rglob("*")) + sorted(assets.values()):
         if path.is_file():
             common.update(path.name.encode() + b"\0" + path.read_bytes())
-    if logo:
-        common.update((loaded.root / batch.letter.sender.logo).read_bytes())
-    out = []
-    for recipient in batch.recipients:
-        source = compose(batch, recipient, logo=logo).dumps()
+    sources = []
+    for recipient in loaded.batch.recipients:
+        text = compose(loaded.batch, recipient, assets=names).dumps()
         key = common.copy()
-        key.update(source.encode())
-        out.append(Source(recipient, source, key.hexdigest()))
-    return out
+        key.update(text.encode())
+        sources.append(Source(recipient, text, key.hexdigest()))
+    env = tex.tex_environment([LETTERHEAD], epoch(letter.date))
+    return Prepared(loaded, layout, sources, assets, env)
 
 
 def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs: int | None = None,
           only: list[str] | None = None, force: bool = False, progress=None) -> Report:
     """Build every letter of ``recipients_yaml`` (or just ``only``) into ``build_dir``."""
-    layout = Layout(Path(build_dir))
-    loaded = load(recipients_yaml)  # LoadError: nothing can be built
+    prepared = prepare(recipients_yaml, build_dir)
+    loaded, layout = prepared.loaded, prepared.layout
+    valid_ids = {r.id for r in loaded.batch.recipients}
     layout.root.mkdir(parents=True, exist_ok=True)
-    with _lock(layout):
-        outcomes = [Outcome(ps[0].recipient or f"recipients[{i}]", "invalid",
-                            message="\n".join(str(p) for p in ps))
-                    for i, ps in sorted(loaded.rejected.items())]
-        for outcome in outcomes:  # an invalid letter keeps no PDF that looks current
-            if "/" not in outcome.recipient and not outcome.recipient.startswith("recipients["):
-                if outcome.recipient not in {r.id for r in loaded.batch.recipients}:
-                    layout.pdf(outcome.recipient).unlink(missing_ok=True)
-        todo = sources(loaded, layout)
+    with lock(layout):
+        state = read_state(layout)
+        outcomes = []
+        for index, problems in sorted(loaded.rejected.items()):
+            label = problems[0].recipient or f"recipients[{index}]"
+            outcomes.append(Outcome(label, "invalid", message="\n".join(str(p) for p in problems)))
+            if label not in valid_ids:  # an invalid letter keeps no PDF that looks current
+                state.pop(label, None)
+                if "[" not in label and "/" not in label:
+                    layout.pdf(label).unlink(missing_ok=True)
+        todo = prepared.sources
         if only:
-            unknown = sorted(set(only) - {s.recipient.id for s in todo})
+            unknown = sorted(set(only) - valid_ids)
             if unknown:
                 raise ValueError(f"no valid recipient with id: {', '.join(unknown)}")
             todo = [s for s in todo if s.recipient.id in only]
-        state = read_state(layout)
-        _copy_assets(loaded, layout)
-        env = tex.tex_environment([LETTERHEAD], _epoch(loaded.batch.letter.date))
+        prepared.write_assets()
         stale = []
         for source in todo:
             rid = source.recipient.id
-            pdf = layout.pdf(rid)
-            _write_atomic(layout.tex / f"{rid}.tex", source.tex.encode())
-            if not force and state.get(rid) == source.key and pdf.exists():
-                outcomes.append(Outcome(rid, "up to date", pdf))
+            if not force and state.get(rid, {}).get("key") == source.key and layout.pdf(rid).exists():
+                write_atomic(layout.tex / f"{rid}.tex", source.tex.encode())
+                outcomes.append(Outcome(rid, "up to date", layout.pdf(rid)))
             else:
                 stale.append(source)
 
         def run(source: Source) -> Outcome:
             rid = source.recipient.id
-            result = tex.compile_letter(layout.tex / f"{rid}.tex", layout.work / rid, layout.pdf(rid), env)
-            if result.ok:
-                return Outcome(rid, "built", result.pdf, seconds=result.seconds, warnings=result.overfull)
-            return Outcome(rid, "failed", message=result.first_error, seconds=result.seconds)
+            result = prepared.compile(rid, source.tex)
+            state.pop(rid, None)
+            if not result.ok:
+                return Outcome(rid, "failed", message=result.first_error, seconds=result.seconds)
+            state[rid] = {"key": source.key, "pages": result.pages, "signature": result.signature}
+            return Outcome(rid, "built", result.pdf, seconds=result.seconds, warnings=result.overfull)
 
         workers = max(1, jobs or os.cpu_count() or 1)
         with ThreadPoolExecutor(workers) as pool:
-            for source, outcome in zip(stale, pool.map(run, stale)):
+            for outcome in pool.map(run, stale):
                 outcomes.append(outcome)
-                state.pop(source.recipient.id, None)
-                if outcome.status == "built":
-                    state[source.recipient.id] = source.key
                 if progress:
                     progress(outcome)
         write_state(layout, state)
@@ -158,19 +182,21 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
     return Report(outcomes, loaded.warnings)
 
 
-def read_state(layout: Layout) -> dict[str, str]:
+def read_state(layout: Layout) -> dict[str, dict]:
+    """What was built from what: recipient id -> {key, pages, signature}."""
     try:
-        return json.loads(layout.state.read_text(encoding="utf-8"))["letters"]
-    except (OSError, ValueError, KeyError, TypeError):
+        letters = json.loads(layout.state.read_text(encoding="utf-8"))["letters"]
+        return {k: v for k, v in letters.items() if isinstance(v, dict)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
 
 
-def write_state(layout: Layout, letters: dict[str, str]) -> None:
+def write_state(layout: Layout, letters: dict[str, dict]) -> None:
     data = {"letters": dict(sorted(letters.items()))}
-    _write_atomic(layout.state, json.dumps(data, indent=2).encode())
+    write_atomic(layout.state, json.dumps(data, indent=2).encode())
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write via a temporary file in the same folder, then rename: all or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and path.read_bytes() == data:
@@ -186,31 +212,18 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 @contextmanager
-def _lock(layout: Layout):
+def lock(layout: Layout):
     """One build or merge at a time per build folder; a second one is refused."""
-    handle = open(layout.root / ".lock", "w")
-    try:
+    layout.root.mkdir(parents=True, exist_ok=True)
+    with open(layout.root / ".lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RuntimeError(f"another build or merge is running in {layout.root}; "
                                "wait for it to finish") from None
         yield
-    finally:
-        handle.close()
 
 
-def _asset_name(loaded: Loaded, relative: str | None, stem: str) -> str | None:
-    return f"assets/{stem}{Path(relative).suffix.lower()}" if relative else None
-
-
-def _copy_assets(loaded: Loaded, layout: Layout) -> None:
-    """Images go next to the .tex: pdflatex may only read below its folder."""
-    logo = loaded.batch.letter.sender.logo
-    if logo:
-        target = layout.tex / _asset_name(loaded, logo, "logo")
-        _write_atomic(target, (loaded.root / logo).read_bytes())
-
-
-def _epoch(date: dt.date) -> int:
+def epoch(date: dt.date) -> int:
+    """Noon UTC of the letter's date: the PDFs' creation time, so builds repeat."""
     return int(dt.datetime(date.year, date.month, date.day, 12, tzinfo=dt.timezone.utc).timestamp())

@@ -52,6 +52,9 @@ class CompileResult:
     seconds: float
     errors: list[TexError] = field(default_factory=list)
     overfull: list[str] = field(default_factory=list)
+    pages: int = 0
+    # where the signature goes: (page from 1, x, y bottom, y top) in PDF points
+    signature: tuple[int, float, float, float] | None = None
 
     @property
     def first_error(self) -> str:
@@ -106,7 +109,7 @@ def compile_letter(tex: Path, workdir: Path, dest: Path, env: dict[str, str]) ->
         PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", "-file-line-error",
         "-no-shell-escape", f"-output-directory={workdir.resolve()}", tex.name,
     ]
-    passes, ok, log_text = 0, False, ""
+    passes, ok, log_text, errors = 0, False, "", []
     while passes < MAX_PASSES:
         passes += 1
         try:
@@ -128,9 +131,12 @@ def compile_letter(tex: Path, workdir: Path, dest: Path, env: dict[str, str]) ->
         os.replace(built, dest)
         result.pdf = dest
         result.overfull = overfull_boxes(log_text)
+        aux = workdir / f"{jobname}.aux"
+        result.pages, result.signature = _read_aux(aux.read_text(encoding="utf-8", errors="replace")
+                                                   if aux.exists() else "")
     else:
         dest.unlink(missing_ok=True)
-        result.errors = errors if returncode is None else tex_errors(log_text)
+        result.errors = errors or tex_errors(log_text)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -155,3 +161,19 @@ def tex_errors(log_text: str) -> list[TexError]:
 
 def overfull_boxes(log_text: str) -> list[str]:
     return [m.group(0) for m in re.finditer(r"^Overfull \\hbox .*$", log_text, re.M)]
+
+
+_SP_PER_PT = 65536
+
+
+def _read_aux(aux_text: str) -> tuple[int, tuple[int, float, float, float] | None]:
+    """Page total and signature space, as the letterhead class recorded them."""
+    pages = re.findall(r"\\lb@setlastpage\{(\d+)\}", aux_text)
+    marks = {m[0]: (int(m[1]), int(m[2]) / _SP_PER_PT, int(m[3]) / _SP_PER_PT)
+             for m in re.findall(r"\\lb@sigpos\{(top|bottom)\}\{(\d+)\}\{(-?\d+)\}\{(-?\d+)\}", aux_text)}
+    signature = None
+    if "top" in marks and "bottom" in marks:
+        page, x, bottom = marks["bottom"]
+        top = marks["top"][2] if marks["top"][0] == page else bottom + 60
+        signature = (page, round(x, 2), round(bottom + 10, 2), round(top - 4, 2))
+    return (int(pages[-1]) if pages else 0), signature

@@ -7,8 +7,9 @@ built with PyLaTeX. Data reaches the source only through ``latex.text`` and
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
-from pylatex import Command, Document, NoEscape
+from pylatex import Command, Document, LongTable, NoEscape
 
 from . import latex, markup
 from .schema import Batch, Recipient
@@ -27,21 +28,74 @@ def pdf_title(recipient: Recipient) -> str:
     return f"Letter to {recipient.name}" + (f", {recipient.role}" if recipient.role else "")
 
 
-def compose(batch: Batch, recipient: Recipient, *, logo: str | None = None) -> Document:
+def compose(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None = None) -> Document:
     """The letter to ``recipient`` as a PyLaTeX document.
 
-    ``logo`` is the logo's file name as TeX will find it (the build copies the
-    file next to the ``.tex``); None prints the letterhead without one.
+    ``assets`` maps "logo" and "signature" to file names as TeX will find them
+    (the build copies the images next to the ``.tex``); without them the
+    letterhead has no logo and the signature block leaves room for wet ink.
     """
+    doc = _document(batch, assets or {}, {
+        "id": NoEscape(recipient.id),  # schema: [a-z0-9-] only
+        "toname": latex.text(recipient.name),
+        "torole": latex.text(recipient.role or ""),
+        "toaddress": latex.lines(recipient.address),
+    }, title=pdf_title(recipient))
+    doc.append(Command("opening", latex.text(recipient.salutation)))
+    for paragraph in body(batch, recipient):
+        doc.append(NoEscape("\n" + paragraph + "\n"))
+    doc.append(Command("closing"))
+    return doc
+
+
+@dataclass(frozen=True)
+class CoverRow:
+    """One letter as the cover sheet lists it: where it sits in the bundle."""
+
+    recipient: Recipient
+    first_page: int
+    last_page: int
+
+
+def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] | None = None) -> Document:
+    """The bundle's cover sheet: what is in it, and a line for the signatory's initials."""
+    letter = batch.letter
+    doc = _document(batch, assets or {}, {"id": NoEscape("cover")},
+                    title=f"Letters for signature: {letter.title or long_date(letter.date)}")
+    doc.append(Command("coversheet", "Letters for signature"))
+    if letter.title:
+        doc.append(NoEscape(r"\textbf{%s}\par\medskip" % latex.text(letter.title)))
+    count = f"{len(rows)} letter{'s' if len(rows) != 1 else ''}"
+    doc.append(NoEscape(latex.text(
+        f"{count} dated {long_date(letter.date)}, for signature by "
+        f"{letter.signatory.name or letter.signatory.title}. Please read each letter, sign it "
+        f"where marked, and initial this sheet.") + "\\par\\medskip\n"))
+    table = LongTable(NoEscape(
+        r"@{}r >{\raggedright\arraybackslash}p{55mm} >{\raggedright\arraybackslash}p{72mm} r@{}"),
+        row_height=1.2)
+    header = [NoEscape(r"\textbf{%s}" % h) for h in ("No.", "Recipient", "Role", "Pages")]
+    table.add_row(header)
+    table.add_hline()
+    table.end_table_header()
+    for number, row in enumerate(rows, 1):
+        pages = (f"{row.first_page}" if row.first_page == row.last_page
+                 else f"{row.first_page}\u2013{row.last_page}")
+        table.add_row([NoEscape(str(number)), latex.text(row.recipient.name),
+                       latex.text(row.recipient.role or ""), latex.text(pages)])
+    doc.append(table)
+    doc.append(Command("initialline"))
+    return doc
+
+
+def _document(batch: Batch, assets: dict[str, str], values: dict[str, NoEscape], *, title: str) -> Document:
+    """A document on the letterhead class with the batch's shared values set."""
     letter = batch.letter
     sender, signatory = letter.sender, letter.signatory
     doc = Document(documentclass=CLASS_NAME, fontenc=None, inputenc=None,
                    lmodern=False, textcomp=False, page_numbers=True)
     # PyLaTeX adds lastpage (texlive-latex-extra); the class counts pages itself.
     doc.packages.clear()
-
-    values = {
-        "id": NoEscape(recipient.id),  # schema: [a-z0-9-] only
+    shared = {
         "date": latex.text(long_date(letter.date)),
         "fromname": latex.text(sender.name),
         "fromrole": latex.text(sender.role),
@@ -49,29 +103,22 @@ def compose(batch: Batch, recipient: Recipient, *, logo: str | None = None) -> D
         "fromphone": latex.text(sender.phone or ""),
         "fromemail": _email_link(sender.email) if sender.email else NoEscape(""),
         "fromweb": _web_link(sender.web) if sender.web else NoEscape(""),
-        "fromlogo": NoEscape(logo or ""),
-        "toname": latex.text(recipient.name),
-        "torole": latex.text(recipient.role or ""),
-        "toaddress": latex.lines(recipient.address),
+        "fromlogo": NoEscape(assets.get("logo", "")),  # our own file name, not data
         "closing": latex.text(letter.closing),
         "signame": latex.text(signatory.name or ""),
         "sigtitle": latex.text(signatory.title),
+        "sigimage": NoEscape(assets.get("signature", "")),
     }
-    for key, value in values.items():
+    for key, value in {**shared, **values}.items():
         doc.preamble.append(Command("letterset", arguments=[NoEscape(key), value]))
     metadata = {
-        "pdftitle": pdf_title(recipient),
+        "pdftitle": title,
         "pdfauthor": signatory.name or sender.name,
         "pdfsubject": letter.title or "",
         "pdfcreator": "letterbatch",
     }
     doc.preamble.append(Command("hypersetup", NoEscape(",\n".join(
         f"{key}={{{latex.text(value)}}}" for key, value in metadata.items()))))
-
-    doc.append(Command("opening", latex.text(recipient.salutation)))
-    for paragraph in body(batch, recipient):
-        doc.append(NoEscape("\n" + paragraph + "\n"))
-    doc.append(Command("closing"))
     return doc
 
 

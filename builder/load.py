@@ -295,6 +295,8 @@ def _check_batch(batch: Batch, indices: list[int], root: Path, report: _Reporter
 
     if batch.letter.sender.logo is not None:
         _check_file(root, batch.letter.sender.logo, ("letter", "sender", "logo"), report)
+    if batch.letter.signatory.image is not None:
+        _check_file(root, batch.letter.signatory.image, ("letter", "signatory", "image"), report)
 
     cited: set[str] = set()
     # Shared text is checked once, where it is written.

@@ -7,18 +7,18 @@ previous bundle as it was.
 """
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 from pypdf import PdfReader, PdfWriter
 
-from .build import Layout, _lock, read_state, sources
-from .compose import long_date, pdf_title
-from .load import load
+from .build import Prepared, lock, prepare, read_state, write_atomic
+from .compose import CoverRow, compose_cover, long_date, pdf_title
 
 BUNDLE_NAME = "bundle.pdf"
+COVER_NAME = "_cover"  # not a valid recipient id, so it can never clash with one
+A4 = (595.276, 841.89)
 
 
 class MergeRefused(Exception):
@@ -32,56 +32,132 @@ class MergeReport:
     pages: int
     size: int
     inputs_size: int
+    cover_pages: int = 0
+    blank_pages: int = 0
 
 
-def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str | Path | None = None) -> MergeReport:
-    layout = Layout(Path(build_dir))
+@dataclass
+class _Part:
+    """A document in the bundle, in order: the cover or a letter."""
+
+    name: str  # page-label prefix
+    title: str  # bookmark
+    pdf: Path
+    pages: int
+    signature: tuple | None = None  # (page from 1, x, y bottom, y top) for a signature field
+
+
+def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str | Path | None = None,
+          *, cover: bool = True, duplex: bool = False, signature_fields: bool = False) -> MergeReport:
+    """Merge the built letters of ``recipients_yaml`` into one bundle (``build/bundle.pdf``).
+
+    ``cover`` puts a cover sheet first; ``duplex`` pads every document to an
+    even page count so each starts on a front side; ``signature_fields`` adds an
+    empty signature field over each letter's signature block.
+    """
+    prepared = prepare(recipients_yaml, build_dir)
+    layout = prepared.layout
     out = Path(out) if out else layout.root / BUNDLE_NAME
-    loaded = load(recipients_yaml)
-    problems = [f"{ps[0].recipient}: invalid in {loaded.path.name} ({ps[0].message})"
-                for ps in loaded.rejected.values()]
-    layout.root.mkdir(parents=True, exist_ok=True)
-    with _lock(layout):
+    with lock(layout):
         state = read_state(layout)
-        letters = sources(loaded, layout)
-        for source in letters:
-            rid = source.recipient.id
-            if not layout.pdf(rid).exists():
-                problems.append(f"{rid}: no PDF (never built, or its build failed)")
-            elif state.get(rid) != source.key:
-                problems.append(f"{rid}: the PDF is older than its sources")
-        if problems:
-            raise MergeRefused("not merging; these letters are not ready:\n  " + "\n  ".join(problems)
-                               + "\nRun `invoke build` and fix what it reports.")
-
-        batch = loaded.batch
+        letters = _ready_letters(prepared, state)
+        parts = ([_cover(prepared, letters, duplex)] if cover else []) + letters
         writer = PdfWriter()  # never PdfWriter(out): it would clone the old bundle
-        start, inputs_size = 0, 0
-        for source in letters:
-            pdf = layout.pdf(source.recipient.id)
-            inputs_size += pdf.stat().st_size
-            reader = PdfReader(pdf)
-            writer.append(reader, outline_item=pdf_title(source.recipient).removeprefix("Letter to "),
-                          import_outline=False)
-            count = len(reader.pages)
-            writer.set_page_label(start, start + count - 1, style="/D",
-                                  prefix=f"{source.recipient.id} ", start=1)
-            start += count
+        starts, blanks = [], 0
+        for part in parts:
+            starts.append(len(writer.pages))
+            writer.append(part.pdf, outline_item=part.title, import_outline=False)
+            if duplex and part.pages % 2:
+                writer.add_blank_page(*A4)
+                blanks += 1
+            writer.set_page_label(starts[-1], len(writer.pages) - 1, style="/D",
+                                  prefix=f"{part.name} ", start=1)
         writer.page_mode = "/UseOutlines"
-        author = batch.letter.signatory.name or batch.letter.sender.name
-        writer.add_metadata({
-            "/Title": batch.letter.title or f"Letters of {long_date(batch.letter.date)}",
-            "/Author": author,
-            "/Subject": f"{len(letters)} letters of {long_date(batch.letter.date)}",
-            "/Producer": "letterbatch",
-        })
+        writer.add_metadata(_metadata(prepared))
         writer.compress_identical_objects(remove_duplicates=True, remove_unreferenced=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                writer.write(handle)
-            os.replace(tmp, out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    return MergeReport(out, len(letters), start, out.stat().st_size, inputs_size)
+        buffer = io.BytesIO()
+        writer.write(buffer)
+        data = buffer.getvalue()
+        if signature_fields:
+            data = _add_signature_fields(data, [(p, s) for p, s in zip(parts, starts) if p.signature])
+        write_atomic(out, data)
+    return MergeReport(out, len(letters), len(writer.pages), len(data),
+                       sum(p.pdf.stat().st_size for p in letters),
+                       parts[0].pages if cover else 0, blanks)
+
+
+def _ready_letters(prepared: Prepared, state: dict) -> list[_Part]:
+    """Every letter as a part of the bundle, or MergeRefused naming those not ready."""
+    layout = prepared.layout
+    problems = [f"{ps[0].recipient}: invalid in {prepared.loaded.path.name} ({ps[0].message})"
+                for ps in prepared.loaded.rejected.values()]
+    parts = []
+    for source in prepared.sources:
+        rid = source.recipient.id
+        entry = state.get(rid, {})
+        if not layout.pdf(rid).exists():
+            problems.append(f"{rid}: no PDF (never built, or its build failed)")
+        elif entry.get("key") != source.key:
+            problems.append(f"{rid}: the PDF is older than its sources")
+        else:
+            pages = entry.get("pages") or len(PdfReader(layout.pdf(rid)).pages)
+            signature = tuple(entry["signature"]) if entry.get("signature") else None
+            title = pdf_title(source.recipient).removeprefix("Letter to ")
+            parts.append(_Part(rid, title, layout.pdf(rid), pages, signature))
+    if problems:
+        raise MergeRefused("not merging; these letters are not ready:\n  " + "\n  ".join(problems)
+                           + "\nRun `invoke build` and fix what it reports.")
+    return parts
+
+
+def _cover(prepared: Prepared, letters: list[_Part], duplex: bool) -> _Part:
+    """Compile the cover sheet; its table gives each letter's pages in the bundle,
+    which depend on how long the cover itself is, so compile until they agree."""
+    recipients = {s.recipient.id: s.recipient for s in prepared.sources}
+    prepared.write_assets()
+    cover_pages = 1
+    for _ in range(3):
+        rows, start = [], cover_pages + (cover_pages % 2 if duplex else 0) + 1
+        for letter in letters:
+            rows.append(CoverRow(recipients[letter.name], start, start + letter.pages - 1))
+            start += letter.pages + (letter.pages % 2 if duplex else 0)
+        document = compose_cover(prepared.loaded.batch, rows,
+                                 assets={"logo": n for n in prepared.assets if "/logo" in n})
+        result = prepared.compile(COVER_NAME, document.dumps())
+        if not result.ok:
+            raise MergeRefused(f"the cover sheet did not compile: {result.first_error}")
+        if result.pages == cover_pages:
+            break
+        cover_pages = result.pages
+    return _Part("cover", "Cover sheet", result.pdf, result.pages)
+
+
+def _metadata(prepared: Prepared) -> dict[str, str]:
+    letter = prepared.loaded.batch.letter
+    stamp = f"D:{letter.date:%Y%m%d}120000Z"  # the letter's date: the same bytes every run
+    count = len(prepared.sources)
+    return {
+        "/Title": f"Letters for signature: {letter.title or ''}".rstrip(": "),
+        "/Author": letter.signatory.name or letter.sender.name,
+        "/Subject": f"{count} letter{'s' if count != 1 else ''} of {long_date(letter.date)}",
+        "/Creator": "letterbatch",
+        "/Producer": "letterbatch (pypdf)",
+        "/CreationDate": stamp,
+        "/ModDate": stamp,
+    }
+
+
+def _add_signature_fields(data: bytes, parts: list[tuple[_Part, int]]) -> bytes:
+    """An empty signature field over each letter's signature block (pyHanko)."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign.fields import SigFieldSpec, append_signature_field
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(data))
+    for part, start in parts:
+        page, x, bottom, top = part.signature
+        append_signature_field(writer, SigFieldSpec(
+            sig_field_name=f"Signature-{part.name}", on_page=start + page - 1,
+            box=(x, bottom, x + 200, top)))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

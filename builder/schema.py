@@ -84,6 +84,9 @@ class Signatory(Model):
 
     name: Optional[Line] = None
     title: Line
+    image: Optional[RelativePath] = Field(
+        None, description="signature image (PNG, JPEG or PDF), relative to recipients.yaml; "
+                          "printed in every letter's signature block (leave out for wet ink)")
 
 
 class Reference(Model):

@@ -50,7 +50,7 @@ def test_rebuild_compiles_only_what_changed_and_merge_refuses_stale(tmp_path):
     out = tmp_path / "build"
     assert build(source, out).ok
     first = merge(source, out)
-    assert len(PdfReader(first.path).pages) == 3
+    assert len(PdfReader(first.path).pages) == 1 + 3  # the cover, then the letters
     again = build(source, out)
     assert {o.status for o in again.outcomes} == {"up to date"}
     write_yaml(source, source.read_text().replace("Dear Third,", "Dear Thirza,"))

@@ -96,24 +96,6 @@ def test_letters_are_a4_with_embedded_vector_fonts(real_batch):
     assert reader.metadata.author == "Dame Sara Thornton DBE QPM"
 
 
-def test_bundle_has_every_letter_in_order_with_bookmarks(real_batch):
-    out, report, bundle = real_batch
-    reader = PdfReader(bundle.path)
-    pages = sum(len(PdfReader(out / f"{rid}.pdf").pages) for rid in IDS)
-    assert len(reader.pages) == pages == bundle.pages
-    titles = [item.title for item in reader.outline]
-    assert titles == [
-        "Sue Mountstevens, Avon and Somerset Police and Crime Commissioner",
-        "Katy Bourne OBE, Sussex Police and Crime Commissioner",
-        "Sophie Linden, Deputy Mayor for Policing and Crime in London",
-        "The Rt Hon. Alun Michael, South Wales Police and Crime Commissioner",
-        "Roger Hirst, Police, Fire and Crime Commissioner for Essex",
-    ]
-    starts = [reader.get_destination_page_number(item) for item in reader.outline]
-    assert starts == sorted(starts) and starts[0] == 0
-    assert "Dear Sophie," in normalise(reader.pages[starts[2]].extract_text())
-
-
 def test_footnote_targets_stay_unique_in_the_bundle(real_batch):
     _, _, bundle = real_batch
     names = PdfReader(bundle.path).named_destinations

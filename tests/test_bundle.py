@@ -1,0 +1,214 @@
+"""The bundle to sign: cover, order, bookmarks, labels, links, duplex, signatures."""
+from __future__ import annotations
+
+import datetime as dt
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from builder import merge as merge_module
+from builder.build import build
+from builder.merge import merge
+from builder.sign import sign, validate
+from conftest import MINIMAL_LETTER, ROOT, pdf_text, write_yaml
+
+IDS = ["avon-and-somerset", "sussex", "london", "south-wales", "essex"]
+
+
+def letter_ranges(reader: PdfReader) -> dict[str, range]:
+    """Page ranges per document, from the bundle's page labels ('london 1', ...)."""
+    ranges: dict[str, list[int]] = {}
+    for index, label in enumerate(reader.page_labels):
+        ranges.setdefault(label.rsplit(" ", 1)[0], []).append(index)
+    return {name: range(pages[0], pages[-1] + 1) for name, pages in ranges.items()}
+
+
+def test_bundle_structure_cover_and_metadata(real_batch):
+    out, _, bundle = real_batch
+    reader = PdfReader(bundle.path)
+    letter_pages = [len(PdfReader(out / f"{rid}.pdf").pages) for rid in IDS]
+    assert len(reader.pages) == bundle.pages == 1 + sum(letter_pages)
+    ranges = letter_ranges(reader)
+    assert list(ranges) == ["cover", *IDS]
+    assert [len(ranges[rid]) for rid in IDS] == letter_pages
+    starts = [reader.get_destination_page_number(item) for item in reader.outline]
+    assert [item.title for item in reader.outline][:2] == [
+        "Cover sheet", "Sue Mountstevens, Avon and Somerset Police and Crime Commissioner"]
+    assert starts == [ranges[name].start for name in ranges]
+    meta = reader.metadata
+    assert meta.author == "Dame Sara Thornton DBE QPM"
+    assert meta.title == "Letters for signature: Violence Reduction Units and modern slavery"
+    assert meta.creation_date.date() == dt.date(2020, 10, 13)
+    cover = pdf_text_of_page(reader, 0)
+    for rid, name in zip(IDS, ["Sue Mountstevens", "Katy Bourne OBE", "Sophie Linden",
+                               "The Rt Hon. Alun Michael", "Roger Hirst"]):
+        first, last = ranges[rid].start + 1, ranges[rid].stop
+        assert f"{name}" in cover and f"{first}–{last}" in cover
+    assert "Initials:" in cover
+    assert bundle.size < bundle.inputs_size  # fonts and shared objects stored once
+
+
+def pdf_text_of_page(reader, index):
+    return " ".join(reader.pages[index].extract_text().split())
+
+
+def test_every_link_stays_inside_its_own_letter(real_batch):
+    out, _, bundle = real_batch
+    reader = PdfReader(bundle.path)
+    ranges = letter_ranges(reader)
+    owner = {page: name for name, pages in ranges.items() for page in pages}
+    names = reader.named_destinations
+    internal, uris = 0, {name: set() for name in ranges}
+    for index, page in enumerate(reader.pages):
+        for annot in page.get("/Annots", []) or []:
+            annot = annot.get_object()
+            if annot.get("/Subtype") != "/Link":
+                continue
+            action = annot.get("/A", {})
+            if "/URI" in action:
+                uris[owner[index]].add(str(action["/URI"]))
+                continue
+            dest = annot.get("/Dest", action.get("/D"))
+            target = names[str(dest)] if isinstance(dest, str) else dest
+            assert reader.get_destination_page_number(target) in ranges[owner[index]], (index, dest)
+            internal += 1
+    assert internal == 25  # five footnote marks in each of five letters
+    for rid in IDS:  # the bundle keeps exactly each letter's own URIs
+        single = {str(a.get_object()["/A"]["/URI"]) for p in PdfReader(out / f"{rid}.pdf").pages
+                  for a in p.get("/Annots", []) if "/URI" in a.get_object().get("/A", {})}
+        assert uris[rid] == single
+
+
+SMALL = MINIMAL_LETTER + """\
+recipients:
+  - id: one
+    name: One
+    address: [1 Road]
+    salutation: Dear One,
+  - id: two
+    name: Two
+    address: [2 Road]
+    salutation: Dear Two,
+"""
+
+
+@pytest.fixture
+def small_batch(tmp_path):
+    source = write_yaml(tmp_path / "recipients.yaml", SMALL)
+    assert build(source, tmp_path / "build").ok
+    return source, tmp_path / "build"
+
+
+def test_duplex_pads_each_document_to_start_on_a_front_side(small_batch):
+    source, out = small_batch
+    report = merge(source, out, duplex=True)
+    reader = PdfReader(report.path)
+    assert len(reader.pages) == 6 and report.blank_pages == 3  # cover, one, two: 1 page each
+    assert [reader.get_destination_page_number(o) for o in reader.outline] == [0, 2, 4]
+    assert [pdf_text_of_page(reader, i) for i in (1, 3, 5)] == ["", "", ""]
+    plain = merge(source, out, cover=False)
+    assert len(PdfReader(plain.path).pages) == 2 and plain.cover_pages == 0
+
+
+def test_interrupted_merge_leaves_the_previous_bundle(small_batch, monkeypatch):
+    source, out = small_batch
+    first = merge(source, out).path.read_bytes()
+
+    def interrupted(self, stream):
+        stream.write(b"%PDF-1.7 half a bund")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(merge_module.PdfWriter, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        merge(source, out, cover=False)
+    assert (out / "bundle.pdf").read_bytes() == first
+    assert not [p for p in out.iterdir() if p.name.startswith(".bundle")]
+
+
+def tiny_png(path: Path, width=120, height=40) -> Path:
+    rows = b"".join(b"\x00" + bytes([20, 20, 120, 255]) * width for _ in range(height))
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_signature_image_in_every_letter(tmp_path):
+    tiny_png(tmp_path / "signature.png")
+    source = write_yaml(tmp_path / "recipients.yaml", SMALL.replace(
+        "title: Clerk}", "title: Clerk, image: signature.png}"))
+    assert build(source, tmp_path / "build").ok
+    for rid in ("one", "two"):
+        page = PdfReader(tmp_path / "build" / f"{rid}.pdf").pages[-1]
+        images = [x for x in page["/Resources"].get("/XObject", {}).values()
+                  if x.get_object()["/Subtype"] == "/Image"]
+        assert len(images) == 1
+
+
+def test_signature_image_outside_the_project_is_refused(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    tiny_png(tmp_path / "elsewhere.png")
+    source = write_yaml(project / "recipients.yaml", SMALL.replace(
+        "title: Clerk}", "title: Clerk, image: ../elsewhere.png}"))
+    from builder.load import LoadError
+    with pytest.raises(LoadError, match="field 'letter.signatory.image': '../elsewhere.png' lies outside"):
+        build(source, project / "build")
+
+
+def make_certificates(folder: Path) -> tuple[Path, Path]:
+    """A throwaway CA and signer, bundled as PKCS#12 with password 'secret'."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.timezone.utc)
+    def cert(subject, issuer, key, signing_key, ca):
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        usage = dict(digital_signature=not ca, content_commitment=not ca, key_encipherment=False,
+                     data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
+                     encipher_only=False, decipher_only=False)
+        return builder.add_extension(x509.KeyUsage(**usage), critical=True).sign(signing_key, hashes.SHA256())
+
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")])
+    ca_cert = cert(ca_name, ca_name, ca_key, ca_key, True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    signer = cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Signatory")]), ca_name, key, ca_key, False)
+    (folder / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "signer.p12").write_bytes(pkcs12.serialize_key_and_certificates(
+        b"signer", key, signer, [ca_cert], serialization.BestAvailableEncryption(b"secret")))
+    return folder / "signer.p12", folder / "ca.pem"
+
+
+def test_signature_fields_then_a_valid_signature_that_detects_tampering(small_batch, tmp_path):
+    source, out = small_batch
+    bundle = merge(source, out, signature_fields=True).path
+    reader = PdfReader(bundle)
+    fields = {f.get_object()["/T"]: f.get_object() for f in reader.trailer["/Root"]["/AcroForm"]["/Fields"]}
+    assert set(fields) == {"Signature-one", "Signature-two"}
+    ranges = letter_ranges(reader)
+    for rid in ("one", "two"):
+        assert reader.get_page_number(fields[f"Signature-{rid}"]["/P"]) == ranges[rid][-1]
+
+    p12, ca = make_certificates(tmp_path)
+    signed = sign(bundle, p12, b"secret", tmp_path / "signed.pdf")
+    (check,) = validate(signed, [ca])
+    assert check.intact and check.valid and check.trusted and check.bottom_line
+
+    data = bytearray(signed.read_bytes())
+    spot = data.index(b"Dear Two") if b"Dear Two" in data else len(data) // 3
+    data[spot] ^= 0x01
+    tampered = tmp_path / "tampered.pdf"
+    tampered.write_bytes(bytes(data))
+    (check,) = validate(tampered, [ca])
+    assert not check.intact and not check.bottom_line
