@@ -12,6 +12,10 @@ newlines into ``\\newline``.
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import unicodedata
+from functools import cache
 
 from pylatex import NoEscape
 
@@ -47,7 +51,7 @@ def text(value: str) -> NoEscape:
     Runs of whitespace (including newlines) become one space, as in running
     text; a paragraph break is the caller's business.
     """
-    value = _SPACE_RE.sub(" ", value)
+    value = _SPACE_RE.sub(" ", unicodedata.normalize("NFC", value))
     escaped = _SPECIAL_RE.sub(lambda m: _SPECIAL[m.group()], value)
     # '--' and ',,' are T1 ligatures (en dash, low quotes): '{}' keeps them apart.
     return NoEscape(_LIGATURE_RE.sub(r"\g<0>{}", escaped))
@@ -78,3 +82,33 @@ def url(value: str) -> NoEscape:
 def href(target: str, label: NoEscape) -> NoEscape:
     """A link: ``label`` is LaTeX already escaped by this module."""
     return NoEscape(r"\href{%s}{%s}" % (url(target), label))
+
+
+# The text encodings the letterhead uses (T1 text, TS1 symbols, OMS bullets):
+# a character prints only if one of them declares it for UTF-8 input.
+_ENCODINGS = ("t1", "ts1", "oms")
+
+
+@cache
+def printable() -> frozenset[str] | None:
+    """Every character pdflatex can print in the letterhead's fonts, read from
+    the installed LaTeX's own tables; None when TeX is not installed."""
+    kpsewhich = shutil.which("kpsewhich")
+    if kpsewhich is None:
+        return None
+    found = subprocess.run([kpsewhich, *(f"{e}enc.dfu" for e in _ENCODINGS)], capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL).stdout.split()
+    chars = {chr(c) for c in range(0x20, 0x7F)} | {"\n", "\t", "\u00a0"}
+    for path in found:
+        with open(path, encoding="latin-1") as handle:
+            chars |= {chr(int(code, 16)) for code in
+                      re.findall(r"\\DeclareUnicodeCharacter\{([0-9A-Fa-f]+)\}", handle.read())}
+    return frozenset(chars)
+
+
+def unprintable(value: str) -> list[str]:
+    """The characters of ``value`` the fonts cannot show (in order, once each)."""
+    known = printable()
+    if known is None:
+        return []
+    return list(dict.fromkeys(c for c in unicodedata.normalize("NFC", value) if c not in known))

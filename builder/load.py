@@ -6,6 +6,7 @@ says what was expected (mkdocs-style: collect everything, report once).
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +14,8 @@ from pathlib import Path
 import pydantic
 import yaml
 
-from . import markup
-from .schema import Batch, Recipient
+from . import latex, markup
+from .schema import Batch, Letter, Recipient, Reference
 
 # Where each value (and each mapping key) starts in the file, by data path.
 Position = tuple[int, int]
@@ -93,33 +94,63 @@ def load(path: str | Path) -> Loaded:
         report.error((), "the file must be a mapping with the keys letter, references, recipients")
         raise LoadError(report.problems)
 
-    raw = data.get("recipients")
-    indices = list(range(len(raw))) if isinstance(raw, list) else []
-    try:
-        batch = Batch.model_validate(data)
-    except pydantic.ValidationError as exc:
-        for error in exc.errors():
-            report.pydantic(error)
-        if any(p.index is None for p in report.problems):
-            raise LoadError(report.problems) from None  # the shared part is broken
-        bad = {p.index for p in report.problems}
-        indices = [i for i in indices if i not in bad]
-        if not indices:
-            raise LoadError(report.problems) from None
-        batch = Batch.model_validate({**data, "recipients": [raw[i] for i in indices]})
-    _check_batch(batch, indices, path.parent, report)
+    # Each piece is validated on its own, so a problem in one never hides the
+    # problems of another: every problem in the file is reported in one run.
+    for key in data:
+        if key not in Batch.model_fields:
+            report.pydantic({"type": "extra_forbidden", "loc": (key,), "msg": "", "input": None})
+    letter = _validate(Letter, data.get("letter", _MISSING), ("letter",), report)
+    raw_refs = data.get("references") or {}
+    references: dict[str, Reference] = {}
+    if not isinstance(raw_refs, dict):
+        report.error(("references",), "must be a mapping of reference keys to references")
+        raw_refs = {}
+    for key, value in raw_refs.items():
+        if not isinstance(key, str) or not re.fullmatch(markup.CITE_KEY, key):
+            report.error(("references", key), _PATTERN_HINTS["^" + markup.CITE_KEY + "$"], at_key=True)
+        reference = _validate(Reference, value, ("references", key), report)
+        if reference is not None:
+            references[str(key)] = reference
+    raw = data.get("recipients", _MISSING)
+    recipients: list[tuple[int, Recipient]] = []
+    if raw is _MISSING:
+        report.error(("recipients",), "required field is missing")
+    elif not isinstance(raw, list) or not raw:
+        report.error(("recipients",), "must be a list of at least one recipient")
+    else:
+        for index, item in enumerate(raw):
+            recipient = _validate(Recipient, item, ("recipients", index), report)
+            if recipient is not None:
+                recipients.append((index, recipient))
+    known_refs = {str(k) for k in raw_refs}
+    _check_cross(letter, references, known_refs, recipients, path.parent, report)
 
-    if any(p.index is None and not p.warning for p in report.problems):
-        raise LoadError([p for p in report.problems if not p.warning])
+    errors = [p for p in report.problems if not p.warning]
     rejected: dict[int, list[Problem]] = {}
-    for problem in report.problems:
+    for problem in errors:
         if problem.index is not None:
             rejected.setdefault(problem.index, []).append(problem)
-    survivors = [r for r, i in zip(batch.recipients, indices) if i not in rejected]
-    if not survivors:
-        raise LoadError([p for p in report.problems if not p.warning])
-    batch = batch.model_copy(update={"recipients": survivors})
+    survivors = [r for i, r in recipients if i not in rejected]
+    if letter is None or any(p.index is None for p in errors) or not survivors:
+        raise LoadError(errors)
+    batch = Batch.model_construct(letter=letter, references=references, recipients=survivors)
     return Loaded(batch, path, [p for p in report.problems if p.warning], rejected)
+
+
+_MISSING = object()
+
+
+def _validate(model, value, path: tuple, report: "_Reporter"):
+    """``model`` from ``value``, or None with each problem reported at ``path``."""
+    if value is _MISSING:
+        report.error(path, "required field is missing")
+        return None
+    try:
+        return model.model_validate(value)
+    except pydantic.ValidationError as exc:
+        for error in exc.errors():
+            report.pydantic({**error, "loc": path + tuple(error["loc"])})
+        return None
 
 
 # ---- YAML with positions ---------------------------------------------------
@@ -279,46 +310,53 @@ def _unwrap(kind):
 
 # ---- checks across the file ---------------------------------------------------
 
-def _check_batch(batch: Batch, indices: list[int], root: Path, report: _Reporter) -> None:
-    """Checks that span the file. ``indices[j]`` is where ``batch.recipients[j]``
-    stands in the file (recipients that failed their own checks are not here)."""
-    parts = batch.part_names()
-    part_index = {}
-    for p, paragraph in enumerate(batch.letter.body):
-        for name in paragraph:
-            if name in part_index:
-                report.error(("letter", "body", p, name),
-                             f"part name {name!r} is used twice in the body; names must be unique",
-                             at_key=True)
-            part_index[name] = p
-    open_parts = [n for para in batch.letter.body for n, text in para.items() if text is None]
+def _check_cross(letter: Letter | None, references: dict[str, Reference], known_refs: set[str],
+                 recipients: list[tuple[int, Recipient]], root: Path, report: "_Reporter") -> None:
+    """Checks that span the file: part names, citations, ids, files, characters.
 
-    if batch.letter.sender.logo is not None:
-        _check_file(root, batch.letter.sender.logo, ("letter", "sender", "logo"), report)
-    if batch.letter.signatory.image is not None:
-        _check_file(root, batch.letter.signatory.image, ("letter", "signatory", "image"), report)
-
+    ``recipients`` pairs each recipient that passed its own checks with its
+    position in the file; whatever failed its own checks is left out here.
+    """
     cited: set[str] = set()
-    # Shared text is checked once, where it is written.
-    for p, paragraph in enumerate(batch.letter.body):
-        for name, source in paragraph.items():
-            if source is not None:
-                cited |= _check_markup(batch, source, ("letter", "body", p, name), report)
+    parts: list[str] = []
+    open_parts: list[str] = []
+    if letter is not None:
+        for p, paragraph in enumerate(letter.body):
+            for name, source in paragraph.items():
+                if name in parts:
+                    report.error(("letter", "body", p, name),
+                                 f"part name {name!r} is used twice in the body; names must be unique",
+                                 at_key=True)
+                parts.append(name)
+                if source is None:
+                    open_parts.append(name)
+                else:
+                    cited |= _check_markup(known_refs, source, ("letter", "body", p, name), report)
+        if letter.sender.logo:
+            _check_file(root, letter.sender.logo, ("letter", "sender", "logo"), report)
+        if letter.signatory.image:
+            _check_file(root, letter.signatory.image, ("letter", "signatory", "image"), report)
+        _check_printable(letter, ("letter",), report)
+    for key, reference in references.items():
+        _check_printable(reference, ("references", key), report)
 
     seen_ids: dict[str, int] = {}
-    for r, recipient in zip(indices, batch.recipients):
+    for r, recipient in recipients:
         here = ("recipients", r)
         if recipient.id in seen_ids:
             report.error(here + ("id",),
                          f"duplicate id {recipient.id!r}: recipients[{seen_ids[recipient.id]}] has it too")
         seen_ids.setdefault(recipient.id, r)
+        _check_printable(recipient, here, report)
+        for name, source in recipient.text.items():
+            cited |= _check_markup(known_refs, source, here + ("text", name), report)
+        if letter is None:
+            continue  # part names cannot be checked without the shared body
         for name in recipient.text:
-            if name not in part_index:
+            if name not in parts:
                 report.error(here + ("text", name), _unknown_part(name, parts), at_key=True)
-            else:
-                cited |= _check_markup(batch, recipient.text[name], here + ("text", name), report)
         for i, name in enumerate(recipient.omit):
-            if name not in part_index:
+            if name not in parts:
                 report.error(here + ("omit", i), _unknown_part(name, parts))
             elif name in recipient.text:
                 report.error(here + ("omit", i), f"part {name!r} is both omitted and given in text")
@@ -327,19 +365,32 @@ def _check_batch(batch: Batch, indices: list[int], root: Path, report: _Reporter
                 report.error(here + ("text",),
                              f"part {name!r} has no shared text, so every recipient must give "
                              f"text.{name} (or list it under omit)")
-        if not any(_uses_part(batch, recipient)):
-            report.error(here, "this letter would have no body text")
+        if all(name in recipient.omit for name in parts):
+            report.error(here + ("omit",), "this letter would have no body text")
 
-    for key in batch.references:
+    for key in references:
         if key not in cited:
             report.warn(("references", key), f"reference {key!r} is never cited", at_key=True)
 
 
-def _uses_part(batch: Batch, recipient: Recipient):
-    return (part for paragraph in batch.paragraphs_for(recipient) for part in paragraph)
+def _check_printable(model, path: tuple, report: "_Reporter") -> None:
+    """Characters the fonts cannot show are an error here, before TeX runs."""
+    def visit(value, where):
+        if isinstance(value, str):
+            bad = latex.unprintable(value)
+            if bad:
+                shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in bad)
+                report.error(where, f"contains characters the letter's fonts cannot print: {shown}")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                visit(item, where + (key,))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                visit(item, where + (index,))
+    visit(model.model_dump(), path)
 
 
-def _check_markup(batch: Batch, source: str, path: tuple, report: _Reporter) -> set[str]:
+def _check_markup(known_refs: set[str], source: str, path: tuple, report: "_Reporter") -> set[str]:
     try:
         paragraphs = markup.parse(source)
     except markup.MarkupError as exc:
@@ -349,12 +400,12 @@ def _check_markup(batch: Batch, source: str, path: tuple, report: _Reporter) -> 
     for paragraph in paragraphs:
         for node in markup.walk(paragraph):
             if isinstance(node, markup.Cite):
-                if node.key in batch.references:
+                if node.key in known_refs:
                     cited.add(node.key)
                 else:
-                    close = difflib.get_close_matches(node.key, list(batch.references), n=1)
+                    close = difflib.get_close_matches(node.key, sorted(known_refs), n=1)
                     hint = f"; did you mean [^{close[0]}]?" if close else (
-                        f"; the references are: {', '.join(batch.references) or '(none)'}")
+                        f"; the references are: {', '.join(sorted(known_refs)) or '(none)'}")
                     report.error(path, f"cites [^{node.key}], but references has no {node.key!r}{hint}")
             elif isinstance(node, markup.Link):
                 if not node.url.lower().startswith(("http://", "https://", "mailto:")):

@@ -28,21 +28,48 @@ recipients:
 """
 
 
-def test_one_failing_letter_does_not_stop_the_others(tmp_path):
-    source = write_yaml(tmp_path / "recipients.yaml", BATCH)
+def test_one_letter_that_fails_to_compile_does_not_stop_the_others(tmp_path, monkeypatch):
+    # Data cannot break TeX (that is the point), so break one letter's source
+    # after composing it; pdflatex itself is real.
+    from builder import build as build_module
+    from pylatex import NoEscape
+
+    original = build_module.compose
+
+    def compose_with_a_bug(batch, recipient, **kw):
+        doc = original(batch, recipient, **kw)
+        if recipient.id == "broken":
+            doc.append(NoEscape("\n\\undefinedmacro\n"))
+        return doc
+
+    monkeypatch.setattr(build_module, "compose", compose_with_a_bug)
+    source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
     out = tmp_path / "build"
-    (out).mkdir()
+    out.mkdir()
     (out / "broken.pdf").write_bytes(b"%PDF- an old letter")
     report = build(source, out)
     status = {o.recipient: o.status for o in report.outcomes}
     assert status == {"first": "built", "broken": "failed", "third": "built"}
     (failed,) = report.failed
-    assert "Unicode character" in failed.message and "broken.tex:" in failed.message
+    assert failed.message.startswith("broken.tex:") and "Undefined control sequence" in failed.message
+    assert "undefinedmacro" in failed.message  # the source line, from the log
     assert not (out / "broken.pdf").exists()  # no PDF that looks current
     assert "Dear Third," in pdf_text(out / "third.pdf")
     with pytest.raises(MergeRefused, match="broken: no PDF"):
         merge(source, out)
     assert not (out / "bundle.pdf").exists()
+
+
+def test_unprintable_character_is_refused_before_tex_runs(tmp_path):
+    source = write_yaml(tmp_path / "recipients.yaml", BATCH)
+    out = tmp_path / "build"
+    report = build(source, out)
+    assert {o.recipient: o.status for o in report.outcomes} == {
+        "broken": "invalid", "first": "built", "third": "built"}
+    (failed,) = report.failed
+    assert ("recipient 'broken', field 'name': contains characters the letter's fonts cannot print: "
+            "'😀' (U+1F600)") in failed.message
+    assert not (out / "tex" / "broken.tex").exists()
 
 
 def test_rebuild_compiles_only_what_changed_and_merge_refuses_stale(tmp_path):
@@ -77,4 +104,4 @@ def test_invoke_build_exits_non_zero_and_names_the_failure(tmp_path):
                            "--build-dir", str(tmp_path / "b")], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 1
     assert "2 built, 0 up to date, 1 failed: broken" in proc.stderr
-    assert "Unicode character" in proc.stdout
+    assert "field 'name': contains characters the letter's fonts cannot print" in proc.stdout
