@@ -16,6 +16,7 @@ from builder.build import build as build_letters
 from builder.compile import TexMissing
 from builder.load import LoadError
 from builder.merge import MergeRefused, merge as merge_letters
+from builder.schema import SCHEMA_FILE, json_schema_text
 from builder.sign import sign as sign_pdf
 
 
@@ -105,6 +106,13 @@ def sign(c, p12, bundle=None, output=None, reason="Approved for dispatch"):
     print(f"signed: {signed}")
 
 
+@task
+def schema(c):
+    """Write recipients.schema.json (JSON Schema for editors) from the builder's models."""
+    Path(SCHEMA_FILE).write_text(json_schema_text(), encoding="utf-8")
+    print(f"wrote {SCHEMA_FILE}")
+
+
 @task(help={"build-dir": "the folder to remove (default: build/)"})
 def clean(c, build_dir=None):
     """Remove everything the build made (the build/ folder)."""
@@ -121,5 +129,5 @@ def test(c, k=None):
     c.run(command, pty=False)
 
 
-ns = Collection(build, merge, sign, clean, test)
+ns = Collection(build, merge, sign, schema, clean, test)
 ns.configure({"letterbatch": {"recipients": "recipients.yaml", "build_dir": "build", "jobs": 0}})

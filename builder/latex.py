@@ -39,10 +39,21 @@ _SPECIAL = {
     ">": r"\textgreater{}",
     "|": r"\textbar{}",
     "\u00a0": "~",
+    # after \\ or a command with an optional argument, '[' would open one
+    "[": "{[}",
+    "]": "{]}",
 }
 _SPECIAL_RE = re.compile("|".join(re.escape(c) for c in _SPECIAL))
 _SPACE_RE = re.compile(r"\s+")
-_LIGATURE_RE = re.compile(r"-(?=-)|,(?=,)")
+# Characters outside ASCII, the Latin-1 letters and the common punctuation may
+# be drawn as a letter plus an accent (Welsh ŵ, ŷ) or from a glyph whose name
+# says nothing (¹ comes out as 1);
+# \lbchar tags them with their Unicode value (PDF /ActualText), so text copied
+# or extracted from the PDF is the text typed.
+_BUILT_RE = re.compile("[^\x00-\x7f\xa0\xa3\xab\xbb\xc0-\xff\u2013\u2014\u2018\u2019\u201a\u201c\u201d\u201e\u2022\u2026\u20ac]")
+# Pairs the T1 fonts join into one glyph (-- –- ,, ‘‘ ’’ !‘ ?‘): '{}' keeps them apart.
+_LIGATURE_RE = re.compile("(?<=[-\u2013])(?=-)|(?<=,)(?=,)|(?<=\u2018)(?=\u2018)|(?<=\u2019)(?=\u2019)"
+                          "|(?<=[!?])(?=\u2018)")
 
 
 def text(value: str) -> NoEscape:
@@ -51,15 +62,16 @@ def text(value: str) -> NoEscape:
     Runs of whitespace (including newlines) become one space, as in running
     text; a paragraph break is the caller's business.
     """
-    value = _SPACE_RE.sub(" ", unicodedata.normalize("NFC", value))
+    value = _SPACE_RE.sub(" ", compose_marks(value))
     escaped = _SPECIAL_RE.sub(lambda m: _SPECIAL[m.group()], value)
-    # '--' and ',,' are T1 ligatures (en dash, low quotes): '{}' keeps them apart.
-    return NoEscape(_LIGATURE_RE.sub(r"\g<0>{}", escaped))
+    escaped = _BUILT_RE.sub(lambda m: r"\lbchar{%04X}{%s}" % (ord(m.group()), m.group()), escaped)
+    return NoEscape(_LIGATURE_RE.sub("{}", escaped))
 
 
 def lines(values: list[str]) -> NoEscape:
-    """Escaped lines joined by ``\\\\`` (an address block)."""
-    return NoEscape(r"\\".join(text(v) for v in values))
+    """Escaped lines joined by ``\\\\`` (an address block). The ``{}`` stops
+    ``\\\\`` from reading a line that starts with ``*`` as its star form."""
+    return NoEscape(r"\\{}".join(text(v) for v in values))
 
 
 # Characters RFC 3986 never allows unencoded in a URI, plus whitespace and
@@ -111,4 +123,20 @@ def unprintable(value: str) -> list[str]:
     known = printable()
     if known is None:
         return []
-    return list(dict.fromkeys(c for c in unicodedata.normalize("NFC", value) if c not in known))
+    return list(dict.fromkeys(c for c in compose_marks(value) if c not in known))
+
+
+def compose_marks(value: str) -> str:
+    """Join a letter and a following combining accent into one character where
+    Unicode has one (e + U+0301 -> é), as the fonts print composed letters only.
+    Unlike NFC, leaves every other character as typed (NFC would turn the ohm
+    sign, which prints, into a Greek omega, which does not)."""
+    out: list[str] = []
+    for char in value:
+        if out and unicodedata.combining(char):
+            composed = unicodedata.normalize("NFC", out[-1] + char)
+            if len(composed) == 1:
+                out[-1] = composed
+                continue
+        out.append(char)
+    return "".join(out)

@@ -155,11 +155,19 @@ def _validate(model, value, path: tuple, report: "_Reporter"):
 
 # ---- YAML with positions ---------------------------------------------------
 
+class _Loader(yaml.SafeLoader):
+    """Safe YAML, with dates left as text for the schema to check (PyYAML
+    would raise a bare ValueError, with no line, for 2020-13-45)."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_scalar)
+
+
 def _parse_yaml(source: str, file: str):
     values: dict[tuple, Position] = {}
     keys: dict[tuple, Position] = {}
     problems: list[Problem] = []
-    loader = yaml.SafeLoader(source)
+    loader = _Loader(source)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -170,7 +178,7 @@ def _parse_yaml(source: str, file: str):
         message = " ".join(filter(None, [exc.context, exc.problem])) or str(exc)
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         return None, values, keys, [Problem(file, line, col, None, "", f"YAML syntax error: {message}")]
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
         return None, values, keys, [Problem(file, None, None, None, "", f"YAML error: {exc}")]
     finally:
         loader.dispose()
@@ -258,14 +266,29 @@ class _Reporter:
                 message += f"; expected one of: {', '.join(choices)}"
             self.error(loc, message, at_key=True)
         else:
-            message = error["msg"].removeprefix("Value error, ")
-            if kind == "string_pattern_mismatch":
-                message = _PATTERN_HINTS.get(error["ctx"]["pattern"], message)
-            got = error.get("input")
-            if kind not in ("value_error",) and not isinstance(got, (dict, list)):
-                message += f" (got {got!r})"
-            at_key = "[key]" in error["loc"]
-            self.error(loc, message, at_key=at_key)
+            self.error(loc, _explain(error), at_key="[key]" in error["loc"])
+
+
+def _explain(error: dict) -> str:
+    """A pydantic error as a sentence that says what was expected and what came."""
+    kind, got, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    shown = {list: "a list", dict: "a mapping", type(None): "nothing"}.get(type(got), repr(got))
+    if kind == "string_too_short" and ctx.get("min_length") == 1:
+        return "must not be empty"
+    if kind == "too_short":
+        return f"must have at least {ctx.get('min_length', 1)} item(s) (got {len(got) if got else 0})"
+    if kind in ("string_type", "str_type"):
+        return f"must be text (got {shown})"
+    if kind.startswith(("date_", "datetime_")):
+        reason = error["msg"].split(",", 1)[-1].strip() if "," in error["msg"] else error["msg"]
+        return f"must be a date written YYYY-MM-DD (got {shown}: {reason})"
+    if kind in ("list_type", "dict_type", "model_type", "model_attributes_type"):
+        expected = {"list_type": "a list", "dict_type": "a mapping"}.get(kind, "a mapping of keys")
+        return f"must be {expected} (got {shown})"
+    if kind == "string_pattern_mismatch":
+        return _PATTERN_HINTS.get(ctx.get("pattern"), error["msg"]) + f" (got {shown})"
+    message = error["msg"].removeprefix("Value error, ")
+    return message if kind == "value_error" else f"{message} (got {shown})"
 
 
 _PATTERN_HINTS = {

@@ -107,6 +107,15 @@ def _inlines(tokens, closing: str | None) -> Paragraph:
     return tuple(nodes)
 
 
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def literal(text: str) -> str:
+    """Markup source that prints ``text`` exactly: every ASCII punctuation
+    character is backslash-escaped (always valid in CommonMark)."""
+    return _PUNCTUATION.sub(r"\\\1", text)
+
+
 def walk(nodes: Paragraph):
     """Every node in ``nodes``, depth first."""
     for node in nodes:

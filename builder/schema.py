@@ -11,7 +11,8 @@ import datetime as dt
 import re
 from typing import Annotated, Optional
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints,
+                      WithJsonSchema)
 
 from . import latex
 from .markup import CITE_KEY
@@ -34,6 +35,10 @@ def _prose(value: str) -> str:
 def _url(value: str) -> str:
     if not re.match(r"(?i)(https?://[^/]|mailto:[^@]+@)", value):
         raise ValueError(f"{value!r} is not an http(s):// or mailto: URL")
+    if value.count("#") > 1:
+        raise ValueError(f"{value!r} has more than one '#'; a URL has at most one (write others as %23)")
+    if value.endswith("#"):
+        raise ValueError(f"{value!r} ends in an empty '#' fragment, which PDF links drop; remove the '#'")
     bad = latex.URL_FORBIDDEN.search(value)
     if bad:
         char = bad.group()
@@ -93,7 +98,8 @@ class Reference(Model):
     """A source cited with [^key]; printed as a footnote 'author (year) title'."""
 
     author: Line
-    year: Annotated[Line, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)]
+    year: Annotated[Line, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v),
+                    WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string", "minLength": 1}]})]
     title: Line
     url: Url
 
@@ -152,8 +158,18 @@ class Batch(Model):
         return paragraphs
 
 
+SCHEMA_FILE = "recipients.schema.json"
+
+
 def json_schema() -> dict:
+    """JSON Schema for recipients.yaml, for editors (completion, validation)."""
     schema = Batch.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "letterbatch recipients.yaml"
     return schema
+
+
+def json_schema_text() -> str:
+    import json
+
+    return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"

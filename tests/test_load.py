@@ -104,3 +104,25 @@ def test_markup_subset():
         markup.Text(" `l` &amp;"),
     )
     assert len(markup.parse("one\n\ntwo")) == 2
+
+
+def test_shipped_json_schema_is_current():
+    from builder.schema import SCHEMA_FILE, json_schema_text
+    shipped = (ROOT / SCHEMA_FILE).read_text(encoding="utf-8")
+    assert shipped == json_schema_text(), "run `invoke schema` and commit recipients.schema.json"
+
+
+def test_shipped_json_schema_accepts_the_bundled_batch():
+    import json
+
+    import jsonschema
+    import yaml
+
+    from builder.load import _Loader  # dates stay text, as an editor's YAML 1.2 sees them
+
+    schema = json.loads((ROOT / "recipients.schema.json").read_text(encoding="utf-8"))
+    data = yaml.load((ROOT / "recipients.yaml").read_text(encoding="utf-8"), Loader=_Loader)
+    jsonschema.validate(data, schema)
+    data["recipients"][0]["adress"] = data["recipients"][0].pop("address")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, schema)
