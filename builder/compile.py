@@ -110,6 +110,8 @@ def compile_letter(tex: Path, workdir: Path, dest: Path, env: dict[str, str]) ->
         "-no-shell-escape", f"-output-directory={workdir.resolve()}", tex.name,
     ]
     passes, ok, log_text, errors = 0, False, "", []
+    aux = workdir / f"{jobname}.aux"
+    kept_aux = aux.exists()
     while passes < MAX_PASSES:
         passes += 1
         try:
@@ -124,6 +126,12 @@ def compile_letter(tex: Path, workdir: Path, dest: Path, env: dict[str, str]) ->
         if returncode is None:
             errors = [TexError(tex.name, 0, f"pdflatex did not finish within {TIMEOUT_SECONDS} s")]
             break
+        if not ok and kept_aux:
+            # The .aux kept from the last run (for "Page n of m") may be cut
+            # short by an interrupted build: try once more without it.
+            aux.unlink(missing_ok=True)
+            kept_aux = False
+            continue
         if not ok or not _RERUN_RE.search(log_text):
             break
     result = CompileResult(ok, None, log, passes, 0.0)
@@ -131,7 +139,6 @@ def compile_letter(tex: Path, workdir: Path, dest: Path, env: dict[str, str]) ->
         os.replace(built, dest)
         result.pdf = dest
         result.overfull = overfull_boxes(log_text)
-        aux = workdir / f"{jobname}.aux"
         result.pages, result.signature = _read_aux(aux.read_text(encoding="utf-8", errors="replace")
                                                    if aux.exists() else "")
     else:

@@ -105,3 +105,51 @@ def test_invoke_build_exits_non_zero_and_names_the_failure(tmp_path):
     assert proc.returncode == 1
     assert "2 built, 0 up to date, 1 failed: broken" in proc.stderr
     assert "field 'name': contains characters the letter's fonts cannot print" in proc.stdout
+
+
+def test_killing_a_build_or_merge_leaves_the_last_good_outputs(tmp_path):
+    import os
+    import signal
+    import time
+
+    source = write_yaml(tmp_path / "recipients.yaml", (ROOT / "recipients.yaml").read_text())
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    merge(source, out)
+    ids = ["avon-and-somerset", "sussex", "london", "south-wales", "essex"]
+    command = [sys.executable, "-m", "invoke", "build", "--force", "--recipients", str(source),
+               "--build-dir", str(out)]
+    for delay in (0.15, 0.35, 0.6, 0.9):
+        proc = subprocess.Popen(command, cwd=ROOT, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for rid in ids:  # every PDF still there is whole
+            assert len(PdfReader(out / f"{rid}.pdf").pages) == 2, (delay, rid)
+        assert not [p for p in out.glob("*.pdf") if p.stem not in ids + ["bundle", "_cover"]]
+    merge_command = [sys.executable, "-m", "invoke", "merge", "--recipients", str(source),
+                     "--build-dir", str(out)]
+    for delay in (0.2, 0.5):
+        proc = subprocess.Popen(merge_command, cwd=ROOT, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert len(PdfReader(out / "bundle.pdf").pages) == 11
+    report = build(source, out)  # and the next build recovers
+    assert report.ok and all(pdf_text(out / f"{rid}.pdf") for rid in ids)
+    assert len(PdfReader(merge(source, out).path).pages) == 11
+
+
+def test_a_second_build_at_the_same_time_is_refused(tmp_path):
+    from builder.build import Layout, lock
+
+    source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
+    out = tmp_path / "build"
+    with lock(Layout(out)):
+        with pytest.raises(RuntimeError, match="another build or merge is running"):
+            build(source, out)
+        with pytest.raises(RuntimeError, match="another build or merge is running"):
+            merge(source, out)
+    assert build(source, out).ok
