@@ -13,6 +13,7 @@ from pathlib import Path
 from invoke import Collection, Exit, task
 
 from builder.build import build as build_letters
+from builder.check import check as check_letters
 from builder.compile import TexMissing
 from builder.load import LoadError
 from builder.merge import MergeRefused, merge as merge_letters
@@ -54,6 +55,30 @@ def build(c, recipients=None, build_dir=None, only=None, jobs=0, force=False):
     if report.failed:
         raise Exit(f"{summary}: {', '.join(o.recipient for o in report.failed)}", code=1)
     print(summary)
+    print("preflight:")
+    _preflight(recipients, build_dir, only.split(",") if only else None)
+
+
+def _preflight(recipients, build_dir, only=None):
+    results = [r for r in check_letters(recipients, build_dir) if only is None or r.name in only]
+    for result in results:
+        print(f"  {result.line()}")
+    failing = [r.name for r in results if r.errors]
+    if failing:
+        raise Exit(f"preflight found errors in: {', '.join(failing)}", code=1)
+
+
+@task(help={
+    "recipients": "the batch to check (default: recipients.yaml)",
+    "build-dir": "where the letters are (default: build/)",
+})
+def check(c, recipients=None, build_dir=None):
+    """Preflight every letter: A4, embedded fonts, overfull lines, address in window, manifest."""
+    recipients, build_dir = _settings(c, recipients, build_dir)
+    try:
+        _preflight(recipients, build_dir)
+    except (LoadError, TexMissing) as exc:
+        raise Exit(str(exc), code=2)
 
 
 @task(help={
@@ -129,5 +154,5 @@ def test(c, k=None):
     c.run(command, pty=False)
 
 
-ns = Collection(build, merge, sign, schema, clean, test)
+ns = Collection(build, check, merge, sign, schema, clean, test)
 ns.configure({"letterbatch": {"recipients": "recipients.yaml", "build_dir": "build", "jobs": 0}})

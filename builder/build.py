@@ -2,7 +2,7 @@
 
 Only this module runs the stages in order. A letter is recompiled only when
 what it depends on changed (its source, the letterhead, its images, the
-builder, the TeX version): content hashes, kept in ``build/state.json``.
+builder, the TeX version): content hashes, kept in ``build/manifest.json``.
 One bad letter never stops the others; the report says what failed and why.
 """
 from __future__ import annotations
@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__, compile as tex
-from .compose import compose
+from .compose import compose, pdf_title
 from .load import Loaded, Problem, load
+from .manifest import Manifest, sha256_bytes, sha256_file
 from .schema import Recipient
 
 LETTERHEAD = Path(__file__).resolve().parent.parent / "letterhead"
@@ -39,10 +40,6 @@ class Layout:
     @property
     def work(self) -> Path:
         return self.root / "work"
-
-    @property
-    def state(self) -> Path:
-        return self.root / "state.json"
 
     def pdf(self, recipient_id: str) -> Path:
         return self.root / f"{recipient_id}.pdf"
@@ -74,11 +71,15 @@ class Report:
 
 @dataclass
 class Source:
-    """One letter, composed: what to compile and the hash of all it depends on."""
+    """One letter, composed: what to compile and the hashes of all it depends on."""
 
     recipient: Recipient
     tex: str
-    key: str
+    inputs: dict[str, str]  # what the PDF depends on, by name; "key" hashes them all
+
+    @property
+    def key(self) -> str:
+        return self.inputs["key"]
 
 
 @dataclass
@@ -112,18 +113,18 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path) -> Prepared:
     assets = {f"assets/{role}{Path(rel).suffix.lower()}": loaded.root / rel
               for role, rel in images.items() if rel}
     names = {role: f"assets/{role}{Path(rel).suffix.lower()}" for role, rel in images.items() if rel}
-    common = hashlib.sha256()
-    for part in (__version__, tex.tex_version()):
-        common.update(part.encode() + b"\0")
-    for path in sorted(LETTERHEAD.rglob("*")) + sorted(assets.values()):
-        if path.is_file():
-            common.update(path.name.encode() + b"\0" + path.read_bytes())
+    common = {
+        "letterhead": _hash_files(sorted(p for p in LETTERHEAD.rglob("*") if p.is_file())),
+        "images": _hash_files(sorted(assets.values())),
+        "builder": __version__,
+        "tex": tex.tex_version(),
+    }
     sources = []
     for recipient in loaded.batch.recipients:
         text = compose(loaded.batch, recipient, assets=names).dumps()
-        key = common.copy()
-        key.update(text.encode())
-        sources.append(Source(recipient, text, key.hexdigest()))
+        inputs = {"source": sha256_bytes(text.encode()), **common}
+        inputs["key"] = sha256_bytes(json.dumps(inputs, sort_keys=True).encode())
+        sources.append(Source(recipient, text, inputs))
     env = tex.tex_environment([LETTERHEAD], epoch(letter.date))
     return Prepared(loaded, layout, sources, assets, env)
 
@@ -136,13 +137,13 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
     valid_ids = {r.id for r in loaded.batch.recipients}
     layout.root.mkdir(parents=True, exist_ok=True)
     with lock(layout):
-        state = read_state(layout)
+        manifest = Manifest.read(layout.root)
         outcomes = []
         for index, problems in sorted(loaded.rejected.items()):
             label = problems[0].recipient or f"recipients[{index}]"
             outcomes.append(Outcome(label, "invalid", message="\n".join(str(p) for p in problems)))
             if label not in valid_ids:  # an invalid letter keeps no PDF that looks current
-                state.pop(label, None)
+                manifest.letters.pop(label, None)
                 if "[" not in label and "/" not in label:
                     layout.pdf(label).unlink(missing_ok=True)
         todo = prepared.sources
@@ -155,7 +156,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         stale = []
         for source in todo:
             rid = source.recipient.id
-            if not force and state.get(rid, {}).get("key") == source.key and layout.pdf(rid).exists():
+            if not force and manifest.key(rid) == source.key and layout.pdf(rid).exists():
                 write_atomic(layout.tex / f"{rid}.tex", source.tex.encode())
                 outcomes.append(Outcome(rid, "up to date", layout.pdf(rid)))
             else:
@@ -164,10 +165,15 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         def run(source: Source) -> Outcome:
             rid = source.recipient.id
             result = prepared.compile(rid, source.tex)
-            state.pop(rid, None)
+            manifest.letters.pop(rid, None)
             if not result.ok:
                 return Outcome(rid, "failed", message=result.first_error, seconds=result.seconds)
-            state[rid] = {"key": source.key, "pages": result.pages, "signature": result.signature}
+            manifest.letters[rid] = {
+                "recipient": pdf_title(source.recipient).removeprefix("Letter to "),
+                "file": result.pdf.name, "pages": result.pages, "sha256": sha256_file(result.pdf),
+                "inputs": source.inputs, "log": str(result.log.relative_to(layout.root)),
+                "signature": result.signature, "window": result.window,
+            }
             return Outcome(rid, "built", result.pdf, seconds=result.seconds, warnings=result.overfull)
 
         workers = max(1, jobs or os.cpu_count() or 1)
@@ -176,24 +182,10 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                 outcomes.append(outcome)
                 if progress:
                     progress(outcome)
-        write_state(layout, state)
+        write_atomic(manifest.path, manifest.to_json())
     order = {r.id: i for i, r in enumerate(loaded.batch.recipients)}
     outcomes.sort(key=lambda o: (o.status != "invalid", order.get(o.recipient, -1)))
     return Report(outcomes, loaded.warnings)
-
-
-def read_state(layout: Layout) -> dict[str, dict]:
-    """What was built from what: recipient id -> {key, pages, signature}."""
-    try:
-        letters = json.loads(layout.state.read_text(encoding="utf-8"))["letters"]
-        return {k: v for k, v in letters.items() if isinstance(v, dict)}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
-
-
-def write_state(layout: Layout, letters: dict[str, dict]) -> None:
-    data = {"letters": dict(sorted(letters.items()))}
-    write_atomic(layout.state, json.dumps(data, indent=2).encode())
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -222,6 +214,13 @@ def lock(layout: Layout):
             raise RuntimeError(f"another build or merge is running in {layout.root}; "
                                "wait for it to finish") from None
         yield
+
+
+def _hash_files(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def epoch(date: dt.date) -> int:

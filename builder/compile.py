@@ -55,6 +55,9 @@ class CompileResult:
     pages: int = 0
     # where the signature goes: (page from 1, x, y bottom, y top) in PDF points
     signature: tuple[int, float, float, float] | None = None
+    # the envelope window the letterhead promises: (left, top, width, height) in
+    # points from the page's top left corner
+    window: tuple[float, float, float, float] | None = None
 
     @property
     def first_error(self) -> str:
@@ -139,8 +142,8 @@ def compile_letter(tex: Path, workdir: Path, dest: Path, env: dict[str, str]) ->
         os.replace(built, dest)
         result.pdf = dest
         result.overfull = overfull_boxes(log_text)
-        result.pages, result.signature = _read_aux(aux.read_text(encoding="utf-8", errors="replace")
-                                                   if aux.exists() else "")
+        result.pages, result.signature, result.window = _read_aux(
+            aux.read_text(encoding="utf-8", errors="replace") if aux.exists() else "")
     else:
         dest.unlink(missing_ok=True)
         result.errors = errors or tex_errors(log_text)
@@ -173,8 +176,9 @@ def overfull_boxes(log_text: str) -> list[str]:
 _SP_PER_PT = 65536
 
 
-def _read_aux(aux_text: str) -> tuple[int, tuple[int, float, float, float] | None]:
-    """Page total and signature space, as the letterhead class recorded them."""
+def _read_aux(aux_text: str):
+    """Page total, signature space and envelope window, as the letterhead class
+    recorded them."""
     pages = re.findall(r"\\lb@setlastpage\{(\d+)\}", aux_text)
     marks = {m[0]: (int(m[1]), int(m[2]) / _SP_PER_PT, int(m[3]) / _SP_PER_PT)
              for m in re.findall(r"\\lb@sigpos\{(top|bottom)\}\{(\d+)\}\{(-?\d+)\}\{(-?\d+)\}", aux_text)}
@@ -183,4 +187,6 @@ def _read_aux(aux_text: str) -> tuple[int, tuple[int, float, float, float] | Non
         page, x, bottom = marks["bottom"]
         top = marks["top"][2] if marks["top"][0] == page else bottom + 60
         signature = (page, round(x, 2), round(bottom + 10, 2), round(top - 4, 2))
-    return (int(pages[-1]) if pages else 0), signature
+    window = re.search(r"\\lb@window\{([\d.]+)pt\}\{([\d.]+)pt\}\{([\d.]+)pt\}\{([\d.]+)pt\}", aux_text)
+    window = tuple(round(float(v) * 72 / 72.27, 2) for v in window.groups()) if window else None
+    return (int(pages[-1]) if pages else 0), signature, window

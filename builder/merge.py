@@ -13,7 +13,8 @@ from pathlib import Path
 
 from pypdf import PdfReader, PdfWriter
 
-from .build import Prepared, lock, prepare, read_state, write_atomic
+from .build import Prepared, lock, prepare, write_atomic
+from .manifest import Manifest, sha256_bytes
 from .compose import CoverRow, compose_cover, long_date, pdf_title
 
 BUNDLE_NAME = "bundle.pdf"
@@ -59,8 +60,8 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
     layout = prepared.layout
     out = Path(out) if out else layout.root / BUNDLE_NAME
     with lock(layout):
-        state = read_state(layout)
-        letters = _ready_letters(prepared, state)
+        manifest = Manifest.read(layout.root)
+        letters = _ready_letters(prepared, manifest)
         parts = ([_cover(prepared, letters, duplex)] if cover else []) + letters
         writer = PdfWriter()  # never PdfWriter(out): it would clone the old bundle
         starts, blanks = [], 0
@@ -81,12 +82,20 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         if signature_fields:
             data = _add_signature_fields(data, [(p, s) for p, s in zip(parts, starts) if p.signature])
         write_atomic(out, data)
+        manifest.bundle = {
+            "file": str(out.relative_to(layout.root)) if out.is_relative_to(layout.root) else str(out),
+            "pages": len(writer.pages), "sha256": sha256_bytes(data),
+            "letters": [p.name for p in letters],
+            "inputs": {p.name: manifest.letters[p.name]["sha256"] for p in letters},
+            "options": {"cover": cover, "duplex": duplex, "signature_fields": signature_fields},
+        }
+        write_atomic(manifest.path, manifest.to_json())
     return MergeReport(out, len(letters), len(writer.pages), len(data),
                        sum(p.pdf.stat().st_size for p in letters),
                        parts[0].pages if cover else 0, blanks)
 
 
-def _ready_letters(prepared: Prepared, state: dict) -> list[_Part]:
+def _ready_letters(prepared: Prepared, manifest: Manifest) -> list[_Part]:
     """Every letter as a part of the bundle, or MergeRefused naming those not ready."""
     layout = prepared.layout
     problems = [f"{ps[0].recipient}: invalid in {prepared.loaded.path.name} ({ps[0].message})"
@@ -94,10 +103,10 @@ def _ready_letters(prepared: Prepared, state: dict) -> list[_Part]:
     parts = []
     for source in prepared.sources:
         rid = source.recipient.id
-        entry = state.get(rid, {})
+        entry = manifest.letters.get(rid, {})
         if not layout.pdf(rid).exists():
             problems.append(f"{rid}: no PDF (never built, or its build failed)")
-        elif entry.get("key") != source.key:
+        elif manifest.key(rid) != source.key:
             problems.append(f"{rid}: the PDF is older than its sources")
         else:
             pages = entry.get("pages") or len(PdfReader(layout.pdf(rid)).pages)

@@ -1,0 +1,121 @@
+"""Preflight: each check catches a letter made to fail it, and passes the real batch."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pypdf import PdfWriter
+from pypdf.generic import DictionaryObject, NameObject
+
+from builder import build as build_module
+from builder.build import build
+from builder.check import check, pdf_problems
+from conftest import MINIMAL_LETTER, ROOT, write_yaml
+
+
+def findings(results, name):
+    return [str(f) for r in results if r.name == name for f in r.findings]
+
+
+def test_the_real_batch_passes_every_check(real_batch):
+    out, _, _ = real_batch
+    results = check(ROOT / "recipients.yaml", out)
+    assert {r.name: r.findings for r in results} == {r.name: [] for r in results}
+    assert [r.name for r in results][-1] == "bundle"
+
+
+def recipient(rid, address=("1 Road",), salutation="Dear Reader,", text=None):
+    lines = "\n".join(f"      - {a}" for a in address)
+    body = f"    text: {{main: {text!r}}}\n" if text else ""
+    return f"""  - id: {rid}
+    name: Reader {rid}
+    address:
+{lines}
+    salutation: {salutation}
+{body}"""
+
+
+def test_address_outside_the_window_overfull_line_and_long_letter(tmp_path):
+    long_text = " ".join(["A sentence of the letter that goes on."] * 180)
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + recipient("fine") + recipient("fine2")
+                        + recipient("tall", address=[f"Line {n}" for n in range(1, 13)])
+                        + recipient("wide", address=["Unbreakable" * 12])
+                        + recipient("long", text=long_text))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    results = check(source, out)
+    assert findings(results, "fine") == []
+    (tall,) = findings(results, "tall")
+    assert tall.startswith("error: the address is not inside the envelope window")
+    wide = findings(results, "wide")
+    assert any(f.startswith("error: overfull line: 'UnbreakableUnbreakable") for f in wide), wide
+    assert findings(results, "long") == ["warning: 2 pages, longer than the batch's typical 1"]
+
+
+def test_closing_alone_at_the_top_of_a_page_is_caught(tmp_path, monkeypatch):
+    # The class never lets this happen, so force it: a page break before \closing.
+    from pylatex import NoEscape
+    original = build_module.compose
+
+    def compose_with_page_break(batch, r, **kw):
+        doc = original(batch, r, **kw)
+        if r.id == "pushed":
+            doc.data.insert(len(doc.data) - 1, NoEscape("\\newpage"))
+        return doc
+
+    monkeypatch.setattr(build_module, "compose", compose_with_page_break)
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + recipient("pushed") + recipient("normal"))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    monkeypatch.setattr(build_module, "compose", original)
+    results = {r.name: r for r in check(source, out)}
+    assert "error: the closing stands alone at the top of page 2, away from the letter it closes" in [
+        str(f) for f in results["pushed"].findings]
+    assert not results["normal"].errors
+
+
+def test_the_class_keeps_the_closing_with_the_letter_at_every_length(tmp_path):
+    # Letters whose body ends at every height of page 1 (and onto page 2).
+    sentence = "This sentence fills part of a line in the letter."
+    people = "".join(recipient(f"len{n}", text=" ".join([sentence] * n)) for n in range(36, 60, 3))
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n" + people)
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    for result in check(source, out):
+        assert not any("closing stands alone" in str(f) for f in result.findings), result.line()
+
+
+def test_pdf_checks_catch_letter_paper_and_fonts_that_are_not_embedded(tmp_path):
+    writer = PdfWriter()
+    page = writer.add_blank_page(612, 792)
+    fonts = DictionaryObject({
+        NameObject("/F1"): DictionaryObject({NameObject("/Type"): NameObject("/Font"),
+                                             NameObject("/Subtype"): NameObject("/Type1"),
+                                             NameObject("/BaseFont"): NameObject("/Helvetica")}),
+        NameObject("/F2"): DictionaryObject({NameObject("/Type"): NameObject("/Font"),
+                                             NameObject("/Subtype"): NameObject("/Type3"),
+                                             NameObject("/BaseFont"): NameObject("/Bitmap")}),
+    })
+    page[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): fonts})
+    pdf = tmp_path / "bad.pdf"
+    writer.write(pdf)
+    assert pdf_problems(pdf) == [
+        "page 1 is 612x792 pt, not A4 portrait",
+        "page 1: font /Helvetica is not embedded",
+        "page 1: Type 3 (bitmap) font /Bitmap",
+    ]
+
+
+def test_a_file_changed_after_the_build_no_longer_matches_the_manifest(tmp_path):
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n" + recipient("one"))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    pdf = out / "one.pdf"
+    data = bytearray(pdf.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    pdf.write_bytes(bytes(data))
+    (result,) = check(source, out)
+    assert "error: one.pdf no longer matches the manifest (changed since it was built)" in [
+        str(f) for f in result.findings]
