@@ -91,6 +91,10 @@ def tex_environment(texinputs: list[Path], epoch: int) -> dict[str, str]:
         "FORCE_SOURCE_DATE": "1",
         # no case-insensitive rescans of big folders for each lookup
         "texmf_casefold_search": "0",
+        # log lines unwrapped, so errors and overfull text can be read back whole
+        "max_print_line": "10000",
+        "error_line": "254",
+        "half_error_line": "238",
     })
     return env
 
@@ -108,9 +112,13 @@ def compile_letter(tex: Path, workdir: Path, dest: Path, env: dict[str, str]) ->
     built = workdir / f"{jobname}.pdf"
     log = workdir / f"{jobname}.log"
     built.unlink(missing_ok=True)
+    # Run inside the work folder and find the .tex (and its images) through
+    # TEXINPUTS: paths in the PDF stay relative, so its /ID does not depend on
+    # where the build folder is, and TeX can write nowhere but here.
+    env = {**env, "TEXINPUTS": f"{tex.parent.resolve()}//:" + env.get("TEXINPUTS", "")}
     command = [
         PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", "-file-line-error",
-        "-no-shell-escape", f"-output-directory={workdir.resolve()}", tex.name,
+        "-no-shell-escape", tex.name,
     ]
     passes, ok, log_text, errors = 0, False, "", []
     aux = workdir / f"{jobname}.aux"
@@ -118,7 +126,7 @@ def compile_letter(tex: Path, workdir: Path, dest: Path, env: dict[str, str]) ->
     while passes < MAX_PASSES:
         passes += 1
         try:
-            proc = subprocess.run(command, cwd=tex.parent, env=env, stdin=subprocess.DEVNULL,
+            proc = subprocess.run(command, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   timeout=TIMEOUT_SECONDS)
             returncode = proc.returncode
@@ -160,7 +168,7 @@ def tex_errors(log_text: str) -> list[TexError]:
             continue
         after = log_text[match.end():match.end() + 2000]
         context = _CONTEXT_RE.search(after)
-        errors.append(TexError(match.group("file").removeprefix("./"), int(match.group("line")),
+        errors.append(TexError(Path(match.group("file")).name, int(match.group("line")),
                                message, context.group("context") if context else ""))
     if not errors:
         bang = re.search(r"^! (.*)$", log_text, re.M)

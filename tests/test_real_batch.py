@@ -6,7 +6,7 @@ import re
 import pytest
 from pypdf import PdfReader
 
-from conftest import SEEDS, normalise, pdf_text
+from conftest import ROOT, SEEDS, normalise, pdf_text
 
 IDS = ["avon-and-somerset", "sussex", "london", "south-wales", "essex"]
 SUPERSCRIPTS = str.maketrans("¹²³⁴⁵", "12345")
@@ -101,3 +101,18 @@ def test_footnote_targets_stay_unique_in_the_bundle(real_batch):
     names = PdfReader(bundle.path).named_destinations
     for rid in IDS:
         assert all(f"Hfootnote.{rid}.{n}" in names for n in range(1, 6)), rid
+
+
+def test_the_same_inputs_give_byte_identical_pdfs(real_batch, tmp_path):
+    """Another build folder, another day: the same bytes (dates come from the letter)."""
+    from builder.build import build
+    from builder.merge import merge
+
+    out, _, _ = real_batch
+    again = tmp_path / "elsewhere"
+    assert build(ROOT / "recipients.yaml", again).ok
+    merge(ROOT / "recipients.yaml", again)
+    for name in [f"{rid}.pdf" for rid in IDS] + ["_cover.pdf", "bundle.pdf"]:
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+    info = PdfReader(out / "london.pdf").metadata
+    assert info.creation_date.date().isoformat() == "2020-10-13"
