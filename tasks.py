@@ -15,7 +15,8 @@ from invoke import Collection, Exit, task
 from builder.build import build as build_letters
 from builder.check import check as check_letters
 from builder.compile import TexMissing
-from builder.load import LoadError
+from builder.diff import personal
+from builder.load import LoadError, load
 from builder.merge import MergeRefused, merge as merge_letters
 from builder.schema import SCHEMA_FILE, json_schema_text
 from builder.sign import sign as sign_pdf
@@ -131,6 +132,26 @@ def sign(c, p12, bundle=None, output=None, reason="Approved for dispatch"):
     print(f"signed: {signed}")
 
 
+@task(help={
+    "recipients": "the batch (default: recipients.yaml)",
+    "only": "comma-separated recipient ids: just these",
+})
+def diff(c, recipients=None, only=None):
+    """Show, per recipient, what differs from the shared letter (to review only what is personal)."""
+    recipients, _ = _settings(c, recipients, None)
+    try:
+        loaded = load(recipients)
+    except LoadError as exc:
+        raise Exit(str(exc), code=2)
+    wanted = only.split(",") if only else None
+    for recipient in loaded.batch.recipients:
+        if wanted is None or recipient.id in wanted:
+            print(recipient.id)
+            for line in personal(loaded.batch, recipient):
+                print(f"  {line}")
+            print()
+
+
 @task
 def schema(c):
     """Write recipients.schema.json (JSON Schema for editors) from the builder's models."""
@@ -154,5 +175,5 @@ def test(c, k=None):
     c.run(command, pty=False)
 
 
-ns = Collection(build, check, merge, sign, schema, clean, test)
+ns = Collection(build, check, diff, merge, sign, schema, clean, test)
 ns.configure({"letterbatch": {"recipients": "recipients.yaml", "build_dir": "build", "jobs": 0}})
