@@ -33,13 +33,15 @@ def _settings(c, recipients, build_dir):
     "only": "comma-separated recipient ids: build just these",
     "jobs": "parallel pdflatex runs (default: one per core)",
     "force": "recompile every letter even when it is up to date",
+    "for": "print (default: black links, build/<id>.pdf) or web (coloured links, PDF/A-2b "
+           "metadata, build/web/<date>-<id>.pdf)",
 })
-def build(c, recipients=None, build_dir=None, only=None, jobs=0, force=False):
+def build(c, recipients=None, build_dir=None, only=None, jobs=0, force=False, for_="print"):
     """Build one PDF per recipient: build/<id>.pdf (sources in build/tex/)."""
     recipients, build_dir = _settings(c, recipients, build_dir)
     try:
         report = build_letters(recipients, build_dir, jobs=int(jobs or c.config.letterbatch.jobs) or None,
-                               only=only.split(",") if only else None, force=force)
+                               only=only.split(",") if only else None, force=force, medium=for_)
     except (LoadError, TexMissing, RuntimeError, ValueError) as exc:
         raise Exit(f"{exc}\nNothing was built.", code=2)
     for warning in report.warnings:
@@ -57,11 +59,11 @@ def build(c, recipients=None, build_dir=None, only=None, jobs=0, force=False):
         raise Exit(f"{summary}: {', '.join(o.recipient for o in report.failed)}", code=1)
     print(summary)
     print("preflight:")
-    _preflight(recipients, build_dir, only.split(",") if only else None)
+    _preflight(recipients, build_dir, for_, only.split(",") if only else None)
 
 
-def _preflight(recipients, build_dir, only=None):
-    results = [r for r in check_letters(recipients, build_dir) if only is None or r.name in only]
+def _preflight(recipients, build_dir, medium="print", only=None):
+    results = [r for r in check_letters(recipients, build_dir, medium) if only is None or r.name in only]
     for result in results:
         print(f"  {result.line()}")
     failing = [r.name for r in results if r.errors]
@@ -72,12 +74,13 @@ def _preflight(recipients, build_dir, only=None):
 @task(help={
     "recipients": "the batch to check (default: recipients.yaml)",
     "build-dir": "where the letters are (default: build/)",
+    "for": "which letters: print (default) or web",
 })
-def check(c, recipients=None, build_dir=None):
+def check(c, recipients=None, build_dir=None, for_="print"):
     """Preflight every letter: A4, embedded fonts, overfull lines, address in window, manifest."""
     recipients, build_dir = _settings(c, recipients, build_dir)
     try:
-        _preflight(recipients, build_dir)
+        _preflight(recipients, build_dir, for_)
     except (LoadError, TexMissing) as exc:
         raise Exit(str(exc), code=2)
 

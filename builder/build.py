@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__, compile as tex
-from .compose import compose, pdf_title
+from .compose import letter_source, pdf_title
 from .load import Loaded, Problem, load
 from .manifest import Manifest, sha256_bytes, sha256_file
 from .schema import Recipient
@@ -29,9 +29,17 @@ LETTERHEAD = Path(__file__).resolve().parent.parent / "letterhead"
 
 @dataclass
 class Layout:
-    """Where a build puts things (all under one folder, ``build/`` by default)."""
+    """Where a build puts things (all under one folder, ``build/`` by default;
+    web copies under ``build/web/``, named ``<date>-<id>.pdf``)."""
 
     root: Path
+    prefix: str = ""
+
+    @classmethod
+    def of(cls, build_dir: str | Path, medium: str = "print", date: dt.date | None = None) -> "Layout":
+        if medium == "web":
+            return cls(Path(build_dir) / "web", f"{date.isoformat()}-" if date else "")
+        return cls(Path(build_dir))
 
     @property
     def tex(self) -> Path:
@@ -42,7 +50,7 @@ class Layout:
         return self.root / "work"
 
     def pdf(self, recipient_id: str) -> Path:
-        return self.root / f"{recipient_id}.pdf"
+        return self.root / f"{self.prefix}{recipient_id}.pdf"
 
 
 @dataclass
@@ -97,18 +105,26 @@ class Prepared:
         for name, original in self.assets.items():
             write_atomic(self.layout.tex / name, original.read_bytes())
 
-    def compile(self, name: str, source: str) -> tex.CompileResult:
-        """Write ``build/tex/<name>.tex`` and compile it to ``build/<name>.pdf``."""
+    def compile(self, name: str, source: str, pdf: Path) -> tex.CompileResult:
+        """Write ``build/tex/<name>.tex`` and compile it to ``pdf``."""
         write_atomic(self.layout.tex / f"{name}.tex", source.encode())
-        return tex.compile_letter(self.layout.tex / f"{name}.tex", self.layout.work / name,
-                                  self.layout.root / f"{name}.pdf", self.env)
+        return tex.compile_letter(self.layout.tex / f"{name}.tex", self.layout.work / name, pdf, self.env)
 
 
-def prepare(recipients_yaml: str | Path, build_dir: str | Path) -> Prepared:
-    """Load and compose every valid letter, and hash what each depends on."""
-    layout = Layout(Path(build_dir))
+MEDIA = ("print", "web")
+
+
+def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "print") -> Prepared:
+    """Load and compose every valid letter, and hash what each depends on.
+
+    ``medium`` "print" (the default) makes the letters to print and sign;
+    "web" makes copies to publish: visible links, PDF/A-2b metadata.
+    """
+    if medium not in MEDIA:
+        raise ValueError(f"medium must be one of {', '.join(MEDIA)}, not {medium!r}")
     loaded = load(recipients_yaml)  # LoadError: nothing can be built
     letter = loaded.batch.letter
+    layout = Layout.of(build_dir, medium, letter.date)
     images = {"logo": letter.sender.logo, "signature": letter.signatory.image}
     assets = {f"assets/{role}{Path(rel).suffix.lower()}": loaded.root / rel
               for role, rel in images.items() if rel}
@@ -121,7 +137,7 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path) -> Prepared:
     }
     sources = []
     for recipient in loaded.batch.recipients:
-        text = compose(loaded.batch, recipient, assets=names).dumps()
+        text = letter_source(loaded.batch, recipient, assets=names, medium=medium)
         inputs = {"source": sha256_bytes(text.encode()), **common}
         inputs["key"] = sha256_bytes(json.dumps(inputs, sort_keys=True).encode())
         sources.append(Source(recipient, text, inputs))
@@ -130,9 +146,10 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path) -> Prepared:
 
 
 def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs: int | None = None,
-          only: list[str] | None = None, force: bool = False, progress=None) -> Report:
+          only: list[str] | None = None, force: bool = False, medium: str = "print",
+          progress=None) -> Report:
     """Build every letter of ``recipients_yaml`` (or just ``only``) into ``build_dir``."""
-    prepared = prepare(recipients_yaml, build_dir)
+    prepared = prepare(recipients_yaml, build_dir, medium)
     loaded, layout = prepared.loaded, prepared.layout
     valid_ids = {r.id for r in loaded.batch.recipients}
     layout.root.mkdir(parents=True, exist_ok=True)
@@ -164,7 +181,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
 
         def run(source: Source) -> Outcome:
             rid = source.recipient.id
-            result = prepared.compile(rid, source.tex)
+            result = prepared.compile(rid, source.tex, layout.pdf(rid))
             manifest.letters.pop(rid, None)
             if not result.ok:
                 return Outcome(rid, "failed", message=result.first_error, seconds=result.seconds)

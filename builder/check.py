@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pypdf import PdfReader
 
-from .build import Layout, prepare
+from .build import prepare
 from .manifest import Manifest, sha256_file
 from .schema import Batch, Recipient
 
@@ -53,9 +53,9 @@ class LetterCheck:
         return f"{self.name}: " + "; ".join(str(f) for f in self.findings)
 
 
-def check(recipients_yaml: str | Path, build_dir: str | Path = "build") -> list[LetterCheck]:
+def check(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: str = "print") -> list[LetterCheck]:
     """Check every built letter (and the bundle's integrity) of a batch."""
-    prepared = prepare(recipients_yaml, build_dir)
+    prepared = prepare(recipients_yaml, build_dir, medium)
     layout, batch = prepared.layout, prepared.loaded.batch
     manifest = Manifest.read(layout.root)
     results = []

@@ -7,6 +7,7 @@ built with PyLaTeX. Data reaches the source only through ``latex.text`` and
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 
 from pylatex import Command, Document, LongTable, NoEscape
@@ -28,7 +29,20 @@ def pdf_title(recipient: Recipient) -> str:
     return f"Letter to {recipient.name}" + (f", {recipient.role}" if recipient.role else "")
 
 
-def compose(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None = None) -> Document:
+# PDF/A-2b and the document language, for web copies (LaTeX's PDF management,
+# texlive-latex-recommended). It must come before \documentclass.
+WEB_METADATA = "\\DocumentMetadata{pdfstandard=A-2b, lang=en-GB}\n"
+
+
+def letter_source(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None = None,
+                  medium: str = "print") -> str:
+    """The complete ``.tex`` of one letter, for print or for the web."""
+    doc = compose(batch, recipient, assets=assets, medium=medium)
+    return (WEB_METADATA if medium == "web" else "") + doc.dumps()
+
+
+def compose(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None = None,
+            medium: str = "print") -> Document:
     """The letter to ``recipient`` as a PyLaTeX document.
 
     ``assets`` maps "logo" and "signature" to file names as TeX will find them
@@ -40,7 +54,7 @@ def compose(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None
         "toname": latex.text(recipient.name),
         "torole": latex.text(recipient.role or ""),
         "toaddress": latex.lines(recipient.address),
-    }, title=pdf_title(recipient))
+    }, title=pdf_title(recipient), medium=medium)
     doc.append(Command("opening", latex.text(recipient.salutation)))
     for paragraph in body(batch, recipient):
         doc.append(NoEscape("\n" + paragraph + "\n"))
@@ -87,11 +101,12 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
     return doc
 
 
-def _document(batch: Batch, assets: dict[str, str], values: dict[str, NoEscape], *, title: str) -> Document:
+def _document(batch: Batch, assets: dict[str, str], values: dict[str, NoEscape], *, title: str,
+              medium: str = "print") -> Document:
     """A document on the letterhead class with the batch's shared values set."""
     letter = batch.letter
     sender, signatory = letter.sender, letter.signatory
-    doc = Document(documentclass=CLASS_NAME, fontenc=None, inputenc=None,
+    doc = Document(documentclass=CLASS_NAME, document_options=[medium], fontenc=None, inputenc=None,
                    lmodern=False, textcomp=False, page_numbers=True)
     # PyLaTeX adds lastpage (texlive-latex-extra); the class counts pages itself.
     doc.packages.clear()
@@ -115,10 +130,31 @@ def _document(batch: Batch, assets: dict[str, str], values: dict[str, NoEscape],
         "pdftitle": title,
         "pdfauthor": signatory.name or sender.name,
         "pdfsubject": letter.title or "",
+        "pdfkeywords": ", ".join(letter.keywords),
         "pdfcreator": "letterbatch",
     }
-    doc.preamble.append(Command("hypersetup", NoEscape(",\n".join(
-        f"{key}={{{latex.text(value)}}}" for key, value in metadata.items()))))
+    if medium == "web":
+        # LaTeX's PDF management writes the Info dictionary and the XMP packet
+        # from hyperref's keys. Two pairs of braces: it would split a value at
+        # its commas into several XMP entries.
+        doc.preamble.append(Command("hypersetup", NoEscape(",\n".join(
+            f"{key}={{{{{latex.meta(value)}}}}}" for key, value in metadata.items()))))
+    else:
+        # Straight into the Info dictionary as UTF-16 hex strings: no TeX
+        # expansion, so every character is kept as typed ("--" stays two hyphens).
+        doc.preamble.append(NoEscape("\\pdfinfo{%s}" % " ".join(
+            f"/{key.removeprefix('pdf').capitalize()} <{latex.pdf_hex(value)}>"
+            for key, value in metadata.items() if value and key != "pdfcreator")))
+        doc.preamble.append(NoEscape("\\hypersetup{pdfcreator={letterbatch}}"))
+    if medium == "web":
+        # The XMP packet's dates and instance id default to the clock; fix
+        # them from the letter so the same inputs give the same bytes.
+        stamp = f"D:{letter.date:%Y%m%d}120000Z"
+        instance = uuid.uuid5(uuid.NAMESPACE_URL, f"letterbatch:{values['id']}:{letter.date}")
+        for group, key in (("document", "pdfcreationdate"), ("document", "pdfmoddate"),
+                           ("hyperref", "pdfmetadate"), ("hyperref", "pdfdate")):
+            doc.preamble.append(NoEscape(rf"\AddToDocumentProperties[{group}]{{{key}}}{{{stamp}}}"))
+        doc.preamble.append(NoEscape(rf"\hypersetup{{pdfinstanceid={{uuid:{instance}}}}}"))
     return doc
 
 

@@ -68,6 +68,28 @@ def text(value: str) -> NoEscape:
     return NoEscape(_LIGATURE_RE.sub("{}", escaped))
 
 
+# PDF metadata (title, author ...) is not typeset but expanded to a string, by
+# hyperref or by LaTeX's PDF management: each special character becomes a
+# constant that expands to just that character (\lbsym in the class).
+_META = {
+    "\\": "backslash", "{": "left_brace", "}": "right_brace", "%": "percent", "#": "hash",
+    "~": "tilde", "^": "circumflex", "_": "underscore", "$": "dollar", "&": "ampersand",
+}
+_META_RE = re.compile("|".join(re.escape(c) for c in _META))
+
+
+def meta(value: str) -> NoEscape:
+    """Escape text for a PDF metadata field (``\\hypersetup{pdftitle=...}``)."""
+    value = _SPACE_RE.sub(" ", compose_marks(value)).strip()
+    return NoEscape(_META_RE.sub(lambda m: r"\lbsym{%s}" % _META[m.group()], value))
+
+
+def pdf_hex(value: str) -> str:
+    """A PDF text string in hex (UTF-16BE with its byte order mark)."""
+    value = _SPACE_RE.sub(" ", compose_marks(value)).strip()
+    return "FEFF" + value.encode("utf-16-be").hex().upper()
+
+
 def lines(values: list[str]) -> NoEscape:
     """Escaped lines joined by ``\\\\`` (an address block). The ``{}`` stops
     ``\\\\`` from reading a line that starts with ``*`` as its star form."""

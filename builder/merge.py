@@ -132,7 +132,7 @@ def _cover(prepared: Prepared, letters: list[_Part], duplex: bool) -> _Part:
             start += letter.pages + (letter.pages % 2 if duplex else 0)
         document = compose_cover(prepared.loaded.batch, rows,
                                  assets={"logo": n for n in prepared.assets if "/logo" in n})
-        result = prepared.compile(COVER_NAME, document.dumps())
+        result = prepared.compile(COVER_NAME, document.dumps(), prepared.layout.root / f"{COVER_NAME}.pdf")
         if not result.ok:
             raise MergeRefused(f"the cover sheet did not compile: {result.first_error}")
         if result.pages == cover_pages:

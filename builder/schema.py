@@ -114,6 +114,7 @@ class Letter(Model):
 
     date: dt.date
     title: Optional[Line] = Field(None, description="what the batch is about (bundle, PDF subject)")
+    keywords: list[Line] = Field(default_factory=list, description="PDF keywords, for web copies")
     sender: Sender
     signatory: Signatory
     closing: Line = "Yours sincerely,"

@@ -31,10 +31,10 @@ recipients:
 def test_one_letter_that_fails_to_compile_does_not_stop_the_others(tmp_path, monkeypatch):
     # Data cannot break TeX (that is the point), so break one letter's source
     # after composing it; pdflatex itself is real.
-    from builder import build as build_module
+    from builder import compose as compose_module
     from pylatex import NoEscape
 
-    original = build_module.compose
+    original = compose_module.compose
 
     def compose_with_a_bug(batch, recipient, **kw):
         doc = original(batch, recipient, **kw)
@@ -42,7 +42,7 @@ def test_one_letter_that_fails_to_compile_does_not_stop_the_others(tmp_path, mon
             doc.append(NoEscape("\n\\undefinedmacro\n"))
         return doc
 
-    monkeypatch.setattr(build_module, "compose", compose_with_a_bug)
+    monkeypatch.setattr(compose_module, "compose", compose_with_a_bug)
     source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
     out = tmp_path / "build"
     out.mkdir()

@@ -7,7 +7,7 @@ import pytest
 from pypdf import PdfWriter
 from pypdf.generic import DictionaryObject, NameObject
 
-from builder import build as build_module
+from builder import compose as compose_module
 from builder.build import build
 from builder.check import check, pdf_problems
 from conftest import MINIMAL_LETTER, ROOT, write_yaml
@@ -56,7 +56,7 @@ def test_address_outside_the_window_overfull_line_and_long_letter(tmp_path):
 def test_closing_alone_at_the_top_of_a_page_is_caught(tmp_path, monkeypatch):
     # The class never lets this happen, so force it: a page break before \closing.
     from pylatex import NoEscape
-    original = build_module.compose
+    original = compose_module.compose
 
     def compose_with_page_break(batch, r, **kw):
         doc = original(batch, r, **kw)
@@ -64,12 +64,12 @@ def test_closing_alone_at_the_top_of_a_page_is_caught(tmp_path, monkeypatch):
             doc.data.insert(len(doc.data) - 1, NoEscape("\\newpage"))
         return doc
 
-    monkeypatch.setattr(build_module, "compose", compose_with_page_break)
+    monkeypatch.setattr(compose_module, "compose", compose_with_page_break)
     source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
                         + recipient("pushed") + recipient("normal"))
     out = tmp_path / "build"
     assert build(source, out).ok
-    monkeypatch.setattr(build_module, "compose", original)
+    monkeypatch.setattr(compose_module, "compose", original)
     results = {r.name: r for r in check(source, out)}
     assert "error: the closing stands alone at the top of page 2, away from the letter it closes" in [
         str(f) for f in results["pushed"].findings]

@@ -1,6 +1,7 @@
 """Data is data: every special character prints as itself, and nothing runs."""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from pypdf import PdfReader
@@ -42,6 +43,14 @@ def test_specials_and_accents_come_out_verbatim(tmp_path: Path):
     for prefix in "NRLMSAT":
         assert normalise(prefix + value) in got, prefix
     assert not (tmp_path / "build" / "tex" / "pwned").exists()
+    meta = PdfReader(tmp_path / "build" / "specials.pdf").metadata
+    title = " ".join(f"Letter to N{value}, R{value}".split())
+    assert meta.title == title
+    assert build(source, tmp_path / "build", medium="web").ok  # metadata by another road
+    web = PdfReader(tmp_path / "build" / "web" / "2021-03-04-specials.pdf")
+    assert web.metadata.title == title
+    xmp = web.trailer["/Root"]["/Metadata"].get_object().get_data().decode()
+    assert title in html.unescape(xmp)
     uris = [a.get_object()["/A"].get("/URI") for p in PdfReader(tmp_path / "build" / "specials.pdf").pages
             for a in p.get("/Annots", []) if "/URI" in a.get_object().get("/A", {})]
     assert "https://example.org/a_b/~c?d=1&e=%20#frag" in uris
