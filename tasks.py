@@ -155,6 +155,17 @@ def diff(c, recipients=None, only=None):
             print()
 
 
+@task(help={
+    "letters": "how many synthetic letters (default 100)",
+    "jobs": "parallel workers (default: one per core)",
+    "baseline-sample": "raw pdflatex is timed on at most this many letters and scaled up (0: all)",
+})
+def bench(c, letters=100, jobs=0, baseline_sample=60):
+    """Benchmark a synthetic batch of N letters against raw pdflatex; prints figures."""
+    c.run(f"{sys.executable} benchmarks/bench.py --letters {int(letters)} --jobs {int(jobs)} "
+          f"--baseline-sample {int(baseline_sample)}", pty=False)
+
+
 @task
 def schema(c):
     """Write recipients.schema.json (JSON Schema for editors) from the builder's models."""
@@ -178,5 +189,5 @@ def test(c, k=None):
     c.run(command, pty=False)
 
 
-ns = Collection(build, check, diff, merge, sign, schema, clean, test)
+ns = Collection(build, check, diff, merge, sign, bench, schema, clean, test)
 ns.configure({"letterbatch": {"recipients": "recipients.yaml", "build_dir": "build", "jobs": 0}})
