@@ -11,15 +11,16 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import math
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, compile as tex
-from .compose import letter_source, pdf_title
+from . import __version__, compile as tex, split as split_pdf
+from .compose import batch_source, letter_block, letter_source, metadata, pdf_title
+from .files import write_atomic
 from .load import Loaded, Problem, load
 from .manifest import Manifest, sha256_bytes, sha256_file
 from .schema import Recipient
@@ -82,7 +83,8 @@ class Source:
     """One letter, composed: what to compile and the hashes of all it depends on."""
 
     recipient: Recipient
-    tex: str
+    block: str  # the letter environment, for a document of many letters
+    tex: str  # the complete document of this letter alone
     inputs: dict[str, str]  # what the PDF depends on, by name; "key" hashes them all
 
     @property
@@ -105,10 +107,18 @@ class Prepared:
         for name, original in self.assets.items():
             write_atomic(self.layout.tex / name, original.read_bytes())
 
+    medium: str = "print"
+
     def compile(self, name: str, source: str, pdf: Path) -> tex.CompileResult:
         """Write ``build/tex/<name>.tex`` and compile it to ``pdf``."""
         write_atomic(self.layout.tex / f"{name}.tex", source.encode())
         return tex.compile_letter(self.layout.tex / f"{name}.tex", self.layout.work / name, pdf, self.env)
+
+    def info(self, recipient: Recipient) -> dict[str, str]:
+        """A letter's PDF metadata, dated with the letter."""
+        stamp = f"D:{self.loaded.batch.letter.date:%Y%m%d}120000Z"
+        return {**metadata(self.loaded.batch, pdf_title(recipient)), "Creator": "letterbatch",
+                "CreationDate": stamp, "ModDate": stamp}
 
 
 MEDIA = ("print", "web")
@@ -137,12 +147,13 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
     }
     sources = []
     for recipient in loaded.batch.recipients:
-        text = letter_source(loaded.batch, recipient, assets=names, medium=medium)
+        block = letter_block(loaded.batch, recipient, assets=names)
+        text = letter_source(loaded.batch, recipient, block, medium=medium)
         inputs = {"source": sha256_bytes(text.encode()), **common}
         inputs["key"] = sha256_bytes(json.dumps(inputs, sort_keys=True).encode())
-        sources.append(Source(recipient, text, inputs))
+        sources.append(Source(recipient, block, text, inputs))
     env = tex.tex_environment([LETTERHEAD], epoch(letter.date))
-    return Prepared(loaded, layout, sources, assets, env)
+    return Prepared(loaded, layout, sources, assets, env, medium)
 
 
 def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs: int | None = None,
@@ -173,51 +184,95 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         stale = []
         for source in todo:
             rid = source.recipient.id
+            write_atomic(layout.tex / f"{rid}.tex", source.tex.encode())
             if not force and manifest.key(rid) == source.key and layout.pdf(rid).exists():
-                write_atomic(layout.tex / f"{rid}.tex", source.tex.encode())
                 outcomes.append(Outcome(rid, "up to date", layout.pdf(rid)))
             else:
                 stale.append(source)
-
-        def run(source: Source) -> Outcome:
-            rid = source.recipient.id
-            result = prepared.compile(rid, source.tex, layout.pdf(rid))
-            manifest.letters.pop(rid, None)
-            if not result.ok:
-                return Outcome(rid, "failed", message=result.first_error, seconds=result.seconds)
-            manifest.letters[rid] = {
-                "recipient": pdf_title(source.recipient).removeprefix("Letter to "),
-                "file": result.pdf.name, "pages": result.pages, "sha256": sha256_file(result.pdf),
-                "inputs": source.inputs, "log": str(result.log.relative_to(layout.root)),
-                "signature": result.signature, "window": result.window,
-            }
-            return Outcome(rid, "built", result.pdf, seconds=result.seconds, warnings=result.overfull)
-
+        compiler = _Compiler(prepared, manifest)
         workers = max(1, jobs or os.cpu_count() or 1)
         with ThreadPoolExecutor(workers) as pool:
-            for outcome in pool.map(run, stale):
-                outcomes.append(outcome)
-                if progress:
-                    progress(outcome)
+            for done in pool.map(compiler.run, _batches(stale, workers, prepared.medium)):
+                for outcome in done:
+                    outcomes.append(outcome)
+                    if progress:
+                        progress(outcome)
         write_atomic(manifest.path, manifest.to_json())
     order = {r.id: i for i, r in enumerate(loaded.batch.recipients)}
     outcomes.sort(key=lambda o: (o.status != "invalid", order.get(o.recipient, -1)))
     return Report(outcomes, loaded.warnings)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder, then rename: all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and path.read_bytes() == data:
-        return
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# At most this many letters go through one pdflatex run: enough to pay for
+# pdflatex's start (~0.2 s) many times over, few enough to bisect quickly.
+BATCH_SIZE = 150
+
+
+def _batches(stale: list[Source], workers: int, medium: str) -> list[list[Source]]:
+    """Stale letters in groups, one pdflatex run each, at least one per worker.
+    Web copies carry per-document PDF/A metadata, so each is compiled alone."""
+    if medium == "web":
+        return [[source] for source in stale]
+    if not stale:
+        return []
+    count = max(min(workers, len(stale)), math.ceil(len(stale) / BATCH_SIZE))
+    size = math.ceil(len(stale) / count)
+    return [stale[i:i + size] for i in range(0, len(stale), size)]
+
+
+class _Compiler:
+    """Compiles groups of letters: one pdflatex run per group, split per letter;
+    a group that fails is halved until the letter at fault stands alone."""
+
+    def __init__(self, prepared: Prepared, manifest: Manifest):
+        self.prepared, self.manifest = prepared, manifest
+        self.layout = prepared.layout
+
+    def run(self, sources: list[Source]) -> list[Outcome]:
+        if len(sources) == 1:
+            return [self._alone(sources[0])]
+        name = f"_batch-{sources[0].recipient.id}-{len(sources)}"
+        hints = {s.recipient.id: self.manifest.letters[s.recipient.id]["pages"] for s in sources
+                 if self.manifest.letters.get(s.recipient.id, {}).get("pages")}
+        text = batch_source([s.block for s in sources], hints)
+        path = self.layout.tex / f"{name}.tex"
+        write_atomic(path, text.encode())
+        starts = [(text.count("\n", 0, text.index("\\begin{letter}{%s}" % s.recipient.id)) + 1,
+                   s.recipient.id) for s in sources]
+
+        def owner(line: int) -> str | None:
+            return next((rid for first, rid in reversed(starts) if first <= line), None)
+
+        result = tex.compile_batch(path, self.layout.work / name, self.prepared.env, owner)
+        if not result.ok or set(result.letters) != {s.recipient.id for s in sources}:
+            half = len(sources) // 2
+            return self.run(sources[:half]) + self.run(sources[half:])
+        cuts = [split_pdf.Cut(s.recipient.id, result.letters[s.recipient.id].start,
+                              result.letters[s.recipient.id].pages, self.layout.pdf(s.recipient.id),
+                              self.prepared.info(s.recipient)) for s in sources]
+        split_pdf.split(result.pdf, cuts)
+        each = result.seconds / len(sources)
+        return [self._record(s, result, result.letters[s.recipient.id], self.layout.pdf(s.recipient.id), each)
+                for s in sources]
+
+    def _alone(self, source: Source) -> Outcome:
+        rid = source.recipient.id
+        result = self.prepared.compile(rid, source.tex, self.layout.pdf(rid))
+        if not result.ok:
+            self.manifest.letters.pop(rid, None)
+            return Outcome(rid, "failed", message=result.first_error, seconds=result.seconds)
+        return self._record(source, result, result.only, result.pdf, result.seconds)
+
+    def _record(self, source: Source, result: tex.CompileResult, placed: tex.Placed, pdf: Path,
+                seconds: float) -> Outcome:
+        rid = source.recipient.id
+        self.manifest.letters[rid] = {
+            "recipient": pdf_title(source.recipient).removeprefix("Letter to "),
+            "file": pdf.name, "pages": placed.pages, "sha256": sha256_file(pdf),
+            "inputs": source.inputs, "log": str(result.log.relative_to(self.layout.root)),
+            "overfull": placed.overfull, "signature": placed.signature, "window": result.window,
+        }
+        return Outcome(rid, "built", pdf, seconds=seconds, warnings=placed.overfull)
 
 
 @contextmanager

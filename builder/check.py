@@ -72,7 +72,7 @@ def check(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: 
                                                         "(changed since it was built)"))
             if entry.get("inputs", {}).get("key") != source.key:
                 result.findings.append(Finding("warning", "older than its sources: run `invoke build`"))
-            result.findings += check_letter(pdf, layout.root / entry.get("log", ""), batch,
+            result.findings += check_letter(pdf, entry.get("overfull", []), batch,
                                             source.recipient, entry.get("window"))
             result.pages = entry.get("pages") or 0
         results.append(result)
@@ -90,12 +90,11 @@ def check(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: 
     return results
 
 
-def check_letter(pdf: Path, log: Path, batch: Batch, recipient: Recipient,
+def check_letter(pdf: Path, overfull: list[str], batch: Batch, recipient: Recipient,
                  window: list[float] | None) -> list[Finding]:
+    """``overfull``: the letter's overfull lines, from the TeX log (in the manifest)."""
     findings = [Finding("error", m) for m in pdf_problems(pdf)]
-    if log.is_file():
-        for text in overfull_lines(log.read_text(encoding="utf-8", errors="replace")):
-            findings.append(Finding("error", f"overfull line: {text}"))
+    findings += [Finding("error", f"overfull line: {text}") for text in overfull]
     lines = text_lines(pdf)
     address = [recipient.name] + ([recipient.role] if recipient.role else []) + recipient.address
     findings += _address_in_window(lines, address, window)
@@ -149,20 +148,6 @@ def _embedded(font) -> bool:
     descriptor = font.get("/FontDescriptor")
     descriptor = descriptor.get_object() if descriptor is not None else {}
     return any(key in descriptor for key in ("/FontFile", "/FontFile2", "/FontFile3"))
-
-
-_OVERFULL_RE = re.compile(r"^Overfull \\hbox \((?P<by>[\d.]+pt) too wide\)[^\n]*\n(?P<text>(?:.+\n)+?)\n",
-                          re.M)
-
-
-def overfull_lines(log_text: str) -> list[str]:
-    """Each overfull line of a TeX log, as the text that overflows."""
-    out = []
-    for match in _OVERFULL_RE.finditer(log_text):
-        text = "".join(match.group("text").splitlines())
-        text = re.sub(r"\\[A-Z0-9]+/[a-z0-9]+/[a-z]+/[a-z]+/[\d.]+ ?|\[\]|\$[^$]*\$", "", text)
-        out.append(f"{' '.join(text.split())[:80]!r} ({match.group('by')} too wide)")
-    return out
 
 
 @dataclass

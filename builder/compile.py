@@ -1,11 +1,13 @@
-"""Compile stage: a letter's ``.tex`` -> its PDF, with pdflatex, safely.
+"""Compile stage: LaTeX -> PDF with pdflatex, safely.
 
 pdflatex runs non-interactively, without shell escape, with file access
 restricted (``openin_any=p``, ``openout_any=p``: no absolute paths, no ``..``,
-no dotfiles), and with its dates fixed to the letter's date so the same input
-gives the same bytes. The PDF is made in a private work folder and moved into
-place only when the compile succeeded, so no half-written or failed PDF ever
-stands where a good one is expected.
+no dotfiles), inside a private work folder, and with its dates fixed to the
+letter's date so the same input gives the same bytes. ``compile_letter``
+compiles one letter and moves its PDF into place only when the compile
+succeeded, so no half-written or failed PDF ever stands where a good one is
+expected. ``compile_batch`` compiles a document holding many letters in one
+run (``split`` then cuts it into one PDF per letter).
 """
 from __future__ import annotations
 
@@ -44,6 +46,17 @@ class TexError:
 
 
 @dataclass
+class Placed:
+    """Where one letter sits in a compiled document, as the class recorded it."""
+
+    start: int  # pages before it
+    pages: int
+    # where the signature goes: (page from 1, x, y bottom, y top) in PDF points
+    signature: tuple[int, float, float, float] | None = None
+    overfull: list[str] = field(default_factory=list)
+
+
+@dataclass
 class CompileResult:
     ok: bool
     pdf: Path | None
@@ -51,10 +64,7 @@ class CompileResult:
     passes: int
     seconds: float
     errors: list[TexError] = field(default_factory=list)
-    overfull: list[str] = field(default_factory=list)
-    pages: int = 0
-    # where the signature goes: (page from 1, x, y bottom, y top) in PDF points
-    signature: tuple[int, float, float, float] | None = None
+    letters: dict[str, Placed] = field(default_factory=dict)
     # the envelope window the letterhead promises: (left, top, width, height) in
     # points from the page's top left corner
     window: tuple[float, float, float, float] | None = None
@@ -62,6 +72,11 @@ class CompileResult:
     @property
     def first_error(self) -> str:
         return str(self.errors[0]) if self.errors else "pdflatex failed (see the log)"
+
+    @property
+    def only(self) -> Placed:
+        """The one letter of a single-letter document."""
+        return next(iter(self.letters.values()), Placed(0, 0))
 
 
 @cache
@@ -105,23 +120,37 @@ def compile_letter(tex: Path, workdir: Path, dest: Path, env: dict[str, str]) ->
     On failure ``dest`` is removed: a PDF that stands there is always the
     output of its current source.
     """
+    result = compile_batch(tex, workdir, env)
+    if result.ok:
+        os.replace(result.pdf, dest)
+        result.pdf = dest
+    else:
+        dest.unlink(missing_ok=True)
+    return result
+
+
+def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
+                  line_owner=None) -> CompileResult:
+    """Compile ``tex`` (one letter or many) in ``workdir``; the PDF stays there.
+
+    ``line_owner(line)`` names the letter a line of ``tex`` belongs to, so
+    overfull lines are reported against their letter (default: the only one).
+    """
     tex_version()  # fail clearly when TeX is missing
     started = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
     jobname = tex.stem
     built = workdir / f"{jobname}.pdf"
     log = workdir / f"{jobname}.log"
+    aux = workdir / f"{jobname}.aux"
     built.unlink(missing_ok=True)
     # Run inside the work folder and find the .tex (and its images) through
     # TEXINPUTS: paths in the PDF stay relative, so its /ID does not depend on
     # where the build folder is, and TeX can write nowhere but here.
     env = {**env, "TEXINPUTS": f"{tex.parent.resolve()}//:" + env.get("TEXINPUTS", "")}
-    command = [
-        PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", "-file-line-error",
-        "-no-shell-escape", tex.name,
-    ]
+    command = [PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", "-file-line-error",
+               "-no-shell-escape", tex.name]
     passes, ok, log_text, errors = 0, False, "", []
-    aux = workdir / f"{jobname}.aux"
     kept_aux = aux.exists()
     while passes < MAX_PASSES:
         passes += 1
@@ -145,15 +174,15 @@ def compile_letter(tex: Path, workdir: Path, dest: Path, env: dict[str, str]) ->
             continue
         if not ok or not _RERUN_RE.search(log_text):
             break
-    result = CompileResult(ok, None, log, passes, 0.0)
+    result = CompileResult(ok, built if ok else None, log, passes, 0.0)
     if ok:
-        os.replace(built, dest)
-        result.pdf = dest
-        result.overfull = overfull_boxes(log_text)
-        result.pages, result.signature, result.window = _read_aux(
+        result.letters, result.window = _read_aux(
             aux.read_text(encoding="utf-8", errors="replace") if aux.exists() else "")
+        for line, text in overfull_boxes(log_text):
+            owner = line_owner(line) if line_owner else next(iter(result.letters), None)
+            if owner in result.letters:
+                result.letters[owner].overfull.append(text)
     else:
-        dest.unlink(missing_ok=True)
         result.errors = errors or tex_errors(log_text)
     result.seconds = time.perf_counter() - started
     return result
@@ -177,24 +206,41 @@ def tex_errors(log_text: str) -> list[TexError]:
     return errors
 
 
-def overfull_boxes(log_text: str) -> list[str]:
-    return [m.group(0) for m in re.finditer(r"^Overfull \\hbox .*$", log_text, re.M)]
+_OVERFULL_RE = re.compile(
+    r"^Overfull \\hbox \((?P<by>[\d.]+pt) too wide\) in (?:paragraph|alignment) at lines (?P<line>\d+)--\d+\n"
+    r"(?P<text>.*)$", re.M)
+
+
+def overfull_boxes(log_text: str) -> list[tuple[int, str]]:
+    """Each overfull line of a TeX log: (source line, the text that overflows)."""
+    out = []
+    for match in _OVERFULL_RE.finditer(log_text):
+        text = re.sub(r"\\[A-Z0-9]+/[a-z0-9]+/[a-z]+/[a-z]+/[\d.]+ ?|\[\]|\$[^$]*\$", "", match.group("text"))
+        out.append((int(match.group("line")), f"{' '.join(text.split())[:80]!r} ({match.group('by')} too wide)"))
+    return out
 
 
 _SP_PER_PT = 65536
 
 
 def _read_aux(aux_text: str):
-    """Page total, signature space and envelope window, as the letterhead class
-    recorded them."""
-    pages = re.findall(r"\\lb@setlastpage\{(\d+)\}", aux_text)
-    marks = {m[0]: (int(m[1]), int(m[2]) / _SP_PER_PT, int(m[3]) / _SP_PER_PT)
-             for m in re.findall(r"\\lb@sigpos\{(top|bottom)\}\{(\d+)\}\{(-?\d+)\}\{(-?\d+)\}", aux_text)}
-    signature = None
-    if "top" in marks and "bottom" in marks:
-        page, x, bottom = marks["bottom"]
-        top = marks["top"][2] if marks["top"][0] == page else bottom + 60
-        signature = (page, round(x, 2), round(bottom + 10, 2), round(top - 4, 2))
+    """Each letter's place, page count and signature space, and the envelope
+    window, as the letterhead class recorded them in the .aux."""
+    starts = dict(re.findall(r"\\lb@start\{([^}]*)\}\{(\d+)\}", aux_text))
+    pages = dict(re.findall(r"\\lb@pages\{([^}]*)\}\{(\d+)\}", aux_text))
+    marks: dict[str, dict] = {}
+    for rid, which, page, x, y in re.findall(
+            r"\\lb@sigpos\{([^}]*)\}\{(top|bottom)\}\{(\d+)\}\{(-?\d+)\}\{(-?\d+)\}", aux_text):
+        marks.setdefault(rid, {})[which] = (int(page), int(x) / _SP_PER_PT, int(y) / _SP_PER_PT)
+    letters = {}
+    for rid, start in starts.items():
+        signature = None
+        if {"top", "bottom"} <= set(marks.get(rid, {})):
+            page, x, bottom = marks[rid]["bottom"]
+            top_page, _, top = marks[rid]["top"]
+            top = top if top_page == page else bottom + 60
+            signature = (page, round(x, 2), round(bottom + 10, 2), round(top - 4, 2))
+        letters[rid] = Placed(int(start), int(pages.get(rid, 0)), signature)
     window = re.search(r"\\lb@window\{([\d.]+)pt\}\{([\d.]+)pt\}\{([\d.]+)pt\}\{([\d.]+)pt\}", aux_text)
     window = tuple(round(float(v) * 72 / 72.27, 2) for v in window.groups()) if window else None
-    return (int(pages[-1]) if pages else 0), signature, window
+    return letters, window

@@ -1,8 +1,11 @@
 """Compose stage: one recipient of a ``Batch`` -> the LaTeX source of their letter.
 
-Each letter is a complete document on the letterhead class (``letterhead/``),
-built with PyLaTeX. Data reaches the source only through ``latex.text`` and
-``latex.href``; markup nodes from ``markup.parse`` become LaTeX commands here.
+Each letter is a ``letter`` environment on the letterhead class
+(``letterhead/``), built with PyLaTeX: ``letter_source`` wraps one in a complete
+document a user can compile alone; ``batch_source`` puts many in one document,
+which the build compiles in a single pdflatex run and splits. Data reaches the
+source only through ``latex.text``, ``latex.href`` and ``latex.meta``; markup
+nodes from ``markup.parse`` become LaTeX commands here.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 
 from pylatex import Command, Document, LongTable, NoEscape
+from pylatex.base_classes import Environment
 
 from . import latex, markup
 from .schema import Batch, Recipient
@@ -18,6 +22,15 @@ from .schema import Batch, Recipient
 CLASS_NAME = "letterbatch"
 MONTHS = ("January", "February", "March", "April", "May", "June", "July",
           "August", "September", "October", "November", "December")
+# PDF/A-2b and the document language, for web copies (LaTeX's PDF management,
+# texlive-latex-recommended). It must come before \documentclass.
+WEB_METADATA = "\\DocumentMetadata{pdfstandard=A-2b, lang=en-GB}\n"
+
+
+class Letter(Environment):
+    """``\\begin{letter}{<id>}``: one letter, on pages of its own."""
+
+    _latex_name = "letter"
 
 
 def long_date(date: dt.date) -> str:
@@ -29,37 +42,65 @@ def pdf_title(recipient: Recipient) -> str:
     return f"Letter to {recipient.name}" + (f", {recipient.role}" if recipient.role else "")
 
 
-# PDF/A-2b and the document language, for web copies (LaTeX's PDF management,
-# texlive-latex-recommended). It must come before \documentclass.
-WEB_METADATA = "\\DocumentMetadata{pdfstandard=A-2b, lang=en-GB}\n"
+def metadata(batch: Batch, title: str) -> dict[str, str]:
+    """The PDF's document information: title, author, subject, keywords."""
+    letter = batch.letter
+    return {
+        "Title": title,
+        "Author": letter.signatory.name or letter.sender.name,
+        "Subject": letter.title or "",
+        "Keywords": ", ".join(letter.keywords),
+    }
 
 
-def letter_source(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None = None,
-                  medium: str = "print") -> str:
-    """The complete ``.tex`` of one letter, for print or for the web."""
-    doc = compose(batch, recipient, assets=assets, medium=medium)
+def letter_source(batch: Batch, recipient: Recipient, block: str, *, medium: str = "print") -> str:
+    """The complete ``.tex`` of one letter (``block``, from ``letter_block``),
+    for print or for the web."""
+    doc = _document(batch, medium, metadata(batch, pdf_title(recipient)), recipient.id)
+    doc.append(NoEscape(block))
     return (WEB_METADATA if medium == "web" else "") + doc.dumps()
 
 
-def compose(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None = None,
-            medium: str = "print") -> Document:
-    """The letter to ``recipient`` as a PyLaTeX document.
+def batch_source(letters: list[str], page_hints: dict[str, int]) -> str:
+    """One document holding many letters (each from ``letter_block``).
+
+    ``page_hints`` gives the page counts known from an earlier build, so
+    "Page n of m" is right on the first run and no second pass is needed.
+    PDF metadata is set per letter when the build splits the result.
+    """
+    doc = Document(documentclass=CLASS_NAME, document_options=["print"], fontenc=None, inputenc=None,
+                   lmodern=False, textcomp=False, page_numbers=True)
+    doc.packages.clear()  # PyLaTeX adds lastpage (texlive-latex-extra); the class counts pages
+    for rid, pages in sorted(page_hints.items()):
+        doc.append(NoEscape(rf"\letterpagehint{{{rid}}}{{{int(pages)}}}"))
+    for block in letters:
+        doc.append(NoEscape(block))
+    return doc.dumps()
+
+
+def letter_block(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None = None) -> str:
+    """The ``letter`` environment of one recipient, as LaTeX."""
+    return compose(batch, recipient, assets=assets).dumps()
+
+
+def compose(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None = None) -> Letter:
+    """The letter to ``recipient``: its values, opening, body and closing.
 
     ``assets`` maps "logo" and "signature" to file names as TeX will find them
     (the build copies the images next to the ``.tex``); without them the
     letterhead has no logo and the signature block leaves room for wet ink.
     """
-    doc = _document(batch, assets or {}, {
-        "id": NoEscape(recipient.id),  # schema: [a-z0-9-] only
+    letter = Letter(arguments=[NoEscape(recipient.id)])  # schema: [a-z0-9-] only
+    _set_values(letter, batch, assets or {}, {
         "toname": latex.text(recipient.name),
         "torole": latex.text(recipient.role or ""),
         "toaddress": latex.lines(recipient.address),
-    }, title=pdf_title(recipient), medium=medium)
-    doc.append(Command("opening", latex.text(recipient.salutation)))
+    })
+    letter.append(Command("opening", latex.text(recipient.salutation)))
     for paragraph in body(batch, recipient):
-        doc.append(NoEscape("\n" + paragraph + "\n"))
-    doc.append(Command("closing"))
-    return doc
+        letter.append(NoEscape("\n" + paragraph + "\n"))
+    letter.append(Command("closing"))
+    return letter
 
 
 @dataclass(frozen=True)
@@ -74,21 +115,22 @@ class CoverRow:
 def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] | None = None) -> Document:
     """The bundle's cover sheet: what is in it, and a line for the signatory's initials."""
     letter = batch.letter
-    doc = _document(batch, assets or {}, {"id": NoEscape("cover")},
-                    title=f"Letters for signature: {letter.title or long_date(letter.date)}")
-    doc.append(Command("coversheet", "Letters for signature"))
+    title = f"Letters for signature: {letter.title or long_date(letter.date)}"
+    doc = _document(batch, "print", metadata(batch, title), "cover")
+    cover = Letter(arguments=[NoEscape("cover")])
+    _set_values(cover, batch, assets or {}, {})
+    cover.append(Command("coversheet", "Letters for signature"))
     if letter.title:
-        doc.append(NoEscape(r"\textbf{%s}\par\medskip" % latex.text(letter.title)))
+        cover.append(NoEscape(r"\textbf{%s}\par\medskip" % latex.text(letter.title)))
     count = f"{len(rows)} letter{'s' if len(rows) != 1 else ''}"
-    doc.append(NoEscape(latex.text(
+    cover.append(NoEscape(latex.text(
         f"{count} dated {long_date(letter.date)}, for signature by "
         f"{letter.signatory.name or letter.signatory.title}. Please read each letter, sign it "
         f"where marked, and initial this sheet.") + "\\par\\medskip\n"))
     table = LongTable(NoEscape(
         r"@{}r >{\raggedright\arraybackslash}p{55mm} >{\raggedright\arraybackslash}p{72mm} r@{}"),
         row_height=1.2)
-    header = [NoEscape(r"\textbf{%s}" % h) for h in ("No.", "Recipient", "Role", "Pages")]
-    table.add_row(header)
+    table.add_row([NoEscape(r"\textbf{%s}" % h) for h in ("No.", "Recipient", "Role", "Pages")])
     table.add_hline()
     table.end_table_header()
     for number, row in enumerate(rows, 1):
@@ -96,22 +138,47 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
                  else f"{row.first_page}\u2013{row.last_page}")
         table.add_row([NoEscape(str(number)), latex.text(row.recipient.name),
                        latex.text(row.recipient.role or ""), latex.text(pages)])
-    doc.append(table)
-    doc.append(Command("initialline"))
+    cover.append(table)
+    cover.append(Command("initialline"))
+    doc.append(cover)
     return doc
 
 
-def _document(batch: Batch, assets: dict[str, str], values: dict[str, NoEscape], *, title: str,
-              medium: str = "print") -> Document:
-    """A document on the letterhead class with the batch's shared values set."""
-    letter = batch.letter
-    sender, signatory = letter.sender, letter.signatory
+def _document(batch: Batch, medium: str, info: dict[str, str], rid: str) -> Document:
+    """A document on the letterhead class, with its PDF metadata."""
     doc = Document(documentclass=CLASS_NAME, document_options=[medium], fontenc=None, inputenc=None,
                    lmodern=False, textcomp=False, page_numbers=True)
-    # PyLaTeX adds lastpage (texlive-latex-extra); the class counts pages itself.
-    doc.packages.clear()
+    doc.packages.clear()  # PyLaTeX adds lastpage (texlive-latex-extra); the class counts pages
+    if medium == "web":
+        # LaTeX's PDF management writes the Info dictionary and the XMP packet
+        # from hyperref's keys. Two pairs of braces: it would split a value at
+        # its commas into several XMP entries.
+        keys = {f"pdf{k.lower()}": v for k, v in info.items()} | {"pdfcreator": "letterbatch"}
+        doc.preamble.append(Command("hypersetup", NoEscape(",\n".join(
+            f"{key}={{{{{latex.meta(value)}}}}}" for key, value in keys.items()))))
+        # The XMP packet's dates and instance id default to the clock; fix
+        # them from the letter so the same inputs give the same bytes.
+        letter = batch.letter
+        stamp = f"D:{letter.date:%Y%m%d}120000Z"
+        instance = uuid.uuid5(uuid.NAMESPACE_URL, f"letterbatch:{rid}:{letter.date}")
+        for group, key in (("document", "pdfcreationdate"), ("document", "pdfmoddate"),
+                           ("hyperref", "pdfmetadate"), ("hyperref", "pdfdate")):
+            doc.preamble.append(NoEscape(rf"\AddToDocumentProperties[{group}]{{{key}}}{{{stamp}}}"))
+        doc.preamble.append(NoEscape(rf"\hypersetup{{pdfinstanceid={{uuid:{instance}}}}}"))
+    else:
+        # Straight into the Info dictionary as UTF-16 hex strings: no TeX
+        # expansion, so every character is kept as typed ("--" stays two hyphens).
+        doc.preamble.append(NoEscape("\\pdfinfo{%s}" % " ".join(
+            f"/{key} <{latex.pdf_hex(value)}>" for key, value in info.items() if value)))
+        doc.preamble.append(NoEscape("\\hypersetup{pdfcreator={letterbatch}}"))
+    return doc
+
+
+def _set_values(letter: Letter, batch: Batch, assets: dict[str, str], values: dict[str, NoEscape]) -> None:
+    """\\letterset for every key: the batch's shared values, then ``values``."""
+    sender, signatory = batch.letter.sender, batch.letter.signatory
     shared = {
-        "date": latex.text(long_date(letter.date)),
+        "date": latex.text(long_date(batch.letter.date)),
         "fromname": latex.text(sender.name),
         "fromrole": latex.text(sender.role),
         "fromaddress": latex.lines(sender.address),
@@ -119,43 +186,14 @@ def _document(batch: Batch, assets: dict[str, str], values: dict[str, NoEscape],
         "fromemail": _email_link(sender.email) if sender.email else NoEscape(""),
         "fromweb": _web_link(sender.web) if sender.web else NoEscape(""),
         "fromlogo": NoEscape(assets.get("logo", "")),  # our own file name, not data
-        "closing": latex.text(letter.closing),
+        "closing": latex.text(batch.letter.closing),
         "signame": latex.text(signatory.name or ""),
         "sigtitle": latex.text(signatory.title),
         "sigimage": NoEscape(assets.get("signature", "")),
+        "toname": NoEscape(""), "torole": NoEscape(""), "toaddress": NoEscape(""),
     }
     for key, value in {**shared, **values}.items():
-        doc.preamble.append(Command("letterset", arguments=[NoEscape(key), value]))
-    metadata = {
-        "pdftitle": title,
-        "pdfauthor": signatory.name or sender.name,
-        "pdfsubject": letter.title or "",
-        "pdfkeywords": ", ".join(letter.keywords),
-        "pdfcreator": "letterbatch",
-    }
-    if medium == "web":
-        # LaTeX's PDF management writes the Info dictionary and the XMP packet
-        # from hyperref's keys. Two pairs of braces: it would split a value at
-        # its commas into several XMP entries.
-        doc.preamble.append(Command("hypersetup", NoEscape(",\n".join(
-            f"{key}={{{{{latex.meta(value)}}}}}" for key, value in metadata.items()))))
-    else:
-        # Straight into the Info dictionary as UTF-16 hex strings: no TeX
-        # expansion, so every character is kept as typed ("--" stays two hyphens).
-        doc.preamble.append(NoEscape("\\pdfinfo{%s}" % " ".join(
-            f"/{key.removeprefix('pdf').capitalize()} <{latex.pdf_hex(value)}>"
-            for key, value in metadata.items() if value and key != "pdfcreator")))
-        doc.preamble.append(NoEscape("\\hypersetup{pdfcreator={letterbatch}}"))
-    if medium == "web":
-        # The XMP packet's dates and instance id default to the clock; fix
-        # them from the letter so the same inputs give the same bytes.
-        stamp = f"D:{letter.date:%Y%m%d}120000Z"
-        instance = uuid.uuid5(uuid.NAMESPACE_URL, f"letterbatch:{values['id']}:{letter.date}")
-        for group, key in (("document", "pdfcreationdate"), ("document", "pdfmoddate"),
-                           ("hyperref", "pdfmetadate"), ("hyperref", "pdfdate")):
-            doc.preamble.append(NoEscape(rf"\AddToDocumentProperties[{group}]{{{key}}}{{{stamp}}}"))
-        doc.preamble.append(NoEscape(rf"\hypersetup{{pdfinstanceid={{uuid:{instance}}}}}"))
-    return doc
+        letter.append(Command("letterset", arguments=[NoEscape(key), value]))
 
 
 def body(batch: Batch, recipient: Recipient) -> list[str]:

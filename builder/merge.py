@@ -11,15 +11,18 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from pypdf import PdfReader, PdfWriter
+import pikepdf
+from pypdf import PdfReader
 
-from .build import Prepared, lock, prepare, write_atomic
+from .build import Prepared, lock, prepare
+from .files import write_atomic
 from .manifest import Manifest, sha256_bytes
+from . import split as split_pdf
 from .compose import CoverRow, compose_cover, long_date, pdf_title
 
 BUNDLE_NAME = "bundle.pdf"
 COVER_NAME = "_cover"  # not a valid recipient id, so it can never clash with one
-A4 = (595.276, 841.89)
+A4 = (595.276, 841.89)  # points
 
 
 class MergeRefused(Exception):
@@ -63,36 +66,51 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         manifest = Manifest.read(layout.root)
         letters = _ready_letters(prepared, manifest)
         parts = ([_cover(prepared, letters, duplex)] if cover else []) + letters
-        writer = PdfWriter()  # never PdfWriter(out): it would clone the old bundle
-        starts, blanks = [], 0
-        for part in parts:
-            starts.append(len(writer.pages))
-            writer.append(part.pdf, outline_item=part.title, import_outline=False)
-            if duplex and part.pages % 2:
-                writer.add_blank_page(*A4)
-                blanks += 1
-            writer.set_page_label(starts[-1], len(writer.pages) - 1, style="/D",
-                                  prefix=f"{part.name} ", start=1)
-        writer.page_mode = "/UseOutlines"
-        writer.add_metadata(_metadata(prepared))
-        writer.compress_identical_objects(remove_duplicates=True, remove_unreferenced=True)
-        buffer = io.BytesIO()
-        writer.write(buffer)
-        data = buffer.getvalue()
+        data, starts, pages, blanks = _concatenate(parts, duplex, _metadata(prepared))
         if signature_fields:
             data = _add_signature_fields(data, [(p, s) for p, s in zip(parts, starts) if p.signature])
         write_atomic(out, data)
         manifest.bundle = {
             "file": str(out.relative_to(layout.root)) if out.is_relative_to(layout.root) else str(out),
-            "pages": len(writer.pages), "sha256": sha256_bytes(data),
+            "pages": pages, "sha256": sha256_bytes(data),
             "letters": [p.name for p in letters],
             "inputs": {p.name: manifest.letters[p.name]["sha256"] for p in letters},
             "options": {"cover": cover, "duplex": duplex, "signature_fields": signature_fields},
         }
         write_atomic(manifest.path, manifest.to_json())
-    return MergeReport(out, len(letters), len(writer.pages), len(data),
+    return MergeReport(out, len(letters), pages, len(data),
                        sum(p.pdf.stat().st_size for p in letters),
                        parts[0].pages if cover else 0, blanks)
+
+
+def _concatenate(parts: list[_Part], duplex: bool, info: dict[str, str]) -> tuple[bytes, list[int], int, int]:
+    """The bundle's bytes, where each part starts, its page count, and the blank
+    pages added. pikepdf (qpdf): a thousand letters in seconds, where pypdf
+    takes many; identical fonts and images are kept once."""
+    bundle = pikepdf.new()
+    tree = pikepdf.NameTree.new(bundle)
+    dedupe = split_pdf.Deduplicator()
+    starts, blanks, labels = [], 0, []
+    with bundle.open_outline() as outline:
+        for part in parts:
+            start = len(bundle.pages)
+            starts.append(start)
+            with pikepdf.open(part.pdf) as source:
+                split_pdf.append(bundle, tree, source, split_pdf.named_destinations(source),
+                                 range(len(source.pages)))
+            dedupe.pages(bundle.pages[start:])
+            if duplex and (len(bundle.pages) - start) % 2:
+                bundle.add_blank_page(page_size=A4)
+                blanks += 1
+            outline.root.append(pikepdf.OutlineItem(part.title, start))
+            labels += [start, pikepdf.Dictionary(S=pikepdf.Name.D, P=pikepdf.String(f"{part.name} "), St=1)]
+    bundle.Root.Names = pikepdf.Dictionary(Dests=tree.obj)
+    bundle.Root.PageLabels = pikepdf.Dictionary(Nums=pikepdf.Array(labels))
+    bundle.Root.PageMode = pikepdf.Name.UseOutlines
+    bundle.Root.Lang = pikepdf.String("en-GB")
+    for key, value in info.items():
+        bundle.docinfo[key] = pikepdf.String(value)
+    return split_pdf.to_bytes(bundle), starts, len(bundle.pages), blanks
 
 
 def _ready_letters(prepared: Prepared, manifest: Manifest) -> list[_Part]:
@@ -135,10 +153,10 @@ def _cover(prepared: Prepared, letters: list[_Part], duplex: bool) -> _Part:
         result = prepared.compile(COVER_NAME, document.dumps(), prepared.layout.root / f"{COVER_NAME}.pdf")
         if not result.ok:
             raise MergeRefused(f"the cover sheet did not compile: {result.first_error}")
-        if result.pages == cover_pages:
+        if result.only.pages == cover_pages:
             break
-        cover_pages = result.pages
-    return _Part("cover", "Cover sheet", result.pdf, result.pages)
+        cover_pages = result.only.pages
+    return _Part("cover", "Cover sheet", result.pdf, result.only.pages)
 
 
 def _metadata(prepared: Prepared) -> dict[str, str]:
@@ -150,7 +168,7 @@ def _metadata(prepared: Prepared) -> dict[str, str]:
         "/Author": letter.signatory.name or letter.sender.name,
         "/Subject": f"{count} letter{'s' if count != 1 else ''} of {long_date(letter.date)}",
         "/Creator": "letterbatch",
-        "/Producer": "letterbatch (pypdf)",
+        "/Producer": "letterbatch (pikepdf)",
         "/CreationDate": stamp,
         "/ModDate": stamp,
     }

@@ -11,7 +11,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build import write_atomic
+from .files import write_atomic
 
 SIGNATURE_FIELD = "Bundle"
 

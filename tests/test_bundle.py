@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from builder import merge as merge_module
+from builder import files as files_module
 from builder.build import build
 from builder.merge import merge
 from builder.sign import sign, validate
@@ -117,13 +117,13 @@ def test_interrupted_merge_leaves_the_previous_bundle(small_batch, monkeypatch):
     source, out = small_batch
     first = merge(source, out).path.read_bytes()
 
-    def interrupted(self, stream):
-        stream.write(b"%PDF-1.7 half a bund")
-        raise KeyboardInterrupt
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # as if Ctrl-C came between writing and renaming
 
-    monkeypatch.setattr(merge_module.PdfWriter, "write", interrupted)
+    monkeypatch.setattr(files_module.os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
         merge(source, out, cover=False)
+    monkeypatch.undo()
     assert (out / "bundle.pdf").read_bytes() == first
     assert not [p for p in out.iterdir() if p.name.startswith(".bundle")]
 

@@ -1,0 +1,131 @@
+"""Page surgery with pikepdf (qpdf): cut a PDF of many letters into one PDF per
+letter, and put letters together into one, keeping their links.
+
+The build compiles letters in batches, one pdflatex run for many letters
+(process start-up, not typesetting, is what costs), and cuts the result here;
+``merge`` puts the letters together with ``append``. Named destinations (the
+footnote link targets, named after each letter's id) travel with their pages.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import pikepdf
+
+from .files import write_atomic
+
+
+@dataclass
+class Cut:
+    """One letter to cut out: where it is, where it goes, what it is called."""
+
+    name: str  # the letter id: its link targets are named "<kind>.<id>.<n>"
+    start: int
+    pages: int
+    dest: Path
+    info: dict[str, str]  # Title, Author, Subject, Keywords, CreationDate ...
+
+
+def split(source: Path, cuts: list[Cut]) -> None:
+    """Write each cut of ``source`` to its ``dest``, atomically."""
+    with pikepdf.open(source) as pdf:
+        dests = named_destinations(pdf)
+        for cut in cuts:
+            out = pikepdf.new()
+            tree = pikepdf.NameTree.new(out)
+            append(out, tree, pdf, dests, range(cut.start, cut.start + cut.pages),
+                   keep=lambda name, cut=cut: f".{cut.name}." in name)
+            out.Root.Names = pikepdf.Dictionary(Dests=tree.obj)
+            out.Root.Lang = pikepdf.String("en-GB")
+            out.Root.ViewerPreferences = pikepdf.Dictionary(DisplayDocTitle=True)
+            for key, value in cut.info.items():
+                if value:
+                    out.docinfo[f"/{key}"] = pikepdf.String(value)
+            save(out, cut.dest)
+
+
+def named_destinations(pdf: pikepdf.Pdf) -> dict[str, pikepdf.Array]:
+    """Every named destination of ``pdf``: name -> [page, /XYZ, ...]."""
+    names = pdf.Root.get("/Names")
+    if names is None or "/Dests" not in names:
+        return {}
+    out = {}
+    for name, value in pikepdf.NameTree(names.Dests).items():
+        out[str(name)] = value.D if isinstance(value, pikepdf.Dictionary) else value
+    return out
+
+
+def append(target: pikepdf.Pdf, tree: pikepdf.NameTree, source: pikepdf.Pdf,
+           dests: dict[str, pikepdf.Array], pages: range, keep=lambda name: True) -> None:
+    """Append ``pages`` of ``source`` to ``target``, with the named destinations
+    (from ``dests``, filtered by ``keep``) that point at them, into ``tree``."""
+    copied = {}
+    for index in pages:
+        target.pages.append(source.pages[index])
+        copied[source.pages[index].objgen] = target.pages[-1].obj
+    for name, where in dests.items():
+        if where[0].objgen in copied and keep(name):
+            tree[name] = target.make_indirect(pikepdf.Array([copied[where[0].objgen], *where[1:]]))
+
+
+class Deduplicator:
+    """Fonts and images that are the same bytes are stored once: each letter
+    of a batch carries the same font subsets, so a bundle would hold them
+    hundreds of times."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, pikepdf.Object] = {}
+
+    def pages(self, pages) -> None:
+        for page in pages:
+            resources = page.obj.get("/Resources")
+            if resources is None:
+                continue
+            for kind in ("/Font", "/XObject"):
+                entries = resources.get(kind)
+                if entries is None:
+                    continue
+                for key in list(entries.keys()):
+                    digest = _digest(entries[key])
+                    entries[key] = self.seen.setdefault(digest, entries[key])
+
+
+def _digest(obj, memo=None) -> str:
+    """A hash of an object and everything it refers to, by value."""
+    memo = {} if memo is None else memo
+    if isinstance(obj, pikepdf.Object) and obj.is_indirect:
+        if obj.objgen in memo:
+            return memo[obj.objgen]
+        memo[obj.objgen] = "cycle"
+    h = hashlib.sha256()
+    if isinstance(obj, pikepdf.Stream):
+        h.update(b"stream" + obj.read_raw_bytes())
+        h.update(_digest(pikepdf.Dictionary({k: v for k, v in obj.items() if k != "/Length"}), memo).encode())
+    elif isinstance(obj, pikepdf.Dictionary):
+        for key in sorted(obj.keys()):
+            if key != "/Parent":
+                h.update(key.encode() + _digest(obj[key], memo).encode())
+    elif isinstance(obj, pikepdf.Array):
+        for item in obj:
+            h.update(b"[" + _digest(item, memo).encode())
+    else:
+        h.update(repr(obj).encode())
+    digest = h.hexdigest()
+    if isinstance(obj, pikepdf.Object) and obj.is_indirect:
+        memo[obj.objgen] = digest
+    return digest
+
+
+def save(pdf: pikepdf.Pdf, dest: Path) -> None:
+    """Save ``pdf`` to ``dest`` atomically, with an /ID from its content."""
+    write_atomic(dest, to_bytes(pdf))
+
+
+def to_bytes(pdf: pikepdf.Pdf) -> bytes:
+    buffer = io.BytesIO()
+    # deterministic_id: the /ID comes from the content, so builds repeat
+    pdf.save(buffer, deterministic_id=True, object_stream_mode=pikepdf.ObjectStreamMode.generate)
+    return buffer.getvalue()
