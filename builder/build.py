@@ -145,9 +145,9 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
         "builder": __version__,
         "tex": tex.tex_version(),
     }
-    sources = []
+    sources, memo = [], {}
     for recipient in loaded.batch.recipients:
-        block = letter_block(loaded.batch, recipient, assets=names)
+        block = letter_block(loaded.batch, recipient, assets=names, memo=memo)
         text = letter_source(loaded.batch, recipient, block, medium=medium)
         inputs = {"source": sha256_bytes(text.encode()), **common}
         inputs["key"] = sha256_bytes(json.dumps(inputs, sort_keys=True).encode())
@@ -227,13 +227,21 @@ class _Compiler:
     def __init__(self, prepared: Prepared, manifest: Manifest):
         self.prepared, self.manifest = prepared, manifest
         self.layout = prepared.layout
+        known = [entry["pages"] for entry in manifest.letters.values() if entry.get("pages")]
+        # the usual length of this batch's letters; 2 before anything is known
+        self.typical_pages = max(set(known), key=known.count) if known else 2
 
-    def run(self, sources: list[Source]) -> list[Outcome]:
+    def run(self, sources: list[Source], hints: dict[str, int] | None = None) -> list[Outcome]:
+        """Compile ``sources`` in one pdflatex run. "Page n of m" needs each
+        letter's page count before it is known: ``hints`` gives it (from the last
+        build, or a guess); letters whose count turns out different are compiled
+        again, with the right count, rather than running the whole group twice."""
         if len(sources) == 1:
             return [self._alone(sources[0])]
+        if hints is None:
+            hints = {s.recipient.id: self.manifest.letters.get(s.recipient.id, {}).get("pages")
+                     or self.typical_pages for s in sources}
         name = f"_batch-{sources[0].recipient.id}-{len(sources)}"
-        hints = {s.recipient.id: self.manifest.letters[s.recipient.id]["pages"] for s in sources
-                 if self.manifest.letters.get(s.recipient.id, {}).get("pages")}
         text = batch_source([s.block for s in sources], hints)
         path = self.layout.tex / f"{name}.tex"
         write_atomic(path, text.encode())
@@ -243,17 +251,22 @@ class _Compiler:
         def owner(line: int) -> str | None:
             return next((rid for first, rid in reversed(starts) if first <= line), None)
 
-        result = tex.compile_batch(path, self.layout.work / name, self.prepared.env, owner)
+        result = tex.compile_batch(path, self.layout.work / name, self.prepared.env, owner, rerun=False)
         if not result.ok or set(result.letters) != {s.recipient.id for s in sources}:
             half = len(sources) // 2
             return self.run(sources[:half]) + self.run(sources[half:])
-        cuts = [split_pdf.Cut(s.recipient.id, result.letters[s.recipient.id].start,
-                              result.letters[s.recipient.id].pages, self.layout.pdf(s.recipient.id),
-                              self.prepared.info(s.recipient)) for s in sources]
-        split_pdf.split(result.pdf, cuts)
+        placed = result.letters
+        good = [s for s in sources if placed[s.recipient.id].pages == hints[s.recipient.id]]
+        again = [s for s in sources if s not in good]
+        split_pdf.split(result.pdf, [
+            split_pdf.Cut(s.recipient.id, placed[s.recipient.id].start, placed[s.recipient.id].pages,
+                          self.layout.pdf(s.recipient.id), self.prepared.info(s.recipient)) for s in good])
         each = result.seconds / len(sources)
-        return [self._record(s, result, result.letters[s.recipient.id], self.layout.pdf(s.recipient.id), each)
-                for s in sources]
+        outcomes = [self._record(s, result, placed[s.recipient.id], self.layout.pdf(s.recipient.id), each)
+                    for s in good]
+        if again:
+            outcomes += self.run(again, {s.recipient.id: placed[s.recipient.id].pages for s in again})
+        return outcomes
 
     def _alone(self, source: Source) -> Outcome:
         rid = source.recipient.id

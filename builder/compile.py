@@ -130,11 +130,13 @@ def compile_letter(tex: Path, workdir: Path, dest: Path, env: dict[str, str]) ->
 
 
 def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
-                  line_owner=None) -> CompileResult:
+                  line_owner=None, rerun: bool = True) -> CompileResult:
     """Compile ``tex`` (one letter or many) in ``workdir``; the PDF stays there.
 
     ``line_owner(line)`` names the letter a line of ``tex`` belongs to, so
     overfull lines are reported against their letter (default: the only one).
+    ``rerun``: run pdflatex again when the log asks (page totals); a caller
+    that checks the totals itself passes False.
     """
     tex_version()  # fail clearly when TeX is missing
     started = time.perf_counter()
@@ -172,7 +174,7 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
             aux.unlink(missing_ok=True)
             kept_aux = False
             continue
-        if not ok or not _RERUN_RE.search(log_text):
+        if not ok or not rerun or not _RERUN_RE.search(log_text):
             break
     result = CompileResult(ok, built if ok else None, log, passes, 0.0)
     if ok:

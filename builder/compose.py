@@ -78,26 +78,33 @@ def batch_source(letters: list[str], page_hints: dict[str, int]) -> str:
     return doc.dumps()
 
 
-def letter_block(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None = None) -> str:
-    """The ``letter`` environment of one recipient, as LaTeX."""
-    return compose(batch, recipient, assets=assets).dumps()
+def letter_block(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None = None,
+                 memo: dict | None = None) -> str:
+    """The ``letter`` environment of one recipient, as LaTeX.
+
+    ``memo``: a dict shared by the letters of one batch, so the shared text is
+    rendered once, not once per letter.
+    """
+    return compose(batch, recipient, assets=assets, memo=memo).dumps()
 
 
-def compose(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None = None) -> Letter:
+def compose(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None = None,
+            memo: dict | None = None) -> Letter:
     """The letter to ``recipient``: its values, opening, body and closing.
 
     ``assets`` maps "logo" and "signature" to file names as TeX will find them
     (the build copies the images next to the ``.tex``); without them the
     letterhead has no logo and the signature block leaves room for wet ink.
     """
+    memo = {} if memo is None else memo
     letter = Letter(arguments=[NoEscape(recipient.id)])  # schema: [a-z0-9-] only
     _set_values(letter, batch, assets or {}, {
         "toname": latex.text(recipient.name),
         "torole": latex.text(recipient.role or ""),
         "toaddress": latex.lines(recipient.address),
-    })
+    }, memo)
     letter.append(Command("opening", latex.text(recipient.salutation)))
-    for paragraph in body(batch, recipient):
+    for paragraph in body(batch, recipient, memo):
         letter.append(NoEscape("\n" + paragraph + "\n"))
     letter.append(Command("closing"))
     return letter
@@ -174,10 +181,25 @@ def _document(batch: Batch, medium: str, info: dict[str, str], rid: str) -> Docu
     return doc
 
 
-def _set_values(letter: Letter, batch: Batch, assets: dict[str, str], values: dict[str, NoEscape]) -> None:
+def _set_values(letter: Letter, batch: Batch, assets: dict[str, str], values: dict[str, NoEscape],
+                memo: dict | None = None) -> None:
     """\\letterset for every key: the batch's shared values, then ``values``."""
+    memo = {} if memo is None else memo
+    if "shared values" not in memo:
+        memo["shared values"] = "%\n".join(
+            _letterset(key, value) for key, value in _shared_values(batch, assets).items())
+    letter.append(NoEscape(memo["shared values"]))
+    for key, value in values.items():
+        letter.append(NoEscape(_letterset(key, value)))
+
+
+def _letterset(key: str, value: NoEscape) -> str:
+    return Command("letterset", arguments=[NoEscape(key), value]).dumps()
+
+
+def _shared_values(batch: Batch, assets: dict[str, str]) -> dict[str, NoEscape]:
     sender, signatory = batch.letter.sender, batch.letter.signatory
-    shared = {
+    return {
         "date": latex.text(long_date(batch.letter.date)),
         "fromname": latex.text(sender.name),
         "fromrole": latex.text(sender.role),
@@ -192,23 +214,25 @@ def _set_values(letter: Letter, batch: Batch, assets: dict[str, str], values: di
         "sigimage": NoEscape(assets.get("signature", "")),
         "toname": NoEscape(""), "torole": NoEscape(""), "toaddress": NoEscape(""),
     }
-    for key, value in {**shared, **values}.items():
-        letter.append(Command("letterset", arguments=[NoEscape(key), value]))
 
 
-def body(batch: Batch, recipient: Recipient) -> list[str]:
+def body(batch: Batch, recipient: Recipient, memo: dict | None = None) -> list[str]:
     """The letter's paragraphs as LaTeX, footnotes in place."""
+    memo = {} if memo is None else memo
     out: list[str] = []
     for parts in batch.paragraphs_for(recipient):
         current: list[str] = []
         for _name, source in parts:
-            paragraphs = markup.parse(source)
-            if not paragraphs:
+            key = ("part", source)
+            if key not in memo:
+                memo[key] = [_render(paragraph, batch) for paragraph in markup.parse(source)]
+            rendered = memo[key]
+            if not rendered:
                 continue
-            current.append(_render(paragraphs[0], batch))
-            for extra in paragraphs[1:]:  # a part may hold paragraph breaks
+            current.append(rendered[0])
+            for extra in rendered[1:]:  # a part may hold paragraph breaks
                 out.append(" ".join(current))
-                current = [_render(extra, batch)]
+                current = [extra]
         if current:
             out.append(" ".join(current))
     return out

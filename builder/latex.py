@@ -148,11 +148,17 @@ def unprintable(value: str) -> list[str]:
     return list(dict.fromkeys(c for c in compose_marks(value) if c not in known))
 
 
+_COMBINING_RE = re.compile("[%s]" % re.escape(
+    "".join(chr(c) for c in range(0x300, 0x10000) if unicodedata.combining(chr(c)))))
+
+
 def compose_marks(value: str) -> str:
     """Join a letter and a following combining accent into one character where
     Unicode has one (e + U+0301 -> é), as the fonts print composed letters only.
     Unlike NFC, leaves every other character as typed (NFC would turn the ohm
     sign, which prints, into a Greek omega, which does not)."""
+    if not _COMBINING_RE.search(value):
+        return value
     out: list[str] = []
     for char in value:
         if out and unicodedata.combining(char):

@@ -155,7 +155,7 @@ def _validate(model, value, path: tuple, report: "_Reporter"):
 
 # ---- YAML with positions ---------------------------------------------------
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when PyYAML has it
     """Safe YAML, with dates left as text for the schema to check (PyYAML
     would raise a bare ValueError, with no line, for 2020-13-45)."""
 
