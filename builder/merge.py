@@ -89,7 +89,7 @@ def _concatenate(parts: list[_Part], duplex: bool, info: dict[str, str]) -> tupl
     takes many; identical fonts and images are kept once."""
     bundle = pikepdf.new()
     tree = pikepdf.NameTree.new(bundle)
-    dedupe = split_pdf.Deduplicator()
+    dedupe = split_pdf.Deduplicator(bundle)
     starts, blanks, labels = [], 0, []
     with bundle.open_outline() as outline:
         for part in parts:

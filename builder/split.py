@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,8 +77,10 @@ class Deduplicator:
     of a batch carries the same font subsets, so a bundle would hold them
     hundreds of times."""
 
-    def __init__(self) -> None:
-        self.seen: dict[str, pikepdf.Object] = {}
+    def __init__(self, pdf: pikepdf.Pdf) -> None:
+        self.pdf = pdf
+        self.seen: dict[bytes, pikepdf.Object] = {}
+        self.memo: dict[tuple[int, int], bytes] = {}
 
     def pages(self, pages) -> None:
         for page in pages:
@@ -89,34 +92,30 @@ class Deduplicator:
                 if entries is None:
                     continue
                 for key in list(entries.keys()):
-                    digest = _digest(entries[key])
+                    digest = self.digest(entries[key])
                     entries[key] = self.seen.setdefault(digest, entries[key])
 
+    def digest(self, obj: pikepdf.Object) -> bytes:
+        """A hash of an object and everything it refers to, by value. qpdf
+        writes each level (unparse); references in it are followed."""
+        if obj.is_indirect:
+            if obj.objgen in self.memo:
+                return self.memo[obj.objgen]
+            self.memo[obj.objgen] = b"(cycle)"
+        text = obj.stream_dict.unparse() if isinstance(obj, pikepdf.Stream) else obj.unparse()
+        # object numbers differ from file to file: hash what they point at instead
+        h = hashlib.sha256(_REF_RE.sub(b"@", text))
+        if isinstance(obj, pikepdf.Stream):
+            h.update(obj.read_raw_bytes())
+        for number, generation in _REF_RE.findall(text):
+            h.update(self.digest(self.pdf.get_object(int(number), int(generation))))
+        digest = h.digest()
+        if obj.is_indirect:
+            self.memo[obj.objgen] = digest
+        return digest
 
-def _digest(obj, memo=None) -> str:
-    """A hash of an object and everything it refers to, by value."""
-    memo = {} if memo is None else memo
-    if isinstance(obj, pikepdf.Object) and obj.is_indirect:
-        if obj.objgen in memo:
-            return memo[obj.objgen]
-        memo[obj.objgen] = "cycle"
-    h = hashlib.sha256()
-    if isinstance(obj, pikepdf.Stream):
-        h.update(b"stream" + obj.read_raw_bytes())
-        h.update(_digest(pikepdf.Dictionary({k: v for k, v in obj.items() if k != "/Length"}), memo).encode())
-    elif isinstance(obj, pikepdf.Dictionary):
-        for key in sorted(obj.keys()):
-            if key != "/Parent":
-                h.update(key.encode() + _digest(obj[key], memo).encode())
-    elif isinstance(obj, pikepdf.Array):
-        for item in obj:
-            h.update(b"[" + _digest(item, memo).encode())
-    else:
-        h.update(repr(obj).encode())
-    digest = h.hexdigest()
-    if isinstance(obj, pikepdf.Object) and obj.is_indirect:
-        memo[obj.objgen] = digest
-    return digest
+
+_REF_RE = re.compile(rb"(\d+) (\d+) R\b")
 
 
 def save(pdf: pikepdf.Pdf, dest: Path) -> None:
