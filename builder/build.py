@@ -101,6 +101,7 @@ class Prepared:
     sources: list[Source]
     assets: dict[str, Path]  # TeX file name (relative to layout.tex) -> image in the project
     env: dict[str, str]
+    asset_names: dict[str, str]  # "logo", "signature" -> TeX file name
 
     def write_assets(self) -> None:
         """Images go next to the .tex: pdflatex may only read below its folder."""
@@ -153,7 +154,7 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
         inputs["key"] = sha256_bytes(json.dumps(inputs, sort_keys=True).encode())
         sources.append(Source(recipient, block, text, inputs))
     env = tex.tex_environment([LETTERHEAD], epoch(letter.date))
-    return Prepared(loaded, layout, sources, assets, env, medium)
+    return Prepared(loaded, layout, sources, assets, env, names, medium)
 
 
 def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs: int | None = None,

@@ -119,11 +119,14 @@ class CoverRow:
     last_page: int
 
 
-def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] | None = None) -> Document:
-    """The bundle's cover sheet: what is in it, and a line for the signatory's initials."""
+def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] | None = None,
+                  pages: int = 1) -> Document:
+    """The bundle's cover sheet: what is in it, and a line for the signatory's
+    initials. ``pages``: its expected length (for "Page n of m")."""
     letter = batch.letter
     title = f"Letters for signature: {letter.title or long_date(letter.date)}"
     doc = _document(batch, "print", metadata(batch, title), "cover")
+    doc.append(NoEscape(rf"\letterpagehint{{cover}}{{{int(pages)}}}"))
     cover = Letter(arguments=[NoEscape("cover")])
     _set_values(cover, batch, assets or {}, {})
     cover.append(Command("coversheet", "Letters for signature"))

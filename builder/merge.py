@@ -142,14 +142,14 @@ def _cover(prepared: Prepared, letters: list[_Part], duplex: bool) -> _Part:
     which depend on how long the cover itself is, so compile until they agree."""
     recipients = {s.recipient.id: s.recipient for s in prepared.sources}
     prepared.write_assets()
-    cover_pages = 1
+    cover_pages = 1 + max(0, len(letters) - 16) // 40  # a first guess: the table's rows per page
     for _ in range(3):
         rows, start = [], cover_pages + (cover_pages % 2 if duplex else 0) + 1
         for letter in letters:
             rows.append(CoverRow(recipients[letter.name], start, start + letter.pages - 1))
             start += letter.pages + (letter.pages % 2 if duplex else 0)
-        document = compose_cover(prepared.loaded.batch, rows,
-                                 assets={"logo": n for n in prepared.assets if "/logo" in n})
+        document = compose_cover(prepared.loaded.batch, rows, pages=cover_pages,
+                                 assets={k: v for k, v in prepared.asset_names.items() if k == "logo"})
         result = prepared.compile(COVER_NAME, document.dumps(), prepared.layout.root / f"{COVER_NAME}.pdf")
         if not result.ok:
             raise MergeRefused(f"the cover sheet did not compile: {result.first_error}")
