@@ -58,12 +58,14 @@ def build(c, recipients=None, build_dir=None, only=None, jobs=0, force=False, fo
     if report.failed:
         raise Exit(f"{summary}: {', '.join(o.recipient for o in report.failed)}", code=1)
     print(summary)
-    print("preflight:")
-    _preflight(recipients, build_dir, for_, only.split(",") if only else None)
+    checked = [o.recipient for o in report.outcomes if o.status == "built"]
+    if checked:  # letters up to date were checked when they were built
+        print("preflight:")
+        _preflight(recipients, build_dir, for_, checked)
 
 
 def _preflight(recipients, build_dir, medium="print", only=None):
-    results = [r for r in check_letters(recipients, build_dir, medium) if only is None or r.name in only]
+    results = check_letters(recipients, build_dir, medium, only)
     for result in results:
         print(f"  {result.line()}")
     failing = [r.name for r in results if r.errors]

@@ -8,16 +8,18 @@ batch's typical length, and the file still matching ``build/manifest.json``.
 """
 from __future__ import annotations
 
+import html as htmllib
+import os
 import re
 import shutil
 import statistics
 import subprocess
 import unicodedata
-import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pypdf import PdfReader
+import pikepdf
 
 from .build import prepare
 from .manifest import Manifest, sha256_file
@@ -53,35 +55,41 @@ class LetterCheck:
         return f"{self.name}: " + "; ".join(str(f) for f in self.findings)
 
 
-def check(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: str = "print") -> list[LetterCheck]:
-    """Check every built letter (and the bundle's integrity) of a batch."""
+def check(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: str = "print",
+          only: list[str] | None = None) -> list[LetterCheck]:
+    """Check every built letter (or just ``only``), and the bundle's integrity."""
     prepared = prepare(recipients_yaml, build_dir, medium)
     layout, batch = prepared.layout, prepared.loaded.batch
     manifest = Manifest.read(layout.root)
-    results = []
-    for source in prepared.sources:
+    sources = [s for s in prepared.sources if only is None or s.recipient.id in only]
+
+    def one(source) -> LetterCheck:
         rid = source.recipient.id
         pdf = layout.pdf(rid)
         result = LetterCheck(rid, pdf)
         entry = manifest.letters.get(rid)
-        if not pdf.exists() or entry is None:
+        if not pdf.exists() or entry is None or "sha256" not in entry:
             result.findings.append(Finding("error", "not built"))
-        else:
-            if entry.get("sha256") != sha256_file(pdf):
-                result.findings.append(Finding("error", f"{pdf.name} no longer matches the manifest "
-                                                        "(changed since it was built)"))
-            if entry.get("inputs", {}).get("key") != source.key:
-                result.findings.append(Finding("warning", "older than its sources: run `invoke build`"))
-            result.findings += check_letter(pdf, entry.get("overfull", []), batch,
-                                            source.recipient, entry.get("window"))
-            result.pages = entry.get("pages") or 0
-        results.append(result)
+            return result
+        if entry["sha256"] != sha256_file(pdf):
+            result.findings.append(Finding("error", f"{pdf.name} no longer matches the manifest "
+                                                    "(changed since it was built)"))
+        if entry.get("inputs", {}).get("key") != source.key:
+            result.findings.append(Finding("warning", "older than its sources: run `invoke build`"))
+        result.findings += check_letter(pdf, entry.get("overfull", []), batch,
+                                        source.recipient, entry.get("window"))
+        result.pages = entry.get("pages") or 0
+        return result
+
+    # pdftotext runs in its own process: a worker per core keeps them all busy
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        results = list(pool.map(one, sources))
     typical = statistics.median([r.pages for r in results if r.pages]) if any(r.pages for r in results) else 0
     for result in results:
         if typical and result.pages > typical:
             result.findings.append(Finding(
                 "warning", f"{result.pages} pages, longer than the batch's typical {typical:g}"))
-    if manifest.bundle:
+    if manifest.bundle and only is None:
         bundle = layout.root / manifest.bundle["file"]
         result = LetterCheck("bundle", bundle, manifest.bundle.get("pages", 0))
         if not bundle.exists() or sha256_file(bundle) != manifest.bundle.get("sha256"):
@@ -105,48 +113,44 @@ def check_letter(pdf: Path, overfull: list[str], batch: Batch, recipient: Recipi
 def pdf_problems(pdf: Path) -> list[str]:
     """Pages that are not A4 portrait; fonts not embedded; Type 3 (bitmap) fonts."""
     problems = []
-    for number, page in enumerate(PdfReader(pdf).pages, 1):
-        width, height = float(page.mediabox.width), float(page.mediabox.height)
-        if (page.get("/Rotate", 0) or 0) % 180:
-            width, height = height, width
-        if abs(width - A4[0]) > TOLERANCE or abs(height - A4[1]) > TOLERANCE:
-            problems.append(f"page {number} is {width:.0f}x{height:.0f} pt, not A4 portrait")
-        for font in _fonts(page):
-            name = str(font.get("/BaseFont", "(unnamed)"))
-            if font.get("/Subtype") == "/Type3":
-                problems.append(f"page {number}: Type 3 (bitmap) font {name}")
-            elif not _embedded(font):
-                problems.append(f"page {number}: font {name} is not embedded")
+    with pikepdf.open(pdf) as document:
+        for number, page in enumerate(document.pages, 1):
+            box = [float(v) for v in page.mediabox]
+            width, height = box[2] - box[0], box[3] - box[1]
+            if int(page.obj.get("/Rotate", 0)) % 180:
+                width, height = height, width
+            if abs(width - A4[0]) > TOLERANCE or abs(height - A4[1]) > TOLERANCE:
+                problems.append(f"page {number} is {width:.0f}x{height:.0f} pt, not A4 portrait")
+            for font in _fonts(page.obj.get("/Resources")):
+                name = str(font.get("/BaseFont", "(unnamed)"))
+                if font.get("/Subtype") == "/Type3":
+                    problems.append(f"page {number}: Type 3 (bitmap) font {name}")
+                elif not _embedded(font):
+                    problems.append(f"page {number}: font {name} is not embedded")
     return list(dict.fromkeys(problems))
 
 
-def _fonts(page) -> list:
-    found, seen = [], set()
-
-    def visit(resources):
-        if resources is None:
-            return
-        resources = resources.get_object()
-        for ref in (resources.get("/Font") or {}).values():
-            font = ref.get_object()
-            if id(font) not in seen:
-                seen.add(id(font))
-                found.append(font)
-        for ref in (resources.get("/XObject") or {}).values():
-            xobject = ref.get_object()
-            if xobject.get("/Subtype") == "/Form" and id(xobject) not in seen:
-                seen.add(id(xobject))
-                visit(xobject.get("/Resources"))
-
-    visit(page.get("/Resources"))
+def _fonts(resources, seen=None) -> list:
+    """The fonts a page uses, those inside its form XObjects included."""
+    seen = set() if seen is None else seen
+    found = []
+    if resources is None:
+        return found
+    for font in (resources.get("/Font") or {}).values():
+        if font.objgen not in seen or font.objgen == (0, 0):
+            seen.add(font.objgen)
+            found.append(font)
+    for xobject in (resources.get("/XObject") or {}).values():
+        if xobject.get("/Subtype") == "/Form" and xobject.objgen not in seen:
+            seen.add(xobject.objgen)
+            found += _fonts(xobject.get("/Resources"), seen)
     return found
 
 
 def _embedded(font) -> bool:
     if font.get("/Subtype") == "/Type0":
-        font = font["/DescendantFonts"][0].get_object()
-    descriptor = font.get("/FontDescriptor")
-    descriptor = descriptor.get_object() if descriptor is not None else {}
+        font = font.DescendantFonts[0]
+    descriptor = font.get("/FontDescriptor") or {}
     return any(key in descriptor for key in ("/FontFile", "/FontFile2", "/FontFile3"))
 
 
@@ -160,20 +164,24 @@ class TextLine:
     bottom: float
 
 
+_PAGE_RE = re.compile(r"<page |<line xMin=\"([\d.]+)\" yMin=\"([\d.]+)\" xMax=\"([\d.]+)\" yMax=\"([\d.]+)\">(.*?)</line>", re.S)
+_WORD_RE = re.compile(r"<word [^>]*>(.*?)</word>", re.S)
+
+
 def text_lines(pdf: Path) -> list[TextLine]:
     """Every line of text with its box, measured by poppler's pdftotext."""
     exe = shutil.which("pdftotext")
     if exe is None:
         return []
     html = subprocess.run([exe, "-bbox-layout", str(pdf), "-"], capture_output=True, check=True,
-                          stdin=subprocess.DEVNULL).stdout
-    root = ET.fromstring(html)
-    lines = []
-    for number, page in enumerate(root.iter("{http://www.w3.org/1999/xhtml}page"), 1):
-        for line in page.iter("{http://www.w3.org/1999/xhtml}line"):
-            words = [w.text or "" for w in line.iter("{http://www.w3.org/1999/xhtml}word")]
-            box = [float(line.get(k)) for k in ("xMin", "yMin", "xMax", "yMax")]
-            lines.append(TextLine(number, " ".join(words), *box))
+                          stdin=subprocess.DEVNULL).stdout.decode("utf-8", errors="replace")
+    lines, page = [], 0
+    for match in _PAGE_RE.finditer(html):
+        if match.group(0) == "<page ":
+            page += 1
+            continue
+        words = [htmllib.unescape(w) for w in _WORD_RE.findall(match.group(5))]
+        lines.append(TextLine(page, " ".join(words), *(float(match.group(i)) for i in range(1, 5))))
     return lines
 
 
