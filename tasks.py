@@ -8,11 +8,12 @@ import getpass
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from builder.build import build as build_letters
+from builder.build import build as build_letters, status as letter_states
 from builder.check import check as check_letters
 from builder.compile import TexMissing
 from builder.diff import personal
@@ -39,22 +40,27 @@ def _settings(c, recipients, build_dir):
 def build(c, recipients=None, build_dir=None, only=None, jobs=0, force=False, for_="print"):
     """Build one PDF per recipient: build/<id>.pdf (sources in build/tex/)."""
     recipients, build_dir = _settings(c, recipients, build_dir)
+    started = time.perf_counter()
     try:
         report = build_letters(recipients, build_dir, jobs=int(jobs or c.config.letterbatch.jobs) or None,
-                               only=only.split(",") if only else None, force=force, medium=for_)
+                               only=only.split(",") if only else None, force=force, medium=for_,
+                               progress=_progress(started) if sys.stderr.isatty() else None)
     except (LoadError, TexMissing, RuntimeError, ValueError) as exc:
         raise Exit(f"{exc}\nNothing was built.", code=2)
     for warning in report.warnings:
         print(warning, file=sys.stderr)
-    width = max(len(o.recipient) for o in report.outcomes)
-    for o in report.outcomes:
+    # every letter when there are few; when there are many, only those that need attention
+    shown = [o for o in report.outcomes if len(report.outcomes) <= 30 or o.status not in ("built", "up to date")]
+    width = max((len(o.recipient) for o in shown), default=0)
+    for o in shown:
         timing = f"{o.seconds:5.2f} s" if o.seconds else ""
         print(f"  {o.recipient:<{width}}  {o.status:<10} {timing}  {o.pdf or ''}")
         for line in o.message.splitlines():
             print(f"      {line}")
     built = sum(o.status == "built" for o in report.outcomes)
     fresh = sum(o.status == "up to date" for o in report.outcomes)
-    summary = f"{built} built, {fresh} up to date, {len(report.failed)} failed"
+    summary = (f"{built} built, {fresh} up to date, {len(report.failed)} failed "
+               f"in {time.perf_counter() - started:.1f} s")
     if report.failed:
         raise Exit(f"{summary}: {', '.join(o.recipient for o in report.failed)}", code=1)
     print(summary)
@@ -62,6 +68,17 @@ def build(c, recipients=None, build_dir=None, only=None, jobs=0, force=False, fo
     if checked:  # letters up to date were checked when they were built
         print("preflight:")
         _preflight(recipients, build_dir, for_, checked)
+
+
+def _progress(started):
+    """A one-line progress report on the terminal: count, letter, time left."""
+    def report(outcome, done, total):
+        elapsed = time.perf_counter() - started
+        left = elapsed / done * (total - done)
+        end = "\n" if done == total else ""
+        print(f"\r  [{done}/{total}] {outcome.recipient:<24.24} about {left:4.0f} s left", end=end,
+              file=sys.stderr, flush=True)
+    return report
 
 
 def _preflight(recipients, build_dir, medium="print", only=None):
@@ -139,6 +156,27 @@ def sign(c, p12, bundle=None, output=None, reason="Approved for dispatch"):
 
 @task(help={
     "recipients": "the batch (default: recipients.yaml)",
+    "build-dir": "where the letters are (default: build/)",
+    "for": "which letters: print (default) or web",
+})
+def status(c, recipients=None, build_dir=None, for_="print"):
+    """List every recipient: up to date, stale (and why), failed (first error), never built."""
+    recipients, build_dir = _settings(c, recipients, build_dir)
+    try:
+        states = letter_states(recipients, build_dir, for_)
+    except (LoadError, TexMissing) as exc:
+        raise Exit(str(exc), code=2)
+    width = max(len(s.recipient) for s in states)
+    for s in states:
+        print(f"  {s.recipient:<{width}}  {s.state:<11} {s.detail}".rstrip())
+    counts = {}
+    for s in states:
+        counts[s.state] = counts.get(s.state, 0) + 1
+    print(", ".join(f"{n} {state}" for state, n in counts.items()))
+
+
+@task(help={
+    "recipients": "the batch (default: recipients.yaml)",
     "only": "comma-separated recipient ids: just these",
 })
 def diff(c, recipients=None, only=None):
@@ -191,5 +229,5 @@ def test(c, k=None):
     c.run(command, pty=False)
 
 
-ns = Collection(build, check, diff, merge, sign, bench, schema, clean, test)
+ns = Collection(build, status, check, diff, merge, sign, bench, schema, clean, test)
 ns.configure({"letterbatch": {"recipients": "recipients.yaml", "build_dir": "build", "jobs": 0}})

@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +160,10 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
 def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs: int | None = None,
           only: list[str] | None = None, force: bool = False, medium: str = "print",
           progress=None) -> Report:
-    """Build every letter of ``recipients_yaml`` (or just ``only``) into ``build_dir``."""
+    """Build every letter of ``recipients_yaml`` (or just ``only``) into ``build_dir``.
+
+    ``progress(outcome, done, total)`` is called as each letter is finished.
+    """
     prepared = prepare(recipients_yaml, build_dir, medium)
     loaded, layout = prepared.loaded, prepared.layout
     valid_ids = {r.id for r in loaded.batch.recipients}
@@ -193,11 +196,14 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         compiler = _Compiler(prepared, manifest)
         workers = max(1, jobs or os.cpu_count() or 1)
         with ThreadPoolExecutor(workers) as pool:
-            for done in pool.map(compiler.run, _batches(stale, workers, prepared.medium)):
-                for outcome in done:
+            running = [pool.submit(compiler.run, group) for group in _batches(stale, workers, prepared.medium)]
+            finished = 0
+            for future in as_completed(running):
+                for outcome in future.result():
                     outcomes.append(outcome)
+                    finished += 1
                     if progress:
-                        progress(outcome)
+                        progress(outcome, finished, len(stale))
         write_atomic(manifest.path, manifest.to_json())
     order = {r.id: i for i, r in enumerate(loaded.batch.recipients)}
     outcomes.sort(key=lambda o: (o.status != "invalid", order.get(o.recipient, -1)))
@@ -273,7 +279,8 @@ class _Compiler:
         rid = source.recipient.id
         result = self.prepared.compile(rid, source.tex, self.layout.pdf(rid))
         if not result.ok:
-            self.manifest.letters.pop(rid, None)
+            self.manifest.letters[rid] = {"failed": result.first_error, "inputs": source.inputs,
+                                          "log": str(result.log.relative_to(self.layout.root))}
             return Outcome(rid, "failed", message=result.first_error, seconds=result.seconds)
         return self._record(source, result, result.only, result.pdf, result.seconds)
 
@@ -307,6 +314,49 @@ def _hash_files(paths: list[Path]) -> str:
     for path in paths:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+@dataclass
+class LetterState:
+    recipient: str
+    state: str  # "up to date", "stale", "failed", "never built", "invalid"
+    detail: str = ""
+
+
+def status(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: str = "print") -> list[LetterState]:
+    """Every recipient's state, and why: which input changed, or the first error."""
+    prepared = prepare(recipients_yaml, build_dir, medium)
+    manifest = Manifest.read(prepared.layout.root)
+    states = [LetterState(ps[0].recipient or f"recipients[{i}]", "invalid", str(ps[0]))
+              for i, ps in sorted(prepared.loaded.rejected.items())]
+    for source in prepared.sources:
+        rid = source.recipient.id
+        entry = manifest.letters.get(rid)
+        pdf = prepared.layout.pdf(rid)
+        if entry is None:
+            states.append(LetterState(rid, "never built"))
+        elif "failed" in entry:
+            changed = entry.get("inputs", {}).get("key") != source.key
+            states.append(LetterState(rid, "failed", entry["failed"]
+                                      + (" (its inputs changed since)" if changed else "")))
+        elif not pdf.exists() or sha256_file(pdf) != entry.get("sha256"):
+            states.append(LetterState(rid, "stale", f"{pdf.name} is missing or changed since it was built"))
+        elif entry.get("inputs", {}).get("key") != source.key:
+            old = entry.get("inputs", {})
+            changed = [name for name in INPUT_NAMES if old.get(name) != source.inputs.get(name)]
+            states.append(LetterState(rid, "stale", "changed: " + ", ".join(INPUT_NAMES[n] for n in changed)))
+        else:
+            states.append(LetterState(rid, "up to date"))
+    return states
+
+
+INPUT_NAMES = {
+    "source": "its text (recipients.yaml)",
+    "letterhead": "the letterhead class",
+    "images": "the logo or signature image",
+    "builder": "the builder version",
+    "tex": "the TeX version",
+}
 
 
 def epoch(date: dt.date) -> int:

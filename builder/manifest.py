@@ -50,4 +50,6 @@ class Manifest:
         return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
 
     def key(self, recipient_id: str) -> str | None:
-        return self.letters.get(recipient_id, {}).get("inputs", {}).get("key")
+        """The inputs key a letter's current PDF was built from (None: no PDF)."""
+        entry = self.letters.get(recipient_id, {})
+        return None if "failed" in entry else entry.get("inputs", {}).get("key")
