@@ -185,3 +185,33 @@ def test_status_says_why_each_letter_is_not_up_to_date(tmp_path, monkeypatch):
     assert states["broken"] == ("stale", "changed: its text (recipients.yaml)")
     assert states["third"][0] == "failed" and "Undefined control sequence" in states["third"][1]
     assert states["fourth"] == ("never built", "")
+
+
+def test_a_batch_is_compiled_in_one_run_split_per_letter_and_bisected_on_failure(tmp_path, monkeypatch):
+    from builder import compose as compose_module
+    from pylatex import NoEscape
+
+    people = "".join(f"""  - id: p{n}
+    name: Person {n}
+    address: [{n} Road]
+    salutation: Dear Person {n},
+""" for n in range(1, 8))
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n" + people)
+    original = compose_module.compose
+
+    def broken_p5(batch, recipient, **kw):
+        doc = original(batch, recipient, **kw)
+        if recipient.id == "p5":
+            doc.append(NoEscape("\n\\undefinedmacro\n"))
+        return doc
+
+    monkeypatch.setattr(compose_module, "compose", broken_p5)
+    out = tmp_path / "build"
+    report = build(source, out, jobs=1)  # one worker: all seven in one pdflatex run first
+    status = {o.recipient: o.status for o in report.outcomes}
+    assert status == {f"p{n}": ("failed" if n == 5 else "built") for n in range(1, 8)}
+    assert report.failed[0].message.startswith("p5.tex:")  # reported from its own .tex
+    for n in (1, 2, 3, 4, 6, 7):  # each PDF holds its own letter and nobody else's
+        text = pdf_text(out / f"p{n}.pdf")
+        assert f"Dear Person {n}," in text and text.count("Dear Person") == 1
+    assert list((out / "tex").glob("_batch-p1-7.tex"))  # the batch run happened
