@@ -212,7 +212,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
 
 # At most this many letters go through one pdflatex run: enough to pay for
 # pdflatex's start (~0.2 s) many times over, few enough to bisect quickly.
-BATCH_SIZE = 150
+BATCH_SIZE = 250
 
 
 def _batches(stale: list[Source], workers: int, medium: str) -> list[list[Source]]:
@@ -269,7 +269,9 @@ class _Compiler:
             split_pdf.Cut(s.recipient.id, placed[s.recipient.id].start, placed[s.recipient.id].pages,
                           self.layout.pdf(s.recipient.id), self.prepared.info(s.recipient)) for s in good])
         each = result.seconds / len(sources)
-        outcomes = [self._record(s, result, placed[s.recipient.id], self.layout.pdf(s.recipient.id), each)
+        batch = {"file": str(result.pdf.relative_to(self.layout.root)), "sha256": sha256_file(result.pdf)}
+        outcomes = [self._record(s, result, placed[s.recipient.id], self.layout.pdf(s.recipient.id), each,
+                                 batch={**batch, "start": placed[s.recipient.id].start})
                     for s in good]
         if again:
             outcomes += self.run(again, {s.recipient.id: placed[s.recipient.id].pages for s in again})
@@ -285,7 +287,7 @@ class _Compiler:
         return self._record(source, result, result.only, result.pdf, result.seconds)
 
     def _record(self, source: Source, result: tex.CompileResult, placed: tex.Placed, pdf: Path,
-                seconds: float) -> Outcome:
+                seconds: float, batch: dict | None = None) -> Outcome:
         rid = source.recipient.id
         self.manifest.letters[rid] = {
             "recipient": pdf_title(source.recipient).removeprefix("Letter to "),
@@ -293,6 +295,8 @@ class _Compiler:
             "inputs": source.inputs, "log": str(result.log.relative_to(self.layout.root)),
             "overfull": placed.overfull, "signature": placed.signature, "window": result.window,
         }
+        if batch:  # the PDF it was cut from: merge takes pages from there (fonts shared)
+            self.manifest.letters[rid]["batch"] = batch
         return Outcome(rid, "built", pdf, seconds=seconds, warnings=placed.overfull)
 
 

@@ -7,6 +7,7 @@ previous bundle as it was.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from pypdf import PdfReader
 
 from .build import Prepared, lock, prepare
 from .files import write_atomic
-from .manifest import Manifest, sha256_bytes
+from .manifest import Manifest, sha256_bytes, sha256_file
 from . import split as split_pdf
 from .compose import CoverRow, compose_cover, long_date, pdf_title
 
@@ -49,6 +50,10 @@ class _Part:
     pdf: Path
     pages: int
     signature: tuple | None = None  # (page from 1, x, y bottom, y top) for a signature field
+    # where to take the pages from: the letter's own PDF, or (faster, fonts
+    # shared) the batch PDF it was cut from, while that is unchanged
+    source: Path | None = None
+    start: int = 0
 
 
 def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str | Path | None = None,
@@ -91,13 +96,18 @@ def _concatenate(parts: list[_Part], duplex: bool, info: dict[str, str]) -> tupl
     tree = pikepdf.NameTree.new(bundle)
     dedupe = split_pdf.Deduplicator(bundle)
     starts, blanks, labels = [], 0, []
-    with bundle.open_outline() as outline:
+    sources: dict[Path, tuple[pikepdf.Pdf, dict]] = {}
+    with contextlib.ExitStack() as opened, bundle.open_outline() as outline:
         for part in parts:
             start = len(bundle.pages)
             starts.append(start)
-            with pikepdf.open(part.pdf) as source:
-                split_pdf.append(bundle, tree, source, split_pdf.named_destinations(source),
-                                 range(len(source.pages)))
+            path = part.source or part.pdf
+            if path not in sources:
+                pdf = opened.enter_context(pikepdf.open(path))
+                sources[path] = (pdf, split_pdf.named_destinations(pdf))
+            pdf, dests = sources[path]
+            split_pdf.append(bundle, tree, pdf, dests, range(part.start, part.start + part.pages),
+                             keep=lambda name, part=part: part.source is None or f".{part.name}." in name)
             dedupe.pages(bundle.pages[start:])
             if duplex and (len(bundle.pages) - start) % 2:
                 bundle.add_blank_page(page_size=A4)
@@ -118,7 +128,7 @@ def _ready_letters(prepared: Prepared, manifest: Manifest) -> list[_Part]:
     layout = prepared.layout
     problems = [f"{ps[0].recipient}: invalid in {prepared.loaded.path.name} ({ps[0].message})"
                 for ps in prepared.loaded.rejected.values()]
-    parts = []
+    parts, seen_batches = [], {}
     for source in prepared.sources:
         rid = source.recipient.id
         entry = manifest.letters.get(rid, {})
@@ -130,11 +140,21 @@ def _ready_letters(prepared: Prepared, manifest: Manifest) -> list[_Part]:
             pages = entry.get("pages") or len(PdfReader(layout.pdf(rid)).pages)
             signature = tuple(entry["signature"]) if entry.get("signature") else None
             title = pdf_title(source.recipient).removeprefix("Letter to ")
-            parts.append(_Part(rid, title, layout.pdf(rid), pages, signature))
+            part = _Part(rid, title, layout.pdf(rid), pages, signature)
+            batch = entry.get("batch")
+            if batch and _unchanged(layout.root / batch["file"], batch["sha256"], seen_batches):
+                part.source, part.start = layout.root / batch["file"], batch["start"]
+            parts.append(part)
     if problems:
         raise MergeRefused("not merging; these letters are not ready:\n  " + "\n  ".join(problems)
                            + "\nRun `invoke build` and fix what it reports.")
     return parts
+
+
+def _unchanged(path: Path, sha256: str, seen: dict[Path, bool]) -> bool:
+    if path not in seen:
+        seen[path] = path.exists() and sha256_file(path) == sha256
+    return seen[path]
 
 
 def _cover(prepared: Prepared, letters: list[_Part], duplex: bool) -> _Part:

@@ -48,28 +48,33 @@ def split(source: Path, cuts: list[Cut]) -> None:
             save(out, cut.dest)
 
 
-def named_destinations(pdf: pikepdf.Pdf) -> dict[str, pikepdf.Array]:
-    """Every named destination of ``pdf``: name -> [page, /XYZ, ...]."""
+Dests = dict[tuple[int, int], list[tuple[str, pikepdf.Array]]]
+
+
+def named_destinations(pdf: pikepdf.Pdf) -> Dests:
+    """The named destinations of ``pdf``, by the page they point at:
+    page object -> [(name, [page, /XYZ, ...]), ...]."""
     names = pdf.Root.get("/Names")
     if names is None or "/Dests" not in names:
         return {}
-    out = {}
+    out: Dests = {}
     for name, value in pikepdf.NameTree(names.Dests).items():
-        out[str(name)] = value.D if isinstance(value, pikepdf.Dictionary) else value
+        where = value.D if isinstance(value, pikepdf.Dictionary) else value
+        out.setdefault(where[0].objgen, []).append((str(name), where))
     return out
 
 
 def append(target: pikepdf.Pdf, tree: pikepdf.NameTree, source: pikepdf.Pdf,
-           dests: dict[str, pikepdf.Array], pages: range, keep=lambda name: True) -> None:
+           dests: Dests, pages: range, keep=lambda name: True) -> None:
     """Append ``pages`` of ``source`` to ``target``, with the named destinations
     (from ``dests``, filtered by ``keep``) that point at them, into ``tree``."""
-    copied = {}
     for index in pages:
-        target.pages.append(source.pages[index])
-        copied[source.pages[index].objgen] = target.pages[-1].obj
-    for name, where in dests.items():
-        if where[0].objgen in copied and keep(name):
-            tree[name] = target.make_indirect(pikepdf.Array([copied[where[0].objgen], *where[1:]]))
+        page = source.pages[index]
+        target.pages.append(page)
+        copy = target.pages[-1].obj
+        for name, where in dests.get(page.objgen, ()):
+            if keep(name):
+                tree[name] = target.make_indirect(pikepdf.Array([copy, *where[1:]]))
 
 
 class Deduplicator:
