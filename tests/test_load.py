@@ -126,3 +126,78 @@ def test_shipped_json_schema_accepts_the_bundled_batch():
     data["recipients"][0]["adress"] = data["recipients"][0].pop("address")
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(data, schema)
+
+
+# Every kind of bad input the loader knows, each with the message it must give.
+# (A change to the YAML text, then what the problem says.)
+BASE = MINIMAL_LETTER.replace("    - main: This is the shared text.", """\
+    - main: This is the shared text[^ref].
+      slot: Shared slot text.
+references:
+  ref: {author: A, year: 2020, title: T, url: "https://example.org"}""") + "recipients:\n" + GOOD
+BAD_INPUTS = {
+    "yaml syntax": (("  - id: good", "  - id: [good"), "YAML syntax error"),
+    "unknown key": (("    name: Good Person", "    nme: Good Person"), "field 'nme': unknown key; did you mean 'name'?"),
+    "unknown top-level key": (("references:", "letters: 1\nreferences:"), "field 'letters': unknown key; did you mean 'letter'?"),
+    "missing field": (("    salutation: Dear Good,\n", ""), "recipient 'good', field 'salutation': required field is missing"),
+    "missing shared field": (("    role: Clerk\n", ""), "field 'letter.sender.role': required field is missing"),
+    "wrong type": (("    name: Good Person", "    name: [Good, Person]"), "field 'name': must be text (got a list)"),
+    "empty string": (("    salutation: Dear Good,", '    salutation: ""'), "field 'salutation': must not be empty"),
+    "duplicate id": (("  - id: good", "  - id: good\n    name: X\n    address: [x]\n    salutation: Dear X,\n  - id: good"),
+                     "field 'id': duplicate id 'good': recipients[0] has it too"),
+    "id not a file name": (("  - id: good", "  - id: ../Good"), "field 'id': must be lower-case letters, digits and hyphens"),
+    "unknown reference": (("shared text[^ref]", "shared text[^rf]"), "cites [^rf], but references has no 'rf'; did you mean [^ref]?"),
+    "unknown omitted part": (("    salutation: Dear Good,", "    salutation: Dear Good,\n    omit: [slto]"),
+                             "field 'omit[0]': the shared letter has no body part 'slto'; did you mean 'slot'?"),
+    "unknown reworded part": (("    salutation: Dear Good,", "    salutation: Dear Good,\n    text: {mian: x}"),
+                              "field 'text.mian': the shared letter has no body part 'mian'; did you mean 'main'?"),
+    "missing logo": (("    role: Clerk", "    role: Clerk\n    logo: nowhere.png"), "field 'letter.sender.logo': no such file: 'nowhere.png'"),
+    "image outside project": (("title: Clerk}", "title: Clerk, image: /etc/hostname}"), "lies outside the project folder"),
+    "no recipients": (("recipients:\n" + GOOD, "recipients: []\n"), "field 'recipients': must be a list of at least one recipient"),
+    "date not a date": (("date: 2021-03-04", "date: 2021-02-30"), "field 'letter.date': must be a date written YYYY-MM-DD"),
+    "url scheme": (('url: "https://example.org"', 'url: "ftp://example.org"'), "'ftp://example.org' is not an http(s):// or mailto: URL"),
+    "url with a space": (('url: "https://example.org"', 'url: "https://example.org/a b"'), "contains ' ', which a URL may not hold"),
+    "url with two fragments": (('url: "https://example.org"', 'url: "https://example.org/#a#b"'), "has more than one '#'"),
+    "link scheme in text": (("Shared slot text.", "See [this](ftp://example.org)."), "link target 'ftp://example.org' is not an http(s):// or mailto: URL"),
+    "duplicate yaml key": (("    name: Good Person", "    name: Good Person\n    name: Other"), "field 'recipients[0].name': duplicate key"),
+    "unprintable character": (("    name: Good Person", "    name: Good 😀"), "contains characters the letter's fonts cannot print: '😀' (U+1F600)"),
+    "open part left empty": (("      slot: Shared slot text.", "      slot: ~"), "part 'slot' has no shared text, so every recipient must give text.slot"),
+    "omitted and reworded": (("    salutation: Dear Good,", "    salutation: Dear Good,\n    omit: [slot]\n    text: {slot: x}"),
+                             "part 'slot' is both omitted and given in text"),
+    "line break in a one-line field": (("    name: Good Person", '    name: "Good\\nPerson"'), "must be a single line of text"),
+    "letter with no body": (("    salutation: Dear Good,", "    salutation: Dear Good,\n    omit: [main, slot]"), "this letter would have no body text"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_INPUTS))
+def test_every_kind_of_bad_input_gets_its_message(tmp_path, kind):
+    (old, new), expected = BAD_INPUTS[kind]
+    assert old in BASE, kind
+    path = write_yaml(tmp_path / "recipients.yaml", BASE.replace(old, new, 1))
+    try:
+        loaded = load(path)
+        found = [str(p) for p in loaded.problems]
+    except LoadError as exc:
+        found = [str(p) for p in exc.problems]
+    assert any(expected in message for message in found), found
+    assert all(message.startswith(str(path)) for message in found)
+
+
+def test_a_reference_never_cited_is_a_warning_only(tmp_path):
+    path = write_yaml(tmp_path / "recipients.yaml", BASE.replace("shared text[^ref].", "shared text."))
+    loaded = load(path)
+    assert [str(w) for w in loaded.warnings] == [
+        f"{path}:12:3: warning: field 'references.ref': reference 'ref' is never cited"]
+    assert [r.id for r in loaded.batch.recipients] == ["good"]
+
+
+def test_every_problem_in_the_file_is_reported_in_one_run(tmp_path):
+    text = (BASE.replace("date: 2021-03-04", "date: soon")
+                .replace('url: "https://example.org"', 'url: "example.org"')
+                .replace("    name: Good Person", "    nme: Good Person")
+                .replace("shared text[^ref]", "shared text[^nope]"))
+    with pytest.raises(LoadError) as caught:
+        load(write_yaml(tmp_path / "recipients.yaml", text))
+    fields = [p.field for p in caught.value.problems]
+    for field in ("letter.date", "references.ref.url", "nme", "name"):
+        assert field in fields, fields
