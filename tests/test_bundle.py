@@ -212,3 +212,22 @@ def test_signature_fields_then_a_valid_signature_that_detects_tampering(small_ba
     tampered.write_bytes(bytes(data))
     (check,) = validate(tampered, [ca])
     assert not check.intact and not check.bottom_line
+
+
+def test_invoke_sign_takes_the_password_from_the_environment(small_batch, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    source, out = small_batch
+    merge(source, out)
+    p12, ca = make_certificates(tmp_path)
+    command = [sys.executable, "-m", "invoke", "sign", "--p12", str(p12), "--bundle", str(out / "bundle.pdf")]
+    env = {k: v for k, v in os.environ.items() if k != "LETTERBATCH_P12_PASSWORD"}
+    refused = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert refused.returncode == 2 and "LETTERBATCH_P12_PASSWORD" in refused.stderr  # no terminal to ask
+    done = subprocess.run(command, cwd=ROOT, env={**env, "LETTERBATCH_P12_PASSWORD": "secret"},
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    (check,) = validate(out / "bundle-signed.pdf", [ca])
+    assert check.bottom_line
