@@ -23,14 +23,21 @@ from builder.schema import SCHEMA_FILE, json_schema_text
 from builder.sign import sign as sign_pdf
 
 
+# Flags several tasks share, explained once.
+BATCH_HELP = {
+    "recipients": "the batch (default: recipients.yaml)",
+    "build-dir": "where the letters are (default: build/)",
+}
+MEDIUM_HELP = {"for": "which letters: print (default) or web"}
+
+
 def _settings(c, recipients, build_dir):
     cfg = c.config.letterbatch
     return recipients or cfg.recipients, build_dir or cfg.build_dir
 
 
 @task(help={
-    "recipients": "the batch to build (default: recipients.yaml)",
-    "build-dir": "where PDFs go (default: build/)",
+    **BATCH_HELP,
     "only": "comma-separated recipient ids: build just these",
     "jobs": "parallel pdflatex runs (default: one per core)",
     "force": "recompile every letter even when it is up to date",
@@ -90,11 +97,7 @@ def _preflight(recipients, build_dir, medium="print", only=None):
         raise Exit(f"preflight found errors in: {', '.join(failing)}", code=1)
 
 
-@task(help={
-    "recipients": "the batch to check (default: recipients.yaml)",
-    "build-dir": "where the letters are (default: build/)",
-    "for": "which letters: print (default) or web",
-})
+@task(help={**BATCH_HELP, **MEDIUM_HELP})
 def check(c, recipients=None, build_dir=None, for_="print"):
     """Preflight every letter: A4, embedded fonts, overfull lines, address in window, manifest."""
     recipients, build_dir = _settings(c, recipients, build_dir)
@@ -105,8 +108,7 @@ def check(c, recipients=None, build_dir=None, for_="print"):
 
 
 @task(help={
-    "recipients": "the batch to merge (default: recipients.yaml)",
-    "build-dir": "where the letters are (default: build/)",
+    **BATCH_HELP,
     "output": "the bundle's path (default: build/bundle.pdf)",
     "cover": "start with a cover sheet listing every letter (default; --no-cover leaves it out)",
     "duplex": "pad each document with a blank page so every letter starts on a front side",
@@ -154,11 +156,7 @@ def sign(c, p12, bundle=None, output=None, reason="Approved for dispatch"):
     print(f"signed: {signed}")
 
 
-@task(help={
-    "recipients": "the batch (default: recipients.yaml)",
-    "build-dir": "where the letters are (default: build/)",
-    "for": "which letters: print (default) or web",
-})
+@task(help={**BATCH_HELP, **MEDIUM_HELP})
 def status(c, recipients=None, build_dir=None, for_="print"):
     """List every recipient: up to date, stale (and why), failed (first error), never built."""
     recipients, build_dir = _settings(c, recipients, build_dir)
@@ -175,10 +173,7 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     print(", ".join(f"{n} {state}" for state, n in counts.items()))
 
 
-@task(help={
-    "recipients": "the batch (default: recipients.yaml)",
-    "only": "comma-separated recipient ids: just these",
-})
+@task(help={"recipients": BATCH_HELP["recipients"], "only": "comma-separated recipient ids: just these"})
 def diff(c, recipients=None, only=None):
     """Show, per recipient, what differs from the shared letter (to review only what is personal)."""
     recipients, _ = _settings(c, recipients, None)
@@ -224,7 +219,7 @@ def clean(c, build_dir=None):
 
 @task(help={"k": "only tests matching this pytest -k expression"})
 def test(c, k=None):
-    """Run the test suite (real pdflatex; takes a minute or two)."""
+    """Run the test suite (real pdflatex; about half a minute)."""
     command = f"{sys.executable} -m pytest -q" + (f" -k '{k}'" if k else "")
     c.run(command, pty=False)
 

@@ -63,3 +63,32 @@ letter:
   body:
     - main: This is the shared text.
 """
+
+
+UNDEFINED = r"\undefinedmacro"  # LaTeX that makes pdflatex fail
+
+
+@pytest.fixture
+def inject_latex(monkeypatch):
+    """Put raw LaTeX into chosen letters after they are composed.
+
+    Data cannot break TeX (that is the point), so a test that needs a letter
+    to fail, or a page to break, puts the LaTeX in here; pdflatex stays real.
+    ``inject({"id": latex}, before_closing=False)``; ``inject({})`` undoes it.
+    """
+    from pylatex import NoEscape
+
+    from builder import compose as compose_module
+
+    original = compose_module.compose
+
+    def inject(latex_by_id: dict[str, str], before_closing: bool = False) -> None:
+        def compose(batch, recipient, **kw):
+            letter = original(batch, recipient, **kw)
+            if recipient.id in latex_by_id:
+                at = len(letter.data) - 1 if before_closing else len(letter.data)
+                letter.data.insert(at, NoEscape("\n" + latex_by_id[recipient.id] + "\n"))
+            return letter
+        monkeypatch.setattr(compose_module, "compose", compose if latex_by_id else original)
+
+    return inject

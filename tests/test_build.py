@@ -10,7 +10,7 @@ from pypdf import PdfReader
 
 from builder.build import build
 from builder.merge import MergeRefused, merge
-from conftest import MINIMAL_LETTER, ROOT, pdf_text, write_yaml
+from conftest import MINIMAL_LETTER, ROOT, UNDEFINED, pdf_text, write_yaml
 
 BATCH = MINIMAL_LETTER + """\
 recipients:
@@ -29,21 +29,8 @@ recipients:
 """
 
 
-def test_one_letter_that_fails_to_compile_does_not_stop_the_others(tmp_path, monkeypatch):
-    # Data cannot break TeX (that is the point), so break one letter's source
-    # after composing it; pdflatex itself is real.
-    from builder import compose as compose_module
-    from pylatex import NoEscape
-
-    original = compose_module.compose
-
-    def compose_with_a_bug(batch, recipient, **kw):
-        doc = original(batch, recipient, **kw)
-        if recipient.id == "broken":
-            doc.append(NoEscape("\n\\undefinedmacro\n"))
-        return doc
-
-    monkeypatch.setattr(compose_module, "compose", compose_with_a_bug)
+def test_one_letter_that_fails_to_compile_does_not_stop_the_others(tmp_path, inject_latex):
+    inject_latex({"broken": UNDEFINED})
     source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
     out = tmp_path / "build"
     out.mkdir()
@@ -156,10 +143,8 @@ def test_a_second_build_at_the_same_time_is_refused(tmp_path):
     assert build(source, out).ok
 
 
-def test_status_says_why_each_letter_is_not_up_to_date(tmp_path, monkeypatch):
-    from builder import compose as compose_module
+def test_status_says_why_each_letter_is_not_up_to_date(tmp_path, inject_latex):
     from builder.build import status
-    from pylatex import NoEscape
 
     source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley") + """\
   - id: fourth
@@ -168,17 +153,9 @@ def test_status_says_why_each_letter_is_not_up_to_date(tmp_path, monkeypatch):
     salutation: Dear Fourth,
 """)
     out = tmp_path / "build"
-    original = compose_module.compose
-
-    def broken_third(batch, recipient, **kw):
-        doc = original(batch, recipient, **kw)
-        if recipient.id == "third":
-            doc.append(NoEscape("\\n\\\\undefinedmacro\\n"))
-        return doc
-
-    monkeypatch.setattr(compose_module, "compose", broken_third)
+    inject_latex({"third": UNDEFINED})
     build(source, out, only=["first", "broken", "third"])
-    monkeypatch.undo()
+    inject_latex({})
     write_yaml(source, source.read_text().replace("Dear Smiley,", "Dear Smiles,"))
     states = {s.recipient: (s.state, s.detail) for s in status(source, out)}
     assert states["first"] == ("up to date", "")
@@ -187,25 +164,14 @@ def test_status_says_why_each_letter_is_not_up_to_date(tmp_path, monkeypatch):
     assert states["fourth"] == ("never built", "")
 
 
-def test_a_batch_is_compiled_in_one_run_split_per_letter_and_bisected_on_failure(tmp_path, monkeypatch):
-    from builder import compose as compose_module
-    from pylatex import NoEscape
-
+def test_a_batch_is_compiled_in_one_run_split_per_letter_and_bisected_on_failure(tmp_path, inject_latex):
     people = "".join(f"""  - id: p{n}
     name: Person {n}
     address: [{n} Road]
     salutation: Dear Person {n},
 """ for n in range(1, 8))
     source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n" + people)
-    original = compose_module.compose
-
-    def broken_p5(batch, recipient, **kw):
-        doc = original(batch, recipient, **kw)
-        if recipient.id == "p5":
-            doc.append(NoEscape("\n\\undefinedmacro\n"))
-        return doc
-
-    monkeypatch.setattr(compose_module, "compose", broken_p5)
+    inject_latex({"p5": UNDEFINED})
     out = tmp_path / "build"
     report = build(source, out, jobs=1)  # one worker: all seven in one pdflatex run first
     status = {o.recipient: o.status for o in report.outcomes}

@@ -7,7 +7,6 @@ import pytest
 from pypdf import PdfWriter
 from pypdf.generic import DictionaryObject, NameObject
 
-from builder import compose as compose_module
 from builder.build import build
 from builder.check import check, pdf_problems
 from conftest import MINIMAL_LETTER, ROOT, write_yaml
@@ -53,23 +52,14 @@ def test_address_outside_the_window_overfull_line_and_long_letter(tmp_path):
     assert findings(results, "long") == ["warning: 2 pages, longer than the batch's typical 1"]
 
 
-def test_closing_alone_at_the_top_of_a_page_is_caught(tmp_path, monkeypatch):
+def test_closing_alone_at_the_top_of_a_page_is_caught(tmp_path, inject_latex):
     # The class never lets this happen, so force it: a page break before \closing.
-    from pylatex import NoEscape
-    original = compose_module.compose
-
-    def compose_with_page_break(batch, r, **kw):
-        doc = original(batch, r, **kw)
-        if r.id == "pushed":
-            doc.data.insert(len(doc.data) - 1, NoEscape("\\newpage"))
-        return doc
-
-    monkeypatch.setattr(compose_module, "compose", compose_with_page_break)
+    inject_latex({"pushed": "\\newpage"}, before_closing=True)
     source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
                         + recipient("pushed") + recipient("normal"))
     out = tmp_path / "build"
     assert build(source, out).ok
-    monkeypatch.setattr(compose_module, "compose", original)
+    inject_latex({})
     results = {r.name: r for r in check(source, out)}
     assert "error: the closing stands alone at the top of page 2, away from the letter it closes" in [
         str(f) for f in results["pushed"].findings]
