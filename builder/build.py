@@ -1,4 +1,4 @@
-"""The pipeline: load -> compose -> compile, for every letter of a batch.
+"""The pipeline: load -> compose -> compile -> split, for every letter of a batch.
 
 Only this module runs the stages in order. A letter is recompiled only when
 what it depends on changed (its source, the letterhead, its images, the
@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from .compose import batch_source, letter_block, letter_source, metadata, pdf_ti
 from .files import write_atomic
 from .load import Loaded, Problem, load
 from .manifest import Manifest, sha256_bytes, sha256_file
-from .schema import Recipient
+from .schema import RECIPIENT_ID, Recipient
 
 LETTERHEAD = Path(__file__).resolve().parent.parent / "letterhead"
 
@@ -99,16 +100,19 @@ class Prepared:
     loaded: Loaded
     layout: Layout
     sources: list[Source]
-    assets: dict[str, Path]  # TeX file name (relative to layout.tex) -> image in the project
+    assets: dict[str, Path]  # TeX file name (assets/logo.png) -> the image in the project
     env: dict[str, str]
-    asset_names: dict[str, str]  # "logo", "signature" -> TeX file name
+    medium: str = "print"
+
+    @property
+    def asset_names(self) -> dict[str, str]:
+        """"logo", "signature" -> the TeX file name."""
+        return {Path(name).stem: name for name in self.assets}
 
     def write_assets(self) -> None:
         """Images go next to the .tex: pdflatex may only read below its folder."""
         for name, original in self.assets.items():
             write_atomic(self.layout.tex / name, original.read_bytes())
-
-    medium: str = "print"
 
     def compile(self, name: str, source: str, pdf: Path) -> tex.CompileResult:
         """Write ``build/tex/<name>.tex`` and compile it to ``pdf``."""
@@ -139,7 +143,7 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
     images = {"logo": letter.sender.logo, "signature": letter.signatory.image}
     assets = {f"assets/{role}{Path(rel).suffix.lower()}": loaded.root / rel
               for role, rel in images.items() if rel}
-    names = {role: f"assets/{role}{Path(rel).suffix.lower()}" for role, rel in images.items() if rel}
+    names = {Path(name).stem: name for name in assets}
     common = {
         "letterhead": _hash_files(sorted(p for p in LETTERHEAD.rglob("*") if p.is_file())),
         "images": _hash_files(sorted(assets.values())),
@@ -154,7 +158,7 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
         inputs["key"] = sha256_bytes(json.dumps(inputs, sort_keys=True).encode())
         sources.append(Source(recipient, block, text, inputs))
     env = tex.tex_environment([LETTERHEAD], epoch(letter.date))
-    return Prepared(loaded, layout, sources, assets, env, names, medium)
+    return Prepared(loaded, layout, sources, assets, env, medium)
 
 
 def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs: int | None = None,
@@ -174,10 +178,11 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         for index, problems in sorted(loaded.rejected.items()):
             label = problems[0].recipient or f"recipients[{index}]"
             outcomes.append(Outcome(label, "invalid", message="\n".join(str(p) for p in problems)))
-            if label not in valid_ids:  # an invalid letter keeps no PDF that looks current
+            # an invalid letter keeps no PDF that looks current (unless another,
+            # valid recipient has the same id)
+            if label not in valid_ids and re.fullmatch(RECIPIENT_ID, label):
                 manifest.letters.pop(label, None)
-                if "[" not in label and "/" not in label:
-                    layout.pdf(label).unlink(missing_ok=True)
+                layout.pdf(label).unlink(missing_ok=True)
         todo = prepared.sources
         if only:
             unknown = sorted(set(only) - valid_ids)

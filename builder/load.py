@@ -15,7 +15,7 @@ import pydantic
 import yaml
 
 from . import latex, markup
-from .schema import Batch, Letter, Recipient, Reference
+from .schema import RECIPIENT_ID, Batch, Letter, Recipient, Reference
 
 # Where each value (and each mapping key) starts in the file, by data path.
 Position = tuple[int, int]
@@ -292,7 +292,7 @@ def _explain(error: dict) -> str:
 
 
 _PATTERN_HINTS = {
-    r"^[a-z0-9][a-z0-9-]{0,63}$":
+    RECIPIENT_ID:
         "must be lower-case letters, digits and hyphens (it names the PDF file), at most 64",
     r"^[a-z0-9][a-z0-9_-]*$": "a part name is lower-case letters, digits, '-' and '_'",
     "^" + markup.CITE_KEY + "$": "a reference key is letters, digits, '.', '-' and '_'",

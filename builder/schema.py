@@ -61,7 +61,8 @@ Url = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_u
 Email = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_email)]
 # A recipient id names files (build/<id>.pdf) and TeX link targets, so it is
 # kept to characters that are safe in both.
-RecipientId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+RECIPIENT_ID = r"^[a-z0-9][a-z0-9-]{0,63}$"
+RecipientId = Annotated[str, StringConstraints(pattern=RECIPIENT_ID)]
 PartName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 ReferenceKey = Annotated[str, StringConstraints(pattern="^" + CITE_KEY + "$")]
 RelativePath = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
