@@ -144,6 +144,8 @@ def _ready_letters(prepared: Prepared, manifest: Manifest) -> list[_Part]:
             batch = entry.get("batch")
             if batch and _unchanged(layout.root / batch["file"], batch["sha256"], seen_batches):
                 part.source, part.start = layout.root / batch["file"], batch["start"]
+            elif sha256_file(part.pdf) != entry.get("sha256"):
+                problems.append(f"{rid}: the PDF changed since it was built")
             parts.append(part)
     if problems:
         raise MergeRefused("not merging; these letters are not ready:\n  " + "\n  ".join(problems)

@@ -181,3 +181,17 @@ def test_a_batch_is_compiled_in_one_run_split_per_letter_and_bisected_on_failure
         text = pdf_text(out / f"p{n}.pdf")
         assert f"Dear Person {n}," in text and text.count("Dear Person") == 1
     assert list((out / "tex").glob("_batch-p1-7.tex"))  # the batch run happened
+
+
+def test_merge_refuses_a_letter_changed_after_its_build_and_invalid_letters_lose_their_pdf(tmp_path):
+    source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
+    out = tmp_path / "build"
+    assert build(source, out, jobs=3).ok  # three groups of one: each letter compiled alone
+    pdf = out / "third.pdf"
+    pdf.write_bytes(pdf.read_bytes().replace(b"%%EOF", b"%%EOF\n% edited"))
+    with pytest.raises(MergeRefused, match="third: the PDF changed since it was built"):
+        merge(source, out)
+    write_yaml(source, source.read_text().replace("    salutation: Dear First,\n", ""))
+    report = build(source, out)
+    assert {o.recipient: o.status for o in report.outcomes}["first"] == "invalid"
+    assert not (out / "first.pdf").exists()
