@@ -107,7 +107,8 @@ class Deduplicator:
             if obj.objgen in self.memo:
                 return self.memo[obj.objgen]
             self.memo[obj.objgen] = b"(cycle)"
-        text = obj.stream_dict.unparse() if isinstance(obj, pikepdf.Stream) else obj.unparse()
+        # resolved=True: the object itself, not a reference to it
+        text = (obj.stream_dict if isinstance(obj, pikepdf.Stream) else obj).unparse(resolved=True)
         # object numbers differ from file to file: hash what they point at instead
         h = hashlib.sha256(_REF_RE.sub(b"@", text))
         if isinstance(obj, pikepdf.Stream):

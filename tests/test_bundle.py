@@ -231,3 +231,22 @@ def test_invoke_sign_takes_the_password_from_the_environment(small_batch, tmp_pa
     assert done.returncode == 0, done.stderr
     (check,) = validate(out / "bundle-signed.pdf", [ca])
     assert check.bottom_line
+
+
+def render(pdf: Path, page: int, folder: Path) -> bytes:
+    """One page as pixels (poppler, grey, 40 dpi)."""
+    import subprocess
+    stem = folder / f"{pdf.stem}-{page}"
+    subprocess.run(["pdftoppm", "-gray", "-r", "40", "-f", str(page), "-l", str(page), "-singlefile",
+                    str(pdf), str(stem)], check=True)
+    return stem.with_suffix(".pgm").read_bytes()
+
+
+def test_every_bundle_page_looks_exactly_like_its_letter(real_batch, tmp_path):
+    # Text extraction cannot see a wrong glyph; pixels can (fonts are shared in the bundle).
+    out, _, bundle = real_batch
+    ranges = letter_ranges(PdfReader(bundle.path))
+    for name, pages in ranges.items():
+        original = out / ("_cover.pdf" if name == "cover" else f"{name}.pdf")
+        for offset, index in enumerate(pages, 1):
+            assert render(bundle.path, index + 1, tmp_path) == render(original, offset, tmp_path), (name, offset)
