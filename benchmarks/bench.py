@@ -90,7 +90,7 @@ def main(argv=None) -> int:
         out = folder / "build"
         t: dict[str, float] = {}
         timed("load", t, load, source)
-        prepared = timed("load + compose", t, build_module.prepare, source, out)
+        timed("load + compose", t, build_module.prepare, source, out)
         report = timed("build (cold)", t, build_module.build, source, out, jobs=args.jobs or None)
         failed = report.failed
         bundle = timed("merge", t, merge, source, out)

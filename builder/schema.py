@@ -142,9 +142,6 @@ class Batch(Model):
     references: dict[ReferenceKey, Reference] = Field(default_factory=dict)
     recipients: list[Recipient] = Field(min_length=1)
 
-    def part_names(self) -> list[str]:
-        return [name for paragraph in self.letter.body for name in paragraph]
-
     def paragraphs_for(self, recipient: Recipient) -> list[list[tuple[str, str]]]:
         """The body of one letter as paragraphs of (part name, source text)."""
         paragraphs = []

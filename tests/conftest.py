@@ -9,7 +9,6 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from pypdf import PdfReader
 
 from builder.build import build
 from builder.merge import merge

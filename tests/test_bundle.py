@@ -13,7 +13,7 @@ from builder import files as files_module
 from builder.build import build
 from builder.merge import merge
 from builder.sign import sign, validate
-from conftest import MINIMAL_LETTER, ROOT, pdf_text, write_yaml
+from conftest import MINIMAL_LETTER, ROOT, write_yaml
 
 IDS = ["avon-and-somerset", "sussex", "london", "south-wales", "essex"]
 

@@ -1,9 +1,7 @@
 """Preflight: each check catches a letter made to fail it, and passes the real batch."""
 from __future__ import annotations
 
-from pathlib import Path
 
-import pytest
 from pypdf import PdfWriter
 from pypdf.generic import DictionaryObject, NameObject
 

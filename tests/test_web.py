@@ -7,7 +7,7 @@ import pytest
 from pypdf import PdfReader
 
 from builder.build import build
-from conftest import MINIMAL_LETTER, ROOT, pdf_text, write_yaml
+from conftest import MINIMAL_LETTER, pdf_text, write_yaml
 
 LINK_COLOUR = b"0 0.27 0.6 rg"  # lblink in the letterhead class
 
