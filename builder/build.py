@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__, compile as tex, split as split_pdf
-from .compose import batch_source, letter_block, letter_source, metadata, pdf_title
+from .compose import batch_source, letter_block, letter_source, metadata, pdf_date, pdf_title, recipient_label
 from .files import write_atomic
 from .load import Loaded, Problem, load
 from .manifest import Manifest, sha256_bytes, sha256_file
@@ -121,7 +121,7 @@ class Prepared:
 
     def info(self, recipient: Recipient) -> dict[str, str]:
         """A letter's PDF metadata, dated with the letter."""
-        stamp = f"D:{self.loaded.batch.letter.date:%Y%m%d}120000Z"
+        stamp = pdf_date(self.loaded.batch.letter.date)
         return {**metadata(self.loaded.batch, pdf_title(recipient)), "Creator": "letterbatch",
                 "CreationDate": stamp, "ModDate": stamp}
 
@@ -295,7 +295,7 @@ class _Compiler:
                 seconds: float, batch: dict | None = None) -> Outcome:
         rid = source.recipient.id
         self.manifest.letters[rid] = {
-            "recipient": pdf_title(source.recipient).removeprefix("Letter to "),
+            "recipient": recipient_label(source.recipient),
             "file": pdf.name, "pages": placed.pages, "sha256": sha256_file(pdf),
             "inputs": source.inputs, "log": str(result.log.relative_to(self.layout.root)),
             "overfull": placed.overfull, "signature": placed.signature, "window": result.window,

@@ -38,8 +38,19 @@ def long_date(date: dt.date) -> str:
     return f"{date.day} {MONTHS[date.month - 1]} {date.year}"
 
 
+def pdf_date(date: dt.date) -> str:
+    """A PDF date at noon UTC of the letter's date (as the build's
+    SOURCE_DATE_EPOCH), so every run writes the same bytes."""
+    return f"D:{date:%Y%m%d}120000Z"
+
+
+def recipient_label(recipient: Recipient) -> str:
+    """'name, role': how the manifest and the bundle's bookmarks name a letter."""
+    return recipient.name + (f", {recipient.role}" if recipient.role else "")
+
+
 def pdf_title(recipient: Recipient) -> str:
-    return f"Letter to {recipient.name}" + (f", {recipient.role}" if recipient.role else "")
+    return f"Letter to {recipient_label(recipient)}"
 
 
 def metadata(batch: Batch, title: str) -> dict[str, str]:
@@ -169,7 +180,7 @@ def _document(batch: Batch, medium: str, info: dict[str, str], rid: str) -> Docu
         # The XMP packet's dates and instance id default to the clock; fix
         # them from the letter so the same inputs give the same bytes.
         letter = batch.letter
-        stamp = f"D:{letter.date:%Y%m%d}120000Z"
+        stamp = pdf_date(letter.date)
         instance = uuid.uuid5(uuid.NAMESPACE_URL, f"letterbatch:{rid}:{letter.date}")
         for group, key in (("document", "pdfcreationdate"), ("document", "pdfmoddate"),
                            ("hyperref", "pdfmetadate"), ("hyperref", "pdfdate")):

@@ -19,7 +19,7 @@ from .build import Prepared, lock, prepare
 from .files import write_atomic
 from .manifest import Manifest, sha256_bytes, sha256_file
 from . import split as split_pdf
-from .compose import CoverRow, compose_cover, long_date, pdf_title
+from .compose import CoverRow, compose_cover, long_date, pdf_date, recipient_label
 
 BUNDLE_NAME = "bundle.pdf"
 COVER_NAME = "_cover"  # not a valid recipient id, so it can never clash with one
@@ -139,7 +139,7 @@ def _ready_letters(prepared: Prepared, manifest: Manifest) -> list[_Part]:
         else:
             pages = entry.get("pages") or len(PdfReader(layout.pdf(rid)).pages)
             signature = tuple(entry["signature"]) if entry.get("signature") else None
-            title = pdf_title(source.recipient).removeprefix("Letter to ")
+            title = recipient_label(source.recipient)
             part = _Part(rid, title, layout.pdf(rid), pages, signature)
             batch = entry.get("batch")
             if batch and _unchanged(layout.root / batch["file"], batch["sha256"], seen_batches):
@@ -183,7 +183,7 @@ def _cover(prepared: Prepared, letters: list[_Part], duplex: bool) -> _Part:
 
 def _metadata(prepared: Prepared) -> dict[str, str]:
     letter = prepared.loaded.batch.letter
-    stamp = f"D:{letter.date:%Y%m%d}120000Z"  # the letter's date: the same bytes every run
+    stamp = pdf_date(letter.date)
     count = len(prepared.sources)
     return {
         "/Title": f"Letters for signature: {letter.title or ''}".rstrip(": "),
