@@ -16,7 +16,7 @@ import pydantic
 import yaml
 
 from . import latex, markup
-from .schema import RECIPIENT_ID, Batch, Letter, Recipient, Reference
+from .schema import PART_NAME, RECIPIENT_ID, REFERENCE_KEY, Batch, Letter, Recipient, Reference
 
 # Where each value (and each mapping key) starts in the file, by data path.
 Position = tuple[int, int]
@@ -106,8 +106,8 @@ def load(path: str | Path) -> Loaded:
         report.error(("references",), "must be a mapping of reference keys to references")
         raw_refs = {}
     for key, value in raw_refs.items():
-        if not isinstance(key, str) or not re.fullmatch(markup.CITE_KEY, key):
-            report.error(("references", key), _PATTERN_HINTS["^" + markup.CITE_KEY + "$"], at_key=True)
+        if not isinstance(key, str) or not re.fullmatch(REFERENCE_KEY, key):
+            report.error(("references", key), _PATTERN_HINTS[REFERENCE_KEY], at_key=True)
         reference = _validate(Reference, value, ("references", key), report)
         if reference is not None:
             references[str(key)] = reference
@@ -714,8 +714,8 @@ def _explain(error: dict) -> str:
 _PATTERN_HINTS = {
     RECIPIENT_ID:
         "must be lower-case letters, digits and hyphens (it names the PDF file), at most 64",
-    r"^[a-z0-9][a-z0-9_-]*$": "a part name is lower-case letters, digits, '-' and '_'",
-    "^" + markup.CITE_KEY + "$": "a reference key is letters, digits, '.', '-' and '_'",
+    PART_NAME: "a part name is lower-case letters, digits, '-' and '_', at most 64",
+    REFERENCE_KEY: "a reference key is letters, digits, '.', '-' and '_', at most 64",
 }
 
 

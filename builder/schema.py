@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Optional
+from typing import Annotated, Optional, Union
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints,
                       WithJsonSchema)
@@ -130,7 +130,27 @@ PART_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 PartName = Annotated[str, StringConstraints(pattern=PART_NAME)]
 REFERENCE_KEY = "^" + CITE_KEY.replace("*", "{0,63}") + "$"
 ReferenceKey = Annotated[str, StringConstraints(pattern=REFERENCE_KEY)]
-RelativePath = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=LINE_MAX)]
+# A file of the project: relative, inside its folder (whether it exists is
+# checked by ``load``, which knows the folder).
+IMAGE = (r"^(?!/)(?!(?:.*/)?\.\.(?:/|$))[^\x00-\x1f\x7f]*"
+         r"\.(?:[Pp][Dd][Ff]|[Pp][Nn][Gg]|[Jj][Pp][Gg]|[Jj][Pp][Ee][Gg])$")
+TABLE = r"^(?!/)(?!(?:.*/)?\.\.(?:/|$))[^\x00-\x1f\x7f]*\.(?:[Xx][Ll][Ss][Xx]|[Cc][Ss][Vv])$"
+
+
+def _project_file(pattern: str, kinds: str, example: str):
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise ValueError(f"must be a {kinds} file inside the project folder, written relative to it, "
+                             f"for example {example} (got {value!r})")
+        return value
+    return Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=LINE_MAX),
+                     AfterValidator(check),
+                     WithJsonSchema({"type": "string", "maxLength": LINE_MAX, "pattern": pattern})]
+
+
+ImagePath = _project_file(IMAGE, "PDF, PNG or JPEG", "images/logo.png")
+TablePath = _project_file(TABLE, ".xlsx or .csv", "contacts.xlsx")
+RelativePath = ImagePath  # (the name other modules know)
 
 
 class Model(BaseModel):
@@ -199,6 +219,18 @@ class Recipient(Model):
     omit: list[PartName] = Field(default_factory=list, description="body parts left out of this letter")
 
 
+class RecipientTable(Model):
+    """``recipients: {from: contacts.xlsx}``: the recipients are the rows of a
+    spreadsheet (builder/table.py reads it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: TablePath = Field(alias="from", description=".xlsx or .csv file, relative to recipients.yaml")
+    sheet: Optional[Line] = Field(None, description="the workbook's sheet (default: the first)")
+    columns: dict[Line, Line] = Field(
+        default_factory=dict, description="column header -> field (name, address 1, text.<part> ...)")
+
+
 class Batch(Model):
     """recipients.yaml: the shared letter, the references, the recipients."""
 
@@ -224,11 +256,30 @@ class Batch(Model):
 SCHEMA_FILE = "recipients.schema.json"
 
 
+class _EditorBatch(Batch):
+    """Batch as the file may write it: recipients inline, or from a spreadsheet."""
+
+    recipients: Union[Annotated[list[Recipient], Field(min_length=1)], RecipientTable]
+
+
 def json_schema() -> dict:
     """JSON Schema for recipients.yaml, for editors (completion, validation)."""
-    schema = Batch.model_json_schema()
+    schema = _EditorBatch.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "letterbatch recipients.yaml"
+    schema.pop("description", None)
+
+    def closed(node):
+        # a mapping of names (part names, reference keys) takes no other key
+        if isinstance(node, dict):
+            if "patternProperties" in node and "additionalProperties" not in node:
+                node["additionalProperties"] = False
+            for value in node.values():
+                closed(value)
+        elif isinstance(node, list):
+            for value in node:
+                closed(value)
+    closed(schema)
     return schema
 
 
