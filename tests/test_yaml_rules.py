@@ -280,3 +280,43 @@ def test_the_bundled_batch_still_loads_the_same():
     loaded = load(ROOT / "recipients.yaml")
     assert loaded.problems == []
     assert loaded.batch.letter.sender.phone == "+44 (0) 20 3513 0477"
+
+
+# ---- on a real build ---------------------------------------------------------------
+
+def link_targets(pdf) -> list[str]:
+    from pypdf import PdfReader
+
+    targets = []
+    for page in PdfReader(pdf).pages:
+        for annot in page.get("/Annots") or []:
+            action = annot.get_object().get("/A")
+            if action and "/URI" in action:
+                targets.append(str(action["/URI"]))
+    return targets
+
+
+def test_typed_values_print_as_typed_and_a_slip_leaves_the_others_built(tmp_path):
+    from builder.build import build
+    from conftest import pdf_text
+
+    text = (MINIMAL_LETTER.replace("    role: Clerk", "    role: Clerk\n    phone: 02035130477\n"
+                                   "    web: https://bücher.example/straße")
+            .replace("This is the shared text.", "Shared text[^r].")
+            + "references:\n  r: {author: Home Office, year: 2019, title: Café report, "
+              "url: \"https://example.org/café\"}\n" + RECIPIENTS)
+    text = text.replace("    name: First Person", "    name: yes").replace(
+        "    salutation: Dear Second,", "    salutation: Dear Second: hello,").replace(
+        "    salutation: Dear Third,", "    salutation: Dear Third, #1")
+    path = write_yaml(tmp_path / "recipients.yaml", text)
+    report = build(path, tmp_path / "build")
+    assert {o.recipient: o.status for o in report.outcomes} == {
+        "first": "built", "second": "invalid", "third": "built"}
+    assert "recipient 'second': this text contains ': '" in report.failed[0].message
+    assert any("the text '#1' (line 26) was left out" in str(w) for w in report.warnings)
+    first = next(o.pdf for o in report.outcomes if o.recipient == "first")
+    words = pdf_text(first)
+    for typed in ("02035130477", "bücher.example/straße", "yes", "Home Office (2019) Café report"):
+        assert typed in words, (typed, words)
+    assert sorted(set(link_targets(first))) == [
+        "https://example.org/caf%C3%A9", "https://xn--bcher-kva.example/stra%C3%9Fe"]
