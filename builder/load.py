@@ -16,7 +16,9 @@ import pydantic
 import yaml
 
 from . import latex, markup
-from .schema import PART_NAME, RECIPIENT_ID, REFERENCE_KEY, Batch, Letter, Recipient, Reference
+from . import table as table_module
+from .schema import (PART_NAME, RECIPIENT_ID, REFERENCE_KEY, Batch, Letter, Recipient, RecipientTable,
+                     Reference)
 
 # Where each value (and each mapping key) starts in the file, by data path.
 Position = tuple[int, int]
@@ -32,13 +34,18 @@ class Problem:
     message: str
     warning: bool = False
     index: int | None = None  # the recipient's position in the file, if any
+    row: int | None = None  # in a spreadsheet: the row and the column's header
+    header: str | None = None
 
     def __str__(self) -> str:
         where = self.file
-        if self.line is not None:
+        if self.row is not None:
+            where += f":row {self.row}" + (f":{self.header}" if self.header else "")
+        elif self.line is not None:
             where += f":{self.line}:{self.column}"
-        who = (f"recipient {self.recipient!r}" + (", " if self.field else ": ")) if self.recipient else ""
-        what = f"field {self.field!r}: " if self.field else ""
+        shown = self.field if self.row is None or not self.header else ""
+        who = (f"recipient {self.recipient!r}" + (", " if shown else ": ")) if self.recipient else ""
+        what = f"field {shown!r}: " if shown else ""
         kind = "warning" if self.warning else "error"
         return f"{where}: {kind}: {who}{what}{self.message}"
 
@@ -112,8 +119,12 @@ def load(path: str | Path) -> Loaded:
         if reference is not None:
             references[str(key)] = reference
     raw = data.get("recipients", _MISSING)
+    if isinstance(raw, dict):  # recipients: {from: contacts.xlsx}
+        raw = _read_table(raw, path, report)
     recipients: list[tuple[int, Recipient]] = []
-    if raw is _MISSING:
+    if raw is None and isinstance(data.get("recipients"), dict):
+        pass  # the table could not be read: reported
+    elif raw is _MISSING:
         report.error(("recipients",), "required field is missing")
     elif not isinstance(raw, list) or not raw:
         report.error(("recipients",), "must be a list of at least one recipient")
@@ -141,6 +152,46 @@ def load(path: str | Path) -> Loaded:
 
 
 _MISSING = object()
+
+
+def _read_table(raw: dict, path: Path, report: "_Reporter"):
+    """The rows of ``recipients: {from: ...}`` as entries, or None (reported)."""
+    source = _validate(RecipientTable, raw, ("recipients",), report)
+    if source is None:
+        return _MISSING if not raw else None
+    table_path = path.parent / source.from_
+    shown = str(table_path)
+    report.table = (shown, table_module.Table())
+    if not table_path.is_file():
+        report.error(("recipients", "from"), f"no such file: {source.from_!r} (paths are relative to "
+                     f"{str(path.parent)!r})")
+        return None
+    try:
+        table = table_module.read(table_path, _field_kinds(), sheet=source.sheet, columns=dict(source.columns))
+    except table_module.TableError as exc:
+        report.problems.append(Problem(shown, None, None, None, "", exc.message, row=exc.row))
+        return None
+    except OSError as exc:
+        report.error(("recipients", "from"), f"cannot read {source.from_!r}: {exc.strerror}")
+        return None
+    report.table = (shown, table)
+    for problem in table.problems:
+        report.problems.append(Problem(shown, None, None, None, "", problem.message, problem.warning,
+                                       problem.index, problem.row, problem.header))
+    if any(not p.warning and p.index is None for p in table.problems):
+        return None  # the columns are wrong: every row would say the same
+    return table.entries
+
+
+def _field_kinds() -> dict[str, str]:
+    """Each recipient field for the spreadsheet reader: text, list or parts."""
+    kinds = {}
+    for name, info in Recipient.model_fields.items():
+        kind = _unwrap(info.annotation)
+        origin = typing.get_origin(kind)
+        base = "list" if origin is list else "parts" if origin is dict else "text"
+        kinds[name] = base + (" required" if info.is_required() else "")
+    return kinds
 
 
 def _validate(model, value, path: tuple, report: "_Reporter"):
@@ -635,6 +686,8 @@ class _Reporter:
     def __init__(self, file, data, values, keys):
         self.file, self.data, self.values, self.keys = file, data, values, keys
         self.problems: list[Problem] = []
+        self.table: tuple[str, table_module.Table] | None = None  # recipients from a spreadsheet
+        self.entries: list = data.get("recipients") if isinstance(data, dict) else None
 
     def _add(self, path: tuple, message: str, *, warning=False, at_key=False):
         # The nearest position we know: the key itself, the value, or a parent.
@@ -652,6 +705,12 @@ class _Reporter:
             index = path[1]
             recipient = self._recipient_name(index)
             field_path = path[2:]
+            if self.table is not None:
+                file, table = self.table
+                cell = table.cell(index, field_path)
+                self.problems.append(Problem(file, None, None, recipient, _dotted(field_path), message,
+                                             warning, index, cell.row, cell.header))
+                return
         self.problems.append(Problem(self.file, line, column, recipient, _dotted(field_path),
                                      message, warning, index))
 
@@ -662,6 +721,9 @@ class _Reporter:
         self._add(path, message, warning=True, **kw)
 
     def _recipient_name(self, index: int) -> str:
+        if self.table is not None:
+            rid = self.table[1].entries[index].get("id")
+            return str(rid) if rid else f"row {self.table[1].rows[index]}"
         try:
             rid = self.data["recipients"][index].get("id")
         except (KeyError, IndexError, TypeError, AttributeError):
@@ -820,6 +882,8 @@ def _check_printable(model, path: tuple, report: "_Reporter") -> None:
     """Characters the fonts cannot show are an error here, before TeX runs."""
     def visit(value, where):
         if isinstance(value, str):
+            if value.isascii():
+                return  # every ASCII character prints (the models refused the controls)
             bad = latex.unprintable(value)
             if bad:
                 shown = ", ".join(f"{c!r} ({describe(c).split(' ', 1)[-1]})" for c in bad)
@@ -827,13 +891,18 @@ def _check_printable(model, path: tuple, report: "_Reporter") -> None:
         elif isinstance(value, dict):
             for key, item in value.items():
                 visit(item, where + (key,))
-        elif isinstance(value, list):
+        elif isinstance(value, (list, tuple)):
             for index, item in enumerate(value):
                 visit(item, where + (index,))
-    visit(model.model_dump(), path)
+        elif isinstance(value, pydantic.BaseModel):
+            for key, item in value.__dict__.items():
+                visit(item, where + (key,))
+    visit(model, path)
 
 
 def _check_markup(known_refs: set[str], source: str, path: tuple, report: "_Reporter") -> set[str]:
+    if "[" not in source and "<" not in source:
+        return set()  # no citation, no link: nothing to check (and 10,000 rows load fast)
     try:
         paragraphs = markup.parse(source)
     except markup.MarkupError as exc:

@@ -135,6 +135,10 @@ SINGLE_FIELD = {
     "logo outside": (("    role: Clerk", "    role: Clerk\n    logo: /etc/logo.png"), "inside the project folder"),
     "logo up": (("    role: Clerk", "    role: Clerk\n    logo: ../logo.png"), "inside the project folder"),
     "logo not an image": (("    role: Clerk", "    role: Clerk\n    logo: notes.txt"), "PDF, PNG or JPEG"),
+    "table not a table": (("recipients:\n" + SAMPLE.split("recipients:\n")[1], "recipients: {from: contacts.ods}\n"),
+                          ".xlsx or .csv"),
+    "table unknown key": (("recipients:\n" + SAMPLE.split("recipients:\n")[1],
+                           "recipients: {from: contacts.csv, colums: {}}\n"), "unknown key"),
 }
 
 # What the loader accepts, written as people type it: the schema accepts it too.
