@@ -5,7 +5,7 @@ import pytest
 
 from builder.load import LoadError, load
 from builder import markup
-from conftest import MINIMAL_LETTER, ROOT, write_yaml
+from conftest import MINIMAL_LETTER, ROOT, SAMPLE, write_yaml
 
 GOOD = """\
   - id: good
@@ -22,7 +22,7 @@ def messages(path):
 
 
 def test_bundled_batch_is_valid_without_warnings():
-    loaded = load(ROOT / "recipients.yaml")
+    loaded = load(SAMPLE)
     assert [r.id for r in loaded.batch.recipients] == [
         "avon-and-somerset", "sussex", "london", "south-wales", "essex"]
     assert loaded.warnings == [] and loaded.rejected == {}

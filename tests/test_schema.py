@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, SAMPLE as SAMPLE_BATCH
 
 
 class Yaml12(yaml.SafeLoader):
@@ -42,7 +42,7 @@ def editor_data(text: str):
 
 
 def test_shipped_json_schema_accepts_the_bundled_batch():
-    data = editor_data((ROOT / "recipients.yaml").read_text(encoding="utf-8"))
+    data = editor_data(SAMPLE_BATCH.read_text(encoding="utf-8"))
     jsonschema.validate(data, schema())
     data["recipients"][0]["adress"] = data["recipients"][0].pop("address")
     with pytest.raises(jsonschema.ValidationError):
