@@ -199,3 +199,16 @@ def test_ten_thousand_rows_load(tmp_path):
     (tmp_path / "big.csv").write_bytes(csv_bytes(rows, bom=True, newline="\r\n"))
     loaded = load(batch(tmp_path, "big.csv"))
     assert len(loaded.batch.recipients) == 10_000 and loaded.problems == []
+
+
+def test_the_readme_example_loads():
+    from conftest import ROOT
+
+    loaded = load(ROOT / "examples" / "spreadsheet" / "library.yaml")
+    assert loaded.problems == []
+    first, second = loaded.batch.recipients
+    assert (first.id, first.address, second.id, second.role) == (
+        "dr-sian-o-brien", ["12 Mill Lane", "Newtown", "NT2 3BB"], "jo-bloggs", None)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    csv_text = (ROOT / "examples" / "spreadsheet" / "contacts.csv").read_bytes().decode("utf-8-sig")
+    assert csv_text.replace("\r\n", "\n") in readme  # the README shows the file as it is
