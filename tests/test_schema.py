@@ -96,6 +96,7 @@ SINGLE_FIELD = {
     "email without @": (("email: ann@example.org", "email: ann.example.org"), "is not an email address"),
     "email with a space": (("email: ann@example.org", "email: ann @example.org"), "is not an email address"),
     "email without a dot": (("email: ann@example.org", "email: ann@localhost"), "is not an email address"),
+    "email too long": (("email: ann@example.org", "email: " + "a" * 250 + "@example.org"), "too long"),
     "email two @": (("email: ann@example.org", "email: ann@b@example.org"), "is not an email address"),
     "blank name": (("    name: Good Person", '    name: "   "'), "must not be empty"),
     "empty name": (("    name: Good Person", '    name: ""'), "must not be empty"),

@@ -107,6 +107,25 @@ def test_xlsx_builds_real_letters_as_the_office_sees_the_cells(tmp_path):
         assert {o.recipient: o.status for o in again.outcomes} == {
             "dr-sian-o-brien": "up to date", "jo-bloggs": "up to date", "ann-other": "up to date",
             "jo-bloggs-2": "invalid"}, name
+    # status and diff read the spreadsheet batch as they read a YAML one
+    from builder.build import status
+    from builder.diff import personal
+
+    yaml_path = tmp_path / "recipients.yaml"
+    assert {s.recipient: s.state for s in status(yaml_path, tmp_path / "build")} == {
+        "dr-sian-o-brien": "up to date", "jo-bloggs": "up to date", "ann-other": "up to date",
+        "jo-bloggs-2": "invalid"}
+    loaded = load(yaml_path)
+    assert "note (own): Short note." in personal(loaded.batch, loaded.batch.recipients[2])
+    # one row edited: that letter alone is rebuilt
+    edited = [row[:] for row in SEEN]
+    edited[3][6] = "A longer note."
+    (tmp_path / "libreoffice.csv").write_bytes(csv_bytes([HEADERS] + edited, bom=False, newline="\n"))
+    again = build(yaml_path, tmp_path / "build")
+    assert {o.recipient: o.status for o in again.outcomes} == {
+        "dr-sian-o-brien": "up to date", "jo-bloggs": "up to date", "ann-other": "built",
+        "jo-bloggs-2": "invalid"}
+    assert "A longer note." in pdf_text(tmp_path / "build" / "ann-other.pdf")
 
 
 @pytest.mark.parametrize("bom, newline, quote_all", [(True, "\r\n", False), (False, "\n", False),
@@ -212,3 +231,20 @@ def test_the_readme_example_loads():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     csv_text = (ROOT / "examples" / "spreadsheet" / "contacts.csv").read_bytes().decode("utf-8-sig")
     assert csv_text.replace("\r\n", "\n") in readme  # the README shows the file as it is
+
+
+def test_ids_given_are_never_taken_and_empty_id_cells_are_made(tmp_path):
+    (tmp_path / "c.csv").write_text("id;name;address;salutation;text.note\n"
+                                    ";Jo Bloggs;1 Road;Dear Jo,;x\n"
+                                    "jo-bloggs;Someone Else;2 Road;Dear S,;y\n", encoding="utf-8")
+    loaded = load(batch(tmp_path, "c.csv"))  # ';'-separated, as Excel saves CSV in much of Europe
+    assert [r.id for r in loaded.batch.recipients] == ["jo-bloggs-2", "jo-bloggs"]
+
+
+def test_numbers_and_dates_as_excel_shows_them(tmp_path):
+    cells = [(dt.datetime(2021, 3, 14), "mm-dd-yy"), (0.1 + 0.2, "General"), (1234567.891, "#,##0.00"),
+             (44, "General"), (dt.datetime(2021, 3, 14), "yyyy-mm-dd"), (True, "General")]
+    write_xlsx(tmp_path / "c.xlsx", headers=["name", "salutation", "text.note"] + [f"address {i}" for i in range(1, 7)],
+               rows=[[("A", None), ("Dear A,", None), ("x", None)] + cells])
+    (a,) = load(batch(tmp_path, "c.xlsx")).batch.recipients
+    assert a.address == ["14/03/2021", "0.3", "1,234,567.89", "44", "2021-03-14", "TRUE"]
