@@ -180,6 +180,19 @@ def _read_table(raw: dict, path: Path, report: "_Reporter"):
                                        problem.index, problem.row, problem.header))
     if any(not p.warning and p.index is None for p in table.problems):
         return None  # the columns are wrong: every row would say the same
+    for index, entry in enumerate(table.entries):  # invisible characters, as in YAML
+        for key, value in list(entry.items()):
+            items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) \
+                else [(None, value)]
+            for sub, text in list(items):
+                if isinstance(text, str) and _INVISIBLE.search(text):
+                    where = ("recipients", index, key) + (() if sub is None else (sub,))
+                    report.warn(where, _invisible_message(text))
+                    cleaned = _INVISIBLE.sub("", text)
+                    if sub is None:
+                        entry[key] = cleaned
+                    else:
+                        value[sub] = cleaned
     return table.entries
 
 
@@ -535,13 +548,10 @@ class _Builder:
 
     def _clean(self, value: str, path, mark, key: bool = False) -> str:
         """The text, without the invisible characters (each one named in a warning)."""
-        found = _INVISIBLE.findall(value)
-        if not found:
+        if not _INVISIBLE.search(value):
             return value
-        names = ", ".join(dict.fromkeys(describe(c) for c in found))
         where = f" (line {mark.line + 1})" if key else ""
-        self.problems.append((path, f"contains an invisible character{'s' if len(set(found)) > 1 else ''}{where}: "
-                              f"{names}; it prints as nothing and was left out", True, key))
+        self.problems.append((path, _invisible_message(value, where), True, key))
         return _INVISIBLE.sub("", value)
 
     def _check_comment(self, event, path: tuple) -> None:
@@ -565,7 +575,8 @@ class _Builder:
                               True, False))
 
 
-_CParser = getattr(yaml, "CParser", None) or __import__("yaml.cyaml", fromlist=["CParser"]).CParser
+# libyaml's parser when PyYAML has it (fast), else PyYAML's own: both give events.
+_CParser = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _quoted(text: str) -> str:
@@ -582,6 +593,13 @@ _NAMES = {0x00AD: "soft hyphen", 0x200B: "zero-width space", 0x200C: "zero-width
           0x200D: "zero-width joiner", 0x200E: "left-to-right mark", 0x200F: "right-to-left mark",
           0x2060: "word joiner", 0xFEFF: "byte order mark (zero-width no-break space)",
           0x00A0: "no-break space", 0x0009: "tab", 0x0000: "NUL byte"}
+
+
+def _invisible_message(value: str, where: str = "") -> str:
+    found = _INVISIBLE.findall(value)
+    names = ", ".join(dict.fromkeys(describe(c) for c in found))
+    return (f"contains an invisible character{'s' if len(set(found)) > 1 else ''}{where}: {names}; "
+            "it prints as nothing and was left out")
 
 
 def describe(char: str) -> str:

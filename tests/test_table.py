@@ -248,3 +248,19 @@ def test_numbers_and_dates_as_excel_shows_them(tmp_path):
                rows=[[("A", None), ("Dear A,", None), ("x", None)] + cells])
     (a,) = load(batch(tmp_path, "c.xlsx")).batch.recipients
     assert a.address == ["14/03/2021", "0.3", "1,234,567.89", "44", "2021-03-14", "TRUE"]
+
+
+def test_invisible_characters_in_cells_are_named_and_left_out(tmp_path):
+    (tmp_path / "c.csv").write_text("name,address,salutation,text.note\n"
+                                    "Jo\u200b Bloggs,\"1 Road\n\u00adTown\",Dear Jo,x\u200d\n", encoding="utf-8")
+    loaded = load(batch(tmp_path, "c.csv"))
+    (jo,) = loaded.batch.recipients
+    assert (jo.name, jo.address, jo.text) == ("Jo Bloggs", ["1 Road", "Town"], {"note": "x"})
+    file = tmp_path / "c.csv"
+    assert [str(w) for w in loaded.warnings] == [
+        f"{file}:row 2:name: warning: recipient 'jo-bloggs': contains an invisible character: zero-width space, "
+        "U+200B; it prints as nothing and was left out",
+        f"{file}:row 2:address: warning: recipient 'jo-bloggs': contains an invisible character: soft hyphen, "
+        "U+00AD; it prints as nothing and was left out",
+        f"{file}:row 2:text.note: warning: recipient 'jo-bloggs': contains an invisible character: zero-width "
+        "joiner, U+200D; it prints as nothing and was left out"]
