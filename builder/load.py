@@ -273,13 +273,15 @@ def _parse_isolating(source: str, file: str) -> tuple[_Parsed, dict[int, Problem
     """Parse ``source``; when a syntax error lies inside one entry of
     ``recipients:``, set that entry aside (reported against that recipient)
     and parse the rest again, so the other letters can still be built."""
-    entries = _recipient_entries(source)
+    entries: list[tuple[int, int]] | None = None  # found only when needed
     lines = source.split("\n")
     slips: dict[int, Problem] = {}
     while True:
         try:
             return _parse_yaml("\n".join(lines)), slips
         except _Slip as slip:
+            if entries is None:
+                entries = _recipient_entries(source)
             hit = None if slip.shared else next(
                 (i for i, (first, last) in enumerate(entries) if first <= slip.line < last), None)
             problem_args = (file, slip.line + 1, slip.column + 1)
@@ -375,6 +377,7 @@ class _Frame:
     path: tuple
     anchor: str | None
     first: int  # index in _Builder.positions where this node's positions start
+    is_map: bool = False
     key: typing.Any = None
     has_key: bool = False
     key_mark: typing.Any = None
@@ -396,13 +399,23 @@ class _Builder:
         parser = _CParser(source)
         stack: list[_Frame] = []
         root = result = object()
-        weak = 0  # > 0 while inside a merged alias's positions
+        positions = self.positions
         try:
             while True:
                 event = parser.get_event()
-                if isinstance(event, (yaml.StreamStartEvent, yaml.DocumentStartEvent)):
+                kind = type(event)
+                if kind is yaml.ScalarEvent or kind is yaml.AliasEvent:
+                    opens = False
+                elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                    opens = True
+                elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                    frame = stack.pop()
+                    if frame.merges:
+                        self._merge(frame)
+                    if frame.anchor is not None:
+                        self.anchors[frame.anchor] = (frame.container, frame.path, frame.first, len(positions))
                     continue
-                if isinstance(event, yaml.DocumentEndEvent):
+                elif kind is yaml.DocumentEndEvent:
                     # a second document (---) would be ignored silently
                     following = parser.peek_event()
                     if isinstance(following, yaml.DocumentStartEvent):
@@ -411,49 +424,44 @@ class _Builder:
                                     "a second YAML document starts here ('---'); a batch file holds one",
                                     shared=True)
                     continue
-                if isinstance(event, yaml.StreamEndEvent):
+                elif kind is yaml.StreamEndEvent:
                     break
-                if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                    frame = stack.pop()
-                    if isinstance(frame.container, dict) and frame.merges:
-                        self._merge(frame)
-                    if frame.anchor is not None:
-                        self.anchors[frame.anchor] = (frame.container, frame.path, frame.first,
-                                                      len(self.positions))
+                else:  # stream and document start
                     continue
                 mark = event.start_mark
                 top = stack[-1] if stack else None
-                if isinstance(top.container if top else None, dict) and not top.has_key:
+                is_map = top is not None and top.is_map
+                if is_map and not top.has_key:
                     top.key, top.key_mark, top.has_key = self._key(event, top.path), mark, True
                     continue
                 # a value: where it goes
+                in_merge = is_map and top.key is _MergeKey
                 if top is None:
                     path = ()
-                elif isinstance(top.container, dict):
-                    path = top.path if top.key is _MergeKey else top.path + (top.key,)
+                elif is_map:
+                    path = top.path if in_merge else top.path + (top.key,)
                 else:
                     path = top.path + (len(top.container),)
-                in_merge = top is not None and isinstance(top.container, dict) and top.key is _MergeKey
-                if isinstance(event, yaml.AliasEvent):
-                    value = self._alias(event, path, weak=in_merge)
-                elif isinstance(event, yaml.ScalarEvent):
+                if kind is yaml.ScalarEvent:
                     value = self._scalar(event, path)
+                elif kind is yaml.AliasEvent:
+                    value = self._alias(event, path, weak=in_merge)
                 else:
                     if len(stack) >= MAX_DEPTH:
                         raise _Slip(mark.line, mark.column,
                                     f"the data is nested more than {MAX_DEPTH} levels deep here (the limit); "
                                     "a batch needs about eight", shared=True)
-                    value = {} if isinstance(event, yaml.MappingStartEvent) else []
+                    value = {} if kind is yaml.MappingStartEvent else []
                     if not in_merge:
-                        self.positions.append((path, mark.line + 1, mark.column + 1, False, False))
-                    frame = _Frame(value, path, event.anchor, len(self.positions))
+                        positions.append((path, mark.line + 1, mark.column + 1, False, False))
+                    frame = _Frame(value, path, event.anchor, len(positions), is_map=type(value) is dict)
                 if top is None:
                     result = value
-                elif isinstance(top.container, dict):
+                elif is_map:
                     self._put(top, value, mark)
                 else:
                     top.container.append(value)
-                if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                if opens:
                     stack.append(frame)
         except yaml.MarkedYAMLError as exc:
             raise _explain_syntax(exc, self.lines) from None
@@ -548,7 +556,7 @@ class _Builder:
 
     def _clean(self, value: str, path, mark, key: bool = False) -> str:
         """The text, without the invisible characters (each one named in a warning)."""
-        if not _INVISIBLE.search(value):
+        if value.isascii() or not _INVISIBLE.search(value):
             return value
         where = f" (line {mark.line + 1})" if key else ""
         self.problems.append((path, _invisible_message(value, where), True, key))
@@ -562,6 +570,8 @@ class _Builder:
         if end.line >= len(self.lines):
             return
         rest = self.lines[end.line][end.column:]
+        if "#" not in rest:
+            return
         match = re.match(r"(\s+)#(.*)", rest)
         if not match or (len(match.group(1)) > 1 and match.group(2)[:1] in ("", " ")):
             return
