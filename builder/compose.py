@@ -183,7 +183,6 @@ def compose(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None
         "toname": latex.text(recipient.name),
         "torole": latex.text(recipient.role or ""),
         "toaddress": latex.lines(recipient.address),
-        "date": latex.text(long_date(batch.letter.date, first)),
         "language": NoEscape(batch.language_of(recipient)),  # en, cy or cy-en (schema)
         **own,
     }, memo)
@@ -220,10 +219,11 @@ def _recipient_values(batch: Batch, recipient: Recipient) -> dict[str, NoEscape]
 
 
 def _language_values(batch: Batch, recipient: Recipient, language: str, memo: dict) -> dict[str, NoEscape]:
-    """The parts written in ``language``: the subject and the closing."""
+    """The parts written in ``language``: the date, the subject and the closing."""
     subject = (batch.own_text(recipient, recipient.subject, language) if recipient.subject is not None
                else batch.shared_text(batch.letter.subject, language))
     return {
+        "date": latex.text(long_date(batch.letter.date, language)),
         "subject": NoEscape("\\par ".join(_rendered(subject, batch, memo))) if subject else NoEscape(""),
         "closing": latex.text(closing(batch, recipient, language)),
     }
