@@ -349,3 +349,17 @@ def test_fold_marks_follow_the_envelope(parts_batch, house_batch):
     assert marks and all(abs(y - 99) < 1 or abs(y - 198) < 1 for y in marks), marks
     assert any(abs(y - 99) < 1 for y in marks) and any(abs(y - 198) < 1 for y in marks)
     assert dark_rows_at_left_edge(house_batch[1] / "house-one.pdf") == []
+
+
+def test_diff_shows_each_letters_own_parts(tmp_path):
+    from builder.diff import personal
+
+    batch = load(write_yaml(tmp_path / "r.yaml", yaml.safe_dump(parts_batch_yaml(), allow_unicode=True))).batch
+    london, wales, essex = (personal(batch, r) for r in batch.recipients)
+    for line in ("your_ref: MOPAC/88", "email (not printed): sophie@example.org", "closing: Yours faithfully,",
+                 "cc: April McCoig, IASC / Chief Constable", "enclosures: Strategic Plan 2019-2021 / Annual Report",
+                 "ps: Please reply by 30 November."):
+        assert line in london, line
+    assert "language: cy" in wales and "closing: Yn gywir, (default)" in wales
+    assert "salutation: [cy] Annwyl Roger, | [en] Dear Roger," in essex
+    assert any(l.startswith("highlight [en] (own): Having reviewed") for l in essex)
