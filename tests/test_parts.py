@@ -67,7 +67,8 @@ def parts_batch_yaml() -> dict:
     })
     wales = by_id["south-wales"]
     wales.update({"language": "cy", "salutation": "Annwyl Alun,", "your_ref": "CHTh/12",
-                  "ps": "Atebwch erbyn 30 Tachwedd.", "enclosures": ["Cynllun Strategol"]})
+                  "ps": "Atebwch erbyn 30 Tachwedd.", "enclosures": ["Cynllun Strategol"],
+                  "cc": ["April McCoig"]})
     wales["text"] = {"highlight": HIGHLIGHT_CY, "request": WELSH["request"]}
     essex = by_id["essex"]
     essex.update({"language": "cy-en", "salutation": {"cy": "Annwyl Roger,", "en": "Dear Roger,"}})
@@ -216,7 +217,7 @@ def test_welsh_letter_is_welsh(parts_batch):
     assert find(found, "Eich cyf: CHTh/12", 1).top < date.top
     assert "Tudalen 1 o 2" in text and "Tudalen 2 o 2" in text
     assert "Yn gywir," in text and "Yours" not in text and "Page" not in text
-    assert "Amg: Cynllun Strategol" in text and "ON Atebwch erbyn 30 Tachwedd." in text
+    assert "Copïau: April McCoig" in text and "Amg: Cynllun Strategol" in text and "ON Atebwch erbyn 30 Tachwedd." in text
     assert before(find(found, "Annwyl Alun,"), find(found, "Unedau Lleihau Trais a chaethwasiaeth fodern"))
     assert "As Independent" not in text  # no English part slipped in
     with pikepdf.open(out / "south-wales.pdf") as pdf:
@@ -261,6 +262,7 @@ def test_a_welsh_letter_needs_welsh_text_for_every_part(tmp_path):
     data["recipients"][1]["ps"] = "PS."
     data["recipients"][1]["text"] = {"highlight": "My own sentence."}
     data["recipients"][1]["enclosures"] = []
+    data["recipients"][1]["cc"] = []
     loaded = load(write_yaml(tmp_path / "r.yaml", yaml.safe_dump(data, allow_unicode=True)))
     [problems] = loaded.rejected.values()
     assert all("recipient 'essex', field 'salutation'" in str(p) for p in problems)
@@ -363,3 +365,74 @@ def test_diff_shows_each_letters_own_parts(tmp_path):
     assert "language: cy" in wales and "closing: Yn gywir, (default)" in wales
     assert "salutation: [cy] Annwyl Roger, | [en] Dear Roger," in essex
     assert any(l.startswith("highlight [en] (own): Having reviewed") for l in essex)
+
+
+PLAIN = MINIMAL_LETTER.replace("This is the shared text.", "See the source[^odd].").replace(
+    "  signatory: {name: Ann Sender, title: Clerk}",
+    "  signatory: {name: Ann Signer, title: Clerk, show_name: true}").replace("  body:\n", """\
+  envelope: none
+  marking: "OFFICIAL-SENSITIVE & {x}"
+  body:
+""") + """\
+references:
+  odd: {author: A & B, year: 2020, title: Odd_title, url: "https://example.org/a%20b_c~d/e-f#frag"}
+recipients:
+  - id: plain-one
+    name: A Person
+    address: [1 Road]
+    salutation: Dear Ann,
+"""
+
+
+@pytest.fixture(scope="session")
+def plain_batch(tmp_path_factory):
+    """No envelope window; the signatory's name shown; a URL with % # ~ _;
+    built for print and for the web."""
+    folder = tmp_path_factory.mktemp("plain")
+    source = write_yaml(folder / "recipients.yaml", PLAIN)
+    for medium in ("print", "web"):
+        report = build(source, folder / "build", medium=medium)
+        assert report.ok, [(o.recipient, o.message) for o in report.failed]
+    return folder / "build"
+
+
+def test_footnote_urls_print_as_written_and_web_copies_link_the_title(plain_batch):
+    printed = " ".join(l.text for l in lines(plain_batch / "plain-one.pdf"))
+    assert "A & B (2020) Odd_title. example.org/a%20b_c~d/e-f#frag" in printed
+    [web] = (plain_batch / "web").glob("*plain-one.pdf")
+    text = " ".join(l.text for l in lines(web))
+    assert "A & B (2020) Odd_title" in text and "example.org" not in text
+    with pikepdf.open(web) as pdf:
+        uris = [str(a.A.URI) for a in pdf.pages[0].Annots if "/A" in a and "/URI" in a.A]
+    assert "https://example.org/a%20b_c~d/e-f#frag" in uris
+
+
+def test_no_envelope_no_window_and_the_name_when_asked(plain_batch):
+    import json
+
+    entry = json.loads((plain_batch / "manifest.json").read_text())["letters"]["plain-one"]
+    assert entry["window"] is None  # nothing for the preflight to check
+    found = lines(plain_batch / "plain-one.pdf")
+    assert dark_rows_at_left_edge(plain_batch / "plain-one.pdf") == []  # no fold marks
+    assert not any("1 High Street, Town" in l.text for l in found)  # no return address
+    name, title = find(found, "Ann Signer"), [l for l in found if l.text == "Clerk"][-1]
+    assert before(find(found, "Yours sincerely,"), name) and before(name, title)
+    assert [l.text for l in found if "OFFICIAL" in l.text] == ["OFFICIAL-SENSITIVE & {x}"] * 2
+
+
+def test_a_welsh_batch_has_a_welsh_cover(tmp_path):
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace("  body:\n", "  language: cy\n  body:\n")
+                        .replace("This is the shared text.", "Dyma\u2019r testun.") + """\
+recipients:
+  - id: cy-one
+    name: Person
+    address: [1 Ffordd]
+    salutation: Annwyl Person,
+""")
+    assert build(source, tmp_path / "build").ok
+    bundle = merge(source, tmp_path / "build")
+    text = " ".join(l.text for l in lines(bundle.path) if l.page == 1)
+    for words in ("4 Mawrth 2021", "Llythyrau i\u2019w llofnodi", "1 llythyr dyddiedig 4 Mawrth 2021",
+                  "Rhif", "Derbynnydd", "Tudalennau", "Llythrennau blaen:", "Dyddiad:"):
+        assert words in text, words
+    assert "Yn gywir," in " ".join(l.text for l in lines(tmp_path / "build" / "cy-one.pdf"))
