@@ -234,6 +234,9 @@ def test_bilingual_letter_is_welsh_then_english(parts_batch):
     assert before(find(found, "Yn gywir,"), english) and before(english, find(found, "Yours sincerely,"))
     assert before(find(found, "Fel Comisiynydd"), english)
     assert before(english, find(found, "As Independent Anti-Slavery Commissioner"))
+    # each half numbers its footnotes from 1
+    notes = [l.page for l in found if l.text.startswith("1 Home Office (2019)")]
+    assert len(notes) == 2 and notes[1] >= english.page
 
 
 def test_cover_sheet_carries_the_marking_and_the_class_table(parts_batch):
