@@ -141,6 +141,8 @@ def test_every_part_prints_where_a_uk_reader_expects_it(parts_batch):
     back = find(found, "5th Floor, Globe House, 89 Eccleston Square", 1)
     name = find(found, "Sophie Linden", 1)
     assert 50 * MM <= back.top and back.bottom < name.top and back.bottom - back.top < name.bottom - name.top
+    # the references and the date beside the recipient block, level with its top
+    assert abs(ours.bottom - back.bottom) < 3 and ours.left > back.right
     # salutation, then the subject, then the body
     salutation = find(found, "Dear Sophie,")
     subject = find(found, "Violence Reduction Units and modern slavery")
