@@ -23,7 +23,7 @@ from builder.build import build
 from builder.compose import closing, is_nameless
 from builder.load import LoadError, load
 from builder.merge import merge
-from conftest import MINIMAL_LETTER, ROOT, normalise, write_yaml
+from conftest import MINIMAL_LETTER, SAMPLE, normalise, write_yaml
 
 MM = 72 / 25.4
 
@@ -49,7 +49,7 @@ HIGHLIGHT_CY = "Rwyf wedi darllen adroddiad Unedau Lleihau Trais dan Sylw[^apcc-
 
 
 def parts_batch_yaml() -> dict:
-    data = yaml.safe_load((ROOT / "recipients.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
     letter = data["letter"]
     letter["subject"] = {"en": "Violence Reduction Units and modern slavery",
                          "cy": "Unedau Lleihau Trais a chaethwasiaeth fodern"}
