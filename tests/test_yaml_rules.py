@@ -320,3 +320,13 @@ def test_typed_values_print_as_typed_and_a_slip_leaves_the_others_built(tmp_path
         assert typed in words, (typed, words)
     assert sorted(set(link_targets(first))) == [
         "https://example.org/caf%C3%A9", "https://xn--bcher-kva.example/stra%C3%9Fe"]
+
+
+def test_true_and_false_are_flags_and_yes_no_stay_text(tmp_path):
+    text = BATCH.replace("  date: 2021-03-04", "  date: 2021-03-04\n  return_address: false\n  fold_marks: FALSE")
+    loaded, found = problems(write_yaml(tmp_path / "r.yaml", text))
+    assert found == [] and loaded.batch.letter.return_address is False and loaded.batch.letter.fold_marks is False
+    text = BATCH.replace("  date: 2021-03-04", "  date: 2021-03-04\n  return_address: no\n  fold_marks: yes")
+    path = write_yaml(tmp_path / "s.yaml", text)
+    loaded, found = problems(path)
+    assert found == [f"{path}:4:15: error: field 'letter.fold_marks': must be true or false (got 'yes')"]
