@@ -176,7 +176,8 @@ def _read_table(raw: dict, path: Path, report: "_Reporter"):
         return None
     report.table = (shown, table)
     for problem in table.problems:
-        report.problems.append(Problem(shown, None, None, None, "", problem.message, problem.warning,
+        who = None if problem.index is None else str(table.entries[problem.index].get("id"))
+        report.problems.append(Problem(shown, None, None, who, "", problem.message, problem.warning,
                                        problem.index, problem.row, problem.header))
     if any(not p.warning and p.index is None for p in table.problems):
         return None  # the columns are wrong: every row would say the same

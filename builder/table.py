@@ -191,15 +191,15 @@ def _entries(rows, fields: dict[str, str], columns: dict[str, str]) -> Table:
             if spec[1] == "item":
                 numbered.setdefault(name, []).append((spec[2], value, header))
             elif spec[1] == "part":
-                entry.setdefault("text", {})[spec[2]] = value
-                where[("text", spec[2])] = Cell(number, header)
+                _put_text(entry.setdefault("text", {}), spec[2], spec[3], value, where, ("text", spec[2]),
+                          Cell(number, header), table, len(table.entries))
             elif spec[1] == "list":
                 separators = r"[\n,;]+" if name == "omit" else r"\r?\n"
                 entry[name] = [item.strip() for item in re.split(separators, value) if item.strip()]
                 where[(name,)] = Cell(number, header)
             else:
-                entry[name] = value
-                where[(name,)] = Cell(number, header)
+                _put_text(entry, name, spec[2], value, where, (name,), Cell(number, header), table,
+                          len(table.entries))
         for name, items in numbered.items():
             items.sort(key=lambda item: item[0])
             entry.setdefault(name, [])
@@ -214,6 +214,30 @@ def _entries(rows, fields: dict[str, str], columns: dict[str, str]) -> Table:
         raise TableError("the file has no rows: the first row should hold the column headers")
     _derive_ids(table)
     return table
+
+
+def _put_text(target: dict, key: str, language: str | None, value: str, where: dict, path: tuple,
+              cell: Cell, table: Table, index: int) -> None:
+    """A text cell: plain (``salutation``) or in one language (``salutation.cy``,
+    gathered into {en: ..., cy: ...} as in the YAML)."""
+    if language is None:
+        if isinstance(target.get(key), dict):
+            return _both(table, cell, key, index)
+        target[key] = value
+        where[path] = cell
+        return
+    texts = target.setdefault(key, {})
+    if not isinstance(texts, dict):
+        return _both(table, cell, key, index)
+    texts[language] = value
+    where[path + (language,)] = cell
+    where.setdefault(path, cell)
+
+
+def _both(table: Table, cell: Cell, key: str, index: int) -> None:
+    table.problems.append(TableProblem(
+        f"{key} is given both as one text and by language (.en, .cy); give one or the other",
+        cell.row, cell.header, index))
 
 
 def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], table: Table, row: int):
@@ -257,13 +281,18 @@ def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], 
 
 def _spec(text: str, fields: dict[str, str]):
     name = re.sub(r"[\s-]+", "_", text.strip().lower())
+    language = None
+    bilingual = re.fullmatch(r"(.+)\.(en|cy)", name)
+    if bilingual and (bilingual.group(1) in fields or bilingual.group(1).startswith("text.")):
+        name, language = bilingual.groups()  # salutation.cy, text.intro.cy: a text in that language
+        text = text.strip()[:-3]
     if name.startswith("text.") and len(name) > 5:
-        return ("text", "part", text.strip()[5:].strip())
+        return ("text", "part", text.strip()[5:].strip(), language)
     kind = fields.get(name, "").split()[0] if name in fields else None
-    if kind == "list":
+    if kind == "list" and language is None:
         return (name, "list")
     if kind == "text":
-        return (name, "value")
+        return (name, "value", language)
     match = re.fullmatch(r"(.+?)_?(\d+)", name)
     if match and fields.get(match.group(1), "").startswith("list"):
         return (match.group(1), "item", int(match.group(2)))

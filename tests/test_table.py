@@ -264,3 +264,32 @@ def test_invisible_characters_in_cells_are_named_and_left_out(tmp_path):
         "U+00AD; it prints as nothing and was left out",
         f"{file}:row 2:text.note: warning: recipient 'jo-bloggs': contains an invisible character: zero-width "
         "joiner, U+200D; it prints as nothing and was left out"]
+
+
+def test_any_recipient_field_by_its_name(tmp_path):
+    (tmp_path / "c.csv").write_text("Name,Address,Salutation,text.note,Email,Your ref,CC 1,CC 2\n"
+                                    "Jo Bloggs,1 Road,Dear Jo,x,jo@example.org,AB/12/0001,Head Office,Legal\n"
+                                    "Al Bad,2 Road,Dear Al,y,not-an-address,,,\n", encoding="utf-8")
+    loaded = load(batch(tmp_path, "c.csv"))
+    (jo,) = loaded.batch.recipients
+    assert (jo.email, jo.your_ref, jo.cc) == ("jo@example.org", "AB/12/0001", ["Head Office", "Legal"])
+    (problems,) = loaded.rejected.values()
+    assert [str(p) for p in problems] == [
+        f"{tmp_path / 'c.csv'}:row 3:Email: error: recipient 'al-bad': 'not-an-address' is not an email address"]
+
+
+def test_texts_by_language(tmp_path):
+    (tmp_path / "c.csv").write_text(
+        "name,address,language,salutation.en,salutation.cy,text.note.cy,text.note.en\n"
+        "Siôn Jones,1 Ffordd,en,Dear Siôn,Annwyl Siôn,Diolch.,Thank you.\n", encoding="utf-8")
+    (sion,) = load(batch(tmp_path, "c.csv")).batch.recipients
+    assert (sion.language, sion.salutation, sion.text) == (
+        "en", {"en": "Dear Siôn", "cy": "Annwyl Siôn"}, {"note": {"cy": "Diolch.", "en": "Thank you."}})
+    (tmp_path / "d.csv").write_text("name,address,salutation,salutation.cy,text.note\n"
+                                    "A,1 Road,Dear A,Annwyl A,x\nB,2 Road,Dear B,,y\n", encoding="utf-8")
+    loaded = load(batch(tmp_path, "d.csv"))
+    assert [r.id for r in loaded.batch.recipients] == ["b"]
+    (problems,) = loaded.rejected.values()
+    assert [str(p) for p in problems] == [
+        f"{tmp_path / 'd.csv'}:row 2:salutation.cy: error: recipient 'a': salutation is given both as one text "
+        "and by language (.en, .cy); give one or the other"]
