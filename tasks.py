@@ -14,11 +14,12 @@ from pathlib import Path
 from invoke import Collection, Exit, task
 
 from builder.build import build as build_letters, status as letter_states
-from builder.check import check as check_letters
+from builder.check import CODES as FINDING_CODES, check as check_letters
 from builder.compile import TexMissing
 from builder.diff import personal
 from builder.load import LoadError, load
 from builder.merge import MergeRefused, merge as merge_letters
+from builder.ready import finding_text
 from builder.schema import SCHEMA_FILE, json_schema_text
 from builder.sign import sign as sign_pdf
 
@@ -48,12 +49,17 @@ def build(c, recipients=None, build_dir=None, only=None, jobs=0, force=False, fo
     """Build one PDF per recipient: build/<id>.pdf (sources in build/tex/)."""
     recipients, build_dir = _settings(c, recipients, build_dir)
     started = time.perf_counter()
+    jobs = _count("--jobs", jobs or c.config.letterbatch.jobs)
     try:
-        report = build_letters(recipients, build_dir, jobs=int(jobs or c.config.letterbatch.jobs) or None,
+        report = build_letters(recipients, build_dir, jobs=jobs or None,
                                only=only.split(",") if only else None, force=force, medium=for_,
                                progress=_progress(started) if sys.stderr.isatty() else None)
     except (LoadError, TexMissing, RuntimeError, ValueError) as exc:
         raise Exit(f"{exc}\nNothing was built.", code=2)
+    except OSError as exc:
+        raise Exit(f"could not write in {build_dir}: {exc.strerror or exc} ({exc.filename or build_dir}); "
+                   "free some space or make the folder writable, then build again. "
+                   "Letters built before are kept.", code=2)
     for warning in report.warnings:
         print(warning, file=sys.stderr)
     # every letter when there are few; when there are many, only those that need attention
@@ -68,13 +74,21 @@ def build(c, recipients=None, build_dir=None, only=None, jobs=0, force=False, fo
     fresh = sum(o.status == "up to date" for o in report.outcomes)
     summary = (f"{built} built, {fresh} up to date, {len(report.failed)} failed "
                f"in {time.perf_counter() - started:.1f} s")
+    # every letter's stored preflight, on every build (not only the first)
+    flagged = [o for o in report.outcomes if o.findings]
+    if flagged:
+        print("preflight:")
+        for o in flagged:
+            for finding in o.findings:
+                note = " (accepted)" if finding.get("code") in o.accepted else ""
+                print(f"  {o.recipient}: {finding_text(finding)}{note}")
     if report.failed:
         raise Exit(f"{summary}: {', '.join(o.recipient for o in report.failed)}", code=1)
     print(summary)
-    checked = [o.recipient for o in report.outcomes if o.status == "built"]
-    if checked:  # letters up to date were checked when they were built
-        print("preflight:")
-        _preflight(recipients, build_dir, for_, checked)
+    if report.not_ready:
+        raise Exit(f"preflight found errors in: {', '.join(o.recipient for o in report.not_ready)} "
+                   "(not ready: merge refuses them until fixed, or accepted with "
+                   "`invoke merge --accept <id>:<code>`)", code=1)
 
 
 def _progress(started):
@@ -88,13 +102,24 @@ def _progress(started):
     return report
 
 
+def _count(flag, value):
+    """A whole number of at least 0 from the command line, or a one-line error."""
+    try:
+        number = int(value or 0)
+        if number < 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise Exit(f"{flag} must be a whole number (0 or more), not {value!r}", code=2) from None
+    return number
+
+
 def _preflight(recipients, build_dir, medium="print", only=None):
     results = check_letters(recipients, build_dir, medium, only)
     for result in results:
         print(f"  {result.line()}")
-    failing = [r.name for r in results if r.errors]
+    failing = [r.name for r in results if not r.ready]
     if failing:
-        raise Exit(f"preflight found errors in: {', '.join(failing)}", code=1)
+        raise Exit(f"not ready: {', '.join(failing)}", code=1)
 
 
 @task(help={**BATCH_HELP, **MEDIUM_HELP})
@@ -113,37 +138,61 @@ def check(c, recipients=None, build_dir=None, for_="print"):
     "cover": "start with a cover sheet listing every letter (default; --no-cover leaves it out)",
     "duplex": "pad each document with a blank page so every letter starts on a front side",
     "signature-fields": "add an empty signature field on each letter's signature block",
+    "accept": "accept preflight findings on purpose, recorded in the manifest and on the cover sheet: "
+              "id:code[,id:code...] (for example essex:window)",
 })
 def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=False,
-          signature_fields=False):
-    """Merge every letter, in YAML order, into build/bundle.pdf (refuses if any is missing or stale)."""
+          signature_fields=False, accept=None):
+    """Merge every letter, in YAML order, into build/bundle.pdf (refuses any letter that is not ready)."""
     recipients, build_dir = _settings(c, recipients, build_dir)
+    accepted = {}
+    for item in (accept or "").split(","):
+        if item.strip():
+            rid, _, code = item.strip().partition(":")
+            if not code or code not in FINDING_CODES:
+                raise Exit(f"--accept {item.strip()!r}: write id:code, the code one of "
+                           f"{', '.join(FINDING_CODES)}", code=2)
+            accepted.setdefault(rid, []).append(code)
     try:
         report = merge_letters(recipients, build_dir, output, cover=cover, duplex=duplex,
-                               signature_fields=signature_fields)
+                               signature_fields=signature_fields, accept=accepted)
     except (LoadError, MergeRefused, TexMissing, RuntimeError) as exc:
         raise Exit(str(exc), code=1)
+    except OSError as exc:
+        raise Exit(f"could not write the bundle: {exc.strerror or exc} ({exc.filename or build_dir}); "
+                   "the previous bundle is unchanged", code=2)
     extras = [f"{report.cover_pages}-page cover"] if report.cover_pages else []
     extras += [f"{report.blank_pages} blank pages for duplex"] if duplex else []
+    saved = report.inputs_size - report.size
     print(f"{report.path}: {report.letters} letters, {report.pages} pages"
           + (f" ({', '.join(extras)})" if extras else "")
-          + f"; {report.size / 1024:.0f} KiB, against {report.inputs_size / 1024:.0f} KiB"
-          " for the letters on their own (shared fonts and objects stored once)")
+          + f"; {report.size / 1024:.0f} KiB; the letters' own files add up to "
+          f"{report.inputs_size / 1024:.0f} KiB"
+          + (f" ({saved / 1024:.0f} KiB saved: each font and letterhead stored once)" if saved > 0 else ""))
+    for rid, codes in (report.accepted or {}).items():
+        print(f"  accepted on the record: {rid}: {', '.join(codes)}")
 
 
 @task(help={
+    **BATCH_HELP,
     "p12": "PKCS#12 file (.p12/.pfx) holding the signing key and certificate",
     "bundle": "the PDF to sign (default: build/bundle.pdf)",
     "output": "where the signed copy goes (default: build/bundle-signed.pdf)",
     "reason": "the reason recorded in the signature",
 })
-def sign(c, p12, bundle=None, output=None, reason="Approved for dispatch"):
+def sign(c, p12, bundle=None, output=None, reason="Approved for dispatch", recipients=None, build_dir=None):
     """Sign the bundle digitally (PAdES); password from $LETTERBATCH_P12_PASSWORD or a prompt."""
-    build_dir = Path(c.config.letterbatch.build_dir)
-    bundle = Path(bundle or build_dir / "bundle.pdf")
+    recipients, build_dir = _settings(c, recipients, build_dir)
+    bundle = Path(bundle or Path(build_dir) / "bundle.pdf")
     output = Path(output or bundle.with_name(bundle.stem + "-signed.pdf"))
     if not bundle.exists():
         raise Exit(f"{bundle} does not exist: run `invoke build merge` first", code=1)
+    try:  # only a ready bundle is signed: the file merge wrote, holding the current ready letters
+        state = bundle_readiness(recipients, build_dir, bundle)
+    except (LoadError, TexMissing) as exc:
+        raise Exit(str(exc), code=2)
+    if not state.ready:
+        raise Exit(f"not signing {bundle}: {state.state}: {state.reason}", code=1)
     password = os.environ.get("LETTERBATCH_P12_PASSWORD")
     if password is None:
         if not sys.stdin.isatty():
@@ -152,8 +201,20 @@ def sign(c, p12, bundle=None, output=None, reason="Approved for dispatch"):
     try:
         signed = sign_pdf(bundle, p12, password.encode(), output, reason=reason)
     except (OSError, ValueError) as exc:
-        raise Exit(f"could not sign: {exc}", code=1)
+        raise Exit(f"could not sign: {exc}", code=2)
+    except Exception as exc:  # pyHanko's own errors (a wrong password among them)
+        raise Exit(f"could not sign with {p12}: {exc} (wrong password, or not a PKCS#12 file with a key?)",
+                   code=2)
     print(f"signed: {signed}")
+
+
+def bundle_readiness(recipients, build_dir, bundle):
+    from builder.build import prepare
+    from builder.manifest import Manifest
+    from builder.ready import bundle_state
+
+    prepared = prepare(recipients, build_dir)
+    return bundle_state(prepared, Manifest.read(prepared.layout.root), path=Path(bundle))
 
 
 @task(help={**BATCH_HELP, **MEDIUM_HELP})
@@ -166,11 +227,17 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         raise Exit(str(exc), code=2)
     width = max(len(s.recipient) for s in states)
     for s in states:
-        print(f"  {s.recipient:<{width}}  {s.state:<11} {s.detail}".rstrip())
+        print(f"  {s.recipient:<{width}}  {s.state:<11} {s.reason}".rstrip())
+        for finding in s.findings:
+            note = " (accepted)" if finding.get("code") in s.accepted else ""
+            print(f"  {'':<{width}}    {finding_text(finding)}{note}")
     counts = {}
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
-    print(", ".join(f"{n} {state}" for state, n in counts.items()))
+    summary = ", ".join(f"{n} {state}" for state, n in counts.items())
+    if any(not s.ready for s in states):
+        raise Exit(summary, code=1)
+    print(summary)
 
 
 @task(help={"recipients": BATCH_HELP["recipients"], "only": "comma-separated recipient ids: just these"})

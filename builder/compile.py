@@ -54,6 +54,13 @@ class Placed:
     # where the signature goes: (page from 1, x, y bottom, y top) in PDF points
     signature: tuple[int, float, float, float] | None = None
     overfull: list[str] = field(default_factory=list)
+    # what the class measured (TeX points; y from the page's top edge):
+    # marks: name -> (page, x, y) of \lb@savepos marks (addrfirst, salutation ...)
+    marks: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+    # the envelope window (left, top, width, height); height 0: no window
+    window: tuple[float, float, float, float] | None = None
+    # baselineskip, widest address line, ascent, descent, paper height, first baseline of a page
+    measures: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,9 +72,6 @@ class CompileResult:
     seconds: float
     errors: list[TexError] = field(default_factory=list)
     letters: dict[str, Placed] = field(default_factory=dict)
-    # the envelope window the letterhead promises: (left, top, width, height) in
-    # points from the page's top left corner
-    window: tuple[float, float, float, float] | None = None
 
     @property
     def first_error(self) -> str:
@@ -98,6 +102,8 @@ def tex_environment(texinputs: list[Path], epoch: int) -> dict[str, str]:
     env.update({
         # trailing ':' keeps the system tree after our folders
         "TEXINPUTS": "".join(f"{p.resolve()}//:" for p in texinputs),
+        # font map files (the letterhead's lm-full.map) come from the same folders
+        "TEXFONTMAPS": "".join(f"{p.resolve()}//:" for p in texinputs),
         "openin_any": "p",
         "openout_any": "p",
         "shell_escape": "f",
@@ -117,15 +123,14 @@ def tex_environment(texinputs: list[Path], epoch: int) -> dict[str, str]:
 def compile_letter(tex: Path, workdir: Path, dest: Path, env: dict[str, str]) -> CompileResult:
     """Compile ``tex`` in ``workdir``; on success move the PDF to ``dest``.
 
-    On failure ``dest`` is removed: a PDF that stands there is always the
-    output of its current source.
+    On failure ``dest`` is left as it was: a failed rebuild never destroys the
+    last good output (the caller records the failure, so it is not used).
     """
     result = compile_batch(tex, workdir, env)
     if result.ok:
+        dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(result.pdf, dest)
         result.pdf = dest
-    else:
-        dest.unlink(missing_ok=True)
     return result
 
 
@@ -152,17 +157,20 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
     env = {**env, "TEXINPUTS": f"{tex.parent.resolve()}//:" + env.get("TEXINPUTS", "")}
     command = [PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", "-file-line-error",
                "-no-shell-escape", tex.name]
-    passes, ok, log_text, errors = 0, False, "", []
+    passes, ok, log_text, errors, terminal = 0, False, "", [], ""
     kept_aux = aux.exists()
     while passes < MAX_PASSES:
         passes += 1
         try:
+            # The terminal output is kept: some errors (TeX's capacity exceeded
+            # by a huge paragraph, a corrupt image) are printed only there.
             proc = subprocess.run(command, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   timeout=TIMEOUT_SECONDS)
             returncode = proc.returncode
+            terminal = proc.stdout.decode("utf-8", errors="replace")
         except subprocess.TimeoutExpired:
-            returncode = None
+            returncode, terminal = None, ""
         log_text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
         ok = returncode == 0 and built.exists()
         if returncode is None:
@@ -178,14 +186,13 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
             break
     result = CompileResult(ok, built if ok else None, log, passes, 0.0)
     if ok:
-        result.letters, result.window = _read_aux(
-            aux.read_text(encoding="utf-8", errors="replace") if aux.exists() else "")
+        result.letters = _read_aux(aux.read_text(encoding="utf-8", errors="replace") if aux.exists() else "")
         for line, text in overfull_boxes(log_text):
             owner = line_owner(line) if line_owner else next(iter(result.letters), None)
             if owner in result.letters:
                 result.letters[owner].overfull.append(text)
     else:
-        result.errors = errors or tex_errors(log_text)
+        result.errors = errors or tex_errors(log_text) or tex_errors(terminal) or _terminal_error(terminal)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -222,27 +229,47 @@ def overfull_boxes(log_text: str) -> list[tuple[int, str]]:
     return out
 
 
+def _terminal_error(terminal: str) -> list[TexError]:
+    """pdfTeX's own complaint when the log holds no TeX error (an image it
+    cannot read, a run cut short): its last non-empty lines."""
+    lines = [line.strip() for line in terminal.splitlines() if line.strip()]
+    wanted = [line for line in lines if re.search(r"(?i)error|cannot|can't|not found|corrupt|overflow", line)]
+    text = " ".join((wanted or lines)[-3:])
+    return [TexError("pdflatex", 0, text[:400])] if text else []
+
+
 _SP_PER_PT = 65536
+_BP_PER_PT = 72 / 72.27  # PDF points per TeX point
 
 
-def _read_aux(aux_text: str):
-    """Each letter's place, page count and signature space, and the envelope
-    window, as the letterhead class recorded them in the .aux."""
+def _read_aux(aux_text: str) -> dict[str, Placed]:
+    """Each letter's place, page count, signature space and measurements
+    (envelope window, address block, salutation, closing), as the letterhead
+    class recorded them in the .aux."""
     starts = dict(re.findall(r"\\lb@start\{([^}]*)\}\{(\d+)\}", aux_text))
     pages = dict(re.findall(r"\\lb@pages\{([^}]*)\}\{(\d+)\}", aux_text))
-    marks: dict[str, dict] = {}
-    for rid, which, page, x, y in re.findall(
-            r"\\lb@sigpos\{([^}]*)\}\{(top|bottom)\}\{(\d+)\}\{(-?\d+)\}\{(-?\d+)\}", aux_text):
-        marks.setdefault(rid, {})[which] = (int(page), int(x) / _SP_PER_PT, int(y) / _SP_PER_PT)
+    windows = {rid: tuple(float(v) for v in values) for rid, *values in re.findall(
+        r"\\lb@window\{([^}]*)\}" + r"\{([\d.]+)pt\}" * 4, aux_text)}
+    measures = {rid: dict(zip(("baselineskip", "widest", "ascent", "descent", "paperheight", "firstbaseline"),
+                              (float(v) for v in values)))
+                for rid, *values in re.findall(r"\\lb@address\{([^}]*)\}" + r"\{(-?[\d.]+)pt\}" * 6, aux_text)}
+    raw: dict[str, dict] = {}
+    for rid, name, page, x, y in re.findall(
+            r"\\lb@pos\{([^}]*)\}\{([a-z]+)\}\{(\d+)\}\{(-?\d+)\}\{(-?\d+)\}", aux_text):
+        raw.setdefault(rid, {})[name] = (int(page), int(x) / _SP_PER_PT, int(y) / _SP_PER_PT)
     letters = {}
     for rid, start in starts.items():
+        marks = raw.get(rid, {})
         signature = None
-        if {"top", "bottom"} <= set(marks.get(rid, {})):
-            page, x, bottom = marks[rid]["bottom"]
-            top_page, _, top = marks[rid]["top"]
+        if {"top", "bottom"} <= set(marks):
+            page, x, bottom = marks["bottom"]
+            top_page, _, top = marks["top"]
             top = top if top_page == page else bottom + 60
-            signature = (page, round(x, 2), round(bottom + 10, 2), round(top - 4, 2))
-        letters[rid] = Placed(int(start), int(pages.get(rid, 0)), signature)
-    window = re.search(r"\\lb@window\{([\d.]+)pt\}\{([\d.]+)pt\}\{([\d.]+)pt\}\{([\d.]+)pt\}", aux_text)
-    window = tuple(round(float(v) * 72 / 72.27, 2) for v in window.groups()) if window else None
-    return letters, window
+            signature = (page, round(x * _BP_PER_PT, 2), round(bottom * _BP_PER_PT + 10, 2),
+                         round(top * _BP_PER_PT - 4, 2))
+        height = measures.get(rid, {}).get("paperheight")
+        from_top = {name: (page, round(x, 3), round(height - y, 3)) for name, (page, x, y) in marks.items()
+                    } if height else {}
+        letters[rid] = Placed(int(start), int(pages.get(rid, 0)), signature, marks=from_top,
+                              window=windows.get(rid), measures=measures.get(rid, {}))
+    return letters

@@ -131,9 +131,10 @@ class CoverRow:
 
 
 def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] | None = None,
-                  pages: int = 1) -> Document:
+                  pages: int = 1, notes: list[str] | None = None) -> Document:
     """The bundle's cover sheet: what is in it, and a line for the signatory's
-    initials. ``pages``: its expected length (for "Page n of m")."""
+    initials. ``pages``: its expected length (for "Page n of m"); ``notes``:
+    preflight findings a person accepted, printed under the table."""
     letter = batch.letter
     title = f"Letters for signature: {letter.title or long_date(letter.date)}"
     doc = _document(batch, "print", metadata(batch, title), "cover")
@@ -160,6 +161,11 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
         table.add_row([NoEscape(str(number)), latex.text(row.recipient.name),
                        latex.text(row.recipient.role or ""), latex.text(pages)])
     cover.append(table)
+    if notes:
+        cover.append(NoEscape(r"\par\medskip\textbf{%s}\par" % latex.text(
+            "Preflight findings accepted on the record:")))
+        for note in notes:
+            cover.append(NoEscape(latex.text(note) + "\\par\n"))
     cover.append(Command("initialline"))
     doc.append(cover)
     return doc

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints,
                       WithJsonSchema)
@@ -68,6 +68,10 @@ ReferenceKey = Annotated[str, StringConstraints(pattern="^" + CITE_KEY + "$")]
 RelativePath = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
+# Preflight findings a person may accept on purpose (builder/check.py)
+FindingCode = Literal["a4", "fonts", "overfull", "window", "address", "closing"]
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -120,6 +124,9 @@ class Letter(Model):
     signatory: Signatory
     closing: Line = "Yours sincerely,"
     body: list[BodyParagraph] = Field(min_length=1)
+    envelope: Optional[Literal["DL", "C5", "C4", "none"]] = Field(
+        None, description="the envelope the letters go in; none: not a window envelope, so the "
+                          "preflight does not check the window")
 
 
 class Recipient(Model):
@@ -133,6 +140,9 @@ class Recipient(Model):
     text: dict[PartName, Prose] = Field(
         default_factory=dict, description="this recipient's wording of body parts, by part name")
     omit: list[PartName] = Field(default_factory=list, description="body parts left out of this letter")
+    accept: list[FindingCode] = Field(
+        default_factory=list, description="preflight findings accepted on purpose for this letter "
+                                          "(recorded in the manifest and printed on the cover sheet)")
 
 
 class Batch(Model):
