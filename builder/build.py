@@ -19,14 +19,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, check, compile as tex, ready, split as split_pdf
+from . import __version__, compile as tex, ready
 from .compose import batch_source, letter_block, letter_source, metadata, pdf_date, pdf_title, recipient_label
 from .files import write_atomic
 from .load import Loaded, Problem, load
 from .manifest import Manifest, sha256_bytes, sha256_file
 from .schema import RECIPIENT_ID, Recipient
 
-LETTERHEAD = Path(__file__).resolve().parent.parent / "letterhead"
+LETTERHEAD = Path(__file__).resolve().parent / "letterhead"  # package data: ships with the wheel
 
 
 @dataclass
@@ -355,6 +355,8 @@ class _Compiler:
         """Cut each letter out of the compiled PDF into ``letters/<id>.pdf``,
         preflight it, and record it. Every letter, compiled alone or with
         others, goes the same way, so its bytes depend on its own text only."""
+        from . import check, split as split_pdf  # pikepdf: loaded only when letters are placed
+
         pages = check.page_problems(result.pdf)  # fonts and page sizes: once per compiled PDF
         placed = result.letters
         if self.prepared.medium == "web":  # compiled alone; pdfTeX's file keeps its PDF/A metadata
