@@ -108,6 +108,7 @@ class Outcome:
     # the letter's stored preflight (code, level, message), and the codes accepted
     findings: list[dict] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)
+    pages: int = 0
 
     @property
     def errors(self) -> list[dict]:
@@ -205,6 +206,8 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
         "images": _hash_files(sorted(assets.values())),
         "builder": __version__,
         "tex": tex.tex_version(),
+        # what the preflight checks depends on it (no window envelope: no window check)
+        "envelope": str(getattr(letter, "envelope", None) or ""),
     }
     sources, memo = [], {}
     for recipient in loaded.batch.recipients:
@@ -258,7 +261,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             state = states[rid]
             if not force and state.state in (ready.READY, ready.PREFLIGHT):
                 outcomes.append(Outcome(rid, "up to date", layout.pdf(rid), findings=state.findings,
-                                        accepted=state.accepted))
+                                        accepted=state.accepted, pages=manifest.letters[rid].get("pages", 0)))
             else:
                 stale.append(source)
         compiler = _Compiler(prepared, manifest)
@@ -345,10 +348,14 @@ class _Compiler:
         if not result.ok:
             # The last good PDF stays where it is, but is marked failed: no
             # task uses it until a build succeeds.
+            message = result.first_error
+            for name, original in self.prepared.assets.items():  # the user's image, by its own name
+                if original.is_relative_to(self.prepared.loaded.root):
+                    message = message.replace(name, f"{name} (from {original.relative_to(self.prepared.loaded.root)})")
             entry = self.manifest.letters.setdefault(rid, {})
-            entry.update({"failed": result.first_error, "failed_inputs": source.key,
+            entry.update({"failed": message, "failed_inputs": source.key,
                           "log": self.layout.relative(result.log)})
-            return Outcome(rid, "failed", message=result.first_error, seconds=result.seconds)
+            return Outcome(rid, "failed", message=message, seconds=result.seconds)
         return self._place([source], result, result.seconds)[0]
 
     def _place(self, sources: list[Source], result: tex.CompileResult, seconds: float) -> list[Outcome]:
@@ -379,7 +386,7 @@ class _Compiler:
                 "findings": [f.to_dict() for f in findings], "signature": where.signature,
             }
             outcomes.append(Outcome(rid, "built", pdf, seconds=seconds, warnings=where.overfull,
-                                    findings=self.manifest.letters[rid]["findings"]))
+                                    findings=self.manifest.letters[rid]["findings"], pages=where.pages))
         return outcomes
 
 

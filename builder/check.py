@@ -193,6 +193,7 @@ class LetterCheck:
     accepted: list[str]
     pages: int = 0
     ready: bool = False
+    kind: str = "letter"  # or "bundle" (a recipient may be called "bundle" too)
 
     @property
     def errors(self) -> list[dict]:
@@ -235,5 +236,5 @@ def check(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: 
         # no bundle yet is no fault; a bundle that is not what it claims is
         results.append(LetterCheck("bundle", bundle.state, bundle.reason, [], [],
                                    (manifest.bundle or {}).get("pages", 0),
-                                   bundle.ready or bundle.state == "never merged"))
+                                   bundle.ready or bundle.state == "never merged", kind="bundle"))
     return results

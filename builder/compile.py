@@ -41,6 +41,8 @@ class TexError:
     context: str = ""
 
     def __str__(self) -> str:
+        if self.file == "pdfTeX":  # pdfTeX's own error, not at a line of TeX source
+            return f"pdfTeX {self.message}"
         text = f"{self.file}:{self.line}: {self.message}"
         return text + (f" (near: {self.context.strip()})" if self.context.strip() else "")
 
@@ -229,9 +231,20 @@ def overfull_boxes(log_text: str) -> list[tuple[int, str]]:
     return out
 
 
+_IMAGE_ERROR_RE = re.compile(r"(?:^|\)|\s)(?P<lib>lib\w+ error: [^!\n]*?)\s*!\s*pdfTeX error: \S+ \(file "
+                             r"(?P<file>[^)]*)\): (?P<msg>[^\n]*?)(?:\s*==> Fatal error.*)?$", re.M)
+
+
 def _terminal_error(terminal: str) -> list[TexError]:
     """pdfTeX's own complaint when the log holds no TeX error (an image it
-    cannot read, a run cut short): its last non-empty lines."""
+    cannot read, a run cut short): the image and what pdfTeX said, or its
+    last non-empty lines."""
+    image = _IMAGE_ERROR_RE.search(terminal)
+    if image:
+        name = image.group("file")
+        name = name[name.rindex("/tex/") + 5:] if "/tex/" in name else Path(name).name
+        return [TexError("pdfTeX", 0, f"cannot read the image {name}: {image.group('lib').strip()} "
+                                      f"({image.group('msg').strip()})")]
     lines = [line.strip() for line in terminal.splitlines() if line.strip()]
     wanted = [line for line in lines if re.search(r"(?i)error|cannot|can't|not found|corrupt|overflow", line)]
     text = " ".join((wanted or lines)[-3:])

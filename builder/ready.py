@@ -31,6 +31,7 @@ INPUT_NAMES = {
     "images": "the logo or signature image",
     "builder": "the builder version",
     "tex": "the TeX version",
+    "envelope": "the envelope setting (letter.envelope)",
 }
 
 ACCEPTED_BY_COMMAND = "invoke merge --accept"

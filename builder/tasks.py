@@ -224,7 +224,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
         if o.status in ("failed", "invalid") or notes:
             attention.append(o.recipient)
         if not quiet and (verbose or o.status in ("failed", "invalid") or notes):
-            print(f"  {o.recipient}  {o.status}"
+            print(f"  {o.recipient}  {o.status}" + (f", {plural(o.pages, 'page')}" if o.pages else "")
                   + (f"  {show(o.pdf)}" if verbose and o.pdf else ""))
             for note in notes:
                 for line in note.splitlines():
@@ -298,14 +298,19 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
         results = check_letters(batch.recipients, batch.build_dir, medium_of(for_), ids_of(only))
     except (LoadError, TexMissing, OSError) as exc:
         raise stopped(exc)
-    for r in results:
+    letters = [r for r in results if r.kind == "letter"]
+    bundle = [r for r in results if r not in letters]
+    for r in letters:
         if verbose or r.findings or not r.ready:
             print(f"  {r.line()}")
-    errors = sum(not r.ready for r in results)
-    warned = sum(bool(r.findings) and r.ready for r in results)
-    print(f"{plural(len(results), 'letter')} checked (and the bundle): {len(results) - errors - warned} ok, "
-          f"{warned} with warnings or accepted findings, {errors} not ready")
-    if errors:
+    errors = sum(not r.ready for r in letters)
+    warned = sum(bool(r.findings) and r.ready for r in letters)
+    print(f"{plural(len(letters), 'letter')} checked: {len(letters) - errors - warned} ok, "
+          f"{warned} with warnings, {errors} with errors")
+    for r in bundle:  # the bundle: the file merge wrote, holding the letters as they are now
+        if verbose or not r.ready:
+            print(f"  {r.line()}")
+    if errors or any(not r.ready for r in bundle):
         raise Exit(code=1)
 
 
@@ -333,7 +338,8 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
     print(", ".join(f"{n} {state}" for state, n in counts.items()) or "no recipients")
-    if any(not s.ready for s in states):
+    # a letter that needs a person (not only a build) makes the exit code say so
+    if any(s.state in ("preflight", "failed", "changed", "invalid") for s in states):
         raise Exit(code=1)
 
 
