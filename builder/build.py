@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__, compile as tex, ready
-from .compose import batch_source, letter_block, letter_source, metadata, pdf_date, pdf_title, recipient_label
+from .compose import (batch_source, letter_block, letter_source, metadata, pdf_date, pdf_lang, pdf_title,
+                      recipient_label)
 from .files import write_atomic
 from .load import Loaded, Problem, load
 from .manifest import Manifest, sha256_bytes, sha256_file
@@ -201,14 +202,19 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
     assets = {f"assets/{role}{Path(rel).suffix.lower()}": loaded.root / rel
               for role, rel in images.items() if rel}
     names = {Path(name).stem: name for name in assets}
+    # A house letterhead (letter.letterhead: house.cls) goes next to the .tex,
+    # where pdflatex finds it (not on TEXINPUTS: no folder of the project is
+    # searched), and is part of every letter's inputs.
+    house = [loaded.root / letter.letterhead] if letter.letterhead else []
     common = {
-        "letterhead": _hash_files(letterhead_files()),
+        "letterhead": _hash_files(letterhead_files() + house),
         "images": _hash_files(sorted(assets.values())),
         "builder": __version__,
         "tex": tex.tex_version(),
         # what the preflight checks depends on it (no window envelope: no window check)
         "envelope": str(getattr(letter, "envelope", None) or ""),
     }
+    assets.update({Path(letter.letterhead).name: house[0]} if house else {})
     sources, memo = [], {}
     for recipient in loaded.batch.recipients:
         block = letter_block(loaded.batch, recipient, assets=names, memo=memo)
@@ -321,7 +327,7 @@ class _Compiler:
             hints = {s.recipient.id: self.manifest.letters.get(s.recipient.id, {}).get("pages")
                      or self.typical_pages for s in sources}
         name = f"_batch-{sources[0].recipient.id}-{len(sources)}"
-        text = batch_source([s.block for s in sources], hints)
+        text = batch_source([s.block for s in sources], hints, self.prepared.loaded.batch)
         path = self.layout.tex / f"{name}.tex"
         write_atomic(path, text.encode())
         starts = [(text.count("\n", 0, text.index("\\begin{letter}{%s}" % s.recipient.id)) + 1,
@@ -364,7 +370,8 @@ class _Compiler:
         others, goes the same way, so its bytes depend on its own text only."""
         from . import check, split as split_pdf  # pikepdf: loaded only when letters are placed
 
-        pages = check.page_problems(result.pdf)  # fonts and page sizes: once per compiled PDF
+        # fonts and page sizes: once per compiled PDF, not once per letter
+        pages = check.page_problems(result.pdf, result.layout.get("paper"))
         placed = result.letters
         if self.prepared.medium == "web":  # compiled alone; pdfTeX's file keeps its PDF/A metadata
             self.layout.pdf(sources[0].recipient.id).parent.mkdir(parents=True, exist_ok=True)
@@ -372,7 +379,8 @@ class _Compiler:
         else:
             split_pdf.split(result.pdf, [
                 split_pdf.Cut(s.recipient.id, placed[s.recipient.id].start, placed[s.recipient.id].pages,
-                              self.layout.pdf(s.recipient.id), self.prepared.info(s.recipient)) for s in sources])
+                              self.layout.pdf(s.recipient.id), self.prepared.info(s.recipient),
+                              pdf_lang(self.prepared.loaded.batch, s.recipient)) for s in sources])
         outcomes = []
         for source in sources:
             rid, where = source.recipient.id, placed[source.recipient.id]

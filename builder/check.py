@@ -50,9 +50,11 @@ class Finding:
 
 # ---- from the PDF: once per compiled document --------------------------------
 
-def page_problems(pdf: Path) -> list[list[Finding]]:
-    """For each page of ``pdf``: not A4 portrait, fonts not embedded, Type 3
-    fonts. Each font object is judged once, however many pages use it."""
+def page_problems(pdf: Path, paper: tuple[float, float] | None = None) -> list[list[Finding]]:
+    """For each page of ``pdf``: not of the class's paper (``paper``, in PDF
+    points; A4 portrait), fonts not embedded, Type 3 fonts. Each font object
+    is judged once, however many pages use it."""
+    paper = tuple(paper or A4)
     out, judged = [], {}
     with pikepdf.open(pdf) as document:
         for number, page in enumerate(document.pages, 1):
@@ -61,7 +63,7 @@ def page_problems(pdf: Path) -> list[list[Finding]]:
             width, height = box[2] - box[0], box[3] - box[1]
             if int(page.obj.get("/Rotate", 0)) % 180:
                 width, height = height, width
-            if abs(width - A4[0]) > TOLERANCE or abs(height - A4[1]) > TOLERANCE:
+            if abs(width - paper[0]) > TOLERANCE or abs(height - paper[1]) > TOLERANCE:
                 found.append(Finding("a4", "error", f"page {{page}} is {width:.0f}x{height:.0f} pt, not A4 portrait"))
             for font in _fonts(page.obj.get("/Resources")):
                 key = font.objgen if font.objgen != (0, 0) else id(font)
@@ -79,10 +81,10 @@ def page_problems(pdf: Path) -> list[list[Finding]]:
     return out
 
 
-def pdf_problems(pdf: Path) -> list[str]:
+def pdf_problems(pdf: Path, paper: tuple[float, float] | None = None) -> list[str]:
     """The PDF checks of one file, as text: pages not A4 portrait, fonts not
     embedded, Type 3 (bitmap) fonts."""
-    return list(dict.fromkeys(f.message.format(page=n) for n, found in enumerate(page_problems(pdf), 1)
+    return list(dict.fromkeys(f.message.format(page=n) for n, found in enumerate(page_problems(pdf, paper), 1)
                               for f in found))
 
 
@@ -134,13 +136,13 @@ def window(placed, expected_lines: int) -> list[Finding]:
     """Only the address shows through the envelope window, all of it, and no
     line of it wraps. Everything is in TeX points from the page's top left."""
     marks, m = placed.marks, placed.measures
+    if placed.window is not None and placed.window[3] <= 0:
+        return []  # no window (letter.envelope: none): nothing shows through
     needed = {"addrfirst", "addrlast", "salutation", "head", "date", "dateend"}
     if placed.window is None or not m or not needed <= set(marks):
         return [Finding("window", "error", "the letterhead recorded no envelope window or address "
                                            "position, so the window cannot be checked")]
     left, top, width, height = placed.window
-    if height <= 0:
-        return []  # no window: nothing shows through
     right, bottom = left + width, top + height
     ascent, descent = m["ascent"], m["descent"]
     findings = []
@@ -174,7 +176,7 @@ def window(placed, expected_lines: int) -> list[Finding]:
 def closing(placed) -> list[Finding]:
     """The closing never stands alone at the top of a page: its baseline is
     not the first baseline of a later page."""
-    top = placed.marks.get("top")
+    top = placed.marks.get("closing")
     first = placed.measures.get("firstbaseline")
     if top and first and top[0] > 1 and top[2] <= first + 0.5:
         return [Finding("closing", "error", f"the closing stands alone at the top of page {top[0]}, "

@@ -53,11 +53,12 @@ class Placed:
 
     start: int  # pages before it
     pages: int
-    # where the signature goes: (page from 1, x, y bottom, y top) in PDF points
-    signature: tuple[int, float, float, float] | None = None
+    # where the signature goes: (page from 1, x, y bottom, y top, width) in PDF
+    # points, as the letterhead class measured it
+    signature: tuple[int, float, float, float, float] | None = None
     overfull: list[str] = field(default_factory=list)
-    # what the class measured (TeX points; y from the page's top edge):
-    # marks: name -> (page, x, y) of \lb@savepos marks (addrfirst, salutation ...)
+    # what the class measured for the preflight (TeX points; y from the page's
+    # top edge): marks: name -> (page, x, y) of \lb@mark (addrfirst, salutation ...)
     marks: dict[str, tuple[int, float, float]] = field(default_factory=dict)
     # the envelope window (left, top, width, height); height 0: no window
     window: tuple[float, float, float, float] | None = None
@@ -74,6 +75,13 @@ class CompileResult:
     seconds: float
     errors: list[TexError] = field(default_factory=list)
     letters: dict[str, Placed] = field(default_factory=dict)
+    # the envelope window the letterhead promises: (left, top, width, height) in
+    # points from the page's top left corner
+    window: tuple[float, float, float, float] | None = None
+    # the page as the class set it up: "paper" (width, height) and "text_start"
+    # (where later pages' text starts, below the running header), in points
+    # from the top left
+    layout: dict = field(default_factory=dict)
 
     @property
     def first_error(self) -> str:
@@ -188,7 +196,8 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
             break
     result = CompileResult(ok, built if ok else None, log, passes, 0.0)
     if ok:
-        result.letters = _read_aux(aux.read_text(encoding="utf-8", errors="replace") if aux.exists() else "")
+        result.letters, result.window, result.layout = _read_aux(
+            aux.read_text(encoding="utf-8", errors="replace") if aux.exists() else "")
         for line, text in overfull_boxes(log_text):
             owner = line_owner(line) if line_owner else next(iter(result.letters), None)
             if owner in result.letters:
@@ -252,17 +261,26 @@ def _terminal_error(terminal: str) -> list[TexError]:
 
 
 _SP_PER_PT = 65536
-_BP_PER_PT = 72 / 72.27  # PDF points per TeX point
+_BP_PER_PT = 72 / 72.27  # TeX points -> PDF points
 
 
-def _read_aux(aux_text: str) -> dict[str, Placed]:
-    """Each letter's place, page count, signature space and measurements
-    (envelope window, address block, salutation, closing), as the letterhead
-    class recorded them in the .aux."""
+def _read_aux(aux_text: str):
+    """Each letter's place, page count and signature space, the envelope
+    window and the page layout, and each letter's measurements for the
+    preflight (its window, address block, salutation, closing), as the
+    letterhead class recorded them in the .aux. Python repeats none of the
+    class's lengths."""
     starts = dict(re.findall(r"\\lb@start\{([^}]*)\}\{(\d+)\}", aux_text))
     pages = dict(re.findall(r"\\lb@pages\{([^}]*)\}\{(\d+)\}", aux_text))
+    marks: dict[str, dict] = {}
+    for rid, which, page, x, y in re.findall(
+            r"\\lb@sigpos\{([^}]*)\}\{(top|bottom)\}\{(\d+)\}\{(-?\d+)\}\{(-?\d+)\}", aux_text):
+        marks.setdefault(rid, {})[which] = (int(page), int(x) / _SP_PER_PT * _BP_PER_PT,
+                                            int(y) / _SP_PER_PT * _BP_PER_PT)
+    width = _lengths(aux_text, "lb@sigwidth", 1)
+    # the preflight's measurements, in TeX points
     windows = {rid: tuple(float(v) for v in values) for rid, *values in re.findall(
-        r"\\lb@window\{([^}]*)\}" + r"\{([\d.]+)pt\}" * 4, aux_text)}
+        r"\\lb@letterwindow\{([^}]*)\}" + r"\{([\d.]+)pt\}" * 4, aux_text)}
     measures = {rid: dict(zip(("baselineskip", "widest", "ascent", "descent", "paperheight", "firstbaseline"),
                               (float(v) for v in values)))
                 for rid, *values in re.findall(r"\\lb@address\{([^}]*)\}" + r"\{(-?[\d.]+)pt\}" * 6, aux_text)}
@@ -272,17 +290,27 @@ def _read_aux(aux_text: str) -> dict[str, Placed]:
         raw.setdefault(rid, {})[name] = (int(page), int(x) / _SP_PER_PT, int(y) / _SP_PER_PT)
     letters = {}
     for rid, start in starts.items():
-        marks = raw.get(rid, {})
         signature = None
-        if {"top", "bottom"} <= set(marks):
-            page, x, bottom = marks["bottom"]
-            top_page, _, top = marks["top"]
-            top = top if top_page == page else bottom + 60
-            signature = (page, round(x * _BP_PER_PT, 2), round(bottom * _BP_PER_PT + 10, 2),
-                         round(top * _BP_PER_PT - 4, 2))
+        if {"top", "bottom"} <= set(marks.get(rid, {})) and width:
+            # the class keeps the closing and the signature block on one page
+            page, x, bottom = marks[rid]["bottom"]
+            top = marks[rid]["top"][2]
+            signature = (page, round(x, 2), round(bottom, 2), round(top, 2), round(width[0], 2))
         height = measures.get(rid, {}).get("paperheight")
-        from_top = {name: (page, round(x, 3), round(height - y, 3)) for name, (page, x, y) in marks.items()
-                    } if height else {}
+        from_top = {name: (page, round(x, 3), round(height - y, 3))
+                    for name, (page, x, y) in raw.get(rid, {}).items()} if height else {}
         letters[rid] = Placed(int(start), int(pages.get(rid, 0)), signature, marks=from_top,
                               window=windows.get(rid), measures=measures.get(rid, {}))
-    return letters
+    window = _lengths(aux_text, "lb@window", 4)
+    layout = {}
+    if paper := _lengths(aux_text, "lb@paper", 2):
+        layout["paper"] = paper
+    if start := _lengths(aux_text, "lb@textstart", 1):
+        layout["text_start"] = start[0]
+    return letters, window, layout
+
+
+def _lengths(aux_text: str, name: str, count: int) -> tuple[float, ...] | None:
+    """The lengths ``\\<name>{12.3pt}...`` the class wrote, in PDF points."""
+    match = re.search(r"\\" + re.escape(name) + r"\{([\d.]+)pt\}" * count, aux_text)
+    return tuple(round(float(v) * _BP_PER_PT, 2) for v in match.groups()) if match else None
