@@ -86,7 +86,7 @@ def test_each_batch_builds_into_its_own_folder_whatever_the_working_folder(proje
     assert "Dear Other Alpha," in pdf_text(letter(theirs, "alpha"))
     assert "Dear Alpha," in pdf_text(letter(mine, "alpha"))  # same id, not overwritten
     status = invoke("status", cwd=sub)
-    assert re.search(r"alpha\s+up to date", status.stdout), status.stdout
+    assert re.search(r"alpha\s+ready", status.stdout), status.stdout
     assert invoke("schema", cwd=sub).returncode == 0
     assert json.loads((project / "recipients.schema.json").read_text())["title"]
     assert list(sub.iterdir()) == []  # nothing stray in the working folder
