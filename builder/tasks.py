@@ -140,11 +140,10 @@ def batch_paths(c, recipients: str | None, build_dir: str | None) -> BatchPaths:
 
 
 def show(path: Path) -> str:
-    """A path as a person wants to read it: relative to the current folder when inside it."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    """A path as a person wants to read it: relative to the current folder when that is
+    short (``build/x``, ``../build/x``), else in full."""
+    relative = os.path.relpath(path)
+    return relative if relative.split(os.sep).count("..") <= 2 else str(path)
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -230,6 +229,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
         except (LoadError, TexMissing, OSError) as exc:
             raise stopped(exc)
     found = {r.name: r for r in checks}
+    width = max((len(o.recipient) for o in report.outcomes), default=0)
     attention = []
     for o in report.outcomes:
         result = found.get(o.recipient)
@@ -239,7 +239,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
             attention.append(o.recipient)
         if not quiet and (verbose or o.status in ("failed", "invalid") or notes):
             pages = f"{plural(result.pages, 'page')}" if result and result.pages else ""
-            print(f"  {o.recipient}  {o.status}" + (f", {pages}" if pages else "")
+            print(f"  {o.recipient:<{width}}  {o.status}" + (f", {pages}" if pages else "")
                   + (f"  {show(o.pdf)}" if verbose and o.pdf else ""))
             for note in notes:
                 for line in note.splitlines():
@@ -498,8 +498,7 @@ def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval=
             time.sleep(pause)
             now = stamp(files)
             if now != seen:
-                changed = [show(p) if p.is_relative_to(Path.cwd()) else p.name
-                           for p in files if now.get(p) != seen.get(p)]
+                changed = [show(p) for p in files if now.get(p) != seen.get(p)]
                 rebuild(", ".join(changed) + " changed")
                 files = watched()
                 seen = stamp(files)
