@@ -217,7 +217,9 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     try:
         report = build_letters(batch.recipients, batch.build_dir, jobs=workers or None, only=only,
                                force=force, medium=medium, progress=progress_line() if live else None)
-    except (LoadError, TexMissing, RuntimeError, ValueError, OSError) as exc:
+    except ValueError as exc:  # --only names no valid recipient
+        raise Exit(f"nothing was built: {exc}", code=2)
+    except (LoadError, TexMissing, RuntimeError, OSError) as exc:
         raise stopped(exc, then="\nNothing was built.")
     for warning in report.warnings:
         print(warning, file=sys.stderr)
@@ -434,7 +436,9 @@ def new(c, name):
     from .files import write_atomic
     from .schema import SCHEMA_FILE, json_schema_text
 
-    target = Path(name).expanduser()
+    if Path(name.strip()).name in ("", ".", ".."):
+        raise Exit(f"invoke new takes a name for the batch (for example `invoke new october`), not {name!r}", code=2)
+    target = Path(name.strip()).expanduser()
     if target.suffix not in (".yaml", ".yml"):
         target = target.with_name(target.name + ".yaml")
     target = target.resolve()

@@ -114,10 +114,12 @@ def test_one_meaning_per_short_flag_across_tasks():
     (("status", "--for", "pdf"), "--for takes print or web"),
     (("watch", "--interval", "soon"), "--interval takes seconds"),
     (("bench", "--letters", "many"), "--letters takes a whole number"),
+    (("build", "--only", "nobody"), "nothing was built: no valid recipient with id: nobody"),
+    (("new", ".."), "invoke new takes a name"),
 ])
 def test_a_bad_flag_value_is_one_line_and_exit_2(args, words, tmp_path):
-    done = invoke(*args, "-r", str(tmp_path / "none.yaml"), cwd=ROOT) if args[0] != "bench" else \
-        invoke(*args, cwd=ROOT)
+    batch = ["-r", str(write_yaml(tmp_path / "two.yaml", TWO)), "-b", str(tmp_path / "b")]
+    done = invoke(*args, *(batch if args[0] not in ("bench", "new") else []), cwd=ROOT)
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert words in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
