@@ -342,3 +342,15 @@ def test_the_package_installed_on_its_own_builds_from_any_folder(tmp_path):
     assert list(elsewhere.iterdir()) == []
     made = subprocess.run([str(command), "new", "nov"], cwd=elsewhere, capture_output=True, text=True)
     assert made.returncode == 0 and (elsewhere / "nov.yaml").exists(), made.stderr
+
+
+def test_ci_runs_exactly_the_readmes_two_commands_on_the_system_path():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = re.split(r"\n##+ ", readme.split("## Two commands", 1)[1], maxsplit=1)[0]
+    commands = re.findall(r"```sh\n(.*?)\n```", section, re.S)
+    assert len(commands) == 2, commands
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    steps = [line for line in ci.splitlines() if line and not line.startswith(("#", "set ", "cd ", "export", "unset"))]
+    assert steps == commands, (steps, commands)
+    assert re.search(r"^export PATH=/usr/sbin:/usr/bin:/sbin:/bin$", ci, re.M)
+    assert "/usr/bin/python3" in (ROOT / "scripts" / "install").read_text()  # never a pyenv python3
