@@ -277,7 +277,7 @@ def test_unprintable_characters_are_named_in_words(tmp_path):
 
 
 def test_the_bundled_batch_still_loads_the_same():
-    loaded = load(SAMPLE)  # the tests' copy: the project's recipients.yaml may be anything
+    loaded = load(SAMPLE)
     assert loaded.problems == []
     assert loaded.batch.letter.sender.phone == "+44 (0) 20 3513 0477"
 
