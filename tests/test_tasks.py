@@ -75,11 +75,21 @@ def test_a_chain_of_tasks_works_on_the_batch_the_user_named(project):
 
 
 def test_each_batch_builds_into_its_own_folder_whatever_the_working_folder(project):
+    from test_bundle import tiny_png
+
+    (project / "images").mkdir()
+    tiny_png(project / "images" / "logo.png")  # read from the batch file's folder, not from sub/
+    source = project / "recipients.yaml"
+    write_yaml(source, source.read_text().replace(
+        "address: [1 High Street, Town]", "address: [1 High Street, Town]\n    logo: images/logo.png", 1))
     sub = project / "sub"
     first = invoke("build", cwd=sub)  # the project's recipients.yaml, though run from sub/
     assert first.returncode == 0, first.stdout + first.stderr
     mine, theirs = project / "build" / "recipients", project / "build" / "other"
     assert "Dear Alpha," in pdf_text(letter(mine, "alpha"))
+    images = subprocess.run(["pdfimages", "-list", str(letter(mine, "alpha"))], capture_output=True,
+                            text=True, check=True).stdout
+    assert re.search(r"^\s*1\s+\d+\s+image\s+120\s+40\b", images, re.M), images  # the logo
     # a path typed on the command line is read from where the command runs
     second = invoke("build", "-r", "../other.yaml", cwd=sub)
     assert second.returncode == 0, second.stdout + second.stderr
