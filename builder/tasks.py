@@ -31,8 +31,18 @@ from invoke import Collection, Exit, Task, task
 # `invoke new` copies this commented batch; it builds as it stands.
 STARTER = Path(__file__).resolve().parent / "starter.yaml"
 
-# When this command started (as near as Python can tell): summaries time the whole command.
-STARTED = time.perf_counter()
+def _process_started() -> float:
+    """When this process started, on the perf_counter clock: summaries time the whole
+    command, Python's own start-up included (Linux: /proc; elsewhere: from this import)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        age = float(Path("/proc/uptime").read_text().split()[0]) - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        return time.perf_counter() - max(0.0, age)
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter()
+
+
+STARTED = _process_started()
 
 # One meaning per short flag, in every task. Flags not listed here have no short form.
 SHORT_FLAGS = {
@@ -130,11 +140,10 @@ def batch_paths(c, recipients: str | None, build_dir: str | None) -> BatchPaths:
 
 
 def show(path: Path) -> str:
-    """A path as a person wants to read it: relative to the current folder when inside it."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    """A path as a person wants to read it: relative to the current folder when that is
+    short (``build/x``, ``../build/x``), else in full."""
+    relative = os.path.relpath(path)
+    return relative if relative.split(os.sep).count("..") <= 2 else str(path)
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -208,7 +217,9 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     try:
         report = build_letters(batch.recipients, batch.build_dir, jobs=workers or None, only=only,
                                force=force, medium=medium, progress=progress_line() if live else None)
-    except (LoadError, TexMissing, RuntimeError, ValueError) as exc:
+    except ValueError as exc:  # --only names no valid recipient
+        raise Exit(f"nothing was built: {exc}", code=2)
+    except (LoadError, TexMissing, RuntimeError) as exc:
         raise stopped(exc, then="\nNothing was built.")
     except OSError as exc:
         raise Exit(f"could not write in {show(batch.build_dir)}: {exc.strerror or exc}"
@@ -217,6 +228,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
                      "letters built before are kept as they were.", code=2)
     for warning in report.warnings:
         print(warning, file=sys.stderr)
+    width = max((len(o.recipient) for o in report.outcomes), default=0)
     attention = []
     for o in report.outcomes:
         notes = [o.message] if o.message else []
@@ -224,7 +236,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
         if o.status in ("failed", "invalid") or notes:
             attention.append(o.recipient)
         if not quiet and (verbose or o.status in ("failed", "invalid") or notes):
-            print(f"  {o.recipient}  {o.status}" + (f", {plural(o.pages, 'page')}" if o.pages else "")
+            print(f"  {o.recipient:<{width}}  {o.status}" + (f", {plural(o.pages, 'page')}" if o.pages else "")
                   + (f"  {show(o.pdf)}" if verbose and o.pdf else ""))
             for note in notes:
                 for line in note.splitlines():
@@ -467,7 +479,9 @@ def new(c, name):
     from .files import write_atomic
     from .schema import SCHEMA_FILE, json_schema_text
 
-    target = Path(name).expanduser()
+    if Path(name.strip()).name in ("", ".", ".."):
+        raise Exit(f"invoke new takes a name for the batch (for example `invoke new october`), not {name!r}", code=2)
+    target = Path(name.strip()).expanduser()
     if target.suffix not in (".yaml", ".yml"):
         target = target.with_name(target.name + ".yaml")
     target = target.resolve()
@@ -531,8 +545,7 @@ def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval=
             time.sleep(pause)
             now = stamp(files)
             if now != seen:
-                changed = [show(p) if p.is_relative_to(Path.cwd()) else p.name
-                           for p in files if now.get(p) != seen.get(p)]
+                changed = [show(p) for p in files if now.get(p) != seen.get(p)]
                 rebuild(", ".join(changed) + " changed")
                 files = watched()
                 seen = stamp(files)
