@@ -12,7 +12,8 @@ import re
 from typing import Annotated, Literal, Optional, Union
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator,
-                      StringConstraints, WithJsonSchema)
+                      StringConstraints, TypeAdapter, ValidationError, WithJsonSchema)
+from pydantic_core import PydanticKnownError
 
 from . import latex
 from .markup import CITE_KEY
@@ -162,43 +163,43 @@ ClassPath = _project_file(CLASS_FILE, "LaTeX class (.cls, named with letters, di
 Language = Literal["en", "cy", "cy-en"]
 TextLanguage = Literal["en", "cy"]
 LANGUAGES: dict[str, tuple[str, ...]] = {"en": ("en",), "cy": ("cy",), "cy-en": ("cy", "en")}
-def _local(check):
-    """A text written once, or once per language (`intro: {en: ..., cy: ...}`),
-    each text checked by ``check``; one plain message when it is neither."""
+def _local(kind):
+    """A text of ``kind`` (Line or Prose) written once, or once per language
+    (`intro: {en: ..., cy: ...}`): each text meets every rule of ``kind``."""
+    adapter = TypeAdapter(kind)
+
     def validate(value):
-        if isinstance(value, str):
-            return _text(value, check)
         if isinstance(value, dict) and value:
             unknown = [k for k in value if k not in ("en", "cy")]
             if unknown:
                 raise ValueError(f"a text by language takes the keys en and cy (got {unknown[0]!r})")
-            try:
-                return {language: _text(text, check) for language, text in value.items()}
-            except ValueError as exc:
-                raise ValueError(f"{exc} (the text in {language!r})") from None
-        raise ValueError("must be text, or a mapping of texts by language such as {en: …, cy: …}")
+            return {language: _one(adapter, text) for language, text in value.items()}
+        if isinstance(value, dict):
+            raise ValueError("must be text, or a mapping of texts by language such as {en: …, cy: …}")
+        return _one(adapter, value)
     return validate
 
 
-def _text(value, check) -> str:
-    if not isinstance(value, str):
-        raise ValueError("must be text")
-    value = value.strip()
-    if not value:
-        raise ValueError("must not be empty")
-    return check(value)
+def _one(adapter: TypeAdapter, value) -> str:
+    """One text, its error reported as the plain type would report it."""
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        if error["type"] == "value_error":
+            raise ValueError(error["msg"].removeprefix("Value error, ")) from None
+        raise PydanticKnownError(error["type"], error.get("ctx")) from None
 
 
-def _local_schema(line: bool) -> dict:
-    text = {"type": "string", "minLength": 1} | ({"pattern": "^[^\\n\\t]*$"} if line else {})
+def _local_schema(text: dict) -> dict:
     return {"anyOf": [text, {"type": "object", "minProperties": 1, "additionalProperties": False,
                              "properties": {"en": text, "cy": text}}]}
 
 
-LocalProse = Annotated[Union[str, dict[str, str]], PlainValidator(_local(_prose)),
-                       WithJsonSchema(_local_schema(False))]
-LocalLine = Annotated[Union[str, dict[str, str]], PlainValidator(_local(_one_line)),
-                      WithJsonSchema(_local_schema(True))]
+LocalProse = Annotated[Union[str, dict[str, str]], PlainValidator(_local(Prose)),
+                       WithJsonSchema(_local_schema(_text_schema(PROSE, PROSE_MAX)))]
+LocalLine = Annotated[Union[str, dict[str, str]], PlainValidator(_local(Line)),
+                      WithJsonSchema(_local_schema(_text_schema(ONE_LINE, LINE_MAX)))]
 Envelope = Literal["DL", "C5", "C4", "none"]
 
 
