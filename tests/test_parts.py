@@ -223,6 +223,10 @@ def test_welsh_letter_is_welsh(parts_batch):
     assert "Copïau: April McCoig" in text and "Amg: Cynllun Strategol" in text and "ON Atebwch erbyn 30 Tachwedd." in text
     assert before(find(found, "Annwyl Alun,"), find(found, "Unedau Lleihau Trais a chaethwasiaeth fodern"))
     assert "As Independent" not in text  # no English part slipped in
+    # babel's Welsh, with Welsh hyphenation patterns in the format (texlive-lang-european)
+    logs = [p.read_text(errors="replace") for p in (out / "work").rglob("*.log")]
+    assert any("welsh.ldf" in log for log in logs)
+    assert not any("No hyphenation patterns were preloaded" in log for log in logs)
     with pikepdf.open(out / "south-wales.pdf") as pdf:
         assert str(pdf.Root.Lang) == "cy"
     with pikepdf.open(out / "london.pdf") as pdf:
@@ -285,8 +289,8 @@ HOUSE = r"""\NeedsTeXFormat{LaTeX2e}
 
 @pytest.fixture(scope="session")
 def house_batch(tmp_path_factory):
-    """A letterhead of one's own, serif, for a C5 envelope, without fold marks
-    or return address: one letter, built once."""
+    """A letterhead of one's own, serif, for a C5 envelope, without fold marks,
+    with a return address of its own: one letter, built once."""
     folder = tmp_path_factory.mktemp("house")
     (folder / "house.cls").write_text(HOUSE, encoding="utf-8")
     source = write_yaml(folder / "recipients.yaml", MINIMAL_LETTER.replace("  body:\n", """\
@@ -294,7 +298,7 @@ def house_batch(tmp_path_factory):
   font: serif
   envelope: C5
   fold_marks: false
-  return_address: false
+  return_address: "Return to: PO Box 1 & {2}"
   body:
 """) + """\
 recipients:
@@ -324,7 +328,8 @@ def test_a_house_letterhead_is_used_copied_and_hashed(house_batch):
     assert (round(left / MM), round(top / MM), round(width / MM), round(height / MM)) == (20, 102, 90, 45)
     name = find(found, "A Person", 1)
     assert top < name.top < top + height
-    assert "Floor" not in " ".join(l.text for l in found[:12])  # no return address
+    back = find(found, "Return to: PO Box 1 & {2}", 1)  # the batch's own return address
+    assert top <= back.top and back.bottom < name.top
     assert find(found, "Yours faithfully,")  # the UK rule: a salutation without a name
     # the house class is an input of every letter: changing it makes the letter stale
     (source.parent / "house.cls").write_text(HOUSE + "% changed\n", encoding="utf-8")
@@ -442,3 +447,17 @@ recipients:
                   "Rhif", "Derbynnydd", "Tudalennau", "Llythrennau blaen:", "Dyddiad:"):
         assert words in text, words
     assert "Yn gywir," in " ".join(l.text for l in lines(tmp_path / "build" / "cy-one.pdf"))
+
+
+def test_return_address_can_be_switched_off(tmp_path):
+    from builder.compose import letter_block
+
+    recipients = """\
+recipients:
+  - {id: one, name: A Person, address: [1 Road], salutation: Dear Ann,}
+"""
+    for setting, expected in (("", r"\letterset{returnaddress}{1 High Street, Town}"),
+                              ("  return_address: false\n", r"\letterset{returnaddress}{}")):
+        text = MINIMAL_LETTER.replace("  body:\n", setting + "  body:\n") + recipients
+        batch = load(write_yaml(tmp_path / "r.yaml", text)).batch
+        assert expected in letter_block(batch, batch.recipients[0])
