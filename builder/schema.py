@@ -203,6 +203,12 @@ LocalLine = Annotated[Union[str, dict[str, str]], PlainValidator(_local(Line)),
 Envelope = Literal["DL", "C5", "C4", "none"]
 
 
+def _switch_or_text(value):
+    """true/false switch a part on or off; any other value is its text (the
+    loader keeps YAML scalars as text, so true arrives as 'true')."""
+    return {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
+
+
 def in_language(value, language: str, written_in: str) -> Optional[str]:
     """``value`` (text, or a mapping by language) in ``language``; None when
     it has none. A plain text is in ``written_in`` (the letter's language for
@@ -285,7 +291,7 @@ class Letter(Model):
         None, description="a LaTeX class derived from letterbatch.cls (e.g. house.cls), relative to "
                           "recipients.yaml, used by every letter")
     font: Literal["serif", "sans"] = "sans"
-    return_address: Union[bool, Line] = Field(
+    return_address: Annotated[Union[bool, Line], BeforeValidator(_switch_or_text)] = Field(
         True, description="the small return-address line in the window: true (from the sender), "
                           "false (none), or the text to print")
     fold_marks: bool = Field(True, description="fold marks in the margin for the envelope")
