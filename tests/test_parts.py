@@ -331,6 +331,8 @@ def test_a_house_letterhead_is_used_copied_and_hashed(house_batch):
     back = find(found, "Return to: PO Box 1 & {2}", 1)  # the batch's own return address
     assert top <= back.top and back.bottom < name.top
     assert find(found, "Yours faithfully,")  # the UK rule: a salutation without a name
+    logs = [p.read_text(errors="replace") for p in (out / "work").rglob("*.log")]
+    assert logs and not any("babel.sty" in log for log in logs)  # no Welsh letter: no babel
     # the house class is an input of every letter: changing it makes the letter stale
     (source.parent / "house.cls").write_text(HOUSE + "% changed\n", encoding="utf-8")
     try:
