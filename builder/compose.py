@@ -89,10 +89,13 @@ def class_name(batch: Batch) -> str:
 
 
 def class_options(batch: Batch, medium: str) -> list[str]:
-    """Class options from the batch: medium, typeface, envelope, fold marks."""
+    """Class options from the batch: medium, typeface, envelope, fold marks, and
+    Welsh (babel) when any letter is in Welsh. The same for every document of
+    the batch, so a letter comes out the same alone or with others."""
     letter = batch.letter
     options = [medium, letter.font, "nowindow" if letter.envelope == "none" else letter.envelope]
-    return options + ([] if letter.fold_marks else ["nofoldmarks"])
+    welsh = any("cy" in batch.languages_of(r) for r in batch.recipients) or letter.language != "en"
+    return options + ([] if letter.fold_marks else ["nofoldmarks"]) + (["welsh"] if welsh else [])
 
 
 def _document_of(batch: Batch | None, medium: str) -> Document:
