@@ -20,7 +20,6 @@ from builder.diff import personal
 from builder.load import LoadError, load
 from builder.merge import MergeRefused, merge as merge_letters
 from builder.schema import SCHEMA_FILE, json_schema_text
-from builder.sign import sign as sign_pdf
 
 
 # Flags several tasks share, explained once.
@@ -132,28 +131,55 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
 
 
 @task(help={
-    "p12": "PKCS#12 file (.p12/.pfx) holding the signing key and certificate",
-    "bundle": "the PDF to sign (default: build/bundle.pdf)",
-    "output": "where the signed copy goes (default: build/bundle-signed.pdf)",
-    "reason": "the reason recorded in the signature",
+    **BATCH_HELP,
+    "p12": "PKCS#12 file (.p12/.pfx) holding the signing key and certificate "
+           "(password: $LETTERBATCH_P12_PASSWORD or a prompt)",
+    "pkcs11-lib": "PKCS#11 module of a smartcard or HSM, e.g. /usr/lib/softhsm/libsofthsm2.so "
+                  "(PIN: $LETTERBATCH_PKCS11_PIN or a prompt)",
+    "token": "the token's label (with --pkcs11-lib)",
+    "key": "the label of the key on the token; its certificate has the same label (with --pkcs11-lib)",
+    "reason": "the reason recorded in the signatures",
+    "force": "sign again letters whose signed copy is already current",
 })
-def sign(c, p12, bundle=None, output=None, reason="Approved for dispatch"):
-    """Sign the bundle digitally (PAdES); password from $LETTERBATCH_P12_PASSWORD or a prompt."""
-    build_dir = Path(c.config.letterbatch.build_dir)
-    bundle = Path(bundle or build_dir / "bundle.pdf")
-    output = Path(output or bundle.with_name(bundle.stem + "-signed.pdf"))
-    if not bundle.exists():
-        raise Exit(f"{bundle} does not exist: run `invoke build merge` first", code=1)
-    password = os.environ.get("LETTERBATCH_P12_PASSWORD")
-    if password is None:
-        if not sys.stdin.isatty():
-            raise Exit("set LETTERBATCH_P12_PASSWORD (no terminal to ask for the password)", code=2)
-        password = getpass.getpass(f"Password for {p12}: ")
+def sign(c, recipients=None, build_dir=None, p12=None, pkcs11_lib=None, token=None, key=None,
+         reason="Approved for dispatch", force=False):
+    """Sign every ready letter (build/signed/<id>.pdf, visible in its signature block) and the bundle."""
+    from builder.sign import Key, SigningError, sign_batch
+
+    recipients, build_dir = _settings(c, recipients, build_dir)
+    if bool(p12) == bool(pkcs11_lib):
+        raise Exit("give either --p12 FILE or --pkcs11-lib PATH --token LABEL --key LABEL", code=2)
+    if p12:
+        signing_key = Key(p12=Path(p12), password=_secret("LETTERBATCH_P12_PASSWORD", f"Password for {p12}: ").encode())
+    else:
+        if not (token and key):
+            raise Exit("--pkcs11-lib needs --token LABEL and --key LABEL", code=2)
+        signing_key = Key(pkcs11_lib=Path(pkcs11_lib), token=token, key=key,
+                          pin=_secret("LETTERBATCH_PKCS11_PIN", f"PIN for token '{token}': "))
     try:
-        signed = sign_pdf(bundle, p12, password.encode(), output, reason=reason)
-    except (OSError, ValueError) as exc:
+        report = sign_batch(recipients, build_dir, signing_key, reason=reason, force=force)
+    except (LoadError, TexMissing, RuntimeError) as exc:
+        raise Exit(str(exc), code=2)
+    except SigningError as exc:
         raise Exit(f"could not sign: {exc}", code=1)
-    print(f"signed: {signed}")
+    for path in report.signed:
+        print(f"  signed   {path}")
+    for rid in report.current:
+        print(f"  current  {rid} (its signed copy is of the current letter; --force signs again)")
+    print(f"  signed   {report.bundle}" if report.bundle else f"  {report.bundle_note}")
+    if report.refused:
+        raise Exit("not signed; these letters are not ready:\n  " + "\n  ".join(report.refused)
+                   + "\nRun `invoke build` and fix what it reports.", code=1)
+
+
+def _secret(variable, prompt):
+    """A password or PIN: from the environment, or asked on the terminal; never a flag."""
+    value = os.environ.get(variable)
+    if value is None:
+        if not sys.stdin.isatty():
+            raise Exit(f"set {variable} (no terminal to ask)", code=2)
+        value = getpass.getpass(prompt)
+    return value
 
 
 @task(help={**BATCH_HELP, **MEDIUM_HELP})

@@ -54,6 +54,23 @@ class Layout:
     def pdf(self, recipient_id: str) -> Path:
         return self.root / f"{self.prefix}{recipient_id}.pdf"
 
+    @property
+    def bundle(self) -> Path:
+        return self.root / "bundle.pdf"
+
+    def signed(self, recipient_id: str) -> Path:
+        """A letter's signed copy (``invoke sign``)."""
+        return self.root / "signed" / f"{recipient_id}.pdf"
+
+    @property
+    def signed_bundle(self) -> Path:
+        return self.root / "bundle-signed.pdf"
+
+    @property
+    def sent_log(self) -> Path:
+        """What ``invoke send`` mailed, to whom, when."""
+        return self.root / "sent.json"
+
 
 @dataclass
 class Outcome:

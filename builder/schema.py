@@ -110,6 +110,41 @@ class Reference(Model):
 BodyParagraph = Annotated[dict[PartName, Optional[Prose]], Field(min_length=1)]
 
 
+# The placeholders a letter's e-mail may use ($name or ${name}), and where each
+# comes from. string.Template only substitutes them; data is never formatted.
+EMAIL_PLACEHOLDERS = {
+    "name": "the recipient's name",
+    "role": "the recipient's role",
+    "title": "the letter's title",
+    "date": "the letter's date, as printed",
+    "sender": "the sender's name",
+    "signatory": "the signatory's name",
+}
+
+
+def _template(value: str) -> str:
+    from string import Template
+
+    for match in Template.pattern.finditer(value):
+        name = match.group("named") or match.group("braced")
+        if match.group("invalid") is not None:
+            raise ValueError("a '$' must start a placeholder such as $name; write $$ for a dollar sign")
+        if name is not None and name not in EMAIL_PLACEHOLDERS:
+            raise ValueError(f"unknown placeholder ${name}; use one of "
+                             + ", ".join(f"${key}" for key in EMAIL_PLACEHOLDERS) + " (or $$ for '$')")
+    return value
+
+
+class LetterEmail(Model):
+    """The e-mail that carries each letter (``invoke send``). Placeholders:
+    $name, $role, $title, $date, $sender, $signatory; $$ is a dollar sign."""
+
+    subject: Optional[Annotated[Line, AfterValidator(_template)]] = Field(
+        None, description="default: the letter's title (or 'Letter of <date>')")
+    body: Optional[Annotated[Prose, AfterValidator(_template)]] = Field(
+        None, description="default: 'Please find attached a letter from <sender>.'")
+
+
 class Letter(Model):
     """What every letter shares."""
 
@@ -120,6 +155,7 @@ class Letter(Model):
     signatory: Signatory
     closing: Line = "Yours sincerely,"
     body: list[BodyParagraph] = Field(min_length=1)
+    email: LetterEmail = Field(default_factory=LetterEmail, description="the e-mail that carries each letter")
 
 
 class Recipient(Model):
@@ -130,6 +166,7 @@ class Recipient(Model):
     role: Optional[Line] = None
     address: list[Line] = Field(min_length=1)
     salutation: Line
+    email: Optional[Email] = Field(None, description="where `invoke send` mails the letter")
     text: dict[PartName, Prose] = Field(
         default_factory=dict, description="this recipient's wording of body parts, by part name")
     omit: list[PartName] = Field(default_factory=list, description="body parts left out of this letter")
