@@ -182,6 +182,50 @@ def _secret(variable, prompt):
     return value
 
 
+@task(help={
+    **BATCH_HELP,
+    "yes": "really send (without it: a dry run that prints who would get what)",
+    "resend": "comma-separated ids: send these again on purpose (already sent, or unknown)",
+    "mark-sent": "comma-separated ids: record that these arrived (after checking the mailbox)",
+})
+def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=None):
+    """E-mail each ready letter to its recipient, once (SMTP settings: letterbatch.smtp.*)."""
+    from builder.send import SendError, SmtpSettings, mark_sent as mark, send as send_letters
+
+    recipients, build_dir = _settings(c, recipients, build_dir)
+    try:
+        if mark_sent:
+            for outcome in mark(build_dir, mark_sent.split(",")):
+                print(f"  {outcome.recipient}  {outcome.status}  {outcome.detail}")
+            return
+        cfg = c.config.letterbatch.smtp
+        settings = SmtpSettings(host=cfg.host, port=cfg.port, security=cfg.security, user=cfg.user,
+                                sender=cfg["from"], timeout=cfg.timeout)
+        if yes and settings.user:
+            settings.password = _secret("LETTERBATCH_SMTP_PASSWORD",
+                                        f"SMTP password for {settings.user} at {settings.host}: ")
+        if not yes:
+            print(f"dry run (nothing is sent; add --yes to send) via {settings.describe()}:")
+        width = 0
+
+        def report(outcome):
+            nonlocal width
+            width = max(width, len(outcome.recipient))
+            print(f"  {outcome.recipient:<{width}}  {outcome.status:<12} {outcome.detail}", flush=True)
+
+        outcomes = send_letters(recipients, build_dir, settings, yes=yes,
+                                resend=resend.split(",") if resend else [], report=report)
+    except (LoadError, TexMissing, RuntimeError, SendError) as exc:
+        raise Exit(str(exc), code=2)
+    counts = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    summary = ", ".join(f"{n} {state}" for state, n in counts.items()) or "no letters"
+    if not all(o.ok for o in outcomes):
+        raise Exit(summary, code=1)
+    print(summary)
+
+
 @task(help={**BATCH_HELP, **MEDIUM_HELP})
 def status(c, recipients=None, build_dir=None, for_="print"):
     """List every recipient: up to date, stale (and why), failed (first error), never built."""
@@ -190,13 +234,26 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         states = letter_states(recipients, build_dir, for_)
     except (LoadError, TexMissing) as exc:
         raise Exit(str(exc), code=2)
+    mailed = _mail_notes(build_dir) if for_ == "print" else {}
     width = max(len(s.recipient) for s in states)
     for s in states:
         print(f"  {s.recipient:<{width}}  {s.state:<11} {s.detail}".rstrip())
+        if s.recipient in mailed:
+            print(f"  {'':<{width}}  {mailed[s.recipient]}")
     counts = {}
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
     print(", ".join(f"{n} {state}" for state, n in counts.items()))
+
+
+def _mail_notes(build_dir):
+    """What the send log says per letter (and whether a letter was rebuilt after it was mailed)."""
+    from builder.build import Layout
+    from builder.manifest import Manifest
+    from builder.send import mail_notes
+
+    layout = Layout.of(build_dir)
+    return mail_notes(layout, Manifest.read(layout.root)) if layout.sent_log.exists() else {}
 
 
 @task(help={"recipients": BATCH_HELP["recipients"], "only": "comma-separated recipient ids: just these"})
@@ -250,5 +307,9 @@ def test(c, k=None):
     c.run(command, pty=False)
 
 
-ns = Collection(build, status, check, diff, merge, sign, bench, schema, clean, test)
-ns.configure({"letterbatch": {"recipients": "recipients.yaml", "build_dir": "build", "jobs": 0}})
+ns = Collection(build, status, check, diff, merge, sign, send, bench, schema, clean, test)
+ns.configure({"letterbatch": {
+    "recipients": "recipients.yaml", "build_dir": "build", "jobs": 0,
+    # invoke send: INVOKE_LETTERBATCH_SMTP_HOST etc.; the password is never here
+    "smtp": {"host": "localhost", "port": 0, "security": "starttls", "user": "", "from": "", "timeout": 60},
+}})
