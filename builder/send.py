@@ -18,18 +18,17 @@ fails only that letter; the next run retries only what failed.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-import os
 import re
 import smtplib
-import socket
 import ssl
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
-from email.utils import formataddr, formatdate, make_msgid, parseaddr
+from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 
 from .files import write_atomic
@@ -154,57 +153,82 @@ UNKNOWN_HELP = ("unknown: the message may have reached the server, but the log c
 
 # ---- what to send -------------------------------------------------------------
 
-def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str] = (),
-         sender: str = "") -> tuple[list[Delivery], list[Outcome], "SendLog", object]:
-    """The messages this run would send, and why every other letter is not sent."""
+@dataclass
+class Plan:
+    """Every letter of the batch, in YAML order: a Delivery to send, or the
+    Outcome that says why it is not sent this time."""
+
+    letters: list  # Delivery | Outcome
+    log: SendLog
+    root: Path  # the build folder
+    sender: str  # the letter's sender e-mail, the default From
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        return [item for item in self.letters if isinstance(item, Delivery)]
+
+
+def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str] = ()) -> Plan:
+    """What this run would send, and why every other letter is not sent."""
     from .build import prepare
-    from .compose import long_date
     from .manifest import Manifest
     from .ready_stopgap import letter_states
-    from .sign import is_signed_copy
 
     prepared = prepare(recipients_yaml, build_dir)
-    layout, batch = prepared.layout, prepared.loaded.batch
+    layout, letter = prepared.layout, prepared.loaded.batch.letter
     manifest = Manifest.read(layout.root)
     log = SendLog.read(layout.sent_log)
-    known = {s.recipient.id for s in prepared.sources}
-    unknown_ids = sorted(set(resend) - known)
+    recipients = {s.recipient.id: s.recipient for s in prepared.sources}
+    unknown_ids = sorted(set(resend) - set(recipients))
     if unknown_ids:
         raise SendError(f"--resend: no valid recipient with id {', '.join(unknown_ids)}")
-    letter = batch.letter
-    subject = string.Template(letter.email.subject or (DEFAULT_SUBJECT if letter.title else UNTITLED_SUBJECT))
-    body = string.Template(letter.email.body or DEFAULT_BODY)
-    recipients = {s.recipient.id: s.recipient for s in prepared.sources}
-    deliveries, skipped = [], []
+    letters = []
     for state in letter_states(prepared, manifest):
         rid = state.recipient
-        entry = log.letters.get(rid, {})
-        pending = log.pending(rid)
-        if pending and rid not in resend:
-            if pending == "sent":
-                note = f"on {entry.get('time', '?')} to {entry.get('address', '?')}"
-                if manifest.letters.get(rid, {}).get("sha256") not in (None, entry.get("letter_sha256")):
-                    note += f"; the letter was rebuilt since: `invoke send --resend {rid} --yes` sends the new one"
-                skipped.append(Outcome(rid, "already sent", note))
-            else:
-                skipped.append(Outcome(rid, "unknown", UNKNOWN_HELP.format(rid=rid)))
-            continue
-        if not state.ready:
-            skipped.append(Outcome(rid, "not ready", state.reason or state.state))
-            continue
-        recipient = recipients[rid]
-        if not recipient.email:
-            skipped.append(Outcome(rid, "no address", f"add `email:` to recipient '{rid}' in {prepared.loaded.path.name}"))
-            continue
-        values = {"name": recipient.name, "role": recipient.role or "", "title": letter.title or "",
-                  "date": long_date(letter.date), "sender": letter.sender.name,
-                  "signatory": letter.signatory.name or letter.sender.name}
-        signed = layout.signed(rid).exists() and is_signed_copy(layout.pdf(rid), layout.signed(rid))
-        deliveries.append(Delivery(
-            rid, recipient.email, layout.signed(rid) if signed else layout.pdf(rid), signed,
-            subject.safe_substitute(values), body.safe_substitute(values),
-            f"{letter.date.isoformat()}-{rid}.pdf", manifest.letters[rid]["sha256"]))
-    return deliveries, skipped, log, prepared
+        why_not = _why_not(rid, state, recipients.get(rid), log, manifest, layout, prepared.loaded.path.name,
+                           rid in resend)
+        letters.append(why_not or _delivery(letter, recipients[rid], layout, manifest))
+    return Plan(letters, log, layout.root, letter.sender.email or "")
+
+
+def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: str, resending: bool):
+    """The Outcome that keeps a letter from being sent now, or None."""
+    from .sign import is_signed_copy
+
+    entry = log.letters.get(rid, {})
+    pending = log.pending(rid)
+    if pending == "sent" and not resending:
+        note = f"on {entry.get('time', '?')} to {entry.get('address', '?')}"
+        if manifest.letters.get(rid, {}).get("sha256") not in (None, entry.get("letter_sha256")):
+            note += f"; the letter was rebuilt since: `invoke send --resend {rid} --yes` sends the new one"
+        return Outcome(rid, "already sent", note)
+    if pending == "unknown" and not resending:
+        return Outcome(rid, "unknown", UNKNOWN_HELP.format(rid=rid))
+    if not state.ready:
+        return Outcome(rid, "not ready", state.reason or state.state)
+    if not recipient.email:
+        return Outcome(rid, "no address", f"add `email:` to recipient '{rid}' in {yaml_name}")
+    signed = layout.signed(rid)
+    if signed.exists() and not is_signed_copy(layout.pdf(rid), signed):
+        # never a silent fall-back to the unsigned letter
+        return Outcome(rid, "not ready", f"{signed.relative_to(layout.root)} is not the signed copy of the current "
+                                         f"letter: run `invoke sign` again (or remove it to send the letter unsigned)")
+    return None
+
+
+def _delivery(letter, recipient, layout, manifest) -> Delivery:
+    from .compose import long_date
+
+    rid = recipient.id
+    values = {"name": recipient.name, "role": recipient.role or "", "title": letter.title or "",
+              "date": long_date(letter.date), "sender": letter.sender.name,
+              "signatory": letter.signatory.name or letter.sender.name}
+    subject = string.Template(letter.email.subject or (DEFAULT_SUBJECT if letter.title else UNTITLED_SUBJECT))
+    body = string.Template(letter.email.body or DEFAULT_BODY)
+    signed = layout.signed(rid).exists()  # and current: _why_not checked it
+    return Delivery(rid, recipient.email, layout.signed(rid) if signed else layout.pdf(rid), signed,
+                    subject.safe_substitute(values), body.safe_substitute(values),
+                    f"{letter.date.isoformat()}-{rid}.pdf", manifest.letters[rid]["sha256"])
 
 
 def message(delivery: Delivery, sender: str, message_id: str, data: bytes) -> EmailMessage:
@@ -276,52 +300,38 @@ def send(recipients_yaml: str | Path, build_dir: str | Path, settings: SmtpSetti
     say what would be sent. ``report(outcome)`` is called as each is decided."""
     from .build import Layout, lock
 
-    with (lock(Layout.of(build_dir)) if yes else _nothing()):  # no two sends (or a build) at once
-        deliveries, skipped, log, prepared = plan(recipients_yaml, build_dir, resend=resend)
-        sender = settings.sender or prepared.loaded.batch.letter.sender.email or ""
-        if deliveries and not parseaddr(sender)[1]:
+    with lock(Layout.of(build_dir)) if yes else contextlib.nullcontext():  # no two sends (or a build) at once
+        planned = plan(recipients_yaml, build_dir, resend=resend)
+        sender = settings.sender or planned.sender
+        if planned.deliveries and not parseaddr(sender)[1]:
             raise SendError("no From address: set letterbatch.smtp.from (INVOKE_LETTERBATCH_SMTP_FROM) "
                             "or letter.sender.email")
-        outcomes = list(skipped)
-        for outcome in skipped:
-            report(outcome)
-        if not yes:
-            for d in deliveries:
-                outcome = Outcome(d.recipient, "would send",
-                                  f"{d.pdf.relative_to(prepared.layout.root)} ({'signed' if d.signed else 'not signed'}) "
-                                  f"to {d.address}: {d.subject!r}")
-                report(outcome)
-                outcomes.append(outcome)
-            return outcomes
+        outcomes = []
         connection = _Connection(settings)
         cannot_connect = None
         try:
-            for d in deliveries:
-                if cannot_connect is None:
-                    try:
-                        connection.open()
-                    except (OSError, smtplib.SMTPException) as exc:
-                        cannot_connect = _connect_error(settings, exc)
-                if cannot_connect is not None:
-                    outcome = Outcome(d.recipient, "failed", f"{cannot_connect}; the next run retries it")
-                    entry = log.letters.get(d.recipient)
-                    if entry and entry.get("state") == "attempting":
-                        log.update(d.recipient, state="failed", error=cannot_connect)
+            for item in planned.letters:
+                if isinstance(item, Outcome):
+                    outcome = item
+                elif not yes:
+                    outcome = Outcome(item.recipient, "would send",
+                                      f"{item.pdf.relative_to(planned.root)} ({'signed' if item.signed else 'not signed'}) "
+                                      f"to {item.address}: {item.subject!r}")
                 else:
-                    outcome = _deliver(connection, log, d, sender, d.recipient in resend)
+                    if cannot_connect is None and connection.smtp is None:
+                        try:
+                            connection.open()
+                        except (OSError, smtplib.SMTPException) as exc:
+                            cannot_connect = _connect_error(settings, exc)
+                    if cannot_connect is not None:
+                        outcome = Outcome(item.recipient, "failed", f"{cannot_connect}; the next run retries it")
+                    else:
+                        outcome = _deliver(connection, planned.log, item, sender, item.recipient in resend)
                 report(outcome)
                 outcomes.append(outcome)
         finally:
             connection.close()
     return outcomes
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _connect_error(settings: SmtpSettings, exc: BaseException) -> str:

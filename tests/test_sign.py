@@ -191,7 +191,7 @@ def test_signing_with_a_softhsm_token(mail_batch, keys, softhsm_token, tmp_path)
 
 
 def test_pyhanko_is_imported_only_to_sign():
-    probe = ("import sys, tasks, builder.sign, builder.merge; "
+    probe = ("import sys, tasks, builder.sign, builder.send, builder.merge; "
              "print(sorted(m for m in sys.modules if m.startswith(('pyhanko', 'pkcs11'))))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
