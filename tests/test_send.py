@@ -37,13 +37,14 @@ def address(rid: str) -> str:
 
 class Mailbox:
     """An aiosmtpd handler that keeps what it accepts. It can refuse addresses
-    (550 at RCPT), drop the connection at RCPT or after receiving a message's
+    (550 or 451 at RCPT), drop the connection at RCPT or after receiving a message's
     data (before accepting it), and hold at RCPT or after accepting a message
     until released (a slow server)."""
 
     def __init__(self):
         self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
         self.refuse: set[str] = set()
+        self.try_later: set[str] = set()
         self.drop_at_rcpt: set[str] = set()  # once each
         self.drop_after_data: set[str] = set()  # once each
         self.hold_at_rcpt: set[str] = set()
@@ -59,6 +60,8 @@ class Mailbox:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
             return "550 5.1.1 mailbox unavailable"
+        if address in self.try_later:
+            return "451 4.3.2 try again later"
         if address in self.drop_at_rcpt:
             self.drop_at_rcpt.discard(address)
             server.transport.close()
@@ -226,20 +229,24 @@ def test_a_refused_address_and_a_dropped_connection_stop_only_their_letter(batch
     mailbox, port = smtp_server
     mailbox.refuse.add(address("sussex"))
     mailbox.drop_at_rcpt.add(address("london"))  # mid-batch: the connection is gone
+    mailbox.try_later.add(address("essex"))
     first = run_send(source, out, port, "--yes")
-    assert first.returncode == 1 and "3 sent, 2 failed" in first.stderr
+    assert first.returncode == 1 and "2 sent, 3 failed" in first.stderr
     lines = results(first.stdout)
     assert lines["sussex"] == ("failed", "the server refused sussex@example.test: 550 5.1.1 mailbox unavailable; "
                                          "the next run retries it")
     assert lines["london"][0] == "failed" and lines["london"][1].startswith("the connection failed")
-    assert sorted(mailbox.count(rid) for rid in IDS) == [0, 0, 1, 1, 1]
+    assert lines["essex"] == ("failed", "the server refused essex@example.test: 451 4.3.2 try again later; "
+                                        "the next run retries it")
+    assert [mailbox.count(rid) for rid in IDS] == [1, 0, 0, 1, 0]
     assert {rid: e["state"] for rid, e in sent_log(out).items()} == {
-        "avon-and-somerset": "sent", "sussex": "failed", "london": "failed", "south-wales": "sent", "essex": "sent"}
+        "avon-and-somerset": "sent", "sussex": "failed", "london": "failed", "south-wales": "sent", "essex": "failed"}
 
     mailbox.refuse.clear()
+    mailbox.try_later.clear()
     second = run_send(source, out, port, "--yes")
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "3 already sent, 2 sent" in second.stdout
+    assert "2 already sent, 3 sent" in second.stdout
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]
 
 
@@ -265,28 +272,36 @@ def test_killed_mid_send_no_recipient_gets_a_letter_twice(batch, smtp_server):
     source, out = batch
     mailbox, port = smtp_server
 
-    def send_and_kill():
+    def send_and_kill(check_while_held=lambda: None):
         mailbox.holding.clear()
         mailbox.released = False
         proc = subprocess.Popen(send_command(source, out, "--yes"), cwd=ROOT, env=smtp_env(port),
                                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             assert mailbox.holding.wait(120), "the sender never reached the held message"
+            check_while_held()
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         mailbox.released = True
 
     # 1. killed while the server holds london's envelope: nothing of london was handed over
+    def a_second_send_is_refused():
+        second = run_send(source, out, port, "--yes")
+        assert second.returncode == 2 and "is running" in second.stderr, second.stderr
+
     mailbox.hold_at_rcpt.add(address("london"))
-    send_and_kill()
-    assert sent_log(out)["london"]["state"] == "attempting" and sent_log(out)["london"]["stage"] == "envelope"
+    send_and_kill(a_second_send_is_refused)
+    london = sent_log(out)["london"]
+    assert london["state"] == "attempting" and london["stage"] == "envelope"
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 0, 0, 0]
 
     # 2. killed after the server accepted south-wales's message, before the log said so
     mailbox.hold_after_data.add(address("south-wales"))
     send_and_kill()
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 0]  # london sent by this run
+    (delivered,) = [m for rcpts, m in mailbox.messages if rcpts == [address("london")]]
+    assert delivered["Message-ID"] == london["message_id"]  # the retry kept its Message-ID
     assert sent_log(out)["south-wales"]["stage"] == "data"
 
     final = run_send(source, out, port, "--yes")
@@ -376,6 +391,11 @@ def test_starttls_and_login_with_the_password_from_the_environment(batch, tmp_pa
     try:
         env = {"INVOKE_LETTERBATCH_SMTP_SECURITY": "starttls", "INVOKE_LETTERBATCH_SMTP_USER": "office",
                "SSL_CERT_FILE": str(ca)}  # the client trusts the test CA, through OpenSSL's usual variable
+        untrusted = run_send(source, out, controller.port, "--yes", LETTERBATCH_SMTP_PASSWORD="s3cret",
+                             **{**env, "SSL_CERT_FILE": str(tmp_path / "server.pem")})
+        assert untrusted.returncode == 1 and mailbox.messages == []
+        assert all(detail.startswith(f"no secure connection to 127.0.0.1:{controller.port}: CERTIFICATE_VERIFY_FAILED")
+                   for _, detail in results(untrusted.stdout).values()), untrusted.stdout
         asked = run_send(source, out, controller.port, "--yes", **env)
         assert asked.returncode == 2 and asked.stderr.strip() == "set LETTERBATCH_SMTP_PASSWORD (no terminal to ask)"
         wrong = run_send(source, out, controller.port, "--yes", LETTERBATCH_SMTP_PASSWORD="guess", **env)
