@@ -64,6 +64,7 @@ class SignReport:
     signed: list[Path] = field(default_factory=list)
     current: list[str] = field(default_factory=list)  # signed copies already of the current letter
     refused: list[str] = field(default_factory=list)  # "id: why", for letters not ready
+    failed: list[str] = field(default_factory=list)  # "id: why", for letters pyHanko could not sign
     bundle: Path | None = None
     bundle_note: str = ""
 
@@ -202,7 +203,10 @@ def sign_bytes(data: bytes, signer, *, field: str, reason: str = REASON,
     spec = SigFieldSpec(field, on_page=page, box=box) if box else SigFieldSpec(field)
     output = io.BytesIO()
     signers.PdfSigner(meta, signer=signer, stamp_style=style,
-                      new_field_spec=spec).sign_pdf(IncrementalPdfFileWriter(io.BytesIO(data)), output=output)
+                      new_field_spec=spec).sign_pdf(
+        # strict=False: pdfTeX writes the Info dictionary with /Title and /Author twice when
+        # hyperref sets them too; readers (and qpdf) take the last, and so does pyHanko then
+        IncrementalPdfFileWriter(io.BytesIO(data), strict=False), output=output)
     return output.getvalue()
 
 
@@ -228,6 +232,8 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
     prepared = prepare(recipients_yaml, build_dir)
     layout = prepared.layout
     report = SignReport()
+    from pyhanko.pdf_utils.misc import PdfError
+
     with lock(layout):
         manifest = Manifest.read(layout.root)
         states = letter_states(prepared, manifest)
@@ -241,9 +247,14 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
             return report
         with open_signer(key) as signer, appearance() as style:
             for rid in todo:
-                report.signed.append(_sign_letter(layout, manifest.letters[rid], rid, signer, reason, style))
+                try:
+                    report.signed.append(_sign_letter(layout, manifest.letters[rid], rid, signer, reason, style))
+                except PdfError as exc:  # this letter's file: the others are still signed
+                    report.failed.append(f"{rid}: {layout.pdf(rid).name} cannot be signed: {_one_line(exc)}")
             if isinstance(bundle_parts, str):
                 report.bundle_note = bundle_parts
+            elif report.failed:
+                report.bundle_note = f"{layout.bundle.name} not signed: some letters could not be signed"
             else:
                 report.bundle = _sign_bundle(layout, bundle_parts, signer, reason, style)
     return report
@@ -293,7 +304,7 @@ def _sign_bundle(layout, fields: list[str], signer, reason: str, style) -> Path:
     from pyhanko.sign.fields import enumerate_sig_fields
 
     data = layout.bundle.read_bytes()
-    empty = {name for name, value, _ in enumerate_sig_fields(PdfFileReader(io.BytesIO(data))) if value is None}
+    empty = {name for name, value, _ in enumerate_sig_fields(PdfFileReader(io.BytesIO(data), strict=False)) if value is None}
     for name in [f for f in fields if f in empty] or [SIGNATURE_FIELD]:
         data = sign_bytes(data, signer, field=name, reason=reason,
                           style=style if name != SIGNATURE_FIELD else None)
@@ -315,7 +326,7 @@ def is_signed_copy(letter: Path, signed: Path) -> bool:
     from pyhanko_certvalidator import ValidationContext
 
     try:
-        signatures = PdfFileReader(io.BytesIO(data)).embedded_signatures
+        signatures = PdfFileReader(io.BytesIO(data), strict=False).embedded_signatures
         if not signatures:
             return False
         last = signatures[-1]

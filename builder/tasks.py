@@ -440,9 +440,14 @@ def sign(c, recipients=None, build_dir=None, p12=None, pkcs11_lib=None, token=No
     for rid in report.current:
         print(f"  current  {rid} (its signed copy is of the current letter; --force signs again)")
     print(f"  signed   {show(report.bundle)}" if report.bundle else f"  {report.bundle_note}")
+    problems = []
     if report.refused:
-        raise Exit("not signed; these letters are not ready:\n  " + "\n  ".join(report.refused)
-                   + "\nRun `invoke build` and fix what it reports.", code=1)
+        problems.append("not signed; these letters are not ready:\n  " + "\n  ".join(report.refused)
+                        + "\nRun `invoke build` and fix what it reports.")
+    if report.failed:
+        problems.append("could not sign:\n  " + "\n  ".join(report.failed))
+    if problems:
+        raise Exit("\n".join(problems), code=1)
 
 
 def secret(variable: str, prompt: str) -> str:

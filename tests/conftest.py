@@ -37,7 +37,7 @@ def mail_batch(tmp_path_factory):
     session. Tests that change it work on a copy (``copy_batch``)."""
     folder = tmp_path_factory.mktemp("mail")
     text = re.sub(r"^(  - id: (\S+)\n)", r"\1    email: \2@example.test\n",
-                  (ROOT / "recipients.yaml").read_text(encoding="utf-8"), flags=re.M)
+                  SAMPLE.read_text(encoding="utf-8"), flags=re.M)
     source = write_yaml(folder / "recipients.yaml", text)
     report = build(source, folder / "build")
     assert report.ok, [(o.recipient, o.message) for o in report.failed]
