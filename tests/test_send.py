@@ -411,3 +411,13 @@ def test_starttls_and_login_with_the_password_from_the_environment(batch, tmp_pa
     help_text = subprocess.run([sys.executable, "-m", "invoke", "--help", "send"], cwd=ROOT,
                                capture_output=True, text=True).stdout
     assert "password" not in help_text.lower()
+
+
+def test_a_send_log_that_cannot_be_read_stops_sending(batch, smtp_server):
+    source, out = batch
+    mailbox, port = smtp_server
+    (out / "sent.json").write_text('{"letters": {"london": {"state": "se')  # cut off
+    done = run_send(source, out, port, "--yes")
+    assert done.returncode == 2 and mailbox.messages == []
+    assert done.stderr.strip().startswith(f"{out / 'sent.json'} cannot be read")
+    assert "only if no letter of this batch was sent" in done.stderr
