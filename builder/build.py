@@ -58,17 +58,19 @@ class Layout:
     def bundle(self) -> Path:
         return self.root / "bundle.pdf"
 
-    def signed(self, recipient_id: str) -> Path:
-        """A letter's signed copy (``invoke sign``)."""
-        return self.root / "signed" / f"{recipient_id}.pdf"
+    @property
+    def signed(self) -> Path:
+        return self.root / "signed"
+
+    def signed_pdf(self, recipient_id: str) -> Path:
+        return self.signed / f"{recipient_id}.pdf"
 
     @property
-    def signed_bundle(self) -> Path:
+    def bundle_signed(self) -> Path:
         return self.root / "bundle-signed.pdf"
 
     @property
-    def sent_log(self) -> Path:
-        """What ``invoke send`` mailed, to whom, when."""
+    def sent(self) -> Path:
         return self.root / "sent.json"
 
 

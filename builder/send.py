@@ -177,7 +177,7 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
     prepared = prepare(recipients_yaml, build_dir)
     layout, letter = prepared.layout, prepared.loaded.batch.letter
     manifest = Manifest.read(layout.root)
-    log = SendLog.read(layout.sent_log)
+    log = SendLog.read(layout.sent)
     recipients = {s.recipient.id: s.recipient for s in prepared.sources}
     unknown_ids = sorted(set(resend) - set(recipients))
     if unknown_ids:
@@ -208,7 +208,7 @@ def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: s
         return Outcome(rid, "not ready", state.reason or state.state)
     if not recipient.email:
         return Outcome(rid, "no address", f"add `email:` to recipient '{rid}' in {yaml_name}")
-    signed = layout.signed(rid)
+    signed = layout.signed_pdf(rid)
     if signed.exists() and not is_signed_copy(layout.pdf(rid), signed):
         # never a silent fall-back to the unsigned letter
         return Outcome(rid, "not ready", f"{signed.relative_to(layout.root)} is not the signed copy of the current "
@@ -225,8 +225,8 @@ def _delivery(letter, recipient, layout, manifest) -> Delivery:
               "signatory": letter.signatory.name or letter.sender.name}
     subject = string.Template(letter.email.subject or (DEFAULT_SUBJECT if letter.title else UNTITLED_SUBJECT))
     body = string.Template(letter.email.body or DEFAULT_BODY)
-    signed = layout.signed(rid).exists()  # and current: _why_not checked it
-    return Delivery(rid, recipient.email, layout.signed(rid) if signed else layout.pdf(rid), signed,
+    signed = layout.signed_pdf(rid).exists()  # and current: _why_not checked it
+    return Delivery(rid, recipient.email, layout.signed_pdf(rid) if signed else layout.pdf(rid), signed,
                     subject.safe_substitute(values), body.safe_substitute(values),
                     f"{letter.date.isoformat()}-{rid}.pdf", manifest.letters[rid]["sha256"])
 
@@ -419,7 +419,7 @@ def mark_sent(build_dir: str | Path, rids: list[str]) -> list[Outcome]:
 
     layout = Layout.of(build_dir)
     with lock(layout):
-        return _mark_sent(SendLog.read(layout.sent_log), rids)
+        return _mark_sent(SendLog.read(layout.sent), rids)
 
 
 def _mark_sent(log: SendLog, rids: list[str]) -> list[Outcome]:
@@ -440,7 +440,7 @@ def mail_notes(layout, manifest) -> dict[str, str]:
     """For ``invoke status``: per letter, what the send log says (sent, to whom,
     rebuilt since it was sent, failed, unknown)."""
     try:
-        log = SendLog.read(layout.sent_log)
+        log = SendLog.read(layout.sent)
     except SendError as exc:
         return {"": str(exc)}
     notes = {}

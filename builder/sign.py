@@ -239,7 +239,7 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
         states = letter_states(prepared, manifest)
         ready = [s.recipient for s in states if s.ready]
         report.refused = [f"{s.recipient}: {s.reason or s.state}" for s in states if not s.ready]
-        todo = [rid for rid in ready if force or not is_signed_copy(layout.pdf(rid), layout.signed(rid))]
+        todo = [rid for rid in ready if force or not is_signed_copy(layout.pdf(rid), layout.signed_pdf(rid))]
         report.current = [rid for rid in ready if rid not in todo]
         bundle_parts = _bundle_to_sign(layout, manifest, ready, force)
         if not todo and isinstance(bundle_parts, str):
@@ -271,8 +271,8 @@ def _sign_letter(layout, entry: dict, rid: str, signer, reason: str, style) -> P
         page -= 1
     signed = sign_bytes(data, signer, field=field_name(rid), reason=reason, page=page, box=box,
                         style=style if box else None)
-    write_atomic(layout.signed(rid), signed)
-    return layout.signed(rid)
+    write_atomic(layout.signed_pdf(rid), signed)
+    return layout.signed_pdf(rid)
 
 
 def _bundle_to_sign(layout, manifest, ready: list[str], force: bool):
@@ -290,8 +290,8 @@ def _bundle_to_sign(layout, manifest, ready: list[str], force: bool):
     if stale or set(record.get("letters", [])) != set(ready):
         return (f"{bundle.name} not signed: it is not the bundle of the ready letters"
                 + (f" ({', '.join(stale)} changed or not ready)" if stale else "") + "; run `invoke merge`")
-    if not force and is_signed_copy(bundle, layout.signed_bundle):
-        return f"{layout.signed_bundle.name} is already the signed copy of {bundle.name} (--force signs again)"
+    if not force and is_signed_copy(bundle, layout.bundle_signed):
+        return f"{layout.bundle_signed.name} is already the signed copy of {bundle.name} (--force signs again)"
     if record.get("options", {}).get("signature_fields"):
         return [field_name(rid) for rid in record["letters"]]
     return []
@@ -308,8 +308,8 @@ def _sign_bundle(layout, fields: list[str], signer, reason: str, style) -> Path:
     for name in [f for f in fields if f in empty] or [SIGNATURE_FIELD]:
         data = sign_bytes(data, signer, field=name, reason=reason,
                           style=style if name != SIGNATURE_FIELD else None)
-    write_atomic(layout.signed_bundle, data)
-    return layout.signed_bundle
+    write_atomic(layout.bundle_signed, data)
+    return layout.bundle_signed
 
 
 def is_signed_copy(letter: Path, signed: Path) -> bool:

@@ -340,7 +340,7 @@ def mail_notes(build_dir: Path) -> dict[str, str]:
     from .build import Layout
 
     layout = Layout.of(build_dir)
-    if not layout.sent_log.exists():
+    if not layout.sent.exists():
         return {}
     from .manifest import Manifest
     from .send import mail_notes as notes
