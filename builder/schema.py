@@ -9,15 +9,43 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional, Union
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints,
-                      WithJsonSchema)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator,
+                      StringConstraints, WithJsonSchema)
 
 from . import latex
 from .markup import CITE_KEY
 
+# Control characters never belong in a letter. One-line fields also refuse
+# line breaks and tabs; body text (Prose) keeps them.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+# Longest text each kind of field takes: far above any real letter, low enough
+# that a pasted document or a runaway value is caught here, before TeX.
+LINE_MAX = 300       # a name, role, address line, salutation, title ...
+PROSE_MAX = 20_000   # one body part (about eight pages of text)
+URL_MAX = 2_000
+EMAIL_MAX = 254      # RFC 5321
+NAME_MAX = 64        # ids, part names, reference keys
+
+# The same rules as JSON Schema patterns (ECMA 262 and Python ``re`` alike), so
+# an editor refuses what the build refuses. Text fields also accept a number or
+# true/false: an editor's YAML 1.2 reads an unquoted 02035130477 as a number,
+# while the build keeps every value as the text typed.
+ONE_LINE = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+PROSE = r"^[^\x00-\x08\x0b-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b-\x1f\x7f]*$"
+_URL_CHAR = r'[^\s\x00-\x1f\x7f\\{}^"<>`|#]'  # RFC 3986, no '#'; non-ASCII is encoded in the link
+URL = (r"^(?:[Hh][Tt][Tt][Pp][Ss]?://" + _URL_CHAR[:-2] + r"/#]|[Mm][Aa][Ii][Ll][Tt][Oo]:[^@\s]+@)"
+       + _URL_CHAR + r"*(?:#" + _URL_CHAR + r"+)?$")
+EMAIL = r"^[^@\s<>\\{}\x00-\x1f\x7f]+@[^@\s<>\\{}\x00-\x1f\x7f]+\.[^@\s<>\\{}\x00-\x1f\x7f.]+$"
+YEAR = r"^[0-9]{4}(?:[-/\u2013](?:[0-9]{2}|[0-9]{4}))?[a-z]?$"
+DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+TEXT_TYPES = ["string", "number", "boolean"]
+
+
+def _text_schema(pattern: str, max_length: int) -> dict:
+    return {"type": TEXT_TYPES, "minLength": 1, "maxLength": max_length, "pattern": pattern}
 
 
 def _one_line(value: str) -> str:
@@ -46,26 +74,143 @@ def _url(value: str) -> str:
             f"{value!r} contains {char!r}, which a URL may not hold as it is; "
             f"write it percent-encoded ({'%' + format(ord(char), '02X') if ord(char) < 128 else 'encode it'})"
         )
+    if not re.fullmatch(URL, value):  # the schema's pattern: nothing it refuses passes here
+        raise ValueError(f"{value!r} is not a URL (write it as https://example.org/page)")
     return value
 
 
 def _email(value: str) -> str:
-    if not re.fullmatch(r"[^@\s<>\\{}]+@[^@\s<>\\{}]+\.[^@\s<>\\{}]+", value):
+    if not re.fullmatch(EMAIL, value):
         raise ValueError(f"{value!r} is not an email address")
     return value
 
 
-Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_one_line)]
-Prose = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_prose)]
-Url = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_url)]
-Email = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_email)]
+def _year(value):
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not re.fullmatch(YEAR, text.strip()):
+        shown = "nothing" if value is None else repr(value)
+        raise ValueError(f"must be a year, for example 2019 (got {shown})")
+    return text.strip()
+
+
+def _date(value):
+    """YYYY-MM-DD only: never a number read as a timestamp (86400 is not a day)."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    shown = "nothing" if value is None else repr(value)
+    if not isinstance(value, str) or not re.fullmatch(DATE, value.strip()):
+        raise ValueError(f"must be a date written YYYY-MM-DD, for example 2020-10-13 (got {shown})")
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"must be a date written YYYY-MM-DD, for example 2020-10-13 "
+                         f"(got {shown}: there is no such day)") from None
+
+
+Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=LINE_MAX),
+                 AfterValidator(_one_line), WithJsonSchema(_text_schema(ONE_LINE, LINE_MAX))]
+Prose = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=PROSE_MAX),
+                  AfterValidator(_prose), WithJsonSchema(_text_schema(PROSE, PROSE_MAX))]
+Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=URL_MAX), AfterValidator(_url),
+                WithJsonSchema({"type": "string", "maxLength": URL_MAX, "pattern": URL, "format": "iri"})]
+Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=EMAIL_MAX), AfterValidator(_email),
+                  WithJsonSchema({"type": "string", "maxLength": EMAIL_MAX, "pattern": EMAIL, "format": "email"})]
+Year = Annotated[str, BeforeValidator(_year),
+                 WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1000, "maximum": 9999},
+                                           {"type": "string", "pattern": YEAR}]})]
+Date = Annotated[dt.date, BeforeValidator(_date),
+                 WithJsonSchema({"type": "string", "pattern": DATE, "format": "date"})]
 # A recipient id names files (build/<id>.pdf) and TeX link targets, so it is
 # kept to characters that are safe in both.
 RECIPIENT_ID = r"^[a-z0-9][a-z0-9-]{0,63}$"
-RecipientId = Annotated[str, StringConstraints(pattern=RECIPIENT_ID)]
-PartName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
-ReferenceKey = Annotated[str, StringConstraints(pattern="^" + CITE_KEY + "$")]
-RelativePath = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+RecipientId = Annotated[str, StringConstraints(pattern=RECIPIENT_ID),
+                        WithJsonSchema({"anyOf": [{"type": "string", "pattern": RECIPIENT_ID},
+                                                  {"type": "integer", "minimum": 0}]})]
+PART_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+PartName = Annotated[str, StringConstraints(pattern=PART_NAME)]
+REFERENCE_KEY = "^" + CITE_KEY.replace("*", "{0,63}") + "$"
+ReferenceKey = Annotated[str, StringConstraints(pattern=REFERENCE_KEY)]
+# A file of the project: relative, inside its folder (whether it exists is
+# checked by ``load``, which knows the folder).
+IMAGE = (r"^(?!/)(?!(?:.*/)?\.\.(?:/|$))[^\x00-\x1f\x7f]*"
+         r"\.(?:[Pp][Dd][Ff]|[Pp][Nn][Gg]|[Jj][Pp][Gg]|[Jj][Pp][Ee][Gg])$")
+TABLE = r"^(?!/)(?!(?:.*/)?\.\.(?:/|$))[^\x00-\x1f\x7f]*\.(?:[Xx][Ll][Ss][Xx]|[Cc][Ss][Vv])$"
+
+
+def _project_file(pattern: str, kinds: str, example: str):
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise ValueError(f"must be a {kinds} file inside the project folder, written relative to it, "
+                             f"for example {example} (got {value!r})")
+        return value
+    return Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=LINE_MAX),
+                     AfterValidator(check),
+                     WithJsonSchema({"type": "string", "maxLength": LINE_MAX, "pattern": pattern})]
+
+
+ImagePath = _project_file(IMAGE, "PDF, PNG or JPEG", "images/logo.png")
+TablePath = _project_file(TABLE, ".xlsx or .csv", "contacts.xlsx")
+RelativePath = ImagePath  # (the name other modules know)
+# A house letterhead: a LaTeX class in the project, loaded as \documentclass{<stem>}
+CLASS_FILE = r"^(?!/)(?!(?:.*/)?\.\.(?:/|$))(?:[^\x00-\x1f\x7f/]*/)*[A-Za-z][A-Za-z0-9-]*\.cls$"
+ClassPath = _project_file(CLASS_FILE, "LaTeX class (.cls, named with letters, digits and hyphens)",
+                          "house.cls")
+
+
+# ---- letter parts and languages (parts) --------------------------------------
+# A letter's language: English, Welsh, or both (Welsh first, then English).
+Language = Literal["en", "cy", "cy-en"]
+TextLanguage = Literal["en", "cy"]
+LANGUAGES: dict[str, tuple[str, ...]] = {"en": ("en",), "cy": ("cy",), "cy-en": ("cy", "en")}
+def _local(check):
+    """A text written once, or once per language (`intro: {en: ..., cy: ...}`),
+    each text checked by ``check``; one plain message when it is neither."""
+    def validate(value):
+        if isinstance(value, str):
+            return _text(value, check)
+        if isinstance(value, dict) and value:
+            unknown = [k for k in value if k not in ("en", "cy")]
+            if unknown:
+                raise ValueError(f"a text by language takes the keys en and cy (got {unknown[0]!r})")
+            try:
+                return {language: _text(text, check) for language, text in value.items()}
+            except ValueError as exc:
+                raise ValueError(f"{exc} (the text in {language!r})") from None
+        raise ValueError("must be text, or a mapping of texts by language such as {en: …, cy: …}")
+    return validate
+
+
+def _text(value, check) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be text")
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return check(value)
+
+
+def _local_schema(line: bool) -> dict:
+    text = {"type": "string", "minLength": 1} | ({"pattern": "^[^\\n\\t]*$"} if line else {})
+    return {"anyOf": [text, {"type": "object", "minProperties": 1, "additionalProperties": False,
+                             "properties": {"en": text, "cy": text}}]}
+
+
+LocalProse = Annotated[Union[str, dict[str, str]], PlainValidator(_local(_prose)),
+                       WithJsonSchema(_local_schema(False))]
+LocalLine = Annotated[Union[str, dict[str, str]], PlainValidator(_local(_one_line)),
+                      WithJsonSchema(_local_schema(True))]
+Envelope = Literal["DL", "C5", "C4", "none"]
+
+
+def in_language(value, language: str, written_in: str) -> Optional[str]:
+    """``value`` (text, or a mapping by language) in ``language``; None when
+    it has none. A plain text is in ``written_in`` (the letter's language for
+    shared texts, the recipient's for their own)."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return value.get(language)
+    return value if written_in == language else None
 
 
 class Model(BaseModel):
@@ -90,6 +235,8 @@ class Signatory(Model):
 
     name: Optional[Line] = None
     title: Line
+    show_name: bool = Field(False, description="print the name above the title in the signature block "
+                                               "(the name is the PDFs' author either way)")
     image: Optional[RelativePath] = Field(
         None, description="signature image (PNG, JPEG or PDF), relative to recipients.yaml; "
                           "printed in every letter's signature block (leave out for wet ink)")
@@ -99,15 +246,14 @@ class Reference(Model):
     """A source cited with [^key]; printed as a footnote 'author (year) title'."""
 
     author: Line
-    year: Annotated[Line, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v),
-                    WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string", "minLength": 1}]})]
+    year: Year
     title: Line
     url: Url
 
 
 # One paragraph of the shared body: named parts, printed in order and joined
 # by a space. A part set to null has no shared text: every recipient gives it.
-BodyParagraph = Annotated[dict[PartName, Optional[Prose]], Field(min_length=1)]
+BodyParagraph = Annotated[dict[PartName, Optional[LocalProse]], Field(min_length=1)]
 
 
 # The placeholders a letter's e-mail may use ($name or ${name}), and where each
@@ -148,14 +294,36 @@ class LetterEmail(Model):
 class Letter(Model):
     """What every letter shares."""
 
-    date: dt.date
+    date: Date
     title: Optional[Line] = Field(None, description="what the batch is about (bundle, PDF subject)")
     keywords: list[Line] = Field(default_factory=list, description="PDF keywords, for web copies")
     sender: Sender
     signatory: Signatory
-    closing: Line = "Yours sincerely,"
+    closing: Optional[LocalLine] = Field(
+        None, description="one closing for every letter; without it each letter follows the UK rule: "
+                          "'Yours faithfully,' after a salutation without a name, else 'Yours sincerely,'")
     body: list[BodyParagraph] = Field(min_length=1)
     email: LetterEmail = Field(default_factory=LetterEmail, description="the e-mail that carries each letter")
+    # ---- letter parts (parts) ----
+    subject: Optional[LocalProse] = Field(None, description="subject line, bold, after the salutation")
+    our_ref: Optional[Line] = Field(None, description="'Our ref:' beside the date")
+    marking: Optional[Line] = Field(None, description="protective marking (e.g. OFFICIAL), centred at the "
+                                                      "top and bottom of every page and on the cover")
+    cc: list[Line] = Field(default_factory=list, description="'cc:' lines after the signature block")
+    enclosures: list[Line] = Field(default_factory=list, description="'Enc:' lines after the signature and cc")
+    ps: Optional[LocalProse] = Field(None, description="postscript (markup like a body part), after everything")
+    language: Language = Field("en", description="en, cy (Welsh) or cy-en (bilingual, Welsh first); "
+                                                  "plain shared texts are written in this language")
+    envelope: Envelope = Field("DL", description="window envelope: where the address goes, the window the "
+                                                 "preflight checks, the fold marks; none for no window")
+    letterhead: Optional[ClassPath] = Field(
+        None, description="a LaTeX class derived from letterbatch.cls (e.g. house.cls), relative to "
+                          "recipients.yaml, used by every letter")
+    font: Literal["serif", "sans"] = "sans"
+    return_address: Union[bool, Line] = Field(
+        True, description="the small return-address line in the window: true (from the sender), "
+                          "false (none), or the text to print")
+    fold_marks: bool = Field(True, description="fold marks in the margin for the envelope")
 
 
 class Recipient(Model):
@@ -165,11 +333,33 @@ class Recipient(Model):
     name: Line
     role: Optional[Line] = None
     address: list[Line] = Field(min_length=1)
-    salutation: Line
-    email: Optional[Email] = Field(None, description="where `invoke send` mails the letter")
-    text: dict[PartName, Prose] = Field(
+    salutation: LocalLine
+    text: dict[PartName, LocalProse] = Field(
         default_factory=dict, description="this recipient's wording of body parts, by part name")
     omit: list[PartName] = Field(default_factory=list, description="body parts left out of this letter")
+    # ---- letter parts (parts): a recipient's own texts are in their language ----
+    email: Optional[Email] = Field(None, description="where this letter is e-mailed; printed nowhere")
+    language: Optional[Language] = Field(None, description="this letter's language (default: the letter's)")
+    subject: Optional[LocalProse] = None
+    our_ref: Optional[Line] = None
+    your_ref: Optional[Line] = Field(None, description="'Your ref:' beside the date")
+    marking: Optional[Line] = None
+    closing: Optional[LocalLine] = None
+    cc: Optional[list[Line]] = Field(None, description="replaces letter.cc for this letter")
+    enclosures: Optional[list[Line]] = Field(None, description="replaces letter.enclosures for this letter")
+    ps: Optional[LocalProse] = None
+
+
+class RecipientTable(Model):
+    """``recipients: {from: contacts.xlsx}``: the recipients are the rows of a
+    spreadsheet (builder/table.py reads it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: TablePath = Field(alias="from", description=".xlsx or .csv file, relative to recipients.yaml")
+    sheet: Optional[Line] = Field(None, description="the workbook's sheet (default: the first)")
+    columns: dict[Line, Line] = Field(
+        default_factory=dict, description="column header -> field (name, address 1, text.<part> ...)")
 
 
 class Batch(Model):
@@ -179,12 +369,32 @@ class Batch(Model):
     references: dict[ReferenceKey, Reference] = Field(default_factory=dict)
     recipients: list[Recipient] = Field(min_length=1)
 
-    def paragraphs_for(self, recipient: Recipient) -> list[list[tuple[str, str]]]:
-        """The body of one letter as paragraphs of (part name, source text)."""
+    def language_of(self, recipient: Recipient) -> str:
+        """en, cy or cy-en: the recipient's own, else the letter's."""
+        return recipient.language or self.letter.language
+
+    def languages_of(self, recipient: Recipient) -> tuple[str, ...]:
+        """The languages a letter is written in, in order (cy-en: Welsh first)."""
+        return LANGUAGES[self.language_of(recipient)]
+
+    def shared_text(self, value, language: str) -> Optional[str]:
+        """A shared text in ``language`` (a plain text is in the letter's language)."""
+        return in_language(value, language, self.letter.language)
+
+    def own_text(self, recipient: Recipient, value, language: str) -> Optional[str]:
+        """A recipient's own text in ``language`` (plain: in the recipient's language;
+        a bilingual letter needs a mapping with both)."""
+        return in_language(value, language, self.language_of(recipient))
+
+    def paragraphs_for(self, recipient: Recipient, language: str | None = None) -> list[list[tuple[str, str]]]:
+        """The body of one letter as paragraphs of (part name, source text), in
+        ``language`` (default: the letter's first)."""
+        language = language or self.languages_of(recipient)[0]
         paragraphs = []
         for paragraph in self.letter.body:
             parts = [
-                (name, recipient.text.get(name, shared))
+                (name, self.own_text(recipient, recipient.text[name], language) if name in recipient.text
+                 else self.shared_text(shared, language))
                 for name, shared in paragraph.items()
                 if name not in recipient.omit
             ]
@@ -193,15 +403,67 @@ class Batch(Model):
                 paragraphs.append(parts)
         return paragraphs
 
+    def untranslated(self, recipient: Recipient) -> list[tuple[tuple, str]]:
+        """Texts this letter needs in a language they are not written in, as
+        (field path, message); a shared text's path starts with "letter". A
+        Welsh letter never silently prints an English part."""
+        found = []
+        names = {"cy": "Welsh", "en": "English"}
+        wanted = self.languages_of(recipient)
+        fix = "{" + ", ".join(f"{language}: …" for language in wanted) + "}"
+        for language in wanted:
+            def need(value, shared: bool, path: tuple, label: str):
+                text = (self.shared_text(value, language) if shared
+                        else self.own_text(recipient, value, language))
+                if value is not None and text is None:
+                    found.append((("letter",) + path if shared else path,
+                                  f"{label} has no {names[language]} text ({language}), and this letter is "
+                                  f"in {names[language]}: write it as {fix}"))
+            for p, paragraph in enumerate(self.letter.body):
+                for name, shared in paragraph.items():
+                    if name in recipient.omit:
+                        continue
+                    if name in recipient.text:
+                        need(recipient.text[name], False, ("text", name), f"text.{name}")
+                    else:
+                        need(shared, True, ("body", p, name), f"the shared part {name!r} (letter.body)")
+            for part in ("subject", "ps", "closing"):
+                own = getattr(recipient, part)
+                if own is not None:
+                    need(own, False, (part,), part)
+                else:
+                    need(getattr(self.letter, part), True, (part,), f"letter.{part}")
+            need(recipient.salutation, False, ("salutation",), "salutation")
+        return found
+
 
 SCHEMA_FILE = "recipients.schema.json"
 
 
+class _EditorBatch(Batch):
+    """Batch as the file may write it: recipients inline, or from a spreadsheet."""
+
+    recipients: Union[Annotated[list[Recipient], Field(min_length=1)], RecipientTable]
+
+
 def json_schema() -> dict:
     """JSON Schema for recipients.yaml, for editors (completion, validation)."""
-    schema = Batch.model_json_schema()
+    schema = _EditorBatch.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "letterbatch recipients.yaml"
+    schema.pop("description", None)
+
+    def closed(node):
+        # a mapping of names (part names, reference keys) takes no other key
+        if isinstance(node, dict):
+            if "patternProperties" in node and "additionalProperties" not in node:
+                node["additionalProperties"] = False
+            for value in node.values():
+                closed(value)
+        elif isinstance(node, list):
+            for value in node:
+                closed(value)
+    closed(schema)
     return schema
 
 
