@@ -179,13 +179,11 @@ def _letter_font(folder: Path) -> Path | None:
     return folder / "signature.otf"
 
 
-def signature_box(signature, page_width: float) -> tuple[int, tuple[float, float, float, float]]:
-    """The signature rectangle from the class's record (page from 1, x, y bottom,
-    y top): from the block's left edge across half the text width (the width the
-    class gives a signature image; the margins are equal, so the text width is
-    the page width less twice x)."""
-    page, x, bottom, top = signature
-    width = (page_width - 2 * x) / 2
+def signature_box(signature) -> tuple[int, tuple[float, float, float, float]]:
+    """The page (from 1) and rectangle of a letter's signature space, as the
+    letterhead class measured it (the manifest's ``signature``: page, x,
+    y bottom, y top, width; PDF points from the page's lower left)."""
+    page, x, bottom, top, width = signature
     return int(page), (x, bottom, x + width, top)
 
 
@@ -261,13 +259,10 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
 
 
 def _sign_letter(layout, entry: dict, rid: str, signer, reason: str, style) -> Path:
-    from pypdf import PdfReader
-
     data = layout.pdf(rid).read_bytes()
     page, box = None, None
-    if entry.get("signature"):
-        reader = PdfReader(io.BytesIO(data))
-        page, box = signature_box(entry["signature"], float(reader.pages[0].mediabox.width))
+    if len(entry.get("signature") or ()) == 5:  # else no signature space measured: invisible
+        page, box = signature_box(entry["signature"])
         page -= 1
     signed = sign_bytes(data, signer, field=field_name(rid), reason=reason, page=page, box=box,
                         style=style if box else None)
