@@ -442,7 +442,7 @@ def mail_notes(layout, manifest) -> dict[str, str]:
     try:
         log = SendLog.read(layout.sent)
     except SendError as exc:
-        return {"": str(exc)}
+        return {"": str(exc)}  # under the key no recipient has
     notes = {}
     for rid, entry in log.letters.items():
         state = entry.get("state")

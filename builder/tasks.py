@@ -329,6 +329,8 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         print(f"  {s.recipient:<{width}}  {s.state:<11} {s.detail}".rstrip())
         if s.recipient in mailed:
             print(f"  {'':<{width}}  {mailed[s.recipient]}")
+    if "" in mailed:  # the send log itself is unreadable
+        print(f"  {mailed['']}")
     counts: dict[str, int] = {}
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1

@@ -421,3 +421,6 @@ def test_a_send_log_that_cannot_be_read_stops_sending(batch, smtp_server):
     assert done.returncode == 2 and mailbox.messages == []
     assert done.stderr.strip().startswith(f"{out / 'sent.json'} cannot be read")
     assert "only if no letter of this batch was sent" in done.stderr
+    status = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
+                             "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert f"{out / 'sent.json'} cannot be read" in status.stdout
