@@ -1,8 +1,9 @@
 """STOPGAP for the readiness rule, until ``builder/ready.py`` (trust helper) is on main.
 
 INTEGRATOR: when ready.py lands, make ``sign.py`` and ``send.py`` import
-``letter_states`` from ``.ready`` and delete this file. Until then the import
-below already prefers ready.py when it exists, so nothing else changes.
+``letter_states`` from ``.ready`` and delete this file (and ``sign._bundle_to_sign``
+can ask ``ready.bundle_state``). Until then the import below already prefers
+ready.py when it exists, so nothing else changes.
 
 The minimal rule here: a letter is ready when its PDF exists, its SHA-256
 equals the manifest's entry, and the inputs key it was built from equals its

@@ -223,6 +223,8 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
                reason: str = REASON, force: bool = False) -> SignReport:
     """Sign every ready letter of the batch, then the bundle (when it is the
     bundle of these letters). Letters that are not ready are refused, by name."""
+    from pyhanko.pdf_utils.misc import PdfError
+
     from .build import lock, prepare
     from .manifest import Manifest
     from .ready_stopgap import letter_states
@@ -230,8 +232,6 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
     prepared = prepare(recipients_yaml, build_dir)
     layout = prepared.layout
     report = SignReport()
-    from pyhanko.pdf_utils.misc import PdfError
-
     with lock(layout):
         manifest = Manifest.read(layout.root)
         states = letter_states(prepared, manifest)
