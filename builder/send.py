@@ -1,8 +1,9 @@
 """Send stage, the pipeline's last: each ready letter e-mailed to its recipient, exactly once.
 
 Each ready letter whose recipient has an ``email`` goes as one message with
-one attachment: the signed copy (``invoke sign``) when it is the signed copy
-of the current letter, else the letter itself, byte for byte. Subject and body
+one attachment, byte for byte: its signed copy (``invoke sign``) when it has
+one (a signed copy of an older letter holds the letter back), else the letter.
+Subject and body
 come from ``letter.email`` (``string.Template`` placeholders, never format()).
 
 Exactly once rests on the send log, ``<build>/sent.json``, written atomically
