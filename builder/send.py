@@ -3,8 +3,8 @@
 Each ready letter whose recipient has an ``email`` goes as one message with
 one attachment, byte for byte: its signed copy (``invoke sign``) when it has
 one (a signed copy of an older letter holds the letter back), else the letter.
-Subject and body
-come from ``letter.email`` (``string.Template`` placeholders, never format()).
+Subject and body come from ``letter.email`` (``string.Template`` placeholders,
+never format()).
 
 Exactly once rests on the send log, ``<build>/sent.json``, written atomically
 and synced to disk at each step: "attempting" (with the Message-ID) before the
