@@ -66,7 +66,8 @@ class SignReport:
     refused: list[str] = field(default_factory=list)  # "id: why", for letters not ready
     failed: list[str] = field(default_factory=list)  # "id: why", for letters pyHanko could not sign
     bundle: Path | None = None
-    bundle_note: str = ""
+    bundle_note: str = ""  # why the bundle was not signed
+    bundle_refused: bool = False  # ... when it should have been
 
 
 def field_name(recipient_id: str) -> str:
@@ -240,21 +241,22 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
         todo = [rid for rid in ready if force or not is_signed_copy(layout.pdf(rid), layout.signed_pdf(rid))]
         report.current = [rid for rid in ready if rid not in todo]
         bundle_parts = _bundle_to_sign(layout, manifest, ready, force)
-        if not todo and isinstance(bundle_parts, str):
-            report.bundle_note = bundle_parts
-            return report
+        if isinstance(bundle_parts, _NotSigned):
+            report.bundle_note, report.bundle_refused = bundle_parts.note, bundle_parts.error
+            if not todo:
+                return report
         with open_signer(key) as signer, appearance() as style:
             for rid in todo:
                 try:
                     report.signed.append(_sign_letter(layout, manifest.letters[rid], rid, signer, reason, style))
                 except PdfError as exc:  # this letter's file: the others are still signed
                     report.failed.append(f"{rid}: {layout.pdf(rid).name} cannot be signed: {_one_line(exc)}")
-            if isinstance(bundle_parts, str):
-                report.bundle_note = bundle_parts
-            elif report.failed:
-                report.bundle_note = f"{layout.bundle.name} not signed: some letters could not be signed"
-            else:
-                report.bundle = _sign_bundle(layout, bundle_parts, signer, reason, style)
+            if isinstance(bundle_parts, list):
+                if report.failed:
+                    report.bundle_note = f"{layout.bundle.name} not signed: some of its letters could not be signed"
+                    report.bundle_refused = True
+                else:
+                    report.bundle = _sign_bundle(layout, bundle_parts, signer, reason, style)
     return report
 
 
@@ -271,25 +273,37 @@ def _sign_letter(layout, entry: dict, rid: str, signer, reason: str, style) -> P
 
 
 def _bundle_to_sign(layout, manifest, ready: list[str], force: bool):
-    """The bundle's empty per-letter fields to fill (maybe none), or why it is not signed."""
-    bundle = layout.bundle
-    record = manifest.bundle
-    if not bundle.exists() or not record:
-        return f"{bundle.name} not signed: it does not exist (run `invoke merge`)"
+    """The bundle's empty per-letter fields to fill (maybe none), or a
+    ``_NotSigned`` saying why the bundle is not signed this time."""
     from .manifest import sha256_file
 
+    bundle, record = layout.bundle, manifest.bundle
+    if not bundle.exists() or not record:
+        return _NotSigned(f"no {bundle.name} to sign (run `invoke merge` for one)", error=False)
     if sha256_file(bundle) != record.get("sha256"):
-        return f"{bundle.name} not signed: it changed since it was merged (run `invoke merge`)"
-    stale = [rid for rid in record.get("letters", [])
-             if rid not in ready or manifest.letters.get(rid, {}).get("sha256") != record.get("inputs", {}).get(rid)]
-    if stale or set(record.get("letters", [])) != set(ready):
-        return (f"{bundle.name} not signed: it is not the bundle of the ready letters"
-                + (f" ({', '.join(stale)} changed or not ready)" if stale else "") + "; run `invoke merge`")
+        return _NotSigned(f"{bundle.name} not signed: it changed since it was merged; run `invoke merge`")
+    held = record.get("letters", [])
+    not_ready = [rid for rid in held if rid not in ready]
+    if not_ready:
+        return _NotSigned(f"{bundle.name} not signed: it holds letters that are not ready: {', '.join(not_ready)}")
+    if set(held) != set(ready):
+        return _NotSigned(f"{bundle.name} not signed: its letters are not the batch's letters now; run `invoke merge`")
+    older = [rid for rid in held if manifest.letters[rid].get("sha256") != record.get("inputs", {}).get(rid)]
+    if older:
+        return _NotSigned(f"{bundle.name} not signed: older than its letters (rebuilt since the merge): "
+                          f"{', '.join(older)}; run `invoke merge`")
     if not force and is_signed_copy(bundle, layout.bundle_signed):
-        return f"{layout.bundle_signed.name} is already the signed copy of {bundle.name} (--force signs again)"
+        return _NotSigned(f"{layout.bundle_signed.name} is already the signed copy of {bundle.name} "
+                          "(--force signs again)", error=False)
     if record.get("options", {}).get("signature_fields"):
-        return [field_name(rid) for rid in record["letters"]]
+        return [field_name(rid) for rid in held]
     return []
+
+
+@dataclass
+class _NotSigned:
+    note: str
+    error: bool = True  # the bundle should have been signed: the task fails
 
 
 def _sign_bundle(layout, fields: list[str], signer, reason: str, style) -> Path:

@@ -436,13 +436,16 @@ def sign(c, recipients=None, build_dir=None, p12=None, pkcs11_lib=None, token=No
     except (LoadError, TexMissing, RuntimeError, OSError) as exc:
         raise stopped(exc)
     except SigningError as exc:
-        raise Exit(f"could not sign: {exc}", code=1)
+        raise Exit(f"could not sign: {exc}", code=2)
     for path in report.signed:
         print(f"  signed   {show(path)}")
     for rid in report.current:
         print(f"  current  {rid} (its signed copy is of the current letter; --force signs again)")
-    print(f"  signed   {show(report.bundle)}" if report.bundle else f"  {report.bundle_note}")
-    problems = []
+    if report.bundle:
+        print(f"  signed   {show(report.bundle)}")
+    elif not report.bundle_refused:
+        print(f"  {report.bundle_note}")
+    problems = [report.bundle_note] if report.bundle_refused else []
     if report.refused:
         problems.append("not signed; these letters are not ready:\n  " + "\n  ".join(report.refused)
                         + "\nRun `invoke build` and fix what it reports.")

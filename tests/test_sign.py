@@ -124,7 +124,19 @@ def test_letters_not_ready_are_refused_by_name(mail_batch, keys, tmp_path):
     assert "Traceback" not in refused.stderr
     assert sorted(p.stem for p in (out / "signed").iterdir()) == sorted(set(IDS) - {"sussex", "london"})
     assert not (out / "bundle-signed.pdf").exists()
-    assert "bundle.pdf not signed: it is not the bundle of the ready letters" in refused.stdout
+    assert "bundle.pdf not signed: it holds letters that are not ready: sussex, london" in refused.stderr
+
+
+def test_a_bundle_changed_after_the_merge_is_not_signed(mail_batch, keys, tmp_path):
+    source, out = copy_batch(mail_batch, tmp_path / "b")
+    with open(out / "bundle.pdf", "ab") as handle:
+        handle.write(b"\n% edited\n")
+    p12, _ = keys
+    refused = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
+                     {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "bundle.pdf not signed: it changed since it was merged; run `invoke merge`"
+    assert len(list((out / "signed").iterdir())) == 5 and not (out / "bundle-signed.pdf").exists()
 
 
 def test_a_wrong_password_is_one_line(mail_batch, keys, tmp_path):
@@ -132,7 +144,7 @@ def test_a_wrong_password_is_one_line(mail_batch, keys, tmp_path):
     p12, _ = keys
     wrong = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
                    {"LETTERBATCH_P12_PASSWORD": "not the password"})
-    assert wrong.returncode == 1
+    assert wrong.returncode == 2
     assert wrong.stderr.strip() == (f"could not sign: cannot open {p12}: wrong password, "
                                     "or not a PKCS#12 file with a key")
     asked = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)])
@@ -175,9 +187,9 @@ def test_signing_with_a_softhsm_token(mail_batch, keys, softhsm_token, tmp_path)
     env = {"SOFTHSM2_CONF": str(softhsm_token)}
 
     wrong = invoke(command, {**env, "LETTERBATCH_PKCS11_PIN": "9999"})
-    assert wrong.returncode == 1 and wrong.stderr.strip() == "could not sign: wrong PIN for token 'letterbatch'"
+    assert wrong.returncode == 2 and wrong.stderr.strip() == "could not sign: wrong PIN for token 'letterbatch'"
     missing = invoke([*command[:-4], "--token", "elsewhere", "--key", "signer"], {**env, "LETTERBATCH_PKCS11_PIN": "1234"})
-    assert missing.returncode == 1 and missing.stderr.strip().startswith("could not sign: no token labelled 'elsewhere'")
+    assert missing.returncode == 2 and missing.stderr.strip().startswith("could not sign: no token labelled 'elsewhere'")
     assert not (out / "signed").exists()
 
     done = invoke(command, {**env, "LETTERBATCH_PKCS11_PIN": "1234"})
