@@ -40,11 +40,13 @@ except ModuleNotFoundError as missing:
             if entry is None:
                 states.append(LetterState(rid, "never built", "never built"))
             elif "failed" in entry:
-                states.append(LetterState(rid, "failed", f"its build failed: {entry['failed']}"))
-            elif not pdf.exists() or sha256_file(pdf) != entry.get("sha256"):
-                states.append(LetterState(rid, "not ready", f"{pdf.name} is missing or changed since it was built"))
+                states.append(LetterState(rid, "failed", f"its last build failed: {entry['failed']}"))
+            elif not pdf.exists():
+                states.append(LetterState(rid, "changed", f"{pdf.name} is missing"))
+            elif sha256_file(pdf) != entry.get("sha256"):
+                states.append(LetterState(rid, "changed", f"{pdf.name} changed since it was built"))
             elif manifest.key(rid) != source.key:
-                states.append(LetterState(rid, "not ready", "the PDF is older than its sources"))
+                states.append(LetterState(rid, "stale", "older than its inputs"))
             else:
                 states.append(LetterState(rid, "ready", "", True))
         return states
