@@ -173,7 +173,7 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
     """What this run would send, and why every other letter is not sent."""
     from .build import prepare
     from .manifest import Manifest
-    from .ready_stopgap import letter_states
+    from .ready import letter_states
 
     prepared = prepare(recipients_yaml, build_dir)
     layout, letter = prepared.layout, prepared.loaded.batch.letter

@@ -41,6 +41,8 @@ class SignatureCheck:
     trusted: bool
     bottom_line: bool
     summary: str
+    # the signature covers the whole file: nothing was added after signing
+    whole_file: bool = False
 
 
 @dataclass
@@ -228,7 +230,7 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
 
     from .build import lock, prepare
     from .manifest import Manifest
-    from .ready_stopgap import letter_states
+    from .ready import letter_states
 
     prepared = prepare(recipients_yaml, build_dir)
     layout = prepared.layout
@@ -240,7 +242,7 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
         report.refused = [f"{s.recipient}: {s.reason or s.state}" for s in states if not s.ready]
         todo = [rid for rid in ready if force or not is_signed_copy(layout.pdf(rid), layout.signed_pdf(rid))]
         report.current = [rid for rid in ready if rid not in todo]
-        bundle_parts = _bundle_to_sign(layout, manifest, ready, force)
+        bundle_parts = _bundle_to_sign(prepared, manifest, states, force)
         if isinstance(bundle_parts, _NotSigned):
             report.bundle_note, report.bundle_refused = bundle_parts.note, bundle_parts.error
             if not todo:
@@ -272,31 +274,23 @@ def _sign_letter(layout, entry: dict, rid: str, signer, reason: str, style) -> P
     return layout.signed_pdf(rid)
 
 
-def _bundle_to_sign(layout, manifest, ready: list[str], force: bool):
+def _bundle_to_sign(prepared, manifest, states, force: bool):
     """The bundle's empty per-letter fields to fill (maybe none), or a
     ``_NotSigned`` saying why the bundle is not signed this time."""
-    from .manifest import sha256_file
+    from .ready import bundle_state
 
-    bundle, record = layout.bundle, manifest.bundle
-    if not bundle.exists() or not record:
-        return _NotSigned(f"no {bundle.name} to sign (run `invoke merge` for one)", error=False)
-    if sha256_file(bundle) != record.get("sha256"):
-        return _NotSigned(f"{bundle.name} not signed: it changed since it was merged; run `invoke merge`")
-    held = record.get("letters", [])
-    not_ready = [rid for rid in held if rid not in ready]
-    if not_ready:
-        return _NotSigned(f"{bundle.name} not signed: it holds letters that are not ready: {', '.join(not_ready)}")
-    if set(held) != set(ready):
-        return _NotSigned(f"{bundle.name} not signed: its letters are not the batch's letters now; run `invoke merge`")
-    older = [rid for rid in held if manifest.letters[rid].get("sha256") != record.get("inputs", {}).get(rid)]
-    if older:
-        return _NotSigned(f"{bundle.name} not signed: older than its letters (rebuilt since the merge): "
-                          f"{', '.join(older)}; run `invoke merge`")
+    layout, record = prepared.layout, manifest.bundle
+    state = bundle_state(prepared, manifest, states)
+    if not record:
+        return _NotSigned(f"no bundle to sign ({state.reason})", error=False)
+    if not state.ready:
+        return _NotSigned(f"bundle not signed: {state.reason}")
+    bundle = layout.root / record["file"]
     if not force and is_signed_copy(bundle, layout.bundle_signed):
         return _NotSigned(f"{layout.bundle_signed.name} is already the signed copy of {bundle.name} "
                           "(--force signs again)", error=False)
     if record.get("options", {}).get("signature_fields"):
-        return [field_name(rid) for rid in held]
+        return [field_name(rid) for rid in record["letters"]]
     return []
 
 
@@ -349,19 +343,32 @@ def is_signed_copy(letter: Path, signed: Path) -> bool:
 
 
 def validate(pdf: str | Path, trust_roots: list[str | Path]) -> list[SignatureCheck]:
-    """Every signature in ``pdf``, checked against ``trust_roots`` (PEM or DER files)."""
+    """Every signature in ``pdf``, checked against ``trust_roots`` (PEM or DER
+    files). ``whole_file`` says whether a signature covers the file as it is
+    (bytes appended after signing show as False). A file that cannot be read
+    as a signed PDF gives one check that is not valid, never an exception."""
     from pyhanko.keys import load_cert_from_pemder
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
     from pyhanko_certvalidator import ValidationContext
 
     context = ValidationContext(trust_roots=[load_cert_from_pemder(str(p)) for p in trust_roots],
                                 allow_fetching=False)
     checks = []
-    with open(pdf, "rb") as handle:
-        reader = PdfFileReader(handle)
-        for embedded in reader.embedded_signatures:
-            status = validate_pdf_signature(embedded, context)
-            checks.append(SignatureCheck(embedded.field_name, status.intact, status.valid,
-                                         status.trusted, status.bottom_line, status.summary()))
+    try:
+        with open(pdf, "rb") as handle:
+            reader = PdfFileReader(handle)
+            for embedded in reader.embedded_signatures:
+                status = validate_pdf_signature(embedded, context)
+                whole = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
+                checks.append(SignatureCheck(embedded.field_name, status.intact, status.valid,
+                                             status.trusted, status.bottom_line,
+                                             status.summary() + ("" if whole else
+                                                                 "; the signature does not cover the whole file: "
+                                                                 "something was added after signing"),
+                                             whole))
+    except Exception as exc:  # pyHanko raises many kinds on a damaged file
+        return [SignatureCheck("(unreadable)", False, False, False, False,
+                               f"not a readable signed PDF: {exc}")]
     return checks

@@ -23,6 +23,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
+from builder.build import Layout
 from builder.sign import Key, field_name, open_signer, sign_bytes
 from conftest import ROOT, copy_batch
 from test_bundle import make_certificates
@@ -161,7 +162,7 @@ def test_each_letter_mailed_once_with_its_pdf_byte_for_byte(batch, smtp_server, 
     p12, _ = make_certificates(tmp_path)
     with open_signer(Key(p12=p12, password=b"secret")) as signer:
         (out / "signed").mkdir()
-        (out / "signed" / "london.pdf").write_bytes(sign_bytes((out / "london.pdf").read_bytes(), signer,
+        (out / "signed" / "london.pdf").write_bytes(sign_bytes(Layout.of(out).pdf("london").read_bytes(), signer,
                                                                field=field_name("london")))
     (out / "signed" / "essex.pdf").write_bytes((out / "signed" / "london.pdf").read_bytes())
 
@@ -177,7 +178,7 @@ def test_each_letter_mailed_once_with_its_pdf_byte_for_byte(batch, smtp_server, 
     assert sorted(rcpts[0] for rcpts, _ in mailbox.messages) == sorted(address(rid) for rid in IDS)
     for rcpts, message in mailbox.messages:
         rid = rcpts[0].split("@")[0]
-        expected = out / ("signed/london.pdf" if rid == "london" else f"{rid}.pdf")
+        expected = out / "signed" / "london.pdf" if rid == "london" else Layout.of(out).pdf(rid)
         attachments = list(message.iter_attachments())
         assert len(attachments) == 1 and attachments[0].get_content_type() == "application/pdf"
         assert attachments[0].get_filename() == f"2020-10-13-{rid}.pdf"

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
+from builder.build import Layout
 from builder.sign import field_name, is_signed_copy, signature_box, validate
 from conftest import ROOT, copy_batch
 from test_bundle import make_certificates
@@ -56,7 +57,7 @@ def test_every_letter_signed_valid_and_whole(signed_batch, keys):
     _, ca = keys
     manifest = json.loads((out / "manifest.json").read_text())
     for rid in IDS:
-        signed, letter = out / "signed" / f"{rid}.pdf", out / f"{rid}.pdf"
+        signed, letter = Layout.of(out).signed_pdf(rid), Layout.of(out).pdf(rid)
         assert f"signed   {signed}" in done.stdout
         report = pdfsig(signed)
         assert "Signature is Valid" in report and "Total document signed" in report, (rid, report)
@@ -111,7 +112,7 @@ def test_signing_again_changes_nothing(signed_batch, keys, tmp_path):
 
 def test_letters_not_ready_are_refused_by_name(mail_batch, keys, tmp_path):
     source, out = copy_batch(mail_batch, tmp_path / "b")
-    with open(out / "sussex.pdf", "ab") as handle:  # changed after its build
+    with open(Layout.of(out).pdf("sussex"), "ab") as handle:  # changed after its build
         handle.write(b"\n% edited\n")
     source.write_text(source.read_text().replace("Dear Sophie,", "Dear Ms Linden,"))  # london is stale
     p12, _ = keys
@@ -124,7 +125,7 @@ def test_letters_not_ready_are_refused_by_name(mail_batch, keys, tmp_path):
     assert "Traceback" not in refused.stderr
     assert sorted(p.stem for p in (out / "signed").iterdir()) == sorted(set(IDS) - {"sussex", "london"})
     assert not (out / "bundle-signed.pdf").exists()
-    assert "bundle.pdf not signed: it holds letters that are not ready: sussex, london" in refused.stderr
+    assert "bundle not signed: it holds letters that are not ready: sussex, london" in refused.stderr
 
 
 def test_a_bundle_changed_after_the_merge_is_not_signed(mail_batch, keys, tmp_path):
@@ -135,7 +136,7 @@ def test_a_bundle_changed_after_the_merge_is_not_signed(mail_batch, keys, tmp_pa
     refused = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
                      {"LETTERBATCH_P12_PASSWORD": "secret"})
     assert refused.returncode == 1
-    assert refused.stderr.strip() == "bundle.pdf not signed: it changed since it was merged; run `invoke merge`"
+    assert refused.stderr.strip() == "bundle not signed: bundle.pdf changed since it was merged"
     assert len(list((out / "signed").iterdir())) == 5 and not (out / "bundle-signed.pdf").exists()
 
 
