@@ -205,8 +205,8 @@ def sign_bytes(data: bytes, signer, *, field: str, reason: str = REASON,
     output = io.BytesIO()
     signers.PdfSigner(meta, signer=signer, stamp_style=style,
                       new_field_spec=spec).sign_pdf(
-        # strict=False: pdfTeX writes the Info dictionary with /Title and /Author twice when
-        # hyperref sets them too; readers (and qpdf) take the last, and so does pyHanko then
+        # strict=False: tolerate what PDF readers tolerate, such as a key given twice in a
+        # dictionary (pdfTeX's Info dictionary had /Title twice when hyperref set it too)
         IncrementalPdfFileWriter(io.BytesIO(data), strict=False), output=output)
     return output.getvalue()
 
@@ -282,7 +282,7 @@ def _bundle_to_sign(prepared, manifest, states, force: bool):
     layout, record = prepared.layout, manifest.bundle
     state = bundle_state(prepared, manifest, states)
     if not record:
-        return _NotSigned(f"no bundle to sign ({state.reason})", error=False)
+        return _NotSigned("no bundle to sign (`invoke merge` makes one)", error=False)
     if not state.ready:
         return _NotSigned(f"bundle not signed: {state.reason}")
     bundle = layout.root / record["file"]
