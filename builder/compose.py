@@ -22,9 +22,11 @@ from .schema import Batch, Recipient
 CLASS_NAME = "letterbatch"
 MONTHS = ("January", "February", "March", "April", "May", "June", "July",
           "August", "September", "October", "November", "December")
-# PDF/A-2b and the document language, for web copies (LaTeX's PDF management,
-# texlive-latex-recommended). It must come before \documentclass.
-WEB_METADATA = "\\DocumentMetadata{pdfstandard=A-2b, lang=en-GB}\n"
+# Web copies: PDF/A-2b metadata, the document language, and a tagged PDF
+# (structure tree, paragraphs, notes, artifacts) from LaTeX's tagging code:
+# pdfmanagement-testphase (texlive-latex-recommended) and tagpdf
+# (texlive-latex-extra). It must come before \documentclass.
+WEB_METADATA = "\\DocumentMetadata{testphase=phase-II, pdfstandard=A-2b, lang=en-GB}\n"
 
 
 class Letter(Environment):
