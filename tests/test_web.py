@@ -2,16 +2,23 @@
 tagged PDFs that independent tools (poppler's pdfinfo, pdfua, pdfminer) read as the letter."""
 from __future__ import annotations
 
+import html
+import json
+import os
 import re
 import shutil
 import subprocess
 import unicodedata
+from html.parser import HTMLParser
+from pathlib import Path
 
 import pikepdf
 import pytest
 from pypdf import PdfReader
 
 from builder.build import build
+from builder.html import letter_page
+from builder.load import load
 from conftest import MINIMAL_LETTER, pdf_text, write_yaml
 
 LINK_COLOUR = b"0 0.27 0.6 rg"  # lblink in the letterhead class
@@ -226,3 +233,144 @@ def marked_text(pdf_path) -> dict:
             device.properties = resolve1(resolve1(page.resources).get("Properties", {})) or {}
             interpreter.process_page(page)
     return device.texts
+
+
+# ---- the HTML page beside each web copy --------------------------------------------
+
+AXE_VERSION = "4.14.1"
+AXE_CACHE = Path(os.environ.get("LETTERBATCH_AXE_DIR", Path.home() / ".cache" / "letterbatch" / "axe"))
+
+
+@pytest.fixture(scope="session")
+def axe_js() -> Path:
+    """axe-core's axe.min.js, from npm, kept in a cache folder (scripts/install
+    fetches it; the first test run fetches it when it is missing)."""
+    path = AXE_CACHE / "node_modules" / "axe-core" / "axe.min.js"
+    if not path.exists():
+        npm = shutil.which("npm")
+        assert npm, "npm is missing: run scripts/install"
+        subprocess.run([npm, "install", "--prefix", str(AXE_CACHE), "--no-audit", "--no-fund", "--silent",
+                        f"axe-core@{AXE_VERSION}"], check=True, timeout=300)
+    return path
+
+
+AXE_PROBE = """<script src="axe.min.js"></script>
+<script>
+axe.run(document).then(function (r) {
+  var out = document.createElement("pre"); out.id = "axe-result";
+  out.textContent = JSON.stringify({violations: r.violations.map(function (v) {
+    return {id: v.id, impact: v.impact, nodes: v.nodes.map(function (n) { return n.html; })}; }),
+    passes: r.passes.map(function (v) { return v.id; })});
+  document.body.appendChild(out);
+}, function (e) { var out = document.createElement("pre"); out.id = "axe-result"; out.textContent = "" + e;
+  document.body.appendChild(out); });
+</script>
+"""
+
+
+def browse(page: Path, folder: Path) -> str:
+    """The page's DOM after its scripts ran, from headless chromium (file:// only)."""
+    exe = shutil.which("chromium")
+    assert exe, "chromium is missing: run scripts/install"
+    out = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--disable-component-update", "--no-first-run", f"--user-data-dir={folder / 'profile'}",
+                          "--virtual-time-budget=20000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def axe(page_html: str, folder: Path, axe_js: Path) -> dict:
+    """axe-core's verdict on ``page_html``, run in chromium."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(axe_js, folder / "axe.min.js")
+    probe = folder / "page.html"
+    assert page_html.count("</body>") == 1
+    probe.write_text(page_html.replace("</body>", AXE_PROBE + "</body>"), encoding="utf-8")
+    found = re.search(r'<pre id="axe-result">(.*?)</pre>', browse(probe, folder), re.S)
+    assert found, "axe did not report"
+    return json.loads(html.unescape(found.group(1)))
+
+
+def test_html_page_beside_each_web_copy_has_no_axe_violations(web_batch, tmp_path, axe_js):
+    page = (web_batch / "web" / "2021-03-04-web-one.html").read_text(encoding="utf-8")
+    result = axe(page, tmp_path / "axe", axe_js)
+    assert result["violations"] == [], result["violations"]
+    # axe did look: the rules that matter for a letter ran and passed
+    assert {"html-has-lang", "document-title", "landmark-one-main", "region", "color-contrast",
+            "link-name", "list", "heading-order"} <= set(result["passes"])
+
+
+def test_axe_finds_violations_on_a_broken_page(web_batch, tmp_path, axe_js):
+    """The check can fail: no language, no title, a link without a name."""
+    page = (web_batch / "web" / "2021-03-04-web-one.html").read_text(encoding="utf-8")
+    broken = re.sub(r"<title>.*?</title>", "", page.replace(' lang="en-GB"', "")).replace(
+        "</main>", '<a href="https://example.org/x"></a></main>')
+    found = {v["id"] for v in axe(broken, tmp_path / "axe", axe_js)["violations"]}
+    assert {"html-has-lang", "document-title", "link-name"} <= found
+
+
+class Outline(HTMLParser):
+    """The elements of a page: (tag, attributes, text inside) in document order."""
+
+    def __init__(self):
+        super().__init__()
+        self.elements, self.open = [], []
+
+    def handle_starttag(self, tag, attrs):
+        element = [tag, dict(attrs), ""]
+        self.elements.append(element)
+        if tag not in ("br", "meta", "img"):
+            self.open.append(element)
+
+    def handle_endtag(self, tag):
+        while self.open and self.open.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data):
+        for element in self.open:
+            element[2] += data
+
+
+def outline(page: str) -> list:
+    parser = Outline()
+    parser.feed(page)
+    return parser.elements
+
+
+def test_html_page_is_the_letter_in_semantic_html(web_batch):
+    page = (web_batch / "web" / "2021-03-04-web-one.html").read_text(encoding="utf-8")
+    elements = outline(page)
+    tags = [tag for tag, _, _ in elements]
+    assert elements[0][:2] == ["html", {"lang": "en-GB"}]
+    assert next(text for tag, _, text in elements if tag == "title") == "Letter to Siân O'Brien, Ŵyn & Co, Clerk"
+    assert tags.index("header") < tags.index("address") < tags.index("main")
+    main = next(text for tag, _, text in elements if tag == "main")
+    assert "Dear Siân," in main and "See https://example.org/a_b for more." in main
+    paragraphs = [text for tag, _, text in elements if tag == "p"]
+    assert any(p.startswith("Words that fill the page") and p.endswith("It cites a report.1") for p in paragraphs)
+    # the footnote: a numbered list entry, its mark links to it and it links back
+    mark = next(attrs for tag, attrs, _ in elements if tag == "a" and attrs.get("href") == "#note-1")
+    note = next((attrs, text) for tag, attrs, text in elements if tag == "li")
+    assert mark["id"] == "mark-1" and note[0]["id"] == "note-1"
+    assert note[1].startswith("A. Author (2020) A report (final)")
+    assert any(attrs.get("href") == "#mark-1" for tag, attrs, _ in elements if tag == "a")
+    assert tags.index("li") == tags.index("ol") + 1  # the note is an entry of an ordered list
+
+
+HOSTILE = "<script>document.title='owned'</script><img src=x onerror=alert(1)> {{ name }} ${x} & </main>"
+
+
+def test_html_page_prints_every_value_as_typed(tmp_path):
+    """Data is data: markup in a value is shown, never run or parsed."""
+    source = write_yaml(tmp_path / "recipients.yaml", WEB.replace(
+        "    name: \"Siân O'Brien, Ŵyn & Co\"", "    name: " + json.dumps(HOSTILE)).replace(
+        "salutation: Dear Siân,", "salutation: " + json.dumps("Dear " + HOSTILE)))
+    loaded = load(source)
+    page = letter_page(loaded.batch, loaded.batch.recipients[0])
+    (tmp_path / "page.html").write_text(page, encoding="utf-8")
+    dom = browse(tmp_path / "page.html", tmp_path)
+    assert "<script>document" not in dom and "<img" not in dom
+    elements = outline(dom)
+    assert next(text for tag, _, text in elements if tag == "title") == f"Letter to {HOSTILE}, Clerk"
+    assert any(text == "Dear " + HOSTILE for tag, _, text in elements if tag == "p")
