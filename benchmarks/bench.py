@@ -38,7 +38,8 @@ WORDS = ("violence reduction partnership supports young people through mentoring
 
 def synthetic_batch(folder: Path, letters: int, seed: int = 1) -> Path:
     """The bundled batch's shared letter with ``letters`` made-up recipients."""
-    data = yaml.safe_load((ROOT / "recipients.yaml").read_text(encoding="utf-8"))
+    # the tests' copy of the sample letter: the project's recipients.yaml may be anything
+    data = yaml.safe_load((ROOT / "tests" / "sample" / "recipients.yaml").read_text(encoding="utf-8"))
     rng = random.Random(seed)
     recipients = []
     for n in range(1, letters + 1):

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, compile as tex, split as split_pdf
+from . import __version__, compile as tex
 from .compose import batch_source, letter_block, letter_source, metadata, pdf_date, pdf_title, recipient_label
 from .files import write_atomic
 from .html import letter_page
@@ -27,7 +27,7 @@ from .load import Loaded, Problem, load
 from .manifest import Manifest, sha256_bytes, sha256_file
 from .schema import RECIPIENT_ID, Recipient
 
-LETTERHEAD = Path(__file__).resolve().parent.parent / "letterhead"
+LETTERHEAD = Path(__file__).resolve().parent / "letterhead"  # package data: ships with the wheel
 
 
 @dataclass
@@ -275,6 +275,7 @@ class _Compiler:
         placed = result.letters
         good = [s for s in sources if placed[s.recipient.id].pages == hints[s.recipient.id]]
         again = [s for s in sources if s not in good]
+        from . import split as split_pdf  # pikepdf: loaded only when a batch is cut
         split_pdf.split(result.pdf, [
             split_pdf.Cut(s.recipient.id, placed[s.recipient.id].start, placed[s.recipient.id].pages,
                           self.layout.pdf(s.recipient.id), self.prepared.info(s.recipient)) for s in good])
