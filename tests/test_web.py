@@ -19,7 +19,7 @@ from pypdf import PdfReader
 from builder.build import build
 from builder.html import letter_page
 from builder.load import load
-from conftest import MINIMAL_LETTER, pdf_text, write_yaml
+from conftest import MINIMAL_LETTER, SAMPLE, pdf_text, write_yaml
 
 LINK_COLOUR = b"0 0.27 0.6 rg"  # lblink in the letterhead class
 
@@ -374,3 +374,17 @@ def test_html_page_prints_every_value_as_typed(tmp_path):
     elements = outline(dom)
     assert next(text for tag, _, text in elements if tag == "title") == f"Letter to {HOSTILE}, Clerk"
     assert any(text == "Dear " + HOSTILE for tag, _, text in elements if tag == "p")
+
+
+@pytest.mark.slow
+def test_every_web_copy_of_the_sample_is_tagged_pdfua_clean_and_has_its_page(tmp_path):
+    report = build(SAMPLE, tmp_path / "build", medium="web")
+    assert report.ok and len(report.outcomes) == 5
+    for outcome in report.outcomes:
+        info = subprocess.run(["pdfinfo", str(outcome.pdf)], capture_output=True, text=True, check=True).stdout
+        assert re.search(r"^Tagged:\s+yes$", info, re.M), outcome.pdf
+        check = subprocess.run([shutil.which("pdfua"), "check", str(outcome.pdf)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout
+        tree, texts = structure(outcome.pdf)
+        assert not any(key[1] == "untagged" for key in texts), outcome.pdf
+        assert outcome.pdf.with_suffix(".html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
