@@ -14,11 +14,17 @@ import html
 import re
 
 from . import markup
-from .compose import long_date, pdf_title
-from .schema import Batch, Recipient
+from .compose import PDF_LANG, closing, long_date, pdf_title
+from .schema import LANGUAGES, Batch, Recipient
 
-LANGUAGE = "en-GB"
 _SAFE_URL = re.compile(r"(?i)^(https?://|mailto:)")
+# The words the letterhead class prints around the values, by language.
+LABELS = {
+    "en": {"ourref": "Our ref:", "yourref": "Your ref:", "cc": "cc:", "enc": "Enc:", "ps": "PS",
+           "notes": "Notes", "note": "Note", "back": "Back to text"},
+    "cy": {"ourref": "Ein cyf:", "yourref": "Eich cyf:", "cc": "Copïau:", "enc": "Amg:", "ps": "ON",
+           "notes": "Nodiadau", "note": "Nodyn", "back": "Yn ôl i’r testun"},
+}
 
 # Black on white and the browser's own link colours: contrast well above WCAG AA.
 STYLE = """\
@@ -26,10 +32,12 @@ body { font-family: sans-serif; line-height: 1.5; max-width: 42em; margin: 2em a
 header { display: flex; justify-content: space-between; gap: 2em; border-bottom: 1px solid #666; }
 header address { font-style: normal; text-align: right; }
 .sender-name { font-size: 1.4em; font-weight: bold; margin-bottom: 0; }
+.marking { text-align: center; font-weight: bold; }
 .date { text-align: right; }
 .recipient { margin: 2em 0; }
 .signatory { margin-top: 3em; }
 .notes { border-top: 1px solid #666; margin-top: 2em; font-size: 0.9em; }
+section + section { border-top: 1px solid #666; margin-top: 3em; }
 """
 
 
@@ -46,10 +54,10 @@ def href(url: str) -> str:
 
 
 def letter_page(batch: Batch, recipient: Recipient) -> str:
-    """The complete HTML page of the letter to ``recipient``."""
-    letter, sender, signatory = batch.letter, batch.letter.sender, batch.letter.signatory
-    notes: list[str] = []  # each footnote's HTML, numbered from 1 as in the PDF
-    body = "\n".join(f"<p>{_inline(nodes, batch, notes)}</p>" for nodes in paragraphs(batch, recipient))
+    """The complete HTML page of the letter to ``recipient``: the letterhead,
+    then the letter in each of its languages (cy-en: Welsh, then English)."""
+    letter, sender = batch.letter, batch.letter.sender
+    languages = batch.languages_of(recipient)
     contact = [e(line) for line in sender.address]
     if sender.phone:
         contact.append(f"Tel: {e(sender.phone)}")
@@ -58,11 +66,9 @@ def letter_page(batch: Batch, recipient: Recipient) -> str:
     if sender.web:
         shown = sender.web.split("://", 1)[-1].rstrip("/")
         contact.append(f'<a href="{href(sender.web)}">{e(shown)}</a>')
-    to = [e(recipient.name)] + ([e(recipient.role)] if recipient.role else []) + [e(a) for a in recipient.address]
-    title = letter.title or pdf_title(recipient)
     parts = [
         "<!DOCTYPE html>",
-        f'<html lang="{LANGUAGE}">',
+        f'<html lang="{PDF_LANG[languages[0]]}">',
         "<head>",
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -75,30 +81,67 @@ def letter_page(batch: Batch, recipient: Recipient) -> str:
         f"<address>{'<br>'.join(contact)}</address>",
         "</header>",
         "<main>",
-        f"<h1>{e(title)}</h1>",
-        f'<p class="date"><time datetime="{letter.date.isoformat()}">{e(long_date(letter.date))}</time></p>',
-        f'<p class="recipient">{"<br>".join(to)}</p>',
-        f"<p>{e(recipient.salutation)}</p>",
-        body,
-        f"<p>{e(letter.closing)}</p>",
-        '<p class="signatory">' + (f"<strong>{e(signatory.name)}</strong><br>" if signatory.name else "")
-        + f"{e(signatory.title)}</p>",
+        f"<h1>{e(letter.title or pdf_title(recipient))}</h1>",
     ]
-    if notes:
-        parts += ['<section class="notes" aria-labelledby="notes">', '<h2 id="notes">Notes</h2>', "<ol>"]
-        parts += [f'<li id="note-{n}">{text} <a href="#mark-{n}" aria-label="Back to text of note {n}">'
-                  "Back to text</a></li>" for n, text in enumerate(notes, 1)]
-        parts += ["</ol>", "</section>"]
+    for number, language in enumerate(languages):
+        lang = f' lang="{PDF_LANG[language]}"' if number else ""
+        parts += [f"<section{lang} aria-label=\"{e(pdf_title(recipient))} ({e(PDF_LANG[language])})\">"
+                  if len(languages) > 1 else "<section>"]
+        parts += _letter(batch, recipient, language, f"{language}-")
+        parts += ["</section>"]
     parts += ["</main>", "</body>", "</html>", ""]
     return "\n".join(parts)
 
 
-def paragraphs(batch: Batch, recipient: Recipient) -> list[markup.Paragraph]:
+def _letter(batch: Batch, recipient: Recipient, language: str, ids: str) -> list[str]:
+    """One language's letter: the PDF's order, its words."""
+    letter, signatory = batch.letter, batch.letter.signatory
+    words = LABELS[language]
+    pick = lambda own, shared: own if own is not None else shared  # noqa: E731
+    notes: list[str] = []  # each footnote's HTML, numbered from 1 as in the PDF
+    out = []
+    marking = pick(recipient.marking, letter.marking)
+    if marking:
+        out.append(f'<p class="marking">{e(marking)}</p>')
+    refs = [(words["ourref"], pick(recipient.our_ref, letter.our_ref)), (words["yourref"], recipient.your_ref)]
+    refs = [f"{e(label)} {e(value)}" for label, value in refs if value]
+    date = f'<time datetime="{letter.date.isoformat()}">{e(long_date(letter.date, language))}</time>'
+    out.append(f'<p class="date">{"<br>".join(refs + [date])}</p>')
+    to = [e(recipient.name)] + ([e(recipient.role)] if recipient.role else []) + [e(a) for a in recipient.address]
+    out.append(f'<p class="recipient">{"<br>".join(to)}</p>')
+    out.append(f"<p>{e(batch.own_text(recipient, recipient.salutation, language) or '')}</p>")
+    subject = (batch.own_text(recipient, recipient.subject, language) if recipient.subject is not None
+               else batch.shared_text(letter.subject, language))
+    for nodes in markup.parse(subject or ""):
+        out.append(f"<h2>{_inline(nodes, batch, notes, ids)}</h2>")
+    out += [f"<p>{_inline(nodes, batch, notes, ids)}</p>" for nodes in paragraphs(batch, recipient, language)]
+    out.append(f"<p>{e(closing(batch, recipient, language))}</p>")
+    name = f"<strong>{e(signatory.name)}</strong><br>" if signatory.name and signatory.show_name else ""
+    out.append(f'<p class="signatory">{name}{e(signatory.title)}</p>')
+    for label, lines in ((words["cc"], pick(recipient.cc, letter.cc)),
+                         (words["enc"], pick(recipient.enclosures, letter.enclosures))):
+        if lines:
+            out.append(f"<p>{e(label)} {'<br>'.join(e(line) for line in lines)}</p>")
+    ps = (batch.own_text(recipient, recipient.ps, language) if recipient.ps is not None
+          else batch.shared_text(letter.ps, language))
+    for number, nodes in enumerate(markup.parse(ps or "")):
+        out.append(f"<p>{e(words['ps']) + ' ' if number == 0 else ''}{_inline(nodes, batch, notes, ids)}</p>")
+    if notes:
+        out += [f'<section class="notes" aria-labelledby="{ids}notes">',
+                f'<h2 id="{ids}notes">{e(words["notes"])}</h2>', "<ol>"]
+        out += [f'<li id="{ids}note-{n}">{text} <a href="#{ids}mark-{n}" '
+                f'aria-label="{e(words["back"])} ({e(words["note"])} {n})">{e(words["back"])}</a></li>'
+                for n, text in enumerate(notes, 1)]
+        out += ["</ol>", "</section>"]
+    return out
+
+
+def paragraphs(batch: Batch, recipient: Recipient, language: str | None = None) -> list[markup.Paragraph]:
     """The body as paragraphs of markup nodes, joined as ``compose.body``
     joins them: a paragraph's parts run on with a space; a blank line inside
     a part starts a new paragraph."""
     out: list[markup.Paragraph] = []
-    for parts in batch.paragraphs_for(recipient):
+    for parts in batch.paragraphs_for(recipient, language):
         current: list[markup.Inline] = []
         for _name, source in parts:
             parsed = markup.parse(source)
@@ -113,19 +156,19 @@ def paragraphs(batch: Batch, recipient: Recipient) -> list[markup.Paragraph]:
     return out
 
 
-def _inline(nodes: markup.Paragraph, batch: Batch, notes: list[str]) -> str:
+def _inline(nodes: markup.Paragraph, batch: Batch, notes: list[str], ids: str) -> str:
     pieces = []
     for node in nodes:
         if isinstance(node, markup.Text):
             pieces.append(e(node.value))
         elif isinstance(node, markup.Emphasis):
             tag = "strong" if node.strong else "em"
-            pieces.append(f"<{tag}>{_inline(node.children, batch, notes)}</{tag}>")
+            pieces.append(f"<{tag}>{_inline(node.children, batch, notes, ids)}</{tag}>")
         elif isinstance(node, markup.Link):
-            pieces.append(f'<a href="{href(node.url)}">{_inline(node.children, batch, notes)}</a>')
+            pieces.append(f'<a href="{href(node.url)}">{_inline(node.children, batch, notes, ids)}</a>')
         elif isinstance(node, markup.Cite):
             ref = batch.references[node.key]
-            notes.append(f'{e(ref.author)} ({e(ref.year)}) <a href="{href(ref.url)}">{e(ref.title)}</a>')
+            notes.append(f'{e(ref.author)} ({e(str(ref.year))}) <a href="{href(ref.url)}">{e(ref.title)}</a>')
             n = len(notes)
-            pieces.append(f'<sup><a href="#note-{n}" id="mark-{n}" aria-label="Note {n}">{n}</a></sup>')
+            pieces.append(f'<sup><a href="#{ids}note-{n}" id="{ids}mark-{n}">{n}</a></sup>')
     return "".join(pieces)

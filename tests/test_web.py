@@ -350,11 +350,11 @@ def test_html_page_is_the_letter_in_semantic_html(web_batch):
     paragraphs = [text for tag, _, text in elements if tag == "p"]
     assert any(p.startswith("Words that fill the page") and p.endswith("It cites a report.1") for p in paragraphs)
     # the footnote: a numbered list entry, its mark links to it and it links back
-    mark = next(attrs for tag, attrs, _ in elements if tag == "a" and attrs.get("href") == "#note-1")
+    mark = next(attrs for tag, attrs, _ in elements if tag == "a" and attrs.get("href") == "#en-note-1")
     note = next((attrs, text) for tag, attrs, text in elements if tag == "li")
-    assert mark["id"] == "mark-1" and note[0]["id"] == "note-1"
+    assert mark["id"] == "en-mark-1" and note[0]["id"] == "en-note-1"
     assert note[1].startswith("A. Author (2020) A report (final)")
-    assert any(attrs.get("href") == "#mark-1" for tag, attrs, _ in elements if tag == "a")
+    assert any(attrs.get("href") == "#en-mark-1" for tag, attrs, _ in elements if tag == "a")
     assert tags.index("li") == tags.index("ol") + 1  # the note is an entry of an ordered list
 
 
