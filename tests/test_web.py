@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pikepdf
+import yaml
 import pytest
 from pypdf import PdfReader
 
@@ -389,3 +390,57 @@ def test_every_web_copy_of_the_sample_is_tagged_pdfua_clean_and_has_its_page(tmp
         tree, texts = structure(outcome.pdf)
         assert not any(key[1] == "untagged" for key in texts), outcome.pdf
         assert outcome.pdf.with_suffix(".html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+# ---- every letter part, Welsh and bilingual letters, as web copies ---------------------
+
+@pytest.fixture(scope="module")
+def parts_web(tmp_path_factory):
+    """test_parts' batch (marking, refs, cc, enclosures, PS; a Welsh and a
+    bilingual letter) built as web copies."""
+    from test_parts import parts_batch_yaml
+
+    folder = tmp_path_factory.mktemp("parts-web")
+    source = folder / "recipients.yaml"
+    source.write_text(yaml.safe_dump(parts_batch_yaml(), allow_unicode=True, sort_keys=False), encoding="utf-8")
+    report = build(source, folder / "build", medium="web")
+    assert report.ok, [(o.recipient, o.message) for o in report.failed]
+    return {o.recipient: o.pdf for o in report.outcomes}
+
+
+def test_every_letter_part_is_tagged_or_an_artifact(parts_web):
+    for rid, pdf in parts_web.items():
+        check = subprocess.run([shutil.which("pdfua"), "check", str(pdf)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout
+        tree, texts = structure(pdf)
+        assert not any(key[1] == "untagged" for key in texts), (rid, texts)
+        # the protective marking, on every page, is an artifact
+        assert all(texts[page, "Artifact"].count("OFFICIAL") == 2 for page in {p for p, _ in texts}), rid
+        text = squeeze(structure_text(tree, texts))
+        assert squeeze("Our ref: IASC/2020/117") in text or squeeze("Ein cyf: IASC/2020/117") in text
+    london = squeeze(structure_text(*structure(parts_web["london"])))
+    assert squeeze("cc: April McCoig, IASC Chief Constable") in london and squeeze("Yours faithfully,") in london
+
+
+def test_a_bilingual_web_copy_tags_its_english_half_in_english(parts_web):
+    pdf = parts_web["essex"]
+    with pikepdf.open(pdf) as document:
+        assert str(document.Root.Lang) == "cy"
+        sections = [kid for kid in document.Root.StructTreeRoot.K.K if kid.get("/S") == "/Sect"]
+        assert [str(s.Lang) for s in sections] == ["en-GB"]
+    tree, texts = structure(pdf)
+    start = next(i for i, (kind, depth) in enumerate(tree) if kind == "/Sect")
+    welsh, english = structure_text(tree[:start], texts), structure_text(tree[start:], texts)
+    assert "Annwyl Roger," in welsh and "Dear Roger," not in welsh
+    assert "Dear Roger," in english and "Annwyl Roger," not in english
+
+
+def test_welsh_and_bilingual_html_pages_declare_their_languages(parts_web, tmp_path, axe_js):
+    for rid, pdf in parts_web.items():
+        page = pdf.with_suffix(".html").read_text(encoding="utf-8")
+        result = axe(page, tmp_path / rid, axe_js)
+        assert result["violations"] == [], (rid, result["violations"])
+        elements = outline(page)
+        langs = [attrs["lang"] for tag, attrs, _ in elements if "lang" in attrs]
+        assert langs == {"london": ["en-GB"], "south-wales": ["cy"], "essex": ["cy", "en-GB"]}[rid]
+        assert "OFFICIAL" in page
