@@ -111,7 +111,7 @@ def test_web_copy_is_tagged_and_pdfua_finds_nothing(web_batch):
 
 def test_pdfua_does_find_an_untagged_letter(web_batch):
     """The checker is not blind: the printed letter, untagged, fails it."""
-    check = subprocess.run([shutil.which("pdfua"), "check", str(web_batch / "web-one.pdf")],
+    check = subprocess.run([shutil.which("pdfua"), "check", str(web_batch / "letters" / "web-one.pdf")],
                            capture_output=True, text=True)
     assert check.returncode == 3 and "UA-01-005" in check.stdout
 
@@ -120,8 +120,8 @@ def test_structure_tree_read_in_order_is_the_letter(web_batch):
     tree, texts = structure(web_batch / WEB_PDF)
     kinds = [kind for kind, _ in tree]
     assert kinds[0] == "/Document" and "/P" in kinds
-    letter = ("1 High Street, Town"  # the return address, in the envelope window
-              "Siân O'Brien, Ŵyn & Co Clerk 1 Road" "4 March 2021" "Dear Siân,"
+    letter = ("4 March 2021" "1 High Street, Town"  # the date; the return address, in the window
+              "Siân O'Brien, Ŵyn & Co Clerk 1 Road" "Dear Siân,"
               "See https://example.org/a_b for more." + LONG.split(": ", 1)[1].replace("[^report]", "").strip()
               + "1" "1 A. Author (2020) A report (final)"  # the mark, then the note
               "Yours sincerely," "Clerk")
