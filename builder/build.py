@@ -23,6 +23,7 @@ from . import __version__, compile as tex, ready
 from .compose import (batch_source, letter_block, letter_source, metadata, pdf_date, pdf_lang, pdf_title,
                       recipient_label)
 from .files import write_atomic
+from .html import letter_page
 from .load import Loaded, Problem, load
 from .manifest import Manifest, sha256_bytes, sha256_file
 from .schema import RECIPIENT_ID, Recipient
@@ -278,6 +279,10 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                 raise ValueError(f"no valid recipient with id: {', '.join(unknown)}")
             todo = [s for s in todo if s.recipient.id in only]
         prepared.write_assets()
+        if prepared.medium == "web":  # each web copy has an HTML page beside it
+            for source in todo:
+                write_atomic(layout.pdf(source.recipient.id).with_suffix(".html"),
+                             letter_page(loaded.batch, source.recipient).encode())
         states = {s.recipient: s for s in ready.letter_states(prepared, manifest, only=[s.recipient.id for s in todo])}
         stale = []
         for source in todo:

@@ -183,8 +183,8 @@ def stopped(exc: Exception, code: int = 2, then: str = "") -> Exit:
     "only": "comma-separated recipient ids: build just these",
     "jobs": "parallel pdflatex runs (default: one per core)",
     "force": "recompile every letter even when it is up to date",
-    "for": "print (default: black links, <build>/<id>.pdf) or web (coloured links, "
-           "PDF/A-2b metadata, <build>/web/<date>-<id>.pdf)",
+    "for": "print (default: black links, <build>/<id>.pdf) or web (tagged PDFs with coloured links "
+           "and PDF/A-2b metadata, <build>/web/<date>-<id>.pdf, each with an accessible .html page)",
     **VERBOSE_HELP,
     "open": "open the result in the desktop's PDF viewer (the --only letters, else the first)",
 })
