@@ -26,7 +26,7 @@ from .load import Loaded, Problem, load
 from .manifest import Manifest, sha256_bytes, sha256_file
 from .schema import RECIPIENT_ID, Recipient
 
-LETTERHEAD = Path(__file__).resolve().parent.parent / "letterhead"
+LETTERHEAD = Path(__file__).resolve().parent / "letterhead"  # package data: ships with the wheel
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Compose stage: one recipient of a ``Batch`` -> the LaTeX source of their letter.
 
 Each letter is a ``letter`` environment on the letterhead class
-(``letterhead/``), built with PyLaTeX: ``letter_source`` wraps one in a complete
+(``builder/letterhead/``), built with PyLaTeX: ``letter_source`` wraps one in a complete
 document a user can compile alone; ``batch_source`` puts many in one document,
 which the build compiles in a single pdflatex run and splits. Data reaches the
 source only through ``latex.text``, ``latex.href`` and ``latex.meta``; markup

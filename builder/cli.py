@@ -1,0 +1,13 @@
+"""The `letterbatch` command: invoke's CLI as a program of its own, running the
+task collection in builder/tasks.py (as invoke documents for distributing a
+collection), so an installed package works from any folder."""
+from invoke import Program
+
+from . import __version__
+from .tasks import ns
+
+program = Program(namespace=ns, version=__version__, name="letterbatch", binary="letterbatch")
+
+
+def main() -> None:
+    program.run()
