@@ -1,15 +1,15 @@
 """Benchmark: what a user waits for, beside what each stage costs.
 
-    python benchmarks/bench.py --letters 500      (or: invoke bench --letters 500)
+    python benchmarks/bench.py --letters 500      (or: letterbatch bench --letters 500)
 
 Generates N synthetic recipients (distinct text, the real letterhead and shared
 letter) in a temporary folder, then measures:
 
-- the whole command as a user runs it: ``python -m invoke build merge`` in a
+- the whole command as a user runs it: ``letterbatch build merge`` in a
   child process, timed from outside (start-up, load, compile, preflight, merge),
   with the child's peak memory (``os.wait4``); cold, again with nothing
   changed, and after editing one recipient;
-- ``invoke status`` on the bundled five letters, as a command;
+- ``letterbatch status`` on the bundled five letters, as a command;
 - one plain pdflatex pass per letter, one after another, over the same ``.tex``
   files, in the same run (sampled and scaled up when N is large: the line
   says so), and the cold command's speed-up over it;
@@ -82,10 +82,15 @@ def edit_one(recipients_yaml: Path) -> None:
 
 # ---- the whole command, as a user runs it -----------------------------------
 
+# The `letterbatch` console command of this checkout (the installed script
+# may point at another copy): the same lines as the script pip writes.
+LETTERBATCH = [sys.executable, "-c", "import sys; from builder.cli import main; sys.argv[0] = 'letterbatch'; "
+               "sys.exit(main())"]
+
+
 def user_command(recipients: Path, build_dir: Path, *tasks: str) -> list[str]:
-    """``invoke TASK --recipients .. --build-dir .. [TASK ...]`` from the project folder,
-    as the user types it (``python -m invoke`` is the ``invoke`` script)."""
-    argv = [sys.executable, "-m", "invoke"]
+    """``letterbatch TASK --recipients .. --build-dir .. [TASK ...]`` as a user types it."""
+    argv = list(LETTERBATCH)
     for task in tasks:
         argv += [*task.split(), "--recipients", str(recipients), "--build-dir", str(build_dir)]
     return argv
@@ -102,12 +107,12 @@ def run_command(argv: list[str], log: Path) -> tuple[float, float]:
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         tail = log.read_text(encoding="utf-8", errors="replace")[-2000:]
-        raise SystemExit(f"bench: {' '.join(argv[2:4])} ... exited {child.returncode}:\n{tail}")
+        raise SystemExit(f"bench: {' '.join(argv[3:5])} ... exited {child.returncode}:\n{tail}")
     return seconds, usage.ru_maxrss / 1024
 
 
 def command_runs(folder: Path, letters: int, repeat: int) -> dict[str, list[float]]:
-    """``invoke build merge`` cold, with nothing changed, and with one recipient
+    """``letterbatch build merge`` cold, with nothing changed, and with one recipient
     edited; each ``repeat`` times on a fresh copy of the batch."""
     runs: dict[str, list[float]] = {"cold": [], "peak": [], "nothing": [], "edited": []}
     for n in range(repeat):
@@ -124,7 +129,7 @@ def command_runs(folder: Path, letters: int, repeat: int) -> dict[str, list[floa
 
 
 def status_runs(folder: Path, repeat: int) -> list[float]:
-    """``invoke status`` on the bundled five letters, built beforehand."""
+    """``letterbatch status`` on the bundled five letters, built beforehand."""
     here = folder / "five"
     here.mkdir()
     source = here / "recipients.yaml"
@@ -354,7 +359,7 @@ def main(argv=None) -> int:
         nothing, edited = median(commands["nothing"]), median(commands["edited"])
         status = median(five)
         print(f"letterbatch benchmark: {n} letters, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M %Z')}")
-        print("The whole command, as a user runs it (`invoke build merge`, timed from outside):")
+        print("The whole command, as a user runs it (`letterbatch build merge`, timed from outside):")
         print(f"  {'build + merge, cold':<28} {cold:8.2f} s {cold / n * 1000:8.1f} ms/letter"
               f"{spread(commands['cold'])}")
         print(f"  {'raw pdflatex, 1 pass each':<28} {raw:8.2f} s {raw / n * 1000:8.1f} ms/letter{scaled}")

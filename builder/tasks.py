@@ -191,14 +191,24 @@ def diff(c, recipients=None, only=None):
 
 
 @task(help={
-    "letters": "how many synthetic letters (default 100)",
-    "jobs": "parallel workers (default: one per core)",
+    "letters": "how many synthetic letters (default 500)",
+    "jobs": "parallel workers for the in-process stages (default: one per core)",
     "baseline-sample": "raw pdflatex is timed on at most this many letters and scaled up (0: all)",
+    "repeat": "run each command this many times and report medians (default 1)",
+    "engine-letters": "batch sizes to compare the merge engines at (default 500,1000; '' skips)",
+    "stages": "also time each stage inside one process (default; --no-stages for a very large N)",
+    "web": "also time web copies against print (default; --no-web skips)",
 })
-def bench(c, letters=100, jobs=0, baseline_sample=60):
-    """Benchmark a synthetic batch of N letters against raw pdflatex; prints figures."""
-    c.run(f"{sys.executable} benchmarks/bench.py --letters {int(letters)} --jobs {int(jobs)} "
-          f"--baseline-sample {int(baseline_sample)}", pty=False)
+def bench(c, letters=500, jobs=0, baseline_sample=60, repeat=1, engine_letters="500,1000", stages=True, web=True):
+    """Benchmark N synthetic letters: the whole command as a user runs it, beside each stage."""
+    import shlex
+
+    command = [sys.executable, "benchmarks/bench.py", "--letters", str(int(letters)), "--jobs", str(int(jobs)),
+               "--baseline-sample", str(int(baseline_sample)), "--repeat", str(int(repeat)),
+               "--engine-letters", engine_letters]
+    command += [] if stages else ["--no-stages"]
+    command += [] if web else ["--no-web"]
+    c.run(shlex.join(command), pty=False)
 
 
 @task
