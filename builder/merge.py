@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pikepdf
-from pypdf import PdfReader
 
 from .build import Prepared, lock, prepare
 from .files import write_atomic
@@ -134,10 +133,10 @@ def _ready_letters(prepared: Prepared, manifest: Manifest) -> list[_Part]:
         entry = manifest.letters.get(rid, {})
         if not layout.pdf(rid).exists():
             problems.append(f"{rid}: no PDF (never built, or its build failed)")
-        elif manifest.key(rid) != source.key:
+        elif manifest.key(rid) != source.key or not entry.get("pages"):
             problems.append(f"{rid}: the PDF is older than its sources")
         else:
-            pages = entry.get("pages") or len(PdfReader(layout.pdf(rid)).pages)
+            pages = entry["pages"]
             signature = tuple(entry["signature"]) if entry.get("signature") else None
             title = recipient_label(source.recipient)
             part = _Part(rid, title, layout.pdf(rid), pages, signature)
