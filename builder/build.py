@@ -150,10 +150,10 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
         "builder": __version__,
         "tex": tex.tex_version(),
     }
-    sources, memo = [], {}
+    sources, memo = [], loaded.memo
     for recipient in loaded.batch.recipients:
         block = letter_block(loaded.batch, recipient, assets=names, memo=memo)
-        text = letter_source(loaded.batch, recipient, block, medium=medium)
+        text = letter_source(loaded.batch, recipient, block, medium=medium, memo=memo)
         inputs = {"source": sha256_bytes(text.encode()), **common}
         inputs["key"] = sha256_bytes(json.dumps(inputs, sort_keys=True).encode())
         sources.append(Source(recipient, block, text, inputs))
@@ -257,8 +257,12 @@ class _Compiler:
         text = batch_source([s.block for s in sources], hints)
         path = self.layout.tex / f"{name}.tex"
         write_atomic(path, text.encode())
-        starts = [(text.count("\n", 0, text.index("\\begin{letter}{%s}" % s.recipient.id)) + 1,
-                   s.recipient.id) for s in sources]
+        starts, at, line = [], 0, 1  # the line each letter starts on, found in one pass
+        for s in sources:
+            begin = text.index("\\begin{letter}{%s}" % s.recipient.id, at)
+            line += text.count("\n", at, begin)
+            at = begin
+            starts.append((line, s.recipient.id))
 
         def owner(line: int) -> str | None:
             return next((rid for first, rid in reversed(starts) if first <= line), None)
