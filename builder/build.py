@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, compile as tex, split as split_pdf
+from . import __version__, compile as tex
 from .compose import batch_source, letter_block, letter_source, metadata, pdf_date, pdf_title, recipient_label
 from .files import write_atomic
 from .load import Loaded, Problem, load
@@ -274,6 +274,7 @@ class _Compiler:
         placed = result.letters
         good = [s for s in sources if placed[s.recipient.id].pages == hints[s.recipient.id]]
         again = [s for s in sources if s not in good]
+        from . import split as split_pdf  # pikepdf: loaded only when a batch is cut
         split_pdf.split(result.pdf, [
             split_pdf.Cut(s.recipient.id, placed[s.recipient.id].start, placed[s.recipient.id].pages,
                           self.layout.pdf(s.recipient.id), self.prepared.info(s.recipient)) for s in good])

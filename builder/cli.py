@@ -4,9 +4,12 @@ collection), so an installed package works from any folder."""
 from invoke import Program
 
 from . import __version__
-from .tasks import ns
+from .tasks import BatchExecutor, ns
 
-program = Program(namespace=ns, version=__version__, name="letterbatch", binary="letterbatch")
+# BatchExecutor: -r/-b given to any task of a chain apply to all of them (invoke.yaml does
+# the same for `invoke` in the checkout)
+program = Program(namespace=ns, version=__version__, name="letterbatch", binary="letterbatch",
+                  executor_class=BatchExecutor)
 
 
 def main() -> None:

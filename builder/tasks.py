@@ -1,149 +1,409 @@
-"""letterbatch tasks: `invoke --list` shows them, `invoke --help TASK` explains one.
+"""letterbatch tasks: `invoke --list` (or `letterbatch --list`) shows them, `--help TASK`
+explains one.
+
+One command works on one batch. ``-r/--recipients`` and ``-b/--build-dir`` given to any task
+of a chain (``invoke build merge -r oct.yaml``) apply to every task in it (``BatchExecutor``).
+Paths typed on the command line are read from the current folder; defaults from the
+project (the checkout holding tasks.py; for the ``letterbatch`` command outside a checkout,
+the current folder), and each batch builds into its own folder, ``build/<file name>/``.
 
 Defaults (the YAML file, the build folder, the number of workers) live in the
-``letterbatch`` config section below; override them in invoke.yaml, with
-INVOKE_LETTERBATCH_<KEY> environment variables, or with each task's flags.
+``letterbatch`` config section below; override them in invoke.yaml or with
+INVOKE_LETTERBATCH_<KEY> environment variables.
+
+The builder is imported inside each task, only when that task runs: ``--list`` and ``status``
+start without loading the PDF libraries (pikepdf, pypdf, pyHanko).
 """
-import getpass
+from __future__ import annotations
+
+import inspect
 import os
 import shutil
+import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from invoke import Collection, Exit, task
+import invoke
+from invoke import Collection, Exit, Task, task
 
-from builder.build import build as build_letters, status as letter_states
-from builder.check import check as check_letters
-from builder.compile import TexMissing
-from builder.diff import personal
-from builder.load import LoadError, load
-from builder.merge import MergeRefused, merge as merge_letters
-from builder.schema import SCHEMA_FILE, json_schema_text
-from builder.sign import sign as sign_pdf
+# `invoke new` copies this commented batch; it builds as it stands.
+STARTER = Path(__file__).resolve().parent / "starter.yaml"
 
+# When this command started (as near as Python can tell): summaries time the whole command.
+STARTED = time.perf_counter()
+
+# One meaning per short flag, in every task. Flags not listed here have no short form.
+SHORT_FLAGS = {
+    "recipients": "r",
+    "build_dir": "b",
+    "only": "o",
+    "jobs": "j",
+    "force": "f",
+    "verbose": "v",
+    "k": "k",
+}
 
 # Flags several tasks share, explained once.
 BATCH_HELP = {
-    "recipients": "the batch (default: recipients.yaml)",
-    "build-dir": "where the letters are (default: build/)",
+    "recipients": "the batch file (default: recipients.yaml in the project)",
+    "build-dir": "where its letters go (default: build/<batch file name>/ in the project)",
 }
 MEDIUM_HELP = {"for": "which letters: print (default) or web"}
+VERBOSE_HELP = {"verbose": "list every letter, not only those that need attention"}
 
 
-def _settings(c, recipients, build_dir):
+class LetterTask(Task):
+    """A task whose short flags come from SHORT_FLAGS, not from first letters."""
+
+    def arg_opts(self, name, default, taken_names):
+        opts = super().arg_opts(name, default, taken_names)
+        short = SHORT_FLAGS.get(name)
+        opts["names"] = [opts["names"][0]] + ([short] if short and short not in taken_names else [])
+        return opts
+
+
+def letter_task(*args, **kwargs):
+    """``@task`` for letterbatch: fixed short flags (use it for new tasks too)."""
+    return task(*args, klass=LetterTask, auto_shortflags=False, **kwargs)
+
+
+class BatchExecutor(invoke.Executor):
+    """Runs a chain of tasks on ONE batch: a ``--recipients`` or ``--build-dir`` given to any
+    task of the chain is given to every task of it that takes one. (invoke otherwise gives a
+    flag only to the task it follows: ``invoke build merge -r x.yaml`` would build the
+    default batch and merge x.yaml.) Named in invoke.yaml as ``tasks.executor_class``; the
+    ``letterbatch`` command uses it directly."""
+
+    SHARED = ("recipients", "build_dir")
+
+    def normalize(self, tasks):
+        calls = super().normalize(tasks)
+        for key in self.SHARED:
+            named = {str(call.kwargs[key]) for call in calls if call.kwargs.get(key)}
+            if len(named) > 1:
+                flag = "--" + key.replace("_", "-")
+                raise Exit(f"one batch per command: {flag} is given different values "
+                           f"({', '.join(sorted(named))}); run the tasks separately", code=2)
+            if named:
+                value = named.pop()
+                for call in calls:
+                    if key in inspect.signature(call.task.body).parameters:
+                        call.kwargs[key] = value
+        return calls
+
+
+# ---------------------------------------------------------------- which batch, which folder
+
+@dataclass
+class BatchPaths:
+    """The batch a command works on: its file and its build folder, both absolute."""
+    recipients: Path
+    build_dir: Path
+    project: Path | None
+
+
+def project_dir(c) -> Path | None:
+    """The checkout's folder (tasks.py sets it), or None for the `letterbatch` command."""
+    project = c.config.letterbatch.get("project")
+    return Path(project) if project else None
+
+
+def batch_paths(c, recipients: str | None, build_dir: str | None) -> BatchPaths:
+    """Where the batch is and where it builds. A path typed on the command line is read
+    from the current folder (as a shell user means it); a default from the project. The
+    default build folder is ``build/<batch file name>/``: one folder per batch, so two
+    batches never overwrite each other's letters."""
     cfg = c.config.letterbatch
-    return recipients or cfg.recipients, build_dir or cfg.build_dir
+    project = project_dir(c)
+    base = project or Path.cwd()
+    source = Path(recipients).expanduser() if recipients else base / cfg.recipients
+    source = source.resolve()
+    if build_dir:
+        out = Path(build_dir).expanduser()
+    elif cfg.get("build_dir"):
+        out = base / cfg.build_dir
+    else:
+        out = (project or source.parent) / "build" / source.stem
+    return BatchPaths(source, out.resolve(), project)
 
 
-@task(help={
+def show(path: Path) -> str:
+    """A path as a person wants to read it: relative to the current folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+def whole_number(value, flag: str, minimum: int = 0) -> int:
+    """A flag's value as a whole number, or a one-line error (exit 2): never a traceback."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = None
+    if number is None or number < minimum:
+        raise Exit(f"--{flag} takes a whole number{f' from {minimum}' if minimum else ''}, "
+                   f"not {value!r}", code=2)
+    return number
+
+
+def medium_of(value: str) -> str:
+    if value not in ("print", "web"):
+        raise Exit(f"--for takes print or web, not {value!r}", code=2)
+    return value
+
+
+def ids_of(only: str | None) -> list[str] | None:
+    return [i.strip() for i in only.split(",") if i.strip()] if only else None
+
+
+def stopped(exc: Exception, code: int = 2, then: str = "") -> Exit:
+    return Exit(f"{exc}{then}", code=code)
+
+
+# ---------------------------------------------------------------- build
+
+@letter_task(help={
     **BATCH_HELP,
     "only": "comma-separated recipient ids: build just these",
     "jobs": "parallel pdflatex runs (default: one per core)",
     "force": "recompile every letter even when it is up to date",
-    "for": "print (default: black links, build/<id>.pdf) or web (coloured links, PDF/A-2b "
-           "metadata, build/web/<date>-<id>.pdf)",
+    "for": "print (default: black links, <build>/<id>.pdf) or web (coloured links, "
+           "PDF/A-2b metadata, <build>/web/<date>-<id>.pdf)",
+    **VERBOSE_HELP,
+    "open": "open the result in the desktop's PDF viewer (the --only letters, else the first)",
 })
-def build(c, recipients=None, build_dir=None, only=None, jobs=0, force=False, for_="print"):
-    """Build one PDF per recipient: build/<id>.pdf (sources in build/tex/)."""
-    recipients, build_dir = _settings(c, recipients, build_dir)
-    started = time.perf_counter()
+def build(c, recipients=None, build_dir=None, only=None, jobs=None, force=False, for_="print",
+          verbose=False, open=False):
+    """Build one PDF per recipient into build/<batch>/ and preflight each letter built."""
+    batch = batch_paths(c, recipients, build_dir)
+    outcomes, checks = run_build(c, batch, only=ids_of(only), jobs=jobs, force=force,
+                                 medium=medium_of(for_), verbose=verbose)
+    if open:
+        wanted = ids_of(only) or [o.recipient for o in outcomes if o.pdf][:1]
+        open_in_viewer([o.pdf for o in outcomes if o.recipient in wanted and o.pdf])
+    failed = [o.recipient for o in outcomes if o.status in ("failed", "invalid")]
+    flawed = [r.name for r in checks if r.errors]
+    if failed or flawed:
+        raise Exit(code=1)
+
+
+def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium="print",
+              verbose=False, quiet=False, started=None):
+    """Build, preflight what was built, print what needs attention and one summary line.
+    Returns (outcomes, preflight results); raises Exit(2) when nothing could be built."""
+    from .build import build as build_letters
+    from .check import check as check_letters
+    from .compile import TexMissing
+    from .load import LoadError
+
+    workers = whole_number(jobs if jobs is not None else c.config.letterbatch.jobs, "jobs")
+    live = sys.stderr.isatty() and not quiet
     try:
-        report = build_letters(recipients, build_dir, jobs=int(jobs or c.config.letterbatch.jobs) or None,
-                               only=only.split(",") if only else None, force=force, medium=for_,
-                               progress=_progress(started) if sys.stderr.isatty() else None)
-    except (LoadError, TexMissing, RuntimeError, ValueError) as exc:
-        raise Exit(f"{exc}\nNothing was built.", code=2)
+        report = build_letters(batch.recipients, batch.build_dir, jobs=workers or None, only=only,
+                               force=force, medium=medium, progress=progress_line() if live else None)
+    except (LoadError, TexMissing, RuntimeError, ValueError, OSError) as exc:
+        raise stopped(exc, then="\nNothing was built.")
     for warning in report.warnings:
         print(warning, file=sys.stderr)
-    # every letter when there are few; when there are many, only those that need attention
-    shown = [o for o in report.outcomes if len(report.outcomes) <= 30 or o.status not in ("built", "up to date")]
-    width = max((len(o.recipient) for o in shown), default=0)
-    for o in shown:
-        timing = f"{o.seconds:5.2f} s" if o.seconds else ""
-        print(f"  {o.recipient:<{width}}  {o.status:<10} {timing}  {o.pdf or ''}")
-        for line in o.message.splitlines():
-            print(f"      {line}")
-    built = sum(o.status == "built" for o in report.outcomes)
-    fresh = sum(o.status == "up to date" for o in report.outcomes)
-    summary = (f"{built} built, {fresh} up to date, {len(report.failed)} failed "
-               f"in {time.perf_counter() - started:.1f} s")
-    if report.failed:
-        raise Exit(f"{summary}: {', '.join(o.recipient for o in report.failed)}", code=1)
-    print(summary)
-    checked = [o.recipient for o in report.outcomes if o.status == "built"]
-    if checked:  # letters up to date were checked when they were built
-        print("preflight:")
-        _preflight(recipients, build_dir, for_, checked)
+    built = [o.recipient for o in report.outcomes if o.status == "built"]
+    checks = []
+    if built:  # letters up to date were checked when they were built
+        try:
+            checks = check_letters(batch.recipients, batch.build_dir, medium, built)
+        except (LoadError, TexMissing, OSError) as exc:
+            raise stopped(exc)
+    found = {r.name: r for r in checks}
+    attention = []
+    for o in report.outcomes:
+        result = found.get(o.recipient)
+        notes = [o.message] if o.message else []
+        notes += [str(f) for f in result.findings] if result else []
+        if o.status in ("failed", "invalid") or notes:
+            attention.append(o.recipient)
+        if not quiet and (verbose or o.status in ("failed", "invalid") or notes):
+            pages = f"{plural(result.pages, 'page')}" if result and result.pages else ""
+            print(f"  {o.recipient}  {o.status}" + (f", {pages}" if pages else "")
+                  + (f"  {show(o.pdf)}" if verbose and o.pdf else ""))
+            for note in notes:
+                for line in note.splitlines():
+                    print(f"      {line}")
+    counts = {status: sum(o.status == status for o in report.outcomes)
+              for status in ("built", "up to date")}
+    failed = [o.recipient for o in report.outcomes if o.status in ("failed", "invalid")]
+    summary = (f"{plural(len(report.outcomes), 'letter')}: {counts['built']} built, "
+               f"{counts['up to date']} up to date, {len(failed)} failed, "
+               f"{len(attention)} need{'s' if len(attention) == 1 else ''} attention "
+               f"({time.perf_counter() - (started or STARTED):.1f} s) -> {show(batch.build_dir)}")
+    print(summary, flush=True)
+    return report.outcomes, checks
 
 
-def _progress(started):
-    """A one-line progress report on the terminal: count, letter, time left."""
+def progress_line():
+    """One line on the terminal: count, last letter, time left. Letters finish in batches,
+    so the first few say nothing of the rate: the estimate waits for a twentieth of them."""
+    started = time.perf_counter()
+
     def report(outcome, done, total):
         elapsed = time.perf_counter() - started
-        left = elapsed / done * (total - done)
+        if done >= max(2, total // 20):
+            left = f"about {elapsed / done * (total - done):.0f} s left"
+        else:
+            left = "estimating time left"
         end = "\n" if done == total else ""
-        print(f"\r  [{done}/{total}] {outcome.recipient:<24.24} about {left:4.0f} s left", end=end,
+        print(f"\r\x1b[K  [{done}/{total}] {outcome.recipient:<24.24} {left}", end=end,
               file=sys.stderr, flush=True)
     return report
 
 
-def _preflight(recipients, build_dir, medium="print", only=None):
-    results = check_letters(recipients, build_dir, medium, only)
-    for result in results:
-        print(f"  {result.line()}")
-    failing = [r.name for r in results if r.errors]
-    if failing:
-        raise Exit(f"preflight found errors in: {', '.join(failing)}", code=1)
+def open_in_viewer(pdfs: list[Path]) -> None:
+    """Open PDFs in the desktop's viewer (xdg-open); say so plainly when there is none."""
+    if not pdfs:
+        print("nothing to open: no letter was built", file=sys.stderr)
+        return
+    opener = shutil.which("xdg-open")
+    if opener is None:
+        print(f"cannot open {', '.join(show(p) for p in pdfs)}: no PDF viewer found "
+              "(xdg-open is missing; install xdg-utils and a PDF viewer, or open the file yourself)",
+              file=sys.stderr)
+        return
+    for pdf in pdfs:
+        try:
+            done = subprocess.run([opener, str(pdf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, timeout=15)
+        except subprocess.TimeoutExpired:
+            continue  # some openers wait for the viewer: it is open
+        if done.returncode != 0:
+            print(f"cannot open {show(pdf)}: xdg-open found no PDF viewer (exit {done.returncode}); "
+                  "open the file yourself", file=sys.stderr)
 
 
-@task(help={**BATCH_HELP, **MEDIUM_HELP})
-def check(c, recipients=None, build_dir=None, for_="print"):
+# ---------------------------------------------------------------- check, status, diff
+
+@letter_task(help={**BATCH_HELP, **MEDIUM_HELP, "only": "comma-separated recipient ids: just these",
+                   **VERBOSE_HELP})
+def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=False):
     """Preflight every letter: A4, embedded fonts, overfull lines, address in window, manifest."""
-    recipients, build_dir = _settings(c, recipients, build_dir)
+    from .check import check as check_letters
+    from .compile import TexMissing
+    from .load import LoadError
+
+    batch = batch_paths(c, recipients, build_dir)
     try:
-        _preflight(recipients, build_dir, for_)
-    except (LoadError, TexMissing) as exc:
-        raise Exit(str(exc), code=2)
+        results = check_letters(batch.recipients, batch.build_dir, medium_of(for_), ids_of(only))
+    except (LoadError, TexMissing, OSError) as exc:
+        raise stopped(exc)
+    for r in results:
+        if verbose or r.findings:
+            print(f"  {r.name}: " + ("; ".join(str(f) for f in r.findings)
+                                     or f"ok ({plural(r.pages, 'page')})"))
+    errors = sum(bool(r.errors) for r in results)
+    warned = sum(bool(r.findings) and not r.errors for r in results)
+    print(f"{plural(len(results), 'letter')} checked: {len(results) - errors - warned} ok, "
+          f"{warned} with warnings, {errors} with errors")
+    if errors:
+        raise Exit(code=1)
 
 
-@task(help={
+@letter_task(help={**BATCH_HELP, **MEDIUM_HELP})
+def status(c, recipients=None, build_dir=None, for_="print"):
+    """List every recipient: up to date, stale (and why), failed (first error), never built."""
+    from .build import status as letter_states
+    from .compile import TexMissing
+    from .load import LoadError
+
+    batch = batch_paths(c, recipients, build_dir)
+    try:
+        states = letter_states(batch.recipients, batch.build_dir, medium_of(for_))
+    except (LoadError, TexMissing, OSError) as exc:
+        raise stopped(exc)
+    width = max((len(s.recipient) for s in states), default=0)
+    for s in states:
+        print(f"  {s.recipient:<{width}}  {s.state:<11} {s.detail}".rstrip())
+    counts: dict[str, int] = {}
+    for s in states:
+        counts[s.state] = counts.get(s.state, 0) + 1
+    print(", ".join(f"{n} {state}" for state, n in counts.items()) or "no recipients")
+
+
+@letter_task(help={"recipients": BATCH_HELP["recipients"], "only": "comma-separated recipient ids: just these"})
+def diff(c, recipients=None, only=None):
+    """Show, per recipient, what differs from the shared letter (to review only what is personal)."""
+    from .diff import personal
+    from .load import LoadError, load
+
+    batch = batch_paths(c, recipients, None)
+    try:
+        loaded = load(batch.recipients)
+    except (LoadError, OSError) as exc:
+        raise stopped(exc)
+    wanted = ids_of(only)
+    for recipient in loaded.batch.recipients:
+        if wanted is None or recipient.id in wanted:
+            print(recipient.id)
+            for line in personal(loaded.batch, recipient):
+                print(f"  {line}")
+            print()
+
+
+# ---------------------------------------------------------------- merge, sign
+
+@letter_task(help={
     **BATCH_HELP,
-    "output": "the bundle's path (default: build/bundle.pdf)",
+    "output": "the bundle's path (default: <build>/bundle.pdf)",
     "cover": "start with a cover sheet listing every letter (default; --no-cover leaves it out)",
     "duplex": "pad each document with a blank page so every letter starts on a front side",
     "signature-fields": "add an empty signature field on each letter's signature block",
+    "open": "open the bundle in the desktop's PDF viewer",
 })
 def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=False,
-          signature_fields=False):
-    """Merge every letter, in YAML order, into build/bundle.pdf (refuses if any is missing or stale)."""
-    recipients, build_dir = _settings(c, recipients, build_dir)
+          signature_fields=False, open=False):
+    """Merge every letter, in YAML order, into <build>/bundle.pdf (refuses if any is missing or stale)."""
+    from .compile import TexMissing
+    from .load import LoadError
+    from .merge import MergeRefused, merge as merge_letters
+
+    batch = batch_paths(c, recipients, build_dir)
     try:
-        report = merge_letters(recipients, build_dir, output, cover=cover, duplex=duplex,
+        report = merge_letters(batch.recipients, batch.build_dir, output, cover=cover, duplex=duplex,
                                signature_fields=signature_fields)
-    except (LoadError, MergeRefused, TexMissing, RuntimeError) as exc:
-        raise Exit(str(exc), code=1)
+    except (LoadError, MergeRefused, TexMissing, RuntimeError, OSError) as exc:
+        raise stopped(exc, code=1)
     extras = [f"{report.cover_pages}-page cover"] if report.cover_pages else []
-    extras += [f"{report.blank_pages} blank pages for duplex"] if duplex else []
-    print(f"{report.path}: {report.letters} letters, {report.pages} pages"
+    extras += [f"{plural(report.blank_pages, 'blank page')} for duplex"] if duplex else []
+    print(f"{show(Path(report.path))}: {plural(report.letters, 'letter')}, {plural(report.pages, 'page')}"
           + (f" ({', '.join(extras)})" if extras else "")
           + f"; {report.size / 1024:.0f} KiB, against {report.inputs_size / 1024:.0f} KiB"
           " for the letters on their own (shared fonts and objects stored once)")
+    if open:
+        open_in_viewer([Path(report.path)])
 
 
-@task(help={
+@letter_task(help={
+    **BATCH_HELP,
     "p12": "PKCS#12 file (.p12/.pfx) holding the signing key and certificate",
-    "bundle": "the PDF to sign (default: build/bundle.pdf)",
-    "output": "where the signed copy goes (default: build/bundle-signed.pdf)",
+    "bundle": "the PDF to sign (default: <build>/bundle.pdf)",
+    "output": "where the signed copy goes (default: <build>/bundle-signed.pdf)",
     "reason": "the reason recorded in the signature",
 })
-def sign(c, p12, bundle=None, output=None, reason="Approved for dispatch"):
+def sign(c, p12, recipients=None, build_dir=None, bundle=None, output=None,
+         reason="Approved for dispatch"):
     """Sign the bundle digitally (PAdES); password from $LETTERBATCH_P12_PASSWORD or a prompt."""
-    build_dir = Path(c.config.letterbatch.build_dir)
-    bundle = Path(bundle or build_dir / "bundle.pdf")
+    import getpass
+
+    from .sign import sign as sign_pdf
+
+    batch = batch_paths(c, recipients, build_dir)
+    bundle = Path(bundle) if bundle else batch.build_dir / "bundle.pdf"
     output = Path(output or bundle.with_name(bundle.stem + "-signed.pdf"))
     if not bundle.exists():
-        raise Exit(f"{bundle} does not exist: run `invoke build merge` first", code=1)
+        raise Exit(f"{show(bundle)} does not exist: run `invoke build merge` first", code=1)
     password = os.environ.get("LETTERBATCH_P12_PASSWORD")
     if password is None:
         if not sys.stdin.isatty():
@@ -153,44 +413,100 @@ def sign(c, p12, bundle=None, output=None, reason="Approved for dispatch"):
         signed = sign_pdf(bundle, p12, password.encode(), output, reason=reason)
     except (OSError, ValueError) as exc:
         raise Exit(f"could not sign: {exc}", code=1)
-    print(f"signed: {signed}")
+    print(f"signed: {show(Path(signed))}")
 
 
-@task(help={**BATCH_HELP, **MEDIUM_HELP})
-def status(c, recipients=None, build_dir=None, for_="print"):
-    """List every recipient: up to date, stale (and why), failed (first error), never built."""
-    recipients, build_dir = _settings(c, recipients, build_dir)
+# ---------------------------------------------------------------- new, watch
+
+@letter_task(help={"name": "the new batch's name: writes NAME.yaml (a path may lead to another folder)"})
+def new(c, name):
+    """Start a batch: a commented NAME.yaml that builds as it stands, and an images/ folder."""
+    from .files import write_atomic
+    from .schema import SCHEMA_FILE, json_schema_text
+
+    target = Path(name).expanduser()
+    if target.suffix not in (".yaml", ".yml"):
+        target = target.with_name(target.name + ".yaml")
+    target = target.resolve()
+    if target.exists():
+        raise Exit(f"{show(target)} already exists: choose another name, or edit it", code=2)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    schema = target.parent / SCHEMA_FILE
+    write_atomic(target, STARTER.read_bytes())
+    (target.parent / "images").mkdir(exist_ok=True)
+    if not schema.exists():  # the YAML's first line points editors at it
+        write_atomic(schema, json_schema_text().encode("utf-8"))
+    print(f"wrote {show(target)} (and {show(target.parent / 'images')}/ for its logo or signature)")
+    print(f"next: fill it in, then `invoke build merge -r {show(target)}`")
+
+
+@letter_task(help={
+    **BATCH_HELP,
+    "jobs": "parallel pdflatex runs (default: one per core)",
+    "for": "print (default) or web",
+    "interval": "seconds between looks at the files (default 0.5)",
+})
+def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval="0.5"):
+    """Rebuild on every save of the batch file, the letterhead or an image; one line per rebuild."""
+    from .build import LETTERHEAD
+    from .load import LoadError, load
+
+    batch = batch_paths(c, recipients, build_dir)
+    medium = medium_of(for_)
     try:
-        states = letter_states(recipients, build_dir, for_)
-    except (LoadError, TexMissing) as exc:
-        raise Exit(str(exc), code=2)
-    width = max(len(s.recipient) for s in states)
-    for s in states:
-        print(f"  {s.recipient:<{width}}  {s.state:<11} {s.detail}".rstrip())
-    counts = {}
-    for s in states:
-        counts[s.state] = counts.get(s.state, 0) + 1
-    print(", ".join(f"{n} {state}" for state, n in counts.items()))
+        pause = float(interval)
+    except ValueError:
+        pause = -1
+    if not 0 < pause <= 60:
+        raise Exit(f"--interval takes seconds between 0 and 60, not {interval!r}", code=2)
 
+    def watched() -> list[Path]:
+        files = [batch.recipients, *sorted(p for p in LETTERHEAD.rglob("*") if p.is_file())]
+        try:
+            letter = load(batch.recipients).batch.letter
+            files += [batch.recipients.parent / rel for rel in (letter.sender.logo, letter.signatory.image) if rel]
+        except (LoadError, OSError):
+            pass  # the build says what is wrong; keep watching the file
+        return files
 
-@task(help={"recipients": BATCH_HELP["recipients"], "only": "comma-separated recipient ids: just these"})
-def diff(c, recipients=None, only=None):
-    """Show, per recipient, what differs from the shared letter (to review only what is personal)."""
-    recipients, _ = _settings(c, recipients, None)
+    def stamp(files) -> dict:
+        return {p: (p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None for p in files}
+
+    def rebuild(reason: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {reason}: ", end="", flush=True)
+        try:
+            run_build(c, batch, jobs=jobs, medium=medium, quiet=True, started=time.perf_counter())
+        except Exit as exc:
+            print(str(exc.message or "").splitlines()[0] if exc.message else "stopped", flush=True)
+
+    files = watched()
+    seen = stamp(files)
+    print(f"watching {show(batch.recipients)}, the letterhead and its images (Ctrl-C stops)", flush=True)
+    rebuild("start")
     try:
-        loaded = load(recipients)
-    except LoadError as exc:
-        raise Exit(str(exc), code=2)
-    wanted = only.split(",") if only else None
-    for recipient in loaded.batch.recipients:
-        if wanted is None or recipient.id in wanted:
-            print(recipient.id)
-            for line in personal(loaded.batch, recipient):
-                print(f"  {line}")
-            print()
+        while True:
+            time.sleep(pause)
+            now = stamp(files)
+            if now != seen:
+                changed = [show(p) if p.is_relative_to(Path.cwd()) else p.name
+                           for p in files if now.get(p) != seen.get(p)]
+                rebuild(", ".join(changed) + " changed")
+                files = watched()
+                seen = stamp(files)
+    except KeyboardInterrupt:
+        print("stopped watching")
 
 
-@task(help={
+# ---------------------------------------------------------------- project chores
+
+def checkout(c, what: str) -> Path:
+    project = project_dir(c)
+    if project is None:
+        raise Exit(f"{what} runs in a letterbatch checkout (`invoke {what}` there)", code=2)
+    return project
+
+
+@letter_task(help={
     "letters": "how many synthetic letters (default 500)",
     "jobs": "parallel workers for the in-process stages (default: one per core)",
     "baseline-sample": "raw pdflatex is timed on at most this many letters and scaled up (0: all)",
@@ -199,40 +515,59 @@ def diff(c, recipients=None, only=None):
     "stages": "also time each stage inside one process (default; --no-stages for a very large N)",
     "web": "also time web copies against print (default; --no-web skips)",
 })
-def bench(c, letters=500, jobs=0, baseline_sample=60, repeat=1, engine_letters="500,1000", stages=True, web=True):
+def bench(c, letters="500", jobs="0", baseline_sample="60", repeat="1", engine_letters="500,1000",
+          stages=True, web=True):
     """Benchmark N synthetic letters: the whole command as a user runs it, beside each stage."""
-    import shlex
-
-    command = [sys.executable, "benchmarks/bench.py", "--letters", str(int(letters)), "--jobs", str(int(jobs)),
-               "--baseline-sample", str(int(baseline_sample)), "--repeat", str(int(repeat)),
-               "--engine-letters", engine_letters]
+    project = checkout(c, "bench")
+    sizes = [str(whole_number(size, "engine-letters", 1)) for size in engine_letters.split(",") if size.strip()]
+    command = [sys.executable, str(project / "benchmarks" / "bench.py"),
+               "--letters", str(whole_number(letters, "letters", 1)), "--jobs", str(whole_number(jobs, "jobs")),
+               "--baseline-sample", str(whole_number(baseline_sample, "baseline-sample")),
+               "--repeat", str(whole_number(repeat, "repeat", 1)), "--engine-letters", ",".join(sizes)]
     command += [] if stages else ["--no-stages"]
     command += [] if web else ["--no-web"]
-    c.run(shlex.join(command), pty=False)
+    code = subprocess.run(command, cwd=project).returncode
+    if code:
+        raise Exit(code=code)
 
 
-@task
-def schema(c):
+@letter_task(help={"recipients": "the batch whose folder gets the schema (default: the project)"})
+def schema(c, recipients=None):
     """Write recipients.schema.json (JSON Schema for editors) from the builder's models."""
-    Path(SCHEMA_FILE).write_text(json_schema_text(), encoding="utf-8")
-    print(f"wrote {SCHEMA_FILE}")
+    from .files import write_atomic
+    from .schema import SCHEMA_FILE, json_schema_text
+
+    batch = batch_paths(c, recipients, None)
+    folder = batch.project if batch.project and not recipients else batch.recipients.parent
+    target = folder / SCHEMA_FILE
+    write_atomic(target, json_schema_text().encode("utf-8"))
+    print(f"wrote {show(target)}")
 
 
-@task(help={"build-dir": "the folder to remove (default: build/)"})
-def clean(c, build_dir=None):
-    """Remove everything the build made (the build/ folder)."""
-    target = Path(build_dir or c.config.letterbatch.build_dir)
+@letter_task(help={**BATCH_HELP})
+def clean(c, recipients=None, build_dir=None):
+    """Remove the batch's build folder (build/<batch>/): everything the build made for it."""
+    batch = batch_paths(c, recipients, build_dir)
+    target = batch.build_dir
     if target.exists():
         shutil.rmtree(target)
-        print(f"removed {target}")
+        print(f"removed {show(target)}")
+    else:
+        print(f"nothing to remove: {show(target)} does not exist")
 
 
-@task(help={"k": "only tests matching this pytest -k expression"})
+@letter_task(help={"k": "only tests matching this pytest -k expression"})
 def test(c, k=None):
-    """Run the test suite (real pdflatex; about half a minute)."""
-    command = f"{sys.executable} -m pytest -q" + (f" -k '{k}'" if k else "")
-    c.run(command, pty=False)
+    """Run the test suite (real pdflatex, PDFs read back)."""
+    project = checkout(c, "test")
+    command = [sys.executable, "-m", "pytest", "-q"] + (["-k", k] if k else [])
+    # pytest exits 5 when it collected no tests: that is a failure too
+    code = subprocess.run(command, cwd=project).returncode
+    if code:
+        raise Exit(code=code)
 
 
-ns = Collection(build, status, check, diff, merge, sign, bench, schema, clean, test)
-ns.configure({"letterbatch": {"recipients": "recipients.yaml", "build_dir": "build", "jobs": 0}})
+ns = Collection(new, build, watch, status, check, diff, merge, sign, clean, schema, bench, test)
+ns.configure({
+    "letterbatch": {"recipients": "recipients.yaml", "build_dir": None, "jobs": 0, "project": None},
+})

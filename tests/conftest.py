@@ -14,16 +14,19 @@ from builder.build import build
 from builder.merge import merge
 
 ROOT = Path(__file__).resolve().parent.parent
-SEEDS = Path(__file__).resolve().parent / "seeds"
+# The tests' own copy of the sample batch: the project's recipients.yaml is an example
+# an office replaces with its own letters, so no test reads it.
+SAMPLE = Path(__file__).resolve().parent / "sample" / "recipients.yaml"
+SEEDS = SAMPLE.parent / "seeds"
 
 
 @pytest.fixture(scope="session")
 def real_batch(tmp_path_factory):
-    """The bundled recipients.yaml, built and merged once per session."""
+    """The sample batch (the tests' copy), built and merged once per session."""
     out = tmp_path_factory.mktemp("real") / "build"
-    report = build(ROOT / "recipients.yaml", out)
+    report = build(SAMPLE, out)
     assert report.ok, [(o.recipient, o.message) for o in report.failed]
-    bundle = merge(ROOT / "recipients.yaml", out)
+    bundle = merge(SAMPLE, out)
     return out, report, bundle
 
 

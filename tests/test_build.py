@@ -10,7 +10,7 @@ from pypdf import PdfReader
 
 from builder.build import build
 from builder.merge import MergeRefused, merge
-from conftest import MINIMAL_LETTER, ROOT, UNDEFINED, pdf_text, write_yaml
+from conftest import MINIMAL_LETTER, ROOT, SAMPLE, UNDEFINED, pdf_text, write_yaml
 
 BATCH = MINIMAL_LETTER + """\
 recipients:
@@ -91,7 +91,9 @@ def test_invoke_build_exits_non_zero_and_names_the_failure(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "invoke", "build", "--recipients", str(source),
                            "--build-dir", str(tmp_path / "b")], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 1
-    assert re.search(r"2 built, 0 up to date, 1 failed in [\d.]+ s: broken", proc.stderr)
+    assert re.search(r"^3 letters: 2 built, 0 up to date, 1 failed, 1 needs attention \([\d.]+ s\)",
+                     proc.stdout, re.M), proc.stdout
+    assert "broken  invalid" in proc.stdout and "first" not in proc.stdout  # only what needs attention
     assert "field 'name': contains characters the letter's fonts cannot print" in proc.stdout
 
 
@@ -100,7 +102,7 @@ def test_killing_a_build_or_merge_leaves_the_last_good_outputs(tmp_path):
     import signal
     import time
 
-    source = write_yaml(tmp_path / "recipients.yaml", (ROOT / "recipients.yaml").read_text())
+    source = write_yaml(tmp_path / "recipients.yaml", (SAMPLE).read_text())
     out = tmp_path / "build"
     assert build(source, out).ok
     merge(source, out)

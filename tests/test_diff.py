@@ -1,11 +1,11 @@
 """invoke diff: only what is personal to each letter."""
 from builder.diff import personal, word_diff
 from builder.load import load
-from conftest import ROOT
+from conftest import SAMPLE
 
 
 def test_diff_shows_only_what_differs_for_london():
-    batch = load(ROOT / "recipients.yaml").batch
+    batch = load(SAMPLE).batch
     london = next(r for r in batch.recipients if r.id == "london")
     lines = personal(batch, london)
     assert lines[0] == "to: Sophie Linden, Deputy Mayor for Policing and Crime in London"

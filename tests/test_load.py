@@ -5,7 +5,7 @@ import pytest
 
 from builder.load import LoadError, load
 from builder import markup
-from conftest import MINIMAL_LETTER, ROOT, write_yaml
+from conftest import MINIMAL_LETTER, ROOT, SAMPLE, write_yaml
 
 GOOD = """\
   - id: good
@@ -22,7 +22,7 @@ def messages(path):
 
 
 def test_bundled_batch_is_valid_without_warnings():
-    loaded = load(ROOT / "recipients.yaml")
+    loaded = load(SAMPLE)
     assert [r.id for r in loaded.batch.recipients] == [
         "avon-and-somerset", "sussex", "london", "south-wales", "essex"]
     assert loaded.warnings == [] and loaded.rejected == {}
@@ -121,7 +121,7 @@ def test_shipped_json_schema_accepts_the_bundled_batch():
     from builder.load import _Loader  # dates stay text, as an editor's YAML 1.2 sees them
 
     schema = json.loads((ROOT / "recipients.schema.json").read_text(encoding="utf-8"))
-    data = yaml.load((ROOT / "recipients.yaml").read_text(encoding="utf-8"), Loader=_Loader)
+    data = yaml.load((SAMPLE).read_text(encoding="utf-8"), Loader=_Loader)
     jsonschema.validate(data, schema)
     data["recipients"][0]["adress"] = data["recipients"][0].pop("address")
     with pytest.raises(jsonschema.ValidationError):

@@ -1,0 +1,342 @@
+"""The tasks as a person runs them: one batch per command, its own build folder, any
+working folder, one meaning per flag, readable output, `new`, `watch`, `--open`, a start-up
+that loads only what it uses, and the package installed on its own (`letterbatch`)."""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from builder.build import Layout
+from conftest import MINIMAL_LETTER, ROOT, SAMPLE, pdf_text, write_yaml
+
+TWO = MINIMAL_LETTER + """\
+recipients:
+  - id: alpha
+    name: Alpha Person
+    address: [1 Road]
+    salutation: Dear Alpha,
+  - id: beta
+    name: Beta Person
+    address: [2 Road]
+    salutation: Dear Beta,
+"""
+
+
+def invoke(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`invoke ARGS` in ``cwd``, with this checkout's builder importable from anywhere."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=timeout)
+
+
+def letter(build_dir: Path, recipient_id: str) -> Path:
+    return Layout.of(build_dir).pdf(recipient_id)
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """A project of its own: the checkout's tasks.py and invoke.yaml, a recipients.yaml,
+    a second batch other.yaml whose ids overlap it, and a subfolder to run from."""
+    folder = tmp_path / "project"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("tasks.py", "invoke.yaml"):
+        shutil.copy(ROOT / name, folder / name)
+    write_yaml(folder / "recipients.yaml", TWO)
+    write_yaml(folder / "other.yaml", TWO.replace("Dear Alpha,", "Dear Other Alpha,").replace(
+        "  - id: beta", "  - id: gamma"))
+    return folder
+
+
+def test_a_chain_of_tasks_works_on_the_batch_the_user_named(project):
+    # the issue's own example: the flags follow `merge`, and `build` uses them too
+    done = invoke("build", "merge", "--recipients", "other.yaml", "-b", "out", cwd=project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = project / "out"
+    assert "Dear Other Alpha," in pdf_text(letter(out, "alpha"))
+    assert letter(out, "gamma").exists() and (out / "bundle.pdf").exists()
+    assert not (project / "build").exists()  # the default batch was not built
+    assert "Dear Other Alpha," in pdf_text(out / "bundle.pdf")
+
+    # two batches in one command: refused before anything runs, in one line
+    refused = invoke("build", "-r", "recipients.yaml", "merge", "-r", "other.yaml", cwd=project)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().count("\n") == 0 and "one batch per command" in refused.stderr
+
+
+def test_each_batch_builds_into_its_own_folder_whatever_the_working_folder(project):
+    sub = project / "sub"
+    first = invoke("build", cwd=sub)  # the project's recipients.yaml, though run from sub/
+    assert first.returncode == 0, first.stdout + first.stderr
+    mine, theirs = project / "build" / "recipients", project / "build" / "other"
+    assert "Dear Alpha," in pdf_text(letter(mine, "alpha"))
+    # a path typed on the command line is read from where the command runs
+    second = invoke("build", "-r", "../other.yaml", cwd=sub)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Dear Other Alpha," in pdf_text(letter(theirs, "alpha"))
+    assert "Dear Alpha," in pdf_text(letter(mine, "alpha"))  # same id, not overwritten
+    status = invoke("status", cwd=sub)
+    assert re.search(r"alpha\s+up to date", status.stdout), status.stdout
+    assert invoke("schema", cwd=sub).returncode == 0
+    assert json.loads((project / "recipients.schema.json").read_text())["title"]
+    assert list(sub.iterdir()) == []  # nothing stray in the working folder
+    assert invoke("clean", "-r", "other.yaml", cwd=project).returncode == 0
+    assert not theirs.exists() and letter(mine, "alpha").exists()
+
+
+def test_one_meaning_per_short_flag_across_tasks():
+    from builder.tasks import SHORT_FLAGS, ns
+
+    meanings: dict[str, set[str]] = {}
+    for name in ns.task_names:
+        for argument in ns[name].get_arguments():
+            for flag in argument.names[1:]:
+                meanings.setdefault(flag, set()).add(argument.attr_name or argument.name)
+    assert meanings, "no short flags at all"
+    for flag, names in meanings.items():
+        assert len(names) == 1 and SHORT_FLAGS[names.pop()] == flag, (flag, meanings[flag])
+    assert {"r", "b", "f", "o"} <= set(meanings)
+
+
+@pytest.mark.parametrize("args, words", [
+    (("build", "--jobs", "abc"), "--jobs takes a whole number"),
+    (("build", "-j", "-3"), "--jobs takes a whole number"),
+    (("status", "--for", "pdf"), "--for takes print or web"),
+    (("watch", "--interval", "soon"), "--interval takes seconds"),
+    (("bench", "--letters", "many"), "--letters takes a whole number"),
+])
+def test_a_bad_flag_value_is_one_line_and_exit_2(args, words, tmp_path):
+    done = invoke(*args, "-r", str(tmp_path / "none.yaml"), cwd=ROOT) if args[0] != "bench" else \
+        invoke(*args, cwd=ROOT)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert words in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_list_and_status_load_no_pdf_library(tmp_path):
+    probe = ("import sys, runpy\n"
+             "sys.argv = ['invoke', *sys.argv[1:]]\n"
+             "try:\n    runpy.run_module('invoke', run_name='__main__')\n"
+             "except SystemExit as e:\n    assert not e.code, e.code\n"
+             "print('LOADED', sorted(m for m in ('pikepdf', 'pypdf', 'pyhanko') if m in sys.modules))\n")
+    for args in (["--list"], ["status", "-r", str(SAMPLE), "-b", str(tmp_path)]):
+        done = subprocess.run([sys.executable, "-c", probe, *args], cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip().splitlines()[-1] == "LOADED []", (args, done.stdout)
+    # and the probe sees a library when one is loaded: `merge` needs pikepdf
+    done = subprocess.run([sys.executable, "-c", probe.replace("assert not e.code, e.code", "pass"),
+                           "merge", "-r", str(SAMPLE), "-b", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert "pikepdf" in done.stdout.splitlines()[-1]
+
+
+def test_build_prints_one_summary_and_only_the_letters_that_need_attention(project):
+    write_yaml(project / "recipients.yaml", TWO + """\
+  - id: broken
+    name: "Smiley 😀"
+    address: [3 Road]
+    salutation: Dear Smiley,
+""")
+    first = invoke("build", cwd=project)
+    assert first.returncode == 1
+    lines = first.stdout.strip().splitlines()
+    assert re.fullmatch(r"3 letters: 2 built, 0 up to date, 1 failed, 1 needs attention "
+                        r"\([\d.]+ s\) -> .*build/recipients", lines[-1]), lines
+    assert "broken" in first.stdout and "alpha" not in first.stdout and "beta" not in first.stdout
+    again = invoke("build", "--verbose", cwd=project)
+    assert re.search(r"^3 letters: 0 built, 2 up to date, 1 failed", again.stdout, re.M), again.stdout
+    assert "alpha  up to date" in again.stdout and "beta  up to date" in again.stdout
+    write_yaml(project / "recipients.yaml", TWO)
+    rebuilt = invoke("build", "-v", "-f", cwd=project)
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert re.search(r"alpha  built, 1 page\b", rebuilt.stdout), rebuilt.stdout
+    assert "1 pages" not in rebuilt.stdout
+    check = invoke("check", cwd=project)
+    assert check.returncode == 0
+    assert check.stdout.strip().splitlines()[-1] == "2 letters checked: 2 ok, 0 with warnings, 0 with errors"
+
+
+def test_the_time_left_waits_for_a_fair_sample(capsys):
+    from builder.build import Outcome
+    from builder.tasks import progress_line
+
+    report = progress_line()
+    report(Outcome("first", "built"), 1, 500)  # letters come in batches: one says nothing yet
+    assert "estimating" in capsys.readouterr().err
+    report(Outcome("many", "built"), 100, 500)
+    assert re.search(r"\[100/500\] many\s+about \d+ s left", capsys.readouterr().err)
+
+
+def test_new_starts_a_batch_that_builds_as_it_stands(tmp_path):
+    import jsonschema
+
+    made = invoke("--search-root", str(ROOT), "new", "letters/october", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    source = tmp_path / "letters" / "october.yaml"
+    assert (tmp_path / "letters" / "images").is_dir()
+    text = source.read_text(encoding="utf-8")
+    assert text.count("#") > 20  # commented for the person who fills it in
+    schema = json.loads((tmp_path / "letters" / "recipients.schema.json").read_text())
+    jsonschema.validate(json.loads(json.dumps(yaml.safe_load(text), default=str)), schema)  # dates as text
+    built = invoke("build", "merge", "-r", str(source), "-b", str(tmp_path / "out"), cwd=ROOT)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "Dear First Recipient," in pdf_text(letter(tmp_path / "out", "first-recipient"))
+    assert "Dear Second Recipient," in pdf_text(tmp_path / "out" / "bundle.pdf")
+    again = invoke("--search-root", str(ROOT), "new", "letters/october", cwd=tmp_path)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert source.read_text(encoding="utf-8") == text
+
+
+def test_watch_rebuilds_on_save_one_line_each(project):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "watch", "--interval", "0.1"], cwd=project,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+
+    def next_line(timeout=120) -> str:
+        return lines.get(timeout=timeout)
+
+    try:
+        assert next_line().startswith("watching")
+        assert re.search(r"start: 2 letters: 2 built", next_line())
+        time.sleep(0.3)
+        source = project / "recipients.yaml"
+        write_yaml(source, source.read_text().replace("Dear Beta,", "Dear Beta Changed,"))
+        line = next_line()
+        assert re.search(r"recipients\.yaml changed: 2 letters: 1 built, 1 up to date, 0 failed", line), line
+        assert "Dear Beta Changed," in pdf_text(letter(project / "build" / "recipients", "beta"))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def fake_viewer(folder: Path, code: int) -> dict:
+    """A stand-in xdg-open (the desktop's opener) that records what it was asked to open."""
+    folder.mkdir()
+    script = folder / "xdg-open"
+    script.write_text(f"#!/bin/sh\necho \"$1\" >> {folder / 'opened'}\nexit {code}\n")
+    script.chmod(0o755)
+    return {"PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
+
+
+def test_open_shows_the_result_or_says_why_not(project, tmp_path):
+    env = fake_viewer(tmp_path / "desk", 0)
+    assert invoke("build", cwd=project).returncode == 0
+    done = invoke("build", "--open", "-o", "beta", cwd=project, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    opened = (tmp_path / "desk" / "opened").read_text().split()
+    assert opened == [str(letter(project / "build" / "recipients", "beta"))]
+    done = invoke("merge", "--open", cwd=project, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "desk" / "opened").read_text().split()[-1].endswith("bundle.pdf")
+    none = fake_viewer(tmp_path / "bare", 3)  # xdg-open's "no application" exit
+    done = invoke("merge", "--open", cwd=project, env=none)
+    assert done.returncode == 0 and "no PDF viewer" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_tests_never_read_the_projects_recipients_file():
+    """An office replaces recipients.yaml with its own letters; the tests use tests/sample/."""
+    for path in Path(__file__).parent.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"ROOT\s*/\s*[\"']recipients\.yaml", text), path.name
+    assert (Path(__file__).parent / "sample" / "recipients.yaml").exists()
+
+
+def test_invoke_test_fails_when_no_test_runs():
+    done = invoke("test", "-k", "no_test_has_this_name_at_all", cwd=ROOT)
+    assert done.returncode == 5  # pytest's "no tests collected", passed on
+
+
+def installed_packages(script: Path) -> set[str]:
+    text = script.read_text()
+    block = re.search(r"wanted=\((.*?)\n\)", text, re.S).group(1)
+    return {line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()}
+
+
+def test_scripts_install_installs_what_the_build_reads(real_batch, tmp_path):
+    """Every TeX file pdflatex read (print and web copies) comes from a Debian package
+    scripts/install installs, or from one those depend on; latexmk is not installed."""
+    from builder.build import build
+
+    wanted = installed_packages(ROOT / "scripts" / "install")
+    assert "latexmk" not in wanted
+    for package in wanted:  # each says what it is for
+        assert re.search(rf"^\s+{re.escape(package)}\s+# \w", (ROOT / "scripts" / "install").read_text(), re.M)
+    web = write_yaml(tmp_path / "recipients.yaml", TWO)
+    assert build(web, tmp_path / "b", medium="web").ok
+    logs = list(real_batch[0].rglob("*.log")) + list((tmp_path / "b").rglob("*.log"))
+    read = set()
+    for log in logs:
+        read |= set(re.findall(r"(/usr/share/[^\s()<>{}]+\.(?:sty|cls|def|cfg|fd|tex|ltx|enc|pfb|map))",
+                               log.read_text(errors="replace")))
+    assert read, "no TeX files found in the logs"
+    owners = subprocess.run(["dpkg", "-S", *sorted(read)], capture_output=True, text=True).stdout
+    packages = {line.split(":")[0] for line in owners.splitlines()}
+    depends = subprocess.run(["apt-cache", "depends", "--installed", *sorted(wanted)], capture_output=True,
+                             text=True).stdout
+    allowed = wanted | set(re.findall(r"Depends: (\S+)", depends))
+    assert packages and packages <= allowed, packages - allowed
+
+
+@pytest.mark.slow
+def test_the_package_installed_on_its_own_builds_from_any_folder(tmp_path):
+    """`pip install .` (not editable) into a new venv ships the letterhead, the starter and
+    the `letterbatch` command; it builds and merges a batch from another folder."""
+    import site
+    import sysconfig
+
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis"))
+    # `pip install .` builds a wheel and installs it; the build runs here, offline (tests use
+    # no network): setuptools comes from the test extras
+    wheel = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                            "--no-index", "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True)
+    assert wheel.returncode == 0, wheel.stdout + wheel.stderr
+    (built,) = (tmp_path / "dist").glob("letterbatch-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    # The dependencies come from this interpreter's site-packages, added as a plain path
+    # (so its .pth files, such as an editable letterbatch, are not run).
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    outer = [p for p in {*site.getsitepackages(), sysconfig.get_paths()["purelib"],
+                         sysconfig.get_paths()["platlib"]} if Path(p).is_dir()]
+    Path(purelib, "outer-dependencies.pth").write_text("\n".join(outer) + "\n")
+    pip = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(built)],
+                         capture_output=True, text=True)
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    shutil.rmtree(source)  # nothing may come from the source folder now
+    where = subprocess.run([str(python), "-c", "import builder, builder.build as b; "
+                            "print(builder.__file__); print(next(b.LETTERHEAD.glob('*.cls')))"],
+                           capture_output=True, text=True, check=True, cwd=tmp_path).stdout.split()
+    assert all(path.startswith(purelib) for path in where), where
+
+    letters = tmp_path / "letters"
+    letters.mkdir()
+    shutil.copy(SAMPLE, letters / "oct.yaml")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    command = venv / "bin" / "letterbatch"
+    done = subprocess.run([str(command), "build", "merge", "-r", str(letters / "oct.yaml")], cwd=elsewhere,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = letters / "build" / "oct"
+    assert "Dear Sophie," in pdf_text(letter(out, "london"))
+    assert len(re.findall("Yours sincerely", pdf_text(out / "bundle.pdf"))) == 5
+    assert list(elsewhere.iterdir()) == []
+    made = subprocess.run([str(command), "new", "nov"], cwd=elsewhere, capture_output=True, text=True)
+    assert made.returncode == 0 and (elsewhere / "nov.yaml").exists(), made.stderr
