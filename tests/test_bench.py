@@ -11,7 +11,7 @@ def test_benchmark_prints_every_figure():
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
     for label in ("build + merge, cold", "raw pdflatex, 1 pass each", "speed-up over raw sequential pdflatex",
                   "nothing changed", "one recipient edited", "peak memory (the command)",
-                  "status, five letters", "load + compose", "build (cold)", "preflight", "merge",
+                  "status, five letters", "compose", "build (cold)", "preflight", "merge",
                   "rebuild, no change", "rebuild, one edited", "web copies against print build",
                   "pikepdf, no cover", "pypdf, no cover", "font programs", "goal >= 30x:"):
         assert label in out, label
