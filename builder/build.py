@@ -193,7 +193,6 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         stale = []
         for source in todo:
             rid = source.recipient.id
-            write_atomic(layout.tex / f"{rid}.tex", source.tex.encode())
             if not force and manifest.key(rid) == source.key and layout.pdf(rid).exists():
                 outcomes.append(Outcome(rid, "up to date", layout.pdf(rid)))
             else:
@@ -202,6 +201,10 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         workers = max(1, jobs or os.cpu_count() or 1)
         with ThreadPoolExecutor(workers) as pool:
             running = [pool.submit(compiler.run, group) for group in _batches(stale, workers, prepared.medium)]
+            # each letter's own .tex (to compile by hand), written while pdflatex runs:
+            # a thousand small files take long enough to keep the workers waiting
+            for source in todo:
+                write_atomic(layout.tex / f"{source.recipient.id}.tex", source.tex.encode())
             finished = 0
             for future in as_completed(running):
                 for outcome in future.result():
