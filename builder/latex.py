@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import unicodedata
+import urllib.parse
 from functools import cache
 
 from pylatex import NoEscape
@@ -110,7 +111,29 @@ def url(value: str) -> NoEscape:
     """
     if URL_FORBIDDEN.search(value):
         raise ValueError(f"unsafe URL {value!r}")
+    value = iri_to_uri(value)
     return NoEscape(value.replace("%", r"\%").replace("#", r"\#"))
+
+
+def iri_to_uri(value: str) -> str:
+    """The link target for a URL typed with non-ASCII characters (an IRI,
+    RFC 3987 3.1): the host of an http(s) URL in IDNA ("xn--" labels), every
+    other non-ASCII character percent-encoded as UTF-8. Readers open the same
+    page whatever encoding they would have guessed; the text still prints as typed."""
+    if value.isascii():
+        return value
+    scheme, sep, rest = value.partition("://")
+    if sep and scheme.lower() in ("http", "https"):
+        end = next((i for i, c in enumerate(rest) if c in "/?#"), len(rest))
+        userinfo, at, hostport = rest[:end].rpartition("@")
+        host, colon, port = hostport.partition(":")
+        if not host.isascii():
+            try:
+                host = host.encode("idna").decode("ascii")
+            except UnicodeError:
+                pass  # not a name IDNA takes: percent-encoded below
+        value = f"{scheme}://{userinfo}{at}{host}{colon}{port}{rest[end:]}"
+    return re.sub(r"[^\x00-\x7f]+", lambda m: urllib.parse.quote(m.group(), safe=""), value)
 
 
 def href(target: str, label: NoEscape) -> NoEscape:

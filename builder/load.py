@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import re
 import typing
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pydantic
 import yaml
 
 from . import latex, markup
-from .schema import RECIPIENT_ID, Batch, Letter, Recipient, Reference
+from .schema import PART_NAME, RECIPIENT_ID, REFERENCE_KEY, Batch, Letter, Recipient, Reference
 
 # Where each value (and each mapping key) starts in the file, by data path.
 Position = tuple[int, int]
@@ -36,7 +37,7 @@ class Problem:
         where = self.file
         if self.line is not None:
             where += f":{self.line}:{self.column}"
-        who = f"recipient {self.recipient!r}, " if self.recipient else ""
+        who = (f"recipient {self.recipient!r}" + (", " if self.field else ": ")) if self.recipient else ""
         what = f"field {self.field!r}: " if self.field else ""
         kind = "warning" if self.warning else "error"
         return f"{where}: {kind}: {who}{what}{self.message}"
@@ -89,10 +90,7 @@ def load(path: str | Path) -> Loaded:
     """
     path = Path(path)
     file = str(path)
-    try:
-        source = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LoadError([Problem(file, None, None, None, "", f"cannot read the file: {exc}")]) from exc
+    source = read_text(path)
     key = (file, str(path.resolve()), source)
     if _last_loaded.get("key") == key:
         return _last_loaded["loaded"]
@@ -105,14 +103,16 @@ _last_loaded: dict = {}
 
 
 def _load(path: Path, file: str, source: str) -> Loaded:
-    data, values, keys, problems = _parse_yaml(source, file)
-    if problems:
-        raise LoadError(problems)
-    report = _Reporter(file, data, values, keys)
+    parsed, slips = _parse_isolating(source, file)
+    if parsed.data is None:
+        raise LoadError([Problem(file, 1, 1, None, "", "the file is empty")])
+    data = parsed.data
+    report = _Reporter(file, data, parsed.values, parsed.keys)
+    for where, message, warning, at_key in parsed.problems:
+        (report.warn if warning else report.error)(where, message, at_key=at_key)
     if not isinstance(data, dict):
         report.error((), "the file must be a mapping with the keys letter, references, recipients")
         raise LoadError(report.problems)
-
     # Each piece is validated on its own, so a problem in one never hides the
     # problems of another: every problem in the file is reported in one run.
     for key in data:
@@ -125,8 +125,8 @@ def _load(path: Path, file: str, source: str) -> Loaded:
         report.error(("references",), "must be a mapping of reference keys to references")
         raw_refs = {}
     for key, value in raw_refs.items():
-        if not isinstance(key, str) or not re.fullmatch(markup.CITE_KEY, key):
-            report.error(("references", key), _PATTERN_HINTS["^" + markup.CITE_KEY + "$"], at_key=True)
+        if not isinstance(key, str) or not re.fullmatch(REFERENCE_KEY, key):
+            report.error(("references", key), _PATTERN_HINTS[REFERENCE_KEY], at_key=True)
         reference = _validate(Reference, value, ("references", key), report)
         if reference is not None:
             references[str(key)] = reference
@@ -138,6 +138,9 @@ def _load(path: Path, file: str, source: str) -> Loaded:
         report.error(("recipients",), "must be a list of at least one recipient")
     else:
         for index, item in enumerate(raw):
+            if index in slips:
+                report.problems.append(slips[index])
+                continue
             recipient = _validate(Recipient, item, ("recipients", index), report)
             if recipient is not None:
                 recipients.append((index, recipient))
@@ -172,56 +175,470 @@ def _validate(model, value, path: tuple, report: "_Reporter"):
         return None
 
 
-# ---- YAML with positions ---------------------------------------------------
+# ---- reading the file ----------------------------------------------------------
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when PyYAML has it
-    """Safe YAML, with dates left as text for the schema to check (PyYAML
-    would raise a bare ValueError, with no line, for 2020-13-45)."""
-
-
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_scalar)
-
-
-def _parse_yaml(source: str, file: str):
-    values: dict[tuple, Position] = {}
-    keys: dict[tuple, Position] = {}
-    problems: list[Problem] = []
-    loader = _Loader(source)
+def read_text(path: Path, what: str = "file") -> str:
+    """The file as text (UTF-8, with or without a byte order mark), or a
+    ``LoadError`` at the line and column of the first byte that is not."""
+    file = str(path)
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, values, keys, [Problem(file, 1, 1, None, "", "the file is empty")]
-        data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        message = " ".join(filter(None, [exc.context, exc.problem])) or str(exc)
-        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        return None, values, keys, [Problem(file, line, col, None, "", f"YAML syntax error: {message}")]
-    except (yaml.YAMLError, ValueError, TypeError) as exc:
-        return None, values, keys, [Problem(file, None, None, None, "", f"YAML error: {exc}")]
-    finally:
-        loader.dispose()
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise LoadError([Problem(file, None, None, None, "", f"cannot read the {what}: {exc.strerror}")]) from exc
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise LoadError([Problem(file, 1, 1, None, "", f"the {what} is saved as UTF-16; save the file as UTF-8")])
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line, column = _line_column(raw, exc.start)
+        byte = raw[exc.start]
+        guess = bytes([byte]).decode("cp1252", errors="replace")
+        seen = f" (in Windows-1252, {guess!r})" if guess != "\ufffd" else ""
+        raise LoadError([Problem(file, line, column, None, "",
+                                 f"the {what} is not UTF-8 text: byte 0x{byte:02X} here{seen}. Excel and Notepad "
+                                 "may save Windows-1252; save the file as UTF-8")]) from None
+    bad = _CONTROL_CHARS.search(text)
+    if bad:
+        line = text.count("\n", 0, bad.start()) + 1
+        column = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
+        char = bad.group()
+        if char == "\x00":
+            message = (f"the {what} holds a NUL byte: it is not a text file, or was saved as UTF-16; "
+                       "save the file as UTF-8")
+        else:
+            message = (f"a control character (U+{ord(char):04X}) that cannot be printed; delete it "
+                       "(it may have come in with text pasted from another program)")
+        raise LoadError([Problem(file, line, column, None, "", message)])
+    return text
 
-    def walk(node, path):
-        values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-        if isinstance(node, yaml.MappingNode):
-            seen: dict = {}
-            for key_node, value_node in node.value:
-                key = key_node.value
-                if key in seen:
-                    problems.append(Problem(
-                        file, key_node.start_mark.line + 1, key_node.start_mark.column + 1, None,
-                        _dotted(path + (key,)),
-                        f"duplicate key (first given on line {seen[key]}); YAML would keep only the last"))
-                seen[key] = key_node.start_mark.line + 1
-                keys[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                walk(value_node, path + (key,))
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                walk(item, path + (index,))
 
-    walk(node, ())
-    return data, values, keys, problems
+# Controls other than tab and line breaks (YAML refuses them too, by byte offset)
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f]")
+
+
+def _line_column(raw: bytes, offset: int) -> tuple[int, int]:
+    line_start = raw.rfind(b"\n", 0, offset) + 1
+    before = raw[line_start:offset].decode("utf-8", errors="replace")
+    return raw.count(b"\n", 0, offset) + 1, len(before) + 1
+
+
+# ---- a slip stays local ----------------------------------------------------------
+
+def _parse_isolating(source: str, file: str) -> tuple[_Parsed, dict[int, Problem]]:
+    """Parse ``source``; when a syntax error lies inside one entry of
+    ``recipients:``, set that entry aside (reported against that recipient)
+    and parse the rest again, so the other letters can still be built."""
+    entries = _recipient_entries(source)
+    lines = source.split("\n")
+    slips: dict[int, Problem] = {}
+    while True:
+        try:
+            return _parse_yaml("\n".join(lines)), slips
+        except _Slip as slip:
+            hit = None if slip.shared else next(
+                (i for i, (first, last) in enumerate(entries) if first <= slip.line < last), None)
+            problem_args = (file, slip.line + 1, slip.column + 1)
+            if hit is None or hit in slips:
+                raise LoadError(list(slips.values()) + [
+                    Problem(*problem_args, None, "", slip.message)]) from None
+            first, last = entries[hit]
+            label = _entry_id(source.split("\n")[first:last]) or f"recipients[{hit}]"
+            slips[hit] = Problem(*problem_args, label, "", slip.message, index=hit)
+            # Keep the line numbers: the entry becomes '- ~' and blank lines.
+            dash = lines[first].index("-")
+            lines[first] = lines[first][:dash] + "- ~"
+            for i in range(first + 1, last):
+                lines[i] = ""
+
+
+def _recipient_entries(source: str) -> list[tuple[int, int]]:
+    """The lines (first, end) of each entry of a block list under a top-level
+    ``recipients:``, found by indentation (for when the YAML cannot be read)."""
+    lines = source.split("\n")
+    start = next((i for i, line in enumerate(lines) if re.match(r"recipients:\s*(#.*)?$", line)), None)
+    if start is None:
+        return []
+    entries: list[list[int]] = []
+    indent = None
+    for i in range(start + 1, len(lines)):
+        line = lines[i]
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        here = len(line.expandtabs()) - len(line.expandtabs().lstrip(" "))
+        item = re.match(r"\s*-(\s|$)", line)
+        if indent is None:
+            if not item:
+                return []
+            indent = here
+        if here < indent or (here == indent and not item):
+            break
+        if here == indent:
+            entries.append([i, i + 1])
+        entries[-1][1] = i + 1
+    return [(first, end) for first, end in entries]
+
+
+def _entry_id(lines: list[str]) -> str | None:
+    for line in lines:
+        match = re.match(r"\s*(?:-\s+)?id:\s*[\[\"']?([A-Za-z0-9_.-]+)", line)
+        if match:
+            return match.group(1)
+    return None
+
+
+# ---- YAML with positions ---------------------------------------------------
+#
+# The YAML is read from libyaml's event stream by ``_Builder`` rather than by
+# PyYAML's constructor, for four reasons: every value stays the text typed
+# (YAML 1.1 reads 02035130477 as an octal number, `no` as false and 86400 as a
+# timestamp; only an empty value, ~ and null mean "nothing"), with the schema
+# deciding what a field holds; aliases and nesting are counted as they are
+# read, so a "billion laughs" file or 20,000 nested brackets fail at once with
+# the line; merge keys (<<: *base) follow YAML's rule that explicit keys win;
+# and each value's position is known without walking the data again.
+
+MAX_DEPTH = 64            # nesting levels (a batch needs about eight)
+MAX_ALIAS_NODES = 100_000  # values repeated through aliases, counted in full
+
+_NULLS = ("", "~", "null", "Null", "NULL")
+_PLAIN = ("", None)  # libyaml's style for an unquoted scalar
+
+
+class _MergeKey:
+    """The key ``<<``: the value's mapping(s) are merged into this one."""
+
+
+class _Slip(Exception):
+    """A YAML syntax problem: where (0-based line, column) and what, in plain words."""
+
+    def __init__(self, line: int, column: int, message: str, *, shared: bool = False):
+        super().__init__(message)
+        self.line, self.column, self.message, self.shared = line, column, message, shared
+
+
+@dataclass
+class _Parsed:
+    data: typing.Any
+    values: dict
+    keys: dict
+    problems: list  # (path, message, warning, at_key)
+
+
+@dataclass
+class _Frame:
+    container: typing.Any
+    path: tuple
+    anchor: str | None
+    first: int  # index in _Builder.positions where this node's positions start
+    key: typing.Any = None
+    has_key: bool = False
+    key_mark: typing.Any = None
+    explicit: dict = field(default_factory=dict)
+    merges: list = field(default_factory=list)
+
+
+class _Builder:
+    def __init__(self, source: str):
+        self.lines = source.splitlines()
+        # (path, line, column, is_key, weak): weak positions come from a merge
+        # and yield to the mapping's own keys
+        self.positions: list[tuple] = []
+        self.anchors: dict[str, tuple] = {}
+        self.problems: list[tuple] = []
+        self.aliased = 0
+
+    def build(self, source: str):
+        parser = _CParser(source)
+        stack: list[_Frame] = []
+        root = result = object()
+        weak = 0  # > 0 while inside a merged alias's positions
+        try:
+            while True:
+                event = parser.get_event()
+                if isinstance(event, (yaml.StreamStartEvent, yaml.DocumentStartEvent)):
+                    continue
+                if isinstance(event, yaml.DocumentEndEvent):
+                    # a second document (---) would be ignored silently
+                    following = parser.peek_event()
+                    if isinstance(following, yaml.DocumentStartEvent):
+                        mark = following.start_mark
+                        raise _Slip(mark.line, mark.column,
+                                    "a second YAML document starts here ('---'); a batch file holds one",
+                                    shared=True)
+                    continue
+                if isinstance(event, yaml.StreamEndEvent):
+                    break
+                if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                    frame = stack.pop()
+                    if isinstance(frame.container, dict) and frame.merges:
+                        self._merge(frame)
+                    if frame.anchor is not None:
+                        self.anchors[frame.anchor] = (frame.container, frame.path, frame.first,
+                                                      len(self.positions))
+                    continue
+                mark = event.start_mark
+                top = stack[-1] if stack else None
+                if isinstance(top.container if top else None, dict) and not top.has_key:
+                    top.key, top.key_mark, top.has_key = self._key(event, top.path), mark, True
+                    continue
+                # a value: where it goes
+                if top is None:
+                    path = ()
+                elif isinstance(top.container, dict):
+                    path = top.path if top.key is _MergeKey else top.path + (top.key,)
+                else:
+                    path = top.path + (len(top.container),)
+                in_merge = top is not None and isinstance(top.container, dict) and top.key is _MergeKey
+                if isinstance(event, yaml.AliasEvent):
+                    value = self._alias(event, path, weak=in_merge)
+                elif isinstance(event, yaml.ScalarEvent):
+                    value = self._scalar(event, path)
+                else:
+                    if len(stack) >= MAX_DEPTH:
+                        raise _Slip(mark.line, mark.column,
+                                    f"the data is nested more than {MAX_DEPTH} levels deep here (the limit); "
+                                    "a batch needs about eight", shared=True)
+                    value = {} if isinstance(event, yaml.MappingStartEvent) else []
+                    if not in_merge:
+                        self.positions.append((path, mark.line + 1, mark.column + 1, False, False))
+                    frame = _Frame(value, path, event.anchor, len(self.positions))
+                if top is None:
+                    result = value
+                elif isinstance(top.container, dict):
+                    self._put(top, value, mark)
+                else:
+                    top.container.append(value)
+                if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                    stack.append(frame)
+        except yaml.MarkedYAMLError as exc:
+            raise _explain_syntax(exc, self.lines) from None
+        finally:
+            parser.dispose()
+        values = {}
+        keys = {}
+        for path, line, column, is_key, is_weak in self.positions:
+            table = keys if is_key else values
+            if is_weak:
+                table.setdefault(path, (line, column))
+            else:
+                table[path] = (line, column)
+        return _Parsed(None if result is root else result, values, keys, self.problems)
+
+    def _key(self, event, parent: tuple):
+        mark = event.start_mark
+        if not isinstance(event, yaml.ScalarEvent):
+            raise _Slip(mark.line, mark.column, "a key must be a word followed by ':' "
+                        "(this key is a list, a mapping or an alias)")
+        if event.style in _PLAIN and event.value == "<<":
+            return _MergeKey
+        return self._clean(event.value, parent, mark, key=True)
+
+    def _put(self, frame: _Frame, value, mark) -> None:
+        key = frame.key
+        frame.has_key = False
+        if key is _MergeKey:
+            frame.merges.append((value, frame.key_mark))
+            return
+        path = frame.path + (key,)
+        key_line = frame.key_mark.line + 1
+        if key in frame.explicit:
+            self.problems.append((path, f"duplicate key (first given on line {frame.explicit[key]}); "
+                                  "YAML would keep only the last", False, True))
+        frame.explicit[key] = key_line
+        self.positions.append((path, key_line, frame.key_mark.column + 1, True, False))
+        frame.container[key] = value
+
+    def _merge(self, frame: _Frame) -> None:
+        """<<: *base (or a list of aliases): keys not given here come from them,
+        the first merged mapping first, as YAML defines."""
+        sources = []
+        for value, mark in frame.merges:
+            items = value if isinstance(value, list) else [value]
+            for item in items:
+                if not isinstance(item, dict):
+                    raise _Slip(mark.line, mark.column, "'<<' merges a mapping: write '<<: *name' where "
+                                "'&name' marks a mapping (or a list of such names)")
+                sources.append(item)
+        merged = {}
+        for item in sources:
+            for key, value in item.items():
+                merged.setdefault(key, value)
+        explicit = dict(frame.container)
+        frame.container.clear()
+        frame.container.update({k: v for k, v in merged.items() if k not in explicit})
+        frame.container.update(explicit)
+
+    def _alias(self, event, path: tuple, weak: bool):
+        mark = event.start_mark
+        if event.anchor not in self.anchors:
+            raise _Slip(mark.line, mark.column,
+                        f"*{event.anchor} refers to '&{event.anchor}', which is not defined above this line "
+                        "(check the spelling; an anchor must come before its use)")
+        value, anchor_path, first, last = self.anchors[event.anchor]
+        self.aliased += max(1, last - first)
+        if self.aliased > MAX_ALIAS_NODES:
+            raise _Slip(mark.line, mark.column,
+                        f"aliases (*name) here repeat more than {MAX_ALIAS_NODES:,} values (the limit); "
+                        "a file that expands like this is not a batch of letters", shared=True)
+        if not weak:
+            self.positions.append((path, mark.line + 1, mark.column + 1, False, False))
+        depth = len(anchor_path)
+        for entry in self.positions[first:last]:
+            self.positions.append((path + entry[0][depth:], entry[1], entry[2], entry[3], True))
+        return value
+
+    def _scalar(self, event, path: tuple):
+        mark = event.start_mark
+        self.positions.append((path, mark.line + 1, mark.column + 1, False, False))
+        plain = event.style in _PLAIN
+        if plain and event.value in _NULLS and not event.tag:
+            value = None
+        else:
+            value = self._clean(event.value, path, mark)
+        if plain and value:
+            self._check_comment(event, path)
+        if event.anchor is not None:
+            self.anchors[event.anchor] = (value, path, len(self.positions), len(self.positions))
+        return value
+
+    def _clean(self, value: str, path, mark, key: bool = False) -> str:
+        """The text, without the invisible characters (each one named in a warning)."""
+        found = _INVISIBLE.findall(value)
+        if not found:
+            return value
+        names = ", ".join(dict.fromkeys(describe(c) for c in found))
+        where = f" (line {mark.line + 1})" if key else ""
+        self.problems.append((path, f"contains an invisible character{'s' if len(set(found)) > 1 else ''}{where}: "
+                              f"{names}; it prints as nothing and was left out", True, key))
+        return _INVISIBLE.sub("", value)
+
+    def _check_comment(self, event, path: tuple) -> None:
+        """' #' ends an unquoted value: what follows is a comment, not text. A
+        comment set apart by two spaces and '# ' is one on purpose; anything
+        else most likely was meant as text, so say what was dropped."""
+        end = event.end_mark
+        if end.line >= len(self.lines):
+            return
+        rest = self.lines[end.line][end.column:]
+        match = re.match(r"(\s+)#(.*)", rest)
+        if not match or (len(match.group(1)) > 1 and match.group(2)[:1] in ("", " ")):
+            return
+        dropped = "#" + match.group(2)
+        line = self.lines[end.line]
+        key, sep, _ = line.partition(": ")
+        fix = f"{key.strip()}: {_quoted(event.value + match.group(1) + dropped)}" if sep else _quoted(
+            event.value + match.group(1) + dropped)
+        self.problems.append((path, f"the text {dropped!r} (line {end.line + 1}) was left out: after a space, "
+                              f"'#' starts a YAML comment; to keep it, put the whole value in quotes: {fix}",
+                              True, False))
+
+
+_CParser = getattr(yaml, "CParser", None) or __import__("yaml.cyaml", fromlist=["CParser"]).CParser
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# Characters that print as nothing: format characters (zero-width space,
+# joiners, direction marks, BOM, soft hyphen ...) and the variation selectors.
+_INVISIBLE = re.compile("[%s]" % "".join(
+    re.escape(chr(c)) for c in range(0x80, 0x110000)
+    if unicodedata.category(chr(c)) == "Cf" or 0xFE00 <= c <= 0xFE0F or c in (0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0)))
+
+_NAMES = {0x00AD: "soft hyphen", 0x200B: "zero-width space", 0x200C: "zero-width non-joiner",
+          0x200D: "zero-width joiner", 0x200E: "left-to-right mark", 0x200F: "right-to-left mark",
+          0x2060: "word joiner", 0xFEFF: "byte order mark (zero-width no-break space)",
+          0x00A0: "no-break space", 0x0009: "tab", 0x0000: "NUL byte"}
+
+
+def describe(char: str) -> str:
+    """A character in words, for messages: 'zero-width joiner, U+200D'."""
+    code = ord(char)
+    name = _NAMES.get(code) or unicodedata.name(char, "").lower() or f"control character"
+    shown = f"{char!r} " if char.isprintable() and not _INVISIBLE.match(char) and not char.isspace() else ""
+    return f"{shown}{name}, U+{code:04X}".strip()
+
+
+def _parse_yaml(source: str) -> _Parsed:
+    """Data and positions; ``_Slip`` when the text is not YAML."""
+    return _Builder(source).build(source)
+
+
+def _explain_syntax(exc: yaml.MarkedYAMLError, lines: list[str]) -> _Slip:
+    """libyaml's complaint as plain words and the fix, at the line to change."""
+    context, problem = exc.context or "", exc.problem or ""
+    use_context = exc.context_mark is not None and not context.startswith("while parsing a block")
+    mark = exc.context_mark if use_context else (exc.problem_mark or exc.context_mark)
+    line, column = (mark.line, mark.column) if mark else (0, 0)
+    text = lines[line] if line < len(lines) else ""
+    if "mapping values are not allowed" in problem:
+        pmark = exc.problem_mark
+        row = lines[pmark.line] if pmark.line < len(lines) else ""
+        before = row[:pmark.column]
+        key, sep, value = row.partition(": ")
+        if sep and len(key) < pmark.column and not key.lstrip().startswith(("'", '"')):
+            head = key.rstrip()
+            return _Slip(pmark.line, pmark.column,
+                         "this text contains ': ', which YAML reads as a new key; put the whole value "
+                         f"in quotes: {head.strip()}: {_quoted(value.strip())}")
+        del before
+        return _Slip(pmark.line, len(row) - len(row.lstrip()), _INDENT_HINT + _indent_detail(lines, pmark.line))
+    if context == "while scanning a quoted scalar":
+        quote = text[column] if column < len(text) else '"'
+        if "unknown escape" in problem or "expected escape" in problem:
+            pmark = exc.problem_mark
+            return _Slip(pmark.line, pmark.column,
+                         "in double quotes a backslash starts an escape; write \\\\ for a backslash, "
+                         "or use single quotes")
+        return _Slip(line, column, f"the quote {quote} opened here is never closed; "
+                     f"add the closing {quote} at the end of the value")
+    if context == "while scanning a simple key" or "could not find expected ':'" in problem:
+        return _Slip(line, column, "YAML expects 'key: value' here: add the ':' after the key; if the line "
+                     "continues the text above, indent it like that text, or put the whole value in quotes")
+    if "'\\t'" in problem or "tab character" in problem:
+        pmark = exc.problem_mark
+        return _Slip(pmark.line, pmark.column, "a tab character: YAML indents with spaces only; "
+                     "replace the tab with spaces")
+    if context.startswith("while parsing a block") or "did not find expected key" in problem or (
+            "expected <block end>" in problem):
+        return _Slip(line, column, _INDENT_HINT + _indent_detail(lines, line))
+    if context.startswith("while parsing a flow") or context.startswith("while scanning a flow"):
+        bracket = text[column] if column < len(text) else "["
+        closing = {"[": "]", "{": "}"}.get(bracket, "]")
+        return _Slip(line, column, f"the {bracket} opened here is not closed where YAML expects it; "
+                     f"close it with {closing}, and put items that contain ',', ':', '[' or '{{' in quotes")
+    if context.startswith(("while scanning an alias", "while scanning an anchor")):
+        return _Slip(line, column, "a value that starts with '*' or '&' is read as a YAML alias or anchor; "
+                     "put the whole value in quotes")
+    if "cannot start any token" in problem:
+        pmark = exc.problem_mark or mark
+        char = problem.split("'")[1] if "'" in problem else "this character"
+        return _Slip(pmark.line, pmark.column, f"a value cannot start with {char!r} unless it is quoted; "
+                     "put the whole value in quotes")
+    words = " ".join(filter(None, [context, problem]))
+    return _Slip(line, column, f"this is not valid YAML ({words}); check the quotes and the indentation "
+                 "of this line")
+
+
+_INDENT_HINT = "this line is indented differently from the lines above it"
+
+
+def _indent_detail(lines: list[str], line: int) -> str:
+    """Which line above it should line up with, when one can be told."""
+    row = lines[line] if line < len(lines) else ""
+    indent = len(row) - len(row.lstrip(" "))
+    for above in range(line - 1, -1, -1):
+        prev = lines[above]
+        if prev.strip() and not prev.lstrip().startswith("#"):
+            prev_indent = len(prev) - len(prev.lstrip(" "))
+            if prev.lstrip().startswith("- "):
+                prev_indent += 2
+            if prev_indent != indent:
+                return (f" (line {above + 1} starts its key at column {prev_indent + 1}, this line at "
+                        f"column {indent + 1}); line up the keys of one entry")
+            return "; line up the keys of one entry, and indent a value under its key"
+    return ""
 
 
 def _dotted(path: tuple) -> str:
@@ -294,6 +711,9 @@ def _explain(error: dict) -> str:
     shown = {list: "a list", dict: "a mapping", type(None): "nothing"}.get(type(got), repr(got))
     if kind == "string_too_short" and ctx.get("min_length") == 1:
         return "must not be empty"
+    if kind == "string_too_long":
+        return (f"is too long: {len(got)} characters; at most {ctx.get('max_length')} "
+                "(shorten it, or split it over more fields)")
     if kind == "too_short":
         return f"must have at least {ctx.get('min_length', 1)} item(s) (got {len(got) if got else 0})"
     if kind in ("string_type", "str_type"):
@@ -313,8 +733,8 @@ def _explain(error: dict) -> str:
 _PATTERN_HINTS = {
     RECIPIENT_ID:
         "must be lower-case letters, digits and hyphens (it names the PDF file), at most 64",
-    r"^[a-z0-9][a-z0-9_-]*$": "a part name is lower-case letters, digits, '-' and '_'",
-    "^" + markup.CITE_KEY + "$": "a reference key is letters, digits, '.', '-' and '_'",
+    PART_NAME: "a part name is lower-case letters, digits, '-' and '_', at most 64",
+    REFERENCE_KEY: "a reference key is letters, digits, '.', '-' and '_', at most 64",
 }
 
 
@@ -421,7 +841,7 @@ def _check_printable(model, path: tuple, report: "_Reporter") -> None:
         if isinstance(value, str):
             bad = latex.unprintable(value)
             if bad:
-                shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in bad)
+                shown = ", ".join(f"{c!r} ({describe(c).split(' ', 1)[-1]})" for c in bad)
                 report.error(where, f"contains characters the letter's fonts cannot print: {shown}")
         elif isinstance(value, dict):
             for key, item in value.items():

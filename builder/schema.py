@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Optional
+from typing import Annotated, Optional, Union
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints,
                       WithJsonSchema)
@@ -17,7 +17,35 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 from . import latex
 from .markup import CITE_KEY
 
+# Control characters never belong in a letter. One-line fields also refuse
+# line breaks and tabs; body text (Prose) keeps them.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+# Longest text each kind of field takes: far above any real letter, low enough
+# that a pasted document or a runaway value is caught here, before TeX.
+LINE_MAX = 300       # a name, role, address line, salutation, title ...
+PROSE_MAX = 20_000   # one body part (about eight pages of text)
+URL_MAX = 2_000
+EMAIL_MAX = 254      # RFC 5321
+NAME_MAX = 64        # ids, part names, reference keys
+
+# The same rules as JSON Schema patterns (ECMA 262 and Python ``re`` alike), so
+# an editor refuses what the build refuses. Text fields also accept a number or
+# true/false: an editor's YAML 1.2 reads an unquoted 02035130477 as a number,
+# while the build keeps every value as the text typed.
+ONE_LINE = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+PROSE = r"^[^\x00-\x08\x0b-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b-\x1f\x7f]*$"
+_URL_CHAR = r'[^\s\x00-\x1f\x7f\\{}^"<>`|#]'  # RFC 3986, no '#'; non-ASCII is encoded in the link
+URL = (r"^(?:[Hh][Tt][Tt][Pp][Ss]?://" + _URL_CHAR[:-2] + r"/#]|[Mm][Aa][Ii][Ll][Tt][Oo]:[^@\s]+@)"
+       + _URL_CHAR + r"*(?:#" + _URL_CHAR + r"+)?$")
+EMAIL = r"^[^@\s<>\\{}\x00-\x1f\x7f]+@[^@\s<>\\{}\x00-\x1f\x7f]+\.[^@\s<>\\{}\x00-\x1f\x7f.]+$"
+YEAR = r"^[0-9]{4}(?:[-/\u2013](?:[0-9]{2}|[0-9]{4}))?[a-z]?$"
+DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+TEXT_TYPES = ["string", "number", "boolean"]
+
+
+def _text_schema(pattern: str, max_length: int) -> dict:
+    return {"type": TEXT_TYPES, "minLength": 1, "maxLength": max_length, "pattern": pattern}
 
 
 def _one_line(value: str) -> str:
@@ -46,26 +74,83 @@ def _url(value: str) -> str:
             f"{value!r} contains {char!r}, which a URL may not hold as it is; "
             f"write it percent-encoded ({'%' + format(ord(char), '02X') if ord(char) < 128 else 'encode it'})"
         )
+    if not re.fullmatch(URL, value):  # the schema's pattern: nothing it refuses passes here
+        raise ValueError(f"{value!r} is not a URL (write it as https://example.org/page)")
     return value
 
 
 def _email(value: str) -> str:
-    if not re.fullmatch(r"[^@\s<>\\{}]+@[^@\s<>\\{}]+\.[^@\s<>\\{}]+", value):
+    if not re.fullmatch(EMAIL, value):
         raise ValueError(f"{value!r} is not an email address")
     return value
 
 
-Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_one_line)]
-Prose = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_prose)]
-Url = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_url)]
-Email = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_email)]
+def _year(value):
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not re.fullmatch(YEAR, text.strip()):
+        shown = "nothing" if value is None else repr(value)
+        raise ValueError(f"must be a year, for example 2019 (got {shown})")
+    return text.strip()
+
+
+def _date(value):
+    """YYYY-MM-DD only: never a number read as a timestamp (86400 is not a day)."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    shown = "nothing" if value is None else repr(value)
+    if not isinstance(value, str) or not re.fullmatch(DATE, value.strip()):
+        raise ValueError(f"must be a date written YYYY-MM-DD, for example 2020-10-13 (got {shown})")
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"must be a date written YYYY-MM-DD, for example 2020-10-13 "
+                         f"(got {shown}: there is no such day)") from None
+
+
+Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=LINE_MAX),
+                 AfterValidator(_one_line), WithJsonSchema(_text_schema(ONE_LINE, LINE_MAX))]
+Prose = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=PROSE_MAX),
+                  AfterValidator(_prose), WithJsonSchema(_text_schema(PROSE, PROSE_MAX))]
+Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=URL_MAX), AfterValidator(_url),
+                WithJsonSchema({"type": "string", "maxLength": URL_MAX, "pattern": URL, "format": "iri"})]
+Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=EMAIL_MAX), AfterValidator(_email),
+                  WithJsonSchema({"type": "string", "maxLength": EMAIL_MAX, "pattern": EMAIL, "format": "email"})]
+Year = Annotated[str, BeforeValidator(_year),
+                 WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1000, "maximum": 9999},
+                                           {"type": "string", "pattern": YEAR}]})]
+Date = Annotated[dt.date, BeforeValidator(_date),
+                 WithJsonSchema({"type": "string", "pattern": DATE, "format": "date"})]
 # A recipient id names files (build/<id>.pdf) and TeX link targets, so it is
 # kept to characters that are safe in both.
 RECIPIENT_ID = r"^[a-z0-9][a-z0-9-]{0,63}$"
-RecipientId = Annotated[str, StringConstraints(pattern=RECIPIENT_ID)]
-PartName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
-ReferenceKey = Annotated[str, StringConstraints(pattern="^" + CITE_KEY + "$")]
-RelativePath = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+RecipientId = Annotated[str, StringConstraints(pattern=RECIPIENT_ID),
+                        WithJsonSchema({"anyOf": [{"type": "string", "pattern": RECIPIENT_ID},
+                                                  {"type": "integer", "minimum": 0}]})]
+PART_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+PartName = Annotated[str, StringConstraints(pattern=PART_NAME)]
+REFERENCE_KEY = "^" + CITE_KEY.replace("*", "{0,63}") + "$"
+ReferenceKey = Annotated[str, StringConstraints(pattern=REFERENCE_KEY)]
+# A file of the project: relative, inside its folder (whether it exists is
+# checked by ``load``, which knows the folder).
+IMAGE = (r"^(?!/)(?!(?:.*/)?\.\.(?:/|$))[^\x00-\x1f\x7f]*"
+         r"\.(?:[Pp][Dd][Ff]|[Pp][Nn][Gg]|[Jj][Pp][Gg]|[Jj][Pp][Ee][Gg])$")
+TABLE = r"^(?!/)(?!(?:.*/)?\.\.(?:/|$))[^\x00-\x1f\x7f]*\.(?:[Xx][Ll][Ss][Xx]|[Cc][Ss][Vv])$"
+
+
+def _project_file(pattern: str, kinds: str, example: str):
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise ValueError(f"must be a {kinds} file inside the project folder, written relative to it, "
+                             f"for example {example} (got {value!r})")
+        return value
+    return Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=LINE_MAX),
+                     AfterValidator(check),
+                     WithJsonSchema({"type": "string", "maxLength": LINE_MAX, "pattern": pattern})]
+
+
+ImagePath = _project_file(IMAGE, "PDF, PNG or JPEG", "images/logo.png")
+TablePath = _project_file(TABLE, ".xlsx or .csv", "contacts.xlsx")
+RelativePath = ImagePath  # (the name other modules know)
 
 
 class Model(BaseModel):
@@ -99,8 +184,7 @@ class Reference(Model):
     """A source cited with [^key]; printed as a footnote 'author (year) title'."""
 
     author: Line
-    year: Annotated[Line, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v),
-                    WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string", "minLength": 1}]})]
+    year: Year
     title: Line
     url: Url
 
@@ -113,7 +197,7 @@ BodyParagraph = Annotated[dict[PartName, Optional[Prose]], Field(min_length=1)]
 class Letter(Model):
     """What every letter shares."""
 
-    date: dt.date
+    date: Date
     title: Optional[Line] = Field(None, description="what the batch is about (bundle, PDF subject)")
     keywords: list[Line] = Field(default_factory=list, description="PDF keywords, for web copies")
     sender: Sender
@@ -133,6 +217,18 @@ class Recipient(Model):
     text: dict[PartName, Prose] = Field(
         default_factory=dict, description="this recipient's wording of body parts, by part name")
     omit: list[PartName] = Field(default_factory=list, description="body parts left out of this letter")
+
+
+class RecipientTable(Model):
+    """``recipients: {from: contacts.xlsx}``: the recipients are the rows of a
+    spreadsheet (builder/table.py reads it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: TablePath = Field(alias="from", description=".xlsx or .csv file, relative to recipients.yaml")
+    sheet: Optional[Line] = Field(None, description="the workbook's sheet (default: the first)")
+    columns: dict[Line, Line] = Field(
+        default_factory=dict, description="column header -> field (name, address 1, text.<part> ...)")
 
 
 class Batch(Model):
@@ -160,11 +256,30 @@ class Batch(Model):
 SCHEMA_FILE = "recipients.schema.json"
 
 
+class _EditorBatch(Batch):
+    """Batch as the file may write it: recipients inline, or from a spreadsheet."""
+
+    recipients: Union[Annotated[list[Recipient], Field(min_length=1)], RecipientTable]
+
+
 def json_schema() -> dict:
     """JSON Schema for recipients.yaml, for editors (completion, validation)."""
-    schema = Batch.model_json_schema()
+    schema = _EditorBatch.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "letterbatch recipients.yaml"
+    schema.pop("description", None)
+
+    def closed(node):
+        # a mapping of names (part names, reference keys) takes no other key
+        if isinstance(node, dict):
+            if "patternProperties" in node and "additionalProperties" not in node:
+                node["additionalProperties"] = False
+            for value in node.values():
+                closed(value)
+        elif isinstance(node, list):
+            for value in node:
+                closed(value)
+    closed(schema)
     return schema
 
 

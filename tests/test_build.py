@@ -56,7 +56,7 @@ def test_unprintable_character_is_refused_before_tex_runs(tmp_path):
         "broken": "invalid", "first": "built", "third": "built"}
     (failed,) = report.failed
     assert ("recipient 'broken', field 'name': contains characters the letter's fonts cannot print: "
-            "'😀' (U+1F600)") in failed.message
+            "'😀' (grinning face, U+1F600)") in failed.message
     assert not (out / "tex" / "broken.tex").exists()
 
 

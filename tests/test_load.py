@@ -77,10 +77,11 @@ def test_shared_problems_stop_everything(tmp_path):
     assert messages(path) == [f"{path}:4:5: error: field 'letter.sender.role': required field is missing"]
 
 
-def test_yaml_syntax_error_has_a_line(tmp_path):
+def test_yaml_syntax_error_points_at_the_opening_bracket(tmp_path):
     path = write_yaml(tmp_path / "r.yaml", "letter: [unclosed\nrecipients: x\n")
     (message,) = messages(path)
-    assert message.startswith(f"{path}:2:") and "YAML syntax error" in message
+    assert message == (f"{path}:1:9: error: the [ opened here is not closed where YAML expects it; close it "
+                       "with ], and put items that contain ',', ':', '[' or '{' in quotes")
 
 
 def test_bad_url_and_id_are_explained(tmp_path):
@@ -112,22 +113,6 @@ def test_shipped_json_schema_is_current():
     assert shipped == json_schema_text(), "run `invoke schema` and commit recipients.schema.json"
 
 
-def test_shipped_json_schema_accepts_the_bundled_batch():
-    import json
-
-    import jsonschema
-    import yaml
-
-    from builder.load import _Loader  # dates stay text, as an editor's YAML 1.2 sees them
-
-    schema = json.loads((ROOT / "recipients.schema.json").read_text(encoding="utf-8"))
-    data = yaml.load((SAMPLE).read_text(encoding="utf-8"), Loader=_Loader)
-    jsonschema.validate(data, schema)
-    data["recipients"][0]["adress"] = data["recipients"][0].pop("address")
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(data, schema)
-
-
 # Every kind of bad input the loader knows, each with the message it must give.
 # (A change to the YAML text, then what the problem says.)
 BASE = MINIMAL_LETTER.replace("    - main: This is the shared text.", """\
@@ -136,7 +121,7 @@ BASE = MINIMAL_LETTER.replace("    - main: This is the shared text.", """\
 references:
   ref: {author: A, year: 2020, title: T, url: "https://example.org"}""") + "recipients:\n" + GOOD
 BAD_INPUTS = {
-    "yaml syntax": (("  - id: good", "  - id: [good"), "YAML syntax error"),
+    "yaml syntax": (("  - id: good", "  - id: [good"), "recipient 'good': the [ opened here is not closed"),
     "unknown key": (("    name: Good Person", "    nme: Good Person"), "field 'nme': unknown key; did you mean 'name'?"),
     "unknown top-level key": (("references:", "letters: 1\nreferences:"), "field 'letters': unknown key; did you mean 'letter'?"),
     "missing field": (("    salutation: Dear Good,\n", ""), "recipient 'good', field 'salutation': required field is missing"),
@@ -152,15 +137,16 @@ BAD_INPUTS = {
     "unknown reworded part": (("    salutation: Dear Good,", "    salutation: Dear Good,\n    text: {mian: x}"),
                               "field 'text.mian': the shared letter has no body part 'mian'; did you mean 'main'?"),
     "missing logo": (("    role: Clerk", "    role: Clerk\n    logo: nowhere.png"), "field 'letter.sender.logo': no such file: 'nowhere.png'"),
-    "image outside project": (("title: Clerk}", "title: Clerk, image: /etc/hostname}"), "lies outside the project folder"),
+    "image outside project": (("title: Clerk}", "title: Clerk, image: /etc/hostname}"),
+                              "must be a PDF, PNG or JPEG file inside the project folder"),
     "no recipients": (("recipients:\n" + GOOD, "recipients: []\n"), "field 'recipients': must be a list of at least one recipient"),
     "date not a date": (("date: 2021-03-04", "date: 2021-02-30"), "field 'letter.date': must be a date written YYYY-MM-DD"),
     "url scheme": (('url: "https://example.org"', 'url: "ftp://example.org"'), "'ftp://example.org' is not an http(s):// or mailto: URL"),
     "url with a space": (('url: "https://example.org"', 'url: "https://example.org/a b"'), "contains ' ', which a URL may not hold"),
     "url with two fragments": (('url: "https://example.org"', 'url: "https://example.org/#a#b"'), "has more than one '#'"),
     "link scheme in text": (("Shared slot text.", "See [this](ftp://example.org)."), "link target 'ftp://example.org' is not an http(s):// or mailto: URL"),
-    "duplicate yaml key": (("    name: Good Person", "    name: Good Person\n    name: Other"), "field 'recipients[0].name': duplicate key"),
-    "unprintable character": (("    name: Good Person", "    name: Good 😀"), "contains characters the letter's fonts cannot print: '😀' (U+1F600)"),
+    "duplicate yaml key": (("    name: Good Person", "    name: Good Person\n    name: Other"), "recipient 'good', field 'name': duplicate key (first given on line 15)"),
+    "unprintable character": (("    name: Good Person", "    name: Good 😀"), "contains characters the letter's fonts cannot print: '😀' (grinning face, U+1F600)"),
     "open part left empty": (("      slot: Shared slot text.", "      slot: ~"), "part 'slot' has no shared text, so every recipient must give text.slot"),
     "omitted and reworded": (("    salutation: Dear Good,", "    salutation: Dear Good,\n    omit: [slot]\n    text: {slot: x}"),
                              "part 'slot' is both omitted and given in text"),
@@ -211,7 +197,7 @@ def test_a_file_is_validated_once_per_text_and_again_when_it_changes(tmp_path):
     assert load(path) is first
     write_yaml(path, MINIMAL_LETTER + "recipients:\n" + GOOD.replace("Good Person", "Other Person"))
     assert [r.name for r in load(path).batch.recipients] == ["Other Person"]
-    write_yaml(path, MINIMAL_LETTER + "recipients:\n" + GOOD.replace("salutation: Dear Good,", "salutation: 7"))
+    write_yaml(path, MINIMAL_LETTER + "recipients:\n" + GOOD.replace("salutation:", "salutaton:"))
     assert "salutation" in " ".join(messages(path))
     same_text_elsewhere = write_yaml(tmp_path / "copy.yaml", MINIMAL_LETTER + "recipients:\n" + GOOD)
     assert load(same_text_elsewhere).path == same_text_elsewhere

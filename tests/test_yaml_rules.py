@@ -1,0 +1,322 @@
+"""recipients.yaml as people type it: text stays text, bounded, slips stay
+local, and messages that say what to change."""
+from __future__ import annotations
+
+import resource
+import time
+
+import pytest
+
+from builder.load import MAX_ALIAS_NODES, MAX_DEPTH, LoadError, load
+from conftest import MINIMAL_LETTER, ROOT, write_yaml
+
+RECIPIENTS = """\
+recipients:
+  - id: first
+    name: First Person
+    address: [1 Road]
+    salutation: Dear First,
+  - id: second
+    name: Second Person
+    address: [2 Road]
+    salutation: Dear Second,
+  - id: third
+    name: Third Person
+    address: [3 Road]
+    salutation: Dear Third,
+"""
+BATCH = MINIMAL_LETTER + RECIPIENTS
+
+
+def problems(loaded_or_path):
+    try:
+        loaded = load(loaded_or_path)
+    except LoadError as exc:
+        return None, [str(p) for p in exc.problems]
+    return loaded, [str(p) for p in loaded.problems]
+
+
+# ---- text stays text -----------------------------------------------------------
+
+def test_values_stay_as_typed(tmp_path):
+    text = BATCH.replace("    name: Second Person", "    name: yes").replace(
+        "address: [2 Road]", "address: [02035130477, 1e3, 0x1F, on, 2020-10-13, +44 20 7946 0000]").replace(
+        "    role: Clerk", "    role: Clerk\n    phone: 02035130477").replace("id: third", "id: 007")
+    loaded, found = problems(write_yaml(tmp_path / "r.yaml", text))
+    assert found == []
+    second = loaded.batch.recipients[1]
+    assert second.name == "yes"
+    assert second.address == ["02035130477", "1e3", "0x1F", "on", "2020-10-13", "+44 20 7946 0000"]
+    assert loaded.batch.letter.sender.phone == "02035130477"
+    assert loaded.batch.recipients[2].id == "007"
+
+
+@pytest.mark.parametrize("year, ok", [("2019", True), ("'2019'", True), ("2019/20", True), ("2019a", True),
+                                      ("no", False), ("1e3", False), ("twenty", False), ("~", False)])
+def test_a_year_is_a_year(tmp_path, year, ok):
+    text = MINIMAL_LETTER.replace("shared text.", "shared text[^r].") + f"""\
+references:
+  r: {{author: Home Office, year: {year}, title: T, url: "https://example.org"}}
+""" + RECIPIENTS
+    path = write_yaml(tmp_path / "r.yaml", text)
+    loaded, found = problems(path)
+    if ok:
+        assert found == [] and loaded.batch.recipients
+    else:
+        assert loaded is None
+        assert any(f"{path}:11:" in m and "field 'references.r.year': must be a year, for example 2019" in m
+                   for m in found), found
+
+
+@pytest.mark.parametrize("date", ["86400", "0", "2020-10-13T10:00:00", "13/10/2020", "2020-1-3", "yes"])
+def test_a_date_is_written_yyyy_mm_dd(tmp_path, date):
+    path = write_yaml(tmp_path / "r.yaml", BATCH.replace("date: 2021-03-04", f"date: {date}"))
+    loaded, found = problems(path)
+    assert loaded is None
+    assert found[0].startswith(f"{path}:2:9: error: field 'letter.date': must be a date written YYYY-MM-DD, "
+                               "for example 2020-10-13"), found
+
+
+def test_merge_keys_explicit_keys_win_and_are_no_duplicates(tmp_path):
+    text = BATCH.replace("  - id: first\n", "  - &base\n    id: first\n").replace(
+        "  - id: second\n    name: Second Person\n    address: [2 Road]\n",
+        "  - <<: *base\n    id: second\n    name: Second Person\n")
+    text = text.replace("  - id: third\n    name: Third Person\n",
+                        "  - id: third\n    <<: [*base]\n    name: Third Person\n")
+    loaded, found = problems(write_yaml(tmp_path / "r.yaml", text))
+    assert found == []
+    first, second, third = loaded.batch.recipients
+    assert (second.id, second.name, second.address, second.salutation) == (
+        "second", "Second Person", ["1 Road"], "Dear Second,")
+    assert (third.id, third.address, third.salutation) == ("third", ["3 Road"], "Dear Third,")
+
+
+def test_a_problem_in_a_merged_value_points_at_its_line(tmp_path):
+    text = BATCH.replace("  - id: first\n", "  - &base\n    id: first\n    adress: x\n").replace(
+        "  - id: second\n", "  - <<: *base\n    id: second\n")
+    loaded, found = problems(write_yaml(tmp_path / "r.yaml", text))
+    assert any(":13:5: error: recipient 'second', field 'adress': unknown key" in m for m in found), found
+
+
+# ---- bounded -------------------------------------------------------------------
+
+def test_alias_bomb_fails_fast_with_its_line(tmp_path):
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, 9):
+        name, prev = chr(97 + i), chr(96 + i)
+        lines.append(f"{name}: &{name} [{', '.join(['*' + prev] * 9)}]")
+    path = write_yaml(tmp_path / "bomb.yaml", "\n".join(lines) + "\n")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.process_time()
+    loaded, found = problems(path)
+    assert loaded is None
+    assert len(found) == 1 and found[0].startswith(f"{path}:6:"), found
+    assert f"repeat more than {MAX_ALIAS_NODES:,} values (the limit)" in found[0]
+    # Not a timing test: the CPU used is bounded by the limit, not by 9**9.
+    assert time.process_time() - started < 30
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB
+
+
+@pytest.mark.parametrize("nesting", ["flow", "block"])
+def test_deep_nesting_gives_file_line_and_limit(tmp_path, nesting):
+    if nesting == "flow":
+        text = "letter: " + "[" * 20000 + "]" * 20000 + "\n"
+    else:
+        text = "letter:\n" + "- " * 20000 + "x\n"
+    path = write_yaml(tmp_path / "deep.yaml", text)
+    loaded, found = problems(path)
+    assert loaded is None and len(found) == 1
+    assert found[0].startswith(f"{path}:") and f"nested more than {MAX_DEPTH} levels deep" in found[0]
+    assert "recursion" not in found[0]
+
+
+@pytest.mark.parametrize("field, value, limit", [("name", "x" * 301, 300), ("salutation", "Dear " + "x" * 400, 300)])
+def test_text_has_a_length_limit(tmp_path, field, value, limit):
+    old = {"name": "    name: Second Person", "salutation": "    salutation: Dear Second,"}[field]
+    path = write_yaml(tmp_path / "r.yaml", BATCH.replace(old, f"    {field}: {value}"))
+    loaded, found = problems(path)
+    assert [r.id for r in loaded.batch.recipients] == ["first", "third"]
+    assert any(f"recipient 'second', field '{field}': is too long: {len(value)} characters; "
+               f"at most {limit}" in m for m in found), found
+
+
+def test_a_body_part_has_a_length_limit(tmp_path):
+    path = write_yaml(tmp_path / "r.yaml", BATCH.replace("This is the shared text.", "word " * 5000))
+    loaded, found = problems(path)
+    assert loaded is None
+    assert any("field 'letter.body[0].main': is too long: 24999 characters; at most 20000" in m
+               for m in found), found
+
+
+# ---- a slip stays local ----------------------------------------------------------
+
+SLIPS = {
+    "colon": ("    salutation: Dear Second,", "    salutation: Dear Second: hello,", 18, 28,
+              "recipient 'second': this text contains ': ', which YAML reads as a new key; put the whole "
+              "value in quotes: salutation: \"Dear Second: hello,\""),
+    "indent": ("    address: [2 Road]", "     address: [2 Road]", 17, 6,
+               "recipient 'second': this line is indented differently from the lines above it"),
+    "less indent": ("    address: [2 Road]", "   address: [2 Road]", 17, 4,
+                    "recipient 'second': this line is indented differently from the lines above it"),
+    "unclosed quote": ("    salutation: Dear Second,", '    salutation: "Dear Second,', 18, 17,
+                       "recipient 'second': the quote \" opened here is never closed; add the closing \" "
+                       "at the end of the value"),
+    "tab": ("    address: [2 Road]", "\taddress: [2 Road]", 17, 1,
+            "recipient 'second': a tab character: YAML indents with spaces only"),
+    "bracket": ("    address: [2 Road]", "    address: [2 Road", 17, 14,
+                "recipient 'second': the [ opened here is not closed"),
+    "star": ("    name: Second Person", "    name: *Second* Person", 16, 11,
+             "recipient 'second': a value that starts with '*' or '&' is read as a YAML alias or anchor"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SLIPS))
+def test_a_slip_in_one_recipient_stays_local(tmp_path, kind):
+    old, new, line, column, message = SLIPS[kind]
+    assert old in BATCH
+    path = write_yaml(tmp_path / "r.yaml", BATCH.replace(old, new))
+    loaded, found = problems(path)
+    assert loaded is not None, found
+    assert [r.id for r in loaded.batch.recipients] == ["first", "third"]
+    (index,) = loaded.rejected
+    assert index == 1
+    (problem,) = loaded.rejected[1]
+    assert (problem.line, problem.column) == (line, column), str(problem)
+    assert str(problem).startswith(f"{path}:{line}:{column}: error: {message}"), str(problem)
+
+
+def test_several_slips_each_stay_local(tmp_path):
+    text = BATCH.replace("    salutation: Dear First,", "    salutation: Dear First: hi,").replace(
+        "    salutation: Dear Third,", '    salutation: "Dear Third,')
+    loaded, found = problems(write_yaml(tmp_path / "r.yaml", text))
+    assert [r.id for r in loaded.batch.recipients] == ["second"]
+    assert sorted(loaded.rejected) == [0, 2]
+
+
+def test_a_slip_everywhere_or_in_the_shared_part_stops(tmp_path):
+    path = write_yaml(tmp_path / "r.yaml", BATCH.replace("    role: Clerk", "    role: Clerk: Head"))
+    loaded, found = problems(path)
+    assert loaded is None
+    assert found == [f"{path}:5:16: error: this text contains ': ', which YAML reads as a new key; put the "
+                     'whole value in quotes: role: "Clerk: Head"']
+    path = write_yaml(tmp_path / "s.yaml", BATCH.replace("Dear First,", "Dear: First,")
+                      .replace("Dear Second,", "Dear: Second,").replace("Dear Third,", "Dear: Third,"))
+    loaded, found = problems(path)
+    assert loaded is None and len(found) == 3 and all("recipient '" in m for m in found)
+
+
+def test_an_alias_to_an_entry_that_failed_is_reported_on_its_user(tmp_path):
+    text = BATCH.replace("  - id: first\n", "  - &base\n    id: first\n").replace(
+        "    salutation: Dear First,", "    salutation: Dear First: hi,").replace(
+        "  - id: second\n", "  - <<: *base\n    id: second\n")
+    loaded, found = problems(write_yaml(tmp_path / "r.yaml", text))
+    assert [r.id for r in loaded.batch.recipients] == ["third"]
+    assert any("recipient 'second': *base refers to '&base', which is not defined above" in m for m in found)
+
+
+# ---- messages a secretary can act on -------------------------------------------------
+
+def test_a_comment_that_cuts_a_value_is_pointed_out(tmp_path):
+    text = BATCH.replace("    salutation: Dear Second,", "    salutation: Dear Second, #thanks").replace(
+        "    salutation: Dear Third,", "    salutation: Dear Third,  # a comment on purpose")
+    path = write_yaml(tmp_path / "r.yaml", text)
+    loaded, found = problems(path)
+    assert loaded.batch.recipients[1].salutation == "Dear Second,"
+    assert found == [f"{path}:18:17: warning: recipient 'second', field 'salutation': the text '#thanks' "
+                     "(line 18) was left out: after a space, '#' starts a YAML comment; to keep it, put the "
+                     'whole value in quotes: salutation: "Dear Second, #thanks"']
+
+
+def test_windows_1252_gets_line_column_and_the_fix(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_bytes(BATCH.replace("Dear Second,", "Dear Second’s,").encode("cp1252"))
+    loaded, found = problems(path)
+    assert found == [f"{path}:18:28: error: the file is not UTF-8 text: byte 0x92 here (in Windows-1252, "
+                     "'’'). Excel and Notepad may save Windows-1252; save the file as UTF-8"]
+
+
+@pytest.mark.parametrize("char, message", [
+    ("\x00", "the file holds a NUL byte: it is not a text file, or was saved as UTF-16; save the file as UTF-8"),
+    ("\x07", "a control character (U+0007) that cannot be printed; delete it"),
+    ("\x1b", "a control character (U+001B) that cannot be printed; delete it"),
+])
+def test_control_characters_get_line_and_column(tmp_path, char, message):
+    path = write_yaml(tmp_path / "r.yaml", BATCH.replace("Dear Second,", f"Dear{char} Second,"))
+    loaded, found = problems(path)
+    assert loaded is None and len(found) == 1
+    assert found[0].startswith(f"{path}:18:21: error: {message}"), found
+
+
+def test_utf8_with_a_byte_order_mark_is_fine(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + BATCH.encode())
+    assert problems(path)[1] == []
+
+
+@pytest.mark.parametrize("char, words", [
+    ("\u200d", "zero-width joiner, U+200D"), ("\u200b", "zero-width space, U+200B"),
+    ("\u00ad", "soft hyphen, U+00AD"), ("\u200c", "zero-width non-joiner, U+200C"),
+    ("\ufeff", "byte order mark (zero-width no-break space), U+FEFF"), ("\u202e", "right-to-left override, U+202E"),
+    ("\u2060", "word joiner, U+2060"),
+])
+def test_invisible_characters_are_named_in_words_and_print_as_nothing(tmp_path, char, words):
+    path = write_yaml(tmp_path / "r.yaml", BATCH.replace("Second Person", f"Sec{char}ond Person")
+                      .replace("id: third", f"id: th{char}ird"))
+    loaded, found = problems(path)
+    assert loaded.batch.recipients[1].name == "Second Person"
+    assert loaded.batch.recipients[2].id == "third"
+    assert f"{path}:16:11: warning: recipient 'second', field 'name': contains an invisible character: " \
+           f"{words}; it prints as nothing and was left out" in found, found
+
+
+def test_unprintable_characters_are_named_in_words(tmp_path):
+    path = write_yaml(tmp_path / "r.yaml", BATCH.replace("Second Person", "Second 😀 Ωmega"))
+    loaded, found = problems(path)
+    assert any("field 'name': contains characters the letter's fonts cannot print: '😀' (grinning face, "
+               "U+1F600), 'Ω' (greek capital letter omega, U+03A9)" in m for m in found), found
+
+
+def test_the_bundled_batch_still_loads_the_same():
+    loaded = load(ROOT / "recipients.yaml")
+    assert loaded.problems == []
+    assert loaded.batch.letter.sender.phone == "+44 (0) 20 3513 0477"
+
+
+# ---- on a real build ---------------------------------------------------------------
+
+def link_targets(pdf) -> list[str]:
+    from pypdf import PdfReader
+
+    targets = []
+    for page in PdfReader(pdf).pages:
+        for annot in page.get("/Annots") or []:
+            action = annot.get_object().get("/A")
+            if action and "/URI" in action:
+                targets.append(str(action["/URI"]))
+    return targets
+
+
+def test_typed_values_print_as_typed_and_a_slip_leaves_the_others_built(tmp_path):
+    from builder.build import build
+    from conftest import pdf_text
+
+    text = (MINIMAL_LETTER.replace("    role: Clerk", "    role: Clerk\n    phone: 02035130477\n"
+                                   "    web: https://bücher.example/straße")
+            .replace("This is the shared text.", "Shared text[^r].")
+            + "references:\n  r: {author: Home Office, year: 2019, title: Café report, "
+              "url: \"https://example.org/café\"}\n" + RECIPIENTS)
+    text = text.replace("    name: First Person", "    name: yes").replace(
+        "    salutation: Dear Second,", "    salutation: Dear Second: hello,").replace(
+        "    salutation: Dear Third,", "    salutation: Dear Third, #1")
+    path = write_yaml(tmp_path / "recipients.yaml", text)
+    report = build(path, tmp_path / "build")
+    assert {o.recipient: o.status for o in report.outcomes} == {
+        "first": "built", "second": "invalid", "third": "built"}
+    assert "recipient 'second': this text contains ': '" in report.failed[0].message
+    assert any("the text '#1' (line 26) was left out" in str(w) for w in report.warnings)
+    first = next(o.pdf for o in report.outcomes if o.recipient == "first")
+    words = pdf_text(first)
+    for typed in ("02035130477", "bücher.example/straße", "yes", "Home Office (2019) Café report"):
+        assert typed in words, (typed, words)
+    assert sorted(set(link_targets(first))) == [
+        "https://example.org/caf%C3%A9", "https://xn--bcher-kva.example/stra%C3%9Fe"]
