@@ -408,7 +408,9 @@ def main(argv=None) -> int:
         if stages:
             print("Stages, inside one Python process:")
             for label, seconds in stages.items():
-                print(f"  {label:<28} {seconds:8.2f} s {seconds / n * 1000:8.1f} ms/letter")
+                per_letter = seconds / n * 1000
+                print(f"  {label:<28} {seconds:8.2f} s {per_letter:8.1f} ms/letter"
+                      + (f"   {goal(per_letter < 1, '< 1 ms/letter')}" if label == "preflight" else ""))
             ratio = stages.get("web copies (cold)", 0) / stages["build (cold)"]
             if "web copies (cold)" in stages:
                 print(f"  web copies against print build: {ratio:.1f}x   {goal(ratio <= 2, 'within 2x')}")
