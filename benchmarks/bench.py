@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 import yaml  # noqa: E402
 
 from builder import build as build_module  # noqa: E402
-from builder.compile import PDFLATEX, tex_environment  # noqa: E402
+from builder.compile import PDFLATEX, tex_environment, tex_version  # noqa: E402
 
 WORDS = ("violence reduction partnership supports young people through mentoring outreach "
          "schools hospitals custody youth workers families communities prevention early "
@@ -347,6 +347,16 @@ def bundle_composition(path: Path) -> dict[str, int]:
 
 # ---- report ---------------------------------------------------------------------
 
+def machine() -> str:
+    """The CPU, its cores, the memory, the load (the machine may be shared), TeX."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    cpu = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+               "unknown CPU")
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, load average {os.getloadavg()[1]:.1f} over the last 5 minutes; "
+            f"Python {sys.version.split()[0]}; {tex_version()}")
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -392,7 +402,7 @@ def main(argv=None) -> int:
         cold, peak = median(commands["cold"]), max(commands["peak"])
         nothing, edited = median(commands["nothing"]), median(commands["edited"])
         status = median(five)
-        print(f"letterbatch benchmark: {n} letters, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M %Z')}")
+        print(f"letterbatch benchmark: {n} letters, {time.strftime('%Y-%m-%d %H:%M %Z')}; {machine()}")
         print("The whole command, as a user runs it (`letterbatch build merge`, timed from outside):")
         print(f"  {'build + merge, cold':<28} {cold:8.2f} s {cold / n * 1000:8.1f} ms/letter"
               f"{spread(commands['cold'])}")
