@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__, compile as tex
-from .compose import batch_source, letter_block, letter_source, metadata, pdf_date, pdf_title, recipient_label
+from .compose import (batch_source, letter_block, letter_source, metadata, pdf_date, pdf_lang, pdf_title,
+                      recipient_label)
 from .files import write_atomic
 from .load import Loaded, Problem, load
 from .manifest import Manifest, sha256_bytes, sha256_file
@@ -144,12 +145,17 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
     assets = {f"assets/{role}{Path(rel).suffix.lower()}": loaded.root / rel
               for role, rel in images.items() if rel}
     names = {Path(name).stem: name for name in assets}
+    # A house letterhead (letter.letterhead: house.cls) goes next to the .tex,
+    # where pdflatex finds it (not on TEXINPUTS: no folder of the project is
+    # searched), and is part of every letter's inputs.
+    house = [loaded.root / letter.letterhead] if letter.letterhead else []
     common = {
-        "letterhead": _hash_files(sorted(p for p in LETTERHEAD.rglob("*") if p.is_file())),
+        "letterhead": _hash_files(sorted(p for p in LETTERHEAD.rglob("*") if p.is_file()) + house),
         "images": _hash_files(sorted(assets.values())),
         "builder": __version__,
         "tex": tex.tex_version(),
     }
+    assets.update({Path(letter.letterhead).name: house[0]} if house else {})
     sources, memo = [], loaded.memo
     for recipient in loaded.batch.recipients:
         block = letter_block(loaded.batch, recipient, assets=names, memo=memo)
@@ -257,7 +263,7 @@ class _Compiler:
             hints = {s.recipient.id: self.manifest.letters.get(s.recipient.id, {}).get("pages")
                      or self.typical_pages for s in sources}
         name = f"_batch-{sources[0].recipient.id}-{len(sources)}"
-        text = batch_source([s.block for s in sources], hints)
+        text = batch_source([s.block for s in sources], hints, self.prepared.loaded.batch)
         path = self.layout.tex / f"{name}.tex"
         write_atomic(path, text.encode())
         starts, at, line = [], 0, 1  # the line each letter starts on, found in one pass
@@ -280,7 +286,8 @@ class _Compiler:
         from . import split as split_pdf  # pikepdf: loaded only when a batch is cut
         split_pdf.split(result.pdf, [
             split_pdf.Cut(s.recipient.id, placed[s.recipient.id].start, placed[s.recipient.id].pages,
-                          self.layout.pdf(s.recipient.id), self.prepared.info(s.recipient)) for s in good])
+                          self.layout.pdf(s.recipient.id), self.prepared.info(s.recipient),
+                          pdf_lang(self.prepared.loaded.batch, s.recipient)) for s in good])
         each = result.seconds / len(sources)
         batch = {"file": str(result.pdf.relative_to(self.layout.root)), "sha256": sha256_file(result.pdf)}
         outcomes = [self._record(s, result, placed[s.recipient.id], self.layout.pdf(s.recipient.id), each,
@@ -307,6 +314,7 @@ class _Compiler:
             "file": pdf.name, "pages": placed.pages, "sha256": sha256_file(pdf),
             "inputs": source.inputs, "log": str(result.log.relative_to(self.layout.root)),
             "overfull": placed.overfull, "signature": placed.signature, "window": result.window,
+            "layout": result.layout,
         }
         if batch:  # the PDF it was cut from: merge takes pages from there (fonts shared)
             self.manifest.letters[rid]["batch"] = batch

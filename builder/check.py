@@ -22,6 +22,7 @@ from pathlib import Path
 import pikepdf
 
 from .build import prepare
+from .compose import closing
 from .manifest import Manifest, sha256_file
 from .schema import Batch, Recipient
 
@@ -77,7 +78,7 @@ def check(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: 
         if entry.get("inputs", {}).get("key") != source.key:
             result.findings.append(Finding("warning", "older than its sources: run `invoke build`"))
         result.findings += check_letter(pdf, entry.get("overfull", []), batch,
-                                        source.recipient, entry.get("window"))
+                                        source.recipient, entry.get("window"), entry.get("layout") or {})
         result.pages = entry.get("pages") or 0
         return result
 
@@ -99,19 +100,22 @@ def check(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: 
 
 
 def check_letter(pdf: Path, overfull: list[str], batch: Batch, recipient: Recipient,
-                 window: list[float] | None) -> list[Finding]:
-    """``overfull``: the letter's overfull lines, from the TeX log (in the manifest)."""
-    findings = [Finding("error", m) for m in pdf_problems(pdf)]
+                 window: list[float] | None, layout: dict | None = None) -> list[Finding]:
+    """``overfull``: the letter's overfull lines, from the TeX log (in the manifest);
+    ``layout``: the paper and where text starts, as the class measured them."""
+    layout = layout or {}
+    findings = [Finding("error", m) for m in pdf_problems(pdf, tuple(layout.get("paper") or A4))]
     findings += [Finding("error", f"overfull line: {text}") for text in overfull]
     lines = text_lines(pdf)
     address = [recipient.name] + ([recipient.role] if recipient.role else []) + recipient.address
     findings += _address_in_window(lines, address, window)
-    findings += _closing_not_alone(lines, batch.letter.closing)
+    findings += _closing_not_alone(lines, closing(batch, recipient), layout.get("text_start", HEADER_BOTTOM))
     return findings
 
 
-def pdf_problems(pdf: Path) -> list[str]:
-    """Pages that are not A4 portrait; fonts not embedded; Type 3 (bitmap) fonts."""
+def pdf_problems(pdf: Path, paper: tuple[float, float] = None) -> list[str]:
+    """Pages not of the class's paper (A4 portrait); fonts not embedded; Type 3 (bitmap) fonts."""
+    paper = paper or A4
     problems = []
     with pikepdf.open(pdf) as document:
         for number, page in enumerate(document.pages, 1):
@@ -119,7 +123,7 @@ def pdf_problems(pdf: Path) -> list[str]:
             width, height = box[2] - box[0], box[3] - box[1]
             if int(page.obj.get("/Rotate", 0)) % 180:
                 width, height = height, width
-            if abs(width - A4[0]) > TOLERANCE or abs(height - A4[1]) > TOLERANCE:
+            if abs(width - paper[0]) > TOLERANCE or abs(height - paper[1]) > TOLERANCE:
                 problems.append(f"page {number} is {width:.0f}x{height:.0f} pt, not A4 portrait")
             for font in _fonts(page.obj.get("/Resources")):
                 name = str(font.get("/BaseFont", "(unnamed)"))
@@ -213,15 +217,15 @@ def _address_in_window(lines: list[TextLine], address: list[str], window) -> lis
     return []
 
 
-HEADER_BOTTOM = 65.0  # points from the top: the running header of later pages ends above this
+HEADER_BOTTOM = 65.0  # points from the top, for letters built before the class recorded text_start
 
 
-def _closing_not_alone(lines: list[TextLine], closing: str) -> list[Finding]:
+def _closing_not_alone(lines: list[TextLine], closing: str, text_start: float = HEADER_BOTTOM) -> list[Finding]:
     closings = [l for l in lines if _same(l.text, closing)]
     if not closings:
         return []
     last = closings[-1]
-    above = [l for l in lines if l.page == last.page and HEADER_BOTTOM < l.top < last.top]
+    above = [l for l in lines if l.page == last.page and text_start - 2 < l.top < last.top]
     if last.page > 1 and not above:
         return [Finding("error", f"the closing stands alone at the top of page {last.page}, "
                                  "away from the letter it closes")]

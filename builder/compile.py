@@ -51,8 +51,9 @@ class Placed:
 
     start: int  # pages before it
     pages: int
-    # where the signature goes: (page from 1, x, y bottom, y top) in PDF points
-    signature: tuple[int, float, float, float] | None = None
+    # where the signature goes: (page from 1, x, y bottom, y top, width) in PDF
+    # points, as the letterhead class measured it
+    signature: tuple[int, float, float, float, float] | None = None
     overfull: list[str] = field(default_factory=list)
 
 
@@ -68,6 +69,10 @@ class CompileResult:
     # the envelope window the letterhead promises: (left, top, width, height) in
     # points from the page's top left corner
     window: tuple[float, float, float, float] | None = None
+    # the page as the class set it up: "paper" (width, height) and "text_start"
+    # (where later pages' text starts, below the running header), in points
+    # from the top left
+    layout: dict = field(default_factory=dict)
 
     @property
     def first_error(self) -> str:
@@ -178,7 +183,7 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
             break
     result = CompileResult(ok, built if ok else None, log, passes, 0.0)
     if ok:
-        result.letters, result.window = _read_aux(
+        result.letters, result.window, result.layout = _read_aux(
             aux.read_text(encoding="utf-8", errors="replace") if aux.exists() else "")
         for line, text in overfull_boxes(log_text):
             owner = line_owner(line) if line_owner else next(iter(result.letters), None)
@@ -223,26 +228,40 @@ def overfull_boxes(log_text: str) -> list[tuple[int, str]]:
 
 
 _SP_PER_PT = 65536
+_BP_PER_PT = 72 / 72.27  # TeX points -> PDF points
 
 
 def _read_aux(aux_text: str):
-    """Each letter's place, page count and signature space, and the envelope
-    window, as the letterhead class recorded them in the .aux."""
+    """Each letter's place, page count and signature space, the envelope
+    window and the page layout, as the letterhead class recorded them in the
+    .aux. Python repeats none of the class's lengths."""
     starts = dict(re.findall(r"\\lb@start\{([^}]*)\}\{(\d+)\}", aux_text))
     pages = dict(re.findall(r"\\lb@pages\{([^}]*)\}\{(\d+)\}", aux_text))
     marks: dict[str, dict] = {}
     for rid, which, page, x, y in re.findall(
             r"\\lb@sigpos\{([^}]*)\}\{(top|bottom)\}\{(\d+)\}\{(-?\d+)\}\{(-?\d+)\}", aux_text):
-        marks.setdefault(rid, {})[which] = (int(page), int(x) / _SP_PER_PT, int(y) / _SP_PER_PT)
+        marks.setdefault(rid, {})[which] = (int(page), int(x) / _SP_PER_PT * _BP_PER_PT,
+                                            int(y) / _SP_PER_PT * _BP_PER_PT)
+    width = _lengths(aux_text, "lb@sigwidth", 1)
     letters = {}
     for rid, start in starts.items():
         signature = None
-        if {"top", "bottom"} <= set(marks.get(rid, {})):
+        if {"top", "bottom"} <= set(marks.get(rid, {})) and width:
+            # the class keeps the closing and the signature block on one page
             page, x, bottom = marks[rid]["bottom"]
-            top_page, _, top = marks[rid]["top"]
-            top = top if top_page == page else bottom + 60
-            signature = (page, round(x, 2), round(bottom + 10, 2), round(top - 4, 2))
+            top = marks[rid]["top"][2]
+            signature = (page, round(x, 2), round(bottom, 2), round(top, 2), round(width[0], 2))
         letters[rid] = Placed(int(start), int(pages.get(rid, 0)), signature)
-    window = re.search(r"\\lb@window\{([\d.]+)pt\}\{([\d.]+)pt\}\{([\d.]+)pt\}\{([\d.]+)pt\}", aux_text)
-    window = tuple(round(float(v) * 72 / 72.27, 2) for v in window.groups()) if window else None
-    return letters, window
+    window = _lengths(aux_text, "lb@window", 4)
+    layout = {}
+    if paper := _lengths(aux_text, "lb@paper", 2):
+        layout["paper"] = paper
+    if start := _lengths(aux_text, "lb@textstart", 1):
+        layout["text_start"] = start[0]
+    return letters, window, layout
+
+
+def _lengths(aux_text: str, name: str, count: int) -> tuple[float, ...] | None:
+    """The lengths ``\\<name>{12.3pt}...`` the class wrote, in PDF points."""
+    match = re.search(r"\\" + re.escape(name) + r"\{([\d.]+)pt\}" * count, aux_text)
+    return tuple(round(float(v) * _BP_PER_PT, 2) for v in match.groups()) if match else None

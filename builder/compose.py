@@ -10,21 +10,28 @@ nodes from ``markup.parse`` become LaTeX commands here.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
-from pylatex import Command, Document, LongTable, NoEscape
+from pylatex import Command, Document, NoEscape
 from pylatex.base_classes import Environment
 
 from . import latex, markup
-from .schema import Batch, Recipient
+from .schema import LANGUAGES, Batch, Recipient
 
 CLASS_NAME = "letterbatch"
-MONTHS = ("January", "February", "March", "April", "May", "June", "July",
-          "August", "September", "October", "November", "December")
+MONTHS = {
+    "en": ("January", "February", "March", "April", "May", "June", "July",
+           "August", "September", "October", "November", "December"),
+    # as babel's welsh.ldf names them
+    "cy": ("Ionawr", "Chwefror", "Mawrth", "Ebrill", "Mai", "Mehefin", "Gorffennaf",
+           "Awst", "Medi", "Hydref", "Tachwedd", "Rhagfyr"),
+}
 # PDF/A-2b and the document language, for web copies (LaTeX's PDF management,
 # texlive-latex-recommended). It must come before \documentclass.
-WEB_METADATA = "\\DocumentMetadata{pdfstandard=A-2b, lang=en-GB}\n"
+WEB_METADATA = "\\DocumentMetadata{pdfstandard=A-2b, lang=%s}\n"
 
 
 class Letter(Environment):
@@ -33,9 +40,67 @@ class Letter(Environment):
     _latex_name = "letter"
 
 
-def long_date(date: dt.date) -> str:
-    """'13 October 2020', whatever the machine's locale."""
-    return f"{date.day} {MONTHS[date.month - 1]} {date.year}"
+def long_date(date: dt.date, language: str = "en") -> str:
+    """'13 October 2020' ('13 Hydref 2020' in Welsh), whatever the machine's locale."""
+    return f"{date.day} {MONTHS[language][date.month - 1]} {date.year}"
+
+
+# ---- parts: languages, closings, the class ------------------------------------
+
+PDF_LANG = {"en": "en-GB", "cy": "cy"}
+# The UK rule: a salutation that names nobody ("Dear Sir or Madam") is closed
+# "Yours faithfully", a named one "Yours sincerely". In Welsh, "Yn gywir" and
+# the formal "Yr eiddoch yn gywir" for the nameless (README, "Letters in Welsh").
+CLOSINGS = {
+    "en": {"named": "Yours sincerely,", "nameless": "Yours faithfully,"},
+    "cy": {"named": "Yn gywir,", "nameless": "Yr eiddoch yn gywir,"},
+}
+_NAMELESS = re.compile(
+    r"(?i)^\s*(?:(?:dear|annwyl)\s+)?(?:(?:sir|sirs|madam|madame|syr|fadam|madam|or|neu|and|a|ac|/|colleague|"
+    r"colleagues|gyfaill|gyfeillion|all|pawb|friend|friends|"
+    r"to|whom|it|may|concern|at|bwy|bynnag|y|gall|hyn|berthyn|iddo|"
+    r"customer|gwsmer)[\s/,]*)+[,:!]?\s*$")
+
+
+def is_nameless(salutation: str) -> bool:
+    """Does the salutation name nobody ("Dear Sir or Madam", "Annwyl Syr/Fadam")?"""
+    return bool(_NAMELESS.match(salutation))
+
+
+def pdf_lang(batch: Batch, recipient: Recipient) -> str:
+    """The PDF's /Lang: the letter's (first) language."""
+    return PDF_LANG[batch.languages_of(recipient)[0]]
+
+
+def closing(batch: Batch, recipient: Recipient, language: str | None = None) -> str:
+    """The closing line: the recipient's, the letter's, or the UK rule's."""
+    language = language or batch.languages_of(recipient)[0]
+    if recipient.closing is not None:
+        return batch.own_text(recipient, recipient.closing, language) or ""
+    if batch.letter.closing is not None:
+        return batch.shared_text(batch.letter.closing, language) or ""
+    salutation = batch.own_text(recipient, recipient.salutation, language) or ""
+    return CLOSINGS[language]["nameless" if is_nameless(salutation) else "named"]
+
+
+def class_name(batch: Batch) -> str:
+    """The letterhead class: letterbatch, or the batch's own (house.cls -> house)."""
+    return Path(batch.letter.letterhead).stem if batch.letter.letterhead else CLASS_NAME
+
+
+def class_options(batch: Batch, medium: str) -> list[str]:
+    """Class options from the batch: medium, typeface, envelope, fold marks."""
+    letter = batch.letter
+    options = [medium, letter.font, "nowindow" if letter.envelope == "none" else letter.envelope]
+    return options + ([] if letter.fold_marks else ["nofoldmarks"])
+
+
+def _document_of(batch: Batch | None, medium: str) -> Document:
+    doc = Document(documentclass=class_name(batch) if batch else CLASS_NAME,
+                   document_options=class_options(batch, medium) if batch else [medium],
+                   fontenc=None, inputenc=None, lmodern=False, textcomp=False, page_numbers=True)
+    doc.packages.clear()  # PyLaTeX adds lastpage (texlive-latex-extra); the class counts pages
+    return doc
 
 
 def pdf_date(date: dt.date) -> str:
@@ -71,22 +136,22 @@ def letter_source(batch: Batch, recipient: Recipient, block: str, *, medium: str
     memo = {} if memo is None else memo
     key = ("source", recipient.id, medium, block)
     if key not in memo:
-        doc = _document(batch, medium, metadata(batch, pdf_title(recipient)), recipient.id)
+        lang = pdf_lang(batch, recipient)
+        doc = _document(batch, medium, metadata(batch, pdf_title(recipient)), recipient.id, lang)
         doc.append(NoEscape(block))
-        memo[key] = (WEB_METADATA if medium == "web" else "") + doc.dumps()
+        memo[key] = (WEB_METADATA % lang if medium == "web" else "") + doc.dumps()
     return memo[key]
 
 
-def batch_source(letters: list[str], page_hints: dict[str, int]) -> str:
+def batch_source(letters: list[str], page_hints: dict[str, int], batch: Batch | None = None) -> str:
     """One document holding many letters (each from ``letter_block``).
 
     ``page_hints`` gives the page counts known from an earlier build, so
     "Page n of m" is right on the first run and no second pass is needed.
     PDF metadata is set per letter when the build splits the result.
+    ``batch`` gives the class and its options (letterhead, font, envelope).
     """
-    doc = Document(documentclass=CLASS_NAME, document_options=["print"], fontenc=None, inputenc=None,
-                   lmodern=False, textcomp=False, page_numbers=True)
-    doc.packages.clear()  # PyLaTeX adds lastpage (texlive-latex-extra); the class counts pages
+    doc = _document_of(batch, "print")
     for rid, pages in sorted(page_hints.items()):
         doc.append(NoEscape(rf"\letterpagehint{{{rid}}}{{{int(pages)}}}"))
     for block in letters:
@@ -112,24 +177,67 @@ def letter_block(batch: Batch, recipient: Recipient, *, assets: dict[str, str] |
 
 def compose(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None = None,
             memo: dict | None = None) -> Letter:
-    """The letter to ``recipient``: its values, opening, body and closing.
+    """The letter to ``recipient``: its values, opening, body and closing,
+    then cc, enclosures and postscript; a bilingual letter (cy-en) has all of
+    it in Welsh, then (on a new page) in English.
 
     ``assets`` maps "logo" and "signature" to file names as TeX will find them
     (the build copies the images next to the ``.tex``); without them the
     letterhead has no logo and the signature block leaves room for wet ink.
     """
     memo = {} if memo is None else memo
+    languages = batch.languages_of(recipient)
+    first = languages[0]
     letter = Letter(arguments=[NoEscape(recipient.id)])  # schema: [a-z0-9-] only
+    own = _recipient_values(batch, recipient)
     _set_values(letter, batch, assets or {}, {
         "toname": latex.text(recipient.name),
         "torole": latex.text(recipient.role or ""),
         "toaddress": latex.lines(recipient.address),
+        "language": NoEscape(batch.language_of(recipient)),  # en, cy or cy-en (schema)
+        **own,
     }, memo)
-    letter.append(Command("opening", latex.text(recipient.salutation)))
-    for paragraph in body(batch, recipient, memo):
-        letter.append(NoEscape("\n" + paragraph + "\n"))
-    letter.append(Command("closing"))
+    letter.append(NoEscape(rf"\lbuselanguage{{{first}}}"))
+    for number, language in enumerate(languages):
+        words = _language_values(batch, recipient, language, memo)
+        if number:
+            letter.append(NoEscape(rf"\lbnextlanguage{{{language}}}"))
+        for key, value in words.items():
+            letter.append(NoEscape(_letterset(key, value)))
+        salutation = latex.text(batch.own_text(recipient, recipient.salutation, language) or "")
+        letter.append(Command("opening" if number == 0 else "lbsalutation", salutation))
+        for paragraph in body(batch, recipient, memo, language):
+            letter.append(NoEscape("\n" + paragraph + "\n"))
+        letter.append(Command("closing"))
+        ps = (batch.own_text(recipient, recipient.ps, language) if recipient.ps is not None
+              else batch.shared_text(batch.letter.ps, language))
+        if ps:
+            letter.append(Command("postscript", NoEscape("\\par ".join(_rendered(ps, batch, memo)))))
     return letter
+
+
+def _recipient_values(batch: Batch, recipient: Recipient) -> dict[str, NoEscape]:
+    """The parts that are the same in every language of this letter."""
+    letter = batch.letter
+    pick = lambda own, shared: own if own is not None else shared  # noqa: E731
+    return {
+        "ourref": latex.text(pick(recipient.our_ref, letter.our_ref) or ""),
+        "yourref": latex.text(recipient.your_ref or ""),
+        "marking": latex.text(pick(recipient.marking, letter.marking) or ""),
+        "cc": latex.lines(pick(recipient.cc, letter.cc)),
+        "enclosures": latex.lines(pick(recipient.enclosures, letter.enclosures)),
+    }
+
+
+def _language_values(batch: Batch, recipient: Recipient, language: str, memo: dict) -> dict[str, NoEscape]:
+    """The parts written in ``language``: the date, the subject and the closing."""
+    subject = (batch.own_text(recipient, recipient.subject, language) if recipient.subject is not None
+               else batch.shared_text(batch.letter.subject, language))
+    return {
+        "date": latex.text(long_date(batch.letter.date, language)),
+        "subject": NoEscape("\\par ".join(_rendered(subject, batch, memo))) if subject else NoEscape(""),
+        "closing": latex.text(closing(batch, recipient, language)),
+    }
 
 
 @dataclass(frozen=True)
@@ -141,46 +249,57 @@ class CoverRow:
     last_page: int
 
 
+COVER_WORDS = {
+    "en": {"heading": "Letters for signature",
+           "summary": "{count} dated {date}, for signature by {who}. Please read each letter, sign it "
+                      "where marked, and initial this sheet.",
+           "letters": ("letter", "letters")},
+    "cy": {"heading": "Llythyrau i\u2019w llofnodi",
+           "summary": "{count} dyddiedig {date}, i\u2019w llofnodi gan {who}. Darllenwch bob llythyr, "
+                      "llofnodwch ef lle y nodir, a rhowch eich llythrennau blaen ar y daflen hon.",
+           "letters": ("llythyr", "llythyr")},
+}
+
+
 def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] | None = None,
                   pages: int = 1) -> Document:
-    """The bundle's cover sheet: what is in it, and a line for the signatory's
-    initials. ``pages``: its expected length (for "Page n of m")."""
+    """The bundle's cover sheet, in the letter's (first) language: what is in
+    it, and a line for the signatory's initials. ``pages``: its expected
+    length (for "Page n of m"). The table's layout is the class's."""
     letter = batch.letter
-    title = f"Letters for signature: {letter.title or long_date(letter.date)}"
-    doc = _document(batch, "print", metadata(batch, title), "cover")
+    language = LANGUAGES[letter.language][0]
+    words = COVER_WORDS[language]
+    date = long_date(letter.date, language)
+    title = f"{COVER_WORDS['en']['heading']}: {letter.title or long_date(letter.date)}"
+    doc = _document(batch, "print", metadata(batch, title), "cover", PDF_LANG[language])
     doc.append(NoEscape(rf"\letterpagehint{{cover}}{{{int(pages)}}}"))
     cover = Letter(arguments=[NoEscape("cover")])
-    _set_values(cover, batch, assets or {}, {})
-    cover.append(Command("coversheet", "Letters for signature"))
+    _set_values(cover, batch, assets or {}, {
+        "date": latex.text(date), "language": NoEscape(language),
+        "marking": latex.text(letter.marking or "")})
+    cover.append(NoEscape(rf"\lbuselanguage{{{language}}}"))
+    cover.append(Command("coversheet", words["heading"]))
     if letter.title:
         cover.append(NoEscape(r"\textbf{%s}\par\medskip" % latex.text(letter.title)))
-    count = f"{len(rows)} letter{'s' if len(rows) != 1 else ''}"
-    cover.append(NoEscape(latex.text(
-        f"{count} dated {long_date(letter.date)}, for signature by "
-        f"{letter.signatory.name or letter.signatory.title}. Please read each letter, sign it "
-        f"where marked, and initial this sheet.") + "\\par\\medskip\n"))
-    table = LongTable(NoEscape(
-        r"@{}r >{\raggedright\arraybackslash}p{55mm} >{\raggedright\arraybackslash}p{72mm} r@{}"),
-        row_height=1.2)
-    table.add_row([NoEscape(r"\textbf{%s}" % h) for h in ("No.", "Recipient", "Role", "Pages")])
-    table.add_hline()
-    table.end_table_header()
+    singular, plural = words["letters"]
+    count = f"{len(rows)} {singular if len(rows) == 1 else plural}"
+    cover.append(NoEscape(latex.text(words["summary"].format(
+        count=count, date=date, who=letter.signatory.name or letter.signatory.title)) + "\\par\\medskip\n"))
+    cover.append(NoEscape("\\begin{covertable}"))
     for number, row in enumerate(rows, 1):
         pages = (f"{row.first_page}" if row.first_page == row.last_page
                  else f"{row.first_page}\u2013{row.last_page}")
-        table.add_row([NoEscape(str(number)), latex.text(row.recipient.name),
-                       latex.text(row.recipient.role or ""), latex.text(pages)])
-    cover.append(table)
+        cover.append(NoEscape(r"\coverrow{%d}{%s}{%s}{%s}" % (
+            number, latex.text(row.recipient.name), latex.text(row.recipient.role or ""), latex.text(pages))))
+    cover.append(NoEscape("\\end{covertable}"))
     cover.append(Command("initialline"))
     doc.append(cover)
     return doc
 
 
-def _document(batch: Batch, medium: str, info: dict[str, str], rid: str) -> Document:
-    """A document on the letterhead class, with its PDF metadata."""
-    doc = Document(documentclass=CLASS_NAME, document_options=[medium], fontenc=None, inputenc=None,
-                   lmodern=False, textcomp=False, page_numbers=True)
-    doc.packages.clear()  # PyLaTeX adds lastpage (texlive-latex-extra); the class counts pages
+def _document(batch: Batch, medium: str, info: dict[str, str], rid: str, lang: str = "en-GB") -> Document:
+    """A document on the letterhead class, with its PDF metadata and language."""
+    doc = _document_of(batch, medium)
     if medium == "web":
         # LaTeX's PDF management writes the Info dictionary and the XMP packet
         # from hyperref's keys. Two pairs of braces: it would split a value at
@@ -203,6 +322,8 @@ def _document(batch: Batch, medium: str, info: dict[str, str], rid: str) -> Docu
         doc.preamble.append(NoEscape("\\pdfinfo{%s}" % " ".join(
             f"/{key} <{latex.pdf_hex(value)}>" for key, value in info.items() if value)))
         doc.preamble.append(NoEscape("\\hypersetup{pdfcreator={letterbatch}}"))
+    if lang != "en-GB":  # the class declares en-GB; lang is ours (PDF_LANG), not data
+        doc.preamble.append(NoEscape(rf"\hypersetup{{pdflang={{{lang}}}}}"))
     return doc
 
 
@@ -213,7 +334,8 @@ def _set_values(letter: Letter, batch: Batch, assets: dict[str, str], values: di
     shared = ("shared values", tuple(sorted(assets.items())))
     if shared not in memo:
         memo[shared] = "%\n".join(
-            _letterset(key, value) for key, value in _shared_values(batch, assets).items())
+            _letterset(key, value) for key, value in _shared_values(batch, assets).items()) + "%\n" + \
+            _url_definitions(batch)
     letter.append(NoEscape(memo[shared]))
     for key, value in values.items():
         letter.append(NoEscape(_letterset(key, value)))
@@ -234,25 +356,51 @@ def _shared_values(batch: Batch, assets: dict[str, str]) -> dict[str, NoEscape]:
         "fromemail": _email_link(sender.email) if sender.email else NoEscape(""),
         "fromweb": _web_link(sender.web) if sender.web else NoEscape(""),
         "fromlogo": NoEscape(assets.get("logo", "")),  # our own file name, not data
-        "closing": latex.text(batch.letter.closing),
-        "signame": latex.text(signatory.name or ""),
+        "signame": latex.text(signatory.name or "") if signatory.show_name else NoEscape(""),
         "sigtitle": latex.text(signatory.title),
         "sigimage": NoEscape(assets.get("signature", "")),
+        "returnaddress": latex.text(_return_address(batch)),
         "toname": NoEscape(""), "torole": NoEscape(""), "toaddress": NoEscape(""),
+        **{key: NoEscape("") for key in ("closing", "subject", "ourref", "yourref", "marking", "cc",
+                                          "enclosures")},
+        "language": NoEscape("en"),
     }
 
 
-def body(batch: Batch, recipient: Recipient, memo: dict | None = None) -> list[str]:
-    """The letter's paragraphs as LaTeX, footnotes in place."""
+def _return_address(batch: Batch) -> str:
+    """The small line in the window above the recipient: the sender's
+    address on one line, the batch's own text, or nothing."""
+    wanted = batch.letter.return_address
+    if wanted is False or batch.letter.envelope == "none":
+        return ""
+    if wanted is True:
+        return ", ".join(batch.letter.sender.address)
+    return wanted
+
+
+def _url_definitions(batch: Batch) -> str:
+    """Each reference's URL, read verbatim by url.sty's \\urldef (never as
+    TeX; validated to hold no brace, backslash or space), as \\lburl{key}
+    prints it in a footnote with sensible line breaks."""
+    return "".join(
+        rf"\expandafter\urldef\csname lburl:{key}\endcsname\nolinkurl{{{_shown_url(ref.url)}}}%" + "\n"
+        for key, ref in batch.references.items() if not latex.URL_FORBIDDEN.search(ref.url))
+
+
+def _shown_url(url: str) -> str:
+    """The URL as a reader types it: www.gov.uk/… without https://."""
+    return re.sub(r"(?i)^(https?://|mailto:)", "", url).rstrip("/")
+
+
+def body(batch: Batch, recipient: Recipient, memo: dict | None = None, language: str | None = None) -> list[str]:
+    """The letter's paragraphs as LaTeX (in ``language``, default the letter's
+    first), footnotes in place."""
     memo = {} if memo is None else memo
     out: list[str] = []
-    for parts in batch.paragraphs_for(recipient):
+    for parts in batch.paragraphs_for(recipient, language):
         current: list[str] = []
         for _name, source in parts:
-            key = ("part", source)
-            if key not in memo:
-                memo[key] = [_render(paragraph, batch) for paragraph in markup.parse(source)]
-            rendered = memo[key]
+            rendered = _rendered(source, batch, memo)
             if not rendered:
                 continue
             current.append(rendered[0])
@@ -262,6 +410,14 @@ def body(batch: Batch, recipient: Recipient, memo: dict | None = None) -> list[s
         if current:
             out.append(" ".join(current))
     return out
+
+
+def _rendered(source: str, batch: Batch, memo: dict) -> list[str]:
+    """Markup -> LaTeX paragraphs, once per text in a batch."""
+    key = ("part", source)
+    if key not in memo:
+        memo[key] = [_render(paragraph, batch) for paragraph in markup.parse(source)]
+    return memo[key]
 
 
 def _render(nodes: markup.Paragraph, batch: Batch) -> str:
@@ -280,9 +436,13 @@ def _render(nodes: markup.Paragraph, batch: Batch) -> str:
 
 
 def _footnote(batch: Batch, key: str) -> str:
+    """'author (year) title': the title linked; printed letters add the URL
+    (\\lbsource in the class decides, from the medium)."""
     ref = batch.references[key]
     title = latex.href(ref.url, latex.text(ref.title))
-    return rf"\footnote{{{latex.text(ref.author)} ({latex.text(ref.year)}) {title}}}"
+    shown = latex.href(ref.url, NoEscape(rf"\csname lburl:{key}\endcsname"))
+    return (rf"\footnote{{{latex.text(ref.author)} ({latex.text(ref.year)}) "
+            rf"\lbsource{{{title}}}{{{shown}}}}}")
 
 
 def _email_link(address: str) -> NoEscape:

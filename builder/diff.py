@@ -50,18 +50,63 @@ def word_diff(old: str, new: str) -> str:
 
 def personal(batch: Batch, recipient: Recipient) -> list[str]:
     """Lines describing what is particular to ``recipient``'s letter."""
+    languages = batch.languages_of(recipient)
     lines = [f"to: {recipient.name}" + (f", {recipient.role}" if recipient.role else ""),
              f"address: {' / '.join(recipient.address)}",
-             f"salutation: {recipient.salutation}"]
+             f"salutation: {_shown(batch, recipient, recipient.salutation, languages)}"]
+    lines += _parts(batch, recipient, languages)
     for paragraph in batch.letter.body:
         for name, shared in paragraph.items():
-            if name in recipient.omit:
-                summary = " ".join(plain_text(shared).split()[:8]) + " …" if shared else ""
-                lines.append(f"omits {name}" + (f": {summary}" if summary else ""))
-            elif name in recipient.text:
-                own = plain_text(recipient.text[name])
-                if shared is None:
-                    lines.append(f"{name} (own): {own}")
-                else:
-                    lines.append(f"{name} (reworded): {word_diff(plain_text(shared), own)}")
+            for language in languages:
+                tag = f" [{language}]" if len(languages) > 1 else ""
+                shared_text = batch.shared_text(shared, language)
+                if name in recipient.omit:
+                    if language == languages[0]:
+                        summary = " ".join(plain_text(shared_text).split()[:8]) + " …" if shared_text else ""
+                        lines.append(f"omits {name}" + (f": {summary}" if summary else ""))
+                elif name in recipient.text:
+                    own = plain_text(batch.own_text(recipient, recipient.text[name], language) or "")
+                    if shared is None:
+                        lines.append(f"{name}{tag} (own): {own}")
+                    elif own == plain_text(shared_text or ""):
+                        lines.append(f"{name}{tag}: given, the same as the shared text")
+                    else:
+                        lines.append(f"{name}{tag} (reworded): {word_diff(plain_text(shared_text or ''), own)}")
+    return lines
+
+
+def _shown(batch: Batch, recipient: Recipient, value, languages) -> str:
+    """A recipient's own text in each of the letter's languages."""
+    texts = [batch.own_text(recipient, value, language) or "" for language in languages]
+    if len(languages) == 1:
+        return texts[0]
+    return " | ".join(f"[{language}] {text}" for language, text in zip(languages, texts))
+
+
+def _parts(batch: Batch, recipient: Recipient, languages) -> list[str]:
+    """The letter parts this recipient sets or overrides (parts), and the
+    closing the letter will print; email is shown, though never printed."""
+    from .compose import closing
+
+    lines = []
+    if recipient.language:
+        lines.append(f"language: {recipient.language}")
+    if recipient.email:
+        lines.append(f"email (not printed): {recipient.email}")
+    for key in ("your_ref", "our_ref", "marking"):
+        value = getattr(recipient, key)
+        if value is not None:
+            lines.append(f"{key}: {value}")
+    for key in ("subject", "ps"):
+        value = getattr(recipient, key)
+        if value is not None:
+            lines.append(f"{key}: " + " | ".join(
+                (f"[{language}] " if len(languages) > 1 else "")
+                + plain_text(batch.own_text(recipient, value, language) or "") for language in languages))
+    for key in ("cc", "enclosures"):
+        value = getattr(recipient, key)
+        if value is not None:
+            lines.append(f"{key}: {' / '.join(value) if value else '(none)'}")
+    closings = " | ".join(closing(batch, recipient, language) for language in languages)
+    lines.append(f"closing: {closings}" + ("" if recipient.closing is not None else " (default)"))
     return lines

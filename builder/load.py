@@ -794,6 +794,10 @@ def _check_cross(letter: Letter | None, references: dict[str, Reference], known_
                     open_parts.append(name)
                 else:
                     cited |= _check_markup(known_refs, source, ("letter", "body", p, name), report)
+        for part in ("subject", "ps"):  # markup like a body part
+            cited |= _check_markup(known_refs, getattr(letter, part), ("letter", part), report)
+        if letter.letterhead:
+            _check_letterhead(root, letter.letterhead, report)
         if letter.sender.logo:
             _check_file(root, letter.sender.logo, ("letter", "sender", "logo"), report)
         if letter.signatory.image:
@@ -812,8 +816,14 @@ def _check_cross(letter: Letter | None, references: dict[str, Reference], known_
         _check_printable(recipient, here, report)
         for name, source in recipient.text.items():
             cited |= _check_markup(known_refs, source, here + ("text", name), report)
+        for part in ("subject", "ps"):
+            cited |= _check_markup(known_refs, getattr(recipient, part), here + (part,), report)
         if letter is None:
             continue  # part names cannot be checked without the shared body
+        shared = Batch.model_construct(letter=letter, references={}, recipients=[])
+        for path, message in shared.untranslated(recipient):
+            # a shared text without this letter's language: this letter's problem
+            report.error(here + (path if path[0] != "letter" else ("language",)), message)
         for name in recipient.text:
             if name not in parts:
                 report.error(here + ("text", name), _unknown_part(name, parts), at_key=True)
@@ -852,7 +862,12 @@ def _check_printable(model, path: tuple, report: "_Reporter") -> None:
     visit(model.model_dump(), path)
 
 
-def _check_markup(known_refs: set[str], source: str, path: tuple, report: "_Reporter") -> set[str]:
+def _check_markup(known_refs: set[str], source, path: tuple, report: "_Reporter") -> set[str]:
+    if source is None:
+        return set()
+    if isinstance(source, dict):  # a text per language
+        return set().union(*(_check_markup(known_refs, text, path + (language,), report)
+                             for language, text in source.items()))
     try:
         paragraphs = markup.parse(source)
     except markup.MarkupError as exc:
@@ -879,6 +894,22 @@ def _unknown_part(name: str, parts: list[str]) -> str:
     close = difflib.get_close_matches(name, parts, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"the parts are: {', '.join(parts)}"
     return f"the shared letter has no body part {name!r}; {hint}"
+
+
+def _check_letterhead(root: Path, relative: str, report: _Reporter) -> None:
+    """A house letterhead: a .cls file in the project folder, whose name TeX can
+    take as a class name (it becomes \\documentclass{<stem>})."""
+    path = ("letter", "letterhead")
+    target = (root / relative).resolve()
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*\.cls", Path(relative).name):
+        report.error(path, f"{relative!r} must be a LaTeX class file named like house.cls "
+                           "(letters, digits and hyphens, then .cls)")
+    elif not target.is_relative_to(root.resolve()):
+        report.error(path, f"{relative!r} lies outside the project folder {str(root)!r}")
+    elif not target.is_file():
+        report.error(path, f"no such file: {relative!r} (paths are relative to {str(root)!r})")
+    elif Path(relative).stem == "letterbatch":
+        report.error(path, "a house letterhead needs a name of its own (letterbatch.cls is the base class)")
 
 
 def _check_file(root: Path, relative: str, path: tuple, report: _Reporter) -> None:

@@ -22,7 +22,6 @@ from .compose import CoverRow, compose_cover, long_date, pdf_date, recipient_lab
 
 BUNDLE_NAME = "bundle.pdf"
 COVER_NAME = "_cover"  # not a valid recipient id, so it can never clash with one
-A4 = (595.276, 841.89)  # points
 
 
 class MergeRefused(Exception):
@@ -109,7 +108,8 @@ def _concatenate(parts: list[_Part], duplex: bool, info: dict[str, str]) -> tupl
                              keep=lambda name, part=part: part.source is None or f".{part.name}." in name)
             dedupe.pages(bundle.pages[start:])
             if duplex and (len(bundle.pages) - start) % 2:
-                bundle.add_blank_page(page_size=A4)
+                box = bundle.pages[-1].mediabox  # the letter's own paper, as its class set it
+                bundle.add_blank_page(page_size=(float(box[2]) - float(box[0]), float(box[3]) - float(box[1])))
                 blanks += 1
             outline.root.append(pikepdf.OutlineItem(part.title, start))
             labels += [start, pikepdf.Dictionary(S=pikepdf.Name.D, P=pikepdf.String(f"{part.name} "), St=1)]
@@ -202,10 +202,10 @@ def _add_signature_fields(data: bytes, parts: list[tuple[_Part, int]]) -> bytes:
 
     writer = IncrementalPdfFileWriter(io.BytesIO(data))
     for part, start in parts:
-        page, x, bottom, top = part.signature
+        page, x, bottom, top, width = part.signature  # measured by the letterhead class
         append_signature_field(writer, SigFieldSpec(
             sig_field_name=f"Signature-{part.name}", on_page=start + page - 1,
-            box=(x, bottom, x + 200, top)))
+            box=(x, bottom, x + width, top)))
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()

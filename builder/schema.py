@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints,
-                      WithJsonSchema)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator,
+                      StringConstraints, WithJsonSchema)
 
 from . import latex
 from .markup import CITE_KEY
@@ -151,6 +151,66 @@ def _project_file(pattern: str, kinds: str, example: str):
 ImagePath = _project_file(IMAGE, "PDF, PNG or JPEG", "images/logo.png")
 TablePath = _project_file(TABLE, ".xlsx or .csv", "contacts.xlsx")
 RelativePath = ImagePath  # (the name other modules know)
+# A house letterhead: a LaTeX class in the project, loaded as \documentclass{<stem>}
+CLASS_FILE = r"^(?!/)(?!(?:.*/)?\.\.(?:/|$))(?:[^\x00-\x1f\x7f/]*/)*[A-Za-z][A-Za-z0-9-]*\.cls$"
+ClassPath = _project_file(CLASS_FILE, "LaTeX class (.cls, named with letters, digits and hyphens)",
+                          "house.cls")
+
+
+# ---- letter parts and languages (parts) --------------------------------------
+# A letter's language: English, Welsh, or both (Welsh first, then English).
+Language = Literal["en", "cy", "cy-en"]
+TextLanguage = Literal["en", "cy"]
+LANGUAGES: dict[str, tuple[str, ...]] = {"en": ("en",), "cy": ("cy",), "cy-en": ("cy", "en")}
+def _local(check):
+    """A text written once, or once per language (`intro: {en: ..., cy: ...}`),
+    each text checked by ``check``; one plain message when it is neither."""
+    def validate(value):
+        if isinstance(value, str):
+            return _text(value, check)
+        if isinstance(value, dict) and value:
+            unknown = [k for k in value if k not in ("en", "cy")]
+            if unknown:
+                raise ValueError(f"a text by language takes the keys en and cy (got {unknown[0]!r})")
+            try:
+                return {language: _text(text, check) for language, text in value.items()}
+            except ValueError as exc:
+                raise ValueError(f"{exc} (the text in {language!r})") from None
+        raise ValueError("must be text, or a mapping of texts by language such as {en: …, cy: …}")
+    return validate
+
+
+def _text(value, check) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be text")
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return check(value)
+
+
+def _local_schema(line: bool) -> dict:
+    text = {"type": "string", "minLength": 1} | ({"pattern": "^[^\\n\\t]*$"} if line else {})
+    return {"anyOf": [text, {"type": "object", "minProperties": 1, "additionalProperties": False,
+                             "properties": {"en": text, "cy": text}}]}
+
+
+LocalProse = Annotated[Union[str, dict[str, str]], PlainValidator(_local(_prose)),
+                       WithJsonSchema(_local_schema(False))]
+LocalLine = Annotated[Union[str, dict[str, str]], PlainValidator(_local(_one_line)),
+                      WithJsonSchema(_local_schema(True))]
+Envelope = Literal["DL", "C5", "C4", "none"]
+
+
+def in_language(value, language: str, written_in: str) -> Optional[str]:
+    """``value`` (text, or a mapping by language) in ``language``; None when
+    it has none. A plain text is in ``written_in`` (the letter's language for
+    shared texts, the recipient's for their own)."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return value.get(language)
+    return value if written_in == language else None
 
 
 class Model(BaseModel):
@@ -175,6 +235,8 @@ class Signatory(Model):
 
     name: Optional[Line] = None
     title: Line
+    show_name: bool = Field(False, description="print the name above the title in the signature block "
+                                               "(the name is the PDFs' author either way)")
     image: Optional[RelativePath] = Field(
         None, description="signature image (PNG, JPEG or PDF), relative to recipients.yaml; "
                           "printed in every letter's signature block (leave out for wet ink)")
@@ -191,7 +253,7 @@ class Reference(Model):
 
 # One paragraph of the shared body: named parts, printed in order and joined
 # by a space. A part set to null has no shared text: every recipient gives it.
-BodyParagraph = Annotated[dict[PartName, Optional[Prose]], Field(min_length=1)]
+BodyParagraph = Annotated[dict[PartName, Optional[LocalProse]], Field(min_length=1)]
 
 
 class Letter(Model):
@@ -202,8 +264,30 @@ class Letter(Model):
     keywords: list[Line] = Field(default_factory=list, description="PDF keywords, for web copies")
     sender: Sender
     signatory: Signatory
-    closing: Line = "Yours sincerely,"
+    closing: Optional[LocalLine] = Field(
+        None, description="one closing for every letter; without it each letter follows the UK rule: "
+                          "'Yours faithfully,' after a salutation without a name, else 'Yours sincerely,'")
     body: list[BodyParagraph] = Field(min_length=1)
+    # ---- letter parts (parts) ----
+    subject: Optional[LocalProse] = Field(None, description="subject line, bold, after the salutation")
+    our_ref: Optional[Line] = Field(None, description="'Our ref:' beside the date")
+    marking: Optional[Line] = Field(None, description="protective marking (e.g. OFFICIAL), centred at the "
+                                                      "top and bottom of every page and on the cover")
+    cc: list[Line] = Field(default_factory=list, description="'cc:' lines after the signature block")
+    enclosures: list[Line] = Field(default_factory=list, description="'Enc:' lines after the signature and cc")
+    ps: Optional[LocalProse] = Field(None, description="postscript (markup like a body part), after everything")
+    language: Language = Field("en", description="en, cy (Welsh) or cy-en (bilingual, Welsh first); "
+                                                  "plain shared texts are written in this language")
+    envelope: Envelope = Field("DL", description="window envelope: where the address goes, the window the "
+                                                 "preflight checks, the fold marks; none for no window")
+    letterhead: Optional[ClassPath] = Field(
+        None, description="a LaTeX class derived from letterbatch.cls (e.g. house.cls), relative to "
+                          "recipients.yaml, used by every letter")
+    font: Literal["serif", "sans"] = "sans"
+    return_address: Union[bool, Line] = Field(
+        True, description="the small return-address line in the window: true (from the sender), "
+                          "false (none), or the text to print")
+    fold_marks: bool = Field(True, description="fold marks in the margin for the envelope")
 
 
 class Recipient(Model):
@@ -213,10 +297,21 @@ class Recipient(Model):
     name: Line
     role: Optional[Line] = None
     address: list[Line] = Field(min_length=1)
-    salutation: Line
-    text: dict[PartName, Prose] = Field(
+    salutation: LocalLine
+    text: dict[PartName, LocalProse] = Field(
         default_factory=dict, description="this recipient's wording of body parts, by part name")
     omit: list[PartName] = Field(default_factory=list, description="body parts left out of this letter")
+    # ---- letter parts (parts): a recipient's own texts are in their language ----
+    email: Optional[Email] = Field(None, description="where this letter is e-mailed; printed nowhere")
+    language: Optional[Language] = Field(None, description="this letter's language (default: the letter's)")
+    subject: Optional[LocalProse] = None
+    our_ref: Optional[Line] = None
+    your_ref: Optional[Line] = Field(None, description="'Your ref:' beside the date")
+    marking: Optional[Line] = None
+    closing: Optional[LocalLine] = None
+    cc: Optional[list[Line]] = Field(None, description="replaces letter.cc for this letter")
+    enclosures: Optional[list[Line]] = Field(None, description="replaces letter.enclosures for this letter")
+    ps: Optional[LocalProse] = None
 
 
 class RecipientTable(Model):
@@ -238,12 +333,32 @@ class Batch(Model):
     references: dict[ReferenceKey, Reference] = Field(default_factory=dict)
     recipients: list[Recipient] = Field(min_length=1)
 
-    def paragraphs_for(self, recipient: Recipient) -> list[list[tuple[str, str]]]:
-        """The body of one letter as paragraphs of (part name, source text)."""
+    def language_of(self, recipient: Recipient) -> str:
+        """en, cy or cy-en: the recipient's own, else the letter's."""
+        return recipient.language or self.letter.language
+
+    def languages_of(self, recipient: Recipient) -> tuple[str, ...]:
+        """The languages a letter is written in, in order (cy-en: Welsh first)."""
+        return LANGUAGES[self.language_of(recipient)]
+
+    def shared_text(self, value, language: str) -> Optional[str]:
+        """A shared text in ``language`` (a plain text is in the letter's language)."""
+        return in_language(value, language, self.letter.language)
+
+    def own_text(self, recipient: Recipient, value, language: str) -> Optional[str]:
+        """A recipient's own text in ``language`` (plain: in the recipient's language;
+        a bilingual letter needs a mapping with both)."""
+        return in_language(value, language, self.language_of(recipient))
+
+    def paragraphs_for(self, recipient: Recipient, language: str | None = None) -> list[list[tuple[str, str]]]:
+        """The body of one letter as paragraphs of (part name, source text), in
+        ``language`` (default: the letter's first)."""
+        language = language or self.languages_of(recipient)[0]
         paragraphs = []
         for paragraph in self.letter.body:
             parts = [
-                (name, recipient.text.get(name, shared))
+                (name, self.own_text(recipient, recipient.text[name], language) if name in recipient.text
+                 else self.shared_text(shared, language))
                 for name, shared in paragraph.items()
                 if name not in recipient.omit
             ]
@@ -251,6 +366,39 @@ class Batch(Model):
             if parts:
                 paragraphs.append(parts)
         return paragraphs
+
+    def untranslated(self, recipient: Recipient) -> list[tuple[tuple, str]]:
+        """Texts this letter needs in a language they are not written in, as
+        (field path, message); a shared text's path starts with "letter". A
+        Welsh letter never silently prints an English part."""
+        found = []
+        names = {"cy": "Welsh", "en": "English"}
+        wanted = self.languages_of(recipient)
+        fix = "{" + ", ".join(f"{language}: …" for language in wanted) + "}"
+        for language in wanted:
+            def need(value, shared: bool, path: tuple, label: str):
+                text = (self.shared_text(value, language) if shared
+                        else self.own_text(recipient, value, language))
+                if value is not None and text is None:
+                    found.append((("letter",) + path if shared else path,
+                                  f"{label} has no {names[language]} text ({language}), and this letter is "
+                                  f"in {names[language]}: write it as {fix}"))
+            for p, paragraph in enumerate(self.letter.body):
+                for name, shared in paragraph.items():
+                    if name in recipient.omit:
+                        continue
+                    if name in recipient.text:
+                        need(recipient.text[name], False, ("text", name), f"text.{name}")
+                    else:
+                        need(shared, True, ("body", p, name), f"the shared part {name!r} (letter.body)")
+            for part in ("subject", "ps", "closing"):
+                own = getattr(recipient, part)
+                if own is not None:
+                    need(own, False, (part,), part)
+                else:
+                    need(getattr(self.letter, part), True, (part,), f"letter.{part}")
+            need(recipient.salutation, False, ("salutation",), "salutation")
+        return found
 
 
 SCHEMA_FILE = "recipients.schema.json"

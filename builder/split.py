@@ -28,6 +28,7 @@ class Cut:
     pages: int
     dest: Path
     info: dict[str, str]  # Title, Author, Subject, Keywords, CreationDate ...
+    lang: str = "en-GB"  # the letter's language (/Lang)
 
 
 def split(source: Path, cuts: list[Cut]) -> None:
@@ -40,7 +41,7 @@ def split(source: Path, cuts: list[Cut]) -> None:
             append(out, tree, pdf, dests, range(cut.start, cut.start + cut.pages),
                    keep=lambda name, cut=cut: f".{cut.name}." in name)
             out.Root.Names = pikepdf.Dictionary(Dests=tree.obj)
-            out.Root.Lang = pikepdf.String("en-GB")
+            out.Root.Lang = pikepdf.String(cut.lang)
             out.Root.ViewerPreferences = pikepdf.Dictionary(DisplayDocTitle=True)
             for key, value in cut.info.items():
                 if value:

@@ -156,7 +156,7 @@ def test_signature_image_outside_the_project_is_refused(tmp_path):
     source = write_yaml(project / "recipients.yaml", SMALL.replace(
         "title: Clerk}", "title: Clerk, image: ../elsewhere.png}"))
     from builder.load import LoadError
-    with pytest.raises(LoadError, match="field 'letter.signatory.image': '../elsewhere.png' lies outside"):
+    with pytest.raises(LoadError, match="field 'letter.signatory.image': must be a PDF, PNG or JPEG file inside the project folder"):
         build(source, project / "build")
 
 

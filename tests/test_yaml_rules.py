@@ -8,7 +8,7 @@ import time
 import pytest
 
 from builder.load import MAX_ALIAS_NODES, MAX_DEPTH, LoadError, load
-from conftest import MINIMAL_LETTER, ROOT, write_yaml
+from conftest import MINIMAL_LETTER, ROOT, SAMPLE, write_yaml
 
 RECIPIENTS = """\
 recipients:
@@ -277,7 +277,7 @@ def test_unprintable_characters_are_named_in_words(tmp_path):
 
 
 def test_the_bundled_batch_still_loads_the_same():
-    loaded = load(ROOT / "recipients.yaml")
+    loaded = load(SAMPLE)
     assert loaded.problems == []
     assert loaded.batch.letter.sender.phone == "+44 (0) 20 3513 0477"
 

@@ -1,0 +1,443 @@
+"""The letter parts UK offices use, letters in Welsh, and a letterhead of one's own.
+
+One copy of the sample batch carries every part: the shared subject, our
+reference and marking; on london your_ref, cc, enclosures, a PS and "Yours
+faithfully,"; south-wales in Welsh (Welsh text for every part); essex
+bilingual (Welsh, then English). It is built and merged once, with the real
+pdflatex, and read back with poppler's pdftotext -bbox.
+"""
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pikepdf
+import pytest
+import yaml
+
+from builder.build import build
+from builder.compose import closing, is_nameless
+from builder.load import LoadError, load
+from builder.merge import merge
+from conftest import MINIMAL_LETTER, SAMPLE, normalise, write_yaml
+
+MM = 72 / 25.4
+
+# Welsh for every shared part of the sample (test data, citations kept).
+WELSH = {
+    "intro": "Fel Comisiynydd Annibynnol Gwrth-Gaethwasiaeth, rwy\u2019n ysgrifennu ynghylch fy "
+             "nghyfrifoldeb statudol.",
+    "office": "Mae fy swyddfa yn d\u00eem bach.",
+    "funding": "Roeddwn yn falch o weld y cyhoeddiad[^vru-funding] ar ddiwedd 2019 am gyllid i "
+               "Gomisiynwyr Heddlu a Throseddu ledled Cymru a Lloegr.",
+    "public-health": "Eleni dechreuais weithio gydag Iechyd Cyhoeddus Lloegr ar ddull iechyd "
+                     "cyhoeddus o ymdrin \u00e2 chaethwasiaeth fodern[^public-health].",
+    "overlap": "O ystyried y gorgyffwrdd sylweddol rhwng caethwasiaeth fodern a thrais difrifol, "
+               "hoffwn ddeall mwy am yr Unedau Lleihau Trais.",
+    "request": "Byddwn yn ddiolchgar pe baech yn rhannu copi o\u2019ch Asesiad o Anghenion Strategol.",
+    "contact": "Bydd April McCoig yn cydlynu\u2019r ymatebion.",
+    "finally": "Yn olaf, rwyf wedi cyhoeddi dau adolygiad.",
+    "reviews": "Y cyntaf yw adroddiad o ganfyddiadau[^statutory-defence]; yr ail yw adolygiad ar y "
+               "cyd[^multi-agency].",
+    "response": "Edrychaf ymlaen at dderbyn eich ymateb.",
+}
+HIGHLIGHT_CY = "Rwyf wedi darllen adroddiad Unedau Lleihau Trais dan Sylw[^apcc-vru]."
+
+
+def parts_batch_yaml() -> dict:
+    data = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
+    letter = data["letter"]
+    letter["subject"] = {"en": "Violence Reduction Units and modern slavery",
+                         "cy": "Unedau Lleihau Trais a chaethwasiaeth fodern"}
+    letter["our_ref"] = "IASC/2020/117"
+    letter["marking"] = "OFFICIAL"
+    for paragraph in letter["body"]:
+        for name, text in paragraph.items():
+            if text is not None:
+                paragraph[name] = {"en": text, "cy": WELSH[name]}
+    by_id = {r["id"]: r for r in data["recipients"]}
+    by_id["london"].update({
+        "your_ref": "MOPAC/88", "closing": "Yours faithfully,", "email": "sophie@example.org",
+        "cc": ["April McCoig, IASC", "Chief Constable"], "enclosures": ["Strategic Plan 2019-2021", "Annual Report"],
+        "ps": "Please reply by *30 November*.",
+    })
+    wales = by_id["south-wales"]
+    wales.update({"language": "cy", "salutation": "Annwyl Alun,", "your_ref": "CHTh/12",
+                  "ps": "Atebwch erbyn 30 Tachwedd.", "enclosures": ["Cynllun Strategol"],
+                  "cc": ["April McCoig"]})
+    wales["text"] = {"highlight": HIGHLIGHT_CY, "request": WELSH["request"]}
+    essex = by_id["essex"]
+    essex.update({"language": "cy-en", "salutation": {"cy": "Annwyl Roger,", "en": "Dear Roger,"}})
+    essex["text"] = {name: {"cy": HIGHLIGHT_CY if name == "highlight" else WELSH[name], "en": text}
+                     for name, text in essex["text"].items()}
+    data["recipients"] = [by_id[i] for i in ("london", "south-wales", "essex")]
+    return data
+
+
+@pytest.fixture(scope="session")
+def parts_batch(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("parts")
+    source = folder / "recipients.yaml"
+    source.write_text(yaml.safe_dump(parts_batch_yaml(), allow_unicode=True, sort_keys=False), encoding="utf-8")
+    out = folder / "build"
+    report = build(source, out)
+    assert report.ok, [(o.recipient, o.message) for o in report.failed]
+    bundle = merge(source, out)
+    return source, out, bundle
+
+
+@dataclass
+class Line:
+    page: int
+    text: str
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+    @property
+    def middle(self) -> float:
+        return (self.left + self.right) / 2
+
+
+def lines(pdf: Path) -> list[Line]:
+    """Every line of text with its box (points from the page's top left)."""
+    out = subprocess.run([shutil.which("pdftotext"), "-bbox-layout", str(pdf), "-"], capture_output=True,
+                         check=True).stdout.decode()
+    found, page = [], 0
+    for match in re.finditer(r'<page |<line xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">'
+                             r"(.*?)</line>", out, re.S):
+        if match.group(0) == "<page ":
+            page += 1
+            continue
+        words = " ".join(html.unescape(w) for w in re.findall(r"<word [^>]*>(.*?)</word>", match.group(5)))
+        found.append(Line(page, normalise(words), *(float(match.group(i)) for i in range(1, 5))))
+    return found
+
+
+def find(found: list[Line], text: str, page: int | None = None) -> Line:
+    hits = [l for l in found if l.text.startswith(text) and (page is None or l.page == page)]
+    assert hits, f"no line starting {text!r}: {[l.text for l in found]}"
+    return hits[0]
+
+
+def before(a: Line, b: Line) -> bool:
+    return (a.page, a.top) < (b.page, b.top)
+
+
+def test_every_part_prints_where_a_uk_reader_expects_it(parts_batch):
+    _, out, _ = parts_batch
+    found = lines(out / "london.pdf")
+    date = find(found, "13 October 2020", 1)
+    ours, yours = find(found, "Our ref: IASC/2020/117", 1), find(found, "Your ref: MOPAC/88", 1)
+    # the references stand above the date, right-aligned with it
+    assert before(ours, yours) and before(yours, date) and date.top - ours.top < 40
+    assert abs(ours.right - date.right) < 1 and abs(yours.right - date.right) < 1
+    # the return address, small, at the top of the window, above the recipient
+    back = find(found, "5th Floor, Globe House, 89 Eccleston Square", 1)
+    name = find(found, "Sophie Linden", 1)
+    assert 50 * MM <= back.top and back.bottom < name.top and back.bottom - back.top < name.bottom - name.top
+    # the references and the date beside the recipient block, level with its top
+    assert abs(ours.bottom - back.bottom) < 3 and ours.left > back.right
+    # salutation, then the subject, then the body
+    salutation = find(found, "Dear Sophie,")
+    subject = find(found, "Violence Reduction Units and modern slavery")
+    first = find(found, "As Independent Anti-Slavery Commissioner")
+    assert before(salutation, subject) and before(subject, first)
+    # closing, the signatory's title, cc, Enc, PS: in that order, at the end
+    closing_line = find(found, "Yours faithfully,")
+    title = [l for l in found if l.text == "Independent Anti-Slavery Commissioner"][-1]
+    cc, cc2 = find(found, "cc: April McCoig, IASC"), find(found, "Chief Constable")
+    enc, enc2 = find(found, "Enc: Strategic Plan 2019-2021"), find(found, "Annual Report")
+    ps = find(found, "PS Please reply by 30 November.")
+    order = [closing_line, title, cc, cc2, enc, enc2, ps]
+    assert all(before(a, b) for a, b in zip(order, order[1:])), [l.text for l in order]
+    assert title.top - closing_line.bottom > 15 * MM  # room to sign
+    assert cc2.left > cc.left + 5 and enc2.left > enc.left + 5  # later lines hang under the first's text
+    assert "sophie@example.org" not in " ".join(l.text for l in found)  # email: printed nowhere
+
+
+def test_marking_is_centred_at_top_and_bottom_of_every_page(parts_batch):
+    _, out, bundle = parts_batch
+    for pdf in [out / "london.pdf", out / "south-wales.pdf", out / "essex.pdf", bundle.path]:
+        found = lines(pdf)
+        with pikepdf.open(pdf) as document:
+            width, height = (float(v) for v in document.pages[0].mediabox[2:])
+            count = len(document.pages)
+        for page in range(1, count + 1):
+            marks = [l for l in found if l.page == page and l.text == "OFFICIAL"]
+            assert len(marks) == 2, (pdf.name, page)
+            assert all(abs(m.middle - width / 2) < 1 for m in marks)
+            assert min(m.top for m in marks) < 12 * MM and max(m.bottom for m in marks) > height - 12 * MM
+
+
+def test_printed_footnotes_show_their_urls(parts_batch):
+    _, out, _ = parts_batch
+    text = "".join(l.text for l in lines(out / "london.pdf")).replace(" ", "")
+    assert "announced.www.gov.uk/government/news/funding-for-violence-reduction-units-announced" in text
+    assert "https://" not in text
+
+
+def test_the_uk_closing_rule():
+    batch = load_minimal("Dear Sir or Madam,").batch
+    assert closing(batch, batch.recipients[0]) == "Yours faithfully,"
+    for salutation in ("Dear Sir,", "Dear Sirs", "Dear Sir/Madam,", "To whom it may concern:"):
+        assert is_nameless(salutation), salutation
+    for salutation in ("Dear Sophie,", "Dear Mr Madamson,", "Dear Chief Constable,"):
+        assert not is_nameless(salutation), salutation
+    batch = load_minimal("Dear Ann,").batch
+    assert closing(batch, batch.recipients[0]) == "Yours sincerely,"
+    batch = load_minimal("Annwyl Syr/Fadam,", "language: cy").batch
+    assert closing(batch, batch.recipients[0]) == "Yr eiddoch yn gywir,"
+
+
+def load_minimal(salutation: str, extra: str = ""):
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp())
+    body = MINIMAL_LETTER.replace("This is the shared text.", "{en: Shared text., cy: Testun a rennir.}")
+    return load(write_yaml(folder / "r.yaml", body + f"""\
+recipients:
+  - id: one
+    name: A Person
+    address: [1 Road]
+    salutation: "{salutation}"
+    {extra}
+"""))
+
+
+def test_welsh_letter_is_welsh(parts_batch):
+    _, out, _ = parts_batch
+    found = lines(out / "south-wales.pdf")
+    text = " ".join(l.text for l in found)
+    date = find(found, "13 Hydref 2020", 1)
+    assert find(found, "Ein cyf: IASC/2020/117", 1).top < date.top
+    assert find(found, "Eich cyf: CHTh/12", 1).top < date.top
+    assert "Tudalen 1 o 2" in text and "Tudalen 2 o 2" in text
+    assert "Yn gywir," in text and "Yours" not in text and "Page" not in text
+    assert "Copïau: April McCoig" in text and "Amg: Cynllun Strategol" in text and "ON Atebwch erbyn 30 Tachwedd." in text
+    assert before(find(found, "Annwyl Alun,"), find(found, "Unedau Lleihau Trais a chaethwasiaeth fodern"))
+    assert "As Independent" not in text  # no English part slipped in
+    with pikepdf.open(out / "south-wales.pdf") as pdf:
+        assert str(pdf.Root.Lang) == "cy"
+    with pikepdf.open(out / "london.pdf") as pdf:
+        assert str(pdf.Root.Lang) == "en-GB"
+
+
+def test_bilingual_letter_is_welsh_then_english(parts_batch):
+    _, out, _ = parts_batch
+    found = lines(out / "essex.pdf")
+    welsh, english = find(found, "Annwyl Roger,"), find(found, "Dear Roger,")
+    assert before(welsh, english) and english.page > welsh.page  # English starts a new page
+    assert before(find(found, "Yn gywir,"), english) and before(english, find(found, "Yours sincerely,"))
+    assert before(find(found, "Fel Comisiynydd"), english)
+    assert before(english, find(found, "As Independent Anti-Slavery Commissioner"))
+    # each half numbers its footnotes from 1
+    notes = [l.page for l in found if l.text.startswith("1 Home Office (2019)")]
+    assert len(notes) == 2 and notes[1] >= english.page
+
+
+def test_cover_sheet_carries_the_marking_and_the_class_table(parts_batch):
+    _, out, bundle = parts_batch
+    found = [l for l in lines(bundle.path) if l.page == 1]
+    assert [l.text for l in found if l.text == "OFFICIAL"] == ["OFFICIAL", "OFFICIAL"]
+    header = [find(found, word) for word in ("No.", "Recipient", "Role", "Pages")]
+    assert len({round(l.top) for l in header}) == 1  # one row, drawn by the class's covertable
+    assert before(header[0], find(found, "Sophie Linden")) and find(found, "2\u20133")
+
+
+def test_a_welsh_letter_needs_welsh_text_for_every_part(tmp_path):
+    data = parts_batch_yaml()
+    data["letter"]["body"][1]["funding"] = "English only."
+    data["letter"]["ps"] = "An English PS."
+    loaded = load(write_yaml(tmp_path / "r.yaml", yaml.safe_dump(data, allow_unicode=True)))
+    assert [r.id for r in loaded.batch.recipients] == ["london"]  # the English letter is still built
+    message = "\n".join(str(p) for ps in loaded.rejected.values() for p in ps)
+    assert "recipient 'south-wales'" in message and "'funding'" in message and "letter.ps" in message
+    assert "no Welsh text (cy)" in message
+    data["recipients"][2]["salutation"] = "Annwyl Roger,"  # a bilingual letter needs both
+    data["letter"]["body"][1]["funding"] = {"en": "x", "cy": "y"}
+    data["letter"]["ps"] = {"en": "x", "cy": "y"}
+    data["recipients"][1]["language"] = "en"
+    data["recipients"][1]["salutation"] = "Dear Alun,"
+    data["recipients"][1]["ps"] = "PS."
+    data["recipients"][1]["text"] = {"highlight": "My own sentence."}
+    data["recipients"][1]["enclosures"] = []
+    data["recipients"][1]["cc"] = []
+    loaded = load(write_yaml(tmp_path / "r.yaml", yaml.safe_dump(data, allow_unicode=True)))
+    [problems] = loaded.rejected.values()
+    assert all("recipient 'essex', field 'salutation'" in str(p) for p in problems)
+    assert "write it as {cy: …, en: …}" in str(problems[0])
+
+
+HOUSE = r"""\NeedsTeXFormat{LaTeX2e}
+\ProvidesClass{house}[2026/11/23 a house letterhead]
+\LoadClassWithOptions{letterbatch}
+\setlength\lbsigspace{30mm}
+\AddToHook{shipout/foreground}{\put(0.5\paperwidth,-0.5\paperheight){\makebox[0pt]{HOUSE STYLE}}}
+"""
+
+
+@pytest.fixture(scope="session")
+def house_batch(tmp_path_factory):
+    """A letterhead of one's own, serif, for a C5 envelope, without fold marks
+    or return address: one letter, built once."""
+    folder = tmp_path_factory.mktemp("house")
+    (folder / "house.cls").write_text(HOUSE, encoding="utf-8")
+    source = write_yaml(folder / "recipients.yaml", MINIMAL_LETTER.replace("  body:\n", """\
+  letterhead: house.cls
+  font: serif
+  envelope: C5
+  fold_marks: false
+  return_address: false
+  body:
+""") + """\
+recipients:
+  - id: house-one
+    name: A Person
+    address: [1 Road, Town]
+    salutation: Dear Sir or Madam,
+""")
+    report = build(source, folder / "build")
+    assert report.ok, [(o.recipient, o.message) for o in report.failed]
+    return source, folder / "build"
+
+
+def test_a_house_letterhead_is_used_copied_and_hashed(house_batch):
+    from builder.build import status
+
+    source, out = house_batch
+    pdf = out / "house-one.pdf"
+    found = lines(pdf)
+    assert find(found, "HOUSE STYLE")  # the derived class drew it
+    assert (out / "tex" / "house.cls").read_text() == HOUSE
+    fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
+    assert "LMRoman" in fonts and "LMSans" not in fonts  # font: serif
+    # C5: the address sits in the lower window the class defines, the preflight's window
+    manifest = __import__("json").loads((out / "manifest.json").read_text())
+    left, top, width, height = manifest["letters"]["house-one"]["window"]
+    assert (round(left / MM), round(top / MM), round(width / MM), round(height / MM)) == (20, 102, 90, 45)
+    name = find(found, "A Person", 1)
+    assert top < name.top < top + height
+    assert "Floor" not in " ".join(l.text for l in found[:12])  # no return address
+    assert find(found, "Yours faithfully,")  # the UK rule: a salutation without a name
+    # the house class is an input of every letter: changing it makes the letter stale
+    (source.parent / "house.cls").write_text(HOUSE + "% changed\n", encoding="utf-8")
+    try:
+        [state] = status(source, out)
+        assert state.state == "stale" and "letterhead" in state.detail
+    finally:
+        (source.parent / "house.cls").write_text(HOUSE, encoding="utf-8")
+
+
+def dark_rows_at_left_edge(pdf: Path) -> list[float]:
+    """Where (mm from the top) page 1 has ink in its leftmost 10 mm: rendered
+    by poppler (pdftoppm, 100 dpi, grey)."""
+    dpi = 100
+    width = round(10 / 25.4 * dpi)
+    pgm = subprocess.run(["pdftoppm", "-f", "1", "-l", "1", "-r", str(dpi), "-gray", "-x", "0", "-y", "0",
+                          "-W", str(width), "-H", str(round(297 / 25.4 * dpi)), str(pdf)],
+                         capture_output=True, check=True).stdout
+    header = re.match(rb"P5\s+(\d+)\s+(\d+)\s+255\s", pgm)
+    cols, rows = int(header.group(1)), int(header.group(2))
+    pixels = pgm[header.end():]
+    return [row * 25.4 / dpi for row in range(rows) if min(pixels[row * cols:(row + 1) * cols]) < 128]
+
+
+def test_fold_marks_follow_the_envelope(parts_batch, house_batch):
+    """DL: marks on page 1 at 99 and 198 mm from the top, nothing else at the
+    edge; none when fold_marks is false."""
+    _, out, _ = parts_batch
+    marks = dark_rows_at_left_edge(out / "london.pdf")
+    assert marks and all(abs(y - 99) < 1 or abs(y - 198) < 1 for y in marks), marks
+    assert any(abs(y - 99) < 1 for y in marks) and any(abs(y - 198) < 1 for y in marks)
+    assert dark_rows_at_left_edge(house_batch[1] / "house-one.pdf") == []
+
+
+def test_diff_shows_each_letters_own_parts(tmp_path):
+    from builder.diff import personal
+
+    batch = load(write_yaml(tmp_path / "r.yaml", yaml.safe_dump(parts_batch_yaml(), allow_unicode=True))).batch
+    london, wales, essex = (personal(batch, r) for r in batch.recipients)
+    for line in ("your_ref: MOPAC/88", "email (not printed): sophie@example.org", "closing: Yours faithfully,",
+                 "cc: April McCoig, IASC / Chief Constable", "enclosures: Strategic Plan 2019-2021 / Annual Report",
+                 "ps: Please reply by 30 November."):
+        assert line in london, line
+    assert "language: cy" in wales and "closing: Yn gywir, (default)" in wales
+    assert "salutation: [cy] Annwyl Roger, | [en] Dear Roger," in essex
+    assert any(l.startswith("highlight [en] (own): Having reviewed") for l in essex)
+
+
+PLAIN = MINIMAL_LETTER.replace("This is the shared text.", "See the source[^odd].").replace(
+    "  signatory: {name: Ann Sender, title: Clerk}",
+    "  signatory: {name: Ann Signer, title: Clerk, show_name: true}").replace("  body:\n", """\
+  envelope: none
+  marking: "OFFICIAL-SENSITIVE & {x}"
+  body:
+""") + """\
+references:
+  odd: {author: A & B, year: 2020, title: Odd_title, url: "https://example.org/a%20b_c~d/e-f#frag"}
+recipients:
+  - id: plain-one
+    name: A Person
+    address: [1 Road]
+    salutation: Dear Ann,
+"""
+
+
+@pytest.fixture(scope="session")
+def plain_batch(tmp_path_factory):
+    """No envelope window; the signatory's name shown; a URL with % # ~ _;
+    built for print and for the web."""
+    folder = tmp_path_factory.mktemp("plain")
+    source = write_yaml(folder / "recipients.yaml", PLAIN)
+    for medium in ("print", "web"):
+        report = build(source, folder / "build", medium=medium)
+        assert report.ok, [(o.recipient, o.message) for o in report.failed]
+    return folder / "build"
+
+
+def test_footnote_urls_print_as_written_and_web_copies_link_the_title(plain_batch):
+    printed = " ".join(l.text for l in lines(plain_batch / "plain-one.pdf"))
+    assert "A & B (2020) Odd_title. example.org/a%20b_c~d/e-f#frag" in printed
+    [web] = (plain_batch / "web").glob("*plain-one.pdf")
+    text = " ".join(l.text for l in lines(web))
+    assert "A & B (2020) Odd_title" in text and "example.org" not in text
+    with pikepdf.open(web) as pdf:
+        uris = [str(a.A.URI) for a in pdf.pages[0].Annots if "/A" in a and "/URI" in a.A]
+    assert "https://example.org/a%20b_c~d/e-f#frag" in uris
+
+
+def test_no_envelope_no_window_and_the_name_when_asked(plain_batch):
+    import json
+
+    entry = json.loads((plain_batch / "manifest.json").read_text())["letters"]["plain-one"]
+    assert entry["window"] is None  # nothing for the preflight to check
+    found = lines(plain_batch / "plain-one.pdf")
+    assert dark_rows_at_left_edge(plain_batch / "plain-one.pdf") == []  # no fold marks
+    assert not any("1 High Street, Town" in l.text for l in found)  # no return address
+    name, title = find(found, "Ann Signer"), [l for l in found if l.text == "Clerk"][-1]
+    assert before(find(found, "Yours sincerely,"), name) and before(name, title)
+    assert [l.text for l in found if "OFFICIAL" in l.text] == ["OFFICIAL-SENSITIVE & {x}"] * 2
+
+
+def test_a_welsh_batch_has_a_welsh_cover(tmp_path):
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace("  body:\n", "  language: cy\n  body:\n")
+                        .replace("This is the shared text.", "Dyma\u2019r testun.") + """\
+recipients:
+  - id: cy-one
+    name: Person
+    address: [1 Ffordd]
+    salutation: Annwyl Person,
+""")
+    assert build(source, tmp_path / "build").ok
+    bundle = merge(source, tmp_path / "build")
+    text = " ".join(l.text for l in lines(bundle.path) if l.page == 1)
+    for words in ("4 Mawrth 2021", "Llythyrau i\u2019w llofnodi", "1 llythyr dyddiedig 4 Mawrth 2021",
+                  "Rhif", "Derbynnydd", "Tudalennau", "Llythrennau blaen:", "Dyddiad:"):
+        assert words in text, words
+    assert "Yn gywir," in " ".join(l.text for l in lines(tmp_path / "build" / "cy-one.pdf"))
