@@ -89,10 +89,13 @@ def class_name(batch: Batch) -> str:
 
 
 def class_options(batch: Batch, medium: str) -> list[str]:
-    """Class options from the batch: medium, typeface, envelope, fold marks."""
+    """Class options from the batch: medium, typeface, envelope, fold marks, and
+    Welsh (babel) when any letter is in Welsh. The same for every document of
+    the batch, so a letter comes out the same alone or with others."""
     letter = batch.letter
     options = [medium, letter.font, "nowindow" if letter.envelope == "none" else letter.envelope]
-    return options + ([] if letter.fold_marks else ["nofoldmarks"])
+    welsh = any("cy" in batch.languages_of(r) for r in batch.recipients) or letter.language != "en"
+    return options + ([] if letter.fold_marks else ["nofoldmarks"]) + (["welsh"] if welsh else [])
 
 
 def _document_of(batch: Batch | None, medium: str) -> Document:
@@ -262,10 +265,11 @@ COVER_WORDS = {
 
 
 def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] | None = None,
-                  pages: int = 1) -> Document:
+                  pages: int = 1, notes: list[str] | None = None) -> Document:
     """The bundle's cover sheet, in the letter's (first) language: what is in
     it, and a line for the signatory's initials. ``pages``: its expected
-    length (for "Page n of m"). The table's layout is the class's."""
+    length (for "Page n of m"). The table's layout is the class's. ``notes``:
+    preflight findings a person accepted, printed under the table."""
     letter = batch.letter
     language = LANGUAGES[letter.language][0]
     words = COVER_WORDS[language]
@@ -292,6 +296,11 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
         cover.append(NoEscape(r"\coverrow{%d}{%s}{%s}{%s}" % (
             number, latex.text(row.recipient.name), latex.text(row.recipient.role or ""), latex.text(pages))))
     cover.append(NoEscape("\\end{covertable}"))
+    if notes:
+        cover.append(NoEscape(r"\par\medskip\textbf{%s}\par" % latex.text(
+            "Preflight findings accepted on the record:")))
+        for note in notes:
+            cover.append(NoEscape(latex.text(note) + "\\par\n"))
     cover.append(Command("initialline"))
     doc.append(cover)
     return doc
