@@ -203,9 +203,11 @@ def built_batch(folder: Path, letters: int, jobs: int | None) -> tuple[Path, Pat
 
 def pypdf_merge(build_dir: Path) -> bytes:
     """pypdf's best bundle of the built letters, in order: each letter's pages
-    cloned from the batch PDF it was cut from (``add_page``: a batch's fonts are
-    copied once), its link targets, a bookmark and page labels per letter, and
-    identical objects stored once (``compress_identical_objects``).
+    cloned (``add_page``) from the PDF the project's merge takes them from (the
+    batch PDF it was cut from when the manifest records one, so a batch's fonts
+    are copied once; else the letter's own), its link targets, a bookmark and
+    page labels per letter, and identical objects stored once
+    (``compress_identical_objects``).
 
     ``PdfWriter.append`` would do the same, but it walks every named
     destination of the source for each letter appended (quadratic: minutes for
