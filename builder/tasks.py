@@ -570,9 +570,10 @@ def checkout(c, what: str) -> Path:
     "engine-letters": "batch sizes to compare the merge engines at (default 500,1000; '' skips)",
     "stages": "also time each stage inside one process (default; --no-stages for a very large N)",
     "web": "also time web copies against print (default; --no-web skips)",
+    "cold-only": "of the commands, only the cold build + merge: its time and peak memory (for 10,000 letters)",
 })
 def bench(c, letters="500", jobs="0", baseline_sample="60", repeat="1", engine_letters="500,1000",
-          stages=True, web=True):
+          stages=True, web=True, cold_only=False):
     """Benchmark N synthetic letters: the whole command as a user runs it, beside each stage."""
     project = checkout(c, "bench")
     sizes = [str(whole_number(size, "engine-letters", 1)) for size in engine_letters.split(",") if size.strip()]
@@ -582,6 +583,7 @@ def bench(c, letters="500", jobs="0", baseline_sample="60", repeat="1", engine_l
                "--repeat", str(whole_number(repeat, "repeat", 1)), "--engine-letters", ",".join(sizes)]
     command += [] if stages else ["--no-stages"]
     command += [] if web else ["--no-web"]
+    command += ["--cold-only"] if cold_only else []
     code = subprocess.run(command, cwd=project).returncode
     if code:
         raise Exit(code=code)
