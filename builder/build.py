@@ -235,10 +235,10 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
         "envelope": str(getattr(letter, "envelope", None) or ""),
     }
     assets.update({Path(letter.letterhead).name: house[0]} if house else {})
-    sources, memo = [], {}
+    sources, memo = [], loaded.memo
     for recipient in loaded.batch.recipients:
         block = letter_block(loaded.batch, recipient, assets=names, memo=memo)
-        text = letter_source(loaded.batch, recipient, block, medium=medium)
+        text = letter_source(loaded.batch, recipient, block, medium=medium, memo=memo)
         inputs = {"source": sha256_bytes(text.encode()), **common}
         inputs["key"] = sha256_bytes(json.dumps(inputs, sort_keys=True).encode())
         sources.append(Source(recipient, block, text, inputs))
@@ -287,7 +287,6 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         stale = []
         for source in todo:
             rid = source.recipient.id
-            write_atomic(layout.tex / f"{rid}.tex", source.tex.encode())
             state = states[rid]
             if not force and state.state in (ready.READY, ready.PREFLIGHT):
                 outcomes.append(Outcome(rid, "up to date", layout.pdf(rid), findings=state.findings,
@@ -298,6 +297,10 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         workers = max(1, jobs or os.cpu_count() or 1)
         with ThreadPoolExecutor(workers) as pool:
             running = [pool.submit(compiler.run, group) for group in _batches(stale, workers, prepared.medium)]
+            # each letter's own .tex (to compile by hand), written while pdflatex runs:
+            # a thousand small files take long enough to keep the workers waiting
+            for source in todo:
+                write_atomic(layout.tex / f"{source.recipient.id}.tex", source.tex.encode())
             finished = 0
             for future in as_completed(running):
                 for outcome in future.result():
@@ -354,8 +357,12 @@ class _Compiler:
         text = batch_source([s.block for s in sources], hints, self.prepared.loaded.batch)
         path = self.layout.tex / f"{name}.tex"
         write_atomic(path, text.encode())
-        starts = [(text.count("\n", 0, text.index("\\begin{letter}{%s}" % s.recipient.id)) + 1,
-                   s.recipient.id) for s in sources]
+        starts, at, line = [], 0, 1  # the line each letter starts on, found in one pass
+        for s in sources:
+            begin = text.index("\\begin{letter}{%s}" % s.recipient.id, at)
+            line += text.count("\n", at, begin)
+            at = begin
+            starts.append((line, s.recipient.id))
 
         def owner(line: int) -> str | None:
             return next((rid for first, rid in reversed(starts) if first <= line), None)

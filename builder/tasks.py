@@ -648,16 +648,27 @@ def checkout(c, what: str) -> Path:
 
 
 @letter_task(help={
-    "letters": "how many synthetic letters (default 100)",
-    "jobs": "parallel workers (default: one per core)",
+    "letters": "how many synthetic letters (default 500)",
+    "jobs": "parallel workers for the in-process stages (default: one per core)",
     "baseline-sample": "raw pdflatex is timed on at most this many letters and scaled up (0: all)",
+    "repeat": "run each command this many times and report medians (default 1)",
+    "engine-letters": "batch sizes to compare the merge engines at (default 500,1000; '' skips)",
+    "stages": "also time each stage inside one process (default; --no-stages for a very large N)",
+    "web": "also time web copies against print (default; --no-web skips)",
+    "cold-only": "of the commands, only the cold build + merge: its time and peak memory (for 10,000 letters)",
 })
-def bench(c, letters="100", jobs="0", baseline_sample="60"):
-    """Benchmark a synthetic batch of N letters against raw pdflatex; prints figures."""
+def bench(c, letters="500", jobs="0", baseline_sample="60", repeat="1", engine_letters="500,1000",
+          stages=True, web=True, cold_only=False):
+    """Benchmark N synthetic letters: the whole command as a user runs it, beside each stage."""
     project = checkout(c, "bench")
+    sizes = [str(whole_number(size, "engine-letters", 1)) for size in engine_letters.split(",") if size.strip()]
     command = [sys.executable, str(project / "benchmarks" / "bench.py"),
                "--letters", str(whole_number(letters, "letters", 1)), "--jobs", str(whole_number(jobs, "jobs")),
-               "--baseline-sample", str(whole_number(baseline_sample, "baseline-sample"))]
+               "--baseline-sample", str(whole_number(baseline_sample, "baseline-sample")),
+               "--repeat", str(whole_number(repeat, "repeat", 1)), "--engine-letters", ",".join(sizes)]
+    command += [] if stages else ["--no-stages"]
+    command += [] if web else ["--no-web"]
+    command += ["--cold-only"] if cold_only else []
     code = subprocess.run(command, cwd=project).returncode
     if code:
         raise Exit(code=code)
