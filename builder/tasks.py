@@ -140,10 +140,12 @@ def batch_paths(c, recipients: str | None, build_dir: str | None) -> BatchPaths:
 
 
 def show(path: Path) -> str:
-    """A path as a person wants to read it: relative to the current folder when that is
-    short (``build/x``, ``../build/x``), else in full."""
-    relative = os.path.relpath(path)
-    return relative if relative.split(os.sep).count("..") <= 2 else str(path)
+    """A path as a person wants to read it: relative to the current folder when inside it,
+    else in full (the same wherever the folders happen to sit)."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -703,8 +705,11 @@ def test(c, k=None):
     """Run the test suite (real pdflatex, PDFs read back)."""
     project = checkout(c, "test")
     command = [sys.executable, "-m", "pytest", "-q"] + (["-k", k] if k else [])
+    # The tools the test extras install (pdfua ...) sit beside this Python: put them on PATH,
+    # as an activated virtual environment would (`.venv/bin/invoke test` activates nothing).
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
     # pytest exits 5 when it collected no tests: that is a failure too
-    code = subprocess.run(command, cwd=project).returncode
+    code = subprocess.run(command, cwd=project, env=env).returncode
     if code:
         raise Exit(code=code)
 
