@@ -141,9 +141,10 @@ def batch_paths(c, recipients: str | None, build_dir: str | None) -> BatchPaths:
 
 def show(path: Path) -> str:
     """A path as a person wants to read it: relative to the current folder when that is
-    short (``build/x``, ``../build/x``), else in full."""
+    short (``build/x``, ``../build/x``) and the two share more than the root, else in full."""
     relative = os.path.relpath(path)
-    return relative if relative.split(os.sep).count("..") <= 2 else str(path)
+    near = os.path.commonpath([os.path.abspath(path), os.getcwd()]) != os.path.abspath(os.sep)
+    return relative if near and relative.split(os.sep).count("..") <= 2 else str(path)
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
