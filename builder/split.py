@@ -237,5 +237,7 @@ def save(pdf: pikepdf.Pdf, dest: Path) -> None:
 def to_bytes(pdf: pikepdf.Pdf) -> bytes:
     buffer = io.BytesIO()
     # deterministic_id: the /ID comes from the content, so builds repeat
-    pdf.save(buffer, deterministic_id=True, object_stream_mode=pikepdf.ObjectStreamMode.generate)
+    # streams already compressed are copied as they are (fonts: most of the bytes)
+    pdf.save(buffer, deterministic_id=True, object_stream_mode=pikepdf.ObjectStreamMode.generate,
+             stream_decode_level=pikepdf.StreamDecodeLevel.none)
     return buffer.getvalue()

@@ -131,7 +131,7 @@ def before(a: Line, b: Line) -> bool:
 
 def test_every_part_prints_where_a_uk_reader_expects_it(parts_batch):
     _, out, _ = parts_batch
-    found = lines(out / "london.pdf")
+    found = lines(out / "letters" / "london.pdf")
     date = find(found, "13 October 2020", 1)
     ours, yours = find(found, "Our ref: IASC/2020/117", 1), find(found, "Your ref: MOPAC/88", 1)
     # the references stand above the date, right-aligned with it
@@ -163,7 +163,7 @@ def test_every_part_prints_where_a_uk_reader_expects_it(parts_batch):
 
 def test_marking_is_centred_at_top_and_bottom_of_every_page(parts_batch):
     _, out, bundle = parts_batch
-    for pdf in [out / "london.pdf", out / "south-wales.pdf", out / "essex.pdf", bundle.path]:
+    for pdf in [out / "letters" / "london.pdf", out / "letters" / "south-wales.pdf", out / "letters" / "essex.pdf", bundle.path]:
         found = lines(pdf)
         with pikepdf.open(pdf) as document:
             width, height = (float(v) for v in document.pages[0].mediabox[2:])
@@ -177,7 +177,7 @@ def test_marking_is_centred_at_top_and_bottom_of_every_page(parts_batch):
 
 def test_printed_footnotes_show_their_urls(parts_batch):
     _, out, _ = parts_batch
-    text = "".join(l.text for l in lines(out / "london.pdf")).replace(" ", "")
+    text = "".join(l.text for l in lines(out / "letters" / "london.pdf")).replace(" ", "")
     assert "announced.www.gov.uk/government/news/funding-for-violence-reduction-units-announced" in text
     assert "https://" not in text
 
@@ -212,7 +212,7 @@ recipients:
 
 def test_welsh_letter_is_welsh(parts_batch):
     _, out, _ = parts_batch
-    found = lines(out / "south-wales.pdf")
+    found = lines(out / "letters" / "south-wales.pdf")
     text = " ".join(l.text for l in found)
     date = find(found, "13 Hydref 2020", 1)
     assert find(found, "Ein cyf: IASC/2020/117", 1).top < date.top
@@ -222,15 +222,15 @@ def test_welsh_letter_is_welsh(parts_batch):
     assert "Copïau: April McCoig" in text and "Amg: Cynllun Strategol" in text and "ON Atebwch erbyn 30 Tachwedd." in text
     assert before(find(found, "Annwyl Alun,"), find(found, "Unedau Lleihau Trais a chaethwasiaeth fodern"))
     assert "As Independent" not in text  # no English part slipped in
-    with pikepdf.open(out / "south-wales.pdf") as pdf:
+    with pikepdf.open(out / "letters" / "south-wales.pdf") as pdf:
         assert str(pdf.Root.Lang) == "cy"
-    with pikepdf.open(out / "london.pdf") as pdf:
+    with pikepdf.open(out / "letters" / "london.pdf") as pdf:
         assert str(pdf.Root.Lang) == "en-GB"
 
 
 def test_bilingual_letter_is_welsh_then_english(parts_batch):
     _, out, _ = parts_batch
-    found = lines(out / "essex.pdf")
+    found = lines(out / "letters" / "essex.pdf")
     welsh, english = find(found, "Annwyl Roger,"), find(found, "Dear Roger,")
     assert before(welsh, english) and english.page > welsh.page  # English starts a new page
     assert before(find(found, "Yn gywir,"), english) and before(english, find(found, "Yours sincerely,"))
@@ -311,7 +311,7 @@ def test_a_house_letterhead_is_used_copied_and_hashed(house_batch):
     from builder.build import status
 
     source, out = house_batch
-    pdf = out / "house-one.pdf"
+    pdf = out / "letters" / "house-one.pdf"
     found = lines(pdf)
     assert find(found, "HOUSE STYLE")  # the derived class drew it
     assert (out / "tex" / "house.cls").read_text() == HOUSE
@@ -329,7 +329,7 @@ def test_a_house_letterhead_is_used_copied_and_hashed(house_batch):
     (source.parent / "house.cls").write_text(HOUSE + "% changed\n", encoding="utf-8")
     try:
         [state] = status(source, out)
-        assert state.state == "stale" and "letterhead" in state.detail
+        assert state.state == "stale" and "letterhead" in state.reason
     finally:
         (source.parent / "house.cls").write_text(HOUSE, encoding="utf-8")
 
@@ -352,10 +352,10 @@ def test_fold_marks_follow_the_envelope(parts_batch, house_batch):
     """DL: marks on page 1 at 99 and 198 mm from the top, nothing else at the
     edge; none when fold_marks is false."""
     _, out, _ = parts_batch
-    marks = dark_rows_at_left_edge(out / "london.pdf")
+    marks = dark_rows_at_left_edge(out / "letters" / "london.pdf")
     assert marks and all(abs(y - 99) < 1 or abs(y - 198) < 1 for y in marks), marks
     assert any(abs(y - 99) < 1 for y in marks) and any(abs(y - 198) < 1 for y in marks)
-    assert dark_rows_at_left_edge(house_batch[1] / "house-one.pdf") == []
+    assert dark_rows_at_left_edge(house_batch[1] / "letters" / "house-one.pdf") == []
 
 
 def test_diff_shows_each_letters_own_parts(tmp_path):
@@ -402,7 +402,7 @@ def plain_batch(tmp_path_factory):
 
 
 def test_footnote_urls_print_as_written_and_web_copies_link_the_title(plain_batch):
-    printed = " ".join(l.text for l in lines(plain_batch / "plain-one.pdf"))
+    printed = " ".join(l.text for l in lines(plain_batch / "letters" / "plain-one.pdf"))
     assert "A & B (2020) Odd_title. example.org/a%20b_c~d/e-f#frag" in printed
     [web] = (plain_batch / "web").glob("*plain-one.pdf")
     text = " ".join(l.text for l in lines(web))
@@ -417,8 +417,8 @@ def test_no_envelope_no_window_and_the_name_when_asked(plain_batch):
 
     entry = json.loads((plain_batch / "manifest.json").read_text())["letters"]["plain-one"]
     assert entry["window"] is None  # nothing for the preflight to check
-    found = lines(plain_batch / "plain-one.pdf")
-    assert dark_rows_at_left_edge(plain_batch / "plain-one.pdf") == []  # no fold marks
+    found = lines(plain_batch / "letters" / "plain-one.pdf")
+    assert dark_rows_at_left_edge(plain_batch / "letters" / "plain-one.pdf") == []  # no fold marks
     assert not any("1 High Street, Town" in l.text for l in found)  # no return address
     name, title = find(found, "Ann Signer"), [l for l in found if l.text == "Clerk"][-1]
     assert before(find(found, "Yours sincerely,"), name) and before(name, title)
@@ -440,4 +440,4 @@ recipients:
     for words in ("4 Mawrth 2021", "Llythyrau i\u2019w llofnodi", "1 llythyr dyddiedig 4 Mawrth 2021",
                   "Rhif", "Derbynnydd", "Tudalennau", "Llythrennau blaen:", "Dyddiad:"):
         assert words in text, words
-    assert "Yn gywir," in " ".join(l.text for l in lines(tmp_path / "build" / "cy-one.pdf"))
+    assert "Yn gywir," in " ".join(l.text for l in lines(tmp_path / "build" / "letters" / "cy-one.pdf"))
