@@ -120,6 +120,20 @@ Year = Annotated[str, BeforeValidator(_year),
                                            {"type": "string", "pattern": YEAR}]})]
 Date = Annotated[dt.date, BeforeValidator(_date),
                  WithJsonSchema({"type": "string", "pattern": DATE, "format": "date"})]
+# true or false, as YAML 1.2 writes them: the loader keeps every value as text,
+# and yes/no/on/off stay text (pydantic alone would read "yes" as true).
+_FLAGS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+
+
+def _flag(value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip() in _FLAGS:
+        return _FLAGS[value.strip()]
+    raise ValueError(f"must be true or false (got {value!r})")
+
+
+Flag = Annotated[bool, PlainValidator(_flag), WithJsonSchema({"type": "boolean"})]
 # A recipient id names files (build/<id>.pdf) and TeX link targets, so it is
 # kept to characters that are safe in both.
 RECIPIENT_ID = r"^[a-z0-9][a-z0-9-]{0,63}$"
@@ -162,42 +176,48 @@ ClassPath = _project_file(CLASS_FILE, "LaTeX class (.cls, named with letters, di
 Language = Literal["en", "cy", "cy-en"]
 TextLanguage = Literal["en", "cy"]
 LANGUAGES: dict[str, tuple[str, ...]] = {"en": ("en",), "cy": ("cy",), "cy-en": ("cy", "en")}
-def _local(check):
+def _local(check, max_length: int):
     """A text written once, or once per language (`intro: {en: ..., cy: ...}`),
     each text checked by ``check``; one plain message when it is neither."""
     def validate(value):
         if isinstance(value, str):
-            return _text(value, check)
+            return _text(value, check, max_length)
         if isinstance(value, dict) and value:
             unknown = [k for k in value if k not in ("en", "cy")]
             if unknown:
                 raise ValueError(f"a text by language takes the keys en and cy (got {unknown[0]!r})")
-            try:
-                return {language: _text(text, check) for language, text in value.items()}
-            except ValueError as exc:
-                raise ValueError(f"{exc} (the text in {language!r})") from None
+            texts = {}
+            for language, text in value.items():
+                try:
+                    texts[language] = _text(text, check, max_length)
+                except ValueError as exc:
+                    raise ValueError(f"{exc} (the text in {language!r})") from None
+            return texts
         raise ValueError("must be text, or a mapping of texts by language such as {en: …, cy: …}")
     return validate
 
 
-def _text(value, check) -> str:
+def _text(value, check, max_length: int) -> str:
     if not isinstance(value, str):
         raise ValueError("must be text")
     value = value.strip()
     if not value:
         raise ValueError("must not be empty")
+    if len(value) > max_length:
+        raise ValueError(f"is too long: {len(value)} characters; at most {max_length} "
+                         "(shorten it, or split it over more fields)")
     return check(value)
 
 
 def _local_schema(line: bool) -> dict:
-    text = {"type": "string", "minLength": 1} | ({"pattern": "^[^\\n\\t]*$"} if line else {})
+    text = _text_schema(ONE_LINE, LINE_MAX) if line else _text_schema(PROSE, PROSE_MAX)
     return {"anyOf": [text, {"type": "object", "minProperties": 1, "additionalProperties": False,
                              "properties": {"en": text, "cy": text}}]}
 
 
-LocalProse = Annotated[Union[str, dict[str, str]], PlainValidator(_local(_prose)),
+LocalProse = Annotated[Union[str, dict[str, str]], PlainValidator(_local(_prose, PROSE_MAX)),
                        WithJsonSchema(_local_schema(False))]
-LocalLine = Annotated[Union[str, dict[str, str]], PlainValidator(_local(_one_line)),
+LocalLine = Annotated[Union[str, dict[str, str]], PlainValidator(_local(_one_line, LINE_MAX)),
                       WithJsonSchema(_local_schema(True))]
 Envelope = Literal["DL", "C5", "C4", "none"]
 
@@ -239,7 +259,7 @@ class Signatory(Model):
 
     name: Optional[Line] = None
     title: Line
-    show_name: bool = Field(False, description="print the name above the title in the signature block "
+    show_name: Flag = Field(False, description="print the name above the title in the signature block "
                                                "(the name is the PDFs' author either way)")
     image: Optional[RelativePath] = Field(
         None, description="signature image (PNG, JPEG or PDF), relative to recipients.yaml; "
@@ -260,6 +280,41 @@ class Reference(Model):
 BodyParagraph = Annotated[dict[PartName, Optional[LocalProse]], Field(min_length=1)]
 
 
+# The placeholders a letter's e-mail may use ($name or ${name}), and where each
+# comes from. string.Template only substitutes them; data is never formatted.
+EMAIL_PLACEHOLDERS = {
+    "name": "the recipient's name",
+    "role": "the recipient's role",
+    "title": "the letter's title",
+    "date": "the letter's date, as printed",
+    "sender": "the sender's name",
+    "signatory": "the signatory's name",
+}
+
+
+def _template(value: str) -> str:
+    from string import Template
+
+    for match in Template.pattern.finditer(value):
+        name = match.group("named") or match.group("braced")
+        if match.group("invalid") is not None:
+            raise ValueError("a '$' must start a placeholder such as $name; write $$ for a dollar sign")
+        if name is not None and name not in EMAIL_PLACEHOLDERS:
+            raise ValueError(f"unknown placeholder ${name}; use one of "
+                             + ", ".join(f"${key}" for key in EMAIL_PLACEHOLDERS) + " (or $$ for '$')")
+    return value
+
+
+class LetterEmail(Model):
+    """The e-mail that carries each letter (``invoke send``). Placeholders:
+    $name, $role, $title, $date, $sender, $signatory; $$ is a dollar sign."""
+
+    subject: Optional[Annotated[Line, AfterValidator(_template)]] = Field(
+        None, description="default: the letter's title (or 'Letter of <date>')")
+    body: Optional[Annotated[Prose, AfterValidator(_template)]] = Field(
+        None, description="default: 'Please find attached a letter from <sender>.'")
+
+
 class Letter(Model):
     """What every letter shares."""
 
@@ -272,6 +327,7 @@ class Letter(Model):
         None, description="one closing for every letter; without it each letter follows the UK rule: "
                           "'Yours faithfully,' after a salutation without a name, else 'Yours sincerely,'")
     body: list[BodyParagraph] = Field(min_length=1)
+    email: LetterEmail = Field(default_factory=LetterEmail, description="the e-mail that carries each letter")
     # ---- letter parts (parts) ----
     subject: Optional[LocalProse] = Field(None, description="subject line, bold, after the salutation")
     our_ref: Optional[Line] = Field(None, description="'Our ref:' beside the date")
@@ -288,10 +344,10 @@ class Letter(Model):
         None, description="a LaTeX class derived from letterbatch.cls (e.g. house.cls), relative to "
                           "recipients.yaml, used by every letter")
     font: Literal["serif", "sans"] = "sans"
-    return_address: Union[bool, Line] = Field(
-        True, description="the small return-address line in the window: true (from the sender), "
+    return_address: Union[Flag, Line] = Field(
+        True, union_mode="left_to_right", description="the small return-address line in the window: true (from the sender), "
                           "false (none), or the text to print")
-    fold_marks: bool = Field(True, description="fold marks in the margin for the envelope")
+    fold_marks: Flag = Field(True, description="fold marks in the margin for the envelope")
 
 
 class Recipient(Model):

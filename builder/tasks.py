@@ -31,8 +31,18 @@ from invoke import Collection, Exit, Task, task
 # `invoke new` copies this commented batch; it builds as it stands.
 STARTER = Path(__file__).resolve().parent / "starter.yaml"
 
-# When this command started (as near as Python can tell): summaries time the whole command.
-STARTED = time.perf_counter()
+def _process_started() -> float:
+    """When this process started, on the perf_counter clock: summaries time the whole
+    command, Python's own start-up included (Linux: /proc; elsewhere: from this import)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        age = float(Path("/proc/uptime").read_text().split()[0]) - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        return time.perf_counter() - max(0.0, age)
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter()
+
+
+STARTED = _process_started()
 
 # One meaning per short flag, in every task. Flags not listed here have no short form.
 SHORT_FLAGS = {
@@ -130,11 +140,10 @@ def batch_paths(c, recipients: str | None, build_dir: str | None) -> BatchPaths:
 
 
 def show(path: Path) -> str:
-    """A path as a person wants to read it: relative to the current folder when inside it."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    """A path as a person wants to read it: relative to the current folder when that is
+    short (``build/x``, ``../build/x``), else in full."""
+    relative = os.path.relpath(path)
+    return relative if relative.split(os.sep).count("..") <= 2 else str(path)
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -174,8 +183,8 @@ def stopped(exc: Exception, code: int = 2, then: str = "") -> Exit:
     "only": "comma-separated recipient ids: build just these",
     "jobs": "parallel pdflatex runs (default: one per core)",
     "force": "recompile every letter even when it is up to date",
-    "for": "print (default: black links, <build>/<id>.pdf) or web (coloured links, "
-           "PDF/A-2b metadata, <build>/web/<date>-<id>.pdf)",
+    "for": "print (default: black links, <build>/<id>.pdf) or web (tagged PDFs with coloured links "
+           "and PDF/A-2b metadata, <build>/web/<date>-<id>.pdf, each with an accessible .html page)",
     **VERBOSE_HELP,
     "open": "open the result in the desktop's PDF viewer (the --only letters, else the first)",
 })
@@ -208,7 +217,9 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     try:
         report = build_letters(batch.recipients, batch.build_dir, jobs=workers or None, only=only,
                                force=force, medium=medium, progress=progress_line() if live else None)
-    except (LoadError, TexMissing, RuntimeError, ValueError) as exc:
+    except ValueError as exc:  # --only names no valid recipient
+        raise Exit(f"nothing was built: {exc}", code=2)
+    except (LoadError, TexMissing, RuntimeError) as exc:
         raise stopped(exc, then="\nNothing was built.")
     except OSError as exc:
         raise Exit(f"could not write in {show(batch.build_dir)}: {exc.strerror or exc}"
@@ -217,6 +228,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
                      "letters built before are kept as they were.", code=2)
     for warning in report.warnings:
         print(warning, file=sys.stderr)
+    width = max((len(o.recipient) for o in report.outcomes), default=0)
     attention = []
     for o in report.outcomes:
         notes = [o.message] if o.message else []
@@ -224,7 +236,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
         if o.status in ("failed", "invalid") or notes:
             attention.append(o.recipient)
         if not quiet and (verbose or o.status in ("failed", "invalid") or notes):
-            print(f"  {o.recipient}  {o.status}" + (f", {plural(o.pages, 'page')}" if o.pages else "")
+            print(f"  {o.recipient:<{width}}  {o.status}" + (f", {plural(o.pages, 'page')}" if o.pages else "")
                   + (f"  {show(o.pdf)}" if verbose and o.pdf else ""))
             for note in notes:
                 for line in note.splitlines():
@@ -328,12 +340,17 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         raise stopped(exc)
     from .ready import finding_text
 
+    mailed = mail_notes(batch.build_dir) if for_ == "print" else {}
     width = max((len(s.recipient) for s in states), default=0)
     for s in states:
         print(f"  {s.recipient:<{width}}  {s.state:<11} {s.reason}".rstrip())
         for finding in s.findings:
             note = " (accepted)" if finding.get("code") in s.accepted else ""
             print(f"  {'':<{width}}    {finding_text(finding)}{note}")
+        if s.recipient in mailed:
+            print(f"  {'':<{width}}  {mailed[s.recipient]}")
+    if "" in mailed:  # the send log itself is unreadable
+        print(f"  {mailed['']}")
     counts: dict[str, int] = {}
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
@@ -341,6 +358,19 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     # a letter that needs a person (not only a build) makes the exit code say so
     if any(s.state in ("preflight", "failed", "changed", "invalid") for s in states):
         raise Exit(code=1)
+
+
+def mail_notes(build_dir: Path) -> dict[str, str]:
+    """What the send log says per letter (and whether a letter was rebuilt after it was mailed)."""
+    from .build import Layout
+
+    layout = Layout.of(build_dir)
+    if not layout.sent.exists():
+        return {}
+    from .manifest import Manifest
+    from .send import mail_notes as notes
+
+    return notes(layout, Manifest.read(layout.root))
 
 
 @letter_task(help={"recipients": BATCH_HELP["recipients"], "only": "comma-separated recipient ids: just these"})
@@ -416,47 +446,114 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
 
 @letter_task(help={
     **BATCH_HELP,
-    "p12": "PKCS#12 file (.p12/.pfx) holding the signing key and certificate",
-    "bundle": "the PDF to sign (default: <build>/bundle.pdf)",
-    "output": "where the signed copy goes (default: <build>/bundle-signed.pdf)",
-    "reason": "the reason recorded in the signature",
+    "p12": "PKCS#12 file (.p12/.pfx) holding the signing key and certificate "
+           "(password: $LETTERBATCH_P12_PASSWORD or a prompt)",
+    "pkcs11-lib": "PKCS#11 module of a smartcard or HSM, e.g. /usr/lib/softhsm/libsofthsm2.so "
+                  "(PIN: $LETTERBATCH_PKCS11_PIN or a prompt)",
+    "token": "the token's label (with --pkcs11-lib)",
+    "key": "the label of the key on the token; its certificate has the same label (with --pkcs11-lib)",
+    "reason": "the reason recorded in the signatures",
+    "force": "sign again letters whose signed copy is already current",
 })
-def sign(c, p12, recipients=None, build_dir=None, bundle=None, output=None,
-         reason="Approved for dispatch"):
-    """Sign the bundle digitally (PAdES); password from $LETTERBATCH_P12_PASSWORD or a prompt."""
-    import getpass
-
-    from .build import prepare
+def sign(c, recipients=None, build_dir=None, p12=None, pkcs11_lib=None, token=None, key=None,
+         reason="Approved for dispatch", force=False):
+    """Sign every ready letter (<build>/signed/<id>.pdf, visible in its signature block) and the bundle."""
     from .compile import TexMissing
     from .load import LoadError
-    from .manifest import Manifest
-    from .ready import bundle_state
-    from .sign import sign as sign_pdf
+    from .sign import Key, SigningError, sign_batch
 
     batch = batch_paths(c, recipients, build_dir)
-    bundle = Path(bundle) if bundle else batch.build_dir / "bundle.pdf"
-    output = Path(output or bundle.with_name(bundle.stem + "-signed.pdf"))
-    if not bundle.exists():
-        raise Exit(f"{show(bundle)} does not exist: run `invoke build merge` first", code=1)
-    try:  # only a ready bundle is signed: the file merge wrote, holding the current ready letters
-        prepared = prepare(batch.recipients, batch.build_dir)
-        state = bundle_state(prepared, Manifest.read(prepared.layout.root), path=bundle.resolve())
-    except (LoadError, TexMissing, OSError) as exc:
-        raise stopped(exc)
-    if not state.ready:
-        raise Exit(f"not signing {show(bundle)}: {state.state}: {state.reason}", code=1)
-    password = os.environ.get("LETTERBATCH_P12_PASSWORD")
-    if password is None:
-        if not sys.stdin.isatty():
-            raise Exit("set LETTERBATCH_P12_PASSWORD (no terminal to ask for the password)", code=2)
-        password = getpass.getpass(f"Password for {p12}: ")
+    if bool(p12) == bool(pkcs11_lib):
+        raise Exit("give either --p12 FILE or --pkcs11-lib PATH --token LABEL --key LABEL", code=2)
+    if p12:
+        signing_key = Key(p12=Path(p12), password=secret("LETTERBATCH_P12_PASSWORD", f"Password for {p12}: ").encode())
+    else:
+        if not (token and key):
+            raise Exit("--pkcs11-lib needs --token LABEL and --key LABEL", code=2)
+        signing_key = Key(pkcs11_lib=Path(pkcs11_lib), token=token, key=key,
+                          pin=secret("LETTERBATCH_PKCS11_PIN", f"PIN for token '{token}': "))
     try:
-        signed = sign_pdf(bundle, p12, password.encode(), output, reason=reason)
-    except (OSError, ValueError) as exc:
+        report = sign_batch(batch.recipients, batch.build_dir, signing_key, reason=reason, force=force)
+    except (LoadError, TexMissing, RuntimeError, OSError) as exc:
+        raise stopped(exc)
+    except SigningError as exc:
         raise Exit(f"could not sign: {exc}", code=2)
-    except Exception as exc:  # pyHanko's own errors
-        raise Exit(f"could not sign with {p12}: {exc}", code=2)
-    print(f"signed: {show(Path(signed))}")
+    for path in report.signed:
+        print(f"  signed   {show(path)}")
+    for rid in report.current:
+        print(f"  current  {rid} (its signed copy is of the current letter; --force signs again)")
+    if report.bundle:
+        print(f"  signed   {show(report.bundle)}")
+    elif not report.bundle_refused:
+        print(f"  {report.bundle_note}")
+    problems = [report.bundle_note] if report.bundle_refused else []
+    if report.refused:
+        problems.append("not signed; these letters are not ready:\n  " + "\n  ".join(report.refused)
+                        + "\nRun `invoke build` and fix what it reports.")
+    if report.failed:
+        problems.append("could not sign:\n  " + "\n  ".join(report.failed))
+    if problems:
+        raise Exit("\n".join(problems), code=1)
+
+
+def secret(variable: str, prompt: str) -> str:
+    """A password or PIN: from the environment, or asked on the terminal; never a flag."""
+    import getpass
+
+    value = os.environ.get(variable)
+    if value is None:
+        if not sys.stdin.isatty():
+            raise Exit(f"set {variable} (no terminal to ask)", code=2)
+        value = getpass.getpass(prompt)
+    return value
+
+
+# ---------------------------------------------------------------- send
+
+@letter_task(help={
+    **BATCH_HELP,
+    "yes": "really send (without it: a dry run that prints who would get what)",
+    "resend": "comma-separated ids: send these again on purpose (already sent, or unknown)",
+    "mark-sent": "comma-separated ids: record that these arrived (after checking the mailbox)",
+})
+def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=None):
+    """E-mail each ready letter to its recipient, once (SMTP settings: letterbatch.smtp.*)."""
+    from .compile import TexMissing
+    from .load import LoadError
+    from .send import SendError, SmtpSettings, mark_sent as mark, send as send_letters
+
+    batch = batch_paths(c, recipients, build_dir)
+    width = 0
+
+    def report(outcome):
+        nonlocal width
+        width = max(width, len(outcome.recipient))
+        print(f"  {outcome.recipient:<{width}}  {outcome.status:<12} {outcome.detail}", flush=True)
+
+    try:
+        if mark_sent:
+            for outcome in mark(batch.build_dir, ids_of(mark_sent)):
+                report(outcome)
+            return
+        cfg = c.config.letterbatch.smtp
+        settings = SmtpSettings(host=cfg.host, port=cfg.port, security=cfg.security, user=cfg.user,
+                                sender=cfg["from"], timeout=cfg.timeout)
+        if yes and settings.user:
+            settings.password = secret("LETTERBATCH_SMTP_PASSWORD",
+                                       f"SMTP password for {settings.user} at {settings.host}: ")
+        if not yes:
+            print(f"dry run (nothing is sent; add --yes to send) via {settings.describe()}:")
+        outcomes = send_letters(batch.recipients, batch.build_dir, settings, yes=yes,
+                                resend=ids_of(resend) or [], report=report)
+    except (LoadError, TexMissing, RuntimeError, OSError, SendError) as exc:
+        raise stopped(exc)
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    summary = ", ".join(f"{n} {state}" for state, n in counts.items()) or "no letters"
+    if not all(o.ok for o in outcomes):
+        raise Exit(summary, code=1)
+    print(summary)
 
 
 # ---------------------------------------------------------------- new, watch
@@ -467,7 +564,9 @@ def new(c, name):
     from .files import write_atomic
     from .schema import SCHEMA_FILE, json_schema_text
 
-    target = Path(name).expanduser()
+    if Path(name.strip()).name in ("", ".", ".."):
+        raise Exit(f"invoke new takes a name for the batch (for example `invoke new october`), not {name!r}", code=2)
+    target = Path(name.strip()).expanduser()
     if target.suffix not in (".yaml", ".yml"):
         target = target.with_name(target.name + ".yaml")
     target = target.resolve()
@@ -531,8 +630,7 @@ def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval=
             time.sleep(pause)
             now = stamp(files)
             if now != seen:
-                changed = [show(p) if p.is_relative_to(Path.cwd()) else p.name
-                           for p in files if now.get(p) != seen.get(p)]
+                changed = [show(p) for p in files if now.get(p) != seen.get(p)]
                 rebuild(", ".join(changed) + " changed")
                 files = watched()
                 seen = stamp(files)
@@ -550,16 +648,27 @@ def checkout(c, what: str) -> Path:
 
 
 @letter_task(help={
-    "letters": "how many synthetic letters (default 100)",
-    "jobs": "parallel workers (default: one per core)",
+    "letters": "how many synthetic letters (default 500)",
+    "jobs": "parallel workers for the in-process stages (default: one per core)",
     "baseline-sample": "raw pdflatex is timed on at most this many letters and scaled up (0: all)",
+    "repeat": "run each command this many times and report medians (default 1)",
+    "engine-letters": "batch sizes to compare the merge engines at (default 500,1000; '' skips)",
+    "stages": "also time each stage inside one process (default; --no-stages for a very large N)",
+    "web": "also time web copies against print (default; --no-web skips)",
+    "cold-only": "of the commands, only the cold build + merge: its time and peak memory (for 10,000 letters)",
 })
-def bench(c, letters="100", jobs="0", baseline_sample="60"):
-    """Benchmark a synthetic batch of N letters against raw pdflatex; prints figures."""
+def bench(c, letters="500", jobs="0", baseline_sample="60", repeat="1", engine_letters="500,1000",
+          stages=True, web=True, cold_only=False):
+    """Benchmark N synthetic letters: the whole command as a user runs it, beside each stage."""
     project = checkout(c, "bench")
+    sizes = [str(whole_number(size, "engine-letters", 1)) for size in engine_letters.split(",") if size.strip()]
     command = [sys.executable, str(project / "benchmarks" / "bench.py"),
                "--letters", str(whole_number(letters, "letters", 1)), "--jobs", str(whole_number(jobs, "jobs")),
-               "--baseline-sample", str(whole_number(baseline_sample, "baseline-sample"))]
+               "--baseline-sample", str(whole_number(baseline_sample, "baseline-sample")),
+               "--repeat", str(whole_number(repeat, "repeat", 1)), "--engine-letters", ",".join(sizes)]
+    command += [] if stages else ["--no-stages"]
+    command += [] if web else ["--no-web"]
+    command += ["--cold-only"] if cold_only else []
     code = subprocess.run(command, cwd=project).returncode
     if code:
         raise Exit(code=code)
@@ -601,7 +710,11 @@ def test(c, k=None):
         raise Exit(code=code)
 
 
-ns = Collection(new, build, watch, status, check, diff, merge, sign, clean, schema, bench, test)
+ns = Collection(new, build, watch, status, check, diff, merge, sign, send, clean, schema, bench, test)
 ns.configure({
-    "letterbatch": {"recipients": "recipients.yaml", "build_dir": None, "jobs": 0, "project": None},
+    "letterbatch": {
+        "recipients": "recipients.yaml", "build_dir": None, "jobs": 0, "project": None,
+        # invoke send: INVOKE_LETTERBATCH_SMTP_HOST and so on; the password is never here
+        "smtp": {"host": "localhost", "port": 0, "security": "starttls", "user": "", "from": "", "timeout": 60},
+    },
 })
