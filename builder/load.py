@@ -1,7 +1,11 @@
 """Load stage: recipients.yaml -> a validated ``Batch``, or every problem at once.
 
-Each problem names the file, line and column, the recipient and the field, and
-says what was expected (mkdocs-style: collect everything, report once).
+The YAML is read by the rules in README "How the file is read": every value is
+the text typed, the schema types each field, aliases and nesting are bounded,
+and a syntax slip inside one recipient's entry sets only that recipient aside.
+Recipients may also come from a spreadsheet (``table.py``). Each problem names
+the file, line and column (or row and column header), the recipient and the
+field, and says what to change (collect everything, report once).
 """
 from __future__ import annotations
 
@@ -20,8 +24,6 @@ from . import table as table_module
 from .schema import (PART_NAME, RECIPIENT_ID, REFERENCE_KEY, Batch, Letter, Recipient, RecipientTable,
                      Reference)
 
-# Where each value (and each mapping key) starts in the file, by data path.
-Position = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -616,7 +618,7 @@ def _invisible_message(value: str, where: str = "") -> str:
 def describe(char: str) -> str:
     """A character in words, for messages: 'zero-width joiner, U+200D'."""
     code = ord(char)
-    name = _NAMES.get(code) or unicodedata.name(char, "").lower() or f"control character"
+    name = _NAMES.get(code) or unicodedata.name(char, "").lower() or "control character"
     shown = f"{char!r} " if char.isprintable() and not _INVISIBLE.match(char) and not char.isspace() else ""
     return f"{shown}{name}, U+{code:04X}".strip()
 
@@ -636,14 +638,12 @@ def _explain_syntax(exc: yaml.MarkedYAMLError, lines: list[str]) -> _Slip:
     if "mapping values are not allowed" in problem:
         pmark = exc.problem_mark
         row = lines[pmark.line] if pmark.line < len(lines) else ""
-        before = row[:pmark.column]
         key, sep, value = row.partition(": ")
         if sep and len(key) < pmark.column and not key.lstrip().startswith(("'", '"')):
             head = key.rstrip()
             return _Slip(pmark.line, pmark.column,
                          "this text contains ': ', which YAML reads as a new key; put the whole value "
                          f"in quotes: {head.strip()}: {_quoted(value.strip())}")
-        del before
         return _Slip(pmark.line, len(row) - len(row.lstrip()), _INDENT_HINT + _indent_detail(lines, pmark.line))
     if context == "while scanning a quoted scalar":
         quote = text[column] if column < len(text) else '"'
