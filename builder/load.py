@@ -188,7 +188,7 @@ def _read_table(raw: dict, path: Path, report: "_Reporter"):
             items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) \
                 else [(None, value)]
             for sub, text in list(items):
-                if isinstance(text, str) and _INVISIBLE.search(text):
+                if isinstance(text, str) and not text.isascii() and _INVISIBLE.search(text):
                     where = ("recipients", index, key) + (() if sub is None else (sub,))
                     report.warn(where, _invisible_message(text))
                     cleaned = _INVISIBLE.sub("", text)
@@ -936,6 +936,8 @@ def _check_printable(model, path: tuple, report: "_Reporter") -> None:
         elif isinstance(value, pydantic.BaseModel):
             for key, item in value.__dict__.items():
                 visit(item, where + (key,))
+    if model.model_dump_json().isascii():
+        return  # the common case, found fast: every ASCII character prints
     visit(model, path)
 
 
