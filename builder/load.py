@@ -253,6 +253,9 @@ def read_text(path: Path, what: str = "file") -> str:
         if char == "\x00":
             message = (f"the {what} holds a NUL byte: it is not a text file, or was saved as UTF-16; "
                        "save the file as UTF-8")
+        elif char in "\x85\u2028\u2029":
+            message = (f"a {describe(char).split(',')[0]} (U+{ord(char):04X}), which YAML reads as a line "
+                       "break; replace it with an ordinary line break or a space")
         else:
             message = (f"a control character (U+{ord(char):04X}) that cannot be printed; delete it "
                        "(it may have come in with text pasted from another program)")
@@ -260,8 +263,10 @@ def read_text(path: Path, what: str = "file") -> str:
     return text
 
 
-# Controls other than tab and line breaks (YAML refuses them too, by byte offset)
-_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f]")
+# Controls other than tab and line breaks, and what YAML refuses or reads as a
+# line break where an editor shows none (NEL, U+2028, U+2029): libyaml would
+# name only a character offset, or count lines differently from the editor.
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff]")
 
 
 def _line_column(raw: bytes, offset: int) -> tuple[int, int]:
@@ -390,7 +395,7 @@ class _Frame:
 
 class _Builder:
     def __init__(self, source: str):
-        self.lines = source.splitlines()
+        self.lines = [line.rstrip("\r") for line in source.split("\n")]  # as libyaml counts them
         # (path, line, column, is_key, weak): weak positions come from a merge
         # and yield to the mapping's own keys
         self.positions: list[tuple] = []
@@ -468,6 +473,8 @@ class _Builder:
                     stack.append(frame)
         except yaml.MarkedYAMLError as exc:
             raise _explain_syntax(exc, self.lines) from None
+        except yaml.YAMLError as exc:  # (read_text refuses what libyaml's reader would)
+            raise _Slip(0, 0, f"this is not a YAML text file ({exc})", shared=True) from None
         finally:
             parser.dispose()
         values = {}
@@ -602,7 +609,8 @@ _INVISIBLE = re.compile("[%s]" % "".join(
     re.escape(chr(c)) for c in range(0x80, 0x110000)
     if unicodedata.category(chr(c)) == "Cf" or 0xFE00 <= c <= 0xFE0F or c in (0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0)))
 
-_NAMES = {0x00AD: "soft hyphen", 0x200B: "zero-width space", 0x200C: "zero-width non-joiner",
+_NAMES = {0x0085: "next-line character", 0x2028: "line separator", 0x2029: "paragraph separator",
+          0x00AD: "soft hyphen", 0x200B: "zero-width space", 0x200C: "zero-width non-joiner",
           0x200D: "zero-width joiner", 0x200E: "left-to-right mark", 0x200F: "right-to-left mark",
           0x2060: "word joiner", 0xFEFF: "byte order mark (zero-width no-break space)",
           0x00A0: "no-break space", 0x0009: "tab", 0x0000: "NUL byte"}

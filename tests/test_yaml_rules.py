@@ -239,6 +239,11 @@ def test_windows_1252_gets_line_column_and_the_fix(tmp_path):
     ("\x00", "the file holds a NUL byte: it is not a text file, or was saved as UTF-16; save the file as UTF-8"),
     ("\x07", "a control character (U+0007) that cannot be printed; delete it"),
     ("\x1b", "a control character (U+001B) that cannot be printed; delete it"),
+    ("\x9f", "a control character (U+009F) that cannot be printed; delete it"),
+    ("\ufffe", "a control character (U+FFFE) that cannot be printed; delete it"),
+    ("\u2028", "a line separator (U+2028), which YAML reads as a line break; replace it with an ordinary line "
+                "break or a space"),
+    ("\x85", "a next-line character (U+0085), which YAML reads as a line break"),
 ])
 def test_control_characters_get_line_and_column(tmp_path, char, message):
     path = write_yaml(tmp_path / "r.yaml", BATCH.replace("Dear Second,", f"Dear{char} Second,"))
