@@ -389,3 +389,28 @@ def test_on_the_sample_the_shipped_schema_refuses_an_ftp_reference():
         "url: ftp://www.gov.uk/funding")
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(yaml.safe_load(text.replace("date: 2020-10-13", "date: '2020-10-13'")), schema)
+
+
+def test_mangled_files_give_problems_never_a_traceback(tmp_path):
+    """The sample with random slips typed into it (a seeded, repeatable sample
+    of what a hurried edit does): load() returns or raises LoadError, nothing else."""
+    import random
+
+    lines = SAMPLE.read_text(encoding="utf-8").split("\n")
+    slips = [":", ": ", " #", "#", "[", "]", "{", "}", "'", '"', "\t", "  ", "- ", "&a ", "*a", "<<: *a", "!!int ",
+             "---", "...", "?", "|", ">", "%YAML 1.2", "\\", "@", "`", "\u200d", "~", "\r", ",", "*", "&"]
+    rng = random.Random(10)
+    path = tmp_path / "recipients.yaml"
+    for _ in range(300):
+        mangled = lines[:]
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(mangled))
+            at = rng.randint(0, len(mangled[i]))
+            mangled[i] = mangled[i][:at] + rng.choice(slips) + mangled[i][at:]
+        path.write_text("\n".join(mangled), encoding="utf-8")
+        try:
+            loaded = load(path)
+        except LoadError as exc:
+            assert exc.problems and all(str(p).startswith(str(path)) for p in exc.problems)
+        else:
+            assert loaded.batch.recipients
