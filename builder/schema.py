@@ -233,6 +233,10 @@ def in_language(value, language: str, written_in: str) -> Optional[str]:
     return value if written_in == language else None
 
 
+# Preflight findings a person may accept on purpose (builder/check.py)
+FindingCode = Literal["a4", "fonts", "overfull", "window", "address", "closing"]
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -332,6 +336,9 @@ class Recipient(Model):
     cc: Optional[list[Line]] = Field(None, description="replaces letter.cc for this letter")
     enclosures: Optional[list[Line]] = Field(None, description="replaces letter.enclosures for this letter")
     ps: Optional[LocalProse] = None
+    accept: list[FindingCode] = Field(
+        default_factory=list, description="preflight findings accepted on purpose for this letter "
+                                          "(recorded in the manifest and printed on the cover sheet)")
 
 
 class RecipientTable(Model):
