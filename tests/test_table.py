@@ -293,3 +293,10 @@ def test_texts_by_language(tmp_path):
     assert [str(p) for p in problems] == [
         f"{tmp_path / 'd.csv'}:row 2:salutation.cy: error: recipient 'a': salutation is given both as one text "
         "and by language (.en, .cy); give one or the other"]
+
+
+def test_tab_separated(tmp_path):
+    (tmp_path / "c.csv").write_text("name\taddress\tsalutation\ttext.note\nJo Bloggs\t1 Road, Town\tDear Jo,\tx\n",
+                                    encoding="utf-8")
+    (jo,) = load(batch(tmp_path, "c.csv")).batch.recipients
+    assert (jo.id, jo.address, jo.salutation) == ("jo-bloggs", ["1 Road, Town"], "Dear Jo,")
