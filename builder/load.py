@@ -10,6 +10,7 @@ field, and says what to change (collect everything, report once).
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 import typing
 import unicodedata
@@ -75,6 +76,9 @@ class Loaded:
     # compose's memo for this batch: each letter's text is rendered once, however
     # many stages (build, check, merge) of one command ask for it
     memo: dict = field(default_factory=dict, repr=False, compare=False)
+    # other files the batch was read from (a spreadsheet), by SHA-256: a
+    # loaded batch is reused only while they are unchanged too
+    inputs: dict[str, str | None] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def root(self) -> Path:
@@ -101,7 +105,8 @@ def load(path: str | Path) -> Loaded:
     file = str(path)
     source = read_text(path)
     key = (file, str(path.resolve()), source)
-    if _last_loaded.get("key") == key:
+    if _last_loaded.get("key") == key and all(
+            _digest(Path(other)) == digest for other, digest in _last_loaded["loaded"].inputs.items()):
         return _last_loaded["loaded"]
     loaded = _load(path, file, source)
     _last_loaded.update(key=key, loaded=loaded)
@@ -109,6 +114,13 @@ def load(path: str | Path) -> Loaded:
 
 
 _last_loaded: dict = {}
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _load(path: Path, file: str, source: str) -> Loaded:
@@ -169,7 +181,7 @@ def _load(path: Path, file: str, source: str) -> Loaded:
     if letter is None or any(p.index is None for p in errors) or not survivors:
         raise LoadError(errors)
     batch = Batch.model_construct(letter=letter, references=references, recipients=survivors)
-    return Loaded(batch, path, [p for p in report.problems if p.warning], rejected)
+    return Loaded(batch, path, [p for p in report.problems if p.warning], rejected, inputs=report.inputs)
 
 
 _MISSING = object()
@@ -183,6 +195,7 @@ def _read_table(raw: dict, path: Path, report: "_Reporter"):
     table_path = path.parent / source.from_
     shown = str(table_path)
     report.table = (shown, table_module.Table())
+    report.inputs[str(table_path)] = _digest(table_path)
     if not table_path.is_file():
         report.error(("recipients", "from"), f"no such file: {source.from_!r} (paths are relative to "
                      f"{str(path.parent)!r})")
@@ -743,6 +756,7 @@ class _Reporter:
         self.file, self.data, self.values, self.keys = file, data, values, keys
         self.problems: list[Problem] = []
         self.table: tuple[str, table_module.Table] | None = None  # recipients from a spreadsheet
+        self.inputs: dict[str, str | None] = {}  # files read besides the YAML, by digest
         self.entries: list = data.get("recipients") if isinstance(data, dict) else None
 
     def _add(self, path: tuple, message: str, *, warning=False, at_key=False):
