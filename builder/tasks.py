@@ -268,9 +268,8 @@ def progress_line():
             left = f"about {elapsed / done * (total - done):.0f} s left"
         else:
             left = "estimating time left"
-        end = "\n" if done == total else ""
-        print(f"\r\x1b[K  [{done}/{total}] {outcome.recipient:<24.24} {left}", end=end,
-              file=sys.stderr, flush=True)
+        line = "" if done == total else f"  [{done}/{total}] {outcome.recipient:<24.24} {left}"
+        print(f"\r\x1b[K{line}", end="", file=sys.stderr, flush=True)  # the summary takes its place
     return report
 
 
