@@ -160,6 +160,13 @@ class Prepared:
     assets: dict[str, Path]  # TeX file name (assets/logo.png) -> the image in the project
     env: dict[str, str]
     medium: str = "print"
+    _by_id: dict[str, Source] = field(default_factory=dict, repr=False)
+
+    def source(self, recipient_id: str) -> Source | None:
+        """The letter of ``recipient_id`` (looked up by id: a batch may hold 10,000)."""
+        if len(self._by_id) != len(self.sources):
+            self._by_id.update((s.recipient.id, s) for s in self.sources)
+        return self._by_id.get(recipient_id)
 
     @property
     def asset_names(self) -> dict[str, str]:
