@@ -356,7 +356,7 @@ class _Compiler:
             return self.run(sources[:half]) + self.run(sources[half:])
         placed = result.letters
         good = [s for s in sources if placed[s.recipient.id].pages == hints[s.recipient.id]]
-        again = [s for s in sources if s not in good]
+        again = [s for s in sources if placed[s.recipient.id].pages != hints[s.recipient.id]]
         outcomes = self._place(good, result, result.seconds / len(sources))
         if again:
             outcomes += self.run(again, {s.recipient.id: placed[s.recipient.id].pages for s in again})
