@@ -23,6 +23,7 @@ from . import __version__, compile as tex, ready
 from .compose import (batch_source, letter_block, letter_source, metadata, pdf_date, pdf_lang, pdf_title,
                       recipient_label)
 from .files import write_atomic
+from .html import letter_page
 from .load import Loaded, Problem, load
 from .manifest import Manifest, sha256_bytes, sha256_file
 from .schema import RECIPIENT_ID, Recipient
@@ -96,6 +97,25 @@ class Layout:
         """How messages and the manifest name a file: relative to the build folder."""
         path = Path(path)
         return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
+
+    @property
+    def bundle(self) -> Path:
+        return self.root / "bundle.pdf"
+
+    @property
+    def signed(self) -> Path:
+        return self.root / "signed"
+
+    def signed_pdf(self, recipient_id: str) -> Path:
+        return self.signed / f"{recipient_id}.pdf"
+
+    @property
+    def bundle_signed(self) -> Path:
+        return self.root / "bundle-signed.pdf"
+
+    @property
+    def sent(self) -> Path:
+        return self.root / "sent.json"
 
 
 @dataclass
@@ -266,6 +286,10 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                 raise ValueError(f"no valid recipient with id: {', '.join(unknown)}")
             todo = [s for s in todo if s.recipient.id in only]
         prepared.write_assets()
+        if prepared.medium == "web":  # each web copy has an HTML page beside it
+            for source in todo:
+                write_atomic(layout.pdf(source.recipient.id).with_suffix(".html"),
+                             letter_page(loaded.batch, source.recipient).encode())
         states = {s.recipient: s for s in ready.letter_states(prepared, manifest, only=[s.recipient.id for s in todo])}
         stale = []
         for source in todo:

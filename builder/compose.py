@@ -29,9 +29,11 @@ MONTHS = {
     "cy": ("Ionawr", "Chwefror", "Mawrth", "Ebrill", "Mai", "Mehefin", "Gorffennaf",
            "Awst", "Medi", "Hydref", "Tachwedd", "Rhagfyr"),
 }
-# PDF/A-2b and the document language, for web copies (LaTeX's PDF management,
-# texlive-latex-recommended). It must come before \documentclass.
-WEB_METADATA = "\\DocumentMetadata{pdfstandard=A-2b, lang=%s}\n"
+# Web copies: PDF/A-2b metadata, the document language, and a tagged PDF
+# (structure tree, paragraphs, notes, artifacts) from LaTeX's tagging code:
+# pdfmanagement-testphase (texlive-latex-recommended) and tagpdf
+# (texlive-latex-extra). It must come before \documentclass.
+WEB_METADATA = "\\DocumentMetadata{testphase=phase-II, pdfstandard=A-2b, lang=%s}\n"
 
 
 class Letter(Environment):
