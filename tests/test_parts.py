@@ -380,7 +380,7 @@ def test_diff_shows_each_letters_own_parts(tmp_path):
     assert any(l.startswith("highlight [en] (own): Having reviewed") for l in essex)
 
 
-PLAIN = MINIMAL_LETTER.replace("This is the shared text.", "See the source[^odd].").replace(
+PLAIN = MINIMAL_LETTER.replace("This is the shared text.", "See the source[^odd] and[^ask].").replace(
     "  signatory: {name: Ann Sender, title: Clerk}",
     "  signatory: {name: Ann Signer, title: Clerk, show_name: true}").replace("  body:\n", """\
   envelope: none
@@ -389,6 +389,7 @@ PLAIN = MINIMAL_LETTER.replace("This is the shared text.", "See the source[^odd]
 """) + """\
 references:
   odd: {author: A & B, year: 2020, title: Odd_title, url: "https://example.org/a%20b_c~d/e-f#frag"}
+  ask: {author: C, year: 2021, title: Why?, url: "https://example.org/why/"}
 recipients:
   - id: plain-one
     name: A Person
@@ -412,6 +413,7 @@ def plain_batch(tmp_path_factory):
 def test_footnote_urls_print_as_written_and_web_copies_link_the_title(plain_batch):
     printed = " ".join(l.text for l in lines(plain_batch / "plain-one.pdf"))
     assert "A & B (2020) Odd_title. example.org/a%20b_c~d/e-f#frag" in printed
+    assert "C (2021) Why? example.org/why" in printed  # no full stop after a question mark
     [web] = (plain_batch / "web").glob("*plain-one.pdf")
     text = " ".join(l.text for l in lines(web))
     assert "A & B (2020) Odd_title" in text and "example.org" not in text
