@@ -465,3 +465,13 @@ recipients:
         text = MINIMAL_LETTER.replace("  body:\n", setting + "  body:\n") + recipients
         batch = load(write_yaml(tmp_path / "r.yaml", text)).batch
         assert expected in letter_block(batch, batch.recipients[0])
+
+
+def test_welsh_web_copy_declares_welsh(parts_batch):
+    source, out, _ = parts_batch
+    assert build(source, out, medium="web", only=["south-wales"]).ok
+    [web] = (out / "web").glob("*-south-wales.pdf")
+    with pikepdf.open(web) as pdf:
+        assert str(pdf.Root.Lang) == "cy"
+    text = " ".join(l.text for l in lines(web))
+    assert "Tudalen 1 o 2" in text and "www.gov.uk" not in text  # web: the link is on the title
