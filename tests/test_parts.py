@@ -298,7 +298,7 @@ def house_batch(tmp_path_factory):
   font: serif
   envelope: C5
   fold_marks: false
-  return_address: "Return to: PO Box 1 & {2}"
+  return_address: "Return to: PO Box 1 & {2}, The Long Building Name, 123 Very Long Street Name, Some Town, County, AB1 2CD"
   body:
 """) + """\
 recipients:
@@ -328,8 +328,9 @@ def test_a_house_letterhead_is_used_copied_and_hashed(house_batch):
     assert (round(left / MM), round(top / MM), round(width / MM), round(height / MM)) == (20, 102, 90, 45)
     name = find(found, "A Person", 1)
     assert top < name.top < top + height
-    back = find(found, "Return to: PO Box 1 & {2}", 1)  # the batch's own return address
-    assert top <= back.top and back.bottom < name.top
+    back = find(found, "Return to: PO Box 1 & {2}, The Long Building Name", 1)  # the batch's own
+    assert back.text.endswith("AB1 2CD")  # one line, scaled down to fit the window
+    assert top <= back.top and back.bottom < name.top and left < back.left and back.right < left + width
     assert find(found, "Yours faithfully,")  # the UK rule: a salutation without a name
     logs = [p.read_text(errors="replace") for p in (out / "work").rglob("*.log")]
     assert logs and not any("babel.sty" in log for log in logs)  # no Welsh letter: no babel
