@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, compile as tex
+from . import __version__, compile as tex, ready
 from .compose import (batch_source, letter_block, letter_source, metadata, pdf_date, pdf_lang, pdf_title,
                       recipient_label)
 from .files import write_atomic
@@ -32,16 +32,22 @@ LETTERHEAD = Path(__file__).resolve().parent / "letterhead"  # package data: shi
 
 @dataclass
 class Layout:
-    """Where a build puts things (all under one folder, ``build/`` by default;
-    web copies under ``build/web/``, named ``<date>-<id>.pdf``)."""
+    """Where a build puts things, all under one folder (``build/`` by default).
+
+    Letters have a folder of their own (``letters/<id>.pdf``), apart from the
+    bundle, the cover sheet and the manifest, so no recipient id can name a
+    file that another output overwrites. Web copies go under ``web/``, named
+    ``<date>-<id>.pdf``.
+    """
 
     root: Path
     prefix: str = ""
+    letters_folder: str = "letters"
 
     @classmethod
     def of(cls, build_dir: str | Path, medium: str = "print", date: dt.date | None = None) -> "Layout":
         if medium == "web":
-            return cls(Path(build_dir) / "web", f"{date.isoformat()}-" if date else "")
+            return cls(Path(build_dir) / "web", f"{date.isoformat()}-" if date else "", "")
         return cls(Path(build_dir))
 
     @property
@@ -52,8 +58,44 @@ class Layout:
     def work(self) -> Path:
         return self.root / "work"
 
+    @property
+    def letters(self) -> Path:
+        return self.root / self.letters_folder
+
     def pdf(self, recipient_id: str) -> Path:
-        return self.root / f"{self.prefix}{recipient_id}.pdf"
+        return self.letters / f"{self.prefix}{recipient_id}.pdf"
+
+    @property
+    def bundle(self) -> Path:
+        return self.root / "bundle.pdf"
+
+    @property
+    def cover(self) -> Path:
+        return self.root / "cover.pdf"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def signed(self) -> Path:
+        return self.root / "signed"
+
+    def signed_pdf(self, recipient_id: str) -> Path:
+        return self.signed / f"{recipient_id}.pdf"
+
+    @property
+    def bundle_signed(self) -> Path:
+        return self.root / "bundle-signed.pdf"
+
+    @property
+    def sent(self) -> Path:
+        return self.root / "sent.json"
+
+    def relative(self, path: Path) -> str:
+        """How messages and the manifest name a file: relative to the build folder."""
+        path = Path(path)
+        return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
 
 
 @dataclass
@@ -64,6 +106,15 @@ class Outcome:
     message: str = ""
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    # the letter's stored preflight (code, level, message), and the codes accepted
+    findings: list[dict] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+    pages: int = 0
+
+    @property
+    def errors(self) -> list[dict]:
+        """Preflight errors nobody accepted: the letter is not ready."""
+        return [f for f in self.findings if f.get("level") == "error" and f.get("code") not in self.accepted]
 
 
 @dataclass
@@ -74,6 +125,11 @@ class Report:
     @property
     def failed(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.status in ("failed", "invalid")]
+
+    @property
+    def not_ready(self) -> list[Outcome]:
+        """Letters built (or kept) whose preflight found errors nobody accepted."""
+        return [o for o in self.outcomes if o.status in ("built", "up to date") and o.errors]
 
     @property
     def ok(self) -> bool:
@@ -115,10 +171,11 @@ class Prepared:
         for name, original in self.assets.items():
             write_atomic(self.layout.tex / name, original.read_bytes())
 
-    def compile(self, name: str, source: str, pdf: Path) -> tex.CompileResult:
-        """Write ``build/tex/<name>.tex`` and compile it to ``pdf``."""
+    def compile(self, name: str, source: str) -> tex.CompileResult:
+        """Write ``build/tex/<name>.tex`` and compile it in ``build/work/<name>/``
+        (the PDF stays there until the caller puts it in place)."""
         write_atomic(self.layout.tex / f"{name}.tex", source.encode())
-        return tex.compile_letter(self.layout.tex / f"{name}.tex", self.layout.work / name, pdf, self.env)
+        return tex.compile_batch(self.layout.tex / f"{name}.tex", self.layout.work / name, self.env)
 
     def info(self, recipient: Recipient) -> dict[str, str]:
         """A letter's PDF metadata, dated with the letter."""
@@ -150,10 +207,12 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
     # searched), and is part of every letter's inputs.
     house = [loaded.root / letter.letterhead] if letter.letterhead else []
     common = {
-        "letterhead": _hash_files(sorted(p for p in LETTERHEAD.rglob("*") if p.is_file()) + house),
+        "letterhead": _hash_files(letterhead_files() + house),
         "images": _hash_files(sorted(assets.values())),
         "builder": __version__,
         "tex": tex.tex_version(),
+        # what the preflight checks depends on it (no window envelope: no window check)
+        "envelope": str(getattr(letter, "envelope", None) or ""),
     }
     assets.update({Path(letter.letterhead).name: house[0]} if house else {})
     sources, memo = [], {}
@@ -172,6 +231,10 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
           progress=None) -> Report:
     """Build every letter of ``recipients_yaml`` (or just ``only``) into ``build_dir``.
 
+    A letter is compiled unless it is ready or only its preflight failed (the
+    readiness rule, ``ready.letter_states``): a changed or missing PDF is
+    rebuilt, a failed one tried again. Every letter's stored preflight comes
+    back in the report, so errors are reported on every build, not once.
     ``progress(outcome, done, total)`` is called as each letter is finished.
     """
     prepared = prepare(recipients_yaml, build_dir, medium)
@@ -196,12 +259,15 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                 raise ValueError(f"no valid recipient with id: {', '.join(unknown)}")
             todo = [s for s in todo if s.recipient.id in only]
         prepared.write_assets()
+        states = {s.recipient: s for s in ready.letter_states(prepared, manifest, only=[s.recipient.id for s in todo])}
         stale = []
         for source in todo:
             rid = source.recipient.id
             write_atomic(layout.tex / f"{rid}.tex", source.tex.encode())
-            if not force and manifest.key(rid) == source.key and layout.pdf(rid).exists():
-                outcomes.append(Outcome(rid, "up to date", layout.pdf(rid)))
+            state = states[rid]
+            if not force and state.state in (ready.READY, ready.PREFLIGHT):
+                outcomes.append(Outcome(rid, "up to date", layout.pdf(rid), findings=state.findings,
+                                        accepted=state.accepted, pages=manifest.letters[rid].get("pages", 0)))
             else:
                 stale.append(source)
         compiler = _Compiler(prepared, manifest)
@@ -211,6 +277,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             finished = 0
             for future in as_completed(running):
                 for outcome in future.result():
+                    outcome.accepted = sorted(ready.accepted_codes(prepared, manifest, outcome.recipient))
                     outcomes.append(outcome)
                     finished += 1
                     if progress:
@@ -276,42 +343,59 @@ class _Compiler:
         placed = result.letters
         good = [s for s in sources if placed[s.recipient.id].pages == hints[s.recipient.id]]
         again = [s for s in sources if s not in good]
-        from . import split as split_pdf  # pikepdf: loaded only when a batch is cut
-        split_pdf.split(result.pdf, [
-            split_pdf.Cut(s.recipient.id, placed[s.recipient.id].start, placed[s.recipient.id].pages,
-                          self.layout.pdf(s.recipient.id), self.prepared.info(s.recipient),
-                          pdf_lang(self.prepared.loaded.batch, s.recipient)) for s in good])
-        each = result.seconds / len(sources)
-        batch = {"file": str(result.pdf.relative_to(self.layout.root)), "sha256": sha256_file(result.pdf)}
-        outcomes = [self._record(s, result, placed[s.recipient.id], self.layout.pdf(s.recipient.id), each,
-                                 batch={**batch, "start": placed[s.recipient.id].start})
-                    for s in good]
+        outcomes = self._place(good, result, result.seconds / len(sources))
         if again:
             outcomes += self.run(again, {s.recipient.id: placed[s.recipient.id].pages for s in again})
         return outcomes
 
     def _alone(self, source: Source) -> Outcome:
         rid = source.recipient.id
-        result = self.prepared.compile(rid, source.tex, self.layout.pdf(rid))
+        result = self.prepared.compile(rid, source.tex)
         if not result.ok:
-            self.manifest.letters[rid] = {"failed": result.first_error, "inputs": source.inputs,
-                                          "log": str(result.log.relative_to(self.layout.root))}
-            return Outcome(rid, "failed", message=result.first_error, seconds=result.seconds)
-        return self._record(source, result, result.only, result.pdf, result.seconds)
+            # The last good PDF stays where it is, but is marked failed: no
+            # task uses it until a build succeeds.
+            message = result.first_error
+            for name, original in self.prepared.assets.items():  # the user's image, by its own name
+                if original.is_relative_to(self.prepared.loaded.root):
+                    message = message.replace(name, f"{name} (from {original.relative_to(self.prepared.loaded.root)})")
+            entry = self.manifest.letters.setdefault(rid, {})
+            entry.update({"failed": message, "failed_inputs": source.key,
+                          "log": self.layout.relative(result.log)})
+            return Outcome(rid, "failed", message=message, seconds=result.seconds)
+        return self._place([source], result, result.seconds)[0]
 
-    def _record(self, source: Source, result: tex.CompileResult, placed: tex.Placed, pdf: Path,
-                seconds: float, batch: dict | None = None) -> Outcome:
-        rid = source.recipient.id
-        self.manifest.letters[rid] = {
-            "recipient": recipient_label(source.recipient),
-            "file": pdf.name, "pages": placed.pages, "sha256": sha256_file(pdf),
-            "inputs": source.inputs, "log": str(result.log.relative_to(self.layout.root)),
-            "overfull": placed.overfull, "signature": placed.signature, "window": result.window,
-            "layout": result.layout,
-        }
-        if batch:  # the PDF it was cut from: merge takes pages from there (fonts shared)
-            self.manifest.letters[rid]["batch"] = batch
-        return Outcome(rid, "built", pdf, seconds=seconds, warnings=placed.overfull)
+    def _place(self, sources: list[Source], result: tex.CompileResult, seconds: float) -> list[Outcome]:
+        """Cut each letter out of the compiled PDF into ``letters/<id>.pdf``,
+        preflight it, and record it. Every letter, compiled alone or with
+        others, goes the same way, so its bytes depend on its own text only."""
+        from . import check, split as split_pdf  # pikepdf: loaded only when letters are placed
+
+        # fonts and page sizes: once per compiled PDF, not once per letter
+        pages = check.page_problems(result.pdf, result.layout.get("paper"))
+        placed = result.letters
+        if self.prepared.medium == "web":  # compiled alone; pdfTeX's file keeps its PDF/A metadata
+            self.layout.pdf(sources[0].recipient.id).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(result.pdf, self.layout.pdf(sources[0].recipient.id))
+        else:
+            split_pdf.split(result.pdf, [
+                split_pdf.Cut(s.recipient.id, placed[s.recipient.id].start, placed[s.recipient.id].pages,
+                              self.layout.pdf(s.recipient.id), self.prepared.info(s.recipient),
+                              pdf_lang(self.prepared.loaded.batch, s.recipient)) for s in sources])
+        outcomes = []
+        for source in sources:
+            rid, where = source.recipient.id, placed[source.recipient.id]
+            pdf = self.layout.pdf(rid)
+            findings = check.preflight(source.recipient, where, pages[where.start:where.start + where.pages],
+                                       self.prepared.loaded.batch)
+            self.manifest.letters[rid] = {
+                "recipient": recipient_label(source.recipient),
+                "file": self.layout.relative(pdf), "pages": where.pages, "sha256": sha256_file(pdf),
+                "inputs": source.inputs, "log": self.layout.relative(result.log),
+                "findings": [f.to_dict() for f in findings], "signature": where.signature,
+            }
+            outcomes.append(Outcome(rid, "built", pdf, seconds=seconds, warnings=where.overfull,
+                                    findings=self.manifest.letters[rid]["findings"], pages=where.pages))
+        return outcomes
 
 
 @contextmanager
@@ -327,6 +411,17 @@ def lock(layout: Layout):
         yield
 
 
+# What TeX reads from the letterhead folder: only these decide whether letters
+# are stale (an editor's swap file or a backup copy does not).
+TEX_READS = {".cls", ".sty", ".tex", ".def", ".cfg", ".fd", ".map", ".enc", ".pfb", ".tfm",
+             ".pdf", ".png", ".jpg", ".jpeg"}
+
+
+def letterhead_files() -> list[Path]:
+    return sorted(p for p in LETTERHEAD.rglob("*") if p.is_file() and p.suffix.lower() in TEX_READS
+                  and not p.name.startswith("."))
+
+
 def _hash_files(paths: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in paths:
@@ -334,47 +429,11 @@ def _hash_files(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-@dataclass
-class LetterState:
-    recipient: str
-    state: str  # "up to date", "stale", "failed", "never built", "invalid"
-    detail: str = ""
-
-
-def status(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: str = "print") -> list[LetterState]:
-    """Every recipient's state, and why: which input changed, or the first error."""
+def status(recipients_yaml: str | Path, build_dir: str | Path = "build",
+           medium: str = "print") -> list[ready.LetterState]:
+    """Every recipient's state, and why (``ready.letter_states``)."""
     prepared = prepare(recipients_yaml, build_dir, medium)
-    manifest = Manifest.read(prepared.layout.root)
-    states = [LetterState(ps[0].recipient or f"recipients[{i}]", "invalid", str(ps[0]))
-              for i, ps in sorted(prepared.loaded.rejected.items())]
-    for source in prepared.sources:
-        rid = source.recipient.id
-        entry = manifest.letters.get(rid)
-        pdf = prepared.layout.pdf(rid)
-        if entry is None:
-            states.append(LetterState(rid, "never built"))
-        elif "failed" in entry:
-            changed = entry.get("inputs", {}).get("key") != source.key
-            states.append(LetterState(rid, "failed", entry["failed"]
-                                      + (" (its inputs changed since)" if changed else "")))
-        elif not pdf.exists() or sha256_file(pdf) != entry.get("sha256"):
-            states.append(LetterState(rid, "stale", f"{pdf.name} is missing or changed since it was built"))
-        elif entry.get("inputs", {}).get("key") != source.key:
-            old = entry.get("inputs", {})
-            changed = [name for name in INPUT_NAMES if old.get(name) != source.inputs.get(name)]
-            states.append(LetterState(rid, "stale", "changed: " + ", ".join(INPUT_NAMES[n] for n in changed)))
-        else:
-            states.append(LetterState(rid, "up to date"))
-    return states
-
-
-INPUT_NAMES = {
-    "source": "its text (recipients.yaml)",
-    "letterhead": "the letterhead class",
-    "images": "the logo or signature image",
-    "builder": "the builder version",
-    "tex": "the TeX version",
-}
+    return ready.letter_states(prepared, Manifest.read(prepared.layout.root))
 
 
 def epoch(date: dt.date) -> int:

@@ -1,137 +1,91 @@
-"""Preflight: is every letter ready for the printer, the envelope and the web?
+"""Preflight: is every letter ready for the printer and the envelope?
 
-For each letter, findings (errors and warnings) from the PDF itself and from
-its TeX log: A4 pages, embedded vector fonts (no Type 3), no overfull lines,
-the closing never alone at the top of a page, the recipient's address inside
-the envelope window (measured on the page), the page count against the
-batch's typical length, and the file still matching ``build/manifest.json``.
+The build runs the preflight on each letter it compiles and stores the
+findings with the letter in ``build/manifest.json``; every later task reports
+them again (``ready``). Findings have a short, stable code, which is also how
+a person accepts one (``invoke merge --accept essex:window``, or ``accept:``
+under the recipient in the YAML):
+
+- ``a4``: a page that is not A4 portrait; ``fonts``: a font not embedded, or
+  a Type 3 (bitmap) font. Read once per compiled PDF, not once per letter.
+- ``overfull``: a line that runs into the margin (from the TeX log).
+- ``window``: something other than the address shows through the envelope
+  window, or the address is not inside it; ``address``: an address line so
+  long that it wraps.
+- ``closing``: the closing stands alone at the top of a page.
+- ``pages`` (a warning, from ``check``): longer than the batch's usual letter.
+
+Positions come from the letterhead class itself (``\\pdfsavepos``, written to
+the ``.aux``): exact, and no external tool that could be missing.
 """
 from __future__ import annotations
 
-import html as htmllib
-import os
-import re
-import shutil
 import statistics
-import subprocess
-import unicodedata
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pikepdf
 
-from .build import prepare
-from .compose import closing
-from .manifest import Manifest, sha256_file
+from .manifest import Manifest
 from .schema import Batch, Recipient
 
 A4 = (595.276, 841.890)
 TOLERANCE = 1.0  # points
+CODES = ("a4", "fonts", "overfull", "window", "address", "closing", "pages")
+MM_PER_PT = 25.4 / 72.27  # TeX points
 
 
 @dataclass
 class Finding:
+    code: str
     level: str  # "error" or "warning"
     message: str
 
     def __str__(self) -> str:
         return f"{self.level}: {self.message}"
 
-
-@dataclass
-class LetterCheck:
-    name: str
-    file: Path
-    pages: int = 0
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.level == "error"]
-
-    def line(self) -> str:
-        if not self.findings:
-            return f"{self.name}: ok ({self.pages} pages)"
-        return f"{self.name}: " + "; ".join(str(f) for f in self.findings)
+    def to_dict(self) -> dict:
+        return {"code": self.code, "level": self.level, "message": self.message}
 
 
-def check(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: str = "print",
-          only: list[str] | None = None) -> list[LetterCheck]:
-    """Check every built letter (or just ``only``), and the bundle's integrity."""
-    prepared = prepare(recipients_yaml, build_dir, medium)
-    layout, batch = prepared.layout, prepared.loaded.batch
-    manifest = Manifest.read(layout.root)
-    sources = [s for s in prepared.sources if only is None or s.recipient.id in only]
+# ---- from the PDF: once per compiled document --------------------------------
 
-    def one(source) -> LetterCheck:
-        rid = source.recipient.id
-        pdf = layout.pdf(rid)
-        result = LetterCheck(rid, pdf)
-        entry = manifest.letters.get(rid)
-        if not pdf.exists() or entry is None or "sha256" not in entry:
-            result.findings.append(Finding("error", "not built"))
-            return result
-        if entry["sha256"] != sha256_file(pdf):
-            result.findings.append(Finding("error", f"{pdf.name} no longer matches the manifest "
-                                                    "(changed since it was built)"))
-        if entry.get("inputs", {}).get("key") != source.key:
-            result.findings.append(Finding("warning", "older than its sources: run `invoke build`"))
-        result.findings += check_letter(pdf, entry.get("overfull", []), batch,
-                                        source.recipient, entry.get("window"), entry.get("layout") or {})
-        result.pages = entry.get("pages") or 0
-        return result
-
-    # pdftotext runs in its own process: a worker per core keeps them all busy
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        results = list(pool.map(one, sources))
-    typical = statistics.median([r.pages for r in results if r.pages]) if any(r.pages for r in results) else 0
-    for result in results:
-        if typical and result.pages > typical:
-            result.findings.append(Finding(
-                "warning", f"{result.pages} pages, longer than the batch's typical {typical:g}"))
-    if manifest.bundle and only is None:
-        bundle = layout.root / manifest.bundle["file"]
-        result = LetterCheck("bundle", bundle, manifest.bundle.get("pages", 0))
-        if not bundle.exists() or sha256_file(bundle) != manifest.bundle.get("sha256"):
-            result.findings.append(Finding("error", f"{bundle.name} no longer matches the manifest"))
-        results.append(result)
-    return results
-
-
-def check_letter(pdf: Path, overfull: list[str], batch: Batch, recipient: Recipient,
-                 window: list[float] | None, layout: dict | None = None) -> list[Finding]:
-    """``overfull``: the letter's overfull lines, from the TeX log (in the manifest);
-    ``layout``: the paper and where text starts, as the class measured them."""
-    layout = layout or {}
-    findings = [Finding("error", m) for m in pdf_problems(pdf, tuple(layout.get("paper") or A4))]
-    findings += [Finding("error", f"overfull line: {text}") for text in overfull]
-    lines = text_lines(pdf)
-    address = [recipient.name] + ([recipient.role] if recipient.role else []) + recipient.address
-    findings += _address_in_window(lines, address, window)
-    findings += _closing_not_alone(lines, closing(batch, recipient), layout.get("text_start", HEADER_BOTTOM))
-    return findings
-
-
-def pdf_problems(pdf: Path, paper: tuple[float, float] = None) -> list[str]:
-    """Pages not of the class's paper (A4 portrait); fonts not embedded; Type 3 (bitmap) fonts."""
-    paper = paper or A4
-    problems = []
+def page_problems(pdf: Path, paper: tuple[float, float] | None = None) -> list[list[Finding]]:
+    """For each page of ``pdf``: not of the class's paper (``paper``, in PDF
+    points; A4 portrait), fonts not embedded, Type 3 fonts. Each font object
+    is judged once, however many pages use it."""
+    paper = tuple(paper or A4)
+    out, judged = [], {}
     with pikepdf.open(pdf) as document:
         for number, page in enumerate(document.pages, 1):
+            found = []
             box = [float(v) for v in page.mediabox]
             width, height = box[2] - box[0], box[3] - box[1]
             if int(page.obj.get("/Rotate", 0)) % 180:
                 width, height = height, width
             if abs(width - paper[0]) > TOLERANCE or abs(height - paper[1]) > TOLERANCE:
-                problems.append(f"page {number} is {width:.0f}x{height:.0f} pt, not A4 portrait")
+                found.append(Finding("a4", "error", f"page {{page}} is {width:.0f}x{height:.0f} pt, not A4 portrait"))
             for font in _fonts(page.obj.get("/Resources")):
-                name = str(font.get("/BaseFont", "(unnamed)"))
-                if font.get("/Subtype") == "/Type3":
-                    problems.append(f"page {number}: Type 3 (bitmap) font {name}")
-                elif not _embedded(font):
-                    problems.append(f"page {number}: font {name} is not embedded")
-    return list(dict.fromkeys(problems))
+                key = font.objgen if font.objgen != (0, 0) else id(font)
+                if key not in judged:
+                    name = str(font.get("/BaseFont", "(unnamed)"))
+                    if font.get("/Subtype") == "/Type3":
+                        judged[key] = f"Type 3 (bitmap) font {name}"
+                    elif not _embedded(font):
+                        judged[key] = f"font {name} is not embedded"
+                    else:
+                        judged[key] = None
+                if judged[key]:
+                    found.append(Finding("fonts", "error", "page {page}: " + judged[key].replace("{", "{{").replace("}", "}}")))
+            out.append(found)
+    return out
+
+
+def pdf_problems(pdf: Path, paper: tuple[float, float] | None = None) -> list[str]:
+    """The PDF checks of one file, as text: pages not A4 portrait, fonts not
+    embedded, Type 3 (bitmap) fonts."""
+    return list(dict.fromkeys(f.message.format(page=n) for n, found in enumerate(page_problems(pdf, paper), 1)
+                              for f in found))
 
 
 def _fonts(resources, seen=None) -> list:
@@ -158,75 +112,131 @@ def _embedded(font) -> bool:
     return any(key in descriptor for key in ("/FontFile", "/FontFile2", "/FontFile3"))
 
 
-@dataclass
-class TextLine:
-    page: int
-    text: str
-    left: float
-    top: float  # from the page's top edge, in points
-    right: float
-    bottom: float
+# ---- one letter ----------------------------------------------------------------
+
+def preflight(recipient: Recipient, placed, pages: list[list[Finding]], batch: Batch) -> list[Finding]:
+    """The findings for one letter: ``placed`` is what the class measured
+    (``compile.Placed``), ``pages`` the PDF findings of its pages."""
+    findings = [Finding(f.code, f.level, f.message.format(page=n))
+                for n, found in enumerate(pages, 1) for f in found]
+    findings = list({(f.code, f.message): f for f in findings}.values())
+    findings += [Finding("overfull", "error", f"overfull line: {text}") for text in placed.overfull]
+    if getattr(batch.letter, "envelope", None) != "none":
+        expected = 1 + bool(recipient.role) + len(recipient.address)
+        findings += window(placed, expected)
+    findings += closing(placed)
+    return findings
 
 
-_PAGE_RE = re.compile(r"<page |<line xMin=\"([\d.]+)\" yMin=\"([\d.]+)\" xMax=\"([\d.]+)\" yMax=\"([\d.]+)\">(.*?)</line>", re.S)
-_WORD_RE = re.compile(r"<word [^>]*>(.*?)</word>", re.S)
+def _mm(value: float) -> str:
+    return f"{value * MM_PER_PT:.0f}"
 
 
-def text_lines(pdf: Path) -> list[TextLine]:
-    """Every line of text with its box, measured by poppler's pdftotext."""
-    exe = shutil.which("pdftotext")
-    if exe is None:
-        return []
-    html = subprocess.run([exe, "-bbox-layout", str(pdf), "-"], capture_output=True, check=True,
-                          stdin=subprocess.DEVNULL).stdout.decode("utf-8", errors="replace")
-    lines, page = [], 0
-    for match in _PAGE_RE.finditer(html):
-        if match.group(0) == "<page ":
-            page += 1
-            continue
-        words = [htmllib.unescape(w) for w in _WORD_RE.findall(match.group(5))]
-        lines.append(TextLine(page, " ".join(words), *(float(match.group(i)) for i in range(1, 5))))
-    return lines
-
-
-def _same(a: str, b: str) -> bool:
-    def norm(s):
-        return "".join(unicodedata.normalize("NFC", s).split())
-    return norm(a) == norm(b)
-
-
-def _address_in_window(lines: list[TextLine], address: list[str], window) -> list[Finding]:
-    if not lines or window is None:
-        return []
-    first = [l for l in lines if l.page == 1]
-    for start in range(len(first) - len(address) + 1):
-        block = first[start:start + len(address)]
-        if all(_same(l.text, a) for l, a in zip(block, address)):
-            break
-    else:
-        return [Finding("warning", "could not find the recipient's address on page 1 to measure it")]
-    left, top, width, height = window
-    box = (min(l.left for l in block), min(l.top for l in block),
-           max(l.right for l in block), max(l.bottom for l in block))
-    if box[0] < left or box[1] < top or box[2] > left + width or box[3] > top + height:
-        mm = 25.4 / 72
-        return [Finding("error", (
+def window(placed, expected_lines: int) -> list[Finding]:
+    """Only the address shows through the envelope window, all of it, and no
+    line of it wraps. Everything is in TeX points from the page's top left."""
+    marks, m = placed.marks, placed.measures
+    if placed.window is not None and placed.window[3] <= 0:
+        return []  # no window (letter.envelope: none): nothing shows through
+    needed = {"addrfirst", "addrlast", "salutation", "head", "date", "dateend"}
+    if placed.window is None or not m or not needed <= set(marks):
+        return [Finding("window", "error", "the letterhead recorded no envelope window or address "
+                                           "position, so the window cannot be checked")]
+    left, top, width, height = placed.window
+    right, bottom = left + width, top + height
+    ascent, descent = m["ascent"], m["descent"]
+    findings = []
+    first, last = marks["addrfirst"], marks["addrlast"]
+    lines = round((last[2] - first[2]) / m["baselineskip"]) + 1
+    if lines > expected_lines:
+        findings.append(Finding("address", "error", (
+            f"an address line is too long and wraps: the address takes {lines} lines, not {expected_lines} "
+            f"(its widest line is {_mm(m['widest'])} mm); shorten it or split it into two lines")))
+    box = (first[1], first[2] - ascent, first[1] + m["widest"], last[2] + descent)
+    if box[0] < left or box[1] < top or box[2] > right or box[3] > bottom:
+        findings.append(Finding("window", "error", (
             "the address is not inside the envelope window: it spans "
-            f"{box[0] * mm:.0f}-{box[2] * mm:.0f} mm across and {box[1] * mm:.0f}-{box[3] * mm:.0f} mm down, "
-            f"the window {left * mm:.0f}-{(left + width) * mm:.0f} mm and {top * mm:.0f}-{(top + height) * mm:.0f} mm"))]
+            f"{_mm(box[0])}-{_mm(box[2])} mm across and {_mm(box[1])}-{_mm(box[3])} mm down, "
+            f"the window {_mm(left)}-{_mm(right)} mm and {_mm(top)}-{_mm(bottom)} mm")))
+    salutation = marks["salutation"]
+    if salutation[0] == 1 and salutation[2] - ascent < bottom and salutation[1] < right:
+        findings.append(Finding("window", "error", (
+            f"the salutation shows through the envelope window: it starts {_mm(salutation[2] - ascent)} mm "
+            f"down, the window ends at {_mm(bottom)} mm")))
+    if marks["head"][2] > top:
+        findings.append(Finding("window", "error", (
+            f"the letterhead reaches {_mm(marks['head'][2])} mm down, into the envelope window "
+            f"(it starts at {_mm(top)} mm)")))
+    date, date_end = marks["date"], marks["dateend"]
+    if date[1] < right and date_end[1] > left and date[2] + descent > top and date[2] - ascent < bottom:
+        findings.append(Finding("window", "error", "the date shows through the envelope window"))
+    return findings
+
+
+def closing(placed) -> list[Finding]:
+    """The closing never stands alone at the top of a page: its baseline is
+    not the first baseline of a later page."""
+    top = placed.marks.get("closing")
+    first = placed.measures.get("firstbaseline")
+    if top and first and top[0] > 1 and top[2] <= first + 0.5:
+        return [Finding("closing", "error", f"the closing stands alone at the top of page {top[0]}, "
+                                            "away from the letter it closes")]
     return []
 
 
-HEADER_BOTTOM = 65.0  # points from the top, for letters built before the class recorded text_start
+# ---- the whole batch, for `invoke check` -----------------------------------------
+
+@dataclass
+class LetterCheck:
+    name: str
+    state: str
+    reason: str
+    findings: list[dict]
+    accepted: list[str]
+    pages: int = 0
+    ready: bool = False
+    kind: str = "letter"  # or "bundle" (a recipient may be called "bundle" too)
+
+    @property
+    def errors(self) -> list[dict]:
+        return [] if self.ready else [{"code": self.state, "level": "error", "message": self.reason}]
+
+    def line(self) -> str:
+        from .ready import finding_text
+
+        shown = [finding_text(f) + (" (accepted)" if f.get("code") in self.accepted else "")
+                 for f in self.findings]
+        head = f"{self.name}: {self.state}" + (f" ({self.pages} pages)" if self.ready and self.pages else "")
+        if not self.ready and self.state != "preflight":
+            shown.insert(0, self.reason)
+        return head + ("; " + "; ".join(shown) if shown else "")
 
 
-def _closing_not_alone(lines: list[TextLine], closing: str, text_start: float = HEADER_BOTTOM) -> list[Finding]:
-    closings = [l for l in lines if _same(l.text, closing)]
-    if not closings:
-        return []
-    last = closings[-1]
-    above = [l for l in lines if l.page == last.page and text_start - 2 < l.top < last.top]
-    if last.page > 1 and not above:
-        return [Finding("error", f"the closing stands alone at the top of page {last.page}, "
-                                 "away from the letter it closes")]
-    return []
+def check(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: str = "print",
+          only: list[str] | None = None) -> list[LetterCheck]:
+    """Every letter's readiness with its stored preflight (or just ``only``'s),
+    and the bundle's: is it the file merge wrote, holding the letters as they are?"""
+    from . import ready
+    from .build import prepare
+
+    prepared = prepare(recipients_yaml, build_dir, medium)
+    manifest = Manifest.read(prepared.layout.root)
+    states = ready.letter_states(prepared, manifest, only=only)
+    results = []
+    for state in states:
+        entry = manifest.letters.get(state.recipient, {})
+        results.append(LetterCheck(state.recipient, state.state, state.reason, state.findings,
+                                   state.accepted, entry.get("pages") or 0, state.ready))
+    known = [r.pages for r in results if r.pages]
+    typical = statistics.median(known) if known else 0
+    for result in results:
+        if typical and result.pages > typical:
+            result.findings = result.findings + [{"code": "pages", "level": "warning", "message": (
+                f"{result.pages} pages, longer than the batch's typical {typical:g}")}]
+    if only is None and medium == "print":
+        bundle = ready.bundle_state(prepared, manifest, [s for s in states])
+        # no bundle yet is no fault; a bundle that is not what it claims is
+        results.append(LetterCheck("bundle", bundle.state, bundle.reason, [], [],
+                                   (manifest.bundle or {}).get("pages", 0),
+                                   bundle.ready or bundle.state == "never merged", kind="bundle"))
+    return results

@@ -41,6 +41,8 @@ class TexError:
     context: str = ""
 
     def __str__(self) -> str:
+        if self.file == "pdfTeX":  # pdfTeX's own error, not at a line of TeX source
+            return f"pdfTeX {self.message}"
         text = f"{self.file}:{self.line}: {self.message}"
         return text + (f" (near: {self.context.strip()})" if self.context.strip() else "")
 
@@ -55,6 +57,13 @@ class Placed:
     # points, as the letterhead class measured it
     signature: tuple[int, float, float, float, float] | None = None
     overfull: list[str] = field(default_factory=list)
+    # what the class measured for the preflight (TeX points; y from the page's
+    # top edge): marks: name -> (page, x, y) of \lb@mark (addrfirst, salutation ...)
+    marks: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+    # the envelope window (left, top, width, height); height 0: no window
+    window: tuple[float, float, float, float] | None = None
+    # baselineskip, widest address line, ascent, descent, paper height, first baseline of a page
+    measures: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -103,6 +112,8 @@ def tex_environment(texinputs: list[Path], epoch: int) -> dict[str, str]:
     env.update({
         # trailing ':' keeps the system tree after our folders
         "TEXINPUTS": "".join(f"{p.resolve()}//:" for p in texinputs),
+        # font map files (the letterhead's lm-full.map) come from the same folders
+        "TEXFONTMAPS": "".join(f"{p.resolve()}//:" for p in texinputs),
         "openin_any": "p",
         "openout_any": "p",
         "shell_escape": "f",
@@ -122,15 +133,14 @@ def tex_environment(texinputs: list[Path], epoch: int) -> dict[str, str]:
 def compile_letter(tex: Path, workdir: Path, dest: Path, env: dict[str, str]) -> CompileResult:
     """Compile ``tex`` in ``workdir``; on success move the PDF to ``dest``.
 
-    On failure ``dest`` is removed: a PDF that stands there is always the
-    output of its current source.
+    On failure ``dest`` is left as it was: a failed rebuild never destroys the
+    last good output (the caller records the failure, so it is not used).
     """
     result = compile_batch(tex, workdir, env)
     if result.ok:
+        dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(result.pdf, dest)
         result.pdf = dest
-    else:
-        dest.unlink(missing_ok=True)
     return result
 
 
@@ -157,17 +167,20 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
     env = {**env, "TEXINPUTS": f"{tex.parent.resolve()}//:" + env.get("TEXINPUTS", "")}
     command = [PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", "-file-line-error",
                "-no-shell-escape", tex.name]
-    passes, ok, log_text, errors = 0, False, "", []
+    passes, ok, log_text, errors, terminal = 0, False, "", [], ""
     kept_aux = aux.exists()
     while passes < MAX_PASSES:
         passes += 1
         try:
+            # The terminal output is kept: some errors (TeX's capacity exceeded
+            # by a huge paragraph, a corrupt image) are printed only there.
             proc = subprocess.run(command, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   timeout=TIMEOUT_SECONDS)
             returncode = proc.returncode
+            terminal = proc.stdout.decode("utf-8", errors="replace")
         except subprocess.TimeoutExpired:
-            returncode = None
+            returncode, terminal = None, ""
         log_text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
         ok = returncode == 0 and built.exists()
         if returncode is None:
@@ -190,7 +203,7 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
             if owner in result.letters:
                 result.letters[owner].overfull.append(text)
     else:
-        result.errors = errors or tex_errors(log_text)
+        result.errors = errors or tex_errors(log_text) or tex_errors(terminal) or _terminal_error(terminal)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -227,14 +240,36 @@ def overfull_boxes(log_text: str) -> list[tuple[int, str]]:
     return out
 
 
+_IMAGE_ERROR_RE = re.compile(r"(?:^|\)|\s)(?P<lib>lib\w+ error: [^!\n]*?)\s*!\s*pdfTeX error: \S+ \(file "
+                             r"(?P<file>[^)]*)\): (?P<msg>[^\n]*?)(?:\s*==> Fatal error.*)?$", re.M)
+
+
+def _terminal_error(terminal: str) -> list[TexError]:
+    """pdfTeX's own complaint when the log holds no TeX error (an image it
+    cannot read, a run cut short): the image and what pdfTeX said, or its
+    last non-empty lines."""
+    image = _IMAGE_ERROR_RE.search(terminal)
+    if image:
+        name = image.group("file")
+        name = name[name.rindex("/tex/") + 5:] if "/tex/" in name else Path(name).name
+        return [TexError("pdfTeX", 0, f"cannot read the image {name}: {image.group('lib').strip()} "
+                                      f"({image.group('msg').strip()})")]
+    lines = [line.strip() for line in terminal.splitlines() if line.strip()]
+    wanted = [line for line in lines if re.search(r"(?i)error|cannot|can't|not found|corrupt|overflow", line)]
+    text = " ".join((wanted or lines)[-3:])
+    return [TexError("pdflatex", 0, text[:400])] if text else []
+
+
 _SP_PER_PT = 65536
 _BP_PER_PT = 72 / 72.27  # TeX points -> PDF points
 
 
 def _read_aux(aux_text: str):
     """Each letter's place, page count and signature space, the envelope
-    window and the page layout, as the letterhead class recorded them in the
-    .aux. Python repeats none of the class's lengths."""
+    window and the page layout, and each letter's measurements for the
+    preflight (its window, address block, salutation, closing), as the
+    letterhead class recorded them in the .aux. Python repeats none of the
+    class's lengths."""
     starts = dict(re.findall(r"\\lb@start\{([^}]*)\}\{(\d+)\}", aux_text))
     pages = dict(re.findall(r"\\lb@pages\{([^}]*)\}\{(\d+)\}", aux_text))
     marks: dict[str, dict] = {}
@@ -243,6 +278,16 @@ def _read_aux(aux_text: str):
         marks.setdefault(rid, {})[which] = (int(page), int(x) / _SP_PER_PT * _BP_PER_PT,
                                             int(y) / _SP_PER_PT * _BP_PER_PT)
     width = _lengths(aux_text, "lb@sigwidth", 1)
+    # the preflight's measurements, in TeX points
+    windows = {rid: tuple(float(v) for v in values) for rid, *values in re.findall(
+        r"\\lb@letterwindow\{([^}]*)\}" + r"\{([\d.]+)pt\}" * 4, aux_text)}
+    measures = {rid: dict(zip(("baselineskip", "widest", "ascent", "descent", "paperheight", "firstbaseline"),
+                              (float(v) for v in values)))
+                for rid, *values in re.findall(r"\\lb@address\{([^}]*)\}" + r"\{(-?[\d.]+)pt\}" * 6, aux_text)}
+    raw: dict[str, dict] = {}
+    for rid, name, page, x, y in re.findall(
+            r"\\lb@pos\{([^}]*)\}\{([a-z]+)\}\{(\d+)\}\{(-?\d+)\}\{(-?\d+)\}", aux_text):
+        raw.setdefault(rid, {})[name] = (int(page), int(x) / _SP_PER_PT, int(y) / _SP_PER_PT)
     letters = {}
     for rid, start in starts.items():
         signature = None
@@ -251,7 +296,11 @@ def _read_aux(aux_text: str):
             page, x, bottom = marks[rid]["bottom"]
             top = marks[rid]["top"][2]
             signature = (page, round(x, 2), round(bottom, 2), round(top, 2), round(width[0], 2))
-        letters[rid] = Placed(int(start), int(pages.get(rid, 0)), signature)
+        height = measures.get(rid, {}).get("paperheight")
+        from_top = {name: (page, round(x, 3), round(height - y, 3))
+                    for name, (page, x, y) in raw.get(rid, {}).items()} if height else {}
+        letters[rid] = Placed(int(start), int(pages.get(rid, 0)), signature, marks=from_top,
+                              window=windows.get(rid), measures=measures.get(rid, {}))
     window = _lengths(aux_text, "lb@window", 4)
     layout = {}
     if paper := _lengths(aux_text, "lb@paper", 2):

@@ -254,10 +254,11 @@ COVER_WORDS = {
 
 
 def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] | None = None,
-                  pages: int = 1) -> Document:
+                  pages: int = 1, notes: list[str] | None = None) -> Document:
     """The bundle's cover sheet, in the letter's (first) language: what is in
     it, and a line for the signatory's initials. ``pages``: its expected
-    length (for "Page n of m"). The table's layout is the class's."""
+    length (for "Page n of m"). The table's layout is the class's. ``notes``:
+    preflight findings a person accepted, printed under the table."""
     letter = batch.letter
     language = LANGUAGES[letter.language][0]
     words = COVER_WORDS[language]
@@ -284,6 +285,11 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
         cover.append(NoEscape(r"\coverrow{%d}{%s}{%s}{%s}" % (
             number, latex.text(row.recipient.name), latex.text(row.recipient.role or ""), latex.text(pages))))
     cover.append(NoEscape("\\end{covertable}"))
+    if notes:
+        cover.append(NoEscape(r"\par\medskip\textbf{%s}\par" % latex.text(
+            "Preflight findings accepted on the record:")))
+        for note in notes:
+            cover.append(NoEscape(latex.text(note) + "\\par\n"))
     cover.append(Command("initialline"))
     doc.append(cover)
     return doc

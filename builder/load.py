@@ -16,7 +16,9 @@ import pydantic
 import yaml
 
 from . import latex, markup
-from .schema import PART_NAME, RECIPIENT_ID, REFERENCE_KEY, Batch, Letter, Recipient, Reference
+from . import table as table_module
+from .schema import (PART_NAME, RECIPIENT_ID, REFERENCE_KEY, Batch, Letter, Recipient, RecipientTable,
+                     Reference)
 
 # Where each value (and each mapping key) starts in the file, by data path.
 Position = tuple[int, int]
@@ -32,13 +34,18 @@ class Problem:
     message: str
     warning: bool = False
     index: int | None = None  # the recipient's position in the file, if any
+    row: int | None = None  # in a spreadsheet: the row and the column's header
+    header: str | None = None
 
     def __str__(self) -> str:
         where = self.file
-        if self.line is not None:
+        if self.row is not None:
+            where += f":row {self.row}" + (f":{self.header}" if self.header else "")
+        elif self.line is not None:
             where += f":{self.line}:{self.column}"
-        who = (f"recipient {self.recipient!r}" + (", " if self.field else ": ")) if self.recipient else ""
-        what = f"field {self.field!r}: " if self.field else ""
+        shown = self.field if self.row is None or not self.header else ""
+        who = (f"recipient {self.recipient!r}" + (", " if shown else ": ")) if self.recipient else ""
+        what = f"field {shown!r}: " if shown else ""
         kind = "warning" if self.warning else "error"
         return f"{where}: {kind}: {who}{what}{self.message}"
 
@@ -112,8 +119,12 @@ def load(path: str | Path) -> Loaded:
         if reference is not None:
             references[str(key)] = reference
     raw = data.get("recipients", _MISSING)
+    if isinstance(raw, dict):  # recipients: {from: contacts.xlsx}
+        raw = _read_table(raw, path, report)
     recipients: list[tuple[int, Recipient]] = []
-    if raw is _MISSING:
+    if raw is None and isinstance(data.get("recipients"), dict):
+        pass  # the table could not be read: reported
+    elif raw is _MISSING:
         report.error(("recipients",), "required field is missing")
     elif not isinstance(raw, list) or not raw:
         report.error(("recipients",), "must be a list of at least one recipient")
@@ -141,6 +152,60 @@ def load(path: str | Path) -> Loaded:
 
 
 _MISSING = object()
+
+
+def _read_table(raw: dict, path: Path, report: "_Reporter"):
+    """The rows of ``recipients: {from: ...}`` as entries, or None (reported)."""
+    source = _validate(RecipientTable, raw, ("recipients",), report)
+    if source is None:
+        return _MISSING if not raw else None
+    table_path = path.parent / source.from_
+    shown = str(table_path)
+    report.table = (shown, table_module.Table())
+    if not table_path.is_file():
+        report.error(("recipients", "from"), f"no such file: {source.from_!r} (paths are relative to "
+                     f"{str(path.parent)!r})")
+        return None
+    try:
+        table = table_module.read(table_path, _field_kinds(), sheet=source.sheet, columns=dict(source.columns))
+    except table_module.TableError as exc:
+        report.problems.append(Problem(shown, None, None, None, "", exc.message, row=exc.row))
+        return None
+    except OSError as exc:
+        report.error(("recipients", "from"), f"cannot read {source.from_!r}: {exc.strerror}")
+        return None
+    report.table = (shown, table)
+    for problem in table.problems:
+        who = None if problem.index is None else str(table.entries[problem.index].get("id"))
+        report.problems.append(Problem(shown, None, None, who, "", problem.message, problem.warning,
+                                       problem.index, problem.row, problem.header))
+    if any(not p.warning and p.index is None for p in table.problems):
+        return None  # the columns are wrong: every row would say the same
+    for index, entry in enumerate(table.entries):  # invisible characters, as in YAML
+        for key, value in list(entry.items()):
+            items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) \
+                else [(None, value)]
+            for sub, text in list(items):
+                if isinstance(text, str) and _INVISIBLE.search(text):
+                    where = ("recipients", index, key) + (() if sub is None else (sub,))
+                    report.warn(where, _invisible_message(text))
+                    cleaned = _INVISIBLE.sub("", text)
+                    if sub is None:
+                        entry[key] = cleaned
+                    else:
+                        value[sub] = cleaned
+    return table.entries
+
+
+def _field_kinds() -> dict[str, str]:
+    """Each recipient field for the spreadsheet reader: text, list or parts."""
+    kinds = {}
+    for name, info in Recipient.model_fields.items():
+        kind = _unwrap(info.annotation)
+        origin = typing.get_origin(kind)
+        base = "list" if origin is list else "parts" if origin is dict else "text"
+        kinds[name] = base + (" required" if info.is_required() else "")
+    return kinds
 
 
 def _validate(model, value, path: tuple, report: "_Reporter"):
@@ -209,13 +274,15 @@ def _parse_isolating(source: str, file: str) -> tuple[_Parsed, dict[int, Problem
     """Parse ``source``; when a syntax error lies inside one entry of
     ``recipients:``, set that entry aside (reported against that recipient)
     and parse the rest again, so the other letters can still be built."""
-    entries = _recipient_entries(source)
+    entries: list[tuple[int, int]] | None = None  # found only when needed
     lines = source.split("\n")
     slips: dict[int, Problem] = {}
     while True:
         try:
             return _parse_yaml("\n".join(lines)), slips
         except _Slip as slip:
+            if entries is None:
+                entries = _recipient_entries(source)
             hit = None if slip.shared else next(
                 (i for i, (first, last) in enumerate(entries) if first <= slip.line < last), None)
             problem_args = (file, slip.line + 1, slip.column + 1)
@@ -311,6 +378,7 @@ class _Frame:
     path: tuple
     anchor: str | None
     first: int  # index in _Builder.positions where this node's positions start
+    is_map: bool = False
     key: typing.Any = None
     has_key: bool = False
     key_mark: typing.Any = None
@@ -332,13 +400,23 @@ class _Builder:
         parser = _CParser(source)
         stack: list[_Frame] = []
         root = result = object()
-        weak = 0  # > 0 while inside a merged alias's positions
+        positions = self.positions
         try:
             while True:
                 event = parser.get_event()
-                if isinstance(event, (yaml.StreamStartEvent, yaml.DocumentStartEvent)):
+                kind = type(event)
+                if kind is yaml.ScalarEvent or kind is yaml.AliasEvent:
+                    opens = False
+                elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                    opens = True
+                elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                    frame = stack.pop()
+                    if frame.merges:
+                        self._merge(frame)
+                    if frame.anchor is not None:
+                        self.anchors[frame.anchor] = (frame.container, frame.path, frame.first, len(positions))
                     continue
-                if isinstance(event, yaml.DocumentEndEvent):
+                elif kind is yaml.DocumentEndEvent:
                     # a second document (---) would be ignored silently
                     following = parser.peek_event()
                     if isinstance(following, yaml.DocumentStartEvent):
@@ -347,49 +425,44 @@ class _Builder:
                                     "a second YAML document starts here ('---'); a batch file holds one",
                                     shared=True)
                     continue
-                if isinstance(event, yaml.StreamEndEvent):
+                elif kind is yaml.StreamEndEvent:
                     break
-                if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                    frame = stack.pop()
-                    if isinstance(frame.container, dict) and frame.merges:
-                        self._merge(frame)
-                    if frame.anchor is not None:
-                        self.anchors[frame.anchor] = (frame.container, frame.path, frame.first,
-                                                      len(self.positions))
+                else:  # stream and document start
                     continue
                 mark = event.start_mark
                 top = stack[-1] if stack else None
-                if isinstance(top.container if top else None, dict) and not top.has_key:
+                is_map = top is not None and top.is_map
+                if is_map and not top.has_key:
                     top.key, top.key_mark, top.has_key = self._key(event, top.path), mark, True
                     continue
                 # a value: where it goes
+                in_merge = is_map and top.key is _MergeKey
                 if top is None:
                     path = ()
-                elif isinstance(top.container, dict):
-                    path = top.path if top.key is _MergeKey else top.path + (top.key,)
+                elif is_map:
+                    path = top.path if in_merge else top.path + (top.key,)
                 else:
                     path = top.path + (len(top.container),)
-                in_merge = top is not None and isinstance(top.container, dict) and top.key is _MergeKey
-                if isinstance(event, yaml.AliasEvent):
-                    value = self._alias(event, path, weak=in_merge)
-                elif isinstance(event, yaml.ScalarEvent):
+                if kind is yaml.ScalarEvent:
                     value = self._scalar(event, path)
+                elif kind is yaml.AliasEvent:
+                    value = self._alias(event, path, weak=in_merge)
                 else:
                     if len(stack) >= MAX_DEPTH:
                         raise _Slip(mark.line, mark.column,
                                     f"the data is nested more than {MAX_DEPTH} levels deep here (the limit); "
                                     "a batch needs about eight", shared=True)
-                    value = {} if isinstance(event, yaml.MappingStartEvent) else []
+                    value = {} if kind is yaml.MappingStartEvent else []
                     if not in_merge:
-                        self.positions.append((path, mark.line + 1, mark.column + 1, False, False))
-                    frame = _Frame(value, path, event.anchor, len(self.positions))
+                        positions.append((path, mark.line + 1, mark.column + 1, False, False))
+                    frame = _Frame(value, path, event.anchor, len(positions), is_map=type(value) is dict)
                 if top is None:
                     result = value
-                elif isinstance(top.container, dict):
+                elif is_map:
                     self._put(top, value, mark)
                 else:
                     top.container.append(value)
-                if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                if opens:
                     stack.append(frame)
         except yaml.MarkedYAMLError as exc:
             raise _explain_syntax(exc, self.lines) from None
@@ -484,13 +557,10 @@ class _Builder:
 
     def _clean(self, value: str, path, mark, key: bool = False) -> str:
         """The text, without the invisible characters (each one named in a warning)."""
-        found = _INVISIBLE.findall(value)
-        if not found:
+        if value.isascii() or not _INVISIBLE.search(value):
             return value
-        names = ", ".join(dict.fromkeys(describe(c) for c in found))
         where = f" (line {mark.line + 1})" if key else ""
-        self.problems.append((path, f"contains an invisible character{'s' if len(set(found)) > 1 else ''}{where}: "
-                              f"{names}; it prints as nothing and was left out", True, key))
+        self.problems.append((path, _invisible_message(value, where), True, key))
         return _INVISIBLE.sub("", value)
 
     def _check_comment(self, event, path: tuple) -> None:
@@ -501,6 +571,8 @@ class _Builder:
         if end.line >= len(self.lines):
             return
         rest = self.lines[end.line][end.column:]
+        if "#" not in rest:
+            return
         match = re.match(r"(\s+)#(.*)", rest)
         if not match or (len(match.group(1)) > 1 and match.group(2)[:1] in ("", " ")):
             return
@@ -514,7 +586,8 @@ class _Builder:
                               True, False))
 
 
-_CParser = getattr(yaml, "CParser", None) or __import__("yaml.cyaml", fromlist=["CParser"]).CParser
+# libyaml's parser when PyYAML has it (fast), else PyYAML's own: both give events.
+_CParser = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _quoted(text: str) -> str:
@@ -531,6 +604,13 @@ _NAMES = {0x00AD: "soft hyphen", 0x200B: "zero-width space", 0x200C: "zero-width
           0x200D: "zero-width joiner", 0x200E: "left-to-right mark", 0x200F: "right-to-left mark",
           0x2060: "word joiner", 0xFEFF: "byte order mark (zero-width no-break space)",
           0x00A0: "no-break space", 0x0009: "tab", 0x0000: "NUL byte"}
+
+
+def _invisible_message(value: str, where: str = "") -> str:
+    found = _INVISIBLE.findall(value)
+    names = ", ".join(dict.fromkeys(describe(c) for c in found))
+    return (f"contains an invisible character{'s' if len(set(found)) > 1 else ''}{where}: {names}; "
+            "it prints as nothing and was left out")
 
 
 def describe(char: str) -> str:
@@ -635,6 +715,8 @@ class _Reporter:
     def __init__(self, file, data, values, keys):
         self.file, self.data, self.values, self.keys = file, data, values, keys
         self.problems: list[Problem] = []
+        self.table: tuple[str, table_module.Table] | None = None  # recipients from a spreadsheet
+        self.entries: list = data.get("recipients") if isinstance(data, dict) else None
 
     def _add(self, path: tuple, message: str, *, warning=False, at_key=False):
         # The nearest position we know: the key itself, the value, or a parent.
@@ -652,6 +734,12 @@ class _Reporter:
             index = path[1]
             recipient = self._recipient_name(index)
             field_path = path[2:]
+            if self.table is not None:
+                file, table = self.table
+                cell = table.cell(index, field_path)
+                self.problems.append(Problem(file, None, None, recipient, _dotted(field_path), message,
+                                             warning, index, cell.row, cell.header))
+                return
         self.problems.append(Problem(self.file, line, column, recipient, _dotted(field_path),
                                      message, warning, index))
 
@@ -662,6 +750,9 @@ class _Reporter:
         self._add(path, message, warning=True, **kw)
 
     def _recipient_name(self, index: int) -> str:
+        if self.table is not None:
+            rid = self.table[1].entries[index].get("id")
+            return str(rid) if rid else f"row {self.table[1].rows[index]}"
         try:
             rid = self.data["recipients"][index].get("id")
         except (KeyError, IndexError, TypeError, AttributeError):
@@ -830,6 +921,8 @@ def _check_printable(model, path: tuple, report: "_Reporter") -> None:
     """Characters the fonts cannot show are an error here, before TeX runs."""
     def visit(value, where):
         if isinstance(value, str):
+            if value.isascii():
+                return  # every ASCII character prints (the models refused the controls)
             bad = latex.unprintable(value)
             if bad:
                 shown = ", ".join(f"{c!r} ({describe(c).split(' ', 1)[-1]})" for c in bad)
@@ -837,10 +930,13 @@ def _check_printable(model, path: tuple, report: "_Reporter") -> None:
         elif isinstance(value, dict):
             for key, item in value.items():
                 visit(item, where + (key,))
-        elif isinstance(value, list):
+        elif isinstance(value, (list, tuple)):
             for index, item in enumerate(value):
                 visit(item, where + (index,))
-    visit(model.model_dump(), path)
+        elif isinstance(value, pydantic.BaseModel):
+            for key, item in value.__dict__.items():
+                visit(item, where + (key,))
+    visit(model, path)
 
 
 def _check_markup(known_refs: set[str], source, path: tuple, report: "_Reporter") -> set[str]:
@@ -849,6 +945,8 @@ def _check_markup(known_refs: set[str], source, path: tuple, report: "_Reporter"
     if isinstance(source, dict):  # a text per language
         return set().union(*(_check_markup(known_refs, text, path + (language,), report)
                              for language, text in source.items()))
+    if "[" not in source and "<" not in source:
+        return set()  # no citation, no link: nothing to check (and 10,000 rows load fast)
     try:
         paragraphs = markup.parse(source)
     except markup.MarkupError as exc:

@@ -1,9 +1,11 @@
 """Merge stage: every letter of the batch -> one bundle to sign and print.
 
-The bundle is all or nothing: merge refuses, naming the recipients, when any
-letter is invalid, missing, failed or older than its sources. It is written to
-a temporary file and renamed into place, so an interrupted merge leaves the
-previous bundle as it was.
+The bundle is all or nothing: merge refuses, naming the recipients and why,
+when any letter is not ready (``ready.letter_states``: invalid, never built,
+failed, stale, changed since its build, or a preflight error nobody
+accepted). It is written to a temporary file and renamed into place, so an
+interrupted merge leaves the previous bundle as it was. Pages come from the
+letter files themselves, so the bundle depends on its letters only.
 """
 from __future__ import annotations
 
@@ -13,16 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pikepdf
-from pypdf import PdfReader
-
 from .build import Prepared, lock, prepare
 from .files import write_atomic
-from .manifest import Manifest, sha256_bytes, sha256_file
-from . import split as split_pdf
+from .manifest import Manifest, sha256_bytes
+from . import ready, split as split_pdf
 from .compose import CoverRow, compose_cover, long_date, pdf_date, recipient_label
 
-BUNDLE_NAME = "bundle.pdf"
-COVER_NAME = "_cover"  # not a valid recipient id, so it can never clash with one
+COVER_NAME = "cover"  # its .tex and work folder: build/tex/cover.tex (letters are apart, in letters/)
 
 
 class MergeRefused(Exception):
@@ -38,6 +37,7 @@ class MergeReport:
     inputs_size: int
     cover_pages: int = 0
     blank_pages: int = 0
+    accepted: dict[str, list[str]] | None = None  # findings accepted, by letter
 
 
 @dataclass
@@ -49,42 +49,47 @@ class _Part:
     pdf: Path
     pages: int
     signature: tuple | None = None  # (page from 1, x, y bottom, y top) for a signature field
-    # where to take the pages from: the letter's own PDF, or (faster, fonts
-    # shared) the batch PDF it was cut from, while that is unchanged
-    source: Path | None = None
-    start: int = 0
 
 
 def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str | Path | None = None,
-          *, cover: bool = True, duplex: bool = False, signature_fields: bool = False) -> MergeReport:
+          *, cover: bool = True, duplex: bool = False, signature_fields: bool = False,
+          accept: dict[str, list[str]] | None = None) -> MergeReport:
     """Merge the built letters of ``recipients_yaml`` into one bundle (``build/bundle.pdf``).
 
     ``cover`` puts a cover sheet first; ``duplex`` pads every document to an
     even page count so each starts on a front side; ``signature_fields`` adds an
-    empty signature field over each letter's signature block.
+    empty signature field over each letter's signature block. ``accept`` maps a
+    recipient id to preflight finding codes a person accepts for this merge: it
+    is recorded in the manifest and printed on the cover sheet.
     """
     prepared = prepare(recipients_yaml, build_dir)
     layout = prepared.layout
-    out = Path(out) if out else layout.root / BUNDLE_NAME
+    out = Path(out) if out else layout.bundle
     with lock(layout):
         manifest = Manifest.read(layout.root)
-        letters = _ready_letters(prepared, manifest)
-        parts = ([_cover(prepared, letters, duplex)] if cover else []) + letters
+        letters, accepted = _ready_letters(prepared, manifest, accept or {})
+        parts = ([_cover(prepared, letters, duplex, accepted)] if cover else []) + letters
         data, starts, pages, blanks = _concatenate(parts, duplex, _metadata(prepared))
         if signature_fields:
             data = _add_signature_fields(data, [(p, s) for p, s in zip(parts, starts) if p.signature])
         write_atomic(out, data)
+        for rid, codes in accepted.items():  # on the record, with the file they were accepted for
+            entry = manifest.letters[rid]
+            entry["accepted"] = {**(entry.get("accepted") or {}),
+                                 **{code: how for code, how in codes.items() if how == ready.ACCEPTED_BY_COMMAND}}
+            if not entry["accepted"]:
+                del entry["accepted"]
         manifest.bundle = {
-            "file": str(out.relative_to(layout.root)) if out.is_relative_to(layout.root) else str(out),
-            "pages": pages, "sha256": sha256_bytes(data),
+            "file": layout.relative(out), "pages": pages, "sha256": sha256_bytes(data),
             "letters": [p.name for p in letters],
             "inputs": {p.name: manifest.letters[p.name]["sha256"] for p in letters},
+            "accepted": {rid: dict(codes) for rid, codes in accepted.items()},
             "options": {"cover": cover, "duplex": duplex, "signature_fields": signature_fields},
         }
         write_atomic(manifest.path, manifest.to_json())
-    return MergeReport(out, len(letters), pages, len(data),
-                       sum(p.pdf.stat().st_size for p in letters),
-                       parts[0].pages if cover else 0, blanks)
+    return MergeReport(out, len(letters), pages, len(data), sum(p.pdf.stat().st_size for p in letters),
+                       parts[0].pages if cover else 0, blanks,
+                       {rid: sorted(codes) for rid, codes in accepted.items()})
 
 
 def _concatenate(parts: list[_Part], duplex: bool, info: dict[str, str]) -> tuple[bytes, list[int], int, int]:
@@ -95,18 +100,12 @@ def _concatenate(parts: list[_Part], duplex: bool, info: dict[str, str]) -> tupl
     tree = pikepdf.NameTree.new(bundle)
     dedupe = split_pdf.Deduplicator(bundle)
     starts, blanks, labels = [], 0, []
-    sources: dict[Path, tuple[pikepdf.Pdf, dict]] = {}
     with contextlib.ExitStack() as opened, bundle.open_outline() as outline:
         for part in parts:
             start = len(bundle.pages)
             starts.append(start)
-            path = part.source or part.pdf
-            if path not in sources:
-                pdf = opened.enter_context(pikepdf.open(path))
-                sources[path] = (pdf, split_pdf.named_destinations(pdf))
-            pdf, dests = sources[path]
-            split_pdf.append(bundle, tree, pdf, dests, range(part.start, part.start + part.pages),
-                             keep=lambda name, part=part: part.source is None or f".{part.name}." in name)
+            pdf = opened.enter_context(pikepdf.open(part.pdf))
+            split_pdf.append(bundle, tree, pdf, split_pdf.named_destinations(pdf), range(part.pages))
             dedupe.pages(bundle.pages[start:])
             if duplex and (len(bundle.pages) - start) % 2:
                 box = bundle.pages[-1].mediabox  # the letter's own paper, as its class set it
@@ -123,62 +122,64 @@ def _concatenate(parts: list[_Part], duplex: bool, info: dict[str, str]) -> tupl
     return split_pdf.to_bytes(bundle), starts, len(bundle.pages), blanks
 
 
-def _ready_letters(prepared: Prepared, manifest: Manifest) -> list[_Part]:
-    """Every letter as a part of the bundle, or MergeRefused naming those not ready."""
-    layout = prepared.layout
-    problems = [f"{ps[0].recipient}: invalid in {prepared.loaded.path.name} ({ps[0].message})"
-                for ps in prepared.loaded.rejected.values()]
-    parts, seen_batches = [], {}
-    for source in prepared.sources:
-        rid = source.recipient.id
-        entry = manifest.letters.get(rid, {})
-        if not layout.pdf(rid).exists():
-            problems.append(f"{rid}: no PDF (never built, or its build failed)")
-        elif manifest.key(rid) != source.key:
-            problems.append(f"{rid}: the PDF is older than its sources")
-        else:
-            pages = entry.get("pages") or len(PdfReader(layout.pdf(rid)).pages)
-            signature = tuple(entry["signature"]) if entry.get("signature") else None
-            title = recipient_label(source.recipient)
-            part = _Part(rid, title, layout.pdf(rid), pages, signature)
-            batch = entry.get("batch")
-            if batch and _unchanged(layout.root / batch["file"], batch["sha256"], seen_batches):
-                part.source, part.start = layout.root / batch["file"], batch["start"]
-            elif sha256_file(part.pdf) != entry.get("sha256"):
-                problems.append(f"{rid}: the PDF changed since it was built")
-            parts.append(part)
+def _ready_letters(prepared: Prepared, manifest: Manifest, accept: dict[str, list[str]]
+                   ) -> tuple[list[_Part], dict[str, dict[str, str]]]:
+    """Every letter as a part of the bundle, and the findings accepted for each
+    (code -> who accepted it); or MergeRefused naming those not ready, and why."""
+    unknown = sorted(set(accept) - {s.recipient.id for s in prepared.sources})
+    if unknown:
+        raise MergeRefused(f"--accept names no recipient of this batch: {', '.join(unknown)}")
+    states = ready.letter_states(prepared, manifest, accept)
+    problems = [state.line() for state in states if not state.ready]
     if problems:
         raise MergeRefused("not merging; these letters are not ready:\n  " + "\n  ".join(problems)
-                           + "\nRun `invoke build` and fix what it reports.")
-    return parts
+                           + "\nRun `invoke build` and fix what it reports (or accept a preflight finding "
+                             "on purpose: `invoke merge --accept <id>:<code>`).")
+    parts, accepted = [], {}
+    for source, state in zip(prepared.sources, [s for s in states if s.state != ready.INVALID]):
+        rid = source.recipient.id
+        entry = manifest.letters[rid]
+        signature = tuple(entry["signature"]) if entry.get("signature") else None
+        parts.append(_Part(rid, recipient_label(source.recipient), prepared.layout.pdf(rid),
+                           entry["pages"], signature))
+        used = {f["code"] for f in state.findings if f.get("level") == "error"}
+        how = ready.accepted_codes(prepared, manifest, rid, accept)
+        if used & set(how):
+            accepted[rid] = {code: how[code] for code in sorted(used & set(how))}
+    return parts, accepted
 
 
-def _unchanged(path: Path, sha256: str, seen: dict[Path, bool]) -> bool:
-    if path not in seen:
-        seen[path] = path.exists() and sha256_file(path) == sha256
-    return seen[path]
-
-
-def _cover(prepared: Prepared, letters: list[_Part], duplex: bool) -> _Part:
+def _cover(prepared: Prepared, letters: list[_Part], duplex: bool,
+           accepted: dict[str, dict[str, str]]) -> _Part:
     """Compile the cover sheet; its table gives each letter's pages in the bundle,
-    which depend on how long the cover itself is, so compile until they agree."""
+    which depend on how long the cover itself is, so compile until they agree.
+    Preflight findings a person accepted are printed on it."""
     recipients = {s.recipient.id: s.recipient for s in prepared.sources}
+    manifest = Manifest.read(prepared.layout.root)
+    notes = []
+    for rid, codes in accepted.items():
+        for finding in manifest.letters[rid].get("findings", []):
+            if finding.get("code") in codes:
+                notes.append(f"{rid}: {finding['code']} accepted ({codes[finding['code']]}): {finding['message']}")
     prepared.write_assets()
-    cover_pages = 1 + max(0, len(letters) - 16) // 40  # a first guess: the table's rows per page
+    cover_pages = 1 + max(0, len(letters) + len(notes) - 16) // 40  # a first guess: the table's rows per page
     for _ in range(3):
         rows, start = [], cover_pages + (cover_pages % 2 if duplex else 0) + 1
         for letter in letters:
             rows.append(CoverRow(recipients[letter.name], start, start + letter.pages - 1))
             start += letter.pages + (letter.pages % 2 if duplex else 0)
-        document = compose_cover(prepared.loaded.batch, rows, pages=cover_pages,
+        document = compose_cover(prepared.loaded.batch, rows, pages=cover_pages, notes=notes,
                                  assets={k: v for k, v in prepared.asset_names.items() if k == "logo"})
-        result = prepared.compile(COVER_NAME, document.dumps(), prepared.layout.root / f"{COVER_NAME}.pdf")
+        result = prepared.compile(COVER_NAME, document.dumps())
         if not result.ok:
             raise MergeRefused(f"the cover sheet did not compile: {result.first_error}")
         if result.only.pages == cover_pages:
             break
         cover_pages = result.only.pages
-    return _Part("cover", "Cover sheet", result.pdf, result.only.pages)
+    cover = prepared.layout.cover
+    info = {key.lstrip("/"): value for key, value in _metadata(prepared).items()}
+    split_pdf.split(result.pdf, [split_pdf.Cut("cover", 0, result.only.pages, cover, info)])
+    return _Part("cover", "Cover sheet", cover, result.only.pages)
 
 
 def _metadata(prepared: Prepared) -> dict[str, str]:

@@ -12,8 +12,7 @@ import re
 from typing import Annotated, Literal, Optional, Union
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator,
-                      StringConstraints, TypeAdapter, ValidationError, WithJsonSchema)
-from pydantic_core import PydanticKnownError
+                      StringConstraints, WithJsonSchema)
 
 from . import latex
 from .markup import CITE_KEY
@@ -121,6 +120,20 @@ Year = Annotated[str, BeforeValidator(_year),
                                            {"type": "string", "pattern": YEAR}]})]
 Date = Annotated[dt.date, BeforeValidator(_date),
                  WithJsonSchema({"type": "string", "pattern": DATE, "format": "date"})]
+# true or false, as YAML 1.2 writes them: the loader keeps every value as text,
+# and yes/no/on/off stay text (pydantic alone would read "yes" as true).
+_FLAGS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+
+
+def _flag(value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip() in _FLAGS:
+        return _FLAGS[value.strip()]
+    raise ValueError(f"must be true or false (got {value!r})")
+
+
+Flag = Annotated[bool, PlainValidator(_flag), WithJsonSchema({"type": "boolean"})]
 # A recipient id names files (build/<id>.pdf) and TeX link targets, so it is
 # kept to characters that are safe in both.
 RECIPIENT_ID = r"^[a-z0-9][a-z0-9-]{0,63}$"
@@ -163,50 +176,50 @@ ClassPath = _project_file(CLASS_FILE, "LaTeX class (.cls, named with letters, di
 Language = Literal["en", "cy", "cy-en"]
 TextLanguage = Literal["en", "cy"]
 LANGUAGES: dict[str, tuple[str, ...]] = {"en": ("en",), "cy": ("cy",), "cy-en": ("cy", "en")}
-def _local(kind):
-    """A text of ``kind`` (Line or Prose) written once, or once per language
-    (`intro: {en: ..., cy: ...}`): each text meets every rule of ``kind``."""
-    adapter = TypeAdapter(kind)
-
+def _local(check, max_length: int):
+    """A text written once, or once per language (`intro: {en: ..., cy: ...}`),
+    each text checked by ``check``; one plain message when it is neither."""
     def validate(value):
+        if isinstance(value, str):
+            return _text(value, check, max_length)
         if isinstance(value, dict) and value:
             unknown = [k for k in value if k not in ("en", "cy")]
             if unknown:
                 raise ValueError(f"a text by language takes the keys en and cy (got {unknown[0]!r})")
-            return {language: _one(adapter, text) for language, text in value.items()}
-        if isinstance(value, dict):
-            raise ValueError("must be text, or a mapping of texts by language such as {en: …, cy: …}")
-        return _one(adapter, value)
+            texts = {}
+            for language, text in value.items():
+                try:
+                    texts[language] = _text(text, check, max_length)
+                except ValueError as exc:
+                    raise ValueError(f"{exc} (the text in {language!r})") from None
+            return texts
+        raise ValueError("must be text, or a mapping of texts by language such as {en: …, cy: …}")
     return validate
 
 
-def _one(adapter: TypeAdapter, value) -> str:
-    """One text, its error reported as the plain type would report it."""
-    try:
-        return adapter.validate_python(value)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        if error["type"] == "value_error":
-            raise ValueError(error["msg"].removeprefix("Value error, ")) from None
-        raise PydanticKnownError(error["type"], error.get("ctx")) from None
+def _text(value, check, max_length: int) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be text")
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    if len(value) > max_length:
+        raise ValueError(f"is too long: {len(value)} characters; at most {max_length} "
+                         "(shorten it, or split it over more fields)")
+    return check(value)
 
 
-def _local_schema(text: dict) -> dict:
+def _local_schema(line: bool) -> dict:
+    text = _text_schema(ONE_LINE, LINE_MAX) if line else _text_schema(PROSE, PROSE_MAX)
     return {"anyOf": [text, {"type": "object", "minProperties": 1, "additionalProperties": False,
                              "properties": {"en": text, "cy": text}}]}
 
 
-LocalProse = Annotated[Union[str, dict[str, str]], PlainValidator(_local(Prose)),
-                       WithJsonSchema(_local_schema(_text_schema(PROSE, PROSE_MAX)))]
-LocalLine = Annotated[Union[str, dict[str, str]], PlainValidator(_local(Line)),
-                      WithJsonSchema(_local_schema(_text_schema(ONE_LINE, LINE_MAX)))]
+LocalProse = Annotated[Union[str, dict[str, str]], PlainValidator(_local(_prose, PROSE_MAX)),
+                       WithJsonSchema(_local_schema(False))]
+LocalLine = Annotated[Union[str, dict[str, str]], PlainValidator(_local(_one_line, LINE_MAX)),
+                      WithJsonSchema(_local_schema(True))]
 Envelope = Literal["DL", "C5", "C4", "none"]
-
-
-def _switch_or_text(value):
-    """true/false switch a part on or off; any other value is its text (the
-    loader keeps YAML scalars as text, so true arrives as 'true')."""
-    return {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
 
 
 def in_language(value, language: str, written_in: str) -> Optional[str]:
@@ -218,6 +231,10 @@ def in_language(value, language: str, written_in: str) -> Optional[str]:
     if isinstance(value, dict):
         return value.get(language)
     return value if written_in == language else None
+
+
+# Preflight findings a person may accept on purpose (builder/check.py)
+FindingCode = Literal["a4", "fonts", "overfull", "window", "address", "closing"]
 
 
 class Model(BaseModel):
@@ -242,7 +259,7 @@ class Signatory(Model):
 
     name: Optional[Line] = None
     title: Line
-    show_name: bool = Field(False, description="print the name above the title in the signature block "
+    show_name: Flag = Field(False, description="print the name above the title in the signature block "
                                                "(the name is the PDFs' author either way)")
     image: Optional[RelativePath] = Field(
         None, description="signature image (PNG, JPEG or PDF), relative to recipients.yaml; "
@@ -291,10 +308,10 @@ class Letter(Model):
         None, description="a LaTeX class derived from letterbatch.cls (e.g. house.cls), relative to "
                           "recipients.yaml, used by every letter")
     font: Literal["serif", "sans"] = "sans"
-    return_address: Annotated[Union[bool, Line], BeforeValidator(_switch_or_text)] = Field(
-        True, description="the small return-address line in the window: true (from the sender), "
+    return_address: Union[Flag, Line] = Field(
+        True, union_mode="left_to_right", description="the small return-address line in the window: true (from the sender), "
                           "false (none), or the text to print")
-    fold_marks: bool = Field(True, description="fold marks in the margin for the envelope")
+    fold_marks: Flag = Field(True, description="fold marks in the margin for the envelope")
 
 
 class Recipient(Model):
@@ -319,6 +336,9 @@ class Recipient(Model):
     cc: Optional[list[Line]] = Field(None, description="replaces letter.cc for this letter")
     enclosures: Optional[list[Line]] = Field(None, description="replaces letter.enclosures for this letter")
     ps: Optional[LocalProse] = None
+    accept: list[FindingCode] = Field(
+        default_factory=list, description="preflight findings accepted on purpose for this letter "
+                                          "(recorded in the manifest and printed on the cover sheet)")
 
 
 class RecipientTable(Model):

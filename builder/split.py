@@ -32,7 +32,14 @@ class Cut:
 
 
 def split(source: Path, cuts: list[Cut]) -> None:
-    """Write each cut of ``source`` to its ``dest``, atomically."""
+    """Write each cut of ``source`` to its ``dest``, atomically.
+
+    A letter's bytes depend on its own text only, not on the letters compiled
+    with it: the class gives every font all its characters (so font objects
+    are the same in any document), and here the names pdfTeX gave fonts and
+    forms (numbered in the order the whole document first used them) are
+    renamed in the order this letter uses them.
+    """
     with pikepdf.open(source) as pdf:
         dests = named_destinations(pdf)
         for cut in cuts:
@@ -40,6 +47,9 @@ def split(source: Path, cuts: list[Cut]) -> None:
             tree = pikepdf.NameTree.new(out)
             append(out, tree, pdf, dests, range(cut.start, cut.start + cut.pages),
                    keep=lambda name, cut=cut: f".{cut.name}." in name)
+            renamed: set = set()
+            for page in out.pages:
+                canonical_names(out, page.obj, renamed)
             out.Root.Names = pikepdf.Dictionary(Dests=tree.obj)
             out.Root.Lang = pikepdf.String(cut.lang)
             out.Root.ViewerPreferences = pikepdf.Dictionary(DisplayDocTitle=True)
@@ -47,6 +57,69 @@ def split(source: Path, cuts: list[Cut]) -> None:
                 if value:
                     out.docinfo[f"/{key}"] = pikepdf.String(value)
             save(out, cut.dest)
+
+
+# Resource kinds renamed, and the prefix of their new names.
+_RENAMED = {"/Font": "F", "/XObject": "X"}
+_USES = {"Tf": "/Font", "Do": "/XObject"}
+
+
+def canonical_names(pdf: pikepdf.Pdf, obj: pikepdf.Object, done: set) -> None:
+    """Rename the fonts and XObjects of a page (or form) ``obj`` /F1, /F2 ...,
+    /X1 ... in the order its content uses them, and its forms' likewise;
+    resources it never uses are dropped."""
+    if obj.objgen in done:
+        return
+    done.add(obj.objgen)
+    resources = obj.get("/Resources")
+    if resources is None:
+        return
+    instructions = []
+    names: dict[str, dict[str, str]] = {kind: {} for kind in _RENAMED}
+    for instruction in pikepdf.parse_content_stream(obj):
+        operands, operator = instruction
+        kind = _USES.get(str(operator))
+        if kind and operands and isinstance(operands[0], pikepdf.Name):
+            used = names[kind]
+            old = str(operands[0])
+            if old not in used:
+                used[old] = f"/{_RENAMED[kind]}{len(used) + 1}"
+            instruction = pikepdf.ContentStreamInstruction([pikepdf.Name(used[old]), *list(operands)[1:]],
+                                                           operator)
+        instructions.append(instruction)
+    content = pikepdf.unparse_content_stream(_leading_colours_once(instructions))
+    if isinstance(obj, pikepdf.Stream):
+        obj.write(content)
+    else:
+        obj.Contents = pdf.make_stream(content)
+    resources = pikepdf.Dictionary({key: resources[key] for key in resources.keys()})  # it may be shared
+    for kind, used in names.items():
+        table = resources.get(kind)
+        if table is None:
+            continue
+        resources[kind] = pikepdf.Dictionary({new: table[old] for old, new in used.items() if old in table})
+        if kind == "/XObject":
+            for new in used.values():
+                xobject = resources[kind].get(new)
+                if xobject is not None and xobject.get("/Subtype") == "/Form":
+                    canonical_names(pdf, xobject, done)
+    obj.Resources = resources
+
+
+_FILL, _STROKE = {"g", "rg", "k"}, {"G", "RG", "K"}
+
+
+def _leading_colours_once(instructions: list) -> list:
+    """pdfTeX starts the first page of a document with one more "0 g 0 G" (colour
+    set, nothing drawn) than later pages: before anything is drawn only the last
+    fill and stroke colour count, so keep those."""
+    count = 0
+    while count < len(instructions) and str(instructions[count].operator) in _FILL | _STROKE:
+        count += 1
+    lead = instructions[:count]
+    fill = [i for i in lead if str(i.operator) in _FILL][-1:]
+    stroke = [i for i in lead if str(i.operator) in _STROKE][-1:]
+    return fill + stroke + instructions[count:]
 
 
 Dests = dict[tuple[int, int], list[tuple[str, pikepdf.Array]]]
@@ -79,14 +152,16 @@ def append(target: pikepdf.Pdf, tree: pikepdf.NameTree, source: pikepdf.Pdf,
 
 
 class Deduplicator:
-    """Fonts and images that are the same bytes are stored once: each letter
-    of a batch carries the same font subsets, so a bundle would hold them
-    hundreds of times."""
+    """Objects that are the same by value are stored once, at every level: a
+    font dictionary, and also a font program (stream) shared by font
+    dictionaries that differ. Letters each carry their own copy of the fonts
+    and the letterhead; a bundle keeps one."""
 
     def __init__(self, pdf: pikepdf.Pdf) -> None:
         self.pdf = pdf
         self.seen: dict[bytes, pikepdf.Object] = {}
         self.memo: dict[tuple[int, int], bytes] = {}
+        self.canon: dict[tuple[int, int], pikepdf.Object] = {}
 
     def pages(self, pages) -> None:
         for page in pages:
@@ -98,8 +173,37 @@ class Deduplicator:
                 if entries is None:
                     continue
                 for key in list(entries.keys()):
-                    digest = self.digest(entries[key])
-                    entries[key] = self.seen.setdefault(digest, entries[key])
+                    if entries[key].is_indirect:
+                        entries[key] = self.canonical(entries[key])
+
+    def canonical(self, obj: pikepdf.Object) -> pikepdf.Object:
+        """The first object seen with the same value as ``obj`` (indirect);
+        its own references are made canonical first."""
+        if obj.objgen in self.canon:
+            return self.canon[obj.objgen]
+        self.canon[obj.objgen] = obj  # while we are inside it (cycles)
+        self._children(obj.stream_dict if isinstance(obj, pikepdf.Stream) else obj)
+        found = self.seen.setdefault(self.digest(obj), obj)
+        self.canon[obj.objgen] = found
+        return found
+
+    def _children(self, container) -> None:
+        if isinstance(container, pikepdf.Dictionary):
+            for key in list(container.keys()):
+                if key == "/Parent":
+                    continue
+                child = container.get(key)
+                if isinstance(child, pikepdf.Object) and child.is_indirect:
+                    container[key] = self.canonical(child)
+                elif isinstance(child, (pikepdf.Dictionary, pikepdf.Array)):
+                    self._children(child)
+        elif isinstance(container, pikepdf.Array):
+            for index in range(len(container)):
+                child = container[index]
+                if isinstance(child, pikepdf.Object) and child.is_indirect:
+                    container[index] = self.canonical(child)
+                elif isinstance(child, (pikepdf.Dictionary, pikepdf.Array)):
+                    self._children(child)
 
     def digest(self, obj: pikepdf.Object) -> bytes:
         """A hash of an object and everything it refers to, by value. qpdf

@@ -31,8 +31,18 @@ from invoke import Collection, Exit, Task, task
 # `invoke new` copies this commented batch; it builds as it stands.
 STARTER = Path(__file__).resolve().parent / "starter.yaml"
 
-# When this command started (as near as Python can tell): summaries time the whole command.
-STARTED = time.perf_counter()
+def _process_started() -> float:
+    """When this process started, on the perf_counter clock: summaries time the whole
+    command, Python's own start-up included (Linux: /proc; elsewhere: from this import)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        age = float(Path("/proc/uptime").read_text().split()[0]) - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        return time.perf_counter() - max(0.0, age)
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter()
+
+
+STARTED = _process_started()
 
 # One meaning per short flag, in every task. Flags not listed here have no short form.
 SHORT_FLAGS = {
@@ -130,11 +140,10 @@ def batch_paths(c, recipients: str | None, build_dir: str | None) -> BatchPaths:
 
 
 def show(path: Path) -> str:
-    """A path as a person wants to read it: relative to the current folder when inside it."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    """A path as a person wants to read it: relative to the current folder when that is
+    short (``build/x``, ``../build/x``), else in full."""
+    relative = os.path.relpath(path)
+    return relative if relative.split(os.sep).count("..") <= 2 else str(path)
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -189,47 +198,45 @@ def build(c, recipients=None, build_dir=None, only=None, jobs=None, force=False,
         wanted = ids_of(only) or [o.recipient for o in outcomes if o.pdf][:1]
         open_in_viewer([o.pdf for o in outcomes if o.recipient in wanted and o.pdf])
     failed = [o.recipient for o in outcomes if o.status in ("failed", "invalid")]
-    flawed = [r.name for r in checks if r.errors]
-    if failed or flawed:
+    if failed or checks:  # checks: letters whose stored preflight has errors nobody accepted
         raise Exit(code=1)
 
 
 def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium="print",
               verbose=False, quiet=False, started=None):
-    """Build, preflight what was built, print what needs attention and one summary line.
-    Returns (outcomes, preflight results); raises Exit(2) when nothing could be built."""
+    """Build, print what needs attention (every letter's stored preflight, on every build,
+    not only the one that made it) and one summary line. Returns (outcomes, the outcomes
+    that are not ready for their preflight); raises Exit(2) when nothing could be built."""
     from .build import build as build_letters
-    from .check import check as check_letters
     from .compile import TexMissing
     from .load import LoadError
+    from .ready import finding_text
 
     workers = whole_number(jobs if jobs is not None else c.config.letterbatch.jobs, "jobs")
     live = sys.stderr.isatty() and not quiet
     try:
         report = build_letters(batch.recipients, batch.build_dir, jobs=workers or None, only=only,
                                force=force, medium=medium, progress=progress_line() if live else None)
-    except (LoadError, TexMissing, RuntimeError, ValueError, OSError) as exc:
+    except ValueError as exc:  # --only names no valid recipient
+        raise Exit(f"nothing was built: {exc}", code=2)
+    except (LoadError, TexMissing, RuntimeError) as exc:
         raise stopped(exc, then="\nNothing was built.")
+    except OSError as exc:
+        raise Exit(f"could not write in {show(batch.build_dir)}: {exc.strerror or exc}"
+                   + (f" ({exc.filename})" if exc.filename else "")
+                   + ". Free some space or make the folder writable, then build again; "
+                     "letters built before are kept as they were.", code=2)
     for warning in report.warnings:
         print(warning, file=sys.stderr)
-    built = [o.recipient for o in report.outcomes if o.status == "built"]
-    checks = []
-    if built:  # letters up to date were checked when they were built
-        try:
-            checks = check_letters(batch.recipients, batch.build_dir, medium, built)
-        except (LoadError, TexMissing, OSError) as exc:
-            raise stopped(exc)
-    found = {r.name: r for r in checks}
+    width = max((len(o.recipient) for o in report.outcomes), default=0)
     attention = []
     for o in report.outcomes:
-        result = found.get(o.recipient)
         notes = [o.message] if o.message else []
-        notes += [str(f) for f in result.findings] if result else []
+        notes += [finding_text(f) + (" (accepted)" if f.get("code") in o.accepted else "") for f in o.findings]
         if o.status in ("failed", "invalid") or notes:
             attention.append(o.recipient)
         if not quiet and (verbose or o.status in ("failed", "invalid") or notes):
-            pages = f"{plural(result.pages, 'page')}" if result and result.pages else ""
-            print(f"  {o.recipient}  {o.status}" + (f", {pages}" if pages else "")
+            print(f"  {o.recipient:<{width}}  {o.status}" + (f", {plural(o.pages, 'page')}" if o.pages else "")
                   + (f"  {show(o.pdf)}" if verbose and o.pdf else ""))
             for note in notes:
                 for line in note.splitlines():
@@ -242,7 +249,11 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
                f"{len(attention)} need{'s' if len(attention) == 1 else ''} attention "
                f"({time.perf_counter() - (started or STARTED):.1f} s) -> {show(batch.build_dir)}")
     print(summary, flush=True)
-    return report.outcomes, checks
+    not_ready = report.not_ready
+    if not_ready and not quiet:
+        print(f"not ready (preflight errors): {', '.join(o.recipient for o in not_ready)}; merge refuses them "
+              "until they are fixed, or accepted on purpose (`invoke merge --accept <id>:<code>`)", flush=True)
+    return report.outcomes, not_ready
 
 
 def progress_line():
@@ -299,15 +310,19 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
         results = check_letters(batch.recipients, batch.build_dir, medium_of(for_), ids_of(only))
     except (LoadError, TexMissing, OSError) as exc:
         raise stopped(exc)
-    for r in results:
-        if verbose or r.findings:
-            print(f"  {r.name}: " + ("; ".join(str(f) for f in r.findings)
-                                     or f"ok ({plural(r.pages, 'page')})"))
-    errors = sum(bool(r.errors) for r in results)
-    warned = sum(bool(r.findings) and not r.errors for r in results)
-    print(f"{plural(len(results), 'letter')} checked: {len(results) - errors - warned} ok, "
+    letters = [r for r in results if r.kind == "letter"]
+    bundle = [r for r in results if r not in letters]
+    for r in letters:
+        if verbose or r.findings or not r.ready:
+            print(f"  {r.line()}")
+    errors = sum(not r.ready for r in letters)
+    warned = sum(bool(r.findings) and r.ready for r in letters)
+    print(f"{plural(len(letters), 'letter')} checked: {len(letters) - errors - warned} ok, "
           f"{warned} with warnings, {errors} with errors")
-    if errors:
+    for r in bundle:  # the bundle: the file merge wrote, holding the letters as they are now
+        if verbose or not r.ready:
+            print(f"  {r.line()}")
+    if errors or any(not r.ready for r in bundle):
         raise Exit(code=1)
 
 
@@ -323,13 +338,21 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         states = letter_states(batch.recipients, batch.build_dir, medium_of(for_))
     except (LoadError, TexMissing, OSError) as exc:
         raise stopped(exc)
+    from .ready import finding_text
+
     width = max((len(s.recipient) for s in states), default=0)
     for s in states:
-        print(f"  {s.recipient:<{width}}  {s.state:<11} {s.detail}".rstrip())
+        print(f"  {s.recipient:<{width}}  {s.state:<11} {s.reason}".rstrip())
+        for finding in s.findings:
+            note = " (accepted)" if finding.get("code") in s.accepted else ""
+            print(f"  {'':<{width}}    {finding_text(finding)}{note}")
     counts: dict[str, int] = {}
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
     print(", ".join(f"{n} {state}" for state, n in counts.items()) or "no recipients")
+    # a letter that needs a person (not only a build) makes the exit code say so
+    if any(s.state in ("preflight", "failed", "changed", "invalid") for s in states):
+        raise Exit(code=1)
 
 
 @letter_task(help={"recipients": BATCH_HELP["recipients"], "only": "comma-separated recipient ids: just these"})
@@ -361,26 +384,44 @@ def diff(c, recipients=None, only=None):
     "duplex": "pad each document with a blank page so every letter starts on a front side",
     "signature-fields": "add an empty signature field on each letter's signature block",
     "open": "open the bundle in the desktop's PDF viewer",
+    "accept": "accept preflight findings on purpose, recorded in the manifest and printed on the "
+              "cover sheet: id:code[,id:code...] (for example essex:window)",
 })
 def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=False,
-          signature_fields=False, open=False):
-    """Merge every letter, in YAML order, into <build>/bundle.pdf (refuses if any is missing or stale)."""
+          signature_fields=False, open=False, accept=None):
+    """Merge every letter, in YAML order, into <build>/bundle.pdf (refuses any letter that is not ready)."""
+    from .check import CODES
     from .compile import TexMissing
     from .load import LoadError
     from .merge import MergeRefused, merge as merge_letters
 
     batch = batch_paths(c, recipients, build_dir)
+    accepted: dict[str, list[str]] = {}
+    for item in (accept or "").split(","):
+        rid, _, code = item.strip().partition(":")
+        if not item.strip():
+            continue
+        if not rid or code not in CODES:
+            raise Exit(f"--accept {item.strip()!r}: write id:code, the code one of {', '.join(CODES)}", code=2)
+        accepted.setdefault(rid, []).append(code)
     try:
         report = merge_letters(batch.recipients, batch.build_dir, output, cover=cover, duplex=duplex,
-                               signature_fields=signature_fields)
-    except (LoadError, MergeRefused, TexMissing, RuntimeError, OSError) as exc:
+                               signature_fields=signature_fields, accept=accepted)
+    except (LoadError, MergeRefused, TexMissing, RuntimeError) as exc:
         raise stopped(exc, code=1)
+    except OSError as exc:
+        raise Exit(f"could not write the bundle: {exc.strerror or exc}"
+                   + (f" ({exc.filename})" if exc.filename else "") + "; the previous bundle is unchanged",
+                   code=2)
     extras = [f"{report.cover_pages}-page cover"] if report.cover_pages else []
     extras += [f"{plural(report.blank_pages, 'blank page')} for duplex"] if duplex else []
+    saved = report.inputs_size - report.size
     print(f"{show(Path(report.path))}: {plural(report.letters, 'letter')}, {plural(report.pages, 'page')}"
           + (f" ({', '.join(extras)})" if extras else "")
-          + f"; {report.size / 1024:.0f} KiB, against {report.inputs_size / 1024:.0f} KiB"
-          " for the letters on their own (shared fonts and objects stored once)")
+          + f"; {report.size / 1024:.0f} KiB; the letters' own files add up to {report.inputs_size / 1024:.0f} KiB"
+          + (f" ({saved / 1024:.0f} KiB saved: fonts and letterhead stored once)" if saved > 0 else ""))
+    for rid, codes in (report.accepted or {}).items():
+        print(f"  accepted on the record: {rid}: {', '.join(codes)}")
     if open:
         open_in_viewer([Path(report.path)])
 
@@ -397,6 +438,11 @@ def sign(c, p12, recipients=None, build_dir=None, bundle=None, output=None,
     """Sign the bundle digitally (PAdES); password from $LETTERBATCH_P12_PASSWORD or a prompt."""
     import getpass
 
+    from .build import prepare
+    from .compile import TexMissing
+    from .load import LoadError
+    from .manifest import Manifest
+    from .ready import bundle_state
     from .sign import sign as sign_pdf
 
     batch = batch_paths(c, recipients, build_dir)
@@ -404,6 +450,13 @@ def sign(c, p12, recipients=None, build_dir=None, bundle=None, output=None,
     output = Path(output or bundle.with_name(bundle.stem + "-signed.pdf"))
     if not bundle.exists():
         raise Exit(f"{show(bundle)} does not exist: run `invoke build merge` first", code=1)
+    try:  # only a ready bundle is signed: the file merge wrote, holding the current ready letters
+        prepared = prepare(batch.recipients, batch.build_dir)
+        state = bundle_state(prepared, Manifest.read(prepared.layout.root), path=bundle.resolve())
+    except (LoadError, TexMissing, OSError) as exc:
+        raise stopped(exc)
+    if not state.ready:
+        raise Exit(f"not signing {show(bundle)}: {state.state}: {state.reason}", code=1)
     password = os.environ.get("LETTERBATCH_P12_PASSWORD")
     if password is None:
         if not sys.stdin.isatty():
@@ -412,7 +465,9 @@ def sign(c, p12, recipients=None, build_dir=None, bundle=None, output=None,
     try:
         signed = sign_pdf(bundle, p12, password.encode(), output, reason=reason)
     except (OSError, ValueError) as exc:
-        raise Exit(f"could not sign: {exc}", code=1)
+        raise Exit(f"could not sign: {exc}", code=2)
+    except Exception as exc:  # pyHanko's own errors
+        raise Exit(f"could not sign with {p12}: {exc}", code=2)
     print(f"signed: {show(Path(signed))}")
 
 
@@ -424,7 +479,9 @@ def new(c, name):
     from .files import write_atomic
     from .schema import SCHEMA_FILE, json_schema_text
 
-    target = Path(name).expanduser()
+    if Path(name.strip()).name in ("", ".", ".."):
+        raise Exit(f"invoke new takes a name for the batch (for example `invoke new october`), not {name!r}", code=2)
+    target = Path(name.strip()).expanduser()
     if target.suffix not in (".yaml", ".yml"):
         target = target.with_name(target.name + ".yaml")
     target = target.resolve()
@@ -488,8 +545,7 @@ def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval=
             time.sleep(pause)
             now = stamp(files)
             if now != seen:
-                changed = [show(p) if p.is_relative_to(Path.cwd()) else p.name
-                           for p in files if now.get(p) != seen.get(p)]
+                changed = [show(p) for p in files if now.get(p) != seen.get(p)]
                 rebuild(", ".join(changed) + " changed")
                 files = watched()
                 seen = stamp(files)

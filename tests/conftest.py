@@ -76,7 +76,8 @@ def inject_latex(monkeypatch):
 
     Data cannot break TeX (that is the point), so a test that needs a letter
     to fail, or a page to break, puts the LaTeX in here; pdflatex stays real.
-    ``inject({"id": latex}, before_closing=False)``; ``inject({})`` undoes it.
+    ``inject({"id": latex}, before_closing=False)``; ``inject({})`` undoes it;
+    ``at_start=True`` puts it before the opening (to change a layout length).
     """
     from pylatex import NoEscape
 
@@ -84,11 +85,11 @@ def inject_latex(monkeypatch):
 
     original = compose_module.compose
 
-    def inject(latex_by_id: dict[str, str], before_closing: bool = False) -> None:
+    def inject(latex_by_id: dict[str, str], before_closing: bool = False, at_start: bool = False) -> None:
         def compose(batch, recipient, **kw):
             letter = original(batch, recipient, **kw)
             if recipient.id in latex_by_id:
-                at = len(letter.data) - 1 if before_closing else len(letter.data)
+                at = 0 if at_start else len(letter.data) - 1 if before_closing else len(letter.data)
                 letter.data.insert(at, NoEscape("\n" + latex_by_id[recipient.id] + "\n"))
             return letter
         monkeypatch.setattr(compose_module, "compose", compose if latex_by_id else original)

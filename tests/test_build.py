@@ -29,23 +29,32 @@ recipients:
 """
 
 
-def test_one_letter_that_fails_to_compile_does_not_stop_the_others(tmp_path, inject_latex):
-    inject_latex({"broken": UNDEFINED})
+def test_one_letter_that_fails_to_compile_does_not_stop_the_others_and_keeps_its_last_good_pdf(
+        tmp_path, inject_latex):
     source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
     out = tmp_path / "build"
-    out.mkdir()
-    (out / "broken.pdf").write_bytes(b"%PDF- an old letter")
-    report = build(source, out)
+    assert build(source, out).ok
+    good = (out / "letters" / "broken.pdf").read_bytes()
+    inject_latex({"broken": UNDEFINED})
+    report = build(source, out, force=True)
     status = {o.recipient: o.status for o in report.outcomes}
     assert status == {"first": "built", "broken": "failed", "third": "built"}
     (failed,) = report.failed
     assert failed.message.startswith("broken.tex:") and "Undefined control sequence" in failed.message
     assert "undefinedmacro" in failed.message  # the source line, from the log
-    assert not (out / "broken.pdf").exists()  # no PDF that looks current
-    assert "Dear Third," in pdf_text(out / "third.pdf")
-    with pytest.raises(MergeRefused, match="broken: no PDF"):
+    # the last good PDF is kept, but marked failed: nothing uses it
+    assert (out / "letters" / "broken.pdf").read_bytes() == good
+    assert "Dear Third," in pdf_text(out / "letters" / "third.pdf")
+    with pytest.raises(MergeRefused, match="broken: failed: its last build failed: broken.tex:"):
         merge(source, out)
     assert not (out / "bundle.pdf").exists()
+    again = build(source, out)  # a failed letter is tried again, and still fails
+    assert {o.recipient: o.status for o in again.outcomes}["broken"] == "failed"
+    inject_latex({})
+    fixed = build(source, out)
+    assert {o.recipient: o.status for o in fixed.outcomes} == {
+        "first": "up to date", "broken": "built", "third": "up to date"}
+    assert merge(source, out).letters == 3
 
 
 def test_unprintable_character_is_refused_before_tex_runs(tmp_path):
@@ -69,7 +78,7 @@ def test_rebuild_compiles_only_what_changed_and_merge_refuses_stale(tmp_path):
     again = build(source, out)
     assert {o.status for o in again.outcomes} == {"up to date"}
     write_yaml(source, source.read_text().replace("Dear Third,", "Dear Thirza,"))
-    with pytest.raises(MergeRefused, match="third: the PDF is older than its sources"):
+    with pytest.raises(MergeRefused, match=r"third: stale: older than its inputs; changed: its text \(recipients.yaml\)"):
         merge(source, out)
     rebuilt = build(source, out)
     assert {o.recipient: o.status for o in rebuilt.outcomes}["third"] == "built"
@@ -93,7 +102,7 @@ def test_invoke_build_exits_non_zero_and_names_the_failure(tmp_path):
     assert proc.returncode == 1
     assert re.search(r"^3 letters: 2 built, 0 up to date, 1 failed, 1 needs attention \([\d.]+ s\)",
                      proc.stdout, re.M), proc.stdout
-    assert "broken  invalid" in proc.stdout and "first" not in proc.stdout  # only what needs attention
+    assert re.search(r"broken\s+invalid", proc.stdout) and "first" not in proc.stdout  # only what needs attention
     assert "field 'name': contains characters the letter's fonts cannot print" in proc.stdout
 
 
@@ -116,8 +125,9 @@ def test_killing_a_build_or_merge_leaves_the_last_good_outputs(tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         for rid in ids:  # every PDF still there is whole
-            assert len(PdfReader(out / f"{rid}.pdf").pages) == 2, (delay, rid)
-        assert not [p for p in out.glob("*.pdf") if p.stem not in ids + ["bundle", "_cover"]]
+            assert len(PdfReader(out / "letters" / f"{rid}.pdf").pages) == 2, (delay, rid)
+        assert not [p for p in out.rglob("*.pdf") if p.stem not in ids + ["bundle", "cover"]
+                    and "work" not in p.parts]
     merge_command = [sys.executable, "-m", "invoke", "merge", "--recipients", str(source),
                      "--build-dir", str(out)]
     for delay in (0.2, 0.5):
@@ -128,7 +138,7 @@ def test_killing_a_build_or_merge_leaves_the_last_good_outputs(tmp_path):
         proc.wait()
         assert len(PdfReader(out / "bundle.pdf").pages) == 11
     report = build(source, out)  # and the next build recovers
-    assert report.ok and all(pdf_text(out / f"{rid}.pdf") for rid in ids)
+    assert report.ok and all(pdf_text(out / "letters" / f"{rid}.pdf") for rid in ids)
     assert len(PdfReader(merge(source, out).path).pages) == 11
 
 
@@ -159,9 +169,9 @@ def test_status_says_why_each_letter_is_not_up_to_date(tmp_path, inject_latex):
     build(source, out, only=["first", "broken", "third"])
     inject_latex({})
     write_yaml(source, source.read_text().replace("Dear Smiley,", "Dear Smiles,"))
-    states = {s.recipient: (s.state, s.detail) for s in status(source, out)}
-    assert states["first"] == ("up to date", "")
-    assert states["broken"] == ("stale", "changed: its text (recipients.yaml)")
+    states = {s.recipient: (s.state, s.reason) for s in status(source, out)}
+    assert states["first"] == ("ready", "")
+    assert states["broken"] == ("stale", "older than its inputs; changed: its text (recipients.yaml)")
     assert states["third"][0] == "failed" and "Undefined control sequence" in states["third"][1]
     assert states["fourth"] == ("never built", "")
 
@@ -180,7 +190,7 @@ def test_a_batch_is_compiled_in_one_run_split_per_letter_and_bisected_on_failure
     assert status == {f"p{n}": ("failed" if n == 5 else "built") for n in range(1, 8)}
     assert report.failed[0].message.startswith("p5.tex:")  # reported from its own .tex
     for n in (1, 2, 3, 4, 6, 7):  # each PDF holds its own letter and nobody else's
-        text = pdf_text(out / f"p{n}.pdf")
+        text = pdf_text(out / "letters" / f"p{n}.pdf")
         assert f"Dear Person {n}," in text and text.count("Dear Person") == 1
     assert list((out / "tex").glob("_batch-p1-7.tex"))  # the batch run happened
 
@@ -189,11 +199,11 @@ def test_merge_refuses_a_letter_changed_after_its_build_and_invalid_letters_lose
     source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
     out = tmp_path / "build"
     assert build(source, out, jobs=3).ok  # three groups of one: each letter compiled alone
-    pdf = out / "third.pdf"
+    pdf = out / "letters" / "third.pdf"
     pdf.write_bytes(pdf.read_bytes().replace(b"%%EOF", b"%%EOF\n% edited"))
-    with pytest.raises(MergeRefused, match="third: the PDF changed since it was built"):
+    with pytest.raises(MergeRefused, match="third: changed: letters/third.pdf changed since it was built"):
         merge(source, out)
     write_yaml(source, source.read_text().replace("    salutation: Dear First,\n", ""))
     report = build(source, out)
     assert {o.recipient: o.status for o in report.outcomes}["first"] == "invalid"
-    assert not (out / "first.pdf").exists()
+    assert not (out / "letters" / "first.pdf").exists()

@@ -29,7 +29,7 @@ def letter_ranges(reader: PdfReader) -> dict[str, range]:
 def test_bundle_structure_cover_and_metadata(real_batch):
     out, _, bundle = real_batch
     reader = PdfReader(bundle.path)
-    letter_pages = [len(PdfReader(out / f"{rid}.pdf").pages) for rid in IDS]
+    letter_pages = [len(PdfReader(out / "letters" / f"{rid}.pdf").pages) for rid in IDS]
     assert len(reader.pages) == bundle.pages == 1 + sum(letter_pages)
     ranges = letter_ranges(reader)
     assert list(ranges) == ["cover", *IDS]
@@ -77,7 +77,7 @@ def test_every_link_stays_inside_its_own_letter(real_batch):
             internal += 1
     assert internal == 25  # five footnote marks in each of five letters
     for rid in IDS:  # the bundle keeps exactly each letter's own URIs
-        single = {str(a.get_object()["/A"]["/URI"]) for p in PdfReader(out / f"{rid}.pdf").pages
+        single = {str(a.get_object()["/A"]["/URI"]) for p in PdfReader(out / "letters" / f"{rid}.pdf").pages
                   for a in p.get("/Annots", []) if "/URI" in a.get_object().get("/A", {})}
         assert uris[rid] == single
 
@@ -143,7 +143,7 @@ def test_signature_image_in_every_letter(tmp_path):
         "title: Clerk}", "title: Clerk, image: signature.png}"))
     assert build(source, tmp_path / "build").ok
     for rid in ("one", "two"):
-        page = PdfReader(tmp_path / "build" / f"{rid}.pdf").pages[-1]
+        page = PdfReader(tmp_path / "build" / "letters" / f"{rid}.pdf").pages[-1]
         images = [x for x in page["/Resources"].get("/XObject", {}).values()
                   if x.get_object()["/Subtype"] == "/Image"]
         assert len(images) == 1
@@ -222,15 +222,45 @@ def test_invoke_sign_takes_the_password_from_the_environment(small_batch, tmp_pa
     source, out = small_batch
     merge(source, out)
     p12, ca = make_certificates(tmp_path)
-    command = [sys.executable, "-m", "invoke", "sign", "--p12", str(p12), "--bundle", str(out / "bundle.pdf")]
+    command = [sys.executable, "-m", "invoke", "sign", "--p12", str(p12), "--bundle", str(out / "bundle.pdf"),
+               "--recipients", str(source), "--build-dir", str(out)]
     env = {k: v for k, v in os.environ.items() if k != "LETTERBATCH_P12_PASSWORD"}
     refused = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert refused.returncode == 2 and "LETTERBATCH_P12_PASSWORD" in refused.stderr  # no terminal to ask
+    wrong = subprocess.run(command, cwd=ROOT, env={**env, "LETTERBATCH_P12_PASSWORD": "wrong"},
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert wrong.returncode == 2 and "wrong password" in wrong.stderr and "Traceback" not in wrong.stderr
+    assert not (out / "bundle-signed.pdf").exists()
     done = subprocess.run(command, cwd=ROOT, env={**env, "LETTERBATCH_P12_PASSWORD": "secret"},
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
     (check,) = validate(out / "bundle-signed.pdf", [ca])
-    assert check.bottom_line
+    assert check.bottom_line and check.whole_file
+    # bytes appended after signing show; a damaged file is reported, not raised
+    appended = tmp_path / "appended.pdf"
+    appended.write_bytes((out / "bundle-signed.pdf").read_bytes() + b"\n% added later\n")
+    (check,) = validate(appended, [ca])
+    assert not check.whole_file and "added after signing" in check.summary
+    damaged = tmp_path / "damaged.pdf"
+    damaged.write_bytes((out / "bundle-signed.pdf").read_bytes()[:5000])
+    (check,) = validate(damaged, [ca])
+    assert not check.valid and not check.bottom_line
+
+    # only a ready bundle is signed: one that changed, or holds a letter rebuilt since, is refused
+    (out / "bundle-signed.pdf").unlink()
+    bundle = out / "bundle.pdf"
+    good = bundle.read_bytes()
+    bundle.write_bytes(good + b"\n% edited")
+    edited = subprocess.run(command, cwd=ROOT, env={**env, "LETTERBATCH_P12_PASSWORD": "secret"},
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert edited.returncode == 1 and "changed since it was merged" in edited.stderr
+    bundle.write_bytes(good)
+    write_yaml(source, source.read_text().replace("Dear One,", "Dear Uno,"))
+    assert build(source, out).ok
+    stale = subprocess.run(command, cwd=ROOT, env={**env, "LETTERBATCH_P12_PASSWORD": "secret"},
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert stale.returncode == 1 and "older than its letters" in stale.stderr, stale.stderr
+    assert not (out / "bundle-signed.pdf").exists()
 
 
 def render(pdf: Path, page: int, folder: Path) -> bytes:
@@ -247,6 +277,6 @@ def test_every_bundle_page_looks_exactly_like_its_letter(real_batch, tmp_path):
     out, _, bundle = real_batch
     ranges = letter_ranges(PdfReader(bundle.path))
     for name, pages in ranges.items():
-        original = out / ("_cover.pdf" if name == "cover" else f"{name}.pdf")
+        original = out / ("cover.pdf" if name == "cover" else f"letters/{name}.pdf")
         for offset, index in enumerate(pages, 1):
             assert render(bundle.path, index + 1, tmp_path) == render(original, offset, tmp_path), (name, offset)

@@ -11,13 +11,14 @@ from conftest import MINIMAL_LETTER, SAMPLE, write_yaml
 
 
 def findings(results, name):
-    return [str(f) for r in results if r.name == name for f in r.findings]
+    return [f"{f['level']}: {f['message']}" for r in results if r.name == name for f in r.findings]
 
 
 def test_the_real_batch_passes_every_check(real_batch):
     out, _, _ = real_batch
     results = check(SAMPLE, out)
     assert {r.name: r.findings for r in results} == {r.name: [] for r in results}
+    assert all(r.ready for r in results)
     assert [r.name for r in results][-1] == "bundle"
 
 
@@ -57,11 +58,10 @@ def test_closing_alone_at_the_top_of_a_page_is_caught(tmp_path, inject_latex):
                         + recipient("pushed") + recipient("normal"))
     out = tmp_path / "build"
     assert build(source, out).ok
-    inject_latex({})
-    results = {r.name: r for r in check(source, out)}
-    assert "error: the closing stands alone at the top of page 2, away from the letter it closes" in [
-        str(f) for f in results["pushed"].findings]
-    assert not results["normal"].errors
+    results = check(source, out)
+    assert "error: the closing stands alone at the top of page 2, away from the letter it closes" in findings(
+        results, "pushed")
+    assert {r.name: r.state for r in results} == {"pushed": "preflight", "normal": "ready", "bundle": "never merged"}
 
 
 def test_the_class_keeps_the_closing_with_the_letter_at_every_length(tmp_path):
@@ -100,10 +100,10 @@ def test_a_file_changed_after_the_build_no_longer_matches_the_manifest(tmp_path)
     source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n" + recipient("one"))
     out = tmp_path / "build"
     assert build(source, out).ok
-    pdf = out / "one.pdf"
+    pdf = out / "letters" / "one.pdf"
     data = bytearray(pdf.read_bytes())
     data[len(data) // 2] ^= 0xFF
     pdf.write_bytes(bytes(data))
-    (result,) = check(source, out)
-    assert "error: one.pdf no longer matches the manifest (changed since it was built)" in [
-        str(f) for f in result.findings]
+    (result, bundle) = check(source, out)
+    assert (result.state, result.reason) == ("changed", "letters/one.pdf changed since it was built")
+    assert not result.ready and bundle.state == "never merged"

@@ -39,11 +39,11 @@ def test_specials_and_accents_come_out_verbatim(tmp_path: Path):
     source = write_yaml(tmp_path / "recipients.yaml", yaml_text)
     report = build(source, tmp_path / "build")
     assert report.ok, [o.message for o in report.failed]
-    got = pdf_text(tmp_path / "build" / "specials.pdf")
+    got = pdf_text(tmp_path / "build" / "letters" / "specials.pdf")
     for prefix in "NRLMSAT":
         assert normalise(prefix + value) in got, prefix
     assert not (tmp_path / "build" / "tex" / "pwned").exists()
-    meta = PdfReader(tmp_path / "build" / "specials.pdf").metadata
+    meta = PdfReader(tmp_path / "build" / "letters" / "specials.pdf").metadata
     title = " ".join(f"Letter to N{value}, R{value}".split())
     assert meta.title == title
     assert build(source, tmp_path / "build", medium="web").ok  # metadata by another road
@@ -51,6 +51,6 @@ def test_specials_and_accents_come_out_verbatim(tmp_path: Path):
     assert web.metadata.title == title
     xmp = web.trailer["/Root"]["/Metadata"].get_object().get_data().decode()
     assert title in html.unescape(xmp)
-    uris = [a.get_object()["/A"].get("/URI") for p in PdfReader(tmp_path / "build" / "specials.pdf").pages
+    uris = [a.get_object()["/A"].get("/URI") for p in PdfReader(tmp_path / "build" / "letters" / "specials.pdf").pages
             for a in p.get("/Annots", []) if "/URI" in a.get_object().get("/A", {})]
     assert "https://example.org/a_b/~c?d=1&e=%20#frag" in uris

@@ -64,7 +64,7 @@ def test_any_text_round_trips_through_a_real_pdf(tmp_path_factory, name, role, a
     source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")  # JSON is YAML
     report = build(source, folder / "build")
     assert report.ok, [o.message for o in report.failed]
-    pdf = folder / "build" / "fuzz.pdf"
+    pdf = folder / "build" / "letters" / "fuzz.pdf"
     # pdftotext guesses spaces from glyph gaps (it adds one after some accented
     # letters), so compare the characters with whitespace set aside; the exact
     # spacing is checked in test_escaping.

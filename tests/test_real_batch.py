@@ -28,7 +28,7 @@ def seed_parts(rid: str) -> tuple[str, list[str]]:
 @pytest.mark.parametrize("rid", IDS)
 def test_letter_matches_its_seed_word_for_word(real_batch, rid):
     out, _, _ = real_batch
-    text = pdf_text(out / f"{rid}.pdf")
+    text = pdf_text(out / "letters" / f"{rid}.pdf")
     body, notes = seed_parts(rid)
     # footnotes 1-5, each whole and in order
     assert [n.split(" ", 1)[0] for n in notes] == ["1", "2", "3", "4", "5"]
@@ -72,7 +72,7 @@ def cited_references(rid: str) -> list[dict]:
 
 def test_shared_text_is_tailored_per_recipient(real_batch):
     out, _, _ = real_batch
-    texts = {rid: pdf_text(out / f"{rid}.pdf") for rid in IDS}
+    texts = {rid: pdf_text(out / "letters" / f"{rid}.pdf") for rid in IDS}
     assert "My office comprises" not in texts["london"]
     assert all("My office comprises" in texts[r] for r in IDS if r != "london")
     assert "Finally, as you may be aware" in texts["london"]
@@ -83,7 +83,7 @@ def test_shared_text_is_tailored_per_recipient(real_batch):
 def test_links_carry_the_reference_urls(real_batch, rid):
     out, _, _ = real_batch
     uris = set()
-    for page in PdfReader(out / f"{rid}.pdf").pages:
+    for page in PdfReader(out / "letters" / f"{rid}.pdf").pages:
         for annot in page.get("/Annots", []) or []:
             action = annot.get_object().get("/A", {})
             if "/URI" in action:
@@ -108,7 +108,7 @@ def test_links_carry_the_reference_urls(real_batch, rid):
 
 def test_letters_are_a4_with_embedded_vector_fonts(real_batch):
     out, _, _ = real_batch
-    reader = PdfReader(out / "sussex.pdf")
+    reader = PdfReader(out / "letters" / "sussex.pdf")
     for page in reader.pages:
         assert (round(float(page.mediabox.width)), round(float(page.mediabox.height))) == (595, 842)
         for font in page["/Resources"]["/Font"].values():
@@ -135,7 +135,7 @@ def test_the_same_inputs_give_byte_identical_pdfs(real_batch, tmp_path):
     again = tmp_path / "elsewhere"
     assert build(SAMPLE, again).ok
     merge(SAMPLE, again)
-    for name in [f"{rid}.pdf" for rid in IDS] + ["_cover.pdf", "bundle.pdf"]:
+    for name in [f"letters/{rid}.pdf" for rid in IDS] + ["cover.pdf", "bundle.pdf"]:
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
-    info = PdfReader(out / "london.pdf").metadata
+    info = PdfReader(out / "letters" / "london.pdf").metadata
     assert info.creation_date.date().isoformat() == "2020-10-13"

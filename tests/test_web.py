@@ -56,7 +56,7 @@ def test_web_copy_is_named_by_date_and_id_and_carries_metadata(web_batch):
 
 
 def test_web_links_are_coloured_and_print_links_are_not(web_batch):
-    web, printed = web_batch / "web" / "2021-03-04-web-one.pdf", web_batch / "web-one.pdf"
+    web, printed = web_batch / "web" / "2021-03-04-web-one.pdf", web_batch / "letters" / "web-one.pdf"
     assert LINK_COLOUR in content(web) and LINK_COLOUR not in content(printed)
     for pdf in (web, printed):
         uris = [a.get_object()["/A"]["/URI"] for p in PdfReader(pdf).pages for a in p.get("/Annots", [])

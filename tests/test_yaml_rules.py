@@ -8,7 +8,7 @@ import time
 import pytest
 
 from builder.load import MAX_ALIAS_NODES, MAX_DEPTH, LoadError, load
-from conftest import MINIMAL_LETTER, ROOT, SAMPLE, write_yaml
+from conftest import MINIMAL_LETTER, SAMPLE, write_yaml
 
 RECIPIENTS = """\
 recipients:
@@ -320,3 +320,67 @@ def test_typed_values_print_as_typed_and_a_slip_leaves_the_others_built(tmp_path
         assert typed in words, (typed, words)
     assert sorted(set(link_targets(first))) == [
         "https://example.org/caf%C3%A9", "https://xn--bcher-kva.example/stra%C3%9Fe"]
+
+
+def test_true_and_false_are_flags_and_yes_no_stay_text(tmp_path):
+    text = BATCH.replace("  date: 2021-03-04", "  date: 2021-03-04\n  return_address: false\n  fold_marks: FALSE")
+    loaded, found = problems(write_yaml(tmp_path / "r.yaml", text))
+    assert found == [] and loaded.batch.letter.return_address is False and loaded.batch.letter.fold_marks is False
+    text = BATCH.replace("  date: 2021-03-04", "  date: 2021-03-04\n  return_address: no\n  fold_marks: yes")
+    path = write_yaml(tmp_path / "s.yaml", text)
+    loaded, found = problems(path)
+    assert found == [f"{path}:4:15: error: field 'letter.fold_marks': must be true or false (got 'yes')"]
+
+
+# ---- the issue's checklist, on a copy of the sample batch ---------------------------------
+
+def sample_with(tmp_path, old: str, new: str, encoding: str = "utf-8"):
+    text = SAMPLE.read_text(encoding="utf-8")
+    assert old in text, old
+    path = tmp_path / "recipients.yaml"
+    path.write_bytes(text.replace(old, new, 1).encode(encoding))
+    return path
+
+
+def test_on_the_sample_text_stays_text_and_bad_values_are_refused(tmp_path):
+    loaded, found = problems(sample_with(tmp_path, "phone: +44 (0) 20 3513 0477", "phone: 02035130477"))
+    assert found == [] and loaded.batch.letter.sender.phone == "02035130477"
+    path = sample_with(tmp_path, "    year: 2019", "    year: no")
+    assert any(f"{path}:95:11: error: field 'references.vru-funding.year': must be a year, for example 2019"
+               in m for m in problems(path)[1])
+    path = sample_with(tmp_path, "  date: 2020-10-13", "  date: 86400")
+    assert problems(path)[1][0].startswith(f"{path}:9:9: error: field 'letter.date': must be a date written "
+                                           "YYYY-MM-DD")
+
+
+def test_on_the_sample_a_colon_slip_leaves_the_other_four(tmp_path):
+    path = sample_with(tmp_path, "salutation: Dear Katy,", "salutation: Dear Katy: hello,")
+    loaded, found = problems(path)
+    assert [r.id for r in loaded.batch.recipients] == ["avon-and-somerset", "london", "south-wales", "essex"]
+    assert found == [f"{path}:150:26: error: recipient 'sussex': this text contains ': ', which YAML reads as a "
+                     'new key; put the whole value in quotes: salutation: "Dear Katy: hello,"']
+
+
+def test_on_the_sample_windows_1252_and_a_cut_comment(tmp_path):
+    path = sample_with(tmp_path, "salutation: Dear Katy,", "salutation: Dear Katy’s team,", encoding="cp1252")
+    assert problems(path)[1] == [f"{path}:150:26: error: the file is not UTF-8 text: byte 0x92 here (in "
+                                 "Windows-1252, '’'). Excel and Notepad may save Windows-1252; save the file as UTF-8"]
+    path = sample_with(tmp_path, "salutation: Dear Katy,", "salutation: Dear Katy, #thanks")
+    loaded, found = problems(path)
+    assert loaded.batch.recipients[1].salutation == "Dear Katy,"
+    assert any("recipient 'sussex', field 'salutation': the text '#thanks' (line 150) was left out" in m
+               for m in found)
+
+
+def test_on_the_sample_the_shipped_schema_refuses_an_ftp_reference():
+    import json
+
+    import jsonschema
+    import yaml
+
+    schema = json.loads((SAMPLE.parent.parent.parent / "recipients.schema.json").read_text(encoding="utf-8"))
+    text = SAMPLE.read_text(encoding="utf-8").replace(
+        "url: https://www.gov.uk/government/news/funding-for-violence-reduction-units-announced",
+        "url: ftp://www.gov.uk/funding")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(yaml.safe_load(text.replace("date: 2020-10-13", "date: '2020-10-13'")), schema)

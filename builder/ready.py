@@ -1,0 +1,165 @@
+"""The one rule for "ready": what every task (build, status, check, merge, sign)
+asks before it trusts a letter or a bundle.
+
+A letter is ready when its PDF is byte for byte the file its build recorded
+(SHA-256 = manifest), that build was from its current inputs (the inputs key),
+and its preflight, stored with it at build time, found no error that a person
+has not accepted. Anything else is not ready, with the reason in the same
+words in every task.
+
+A bundle is ready when its file is the one merge recorded and it holds the
+current ready letters, in order, as they are now.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .manifest import Manifest, sha256_file
+
+# The states, and what each means (the reason adds the particulars).
+READY = "ready"
+NEVER_BUILT = "never built"
+FAILED = "failed"  # the last build failed; an older good PDF may still stand, unused
+STALE = "stale"  # built from inputs that have changed since
+CHANGED = "changed"  # the file is not the one that was built
+PREFLIGHT = "preflight"  # built and current, but its preflight found errors
+INVALID = "invalid"  # the recipient's entry in the YAML is not valid
+
+INPUT_NAMES = {
+    "source": "its text (recipients.yaml)",
+    "letterhead": "the letterhead class",
+    "images": "the logo or signature image",
+    "builder": "the builder version",
+    "tex": "the TeX version",
+    "envelope": "the envelope setting (letter.envelope)",
+}
+
+ACCEPTED_BY_COMMAND = "invoke merge --accept"
+
+
+@dataclass
+class LetterState:
+    recipient: str
+    state: str
+    reason: str = ""
+    accepted: list[str] = field(default_factory=list)  # finding codes a person accepted
+    findings: list[dict] = field(default_factory=list)  # the stored preflight: code, level, message
+
+    @property
+    def ready(self) -> bool:
+        return self.state == READY
+
+    @property
+    def errors(self) -> list[dict]:
+        """Preflight errors nobody accepted."""
+        return [f for f in self.findings if f.get("level") == "error" and f.get("code") not in self.accepted]
+
+    def line(self) -> str:
+        return f"{self.recipient}: {self.state}" + (f": {self.reason}" if self.reason else "")
+
+
+def finding_text(finding: dict) -> str:
+    return f"{finding.get('level', 'error')} [{finding.get('code', '?')}]: {finding.get('message', '')}"
+
+
+def accepted_codes(prepared, manifest: Manifest, recipient_id: str,
+                   accept: dict[str, list[str]] | None = None) -> dict[str, str]:
+    """The findings a person accepted for a letter, and where: the YAML
+    (``accept:`` under the recipient), the manifest (an earlier ``merge
+    --accept`` on this very file), or ``accept`` (this command)."""
+    out: dict[str, str] = {}
+    source = next((s for s in prepared.sources if s.recipient.id == recipient_id), None)
+    if source is not None:
+        for code in getattr(source.recipient, "accept", None) or []:
+            out[code] = f"{prepared.loaded.path.name}"
+    for code, how in (manifest.letters.get(recipient_id, {}).get("accepted") or {}).items():
+        out.setdefault(code, how)
+    for code in (accept or {}).get(recipient_id, []):
+        out.setdefault(code, ACCEPTED_BY_COMMAND)
+    return out
+
+
+def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | None = None,
+                  only: list[str] | None = None) -> list[LetterState]:
+    """Every recipient of ``prepared`` (a ``build.Prepared``), in YAML order
+    (invalid entries first), with its state and the reason."""
+    layout = prepared.layout
+    states = [LetterState(ps[0].recipient or f"recipients[{i}]", INVALID,
+                          f"invalid in {prepared.loaded.path.name}: {ps[0].message}")
+              for i, ps in sorted(prepared.loaded.rejected.items())]
+    for source in prepared.sources:
+        rid = source.recipient.id
+        if only is not None and rid not in only:
+            continue
+        entry = manifest.letters.get(rid)
+        pdf = layout.pdf(rid)
+        name = layout.relative(pdf)
+        accepted = accepted_codes(prepared, manifest, rid, accept)
+        state = LetterState(rid, READY, accepted=sorted(accepted))
+        states.append(state)
+        if entry is None or ("sha256" not in entry and "failed" not in entry):
+            state.state = NEVER_BUILT
+            continue
+        state.findings = list(entry.get("findings") or [])
+        if "failed" in entry:
+            state.state = FAILED
+            changed = entry.get("failed_inputs") != source.key
+            state.reason = f"its last build failed: {entry['failed']}" + (
+                " (its inputs changed since)" if changed else "")
+            continue
+        if not pdf.exists():
+            state.state, state.reason = CHANGED, f"{name} is missing"
+            continue
+        if sha256_file(pdf) != entry.get("sha256"):
+            state.state, state.reason = CHANGED, f"{name} changed since it was built"
+            continue
+        old = entry.get("inputs", {})
+        if old.get("key") != source.key:
+            changed = [INPUT_NAMES[n] for n in INPUT_NAMES if old.get(n) != source.inputs.get(n)]
+            state.state = STALE
+            state.reason = "older than its inputs; changed: " + (", ".join(changed) or "its inputs")
+            continue
+        if state.errors:
+            state.state = PREFLIGHT
+            state.reason = "; ".join(f"{f['code']}: {f['message']}" for f in state.errors)
+    return states
+
+
+@dataclass
+class BundleState:
+    state: str  # "ready", "never merged", "changed", "stale"
+    reason: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.state == READY
+
+
+def bundle_state(prepared, manifest: Manifest, letters: list[LetterState] | None = None,
+                 path=None) -> BundleState:
+    """Is the bundle (``path``, by default the layout's) the one merge wrote,
+    holding every current letter as it is now, and is every letter ready?"""
+    layout = prepared.layout
+    bundle = manifest.bundle
+    if not bundle:
+        return BundleState("never merged", "no bundle: run `invoke merge`")
+    path = path or layout.root / bundle["file"]
+    name = layout.relative(path)
+    if not path.exists():
+        return BundleState(CHANGED, f"{name} is missing")
+    if sha256_file(path) != bundle.get("sha256"):
+        return BundleState(CHANGED, f"{name} changed since it was merged")
+    letters = letter_states(prepared, manifest) if letters is None else letters
+    not_ready = [s for s in letters if not s.ready]
+    if not_ready:
+        return BundleState(STALE, "it holds letters that are not ready: "
+                           + ", ".join(s.recipient for s in not_ready))
+    wanted = [s.recipient for s in letters]
+    if bundle.get("letters") != wanted:
+        return BundleState(STALE, "its letters are not the batch's letters now: run `invoke merge`")
+    held = bundle.get("inputs", {})
+    older = [rid for rid in wanted if held.get(rid) != manifest.letters[rid].get("sha256")]
+    if older:
+        return BundleState(STALE, "older than its letters (rebuilt since the merge): "
+                           + ", ".join(older) + "; run `invoke merge`")
+    return BundleState(READY)

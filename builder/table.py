@@ -1,0 +1,324 @@
+"""Recipients from a spreadsheet: each row of an .xlsx or .csv becomes one
+recipient entry, the same mapping a recipient has in recipients.yaml.
+
+``read`` knows only cells and headers; ``load`` validates the entries exactly
+as it validates YAML ones, and reports each problem at its row and column.
+
+* Headers name fields: ``id``, ``name``, ``role``, ``salutation``, any other
+  recipient field by its name (``email``, ``your_ref`` ...), ``text.<part>``
+  for a part's wording, ``omit`` for parts left out (separated by commas or
+  line breaks). A list field is one cell with a line per item (``address``)
+  or numbered columns (``address 1``, ``address 2`` ...). ``columns:`` in the
+  YAML maps other headers to these names.
+* An empty cell means the field is absent. Cells are read as the spreadsheet
+  shows them (the cell's number format): 02035130477 stays 02035130477.
+* Without an id, one is made from the name (``make_id``).
+"""
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import re
+import typing
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Excel's built-in short date (format 14) follows the computer's locale; these
+# letters are British, so it reads as a British office sees it.
+_LOCALE_FORMATS = {"mm-dd-yy": "dd/mm/yyyy"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Where a value came from: the spreadsheet row (as numbered there) and header."""
+
+    row: int
+    header: str | None
+
+
+@dataclass
+class TableProblem:
+    message: str
+    row: int | None = None
+    header: str | None = None
+    index: int | None = None  # the entry's position, for a problem with one row
+    warning: bool = False
+
+
+@dataclass
+class Table:
+    entries: list[dict] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)  # each entry's row number
+    cells: list[dict[tuple, Cell]] = field(default_factory=list)  # field path -> cell
+    problems: list[TableProblem] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)  # field -> its (first) column's header
+
+    def cell(self, index: int, path: tuple) -> Cell:
+        """The cell a field of entry ``index`` came from (or its row)."""
+        cells = self.cells[index]
+        for end in range(len(path), 0, -1):
+            if path[:end] in cells:
+                return cells[path[:end]]
+        return Cell(self.rows[index], self.headers.get(str(path[0])) if path else None)
+
+
+class TableError(Exception):
+    """The file cannot be used at all (not found, not UTF-8, no such sheet)."""
+
+    def __init__(self, message: str, row: int | None = None):
+        super().__init__(message)
+        self.message, self.row = message, row
+
+
+def read(path: Path, fields: dict[str, typing.Any], *, sheet: str | None = None,
+         columns: dict[str, str] | None = None) -> Table:
+    """The rows of ``path`` as recipient entries.
+
+    ``fields`` maps each recipient field to its kind: "text", "list" or
+    "parts" (text.<part>); ``columns`` maps the file's headers to field specs.
+    """
+    if path.suffix.lower() == ".xlsx":
+        rows = _xlsx_rows(path, sheet)
+    else:
+        if sheet:
+            raise TableError(f"'sheet: {sheet}' is for a workbook (.xlsx); a CSV file has one table")
+        rows = _csv_rows(path)
+    return _entries(rows, fields, columns or {})
+
+
+# ---- reading cells ---------------------------------------------------------------
+
+def _xlsx_rows(path: Path, sheet: str | None):
+    import zipfile
+
+    import openpyxl
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904
+    from xlfmt import format_value
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise TableError(f"cannot read this workbook ({exc}); save it from Excel or LibreOffice as .xlsx") from None
+    try:
+        if sheet is None:
+            worksheet = book.worksheets[0]
+        elif sheet in book.sheetnames:
+            worksheet = book[sheet]
+        else:
+            raise TableError(f"the workbook has no sheet {sheet!r}; its sheets are: {', '.join(book.sheetnames)}")
+        date1904 = book.epoch == CALENDAR_MAC_1904
+        for number, row in enumerate(worksheet.iter_rows(), start=1):
+            values = []
+            for cell in row:
+                value = getattr(cell, "value", None)
+                if value is None or isinstance(value, str):
+                    values.append(value)
+                    continue
+                style = _LOCALE_FORMATS.get(cell.number_format, cell.number_format)
+                values.append(_shown(value, style) or str(format_value(value, style, date1904=date1904)))
+            yield number, values
+    finally:
+        book.close()
+
+
+def _shown(value, style: str) -> str | None:
+    """The two commonest cases without the general formatter (10,000 rows of
+    phone numbers): a whole number in General or padded with zeros ("00000")."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or abs(value) >= 1e11:
+        return None
+    if style == "General":
+        return str(int(value))
+    if style and style.strip("0") == "" and value >= 0:
+        return str(int(value)).zfill(len(style))
+    return None
+
+
+def _csv_rows(path: Path):
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        row = raw.count(b"\n", 0, exc.start) + 1
+        byte = raw[exc.start]
+        seen = bytes([byte]).decode("cp1252", errors="replace")
+        raise TableError(
+            f"this CSV file is not UTF-8 (byte 0x{byte:02X}, {seen!r} in Windows-1252): it was probably saved "
+            "as Excel's \"CSV (Comma delimited)\". Save it as \"CSV UTF-8 (Comma delimited)\" (in LibreOffice: "
+            "character set \"Unicode (UTF-8)\")", row) from None
+    if "\x00" in text:
+        raise TableError("this file holds NUL bytes: it is not a CSV text file (save it as CSV UTF-8)")
+    first = text.split("\n", 1)[0]
+    try:
+        dialect = csv.Sniffer().sniff(first, delimiters=",;\t")
+        delimiter = dialect.delimiter
+    except csv.Error:
+        delimiter = ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        for number, row in enumerate(reader, start=1):
+            yield number, [value if value != "" else None for value in row]
+    except csv.Error as exc:
+        raise TableError(f"this CSV file cannot be read here: {exc}", reader.line_num) from None
+
+
+# ---- rows -> entries -----------------------------------------------------------------
+
+def _entries(rows, fields: dict[str, str], columns: dict[str, str]) -> Table:
+    table = Table()
+    header_row, headers = None, []
+    for number, values in rows:
+        if header_row is None:
+            if any(v is not None and str(v).strip() for v in values):
+                header_row, headers = number, [str(v).strip() if v is not None else "" for v in values]
+                specs = _specs(headers, fields, columns, table, number)
+                for spec, header in zip(specs, headers):
+                    if spec:
+                        table.headers.setdefault(spec[0] if spec[1] != "part" else f"text.{spec[2]}", header)
+            continue
+        cells = [v.strip() if isinstance(v, str) else v for v in values]
+        if not any(cells):
+            continue  # an empty row
+        entry: dict = {}
+        where: dict[tuple, Cell] = {}
+        numbered: dict[str, list] = {}
+        for position, value in enumerate(cells):
+            if position >= len(specs) or specs[position] is None or not value:
+                continue
+            spec, header = specs[position], headers[position]
+            name = spec[0]
+            if spec[1] == "item":
+                numbered.setdefault(name, []).append((spec[2], value, header))
+            elif spec[1] == "part":
+                _put_text(entry.setdefault("text", {}), spec[2], spec[3], value, where, ("text", spec[2]),
+                          Cell(number, header), table, len(table.entries))
+            elif spec[1] == "list":
+                separators = r"[\n,;]+" if name == "omit" else r"\r?\n"
+                entry[name] = [item.strip() for item in re.split(separators, value) if item.strip()]
+                where[(name,)] = Cell(number, header)
+            else:
+                _put_text(entry, name, spec[2], value, where, (name,), Cell(number, header), table,
+                          len(table.entries))
+        for name, items in numbered.items():
+            items.sort(key=lambda item: item[0])
+            entry.setdefault(name, [])
+            for _, value, header in items:
+                where[(name, len(entry[name]))] = Cell(number, header)
+                entry[name].append(value)
+            where.setdefault((name,), Cell(number, items[0][2]))
+        table.entries.append(entry)
+        table.rows.append(number)
+        table.cells.append(where)
+    if header_row is None:
+        raise TableError("the file has no rows: the first row should hold the column headers")
+    _derive_ids(table)
+    return table
+
+
+def _put_text(target: dict, key: str, language: str | None, value: str, where: dict, path: tuple,
+              cell: Cell, table: Table, index: int) -> None:
+    """A text cell: plain (``salutation``) or in one language (``salutation.cy``,
+    gathered into {en: ..., cy: ...} as in the YAML)."""
+    if language is None:
+        if isinstance(target.get(key), dict):
+            return _both(table, cell, key, index)
+        target[key] = value
+        where[path] = cell
+        return
+    texts = target.setdefault(key, {})
+    if not isinstance(texts, dict):
+        return _both(table, cell, key, index)
+    texts[language] = value
+    where[path + (language,)] = cell
+    where.setdefault(path, cell)
+
+
+def _both(table: Table, cell: Cell, key: str, index: int) -> None:
+    table.problems.append(TableProblem(
+        f"{key} is given both as one text and by language (.en, .cy); give one or the other",
+        cell.row, cell.header, index))
+
+
+def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], table: Table, row: int):
+    """What each column holds: (field, "value" | "list" | "item", n) or (text, "part", name)."""
+    by_header = {k.strip().lower(): v for k, v in columns.items()}
+    specs, unused, seen = [], [], {}
+    for header in headers:
+        if not header:
+            specs.append(None)
+            continue
+        mapped = by_header.get(header.lower())
+        spec = _spec(mapped if mapped is not None else header, fields)
+        if spec is None:
+            if mapped is not None:
+                table.problems.append(TableProblem(
+                    f"columns: {header!r} maps to {mapped!r}, which is not a field; use one of: "
+                    f"{', '.join(sorted(fields))}, '<list field> 1', text.<part>", row, header))
+            else:
+                unused.append(header)
+            specs.append(None)
+            continue
+        key = spec[:1] + spec[2:]
+        if key in seen:
+            table.problems.append(TableProblem(
+                f"two columns give the same field: {seen[key]!r} and {header!r}", row, header))
+        seen[key] = header
+        specs.append(spec)
+    for field_name, kind in fields.items():
+        if kind.endswith("required") and field_name != "id" and not any(s and s[0] == field_name for s in specs):
+            close = difflib.get_close_matches(field_name, [h.lower() for h in unused], n=1)
+            hint = (f"; is it {close[0]!r}? rename that header or map it under columns:" if close
+                    else f"; the headers are: {', '.join(h for h in headers if h)}")
+            table.problems.append(TableProblem(f"no column for the required field {field_name!r}{hint}", row))
+    if unused:
+        names = ", ".join(repr(h) for h in unused)
+        table.problems.append(TableProblem(
+            f"column{'s' if len(unused) > 1 else ''} {names} not used (no field has that name; map it under "
+            "columns: to use it)", row, warning=True))
+    return specs
+
+
+def _spec(text: str, fields: dict[str, str]):
+    name = re.sub(r"[\s-]+", "_", text.strip().lower())
+    language = None
+    bilingual = re.fullmatch(r"(.+)\.(en|cy)", name)
+    if bilingual and (bilingual.group(1) in fields or bilingual.group(1).startswith("text.")):
+        name, language = bilingual.groups()  # salutation.cy, text.intro.cy: a text in that language
+        text = text.strip()[:-3]
+    if name.startswith("text.") and len(name) > 5:
+        return ("text", "part", text.strip()[5:].strip(), language)
+    kind = fields.get(name, "").split()[0] if name in fields else None
+    if kind == "list" and language is None:
+        return (name, "list")
+    if kind == "text":
+        return (name, "value", language)
+    match = re.fullmatch(r"(.+?)_?(\d+)", name)
+    if match and fields.get(match.group(1), "").startswith("list"):
+        return (match.group(1), "item", int(match.group(2)))
+    return None
+
+
+def make_id(name: str) -> str:
+    """A recipient id from a name: letters without accents, lower case, other
+    characters as hyphens, at most 64 ("Dr Siân O'Brien" -> "dr-sian-o-brien")."""
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")
+    return slug[:64].rstrip("-")
+
+
+def _derive_ids(table: Table) -> None:
+    """Ids for rows without one, from the name, in row order: the second
+    "Jo Bloggs" is jo-bloggs-2. Ids given in the file are never taken."""
+    taken = {str(e["id"]) for e in table.entries if e.get("id")}
+    for index, entry in enumerate(table.entries):
+        if entry.get("id"):
+            continue
+        base = make_id(str(entry.get("name") or "")) or f"row-{table.rows[index]}"
+        candidate, n = base, 1
+        while candidate in taken:
+            n += 1
+            suffix = f"-{n}"
+            candidate = base[:64 - len(suffix)].rstrip("-") + suffix
+        taken.add(candidate)
+        entry["id"] = candidate

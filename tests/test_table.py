@@ -1,0 +1,295 @@
+"""Recipients from a spreadsheet: a real .xlsx written by openpyxl, and CSV
+files byte for byte as Excel and LibreOffice save them."""
+from __future__ import annotations
+
+import datetime as dt
+
+import openpyxl
+import pytest
+
+from builder.build import build
+from builder.load import LoadError, load
+from builder.table import make_id
+from conftest import MINIMAL_LETTER, pdf_text, write_yaml
+
+LETTER = MINIMAL_LETTER.replace("    - main: This is the shared text.",
+                                "    - main: This is the shared text.\n      note: ~")
+
+HEADERS = ["Name", "Role", "Address 1", "Address 2", "Address 3", "Salutation", "text.note", "Phone"]
+# (value, number format) per cell, as an office types them
+ROWS = [
+    [("Dr Siân O'Brien", None), ("Chief Executive", None), ("1 High Street", None),
+     (2035130477, "00000000000"), (dt.datetime(2021, 3, 14), "d mmmm yyyy"), ("Dear Dr O'Brien,", None),
+     ("Thank you for your letter of 14/03/2021.", None), (2035130477, "00000000000")],
+    [("Jo Bloggs", None), (None, None), ("2 Low Road", None), (12345, "General"), ("Town", None),
+     ("Dear Jo,", None), ("We met on the pier.", None), (None, None)],
+    [("Jo Bloggs", None), (None, None), ("3 Mid Lane", None), (None, None), (None, None),
+     ("Dear Jo,", None), (None, None), (None, None)],  # no text.note: an error on row 4
+    [("Ann Other", None), (None, None), ("4 Side Street", None), (0.5, "0%"), (None, None),
+     ("Dear Ann,", None), ("Short note.", None), (None, None)],
+]
+SEEN = [  # the same rows as the spreadsheet shows them, for the CSV files
+    ["Dr Siân O'Brien", "Chief Executive", "1 High Street", "02035130477", "14 March 2021", "Dear Dr O'Brien,",
+     "Thank you for your letter of 14/03/2021.", "02035130477"],
+    ["Jo Bloggs", "", "2 Low Road", "12345", "Town", "Dear Jo,", "We met on the pier.", ""],
+    ["Jo Bloggs", "", "3 Mid Lane", "", "", "Dear Jo,", "", ""],
+    ["Ann Other", "", "4 Side Street", "50%", "", "Dear Ann,", "Short note.", ""],
+]
+
+
+def write_xlsx(path, headers=HEADERS, rows=ROWS, sheet="Contacts"):
+    book = openpyxl.Workbook()
+    sheet_ = book.active
+    sheet_.title = sheet
+    sheet_.append(headers)
+    for r, row in enumerate(rows, start=2):
+        for c, (value, style) in enumerate(row, start=1):
+            cell = sheet_.cell(row=r, column=c, value=value)
+            if style:
+                cell.number_format = style
+    book.save(path)
+    return path
+
+
+def csv_bytes(rows, *, bom: bool, newline: str, quote_all: bool = False) -> bytes:
+    def field(value: str) -> str:
+        if quote_all or any(c in value for c in ',"\n\r'):
+            return '"' + value.replace('"', '""') + '"'
+        return value
+    text = "".join(",".join(field(v) for v in row) + newline for row in rows)
+    return (b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8")
+
+
+def batch(tmp_path, source: str) -> str:
+    return write_yaml(tmp_path / "recipients.yaml", LETTER + f"recipients: {{from: {source}}}\n")
+
+
+def test_make_id():
+    assert make_id("Dr Siân O'Brien") == "dr-sian-o-brien"
+    assert make_id("  ") == ""
+    assert len(make_id("x" * 100)) == 64
+
+
+def check_loaded(loaded, file):
+    recipients = loaded.batch.recipients
+    assert [r.id for r in recipients] == ["dr-sian-o-brien", "jo-bloggs", "ann-other"]
+    first = recipients[0]
+    assert first.address == ["1 High Street", "02035130477", "14 March 2021"]
+    assert first.role == "Chief Executive" and first.salutation == "Dear Dr O'Brien,"
+    assert first.text == {"note": "Thank you for your letter of 14/03/2021."}
+    assert recipients[1].address == ["2 Low Road", "12345", "Town"] and recipients[1].role is None
+    assert recipients[2].address == ["4 Side Street", "50%"]
+    (problems,) = loaded.rejected.values()
+    assert [str(p) for p in problems] == [
+        f"{file}:row 4: error: recipient 'jo-bloggs-2', field 'text': part 'note' has no shared text, so every "
+        "recipient must give text.note (or list it under omit)"]
+    assert [str(w) for w in loaded.warnings] == [
+        f"{file}:row 1: warning: column 'Phone' not used (no field has that name; map it under columns: to use it)"]
+
+
+def test_xlsx_builds_real_letters_as_the_office_sees_the_cells(tmp_path):
+    write_xlsx(tmp_path / "contacts.xlsx")
+    path = batch(tmp_path, "contacts.xlsx")
+    check_loaded(load(path), tmp_path / "contacts.xlsx")
+    report = build(path, tmp_path / "build")
+    assert {o.recipient: o.status for o in report.outcomes} == {
+        "dr-sian-o-brien": "built", "jo-bloggs": "built", "ann-other": "built", "jo-bloggs-2": "invalid"}
+    words = pdf_text(report.outcomes[1].pdf)
+    assert "Dr Siân O’Brien" in words or "Dr Siân O'Brien" in words
+    for seen in ("02035130477", "14 March 2021", "Thank you for your letter of 14/03/2021."):
+        assert seen in words, (seen, words)
+    # The same rows saved as CSV by Excel and by LibreOffice give the very same
+    # letters: the build finds them up to date.
+    for name, data in [("excel.csv", csv_bytes([HEADERS] + SEEN, bom=True, newline="\r\n")),
+                       ("libreoffice.csv", csv_bytes([HEADERS] + SEEN, bom=False, newline="\n"))]:
+        (tmp_path / name).write_bytes(data)
+        again = build(batch(tmp_path, name), tmp_path / "build")
+        assert {o.recipient: o.status for o in again.outcomes} == {
+            "dr-sian-o-brien": "up to date", "jo-bloggs": "up to date", "ann-other": "up to date",
+            "jo-bloggs-2": "invalid"}, name
+    # status and diff read the spreadsheet batch as they read a YAML one
+    from builder.build import status
+    from builder.diff import personal
+
+    yaml_path = tmp_path / "recipients.yaml"
+    assert {s.recipient: s.state for s in status(yaml_path, tmp_path / "build")} == {
+        "dr-sian-o-brien": "up to date", "jo-bloggs": "up to date", "ann-other": "up to date",
+        "jo-bloggs-2": "invalid"}
+    loaded = load(yaml_path)
+    assert "note (own): Short note." in personal(loaded.batch, loaded.batch.recipients[2])
+    # one row edited: that letter alone is rebuilt
+    edited = [row[:] for row in SEEN]
+    edited[3][6] = "A longer note."
+    (tmp_path / "libreoffice.csv").write_bytes(csv_bytes([HEADERS] + edited, bom=False, newline="\n"))
+    again = build(yaml_path, tmp_path / "build")
+    assert {o.recipient: o.status for o in again.outcomes} == {
+        "dr-sian-o-brien": "up to date", "jo-bloggs": "up to date", "ann-other": "built",
+        "jo-bloggs-2": "invalid"}
+    assert "A longer note." in pdf_text(tmp_path / "build" / "ann-other.pdf")
+
+
+@pytest.mark.parametrize("bom, newline, quote_all", [(True, "\r\n", False), (False, "\n", False),
+                                                     (False, "\r\n", True)])
+def test_csv_as_excel_and_libreoffice_save_it(tmp_path, bom, newline, quote_all):
+    rows = [HEADERS] + SEEN
+    rows[2] = rows[2][:6] + ["We met\non the pier, \"by chance\"."] + rows[2][7:]  # a line break, quotes
+    (tmp_path / "contacts.csv").write_bytes(csv_bytes(rows, bom=bom, newline=newline, quote_all=quote_all))
+    loaded = load(batch(tmp_path, "contacts.csv"))
+    assert loaded.batch.recipients[0].address == ["1 High Street", "02035130477", "14 March 2021"]
+    assert loaded.batch.recipients[1].text == {"note": "We met\non the pier, \"by chance\"."}
+    assert [r.id for r in loaded.batch.recipients] == ["dr-sian-o-brien", "jo-bloggs", "ann-other"]
+
+
+def test_windows_1252_csv_gets_a_clear_message(tmp_path):
+    (tmp_path / "contacts.csv").write_bytes(
+        "\r\n".join(",".join(row) for row in [HEADERS] + SEEN).encode("cp1252"))
+    with pytest.raises(LoadError) as caught:
+        load(batch(tmp_path, "contacts.csv"))
+    (problem,) = caught.value.problems
+    assert str(problem) == (
+        f"{tmp_path / 'contacts.csv'}:row 2: error: this CSV file is not UTF-8 (byte 0xE2, 'â' in Windows-1252): "
+        "it was probably saved as Excel's \"CSV (Comma delimited)\". Save it as \"CSV UTF-8 (Comma delimited)\" "
+        "(in LibreOffice: character set \"Unicode (UTF-8)\")")
+
+
+def test_errors_name_file_row_column_and_recipient_and_bad_rows_stay_local(tmp_path):
+    rows = [HEADERS[:6] + ["id", "omit"]]
+    rows += [["Kay Smith", "", "1 Road", "", "", "", "katy", "note"],  # no salutation
+             ["Lee Jones", "", "2 Road", "", "", "Dear Lee,", "Bad Id", "note"],
+             ["", "", "3 Road", "", "", "Dear X,", "x", "note"],  # no name
+             ["Mo Good", "Boss\tman", "4 Road", "", "", "Dear Mo,", "", "note"],
+             ["Nia Omits", "", "4 Road", "", "", "Dear Nia,", "", "note, nope"],
+             ["Ok Person", "", "5 Road", "", "", "Dear Ok,", "", "note"]]
+    (tmp_path / "contacts.csv").write_bytes(csv_bytes(rows, bom=True, newline="\r\n"))
+    loaded = load(batch(tmp_path, "contacts.csv"))
+    file = tmp_path / "contacts.csv"
+    assert [r.id for r in loaded.batch.recipients] == ["ok-person"]
+    found = [str(p) for ps in loaded.rejected.values() for p in ps]
+    assert f"{file}:row 2:Salutation: error: recipient 'katy': required field is missing" in found
+    assert any(m.startswith(f"{file}:row 3:id: error: recipient 'Bad Id': must be lower-case letters") for m in found)
+    assert f"{file}:row 4:Name: error: recipient 'x': required field is missing" in found
+    assert any(m.startswith(f"{file}:row 5:Role: error: recipient 'mo-good': must be a single line") for m in found)
+    assert any(m.startswith(f"{file}:row 6:omit: error: recipient 'nia-omits': the shared letter has no body "
+                            "part 'nope'") for m in found), found
+
+
+def test_columns_map_headers_and_sheets_are_chosen(tmp_path):
+    write_xlsx(tmp_path / "book.xlsx", headers=["Full name", "Street", "Town", "Greeting", "Note"],
+               rows=[[("Pat Kay", None), ("9 Way", None), ("Ville", None), ("Dear Pat,", None), ("Hi.", None)]],
+               sheet="Second")
+    path = write_yaml(tmp_path / "recipients.yaml", LETTER + """\
+recipients:
+  from: book.xlsx
+  sheet: Second
+  columns: {Full name: name, Street: address 1, Town: address 2, Greeting: salutation, Note: text.note}
+""")
+    loaded = load(path)
+    (pat,) = loaded.batch.recipients
+    assert (pat.id, pat.name, pat.address, pat.salutation, pat.text) == (
+        "pat-kay", "Pat Kay", ["9 Way", "Ville"], "Dear Pat,", {"note": "Hi."})
+    assert loaded.problems == []
+    path.write_text(path.read_text().replace("sheet: Second", "sheet: Third"))
+    with pytest.raises(LoadError) as caught:
+        load(path)
+    assert "the workbook has no sheet 'Third'; its sheets are: Second" in str(caught.value)
+
+
+def test_a_missing_required_column_stops_with_the_headers(tmp_path):
+    (tmp_path / "c.csv").write_text("Name,Address,Greeting\nA,1 Road,Dear A\n", encoding="utf-8")
+    with pytest.raises(LoadError) as caught:
+        load(batch(tmp_path, "c.csv"))
+    assert [str(p) for p in caught.value.problems] == [
+        f"{tmp_path / 'c.csv'}:row 1: error: no column for the required field 'salutation'; the headers are: "
+        "Name, Address, Greeting"]
+
+
+def test_one_address_cell_with_line_breaks(tmp_path):
+    write_xlsx(tmp_path / "c.xlsx", headers=["id", "name", "address", "salutation", "omit"],
+               rows=[[("a-1", None), ("A", None), ("1 Road\nTown\n\nAB1 2CD", None), ("Dear A,", None),
+                      ("note", None)]])
+    (a,) = load(batch(tmp_path, "c.xlsx")).batch.recipients
+    assert (a.id, a.address, a.omit) == ("a-1", ["1 Road", "Town", "AB1 2CD"], ["note"])
+
+
+def test_ten_thousand_rows_load(tmp_path):
+    """A size check, not a timing test (the README gives the time measured)."""
+    rows = [["id", "name", "address 1", "address 2", "salutation", "text.note"]]
+    rows += [[f"r{i}", f"Person {i}", f"{i} Road", "Town", f"Dear {i},", f"Note {i}."] for i in range(10_000)]
+    (tmp_path / "big.csv").write_bytes(csv_bytes(rows, bom=True, newline="\r\n"))
+    loaded = load(batch(tmp_path, "big.csv"))
+    assert len(loaded.batch.recipients) == 10_000 and loaded.problems == []
+
+
+def test_the_readme_example_loads():
+    from conftest import ROOT
+
+    loaded = load(ROOT / "examples" / "spreadsheet" / "library.yaml")
+    assert loaded.problems == []
+    first, second = loaded.batch.recipients
+    assert (first.id, first.address, second.id, second.role) == (
+        "dr-sian-o-brien", ["12 Mill Lane", "Newtown", "NT2 3BB"], "jo-bloggs", None)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    csv_text = (ROOT / "examples" / "spreadsheet" / "contacts.csv").read_bytes().decode("utf-8-sig")
+    assert csv_text.replace("\r\n", "\n") in readme  # the README shows the file as it is
+
+
+def test_ids_given_are_never_taken_and_empty_id_cells_are_made(tmp_path):
+    (tmp_path / "c.csv").write_text("id;name;address;salutation;text.note\n"
+                                    ";Jo Bloggs;1 Road;Dear Jo,;x\n"
+                                    "jo-bloggs;Someone Else;2 Road;Dear S,;y\n", encoding="utf-8")
+    loaded = load(batch(tmp_path, "c.csv"))  # ';'-separated, as Excel saves CSV in much of Europe
+    assert [r.id for r in loaded.batch.recipients] == ["jo-bloggs-2", "jo-bloggs"]
+
+
+def test_numbers_and_dates_as_excel_shows_them(tmp_path):
+    cells = [(dt.datetime(2021, 3, 14), "mm-dd-yy"), (0.1 + 0.2, "General"), (1234567.891, "#,##0.00"),
+             (44, "General"), (dt.datetime(2021, 3, 14), "yyyy-mm-dd"), (True, "General")]
+    write_xlsx(tmp_path / "c.xlsx", headers=["name", "salutation", "text.note"] + [f"address {i}" for i in range(1, 7)],
+               rows=[[("A", None), ("Dear A,", None), ("x", None)] + cells])
+    (a,) = load(batch(tmp_path, "c.xlsx")).batch.recipients
+    assert a.address == ["14/03/2021", "0.3", "1,234,567.89", "44", "2021-03-14", "TRUE"]
+
+
+def test_invisible_characters_in_cells_are_named_and_left_out(tmp_path):
+    (tmp_path / "c.csv").write_text("name,address,salutation,text.note\n"
+                                    "Jo\u200b Bloggs,\"1 Road\n\u00adTown\",Dear Jo,x\u200d\n", encoding="utf-8")
+    loaded = load(batch(tmp_path, "c.csv"))
+    (jo,) = loaded.batch.recipients
+    assert (jo.name, jo.address, jo.text) == ("Jo Bloggs", ["1 Road", "Town"], {"note": "x"})
+    file = tmp_path / "c.csv"
+    assert [str(w) for w in loaded.warnings] == [
+        f"{file}:row 2:name: warning: recipient 'jo-bloggs': contains an invisible character: zero-width space, "
+        "U+200B; it prints as nothing and was left out",
+        f"{file}:row 2:address: warning: recipient 'jo-bloggs': contains an invisible character: soft hyphen, "
+        "U+00AD; it prints as nothing and was left out",
+        f"{file}:row 2:text.note: warning: recipient 'jo-bloggs': contains an invisible character: zero-width "
+        "joiner, U+200D; it prints as nothing and was left out"]
+
+
+def test_any_recipient_field_by_its_name(tmp_path):
+    (tmp_path / "c.csv").write_text("Name,Address,Salutation,text.note,Email,Your ref,CC 1,CC 2\n"
+                                    "Jo Bloggs,1 Road,Dear Jo,x,jo@example.org,AB/12/0001,Head Office,Legal\n"
+                                    "Al Bad,2 Road,Dear Al,y,not-an-address,,,\n", encoding="utf-8")
+    loaded = load(batch(tmp_path, "c.csv"))
+    (jo,) = loaded.batch.recipients
+    assert (jo.email, jo.your_ref, jo.cc) == ("jo@example.org", "AB/12/0001", ["Head Office", "Legal"])
+    (problems,) = loaded.rejected.values()
+    assert [str(p) for p in problems] == [
+        f"{tmp_path / 'c.csv'}:row 3:Email: error: recipient 'al-bad': 'not-an-address' is not an email address"]
+
+
+def test_texts_by_language(tmp_path):
+    (tmp_path / "c.csv").write_text(
+        "name,address,language,salutation.en,salutation.cy,text.note.cy,text.note.en\n"
+        "Siôn Jones,1 Ffordd,en,Dear Siôn,Annwyl Siôn,Diolch.,Thank you.\n", encoding="utf-8")
+    (sion,) = load(batch(tmp_path, "c.csv")).batch.recipients
+    assert (sion.language, sion.salutation, sion.text) == (
+        "en", {"en": "Dear Siôn", "cy": "Annwyl Siôn"}, {"note": {"cy": "Diolch.", "en": "Thank you."}})
+    (tmp_path / "d.csv").write_text("name,address,salutation,salutation.cy,text.note\n"
+                                    "A,1 Road,Dear A,Annwyl A,x\nB,2 Road,Dear B,,y\n", encoding="utf-8")
+    loaded = load(batch(tmp_path, "d.csv"))
+    assert [r.id for r in loaded.batch.recipients] == ["b"]
+    (problems,) = loaded.rejected.values()
+    assert [str(p) for p in problems] == [
+        f"{tmp_path / 'd.csv'}:row 2:salutation.cy: error: recipient 'a': salutation is given both as one text "
+        "and by language (.en, .cy); give one or the other"]
