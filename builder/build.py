@@ -23,6 +23,7 @@ from . import __version__, compile as tex, ready
 from .compose import (batch_source, letter_block, letter_source, metadata, pdf_date, pdf_lang, pdf_title,
                       recipient_label)
 from .files import write_atomic
+from .html import letter_page
 from .load import Loaded, Problem, load
 from .manifest import Manifest, sha256_bytes, sha256_file
 from .schema import RECIPIENT_ID, Recipient
@@ -96,6 +97,25 @@ class Layout:
         """How messages and the manifest name a file: relative to the build folder."""
         path = Path(path)
         return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
+
+    @property
+    def bundle(self) -> Path:
+        return self.root / "bundle.pdf"
+
+    @property
+    def signed(self) -> Path:
+        return self.root / "signed"
+
+    def signed_pdf(self, recipient_id: str) -> Path:
+        return self.signed / f"{recipient_id}.pdf"
+
+    @property
+    def bundle_signed(self) -> Path:
+        return self.root / "bundle-signed.pdf"
+
+    @property
+    def sent(self) -> Path:
+        return self.root / "sent.json"
 
 
 @dataclass
@@ -215,10 +235,10 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
         "envelope": str(getattr(letter, "envelope", None) or ""),
     }
     assets.update({Path(letter.letterhead).name: house[0]} if house else {})
-    sources, memo = [], {}
+    sources, memo = [], loaded.memo
     for recipient in loaded.batch.recipients:
         block = letter_block(loaded.batch, recipient, assets=names, memo=memo)
-        text = letter_source(loaded.batch, recipient, block, medium=medium)
+        text = letter_source(loaded.batch, recipient, block, medium=medium, memo=memo)
         inputs = {"source": sha256_bytes(text.encode()), **common}
         inputs["key"] = sha256_bytes(json.dumps(inputs, sort_keys=True).encode())
         sources.append(Source(recipient, block, text, inputs))
@@ -259,11 +279,14 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                 raise ValueError(f"no valid recipient with id: {', '.join(unknown)}")
             todo = [s for s in todo if s.recipient.id in only]
         prepared.write_assets()
+        if prepared.medium == "web":  # each web copy has an HTML page beside it
+            for source in todo:
+                write_atomic(layout.pdf(source.recipient.id).with_suffix(".html"),
+                             letter_page(loaded.batch, source.recipient).encode())
         states = {s.recipient: s for s in ready.letter_states(prepared, manifest, only=[s.recipient.id for s in todo])}
         stale = []
         for source in todo:
             rid = source.recipient.id
-            write_atomic(layout.tex / f"{rid}.tex", source.tex.encode())
             state = states[rid]
             if not force and state.state in (ready.READY, ready.PREFLIGHT):
                 outcomes.append(Outcome(rid, "up to date", layout.pdf(rid), findings=state.findings,
@@ -274,6 +297,10 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         workers = max(1, jobs or os.cpu_count() or 1)
         with ThreadPoolExecutor(workers) as pool:
             running = [pool.submit(compiler.run, group) for group in _batches(stale, workers, prepared.medium)]
+            # each letter's own .tex (to compile by hand), written while pdflatex runs:
+            # a thousand small files take long enough to keep the workers waiting
+            for source in todo:
+                write_atomic(layout.tex / f"{source.recipient.id}.tex", source.tex.encode())
             finished = 0
             for future in as_completed(running):
                 for outcome in future.result():
@@ -330,8 +357,12 @@ class _Compiler:
         text = batch_source([s.block for s in sources], hints, self.prepared.loaded.batch)
         path = self.layout.tex / f"{name}.tex"
         write_atomic(path, text.encode())
-        starts = [(text.count("\n", 0, text.index("\\begin{letter}{%s}" % s.recipient.id)) + 1,
-                   s.recipient.id) for s in sources]
+        starts, at, line = [], 0, 1  # the line each letter starts on, found in one pass
+        for s in sources:
+            begin = text.index("\\begin{letter}{%s}" % s.recipient.id, at)
+            line += text.count("\n", at, begin)
+            at = begin
+            starts.append((line, s.recipient.id))
 
         def owner(line: int) -> str | None:
             return next((rid for first, rid in reversed(starts) if first <= line), None)

@@ -26,7 +26,8 @@ TIMEOUT_SECONDS = 120
 
 _ERROR_RE = re.compile(r"^(?P<file>[^:\n]*\.(?:tex|cls|sty|def|cfg|fd)):(?P<line>\d+): (?P<msg>.*)$", re.M)
 _CONTEXT_RE = re.compile(r"^l\.(?P<line>\d+) (?P<context>.*)$", re.M)
-_RERUN_RE = re.compile(r"Rerun to get|Label\(s\) may have changed")
+_RERUN_RE = re.compile(r"Rerun to get|Label\(s\) may have changed|mcid--rerun")
+_TAGGED_RE = re.compile(r"^Package: tagpdf ", re.M)
 
 
 class TexMissing(RuntimeError):
@@ -169,6 +170,17 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
                "-no-shell-escape", tex.name]
     passes, ok, log_text, errors, terminal = 0, False, "", [], ""
     kept_aux = aux.exists()
+    aux_before = aux.read_bytes() if kept_aux else b""
+
+    def aux_changed() -> bool:
+        # A tagged PDF's structure tree is written from the last run's .aux
+        # (each marked-content id's page): it is right only once the .aux
+        # stops changing, and tagpdf does not always say so.
+        nonlocal aux_before
+        now = aux.read_bytes() if aux.exists() else b""
+        changed, aux_before = now != aux_before, now
+        return changed
+
     while passes < MAX_PASSES:
         passes += 1
         try:
@@ -192,7 +204,10 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
             aux.unlink(missing_ok=True)
             kept_aux = False
             continue
-        if not ok or not rerun or not _RERUN_RE.search(log_text):
+        if not ok or not rerun:
+            break
+        tagged_and_moved = aux_changed() and _TAGGED_RE.search(log_text)
+        if not _RERUN_RE.search(log_text) and not tagged_and_moved:
             break
     result = CompileResult(ok, built if ok else None, log, passes, 0.0)
     if ok:

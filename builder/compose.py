@@ -29,9 +29,11 @@ MONTHS = {
     "cy": ("Ionawr", "Chwefror", "Mawrth", "Ebrill", "Mai", "Mehefin", "Gorffennaf",
            "Awst", "Medi", "Hydref", "Tachwedd", "Rhagfyr"),
 }
-# PDF/A-2b and the document language, for web copies (LaTeX's PDF management,
-# texlive-latex-recommended). It must come before \documentclass.
-WEB_METADATA = "\\DocumentMetadata{pdfstandard=A-2b, lang=%s}\n"
+# Web copies: PDF/A-2b metadata, the document language, and a tagged PDF
+# (structure tree, paragraphs, notes, artifacts) from LaTeX's tagging code:
+# pdfmanagement-testphase (texlive-latex-recommended) and tagpdf
+# (texlive-latex-extra). It must come before \documentclass.
+WEB_METADATA = "\\DocumentMetadata{testphase=phase-II, pdfstandard=A-2b, lang=%s}\n"
 
 
 class Letter(Environment):
@@ -132,13 +134,18 @@ def metadata(batch: Batch, title: str) -> dict[str, str]:
     }
 
 
-def letter_source(batch: Batch, recipient: Recipient, block: str, *, medium: str = "print") -> str:
+def letter_source(batch: Batch, recipient: Recipient, block: str, *, medium: str = "print",
+                  memo: dict | None = None) -> str:
     """The complete ``.tex`` of one letter (``block``, from ``letter_block``),
-    for print or for the web."""
-    lang = pdf_lang(batch, recipient)
-    doc = _document(batch, medium, metadata(batch, pdf_title(recipient)), recipient.id, lang)
-    doc.append(NoEscape(block))
-    return (WEB_METADATA % lang if medium == "web" else "") + doc.dumps()
+    for print or for the web. ``memo``: as for ``letter_block``."""
+    memo = {} if memo is None else memo
+    key = ("source", recipient.id, medium, block)
+    if key not in memo:
+        lang = pdf_lang(batch, recipient)
+        doc = _document(batch, medium, metadata(batch, pdf_title(recipient)), recipient.id, lang)
+        doc.append(NoEscape(block))
+        memo[key] = (WEB_METADATA % lang if medium == "web" else "") + doc.dumps()
+    return memo[key]
 
 
 def batch_source(letters: list[str], page_hints: dict[str, int], batch: Batch | None = None) -> str:
@@ -161,10 +168,16 @@ def letter_block(batch: Batch, recipient: Recipient, *, assets: dict[str, str] |
                  memo: dict | None = None) -> str:
     """The ``letter`` environment of one recipient, as LaTeX.
 
-    ``memo``: a dict shared by the letters of one batch, so the shared text is
-    rendered once, not once per letter.
+    ``memo``: a dict kept with the batch (``Loaded.memo``), so the shared text
+    is rendered once, not once per letter, and each letter once, however many
+    stages ask for it. The key holds what the block depends on beyond the
+    batch: the recipient, the image names, and the ``compose`` that makes it.
     """
-    return compose(batch, recipient, assets=assets, memo=memo).dumps()
+    memo = {} if memo is None else memo
+    key = ("block", recipient.id, tuple(sorted((assets or {}).items())), compose)
+    if key not in memo:
+        memo[key] = compose(batch, recipient, assets=assets, memo=memo).dumps()
+    return memo[key]
 
 
 def compose(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None = None,
@@ -329,11 +342,12 @@ def _set_values(letter: Letter, batch: Batch, assets: dict[str, str], values: di
                 memo: dict | None = None) -> None:
     """\\letterset for every key: the batch's shared values, then ``values``."""
     memo = {} if memo is None else memo
-    if "shared values" not in memo:
-        memo["shared values"] = "%\n".join(
+    shared = ("shared values", tuple(sorted(assets.items())))
+    if shared not in memo:
+        memo[shared] = "%\n".join(
             _letterset(key, value) for key, value in _shared_values(batch, assets).items()) + "%\n" + \
             _url_definitions(batch)
-    letter.append(NoEscape(memo["shared values"]))
+    letter.append(NoEscape(memo[shared]))
     for key, value in values.items():
         letter.append(NoEscape(_letterset(key, value)))
 

@@ -70,6 +70,9 @@ class Loaded:
     path: Path
     warnings: list[Problem] = field(default_factory=list)
     rejected: dict[int, list[Problem]] = field(default_factory=dict)
+    # compose's memo for this batch: each letter's text is rendered once, however
+    # many stages (build, check, merge) of one command ask for it
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def root(self) -> Path:
@@ -87,10 +90,26 @@ def load(path: str | Path) -> Loaded:
     Problems in the shared letter or references raise ``LoadError`` (every
     letter depends on them). A recipient with problems is left out of the
     batch and listed in ``Loaded.rejected``; ``LoadError`` only when none is left.
+
+    A command that runs several stages (build, then check, then merge) loads
+    the same file for each: the same text gives the same ``Loaded``, validated
+    once.
     """
     path = Path(path)
     file = str(path)
     source = read_text(path)
+    key = (file, str(path.resolve()), source)
+    if _last_loaded.get("key") == key:
+        return _last_loaded["loaded"]
+    loaded = _load(path, file, source)
+    _last_loaded.update(key=key, loaded=loaded)
+    return loaded
+
+
+_last_loaded: dict = {}
+
+
+def _load(path: Path, file: str, source: str) -> Loaded:
     parsed, slips = _parse_isolating(source, file)
     if parsed.data is None:
         raise LoadError([Problem(file, 1, 1, None, "", "the file is empty")])

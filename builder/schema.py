@@ -280,6 +280,41 @@ class Reference(Model):
 BodyParagraph = Annotated[dict[PartName, Optional[LocalProse]], Field(min_length=1)]
 
 
+# The placeholders a letter's e-mail may use ($name or ${name}), and where each
+# comes from. string.Template only substitutes them; data is never formatted.
+EMAIL_PLACEHOLDERS = {
+    "name": "the recipient's name",
+    "role": "the recipient's role",
+    "title": "the letter's title",
+    "date": "the letter's date, as printed",
+    "sender": "the sender's name",
+    "signatory": "the signatory's name",
+}
+
+
+def _template(value: str) -> str:
+    from string import Template
+
+    for match in Template.pattern.finditer(value):
+        name = match.group("named") or match.group("braced")
+        if match.group("invalid") is not None:
+            raise ValueError("a '$' must start a placeholder such as $name; write $$ for a dollar sign")
+        if name is not None and name not in EMAIL_PLACEHOLDERS:
+            raise ValueError(f"unknown placeholder ${name}; use one of "
+                             + ", ".join(f"${key}" for key in EMAIL_PLACEHOLDERS) + " (or $$ for '$')")
+    return value
+
+
+class LetterEmail(Model):
+    """The e-mail that carries each letter (``invoke send``). Placeholders:
+    $name, $role, $title, $date, $sender, $signatory; $$ is a dollar sign."""
+
+    subject: Optional[Annotated[Line, AfterValidator(_template)]] = Field(
+        None, description="default: the letter's title (or 'Letter of <date>')")
+    body: Optional[Annotated[Prose, AfterValidator(_template)]] = Field(
+        None, description="default: 'Please find attached a letter from <sender>.'")
+
+
 class Letter(Model):
     """What every letter shares."""
 
@@ -292,6 +327,7 @@ class Letter(Model):
         None, description="one closing for every letter; without it each letter follows the UK rule: "
                           "'Yours faithfully,' after a salutation without a name, else 'Yours sincerely,'")
     body: list[BodyParagraph] = Field(min_length=1)
+    email: LetterEmail = Field(default_factory=LetterEmail, description="the e-mail that carries each letter")
     # ---- letter parts (parts) ----
     subject: Optional[LocalProse] = Field(None, description="subject line, bold, after the salutation")
     our_ref: Optional[Line] = Field(None, description="'Our ref:' beside the date")

@@ -1,20 +1,36 @@
-"""Digital signatures on the bundle (PAdES, with pyHanko).
+"""Sign stage: PAdES signatures on each ready letter and on the bundle (pyHanko).
 
-``sign`` applies a PAdES B-B signature from a PKCS#12 file; ``validate``
-checks a signed PDF against the trust roots you give it (never the OS list).
-The password is passed in by the caller (the task reads it from the
-environment or a prompt, never from the command line).
+``sign_batch`` signs every ready letter into ``<build>/signed/<id>.pdf``, with
+a visible signature (the signer's name and the date) in the letter's signature
+block, where the letterhead class recorded it (the manifest's ``signature``:
+page, x, y bottom, y top); then the bundle into ``<build>/bundle-signed.pdf``,
+filling the per-letter fields ``merge --signature-fields`` made, or a new field.
+Letters that are not ready are refused and named. The key comes from a PKCS#12
+file or a PKCS#11 token (smartcard, HSM); the password or PIN is passed in by
+the caller, never read from the command line.
+
+``validate`` checks a signed PDF against the trust roots you give it (never
+the OS list). pyHanko is imported only in these code paths.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
-from dataclasses import dataclass
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .files import write_atomic
 
 SIGNATURE_FIELD = "Bundle"
+REASON = "Approved for dispatch"
+
+
+class SigningError(Exception):
+    """A key that cannot be used (wrong password or PIN, no such token or key): one line."""
 
 
 @dataclass
@@ -29,31 +45,301 @@ class SignatureCheck:
     whole_file: bool = False
 
 
-def sign(pdf: str | Path, p12: str | Path, password: bytes, out: str | Path, *,
-         reason: str = "Approved for dispatch", field: str = SIGNATURE_FIELD) -> Path:
-    """Sign ``pdf`` with the key in ``p12`` into ``out`` (written atomically)."""
+@dataclass
+class Key:
+    """Where the signing key is: a PKCS#12 file, or a PKCS#11 token."""
+
+    p12: Path | None = None
+    password: bytes | None = None
+    pkcs11_lib: Path | None = None
+    token: str | None = None
+    key: str | None = None  # the key's label (its certificate has the same label, or cert= says)
+    cert: str | None = None
+    pin: str | None = None
+
+    def describe(self) -> str:
+        return str(self.p12) if self.p12 else f"token '{self.token}' ({self.pkcs11_lib})"
+
+
+@dataclass
+class SignReport:
+    signed: list[Path] = field(default_factory=list)
+    current: list[str] = field(default_factory=list)  # signed copies already of the current letter
+    refused: list[str] = field(default_factory=list)  # "id: why", for letters not ready
+    failed: list[str] = field(default_factory=list)  # "id: why", for letters pyHanko could not sign
+    bundle: Path | None = None
+    bundle_note: str = ""  # why the bundle was not signed
+    bundle_refused: bool = False  # ... when it should have been
+
+
+def field_name(recipient_id: str) -> str:
+    """A letter's signature field: the same name in the letter and in the bundle."""
+    return f"Signature-{recipient_id}"
+
+
+@contextlib.contextmanager
+def open_signer(key: Key):
+    """A pyHanko signer for ``key``; SigningError (one line) if it cannot be used."""
+    if key.p12 is not None:
+        yield _p12_signer(key.p12, key.password or b"")
+        return
+    if not (key.pkcs11_lib and key.token and (key.key or key.cert)):
+        raise SigningError("give --p12 FILE, or --pkcs11-lib PATH --token LABEL --key LABEL")
+    from pkcs11 import exceptions as p11
+    from pyhanko.config.pkcs11 import TokenCriteria
+    from pyhanko.sign.general import SigningError as PyHankoSigningError
+    from pyhanko.sign.pkcs11 import PKCS11Error, PKCS11Signer, open_pkcs11_session
+
+    try:
+        session = open_pkcs11_session(str(key.pkcs11_lib), token_criteria=TokenCriteria(label=key.token),
+                                      user_pin=key.pin)
+    except (p11.PinIncorrect, p11.PinLenRange, p11.PinInvalid):
+        raise SigningError(f"wrong PIN for token '{key.token}'") from None
+    except p11.PinLocked:
+        raise SigningError(f"the PIN of token '{key.token}' is locked (too many wrong PINs)") from None
+    except PKCS11Error:
+        raise SigningError(f"no token labelled '{key.token}' in {key.pkcs11_lib}") from None
+    except (OSError, RuntimeError, p11.PKCS11Error) as exc:
+        raise SigningError(f"cannot use the PKCS#11 library {key.pkcs11_lib}: {_one_line(exc)}") from None
+    try:
+        signer = PKCS11Signer(session, key_label=key.key, cert_label=key.cert or key.key)
+        try:
+            signer.signing_cert  # loads the key and certificate now, to fail before any signing
+        except (PKCS11Error, PyHankoSigningError, p11.PKCS11Error) as exc:
+            raise SigningError(f"token '{key.token}' has no usable key and certificate labelled "
+                               f"'{key.cert or key.key}': {_one_line(exc)}") from None
+        yield signer
+    finally:
+        session.close()
+
+
+def _p12_signer(p12: Path, password: bytes):
+    from pyhanko.sign import signers
+
+    try:
+        data = Path(p12).read_bytes()
+    except OSError as exc:
+        raise SigningError(f"cannot read {p12}: {exc.strerror}") from None
+    try:
+        return signers.SimpleSigner.load_pkcs12_data(data, other_certs=None, passphrase=password)
+    except ValueError:
+        raise SigningError(f"cannot open {p12}: wrong password, or not a PKCS#12 file with a key") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+# Characters the signer's name may use in the appearance: Latin-1, Latin
+# Extended-A, and typographic punctuation.
+_APPEARANCE_CHARACTERS = [*range(0x20, 0x7F), *range(0xA0, 0x180), 0x2013, 0x2014, 0x2018, 0x2019,
+                          0x201C, 0x201D, 0x2026, 0x20AC]
+
+
+@contextlib.contextmanager
+def appearance():
+    """The visible signature's style: "Digitally signed by <name>" and the date,
+    in the letters' own typeface (Latin Modern Sans, from TeX Live), embedded.
+    The font is cut down once to the characters above: pyHanko subsets the
+    whole OpenType font for every signature otherwise (0.7 s each)."""
+    from pyhanko.pdf_utils.layout import AxisAlignment, SimpleBoxLayoutRule
+    from pyhanko.pdf_utils.text import TextBoxStyle
+    from pyhanko.stamp import TextStampStyle
+
+    # pyHanko warns for every signature that a CFF font has no ROS entry; it is not needed
+    logging.getLogger("pyhanko.pdf_utils.font.opentype").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory(prefix="letterbatch-sign-") as folder:
+        text_style = {"font_size": 9}
+        font = _letter_font(Path(folder))
+        if font:
+            from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
+            text_style["font"] = GlyphAccumulatorFactory(str(font))
+        yield TextStampStyle(
+            stamp_text="Digitally signed by %(signer)s\n%(ts)s",
+            timestamp_format="%d %B %Y, %H:%M %Z",
+            text_box_style=TextBoxStyle(**text_style),
+            inner_content_layout=SimpleBoxLayoutRule(x_align=AxisAlignment.ALIGN_MIN,
+                                                     y_align=AxisAlignment.ALIGN_MID),
+            border_width=0, background=None)
+
+
+def _letter_font(folder: Path) -> Path | None:
+    kpsewhich = shutil.which("kpsewhich")
+    found = subprocess.run([kpsewhich, "lmsans10-regular.otf"], capture_output=True, text=True) if kpsewhich else None
+    if not found or not found.stdout.strip():
+        return None  # pyHanko's default font (Courier, not embedded)
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
+    options = subset.Options()
+    options.layout_features = []
+    options.name_IDs = ["*"]
+    font = TTFont(found.stdout.strip())
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(unicodes=_APPEARANCE_CHARACTERS)
+    subsetter.subset(font)
+    font.save(folder / "signature.otf")
+    return folder / "signature.otf"
+
+
+def signature_box(signature) -> tuple[int, tuple[float, float, float, float]]:
+    """The page (from 1) and rectangle of a letter's signature space, as the
+    letterhead class measured it (the manifest's ``signature``: page, x,
+    y bottom, y top, width; PDF points from the page's lower left)."""
+    page, x, bottom, top, width = signature
+    return int(page), (x, bottom, x + width, top)
+
+
+def sign_bytes(data: bytes, signer, *, field: str, reason: str = REASON,
+               page: int | None = None, box: tuple | None = None, style=None) -> bytes:
+    """``data`` signed (an incremental update, PAdES B-B) in ``field``: a new
+    field at ``box`` on ``page`` (from 0), or an existing field of that name;
+    visible in ``style`` (see ``appearance``), or invisible."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import signers
     from pyhanko.sign.fields import SigFieldSpec, SigSeedSubFilter
 
-    # pyHanko logs a wrong password with a traceback; the ValueError below says it in one line
-    quiet = logging.getLogger("pyhanko.sign.signers.pdf_cms")
-    was, quiet.disabled = quiet.disabled, True
-    try:
-        signer = signers.SimpleSigner.load_pkcs12(pfx_file=str(p12), passphrase=password)
-    finally:
-        quiet.disabled = was
-    if signer is None:
-        raise ValueError(f"could not open {p12}: wrong password, or not a PKCS#12 file with a key")
     meta = signers.PdfSignatureMetadata(field_name=field, md_algorithm="sha256",
                                         subfilter=SigSeedSubFilter.PADES, reason=reason)
+    spec = SigFieldSpec(field, on_page=page, box=box) if box else SigFieldSpec(field)
     output = io.BytesIO()
-    with open(pdf, "rb") as source:
-        signers.PdfSigner(meta, signer=signer, new_field_spec=SigFieldSpec(field)).sign_pdf(
-            IncrementalPdfFileWriter(source), output=output)
+    signers.PdfSigner(meta, signer=signer, stamp_style=style,
+                      new_field_spec=spec).sign_pdf(
+        # strict=False: tolerate what PDF readers tolerate, such as a key given twice in a
+        # dictionary (pdfTeX's Info dictionary had /Title twice when hyperref set it too)
+        IncrementalPdfFileWriter(io.BytesIO(data), strict=False), output=output)
+    return output.getvalue()
+
+
+def sign(pdf: str | Path, p12: str | Path, password: bytes, out: str | Path, *,
+         reason: str = REASON, field: str = SIGNATURE_FIELD) -> Path:
+    """Sign one PDF with the key in ``p12`` into ``out`` (written atomically),
+    in a new invisible field."""
+    with open_signer(Key(p12=Path(p12), password=password)) as signer:
+        data = sign_bytes(Path(pdf).read_bytes(), signer, field=field, reason=reason)
     out = Path(out)
-    write_atomic(out, output.getvalue())
+    write_atomic(out, data)
     return out
+
+
+def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
+               reason: str = REASON, force: bool = False) -> SignReport:
+    """Sign every ready letter of the batch, then the bundle (when it is the
+    bundle of these letters). Letters that are not ready are refused, by name."""
+    from pyhanko.pdf_utils.misc import PdfError
+
+    from .build import lock, prepare
+    from .manifest import Manifest
+    from .ready import letter_states
+
+    prepared = prepare(recipients_yaml, build_dir)
+    layout = prepared.layout
+    report = SignReport()
+    with lock(layout):
+        manifest = Manifest.read(layout.root)
+        states = letter_states(prepared, manifest)
+        ready = [s.recipient for s in states if s.ready]
+        report.refused = [f"{s.recipient}: {s.reason or s.state}" for s in states if not s.ready]
+        todo = [rid for rid in ready if force or not is_signed_copy(layout.pdf(rid), layout.signed_pdf(rid))]
+        report.current = [rid for rid in ready if rid not in todo]
+        bundle_parts = _bundle_to_sign(prepared, manifest, states, force)
+        if isinstance(bundle_parts, _NotSigned):
+            report.bundle_note, report.bundle_refused = bundle_parts.note, bundle_parts.error
+            if not todo:
+                return report
+        with open_signer(key) as signer, appearance() as style:
+            for rid in todo:
+                try:
+                    report.signed.append(_sign_letter(layout, manifest.letters[rid], rid, signer, reason, style))
+                except PdfError as exc:  # this letter's file: the others are still signed
+                    report.failed.append(f"{rid}: {layout.pdf(rid).name} cannot be signed: {_one_line(exc)}")
+            if isinstance(bundle_parts, list):
+                if report.failed:
+                    report.bundle_note = f"{layout.bundle.name} not signed: some of its letters could not be signed"
+                    report.bundle_refused = True
+                else:
+                    report.bundle = _sign_bundle(layout, bundle_parts, signer, reason, style)
+    return report
+
+
+def _sign_letter(layout, entry: dict, rid: str, signer, reason: str, style) -> Path:
+    data = layout.pdf(rid).read_bytes()
+    page, box = None, None
+    if len(entry.get("signature") or ()) == 5:  # else no signature space measured: invisible
+        page, box = signature_box(entry["signature"])
+        page -= 1
+    signed = sign_bytes(data, signer, field=field_name(rid), reason=reason, page=page, box=box,
+                        style=style if box else None)
+    write_atomic(layout.signed_pdf(rid), signed)
+    return layout.signed_pdf(rid)
+
+
+def _bundle_to_sign(prepared, manifest, states, force: bool):
+    """The bundle's empty per-letter fields to fill (maybe none), or a
+    ``_NotSigned`` saying why the bundle is not signed this time."""
+    from .ready import bundle_state
+
+    layout, record = prepared.layout, manifest.bundle
+    state = bundle_state(prepared, manifest, states)
+    if not record:
+        return _NotSigned("no bundle to sign (`invoke merge` makes one)", error=False)
+    if not state.ready:
+        return _NotSigned(f"bundle not signed: {state.reason}")
+    bundle = layout.root / record["file"]
+    if not force and is_signed_copy(bundle, layout.bundle_signed):
+        return _NotSigned(f"{layout.bundle_signed.name} is already the signed copy of {bundle.name} "
+                          "(--force signs again)", error=False)
+    if record.get("options", {}).get("signature_fields"):
+        return [field_name(rid) for rid in record["letters"]]
+    return []
+
+
+@dataclass
+class _NotSigned:
+    note: str
+    error: bool = True  # the bundle should have been signed: the task fails
+
+
+def _sign_bundle(layout, fields: list[str], signer, reason: str, style) -> Path:
+    """Fill each letter's empty field (one incremental signature each, in order:
+    the last covers the whole file), or sign a new invisible field."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.fields import enumerate_sig_fields
+
+    data = layout.bundle.read_bytes()
+    empty = {name for name, value, _ in enumerate_sig_fields(PdfFileReader(io.BytesIO(data), strict=False)) if value is None}
+    for name in [f for f in fields if f in empty] or [SIGNATURE_FIELD]:
+        data = sign_bytes(data, signer, field=name, reason=reason,
+                          style=style if name != SIGNATURE_FIELD else None)
+    write_atomic(layout.bundle_signed, data)
+    return layout.bundle_signed
+
+
+def is_signed_copy(letter: Path, signed: Path) -> bool:
+    """Whether ``signed`` is ``letter`` with a signature added, intact, covering
+    all of it: a signature is an incremental update, so the signed file starts
+    with the letter's bytes, unchanged."""
+    if not (letter.exists() and signed.exists()):
+        return False
+    original, data = letter.read_bytes(), signed.read_bytes()
+    if len(data) <= len(original) or not data.startswith(original):
+        return False
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import SignatureCoverageLevel, validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    try:
+        signatures = PdfFileReader(io.BytesIO(data), strict=False).embedded_signatures
+        if not signatures:
+            return False
+        last = signatures[-1]
+        # the question is the file's integrity, not whom to trust: the signer's
+        # own certificate serves as the root
+        status = validate_pdf_signature(last, ValidationContext(trust_roots=[last.signer_cert],
+                                                                allow_fetching=False))
+        return bool(status.intact and status.valid and status.coverage == SignatureCoverageLevel.ENTIRE_FILE)
+    except Exception:  # a damaged file is simply not a signed copy
+        return False
 
 
 def validate(pdf: str | Path, trust_roots: list[str | Path]) -> list[SignatureCheck]:

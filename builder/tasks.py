@@ -183,8 +183,8 @@ def stopped(exc: Exception, code: int = 2, then: str = "") -> Exit:
     "only": "comma-separated recipient ids: build just these",
     "jobs": "parallel pdflatex runs (default: one per core)",
     "force": "recompile every letter even when it is up to date",
-    "for": "print (default: black links, <build>/<id>.pdf) or web (coloured links, "
-           "PDF/A-2b metadata, <build>/web/<date>-<id>.pdf)",
+    "for": "print (default: black links, <build>/<id>.pdf) or web (tagged PDFs with coloured links "
+           "and PDF/A-2b metadata, <build>/web/<date>-<id>.pdf, each with an accessible .html page)",
     **VERBOSE_HELP,
     "open": "open the result in the desktop's PDF viewer (the --only letters, else the first)",
 })
@@ -340,12 +340,17 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         raise stopped(exc)
     from .ready import finding_text
 
+    mailed = mail_notes(batch.build_dir) if for_ == "print" else {}
     width = max((len(s.recipient) for s in states), default=0)
     for s in states:
         print(f"  {s.recipient:<{width}}  {s.state:<11} {s.reason}".rstrip())
         for finding in s.findings:
             note = " (accepted)" if finding.get("code") in s.accepted else ""
             print(f"  {'':<{width}}    {finding_text(finding)}{note}")
+        if s.recipient in mailed:
+            print(f"  {'':<{width}}  {mailed[s.recipient]}")
+    if "" in mailed:  # the send log itself is unreadable
+        print(f"  {mailed['']}")
     counts: dict[str, int] = {}
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
@@ -353,6 +358,19 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     # a letter that needs a person (not only a build) makes the exit code say so
     if any(s.state in ("preflight", "failed", "changed", "invalid") for s in states):
         raise Exit(code=1)
+
+
+def mail_notes(build_dir: Path) -> dict[str, str]:
+    """What the send log says per letter (and whether a letter was rebuilt after it was mailed)."""
+    from .build import Layout
+
+    layout = Layout.of(build_dir)
+    if not layout.sent.exists():
+        return {}
+    from .manifest import Manifest
+    from .send import mail_notes as notes
+
+    return notes(layout, Manifest.read(layout.root))
 
 
 @letter_task(help={"recipients": BATCH_HELP["recipients"], "only": "comma-separated recipient ids: just these"})
@@ -428,47 +446,114 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
 
 @letter_task(help={
     **BATCH_HELP,
-    "p12": "PKCS#12 file (.p12/.pfx) holding the signing key and certificate",
-    "bundle": "the PDF to sign (default: <build>/bundle.pdf)",
-    "output": "where the signed copy goes (default: <build>/bundle-signed.pdf)",
-    "reason": "the reason recorded in the signature",
+    "p12": "PKCS#12 file (.p12/.pfx) holding the signing key and certificate "
+           "(password: $LETTERBATCH_P12_PASSWORD or a prompt)",
+    "pkcs11-lib": "PKCS#11 module of a smartcard or HSM, e.g. /usr/lib/softhsm/libsofthsm2.so "
+                  "(PIN: $LETTERBATCH_PKCS11_PIN or a prompt)",
+    "token": "the token's label (with --pkcs11-lib)",
+    "key": "the label of the key on the token; its certificate has the same label (with --pkcs11-lib)",
+    "reason": "the reason recorded in the signatures",
+    "force": "sign again letters whose signed copy is already current",
 })
-def sign(c, p12, recipients=None, build_dir=None, bundle=None, output=None,
-         reason="Approved for dispatch"):
-    """Sign the bundle digitally (PAdES); password from $LETTERBATCH_P12_PASSWORD or a prompt."""
-    import getpass
-
-    from .build import prepare
+def sign(c, recipients=None, build_dir=None, p12=None, pkcs11_lib=None, token=None, key=None,
+         reason="Approved for dispatch", force=False):
+    """Sign every ready letter (<build>/signed/<id>.pdf, visible in its signature block) and the bundle."""
     from .compile import TexMissing
     from .load import LoadError
-    from .manifest import Manifest
-    from .ready import bundle_state
-    from .sign import sign as sign_pdf
+    from .sign import Key, SigningError, sign_batch
 
     batch = batch_paths(c, recipients, build_dir)
-    bundle = Path(bundle) if bundle else batch.build_dir / "bundle.pdf"
-    output = Path(output or bundle.with_name(bundle.stem + "-signed.pdf"))
-    if not bundle.exists():
-        raise Exit(f"{show(bundle)} does not exist: run `invoke build merge` first", code=1)
-    try:  # only a ready bundle is signed: the file merge wrote, holding the current ready letters
-        prepared = prepare(batch.recipients, batch.build_dir)
-        state = bundle_state(prepared, Manifest.read(prepared.layout.root), path=bundle.resolve())
-    except (LoadError, TexMissing, OSError) as exc:
-        raise stopped(exc)
-    if not state.ready:
-        raise Exit(f"not signing {show(bundle)}: {state.state}: {state.reason}", code=1)
-    password = os.environ.get("LETTERBATCH_P12_PASSWORD")
-    if password is None:
-        if not sys.stdin.isatty():
-            raise Exit("set LETTERBATCH_P12_PASSWORD (no terminal to ask for the password)", code=2)
-        password = getpass.getpass(f"Password for {p12}: ")
+    if bool(p12) == bool(pkcs11_lib):
+        raise Exit("give either --p12 FILE or --pkcs11-lib PATH --token LABEL --key LABEL", code=2)
+    if p12:
+        signing_key = Key(p12=Path(p12), password=secret("LETTERBATCH_P12_PASSWORD", f"Password for {p12}: ").encode())
+    else:
+        if not (token and key):
+            raise Exit("--pkcs11-lib needs --token LABEL and --key LABEL", code=2)
+        signing_key = Key(pkcs11_lib=Path(pkcs11_lib), token=token, key=key,
+                          pin=secret("LETTERBATCH_PKCS11_PIN", f"PIN for token '{token}': "))
     try:
-        signed = sign_pdf(bundle, p12, password.encode(), output, reason=reason)
-    except (OSError, ValueError) as exc:
+        report = sign_batch(batch.recipients, batch.build_dir, signing_key, reason=reason, force=force)
+    except (LoadError, TexMissing, RuntimeError, OSError) as exc:
+        raise stopped(exc)
+    except SigningError as exc:
         raise Exit(f"could not sign: {exc}", code=2)
-    except Exception as exc:  # pyHanko's own errors
-        raise Exit(f"could not sign with {p12}: {exc}", code=2)
-    print(f"signed: {show(Path(signed))}")
+    for path in report.signed:
+        print(f"  signed   {show(path)}")
+    for rid in report.current:
+        print(f"  current  {rid} (its signed copy is of the current letter; --force signs again)")
+    if report.bundle:
+        print(f"  signed   {show(report.bundle)}")
+    elif not report.bundle_refused:
+        print(f"  {report.bundle_note}")
+    problems = [report.bundle_note] if report.bundle_refused else []
+    if report.refused:
+        problems.append("not signed; these letters are not ready:\n  " + "\n  ".join(report.refused)
+                        + "\nRun `invoke build` and fix what it reports.")
+    if report.failed:
+        problems.append("could not sign:\n  " + "\n  ".join(report.failed))
+    if problems:
+        raise Exit("\n".join(problems), code=1)
+
+
+def secret(variable: str, prompt: str) -> str:
+    """A password or PIN: from the environment, or asked on the terminal; never a flag."""
+    import getpass
+
+    value = os.environ.get(variable)
+    if value is None:
+        if not sys.stdin.isatty():
+            raise Exit(f"set {variable} (no terminal to ask)", code=2)
+        value = getpass.getpass(prompt)
+    return value
+
+
+# ---------------------------------------------------------------- send
+
+@letter_task(help={
+    **BATCH_HELP,
+    "yes": "really send (without it: a dry run that prints who would get what)",
+    "resend": "comma-separated ids: send these again on purpose (already sent, or unknown)",
+    "mark-sent": "comma-separated ids: record that these arrived (after checking the mailbox)",
+})
+def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=None):
+    """E-mail each ready letter to its recipient, once (SMTP settings: letterbatch.smtp.*)."""
+    from .compile import TexMissing
+    from .load import LoadError
+    from .send import SendError, SmtpSettings, mark_sent as mark, send as send_letters
+
+    batch = batch_paths(c, recipients, build_dir)
+    width = 0
+
+    def report(outcome):
+        nonlocal width
+        width = max(width, len(outcome.recipient))
+        print(f"  {outcome.recipient:<{width}}  {outcome.status:<12} {outcome.detail}", flush=True)
+
+    try:
+        if mark_sent:
+            for outcome in mark(batch.build_dir, ids_of(mark_sent)):
+                report(outcome)
+            return
+        cfg = c.config.letterbatch.smtp
+        settings = SmtpSettings(host=cfg.host, port=cfg.port, security=cfg.security, user=cfg.user,
+                                sender=cfg["from"], timeout=cfg.timeout)
+        if yes and settings.user:
+            settings.password = secret("LETTERBATCH_SMTP_PASSWORD",
+                                       f"SMTP password for {settings.user} at {settings.host}: ")
+        if not yes:
+            print(f"dry run (nothing is sent; add --yes to send) via {settings.describe()}:")
+        outcomes = send_letters(batch.recipients, batch.build_dir, settings, yes=yes,
+                                resend=ids_of(resend) or [], report=report)
+    except (LoadError, TexMissing, RuntimeError, OSError, SendError) as exc:
+        raise stopped(exc)
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    summary = ", ".join(f"{n} {state}" for state, n in counts.items()) or "no letters"
+    if not all(o.ok for o in outcomes):
+        raise Exit(summary, code=1)
+    print(summary)
 
 
 # ---------------------------------------------------------------- new, watch
@@ -563,16 +648,27 @@ def checkout(c, what: str) -> Path:
 
 
 @letter_task(help={
-    "letters": "how many synthetic letters (default 100)",
-    "jobs": "parallel workers (default: one per core)",
+    "letters": "how many synthetic letters (default 500)",
+    "jobs": "parallel workers for the in-process stages (default: one per core)",
     "baseline-sample": "raw pdflatex is timed on at most this many letters and scaled up (0: all)",
+    "repeat": "run each command this many times and report medians (default 1)",
+    "engine-letters": "batch sizes to compare the merge engines at (default 500,1000; '' skips)",
+    "stages": "also time each stage inside one process (default; --no-stages for a very large N)",
+    "web": "also time web copies against print (default; --no-web skips)",
+    "cold-only": "of the commands, only the cold build + merge: its time and peak memory (for 10,000 letters)",
 })
-def bench(c, letters="100", jobs="0", baseline_sample="60"):
-    """Benchmark a synthetic batch of N letters against raw pdflatex; prints figures."""
+def bench(c, letters="500", jobs="0", baseline_sample="60", repeat="1", engine_letters="500,1000",
+          stages=True, web=True, cold_only=False):
+    """Benchmark N synthetic letters: the whole command as a user runs it, beside each stage."""
     project = checkout(c, "bench")
+    sizes = [str(whole_number(size, "engine-letters", 1)) for size in engine_letters.split(",") if size.strip()]
     command = [sys.executable, str(project / "benchmarks" / "bench.py"),
                "--letters", str(whole_number(letters, "letters", 1)), "--jobs", str(whole_number(jobs, "jobs")),
-               "--baseline-sample", str(whole_number(baseline_sample, "baseline-sample"))]
+               "--baseline-sample", str(whole_number(baseline_sample, "baseline-sample")),
+               "--repeat", str(whole_number(repeat, "repeat", 1)), "--engine-letters", ",".join(sizes)]
+    command += [] if stages else ["--no-stages"]
+    command += [] if web else ["--no-web"]
+    command += ["--cold-only"] if cold_only else []
     code = subprocess.run(command, cwd=project).returncode
     if code:
         raise Exit(code=code)
@@ -614,7 +710,11 @@ def test(c, k=None):
         raise Exit(code=code)
 
 
-ns = Collection(new, build, watch, status, check, diff, merge, sign, clean, schema, bench, test)
+ns = Collection(new, build, watch, status, check, diff, merge, sign, send, clean, schema, bench, test)
 ns.configure({
-    "letterbatch": {"recipients": "recipients.yaml", "build_dir": None, "jobs": 0, "project": None},
+    "letterbatch": {
+        "recipients": "recipients.yaml", "build_dir": None, "jobs": 0, "project": None,
+        # invoke send: INVOKE_LETTERBATCH_SMTP_HOST and so on; the password is never here
+        "smtp": {"host": "localhost", "port": 0, "security": "starttls", "user": "", "from": "", "timeout": 60},
+    },
 })

@@ -30,6 +30,28 @@ def real_batch(tmp_path_factory):
     return out, report, bundle
 
 
+@pytest.fixture(scope="session")
+def mail_batch(tmp_path_factory):
+    """A copy of the bundled batch with an e-mail address on each recipient
+    (<id>@example.test), built and merged with signature fields once per
+    session. Tests that change it work on a copy (``copy_batch``)."""
+    folder = tmp_path_factory.mktemp("mail")
+    text = re.sub(r"^(  - id: (\S+)\n)", r"\1    email: \2@example.test\n",
+                  SAMPLE.read_text(encoding="utf-8"), flags=re.M)
+    source = write_yaml(folder / "recipients.yaml", text)
+    report = build(source, folder / "build")
+    assert report.ok, [(o.recipient, o.message) for o in report.failed]
+    merge(source, folder / "build", signature_fields=True)
+    return source, folder / "build"
+
+
+def copy_batch(batch: tuple[Path, Path], dest: Path) -> tuple[Path, Path]:
+    """A batch folder (recipients.yaml and its build) copied to ``dest``."""
+    source, out = batch
+    shutil.copytree(source.parent, dest)
+    return dest / source.name, dest / out.name
+
+
 def pdf_text(pdf: Path) -> str:
     """The PDF's text (poppler's pdftotext), whitespace collapsed. -raw keeps
     the content order and leaves a line that ends in '-' alone."""

@@ -222,8 +222,8 @@ def test_invoke_sign_takes_the_password_from_the_environment(small_batch, tmp_pa
     source, out = small_batch
     merge(source, out)
     p12, ca = make_certificates(tmp_path)
-    command = [sys.executable, "-m", "invoke", "sign", "--p12", str(p12), "--bundle", str(out / "bundle.pdf"),
-               "--recipients", str(source), "--build-dir", str(out)]
+    command = [sys.executable, "-m", "invoke", "sign", "--p12", str(p12), "--recipients", str(source),
+               "--build-dir", str(out)]
     env = {k: v for k, v in os.environ.items() if k != "LETTERBATCH_P12_PASSWORD"}
     refused = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert refused.returncode == 2 and "LETTERBATCH_P12_PASSWORD" in refused.stderr  # no terminal to ask

@@ -187,3 +187,17 @@ def test_every_problem_in_the_file_is_reported_in_one_run(tmp_path):
     fields = [p.field for p in caught.value.problems]
     for field in ("letter.date", "references.ref.url", "nme", "name"):
         assert field in fields, fields
+
+
+def test_a_file_is_validated_once_per_text_and_again_when_it_changes(tmp_path):
+    """Stages of one command load the same file: the same text gives the same
+    result; a changed file (even changed back and forth) is read anew."""
+    path = write_yaml(tmp_path / "r.yaml", MINIMAL_LETTER + "recipients:\n" + GOOD)
+    first = load(path)
+    assert load(path) is first
+    write_yaml(path, MINIMAL_LETTER + "recipients:\n" + GOOD.replace("Good Person", "Other Person"))
+    assert [r.name for r in load(path).batch.recipients] == ["Other Person"]
+    write_yaml(path, MINIMAL_LETTER + "recipients:\n" + GOOD.replace("salutation:", "salutaton:"))
+    assert "salutation" in " ".join(messages(path))
+    same_text_elsewhere = write_yaml(tmp_path / "copy.yaml", MINIMAL_LETTER + "recipients:\n" + GOOD)
+    assert load(same_text_elsewhere).path == same_text_elsewhere

@@ -1,18 +1,38 @@
-"""Web copies: readable file names, metadata, visible links, PDF/A-2b metadata, same bytes."""
+"""Web copies: readable file names, metadata, visible links, PDF/A-2b metadata, same bytes;
+tagged PDFs that independent tools (poppler's pdfinfo, pdfua, pdfminer) read as the letter."""
 from __future__ import annotations
 
+import html
+import json
+import os
 import re
+import shutil
+import subprocess
+import unicodedata
+from html.parser import HTMLParser
+from pathlib import Path
 
+import pikepdf
+import yaml
 import pytest
 from pypdf import PdfReader
 
 from builder.build import build
-from conftest import MINIMAL_LETTER, pdf_text, write_yaml
+from builder.html import letter_page
+from builder.load import load
+from conftest import MINIMAL_LETTER, SAMPLE, pdf_text, write_yaml
 
 LINK_COLOUR = b"0 0.27 0.6 rg"  # lblink in the letterhead class
 
+# a second paragraph long enough for a second page (its running header), citing a source
+LONG = "    - long: " + " ".join(["Words that fill the page so the letter runs onto a second one."] * 60) + \
+    " It cites a report.[^report]\n"
+REFERENCES = """\
+references:
+  report: {author: A. Author, year: 2020, title: "A report (final)", url: "https://example.org/report"}
+"""
 WEB = MINIMAL_LETTER.replace("  body:\n", "  title: Notice & \"quotes\", commas\n  keywords: [notice, test]\n  body:\n").replace(
-    "This is the shared text.", "See <https://example.org/a_b> for more.") + """\
+    "This is the shared text.", "See <https://example.org/a_b> for more.") + LONG + REFERENCES + """\
 recipients:
   - id: web-one
     name: "Siân O'Brien, Ŵyn & Co"
@@ -69,3 +89,358 @@ def test_web_copies_are_reproducible(web_batch, tmp_path):
     assert build(source, tmp_path / "build", medium="web").ok
     name = "web/2021-03-04-web-one.pdf"
     assert (tmp_path / "build" / name).read_bytes() == (web_batch / name).read_bytes()
+
+
+# ---- tagged PDF --------------------------------------------------------------------
+
+WEB_PDF = "web/2021-03-04-web-one.pdf"
+
+
+def test_web_copy_is_tagged_and_pdfua_finds_nothing(web_batch):
+    pdf = web_batch / WEB_PDF
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    assert re.search(r"^Tagged:\s+yes$", info, re.M) and re.search(r"^Pages:\s+2$", info, re.M)
+    exe = shutil.which("pdfua")
+    assert exe, "pdfua (PyPI) is missing: run scripts/install"
+    check = subprocess.run([exe, "check", str(pdf)], capture_output=True, text=True)
+    assert check.returncode == 0 and "errors=0 warnings=0" in check.stdout, check.stdout + check.stderr
+    with pikepdf.open(pdf) as doc:
+        assert doc.Root.MarkInfo.Marked is True and str(doc.Root.Lang) == "en-GB"
+        assert doc.Root.ViewerPreferences.DisplayDocTitle is True  # the title, not the file name
+
+
+def test_pdfua_does_find_an_untagged_letter(web_batch):
+    """The checker is not blind: the printed letter, untagged, fails it."""
+    check = subprocess.run([shutil.which("pdfua"), "check", str(web_batch / "letters" / "web-one.pdf")],
+                           capture_output=True, text=True)
+    assert check.returncode == 3 and "UA-01-005" in check.stdout
+
+
+def test_structure_tree_read_in_order_is_the_letter(web_batch):
+    tree, texts = structure(web_batch / WEB_PDF)
+    kinds = [kind for kind, _ in tree]
+    assert kinds[0] == "/Document" and "/P" in kinds
+    letter = ("4 March 2021" "1 High Street, Town"  # the date; the return address, in the window
+              "Siân O'Brien, Ŵyn & Co Clerk 1 Road" "Dear Siân,"
+              "See https://example.org/a_b for more." + LONG.split(": ", 1)[1].replace("[^report]", "").strip()
+              + "1" "1 A. Author (2020) A report (final)"  # the mark, then the note
+              "Yours sincerely," "Clerk")
+    assert squeeze(structure_text(tree, texts)) == squeeze(letter)
+    # the letterhead, the running header and page numbers are artifacts, outside the tree
+    assert squeeze(texts[0, "Artifact"]) == squeeze("Ann Sender Clerk 1 High Street Town Page 1 of 2")
+    assert squeeze(texts[1, "Artifact"]) == squeeze("Siân O'Brien, Ŵyn & Co 4 March 2021 Page 2 of 2")
+    assert not any(key[1] == "untagged" for key in texts), texts
+    # each footnote is a note, inside the paragraph that cites it
+    notes = [(depth, kind) for kind, depth in tree if kind in ("/Note", "/FENote")]
+    assert len(notes) == 1 and notes[0][0] > 1
+
+
+def test_every_link_has_a_text_alternative(web_batch):
+    with pikepdf.open(web_batch / WEB_PDF) as pdf:
+        contents = {str(a.A.get("/URI", a.A.get("/D", ""))): str(a.Contents)
+                    for page in pdf.pages for a in page.get("/Annots", []) if a.Subtype == "/Link"}
+    assert contents.pop("https://example.org/a_b") == "https://example.org/a_b"
+    assert contents.pop("https://example.org/report") == "A report (final)"
+    assert list(contents.values()) == ["Footnote 1"]
+
+
+def squeeze(text: str) -> str:
+    """Text without whitespace, in NFC: pdfTeX writes no space where marked content
+    starts or ends (before a link, say), so words are compared, not the gaps."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFC", text))
+
+
+def structure(pdf_path):
+    """The structure tree as (kind, depth) in reading order, with ("mcid", page, id)
+    leaves, and the text drawn in each marked-content sequence."""
+    texts = marked_text(pdf_path)
+    tree = []
+    with pikepdf.open(pdf_path) as pdf:
+        pages = {p.objgen: i for i, p in enumerate(pdf.pages)}
+
+        def visit(node, page, depth):
+            if isinstance(node, pikepdf.Array):
+                for kid in node:
+                    visit(kid, page, depth)
+            elif isinstance(node, pikepdf.Dictionary):
+                if node.get("/Type") == "/OBJR":
+                    return
+                page = pages[node.Pg.objgen] if "/Pg" in node else page
+                if node.get("/Type") == "/MCR":
+                    tree.append((("mcid", page, int(node.MCID)), depth))
+                    return
+                tree.append((str(node.S), depth))
+                if "/K" in node:
+                    visit(node.K, page, depth + 1)
+            else:
+                tree.append((("mcid", page, int(node)), depth))
+
+        visit(pdf.Root.StructTreeRoot.K, None, 0)
+    return tree, texts
+
+
+def structure_text(tree, texts) -> str:
+    return "".join(texts.get(kind[1:], "") for kind, _ in tree if isinstance(kind, tuple))
+
+
+def marked_text(pdf_path) -> dict:
+    """(page, MCID) -> the text drawn in it, by pdfminer.six; (page, "Artifact") and
+    (page, "untagged") collect the rest."""
+    from pdfminer.converter import PDFLayoutAnalyzer
+    from pdfminer.pdfdocument import PDFDocument
+    from pdfminer.pdfinterp import PDFPageInterpreter, PDFResourceManager
+    from pdfminer.pdfpage import PDFPage
+    from pdfminer.pdfparser import PDFParser
+    from pdfminer.pdftypes import resolve1
+    from pdfminer.psparser import PSLiteral
+
+    class MarkedText(PDFLayoutAnalyzer):
+        def __init__(self, manager):
+            super().__init__(manager)
+            self.texts, self.stack, self.page, self.properties = {}, [], 0, {}
+
+        def begin_tag(self, tag, props=None):
+            if isinstance(props, PSLiteral):  # a name in the page's /Properties
+                props = resolve1(self.properties.get(props.name))
+            props = props if isinstance(props, dict) else {}
+            actual = props.get("ActualText")  # its glyphs' text, as a reader reads them
+            if isinstance(actual, bytes):
+                actual = actual[2:].decode("utf-16-be") if actual[:2] == b"\xfe\xff" else actual.decode("latin-1")
+            self.stack.append((tag.name, props.get("MCID"), actual))
+
+        def end_tag(self):
+            if self.stack:
+                _, _, actual = self.stack.pop()
+                if actual is not None and not any(a is not None for _, _, a in self.stack):
+                    self.add(actual)
+
+        def render_char(self, *args):
+            advance = super().render_char(*args)
+            if not any(a is not None for _, _, a in self.stack):
+                self.add(self.cur_item._objs[-1].get_text())
+            return advance
+
+        def add(self, text):
+            mcid = next((m for _, m, _ in reversed(self.stack) if m is not None), None)
+            if mcid is None:
+                mcid = "Artifact" if any(t == "Artifact" for t, _, _ in self.stack) else "untagged"
+            self.texts[self.page, mcid] = self.texts.get((self.page, mcid), "") + text
+
+    with open(pdf_path, "rb") as handle:
+        manager = PDFResourceManager()
+        device = MarkedText(manager)
+        interpreter = PDFPageInterpreter(manager, device)
+        for number, page in enumerate(PDFPage.create_pages(PDFDocument(PDFParser(handle)))):
+            device.page = number
+            device.properties = resolve1(resolve1(page.resources).get("Properties", {})) or {}
+            interpreter.process_page(page)
+    return device.texts
+
+
+# ---- the HTML page beside each web copy --------------------------------------------
+
+AXE_VERSION = "4.14.1"
+AXE_CACHE = Path(os.environ.get("LETTERBATCH_AXE_DIR", Path.home() / ".cache" / "letterbatch" / "axe"))
+
+
+@pytest.fixture(scope="session")
+def axe_js() -> Path:
+    """axe-core's axe.min.js, from npm, kept in a cache folder (scripts/install
+    fetches it; the first test run fetches it when it is missing)."""
+    path = AXE_CACHE / "node_modules" / "axe-core" / "axe.min.js"
+    if not path.exists():
+        npm = shutil.which("npm")
+        assert npm, "npm is missing: run scripts/install"
+        subprocess.run([npm, "install", "--prefix", str(AXE_CACHE), "--no-audit", "--no-fund", "--silent",
+                        f"axe-core@{AXE_VERSION}"], check=True, timeout=300)
+    return path
+
+
+AXE_PROBE = """<script src="axe.min.js"></script>
+<script>
+axe.run(document).then(function (r) {
+  var out = document.createElement("pre"); out.id = "axe-result";
+  out.textContent = JSON.stringify({violations: r.violations.map(function (v) {
+    return {id: v.id, impact: v.impact, nodes: v.nodes.map(function (n) { return n.html; })}; }),
+    passes: r.passes.map(function (v) { return v.id; })});
+  document.body.appendChild(out);
+}, function (e) { var out = document.createElement("pre"); out.id = "axe-result"; out.textContent = "" + e;
+  document.body.appendChild(out); });
+</script>
+"""
+
+
+def browse(page: Path, folder: Path) -> str:
+    """The page's DOM after its scripts ran, from headless chromium (file:// only)."""
+    exe = shutil.which("chromium")
+    assert exe, "chromium is missing: run scripts/install"
+    out = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--disable-component-update", "--no-first-run", f"--user-data-dir={folder / 'profile'}",
+                          "--virtual-time-budget=20000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def axe(page_html: str, folder: Path, axe_js: Path) -> dict:
+    """axe-core's verdict on ``page_html``, run in chromium."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(axe_js, folder / "axe.min.js")
+    probe = folder / "page.html"
+    assert page_html.count("</body>") == 1
+    probe.write_text(page_html.replace("</body>", AXE_PROBE + "</body>"), encoding="utf-8")
+    found = re.search(r'<pre id="axe-result">(.*?)</pre>', browse(probe, folder), re.S)
+    assert found, "axe did not report"
+    return json.loads(html.unescape(found.group(1)))
+
+
+def test_html_page_beside_each_web_copy_has_no_axe_violations(web_batch, tmp_path, axe_js):
+    page = (web_batch / "web" / "2021-03-04-web-one.html").read_text(encoding="utf-8")
+    result = axe(page, tmp_path / "axe", axe_js)
+    assert result["violations"] == [], result["violations"]
+    # axe did look: the rules that matter for a letter ran and passed
+    assert {"html-has-lang", "document-title", "landmark-one-main", "region", "color-contrast",
+            "link-name", "list", "heading-order"} <= set(result["passes"])
+
+
+def test_axe_finds_violations_on_a_broken_page(web_batch, tmp_path, axe_js):
+    """The check can fail: no language, no title, a link without a name."""
+    page = (web_batch / "web" / "2021-03-04-web-one.html").read_text(encoding="utf-8")
+    broken = re.sub(r"<title>.*?</title>", "", page.replace(' lang="en-GB"', "")).replace(
+        "</main>", '<a href="https://example.org/x"></a></main>')
+    found = {v["id"] for v in axe(broken, tmp_path / "axe", axe_js)["violations"]}
+    assert {"html-has-lang", "document-title", "link-name"} <= found
+
+
+class Outline(HTMLParser):
+    """The elements of a page: (tag, attributes, text inside) in document order."""
+
+    def __init__(self):
+        super().__init__()
+        self.elements, self.open = [], []
+
+    def handle_starttag(self, tag, attrs):
+        element = [tag, dict(attrs), ""]
+        self.elements.append(element)
+        if tag not in ("br", "meta", "img"):
+            self.open.append(element)
+
+    def handle_endtag(self, tag):
+        while self.open and self.open.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data):
+        for element in self.open:
+            element[2] += data
+
+
+def outline(page: str) -> list:
+    parser = Outline()
+    parser.feed(page)
+    return parser.elements
+
+
+def test_html_page_is_the_letter_in_semantic_html(web_batch):
+    page = (web_batch / "web" / "2021-03-04-web-one.html").read_text(encoding="utf-8")
+    elements = outline(page)
+    tags = [tag for tag, _, _ in elements]
+    assert elements[0][:2] == ["html", {"lang": "en-GB"}]
+    assert next(text for tag, _, text in elements if tag == "title") == "Letter to Siân O'Brien, Ŵyn & Co, Clerk"
+    assert tags.index("header") < tags.index("address") < tags.index("main")
+    main = next(text for tag, _, text in elements if tag == "main")
+    assert "Dear Siân," in main and "See https://example.org/a_b for more." in main
+    paragraphs = [text for tag, _, text in elements if tag == "p"]
+    assert any(p.startswith("Words that fill the page") and p.endswith("It cites a report.1") for p in paragraphs)
+    # the footnote: a numbered list entry, its mark links to it and it links back
+    mark = next(attrs for tag, attrs, _ in elements if tag == "a" and attrs.get("href") == "#en-note-1")
+    note = next((attrs, text) for tag, attrs, text in elements if tag == "li")
+    assert mark["id"] == "en-mark-1" and note[0]["id"] == "en-note-1"
+    assert note[1].startswith("A. Author (2020) A report (final)")
+    assert any(attrs.get("href") == "#en-mark-1" for tag, attrs, _ in elements if tag == "a")
+    assert tags.index("li") == tags.index("ol") + 1  # the note is an entry of an ordered list
+
+
+HOSTILE = "<script>document.title='owned'</script><img src=x onerror=alert(1)> {{ name }} ${x} & </main>"
+
+
+def test_html_page_prints_every_value_as_typed(tmp_path):
+    """Data is data: markup in a value is shown, never run or parsed."""
+    source = write_yaml(tmp_path / "recipients.yaml", WEB.replace(
+        "    name: \"Siân O'Brien, Ŵyn & Co\"", "    name: " + json.dumps(HOSTILE)).replace(
+        "salutation: Dear Siân,", "salutation: " + json.dumps("Dear " + HOSTILE)))
+    loaded = load(source)
+    page = letter_page(loaded.batch, loaded.batch.recipients[0])
+    (tmp_path / "page.html").write_text(page, encoding="utf-8")
+    dom = browse(tmp_path / "page.html", tmp_path)
+    assert "<script>document" not in dom and "<img" not in dom
+    elements = outline(dom)
+    assert next(text for tag, _, text in elements if tag == "title") == f"Letter to {HOSTILE}, Clerk"
+    assert any(text == "Dear " + HOSTILE for tag, _, text in elements if tag == "p")
+
+
+@pytest.mark.slow
+def test_every_web_copy_of_the_sample_is_tagged_pdfua_clean_and_has_its_page(tmp_path):
+    report = build(SAMPLE, tmp_path / "build", medium="web")
+    assert report.ok and len(report.outcomes) == 5
+    for outcome in report.outcomes:
+        info = subprocess.run(["pdfinfo", str(outcome.pdf)], capture_output=True, text=True, check=True).stdout
+        assert re.search(r"^Tagged:\s+yes$", info, re.M), outcome.pdf
+        check = subprocess.run([shutil.which("pdfua"), "check", str(outcome.pdf)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout
+        tree, texts = structure(outcome.pdf)
+        assert not any(key[1] == "untagged" for key in texts), outcome.pdf
+        assert outcome.pdf.with_suffix(".html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+# ---- every letter part, Welsh and bilingual letters, as web copies ---------------------
+
+@pytest.fixture(scope="module")
+def parts_web(tmp_path_factory):
+    """test_parts' batch (marking, refs, cc, enclosures, PS; a Welsh and a
+    bilingual letter) built as web copies."""
+    from test_parts import parts_batch_yaml
+
+    folder = tmp_path_factory.mktemp("parts-web")
+    source = folder / "recipients.yaml"
+    source.write_text(yaml.safe_dump(parts_batch_yaml(), allow_unicode=True, sort_keys=False), encoding="utf-8")
+    report = build(source, folder / "build", medium="web")
+    assert report.ok, [(o.recipient, o.message) for o in report.failed]
+    return {o.recipient: o.pdf for o in report.outcomes}
+
+
+def test_every_letter_part_is_tagged_or_an_artifact(parts_web):
+    for rid, pdf in parts_web.items():
+        check = subprocess.run([shutil.which("pdfua"), "check", str(pdf)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout
+        tree, texts = structure(pdf)
+        assert not any(key[1] == "untagged" for key in texts), (rid, texts)
+        # the protective marking, on every page, is an artifact
+        assert all(texts[page, "Artifact"].count("OFFICIAL") == 2 for page in {p for p, _ in texts}), rid
+        text = squeeze(structure_text(tree, texts))
+        assert squeeze("Our ref: IASC/2020/117") in text or squeeze("Ein cyf: IASC/2020/117") in text
+    london = squeeze(structure_text(*structure(parts_web["london"])))
+    assert squeeze("cc: April McCoig, IASC Chief Constable") in london and squeeze("Yours faithfully,") in london
+
+
+def test_a_bilingual_web_copy_tags_its_english_half_in_english(parts_web):
+    pdf = parts_web["essex"]
+    with pikepdf.open(pdf) as document:
+        assert str(document.Root.Lang) == "cy"
+        sections = [kid for kid in document.Root.StructTreeRoot.K.K if kid.get("/S") == "/Sect"]
+        assert [str(s.Lang) for s in sections] == ["en-GB"]
+    tree, texts = structure(pdf)
+    start = next(i for i, (kind, depth) in enumerate(tree) if kind == "/Sect")
+    welsh, english = structure_text(tree[:start], texts), structure_text(tree[start:], texts)
+    assert "Annwyl Roger," in welsh and "Dear Roger," not in welsh
+    assert "Dear Roger," in english and "Annwyl Roger," not in english
+
+
+def test_welsh_and_bilingual_html_pages_declare_their_languages(parts_web, tmp_path, axe_js):
+    for rid, pdf in parts_web.items():
+        page = pdf.with_suffix(".html").read_text(encoding="utf-8")
+        result = axe(page, tmp_path / rid, axe_js)
+        assert result["violations"] == [], (rid, result["violations"])
+        elements = outline(page)
+        langs = [attrs["lang"] for tag, attrs, _ in elements if "lang" in attrs]
+        assert langs == {"london": ["en-GB"], "south-wales": ["cy"], "essex": ["cy", "en-GB"]}[rid]
+        assert "OFFICIAL" in page

@@ -1,0 +1,174 @@
+"""Web copies as HTML: one recipient's letter as an accessible page.
+
+UK government guidance prefers HTML to PDF for what is published, so each
+web copy has a page beside it: the letterhead in a ``header``, the sender's
+details in an ``address``, the letter in ``main``, its paragraphs as ``p``,
+and its footnotes as an ordered list whose entries link back to their marks.
+It is made from the same model as the PDF (the batch, ``markup.parse`` of
+the body, ``compose`` for dates, titles and the joining of parts). Every value
+from the batch goes through ``html.escape``; nothing from it becomes markup.
+"""
+from __future__ import annotations
+
+import html
+import re
+
+from . import markup
+from .compose import PDF_LANG, closing, long_date, pdf_title
+from .schema import LANGUAGES, Batch, Recipient
+
+_SAFE_URL = re.compile(r"(?i)^(https?://|mailto:)")
+# The words the letterhead class prints around the values, by language.
+LABELS = {
+    "en": {"ourref": "Our ref:", "yourref": "Your ref:", "cc": "cc:", "enc": "Enc:", "ps": "PS",
+           "notes": "Notes", "note": "Note", "back": "Back to text"},
+    "cy": {"ourref": "Ein cyf:", "yourref": "Eich cyf:", "cc": "Copïau:", "enc": "Amg:", "ps": "ON",
+           "notes": "Nodiadau", "note": "Nodyn", "back": "Yn ôl i’r testun"},
+}
+
+# Black on white and the browser's own link colours: contrast well above WCAG AA.
+STYLE = """\
+body { font-family: sans-serif; line-height: 1.5; max-width: 42em; margin: 2em auto; padding: 0 1em; }
+header { display: flex; justify-content: space-between; gap: 2em; border-bottom: 1px solid #666; }
+header address { font-style: normal; text-align: right; }
+.sender-name { font-size: 1.4em; font-weight: bold; margin-bottom: 0; }
+.marking { text-align: center; font-weight: bold; }
+.date { text-align: right; }
+.recipient { margin: 2em 0; }
+.signatory { margin-top: 3em; }
+.notes { border-top: 1px solid #666; margin-top: 2em; font-size: 0.9em; }
+section + section { border-top: 1px solid #666; margin-top: 3em; }
+"""
+
+
+def e(value: str) -> str:
+    """Text as HTML: every character prints as itself."""
+    return html.escape(value, quote=True)
+
+
+def href(url: str) -> str:
+    """A URL for an ``href`` attribute; the schema allows only http(s) and mailto."""
+    if not _SAFE_URL.match(url):
+        raise ValueError(f"unsafe URL {url!r}")
+    return e(url)
+
+
+def letter_page(batch: Batch, recipient: Recipient) -> str:
+    """The complete HTML page of the letter to ``recipient``: the letterhead,
+    then the letter in each of its languages (cy-en: Welsh, then English)."""
+    letter, sender = batch.letter, batch.letter.sender
+    languages = batch.languages_of(recipient)
+    contact = [e(line) for line in sender.address]
+    if sender.phone:
+        contact.append(f"Tel: {e(sender.phone)}")
+    if sender.email:
+        contact.append(f'<a href="{href("mailto:" + sender.email)}">{e(sender.email)}</a>')
+    if sender.web:
+        shown = sender.web.split("://", 1)[-1].rstrip("/")
+        contact.append(f'<a href="{href(sender.web)}">{e(shown)}</a>')
+    parts = [
+        "<!DOCTYPE html>",
+        f'<html lang="{PDF_LANG[languages[0]]}">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{e(pdf_title(recipient))}</title>",
+        f"<style>\n{STYLE}</style>",
+        "</head>",
+        "<body>",
+        "<header>",
+        f'<div><p class="sender-name">{e(sender.name)}</p><p>{e(sender.role)}</p></div>',
+        f"<address>{'<br>'.join(contact)}</address>",
+        "</header>",
+        "<main>",
+        f"<h1>{e(letter.title or pdf_title(recipient))}</h1>",
+    ]
+    for number, language in enumerate(languages):
+        lang = f' lang="{PDF_LANG[language]}"' if number else ""
+        parts += [f"<section{lang} aria-label=\"{e(pdf_title(recipient))} ({e(PDF_LANG[language])})\">"
+                  if len(languages) > 1 else "<section>"]
+        parts += _letter(batch, recipient, language, f"{language}-")
+        parts += ["</section>"]
+    parts += ["</main>", "</body>", "</html>", ""]
+    return "\n".join(parts)
+
+
+def _letter(batch: Batch, recipient: Recipient, language: str, ids: str) -> list[str]:
+    """One language's letter: the PDF's order, its words."""
+    letter, signatory = batch.letter, batch.letter.signatory
+    words = LABELS[language]
+    pick = lambda own, shared: own if own is not None else shared  # noqa: E731
+    notes: list[str] = []  # each footnote's HTML, numbered from 1 as in the PDF
+    out = []
+    marking = pick(recipient.marking, letter.marking)
+    if marking:
+        out.append(f'<p class="marking">{e(marking)}</p>')
+    refs = [(words["ourref"], pick(recipient.our_ref, letter.our_ref)), (words["yourref"], recipient.your_ref)]
+    refs = [f"{e(label)} {e(value)}" for label, value in refs if value]
+    date = f'<time datetime="{letter.date.isoformat()}">{e(long_date(letter.date, language))}</time>'
+    out.append(f'<p class="date">{"<br>".join(refs + [date])}</p>')
+    to = [e(recipient.name)] + ([e(recipient.role)] if recipient.role else []) + [e(a) for a in recipient.address]
+    out.append(f'<p class="recipient">{"<br>".join(to)}</p>')
+    out.append(f"<p>{e(batch.own_text(recipient, recipient.salutation, language) or '')}</p>")
+    subject = (batch.own_text(recipient, recipient.subject, language) if recipient.subject is not None
+               else batch.shared_text(letter.subject, language))
+    for nodes in markup.parse(subject or ""):
+        out.append(f"<h2>{_inline(nodes, batch, notes, ids)}</h2>")
+    out += [f"<p>{_inline(nodes, batch, notes, ids)}</p>" for nodes in paragraphs(batch, recipient, language)]
+    out.append(f"<p>{e(closing(batch, recipient, language))}</p>")
+    name = f"<strong>{e(signatory.name)}</strong><br>" if signatory.name and signatory.show_name else ""
+    out.append(f'<p class="signatory">{name}{e(signatory.title)}</p>')
+    for label, lines in ((words["cc"], pick(recipient.cc, letter.cc)),
+                         (words["enc"], pick(recipient.enclosures, letter.enclosures))):
+        if lines:
+            out.append(f"<p>{e(label)} {'<br>'.join(e(line) for line in lines)}</p>")
+    ps = (batch.own_text(recipient, recipient.ps, language) if recipient.ps is not None
+          else batch.shared_text(letter.ps, language))
+    for number, nodes in enumerate(markup.parse(ps or "")):
+        out.append(f"<p>{e(words['ps']) + ' ' if number == 0 else ''}{_inline(nodes, batch, notes, ids)}</p>")
+    if notes:
+        out += [f'<section class="notes" aria-labelledby="{ids}notes">',
+                f'<h2 id="{ids}notes">{e(words["notes"])}</h2>', "<ol>"]
+        out += [f'<li id="{ids}note-{n}">{text} <a href="#{ids}mark-{n}" '
+                f'aria-label="{e(words["back"])} ({e(words["note"])} {n})">{e(words["back"])}</a></li>'
+                for n, text in enumerate(notes, 1)]
+        out += ["</ol>", "</section>"]
+    return out
+
+
+def paragraphs(batch: Batch, recipient: Recipient, language: str | None = None) -> list[markup.Paragraph]:
+    """The body as paragraphs of markup nodes, joined as ``compose.body``
+    joins them: a paragraph's parts run on with a space; a blank line inside
+    a part starts a new paragraph."""
+    out: list[markup.Paragraph] = []
+    for parts in batch.paragraphs_for(recipient, language):
+        current: list[markup.Inline] = []
+        for _name, source in parts:
+            parsed = markup.parse(source)
+            if not parsed:
+                continue
+            current += ([markup.Text(" ")] if current else []) + list(parsed[0])
+            for extra in parsed[1:]:
+                out.append(tuple(current))
+                current = list(extra)
+        if current:
+            out.append(tuple(current))
+    return out
+
+
+def _inline(nodes: markup.Paragraph, batch: Batch, notes: list[str], ids: str) -> str:
+    pieces = []
+    for node in nodes:
+        if isinstance(node, markup.Text):
+            pieces.append(e(node.value))
+        elif isinstance(node, markup.Emphasis):
+            tag = "strong" if node.strong else "em"
+            pieces.append(f"<{tag}>{_inline(node.children, batch, notes, ids)}</{tag}>")
+        elif isinstance(node, markup.Link):
+            pieces.append(f'<a href="{href(node.url)}">{_inline(node.children, batch, notes, ids)}</a>')
+        elif isinstance(node, markup.Cite):
+            ref = batch.references[node.key]
+            notes.append(f'{e(ref.author)} ({e(str(ref.year))}) <a href="{href(ref.url)}">{e(ref.title)}</a>')
+            n = len(notes)
+            pieces.append(f'<sup><a href="#{ids}note-{n}" id="{ids}mark-{n}">{n}</a></sup>')
+    return "".join(pieces)

@@ -1,0 +1,460 @@
+"""Send stage, the pipeline's last: each ready letter e-mailed to its recipient, exactly once.
+
+Each ready letter whose recipient has an ``email`` goes as one message with
+one attachment, byte for byte: its signed copy (``invoke sign``) when it has
+one (a signed copy of an older letter holds the letter back), else the letter.
+Subject and body come from ``letter.email`` (``string.Template`` placeholders,
+never format()).
+
+Exactly once rests on the send log, ``<build>/sent.json``, written atomically
+and synced to disk at each step: "attempting" (with the Message-ID) before the
+envelope is sent, "data" just before the message itself is handed over, and
+"sent" once the server accepted it. So a run killed at any point leaves a log
+that says, for every letter, either that the server cannot have it (it is sent
+on the next run) or that it might: a letter whose message was handed over
+without the server's answer being logged (killed, or the connection dropped,
+right then) is "unknown", and is never sent again without a person deciding:
+``--resend ID`` or ``--mark-sent ID``. A refused address or a server error
+fails only that letter; the next run retries only what failed.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import re
+import smtplib
+import ssl
+import string
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import formatdate, make_msgid, parseaddr
+from pathlib import Path
+
+from .files import write_atomic
+
+SECURITY = {"starttls": 587, "ssl": 465, "none": 25}
+DEFAULT_SUBJECT, UNTITLED_SUBJECT = "$title", "Letter of $date"
+DEFAULT_BODY = "Please find attached a letter from $sender."
+
+
+class SendError(Exception):
+    """Sending cannot start (settings, an unknown id): one line."""
+
+
+@dataclass
+class SmtpSettings:
+    """Where mail goes: invoke's ``letterbatch.smtp`` config, and a password
+    from the environment or a prompt (never a flag)."""
+
+    host: str = "localhost"
+    port: int = 0  # 0: the usual port for ``security``
+    security: str = "starttls"  # starttls | ssl | none
+    user: str = ""
+    sender: str = ""  # the From address (config key ``from``); default: the letter's sender e-mail
+    password: str | None = None
+    timeout: float = 60.0
+
+    def __post_init__(self):
+        if self.security not in SECURITY:
+            raise SendError(f"letterbatch.smtp.security must be one of {', '.join(SECURITY)}, "
+                            f"not {self.security!r}")
+        self.port = int(self.port or SECURITY[self.security])
+
+    def describe(self) -> str:
+        return f"{self.host}:{self.port} ({self.security}{', as ' + self.user if self.user else ''})"
+
+
+@dataclass
+class Delivery:
+    """One message to send: a letter, its address, what is attached."""
+
+    recipient: str
+    address: str
+    pdf: Path
+    signed: bool
+    subject: str
+    body: str
+    filename: str
+    letter_sha256: str
+
+
+@dataclass
+class Outcome:
+    recipient: str
+    status: str  # "sent", "would send", "failed", "unknown", "already sent", "not ready", "no address", "marked sent"
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("sent", "would send", "already sent", "marked sent")
+
+
+# ---- the send log -----------------------------------------------------------
+
+class SendLog:
+    """``<build>/sent.json``: per letter, the last attempt (and earlier ones in
+    ``history``): state, address, Message-ID, time, the attached PDF's SHA-256."""
+
+    def __init__(self, path: Path, letters: dict[str, dict] | None = None):
+        self.path, self.letters = path, letters or {}
+
+    @classmethod
+    def read(cls, path: Path) -> "SendLog":
+        if not path.exists():
+            return cls(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(path, {k: v for k, v in data.get("letters", {}).items() if isinstance(v, dict)})
+        except (OSError, ValueError, AttributeError) as exc:
+            # never guess: a log that cannot be read could hide letters already sent
+            raise SendError(f"{path} cannot be read ({exc}); restore it, or move it away "
+                            "only if no letter of this batch was sent") from None
+
+    def record(self, rid: str, **entry) -> dict:
+        """Start a new entry for ``rid``; the old one (if any) goes into its history."""
+        old = self.letters.get(rid) or {}
+        history = old.get("history", [])
+        if old.get("state") not in (None, "failed", "attempting") or old.get("stage") == "data":
+            # what may have reached the recipient stays on the record
+            history = history + [{k: v for k, v in old.items() if k != "history"}]
+        self.letters[rid] = {**entry, **({"history": history} if history else {})}
+        self.save()
+        return self.letters[rid]
+
+    def update(self, rid: str, **changes) -> None:
+        self.letters[rid].update(changes)
+        self.save()
+
+    def save(self) -> None:
+        data = json.dumps({"letters": self.letters}, indent=2, ensure_ascii=False) + "\n"
+        write_atomic(self.path, data.encode(), durable=True)
+
+    def pending(self, rid: str) -> str | None:
+        """What the log says about ``rid`` that stops it from being sent as new:
+        "sent", "unknown", or None (never sent, or it surely failed)."""
+        entry = self.letters.get(rid)
+        if not entry:
+            return None
+        if entry["state"] in ("sent", "marked sent"):
+            return "sent"
+        if entry["state"] == "unknown" or (entry["state"] == "attempting" and entry.get("stage") == "data"):
+            return "unknown"
+        return None  # failed, or attempting but killed before the message was handed over
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+UNKNOWN_HELP = ("unknown: the message may have reached the server, but the log cannot say; "
+                "check the mailbox, then `invoke send --resend {rid} --yes` or `invoke send --mark-sent {rid}`")
+
+
+# ---- what to send -------------------------------------------------------------
+
+@dataclass
+class Plan:
+    """Every letter of the batch, in YAML order: a Delivery to send, or the
+    Outcome that says why it is not sent this time."""
+
+    letters: list  # Delivery | Outcome
+    log: SendLog
+    root: Path  # the build folder
+    sender: str  # the letter's sender e-mail, the default From
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        return [item for item in self.letters if isinstance(item, Delivery)]
+
+
+def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str] = ()) -> Plan:
+    """What this run would send, and why every other letter is not sent."""
+    from .build import prepare
+    from .manifest import Manifest
+    from .ready import letter_states
+
+    prepared = prepare(recipients_yaml, build_dir)
+    layout, letter = prepared.layout, prepared.loaded.batch.letter
+    manifest = Manifest.read(layout.root)
+    log = SendLog.read(layout.sent)
+    recipients = {s.recipient.id: s.recipient for s in prepared.sources}
+    unknown_ids = sorted(set(resend) - set(recipients))
+    if unknown_ids:
+        raise SendError(f"--resend: no valid recipient with id {', '.join(unknown_ids)}")
+    letters = []
+    for state in letter_states(prepared, manifest):
+        rid = state.recipient
+        why_not = _why_not(rid, state, recipients.get(rid), log, manifest, layout, prepared.loaded.path.name,
+                           rid in resend)
+        letters.append(why_not or _delivery(letter, recipients[rid], layout, manifest))
+    return Plan(letters, log, layout.root, letter.sender.email or "")
+
+
+def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: str, resending: bool):
+    """The Outcome that keeps a letter from being sent now, or None."""
+    from .sign import is_signed_copy
+
+    entry = log.letters.get(rid, {})
+    pending = log.pending(rid)
+    if pending == "sent" and not resending:
+        note = f"on {entry.get('time', '?')} to {entry.get('address', '?')}"
+        if manifest.letters.get(rid, {}).get("sha256") not in (None, entry.get("letter_sha256")):
+            note += f"; the letter was rebuilt since: `invoke send --resend {rid} --yes` sends the new one"
+        return Outcome(rid, "already sent", note)
+    if pending == "unknown" and not resending:
+        return Outcome(rid, "unknown", UNKNOWN_HELP.format(rid=rid))
+    if not state.ready:
+        return Outcome(rid, "not ready", state.reason or state.state)
+    if not recipient.email:
+        return Outcome(rid, "no address", f"add `email:` to recipient '{rid}' in {yaml_name}")
+    signed = layout.signed_pdf(rid)
+    if signed.exists() and not is_signed_copy(layout.pdf(rid), signed):
+        # never a silent fall-back to the unsigned letter
+        return Outcome(rid, "not ready", f"{signed.relative_to(layout.root)} is not the signed copy of the current "
+                                         f"letter: run `invoke sign` again (or remove it to send the letter unsigned)")
+    return None
+
+
+def _delivery(letter, recipient, layout, manifest) -> Delivery:
+    from .compose import long_date
+
+    rid = recipient.id
+    values = {"name": recipient.name, "role": recipient.role or "", "title": letter.title or "",
+              "date": long_date(letter.date), "sender": letter.sender.name,
+              "signatory": letter.signatory.name or letter.sender.name}
+    subject = string.Template(letter.email.subject or (DEFAULT_SUBJECT if letter.title else UNTITLED_SUBJECT))
+    body = string.Template(letter.email.body or DEFAULT_BODY)
+    signed = layout.signed_pdf(rid).exists()  # and current: _why_not checked it
+    return Delivery(rid, recipient.email, layout.signed_pdf(rid) if signed else layout.pdf(rid), signed,
+                    subject.safe_substitute(values), body.safe_substitute(values),
+                    f"{letter.date.isoformat()}-{rid}.pdf", manifest.letters[rid]["sha256"])
+
+
+def message(delivery: Delivery, sender: str, message_id: str, data: bytes) -> EmailMessage:
+    """The e-mail: a short text, and the PDF attached as it is."""
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = delivery.address
+    mail["Subject"] = delivery.subject
+    mail["Date"] = formatdate(localtime=False, usegmt=True)
+    mail["Message-ID"] = message_id
+    mail.set_content(delivery.body + "\n")
+    mail.add_attachment(data, maintype="application", subtype="pdf", filename=delivery.filename)
+    return mail
+
+
+# ---- sending -----------------------------------------------------------------
+
+class _Connection:
+    """One SMTP connection, opened when needed and again after it dropped."""
+
+    def __init__(self, settings: SmtpSettings):
+        self.settings, self.smtp = settings, None
+
+    def open(self) -> smtplib.SMTP:
+        if self.smtp is None:
+            s = self.settings
+            if s.security == "ssl":
+                smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=ssl.create_default_context())
+            else:
+                smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            try:
+                smtp.ehlo_or_helo_if_needed()
+                if s.security == "starttls":
+                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.ehlo()
+                if s.user:
+                    smtp.login(s.user, s.password or "")
+            except BaseException:
+                smtp.close()
+                raise
+            self.smtp = smtp
+        return self.smtp
+
+    def drop(self) -> None:
+        if self.smtp is not None:
+            self.smtp.close()
+        self.smtp = None
+
+    def close(self) -> None:
+        if self.smtp is not None:
+            try:
+                self.smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+        self.drop()
+
+
+class _Refused(Exception):
+    """The server answered with an error: the message was not accepted."""
+
+
+def _reply(code: int, text: bytes) -> str:
+    return f"{code} {text.decode('utf-8', 'replace')}".strip()
+
+
+def send(recipients_yaml: str | Path, build_dir: str | Path, settings: SmtpSettings, *,
+         yes: bool = False, resend: list[str] = (), report=print) -> list[Outcome]:
+    """Mail every ready letter not yet sent (or ``resend``); without ``yes`` only
+    say what would be sent. ``report(outcome)`` is called as each is decided."""
+    from .build import Layout, lock
+
+    with lock(Layout.of(build_dir)) if yes else contextlib.nullcontext():  # no two sends (or a build) at once
+        planned = plan(recipients_yaml, build_dir, resend=resend)
+        sender = settings.sender or planned.sender
+        if planned.deliveries and not parseaddr(sender)[1]:
+            raise SendError("no From address: set letterbatch.smtp.from (INVOKE_LETTERBATCH_SMTP_FROM) "
+                            "or letter.sender.email")
+        outcomes = []
+        connection = _Connection(settings)
+        cannot_connect = None
+        try:
+            for item in planned.letters:
+                if isinstance(item, Outcome):
+                    outcome = item
+                elif not yes:
+                    outcome = Outcome(item.recipient, "would send",
+                                      f"{item.pdf.relative_to(planned.root)} ({'signed' if item.signed else 'not signed'}) "
+                                      f"to {item.address}: {item.subject!r}")
+                else:
+                    if cannot_connect is None and connection.smtp is None:
+                        try:
+                            connection.open()
+                        except (OSError, smtplib.SMTPException) as exc:
+                            cannot_connect = _connect_error(settings, exc)
+                    if cannot_connect is not None:
+                        outcome = Outcome(item.recipient, "failed", f"{cannot_connect}; the next run retries it")
+                    else:
+                        outcome = _deliver(connection, planned.log, item, sender, item.recipient in resend)
+                report(outcome)
+                outcomes.append(outcome)
+        finally:
+            connection.close()
+    return outcomes
+
+
+def _connect_error(settings: SmtpSettings, exc: BaseException) -> str:
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return f"the server refused the login of {settings.user!r}: {_reply(exc.smtp_code, exc.smtp_error)}"
+    if isinstance(exc, ssl.SSLError):
+        return f"no secure connection to {settings.host}:{settings.port}: {exc.reason or exc}"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"{settings.host}:{settings.port} refused the connection: {_reply(exc.smtp_code, exc.smtp_error)}"
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return f"{settings.host}:{settings.port} does not offer {'STARTTLS' if settings.security == 'starttls' else 'AUTH'}"
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+    return f"cannot connect to {settings.host}:{settings.port}: {reason}"
+
+
+def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, resending: bool) -> Outcome:
+    """Send one letter, logging each step before it is taken."""
+    data = d.pdf.read_bytes()
+    from .manifest import sha256_bytes
+
+    old = log.letters.get(d.recipient, {})
+    same = (not resending and old.get("letter_sha256") == d.letter_sha256 and old.get("address") == d.address
+            and old.get("message_id"))
+    # a retry of a letter that surely failed keeps its Message-ID
+    message_id = old["message_id"] if same else make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2] or None)
+    mail = message(d, sender, message_id, data)
+    wire = mail.as_bytes(policy=SMTP_POLICY)
+    log.record(d.recipient, state="attempting", stage="envelope", address=d.address, message_id=message_id,
+               time=_now(), file=str(d.pdf.relative_to(log.path.parent)), signed=d.signed,
+               sha256=sha256_bytes(data), letter_sha256=d.letter_sha256)
+    smtp = connection.smtp
+    try:
+        code, text = smtp.mail(parseaddr(sender)[1])
+        if code != 250:
+            raise _Refused(f"the server refused the sender: {_reply(code, text)}")
+        code, text = smtp.rcpt(d.address)
+        if code not in (250, 251):
+            raise _Refused(f"the server refused {d.address}: {_reply(code, text)}")
+        code, text = smtp.docmd("DATA")
+        if code != 354:
+            raise _Refused(f"the server refused the message: {_reply(code, text)}")
+    except _Refused as refused:
+        return _failed(connection, log, d, str(refused), reset=True)
+    except (OSError, smtplib.SMTPException) as exc:
+        return _failed(connection, log, d, f"the connection failed ({_exc_text(exc)})")
+    # from here on the server may get the message: log it before handing it over
+    log.update(d.recipient, stage="data")
+    try:
+        smtp.send(re.sub(rb"(?m)^\.", b"..", wire) + b".\r\n")
+    except (OSError, smtplib.SMTPException) as exc:
+        # not all of it was written, so the server has no end of message: not delivered
+        return _failed(connection, log, d, f"the connection failed ({_exc_text(exc)})")
+    try:
+        code, text = smtp.getreply()
+    except (OSError, smtplib.SMTPException) as exc:
+        connection.drop()
+        log.update(d.recipient, state="unknown", error=f"no answer after the message ({_exc_text(exc)})")
+        return Outcome(d.recipient, "unknown", UNKNOWN_HELP.format(rid=d.recipient))
+    if code != 250:
+        return _failed(connection, log, d, f"the server refused the message: {_reply(code, text)}", reset=True)
+    log.update(d.recipient, state="sent", time=_now(), server_reply=_reply(code, text))
+    return Outcome(d.recipient, "sent", f"{d.pdf.name} ({'signed' if d.signed else 'not signed'}) "
+                                        f"to {d.address}, {message_id}")
+
+
+def _exc_text(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _failed(connection: _Connection, log: SendLog, d: Delivery, why: str, reset: bool = False) -> Outcome:
+    log.update(d.recipient, state="failed", error=why)
+    if reset:
+        try:
+            connection.smtp.rset()
+        except (OSError, smtplib.SMTPException):
+            connection.drop()
+    else:
+        connection.drop()
+    return Outcome(d.recipient, "failed", f"{why}; the next run retries it")
+
+
+def mark_sent(build_dir: str | Path, rids: list[str]) -> list[Outcome]:
+    """Record by hand that letters whose fate was unknown did arrive."""
+    from .build import Layout, lock
+
+    layout = Layout.of(build_dir)
+    with lock(layout):
+        return _mark_sent(SendLog.read(layout.sent), rids)
+
+
+def _mark_sent(log: SendLog, rids: list[str]) -> list[Outcome]:
+    outcomes = []
+    for rid in rids:
+        entry = log.letters.get(rid)
+        if not entry:
+            raise SendError(f"--mark-sent {rid}: the send log has no attempt to send it")
+        if entry["state"] in ("sent", "marked sent"):
+            outcomes.append(Outcome(rid, "already sent", f"on {entry.get('time')}"))
+            continue
+        log.update(rid, state="marked sent", marked=_now())
+        outcomes.append(Outcome(rid, "marked sent", f"{entry.get('message_id')} to {entry.get('address')}"))
+    return outcomes
+
+
+def mail_notes(layout, manifest) -> dict[str, str]:
+    """For ``invoke status``: per letter, what the send log says (sent, to whom,
+    rebuilt since it was sent, failed, unknown)."""
+    try:
+        log = SendLog.read(layout.sent)
+    except SendError as exc:
+        return {"": str(exc)}  # under the key no recipient has
+    notes = {}
+    for rid, entry in log.letters.items():
+        state = entry.get("state")
+        if state in ("sent", "marked sent"):
+            note = f"mailed to {entry.get('address')} on {entry.get('time')}"
+            current = manifest.letters.get(rid, {}).get("sha256")
+            if current and current != entry.get("letter_sha256"):
+                note += " - REBUILT SINCE: the recipient has the old letter"
+        elif log.pending(rid) == "unknown":
+            note = "mail: " + UNKNOWN_HELP.format(rid=rid)
+        else:
+            note = f"mail failed: {entry.get('error', 'interrupted before the message was sent')}"
+        notes[rid] = note
+    return notes

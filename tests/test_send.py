@@ -1,0 +1,427 @@
+"""invoke send: each ready letter mailed exactly once, to a real SMTP server
+(aiosmtpd on 127.0.0.1) that can refuse an address, drop the connection, or
+hold a message while the sender is killed with SIGKILL."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email
+import hashlib
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+from email.policy import default as default_policy
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+from builder.build import Layout
+from builder.sign import Key, field_name, open_signer, sign_bytes
+from conftest import ROOT, copy_batch
+from test_bundle import make_certificates
+
+IDS = ["avon-and-somerset", "sussex", "london", "south-wales", "essex"]
+FROM = "Office of the Commissioner <office@example.test>"
+
+
+def address(rid: str) -> str:
+    return f"{rid}@example.test"
+
+
+class Mailbox:
+    """An aiosmtpd handler that keeps what it accepts. It can refuse addresses
+    (550 or 451 at RCPT), drop the connection at RCPT or after receiving a message's
+    data (before accepting it), and hold at RCPT or after accepting a message
+    until released (a slow server)."""
+
+    def __init__(self):
+        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+        self.refuse: set[str] = set()
+        self.try_later: set[str] = set()
+        self.drop_at_rcpt: set[str] = set()  # once each
+        self.drop_after_data: set[str] = set()  # once each
+        self.hold_at_rcpt: set[str] = set()
+        self.hold_after_data: set[str] = set()
+        self.holding = threading.Event()
+        self.released = False
+
+    async def _hold(self):
+        self.holding.set()
+        while not self.released:
+            await asyncio.sleep(0.05)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return "550 5.1.1 mailbox unavailable"
+        if address in self.try_later:
+            return "451 4.3.2 try again later"
+        if address in self.drop_at_rcpt:
+            self.drop_at_rcpt.discard(address)
+            server.transport.close()
+            return "421 4.3.0 closing"
+        if address in self.hold_at_rcpt:
+            self.hold_at_rcpt.discard(address)
+            await self._hold()
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        (rcpt,) = envelope.rcpt_tos
+        if rcpt in self.drop_after_data:
+            self.drop_after_data.discard(rcpt)
+            server.transport.close()
+            return "421 4.3.0 closing"
+        self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=default_policy)))
+        if rcpt in self.hold_after_data:
+            self.hold_after_data.discard(rcpt)
+            await self._hold()
+        return "250 2.0.0 queued"
+
+    def count(self, rid: str) -> int:
+        return sum(rcpts == [address(rid)] for rcpts, _ in self.messages)
+
+
+def body_of(message) -> str:
+    return message.get_body(("plain",)).get_content().replace("\r\n", "\n")  # as received: CRLF lines
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server():
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield mailbox, controller.port
+    mailbox.released = True
+    controller.stop()
+
+
+def smtp_env(port: int, **extra) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LETTERBATCH_", "INVOKE_LETTERBATCH_"))}
+    return {**clean, "INVOKE_LETTERBATCH_SMTP_HOST": "127.0.0.1", "INVOKE_LETTERBATCH_SMTP_PORT": str(port),
+            "INVOKE_LETTERBATCH_SMTP_SECURITY": "none", "INVOKE_LETTERBATCH_SMTP_FROM": FROM, **extra}
+
+
+def send_command(source: Path, out: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "invoke", "send", "--recipients", str(source), "--build-dir", str(out), *args]
+
+
+def run_send(source, out, port, *args, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(send_command(source, out, *args), cwd=ROOT, env=smtp_env(port, **env),
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+
+def results(stdout: str) -> dict[str, tuple[str, str]]:
+    """The per-letter lines of `invoke send`: id -> (status, detail)."""
+    out = {}
+    for line in stdout.splitlines():
+        if line.startswith("  "):
+            rid, status, *detail = re.split(r"\s{2,}", line.strip(), maxsplit=2)
+            out[rid] = (status, detail[0] if detail else "")
+    return out
+
+
+def sent_log(out: Path) -> dict:
+    return json.loads((out / "sent.json").read_text())["letters"]
+
+
+@pytest.fixture
+def batch(mail_batch, tmp_path):
+    return copy_batch(mail_batch, tmp_path / "batch")
+
+
+def test_a_dry_run_says_who_would_get_what_and_sends_nothing(batch, smtp_server):
+    source, out = batch
+    mailbox, port = smtp_server
+    dry = run_send(source, out, port)
+    assert dry.returncode == 0, dry.stderr
+    assert f"dry run (nothing is sent; add --yes to send) via 127.0.0.1:{port} (none):" in dry.stdout
+    for rid in IDS:
+        assert f"{rid}.pdf (not signed) to {address(rid)}: 'Violence Reduction Units and modern slavery'" in dry.stdout
+    assert "5 would send" in dry.stdout
+    assert mailbox.messages == [] and not (out / "sent.json").exists()
+
+
+def test_each_letter_mailed_once_with_its_pdf_byte_for_byte(batch, smtp_server, tmp_path):
+    source, out = batch
+    mailbox, port = smtp_server
+    # london has a signed copy of its current letter; essex's "signed copy" is of another letter
+    p12, _ = make_certificates(tmp_path)
+    with open_signer(Key(p12=p12, password=b"secret")) as signer:
+        (out / "signed").mkdir()
+        (out / "signed" / "london.pdf").write_bytes(sign_bytes(Layout.of(out).pdf("london").read_bytes(), signer,
+                                                               field=field_name("london")))
+    (out / "signed" / "essex.pdf").write_bytes((out / "signed" / "london.pdf").read_bytes())
+
+    first = run_send(source, out, port, "--yes")
+    assert first.returncode == 1 and "4 sent, 1 not ready" in first.stderr
+    assert results(first.stdout)["essex"] == ("not ready", (
+        "signed/essex.pdf is not the signed copy of the current letter: run `invoke sign` again "
+        "(or remove it to send the letter unsigned)"))
+    (out / "signed" / "essex.pdf").unlink()
+    then = run_send(source, out, port, "--yes")
+    assert then.returncode == 0 and "4 already sent, 1 sent" in then.stdout
+    log = sent_log(out)
+    assert sorted(rcpts[0] for rcpts, _ in mailbox.messages) == sorted(address(rid) for rid in IDS)
+    for rcpts, message in mailbox.messages:
+        rid = rcpts[0].split("@")[0]
+        expected = out / "signed" / "london.pdf" if rid == "london" else Layout.of(out).pdf(rid)
+        attachments = list(message.iter_attachments())
+        assert len(attachments) == 1 and attachments[0].get_content_type() == "application/pdf"
+        assert attachments[0].get_filename() == f"2020-10-13-{rid}.pdf"
+        data = attachments[0].get_content()
+        assert data == expected.read_bytes(), rid
+        assert message["To"] == address(rid) and message["From"] == FROM
+        assert message["Subject"] == "Violence Reduction Units and modern slavery"
+        assert body_of(message) == \
+            "Please find attached a letter from Dame Sara Thornton DBE QPM.\n"
+        entry = log[rid]
+        assert entry["state"] == "sent" and entry["address"] == address(rid)
+        assert entry["message_id"] == message["Message-ID"]
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        assert entry["signed"] == (rid == "london")
+        assert dt.datetime.fromisoformat(entry["time"]).tzinfo is not None
+
+    second = run_send(source, out, port, "--yes")
+    assert second.returncode == 0, second.stderr
+    assert len(mailbox.messages) == 5 and "5 already sent" in second.stdout
+
+    again = run_send(source, out, port, "--yes", "--resend", "essex")
+    assert again.returncode == 0 and results(again.stdout)["essex"][0] == "sent"
+    assert mailbox.count("essex") == 2 and len(mailbox.messages) == 6
+    assert sent_log(out)["essex"]["history"][0]["message_id"] == log["essex"]["message_id"]
+
+
+def test_subject_and_body_from_the_yaml_print_exactly(batch, smtp_server):
+    source, out = batch
+    mailbox, port = smtp_server
+    text = source.read_text()
+    source.write_text(text.replace("  title: ", "  email:\n    subject: \"For $name ($role): {name} %(x)s\"\n"
+                                   "    body: \"Dear $name,\\n\\nthe letter of $date costs $$0. {0.__class__}\"\n"
+                                   "  title: ", 1))
+    done = run_send(source, out, port, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr  # letter.email is not in the letters: still ready
+    subjects = {rcpts[0]: m["Subject"] for rcpts, m in mailbox.messages}
+    assert subjects[address("london")] == "For Sophie Linden (Deputy Mayor for Policing and Crime in London): {name} %(x)s"
+    body = {rcpts[0]: body_of(m) for rcpts, m in mailbox.messages}
+    assert body[address("london")] == "Dear Sophie Linden,\n\nthe letter of 13 October 2020 costs $0. {0.__class__}\n"
+
+    source.write_text(text.replace("  title: ", "  email: {subject: \"For $nmae\"}\n  title: ", 1))
+    refused = run_send(source, out, port)
+    assert refused.returncode == 2
+    assert "field 'letter.email.subject': unknown placeholder $nmae; use one of $name, $role" in refused.stderr
+
+
+def test_a_refused_address_and_a_dropped_connection_stop_only_their_letter(batch, smtp_server):
+    source, out = batch
+    mailbox, port = smtp_server
+    mailbox.refuse.add(address("sussex"))
+    mailbox.drop_at_rcpt.add(address("london"))  # mid-batch: the connection is gone
+    mailbox.try_later.add(address("essex"))
+    first = run_send(source, out, port, "--yes")
+    assert first.returncode == 1 and "2 sent, 3 failed" in first.stderr
+    lines = results(first.stdout)
+    assert lines["sussex"] == ("failed", "the server refused sussex@example.test: 550 5.1.1 mailbox unavailable; "
+                                         "the next run retries it")
+    assert lines["london"][0] == "failed" and lines["london"][1].startswith("the connection failed")
+    assert lines["essex"] == ("failed", "the server refused essex@example.test: 451 4.3.2 try again later; "
+                                        "the next run retries it")
+    assert [mailbox.count(rid) for rid in IDS] == [1, 0, 0, 1, 0]
+    assert {rid: e["state"] for rid, e in sent_log(out).items()} == {
+        "avon-and-somerset": "sent", "sussex": "failed", "london": "failed", "south-wales": "sent", "essex": "failed"}
+
+    mailbox.refuse.clear()
+    mailbox.try_later.clear()
+    second = run_send(source, out, port, "--yes")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "2 already sent, 3 sent" in second.stdout
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]
+
+
+def test_a_connection_dropped_after_the_message_is_unknown_and_never_resent_by_itself(batch, smtp_server):
+    source, out = batch
+    mailbox, port = smtp_server
+    mailbox.drop_after_data.add(address("london"))
+    first = run_send(source, out, port, "--yes")
+    assert first.returncode == 1
+    unknown = ("unknown: the message may have reached the server, but the log cannot say; check the mailbox, "
+               "then `invoke send --resend london --yes` or `invoke send --mark-sent london`")
+    assert unknown in first.stdout and "4 sent, 1 unknown" in first.stderr
+    again = run_send(source, out, port, "--yes")
+    assert again.returncode == 1 and unknown in again.stdout and mailbox.count("london") == 0
+    status = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
+                             "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert "mail: " + unknown in status.stdout
+    resent = run_send(source, out, port, "--yes", "--resend", "london")  # the mailbox had nothing
+    assert resent.returncode == 0 and [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]
+
+
+def test_killed_mid_send_no_recipient_gets_a_letter_twice(batch, smtp_server):
+    source, out = batch
+    mailbox, port = smtp_server
+
+    def send_and_kill(check_while_held=lambda: None):
+        mailbox.holding.clear()
+        mailbox.released = False
+        proc = subprocess.Popen(send_command(source, out, "--yes"), cwd=ROOT, env=smtp_env(port),
+                                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            assert mailbox.holding.wait(120), "the sender never reached the held message"
+            check_while_held()
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        mailbox.released = True
+
+    # 1. killed while the server holds london's envelope: nothing of london was handed over
+    def a_second_send_is_refused():
+        second = run_send(source, out, port, "--yes")
+        assert second.returncode == 2 and "is running" in second.stderr, second.stderr
+
+    mailbox.hold_at_rcpt.add(address("london"))
+    send_and_kill(a_second_send_is_refused)
+    london = sent_log(out)["london"]
+    assert london["state"] == "attempting" and london["stage"] == "envelope"
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 0, 0, 0]
+
+    # 2. killed after the server accepted south-wales's message, before the log said so
+    mailbox.hold_after_data.add(address("south-wales"))
+    send_and_kill()
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 0]  # london sent by this run
+    (delivered,) = [m for rcpts, m in mailbox.messages if rcpts == [address("london")]]
+    assert delivered["Message-ID"] == london["message_id"]  # the retry kept its Message-ID
+    assert sent_log(out)["south-wales"]["stage"] == "data"
+
+    final = run_send(source, out, port, "--yes")
+    assert final.returncode == 1
+    lines = results(final.stdout)
+    assert lines["south-wales"][0] == "unknown" and lines["essex"][0] == "sent"
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]  # nobody twice
+
+    marked = run_send(source, out, port, "--mark-sent", "south-wales")  # a person checked the mailbox
+    assert marked.returncode == 0 and results(marked.stdout)["south-wales"][0] == "marked sent"
+    last = run_send(source, out, port, "--yes")
+    assert last.returncode == 0 and "5 already sent" in last.stdout
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]
+
+
+def test_a_letter_rebuilt_after_it_was_sent_is_flagged_and_not_sent_again(batch, smtp_server):
+    from builder.build import build
+
+    source, out = batch
+    mailbox, port = smtp_server
+    assert run_send(source, out, port, "--yes").returncode == 0
+    source.write_text(source.read_text().replace("Dear Sophie,", "Dear Ms Linden,"))
+    assert build(source, out).ok
+    status = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
+                             "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert "REBUILT SINCE: the recipient has the old letter" in status.stdout
+    assert status.stdout.count("REBUILT SINCE") == 1
+    again = run_send(source, out, port, "--yes")
+    assert "the letter was rebuilt since: `invoke send --resend london --yes` sends the new one" in again.stdout
+    assert len(mailbox.messages) == 5
+
+
+def test_letters_not_ready_or_without_an_address_are_not_sent(batch, smtp_server):
+    source, out = batch
+    mailbox, port = smtp_server
+    text = source.read_text()
+    source.write_text(text.replace("    email: essex@example.test\n", "")
+                      .replace("Dear Sophie,", "Dear Ms Linden,"))  # london: stale
+    done = run_send(source, out, port, "--yes")
+    assert done.returncode == 1
+    lines = results(done.stdout)
+    assert lines["london"][0] == "not ready" and lines["london"][1].startswith("older than its inputs")
+    assert lines["essex"][0] == "no address" and lines["essex"][1].startswith("add `email:` to recipient 'essex'")
+    assert sorted(rcpts[0] for rcpts, _ in mailbox.messages) == [address(r) for r in ("avon-and-somerset", "south-wales", "sussex")]
+
+
+def server_certificate(folder: Path) -> tuple[ssl.SSLContext, Path]:
+    """A TLS context for 127.0.0.1 signed by a throwaway CA, and the CA's file."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Mail CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(1).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=2))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
+            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (folder / "server.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "server.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "server.pem", folder / "server.key")
+    return context, folder / "ca.pem"
+
+
+def test_starttls_and_login_with_the_password_from_the_environment(batch, tmp_path):
+    source, out = batch
+    context, ca = server_certificate(tmp_path)
+    mailbox = Mailbox()
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        return AuthResult(success=(auth_data.login, auth_data.password) == (b"office", b"s3cret"), handled=False)
+
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port(), tls_context=context,
+                            require_starttls=True, auth_required=True, authenticator=authenticator)
+    controller.start()
+    try:
+        env = {"INVOKE_LETTERBATCH_SMTP_SECURITY": "starttls", "INVOKE_LETTERBATCH_SMTP_USER": "office",
+               "SSL_CERT_FILE": str(ca)}  # the client trusts the test CA, through OpenSSL's usual variable
+        untrusted = run_send(source, out, controller.port, "--yes", LETTERBATCH_SMTP_PASSWORD="s3cret",
+                             **{**env, "SSL_CERT_FILE": str(tmp_path / "server.pem")})
+        assert untrusted.returncode == 1 and mailbox.messages == []
+        assert all(detail.startswith(f"no secure connection to 127.0.0.1:{controller.port}: CERTIFICATE_VERIFY_FAILED")
+                   for _, detail in results(untrusted.stdout).values()), untrusted.stdout
+        asked = run_send(source, out, controller.port, "--yes", **env)
+        assert asked.returncode == 2 and asked.stderr.strip() == "set LETTERBATCH_SMTP_PASSWORD (no terminal to ask)"
+        wrong = run_send(source, out, controller.port, "--yes", LETTERBATCH_SMTP_PASSWORD="guess", **env)
+        assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
+        assert all(status == "failed" and detail.startswith("the server refused the login of 'office': 535")
+               for status, detail in results(wrong.stdout).values())
+        assert mailbox.messages == []
+        done = run_send(source, out, controller.port, "--yes", LETTERBATCH_SMTP_PASSWORD="s3cret", **env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]
+    finally:
+        controller.stop()
+    help_text = subprocess.run([sys.executable, "-m", "invoke", "--help", "send"], cwd=ROOT,
+                               capture_output=True, text=True).stdout
+    assert "password" not in help_text.lower()
+
+
+def test_a_send_log_that_cannot_be_read_stops_sending(batch, smtp_server):
+    source, out = batch
+    mailbox, port = smtp_server
+    (out / "sent.json").write_text('{"letters": {"london": {"state": "se')  # cut off
+    done = run_send(source, out, port, "--yes")
+    assert done.returncode == 2 and mailbox.messages == []
+    assert done.stderr.strip().startswith(f"{out / 'sent.json'} cannot be read")
+    assert "only if no letter of this batch was sent" in done.stderr
+    status = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
+                             "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert f"{out / 'sent.json'} cannot be read" in status.stdout

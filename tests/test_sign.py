@@ -1,0 +1,210 @@
+"""invoke sign: every ready letter and the bundle, PAdES, judged by poppler's pdfsig.
+
+Keys from a throwaway CA (cryptography), as a PKCS#12 file and on a real
+SoftHSM2 token (Debian softhsm2, loaded with OpenSC's pkcs11-tool)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from builder.build import Layout
+from builder.sign import field_name, is_signed_copy, signature_box, validate
+from conftest import ROOT, copy_batch
+from test_bundle import make_certificates
+
+IDS = ["avon-and-somerset", "sussex", "london", "south-wales", "essex"]
+SOFTHSM = Path("/usr/lib/softhsm/libsofthsm2.so")
+
+
+def invoke(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LETTERBATCH_")}
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, env={**clean, **(env or {})},
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+
+def pdfsig(pdf: Path) -> str:
+    exe = shutil.which("pdfsig")
+    assert exe, "pdfsig (poppler-utils) is missing: run scripts/install"
+    return subprocess.run([exe, str(pdf)], capture_output=True, text=True).stdout
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    return make_certificates(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
+def signed_batch(mail_batch, keys, tmp_path_factory):
+    """The mail batch, copied, signed once with the PKCS#12 key."""
+    source, out = copy_batch(mail_batch, tmp_path_factory.mktemp("signed") / "batch")
+    p12, _ = keys
+    done = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
+                  {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert done.returncode == 0, done.stderr
+    return source, out, done
+
+
+def test_every_letter_signed_valid_and_whole(signed_batch, keys):
+    source, out, done = signed_batch
+    _, ca = keys
+    manifest = json.loads((out / "manifest.json").read_text())
+    for rid in IDS:
+        signed, letter = Layout.of(out).signed_pdf(rid), Layout.of(out).pdf(rid)
+        assert f"signed   {signed}" in done.stdout
+        report = pdfsig(signed)
+        assert "Signature is Valid" in report and "Total document signed" in report, (rid, report)
+        (check,) = validate(signed, [ca])
+        assert check.field == field_name(rid) and check.bottom_line
+        # an incremental update: the letter itself, unchanged, then the signature
+        assert signed.read_bytes().startswith(letter.read_bytes()) and is_signed_copy(letter, signed)
+
+        # visible, on the signature block the class recorded
+        reader = PdfReader(signed)
+        page_no, box = signature_box(manifest["letters"][rid]["signature"])
+        widgets = [a.get_object() for page in reader.pages for a in page.get("/Annots", [])
+                   if a.get_object().get("/T") == field_name(rid)]
+        (widget,) = widgets
+        assert reader.get_page_number(widget["/P"]) == page_no - 1
+        assert [round(float(v), 1) for v in widget["/Rect"]] == [round(v, 1) for v in box]
+        assert box[2] - box[0] > 150 and box[3] - box[1] > 25  # room for two lines of text
+        text = subprocess.run(["pdftotext", "-f", str(page_no), "-l", str(page_no), "-x", str(int(box[0])),
+                               "-y", str(int(841.89 - box[3])), "-W", str(int(box[2] - box[0])),
+                               "-H", str(int(box[3] - box[1])), str(signed), "-"],
+                              capture_output=True, text=True, check=True).stdout
+        assert re.search(r"Digitally signed by Signatory\s+\d{1,2} [A-Z][a-z]+ \d{4}, \d\d:\d\d UTC", text), text
+        fonts = subprocess.run(["pdffonts", str(signed)], capture_output=True, text=True, check=True).stdout
+        assert all(line.split()[-5] == "yes" for line in fonts.splitlines()[2:]), fonts  # all embedded
+
+
+def test_the_bundle_fields_are_filled(signed_batch, keys):
+    _, out, done = signed_batch
+    _, ca = keys
+    bundle = out / "bundle-signed.pdf"
+    assert f"signed   {bundle}" in done.stdout
+    checks = validate(bundle, [ca])
+    assert [c.field for c in checks] == [field_name(rid) for rid in IDS]
+    assert all(c.intact and c.valid and c.trusted for c in checks)
+    report = pdfsig(bundle)
+    assert report.count("Signature is Valid") == 5 and "Total document signed" in report
+    assert bundle.read_bytes().startswith((out / "bundle.pdf").read_bytes())
+
+
+def test_signing_again_changes_nothing(signed_batch, keys, tmp_path):
+    source, out = copy_batch(signed_batch[:2], tmp_path / "again")
+    before = {p.name: p.read_bytes() for p in (out / "signed").iterdir()}
+    bundle = (out / "bundle-signed.pdf").read_bytes()
+    p12, _ = keys
+    again = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
+                   {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("  current  ") == 5 and "signed " not in again.stdout.replace("signed copy", "")
+    assert {p.name: p.read_bytes() for p in (out / "signed").iterdir()} == before
+    assert (out / "bundle-signed.pdf").read_bytes() == bundle
+
+
+def test_letters_not_ready_are_refused_by_name(mail_batch, keys, tmp_path):
+    source, out = copy_batch(mail_batch, tmp_path / "b")
+    with open(Layout.of(out).pdf("sussex"), "ab") as handle:  # changed after its build
+        handle.write(b"\n% edited\n")
+    source.write_text(source.read_text().replace("Dear Sophie,", "Dear Ms Linden,"))  # london is stale
+    p12, _ = keys
+    refused = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
+                     {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert refused.returncode == 1
+    assert "not signed; these letters are not ready" in refused.stderr
+    assert re.search(r"^  sussex: .*changed since it was built", refused.stderr, re.M), refused.stderr
+    assert re.search(r"^  london: .*older than its inputs", refused.stderr, re.M), refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert sorted(p.stem for p in (out / "signed").iterdir()) == sorted(set(IDS) - {"sussex", "london"})
+    assert not (out / "bundle-signed.pdf").exists()
+    assert "bundle not signed: it holds letters that are not ready: sussex, london" in refused.stderr
+
+
+def test_a_bundle_changed_after_the_merge_is_not_signed(mail_batch, keys, tmp_path):
+    source, out = copy_batch(mail_batch, tmp_path / "b")
+    with open(out / "bundle.pdf", "ab") as handle:
+        handle.write(b"\n% edited\n")
+    p12, _ = keys
+    refused = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
+                     {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "bundle not signed: bundle.pdf changed since it was merged"
+    assert len(list((out / "signed").iterdir())) == 5 and not (out / "bundle-signed.pdf").exists()
+
+
+def test_a_wrong_password_is_one_line(mail_batch, keys, tmp_path):
+    source, out = copy_batch(mail_batch, tmp_path / "b")
+    p12, _ = keys
+    wrong = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
+                   {"LETTERBATCH_P12_PASSWORD": "not the password"})
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip() == (f"could not sign: cannot open {p12}: wrong password, "
+                                    "or not a PKCS#12 file with a key")
+    asked = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)])
+    assert asked.returncode == 2 and asked.stderr.strip() == "set LETTERBATCH_P12_PASSWORD (no terminal to ask)"
+    assert not (out / "signed").exists()
+
+
+@pytest.fixture(scope="module")
+def softhsm_token(keys, tmp_path_factory):
+    """A real SoftHSM2 token 'letterbatch' (user PIN 1234) holding the test
+    signer's key and certificate under the label 'signer'."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    assert SOFTHSM.exists() and shutil.which("pkcs11-tool"), "run scripts/install (softhsm2, opensc)"
+    folder = tmp_path_factory.mktemp("softhsm")
+    (folder / "tokens").mkdir()
+    conf = folder / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {folder / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "letterbatch", "--pin", "1234",
+                    "--so-pin", "5678"], env=env, check=True, capture_output=True)
+    p12, _ = keys
+    key, cert, _ = pkcs12.load_key_and_certificates(p12.read_bytes(), b"secret")
+    (folder / "key.der").write_bytes(key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    (folder / "cert.der").write_bytes(cert.public_bytes(serialization.Encoding.DER))
+    for kind, path in (("privkey", "key.der"), ("cert", "cert.der")):
+        subprocess.run(["pkcs11-tool", "--module", str(SOFTHSM), "--token-label", "letterbatch", "--login",
+                        "--pin", "1234", "--write-object", str(folder / path), "--type", kind,
+                        "--label", "signer", "--id", "01"], env=env, check=True, capture_output=True)
+    return conf
+
+
+def test_signing_with_a_softhsm_token(mail_batch, keys, softhsm_token, tmp_path):
+    source, out = copy_batch(mail_batch, tmp_path / "b")
+    _, ca = keys
+    command = ["sign", "--recipients", str(source), "--build-dir", str(out), "--pkcs11-lib", str(SOFTHSM),
+               "--token", "letterbatch", "--key", "signer"]
+    env = {"SOFTHSM2_CONF": str(softhsm_token)}
+
+    wrong = invoke(command, {**env, "LETTERBATCH_PKCS11_PIN": "9999"})
+    assert wrong.returncode == 2 and wrong.stderr.strip() == "could not sign: wrong PIN for token 'letterbatch'"
+    missing = invoke([*command[:-4], "--token", "elsewhere", "--key", "signer"], {**env, "LETTERBATCH_PKCS11_PIN": "1234"})
+    assert missing.returncode == 2 and missing.stderr.strip().startswith("could not sign: no token labelled 'elsewhere'")
+    assert not (out / "signed").exists()
+
+    done = invoke(command, {**env, "LETTERBATCH_PKCS11_PIN": "1234"})
+    assert done.returncode == 0, done.stderr
+    for rid in IDS:
+        report = pdfsig(out / "signed" / f"{rid}.pdf")
+        assert "Signature is Valid" in report and "Total document signed" in report, (rid, report)
+    (check,) = validate(out / "signed" / "london.pdf", [ca])
+    assert check.bottom_line
+    assert "Total document signed" in pdfsig(out / "bundle-signed.pdf")
+
+
+def test_pyhanko_is_imported_only_to_sign():
+    probe = ("import sys, tasks, builder.sign, builder.send, builder.merge; "
+             "print(sorted(m for m in sys.modules if m.startswith(('pyhanko', 'pkcs11'))))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
