@@ -180,6 +180,13 @@ class Prepared:
     assets: dict[str, Path]  # TeX file name (assets/logo.png) -> the image in the project
     env: dict[str, str]
     medium: str = "print"
+    _by_id: dict[str, Source] = field(default_factory=dict, repr=False)
+
+    def source(self, recipient_id: str) -> Source | None:
+        """The letter of ``recipient_id`` (looked up by id: a batch may hold 10,000)."""
+        if len(self._by_id) != len(self.sources):
+            self._by_id.update((s.recipient.id, s) for s in self.sources)
+        return self._by_id.get(recipient_id)
 
     @property
     def asset_names(self) -> dict[str, str]:
@@ -373,7 +380,7 @@ class _Compiler:
             return self.run(sources[:half]) + self.run(sources[half:])
         placed = result.letters
         good = [s for s in sources if placed[s.recipient.id].pages == hints[s.recipient.id]]
-        again = [s for s in sources if s not in good]
+        again = [s for s in sources if placed[s.recipient.id].pages != hints[s.recipient.id]]
         outcomes = self._place(good, result, result.seconds / len(sources))
         if again:
             outcomes += self.run(again, {s.recipient.id: placed[s.recipient.id].pages for s in again})
@@ -423,6 +430,8 @@ class _Compiler:
                 "file": self.layout.relative(pdf), "pages": where.pages, "sha256": sha256_file(pdf),
                 "inputs": source.inputs, "log": self.layout.relative(result.log),
                 "findings": [f.to_dict() for f in findings], "signature": where.signature,
+                # the envelope window (PDF points from the top left; None: no window)
+                "window": result.window,
             }
             outcomes.append(Outcome(rid, "built", pdf, seconds=seconds, warnings=where.overfull,
                                     findings=self.manifest.letters[rid]["findings"], pages=where.pages))

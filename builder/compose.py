@@ -96,8 +96,7 @@ def class_options(batch: Batch, medium: str) -> list[str]:
     the batch, so a letter comes out the same alone or with others."""
     letter = batch.letter
     options = [medium, letter.font, "nowindow" if letter.envelope == "none" else letter.envelope]
-    welsh = any("cy" in batch.languages_of(r) for r in batch.recipients) or letter.language != "en"
-    return options + ([] if letter.fold_marks else ["nofoldmarks"]) + (["welsh"] if welsh else [])
+    return options + ([] if letter.fold_marks else ["nofoldmarks"]) + (["welsh"] if batch.any_welsh else [])
 
 
 def _document_of(batch: Batch | None, medium: str) -> Document:
@@ -353,7 +352,11 @@ def _set_values(letter: Letter, batch: Batch, assets: dict[str, str], values: di
 
 
 def _letterset(key: str, value: NoEscape) -> str:
-    return Command("letterset", arguments=[NoEscape(key), value]).dumps()
+    """``\\letterset{key}{value}``: what PyLaTeX's Command writes for these two
+    arguments (``value`` is LaTeX from ``latex``, ``key`` our own name), written
+    directly: a letter sets a dozen values, and building a Command each time
+    was a tenth of composing a batch."""
+    return "\\letterset{%s}{%s}" % (key, value)
 
 
 def _shared_values(batch: Batch, assets: dict[str, str]) -> dict[str, NoEscape]:
@@ -452,8 +455,9 @@ def _footnote(batch: Batch, key: str) -> str:
     ref = batch.references[key]
     title = latex.href(ref.url, latex.text(ref.title))
     shown = latex.href(ref.url, NoEscape(rf"\csname lburl:{key}\endcsname"))
+    stop = "" if ref.title.rstrip().endswith((".", "?", "!")) else "."  # no "Why?."
     return (rf"\footnote{{{latex.text(ref.author)} ({latex.text(ref.year)}) "
-            rf"\lbsource{{{title}}}{{{shown}}}}}")
+            rf"\lbsource{{{title}}}{{{stop}}}{{{shown}}}}}")
 
 
 def _email_link(address: str) -> NoEscape:

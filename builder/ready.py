@@ -68,7 +68,7 @@ def accepted_codes(prepared, manifest: Manifest, recipient_id: str,
     (``accept:`` under the recipient), the manifest (an earlier ``merge
     --accept`` on this very file), or ``accept`` (this command)."""
     out: dict[str, str] = {}
-    source = next((s for s in prepared.sources if s.recipient.id == recipient_id), None)
+    source = prepared.source(recipient_id)
     if source is not None:
         for code in getattr(source.recipient, "accept", None) or []:
             out[code] = f"{prepared.loaded.path.name}"
@@ -84,12 +84,13 @@ def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | N
     """Every recipient of ``prepared`` (a ``build.Prepared``), in YAML order
     (invalid entries first), with its state and the reason."""
     layout = prepared.layout
+    wanted = None if only is None else set(only)
     states = [LetterState(ps[0].recipient or f"recipients[{i}]", INVALID,
                           f"invalid in {prepared.loaded.path.name}: {ps[0].message}")
               for i, ps in sorted(prepared.loaded.rejected.items())]
     for source in prepared.sources:
         rid = source.recipient.id
-        if only is not None and rid not in only:
+        if wanted is not None and rid not in wanted:
             continue
         entry = manifest.letters.get(rid)
         pdf = layout.pdf(rid)
