@@ -430,6 +430,8 @@ class _Compiler:
                 "file": self.layout.relative(pdf), "pages": where.pages, "sha256": sha256_file(pdf),
                 "inputs": source.inputs, "log": self.layout.relative(result.log),
                 "findings": [f.to_dict() for f in findings], "signature": where.signature,
+                # the envelope window (PDF points from the top left; None: no window)
+                "window": result.window,
             }
             outcomes.append(Outcome(rid, "built", pdf, seconds=seconds, warnings=where.overfull,
                                     findings=self.manifest.letters[rid]["findings"], pages=where.pages))

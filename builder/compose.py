@@ -455,8 +455,9 @@ def _footnote(batch: Batch, key: str) -> str:
     ref = batch.references[key]
     title = latex.href(ref.url, latex.text(ref.title))
     shown = latex.href(ref.url, NoEscape(rf"\csname lburl:{key}\endcsname"))
+    stop = "" if ref.title.rstrip().endswith((".", "?", "!")) else "."  # no "Why?."
     return (rf"\footnote{{{latex.text(ref.author)} ({latex.text(ref.year)}) "
-            rf"\lbsource{{{title}}}{{{shown}}}}}")
+            rf"\lbsource{{{title}}}{{{stop}}}{{{shown}}}}}")
 
 
 def _email_link(address: str) -> NoEscape:

@@ -1,11 +1,16 @@
 """Load stage: recipients.yaml -> a validated ``Batch``, or every problem at once.
 
-Each problem names the file, line and column, the recipient and the field, and
-says what was expected (mkdocs-style: collect everything, report once).
+The YAML is read by the rules in README "How the file is read": every value is
+the text typed, the schema types each field, aliases and nesting are bounded,
+and a syntax slip inside one recipient's entry sets only that recipient aside.
+Recipients may also come from a spreadsheet (``table.py``). Each problem names
+the file, line and column (or row and column header), the recipient and the
+field, and says what to change (collect everything, report once).
 """
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 import typing
 import unicodedata
@@ -20,8 +25,6 @@ from . import table as table_module
 from .schema import (PART_NAME, RECIPIENT_ID, REFERENCE_KEY, Batch, Letter, Recipient, RecipientTable,
                      Reference)
 
-# Where each value (and each mapping key) starts in the file, by data path.
-Position = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ class Loaded:
     # compose's memo for this batch: each letter's text is rendered once, however
     # many stages (build, check, merge) of one command ask for it
     memo: dict = field(default_factory=dict, repr=False, compare=False)
+    # other files the batch was read from (a spreadsheet), by SHA-256: a
+    # loaded batch is reused only while they are unchanged too
+    inputs: dict[str, str | None] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def root(self) -> Path:
@@ -99,7 +105,8 @@ def load(path: str | Path) -> Loaded:
     file = str(path)
     source = read_text(path)
     key = (file, str(path.resolve()), source)
-    if _last_loaded.get("key") == key:
+    if _last_loaded.get("key") == key and all(
+            _digest(Path(other)) == digest for other, digest in _last_loaded["loaded"].inputs.items()):
         return _last_loaded["loaded"]
     loaded = _load(path, file, source)
     _last_loaded.update(key=key, loaded=loaded)
@@ -107,6 +114,13 @@ def load(path: str | Path) -> Loaded:
 
 
 _last_loaded: dict = {}
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _load(path: Path, file: str, source: str) -> Loaded:
@@ -167,7 +181,7 @@ def _load(path: Path, file: str, source: str) -> Loaded:
     if letter is None or any(p.index is None for p in errors) or not survivors:
         raise LoadError(errors)
     batch = Batch.model_construct(letter=letter, references=references, recipients=survivors)
-    return Loaded(batch, path, [p for p in report.problems if p.warning], rejected)
+    return Loaded(batch, path, [p for p in report.problems if p.warning], rejected, inputs=report.inputs)
 
 
 _MISSING = object()
@@ -181,6 +195,7 @@ def _read_table(raw: dict, path: Path, report: "_Reporter"):
     table_path = path.parent / source.from_
     shown = str(table_path)
     report.table = (shown, table_module.Table())
+    report.inputs[str(table_path)] = _digest(table_path)
     if not table_path.is_file():
         report.error(("recipients", "from"), f"no such file: {source.from_!r} (paths are relative to "
                      f"{str(path.parent)!r})")
@@ -205,7 +220,7 @@ def _read_table(raw: dict, path: Path, report: "_Reporter"):
             items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) \
                 else [(None, value)]
             for sub, text in list(items):
-                if isinstance(text, str) and _INVISIBLE.search(text):
+                if isinstance(text, str) and not text.isascii() and _INVISIBLE.search(text):
                     where = ("recipients", index, key) + (() if sub is None else (sub,))
                     report.warn(where, _invisible_message(text))
                     cleaned = _INVISIBLE.sub("", text)
@@ -270,6 +285,9 @@ def read_text(path: Path, what: str = "file") -> str:
         if char == "\x00":
             message = (f"the {what} holds a NUL byte: it is not a text file, or was saved as UTF-16; "
                        "save the file as UTF-8")
+        elif char in "\x85\u2028\u2029":
+            message = (f"a {describe(char).split(',')[0]} (U+{ord(char):04X}), which YAML reads as a line "
+                       "break; replace it with an ordinary line break or a space")
         else:
             message = (f"a control character (U+{ord(char):04X}) that cannot be printed; delete it "
                        "(it may have come in with text pasted from another program)")
@@ -277,8 +295,10 @@ def read_text(path: Path, what: str = "file") -> str:
     return text
 
 
-# Controls other than tab and line breaks (YAML refuses them too, by byte offset)
-_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f]")
+# Controls other than tab and line breaks, and what YAML refuses or reads as a
+# line break where an editor shows none (NEL, U+2028, U+2029): libyaml would
+# name only a character offset, or count lines differently from the editor.
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff]")
 
 
 def _line_column(raw: bytes, offset: int) -> tuple[int, int]:
@@ -407,7 +427,7 @@ class _Frame:
 
 class _Builder:
     def __init__(self, source: str):
-        self.lines = source.splitlines()
+        self.lines = [line.rstrip("\r") for line in source.split("\n")]  # as libyaml counts them
         # (path, line, column, is_key, weak): weak positions come from a merge
         # and yield to the mapping's own keys
         self.positions: list[tuple] = []
@@ -485,6 +505,8 @@ class _Builder:
                     stack.append(frame)
         except yaml.MarkedYAMLError as exc:
             raise _explain_syntax(exc, self.lines) from None
+        except yaml.YAMLError as exc:  # (read_text refuses what libyaml's reader would)
+            raise _Slip(0, 0, f"this is not a YAML text file ({exc})", shared=True) from None
         finally:
             parser.dispose()
         values = {}
@@ -619,7 +641,8 @@ _INVISIBLE = re.compile("[%s]" % "".join(
     re.escape(chr(c)) for c in range(0x80, 0x110000)
     if unicodedata.category(chr(c)) == "Cf" or 0xFE00 <= c <= 0xFE0F or c in (0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0)))
 
-_NAMES = {0x00AD: "soft hyphen", 0x200B: "zero-width space", 0x200C: "zero-width non-joiner",
+_NAMES = {0x0085: "next-line character", 0x2028: "line separator", 0x2029: "paragraph separator",
+          0x00AD: "soft hyphen", 0x200B: "zero-width space", 0x200C: "zero-width non-joiner",
           0x200D: "zero-width joiner", 0x200E: "left-to-right mark", 0x200F: "right-to-left mark",
           0x2060: "word joiner", 0xFEFF: "byte order mark (zero-width no-break space)",
           0x00A0: "no-break space", 0x0009: "tab", 0x0000: "NUL byte"}
@@ -635,7 +658,7 @@ def _invisible_message(value: str, where: str = "") -> str:
 def describe(char: str) -> str:
     """A character in words, for messages: 'zero-width joiner, U+200D'."""
     code = ord(char)
-    name = _NAMES.get(code) or unicodedata.name(char, "").lower() or f"control character"
+    name = _NAMES.get(code) or unicodedata.name(char, "").lower() or "control character"
     shown = f"{char!r} " if char.isprintable() and not _INVISIBLE.match(char) and not char.isspace() else ""
     return f"{shown}{name}, U+{code:04X}".strip()
 
@@ -655,14 +678,12 @@ def _explain_syntax(exc: yaml.MarkedYAMLError, lines: list[str]) -> _Slip:
     if "mapping values are not allowed" in problem:
         pmark = exc.problem_mark
         row = lines[pmark.line] if pmark.line < len(lines) else ""
-        before = row[:pmark.column]
         key, sep, value = row.partition(": ")
         if sep and len(key) < pmark.column and not key.lstrip().startswith(("'", '"')):
             head = key.rstrip()
             return _Slip(pmark.line, pmark.column,
                          "this text contains ': ', which YAML reads as a new key; put the whole value "
                          f"in quotes: {head.strip()}: {_quoted(value.strip())}")
-        del before
         return _Slip(pmark.line, len(row) - len(row.lstrip()), _INDENT_HINT + _indent_detail(lines, pmark.line))
     if context == "while scanning a quoted scalar":
         quote = text[column] if column < len(text) else '"'
@@ -735,6 +756,7 @@ class _Reporter:
         self.file, self.data, self.values, self.keys = file, data, values, keys
         self.problems: list[Problem] = []
         self.table: tuple[str, table_module.Table] | None = None  # recipients from a spreadsheet
+        self.inputs: dict[str, str | None] = {}  # files read besides the YAML, by digest
         self.entries: list = data.get("recipients") if isinstance(data, dict) else None
 
     def _add(self, path: tuple, message: str, *, warning=False, at_key=False):
@@ -955,6 +977,8 @@ def _check_printable(model, path: tuple, report: "_Reporter") -> None:
         elif isinstance(value, pydantic.BaseModel):
             for key, item in value.__dict__.items():
                 visit(item, where + (key,))
+    if model.model_dump_json().isascii():
+        return  # the common case, found fast: every ASCII character prints
     visit(model, path)
 
 

@@ -57,9 +57,6 @@ class Key:
     cert: str | None = None
     pin: str | None = None
 
-    def describe(self) -> str:
-        return str(self.p12) if self.p12 else f"token '{self.token}' ({self.pkcs11_lib})"
-
 
 @dataclass
 class SignReport:

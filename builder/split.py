@@ -87,7 +87,7 @@ def canonical_names(pdf: pikepdf.Pdf, obj: pikepdf.Object, done: set) -> None:
             instruction = pikepdf.ContentStreamInstruction([pikepdf.Name(used[old]), *list(operands)[1:]],
                                                            operator)
         instructions.append(instruction)
-    content = pikepdf.unparse_content_stream(_leading_colours_once(instructions))
+    content = pikepdf.unparse_content_stream(_colours_once(instructions))
     if isinstance(obj, pikepdf.Stream):
         obj.write(content)
     else:
@@ -109,17 +109,26 @@ def canonical_names(pdf: pikepdf.Pdf, obj: pikepdf.Object, done: set) -> None:
 _FILL, _STROKE = {"g", "rg", "k"}, {"G", "RG", "K"}
 
 
-def _leading_colours_once(instructions: list) -> list:
+def _colours_once(instructions: list) -> list:
     """pdfTeX starts the first page of a document with one more "0 g 0 G" (colour
-    set, nothing drawn) than later pages: before anything is drawn only the last
-    fill and stroke colour count, so keep those."""
-    count = 0
-    while count < len(instructions) and str(instructions[count].operator) in _FILL | _STROKE:
-        count += 1
-    lead = instructions[:count]
-    fill = [i for i in lead if str(i.operator) in _FILL][-1:]
-    stroke = [i for i in lead if str(i.operator) in _STROKE][-1:]
-    return fill + stroke + instructions[count:]
+    set, nothing drawn) than later pages. In a run of colour settings with
+    nothing drawn between, only the last fill and stroke colour count: keep
+    those, so a page reads the same wherever it stood in its document."""
+    out, run = [], []
+
+    def flush():
+        out.extend([i for i in run if str(i.operator) in _FILL][-1:])
+        out.extend([i for i in run if str(i.operator) in _STROKE][-1:])
+        run.clear()
+
+    for instruction in instructions:
+        if str(instruction.operator) in _FILL | _STROKE:
+            run.append(instruction)
+        else:
+            flush()
+            out.append(instruction)
+    flush()
+    return out
 
 
 Dests = dict[tuple[int, int], list[tuple[str, pikepdf.Array]]]
@@ -237,5 +246,7 @@ def save(pdf: pikepdf.Pdf, dest: Path) -> None:
 def to_bytes(pdf: pikepdf.Pdf) -> bytes:
     buffer = io.BytesIO()
     # deterministic_id: the /ID comes from the content, so builds repeat
-    pdf.save(buffer, deterministic_id=True, object_stream_mode=pikepdf.ObjectStreamMode.generate)
+    # streams already compressed are copied as they are (fonts: most of the bytes)
+    pdf.save(buffer, deterministic_id=True, object_stream_mode=pikepdf.ObjectStreamMode.generate,
+             stream_decode_level=pikepdf.StreamDecodeLevel.none)
     return buffer.getvalue()

@@ -141,9 +141,10 @@ def batch_paths(c, recipients: str | None, build_dir: str | None) -> BatchPaths:
 
 def show(path: Path) -> str:
     """A path as a person wants to read it: relative to the current folder when that is
-    short (``build/x``, ``../build/x``), else in full."""
+    short (``build/x``, ``../build/x``) and the two share more than the root, else in full."""
     relative = os.path.relpath(path)
-    return relative if relative.split(os.sep).count("..") <= 2 else str(path)
+    near = os.path.commonpath([os.path.abspath(path), os.getcwd()]) != os.path.abspath(os.sep)
+    return relative if near and relative.split(os.sep).count("..") <= 2 else str(path)
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -267,9 +268,8 @@ def progress_line():
             left = f"about {elapsed / done * (total - done):.0f} s left"
         else:
             left = "estimating time left"
-        end = "\n" if done == total else ""
-        print(f"\r\x1b[K  [{done}/{total}] {outcome.recipient:<24.24} {left}", end=end,
-              file=sys.stderr, flush=True)
+        line = "" if done == total else f"  [{done}/{total}] {outcome.recipient:<24.24} {left}"
+        print(f"\r\x1b[K{line}", end="", file=sys.stderr, flush=True)  # the summary takes its place
     return report
 
 

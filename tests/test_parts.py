@@ -299,7 +299,7 @@ def house_batch(tmp_path_factory):
   font: serif
   envelope: C5
   fold_marks: false
-  return_address: "Return to: PO Box 1 & {2}"
+  return_address: "Return to: PO Box 1 & {2}, The Long Building Name, 123 Very Long Street Name, Some Town, County, AB1 2CD"
   body:
 """) + """\
 recipients:
@@ -328,8 +328,10 @@ def test_a_house_letterhead_is_used_copied_and_hashed(house_batch):
     assert (round(left / MM), round(top / MM), round(width / MM), round(height / MM)) == (20, 102, 90, 45)
     name = find(found, "A Person", 1)
     assert top < name.top < top + height
-    back = find(found, "Return to: PO Box 1 & {2}", 1)  # the batch's own return address
+    back = find(found, "Return to: PO Box 1 & {2}, The Long Building Name", 1)  # the batch's own
+    assert back.text.endswith("AB1 2CD")  # one line, scaled down to fit the window
     assert top <= back.top and back.bottom < (name.top + name.bottom) / 2
+    assert left < back.left and back.right < left + width
     assert find(found, "Yours faithfully,")  # the UK rule: a salutation without a name
     logs = [p.read_text(errors="replace") for p in (out / "work").rglob("*.log")]
     assert logs and not any("babel.sty" in log for log in logs)  # no Welsh letter: no babel
@@ -380,7 +382,7 @@ def test_diff_shows_each_letters_own_parts(tmp_path):
     assert any(l.startswith("highlight [en] (own): Having reviewed") for l in essex)
 
 
-PLAIN = MINIMAL_LETTER.replace("This is the shared text.", "See the source[^odd].").replace(
+PLAIN = MINIMAL_LETTER.replace("This is the shared text.", "See the source[^odd] and[^ask].").replace(
     "  signatory: {name: Ann Sender, title: Clerk}",
     "  signatory: {name: Ann Signer, title: Clerk, show_name: true}").replace("  body:\n", """\
   envelope: none
@@ -389,6 +391,7 @@ PLAIN = MINIMAL_LETTER.replace("This is the shared text.", "See the source[^odd]
 """) + """\
 references:
   odd: {author: A & B, year: 2020, title: Odd_title, url: "https://example.org/a%20b_c~d/e-f#frag"}
+  ask: {author: C, year: 2021, title: Why?, url: "https://example.org/why/"}
 recipients:
   - id: plain-one
     name: A Person
@@ -412,6 +415,7 @@ def plain_batch(tmp_path_factory):
 def test_footnote_urls_print_as_written_and_web_copies_link_the_title(plain_batch):
     printed = " ".join(l.text for l in lines(Layout.of(plain_batch).pdf("plain-one")))
     assert "A & B (2020) Odd_title. example.org/a%20b_c~d/e-f#frag" in printed
+    assert "C (2021) Why? example.org/why" in printed  # no full stop after a question mark
     [web] = (plain_batch / "web").glob("*plain-one.pdf")
     text = " ".join(l.text for l in lines(web))
     assert "A & B (2020) Odd_title" in text and "example.org" not in text
@@ -471,3 +475,13 @@ recipients:
         text = MINIMAL_LETTER.replace("  body:\n", setting + "  body:\n") + recipients
         batch = load(write_yaml(tmp_path / "r.yaml", text)).batch
         assert expected in letter_block(batch, batch.recipients[0])
+
+
+def test_welsh_web_copy_declares_welsh(parts_batch):
+    source, out, _ = parts_batch
+    assert build(source, out, medium="web", only=["south-wales"]).ok
+    [web] = (out / "web").glob("*-south-wales.pdf")
+    with pikepdf.open(web) as pdf:
+        assert str(pdf.Root.Lang) == "cy"
+    text = " ".join(l.text for l in lines(web))
+    assert "Tudalen 1 o 2" in text and "www.gov.uk" not in text  # web: the link is on the title

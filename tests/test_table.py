@@ -113,8 +113,7 @@ def test_xlsx_builds_real_letters_as_the_office_sees_the_cells(tmp_path):
 
     yaml_path = tmp_path / "recipients.yaml"
     assert {s.recipient: s.state for s in status(yaml_path, tmp_path / "build")} == {
-        "dr-sian-o-brien": "up to date", "jo-bloggs": "up to date", "ann-other": "up to date",
-        "jo-bloggs-2": "invalid"}
+        "dr-sian-o-brien": "ready", "jo-bloggs": "ready", "ann-other": "ready", "jo-bloggs-2": "invalid"}
     loaded = load(yaml_path)
     assert "note (own): Short note." in personal(loaded.batch, loaded.batch.recipients[2])
     # one row edited: that letter alone is rebuilt
@@ -125,7 +124,9 @@ def test_xlsx_builds_real_letters_as_the_office_sees_the_cells(tmp_path):
     assert {o.recipient: o.status for o in again.outcomes} == {
         "dr-sian-o-brien": "up to date", "jo-bloggs": "up to date", "ann-other": "built",
         "jo-bloggs-2": "invalid"}
-    assert "A longer note." in pdf_text(tmp_path / "build" / "ann-other.pdf")
+    from builder.build import Layout
+
+    assert "A longer note." in pdf_text(Layout.of(tmp_path / "build").pdf("ann-other"))
 
 
 @pytest.mark.parametrize("bom, newline, quote_all", [(True, "\r\n", False), (False, "\n", False),
@@ -293,3 +294,10 @@ def test_texts_by_language(tmp_path):
     assert [str(p) for p in problems] == [
         f"{tmp_path / 'd.csv'}:row 2:salutation.cy: error: recipient 'a': salutation is given both as one text "
         "and by language (.en, .cy); give one or the other"]
+
+
+def test_tab_separated(tmp_path):
+    (tmp_path / "c.csv").write_text("name\taddress\tsalutation\ttext.note\nJo Bloggs\t1 Road, Town\tDear Jo,\tx\n",
+                                    encoding="utf-8")
+    (jo,) = load(batch(tmp_path, "c.csv")).batch.recipients
+    assert (jo.id, jo.address, jo.salutation) == ("jo-bloggs", ["1 Road, Town"], "Dear Jo,")

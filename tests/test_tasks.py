@@ -187,6 +187,8 @@ def test_the_time_left_waits_for_a_fair_sample(capsys):
     assert "estimating" in capsys.readouterr().err
     report(Outcome("many", "built"), 100, 500)
     assert re.search(r"\[100/500\] many\s+about \d+ s left", capsys.readouterr().err)
+    report(Outcome("last", "built"), 500, 500)  # the line clears: the summary follows
+    assert capsys.readouterr().err == "\r\x1b[K"
 
 
 def test_new_starts_a_batch_that_builds_as_it_stands(tmp_path):

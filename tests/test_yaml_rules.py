@@ -239,6 +239,11 @@ def test_windows_1252_gets_line_column_and_the_fix(tmp_path):
     ("\x00", "the file holds a NUL byte: it is not a text file, or was saved as UTF-16; save the file as UTF-8"),
     ("\x07", "a control character (U+0007) that cannot be printed; delete it"),
     ("\x1b", "a control character (U+001B) that cannot be printed; delete it"),
+    ("\x9f", "a control character (U+009F) that cannot be printed; delete it"),
+    ("\ufffe", "a control character (U+FFFE) that cannot be printed; delete it"),
+    ("\u2028", "a line separator (U+2028), which YAML reads as a line break; replace it with an ordinary line "
+                "break or a space"),
+    ("\x85", "a next-line character (U+0085), which YAML reads as a line break"),
 ])
 def test_control_characters_get_line_and_column(tmp_path, char, message):
     path = write_yaml(tmp_path / "r.yaml", BATCH.replace("Dear Second,", f"Dear{char} Second,"))
@@ -384,3 +389,28 @@ def test_on_the_sample_the_shipped_schema_refuses_an_ftp_reference():
         "url: ftp://www.gov.uk/funding")
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(yaml.safe_load(text.replace("date: 2020-10-13", "date: '2020-10-13'")), schema)
+
+
+def test_mangled_files_give_problems_never_a_traceback(tmp_path):
+    """The sample with random slips typed into it (a seeded, repeatable sample
+    of what a hurried edit does): load() returns or raises LoadError, nothing else."""
+    import random
+
+    lines = SAMPLE.read_text(encoding="utf-8").split("\n")
+    slips = [":", ": ", " #", "#", "[", "]", "{", "}", "'", '"', "\t", "  ", "- ", "&a ", "*a", "<<: *a", "!!int ",
+             "---", "...", "?", "|", ">", "%YAML 1.2", "\\", "@", "`", "\u200d", "~", "\r", ",", "*", "&"]
+    rng = random.Random(10)
+    path = tmp_path / "recipients.yaml"
+    for _ in range(300):
+        mangled = lines[:]
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(mangled))
+            at = rng.randint(0, len(mangled[i]))
+            mangled[i] = mangled[i][:at] + rng.choice(slips) + mangled[i][at:]
+        path.write_text("\n".join(mangled), encoding="utf-8")
+        try:
+            loaded = load(path)
+        except LoadError as exc:
+            assert exc.problems and all(str(p).startswith(str(path)) for p in exc.problems)
+        else:
+            assert loaded.batch.recipients
