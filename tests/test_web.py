@@ -120,8 +120,8 @@ def test_structure_tree_read_in_order_is_the_letter(web_batch):
     tree, texts = structure(web_batch / WEB_PDF)
     kinds = [kind for kind, _ in tree]
     assert kinds[0] == "/Document" and "/P" in kinds
-    letter = ("4 March 2021" "1 High Street, Town"  # the date; the return address, in the window
-              "Siân O'Brien, Ŵyn & Co Clerk 1 Road" "Dear Siân,"
+    letter = ("1 High Street, Town"  # the return address, in the envelope window
+              "Siân O'Brien, Ŵyn & Co Clerk 1 Road" "4 March 2021" "Dear Siân,"
               "See https://example.org/a_b for more." + LONG.split(": ", 1)[1].replace("[^report]", "").strip()
               + "1" "1 A. Author (2020) A report (final)"  # the mark, then the note
               "Yours sincerely," "Clerk")
