@@ -98,25 +98,6 @@ class Layout:
         path = Path(path)
         return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
 
-    @property
-    def bundle(self) -> Path:
-        return self.root / "bundle.pdf"
-
-    @property
-    def signed(self) -> Path:
-        return self.root / "signed"
-
-    def signed_pdf(self, recipient_id: str) -> Path:
-        return self.signed / f"{recipient_id}.pdf"
-
-    @property
-    def bundle_signed(self) -> Path:
-        return self.root / "bundle-signed.pdf"
-
-    @property
-    def sent(self) -> Path:
-        return self.root / "sent.json"
-
 
 @dataclass
 class Outcome:
