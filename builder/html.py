@@ -15,7 +15,7 @@ import re
 
 from . import markup
 from .compose import PDF_LANG, closing, long_date, pdf_title
-from .schema import LANGUAGES, Batch, Recipient
+from .schema import Batch, Recipient
 
 _SAFE_URL = re.compile(r"(?i)^(https?://|mailto:)")
 # The words the letterhead class prints around the values, by language.

@@ -21,7 +21,7 @@ import yaml
 
 from builder.build import Layout, build
 from builder.compose import closing, is_nameless
-from builder.load import LoadError, load
+from builder.load import load
 from builder.merge import merge
 from conftest import MINIMAL_LETTER, SAMPLE, normalise, write_yaml
 

@@ -17,7 +17,7 @@ import pytest
 from builder.build import build, status
 from builder.check import check
 from builder.merge import MergeRefused, merge
-from conftest import MINIMAL_LETTER, ROOT, SAMPLE, UNDEFINED, pdf_text, write_yaml
+from conftest import MINIMAL_LETTER, ROOT, SAMPLE, pdf_text, write_yaml
 
 
 def person(rid, address=("1 Road",), extra=""):
