@@ -69,7 +69,11 @@ class Layout:
         return self.root / self.letters_folder
 
     def pdf(self, recipient_id: str) -> Path:
-        return self.letters / f"{self.prefix}{recipient_id}.pdf"
+        return self.root / self.pdf_name(recipient_id)
+
+    def pdf_name(self, recipient_id: str) -> str:
+        """A letter's file as ``relative`` names it (10,000 of them: no Path arithmetic)."""
+        return f"{self.letters_folder}/{self.prefix}{recipient_id}.pdf".lstrip("/")
 
     @property
     def bundle(self) -> Path:
@@ -306,8 +310,11 @@ class Recorded:
     warnings: list[str]
     fingerprint: str = ""
 
+    def __post_init__(self) -> None:
+        self._by_id = {s.recipient.id: s for s in self.sources}
+
     def source(self, recipient_id: str):
-        return next((s for s in self.sources if s.recipient.id == recipient_id), None)
+        return self._by_id.get(recipient_id)
 
 
 def recorded(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "print") -> Recorded | None:
@@ -379,13 +386,13 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
     back in the report, so errors are reported on every build, not once.
     ``progress(outcome, done, total)`` is called as each letter is finished.
     """
-    from .schema import RECIPIENT_ID
-
     quick = None if force else recorded(recipients_yaml, build_dir, medium)
     if quick is not None:
         report = _nothing_to_do(quick, only)
         if report is not None:
             return report
+    from .schema import RECIPIENT_ID
+
     prepared = prepare(recipients_yaml, build_dir, medium)
     loaded, layout = prepared.loaded, prepared.layout
     valid_ids = {r.id for r in loaded.batch.recipients}
@@ -455,7 +462,7 @@ def _nothing_to_do(batch: Recorded, only: list[str] | None) -> Report | None:
     None when some letter needs compiling (the caller then loads the batch)."""
     with lock(batch.layout):
         manifest = Manifest.read(batch.layout.root)
-        before = manifest.to_json()
+        seen = [entry.get("seen") for entry in manifest.letters.values()]
         ids = [s.recipient.id for s in batch.sources]
         if only:
             unknown = sorted(set(only) - set(ids))
@@ -469,9 +476,8 @@ def _nothing_to_do(batch: Recorded, only: list[str] | None) -> Report | None:
         outcomes += [Outcome(s.recipient, "up to date", batch.layout.pdf(s.recipient), findings=s.findings,
                              accepted=s.accepted, pages=manifest.letters[s.recipient].get("pages", 0))
                      for s in letters]
-        after = manifest.to_json()
-        if after != before:  # files read again: their stat goes on the record
-            write_atomic(manifest.path, after)
+        if [entry.get("seen") for entry in manifest.letters.values()] != seen:
+            write_atomic(manifest.path, manifest.to_json())  # files read again: their stat on the record
     return Report(outcomes, batch.warnings)
 
 

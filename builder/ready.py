@@ -94,7 +94,7 @@ def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | N
             continue
         entry = manifest.letters.get(rid)
         pdf = layout.pdf(rid)
-        name = layout.relative(pdf)
+        name = layout.pdf_name(rid)
         accepted = accepted_codes(prepared, manifest, rid, accept)
         state = LetterState(rid, READY, accepted=sorted(accepted))
         states.append(state)
