@@ -509,13 +509,19 @@ class _Compiler:
         # the usual length of this batch's letters; 2 before anything is known
         self.typical_pages = max(set(known), key=known.count) if known else 2
 
-    def run(self, sources: list[Source], hints: dict[str, int] | None = None) -> list[Outcome]:
+    def run(self, sources: list[Source], hints: dict[str, int] | None = None,
+            bisecting: bool = False) -> list[Outcome]:
         """Compile ``sources`` in one pdflatex run. "Page n of m" needs each
         letter's page count before it is known: ``hints`` gives it (from the last
         build, or a guess); letters whose count turns out different are compiled
         again, with the right count, rather than running the whole group twice."""
-        if len(sources) == 1:
+        # A letter alone goes through the same one-pass route as a batch (its
+        # page count from the last build): a single edit costs one pdflatex
+        # pass. Only a letter whose batch failed, or a web copy (PDF/A
+        # metadata of its own), is compiled from its own .tex.
+        if len(sources) == 1 and (bisecting or self.prepared.medium == "web"):
             return [self._alone(sources[0])]
+        retry = hints is not None  # the counts are the ones the last run found
         if hints is None:
             hints = {s.recipient.id: self.manifest.letters.get(s.recipient.id, {}).get("pages")
                      or self.typical_pages for s in sources}
@@ -537,13 +543,17 @@ class _Compiler:
 
         result = tex.compile_batch(path, self.layout.work / name, self.prepared.env, owner, rerun=False)
         if not result.ok or set(result.letters) != {s.recipient.id for s in sources}:
+            if len(sources) == 1:
+                return [self._alone(sources[0])]  # its error at its own file and line
             half = len(sources) // 2
-            return self.run(sources[:half]) + self.run(sources[half:])
+            return self.run(sources[:half], bisecting=True) + self.run(sources[half:], bisecting=True)
         placed = result.letters
         good = [s for s in sources if placed[s.recipient.id].pages == hints[s.recipient.id]]
         again = [s for s in sources if placed[s.recipient.id].pages != hints[s.recipient.id]]
         outcomes = self._place(good, result, result.seconds / len(sources))
-        if again:
+        if again and retry:  # a count that moves with the count given: TeX's own reruns settle it
+            outcomes += [self._alone(s) for s in again]
+        elif again:
             outcomes += self.run(again, {s.recipient.id: placed[s.recipient.id].pages for s in again})
         return outcomes
 

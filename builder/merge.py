@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .build import Prepared, lock, prepare, recorded
 from .files import write_atomic
-from .manifest import Manifest, sha256_bytes
+from .manifest import Manifest, current_sha256, sha256_bytes
 from . import ready
 
 COVER_NAME = "cover"  # its .tex and work folder: build/tex/cover.tex (letters are apart, in letters/)
@@ -82,7 +82,9 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         letters, accepted, states = _ready_letters(prepared, manifest, accept or {})
         notes = _accepted_notes(manifest, accepted)
         inputs_size = sum(p.pdf.stat().st_size for p in letters)
-        parts = ([_cover(prepared, letters, duplex, notes)] if cover else []) + letters
+        cover_part, cover_record = (_cover(prepared, letters, duplex, notes, (manifest.bundle or {}).get("cover"))
+                                    if cover else (None, None))
+        parts = ([cover_part] if cover else []) + letters
         data, starts, pages, blanks = _concatenate(parts, duplex, _metadata(prepared))
         if signature_fields:
             data = _add_signature_fields(data, [(p, s) for p, s in zip(parts, starts) if p.signature])
@@ -99,7 +101,7 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
             "letters": [p.name for p in letters],
             "inputs": {p.name: manifest.letters[p.name]["sha256"] for p in letters},
             "accepted": {rid: dict(codes) for rid, codes in accepted.items()},
-            "options": options, "cover_pages": cover_pages, "blank_pages": blanks,
+            "options": options, "cover_pages": cover_pages, "blank_pages": blanks, "cover": cover_record,
             "key": _bundle_key(prepared, manifest, letters, accepted, options, out),
         }
         manifest.batch = prepared.record()
@@ -228,25 +230,46 @@ def _cover_document(prepared: Prepared, letters: list[_Part], duplex: bool, note
                          assets={k: v for k, v in prepared.asset_names.items() if k == "logo"}).dumps()
 
 
-def _cover(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[str]) -> _Part:
+def _cover(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[str],
+           recorded_cover: dict | None) -> tuple[_Part, dict]:
     """Compile the cover sheet; its table gives each letter's pages in the bundle,
     which depend on how long the cover itself is, so compile until they agree.
-    Preflight findings a person accepted (``notes``) are printed on it."""
-    from . import split as split_pdf
+    Preflight findings a person accepted (``notes``) are printed on it.
 
+    The cover the last merge made (``recorded_cover``: its key and SHA-256) is
+    used again when its source, metadata and letterhead are the same and the
+    file is unchanged: one recipient's new wording leaves the cover as it was.
+    Returns the cover and its record."""
+    from . import split as split_pdf
+    from .build import _code
+
+    cover = prepared.layout.cover
+    info = {key.lstrip("/"): value for key, value in _metadata(prepared).items()}
+    common = {k: v for k, v in (prepared.sources[0].inputs if prepared.sources else {}).items()
+              if k not in ("source", "key")}
+
+    def key(document: str) -> str:
+        return sha256_bytes(json.dumps([document, info, common, _code()]).encode())
+
+    if recorded_cover and cover.exists():
+        pages = recorded_cover.get("pages", 0)
+        if recorded_cover.get("key") == key(_cover_document(prepared, letters, duplex, notes, pages)) \
+                and current_sha256(cover, recorded_cover) == recorded_cover.get("sha256"):
+            return _Part("cover", "Cover sheet", cover, pages), recorded_cover
     prepared.write_assets()
     cover_pages = 1 + max(0, len(letters) + len(notes) - 16) // 40  # a first guess: the table's rows per page
     for _ in range(3):
-        result = prepared.compile(COVER_NAME, _cover_document(prepared, letters, duplex, notes, cover_pages))
+        document = _cover_document(prepared, letters, duplex, notes, cover_pages)
+        result = prepared.compile(COVER_NAME, document)
         if not result.ok:
             raise MergeRefused(f"the cover sheet did not compile: {result.first_error}")
         if result.only.pages == cover_pages:
             break
         cover_pages = result.only.pages
-    cover = prepared.layout.cover
-    info = {key.lstrip("/"): value for key, value in _metadata(prepared).items()}
     split_pdf.split(result.pdf, [split_pdf.Cut("cover", 0, result.only.pages, cover, info)])
-    return _Part("cover", "Cover sheet", cover, result.only.pages)
+    record = {"key": key(document), "pages": result.only.pages}
+    record["sha256"] = current_sha256(cover, record)
+    return _Part("cover", "Cover sheet", cover, result.only.pages), record
 
 
 def _metadata(prepared: Prepared) -> dict[str, str]:

@@ -404,3 +404,36 @@ def test_a_batch_unchanged_since_its_build_is_judged_from_the_record_and_any_cha
     there = invoke("build", "merge", "-r", str(moved / "recipients.yaml"), "-b", str(out))
     assert "0 built, 2 up to date" in there.stdout, there.stdout
     assert json.loads((out / "manifest.json").read_text())["batch"]["files"][0].startswith(str(moved))
+
+
+def test_the_cover_is_used_again_only_while_it_is_what_merge_would_compile(tmp_path):
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + person("one") + person("two"))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    merge(source, out)
+    cover_log = out / "work" / "cover" / "cover.log"
+    compiled = cover_log.stat().st_mtime_ns
+    # one recipient's wording changes: their letter is rebuilt, the cover (same rows) is kept
+    write_yaml(source, source.read_text().replace("name: Reader two\n", "name: Reader two\n    your_ref: X1\n"))
+    assert build(source, out).ok
+    # the one letter went the batch route (one pass, its page count from the last build)
+    assert json.loads((out / "manifest.json").read_text())["letters"]["two"]["log"] == "work/_batch-two-1/_batch-two-1.log"
+    kept = merge(source, out)
+    assert not kept.up_to_date and cover_log.stat().st_mtime_ns == compiled
+    fresh = tmp_path / "fresh"  # the same batch merged from nothing: the same bytes
+    assert build(source, fresh).ok
+    assert merge(source, fresh).path.read_bytes() == kept.path.read_bytes()
+    # a name on the cover changes: compiled again
+    write_yaml(source, source.read_text().replace("name: Reader two\n", "name: Reader Two\n"))
+    assert build(source, out).ok
+    merge(source, out)
+    assert cover_log.stat().st_mtime_ns != compiled
+    compiled = cover_log.stat().st_mtime_ns
+    cover = out / "cover.pdf"
+    good = cover.read_bytes()
+    cover.write_bytes(good[:-10] + bytes(b ^ 1 for b in good[-10:]))  # the cover changed by hand
+    assert merge(source, out).up_to_date  # the bundle holds the cover as it was compiled: still current
+    elsewhere = merge(source, out, out=tmp_path / "elsewhere.pdf")  # a new bundle: the cover is compiled again
+    assert cover_log.stat().st_mtime_ns != compiled and cover.read_bytes() == good
+    assert elsewhere.path.read_bytes() == (out / "bundle.pdf").read_bytes()
