@@ -9,7 +9,9 @@ field, and says what to change (collect everything, report once).
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
+import gc
 import hashlib
 import re
 import typing
@@ -108,12 +110,28 @@ def load(path: str | Path) -> Loaded:
     if _last_loaded.get("key") == key and all(
             _digest(Path(other)) == digest for other, digest in _last_loaded["loaded"].inputs.items()):
         return _last_loaded["loaded"]
-    loaded = _load(path, file, source)
+    with _no_collector_pauses():
+        loaded = _load(path, file, source)
     _last_loaded.update(key=key, loaded=loaded)
     return loaded
 
 
 _last_loaded: dict = {}
+
+
+@contextlib.contextmanager
+def _no_collector_pauses():
+    """Python's cycle collector off while a file loads. Loading makes tens of
+    thousands of objects that all live on (10,000 rows), and the collector
+    walked them again and again: 0.6 s of a 1.6 s load, measured, for a
+    handful of cycles freed. Reference counting still frees everything else."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _digest(path: Path) -> str | None:
@@ -919,6 +937,7 @@ def _check_cross(letter: Letter | None, references: dict[str, Reference], known_
     for key, reference in references.items():
         _check_printable(reference, ("references", key), report)
 
+    shared = Batch.model_construct(letter=letter, references={}, recipients=[])
     seen_ids: dict[str, int] = {}
     for r, recipient in recipients:
         here = ("recipients", r)
@@ -933,7 +952,6 @@ def _check_cross(letter: Letter | None, references: dict[str, Reference], known_
             cited |= _check_markup(known_refs, getattr(recipient, part), here + (part,), report)
         if letter is None:
             continue  # part names cannot be checked without the shared body
-        shared = Batch.model_construct(letter=letter, references={}, recipients=[])
         for path, message in shared.untranslated(recipient):
             # a shared text without this letter's language: this letter's problem
             report.error(here + (path if path[0] != "letter" else ("language",)), message)
