@@ -903,6 +903,18 @@ def _unwrap(kind):
 
 # ---- checks across the file ---------------------------------------------------
 
+def _language_shape(batch: Batch, recipient: Recipient) -> tuple:
+    """All that ``Batch.untranslated`` looks at: the letter's languages, the
+    parts left out, and which languages each of the recipient's own texts has."""
+    def shape(value):
+        if not isinstance(value, dict):
+            return "none" if value is None else "plain"
+        return tuple(sorted(language for language, text in value.items() if text is not None))
+    return (batch.language_of(recipient), frozenset(recipient.omit),
+            tuple(sorted((name, shape(value)) for name, value in recipient.text.items())),
+            tuple(shape(getattr(recipient, part)) for part in ("subject", "ps", "closing", "salutation")))
+
+
 def _check_cross(letter: Letter | None, references: dict[str, Reference], known_refs: set[str],
                  recipients: list[tuple[int, Recipient]], root: Path, report: "_Reporter") -> None:
     """Checks that span the file: part names, citations, ids, files, characters.
@@ -938,6 +950,7 @@ def _check_cross(letter: Letter | None, references: dict[str, Reference], known_
         _check_printable(reference, ("references", key), report)
 
     shared = Batch.model_construct(letter=letter, references={}, recipients=[])
+    untranslated: dict[tuple, list] = {}  # recipients alike in languages find the same (10,000 rows: a few)
     seen_ids: dict[str, int] = {}
     for r, recipient in recipients:
         here = ("recipients", r)
@@ -952,7 +965,10 @@ def _check_cross(letter: Letter | None, references: dict[str, Reference], known_
             cited |= _check_markup(known_refs, getattr(recipient, part), here + (part,), report)
         if letter is None:
             continue  # part names cannot be checked without the shared body
-        for path, message in shared.untranslated(recipient):
+        shape = _language_shape(shared, recipient)
+        if shape not in untranslated:
+            untranslated[shape] = shared.untranslated(recipient)
+        for path, message in untranslated[shape]:
             # a shared text without this letter's language: this letter's problem
             report.error(here + (path if path[0] != "letter" else ("language",)), message)
         for name in recipient.text:

@@ -299,6 +299,8 @@ def _inline_text(node) -> str | None:
     <t> (as openpyxl's Text.content; phonetic guides, <rPh>, are not part of it)."""
     if node is None:
         return None
+    if len(node) == 1 and node[0].tag == _TEXT:  # plain text, as nearly every cell is
+        return node[0].text or ""
     parts = []
     for child in node:
         if child.tag == _TEXT:
