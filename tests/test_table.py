@@ -3,6 +3,7 @@ files byte for byte as Excel and LibreOffice save them."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 
 import openpyxl
 import pytest
@@ -485,3 +486,4 @@ def test_a_damaged_workbook_is_one_plain_message(tmp_path, damage, message):
     with pytest.raises(LoadError) as caught:
         load(batch(tmp_path, "c.xlsx"))
     assert [str(p) for p in caught.value.problems] == [f"{path}: error: {message}"]
+    assert gc.isenabled()  # load() pauses Python's cycle collector, and turns it back on whatever happens
