@@ -273,12 +273,13 @@ def _row_number(reference: str) -> int:
 
 
 def _column_index(letters: str) -> int:
+    """A column's number from its letters: A is 1, XFD (Excel's last) 16384."""
     index = 0
     for letter in letters.upper():
-        if not "A" <= letter <= "Z":
-            raise TableError(f"the sheet has a cell at {letters!r}, which is not a column; save it again from "
-                             "Excel or LibreOffice as .xlsx")
-        index = index * 26 + ord(letter) - 64
+        index = index * 26 + ord(letter) - 64 if "A" <= letter <= "Z" else 1 << 20
+    if not 1 <= index <= 16384:
+        raise TableError(f"the sheet has a cell in column {letters!r}, which is not a column of a workbook (A to "
+                         "XFD); save it again from Excel or LibreOffice as .xlsx")
     return index
 
 

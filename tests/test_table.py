@@ -457,6 +457,8 @@ BOMB = f"""<?xml version="1.0"?>
                   "save it again from Excel or LibreOffice as .xlsx"),
     ("bomb", "cannot read the sheet 'Contacts' of this workbook (limit on input amplification factor (from DTD "
              "and entities) breached: line 3, column 130); save it again from Excel or LibreOffice as .xlsx"),
+    ("beyond XFD", "the sheet has a cell in column 'XFE', which is not a column of a workbook (A to XFD); save "
+                   "it again from Excel or LibreOffice as .xlsx"),  # not a list of a billion empty cells
     ("strings bomb", "cannot read this workbook (limit on input amplification factor (from DTD and entities) "
                      "breached: line 1, column 839); save it from Excel or LibreOffice as .xlsx"),
 ])
@@ -473,6 +475,8 @@ def test_a_damaged_workbook_is_one_plain_message(tmp_path, damage, message):
         write_parts(path, sheet=SHEET[:SHEET.index("<row r=\"2\">")])
     elif damage == "bomb":
         write_parts(path, sheet=BOMB)
+    elif damage == "beyond XFD":
+        write_parts(path, sheet=SHEET.replace('r="AB7"', 'r="XFE7"'))
     else:
         write_parts(path, strings=SHARED[:-1] + ["&i;"])
         xml = BOMB.split("<worksheet")[0].replace("DOCTYPE worksheet", "DOCTYPE sst").replace("\n", "")
