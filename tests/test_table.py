@@ -424,8 +424,8 @@ def test_the_sheet_reader_reads_cells_as_openpyxl_does(tmp_path):
     assert seen[5] == ["c-3", "a_x0041_b", "1,234,567.89", "(12.50)", "1000", None, None, "14 March 2021"]
     assert seen[7] == [None, "Tail", None, "0.3", None, "Dear T,"] + [None] * 21 + ["far right"]
     assert 3 not in seen
-    # LibreOffice 7.4 (Debian 12) saving the workbook of test_numbers_and_dates_... with formulas,
-    # rich text, rows and cells left out; the file is kept in tests/data (no LibreOffice in CI)
+    # a workbook saved by LibreOffice 7.4 as Excel saves one: shared strings, formulas' cached values,
+    # rich text, rows and cells left out (tests/data/libreoffice.py says how it was made)
     office = ROOT / "tests" / "data" / "libreoffice.xlsx"
     assert trimmed(_xlsx_rows(office, None)) == as_openpyxl_reads(office)
     assert trimmed(_xlsx_rows(office, None))[5] == ["c-3", "Ann  Other ", None, None, None, "Dear Ann,",
