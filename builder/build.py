@@ -19,13 +19,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, compile as tex, ready
+from . import __version__, compile as tex, compose as composer, ready
 from .compose import (batch_source, letter_block, letter_source, metadata, pdf_date, pdf_lang, pdf_title,
                       recipient_label)
 from .files import write_atomic
 from .html import letter_page
 from .load import Loaded, Problem, load
-from .manifest import Manifest, sha256_bytes, sha256_file
+from .manifest import Manifest, current_sha256, sha256_bytes
 from .schema import RECIPIENT_ID, Recipient
 
 LETTERHEAD = Path(__file__).resolve().parent / "letterhead"  # package data: ships with the wheel
@@ -223,6 +223,12 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
         "envelope": str(getattr(letter, "envelope", None) or ""),
     }
     assets.update({Path(letter.letterhead).name: house[0]} if house else {})
+    # build, then merge, in one command: the second stage gets the first's
+    # letters, composed once (load gives the same Loaded while its files are unchanged)
+    key = (id(loaded), str(Path(build_dir).resolve()), medium, json.dumps(common, sort_keys=True),
+           json.dumps({name: str(path) for name, path in assets.items()}), composer.compose)
+    if _last_prepared.get("key") == key and _last_prepared["prepared"].loaded is loaded:
+        return _last_prepared["prepared"]
     sources, memo = [], loaded.memo
     for recipient in loaded.batch.recipients:
         block = letter_block(loaded.batch, recipient, assets=names, memo=memo)
@@ -231,7 +237,12 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
         inputs["key"] = sha256_bytes(json.dumps(inputs, sort_keys=True).encode())
         sources.append(Source(recipient, block, text, inputs))
     env = tex.tex_environment([LETTERHEAD], epoch(letter.date))
-    return Prepared(loaded, layout, sources, assets, env, medium)
+    prepared = Prepared(loaded, layout, sources, assets, env, medium)
+    _last_prepared.update(key=key, prepared=prepared)
+    return prepared
+
+
+_last_prepared: dict = {}
 
 
 def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs: int | None = None,
@@ -408,12 +419,14 @@ class _Compiler:
                                        self.prepared.loaded.batch)
             self.manifest.letters[rid] = {
                 "recipient": recipient_label(source.recipient),
-                "file": self.layout.relative(pdf), "pages": where.pages, "sha256": sha256_file(pdf),
+                "file": self.layout.relative(pdf), "pages": where.pages, "sha256": "",
                 "inputs": source.inputs, "log": self.layout.relative(result.log),
                 "findings": [f.to_dict() for f in findings], "signature": where.signature,
                 # the envelope window (PDF points from the top left; None: no window)
                 "window": result.window,
             }
+            entry = self.manifest.letters[rid]
+            entry["sha256"] = current_sha256(pdf, entry)
             outcomes.append(Outcome(rid, "built", pdf, seconds=seconds, warnings=where.overfull,
                                     findings=self.manifest.letters[rid]["findings"], pages=where.pages))
         return outcomes

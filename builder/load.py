@@ -658,11 +658,22 @@ def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-# Characters that print as nothing: format characters (zero-width space,
-# joiners, direction marks, BOM, soft hyphen ...) and the variation selectors.
+# Characters that print as nothing: format characters (category Cf: zero-width
+# space, joiners, direction marks, BOM, soft hyphen ...), the variation
+# selectors and the Hangul fillers. Written out as ranges because scanning all
+# of Unicode at import cost a quarter of a second on every command;
+# tests/test_load.py checks the ranges against this Python's unicodedata.
+INVISIBLE_RANGES = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x0600, 0x0605), (0x061C, 0x061C), (0x06DD, 0x06DD),
+    (0x070F, 0x070F), (0x0890, 0x0891), (0x08E2, 0x08E2), (0x115F, 0x1160), (0x180E, 0x180E),
+    (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD), (0x13430, 0x13438), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001), (0xE0020, 0xE007F),
+)
 _INVISIBLE = re.compile("[%s]" % "".join(
-    re.escape(chr(c)) for c in range(0x80, 0x110000)
-    if unicodedata.category(chr(c)) == "Cf" or 0xFE00 <= c <= 0xFE0F or c in (0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0)))
+    re.escape(chr(first)) + ("-" + re.escape(chr(last)) if last > first else "")
+    for first, last in INVISIBLE_RANGES))
 
 _NAMES = {0x0085: "next-line character", 0x2028: "line separator", 0x2029: "paragraph separator",
           0x00AD: "soft hyphen", 0x200B: "zero-width space", 0x200C: "zero-width non-joiner",

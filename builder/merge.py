@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ class MergeReport:
     cover_pages: int = 0
     blank_pages: int = 0
     accepted: dict[str, list[str]] | None = None  # findings accepted, by letter
+    up_to_date: bool = False  # the bundle on disk was already this one: not written again
 
 
 @dataclass
@@ -65,10 +67,21 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
     prepared = prepare(recipients_yaml, build_dir)
     layout = prepared.layout
     out = Path(out) if out else layout.bundle
+    options = {"cover": cover, "duplex": duplex, "signature_fields": signature_fields}
     with lock(layout):
         manifest = Manifest.read(layout.root)
-        letters, accepted = _ready_letters(prepared, manifest, accept or {})
-        parts = ([_cover(prepared, letters, duplex, accepted)] if cover else []) + letters
+        letters, accepted, states = _ready_letters(prepared, manifest, accept or {})
+        notes = _accepted_notes(manifest, accepted)
+        recorded = manifest.bundle or {}
+        inputs_size = sum(p.pdf.stat().st_size for p in letters)
+        if recorded.get("key") == _bundle_key(prepared, manifest, letters, accepted, options, out, notes,
+                                              recorded.get("cover_pages", 0)) \
+                and ready.bundle_state(prepared, manifest, states, path=out).ready:
+            # the bundle on disk is the one this merge would write: nothing to do
+            return MergeReport(out, len(letters), recorded["pages"], out.stat().st_size, inputs_size,
+                               recorded.get("cover_pages", 0), recorded.get("blank_pages", 0),
+                               {rid: sorted(codes) for rid, codes in accepted.items()}, up_to_date=True)
+        parts = ([_cover(prepared, letters, duplex, notes)] if cover else []) + letters
         data, starts, pages, blanks = _concatenate(parts, duplex, _metadata(prepared))
         if signature_fields:
             data = _add_signature_fields(data, [(p, s) for p, s in zip(parts, starts) if p.signature])
@@ -79,17 +92,34 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
                                  **{code: how for code, how in codes.items() if how == ready.ACCEPTED_BY_COMMAND}}
             if not entry["accepted"]:
                 del entry["accepted"]
+        cover_pages = parts[0].pages if cover else 0
         manifest.bundle = {
             "file": layout.relative(out), "pages": pages, "sha256": sha256_bytes(data),
             "letters": [p.name for p in letters],
             "inputs": {p.name: manifest.letters[p.name]["sha256"] for p in letters},
             "accepted": {rid: dict(codes) for rid, codes in accepted.items()},
-            "options": {"cover": cover, "duplex": duplex, "signature_fields": signature_fields},
+            "options": options, "cover_pages": cover_pages, "blank_pages": blanks,
+            "key": _bundle_key(prepared, manifest, letters, accepted, options, out, notes, cover_pages),
         }
         write_atomic(manifest.path, manifest.to_json())
-    return MergeReport(out, len(letters), pages, len(data), sum(p.pdf.stat().st_size for p in letters),
-                       parts[0].pages if cover else 0, blanks,
+    return MergeReport(out, len(letters), pages, len(data), inputs_size, cover_pages, blanks,
                        {rid: sorted(codes) for rid, codes in accepted.items()})
+
+
+def _bundle_key(prepared: Prepared, manifest: Manifest, letters: list[_Part], accepted: dict,
+                options: dict, out: Path, notes: list[str], cover_pages: int) -> str:
+    """Everything a bundle is made from: its letters (by content), the
+    options, the findings accepted, and the cover sheet's source as it would
+    be composed now. Equal keys and an unchanged file: merging again would
+    write the same bundle."""
+    common = {k: v for k, v in (prepared.sources[0].inputs if prepared.sources else {}).items()
+              if k not in ("source", "key")}  # letterhead, images, builder and TeX versions
+    cover = (sha256_bytes(_cover_document(prepared, letters, options["duplex"], notes, cover_pages).encode())
+             if options["cover"] and cover_pages else None)
+    return sha256_bytes(json.dumps({
+        "letters": [[p.name, manifest.letters[p.name]["sha256"]] for p in letters], "options": options,
+        "accepted": accepted, "file": prepared.layout.relative(out), "common": common, "cover": cover,
+    }, sort_keys=True).encode())
 
 
 def _concatenate(parts: list[_Part], duplex: bool, info: dict[str, str]) -> tuple[bytes, list[int], int, int]:
@@ -100,13 +130,15 @@ def _concatenate(parts: list[_Part], duplex: bool, info: dict[str, str]) -> tupl
     tree = pikepdf.NameTree.new(bundle)
     dedupe = split_pdf.Deduplicator(bundle)
     starts, blanks, labels = [], 0, []
-    with contextlib.ExitStack() as opened, bundle.open_outline() as outline:
+    with contextlib.ExitStack() as kept, bundle.open_outline() as outline:
         for part in parts:
             start = len(bundle.pages)
             starts.append(start)
-            pdf = opened.enter_context(pikepdf.open(part.pdf))
-            split_pdf.append(bundle, tree, pdf, split_pdf.named_destinations(pdf), range(part.pages))
-            dedupe.pages(bundle.pages[start:])
+            pdf = pikepdf.open(part.pdf)
+            if dedupe.append(tree, pdf, split_pdf.named_destinations(pdf), range(part.pages)):
+                kept.enter_context(pdf)  # the bundle reads its new fonts from it when saved
+            else:
+                pdf.close()
             if duplex and (len(bundle.pages) - start) % 2:
                 box = bundle.pages[-1].mediabox  # the letter's own paper, as its class set it
                 bundle.add_blank_page(page_size=(float(box[2]) - float(box[0]), float(box[3]) - float(box[1])))
@@ -123,9 +155,10 @@ def _concatenate(parts: list[_Part], duplex: bool, info: dict[str, str]) -> tupl
 
 
 def _ready_letters(prepared: Prepared, manifest: Manifest, accept: dict[str, list[str]]
-                   ) -> tuple[list[_Part], dict[str, dict[str, str]]]:
-    """Every letter as a part of the bundle, and the findings accepted for each
-    (code -> who accepted it); or MergeRefused naming those not ready, and why."""
+                   ) -> tuple[list[_Part], dict[str, dict[str, str]], list[ready.LetterState]]:
+    """Every letter as a part of the bundle, the findings accepted for each
+    (code -> who accepted it), and the letters' states; or MergeRefused naming
+    those not ready, and why."""
     unknown = sorted(set(accept) - {s.recipient.id for s in prepared.sources})
     if unknown:
         raise MergeRefused(f"--accept names no recipient of this batch: {', '.join(unknown)}")
@@ -146,31 +179,39 @@ def _ready_letters(prepared: Prepared, manifest: Manifest, accept: dict[str, lis
         how = ready.accepted_codes(prepared, manifest, rid, accept)
         if used & set(how):
             accepted[rid] = {code: how[code] for code in sorted(used & set(how))}
-    return parts, accepted
+    return parts, accepted, states
 
 
-def _cover(prepared: Prepared, letters: list[_Part], duplex: bool,
-           accepted: dict[str, dict[str, str]]) -> _Part:
-    """Compile the cover sheet; its table gives each letter's pages in the bundle,
-    which depend on how long the cover itself is, so compile until they agree.
-    Preflight findings a person accepted are printed on it."""
-    recipients = {s.recipient.id: s.recipient for s in prepared.sources}
-    manifest = Manifest.read(prepared.layout.root)
+def _accepted_notes(manifest: Manifest, accepted: dict[str, dict[str, str]]) -> list[str]:
+    """The preflight findings a person accepted, as the cover sheet prints them."""
     notes = []
     for rid, codes in accepted.items():
         for finding in manifest.letters[rid].get("findings", []):
             if finding.get("code") in codes:
                 notes.append(f"{rid}: {finding['code']} accepted ({codes[finding['code']]}): {finding['message']}")
+    return notes
+
+
+def _cover_document(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[str],
+                    cover_pages: int) -> str:
+    """The cover sheet's LaTeX, for a cover ``cover_pages`` long."""
+    recipients = {s.recipient.id: s.recipient for s in prepared.sources}
+    rows, start = [], cover_pages + (cover_pages % 2 if duplex else 0) + 1
+    for letter in letters:
+        rows.append(CoverRow(recipients[letter.name], start, start + letter.pages - 1))
+        start += letter.pages + (letter.pages % 2 if duplex else 0)
+    return compose_cover(prepared.loaded.batch, rows, pages=cover_pages, notes=notes,
+                         assets={k: v for k, v in prepared.asset_names.items() if k == "logo"}).dumps()
+
+
+def _cover(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[str]) -> _Part:
+    """Compile the cover sheet; its table gives each letter's pages in the bundle,
+    which depend on how long the cover itself is, so compile until they agree.
+    Preflight findings a person accepted (``notes``) are printed on it."""
     prepared.write_assets()
     cover_pages = 1 + max(0, len(letters) + len(notes) - 16) // 40  # a first guess: the table's rows per page
     for _ in range(3):
-        rows, start = [], cover_pages + (cover_pages % 2 if duplex else 0) + 1
-        for letter in letters:
-            rows.append(CoverRow(recipients[letter.name], start, start + letter.pages - 1))
-            start += letter.pages + (letter.pages % 2 if duplex else 0)
-        document = compose_cover(prepared.loaded.batch, rows, pages=cover_pages, notes=notes,
-                                 assets={k: v for k, v in prepared.asset_names.items() if k == "logo"})
-        result = prepared.compile(COVER_NAME, document.dumps())
+        result = prepared.compile(COVER_NAME, _cover_document(prepared, letters, duplex, notes, cover_pages))
         if not result.ok:
             raise MergeRefused(f"the cover sheet did not compile: {result.first_error}")
         if result.only.pages == cover_pages:

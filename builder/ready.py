@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .manifest import Manifest, sha256_file
+from .manifest import Manifest, current_sha256
 
 # The states, and what each means (the reason adds the particulars).
 READY = "ready"
@@ -111,7 +111,7 @@ def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | N
         if not pdf.exists():
             state.state, state.reason = CHANGED, f"{name} is missing"
             continue
-        if sha256_file(pdf) != entry.get("sha256"):
+        if current_sha256(pdf, entry) != entry.get("sha256"):
             state.state, state.reason = CHANGED, f"{name} changed since it was built"
             continue
         old = entry.get("inputs", {})
@@ -148,7 +148,7 @@ def bundle_state(prepared, manifest: Manifest, letters: list[LetterState] | None
     name = layout.relative(path)
     if not path.exists():
         return BundleState(CHANGED, f"{name} is missing")
-    if sha256_file(path) != bundle.get("sha256"):
+    if current_sha256(path, bundle) != bundle.get("sha256"):
         return BundleState(CHANGED, f"{name} changed since it was merged")
     letters = letter_states(prepared, manifest) if letters is None else letters
     not_ready = [s for s in letters if not s.ready]

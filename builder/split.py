@@ -161,42 +161,71 @@ def append(target: pikepdf.Pdf, tree: pikepdf.NameTree, source: pikepdf.Pdf,
 
 
 class Deduplicator:
-    """Objects that are the same by value are stored once, at every level: a
-    font dictionary, and also a font program (stream) shared by font
-    dictionaries that differ. Letters each carry their own copy of the fonts
-    and the letterhead; a bundle keeps one."""
+    """Appends letters to a bundle, storing once what is the same by value at
+    every level: a font dictionary, and also a font program (stream) shared by
+    font dictionaries that differ. Letters each carry their own copy of the
+    fonts and the letterhead; a bundle keeps one.
+
+    A letter's fonts and forms are compared (hashed by value) in the letter
+    itself, before its pages are copied: one already in the bundle is not
+    copied at all. The pages' own streams are then copied into the bundle, so
+    the letter's file can be closed: a merge holds one letter at a time.
+    """
+
+    _PLACEHOLDER = "/LetterbatchStoredOnce"
 
     def __init__(self, pdf: pikepdf.Pdf) -> None:
         self.pdf = pdf
-        self.seen: dict[bytes, pikepdf.Object] = {}
-        self.memo: dict[tuple[int, int], bytes] = {}
-        self.canon: dict[tuple[int, int], pikepdf.Object] = {}
+        self.seen: dict[bytes, pikepdf.Object] = {}  # digest -> the bundle's object
+        self.canon: dict[tuple[int, int], pikepdf.Object] = {}  # bundle objgen -> canonical object
+        self.memo: dict[tuple[int, int], bytes] = {}  # bundle objgen -> digest
 
-    def pages(self, pages) -> None:
-        for page in pages:
-            resources = page.obj.get("/Resources")
-            if resources is None:
-                continue
-            for kind in ("/Font", "/XObject"):
-                entries = resources.get(kind)
-                if entries is None:
-                    continue
+    def append(self, tree: pikepdf.NameTree, source: pikepdf.Pdf, dests: Dests, pages: range) -> bool:
+        """Append ``pages`` of ``source`` (``append``); True if the bundle
+        still reads from ``source`` (it brought something new), so it must
+        stay open until the bundle is saved."""
+        known: list[pikepdf.Object] = []
+        memo: dict[tuple[int, int], bytes] = {}
+        for index in pages:
+            for entries in _resource_tables(source.pages[index].obj):
                 for key in list(entries.keys()):
-                    if entries[key].is_indirect:
-                        entries[key] = self.canonical(entries[key])
+                    value = entries[key]
+                    if isinstance(value, pikepdf.Object) and value.is_indirect:
+                        found = self.seen.get(digest(source, value, memo))
+                        if found is not None:  # stands in for it while the page is copied
+                            entries[key] = pikepdf.Name(f"{self._PLACEHOLDER}{len(known)}")
+                            known.append(found)
+        start = len(self.pdf.pages)
+        append(self.pdf, tree, source, dests, pages)
+        brought_new = False
+        for page in self.pdf.pages[start:]:
+            for entries in _resource_tables(page.obj):
+                for key in list(entries.keys()):
+                    value = entries[key]
+                    if isinstance(value, pikepdf.Name) and str(value).startswith(self._PLACEHOLDER):
+                        entries[key] = known[int(str(value)[len(self._PLACEHOLDER):])]
+                    elif isinstance(value, pikepdf.Object) and value.is_indirect:
+                        entries[key] = self.canonical(value)
+                        brought_new = True
+            _own_streams(page.obj)
+        return brought_new
 
     def canonical(self, obj: pikepdf.Object) -> pikepdf.Object:
-        """The first object seen with the same value as ``obj`` (indirect);
-        its own references are made canonical first."""
+        """The first object of the bundle with the same value as ``obj``
+        (indirect); its own references are made canonical first."""
         if obj.objgen in self.canon:
             return self.canon[obj.objgen]
         self.canon[obj.objgen] = obj  # while we are inside it (cycles)
         self._children(obj.stream_dict if isinstance(obj, pikepdf.Stream) else obj)
-        found = self.seen.setdefault(self.digest(obj), obj)
+        found = self.seen.setdefault(digest(self.pdf, obj, self.memo), obj)
         self.canon[obj.objgen] = found
         return found
 
     def _children(self, container) -> None:
+        # a direct array or dictionary with no reference in it (a font's
+        # widths: hundreds of numbers) has nothing to make canonical
+        if not _REF_RE.search(container.unparse()):
+            return
         if isinstance(container, pikepdf.Dictionary):
             for key in list(container.keys()):
                 if key == "/Parent":
@@ -214,25 +243,52 @@ class Deduplicator:
                 elif isinstance(child, (pikepdf.Dictionary, pikepdf.Array)):
                     self._children(child)
 
-    def digest(self, obj: pikepdf.Object) -> bytes:
-        """A hash of an object and everything it refers to, by value. qpdf
-        writes each level (unparse); references in it are followed."""
-        if obj.is_indirect:
-            if obj.objgen in self.memo:
-                return self.memo[obj.objgen]
-            self.memo[obj.objgen] = b"(cycle)"
-        # resolved=True: the object itself, not a reference to it
-        text = (obj.stream_dict if isinstance(obj, pikepdf.Stream) else obj).unparse(resolved=True)
-        # object numbers differ from file to file: hash what they point at instead
-        h = hashlib.sha256(_REF_RE.sub(b"@", text))
-        if isinstance(obj, pikepdf.Stream):
-            h.update(obj.read_raw_bytes())
-        for number, generation in _REF_RE.findall(text):
-            h.update(self.digest(self.pdf.get_object(int(number), int(generation))))
-        digest = h.digest()
-        if obj.is_indirect:
-            self.memo[obj.objgen] = digest
-        return digest
+
+def _resource_tables(obj: pikepdf.Object):
+    """The /Font and /XObject tables of a page's (or form's) resources."""
+    resources = obj.get("/Resources")
+    if resources is None:
+        return
+    for kind in ("/Font", "/XObject"):
+        entries = resources.get(kind)
+        if isinstance(entries, pikepdf.Dictionary):
+            yield entries
+
+
+def _own_streams(page: pikepdf.Object) -> None:
+    """Give a copied page's content streams their bytes (as stored, still
+    compressed), so the bundle no longer reads them from the letter's file."""
+    contents = page.get("/Contents")
+    streams = list(contents) if isinstance(contents, pikepdf.Array) else [contents] if contents is not None else []
+    for annotation in page.get("/Annots") or []:
+        for appearance in (annotation.get("/AP") or {}).values():
+            streams += [appearance] if isinstance(appearance, pikepdf.Stream) else list(appearance.values())
+    for stream in streams:
+        if isinstance(stream, pikepdf.Stream):
+            stream.write(stream.read_raw_bytes(), filter=stream.get("/Filter"),
+                         decode_parms=stream.get("/DecodeParms"))
+
+
+def digest(pdf: pikepdf.Pdf, obj: pikepdf.Object, memo: dict[tuple[int, int], bytes]) -> bytes:
+    """A hash of an object of ``pdf`` and everything it refers to, by value:
+    the same in any file. qpdf writes each level (unparse); references in it
+    are followed. ``memo``: digests by object, for this ``pdf``."""
+    if obj.is_indirect:
+        if obj.objgen in memo:
+            return memo[obj.objgen]
+        memo[obj.objgen] = b"(cycle)"
+    # resolved=True: the object itself, not a reference to it
+    text = (obj.stream_dict if isinstance(obj, pikepdf.Stream) else obj).unparse(resolved=True)
+    # object numbers differ from file to file: hash what they point at instead
+    h = hashlib.sha256(_REF_RE.sub(b"@", text))
+    if isinstance(obj, pikepdf.Stream):
+        h.update(obj.read_raw_bytes())
+    for number, generation in _REF_RE.findall(text):
+        h.update(digest(pdf, pdf.get_object(int(number), int(generation)), memo))
+    result = h.digest()
+    if obj.is_indirect:
+        memo[obj.objgen] = result
+    return result
 
 
 _REF_RE = re.compile(rb"(\d+) (\d+) R\b")

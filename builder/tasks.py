@@ -435,7 +435,8 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
     extras = [f"{report.cover_pages}-page cover"] if report.cover_pages else []
     extras += [f"{plural(report.blank_pages, 'blank page')} for duplex"] if duplex else []
     saved = report.inputs_size - report.size
-    print(f"{show(Path(report.path))}: {plural(report.letters, 'letter')}, {plural(report.pages, 'page')}"
+    print(f"{show(Path(report.path))}: " + ("up to date, " if report.up_to_date else "")
+          + f"{plural(report.letters, 'letter')}, {plural(report.pages, 'page')}"
           + (f" ({', '.join(extras)})" if extras else "")
           + f"; {report.size / 1024:.0f} KiB; the letters' own files add up to {report.inputs_size / 1024:.0f} KiB"
           + (f" ({saved / 1024:.0f} KiB saved: fonts and letterhead stored once)" if saved > 0 else ""))

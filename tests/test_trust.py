@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pikepdf
@@ -304,3 +305,57 @@ def test_a_full_disk_and_a_read_only_folder_lose_nothing(tmp_path):
         assert outputs(out) == good
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_merge_writes_nothing_when_the_bundle_is_current_and_everything_else_merges_again(tmp_path):
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + person("one") + person("two"))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    first = merge(source, out)
+    bundle = first.path
+    stamp = bundle.stat()
+    again = merge(source, out)
+    assert again.up_to_date and (again.letters, again.pages, again.cover_pages) == (2, 3, 1)
+    assert (bundle.stat().st_ino, bundle.stat().st_mtime_ns) == (stamp.st_ino, stamp.st_mtime_ns)  # not rewritten
+    said = invoke("merge", "-r", str(source), "-b", str(out))
+    assert said.returncode == 0 and "bundle.pdf: up to date, 2 letters" in said.stdout
+
+    # each of these makes a different bundle, so merge writes it
+    assert not merge(source, out, duplex=True).up_to_date  # an option
+    assert merge(source, out, duplex=True).up_to_date
+    assert not merge(source, out).up_to_date
+    assert not merge(source, out, out=tmp_path / "elsewhere.pdf").up_to_date  # another file
+    assert not merge(source, out).up_to_date
+    good = bundle.read_bytes()
+    at = len(good) // 2
+    bundle.write_bytes(good[:at] + bytes([good[at] ^ 1]) + good[at + 1:])  # one byte changed by hand
+    assert bundle.read_bytes() != good
+    assert not merge(source, out).up_to_date and bundle.read_bytes() == good
+    write_yaml(source, source.read_text().replace("name: Reader two", "name: Reader Two"))
+    assert build(source, out).ok
+    assert not merge(source, out).up_to_date  # a letter rebuilt
+    assert merge(source, out).up_to_date
+
+
+def test_a_letter_changed_with_its_size_and_times_put_back_is_still_caught(tmp_path):
+    # merge does not re-read a letter whose stat is the one recorded when it was
+    # last hashed; the change time, which no program can set, still gives it away
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n" + person("one"))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    time.sleep(0.1)  # a file changed within a clock tick of its reading is read again next time
+    assert build(source, out).ok  # a no-change build: the letter's stat is on the record
+    assert "seen" in json.loads((out / "manifest.json").read_text())["letters"]["one"]
+    pdf = out / "letters" / "one.pdf"
+    good, before = pdf.read_bytes(), pdf.stat()
+    at = len(good) // 2
+    forged = good[:at] + bytes([good[at] ^ 1]) + good[at + 1:]  # one byte, same size
+    with open(pdf, "r+b") as handle:  # in place: same inode
+        handle.write(forged)
+    os.utime(pdf, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = pdf.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+    with pytest.raises(MergeRefused, match="one: changed: letters/one.pdf changed since it was built"):
+        merge(source, out)
+    assert [s.state for s in status(source, out)] == ["changed"]

@@ -274,6 +274,18 @@ def test_invisible_characters_are_named_in_words_and_print_as_nothing(tmp_path, 
            f"{words}; it prints as nothing and was left out" in found, found
 
 
+
+def test_the_written_out_invisible_ranges_are_every_format_character_this_python_knows():
+    import unicodedata
+
+    from builder.load import INVISIBLE_RANGES, _INVISIBLE
+    expected = {c for c in range(0x80, 0x110000)
+                if unicodedata.category(chr(c)) == "Cf" or 0xFE00 <= c <= 0xFE0F
+                or c in (0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0)}
+    written = {c for first, last in INVISIBLE_RANGES for c in range(first, last + 1)}
+    assert written == expected, sorted(written ^ expected)
+    assert {c for c in range(0x80, 0x110000) if _INVISIBLE.fullmatch(chr(c))} == expected
+
 def test_unprintable_characters_are_named_in_words(tmp_path):
     path = write_yaml(tmp_path / "r.yaml", BATCH.replace("Second Person", "Second 😀 Ωmega"))
     loaded, found = problems(path)
