@@ -148,11 +148,11 @@ class _Workbook:
                 reader.read_manifest()
                 reader.read_workbook()
                 apply_stylesheet(reader.archive, reader.wb)
+                self.sheets = {}  # worksheet name -> its part in the zip (chart sheets have no cells)
+                for entry, rel in reader.parser.find_sheets():
+                    if rel.target in reader.valid_files and "chartsheet" not in rel.Type:
+                        self.sheets[entry.name] = rel.target
             book = reader.wb
-            self.sheets = {}  # worksheet name -> its part in the zip (chart sheets have no cells)
-            for entry, rel in reader.parser.find_sheets():
-                if rel.target in reader.valid_files and "chartsheet" not in rel.Type:
-                    self.sheets[entry.name] = rel.target
             self.formats = []  # style index -> number format, as openpyxl's ReadOnlyCell.number_format
             for style in book._cell_styles:
                 code = style.numFmtId
