@@ -14,19 +14,24 @@ import json
 import math
 import os
 import re
+import sys
+import typing
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 
-from . import __version__, compile as tex, compose as composer, ready
-from .compose import (batch_source, letter_block, letter_source, metadata, pdf_date, pdf_lang, pdf_title,
-                      recipient_label)
+from . import __version__, compile as tex, ready
 from .files import write_atomic
-from .html import letter_page
-from .load import Loaded, Problem, load
 from .manifest import Manifest, current_sha256, sha256_bytes
-from .schema import RECIPIENT_ID, Recipient
+
+# compose (PyLaTeX), load (pydantic, PyYAML) and html are imported where a batch
+# is loaded: `invoke status` on a batch unchanged since its build needs none of them
+if typing.TYPE_CHECKING:
+    from .load import Loaded, Problem
+    from .schema import Recipient
 
 LETTERHEAD = Path(__file__).resolve().parent / "letterhead"  # package data: ships with the wheel
 
@@ -161,13 +166,44 @@ class Prepared:
     assets: dict[str, Path]  # TeX file name (assets/logo.png) -> the image in the project
     env: dict[str, str]
     medium: str = "print"
+    files: list[str] = field(default_factory=list)  # what it was read from, besides the YAML
     _by_id: dict[str, Source] = field(default_factory=dict, repr=False)
+
+    fingerprint: str | None = None  # of every file it was made from (``Recorded``)
 
     def source(self, recipient_id: str) -> Source | None:
         """The letter of ``recipient_id`` (looked up by id: a batch may hold 10,000)."""
         if len(self._by_id) != len(self.sources):
             self._by_id.update((s.recipient.id, s) for s in self.sources)
         return self._by_id.get(recipient_id)
+
+    @property
+    def batch_name(self) -> str:
+        return self.loaded.path.name
+
+    @property
+    def rejected(self) -> list[tuple[str, str, str]]:
+        """Each invalid recipient, in file order: its label, its first problem, all of them."""
+        return [(ps[0].recipient or f"recipients[{i}]", ps[0].message, "\n".join(str(p) for p in ps))
+                for i, ps in sorted(self.loaded.rejected.items())]
+
+    @property
+    def warnings(self) -> list:
+        return self.loaded.warnings
+
+    def record(self) -> dict:
+        """What ``Recorded`` needs to stand in for this batch while its files
+        are unchanged, for the manifest."""
+        common = {k: v for k, v in (self.sources[0].inputs if self.sources else {}).items()
+                  if k not in ("source", "key")}
+        return {
+            "fingerprint": self.fingerprint, "medium": self.medium, "name": self.batch_name,
+            "files": self.files, "common": common,
+            "letters": [[s.recipient.id, s.inputs["source"], s.key, list(getattr(s.recipient, "accept", None) or [])]
+                        for s in self.sources],
+            "rejected": [list(r) for r in self.rejected],
+            "warnings": [str(w) for w in self.warnings],
+        }
 
     @property
     def asset_names(self) -> dict[str, str]:
@@ -187,6 +223,8 @@ class Prepared:
 
     def info(self, recipient: Recipient) -> dict[str, str]:
         """A letter's PDF metadata, dated with the letter."""
+        from .compose import metadata, pdf_date, pdf_title
+
         stamp = pdf_date(self.loaded.batch.letter.date)
         return {**metadata(self.loaded.batch, pdf_title(recipient)), "Creator": "letterbatch",
                 "CreationDate": stamp, "ModDate": stamp}
@@ -201,8 +239,13 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
     ``medium`` "print" (the default) makes the letters to print and sign;
     "web" makes copies to publish: visible links, PDF/A-2b metadata.
     """
+    from . import compose as composer
+    from .compose import letter_block, letter_source
+    from .load import load
+
     if medium not in MEDIA:
         raise ValueError(f"medium must be one of {', '.join(MEDIA)}, not {medium!r}")
+    yaml_bytes = _read(Path(recipients_yaml))  # before it is loaded: a later edit shows as a change
     loaded = load(recipients_yaml)  # LoadError: nothing can be built
     letter = loaded.batch.letter
     layout = Layout.of(build_dir, medium, letter.date)
@@ -223,6 +266,8 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
         "envelope": str(getattr(letter, "envelope", None) or ""),
     }
     assets.update({Path(letter.letterhead).name: house[0]} if house else {})
+    files = sorted({str(Path(f).resolve()) for f in [*loaded.inputs, *assets.values()]})
+    fingerprint = _fingerprint(recipients_yaml, yaml_bytes, files, medium)
     # build, then merge, in one command: the second stage gets the first's
     # letters, composed once (load gives the same Loaded while its files are unchanged)
     key = (id(loaded), str(Path(build_dir).resolve()), medium, json.dumps(common, sort_keys=True),
@@ -237,12 +282,90 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
         inputs["key"] = sha256_bytes(json.dumps(inputs, sort_keys=True).encode())
         sources.append(Source(recipient, block, text, inputs))
     env = tex.tex_environment([LETTERHEAD], epoch(letter.date))
-    prepared = Prepared(loaded, layout, sources, assets, env, medium)
+    prepared = Prepared(loaded, layout, sources, assets, env, medium, files, fingerprint=fingerprint)
     _last_prepared.update(key=key, prepared=prepared)
     return prepared
 
 
 _last_prepared: dict = {}
+
+
+@dataclass
+class Recorded:
+    """A batch as its last build recorded it (the manifest's "batch"), standing
+    in for ``prepare`` while every file it was made from is byte for byte the
+    same (``fingerprint``): its letters' inputs keys are then the current ones,
+    so the readiness rule needs no loading or composing. Whatever needs the
+    letters themselves (compiling, the cover sheet) calls ``prepare``."""
+
+    layout: Layout
+    medium: str
+    batch_name: str
+    sources: list
+    rejected: list[tuple[str, str, str]]
+    warnings: list[str]
+    fingerprint: str = ""
+
+    def source(self, recipient_id: str):
+        return next((s for s in self.sources if s.recipient.id == recipient_id), None)
+
+
+def recorded(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "print") -> Recorded | None:
+    """The batch as recorded, if its files are unchanged since; else None."""
+    if medium != "print":  # web copies have HTML pages beside them, written from the batch
+        return None
+    layout = Layout.of(build_dir, medium)
+    record = Manifest.read(layout.root).batch
+    if not record or record.get("medium") != medium:
+        return None
+    try:
+        yaml_bytes = _read(Path(recipients_yaml))
+        if _fingerprint(recipients_yaml, yaml_bytes, list(record["files"]), medium) != record["fingerprint"]:
+            return None
+        common = dict(record["common"])
+        sources = [SimpleNamespace(recipient=SimpleNamespace(id=rid, accept=accept), key=key,
+                                   inputs={**common, "source": source, "key": key})
+                   for rid, source, key, accept in record["letters"]]
+        rejected = [tuple(r) for r in record["rejected"]]
+        return Recorded(layout, medium, str(record["name"]), sources, rejected, list(record["warnings"]),
+                        record["fingerprint"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""  # load says what is wrong with it
+
+
+def _fingerprint(recipients_yaml: str | Path, yaml_bytes: bytes, files: list[str], medium: str) -> str:
+    """A hash of everything a batch's letters are made from: the YAML (where it
+    is, and its bytes), the other files it reads (a spreadsheet, images, a house
+    letterhead), the letterhead class, this builder's code, the TeX version and
+    the compose in use. OSError if a file is gone."""
+    digest = hashlib.sha256()
+    for part in (str(Path(recipients_yaml).resolve()), medium, _code(), _hash_files(letterhead_files()),
+                 tex.tex_version(), _composer()):
+        digest.update(part.encode() + b"\0")
+    digest.update(hashlib.sha256(yaml_bytes).digest())
+    for name in files:
+        digest.update(name.encode() + b"\0" + hashlib.sha256(Path(name).read_bytes()).digest())
+    return digest.hexdigest()
+
+
+@cache
+def _code() -> str:
+    """This builder's own code, by content."""
+    return _hash_files(sorted(Path(__file__).resolve().parent.glob("*.py")))
+
+
+def _composer() -> str:
+    """The compose function in use (a test may put its own in place)."""
+    module = sys.modules.get(f"{__package__}.compose")
+    function = getattr(module, "compose", None)
+    return f"{function.__module__}.{function.__qualname__}" if function else f"{__package__}.compose.compose"
 
 
 def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs: int | None = None,
@@ -256,6 +379,13 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
     back in the report, so errors are reported on every build, not once.
     ``progress(outcome, done, total)`` is called as each letter is finished.
     """
+    from .schema import RECIPIENT_ID
+
+    quick = None if force else recorded(recipients_yaml, build_dir, medium)
+    if quick is not None:
+        report = _nothing_to_do(quick, only)
+        if report is not None:
+            return report
     prepared = prepare(recipients_yaml, build_dir, medium)
     loaded, layout = prepared.loaded, prepared.layout
     valid_ids = {r.id for r in loaded.batch.recipients}
@@ -279,6 +409,8 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             todo = [s for s in todo if s.recipient.id in only]
         prepared.write_assets()
         if prepared.medium == "web":  # each web copy has an HTML page beside it
+            from .html import letter_page
+
             for source in todo:
                 write_atomic(layout.pdf(source.recipient.id).with_suffix(".html"),
                              letter_page(loaded.batch, source.recipient).encode())
@@ -299,7 +431,9 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             # each letter's own .tex (to compile by hand), written while pdflatex runs:
             # a thousand small files take long enough to keep the workers waiting
             for source in todo:
-                write_atomic(layout.tex / f"{source.recipient.id}.tex", source.tex.encode())
+                tex_file = layout.tex / f"{source.recipient.id}.tex"
+                if source in stale or not tex_file.exists():
+                    write_atomic(tex_file, source.tex.encode())
             finished = 0
             for future in as_completed(running):
                 for outcome in future.result():
@@ -308,10 +442,37 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                     finished += 1
                     if progress:
                         progress(outcome, finished, len(stale))
+        if prepared.medium == "print":
+            manifest.batch = prepared.record()
         write_atomic(manifest.path, manifest.to_json())
     order = {r.id: i for i, r in enumerate(loaded.batch.recipients)}
     outcomes.sort(key=lambda o: (o.status != "invalid", order.get(o.recipient, -1)))
     return Report(outcomes, loaded.warnings)
+
+
+def _nothing_to_do(batch: Recorded, only: list[str] | None) -> Report | None:
+    """The report of a build with nothing to compile, from the record alone;
+    None when some letter needs compiling (the caller then loads the batch)."""
+    with lock(batch.layout):
+        manifest = Manifest.read(batch.layout.root)
+        before = manifest.to_json()
+        ids = [s.recipient.id for s in batch.sources]
+        if only:
+            unknown = sorted(set(only) - set(ids))
+            if unknown:
+                raise ValueError(f"no valid recipient with id: {', '.join(unknown)}")
+        states = ready.letter_states(batch, manifest, only=only or ids)
+        letters = [s for s in states if s.state != ready.INVALID]
+        if any(s.state not in (ready.READY, ready.PREFLIGHT) for s in letters):
+            return None
+        outcomes = [Outcome(label, "invalid", message=message) for label, _, message in batch.rejected]
+        outcomes += [Outcome(s.recipient, "up to date", batch.layout.pdf(s.recipient), findings=s.findings,
+                             accepted=s.accepted, pages=manifest.letters[s.recipient].get("pages", 0))
+                     for s in letters]
+        after = manifest.to_json()
+        if after != before:  # files read again: their stat goes on the record
+            write_atomic(manifest.path, after)
+    return Report(outcomes, batch.warnings)
 
 
 # At most this many letters go through one pdflatex run: enough to pay for
@@ -352,6 +513,8 @@ class _Compiler:
         if hints is None:
             hints = {s.recipient.id: self.manifest.letters.get(s.recipient.id, {}).get("pages")
                      or self.typical_pages for s in sources}
+        from .compose import batch_source
+
         name = f"_batch-{sources[0].recipient.id}-{len(sources)}"
         text = batch_source([s.block for s in sources], hints, self.prepared.loaded.batch)
         path = self.layout.tex / f"{name}.tex"
@@ -399,6 +562,7 @@ class _Compiler:
         preflight it, and record it. Every letter, compiled alone or with
         others, goes the same way, so its bytes depend on its own text only."""
         from . import check, split as split_pdf  # pikepdf: loaded only when letters are placed
+        from .compose import pdf_lang, recipient_label
 
         # fonts and page sizes: once per compiled PDF, not once per letter
         pages = check.page_problems(result.pdf, result.layout.get("paper"))
@@ -466,7 +630,7 @@ def _hash_files(paths: list[Path]) -> str:
 def status(recipients_yaml: str | Path, build_dir: str | Path = "build",
            medium: str = "print") -> list[ready.LetterState]:
     """Every recipient's state, and why (``ready.letter_states``)."""
-    prepared = prepare(recipients_yaml, build_dir, medium)
+    prepared = recorded(recipients_yaml, build_dir, medium) or prepare(recipients_yaml, build_dir, medium)
     return ready.letter_states(prepared, Manifest.read(prepared.layout.root))
 
 

@@ -21,13 +21,14 @@ the ``.aux``): exact, and no external tool that could be missing.
 from __future__ import annotations
 
 import statistics
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-import pikepdf
-
 from .manifest import Manifest
-from .schema import Batch, Recipient
+
+if typing.TYPE_CHECKING:
+    from .schema import Batch, Recipient
 
 A4 = (595.276, 841.890)
 TOLERANCE = 1.0  # points
@@ -54,6 +55,8 @@ def page_problems(pdf: Path, paper: tuple[float, float] | None = None) -> list[l
     """For each page of ``pdf``: not of the class's paper (``paper``, in PDF
     points; A4 portrait), fonts not embedded, Type 3 fonts. Each font object
     is judged once, however many pages use it."""
+    import pikepdf  # loaded when letters are placed, not for `invoke check`
+
     paper = tuple(paper or A4)
     out, judged = [], {}
     with pikepdf.open(pdf) as document:
@@ -217,9 +220,9 @@ def check(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: 
     """Every letter's readiness with its stored preflight (or just ``only``'s),
     and the bundle's: is it the file merge wrote, holding the letters as they are?"""
     from . import ready
-    from .build import prepare
+    from .build import prepare, recorded
 
-    prepared = prepare(recipients_yaml, build_dir, medium)
+    prepared = recorded(recipients_yaml, build_dir, medium) or prepare(recipients_yaml, build_dir, medium)
     manifest = Manifest.read(prepared.layout.root)
     states = ready.letter_states(prepared, manifest, only=only)
     results = []

@@ -74,6 +74,7 @@ class Manifest:
     path: Path
     letters: dict[str, dict] = field(default_factory=dict)
     bundle: dict | None = None
+    batch: dict | None = None  # the batch as its last build prepared it (``build.Recorded``)
 
     @classmethod
     def read(cls, root: Path) -> "Manifest":
@@ -82,12 +83,13 @@ class Manifest:
             data = json.loads(path.read_text(encoding="utf-8"))
             letters = {k: v for k, v in data.get("letters", {}).items() if isinstance(v, dict)}
             bundle = data.get("bundle") if isinstance(data.get("bundle"), dict) else None
-            return cls(path, letters, bundle)
+            batch = data.get("batch") if isinstance(data.get("batch"), dict) else None
+            return cls(path, letters, bundle, batch)
         except (OSError, ValueError, AttributeError):
             return cls(path)
 
     def to_json(self) -> bytes:
-        data = {"letters": dict(sorted(self.letters.items())), "bundle": self.bundle}
+        data = {"letters": dict(sorted(self.letters.items())), "bundle": self.bundle, "batch": self.batch}
         return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
 
     def key(self, recipient_id: str) -> str | None:

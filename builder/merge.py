@@ -15,12 +15,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import pikepdf
-from .build import Prepared, lock, prepare
+from .build import Prepared, lock, prepare, recorded
 from .files import write_atomic
 from .manifest import Manifest, sha256_bytes
-from . import ready, split as split_pdf
-from .compose import CoverRow, compose_cover, long_date, pdf_date, recipient_label
+from . import ready
 
 COVER_NAME = "cover"  # its .tex and work folder: build/tex/cover.tex (letters are apart, in letters/)
 
@@ -64,23 +62,26 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
     recipient id to preflight finding codes a person accepts for this merge: it
     is recorded in the manifest and printed on the cover sheet.
     """
+    options = {"cover": cover, "duplex": duplex, "signature_fields": signature_fields}
+    # a batch unchanged since its build: whether the bundle is current needs no loading
+    quick = recorded(recipients_yaml, build_dir)
+    if quick is not None:
+        with lock(quick.layout):
+            report = _current(quick, Manifest.read(quick.layout.root), Path(out) if out else quick.layout.bundle,
+                              options, accept or {})
+        if report is not None:
+            return report
     prepared = prepare(recipients_yaml, build_dir)
     layout = prepared.layout
     out = Path(out) if out else layout.bundle
-    options = {"cover": cover, "duplex": duplex, "signature_fields": signature_fields}
     with lock(layout):
         manifest = Manifest.read(layout.root)
+        report = _current(prepared, manifest, out, options, accept or {})
+        if report is not None:
+            return report
         letters, accepted, states = _ready_letters(prepared, manifest, accept or {})
         notes = _accepted_notes(manifest, accepted)
-        recorded = manifest.bundle or {}
         inputs_size = sum(p.pdf.stat().st_size for p in letters)
-        if recorded.get("key") == _bundle_key(prepared, manifest, letters, accepted, options, out, notes,
-                                              recorded.get("cover_pages", 0)) \
-                and ready.bundle_state(prepared, manifest, states, path=out).ready:
-            # the bundle on disk is the one this merge would write: nothing to do
-            return MergeReport(out, len(letters), recorded["pages"], out.stat().st_size, inputs_size,
-                               recorded.get("cover_pages", 0), recorded.get("blank_pages", 0),
-                               {rid: sorted(codes) for rid, codes in accepted.items()}, up_to_date=True)
         parts = ([_cover(prepared, letters, duplex, notes)] if cover else []) + letters
         data, starts, pages, blanks = _concatenate(parts, duplex, _metadata(prepared))
         if signature_fields:
@@ -99,26 +100,43 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
             "inputs": {p.name: manifest.letters[p.name]["sha256"] for p in letters},
             "accepted": {rid: dict(codes) for rid, codes in accepted.items()},
             "options": options, "cover_pages": cover_pages, "blank_pages": blanks,
-            "key": _bundle_key(prepared, manifest, letters, accepted, options, out, notes, cover_pages),
+            "key": _bundle_key(prepared, manifest, letters, accepted, options, out),
         }
+        manifest.batch = prepared.record()
         write_atomic(manifest.path, manifest.to_json())
     return MergeReport(out, len(letters), pages, len(data), inputs_size, cover_pages, blanks,
                        {rid: sorted(codes) for rid, codes in accepted.items()})
 
 
-def _bundle_key(prepared: Prepared, manifest: Manifest, letters: list[_Part], accepted: dict,
-                options: dict, out: Path, notes: list[str], cover_pages: int) -> str:
+def _current(prepared, manifest: Manifest, out: Path, options: dict,
+             accept: dict[str, list[str]]) -> MergeReport | None:
+    """The report of a merge that would write the bundle already on disk
+    (same letters, options, findings accepted and batch files, and the file is
+    the one merge recorded); None when the bundle must be written."""
+    recorded_bundle = manifest.bundle or {}
+    try:
+        letters, accepted, states = _ready_letters(prepared, manifest, accept)
+    except MergeRefused:
+        return None  # merge says why, with the batch loaded
+    if recorded_bundle.get("key") != _bundle_key(prepared, manifest, letters, accepted, options, out) \
+            or not ready.bundle_state(prepared, manifest, states, path=out).ready:
+        return None
+    return MergeReport(out, len(letters), recorded_bundle["pages"], out.stat().st_size,
+                       sum(p.pdf.stat().st_size for p in letters), recorded_bundle.get("cover_pages", 0),
+                       recorded_bundle.get("blank_pages", 0),
+                       {rid: sorted(codes) for rid, codes in accepted.items()}, up_to_date=True)
+
+
+def _bundle_key(prepared, manifest: Manifest, letters: list[_Part], accepted: dict,
+                options: dict, out: Path) -> str:
     """Everything a bundle is made from: its letters (by content), the
-    options, the findings accepted, and the cover sheet's source as it would
-    be composed now. Equal keys and an unchanged file: merging again would
-    write the same bundle."""
-    common = {k: v for k, v in (prepared.sources[0].inputs if prepared.sources else {}).items()
-              if k not in ("source", "key")}  # letterhead, images, builder and TeX versions
-    cover = (sha256_bytes(_cover_document(prepared, letters, options["duplex"], notes, cover_pages).encode())
-             if options["cover"] and cover_pages else None)
+    options, the findings accepted, and every file of the batch (the
+    fingerprint: the YAML, images, letterhead, builder and TeX, so the cover
+    sheet too). Equal keys and an unchanged file: merging again would write
+    the same bundle."""
     return sha256_bytes(json.dumps({
         "letters": [[p.name, manifest.letters[p.name]["sha256"]] for p in letters], "options": options,
-        "accepted": accepted, "file": prepared.layout.relative(out), "common": common, "cover": cover,
+        "accepted": accepted, "file": prepared.layout.relative(out), "batch": prepared.fingerprint,
     }, sort_keys=True).encode())
 
 
@@ -126,6 +144,10 @@ def _concatenate(parts: list[_Part], duplex: bool, info: dict[str, str]) -> tupl
     """The bundle's bytes, where each part starts, its page count, and the blank
     pages added. pikepdf (qpdf): a thousand letters in seconds, where pypdf
     takes many; identical fonts and images are kept once."""
+    import pikepdf
+
+    from . import split as split_pdf
+
     bundle = pikepdf.new()
     tree = pikepdf.NameTree.new(bundle)
     dedupe = split_pdf.Deduplicator(bundle)
@@ -154,7 +176,7 @@ def _concatenate(parts: list[_Part], duplex: bool, info: dict[str, str]) -> tupl
     return split_pdf.to_bytes(bundle), starts, len(bundle.pages), blanks
 
 
-def _ready_letters(prepared: Prepared, manifest: Manifest, accept: dict[str, list[str]]
+def _ready_letters(prepared, manifest: Manifest, accept: dict[str, list[str]]
                    ) -> tuple[list[_Part], dict[str, dict[str, str]], list[ready.LetterState]]:
     """Every letter as a part of the bundle, the findings accepted for each
     (code -> who accepted it), and the letters' states; or MergeRefused naming
@@ -173,8 +195,8 @@ def _ready_letters(prepared: Prepared, manifest: Manifest, accept: dict[str, lis
         rid = source.recipient.id
         entry = manifest.letters[rid]
         signature = tuple(entry["signature"]) if entry.get("signature") else None
-        parts.append(_Part(rid, recipient_label(source.recipient), prepared.layout.pdf(rid),
-                           entry["pages"], signature))
+        # the label it was built with: "name, role" (a ready letter's text is current)
+        parts.append(_Part(rid, entry.get("recipient") or rid, prepared.layout.pdf(rid), entry["pages"], signature))
         used = {f["code"] for f in state.findings if f.get("level") == "error"}
         how = ready.accepted_codes(prepared, manifest, rid, accept)
         if used & set(how):
@@ -195,6 +217,8 @@ def _accepted_notes(manifest: Manifest, accepted: dict[str, dict[str, str]]) -> 
 def _cover_document(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[str],
                     cover_pages: int) -> str:
     """The cover sheet's LaTeX, for a cover ``cover_pages`` long."""
+    from .compose import CoverRow, compose_cover
+
     recipients = {s.recipient.id: s.recipient for s in prepared.sources}
     rows, start = [], cover_pages + (cover_pages % 2 if duplex else 0) + 1
     for letter in letters:
@@ -208,6 +232,8 @@ def _cover(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[s
     """Compile the cover sheet; its table gives each letter's pages in the bundle,
     which depend on how long the cover itself is, so compile until they agree.
     Preflight findings a person accepted (``notes``) are printed on it."""
+    from . import split as split_pdf
+
     prepared.write_assets()
     cover_pages = 1 + max(0, len(letters) + len(notes) - 16) // 40  # a first guess: the table's rows per page
     for _ in range(3):
@@ -224,6 +250,8 @@ def _cover(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[s
 
 
 def _metadata(prepared: Prepared) -> dict[str, str]:
+    from .compose import long_date, pdf_date
+
     letter = prepared.loaded.batch.letter
     stamp = pdf_date(letter.date)
     count = len(prepared.sources)

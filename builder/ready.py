@@ -71,7 +71,7 @@ def accepted_codes(prepared, manifest: Manifest, recipient_id: str,
     source = prepared.source(recipient_id)
     if source is not None:
         for code in getattr(source.recipient, "accept", None) or []:
-            out[code] = f"{prepared.loaded.path.name}"
+            out[code] = prepared.batch_name
     for code, how in (manifest.letters.get(recipient_id, {}).get("accepted") or {}).items():
         out.setdefault(code, how)
     for code in (accept or {}).get(recipient_id, []):
@@ -81,13 +81,13 @@ def accepted_codes(prepared, manifest: Manifest, recipient_id: str,
 
 def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | None = None,
                   only: list[str] | None = None) -> list[LetterState]:
-    """Every recipient of ``prepared`` (a ``build.Prepared``), in YAML order
-    (invalid entries first), with its state and the reason."""
+    """Every recipient of ``prepared`` (a ``build.Prepared``, or the batch as
+    its build recorded it, ``build.Recorded``), in YAML order (invalid entries
+    first), with its state and the reason."""
     layout = prepared.layout
     wanted = None if only is None else set(only)
-    states = [LetterState(ps[0].recipient or f"recipients[{i}]", INVALID,
-                          f"invalid in {prepared.loaded.path.name}: {ps[0].message}")
-              for i, ps in sorted(prepared.loaded.rejected.items())]
+    states = [LetterState(label, INVALID, f"invalid in {prepared.batch_name}: {first}")
+              for label, first, _ in prepared.rejected]
     for source in prepared.sources:
         rid = source.recipient.id
         if wanted is not None and rid not in wanted:

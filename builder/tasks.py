@@ -211,7 +211,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     that are not ready for their preflight); raises Exit(2) when nothing could be built."""
     from .build import build as build_letters
     from .compile import TexMissing
-    from .load import LoadError
+    from .problems import LoadError
     from .ready import finding_text
 
     workers = whole_number(jobs if jobs is not None else c.config.letterbatch.jobs, "jobs")
@@ -304,7 +304,7 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
     """Preflight every letter: A4, embedded fonts, overfull lines, address in window, manifest."""
     from .check import check as check_letters
     from .compile import TexMissing
-    from .load import LoadError
+    from .problems import LoadError
 
     batch = batch_paths(c, recipients, build_dir)
     try:
@@ -332,7 +332,7 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     """List every recipient: up to date, stale (and why), failed (first error), never built."""
     from .build import status as letter_states
     from .compile import TexMissing
-    from .load import LoadError
+    from .problems import LoadError
 
     batch = batch_paths(c, recipients, build_dir)
     try:
@@ -411,7 +411,7 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
     """Merge every letter, in YAML order, into <build>/bundle.pdf (refuses any letter that is not ready)."""
     from .check import CODES
     from .compile import TexMissing
-    from .load import LoadError
+    from .problems import LoadError
     from .merge import MergeRefused, merge as merge_letters
 
     batch = batch_paths(c, recipients, build_dir)
@@ -461,7 +461,7 @@ def sign(c, recipients=None, build_dir=None, p12=None, pkcs11_lib=None, token=No
          reason="Approved for dispatch", force=False):
     """Sign every ready letter (<build>/signed/<id>.pdf, visible in its signature block) and the bundle."""
     from .compile import TexMissing
-    from .load import LoadError
+    from .problems import LoadError
     from .sign import Key, SigningError, sign_batch
 
     batch = batch_paths(c, recipients, build_dir)
@@ -521,7 +521,7 @@ def secret(variable: str, prompt: str) -> str:
 def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=None):
     """E-mail each ready letter to its recipient, once (SMTP settings: letterbatch.smtp.*)."""
     from .compile import TexMissing
-    from .load import LoadError
+    from .problems import LoadError
     from .send import SendError, SmtpSettings, mark_sent as mark, send as send_letters
 
     batch = batch_paths(c, recipients, build_dir)

@@ -140,16 +140,27 @@ def test_list_and_status_load_no_pdf_library(tmp_path):
              "sys.argv = ['invoke', *sys.argv[1:]]\n"
              "try:\n    runpy.run_module('invoke', run_name='__main__')\n"
              "except SystemExit as e:\n    assert not e.code, e.code\n"
-             "print('LOADED', sorted(m for m in ('pikepdf', 'pypdf', 'pyhanko') if m in sys.modules))\n")
-    for args in (["--list"], ["status", "-r", str(SAMPLE), "-b", str(tmp_path)]):
+             "print('LOADED', sorted(m for m in ('pikepdf', 'pypdf', 'pyhanko', 'pydantic', 'pylatex')"
+             " if m in sys.modules))\n")
+    batch = ["-r", str(SAMPLE), "-b", str(tmp_path)]
+
+    def loaded(*args):
         done = subprocess.run([sys.executable, "-c", probe, *args], cwd=ROOT, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
-        assert done.stdout.strip().splitlines()[-1] == "LOADED []", (args, done.stdout)
-    # and the probe sees a library when one is loaded: `merge` needs pikepdf
-    done = subprocess.run([sys.executable, "-c", probe.replace("assert not e.code, e.code", "pass"),
-                           "merge", "-r", str(SAMPLE), "-b", str(tmp_path)], cwd=ROOT,
-                          capture_output=True, text=True)
-    assert "pikepdf" in done.stdout.splitlines()[-1]
+        return done.stdout.strip().splitlines()[-1]
+
+    assert loaded("--list") == "LOADED []"
+    assert loaded("status", *batch) == "LOADED ['pydantic', 'pylatex']"  # never built: loads the batch
+    # the probe sees a library when one is loaded: `build` places letters with pikepdf
+    assert loaded("build", *batch) == "LOADED ['pikepdf', 'pydantic', 'pylatex']"
+    # built and unchanged since: status, check and a merge with nothing to do read the
+    # manifest and the files' bytes, and load neither the batch's libraries nor the PDF ones
+    assert loaded("status", *batch) == "LOADED []"
+    assert loaded("merge", *batch).startswith("LOADED ['pikepdf'")  # writes the bundle
+    for task in ("status", "check", "merge"):
+        assert loaded(task, *batch) == "LOADED []", task
+    (tmp_path / "letters" / "essex.pdf").write_bytes(b"changed")
+    assert "changed" in invoke("status", *batch, cwd=ROOT).stdout
 
 
 def test_build_prints_one_summary_and_only_the_letters_that_need_attention(project):

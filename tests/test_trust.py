@@ -359,3 +359,48 @@ def test_a_letter_changed_with_its_size_and_times_put_back_is_still_caught(tmp_p
     with pytest.raises(MergeRefused, match="one: changed: letters/one.pdf changed since it was built"):
         merge(source, out)
     assert [s.state for s in status(source, out)] == ["changed"]
+
+
+def test_a_batch_unchanged_since_its_build_is_judged_from_the_record_and_any_change_is_seen(tmp_path):
+    # status, check, build and merge of a batch whose files are byte for byte those of its
+    # build read the manifest's record instead of loading it; every file it came from counts
+    from test_bundle import tiny_png
+
+    project = tmp_path / "project"
+    project.mkdir()
+    tiny_png(project / "logo.png")
+    (project / "people.csv").write_text("id,name,address,salutation\none,Reader One,1 Road,Dear Reader,\n"
+                                        "two,Reader Two,2 Road,Dear Reader,\n", encoding="utf-8")
+    source = write_yaml(project / "recipients.yaml", MINIMAL_LETTER.replace(
+        "    role: Clerk\n", "    role: Clerk\n    logo: logo.png\n") + "recipients: {from: people.csv}\n")
+    out = tmp_path / "build"
+    assert invoke("build", "merge", "-r", str(source), "-b", str(out)).returncode == 0
+    assert json.loads((out / "manifest.json").read_text())["batch"]["files"] == sorted(
+        str(p.resolve()) for p in (project / "people.csv", project / "logo.png"))
+
+    def states():
+        done = invoke("status", "-r", str(source), "-b", str(out))
+        return {line.split()[0]: " ".join(line.split()[1:]) for line in done.stdout.splitlines()
+                if line.startswith("  ")}
+
+    assert states() == {"one": "ready", "two": "ready"}
+    again = invoke("build", "merge", "-r", str(source), "-b", str(out))
+    assert "0 built, 2 up to date" in again.stdout and "bundle.pdf: up to date" in again.stdout
+
+    csv = (project / "people.csv").read_text()
+    (project / "people.csv").write_text(csv.replace("Reader Two", "Reader 2"), encoding="utf-8")
+    assert states() == {"one": "ready", "two": "stale older than its inputs; changed: its text (recipients.yaml)"}
+    (project / "people.csv").write_text(csv, encoding="utf-8")  # put back: ready again
+    assert states() == {"one": "ready", "two": "ready"}
+
+    tiny_png(project / "logo.png", width=60)
+    assert set(states().values()) == {"stale older than its inputs; changed: the logo or signature image"}
+    rebuilt = invoke("build", "merge", "-r", str(source), "-b", str(out))
+    assert "2 built" in rebuilt.stdout and "up to date" not in rebuilt.stdout.splitlines()[-1]
+
+    # the same project in another folder: the record names the old one, so the batch is loaded
+    moved = tmp_path / "moved"
+    shutil.copytree(project, moved)
+    there = invoke("build", "merge", "-r", str(moved / "recipients.yaml"), "-b", str(out))
+    assert "0 built, 2 up to date" in there.stdout, there.stdout
+    assert json.loads((out / "manifest.json").read_text())["batch"]["files"][0].startswith(str(moved))

@@ -1,0 +1,40 @@
+"""What the load stage reports: a problem at a place in the batch's files, and
+the error that stops a batch. Apart from ``load`` (pydantic, PyYAML) so that
+commands that only read the manifest can name them without loading those."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    column: int | None
+    recipient: str | None
+    field: str
+    message: str
+    warning: bool = False
+    index: int | None = None  # the recipient's position in the file, if any
+    row: int | None = None  # in a spreadsheet: the row and the column's header
+    header: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.row is not None:
+            where += f":row {self.row}" + (f":{self.header}" if self.header else "")
+        elif self.line is not None:
+            where += f":{self.line}:{self.column}"
+        shown = self.field if self.row is None or not self.header else ""
+        who = (f"recipient {self.recipient!r}" + (", " if shown else ": ")) if self.recipient else ""
+        what = f"field {shown!r}: " if shown else ""
+        kind = "warning" if self.warning else "error"
+        return f"{where}: {kind}: {who}{what}{self.message}"
+
+
+class LoadError(Exception):
+    """recipients.yaml could not be used; ``problems`` says why, all at once."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
