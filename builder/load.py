@@ -9,7 +9,9 @@ field, and says what to change (collect everything, report once).
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
+import gc
 import hashlib
 import re
 import typing
@@ -75,12 +77,33 @@ def load(path: str | Path) -> Loaded:
     if _last_loaded.get("key") == key and all(
             _digest(Path(other)) == digest for other, digest in _last_loaded["loaded"].inputs.items()):
         return _last_loaded["loaded"]
-    loaded = _load(path, file, source)
+    with _no_collector_pauses():
+        loaded = _load(path, file, source)
     _last_loaded.update(key=key, loaded=loaded)
     return loaded
 
 
 _last_loaded: dict = {}
+
+
+@contextlib.contextmanager
+def _no_collector_pauses():
+    """Python's cycle collector off while a file loads. Loading makes hundreds
+    of thousands of objects that all live on (10,000 rows), and the collector
+    walked them again and again: 0.6 s of a 1.6 s load, measured, for a
+    handful of cycles freed. Reference counting still frees everything else.
+    Afterwards the new objects join the oldest generation (freeze, unfreeze:
+    no walk), so the next young collection does not walk them all at once."""
+    enabled, frozen = gc.isenabled(), gc.get_freeze_count()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if not frozen:  # (a caller's own frozen objects stay frozen)
+            gc.freeze()
+            gc.unfreeze()
+        if enabled:
+            gc.enable()
 
 
 def _digest(path: Path) -> str | None:
@@ -863,6 +886,18 @@ def _unwrap(kind):
 
 # ---- checks across the file ---------------------------------------------------
 
+def _language_shape(batch: Batch, recipient: Recipient) -> tuple:
+    """All that ``Batch.untranslated`` looks at: the letter's languages, the
+    parts left out, and which languages each of the recipient's own texts has."""
+    def shape(value):
+        if not isinstance(value, dict):
+            return "none" if value is None else "plain"
+        return tuple(sorted(language for language, text in value.items() if text is not None))
+    return (batch.language_of(recipient), frozenset(recipient.omit),
+            tuple(sorted((name, shape(value)) for name, value in recipient.text.items())),
+            tuple(shape(getattr(recipient, part)) for part in ("subject", "ps", "closing", "salutation")))
+
+
 def _check_cross(letter: Letter | None, references: dict[str, Reference], known_refs: set[str],
                  recipients: list[tuple[int, Recipient]], root: Path, report: "_Reporter") -> None:
     """Checks that span the file: part names, citations, ids, files, characters.
@@ -897,6 +932,8 @@ def _check_cross(letter: Letter | None, references: dict[str, Reference], known_
     for key, reference in references.items():
         _check_printable(reference, ("references", key), report)
 
+    shared = Batch.model_construct(letter=letter, references={}, recipients=[])
+    untranslated: dict[tuple, list] = {}  # recipients alike in languages find the same (10,000 rows: a few)
     seen_ids: dict[str, int] = {}
     for r, recipient in recipients:
         here = ("recipients", r)
@@ -911,8 +948,10 @@ def _check_cross(letter: Letter | None, references: dict[str, Reference], known_
             cited |= _check_markup(known_refs, getattr(recipient, part), here + (part,), report)
         if letter is None:
             continue  # part names cannot be checked without the shared body
-        shared = Batch.model_construct(letter=letter, references={}, recipients=[])
-        for path, message in shared.untranslated(recipient):
+        shape = _language_shape(shared, recipient)
+        if shape not in untranslated:
+            untranslated[shape] = shared.untranslated(recipient)
+        for path, message in untranslated[shape]:
             # a shared text without this letter's language: this letter's problem
             report.error(here + (path if path[0] != "letter" else ("language",)), message)
         for name in recipient.text:

@@ -22,6 +22,8 @@ import io
 import re
 import typing
 import unicodedata
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,37 +92,225 @@ def read(path: Path, fields: dict[str, typing.Any], *, sheet: str | None = None,
 
 # ---- reading cells ---------------------------------------------------------------
 
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_ROW, _CELL, _VALUE, _INLINE, _TEXT, _RUN, _SHARED = (_MAIN + tag for tag in ("row", "c", "v", "is", "t", "r", "si"))
+# What a damaged or hand-made file raises from zipfile, zlib, ElementTree (ParseError is a
+# SyntaxError) and openpyxl's parts: each becomes one plain message, never a traceback.
+_UNREADABLE = (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EOFError, SyntaxError, TypeError,
+               AttributeError, IndexError, NotImplementedError)
+
+
 def _xlsx_rows(path: Path, sheet: str | None):
-    import zipfile
+    """The rows of a workbook's sheet as (row number, cells shown as text).
 
-    import openpyxl
-    from openpyxl.utils.datetime import CALENDAR_MAC_1904
-    from xlfmt import format_value
-
+    openpyxl reads the workbook's small parts (sheet names, the 1904 flag,
+    each style's number format). The sheet, nearly all of a 10,000-row file,
+    and the shared strings are streamed here with ElementTree as openpyxl's
+    own read-only reader streams them, minus the cell and text objects it
+    builds for each (which made a 10,000-row sheet take 4 s). Python's expat
+    refuses entity bombs ("billion laughs") and never fetches external ones.
+    """
+    workbook = _Workbook(path)
     try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise TableError(f"cannot read this workbook ({exc}); save it from Excel or LibreOffice as .xlsx") from None
-    try:
-        if sheet is None:
-            worksheet = book.worksheets[0]
-        elif sheet in book.sheetnames:
-            worksheet = book[sheet]
-        else:
-            raise TableError(f"the workbook has no sheet {sheet!r}; its sheets are: {', '.join(book.sheetnames)}")
-        date1904 = book.epoch == CALENDAR_MAC_1904
-        for number, row in enumerate(worksheet.iter_rows(), start=1):
-            values = []
-            for cell in row:
-                value = getattr(cell, "value", None)
-                if value is None or isinstance(value, str):
-                    values.append(value)
-                    continue
-                style = _LOCALE_FORMATS.get(cell.number_format, cell.number_format)
-                values.append(_shown(value, style) or str(format_value(value, style, date1904=date1904)))
-            yield number, values
+        part = workbook.sheet_part(sheet)
+        try:
+            with workbook.archive.open(part) as source:
+                yield from _sheet_rows(source, workbook)
+        except _UNREADABLE as exc:
+            raise TableError(f"cannot read the sheet {workbook.shown_name(sheet)!r} of this workbook ({_plain(exc)}); "
+                             "save it again from Excel or LibreOffice as .xlsx") from None
     finally:
-        book.close()
+        workbook.archive.close()
+
+
+def _plain(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+class _Workbook:
+    """The parts of an .xlsx that a sheet's cells refer to, read by openpyxl."""
+
+    def __init__(self, path: Path):
+        import warnings
+
+        from openpyxl.reader.excel import ExcelReader
+        from openpyxl.styles.numbers import BUILTIN_FORMATS, BUILTIN_FORMATS_MAX_SIZE
+        from openpyxl.styles.stylesheet import apply_stylesheet
+        from openpyxl.utils.datetime import MAC_EPOCH
+        from openpyxl.xml.constants import SHARED_STRINGS
+        from xlfmt import format_value
+
+        reader = None
+        try:
+            with warnings.catch_warnings():  # "no default style" and the like: the cells still read
+                warnings.simplefilter("ignore")
+                reader = ExcelReader(str(path), read_only=True, data_only=True)
+                reader.read_manifest()
+                reader.read_workbook()
+                apply_stylesheet(reader.archive, reader.wb)
+                self.sheets = {}  # worksheet name -> its part in the zip (chart sheets have no cells)
+                for entry, rel in reader.parser.find_sheets():
+                    if rel.target in reader.valid_files and "chartsheet" not in rel.Type:
+                        self.sheets[entry.name] = rel.target
+            book = reader.wb
+            self.formats = []  # style index -> number format, as openpyxl's ReadOnlyCell.number_format
+            for style in book._cell_styles:
+                code = style.numFmtId
+                shown = BUILTIN_FORMATS.get(code, "General") if code < BUILTIN_FORMATS_MAX_SIZE \
+                    else book._number_formats[code - BUILTIN_FORMATS_MAX_SIZE]
+                self.formats.append(_LOCALE_FORMATS.get(shown, shown))
+            self.strings = []  # as openpyxl's read_strings, without building a Text object for each
+            strings = reader.package.find(SHARED_STRINGS)
+            if strings is not None:
+                with reader.archive.open(strings.PartName[1:]) as source:
+                    self.strings = _shared_strings(source)
+        except _UNREADABLE as exc:
+            if reader is not None:
+                reader.archive.close()
+            raise TableError(f"cannot read this workbook ({_plain(exc)}); save it from Excel or LibreOffice as .xlsx") \
+                from None
+        self.archive = reader.archive
+        self.date1904 = book.epoch == MAC_EPOCH
+        self.format_value = format_value
+
+    def sheet_part(self, sheet: str | None) -> str:
+        if not self.sheets:
+            raise TableError("the workbook has no worksheet")
+        if sheet is None:
+            return next(iter(self.sheets.values()))
+        if sheet not in self.sheets:
+            raise TableError(f"the workbook has no sheet {sheet!r}; its sheets are: {', '.join(self.sheets)}")
+        return self.sheets[sheet]
+
+    def shown_name(self, sheet: str | None) -> str:
+        return sheet if sheet is not None else next(iter(self.sheets))
+
+    def number(self, text: str, style: int) -> str:
+        """A number cell as the spreadsheet shows it under the cell's number
+        format. A date or time is a number too: the format shows it as one, as
+        in Excel (so 60 is Excel's 29 February 1900 and [h]:mm shows 30:00)."""
+        value = float(text) if "." in text or "E" in text or "e" in text else int(text)
+        shown = self.formats[style] if style < len(self.formats) else "General"
+        try:
+            return _shown(value, shown) or str(self.format_value(value, shown, date1904=self.date1904))
+        except (OverflowError, ValueError):
+            return "#VALUE!"  # a date outside the calendar, as openpyxl reads it
+
+    def date(self, value, style: int) -> str:
+        """A cell written as an ISO 8601 date (t="d"), under its number format."""
+        shown = self.formats[style] if style < len(self.formats) else "General"
+        return str(self.format_value(value, shown, date1904=self.date1904))
+
+
+def _sheet_rows(source, workbook: _Workbook):
+    """Stream <sheetData>: each <row> once it is complete, then it is dropped
+    (memory stays flat whatever the sheet's size). Rows may skip numbers and
+    cells may skip columns (Excel leaves empty cells out); both are placed by
+    their reference (r="D5")."""
+    from xml.etree.ElementTree import iterparse
+
+    from openpyxl.utils.datetime import from_ISO8601
+
+    strings, number = workbook.strings, workbook.number
+    columns: dict[str, int] = {}
+    last = 0
+    for _, element in iterparse(source):
+        if element.tag != _ROW:
+            continue
+        reference = element.get("r")
+        row = _row_number(reference) if reference else last + 1
+        values: list = []
+        column = 0
+        for cell in element:
+            if cell.tag != _CELL:
+                continue
+            reference = cell.get("r")
+            if reference:
+                letters = reference.rstrip("0123456789")
+                column = columns.get(letters) or columns.setdefault(letters, _column_index(letters))
+            else:
+                column += 1
+            kind = cell.get("t", "n")
+            if kind == "inlineStr":
+                value = _inline_text(cell.find(_INLINE))
+            else:
+                value = cell.findtext(_VALUE) or None
+                if value is None:
+                    pass
+                elif kind == "n":
+                    style = cell.get("s")
+                    value = number(value, int(style) if style else 0)
+                elif kind == "s":
+                    value = strings[int(value)]
+                elif kind == "b":
+                    value = "TRUE" if int(value) else "FALSE"
+                elif kind == "d":
+                    style = cell.get("s")
+                    value = workbook.date(from_ISO8601(value), int(style) if style else 0)
+                # "str" (a formula's text) and "e" (#N/A ...) are shown as they are
+            if column > len(values):
+                values.extend([None] * (column - len(values) - 1))
+                values.append(value)
+            else:
+                values[column - 1] = value
+        element.clear()  # a read row keeps only its empty shell (a few bytes), far less than its entry
+        if row > last:  # a row out of order is left out, as openpyxl does
+            last = row
+            yield row, values
+
+
+def _row_number(reference: str) -> int:
+    try:
+        return int(reference)
+    except ValueError:
+        pass
+    try:
+        number = float(reference)  # "5.0", as some writers put it; openpyxl accepts it too
+    except ValueError:
+        number = 0.5
+    if not number.is_integer():
+        raise TableError(f"the sheet has a row numbered {reference!r}; save it again from Excel or "
+                         "LibreOffice as .xlsx")
+    return int(number)
+
+
+def _column_index(letters: str) -> int:
+    """A column's number from its letters: A is 1, XFD (Excel's last) 16384."""
+    index = 0
+    for letter in letters.upper():
+        index = index * 26 + ord(letter) - 64 if "A" <= letter <= "Z" else 1 << 20
+    if not 1 <= index <= 16384:
+        raise TableError(f"the sheet has a cell in column {letters!r}, which is not a column of a workbook (A to "
+                         "XFD); save it again from Excel or LibreOffice as .xlsx")
+    return index
+
+
+def _shared_strings(source) -> list[str]:
+    from xml.etree.ElementTree import iterparse
+
+    strings = []
+    for _, element in iterparse(source):
+        if element.tag == _SHARED:
+            text = _inline_text(element)
+            strings.append(text.replace("x005F_", "") if "x005F_" in text else text)  # as openpyxl reads them
+            element.clear()
+    return strings
+
+
+def _inline_text(node) -> str | None:
+    """An inline or shared string's text: its <t>, then each rich-text run's
+    <t> (as openpyxl's Text.content; phonetic guides, <rPh>, are not part of it)."""
+    if node is None:
+        return None
+    if len(node) == 1 and node[0].tag == _TEXT:  # plain text, as nearly every cell is
+        return node[0].text or ""
+    parts = []
+    for child in node:
+        if child.tag == _TEXT:
+            parts.append(child.text or "")
+        elif child.tag == _RUN:
+            parts.append(child.findtext(_TEXT) or "")
+    return "".join(parts)
 
 
 def _shown(value, style: str) -> str | None:

@@ -658,16 +658,18 @@ def checkout(c, what: str) -> Path:
     "stages": "also time each stage inside one process (default; --no-stages for a very large N)",
     "web": "also time web copies against print (default; --no-web skips)",
     "cold-only": "of the commands, only the cold build + merge: its time and peak memory (for 10,000 letters)",
+    "table-rows": "recipients for the loading figures: YAML, CSV, .xlsx (default 10000; 0 skips)",
 })
 def bench(c, letters="500", jobs="0", baseline_sample="60", repeat="1", engine_letters="500,1000",
-          stages=True, web=True, cold_only=False):
+          stages=True, web=True, cold_only=False, table_rows="10000"):
     """Benchmark N synthetic letters: the whole command as a user runs it, beside each stage."""
     project = checkout(c, "bench")
     sizes = [str(whole_number(size, "engine-letters", 1)) for size in engine_letters.split(",") if size.strip()]
     command = [sys.executable, str(project / "benchmarks" / "bench.py"),
                "--letters", str(whole_number(letters, "letters", 1)), "--jobs", str(whole_number(jobs, "jobs")),
                "--baseline-sample", str(whole_number(baseline_sample, "baseline-sample")),
-               "--repeat", str(whole_number(repeat, "repeat", 1)), "--engine-letters", ",".join(sizes)]
+               "--repeat", str(whole_number(repeat, "repeat", 1)), "--engine-letters", ",".join(sizes),
+               "--table-rows", str(whole_number(table_rows, "table-rows"))]
     command += [] if stages else ["--no-stages"]
     command += [] if web else ["--no-web"]
     command += ["--cold-only"] if cold_only else []

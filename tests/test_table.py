@@ -3,6 +3,7 @@ files byte for byte as Excel and LibreOffice save them."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 
 import openpyxl
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from builder.build import build
 from builder.load import LoadError, load
 from builder.table import make_id
-from conftest import MINIMAL_LETTER, pdf_text, write_yaml
+from conftest import MINIMAL_LETTER, ROOT, pdf_text, write_yaml
 
 LETTER = MINIMAL_LETTER.replace("    - main: This is the shared text.",
                                 "    - main: This is the shared text.\n      note: ~")
@@ -301,3 +302,192 @@ def test_tab_separated(tmp_path):
                                     encoding="utf-8")
     (jo,) = load(batch(tmp_path, "c.csv")).batch.recipients
     assert (jo.id, jo.address, jo.salutation) == ("jo-bloggs", ["1 Road, Town"], "Dear Jo,")
+
+
+# ---- the sheet reader against openpyxl's own -------------------------------------------
+
+MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+SHARED = ["id", "name", "address 1", "address 2", "address 3", "salutation", "text.note", "Phone",  # 0-7
+          "a-1",  # 8
+          '<r><t xml:space="preserve">Rich </t></r><r><rPr><b/></rPr><t>shared</t></r>',  # 9: runs
+          "a_x005F_x0041_b",  # 10: an escaped underscore, as Excel writes "a_x0041_b"
+          "Dear Jo,"]  # 11
+STYLES = ["0", "164", "165", "14", "9", "20", "166", "167"]  # cellXfs: style index -> numFmtId
+# Cells as Excel and LibreOffice write them: empty cells left out (B2 then D2), a row left out (3),
+# cells without a reference (row 4), formulas with their cached value, a string formula (t="str"),
+# an error, a boolean, an ISO date (t="d"), inline rich text with a phonetic guide, a cell far right.
+SHEET = f"""<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<worksheet xmlns="{MAIN_NS}" xmlns:r="{REL_NS}"><sheetData>
+<row r="1">{"".join(f'<c r="{c}1" t="s"><v>{i}</v></c>' for i, c in enumerate("ABCDEFGH"))}</row>
+<row r="2"><c r="A2" t="s"><v>8</v></c><c r="B2" t="inlineStr"><is><r><t xml:space="preserve">Dr </t></r><r><rPr><b/>\
+</rPr><t>Siân</t></r><r><t xml:space="preserve"> O'Brien</t></r><rPh sb="0" eb="1"><t>ph</t></rPh></is></c>\
+<c r="D2" s="1"><v>2035130477</v></c><c r="E2" s="2"><v>44269</v></c><c r="F2" t="s"><v>11</v></c>\
+<c r="G2" t="str"><f>"Thanks "&amp;B2</f><v>Thanks Dr Siân</v></c><c r="H2" s="4"><v>0.5</v></c></row>
+<row r="4"><c t="inlineStr"><is><t>b-2</t></is></c><c t="s"><v>9</v></c><c s="3"><v>44269</v></c><c t="b"><f>TRUE()</f>\
+<v>1</v></c><c><f>1+2</f><v>3</v></c><c t="s"><v>11</v></c><c t="e"><f>1/0</f><v>#DIV/0!</v></c>\
+<c s="5"><v>0.5625</v></c></row>
+<row r="5"><c r="A5" t="inlineStr"><is><t>c-3</t></is></c><c r="B5" t="s"><v>10</v></c><c r="C5" s="6"><v>1234567.891</v>\
+</c><c r="D5" s="7"><v>-12.5</v></c><c r="E5"><v>1E3</v></c><c r="F5"><f>A1</f></c><c r="G5"><v></v></c>\
+<c r="H5" t="d" s="2"><v>2021-03-14T00:00:00</v></c></row>
+<row r="7"><c r="B7" t="inlineStr"><is><t>Tail</t></is></c><c r="D7" s="0"><v>0.30000000000000004</v></c>\
+<c r="F7" t="inlineStr"><is><t>Dear T,</t></is></c><c r="AB7" t="inlineStr"><is><t>far right</t></is></c></row>
+</sheetData></worksheet>"""
+
+
+def write_parts(path, *, sheet=SHEET, date1904=False, strings=SHARED):
+    """An .xlsx written part by part (no <dimension>, shared strings), as a spreadsheet program does."""
+    import zipfile
+
+    ct = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+    parts = {
+        "[Content_Types].xml": f"""<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">
+<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>
+<Default Extension="xml" ContentType="application/xml"/>
+<Override PartName="/xl/workbook.xml" ContentType="{ct}.sheet.main+xml"/>
+<Override PartName="/xl/worksheets/sheet1.xml" ContentType="{ct}.worksheet+xml"/>
+<Override PartName="/xl/sharedStrings.xml" ContentType="{ct}.sharedStrings+xml"/>
+<Override PartName="/xl/styles.xml" ContentType="{ct}.styles+xml"/></Types>""",
+        "_rels/.rels": f"""<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">
+<Relationship Id="rId1" Type="{REL_NS}/officeDocument" Target="xl/workbook.xml"/></Relationships>""",
+        "xl/workbook.xml": f"""<workbook xmlns="{MAIN_NS}" xmlns:r="{REL_NS}"><workbookPr date1904="{int(date1904)}"/>
+<sheets><sheet name="Contacts" sheetId="1" r:id="rId1"/></sheets></workbook>""",
+        "xl/_rels/workbook.xml.rels": f"""<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">
+<Relationship Id="rId1" Type="{REL_NS}/worksheet" Target="worksheets/sheet1.xml"/>
+<Relationship Id="rId2" Type="{REL_NS}/styles" Target="styles.xml"/>
+<Relationship Id="rId3" Type="{REL_NS}/sharedStrings" Target="sharedStrings.xml"/></Relationships>""",
+        "xl/styles.xml": f"""<styleSheet xmlns="{MAIN_NS}"><numFmts count="4">
+<numFmt numFmtId="164" formatCode="00000000000"/><numFmt numFmtId="165" formatCode="d mmmm yyyy"/>
+<numFmt numFmtId="166" formatCode="#,##0.00"/><numFmt numFmtId="167" formatCode="0.00;(0.00)"/></numFmts>
+<fonts count="1"><font><sz val="11"/><name val="Calibri"/></font></fonts>
+<fills count="1"><fill><patternFill patternType="none"/></fill></fills>
+<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>
+<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>
+<cellXfs count="{len(STYLES)}">{"".join(f'<xf numFmtId="{n}" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+                                         for n in STYLES)}</cellXfs>
+<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles></styleSheet>""",
+        "xl/sharedStrings.xml": f"""<sst xmlns="{MAIN_NS}" count="{len(strings)}" uniqueCount="{len(strings)}">"""
+                                + "".join(f"<si>{s if s.startswith('<') else f'<t>{s}</t>'}</si>" for s in strings)
+                                + "</sst>",
+        "xl/worksheets/sheet1.xml": sheet,
+    }
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in parts.items():
+            archive.writestr(name, text)
+    return path
+
+
+def as_openpyxl_reads(path):
+    """The oracle: openpyxl's own read-only reader, each number shown with
+    xlfmt under the cell's number format (as this reader did before)."""
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904
+    from xlfmt import format_value
+
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    date1904 = book.epoch == CALENDAR_MAC_1904
+    rows = {}
+    for number, row in enumerate(book.worksheets[0].iter_rows(), start=1):
+        values = []
+        for cell in row:
+            value = getattr(cell, "value", None)
+            if value is not None and not isinstance(value, str):
+                style = {"mm-dd-yy": "dd/mm/yyyy"}.get(cell.number_format, cell.number_format)
+                value = str(format_value(value, style, date1904=date1904))
+            values.append(value)
+        rows[number] = values
+    book.close()
+    return trimmed(rows.items())
+
+
+def trimmed(rows):
+    """Rows without trailing empty cells, empty rows left out (as the entries see them)."""
+    found = {}
+    for number, values in rows:
+        values = list(values)
+        while values and values[-1] is None:
+            values.pop()
+        if values:
+            found[number] = values
+    return found
+
+
+def test_the_sheet_reader_reads_cells_as_openpyxl_does(tmp_path):
+    from builder.table import _xlsx_rows
+
+    for date1904 in (False, True):
+        path = write_parts(tmp_path / f"parts{int(date1904)}.xlsx", date1904=date1904)
+        assert trimmed(_xlsx_rows(path, None)) == as_openpyxl_reads(path)
+    seen = trimmed(_xlsx_rows(path, None))  # the 1904 workbook: 44269 is four years on
+    assert seen[2] == ["a-1", "Dr Siân O'Brien", None, "02035130477", "15 March 2025", "Dear Jo,", "Thanks Dr Siân",
+                       "50%"]
+    assert seen[4] == ["b-2", "Rich shared", "15/03/2025", "TRUE", "3", "Dear Jo,", "#DIV/0!", "13:30"]
+    assert seen[5] == ["c-3", "a_x0041_b", "1,234,567.89", "(12.50)", "1000", None, None, "14 March 2021"]
+    assert seen[7] == [None, "Tail", None, "0.3", None, "Dear T,"] + [None] * 21 + ["far right"]
+    assert 3 not in seen
+    # a workbook saved by LibreOffice 7.4 as Excel saves one: shared strings, formulas' cached values,
+    # rich text, rows and cells left out (tests/data/libreoffice.py says how it was made)
+    office = ROOT / "tests" / "data" / "libreoffice.xlsx"
+    assert trimmed(_xlsx_rows(office, None)) == as_openpyxl_reads(office)
+    assert trimmed(_xlsx_rows(office, None))[5] == ["c-3", "Ann  Other ", None, None, None, "Dear Ann,",
+                                                   "Bold and plain"]
+
+
+def test_a_duration_and_excel_s_own_leap_day_show_as_in_excel(tmp_path):
+    """openpyxl turns these into Python values that read differently (a timedelta
+    the formatter refused; 28 February for Excel's 29 February 1900)."""
+    write_xlsx(tmp_path / "c.xlsx", headers=["name", "salutation", "text.note", "address 1", "address 2"],
+               rows=[[("A", None), ("Dear A,", None), ("x", None), (dt.timedelta(hours=30), "[h]:mm"),
+                      (60, "d mmmm yyyy")]])
+    (a,) = load(batch(tmp_path, "c.xlsx")).batch.recipients
+    assert a.address == ["30:00", "29 February 1900"]
+
+
+BOMB = f"""<?xml version="1.0"?>
+<!DOCTYPE worksheet [<!ENTITY a "aaaaaaaaaa">{"".join(
+    f'<!ENTITY {b} "{("&" + a + ";") * 10}">' for a, b in zip("abcdefgh", "bcdefghi"))}]>
+<worksheet xmlns="{MAIN_NS}"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>&i;</t></is></c></row>
+</sheetData></worksheet>"""
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("cut", "cannot read this workbook (File is not a zip file); save it from Excel or LibreOffice as .xlsx"),
+    ("not xml", "cannot read the sheet 'Contacts' of this workbook (not well-formed (invalid token): line 4, "
+                "column 14); save it again from Excel or LibreOffice as .xlsx"),
+    ("sheet cut", "cannot read the sheet 'Contacts' of this workbook (no element found: line 4, column 0); "
+                  "save it again from Excel or LibreOffice as .xlsx"),
+    ("bomb", "cannot read the sheet 'Contacts' of this workbook (limit on input amplification factor (from DTD "
+             "and entities) breached: line 3, column 130); save it again from Excel or LibreOffice as .xlsx"),
+    ("beyond XFD", "the sheet has a cell in column 'XFE', which is not a column of a workbook (A to XFD); save "
+                   "it again from Excel or LibreOffice as .xlsx"),  # not a list of a billion empty cells
+    ("strings bomb", "cannot read this workbook (limit on input amplification factor (from DTD and entities) "
+                     "breached: line 1, column 839); save it from Excel or LibreOffice as .xlsx"),
+])
+def test_a_damaged_workbook_is_one_plain_message(tmp_path, damage, message):
+    """Never a traceback, and an entity bomb (a billion laughs) is refused by the
+    XML parser's amplification limit at once instead of expanding."""
+    path = tmp_path / "c.xlsx"
+    if damage == "cut":
+        whole = write_parts(tmp_path / "whole.xlsx").read_bytes()
+        path.write_bytes(whole[:len(whole) // 2])
+    elif damage == "not xml":
+        write_parts(path, sheet=SHEET.replace("<row r=\"2\">", "<row r=\"2\"><c <<"))
+    elif damage == "sheet cut":
+        write_parts(path, sheet=SHEET[:SHEET.index("<row r=\"2\">")])
+    elif damage == "bomb":
+        write_parts(path, sheet=BOMB)
+    elif damage == "beyond XFD":
+        write_parts(path, sheet=SHEET.replace('r="AB7"', 'r="XFE7"'))
+    else:
+        write_parts(path, strings=SHARED[:-1] + ["&i;"])
+        xml = BOMB.split("<worksheet")[0].replace("DOCTYPE worksheet", "DOCTYPE sst").replace("\n", "")
+        import zipfile
+        with zipfile.ZipFile(path) as archive:
+            parts = {name: archive.read(name) for name in archive.namelist()}
+        parts["xl/sharedStrings.xml"] = xml.encode() + parts["xl/sharedStrings.xml"]
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, data in parts.items():
+                archive.writestr(name, data)
+    with pytest.raises(LoadError) as caught:
+        load(batch(tmp_path, "c.xlsx"))
+    assert [str(p) for p in caught.value.problems] == [f"{path}: error: {message}"]
+    assert gc.isenabled()  # load() pauses Python's cycle collector, and turns it back on whatever happens
