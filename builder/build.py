@@ -587,10 +587,13 @@ class _Compiler:
             self.layout.pdf(sources[0].recipient.id).parent.mkdir(parents=True, exist_ok=True)
             os.replace(result.pdf, self.layout.pdf(sources[0].recipient.id))
         else:
-            split_pdf.split(result.pdf, [
-                split_pdf.Cut(s.recipient.id, placed[s.recipient.id].start, placed[s.recipient.id].pages,
-                              self.layout.pdf(s.recipient.id), self.prepared.info(s.recipient),
-                              pdf_lang(self.prepared.loaded.batch, s.recipient)) for s in sources])
+            cuts = [split_pdf.Cut(s.recipient.id, placed[s.recipient.id].start, placed[s.recipient.id].pages,
+                                  self.layout.pdf(s.recipient.id), self.prepared.info(s.recipient),
+                                  pdf_lang(self.prepared.loaded.batch, s.recipient)) for s in sources]
+            if len(cuts) >= split_pdf.APART_FROM:
+                split_pdf.split_apart(result.pdf, cuts)
+            else:
+                split_pdf.split(result.pdf, cuts)
         outcomes = []
         for source in sources:
             rid, where = source.recipient.id, placed[source.recipient.id]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,57 @@ def split(source: Path, cuts: list[Cut]) -> None:
                 if value:
                     out.docinfo[f"/{key}"] = pikepdf.String(value)
             save(out, cut.dest)
+
+
+# From this many letters on, a compiled PDF is cut in a process of its own:
+# cutting is Python work that holds the interpreter's lock, so two batches cut
+# in threads take turns on one core; two processes use two. Below it, starting
+# Python and pikepdf (about 0.2 s) costs more than it saves.
+APART_FROM = 40
+
+
+def split_apart(source: Path, cuts: list[Cut]) -> None:
+    """``split``, run in a child process (``python -m builder.split``): the
+    same files, written the same way. An OSError in the child (a full disk)
+    is raised here as the same OSError."""
+    import json
+    import subprocess
+    import sys
+
+    request = {"source": str(source), "cuts": [{**vars(cut), "dest": str(cut.dest)} for cut in cuts]}
+    done = subprocess.run([sys.executable, "-m", __name__], input=json.dumps(request).encode(),
+                          capture_output=True, env={**os.environ, "PYTHONPATH": _import_root()})
+    if done.returncode == _OS_ERROR:
+        error = json.loads(done.stdout)
+        raise OSError(error["errno"], error["strerror"], error["filename"])
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip().splitlines()
+        raise RuntimeError(f"cutting {source.name} into letters failed: "
+                           + (said[-1] if said else f"exit {done.returncode}"))
+
+
+_OS_ERROR = 3
+
+
+def _import_root() -> str:
+    """The folder this package is imported from, first on the child's path,
+    so the child runs this very code."""
+    root = str(Path(__file__).resolve().parent.parent)
+    return os.pathsep.join([root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
+
+
+def _main() -> int:
+    import json
+    import sys
+
+    request = json.loads(sys.stdin.buffer.read())
+    try:
+        split(Path(request["source"]), [Cut(**{**cut, "dest": Path(cut["dest"])}) for cut in request["cuts"]])
+    except OSError as exc:
+        print(json.dumps({"errno": exc.errno, "strerror": exc.strerror or str(exc),
+                          "filename": str(exc.filename) if exc.filename else None}))
+        return _OS_ERROR
+    return 0
 
 
 # Resource kinds renamed, and the prefix of their new names.
@@ -306,3 +358,7 @@ def to_bytes(pdf: pikepdf.Pdf) -> bytes:
     pdf.save(buffer, deterministic_id=True, object_stream_mode=pikepdf.ObjectStreamMode.generate,
              stream_decode_level=pikepdf.StreamDecodeLevel.none)
     return buffer.getvalue()
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -437,3 +437,42 @@ def test_the_cover_is_used_again_only_while_it_is_what_merge_would_compile(tmp_p
     elsewhere = merge(source, out, out=tmp_path / "elsewhere.pdf")  # a new bundle: the cover is compiled again
     assert cover_log.stat().st_mtime_ns != compiled and cover.read_bytes() == good
     assert elsewhere.path.read_bytes() == (out / "bundle.pdf").read_bytes()
+
+
+def test_a_batch_cut_in_a_process_of_its_own_gives_the_same_letters_and_its_errors(tmp_path):
+    # big batches are cut in a child process (both cores cut); the letters are the same
+    # bytes, and a full disk there is the same OSError here
+    from builder import compile as tex, split as split_pdf
+
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + person("one") + person("two") + person("three", ("3 Road", "Town")))
+    out = tmp_path / "build"
+    assert build(source, out, jobs=1).ok  # one worker: one batch of three
+    (work,) = [p for p in (out / "work").iterdir() if p.name.startswith("_batch-")]
+    pdf = work / f"{work.name}.pdf"
+    letters, _, _ = tex._read_aux((work / f"{work.name}.aux").read_text())
+
+    def cuts(folder):
+        return [split_pdf.Cut(rid, p.start, p.pages, folder / f"{rid}.pdf", {"Title": f"Letter {rid}"})
+                for rid, p in letters.items()]
+
+    split_pdf.split(pdf, cuts(tmp_path / "here"))
+    split_pdf.split_apart(pdf, cuts(tmp_path / "apart"))
+    for rid in letters:
+        assert (tmp_path / "apart" / f"{rid}.pdf").read_bytes() == (tmp_path / "here" / f"{rid}.pdf").read_bytes()
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)], check=True)
+    try:
+        with pytest.raises(OSError) as raised:
+            split_pdf.split_apart(pdf, cuts(disk))
+        assert raised.value.strerror == "No space left on device", raised.value
+        assert not [p for p in disk.iterdir() if p.name.startswith(".")]  # no temporary file left
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+    with pytest.raises(FileNotFoundError):
+        split_pdf.split_apart(tmp_path / "nothing.pdf", cuts(tmp_path / "none"))
+    (tmp_path / "garbage.pdf").write_bytes(b"not a PDF at all")
+    with pytest.raises(RuntimeError, match="cutting garbage.pdf into letters failed: .*garbage.pdf"):
+        split_pdf.split_apart(tmp_path / "garbage.pdf", cuts(tmp_path / "none"))
