@@ -126,20 +126,36 @@ def canonical_names(pdf: pikepdf.Pdf, obj: pikepdf.Object, done: set) -> None:
     resources = obj.get("/Resources")
     if resources is None:
         return
-    instructions = []
+    # One pass, the hot loop of a build (about a hundred instructions a page):
+    # renames, and keeps of each run of colour settings only what counts
+    # (see ``_FILL``).
+    out: list = []
+    fill = stroke = None  # the last fill and stroke colour of the current run
     names: dict[str, dict[str, str]] = {kind: {} for kind in _RENAMED}
     for instruction in pikepdf.parse_content_stream(obj):
-        operands, operator = instruction
-        kind = _USES.get(str(operator))
-        if kind and operands and isinstance(operands[0], pikepdf.Name):
-            used = names[kind]
-            old = str(operands[0])
-            if old not in used:
-                used[old] = f"/{_RENAMED[kind]}{len(used) + 1}"
-            instruction = pikepdf.ContentStreamInstruction([pikepdf.Name(used[old]), *list(operands)[1:]],
-                                                           operator)
-        instructions.append(instruction)
-    content = pikepdf.unparse_content_stream(_colours_once(instructions))
+        operator = str(instruction.operator)
+        if operator in _FILL:
+            fill = instruction
+            continue
+        if operator in _STROKE:
+            stroke = instruction
+            continue
+        if fill is not None or stroke is not None:
+            out += [i for i in (fill, stroke) if i is not None]
+            fill = stroke = None
+        kind = _USES.get(operator)
+        if kind:
+            operands = instruction.operands
+            if operands and isinstance(operands[0], pikepdf.Name):
+                used = names[kind]
+                old = str(operands[0])
+                if old not in used:
+                    used[old] = f"/{_RENAMED[kind]}{len(used) + 1}"
+                instruction = pikepdf.ContentStreamInstruction([pikepdf.Name(used[old]), *list(operands)[1:]],
+                                                               instruction.operator)
+        out.append(instruction)
+    out += [i for i in (fill, stroke) if i is not None]
+    content = pikepdf.unparse_content_stream(out)
     if isinstance(obj, pikepdf.Stream):
         obj.write(content)
     else:
@@ -158,29 +174,11 @@ def canonical_names(pdf: pikepdf.Pdf, obj: pikepdf.Object, done: set) -> None:
     obj.Resources = resources
 
 
+# pdfTeX starts the first page of a document with one more "0 g 0 G" (colour
+# set, nothing drawn) than later pages. In a run of colour settings with
+# nothing drawn between, only the last fill and stroke colour count: keeping
+# those, a page reads the same wherever it stood in its document.
 _FILL, _STROKE = {"g", "rg", "k"}, {"G", "RG", "K"}
-
-
-def _colours_once(instructions: list) -> list:
-    """pdfTeX starts the first page of a document with one more "0 g 0 G" (colour
-    set, nothing drawn) than later pages. In a run of colour settings with
-    nothing drawn between, only the last fill and stroke colour count: keep
-    those, so a page reads the same wherever it stood in its document."""
-    out, run = [], []
-
-    def flush():
-        out.extend([i for i in run if str(i.operator) in _FILL][-1:])
-        out.extend([i for i in run if str(i.operator) in _STROKE][-1:])
-        run.clear()
-
-    for instruction in instructions:
-        if str(instruction.operator) in _FILL | _STROKE:
-            run.append(instruction)
-        else:
-            flush()
-            out.append(instruction)
-    flush()
-    return out
 
 
 Dests = dict[tuple[int, int], list[tuple[str, pikepdf.Array]]]
