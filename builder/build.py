@@ -270,7 +270,8 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
         "envelope": str(getattr(letter, "envelope", None) or ""),
     }
     assets.update({Path(letter.letterhead).name: house[0]} if house else {})
-    files = sorted({str(Path(f).resolve()) for f in [*loaded.inputs, *assets.values()]})
+    # as the YAML names them (a symbolic link is followed afresh each time)
+    files = sorted({os.path.abspath(f) for f in [*loaded.inputs, *assets.values()]})
     fingerprint = _fingerprint(recipients_yaml, yaml_bytes, files, medium)
     # build, then merge, in one command: the second stage gets the first's
     # letters, composed once (load gives the same Loaded while its files are unchanged)
@@ -350,11 +351,11 @@ def _read(path: Path) -> bytes:
 def _fingerprint(recipients_yaml: str | Path, yaml_bytes: bytes, files: list[str], medium: str) -> str:
     """A hash of everything a batch's letters are made from: the YAML (where it
     is, and its bytes), the other files it reads (a spreadsheet, images, a house
-    letterhead), the letterhead class, this builder's code, the TeX version and
-    the compose in use. OSError if a file is gone."""
+    letterhead), the letterhead class, this builder's code, the libraries it
+    uses, the TeX version and the compose in use. OSError if a file is gone."""
     digest = hashlib.sha256()
     for part in (str(Path(recipients_yaml).resolve()), medium, _code(), _hash_files(letterhead_files()),
-                 tex.tex_version(), _composer()):
+                 tex.tex_version(), _composer(), _libraries()):
         digest.update(part.encode() + b"\0")
     digest.update(hashlib.sha256(yaml_bytes).digest())
     for name in files:
@@ -366,6 +367,25 @@ def _fingerprint(recipients_yaml: str | Path, yaml_bytes: bytes, files: list[str
 def _code() -> str:
     """This builder's own code, by content."""
     return _hash_files(sorted(Path(__file__).resolve().parent.glob("*.py")))
+
+
+# The libraries that turn the batch into letters: an upgrade (or another copy
+# first on the path) may change a letter without changing a file of the batch.
+LIBRARIES = ("pylatex", "markdown_it", "pydantic", "pydantic_core", "yaml", "openpyxl", "xlfmt")
+
+
+def _libraries() -> str:
+    """Where each library is and which files it is (an upgrade writes new
+    ones), without importing any of them."""
+    import importlib.util
+
+    found = []
+    for name in LIBRARIES:
+        spec = importlib.util.find_spec(name)
+        origin = spec.origin if spec and spec.origin else ""
+        info = os.stat(origin) if origin else None
+        found.append(f"{name}={origin}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}" if info else f"{name}=-")
+    return ";".join(found)
 
 
 def _composer() -> str:

@@ -144,8 +144,9 @@ def test_list_and_status_load_no_pdf_library(tmp_path):
              " if m in sys.modules))\n")
     batch = ["-r", str(SAMPLE), "-b", str(tmp_path)]
 
-    def loaded(*args):
-        done = subprocess.run([sys.executable, "-c", probe, *args], cwd=ROOT, capture_output=True, text=True)
+    def loaded(*args, env=None):
+        done = subprocess.run([sys.executable, "-c", probe, *args], cwd=ROOT, capture_output=True, text=True,
+                              env={**os.environ, **(env or {})})
         assert done.returncode == 0, done.stderr
         return done.stdout.strip().splitlines()[-1]
 
@@ -159,6 +160,10 @@ def test_list_and_status_load_no_pdf_library(tmp_path):
     assert loaded("merge", *batch).startswith("LOADED ['pikepdf'")  # writes the bundle
     for task in ("status", "check", "merge"):
         assert loaded(task, *batch) == "LOADED []", task
+    # another copy of a library that shapes letters (an upgrade, say): the batch is loaded again
+    import xlfmt
+    shutil.copytree(Path(xlfmt.__file__).parent, tmp_path / "shim" / "xlfmt")
+    assert loaded("status", *batch, env={"PYTHONPATH": str(tmp_path / "shim")}) == "LOADED ['pydantic', 'pylatex']"
     (tmp_path / "letters" / "essex.pdf").write_bytes(b"changed")
     assert "changed" in invoke("status", *batch, cwd=ROOT).stdout
 

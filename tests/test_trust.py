@@ -367,8 +367,9 @@ def test_a_batch_unchanged_since_its_build_is_judged_from_the_record_and_any_cha
     from test_bundle import tiny_png
 
     project = tmp_path / "project"
-    project.mkdir()
-    tiny_png(project / "logo.png")
+    (project / "images").mkdir(parents=True)
+    tiny_png(project / "images" / "one.png")
+    (project / "logo.png").symlink_to("images/one.png")
     (project / "people.csv").write_text("id,name,address,salutation\none,Reader One,1 Road,Dear Reader,\n"
                                         "two,Reader Two,2 Road,Dear Reader,\n", encoding="utf-8")
     source = write_yaml(project / "recipients.yaml", MINIMAL_LETTER.replace(
@@ -376,7 +377,7 @@ def test_a_batch_unchanged_since_its_build_is_judged_from_the_record_and_any_cha
     out = tmp_path / "build"
     assert invoke("build", "merge", "-r", str(source), "-b", str(out)).returncode == 0
     assert json.loads((out / "manifest.json").read_text())["batch"]["files"] == sorted(
-        str(p.resolve()) for p in (project / "people.csv", project / "logo.png"))
+        str(p) for p in (project / "people.csv", project / "logo.png"))  # as named, not resolved
 
     def states():
         done = invoke("status", "-r", str(source), "-b", str(out))
@@ -393,7 +394,9 @@ def test_a_batch_unchanged_since_its_build_is_judged_from_the_record_and_any_cha
     (project / "people.csv").write_text(csv, encoding="utf-8")  # put back: ready again
     assert states() == {"one": "ready", "two": "ready"}
 
-    tiny_png(project / "logo.png", width=60)
+    tiny_png(project / "images" / "two.png", width=60)
+    (project / "logo.png").unlink()
+    (project / "logo.png").symlink_to("images/two.png")  # the link points at another image now
     assert set(states().values()) == {"stale older than its inputs; changed: the logo or signature image"}
     rebuilt = invoke("build", "merge", "-r", str(source), "-b", str(out))
     assert "2 built" in rebuilt.stdout and "up to date" not in rebuilt.stdout.splitlines()[-1]
