@@ -69,6 +69,45 @@ def current_sha256(path: Path, entry: dict) -> str:
     return digest
 
 
+# The shape of what this builder writes: a type, [shape] for a list of it,
+# (shape, ...) for a fixed-length list, {key: shape} for a mapping whose keys
+# are optional, {str: shape} for any keys; None allows null.
+_TEXT = {str: str}
+_FINDING = {"code": str, "level": str, "message": str}
+_SEEN = {"stat": [int], "sha256": str}
+_LETTER = {"recipient": str, "file": str, "pages": int, "sha256": str, "inputs": _TEXT, "log": str,
+           "findings": [_FINDING], "signature": (None, [(int, float)]), "window": (None, [(int, float)]),
+           "accepted": _TEXT, "failed": str, "failed_inputs": str, "seen": object}
+_BUNDLE = {"file": str, "pages": int, "sha256": str, "letters": [str], "inputs": _TEXT,
+           "accepted": {str: _TEXT}, "options": {str: bool}, "cover_pages": int, "blank_pages": int,
+           "cover": (None, {"key": str, "pages": int, "sha256": str, "seen": _SEEN}), "key": str, "seen": _SEEN}
+_BATCH = {"fingerprint": str, "medium": str, "name": str, "files": [str], "common": _TEXT,
+          "letters": [[str, str, str, [str]]], "rejected": [[str]], "warnings": [str]}
+
+
+def _fits(value, shape) -> bool:
+    """Is ``value`` (parsed JSON) of ``shape``?"""
+    if shape is object:
+        return True
+    if shape is None:
+        return value is None
+    if isinstance(shape, tuple):  # any of these
+        return any(_fits(value, option) for option in shape)
+    if isinstance(shape, type):
+        return isinstance(value, shape) and not (shape is int and isinstance(value, bool))
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return False
+        if len(shape) == 1:
+            return all(_fits(item, shape[0]) for item in value)
+        return len(value) == len(shape) and all(_fits(item, kind) for item, kind in zip(value, shape))
+    if not isinstance(value, dict):
+        return False
+    if str in shape:
+        return all(isinstance(k, str) and _fits(v, shape[str]) for k, v in value.items())
+    return all(_fits(v, shape[k]) for k, v in value.items() if k in shape)
+
+
 @dataclass
 class Manifest:
     path: Path
@@ -78,12 +117,18 @@ class Manifest:
 
     @classmethod
     def read(cls, root: Path) -> "Manifest":
+        """The record as the last build left it. A part that is not what this
+        builder writes (a manifest edited by hand, or cut short) is left out:
+        a letter without its record is built again, a bundle merged again."""
         path = root / FILE_NAME
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            letters = {k: v for k, v in data.get("letters", {}).items() if isinstance(v, dict)}
-            bundle = data.get("bundle") if isinstance(data.get("bundle"), dict) else None
-            batch = data.get("batch") if isinstance(data.get("batch"), dict) else None
+            letters = {k: v for k, v in data.get("letters", {}).items() if _fits(v, _LETTER)}
+            for entry in letters.values():
+                if not _fits(entry.get("seen"), _SEEN):
+                    entry.pop("seen", None)  # only a cache: the file is read again
+            bundle = data.get("bundle") if _fits(data.get("bundle"), _BUNDLE) else None
+            batch = data.get("batch") if _fits(data.get("batch"), _BATCH) else None
             return cls(path, letters, bundle, batch)
         except (OSError, ValueError, AttributeError):
             return cls(path)

@@ -479,3 +479,27 @@ def test_a_batch_cut_in_a_process_of_its_own_gives_the_same_letters_and_its_erro
     (tmp_path / "garbage.pdf").write_bytes(b"not a PDF at all")
     with pytest.raises(RuntimeError, match="cutting garbage.pdf into letters failed: .*garbage.pdf"):
         split_pdf.split_apart(tmp_path / "garbage.pdf", cuts(tmp_path / "none"))
+
+
+@pytest.mark.parametrize("where, key, value", [
+    ("letter", "seen", "x"), ("letter", "inputs", "x"), ("letter", "findings", "abc"),
+    ("letter", "findings", ["abc"]), ("letter", "accepted", ["window"]), ("letter", "pages", "two"),
+    ("letter", "sha256", None), ("bundle", "inputs", [1]), ("bundle", "seen", "x"), ("bundle", "file", 5),
+    ("batch", "letters", [["one", "s", "k", 5]]), ("batch", "rejected", [[1]]), ("batch", "warnings", "abc"),
+])
+def test_a_manifest_edited_by_hand_is_never_a_traceback(tmp_path, where, key, value):
+    # a part of the record that is not what the builder writes is left out: the
+    # letter is built again, the bundle merged again, the batch loaded again
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n" + person("one"))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    merge(source, out)
+    good = outputs(out)
+    data = json.loads((out / "manifest.json").read_text())
+    {"letter": data["letters"]["one"], "bundle": data["bundle"], "batch": data["batch"]}[where][key] = value
+    (out / "manifest.json").write_text(json.dumps(data))
+    for task in ("status", "check", "build", "merge", "check"):
+        done = invoke(task, "-r", str(source), "-b", str(out))
+        assert "Traceback" not in done.stderr and done.returncode in (0, 1), (task, done.stdout, done.stderr)
+    assert outputs(out) == good and [s.state for s in status(source, out)] == ["ready"]
+    assert "a, b, c" not in invoke("build", "-r", str(source), "-b", str(out)).stderr
