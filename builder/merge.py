@@ -12,10 +12,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build import Prepared, lock, prepare, recorded
+from .build import Layout, Prepared, lock, prepare, recorded
 from .files import write_atomic
 from .manifest import Manifest, current_sha256, sha256_bytes
 from . import ready
@@ -63,6 +64,7 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
     is recorded in the manifest and printed on the cover sheet.
     """
     options = {"cover": cover, "duplex": duplex, "signature_fields": signature_fields}
+    _refuse_to_overwrite(Path(out) if out else None, Path(recipients_yaml), Path(build_dir))
     # a batch unchanged since its build: whether the bundle is current needs no loading
     quick = recorded(recipients_yaml, build_dir)
     if quick is not None:
@@ -74,6 +76,8 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
     prepared = prepare(recipients_yaml, build_dir)
     layout = prepared.layout
     out = Path(out) if out else layout.bundle
+    if os.path.abspath(out) in prepared.files:
+        raise MergeRefused(f"--output {out}: that is a file the batch is made from; choose another file")
     with lock(layout):
         manifest = Manifest.read(layout.root)
         report = _current(prepared, manifest, out, options, accept or {})
@@ -108,6 +112,24 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         write_atomic(manifest.path, manifest.to_json())
     return MergeReport(out, len(letters), pages, len(data), inputs_size, cover_pages, blanks,
                        {rid: sorted(codes) for rid, codes in accepted.items()})
+
+
+def _refuse_to_overwrite(out: Path | None, recipients_yaml: Path, build_dir: Path) -> None:
+    """``--output`` names a new PDF, not the batch's own files or what the build keeps."""
+    if out is None:
+        return
+    layout = Layout.of(build_dir)
+    target = out.resolve()
+    if target.suffix.lower() != ".pdf":
+        raise MergeRefused(f"--output {out}: the bundle is a PDF; give a file name ending in .pdf")
+    kept = {layout.cover.resolve(): "the cover sheet", layout.bundle_signed.resolve(): "the signed bundle",
+            recipients_yaml.resolve(): "the batch file"}
+    folders = {layout.letters: "the letters", layout.signed: "the signed letters", layout.tex: "the LaTeX",
+               layout.work: "pdflatex's work", layout.root / "web": "the web copies"}
+    what = kept.get(target) or next(
+        (name for folder, name in folders.items() if target.is_relative_to(folder.resolve())), None)
+    if what:
+        raise MergeRefused(f"--output {out}: that is {what}, which the build keeps; choose another file")
 
 
 def _current(prepared, manifest: Manifest, out: Path, options: dict,

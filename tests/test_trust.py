@@ -503,3 +503,26 @@ def test_a_manifest_edited_by_hand_is_never_a_traceback(tmp_path, where, key, va
         assert "Traceback" not in done.stderr and done.returncode in (0, 1), (task, done.stdout, done.stderr)
     assert outputs(out) == good and [s.state for s in status(source, out)] == ["ready"]
     assert "a, b, c" not in invoke("build", "-r", str(source), "-b", str(out)).stderr
+
+
+def test_merge_output_never_overwrites_what_the_batch_is_made_of_or_what_the_build_keeps(tmp_path):
+    from test_bundle import tiny_png
+
+    tiny_png(tmp_path / "logo.png")
+    shutil.copy(tmp_path / "logo.png", tmp_path / "stamp.pdf")  # not a PDF; only its name matters
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
+        "    role: Clerk\n", "    role: Clerk\n    logo: logo.png\n") + "recipients:\n" + person("one"))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    for target, words in [(source, "the bundle is a PDF"), (out / "manifest.json", "the bundle is a PDF"),
+                          (out / "letters" / "one.pdf", "that is the letters, which the build keeps"),
+                          (out / "cover.pdf", "that is the cover sheet"),
+                          (out / "signed" / "one.pdf", "the signed letters"),
+                          (out / "bundle-signed.pdf", "the signed bundle")]:
+        done = invoke("merge", "-r", str(source), "-b", str(out), "--output", str(target))
+        assert done.returncode == 1 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    with pytest.raises(MergeRefused, match="that is a file the batch is made from"):
+        write_yaml(source, source.read_text().replace("logo: logo.png", "logo: stamp.pdf"))
+        merge(source, out, out=tmp_path / "stamp.pdf")
