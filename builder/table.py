@@ -17,6 +17,7 @@ as it validates YAML ones, and reports each problem at its row and column.
 from __future__ import annotations
 
 import csv
+import decimal
 import difflib
 import io
 import re
@@ -195,6 +196,8 @@ class _Workbook:
             return _shown(value, shown) or str(self.format_value(value, shown, date1904=self.date1904))
         except (OverflowError, ValueError):
             return "#VALUE!"  # a date outside the calendar, as openpyxl reads it
+        except ArithmeticError:  # a number too long for the format (xlfmt's decimal rounding): in full
+            return format(decimal.Decimal(text), "f")
 
     def date(self, value, style: int) -> str:
         """A cell written as an ISO 8601 date (t="d"), under its number format."""
@@ -213,7 +216,7 @@ def _sheet_rows(source, workbook: _Workbook):
 
     strings, number = workbook.strings, workbook.number
     columns: dict[str, int] = {}
-    last = 0
+    last, width = 0, None
     for _, element in iterparse(source):
         if element.tag != _ROW:
             continue
@@ -233,6 +236,7 @@ def _sheet_rows(source, workbook: _Workbook):
             kind = cell.get("t", "n")
             if kind == "inlineStr":
                 value = _inline_text(cell.find(_INLINE))
+                value = _unescape(value) if value else value
             else:
                 value = cell.findtext(_VALUE) or None
                 if value is None:
@@ -248,15 +252,25 @@ def _sheet_rows(source, workbook: _Workbook):
                     style = cell.get("s")
                     value = workbook.date(from_ISO8601(value), int(style) if style else 0)
                 # "str" (a formula's text) and "e" (#N/A ...) are shown as they are
+            if width is not None and column > width:
+                continue
             if column > len(values):
                 values.extend([None] * (column - len(values) - 1))
                 values.append(value)
             else:
                 values[column - 1] = value
         element.clear()  # a read row keeps only its empty shell (a few bytes), far less than its entry
-        if row > last:  # a row out of order is left out, as openpyxl does
-            last = row
-            yield row, values
+        if row <= last:  # openpyxl leaves such a row out without a word
+            raise TableError(f"the sheet's rows are out of order (row {row} comes after row {last}); "
+                             "save it again from Excel or LibreOffice as .xlsx")
+        last = row
+        if width is None and any(v is not None and str(v).strip() for v in values):
+            # the header row: a cell beyond its last header has no field (the
+            # entries ignore it), and reading it would make every row that long
+            width = max(i for i, v in enumerate(values, 1) if v is not None and str(v).strip())
+        elif width is not None and len(values) > width:
+            del values[width:]
+        yield row, values
 
 
 def _row_number(reference: str) -> int:
@@ -285,15 +299,32 @@ def _column_index(letters: str) -> int:
     return index
 
 
+# A contact list of 10,000 rows holds well under 100,000 different texts; a
+# workbook claiming millions (a few hundred KB compressed) would take GBs.
+MAX_SHARED_STRINGS = 1_000_000
+
+# Excel writes a character XML cannot hold (a carriage return) as _xHHHH_, and
+# a text that happens to read "_x000D_" as _x005F_x000D_.
+_ESCAPED = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def _unescape(text: str) -> str:
+    if "_x" in text:
+        text = _ESCAPED.sub(lambda m: chr(int(m[1], 16)), text)
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
 def _shared_strings(source) -> list[str]:
     from xml.etree.ElementTree import iterparse
 
     strings = []
     for _, element in iterparse(source):
         if element.tag == _SHARED:
-            text = _inline_text(element)
-            strings.append(text.replace("x005F_", "") if "x005F_" in text else text)  # as openpyxl reads them
+            strings.append(_unescape(_inline_text(element)))
             element.clear()
+            if len(strings) > MAX_SHARED_STRINGS:
+                raise TableError(f"the workbook holds more than {MAX_SHARED_STRINGS:,} different texts; "
+                                 "copy the contacts into a new workbook and save that")
     return strings
 
 

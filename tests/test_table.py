@@ -414,20 +414,25 @@ def trimmed(rows):
 def test_the_sheet_reader_reads_cells_as_openpyxl_does(tmp_path):
     from builder.table import _xlsx_rows
 
+    def headed(rows):  # cells beyond the last header have no field: the reader leaves them out
+        width = len(rows[min(rows)])
+        return {number: trimmed([(0, values[:width])]).get(0) for number, values in rows.items()
+                if trimmed([(0, values[:width])])}
+
     for date1904 in (False, True):
         path = write_parts(tmp_path / f"parts{int(date1904)}.xlsx", date1904=date1904)
-        assert trimmed(_xlsx_rows(path, None)) == as_openpyxl_reads(path)
+        assert trimmed(_xlsx_rows(path, None)) == headed(as_openpyxl_reads(path))
     seen = trimmed(_xlsx_rows(path, None))  # the 1904 workbook: 44269 is four years on
     assert seen[2] == ["a-1", "Dr Siân O'Brien", None, "02035130477", "15 March 2025", "Dear Jo,", "Thanks Dr Siân",
                        "50%"]
     assert seen[4] == ["b-2", "Rich shared", "15/03/2025", "TRUE", "3", "Dear Jo,", "#DIV/0!", "13:30"]
     assert seen[5] == ["c-3", "a_x0041_b", "1,234,567.89", "(12.50)", "1000", None, None, "14 March 2021"]
-    assert seen[7] == [None, "Tail", None, "0.3", None, "Dear T,"] + [None] * 21 + ["far right"]
+    assert seen[7] == [None, "Tail", None, "0.3", None, "Dear T,"]  # "far right" (AB7) has no header
     assert 3 not in seen
     # a workbook saved by LibreOffice 7.4 as Excel saves one: shared strings, formulas' cached values,
     # rich text, rows and cells left out (tests/data/libreoffice.py says how it was made)
     office = ROOT / "tests" / "data" / "libreoffice.xlsx"
-    assert trimmed(_xlsx_rows(office, None)) == as_openpyxl_reads(office)
+    assert trimmed(_xlsx_rows(office, None)) == headed(as_openpyxl_reads(office))
     assert trimmed(_xlsx_rows(office, None))[5] == ["c-3", "Ann  Other ", None, None, None, "Dear Ann,",
                                                    "Bold and plain"]
 
@@ -491,3 +496,46 @@ def test_a_damaged_workbook_is_one_plain_message(tmp_path, damage, message):
         load(batch(tmp_path, "c.xlsx"))
     assert [str(p) for p in caught.value.problems] == [f"{path}: error: {message}"]
     assert gc.isenabled()  # load() pauses Python's cycle collector, and turns it back on whatever happens
+
+
+def test_what_an_outsider_found_in_workbooks(tmp_path, monkeypatch):
+    """Numbers longer than the format can round, Excel's escaped carriage returns,
+    rows out of order, a cell far beyond the headers on every row, and more texts
+    than any contact list holds."""
+    from builder import table as table_module
+    from builder.table import _xlsx_rows
+
+    header = "".join(f'<c r="{c}1" t="s"><v>{i}</v></c>' for i, c in enumerate("ABCDEF"))
+
+    def sheet(*rows):
+        return f"""<worksheet xmlns="{MAIN_NS}"><sheetData><row r="1">{header}</row>{"".join(rows)}</sheetData></worksheet>"""
+
+    # 1e30 under "00000000000" and a 400-digit number under "0": shown in full, as Excel shows them
+    long_number = "9" * 400
+    path = write_parts(tmp_path / "n.xlsx", strings=SHARED + ["A_x000D_\nB", "C_x000D_D", "_x005F_x000D_"],
+                       sheet=sheet('<row r="2"><c r="A2" t="inlineStr"><is><t>a-1</t></is></c>'
+                                   '<c r="C2" s="1"><v>1E+30</v></c><c r="D2" s="0"><v>' + long_number + '</v></c>'
+                                   '<c r="E2" t="s"><v>12</v></c><c r="F2" t="s"><v>13</v></c>'
+                                   '<c r="G2" t="s"><v>14</v></c><c r="XFD2" t="inlineStr"><is><t>x</t></is></c></row>'))
+    (row,) = [values for number, values in _xlsx_rows(path, None) if number == 2]
+    assert row == ["a-1", None, "1" + "0" * 30, long_number, "A\nB", "C\nD"]  # G and XFD: no header
+    # _x005F_ keeps a text that reads "_x000D_" as typed
+    assert table_module._unescape("_x005F_x000D_") == "_x000D_"
+
+    out_of_order = write_parts(tmp_path / "o.xlsx", sheet=sheet(
+        '<row r="5"><c r="A5" t="inlineStr"><is><t>a-5</t></is></c></row>',
+        '<row r="3"><c r="A3" t="inlineStr"><is><t>a-3</t></is></c></row>'))
+    with pytest.raises(table_module.TableError, match=r"the sheet's rows are out of order \(row 3 comes after row 5\)"):
+        list(_xlsx_rows(out_of_order, None))
+
+    wide = write_parts(tmp_path / "w.xlsx", sheet=sheet(*(
+        f'<row r="{n}"><c r="A{n}" t="inlineStr"><is><t>a-{n}</t></is></c><c r="XFD{n}" t="inlineStr"><is><t>'
+        f'x</t></is></c></row>' for n in range(2, 2002))))
+    rows = list(_xlsx_rows(wide, None))
+    assert len(rows) == 2001 and max(len(values) for _, values in rows) == 6
+
+    monkeypatch.setattr(table_module, "MAX_SHARED_STRINGS", 20)
+    many = write_parts(tmp_path / "m.xlsx", strings=SHARED + [f"t{n}" for n in range(20)])
+    with pytest.raises(LoadError) as caught:
+        load(batch(tmp_path, "m.xlsx"))
+    assert "the workbook holds more than 20 different texts" in str(caught.value)
