@@ -427,8 +427,11 @@ def bundle_composition(path: Path) -> dict[str, int]:
         memo: dict = {}
         by_value: dict[bytes, int] = {}
         for obj in pdf.objects:
-            if isinstance(obj, pikepdf.Object) and obj.is_indirect \
-                    and obj.get("/Type") not in ("/ObjStm", "/Page", "/Annot"):
+            # the catalog, the page tree and the bookmarks are one of a kind, and a
+            # bookmark's /Next chain runs as long as the batch: not followed
+            if isinstance(obj, (pikepdf.Dictionary, pikepdf.Stream, pikepdf.Array)) and obj.is_indirect \
+                    and not (isinstance(obj, pikepdf.Dictionary) and "/Title" in obj) \
+                    and obj.get("/Type") not in ("/ObjStm", "/Page", "/Pages", "/Annot", "/Catalog", "/Outlines"):
                 key = digest(pdf, obj, memo)
                 by_value[key] = by_value.get(key, 0) + 1
         pages = len(pdf.pages)

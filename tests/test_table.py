@@ -535,7 +535,7 @@ def test_what_an_outsider_found_in_workbooks(tmp_path, monkeypatch):
     assert len(rows) == 2001 and max(len(values) for _, values in rows) == 6
 
     monkeypatch.setattr(table_module, "MAX_SHARED_STRINGS", 20)
-    many = write_parts(tmp_path / "m.xlsx", strings=SHARED + [f"t{n}" for n in range(20)])
+    write_parts(tmp_path / "m.xlsx", strings=SHARED + [f"t{n}" for n in range(20)])
     with pytest.raises(LoadError) as caught:
         load(batch(tmp_path, "m.xlsx"))
     assert "the workbook holds more than 20 different texts" in str(caught.value)
