@@ -30,14 +30,11 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-# The kernel stamps a file's change time (ctime) from a coarse clock: two
-# writes within one tick may leave the same ctime. A stat is only trusted for
-# a file whose last change is older than this when it was read.
-try:
-    _TICK_NS = 2 * time.clock_getres(time.CLOCK_REALTIME_COARSE) * 1e9
-except (AttributeError, OSError):
-    _TICK_NS = 20e6
-_TICK_NS = max(_TICK_NS, 10e6)
+# The kernel stamps a file's change time (ctime) from a coarse clock (one tick
+# is 1 to 10 ms, by its HZ): two writes within one tick may leave the same
+# ctime. A stat is only trusted for a file whose last change is older than
+# this when it was read; twice the longest tick.
+_TICK_NS = 20_000_000
 
 
 def _identity(info: os.stat_result) -> list[int]:
