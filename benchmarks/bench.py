@@ -421,26 +421,44 @@ def bundle_composition(path: Path) -> dict[str, int]:
                     add(content, stream)
             resources(page.obj.get("/Resources"))
             links += len(page.obj.get("/Annots") or [])
-        # "nothing twice": objects equal by value to another one. Pages and link annotations
-        # are left out: the PDF standard lets an annotation belong to one page only, so the
-        # same link at the same place on two letters' pages is two objects by rule
+        # "nothing twice": the objects that weigh (content streams, fonts and what they
+        # hold, forms, images) equal by value to another one. Pages and link annotations
+        # are not counted: the PDF standard lets an annotation belong to one page only,
+        # so the same link at the same place on two letters' pages is two objects by rule
         memo: dict = {}
-        by_value: dict[bytes, int] = {}
-        for obj in pdf.objects:
-            # the catalog, the page tree and the bookmarks are one of a kind, and a
-            # bookmark's /Next chain runs as long as the batch: not followed
-            if isinstance(obj, (pikepdf.Dictionary, pikepdf.Stream, pikepdf.Array)) and obj.is_indirect \
-                    and not (isinstance(obj, pikepdf.Dictionary) and "/Title" in obj) \
-                    and obj.get("/Type") not in ("/ObjStm", "/Page", "/Pages", "/Annot", "/Catalog", "/Outlines"):
-                key = digest(pdf, obj, memo)
-                by_value[key] = by_value.get(key, 0) + 1
+        by_value: dict[bytes, set] = {}
+
+        def count(obj) -> None:
+            if isinstance(obj, pikepdf.Object) and obj.is_indirect:
+                by_value.setdefault(digest(pdf, obj, memo), set()).add(obj.objgen)
+
+        def weigh(res) -> None:
+            for table in ("/Font", "/XObject"):
+                for item in (res.get(table) or {}).values() if res is not None else ():
+                    if item.objgen in seen_objects:
+                        continue
+                    seen_objects.add(item.objgen)
+                    count(item)
+                    for key in ("/FontDescriptor", "/Widths", "/Encoding", "/ToUnicode"):
+                        count(item.get(key))
+                    for key in ("/FontFile", "/FontFile2", "/FontFile3"):
+                        count((item.get("/FontDescriptor") or {}).get(key))
+                    if item.get("/Subtype") == "/Form":
+                        weigh(item.get("/Resources"))
+
+        seen_objects: set = set()
+        for page in pdf.pages:
+            contents = page.obj.get("/Contents")
+            for stream in (contents if isinstance(contents, pikepdf.Array) else [contents]):
+                count(stream)
+            weigh(page.obj.get("/Resources"))
         pages = len(pdf.pages)
     sizes = {"content": sum(content.values()), "fonts": sum(fonts.values()), "images": sum(images.values())}
     sizes["needed"] = sum(sizes.values())
     sizes["bundle"] = path.stat().st_size
     sizes["font programs"], sizes["image count"] = len(fonts), len(images)
     sizes["pages"], sizes["links"] = pages, links
-    sizes["twins"] = sum(count - 1 for count in by_value.values())
+    sizes["twins"] = sum(len(objects) - 1 for objects in by_value.values())
     return sizes
 
 
