@@ -195,14 +195,18 @@ class Prepared:
     def warnings(self) -> list:
         return self.loaded.warnings
 
+    @property
+    def common_inputs(self) -> dict[str, str]:
+        """The inputs every letter shares: letterhead, images, builder and TeX versions, envelope."""
+        return {k: v for k, v in (self.sources[0].inputs if self.sources else {}).items()
+                if k not in ("source", "key")}
+
     def record(self) -> dict:
         """What ``Recorded`` needs to stand in for this batch while its files
         are unchanged, for the manifest."""
-        common = {k: v for k, v in (self.sources[0].inputs if self.sources else {}).items()
-                  if k not in ("source", "key")}
         return {
             "fingerprint": self.fingerprint, "medium": self.medium, "name": self.batch_name,
-            "files": self.files, "common": common,
+            "files": self.files, "common": self.common_inputs,
             "letters": [[s.recipient.id, s.inputs["source"], s.key, list(getattr(s.recipient, "accept", None) or [])]
                         for s in self.sources],
             "rejected": [list(r) for r in self.rejected],

@@ -267,11 +267,8 @@ def _cover(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[s
 
     cover = prepared.layout.cover
     info = {key.lstrip("/"): value for key, value in _metadata(prepared).items()}
-    common = {k: v for k, v in (prepared.sources[0].inputs if prepared.sources else {}).items()
-              if k not in ("source", "key")}
-
     def key(document: str) -> str:
-        return sha256_bytes(json.dumps([document, info, common, _code()]).encode())
+        return sha256_bytes(json.dumps([document, info, prepared.common_inputs, _code()]).encode())
 
     if recorded_cover and cover.exists():
         pages = recorded_cover.get("pages", 0)
