@@ -226,8 +226,17 @@ class Prepared:
     def compile(self, name: str, source: str) -> tex.CompileResult:
         """Write ``build/tex/<name>.tex`` and compile it in ``build/work/<name>/``
         (the PDF stays there until the caller puts it in place)."""
-        write_atomic(self.layout.tex / f"{name}.tex", source.encode())
-        return tex.compile_batch(self.layout.tex / f"{name}.tex", self.layout.work / name, self.env)
+        path = self.layout.tex / f"{name}.tex"
+        write_atomic(path, source.encode())
+        fmt = tex.preloaded_format(source, self.layout.work / "_preamble", self.env)
+        result = tex.compile_batch(path, self.layout.work / name, self.env, fmt=fmt)
+        if fmt is not None and not result.ok:
+            # the letter's own error or the format's: without the format, the
+            # letter's error is reported as ever, and a format at fault goes
+            result = tex.compile_batch(path, self.layout.work / name, self.env)
+            if result.ok:
+                tex.forget_format(fmt)
+        return result
 
     def info(self, recipient: Recipient) -> dict[str, str]:
         """A letter's PDF metadata, dated with the letter."""

@@ -11,10 +11,13 @@ run (``split`` then cuts it into one PDF per letter).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -146,13 +149,14 @@ def compile_letter(tex: Path, workdir: Path, dest: Path, env: dict[str, str]) ->
 
 
 def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
-                  line_owner=None, rerun: bool = True) -> CompileResult:
+                  line_owner=None, rerun: bool = True, fmt: Path | None = None) -> CompileResult:
     """Compile ``tex`` (one letter or many) in ``workdir``; the PDF stays there.
 
     ``line_owner(line)`` names the letter a line of ``tex`` belongs to, so
     overfull lines are reported against their letter (default: the only one).
     ``rerun``: run pdflatex again when the log asks (page totals); a caller
-    that checks the totals itself passes False.
+    that checks the totals itself passes False. ``fmt``: a format holding the
+    document's preamble (``preloaded_format``), tagged for the web.
     """
     tex_version()  # fail clearly when TeX is missing
     started = time.perf_counter()
@@ -167,7 +171,7 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
     # where the build folder is, and TeX can write nowhere but here.
     env = {**env, "TEXINPUTS": f"{tex.parent.resolve()}//:" + env.get("TEXINPUTS", "")}
     command = [PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", "-file-line-error",
-               "-no-shell-escape", tex.name]
+               "-no-shell-escape", *([f"-fmt={fmt.with_suffix('')}"] if fmt else []), tex.name]
     passes, ok, log_text, errors, terminal = 0, False, "", [], ""
     kept_aux = aux.exists()
     aux_before = aux.read_bytes() if kept_aux else b""
@@ -206,7 +210,8 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
             continue
         if not ok or not rerun:
             break
-        tagged_and_moved = aux_changed() and _TAGGED_RE.search(log_text)
+        # (from a format, the log does not show tagpdf loading: its preamble is tagged)
+        tagged_and_moved = aux_changed() and (fmt is not None or _TAGGED_RE.search(log_text))
         if not _RERUN_RE.search(log_text) and not tagged_and_moved:
             break
     result = CompileResult(ok, built if ok else None, log, passes, 0.0)
@@ -221,6 +226,94 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
         result.errors = errors or tex_errors(log_text) or tex_errors(terminal) or _terminal_error(terminal)
     result.seconds = time.perf_counter() - started
     return result
+
+
+# ---- the preamble of a tagged letter, loaded once -----------------------------
+
+# A web copy's first two lines, when its class is letterbatch (whose state
+# outside a format letterbatch-preload.tex knows how to put back).
+_PRELOADABLE_RE = re.compile(r"\\DocumentMetadata\{[^\n]*\}\n\\documentclass\[[^\]\n]*\]\{letterbatch\}%?\n")
+PRELOAD = "letterbatch-preload"
+_making = threading.Lock()  # letters compiled side by side ask for the same format
+_unmakeable: set[Path] = set()  # formats that failed in this process: not tried again
+
+
+def preloaded_format(source: str, folder: Path, env: dict[str, str]) -> Path | None:
+    """A pdfTeX format holding the preamble of ``source`` (a web copy's
+    \\DocumentMetadata and \\documentclass lines), made in ``folder`` with
+    ``pdflatex -ini`` (see letterhead/letterbatch-preload.tex), or reused
+    while every file it was made from is unchanged. Each pass of a tagged
+    letter then skips loading LaTeX's tagging code (about 0.7 s of 1.1 s).
+    None when ``source`` does not start that way or no format can be made:
+    the letter is then compiled as it is, with the same bytes."""
+    start = _PRELOADABLE_RE.match(source)
+    if start is None:
+        return None
+    metadata, documentclass = start.group(0).splitlines(keepends=True)
+    text = f"{metadata}\\input{{{PRELOAD}}}\n{documentclass}\\lbdumpformat\n"
+    key = hashlib.sha256("\0".join([text, env.get("TEXINPUTS", ""), env.get("TEXFONTMAPS", ""),
+                                     tex_version()]).encode()).hexdigest()[:20]
+    fmt, record = folder / f"preamble-{key}.fmt", folder / f"preamble-{key}.json"
+    with _making:
+        if fmt in _unmakeable:
+            return None
+        if fmt.exists() and _inputs_unchanged(record):
+            return fmt
+        made = _dump_format(text, fmt, record, env)
+        if made is None:
+            _unmakeable.add(fmt)
+        return made
+
+
+def forget_format(fmt: Path) -> None:
+    """A format a letter could not be compiled from: thrown away, and not made
+    again by this process (a later command tries again)."""
+    with _making:
+        _unmakeable.add(fmt)
+        fmt.unlink(missing_ok=True)
+        fmt.with_suffix(".json").unlink(missing_ok=True)
+
+
+def _dump_format(text: str, fmt: Path, record: Path, env: dict[str, str]) -> Path | None:
+    from .files import write_atomic
+
+    # made in a folder of its own (its log and .fls stay there to read), then moved into place
+    making = fmt.parent / f"making-{fmt.stem}"
+    shutil.rmtree(making, ignore_errors=True)
+    making.mkdir(parents=True)
+    (making / f"{fmt.stem}.tex").write_text(text, encoding="utf-8")
+    env = {**env, "TEXINPUTS": f"{making.resolve()}//:" + env.get("TEXINPUTS", "")}
+    try:
+        proc = subprocess.run([PDFLATEX, "-ini", "-recorder", "-interaction=nonstopmode", "-halt-on-error",
+                               "-no-shell-escape", "&pdflatex", f"{fmt.stem}.tex"],
+                              cwd=making, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        return None
+    made = making / fmt.name
+    if proc.returncode != 0 or not made.exists():
+        return None
+    # every file the format was made from, as it was: the format stands while they do
+    inputs = {}
+    for line in (making / f"{fmt.stem}.fls").read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("INPUT "):
+            path = Path(line[6:])
+            path = path if path.is_absolute() else making / path
+            if path.name != f"{fmt.stem}.tex" and path.exists():
+                stat = path.stat()
+                inputs[str(path.resolve())] = [stat.st_size, stat.st_mtime_ns]
+    os.replace(made, fmt)
+    write_atomic(record, json.dumps(inputs, sort_keys=True).encode())
+    return fmt
+
+
+def _inputs_unchanged(record: Path) -> bool:
+    try:
+        inputs = json.loads(record.read_text(encoding="utf-8"))
+        return bool(inputs) and all(
+            [(stat := os.stat(path)).st_size, stat.st_mtime_ns] == list(seen) for path, seen in inputs.items())
+    except (OSError, ValueError, TypeError, AttributeError):
+        return False
 
 
 def tex_errors(log_text: str) -> list[TexError]:

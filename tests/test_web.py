@@ -439,3 +439,73 @@ def test_welsh_and_bilingual_html_pages_declare_their_languages(parts_web, tmp_p
         langs = [attrs["lang"] for tag, attrs, _ in elements if "lang" in attrs]
         assert langs == {"london": ["en-GB"], "south-wales": ["cy"], "essex": ["cy", "en-GB"]}[rid]
         assert "OFFICIAL" in page
+
+
+# ---- the preamble loaded once: a format, and the same bytes as without it -------------
+
+def compiled_without_format(build_dir: Path, recipient_yaml: Path, rid: str, folder: Path) -> bytes:
+    """The letter's own .tex, compiled as a user would by hand: no format."""
+    from builder.build import prepare
+    from builder.compile import compile_batch
+
+    prepared = prepare(recipient_yaml, build_dir, "web")
+    result = compile_batch(build_dir / "web" / "tex" / f"{rid}.tex", folder / rid, prepared.env)
+    assert result.ok, result.first_error
+    return result.pdf.read_bytes()
+
+
+def started_from_format(build_dir: Path, rid: str) -> bool:
+    log = (build_dir / "web" / "work" / rid / f"{rid}.log").read_text(encoding="utf-8", errors="replace")
+    return re.search(r"\(preloaded format=preamble-\w+ ", log) is not None
+
+
+def test_a_web_copy_from_the_preloaded_preamble_has_the_bytes_it_has_without(web_batch, parts_web, tmp_path):
+    """pdfTeX keeps some state outside a format (colour stacks, the font map,
+    page object numbers): letterbatch-preload.tex puts it back. A letter with
+    two pages, footnotes and Welsh letters, one with every part, a Welsh and a
+    bilingual one (each language its own format) come out byte for byte as
+    their .tex compiled by hand."""
+    cases = [(web_batch, web_batch.parent / "recipients.yaml", "web-one", web_batch / WEB_PDF)]
+    parts_build = next(iter(parts_web.values())).parent.parent
+    cases += [(parts_build, parts_build.parent / "recipients.yaml", rid, pdf) for rid, pdf in parts_web.items()]
+    for build_dir, source, rid, pdf in cases:
+        assert started_from_format(build_dir, rid), rid
+        assert compiled_without_format(build_dir, source, rid, tmp_path) == pdf.read_bytes(), rid
+    formats = sorted((parts_build / "web" / "work" / "_preamble").glob("*.fmt"))
+    assert len(formats) == 2  # English, and Welsh with babel: lang=cy
+
+
+def test_a_broken_format_is_made_again_and_costs_no_letter(tmp_path):
+    source = write_yaml(tmp_path / "recipients.yaml", WEB)
+    assert build(source, tmp_path / "build", medium="web").ok
+    good = (tmp_path / "build" / WEB_PDF).read_bytes()
+    [fmt] = (tmp_path / "build" / "web" / "work" / "_preamble").glob("*.fmt")
+    made = fmt.stat().st_mtime_ns
+    fmt.write_bytes(b"not a format")  # the files it was made from are unchanged: it looks current
+    report = build(source, tmp_path / "build", medium="web", force=True)
+    assert report.ok and (tmp_path / "build" / WEB_PDF).read_bytes() == good
+    assert not fmt.exists()  # a format a letter could not start from is thrown away
+    from builder import compile as tex
+
+    tex._unmakeable.clear()  # (not tried again by the same process:) a later command
+    assert build(source, tmp_path / "build", medium="web", force=True).ok  # makes it again
+    assert fmt.exists() and fmt.stat().st_mtime_ns != made and fmt.read_bytes() != b"not a format"
+    assert started_from_format(tmp_path / "build", "web-one")
+
+
+def test_a_format_is_made_again_when_a_file_it_was_made_from_changes(tmp_path):
+    source = write_yaml(tmp_path / "recipients.yaml", WEB)
+    assert build(source, tmp_path / "build", medium="web").ok
+    [fmt] = (tmp_path / "build" / "web" / "work" / "_preamble").glob("*.fmt")
+    record = json.loads(fmt.with_suffix(".json").read_text())
+    assert any(path.endswith("/letterbatch.cls") for path in record)  # the class, tagpdf ...
+    assert any(path.endswith("/tagpdf.sty") for path in record)
+    made = fmt.stat().st_mtime_ns
+    assert build(source, tmp_path / "build", medium="web", force=True).ok
+    assert fmt.stat().st_mtime_ns == made  # reused
+    # as if TeX Live had been updated: one of them is not as it was
+    path = next(p for p in record if p.endswith("/tagpdf.sty"))
+    record[path] = [record[path][0], record[path][1] + 1]
+    fmt.with_suffix(".json").write_text(json.dumps(record))
+    assert build(source, tmp_path / "build", medium="web", force=True).ok
+    assert fmt.stat().st_mtime_ns != made
