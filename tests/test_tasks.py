@@ -382,3 +382,15 @@ def test_ci_runs_exactly_the_readmes_two_commands_on_the_system_path():
     assert steps == commands, (steps, commands)
     assert re.search(r"^export PATH=/usr/sbin:/usr/bin:/sbin:/bin$", ci, re.M)
     assert "/usr/bin/python3" in (ROOT / "scripts" / "install").read_text()  # never a pyenv python3
+
+
+def test_the_package_carries_every_file_of_the_letterhead():
+    """A wheel holds only what package-data names: the class, its font map and
+    the web copies' preload file are read at build time."""
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["builder"]
+    files = [p.relative_to(root / "builder").as_posix() for p in (root / "builder" / "letterhead").iterdir()]
+    assert files and all(any(fnmatch.fnmatch(f, pattern) for pattern in patterns) for f in files), files
