@@ -162,6 +162,11 @@ def _load(path: Path, file: str, source: str) -> Loaded:
     known_refs = {str(k) for k in raw_refs}
     _check_cross(letter, references, known_refs, recipients, path.parent, report)
 
+    # One message per spreadsheet cell: a cell refused as it was read (#N/A ...)
+    # is not also reported as the field it left missing.
+    cells: set[tuple] = set()
+    report.problems = [p for p in report.problems if p.warning or p.header is None
+                       or not ((p.index, p.row, p.header) in cells or cells.add((p.index, p.row, p.header)))]
     errors = [p for p in report.problems if not p.warning]
     rejected: dict[int, list[Problem]] = {}
     for problem in errors:

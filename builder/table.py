@@ -67,6 +67,17 @@ class Table:
         return Cell(self.rows[index], self.headers.get(str(path[0])) if path else None)
 
 
+class Unusable(str):
+    """A cell that shows something no letter should print: a spreadsheet
+    error (#N/A, #REF! ...) or a formula whose value was never worked out.
+    It reads as the cell shows it; a recipient field given one is refused."""
+
+    def __new__(cls, shown: str, why: str) -> "Unusable":
+        cell = super().__new__(cls, shown)
+        cell.why = why
+        return cell
+
+
 class TableError(Exception):
     """The file cannot be used at all (not found, not UTF-8, no such sheet)."""
 
@@ -94,7 +105,8 @@ def read(path: Path, fields: dict[str, typing.Any], *, sheet: str | None = None,
 # ---- reading cells ---------------------------------------------------------------
 
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-_ROW, _CELL, _VALUE, _INLINE, _TEXT, _RUN, _SHARED = (_MAIN + tag for tag in ("row", "c", "v", "is", "t", "r", "si"))
+_ROW, _CELL, _VALUE, _INLINE, _TEXT, _RUN, _SHARED, _FORMULA = (
+    _MAIN + tag for tag in ("row", "c", "v", "is", "t", "r", "si", "f"))
 # What a damaged or hand-made file raises from zipfile, zlib, ElementTree (ParseError is a
 # SyntaxError) and openpyxl's parts: each becomes one plain message, never a traceback.
 _UNREADABLE = (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EOFError, SyntaxError, TypeError,
@@ -240,7 +252,11 @@ def _sheet_rows(source, workbook: _Workbook):
             else:
                 value = cell.findtext(_VALUE) or None
                 if value is None:
-                    pass
+                    if cell.find(_FORMULA) is not None:  # a file no spreadsheet program has saved
+                        value = Unusable("", "holds a formula whose value was never worked out (the file "
+                                             "was not saved by a spreadsheet program)")
+                elif kind == "e":
+                    value = Unusable(value, f"shows the spreadsheet error {value}")
                 elif kind == "n":
                     style = cell.get("s")
                     value = number(value, int(style) if style else 0)
@@ -251,7 +267,7 @@ def _sheet_rows(source, workbook: _Workbook):
                 elif kind == "d":
                     style = cell.get("s")
                     value = workbook.date(from_ISO8601(value), int(style) if style else 0)
-                # "str" (a formula's text) and "e" (#N/A ...) are shown as they are
+                # "str" (a formula's text) is shown as it is
             if width is not None and column > width:
                 continue
             if column > len(values):
@@ -398,16 +414,21 @@ def _entries(rows, fields: dict[str, str], columns: dict[str, str]) -> Table:
                     if spec:
                         table.headers.setdefault(spec[0] if spec[1] != "part" else f"text.{spec[2]}", header)
             continue
-        cells = [v.strip() if isinstance(v, str) else v for v in values]
-        if not any(cells):
+        cells = [v.strip() if isinstance(v, str) and not isinstance(v, Unusable) else v for v in values]
+        if not any(cells) and not any(isinstance(v, Unusable) for v in cells):
             continue  # an empty row
         entry: dict = {}
         where: dict[tuple, Cell] = {}
         numbered: dict[str, list] = {}
         for position, value in enumerate(cells):
-            if position >= len(specs) or specs[position] is None or not value:
+            if position >= len(specs) or specs[position] is None or not (value or isinstance(value, Unusable)):
                 continue
             spec, header = specs[position], headers[position]
+            if isinstance(value, Unusable):
+                table.problems.append(TableProblem(
+                    f"the cell {value.why}; correct it in the spreadsheet or type the value instead",
+                    number, header, len(table.entries)))
+                continue
             name = spec[0]
             if spec[1] == "item":
                 numbered.setdefault(name, []).append((spec[2], value, header))

@@ -419,10 +419,16 @@ def test_the_sheet_reader_reads_cells_as_openpyxl_does(tmp_path):
         return {number: trimmed([(0, values[:width])]).get(0) for number, values in rows.items()
                 if trimmed([(0, values[:width])])}
 
+    from builder.table import Unusable
+
+    def read(path):  # a formula never worked out (F5) reads as openpyxl reads it, as no value
+        return trimmed((n, [None if isinstance(v, Unusable) and not v else v for v in values])
+                       for n, values in _xlsx_rows(path, None))
+
     for date1904 in (False, True):
         path = write_parts(tmp_path / f"parts{int(date1904)}.xlsx", date1904=date1904)
-        assert trimmed(_xlsx_rows(path, None)) == headed(as_openpyxl_reads(path))
-    seen = trimmed(_xlsx_rows(path, None))  # the 1904 workbook: 44269 is four years on
+        assert read(path) == headed(as_openpyxl_reads(path))
+    seen = read(path)  # the 1904 workbook: 44269 is four years on
     assert seen[2] == ["a-1", "Dr Siân O'Brien", None, "02035130477", "15 March 2025", "Dear Jo,", "Thanks Dr Siân",
                        "50%"]
     assert seen[4] == ["b-2", "Rich shared", "15/03/2025", "TRUE", "3", "Dear Jo,", "#DIV/0!", "13:30"]
@@ -432,7 +438,7 @@ def test_the_sheet_reader_reads_cells_as_openpyxl_does(tmp_path):
     # a workbook saved by LibreOffice 7.4 as Excel saves one: shared strings, formulas' cached values,
     # rich text, rows and cells left out (tests/data/libreoffice.py says how it was made)
     office = ROOT / "tests" / "data" / "libreoffice.xlsx"
-    assert trimmed(_xlsx_rows(office, None)) == headed(as_openpyxl_reads(office))
+    assert read(office) == headed(as_openpyxl_reads(office))
     assert trimmed(_xlsx_rows(office, None))[5] == ["c-3", "Ann  Other ", None, None, None, "Dear Ann,",
                                                    "Bold and plain"]
 
@@ -539,3 +545,28 @@ def test_what_an_outsider_found_in_workbooks(tmp_path, monkeypatch):
     with pytest.raises(LoadError) as caught:
         load(batch(tmp_path, "m.xlsx"))
     assert "the workbook holds more than 20 different texts" in str(caught.value)
+
+
+def test_a_spreadsheet_error_or_a_formula_never_worked_out_is_refused_where_it_stands(tmp_path):
+    """#N/A from a lookup that found nothing, or a formula in a file written by a
+    program (openpyxl) and never opened in a spreadsheet: no letter prints them.
+    That row's letter is refused with file, row and column; the others build."""
+    headers = ["name", "address", "salutation", "role", "text.note", "notes"]
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(headers)
+    sheet.append(["Ann Good", "1 Road", "Dear Ann,", None, "A note.", None])
+    sheet.append(["Bea Lookup", "2 Road", "Dear Bea,", "#N/A", "A note.", None])  # stored as an error cell
+    sheet.append(["Cy Formula", "3 Road", '="Dear "&"Cy,"', None, "A note.", None])  # a formula, no value
+    sheet.append(["Di Unused", "4 Road", "Dear Di,", None, "A note.", "#REF!"])  # a column no field reads
+    book.save(tmp_path / "contacts.xlsx")
+    loaded = load(batch(tmp_path, "contacts.xlsx"))
+    file = tmp_path / "contacts.xlsx"
+    assert [r.id for r in loaded.batch.recipients] == ["ann-good", "di-unused"]
+    found = [str(p) for ps in loaded.rejected.values() for p in ps]
+    assert f"{file}:row 3:role: error: recipient 'bea-lookup': the cell shows the spreadsheet error #N/A; " \
+        "correct it in the spreadsheet or type the value instead" in found, found
+    assert f"{file}:row 4:salutation: error: recipient 'cy-formula': the cell holds a formula whose value was " \
+        "never worked out (the file was not saved by a spreadsheet program); correct it in the spreadsheet or " \
+        "type the value instead" in found, found
+    assert len(found) == 2  # one message for each cell: not also "required field is missing"
