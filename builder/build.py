@@ -186,6 +186,11 @@ class Prepared:
         return self.loaded.path.name
 
     @property
+    def text_from(self) -> str:
+        """The files a letter's text comes from: the YAML, and a spreadsheet of recipients."""
+        return ", ".join([self.batch_name, *(Path(name).name for name in self.loaded.inputs)])
+
+    @property
     def rejected(self) -> list[tuple[str, str, str]]:
         """Each invalid recipient, in file order: its label, its first problem, all of them."""
         return [(ps[0].recipient or f"recipients[{i}]", ps[0].message, "\n".join(str(p) for p in ps))
@@ -206,6 +211,7 @@ class Prepared:
         are unchanged, for the manifest."""
         return {
             "fingerprint": self.fingerprint, "medium": self.medium, "name": self.batch_name,
+            "text_from": self.text_from,
             "files": self.files, "common": self.common_inputs,
             "letters": [[s.recipient.id, s.inputs["source"], s.key, list(getattr(s.recipient, "accept", None) or [])]
                         for s in self.sources],
@@ -323,6 +329,7 @@ class Recorded:
     rejected: list[tuple[str, str, str]]
     warnings: list[str]
     fingerprint: str = ""
+    text_from: str = ""
 
     def __post_init__(self) -> None:
         self._by_id = {s.recipient.id: s for s in self.sources}
@@ -349,7 +356,7 @@ def recorded(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "
                    for rid, source, key, accept in record["letters"]]
         rejected = [tuple(r) for r in record["rejected"]]
         return Recorded(layout, medium, str(record["name"]), sources, rejected, list(record["warnings"]),
-                        record["fingerprint"])
+                        record["fingerprint"], str(record["text_from"]))
     except (OSError, KeyError, TypeError, ValueError):
         return None
 

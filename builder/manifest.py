@@ -78,7 +78,7 @@ _LETTER = {"recipient": str, "file": str, "pages": int, "sha256": str, "inputs":
 _BUNDLE = {"file": str, "pages": int, "sha256": str, "letters": [str], "inputs": _TEXT,
            "accepted": {str: _TEXT}, "options": {str: bool}, "cover_pages": int, "blank_pages": int,
            "cover": (None, {"key": str, "pages": int, "sha256": str, "seen": _SEEN}), "key": str, "seen": _SEEN}
-_BATCH = {"fingerprint": str, "medium": str, "name": str, "files": [str], "common": _TEXT,
+_BATCH = {"fingerprint": str, "medium": str, "name": str, "text_from": str, "files": [str], "common": _TEXT,
           "letters": [[str, str, str, [str]]], "rejected": [[str]], "warnings": [str]}
 
 

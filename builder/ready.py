@@ -26,7 +26,7 @@ PREFLIGHT = "preflight"  # built and current, but its preflight found errors
 INVALID = "invalid"  # the recipient's entry in the YAML is not valid
 
 INPUT_NAMES = {
-    "source": "its text (recipients.yaml)",
+    "source": "its text ({text_from})",
     "letterhead": "the letterhead class",
     "images": "the logo or signature image",
     "builder": "the builder version",
@@ -116,7 +116,8 @@ def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | N
             continue
         old = entry.get("inputs", {})
         if old.get("key") != source.key:
-            changed = [INPUT_NAMES[n] for n in INPUT_NAMES if old.get(n) != source.inputs.get(n)]
+            changed = [INPUT_NAMES[n].format(text_from=prepared.text_from) for n in INPUT_NAMES
+                       if old.get(n) != source.inputs.get(n)]
             state.state = STALE
             state.reason = "older than its inputs; changed: " + (", ".join(changed) or "its inputs")
             continue

@@ -117,10 +117,12 @@ def test_xlsx_builds_real_letters_as_the_office_sees_the_cells(tmp_path):
         "dr-sian-o-brien": "ready", "jo-bloggs": "ready", "ann-other": "ready", "jo-bloggs-2": "invalid"}
     loaded = load(yaml_path)
     assert "note (own): Short note." in personal(loaded.batch, loaded.batch.recipients[2])
-    # one row edited: that letter alone is rebuilt
+    # one row edited: status names the file its text now comes from; that letter alone is rebuilt
     edited = [row[:] for row in SEEN]
     edited[3][6] = "A longer note."
     (tmp_path / "libreoffice.csv").write_bytes(csv_bytes([HEADERS] + edited, bom=False, newline="\n"))
+    assert {s.recipient: s.reason for s in status(yaml_path, tmp_path / "build")}["ann-other"] == \
+        "older than its inputs; changed: its text (recipients.yaml, libreoffice.csv)"
     again = build(yaml_path, tmp_path / "build")
     assert {o.recipient: o.status for o in again.outcomes} == {
         "dr-sian-o-brien": "up to date", "jo-bloggs": "up to date", "ann-other": "built",

@@ -390,7 +390,7 @@ def test_a_batch_unchanged_since_its_build_is_judged_from_the_record_and_any_cha
 
     csv = (project / "people.csv").read_text()
     (project / "people.csv").write_text(csv.replace("Reader Two", "Reader 2"), encoding="utf-8")
-    assert states() == {"one": "ready", "two": "stale older than its inputs; changed: its text (recipients.yaml)"}
+    assert states() == {"one": "ready", "two": "stale older than its inputs; changed: its text (recipients.yaml, people.csv)"}
     (project / "people.csv").write_text(csv, encoding="utf-8")  # put back: ready again
     assert states() == {"one": "ready", "two": "ready"}
 
