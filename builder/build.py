@@ -448,6 +448,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             if label not in valid_ids and re.fullmatch(RECIPIENT_ID, label):
                 manifest.letters.pop(label, None)
                 layout.pdf(label).unlink(missing_ok=True)
+                layout.pdf(label).with_suffix(".html").unlink(missing_ok=True)  # a web copy's page
         todo = prepared.sources
         if only:
             unknown = sorted(set(only) - valid_ids)

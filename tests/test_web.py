@@ -509,3 +509,15 @@ def test_a_format_is_made_again_when_a_file_it_was_made_from_changes(tmp_path):
     fmt.with_suffix(".json").write_text(json.dumps(record))
     assert build(source, tmp_path / "build", medium="web", force=True).ok
     assert fmt.stat().st_mtime_ns != made
+
+
+def test_a_recipient_made_invalid_leaves_no_web_copy_or_page_to_publish(tmp_path):
+    two = WEB + "  - {id: web-two, name: Bo, address: [2 Road], salutation: 'Dear Bo,'}\n"
+    source = write_yaml(tmp_path / "recipients.yaml", two)
+    assert build(source, tmp_path / "build", medium="web").ok
+    pdf = tmp_path / "build" / WEB_PDF
+    assert pdf.exists() and pdf.with_suffix(".html").exists()
+    source.write_text(two.replace("    salutation: Dear Siân,\n", ""), encoding="utf-8")
+    report = build(source, tmp_path / "build", medium="web")
+    assert [o.status for o in report.outcomes] == ["invalid", "up to date"]
+    assert not pdf.exists() and not pdf.with_suffix(".html").exists()
