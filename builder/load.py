@@ -165,8 +165,15 @@ def _load(path: Path, file: str, source: str) -> Loaded:
     # One message per spreadsheet cell: a cell refused as it was read (#N/A ...)
     # is not also reported as the field it left missing.
     cells: set[tuple] = set()
-    report.problems = [p for p in report.problems if p.warning or p.header is None
-                       or not ((p.index, p.row, p.header) in cells or cells.add((p.index, p.row, p.header)))]
+    kept = []
+    for problem in report.problems:
+        cell = (problem.index, problem.row, problem.header)
+        if not problem.warning and problem.header is not None:
+            if cell in cells:
+                continue
+            cells.add(cell)
+        kept.append(problem)
+    report.problems = kept
     errors = [p for p in report.problems if not p.warning]
     rejected: dict[int, list[Problem]] = {}
     for problem in errors:
