@@ -88,6 +88,33 @@ class BatchExecutor(invoke.Executor):
 
     SHARED = ("recipients", "build_dir")
 
+    def execute(self, *tasks):
+        self._check_environment()
+        return super().execute(*tasks)
+
+    def _check_environment(self) -> None:
+        """invoke turns INVOKE_LETTERBATCH_SMTP_PORT and the like into the type of the
+        setting they replace, and a value not of that type ends in its traceback: here
+        it is one line instead."""
+        prefix = getattr(self.config, "_env_prefix", None) or "INVOKE_"
+
+        def numbers(settings: dict, path: tuple):
+            for key, value in settings.items():
+                if isinstance(value, dict):
+                    yield from numbers(value, path + (key,))
+                elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                    yield prefix + "_".join(path + (key,)).upper(), value
+
+        for name, default in numbers(self.collection.configuration(), ()):
+            value = os.environ.get(name)
+            if value is None:
+                continue
+            try:
+                type(default)(value)
+            except ValueError:
+                kind = "a whole number" if isinstance(default, int) else "a number"
+                raise Exit(f"{name}={value!r} is not {kind}: set it to one, or unset it", code=2) from None
+
     def normalize(self, tasks):
         calls = super().normalize(tasks)
         for key in self.SHARED:
@@ -329,7 +356,7 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
 
 @letter_task(help={**BATCH_HELP, **MEDIUM_HELP})
 def status(c, recipients=None, build_dir=None, for_="print"):
-    """List every recipient: up to date, stale (and why), failed (first error), never built."""
+    """List every recipient: ready, stale (and why), failed (first error), never built."""
     from .build import status as letter_states
     from .compile import TexMissing
     from .problems import LoadError

@@ -394,3 +394,14 @@ def test_the_package_carries_every_file_of_the_letterhead():
     patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["builder"]
     files = [p.relative_to(root / "builder").as_posix() for p in (root / "builder" / "letterhead").iterdir()]
     assert files and all(any(fnmatch.fnmatch(f, pattern) for pattern in patterns) for f in files), files
+
+
+def test_a_setting_from_the_environment_of_the_wrong_type_is_one_line(project):
+    """invoke casts INVOKE_LETTERBATCH_* to the setting's type; a port of 'abc'
+    was its traceback."""
+    for name, value in [("INVOKE_LETTERBATCH_SMTP_PORT", "abc"), ("INVOKE_LETTERBATCH_JOBS", "2.5")]:
+        result = invoke("status", cwd=project, env={name: value})
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip() == f"{name}={value!r} is not a whole number: set it to one, or unset it"
+        assert "Traceback" not in result.stdout + result.stderr
+    assert invoke("status", cwd=project, env={"INVOKE_LETTERBATCH_JOBS": "2"}).returncode in (0, 1)
