@@ -437,24 +437,25 @@ def _mark_sent(log: SendLog, rids: list[str]) -> list[Outcome]:
     return outcomes
 
 
-def mail_notes(layout, manifest) -> dict[str, str]:
+def mail_notes(layout, manifest) -> dict[str, tuple[str, bool]]:
     """For ``invoke status``: per letter, what the send log says (sent, to whom,
-    rebuilt since it was sent, failed, unknown)."""
+    rebuilt since it was sent, failed, unknown), and whether a person must act
+    (all but a letter mailed as it is now)."""
     try:
         log = SendLog.read(layout.sent)
     except SendError as exc:
-        return {"": str(exc)}  # under the key no recipient has
+        return {"": (str(exc), True)}  # under the key no recipient has
     notes = {}
     for rid, entry in log.letters.items():
         state = entry.get("state")
         if state in ("sent", "marked sent"):
-            note = f"mailed to {entry.get('address')} on {entry.get('time')}"
+            note, act = f"mailed to {entry.get('address')} on {entry.get('time')}", False
             current = manifest.letters.get(rid, {}).get("sha256")
             if current and current != entry.get("letter_sha256"):
-                note += " - REBUILT SINCE: the recipient has the old letter"
+                note, act = note + " - REBUILT SINCE: the recipient has the old letter", True
         elif log.pending(rid) == "unknown":
-            note = "mail: " + UNKNOWN_HELP.format(rid=rid)
+            note, act = "mail: " + UNKNOWN_HELP.format(rid=rid), True
         else:
-            note = f"mail failed: {entry.get('error', 'interrupted before the message was sent')}"
-        notes[rid] = note
+            note, act = f"mail failed: {entry.get('error', 'interrupted before the message was sent')}", True
+        notes[rid] = (note, act)
     return notes

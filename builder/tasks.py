@@ -376,19 +376,21 @@ def status(c, recipients=None, build_dir=None, for_="print"):
             note = " (accepted)" if finding.get("code") in s.accepted else ""
             print(f"  {'':<{width}}    {finding_text(finding)}{note}")
         if s.recipient in mailed:
-            print(f"  {'':<{width}}  {mailed[s.recipient]}")
+            print(f"  {'':<{width}}  {mailed[s.recipient][0]}")
     if "" in mailed:  # the send log itself is unreadable
-        print(f"  {mailed['']}")
+        print(f"  {mailed[''][0]}")
     counts: dict[str, int] = {}
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
     print(", ".join(f"{n} {state}" for state, n in counts.items()) or "no recipients")
-    # a letter that needs a person (not only a build) makes the exit code say so
-    if any(s.state in ("preflight", "failed", "changed", "invalid") for s in states):
+    # a letter that needs a person (not only a build) makes the exit code say so: its
+    # build, or its mail (failed, unknown, or a recipient holding an older letter)
+    if any(s.state in ("preflight", "failed", "changed", "invalid") for s in states) or \
+            any(act for _, act in mailed.values()):
         raise Exit(code=1)
 
 
-def mail_notes(build_dir: Path) -> dict[str, str]:
+def mail_notes(build_dir: Path) -> dict[str, tuple[str, bool]]:
     """What the send log says per letter (and whether a letter was rebuilt after it was mailed)."""
     from .build import Layout
 

@@ -264,7 +264,7 @@ def test_a_connection_dropped_after_the_message_is_unknown_and_never_resent_by_i
     assert again.returncode == 1 and unknown in again.stdout and mailbox.count("london") == 0
     status = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
                              "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
-    assert "mail: " + unknown in status.stdout
+    assert "mail: " + unknown in status.stdout and status.returncode == 1  # a person must look
     resent = run_send(source, out, port, "--yes", "--resend", "london")  # the mailbox had nothing
     assert resent.returncode == 0 and [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]
 
@@ -324,12 +324,15 @@ def test_a_letter_rebuilt_after_it_was_sent_is_flagged_and_not_sent_again(batch,
     source, out = batch
     mailbox, port = smtp_server
     assert run_send(source, out, port, "--yes").returncode == 0
+    mailed = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
+                             "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert mailed.stdout.count("mailed to ") == 5 and mailed.returncode == 0  # nothing for a person to do
     source.write_text(source.read_text().replace("Dear Sophie,", "Dear Ms Linden,"))
     assert build(source, out).ok
     status = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
                              "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert "REBUILT SINCE: the recipient has the old letter" in status.stdout
-    assert status.stdout.count("REBUILT SINCE") == 1
+    assert status.stdout.count("REBUILT SINCE") == 1 and status.returncode == 1
     again = run_send(source, out, port, "--yes")
     assert "the letter was rebuilt since: `invoke send --resend london --yes` sends the new one" in again.stdout
     assert len(mailbox.messages) == 5
@@ -424,4 +427,4 @@ def test_a_send_log_that_cannot_be_read_stops_sending(batch, smtp_server):
     assert "only if no letter of this batch was sent" in done.stderr
     status = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
                              "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
-    assert f"{out / 'sent.json'} cannot be read" in status.stdout
+    assert f"{out / 'sent.json'} cannot be read" in status.stdout and status.returncode == 1
