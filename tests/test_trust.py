@@ -526,3 +526,21 @@ def test_merge_output_never_overwrites_what_the_batch_is_made_of_or_what_the_bui
     with pytest.raises(MergeRefused, match="that is a file the batch is made from"):
         write_yaml(source, source.read_text().replace("logo: logo.png", "logo: stamp.pdf"))
         merge(source, out, out=tmp_path / "stamp.pdf")
+
+
+def test_a_bundle_left_behind_by_merge_output_elsewhere_is_not_vouched_for(tmp_path):
+    """After `merge --output other.pdf` the record names other.pdf: an earlier
+    bundle.pdf (which anyone may change) is reported, not silently left."""
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n" + person("one"))
+    out = tmp_path / "build"
+    assert invoke("build", "merge", "-r", str(source), "-b", str(out)).returncode == 0
+    assert invoke("check", "-r", str(source), "-b", str(out)).returncode == 0
+    assert invoke("merge", "-r", str(source), "-b", str(out), "--output", str(tmp_path / "other.pdf")).returncode == 0
+    with open(out / "bundle.pdf", "ab") as pdf:
+        pdf.write(b"%% changed by hand\n")
+    done = invoke("check", "-r", str(source), "-b", str(out))
+    assert done.returncode == 1, done.stdout
+    assert f"bundle: changed; bundle.pdf is not on the record (merge last wrote {tmp_path / 'other.pdf'}): " \
+        "run `invoke merge` to write it again, or delete it" in done.stdout, done.stdout
+    assert invoke("merge", "-r", str(source), "-b", str(out)).returncode == 0  # written again: on the record
+    assert invoke("check", "-r", str(source), "-b", str(out)).returncode == 0
