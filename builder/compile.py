@@ -236,16 +236,23 @@ _PRELOADABLE_RE = re.compile(r"\\DocumentMetadata\{[^\n]*\}\n\\documentclass\[[^
 PRELOAD = "letterbatch-preload"
 _making = threading.Lock()  # letters compiled side by side ask for the same format
 _unmakeable: set[Path] = set()  # formats that failed in this process: not tried again
+_looked_up: dict[Path, tuple[int, int]] = {}  # formats whose inputs TeX still finds (by their record's stat)
+# A format is about 7.6 MB. One is made per preamble (language, envelope ...); the most
+# recently used few are kept. It saves time and is never a cause of failure: without
+# this much free space, or in a folder that cannot be written, letters compile without one.
+KEEP_FORMATS = 4
+ROOM_NEEDED = 64 * 2**20
 
 
 def preloaded_format(source: str, folder: Path, env: dict[str, str]) -> Path | None:
     """A pdfTeX format holding the preamble of ``source`` (a web copy's
     \\DocumentMetadata and \\documentclass lines), made in ``folder`` with
     ``pdflatex -ini`` (see letterhead/letterbatch-preload.tex), or reused
-    while every file it was made from is unchanged. Each pass of a tagged
-    letter then skips loading LaTeX's tagging code (about 0.7 s of 1.1 s).
-    None when ``source`` does not start that way or no format can be made:
-    the letter is then compiled as it is, with the same bytes."""
+    while TeX would read the same files, unchanged, to make it again. Each
+    pass of a tagged letter then skips loading LaTeX's tagging code (about
+    0.7 s of 1.1 s). None when ``source`` does not start that way or no
+    format can be made: the letter is then compiled as it is, with the same
+    bytes."""
     start = _PRELOADABLE_RE.match(source)
     if start is None:
         return None
@@ -257,11 +264,18 @@ def preloaded_format(source: str, folder: Path, env: dict[str, str]) -> Path | N
     with _making:
         if fmt in _unmakeable:
             return None
-        if fmt.exists() and _inputs_unchanged(record):
-            return fmt
-        made = _dump_format(text, fmt, record, env)
+        try:
+            if fmt.exists() and _still_current(fmt, record, env):
+                _touch(fmt)  # recently used: kept
+                return fmt
+            folder.mkdir(parents=True, exist_ok=True)
+            made = _dump_format(text, fmt, record, env) if shutil.disk_usage(folder).free >= ROOM_NEEDED else None
+        except OSError:  # a full disk, a folder that cannot be written: compiled without
+            made = None
         if made is None:
             _unmakeable.add(fmt)
+        else:
+            _keep_recent(folder)
         return made
 
 
@@ -270,14 +284,18 @@ def forget_format(fmt: Path) -> None:
     again by this process (a later command tries again)."""
     with _making:
         _unmakeable.add(fmt)
-        fmt.unlink(missing_ok=True)
-        fmt.with_suffix(".json").unlink(missing_ok=True)
+        for path in (fmt, fmt.with_suffix(".json")):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass
 
 
 def _dump_format(text: str, fmt: Path, record: Path, env: dict[str, str]) -> Path | None:
     from .files import write_atomic
 
-    # made in a folder of its own (its log and .fls stay there to read), then moved into place
+    # made in a folder of its own, then moved into place; the folder goes once it is made
+    # (after a failure its log stays there to read, without the half-written format)
     making = fmt.parent / f"making-{fmt.stem}"
     shutil.rmtree(making, ignore_errors=True)
     making.mkdir(parents=True)
@@ -289,9 +307,10 @@ def _dump_format(text: str, fmt: Path, record: Path, env: dict[str, str]) -> Pat
                               cwd=making, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, timeout=TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
-        return None
+        proc = None
     made = making / fmt.name
-    if proc.returncode != 0 or not made.exists():
+    if proc is None or proc.returncode != 0 or not made.exists():
+        made.unlink(missing_ok=True)
         return None
     # every file the format was made from, as it was: the format stands while they do
     inputs = {}
@@ -304,16 +323,48 @@ def _dump_format(text: str, fmt: Path, record: Path, env: dict[str, str]) -> Pat
                 inputs[str(path.resolve())] = [stat.st_size, stat.st_mtime_ns]
     os.replace(made, fmt)
     write_atomic(record, json.dumps(inputs, sort_keys=True).encode())
+    shutil.rmtree(making, ignore_errors=True)
     return fmt
 
 
-def _inputs_unchanged(record: Path) -> bool:
+def _still_current(fmt: Path, record: Path, env: dict[str, str]) -> bool:
+    """Every file the format was made from is as it was (size and date), and
+    TeX still finds those files, not others of the same names (a package
+    installed since in a folder searched first, such as ~/texmf)."""
     try:
         inputs = json.loads(record.read_text(encoding="utf-8"))
-        return bool(inputs) and all(
-            [(stat := os.stat(path)).st_size, stat.st_mtime_ns] == list(seen) for path, seen in inputs.items())
-    except (OSError, ValueError, TypeError, AttributeError):
+        if not inputs or not all([(stat := os.stat(path)).st_size, stat.st_mtime_ns] == list(seen)
+                                 for path, seen in inputs.items()):
+            return False
+        seen_record = os.stat(record)
+        if _looked_up.get(fmt) == (seen_record.st_mtime_ns, seen_record.st_size):
+            return True  # looked up once by this process: one kpsewhich per format, not per letter
+        # (texmf.cnf: every one on the path is read, not the first found)
+        searched = [path for path in inputs if not path.endswith(".cnf")]
+        found = subprocess.run(["kpsewhich", "-engine=pdftex", *sorted({Path(p).name for p in searched})],
+                               env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               timeout=TIMEOUT_SECONDS).stdout.splitlines()
+        if not set(searched) <= {str(Path(line).resolve()) for line in found if line}:
+            return False
+        _looked_up[fmt] = (seen_record.st_mtime_ns, seen_record.st_size)
+        return True
+    except (OSError, ValueError, TypeError, AttributeError, subprocess.SubprocessError):
         return False
+
+
+def _touch(fmt: Path) -> None:
+    try:
+        os.utime(fmt)
+    except OSError:
+        pass  # a folder that cannot be written: the format is still used
+
+
+def _keep_recent(folder: Path) -> None:
+    """The formats used last stay; older ones (a preamble no longer built) go."""
+    formats = sorted(folder.glob("preamble-*.fmt"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for old in formats[KEEP_FORMATS:]:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".json").unlink(missing_ok=True)
 
 
 def tex_errors(log_text: str) -> list[TexError]:

@@ -500,15 +500,15 @@ def test_a_format_is_made_again_when_a_file_it_was_made_from_changes(tmp_path):
     record = json.loads(fmt.with_suffix(".json").read_text())
     assert any(path.endswith("/letterbatch.cls") for path in record)  # the class, tagpdf ...
     assert any(path.endswith("/tagpdf.sty") for path in record)
-    made = fmt.stat().st_mtime_ns
+    made = fmt.stat().st_ino  # (a format made again is a new file; one reused is touched)
     assert build(source, tmp_path / "build", medium="web", force=True).ok
-    assert fmt.stat().st_mtime_ns == made  # reused
+    assert fmt.stat().st_ino == made  # reused
     # as if TeX Live had been updated: one of them is not as it was
     path = next(p for p in record if p.endswith("/tagpdf.sty"))
     record[path] = [record[path][0], record[path][1] + 1]
     fmt.with_suffix(".json").write_text(json.dumps(record))
     assert build(source, tmp_path / "build", medium="web", force=True).ok
-    assert fmt.stat().st_mtime_ns != made
+    assert fmt.stat().st_ino != made
 
 
 def test_a_recipient_made_invalid_leaves_no_web_copy_or_page_to_publish(tmp_path):
@@ -521,3 +521,64 @@ def test_a_recipient_made_invalid_leaves_no_web_copy_or_page_to_publish(tmp_path
     report = build(source, tmp_path / "build", medium="web")
     assert [o.status for o in report.outcomes] == ["invalid", "up to date"]
     assert not pdf.exists() and not pdf.with_suffix(".html").exists()
+
+
+SHORT_WEB = MINIMAL_LETTER + "recipients:\n  - {id: web-one, name: Bo, address: [2 Road], salutation: 'Dear Bo,'}\n"
+
+
+def test_a_format_is_made_again_when_tex_would_find_another_file_of_the_same_name(tmp_path, monkeypatch):
+    """A package installed since in a folder TeX searches first (~/texmf)
+    shadows the one the format holds: the format is made again, and the web
+    copy is what the letter's .tex compiled by hand gives."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("TEXMFHOME", raising=False)
+    source = write_yaml(tmp_path / "recipients.yaml", SHORT_WEB)
+    assert build(source, tmp_path / "build", medium="web").ok
+    [fmt] = (tmp_path / "build" / "web" / "work" / "_preamble").glob("*.fmt")
+    made = fmt.stat().st_ino
+    system = subprocess.run(["kpsewhich", "xcolor.sty"], capture_output=True, text=True, check=True).stdout.strip()
+    mine = home / "texmf" / "tex" / "latex" / "xcolor" / "xcolor.sty"
+    mine.parent.mkdir(parents=True)
+    mine.write_text(Path(system).read_text(encoding="utf-8").replace(
+        "\\endinput", "\\AtEndDocument{\\par SHADOWEDTEXT\\par}\\endinput", 1), encoding="utf-8")
+    assert build(source, tmp_path / "build", medium="web", force=True).ok
+    assert fmt.stat().st_ino != made
+    assert "SHADOWEDTEXT" in pdf_text(tmp_path / "build" / WEB_PDF)
+    assert compiled_without_format(tmp_path / "build", source, "web-one", tmp_path / "hand") == \
+        (tmp_path / "build" / WEB_PDF).read_bytes()
+
+
+def test_no_format_where_none_can_be_made_and_the_letters_build_as_ever(tmp_path, monkeypatch):
+    """A format is a saving, never a cause of failure: a folder that cannot
+    hold it (here `_preamble` is a file), or too little free space, and the
+    letters compile without one, with the same bytes."""
+    from builder import compile as tex
+
+    source = write_yaml(tmp_path / "recipients.yaml", SHORT_WEB)
+    assert build(source, tmp_path / "with", medium="web").ok
+    expected = (tmp_path / "with" / WEB_PDF).read_bytes()
+    (tmp_path / "file" / "web" / "work").mkdir(parents=True)
+    (tmp_path / "file" / "web" / "work" / "_preamble").write_text("not a folder")
+    monkeypatch.setattr(tex, "ROOM_NEEDED", 2 ** 62)  # more than any disk has free
+    for where in ("file", "full"):
+        report = build(source, tmp_path / where, medium="web")
+        assert report.ok, [o.message for o in report.failed]
+        assert (tmp_path / where / WEB_PDF).read_bytes() == expected
+        assert not started_from_format(tmp_path / where, "web-one")
+    assert not list((tmp_path / "full" / "web" / "work" / "_preamble").glob("*.fmt"))
+
+
+def test_only_the_formats_used_last_are_kept(tmp_path, monkeypatch):
+    from builder import compile as tex
+
+    monkeypatch.setattr(tex, "KEEP_FORMATS", 1)
+    source = write_yaml(tmp_path / "recipients.yaml", SHORT_WEB)
+    assert build(source, tmp_path / "build", medium="web").ok
+    [first] = (tmp_path / "build" / "web" / "work" / "_preamble").glob("*.fmt")
+    write_yaml(source, SHORT_WEB.replace("  body:\n", "  envelope: C5\n  body:\n"))  # another preamble
+    assert build(source, tmp_path / "build", medium="web").ok
+    [second] = (tmp_path / "build" / "web" / "work" / "_preamble").glob("*.fmt")
+    assert second != first and not first.with_suffix(".json").exists()
+    assert not list((tmp_path / "build" / "web" / "work" / "_preamble").glob("making-*"))
