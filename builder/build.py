@@ -641,6 +641,8 @@ class _Compiler:
             pdf = self.layout.pdf(rid)
             findings = check.preflight(source.recipient, where, pages[where.start:where.start + where.pages],
                                        self.prepared.loaded.batch)
+            # what its signed copy was made from stays on the record: status tells an older one
+            signed = (self.manifest.letters.get(rid) or {}).get("signed")
             self.manifest.letters[rid] = {
                 "recipient": recipient_label(source.recipient),
                 "file": self.layout.relative(pdf), "pages": where.pages, "sha256": "",
@@ -651,6 +653,8 @@ class _Compiler:
             }
             entry = self.manifest.letters[rid]
             entry["sha256"] = current_sha256(pdf, entry)
+            if signed:
+                entry["signed"] = signed
             outcomes.append(Outcome(rid, "built", pdf, seconds=seconds, warnings=where.overfull,
                                     findings=self.manifest.letters[rid]["findings"], pages=where.pages))
         return outcomes

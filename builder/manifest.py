@@ -74,7 +74,9 @@ _FINDING = {"code": str, "level": str, "message": str}
 _SEEN = {"stat": [int], "sha256": str}
 _LETTER = {"recipient": str, "file": str, "pages": int, "sha256": str, "inputs": _TEXT, "log": str,
            "findings": [_FINDING], "signature": (None, [(int, float)]), "window": (None, [(int, float)]),
-           "accepted": _TEXT, "failed": str, "failed_inputs": str, "seen": object}
+           "accepted": _TEXT, "failed": str, "failed_inputs": str, "seen": object,
+           # its signed copy (invoke sign): the letter it was made from, and its own hash
+           "signed": {"letter": str, "sha256": str, "seen": object}}
 _BUNDLE = {"file": str, "pages": int, "sha256": str, "letters": [str], "inputs": _TEXT,
            "accepted": {str: _TEXT}, "options": {str: bool}, "cover_pages": int, "blank_pages": int,
            "cover": (None, {"key": str, "pages": int, "sha256": str, "seen": _SEEN}), "key": str, "seen": _SEEN}

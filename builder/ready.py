@@ -127,6 +127,27 @@ def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | N
     return states
 
 
+def signed_copy_note(layout, manifest: Manifest, recipient_id: str) -> str | None:
+    """What is wrong with a letter's signed copy (``invoke sign``), from the
+    record, or None: none made, or the signed copy of the letter as it is."""
+    signed = layout.signed_pdf(recipient_id)
+    if not signed.exists():
+        return None
+    entry = manifest.letters.get(recipient_id) or {}
+    record = entry.get("signed")
+    name = layout.relative(signed)
+    if not record:
+        return f"{name} is not on the record: run `invoke sign`"
+    if record.get("letter") != entry.get("sha256"):
+        return f"{name} is the signed copy of an older letter: run `invoke sign`"
+    try:
+        if current_sha256(signed, record) != record.get("sha256"):
+            return f"{name} changed since it was signed: run `invoke sign --force`"
+    except OSError:
+        return f"{name} cannot be read: run `invoke sign --force`"
+    return None
+
+
 @dataclass
 class BundleState:
     state: str  # "ready", "never merged", "changed", "stale"

@@ -243,6 +243,7 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
         if isinstance(bundle_parts, _NotSigned):
             report.bundle_note, report.bundle_refused = bundle_parts.note, bundle_parts.error
             if not todo:
+                _record_signed(layout, manifest, report.current)
                 return report
         with open_signer(key) as signer, appearance() as style:
             for rid in todo:
@@ -250,6 +251,8 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
                     report.signed.append(_sign_letter(layout, manifest.letters[rid], rid, signer, reason, style))
                 except PdfError as exc:  # this letter's file: the others are still signed
                     report.failed.append(f"{rid}: {layout.pdf(rid).name} cannot be signed: {_one_line(exc)}")
+            _record_signed(layout, manifest, [rid for rid in ready if rid not in todo] + [
+                rid for rid in todo if layout.signed_pdf(rid) in report.signed])
             if isinstance(bundle_parts, list):
                 if report.failed:
                     report.bundle_note = f"{layout.bundle.name} not signed: some of its letters could not be signed"
@@ -257,6 +260,22 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
                 else:
                     report.bundle = _sign_bundle(layout, bundle_parts, signer, reason, style)
     return report
+
+
+def _record_signed(layout, manifest, current: list[str]) -> None:
+    """On the record: each of ``current``'s signed copy is of its letter as it is,
+    so ``status`` can tell a signed copy of an older letter without pyHanko."""
+    from .manifest import current_sha256
+
+    changed = False
+    for rid in current:
+        entry = manifest.letters[rid]
+        record = {"letter": entry["sha256"]}
+        record["sha256"] = current_sha256(layout.signed_pdf(rid), record)
+        if entry.get("signed") != record:
+            entry["signed"], changed = record, True
+    if changed:
+        write_atomic(manifest.path, manifest.to_json())
 
 
 def _sign_letter(layout, entry: dict, rid: str, signer, reason: str, style) -> Path:

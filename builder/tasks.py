@@ -369,12 +369,15 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     from .ready import finding_text
 
     mailed = mail_notes(batch.build_dir) if for_ == "print" else {}
+    signed = signed_notes(batch.build_dir, [s.recipient for s in states]) if for_ == "print" else {}
     width = max((len(s.recipient) for s in states), default=0)
     for s in states:
         print(f"  {s.recipient:<{width}}  {s.state:<11} {s.reason}".rstrip())
         for finding in s.findings:
             note = " (accepted)" if finding.get("code") in s.accepted else ""
             print(f"  {'':<{width}}    {finding_text(finding)}{note}")
+        if s.recipient in signed:
+            print(f"  {'':<{width}}  {signed[s.recipient]}")
         if s.recipient in mailed:
             print(f"  {'':<{width}}  {mailed[s.recipient][0]}")
     if "" in mailed:  # the send log itself is unreadable
@@ -388,6 +391,21 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     if any(s.state in ("preflight", "failed", "changed", "invalid") for s in states) or \
             any(act for _, act in mailed.values()):
         raise Exit(code=1)
+
+
+def signed_notes(build_dir: Path, recipients: list[str]) -> dict[str, str]:
+    """Per letter, what is wrong with its signed copy (from the record: no pyHanko)."""
+    from .build import Layout
+
+    layout = Layout.of(build_dir)
+    if not layout.signed.exists():
+        return {}
+    from .manifest import Manifest
+    from .ready import signed_copy_note
+
+    manifest = Manifest.read(layout.root)
+    notes = {rid: signed_copy_note(layout, manifest, rid) for rid in recipients}
+    return {rid: note for rid, note in notes.items() if note}
 
 
 def mail_notes(build_dir: Path) -> dict[str, tuple[str, bool]]:

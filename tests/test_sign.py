@@ -208,3 +208,30 @@ def test_pyhanko_is_imported_only_to_sign():
              "print(sorted(m for m in sys.modules if m.startswith(('pyhanko', 'pkcs11'))))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_status_tells_a_signed_copy_of_an_older_letter(signed_batch, keys, tmp_path):
+    """From the record sign keeps (no pyHanko in status): a signed copy made
+    from an older letter, or changed since, is named with the command to run."""
+    from builder.build import build
+
+    source, out = copy_batch(signed_batch[:2], tmp_path / "b")
+
+    def status() -> str:
+        done = invoke(["status", "--recipients", str(source), "--build-dir", str(out)])
+        assert "Traceback" not in done.stderr
+        return done.stdout
+
+    assert "signed/" not in status()
+    source.write_text(source.read_text().replace("Dear Sophie,", "Dear Ms Linden,"))
+    assert build(source, out).ok
+    with open(out / "signed" / "essex.pdf", "ab") as handle:
+        handle.write(b"\n% edited\n")
+    seen = status()
+    assert "signed/london.pdf is the signed copy of an older letter: run `invoke sign`" in seen, seen
+    assert "signed/essex.pdf changed since it was signed: run `invoke sign --force`" in seen, seen
+    assert seen.count("signed/") == 2
+    p12, _ = keys
+    done = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
+                  {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert "signed/" not in status(), done.stdout + done.stderr
