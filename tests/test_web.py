@@ -582,3 +582,21 @@ def test_only_the_formats_used_last_are_kept(tmp_path, monkeypatch):
     [second] = (tmp_path / "build" / "web" / "work" / "_preamble").glob("*.fmt")
     assert second != first and not first.with_suffix(".json").exists()
     assert not list((tmp_path / "build" / "web" / "work" / "_preamble").glob("making-*"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny file system needs root")
+def test_web_copies_build_on_a_disk_too_small_for_a_format(tmp_path):
+    """6 MB free (a format takes 7.6): the letters compile without one, as
+    before formats existed, with the same bytes."""
+    source = write_yaml(tmp_path / "recipients.yaml", SHORT_WEB)
+    assert build(source, tmp_path / "roomy", medium="web").ok
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(disk)], check=True)
+    try:
+        report = build(source, disk / "build", medium="web")
+        assert report.ok, [o.message for o in report.failed]
+        assert (disk / "build" / WEB_PDF).read_bytes() == (tmp_path / "roomy" / WEB_PDF).read_bytes()
+        assert not list((disk / "build" / "web" / "work" / "_preamble").glob("*.fmt"))
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
