@@ -270,12 +270,12 @@ def preloaded_format(source: str, folder: Path, env: dict[str, str]) -> Path | N
                 return fmt
             folder.mkdir(parents=True, exist_ok=True)
             made = _dump_format(text, fmt, record, env) if shutil.disk_usage(folder).free >= ROOM_NEEDED else None
+            if made is not None:
+                _keep_recent(folder)
         except OSError:  # a full disk, a folder that cannot be written: compiled without
-            made = None
+            made = fmt if fmt.exists() and record.exists() else None
         if made is None:
             _unmakeable.add(fmt)
-        else:
-            _keep_recent(folder)
         return made
 
 
