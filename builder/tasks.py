@@ -368,8 +368,8 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         raise stopped(exc)
     from .ready import finding_text
 
-    mailed = mail_notes(batch.build_dir) if for_ == "print" else {}
-    signed = signed_notes(batch.build_dir, [s.recipient for s in states]) if for_ == "print" else {}
+    signed, mailed = after_build_notes(batch.build_dir, [s.recipient for s in states]) if for_ == "print" \
+        else ({}, {})
     width = max((len(s.recipient) for s in states), default=0)
     for s in states:
         print(f"  {s.recipient:<{width}}  {s.state:<11} {s.reason}".rstrip())
@@ -393,32 +393,23 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         raise Exit(code=1)
 
 
-def signed_notes(build_dir: Path, recipients: list[str]) -> dict[str, str]:
-    """Per letter, what is wrong with its signed copy (from the record: no pyHanko)."""
+def after_build_notes(build_dir: Path, recipients: list[str]) -> tuple[dict[str, str], dict[str, tuple[str, bool]]]:
+    """Per letter, what is wrong with its signed copy, and what the send log says
+    (and whether a person must act), both from the record: no pyHanko, one
+    reading of the manifest, none when nothing was signed or sent."""
     from .build import Layout
 
     layout = Layout.of(build_dir)
-    if not layout.signed.exists():
-        return {}
+    if not layout.signed.exists() and not layout.sent.exists():
+        return {}, {}
     from .manifest import Manifest
     from .ready import signed_copy_note
+    from .send import mail_notes
 
     manifest = Manifest.read(layout.root)
-    notes = {rid: signed_copy_note(layout, manifest, rid) for rid in recipients}
-    return {rid: note for rid, note in notes.items() if note}
-
-
-def mail_notes(build_dir: Path) -> dict[str, tuple[str, bool]]:
-    """What the send log says per letter (and whether a letter was rebuilt after it was mailed)."""
-    from .build import Layout
-
-    layout = Layout.of(build_dir)
-    if not layout.sent.exists():
-        return {}
-    from .manifest import Manifest
-    from .send import mail_notes as notes
-
-    return notes(layout, Manifest.read(layout.root))
+    signed = {rid: signed_copy_note(layout, manifest, rid) for rid in recipients} if layout.signed.exists() else {}
+    mailed = mail_notes(layout, manifest) if layout.sent.exists() else {}
+    return {rid: note for rid, note in signed.items() if note}, mailed
 
 
 @letter_task(help={"recipients": BATCH_HELP["recipients"], "only": "comma-separated recipient ids: just these"})

@@ -31,6 +31,16 @@ def person(rid, address=("1 Road",), extra=""):
 {extra}"""
 
 
+def two_letters_merged(tmp_path: Path) -> tuple[Path, Path]:
+    """A batch of two letters, built and merged: its YAML and its build folder."""
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + person("one") + person("two"))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    merge(source, out)
+    return source, out
+
+
 def invoke(*args, cwd=ROOT):
     return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=cwd, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL)
@@ -174,11 +184,7 @@ def test_same_inputs_same_bytes_whatever_the_batch_and_valid_files(tmp_path):
 
 
 def test_check_fails_on_a_bundle_older_than_its_letters_and_on_an_invalid_recipient(tmp_path):
-    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
-                        + person("one") + person("two"))
-    out = tmp_path / "build"
-    assert build(source, out).ok
-    merge(source, out)
+    source, out = two_letters_merged(tmp_path)
     assert all(r.ready for r in check(source, out))
     write_yaml(source, source.read_text().replace("name: Reader two", "name: Reader Two"))
     assert build(source, out).ok
@@ -223,11 +229,7 @@ def letterhead_copy(tmp_path, monkeypatch):
 
 
 def test_a_broken_class_keeps_the_last_good_pdfs_and_names_its_own_line(tmp_path, letterhead_copy):
-    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
-                        + person("one") + person("two"))
-    out = tmp_path / "build"
-    assert build(source, out).ok
-    merge(source, out)
+    source, out = two_letters_merged(tmp_path)
     good = outputs(out)
     # an editor's swap file and a backup copy are not what TeX reads: nothing goes stale
     (letterhead_copy / ".letterbatch.cls.swp").write_bytes(b"swap")
@@ -410,11 +412,7 @@ def test_a_batch_unchanged_since_its_build_is_judged_from_the_record_and_any_cha
 
 
 def test_the_cover_is_used_again_only_while_it_is_what_merge_would_compile(tmp_path):
-    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
-                        + person("one") + person("two"))
-    out = tmp_path / "build"
-    assert build(source, out).ok
-    merge(source, out)
+    source, out = two_letters_merged(tmp_path)
     cover_log = out / "work" / "cover" / "cover.log"
     compiled = cover_log.stat().st_mtime_ns
     # one recipient's wording changes: their letter is rebuilt, the cover (same rows) is kept
