@@ -107,6 +107,18 @@ def _fits(value, shape) -> bool:
     return all(_fits(v, shape[k]) for k, v in value.items() if k in shape)
 
 
+def _verdict(data) -> tuple[frozenset, tuple, bool, bool]:
+    """Which parts of a parsed manifest are what this builder writes: the
+    letters that fit, those of them whose "seen" does not, and whether the
+    bundle and batch records fit. AttributeError: not a mapping at all."""
+    fitting = frozenset(k for k, v in data.get("letters", {}).items() if _fits(v, _LETTER))
+    unseen = tuple(k for k in fitting if not _fits(data["letters"][k].get("seen"), _SEEN))
+    return fitting, unseen, _fits(data.get("bundle"), _BUNDLE), _fits(data.get("batch"), _BATCH)
+
+
+_verdicts: dict[bytes, tuple] = {}  # the last manifest's verdict, by the SHA-256 of its bytes
+
+
 @dataclass
 class Manifest:
     path: Path
@@ -121,14 +133,22 @@ class Manifest:
         a letter without its record is built again, a bundle merged again."""
         path = root / FILE_NAME
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            letters = {k: v for k, v in data.get("letters", {}).items() if _fits(v, _LETTER)}
-            for entry in letters.values():
-                if not _fits(entry.get("seen"), _SEEN):
-                    entry.pop("seen", None)  # only a cache: the file is read again
-            bundle = data.get("bundle") if _fits(data.get("bundle"), _BUNDLE) else None
-            batch = data.get("batch") if _fits(data.get("batch"), _BATCH) else None
-            return cls(path, letters, bundle, batch)
+            text = path.read_bytes()
+            data = json.loads(text)
+            # checking the shape costs more than parsing (a build then merge reads it
+            # five times): the verdict is kept for these exact bytes
+            digest = hashlib.sha256(text).digest()
+            verdict = _verdicts.get(digest)
+            if verdict is None:
+                verdict = _verdict(data)
+                _verdicts.clear()
+                _verdicts[digest] = verdict
+            fitting, unseen, bundle_fits, batch_fits = verdict
+            letters = {k: v for k, v in data.get("letters", {}).items() if k in fitting}
+            for rid in unseen:
+                letters[rid].pop("seen", None)  # only a cache: the file is read again
+            return cls(path, letters, data.get("bundle") if bundle_fits else None,
+                       data.get("batch") if batch_fits else None)
         except (OSError, ValueError, AttributeError):
             return cls(path)
 
