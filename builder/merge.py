@@ -89,7 +89,9 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         cover_part, cover_record = (_cover(prepared, letters, duplex, notes, (manifest.bundle or {}).get("cover"))
                                     if cover else (None, None))
         parts = ([cover_part] if cover else []) + letters
-        data, starts, pages, blanks = _concatenate(parts, duplex, _metadata(prepared))
+        hashes = ([cover_record["sha256"]] if cover else []) + [manifest.letters[p.name]["sha256"] for p in letters]
+        digests = _Digests(layout.work / DIGESTS_NAME)
+        data, starts, pages, blanks = _concatenate(parts, duplex, _metadata(prepared), hashes, digests)
         if signature_fields:
             data = _add_signature_fields(data, [(p, s) for p, s in zip(parts, starts) if p.signature])
         write_atomic(out, data)
@@ -110,6 +112,7 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         }
         manifest.batch = prepared.record()
         write_atomic(manifest.path, manifest.to_json())
+        digests.save()
     return MergeReport(out, len(letters), pages, len(data), inputs_size, cover_pages, blanks,
                        {rid: sorted(codes) for rid, codes in accepted.items()})
 
@@ -164,24 +167,67 @@ def _bundle_key(prepared, manifest: Manifest, letters: list[_Part], accepted: di
     }, sort_keys=True).encode())
 
 
-def _concatenate(parts: list[_Part], duplex: bool, info: dict[str, str]) -> tuple[bytes, list[int], int, int]:
+DIGESTS_NAME = "bundle-digests.json"
+
+
+class _Digests:
+    """What a merge worked out about each document's fonts and forms (their
+    digests by value, ``split.Deduplicator``), kept for the next merge by the
+    SHA-256 of the document's file: merging again after one letter changed
+    hashes the fonts of that letter only. Only a short cut: a file that is
+    missing, unreadable or not of this shape is ignored, and the digests are
+    worked out again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.remembered: dict[str, dict[str, str]] = {}
+        self.learned: dict[str, dict[str, str]] = {}
+        try:
+            data = json.loads(path.read_bytes())
+            if isinstance(data, dict) and all(
+                    isinstance(objects, dict) and all(isinstance(v, str) and len(v) == 64 and _is_hex(v)
+                                                      for v in objects.values()) for objects in data.values()):
+                self.remembered = data
+        except (OSError, ValueError):
+            pass
+
+    def save(self) -> None:
+        """Keep what this merge used (the documents of the last bundle only)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.path, json.dumps(self.learned, sort_keys=True).encode())
+        except OSError:
+            pass  # the next merge works them out again
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _concatenate(parts: list[_Part], duplex: bool, info: dict[str, str], hashes: list[str] | None = None,
+                 digests: _Digests | None = None) -> tuple[bytes, list[int], int, int]:
     """The bundle's bytes, where each part starts, its page count, and the blank
     pages added. pikepdf (qpdf): a thousand letters in seconds, where pypdf
-    takes many; identical fonts and images are kept once."""
+    takes many; identical fonts and images are kept once. ``hashes``: the
+    SHA-256 of each part's file, by which ``digests`` remembers its fonts."""
     import pikepdf
 
     from . import split as split_pdf
 
     bundle = pikepdf.new()
     tree = pikepdf.NameTree.new(bundle)
-    dedupe = split_pdf.Deduplicator(bundle)
+    dedupe = split_pdf.Deduplicator(bundle, digests.remembered if digests else None)
     starts, blanks, labels = [], 0, []
     with contextlib.ExitStack() as kept, bundle.open_outline() as outline:
-        for part in parts:
+        for part, sha in zip(parts, hashes or [None] * len(parts)):
             start = len(bundle.pages)
             starts.append(start)
             pdf = pikepdf.open(part.pdf)
-            if dedupe.append(tree, pdf, split_pdf.named_destinations(pdf), range(part.pages)):
+            if dedupe.append(tree, pdf, split_pdf.named_destinations(pdf), range(part.pages), sha):
                 kept.enter_context(pdf)  # the bundle reads its new fonts from it when saved
             else:
                 pdf.close()
@@ -197,6 +243,8 @@ def _concatenate(parts: list[_Part], duplex: bool, info: dict[str, str]) -> tupl
     bundle.Root.Lang = pikepdf.String("en-GB")
     for key, value in info.items():
         bundle.docinfo[key] = pikepdf.String(value)
+    if digests:
+        digests.learned = dedupe.learned
     return split_pdf.to_bytes(bundle), starts, len(bundle.pages), blanks
 
 

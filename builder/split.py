@@ -224,27 +224,41 @@ class Deduplicator:
 
     _PLACEHOLDER = "/LetterbatchStoredOnce"
 
-    def __init__(self, pdf: pikepdf.Pdf) -> None:
+    def __init__(self, pdf: pikepdf.Pdf, remembered: dict[str, dict[str, str]] | None = None) -> None:
         self.pdf = pdf
         self.seen: dict[bytes, pikepdf.Object] = {}  # digest -> the bundle's object
         self.canon: dict[tuple[int, int], pikepdf.Object] = {}  # bundle objgen -> canonical object
         self.memo: dict[tuple[int, int], bytes] = {}  # bundle objgen -> digest
+        # the digests of each document's fonts and forms, by the SHA-256 of its
+        # file: what an earlier merge worked out, and what this one did
+        self.remembered = remembered or {}
+        self.learned: dict[str, dict[str, str]] = {}
 
-    def append(self, tree: pikepdf.NameTree, source: pikepdf.Pdf, dests: Dests, pages: range) -> bool:
+    def append(self, tree: pikepdf.NameTree, source: pikepdf.Pdf, dests: Dests, pages: range,
+               file_sha256: str | None = None) -> bool:
         """Append ``pages`` of ``source`` (``append``); True if the bundle
         still reads from ``source`` (it brought something new), so it must
-        stay open until the bundle is saved."""
+        stay open until the bundle is saved. With ``file_sha256`` (the hash of
+        the file ``source`` was opened from), the digests of its fonts and
+        forms are taken from ``remembered`` instead of worked out again: a
+        file with that hash has those objects."""
         known: list[pikepdf.Object] = []
         memo: dict[tuple[int, int], bytes] = {}
+        remembered = self.remembered.get(file_sha256, {}) if file_sha256 else {}
+        learned: dict[str, str] = {}
         for index in pages:
             for entries in _resource_tables(source.pages[index].obj):
                 for key in list(entries.keys()):
                     value = entries[key]
                     if isinstance(value, pikepdf.Object) and value.is_indirect:
-                        found = self.seen.get(digest(source, value, memo))
+                        where = "%d %d" % value.objgen  # the object in that file
+                        learned[where] = remembered.get(where) or digest(source, value, memo).hex()
+                        found = self.seen.get(bytes.fromhex(learned[where]))
                         if found is not None:  # stands in for it while the page is copied
                             entries[key] = pikepdf.Name(f"{self._PLACEHOLDER}{len(known)}")
                             known.append(found)
+        if file_sha256:
+            self.learned[file_sha256] = learned
         start = len(self.pdf.pages)
         append(self.pdf, tree, source, dests, pages)
         brought_new = False
@@ -330,10 +344,12 @@ def digest(pdf: pikepdf.Pdf, obj: pikepdf.Object, memo: dict[tuple[int, int], by
     # resolved=True: the object itself, not a reference to it
     text = (obj.stream_dict if isinstance(obj, pikepdf.Stream) else obj).unparse(resolved=True)
     # object numbers differ from file to file: hash what they point at instead
-    h = hashlib.sha256(_REF_RE.sub(b"@", text))
+    # (split: the text between references, then each reference's number and generation)
+    pieces = _REF_RE.split(text)
+    h = hashlib.sha256(b"@".join(pieces[0::3]))
     if isinstance(obj, pikepdf.Stream):
         h.update(obj.read_raw_bytes())
-    for number, generation in _REF_RE.findall(text):
+    for number, generation in zip(pieces[1::3], pieces[2::3]):
         h.update(digest(pdf, pdf.get_object(int(number), int(generation)), memo))
     result = h.digest()
     if obj.is_indirect:

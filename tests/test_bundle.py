@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import struct
 import zlib
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from pypdf import PdfReader
 
 from builder import files as files_module
+from builder import split as split_module
 from builder.build import build
 from builder.merge import merge
 from builder.sign import sign, validate
@@ -111,6 +113,33 @@ def test_duplex_pads_each_document_to_start_on_a_front_side(small_batch):
     assert [pdf_text_of_page(reader, i) for i in (1, 3, 5)] == ["", "", ""]
     plain = merge(source, out, cover=False)
     assert len(PdfReader(plain.path).pages) == 2 and plain.cover_pages == 0
+
+
+def test_a_merge_again_takes_the_digests_it_kept_and_writes_the_same_bundle(small_batch, monkeypatch):
+    source, out = small_batch
+    first = merge(source, out).path.read_bytes()
+    kept = out / "work" / "bundle-digests.json"
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    # one entry per document of the bundle, by the hash of its file
+    assert set(json.loads(kept.read_text(encoding="utf-8"))) == {
+        manifest["letters"]["one"]["sha256"], manifest["letters"]["two"]["sha256"], manifest["bundle"]["cover"]["sha256"]}
+    hashed = []
+    worked_out = split_module.digest
+
+    def counted(pdf, obj, memo):
+        hashed.append(pdf.filename)
+        return worked_out(pdf, obj, memo)
+
+    monkeypatch.setattr(split_module, "digest", counted)
+    (out / "bundle.pdf").unlink()
+    assert merge(source, out).path.read_bytes() == first
+    assert hashed and not [name for name in hashed if "letters" in name]  # no letter's fonts hashed again
+    for damaged in (b"not json", b'{"x": {"1 0": "zz"}}', b"[]", b'{"x": 3}'):
+        kept.write_bytes(damaged)  # only a short cut: worked out again
+        (out / "bundle.pdf").unlink()
+        hashed.clear()
+        assert merge(source, out).path.read_bytes() == first
+        assert [name for name in hashed if "letters" in name]
 
 
 def test_interrupted_merge_leaves_the_previous_bundle(small_batch, monkeypatch):
