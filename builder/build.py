@@ -694,8 +694,30 @@ def _hash_files(paths: list[Path]) -> str:
 def status(recipients_yaml: str | Path, build_dir: str | Path = "build",
            medium: str = "print") -> list[ready.LetterState]:
     """Every recipient's state, and why (``ready.letter_states``)."""
+    return batch_status(recipients_yaml, build_dir, medium).letters
+
+
+@dataclass
+class BatchStatus:
+    letters: list[ready.LetterState]
+    bundle: ready.BundleState | None = None  # print letters only: web copies have no bundle
+    signed_bundle: str | None = None  # what is wrong with the signed bundle (ready.signed_bundle_note)
+    bundle_name: str = "bundle.pdf"  # the bundle on the record (merge --output), as messages name it
+
+
+def batch_status(recipients_yaml: str | Path, build_dir: str | Path = "build",
+                 medium: str = "print") -> BatchStatus:
+    """Every recipient's state and, for print letters, the bundle's and its
+    signed copy's, all by the one readiness rule and from one reading of the
+    manifest."""
     prepared = recorded(recipients_yaml, build_dir, medium) or prepare(recipients_yaml, build_dir, medium)
-    return ready.letter_states(prepared, Manifest.read(prepared.layout.root))
+    manifest = Manifest.read(prepared.layout.root)
+    letters = ready.letter_states(prepared, manifest)
+    if medium != "print":
+        return BatchStatus(letters)
+    return BatchStatus(letters, ready.bundle_state(prepared, manifest, letters),
+                       ready.signed_bundle_note(prepared.layout, manifest),
+                       (manifest.bundle or {}).get("file", "bundle.pdf"))
 
 
 def epoch(date: dt.date) -> int:

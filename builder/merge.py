@@ -102,6 +102,9 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
             if not entry["accepted"]:
                 del entry["accepted"]
         cover_pages = parts[0].pages if cover else 0
+        # the same bytes as the bundle signed last: its signed copy is still its signed copy
+        signed = (manifest.bundle or {}).get("signed") if (manifest.bundle or {}).get("sha256") == sha256_bytes(data) \
+            else None
         manifest.bundle = {
             "file": layout.relative(out), "pages": pages, "sha256": sha256_bytes(data),
             "letters": [p.name for p in letters],
@@ -109,6 +112,7 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
             "accepted": {rid: dict(codes) for rid, codes in accepted.items()},
             "options": options, "cover_pages": cover_pages, "blank_pages": blanks, "cover": cover_record,
             "key": _bundle_key(prepared, manifest, letters, accepted, options, out),
+            **({"signed": signed} if signed else {}),
         }
         manifest.batch = prepared.record()
         write_atomic(manifest.path, manifest.to_json())

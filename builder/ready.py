@@ -148,6 +148,28 @@ def signed_copy_note(layout, manifest: Manifest, recipient_id: str) -> str | Non
     return None
 
 
+def signed_bundle_note(layout, manifest: Manifest) -> str | None:
+    """What is wrong with the signed bundle (``invoke sign``), from the
+    record, or None: none made, or the signed copy of the bundle as it is."""
+    signed = layout.bundle_signed
+    if not signed.exists():
+        return None
+    bundle = manifest.bundle or {}
+    record = bundle.get("signed")
+    name = layout.relative(signed)
+    if not record:  # merge writes a new record: a bundle merged since its signing has none
+        return (f"{name} is not on the record as the signed copy of {bundle.get('file', 'bundle.pdf')}"
+                " as merged last: run `invoke sign`")
+    if record.get("bundle") != bundle.get("sha256"):
+        return f"{name} is the signed copy of an older bundle: run `invoke sign`"
+    try:
+        if current_sha256(signed, record) != record.get("sha256"):
+            return f"{name} changed since it was signed: run `invoke sign --force`"
+    except OSError:
+        return f"{name} cannot be read: run `invoke sign --force`"
+    return None
+
+
 @dataclass
 class BundleState:
     state: str  # "ready", "never merged", "changed", "stale"

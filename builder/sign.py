@@ -243,7 +243,7 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
         if isinstance(bundle_parts, _NotSigned):
             report.bundle_note, report.bundle_refused = bundle_parts.note, bundle_parts.error
             if not todo:
-                _record_signed(layout, manifest, report.current)
+                _record_signed(layout, manifest, report.current, bundle_parts.current)
                 return report
         with open_signer(key) as signer, appearance() as style:
             for rid in todo:
@@ -251,20 +251,24 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
                     report.signed.append(_sign_letter(layout, manifest.letters[rid], rid, signer, reason, style))
                 except PdfError as exc:  # this letter's file: the others are still signed
                     report.failed.append(f"{rid}: {layout.pdf(rid).name} cannot be signed: {_one_line(exc)}")
-            _record_signed(layout, manifest, [rid for rid in ready if rid not in todo] + [
-                rid for rid in todo if layout.signed_pdf(rid) in report.signed])
             if isinstance(bundle_parts, list):
                 if report.failed:
                     report.bundle_note = f"{layout.bundle.name} not signed: some of its letters could not be signed"
                     report.bundle_refused = True
                 else:
-                    report.bundle = _sign_bundle(layout, bundle_parts, signer, reason, style)
+                    # the bundle on the record (merge --output may have written another file)
+                    report.bundle = _sign_bundle(layout, layout.root / manifest.bundle["file"], bundle_parts,
+                                                 signer, reason, style)
+            _record_signed(layout, manifest, [rid for rid in ready if rid not in todo] + [
+                rid for rid in todo if layout.signed_pdf(rid) in report.signed],
+                report.bundle is not None or (isinstance(bundle_parts, _NotSigned) and bundle_parts.current))
     return report
 
 
-def _record_signed(layout, manifest, current: list[str]) -> None:
-    """On the record: each of ``current``'s signed copy is of its letter as it is,
-    so ``status`` can tell a signed copy of an older letter without pyHanko."""
+def _record_signed(layout, manifest, current: list[str], bundle_current: bool = False) -> None:
+    """On the record: each of ``current``'s signed copy is of its letter as it
+    is (and, with ``bundle_current``, the signed bundle of the bundle as it
+    is), so ``status`` can tell a signed copy of an older one without pyHanko."""
     from .manifest import current_sha256
 
     changed = False
@@ -274,6 +278,11 @@ def _record_signed(layout, manifest, current: list[str]) -> None:
         record["sha256"] = current_sha256(layout.signed_pdf(rid), record)
         if entry.get("signed") != record:
             entry["signed"], changed = record, True
+    if bundle_current and manifest.bundle:
+        record = {"bundle": manifest.bundle["sha256"]}
+        record["sha256"] = current_sha256(layout.bundle_signed, record)
+        if manifest.bundle.get("signed") != record:
+            manifest.bundle["signed"], changed = record, True
     if changed:
         write_atomic(manifest.path, manifest.to_json())
 
@@ -304,7 +313,7 @@ def _bundle_to_sign(prepared, manifest, states, force: bool):
     bundle = layout.root / record["file"]
     if not force and is_signed_copy(bundle, layout.bundle_signed):
         return _NotSigned(f"{layout.bundle_signed.name} is already the signed copy of {bundle.name} "
-                          "(--force signs again)", error=False)
+                          "(--force signs again)", error=False, current=True)
     if record.get("options", {}).get("signature_fields"):
         return [field_name(rid) for rid in record["letters"]]
     return []
@@ -314,15 +323,16 @@ def _bundle_to_sign(prepared, manifest, states, force: bool):
 class _NotSigned:
     note: str
     error: bool = True  # the bundle should have been signed: the task fails
+    current: bool = False  # the signed bundle there is the signed copy of the bundle as it is
 
 
-def _sign_bundle(layout, fields: list[str], signer, reason: str, style) -> Path:
+def _sign_bundle(layout, bundle: Path, fields: list[str], signer, reason: str, style) -> Path:
     """Fill each letter's empty field (one incremental signature each, in order:
     the last covers the whole file), or sign a new invisible field."""
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.fields import enumerate_sig_fields
 
-    data = layout.bundle.read_bytes()
+    data = bundle.read_bytes()
     empty = {name for name, value, _ in enumerate_sig_fields(PdfFileReader(io.BytesIO(data), strict=False)) if value is None}
     for name in [f for f in fields if f in empty] or [SIGNATURE_FIELD]:
         data = sign_bytes(data, signer, field=name, reason=reason,

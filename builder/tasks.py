@@ -357,20 +357,21 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
 @letter_task(help={**BATCH_HELP, **MEDIUM_HELP})
 def status(c, recipients=None, build_dir=None, for_="print"):
     """List every recipient: ready, stale (and why), failed (first error), never built."""
-    from .build import status as letter_states
+    from .build import batch_status
     from .compile import TexMissing
     from .problems import LoadError
 
     batch = batch_paths(c, recipients, build_dir)
     try:
-        states = letter_states(batch.recipients, batch.build_dir, medium_of(for_))
+        found = batch_status(batch.recipients, batch.build_dir, medium_of(for_))
     except (LoadError, TexMissing, OSError) as exc:
         raise stopped(exc)
+    states = found.letters
     from .ready import finding_text
 
     signed, mailed = after_build_notes(batch.build_dir, [s.recipient for s in states]) if for_ == "print" \
         else ({}, {})
-    width = max((len(s.recipient) for s in states), default=0)
+    width = max([len(s.recipient) for s in states] + ([len(found.bundle_name)] if found.bundle else []), default=0)
     for s in states:
         print(f"  {s.recipient:<{width}}  {s.state:<11} {s.reason}".rstrip())
         for finding in s.findings:
@@ -382,14 +383,19 @@ def status(c, recipients=None, build_dir=None, for_="print"):
             print(f"  {'':<{width}}  {mailed[s.recipient][0]}")
     if "" in mailed:  # the send log itself is unreadable
         print(f"  {mailed[''][0]}")
+    if found.bundle is not None:  # the file's name: no recipient id has a dot
+        print(f"  {found.bundle_name:<{width}}  {found.bundle.state:<11} {found.bundle.reason}".rstrip())
+        if found.signed_bundle:
+            print(f"  {'':<{width}}  {found.signed_bundle}")
     counts: dict[str, int] = {}
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
     print(", ".join(f"{n} {state}" for state, n in counts.items()) or "no recipients")
     # a letter that needs a person (not only a build) makes the exit code say so: its
-    # build, or its mail (failed, unknown, or a recipient holding an older letter)
+    # build, its mail (failed, unknown, or a recipient holding an older letter), or a
+    # bundle changed since its merge (as a letter changed since its build)
     if any(s.state in ("preflight", "failed", "changed", "invalid") for s in states) or \
-            any(act for _, act in mailed.values()):
+            any(act for _, act in mailed.values()) or (found.bundle and found.bundle.state == "changed"):
         raise Exit(code=1)
 
 

@@ -235,3 +235,51 @@ def test_status_tells_a_signed_copy_of_an_older_letter(signed_batch, keys, tmp_p
     done = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
                   {"LETTERBATCH_P12_PASSWORD": "secret"})
     assert "signed/" not in status(), done.stdout + done.stderr
+
+
+def test_status_tells_the_bundle_and_its_signed_copy(signed_batch, keys, tmp_path):
+    """status gives the bundle's state by the same rule as merge and sign, and
+    what is wrong with the signed bundle, from the record (no pyHanko)."""
+    from builder.build import build
+    from builder.merge import merge
+
+    source, out = copy_batch(signed_batch[:2], tmp_path / "b")
+    p12, _ = keys
+
+    def status() -> subprocess.CompletedProcess:
+        done = invoke(["status", "--recipients", str(source), "--build-dir", str(out)])
+        assert "Traceback" not in done.stderr
+        return done
+
+    def sign() -> subprocess.CompletedProcess:
+        return invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
+                      {"LETTERBATCH_P12_PASSWORD": "secret"})
+
+    seen = status()
+    assert re.search(r"^  bundle\.pdf +ready$", seen.stdout, re.M) and "bundle-signed" not in seen.stdout, seen.stdout
+    good = (out / "bundle-signed.pdf").read_bytes()
+    (out / "bundle-signed.pdf").write_bytes(good + b"\n% edited\n")
+    assert "bundle-signed.pdf changed since it was signed: run `invoke sign --force`" in status().stdout
+    (out / "bundle-signed.pdf").write_bytes(good)
+    source.write_text(source.read_text().replace("Dear Sophie,", "Dear Ms Linden,"))
+    assert build(source, out).ok
+    seen = status()
+    assert re.search(r"^  bundle\.pdf +stale +older than its letters \(rebuilt since the merge\): london; "
+                     r"run `invoke merge`$", seen.stdout, re.M), seen.stdout
+    assert seen.returncode == 0  # a command to run, not a person to ask
+    # merged to another file: that is the bundle on the record, and the one sign signs
+    merge(source, out, out / "other.pdf", signature_fields=True)
+    seen = status()
+    assert re.search(r"^  other\.pdf +ready$", seen.stdout, re.M), seen.stdout
+    assert ("bundle-signed.pdf is not on the record as the signed copy of other.pdf as merged last: "
+            "run `invoke sign`") in seen.stdout
+    done = sign()
+    assert done.returncode == 0, done.stderr
+    signed = (out / "bundle-signed.pdf").read_bytes()
+    assert signed.startswith((out / "other.pdf").read_bytes()) and not signed.startswith((out / "bundle.pdf").read_bytes())
+    assert "bundle-signed" not in status().stdout
+    with open(out / "other.pdf", "ab") as handle:  # changed by hand after its merge
+        handle.write(b"\n% edited\n")
+    seen = status()
+    assert "other.pdf          changed     other.pdf changed since it was merged" in seen.stdout, seen.stdout
+    assert seen.returncode == 1
