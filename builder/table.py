@@ -372,6 +372,20 @@ def _shown(value, style: str) -> str | None:
     return None
 
 
+# What Excel (#N/A ...) and LibreOffice (Err:502 ...) write into a CSV file for a
+# cell that shows an error: CSV has no error type, so the error arrives as text.
+_CSV_ERROR = re.compile(r"#(?:NULL!|DIV/0!|VALUE!|REF!|NAME\?|NUM!|N/A|GETTING_DATA|SPILL!|CALC!|FIELD!|"
+                        r"BLOCKED!|CONNECT!|UNKNOWN!|BUSY!|PYTHON!)|Err:\d{3}")
+
+
+def _csv_cell(value: str) -> str | None:
+    if value == "":
+        return None
+    if _CSV_ERROR.fullmatch(value.strip()):
+        return Unusable(value.strip(), f"shows {value.strip()}, a spreadsheet error saved into the CSV file")
+    return value
+
+
 def _csv_rows(path: Path):
     raw = path.read_bytes()
     try:
@@ -395,7 +409,7 @@ def _csv_rows(path: Path):
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         for number, row in enumerate(reader, start=1):
-            yield number, [value if value != "" else None for value in row]
+            yield number, [_csv_cell(value) for value in row]
     except csv.Error as exc:
         raise TableError(f"this CSV file cannot be read here: {exc}", reader.line_num) from None
 

@@ -572,3 +572,24 @@ def test_a_spreadsheet_error_or_a_formula_never_worked_out_is_refused_where_it_s
         "never worked out (the file was not saved by a spreadsheet program); correct it in the spreadsheet or " \
         "type the value instead" in found, found
     assert len(found) == 2  # one message for each cell: not also "required field is missing"
+
+
+def test_a_spreadsheet_error_saved_into_a_csv_is_refused_where_it_stands(tmp_path):
+    """CSV has no error type: Excel writes #N/A, LibreOffice Err:502, as text.
+    A field given one is refused at its row and column; a cell that only looks
+    alike (#NA, a hashtag) prints as written, and the other letters build."""
+    (tmp_path / "contacts.csv").write_text(
+        "name,address,salutation,role,text.note,notes\r\n"
+        "Ann Good,1 Road,\"Dear Ann,\",#NA,A note.,\r\n"
+        "Bea Lookup,2 Road,\"Dear Bea,\", #N/A ,A note.,\r\n"
+        "Cy Calc,3 Road,Err:502,Clerk,A note.,\r\n"
+        "Di Unused,4 Road,\"Dear Di,\",#campaign,A note.,#REF!\r\n", encoding="utf-8")
+    loaded = load(batch(tmp_path, "contacts.csv"))
+    file = tmp_path / "contacts.csv"
+    assert [(r.id, r.role) for r in loaded.batch.recipients] == [("ann-good", "#NA"), ("di-unused", "#campaign")]
+    found = [str(p) for ps in loaded.rejected.values() for p in ps]
+    assert f"{file}:row 3:role: error: recipient 'bea-lookup': the cell shows #N/A, a spreadsheet error saved " \
+        "into the CSV file; correct it in the spreadsheet or type the value instead" in found, found
+    assert f"{file}:row 4:salutation: error: recipient 'cy-calc': the cell shows Err:502, a spreadsheet error " \
+        "saved into the CSV file; correct it in the spreadsheet or type the value instead" in found, found
+    assert len(found) == 2
