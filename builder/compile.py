@@ -11,6 +11,7 @@ run (``split`` then cuts it into one PDF per letter).
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -223,9 +224,27 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
             if owner in result.letters:
                 result.letters[owner].overfull.append(text)
     else:
+        if _WRITE_FAILED in terminal or _WRITE_FAILED in log_text:
+            raise _write_failed(workdir)
         result.errors = errors or tex_errors(log_text) or tex_errors(terminal) or _terminal_error(terminal)
     result.seconds = time.perf_counter() - started
     return result
+
+
+# pdfTeX's words when writing its PDF fails (a full disk, a quota): no fault of the letter's
+_WRITE_FAILED = "fwrite() failed"
+
+
+def _write_failed(workdir: Path) -> OSError:
+    """The OSError a write of the build's own would raise: the command stops
+    with one line and no letter is marked failed."""
+    try:
+        full = shutil.disk_usage(workdir).free < ROOM_NEEDED
+    except OSError:
+        full = False
+    said = "pdflatex could not write its PDF (pdfTeX: fwrite() failed)"
+    return OSError(errno.ENOSPC if full else errno.EIO,
+                   f"{os.strerror(errno.ENOSPC)}: {said}" if full else said, str(workdir))
 
 
 # ---- the preamble of a tagged letter, loaded once -----------------------------

@@ -309,6 +309,30 @@ def test_a_full_disk_and_a_read_only_folder_lose_nothing(tmp_path):
         subprocess.run(["umount", str(disk)], check=False)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny file system needs root")
+def test_a_disk_that_fills_while_pdflatex_writes_stops_the_build_and_fails_no_letter(tmp_path):
+    """Room for the .tex files, not for the PDF: pdfTeX says "fwrite() failed".
+    That is the disk's fault, not the letters': one line, exit 2, as for any
+    full disk, and no letter marked failed; with room, the next build is whole."""
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + person("one") + person("two"))
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(disk)], check=True)
+    try:
+        out = disk / "build"
+        full = invoke("build", "-r", str(source), "-b", str(out))
+        assert full.returncode == 2 and "Traceback" not in full.stderr, full.stdout + full.stderr
+        assert len(full.stderr.strip().splitlines()) == 1, full.stderr
+        assert "No space left on device: pdflatex could not write its PDF (pdfTeX: fwrite() failed)" \
+            in full.stderr and "letters built before are kept" in full.stderr, full.stderr
+        assert "failed" not in full.stdout and not (out / "manifest.json").exists()
+        subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)
+        assert build(source, out).ok and {s.state for s in status(source, out)} == {"ready"}
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
 def test_merge_writes_nothing_when_the_bundle_is_current_and_everything_else_merges_again(tmp_path):
     source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
                         + person("one") + person("two"))
