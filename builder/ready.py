@@ -13,6 +13,7 @@ current ready letters, in order, as they are now.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .manifest import Manifest, current_sha256
 
@@ -130,38 +131,32 @@ def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | N
 def signed_copy_note(layout, manifest: Manifest, recipient_id: str) -> str | None:
     """What is wrong with a letter's signed copy (``invoke sign``), from the
     record, or None: none made, or the signed copy of the letter as it is."""
-    signed = layout.signed_pdf(recipient_id)
-    if not signed.exists():
-        return None
     entry = manifest.letters.get(recipient_id) or {}
-    record = entry.get("signed")
-    name = layout.relative(signed)
-    if not record:
-        return f"{name} is not on the record: run `invoke sign`"
-    if record.get("letter") != entry.get("sha256"):
-        return f"{name} is the signed copy of an older letter: run `invoke sign`"
-    try:
-        if current_sha256(signed, record) != record.get("sha256"):
-            return f"{name} changed since it was signed: run `invoke sign --force`"
-    except OSError:
-        return f"{name} cannot be read: run `invoke sign --force`"
-    return None
+    return _signed_note(layout, layout.signed_pdf(recipient_id), entry.get("signed"), "letter",
+                        entry.get("sha256"), "is not on the record")
 
 
 def signed_bundle_note(layout, manifest: Manifest) -> str | None:
     """What is wrong with the signed bundle (``invoke sign``), from the
     record, or None: none made, or the signed copy of the bundle as it is."""
-    signed = layout.bundle_signed
+    bundle = manifest.bundle or {}
+    # merge writes a new record: a bundle merged since its signing has none
+    return _signed_note(layout, layout.bundle_signed, bundle.get("signed"), "bundle", bundle.get("sha256"),
+                        f"is not on the record as the signed copy of {bundle.get('file', 'bundle.pdf')} "
+                        "as merged last")
+
+
+def _signed_note(layout, signed: Path, record: dict | None, made_from: str, now: str | None,
+                 unrecorded: str) -> str | None:
+    """What is wrong with ``signed``, the signed copy of a ``made_from`` whose
+    hash is ``now``, by the ``record`` sign kept; None when nothing is."""
     if not signed.exists():
         return None
-    bundle = manifest.bundle or {}
-    record = bundle.get("signed")
     name = layout.relative(signed)
-    if not record:  # merge writes a new record: a bundle merged since its signing has none
-        return (f"{name} is not on the record as the signed copy of {bundle.get('file', 'bundle.pdf')}"
-                " as merged last: run `invoke sign`")
-    if record.get("bundle") != bundle.get("sha256"):
-        return f"{name} is the signed copy of an older bundle: run `invoke sign`"
+    if not record:
+        return f"{name} {unrecorded}: run `invoke sign`"
+    if record.get(made_from) != now:
+        return f"{name} is the signed copy of an older {made_from}: run `invoke sign`"
     try:
         if current_sha256(signed, record) != record.get("sha256"):
             return f"{name} changed since it was signed: run `invoke sign --force`"

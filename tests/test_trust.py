@@ -3,6 +3,7 @@ preflight, outputs that are what they claim, failures that keep good work.
 Every test builds real letters with pdflatex and tries to break a promise."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -272,14 +273,22 @@ def test_bad_jobs_is_one_line_not_a_traceback(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1 and "--jobs" in result.stderr
 
 
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str):
+    """A real file system of ``size`` (tmpfs, mounted at ``folder``): full disks for real."""
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny file system needs root")
 def test_a_full_disk_and_a_read_only_folder_lose_nothing(tmp_path):
     source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
                         + person("one") + person("two"))
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)
-    try:
+    with small_disk(tmp_path / "disk", "4m") as disk:
         out = disk / "build"
         assert build(source, out).ok
         merge(source, out)
@@ -305,8 +314,6 @@ def test_a_full_disk_and_a_read_only_folder_lose_nothing(tmp_path):
         merged = invoke("merge", "-r", str(source), "-b", str(out))
         assert merged.returncode != 0 and "Traceback" not in merged.stderr, merged.stderr
         assert outputs(out) == good
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny file system needs root")
@@ -316,10 +323,7 @@ def test_a_disk_that_fills_while_pdflatex_writes_stops_the_build_and_fails_no_le
     full disk, and no letter marked failed; with room, the next build is whole."""
     source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
                         + person("one") + person("two"))
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(disk)], check=True)
-    try:
+    with small_disk(tmp_path / "disk", "300k") as disk:
         out = disk / "build"
         full = invoke("build", "-r", str(source), "-b", str(out))
         assert full.returncode == 2 and "Traceback" not in full.stderr, full.stdout + full.stderr
@@ -329,8 +333,6 @@ def test_a_disk_that_fills_while_pdflatex_writes_stops_the_build_and_fails_no_le
         assert "failed" not in full.stdout and not (out / "manifest.json").exists()
         subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)
         assert build(source, out).ok and {s.state for s in status(source, out)} == {"ready"}
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
 
 
 def test_merge_writes_nothing_when_the_bundle_is_current_and_everything_else_merges_again(tmp_path):
@@ -486,16 +488,11 @@ def test_a_batch_cut_in_a_process_of_its_own_gives_the_same_letters_and_its_erro
     for rid in letters:
         assert (tmp_path / "apart" / f"{rid}.pdf").read_bytes() == (tmp_path / "here" / f"{rid}.pdf").read_bytes()
 
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)], check=True)
-    try:
+    with small_disk(tmp_path / "disk", "512k") as disk:
         with pytest.raises(OSError) as raised:
             split_pdf.split_apart(pdf, cuts(disk))
         assert raised.value.strerror == "No space left on device", raised.value
         assert not [p for p in disk.iterdir() if p.name.startswith(".")]  # no temporary file left
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
     with pytest.raises(FileNotFoundError):
         split_pdf.split_apart(tmp_path / "nothing.pdf", cuts(tmp_path / "none"))
     (tmp_path / "garbage.pdf").write_bytes(b"not a PDF at all")
