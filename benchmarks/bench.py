@@ -289,11 +289,9 @@ def built_batch(folder: Path, letters: int, jobs: int | None) -> tuple[Path, Pat
 
 def pypdf_merge(build_dir: Path) -> bytes:
     """pypdf's best bundle of the built letters, in order: each letter's pages
-    cloned (``add_page``) from the PDF the project's merge takes them from (the
-    batch PDF it was cut from when the manifest records one, so a batch's fonts
-    are copied once; else the letter's own), its link targets, a bookmark and
-    page labels per letter, and identical objects stored once
-    (``compress_identical_objects``).
+    cloned (``add_page``) from the letter's own file, as the project's merge
+    takes them, its link targets, a bookmark and page labels per letter, and
+    identical objects stored once (``compress_identical_objects``).
 
     ``PdfWriter.append`` would do the same, but it walks every named
     destination of the source for each letter appended (quadratic: minutes for
@@ -306,8 +304,7 @@ def pypdf_merge(build_dir: Path) -> bytes:
     writer, readers, names, start = PdfWriter(), {}, [], 0
     for rid in sorted(letters):
         entry = letters[rid]
-        batch = entry.get("batch")
-        path, first = (build_dir / batch["file"], batch["start"]) if batch else (build_dir / entry["file"], 0)
+        path, first = build_dir / entry["file"], 0
         if path not in readers:
             reader = PdfReader(path)
             targets: dict[int, list] = {}
