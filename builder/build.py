@@ -105,7 +105,11 @@ class Layout:
     def relative(self, path: Path) -> str:
         """How messages and the manifest name a file: relative to the build folder."""
         path = Path(path)
-        return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
+        if path.is_relative_to(self.root):
+            return str(path.relative_to(self.root))
+        # one given from another folder (merge --output ../x.pdf): where it really is
+        path, root = Path(os.path.abspath(path)), Path(os.path.abspath(self.root))
+        return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 @dataclass
@@ -703,6 +707,7 @@ class BatchStatus:
     bundle: ready.BundleState | None = None  # print letters only: web copies have no bundle
     signed_bundle: str | None = None  # what is wrong with the signed bundle (ready.signed_bundle_note)
     bundle_name: str = "bundle.pdf"  # the bundle on the record (merge --output), as messages name it
+    stray_bundle: str | None = None  # a bundle.pdf the record does not vouch for (ready.stray_bundle_note)
 
 
 def batch_status(recipients_yaml: str | Path, build_dir: str | Path = "build",
@@ -717,7 +722,8 @@ def batch_status(recipients_yaml: str | Path, build_dir: str | Path = "build",
         return BatchStatus(letters)
     return BatchStatus(letters, ready.bundle_state(prepared, manifest, letters),
                        ready.signed_bundle_note(prepared.layout, manifest),
-                       (manifest.bundle or {}).get("file", "bundle.pdf"))
+                       (manifest.bundle or {}).get("file", "bundle.pdf"),
+                       ready.stray_bundle_note(prepared.layout, manifest))
 
 
 def epoch(date: dt.date) -> int:

@@ -242,13 +242,7 @@ def check(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: 
         results.append(LetterCheck("bundle", bundle.state, bundle.reason, [], [],
                                    (manifest.bundle or {}).get("pages", 0),
                                    bundle.ready or bundle.state == "never merged", kind="bundle"))
-        # After `merge --output other.pdf`, an earlier bundle.pdf is no longer on the
-        # record: nothing vouches for it, so it is not left looking like the bundle.
-        layout = prepared.layout
-        recorded_file = layout.root / manifest.bundle["file"] if manifest.bundle else None
-        if layout.bundle.exists() and (recorded_file is None or recorded_file.resolve() != layout.bundle.resolve()):
-            wrote = f"merge last wrote {layout.relative(recorded_file)}" if recorded_file else "no merge on record"
-            results.append(LetterCheck("bundle", ready.CHANGED, (
-                f"{layout.relative(layout.bundle)} is not on the record ({wrote}): run `invoke merge` "
-                "to write it again, or delete it"), [], [], 0, False, kind="bundle"))
+        stray = ready.stray_bundle_note(prepared.layout, manifest)
+        if stray:
+            results.append(LetterCheck("bundle", ready.CHANGED, stray, [], [], 0, False, kind="bundle"))
     return results

@@ -21,7 +21,9 @@ def write_atomic(path: Path, data: bytes, durable: bool = False) -> None:
     ``durable``: on disk before this returns (fsync of the file and its folder),
     for records that must survive a crash, such as the send log."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and path.read_bytes() == data:
+    # the same bytes already there: left as they are (a FIFO or a device there is not
+    # read, which would never end, but replaced)
+    if path.is_file() and path.read_bytes() == data:
         return
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:

@@ -135,6 +135,8 @@ class Manifest:
         a letter without its record is built again, a bundle merged again."""
         path = root / FILE_NAME
         try:
+            if not path.is_file():  # none yet; or a FIFO or a device, which would never end
+                return cls(path)
             text = path.read_bytes()
             data = json.loads(text)
             # checking the shape costs more than parsing (a build then merge reads it
@@ -151,7 +153,7 @@ class Manifest:
                 letters[rid].pop("seen", None)  # only a cache: the file is read again
             return cls(path, letters, data.get("bundle") if bundle_fits else None,
                        data.get("batch") if batch_fits else None)
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):  # RecursionError: nested too deep
             return cls(path)
 
     def to_json(self) -> bytes:

@@ -187,12 +187,13 @@ class _Digests:
         self.remembered: dict[str, dict[str, str]] = {}
         self.learned: dict[str, dict[str, str]] = {}
         try:
-            data = json.loads(path.read_bytes())
+            # a regular file only: a FIFO or a device would never end
+            data = json.loads(path.read_bytes()) if path.is_file() else None
             if isinstance(data, dict) and all(
                     isinstance(objects, dict) and all(isinstance(v, str) and len(v) == 64 and _is_hex(v)
                                                       for v in objects.values()) for objects in data.values()):
                 self.remembered = data
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
             pass
 
     def save(self) -> None:

@@ -159,10 +159,23 @@ def _signed_note(layout, signed: Path, record: dict | None, made_from: str, now:
         return f"{name} is the signed copy of an older {made_from}: run `invoke sign`"
     try:
         if current_sha256(signed, record) != record.get("sha256"):
-            return f"{name} changed since it was signed: run `invoke sign --force`"
+            return f"{name} changed since it was signed: run `invoke sign`"
     except OSError:
-        return f"{name} cannot be read: run `invoke sign --force`"
+        return f"{name} cannot be read: run `invoke sign`"
     return None
+
+
+def stray_bundle_note(layout, manifest: Manifest) -> str | None:
+    """After `merge --output other.pdf`, an earlier bundle.pdf is no longer on
+    the record: nothing vouches for it, so it is not left looking like the
+    bundle. What to say of it, or None."""
+    recorded_file = layout.root / manifest.bundle["file"] if manifest.bundle else None
+    if not layout.bundle.exists() or (recorded_file is not None
+                                      and recorded_file.resolve() == layout.bundle.resolve()):
+        return None
+    wrote = f"merge last wrote {layout.relative(recorded_file)}" if recorded_file else "no merge on record"
+    return (f"{layout.relative(layout.bundle)} is not on the record ({wrote}): run `invoke merge` "
+            "to write it again, or delete it")
 
 
 @dataclass

@@ -16,6 +16,7 @@ start without loading the PDF libraries (pikepdf, pypdf, pyHanko).
 """
 from __future__ import annotations
 
+import errno
 import inspect
 import os
 import shutil
@@ -202,6 +203,10 @@ def ids_of(only: str | None) -> list[str] | None:
 
 
 def stopped(exc: Exception, code: int = 2, then: str = "") -> Exit:
+    if isinstance(exc, OSError) and exc.strerror:  # in words, with the file: not "[Errno 28] ..."
+        where = f" ({show(Path(exc.filename))})" if exc.filename else ""
+        hint = " Free some space, then try again." if exc.errno == errno.ENOSPC else ""
+        return Exit(f"could not go on: {exc.strerror}{where}.{hint}{then}", code=code)
     return Exit(f"{exc}{then}", code=code)
 
 
@@ -372,8 +377,10 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     signed, mailed = after_build_notes(batch.build_dir, [s.recipient for s in states]) if for_ == "print" \
         else ({}, {})
     width = max([len(s.recipient) for s in states] + ([len(found.bundle_name)] if found.bundle else []), default=0)
+    # "never merged" (12) is the longest state: the column grows to leave it a gap
+    column = max([11] + ([len(found.bundle.state) + 1] if found.bundle else []))
     for s in states:
-        print(f"  {s.recipient:<{width}}  {s.state:<11} {s.reason}".rstrip())
+        print(f"  {s.recipient:<{width}}  {s.state:<{column}} {s.reason}".rstrip())
         for finding in s.findings:
             note = " (accepted)" if finding.get("code") in s.accepted else ""
             print(f"  {'':<{width}}    {finding_text(finding)}{note}")
@@ -384,9 +391,10 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     if "" in mailed:  # the send log itself is unreadable
         print(f"  {mailed[''][0]}")
     if found.bundle is not None:  # the file's name: no recipient id has a dot
-        print(f"  {found.bundle_name:<{width}}  {found.bundle.state:<11} {found.bundle.reason}".rstrip())
-        if found.signed_bundle:
-            print(f"  {'':<{width}}  {found.signed_bundle}")
+        print(f"  {found.bundle_name:<{width}}  {found.bundle.state:<{column}} {found.bundle.reason}".rstrip())
+        for note in (found.signed_bundle, found.stray_bundle):
+            if note:
+                print(f"  {'':<{width}}  {note}")
     counts: dict[str, int] = {}
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
@@ -395,7 +403,8 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     # build, its mail (failed, unknown, or a recipient holding an older letter), or a
     # bundle changed since its merge (as a letter changed since its build)
     if any(s.state in ("preflight", "failed", "changed", "invalid") for s in states) or \
-            any(act for _, act in mailed.values()) or (found.bundle and found.bundle.state == "changed"):
+            any(act for _, act in mailed.values()) or (found.bundle and found.bundle.state == "changed") or \
+            found.stray_bundle:
         raise Exit(code=1)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -134,12 +135,17 @@ def test_a_merge_again_takes_the_digests_it_kept_and_writes_the_same_bundle(smal
     (out / "bundle.pdf").unlink()
     assert merge(source, out).path.read_bytes() == first
     assert hashed and not [name for name in hashed if "letters" in name]  # no letter's fonts hashed again
-    for damaged in (b"not json", b'{"x": {"1 0": "zz"}}', b"[]", b'{"x": 3}'):
-        kept.write_bytes(damaged)  # only a short cut: worked out again
+    for damaged in (b"not json", b'{"x": {"1 0": "zz"}}', b"[]", b'{"x": 3}', b"[" * 100_000 + b"]" * 100_000,
+                    "fifo"):
+        kept.unlink()
+        if damaged == "fifo":
+            os.mkfifo(kept)  # reading it would never end: not a file, so not read
+        else:
+            kept.write_bytes(damaged)  # only a short cut: worked out again
         (out / "bundle.pdf").unlink()
         hashed.clear()
         assert merge(source, out).path.read_bytes() == first
-        assert [name for name in hashed if "letters" in name]
+        assert [name for name in hashed if "letters" in name] and kept.is_file()
 
 
 def test_interrupted_merge_leaves_the_previous_bundle(small_batch, monkeypatch):

@@ -74,6 +74,23 @@ def test_a_chain_of_tasks_works_on_the_batch_the_user_named(project):
     assert refused.stderr.strip().count("\n") == 0 and "one batch per command" in refused.stderr
 
 
+def test_a_bundle_merged_to_a_path_given_from_the_working_folder_is_found_again(project):
+    """`--output` is read from where the command runs: the record keeps where
+    the file really is, so status, check and sign find that bundle, not another."""
+    (project / "elsewhere").mkdir()
+    done = invoke("build", "merge", "-b", "out", "--output", "out/other.pdf", cwd=project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = invoke("merge", "-b", "out", "--output", "elsewhere/x.pdf", cwd=project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for folder in (project, project / "sub"):  # any working folder
+        seen = invoke("status", "-b", str(project / "out"), "-r", str(project / "recipients.yaml"), cwd=folder)
+        assert re.search(rf"^  {re.escape(str(project / 'elsewhere' / 'x.pdf'))} +ready$", seen.stdout, re.M), \
+            seen.stdout + seen.stderr
+        assert seen.returncode == 0 and "not on the record" not in seen.stdout
+        checked = invoke("check", "-b", str(project / "out"), "-r", str(project / "recipients.yaml"), cwd=folder)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def test_each_batch_builds_into_its_own_folder_whatever_the_working_folder(project):
     from test_bundle import tiny_png
 

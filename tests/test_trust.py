@@ -500,6 +500,16 @@ def test_a_batch_cut_in_a_process_of_its_own_gives_the_same_letters_and_its_erro
         split_pdf.split_apart(tmp_path / "garbage.pdf", cuts(tmp_path / "none"))
 
 
+def test_a_manifest_nested_too_deep_or_not_a_file_is_no_record(tmp_path):
+    from builder.manifest import Manifest
+
+    (tmp_path / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    assert Manifest.read(tmp_path).letters == {}
+    (tmp_path / "manifest.json").unlink()
+    os.mkfifo(tmp_path / "manifest.json")  # reading it would never end
+    assert Manifest.read(tmp_path).letters == {}
+
+
 @pytest.mark.parametrize("where, key, value", [
     ("letter", "seen", "x"), ("letter", "inputs", "x"), ("letter", "findings", "abc"),
     ("letter", "findings", ["abc"]), ("letter", "accepted", ["window"]), ("letter", "pages", "two"),
