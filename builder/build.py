@@ -196,8 +196,10 @@ class Prepared:
 
     @property
     def rejected(self) -> list[tuple[str, str, str]]:
-        """Each invalid recipient, in file order: its label, its first problem, all of them."""
-        return [(ps[0].recipient or f"recipients[{i}]", ps[0].message, "\n".join(str(p) for p in ps))
+        """Each invalid recipient, in file order: its label, its first problem
+        (where, by file name, and what), all of them."""
+        return [(ps[0].recipient or f"recipients[{i}]", f"{ps[0].place(Path(ps[0].file).name)}: {ps[0].message}",
+                 "\n".join(str(p) for p in ps))
                 for i, ps in sorted(self.loaded.rejected.items())]
 
     @property

@@ -976,7 +976,7 @@ def _check_cross(letter: Letter | None, references: dict[str, Reference], known_
                 report.error(here + ("omit", i), f"part {name!r} is both omitted and given in text")
         for name in open_parts:
             if name not in recipient.text and name not in recipient.omit:
-                report.error(here + ("text",),
+                report.error(here + ("text", name),  # in a spreadsheet: that part's column, if any
                              f"part {name!r} has no shared text, so every recipient must give "
                              f"text.{name} (or list it under omit)")
         if all(name in recipient.omit for name in parts):

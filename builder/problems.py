@@ -19,12 +19,17 @@ class Problem:
     row: int | None = None  # in a spreadsheet: the row and the column's header
     header: str | None = None
 
-    def __str__(self) -> str:
-        where = self.file
+    def place(self, file: str | None = None) -> str:
+        """Where: the file (or ``file``), then its row and column, or line and column."""
+        where = self.file if file is None else file
         if self.row is not None:
             where += f":row {self.row}" + (f":{self.header}" if self.header else "")
         elif self.line is not None:
             where += f":{self.line}:{self.column}"
+        return where
+
+    def __str__(self) -> str:
+        where = self.place()
         shown = self.field if self.row is None or not self.header else ""
         who = (f"recipient {self.recipient!r}" + (", " if shown else ": ")) if self.recipient else ""
         what = f"field {shown!r}: " if shown else ""

@@ -87,7 +87,7 @@ def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | N
     first), with its state and the reason."""
     layout = prepared.layout
     wanted = None if only is None else set(only)
-    states = [LetterState(label, INVALID, f"invalid in {prepared.batch_name}: {first}")
+    states = [LetterState(label, INVALID, f"in {first}")  # its file (the YAML or a spreadsheet), where
               for label, first, _ in prepared.rejected]
     for source in prepared.sources:
         rid = source.recipient.id

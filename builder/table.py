@@ -64,7 +64,11 @@ class Table:
         for end in range(len(path), 0, -1):
             if path[:end] in cells:
                 return cells[path[:end]]
-        return Cell(self.rows[index], self.headers.get(str(path[0])) if path else None)
+        for end in range(len(path), 0, -1):  # no value there (left empty, or refused): its column
+            header = self.headers.get(".".join(str(part) for part in path[:end]))
+            if header:
+                return Cell(self.rows[index], header)
+        return Cell(self.rows[index], None)
 
 
 class Unusable(str):

@@ -82,8 +82,8 @@ def check_loaded(loaded, file):
     assert recipients[2].address == ["4 Side Street", "50%"]
     (problems,) = loaded.rejected.values()
     assert [str(p) for p in problems] == [
-        f"{file}:row 4: error: recipient 'jo-bloggs-2', field 'text': part 'note' has no shared text, so every "
-        "recipient must give text.note (or list it under omit)"]
+        f"{file}:row 4:text.note: error: recipient 'jo-bloggs-2': part 'note' has no shared text, so every "
+        "recipient must give text.note (or list it under omit)"]  # at the cell to fill
     assert [str(w) for w in loaded.warnings] == [
         f"{file}:row 1: warning: column 'Phone' not used (no field has that name; map it under columns: to use it)"]
 
@@ -583,7 +583,8 @@ def test_a_spreadsheet_error_saved_into_a_csv_is_refused_where_it_stands(tmp_pat
         "Ann Good,1 Road,\"Dear Ann,\",#NA,A note.,\r\n"
         "Bea Lookup,2 Road,\"Dear Bea,\", #N/A ,A note.,\r\n"
         "Cy Calc,3 Road,Err:502,Clerk,A note.,\r\n"
-        "Di Unused,4 Road,\"Dear Di,\",#campaign,A note.,#REF!\r\n", encoding="utf-8")
+        "Di Unused,4 Road,\"Dear Di,\",#campaign,A note.,#REF!\r\n"
+        "Ed Part,5 Road,\"Dear Ed,\",Clerk,#DIV/0!,\r\n", encoding="utf-8")
     loaded = load(batch(tmp_path, "contacts.csv"))
     file = tmp_path / "contacts.csv"
     assert [(r.id, r.role) for r in loaded.batch.recipients] == [("ann-good", "#NA"), ("di-unused", "#campaign")]
@@ -592,4 +593,7 @@ def test_a_spreadsheet_error_saved_into_a_csv_is_refused_where_it_stands(tmp_pat
         "into the CSV file; correct it in the spreadsheet or type the value instead" in found, found
     assert f"{file}:row 4:salutation: error: recipient 'cy-calc': the cell shows Err:502, a spreadsheet error " \
         "saved into the CSV file; correct it in the spreadsheet or type the value instead" in found, found
-    assert len(found) == 2
+    # a part every letter must give, refused: one message, not also "must give text.note"
+    assert f"{file}:row 6:text.note: error: recipient 'ed-part': the cell shows #DIV/0!, a spreadsheet error " \
+        "saved into the CSV file; correct it in the spreadsheet or type the value instead" in found, found
+    assert len(found) == 3
