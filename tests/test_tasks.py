@@ -422,3 +422,17 @@ def test_a_setting_from_the_environment_of_the_wrong_type_is_one_line(project):
         assert result.stderr.strip() == f"{name}={value!r} is not a whole number: set it to one, or unset it"
         assert "Traceback" not in result.stdout + result.stderr
     assert invoke("status", cwd=project, env={"INVOKE_LETTERBATCH_JOBS": "2"}).returncode in (0, 1)
+
+
+def test_an_os_error_that_stops_a_task_is_said_in_words_with_its_file(tmp_path):
+    """As `invoke sign` on a full disk once said "[Errno 28] No space left on device"."""
+    import errno
+
+    from builder.tasks import stopped
+
+    full = stopped(OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "signed" / "a.pdf")))
+    assert full.message == (f"could not go on: No space left on device ({tmp_path / 'signed' / 'a.pdf'}). "
+                            "Free some space, then try again.") and full.code == 2
+    denied = stopped(PermissionError(errno.EACCES, "Permission denied"), then="\nNothing was signed.")
+    assert denied.message == "could not go on: Permission denied.\nNothing was signed."
+    assert "Errno" not in stopped(OSError(errno.EIO, "Input/output error", "x")).message
