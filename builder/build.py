@@ -706,10 +706,12 @@ def status(recipients_yaml: str | Path, build_dir: str | Path = "build",
 @dataclass
 class BatchStatus:
     letters: list[ready.LetterState]
+    manifest: Manifest  # the record they were judged by (the send log's notes read it too)
     bundle: ready.BundleState | None = None  # print letters only: web copies have no bundle
     signed_bundle: str | None = None  # what is wrong with the signed bundle (ready.signed_bundle_note)
     bundle_name: str = "bundle.pdf"  # the bundle on the record (merge --output), as messages name it
     stray_bundle: str | None = None  # a bundle.pdf the record does not vouch for (ready.stray_bundle_note)
+    signed_letters: dict[str, str] = field(default_factory=dict)  # what is wrong with a letter's signed copy
 
 
 def batch_status(recipients_yaml: str | Path, build_dir: str | Path = "build",
@@ -718,14 +720,17 @@ def batch_status(recipients_yaml: str | Path, build_dir: str | Path = "build",
     signed copy's, all by the one readiness rule and from one reading of the
     manifest."""
     prepared = recorded(recipients_yaml, build_dir, medium) or prepare(recipients_yaml, build_dir, medium)
-    manifest = Manifest.read(prepared.layout.root)
+    layout = prepared.layout
+    manifest = Manifest.read(layout.root)
     letters = ready.letter_states(prepared, manifest)
     if medium != "print":
-        return BatchStatus(letters)
-    return BatchStatus(letters, ready.bundle_state(prepared, manifest, letters),
-                       ready.signed_bundle_note(prepared.layout, manifest),
-                       (manifest.bundle or {}).get("file", "bundle.pdf"),
-                       ready.stray_bundle_note(prepared.layout, manifest))
+        return BatchStatus(letters, manifest)
+    signed = {s.recipient: ready.signed_copy_note(layout, manifest, s.recipient) for s in letters} \
+        if layout.signed.exists() else {}  # nothing signed: no stat per letter
+    return BatchStatus(letters, manifest, ready.bundle_state(prepared, manifest, letters),
+                       ready.signed_bundle_note(layout, manifest), (manifest.bundle or {}).get("file", "bundle.pdf"),
+                       ready.stray_bundle_note(layout, manifest),
+                       {rid: note for rid, note in signed.items() if note})
 
 
 def epoch(date: dt.date) -> int:

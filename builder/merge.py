@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,11 +103,11 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
             if not entry["accepted"]:
                 del entry["accepted"]
         cover_pages = parts[0].pages if cover else 0
+        digest = sha256_bytes(data)
         # the same bytes as the bundle signed last: its signed copy is still its signed copy
-        signed = (manifest.bundle or {}).get("signed") if (manifest.bundle or {}).get("sha256") == sha256_bytes(data) \
-            else None
+        signed = (manifest.bundle or {}).get("signed") if (manifest.bundle or {}).get("sha256") == digest else None
         manifest.bundle = {
-            "file": layout.relative(out), "pages": pages, "sha256": sha256_bytes(data),
+            "file": layout.relative(out), "pages": pages, "sha256": digest,
             "letters": [p.name for p in letters],
             "inputs": {p.name: manifest.letters[p.name]["sha256"] for p in letters},
             "accepted": {rid: dict(codes) for rid, codes in accepted.items()},
@@ -172,6 +173,7 @@ def _bundle_key(prepared, manifest: Manifest, letters: list[_Part], accepted: di
 
 
 DIGESTS_NAME = "bundle-digests.json"
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class _Digests:
@@ -190,7 +192,7 @@ class _Digests:
             # a regular file only: a FIFO or a device would never end
             data = json.loads(path.read_bytes()) if path.is_file() else None
             if isinstance(data, dict) and all(
-                    isinstance(objects, dict) and all(isinstance(v, str) and len(v) == 64 and _is_hex(v)
+                    isinstance(objects, dict) and all(isinstance(v, str) and _SHA256_HEX.fullmatch(v)
                                                       for v in objects.values()) for objects in data.values()):
                 self.remembered = data
         except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
@@ -203,14 +205,6 @@ class _Digests:
             write_atomic(self.path, json.dumps(self.learned, sort_keys=True).encode())
         except OSError:
             pass  # the next merge works them out again
-
-
-def _is_hex(text: str) -> bool:
-    try:
-        bytes.fromhex(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _concatenate(parts: list[_Part], duplex: bool, info: dict[str, str], hashes: list[str] | None = None,

@@ -271,19 +271,18 @@ def _record_signed(layout, manifest, current: list[str], bundle_current: bool = 
     is), so ``status`` can tell a signed copy of an older one without pyHanko."""
     from .manifest import current_sha256
 
-    changed = False
-    for rid in current:
-        entry = manifest.letters[rid]
-        record = {"letter": entry["sha256"]}
-        record["sha256"] = current_sha256(layout.signed_pdf(rid), record)
-        if entry.get("signed") != record:
-            entry["signed"], changed = record, True
+    def recorded(entry: dict, made_from: str, signed: Path) -> bool:
+        """``entry["signed"]``: made from ``entry``'s file, and its own hash; True if it changed."""
+        record = {made_from: entry["sha256"]}
+        record["sha256"] = current_sha256(signed, record)
+        changed = entry.get("signed") != record
+        entry["signed"] = record
+        return changed
+
+    changed = [recorded(manifest.letters[rid], "letter", layout.signed_pdf(rid)) for rid in current]
     if bundle_current and manifest.bundle:
-        record = {"bundle": manifest.bundle["sha256"]}
-        record["sha256"] = current_sha256(layout.bundle_signed, record)
-        if manifest.bundle.get("signed") != record:
-            manifest.bundle["signed"], changed = record, True
-    if changed:
+        changed.append(recorded(manifest.bundle, "bundle", layout.bundle_signed))
+    if any(changed):
         write_atomic(manifest.path, manifest.to_json())
 
 

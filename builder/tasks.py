@@ -374,8 +374,8 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     states = found.letters
     from .ready import finding_text
 
-    signed, mailed = after_build_notes(batch.build_dir, [s.recipient for s in states]) if for_ == "print" \
-        else ({}, {})
+    signed = found.signed_letters
+    mailed = mail_notes(batch.build_dir, found.manifest) if for_ == "print" else {}
     width = max([len(s.recipient) for s in states] + ([len(found.bundle_name)] if found.bundle else []), default=0)
     # "never merged" (12) is the longest state: the column grows to leave it a gap
     column = max([11] + ([len(found.bundle.state) + 1] if found.bundle else []))
@@ -408,23 +408,17 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         raise Exit(code=1)
 
 
-def after_build_notes(build_dir: Path, recipients: list[str]) -> tuple[dict[str, str], dict[str, tuple[str, bool]]]:
-    """Per letter, what is wrong with its signed copy, and what the send log says
-    (and whether a person must act), both from the record: no pyHanko, one
-    reading of the manifest, none when nothing was signed or sent."""
+def mail_notes(build_dir: Path, manifest) -> dict[str, tuple[str, bool]]:
+    """What the send log says per letter, and whether a person must act (none
+    when nothing was sent)."""
     from .build import Layout
 
     layout = Layout.of(build_dir)
-    if not layout.signed.exists() and not layout.sent.exists():
-        return {}, {}
-    from .manifest import Manifest
-    from .ready import signed_copy_note
-    from .send import mail_notes
+    if not layout.sent.exists():
+        return {}
+    from .send import mail_notes as notes
 
-    manifest = Manifest.read(layout.root)
-    signed = {rid: signed_copy_note(layout, manifest, rid) for rid in recipients} if layout.signed.exists() else {}
-    mailed = mail_notes(layout, manifest) if layout.sent.exists() else {}
-    return {rid: note for rid, note in signed.items() if note}, mailed
+    return notes(layout, manifest)
 
 
 @letter_task(help={"recipients": BATCH_HELP["recipients"], "only": "comma-separated recipient ids: just these"})
