@@ -29,6 +29,10 @@ class MergeRefused(Exception):
     """Some letters are not ready; the message names them and says why."""
 
 
+class OutputRefused(MergeRefused):
+    """``--output`` names a file merge must not write: a bad value, like ``--jobs abc``."""
+
+
 @dataclass
 class MergeReport:
     path: Path
@@ -78,7 +82,7 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
     layout = prepared.layout
     out = Path(out) if out else layout.bundle
     if os.path.abspath(out) in prepared.files:
-        raise MergeRefused(f"--output {out}: that is a file the batch is made from; choose another file")
+        raise OutputRefused(f"--output {out}: that is a file the batch is made from; choose another file")
     with lock(layout):
         manifest = Manifest.read(layout.root)
         report = _current(prepared, manifest, out, options, accept or {})
@@ -129,7 +133,7 @@ def _refuse_to_overwrite(out: Path | None, recipients_yaml: Path, build_dir: Pat
     layout = Layout.of(build_dir)
     target = out.resolve()
     if target.suffix.lower() != ".pdf":
-        raise MergeRefused(f"--output {out}: the bundle is a PDF; give a file name ending in .pdf")
+        raise OutputRefused(f"--output {out}: the bundle is a PDF; give a file name ending in .pdf")
     kept = {layout.cover.resolve(): "the cover sheet", layout.bundle_signed.resolve(): "the signed bundle",
             recipients_yaml.resolve(): "the batch file"}
     folders = {layout.letters: "the letters", layout.signed: "the signed letters", layout.tex: "the LaTeX",
@@ -137,7 +141,7 @@ def _refuse_to_overwrite(out: Path | None, recipients_yaml: Path, build_dir: Pat
     what = kept.get(target) or next(
         (name for folder, name in folders.items() if target.is_relative_to(folder.resolve())), None)
     if what:
-        raise MergeRefused(f"--output {out}: that is {what}, which the build keeps; choose another file")
+        raise OutputRefused(f"--output {out}: that is {what}, which the build keeps; choose another file")
 
 
 def _current(prepared, manifest: Manifest, out: Path, options: dict,
