@@ -97,6 +97,12 @@ def test_preflight_is_remembered_refused_until_accepted_on_the_record(tmp_path):
     assert "Dear Reader," in pdf_text(out / "letters" / "bundle.pdf")
     assert {o.status for o in build(source, out).outcomes} == {"up to date"}
     assert merge(source, out).letters == 5  # the acceptance stays with the file it was made for
+    # ... and with that file only: rebuilt (even to the same bytes), the letter is judged afresh
+    assert {o.status for o in build(source, out, force=True, only=["tall"]).outcomes} == {"built"}
+    assert "accepted" not in json.loads((out / "manifest.json").read_text())["letters"]["tall"]
+    with pytest.raises(MergeRefused, match="tall: preflight: window"):
+        merge(source, out)
+    assert invoke("merge", "-r", str(source), "-b", str(out), "--accept", "tall:window").returncode == 0
 
     # a batch not posted in window envelopes turns the window check off (a letter setting)
     write_yaml(source, source.read_text().replace("  body:", "  envelope: none\n  body:", 1))
@@ -579,3 +585,41 @@ def test_a_bundle_left_behind_by_merge_output_elsewhere_is_not_vouched_for(tmp_p
         "run `invoke merge` to write it again, or delete it" in done.stdout, done.stdout
     assert invoke("merge", "-r", str(source), "-b", str(out)).returncode == 0  # written again: on the record
     assert invoke("check", "-r", str(source), "-b", str(out)).returncode == 0
+
+
+def test_status_and_check_exit_1_exactly_when_the_readme_says(tmp_path, inject_latex):
+    # status: 1 when a letter needs a person (preflight, failed, changed, invalid), 0 when a
+    # command would do (stale, never built); check: 1 whenever a letter is not ready
+    from conftest import UNDEFINED
+
+    source, out = two_letters_merged(tmp_path)
+    text = source.read_text()
+
+    def codes():
+        status_run = invoke("status", "-r", str(source), "-b", str(out))
+        check_run = invoke("check", "-r", str(source), "-b", str(out))
+        assert "Traceback" not in status_run.stderr + check_run.stderr
+        return status_run.returncode, check_run.returncode
+
+    assert codes() == (0, 0)
+    write_yaml(source, text.replace("name: Reader two", "name: Reader Two"))  # stale
+    assert [s.state for s in status(source, out)] == ["ready", "stale"] and codes() == (0, 1)
+    write_yaml(source, text + person("three"))  # never built
+    assert [s.state for s in status(source, out)] == ["ready", "ready", "never built"] and codes() == (0, 1)
+    write_yaml(source, text)
+    assert codes() == (0, 0)
+    pdf = out / "letters" / "two.pdf"
+    good = pdf.read_bytes()
+    pdf.write_bytes(good + b"\n% edited\n")  # changed after its build
+    assert [s.state for s in status(source, out)] == ["ready", "changed"] and codes() == (1, 1)
+    pdf.write_bytes(good)
+    assert codes() == (0, 0)
+    inject_latex({"two": UNDEFINED})
+    assert [o.status for o in build(source, out, force=True).outcomes] == ["built", "failed"]
+    inject_latex({})
+    assert [s.state for s in status(source, out)] == ["ready", "failed"] and codes() == (1, 1)
+    assert build(source, out).ok
+    merge(source, out)
+    assert codes() == (0, 0)
+    write_yaml(source, text.replace("    salutation: Dear Reader,\n", "", 1))  # one: invalid
+    assert [s.state for s in status(source, out)] == ["invalid", "ready"] and codes() == (1, 1)
