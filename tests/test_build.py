@@ -174,6 +174,13 @@ def test_status_says_why_each_letter_is_not_up_to_date(tmp_path, inject_latex):
     assert states["broken"] == ("stale", "older than its inputs; changed: its text (recipients.yaml)")
     assert states["third"][0] == "failed" and "Undefined control sequence" in states["third"][1]
     assert states["fourth"] == ("never built", "")
+    # --only built three of four: merge still refuses, naming each letter and why
+    with pytest.raises(MergeRefused) as refused:
+        merge(source, out)
+    assert re.search(r"^  fourth: never built", str(refused.value), re.M), str(refused.value)
+    assert re.search(r"^  broken: stale: older than its inputs", str(refused.value), re.M), str(refused.value)
+    assert re.search(r"^  third: failed: its last build failed", str(refused.value), re.M), str(refused.value)
+    assert "first" not in str(refused.value) and not (out / "bundle.pdf").exists()
 
 
 def test_a_batch_is_compiled_in_one_run_split_per_letter_and_bisected_on_failure(tmp_path, inject_latex):
