@@ -214,3 +214,21 @@ def test_merge_refuses_a_letter_changed_after_its_build_and_invalid_letters_lose
     report = build(source, out)
     assert {o.recipient: o.status for o in report.outcomes}["first"] == "invalid"
     assert not (out / "letters" / "first.pdf").exists()
+
+
+def test_a_problem_in_the_shared_part_stops_build_and_merge_with_exit_2(tmp_path):
+    # exit 2: the command could not run at all; exit 1 is kept for letters that need attention
+    source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    merge(source, out)
+    good = {p.name: p.read_bytes() for p in (out / "letters").iterdir()} | {"bundle": (out / "bundle.pdf").read_bytes()}
+    write_yaml(source, source.read_text().replace("    role: Clerk\n", "", 1))
+    for task in ("build", "merge", "check", "status"):
+        done = subprocess.run([sys.executable, "-m", "invoke", task, "-r", str(source), "-b", str(out)], cwd=ROOT,
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, (task, done.stdout, done.stderr)
+        assert f"{source}:4:" in done.stderr and "field 'letter.sender.role': required field is missing" \
+            in done.stderr, (task, done.stderr)
+    assert {p.name: p.read_bytes() for p in (out / "letters").iterdir()} | \
+        {"bundle": (out / "bundle.pdf").read_bytes()} == good  # nothing lost

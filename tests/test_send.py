@@ -242,6 +242,10 @@ def test_a_refused_address_and_a_dropped_connection_stop_only_their_letter(batch
     assert [mailbox.count(rid) for rid in IDS] == [1, 0, 0, 1, 0]
     assert {rid: e["state"] for rid, e in sent_log(out).items()} == {
         "avon-and-somerset": "sent", "sussex": "failed", "london": "failed", "south-wales": "sent", "essex": "failed"}
+    status = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
+                             "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert status.returncode == 1 and "Traceback" not in status.stderr  # a failed mail needs a person
+    assert status.stdout.count("mail failed: ") == 3 and "550 5.1.1" in status.stdout, status.stdout
 
     mailbox.refuse.clear()
     mailbox.try_later.clear()
@@ -290,6 +294,10 @@ def test_killed_mid_send_no_recipient_gets_a_letter_twice(batch, smtp_server):
     def a_second_send_is_refused():
         second = run_send(source, out, port, "--yes")
         assert second.returncode == 2 and "is running" in second.stderr, second.stderr
+        for task in ("build", "merge"):  # nor a build or merge on that folder meanwhile
+            other = subprocess.run([sys.executable, "-m", "invoke", task, "--force" if task == "build" else "--duplex",
+                                    "-r", str(source), "-b", str(out)], cwd=ROOT, capture_output=True, text=True)
+            assert other.returncode == 2 and "another build or merge is running" in other.stderr, other.stderr
 
     mailbox.hold_at_rcpt.add(address("london"))
     send_and_kill(a_second_send_is_refused)
@@ -428,3 +436,27 @@ def test_a_send_log_that_cannot_be_read_stops_sending(batch, smtp_server):
     status = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
                              "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert f"{out / 'sent.json'} cannot be read" in status.stdout and status.returncode == 1
+
+
+def test_no_from_address_stops_before_anything_is_sent(tmp_path, smtp_server):
+    from builder.build import build
+    from conftest import MINIMAL_LETTER, write_yaml
+
+    mailbox, port = smtp_server
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + """\
+recipients:
+  - id: one
+    name: Reader One
+    address: [1 Road]
+    salutation: Dear Reader,
+    email: one@example.test
+""")  # the sender has no e-mail address, and the config names none
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    done = run_send(source, out, port, "--yes", INVOKE_LETTERBATCH_SMTP_FROM="")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == ("no From address: set letterbatch.smtp.from (INVOKE_LETTERBATCH_SMTP_FROM) "
+                                   "or letter.sender.email")
+    assert mailbox.messages == [] and "sent" not in json.dumps(sent_log(out) if (out / "sent.json").exists() else {})
+    sent = run_send(source, out, port, "--yes")  # a From in the config: sent
+    assert sent.returncode == 0 and mailbox.count("one") == 1
