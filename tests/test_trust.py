@@ -560,13 +560,25 @@ def test_merge_output_never_overwrites_what_the_batch_is_made_of_or_what_the_bui
                           (out / "letters" / "one.pdf", "that is the letters, which the build keeps"),
                           (out / "cover.pdf", "that is the cover sheet"),
                           (out / "signed" / "one.pdf", "the signed letters"),
-                          (out / "bundle-signed.pdf", "the signed bundle")]:
+                          (out / "bundle-signed.pdf", "the signed bundle"),
+                          (out / "work" / "one" / "one.pdf", "pdflatex's work"), (out / "tex" / "x.pdf", "the LaTeX"),
+                          (out / "web" / "2021-03-04-one.pdf", "the web copies"),
+                          (tmp_path / "bundle.PDF.txt", "the bundle is a PDF"), (tmp_path / "logo.png", "a PDF")]:
         done = invoke("merge", "-r", str(source), "-b", str(out), "--output", str(target))
         assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
     with pytest.raises(MergeRefused, match="that is a file the batch is made from"):
         write_yaml(source, source.read_text().replace("logo: logo.png", "logo: stamp.pdf"))
         merge(source, out, out=tmp_path / "stamp.pdf")
+    # the image named through a link, and the file it links to named on the command line
+    (tmp_path / "images").mkdir()
+    shutil.move(tmp_path / "stamp.pdf", tmp_path / "images" / "stamp.pdf")
+    (tmp_path / "stamp.pdf").symlink_to("images/stamp.pdf")
+    image = (tmp_path / "images" / "stamp.pdf").read_bytes()
+    for target in (tmp_path / "images" / "stamp.pdf", tmp_path / "images" / ".." / "stamp.pdf"):
+        with pytest.raises(MergeRefused, match="that is a file the batch is made from"):
+            merge(source, out, out=target)
+    assert (tmp_path / "images" / "stamp.pdf").read_bytes() == image and (tmp_path / "stamp.pdf").is_symlink()
 
 
 def test_a_bundle_left_behind_by_merge_output_elsewhere_is_not_vouched_for(tmp_path):
