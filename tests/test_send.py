@@ -460,3 +460,24 @@ recipients:
     assert mailbox.messages == [] and "sent" not in json.dumps(sent_log(out) if (out / "sent.json").exists() else {})
     sent = run_send(source, out, port, "--yes")  # a From in the config: sent
     assert sent.returncode == 0 and mailbox.count("one") == 1
+
+
+def test_a_server_that_stops_answering_is_failed_before_the_message_and_unknown_after(batch, smtp_server):
+    # letterbatch.smtp.timeout: a silent server at the envelope fails that letter (sent next
+    # run); silent once it has the message, the letter is unknown and never sent again by itself
+    source, out = batch
+    mailbox, port = smtp_server
+    mailbox.hold_at_rcpt.add(address("sussex"))
+    mailbox.hold_after_data.add(address("london"))
+    first = run_send(source, out, port, "--yes", INVOKE_LETTERBATCH_SMTP_TIMEOUT="2")
+    assert first.returncode == 1 and "Traceback" not in first.stderr, first.stderr
+    lines = results(first.stdout)
+    assert lines["sussex"][0] == "failed" and "timed out" in lines["sussex"][1], lines
+    assert lines["london"][0] == "unknown", lines
+    assert [lines[rid][0] for rid in ("avon-and-somerset", "south-wales", "essex")] == ["sent"] * 3  # new connections
+    assert [mailbox.count(rid) for rid in IDS] == [1, 0, 1, 1, 1]  # london's message did arrive
+    mailbox.released = True
+    again = run_send(source, out, port, "--yes", INVOKE_LETTERBATCH_SMTP_TIMEOUT="2")
+    lines = results(again.stdout)
+    assert lines["sussex"][0] == "sent" and lines["london"][0] == "unknown", again.stdout
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]  # nobody twice

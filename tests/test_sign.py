@@ -169,6 +169,8 @@ def test_a_wrong_password_is_one_line(mail_batch, keys, tmp_path):
     asked = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)])
     assert asked.returncode == 2 and asked.stderr.strip() == "set LETTERBATCH_P12_PASSWORD (no terminal to ask)"
     assert not (out / "signed").exists()
+    options = invoke(["--help", "sign"]).stdout.lower()  # the secret is never a flag (it would show in `ps`)
+    assert "--p12" in options and "--password" not in options and "--pin" not in options
 
 
 @pytest.fixture(scope="module")

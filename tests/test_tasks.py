@@ -218,6 +218,10 @@ def test_the_time_left_waits_for_a_fair_sample(capsys):
     report = progress_line()
     report(Outcome("first", "built"), 1, 500)  # letters come in batches: one says nothing yet
     assert "estimating" in capsys.readouterr().err
+    report(Outcome("early", "built"), 24, 500)  # one short of a twentieth: still nothing
+    assert "estimating" in capsys.readouterr().err
+    report(Outcome("fair", "built"), 25, 500)
+    assert re.search(r"\[25/500\] fair\s+about \d+ s left", capsys.readouterr().err)
     report(Outcome("many", "built"), 100, 500)
     assert re.search(r"\[100/500\] many\s+about \d+ s left", capsys.readouterr().err)
     report(Outcome("last", "built"), 500, 500)  # the line clears: the summary follows

@@ -324,7 +324,8 @@ def test_a_full_disk_and_a_read_only_folder_lose_nothing(tmp_path):
         assert read_only.returncode == 2 and "Traceback" not in read_only.stderr, read_only.stderr
         assert "Read-only file system" in read_only.stderr
         merged = invoke("merge", "-r", str(source), "-b", str(out))
-        assert merged.returncode != 0 and "Traceback" not in merged.stderr, merged.stderr
+        assert merged.returncode == 2 and "Traceback" not in merged.stderr, merged.stderr
+        assert "Read-only file system" in merged.stderr and len(merged.stderr.strip().splitlines()) == 1
         assert outputs(out) == good
 
 
