@@ -232,3 +232,16 @@ def test_a_problem_in_the_shared_part_stops_build_and_merge_with_exit_2(tmp_path
             in done.stderr, (task, done.stderr)
     assert {p.name: p.read_bytes() for p in (out / "letters").iterdir()} | \
         {"bundle": (out / "bundle.pdf").read_bytes()} == good  # nothing lost
+
+
+def test_without_tex_the_build_says_so_and_fails(tmp_path):
+    # the tests themselves fail rather than skip without TeX: this is what they would see
+    import os
+
+    source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
+    done = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(tmp_path / "b")],
+                          cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "PATH": str(tmp_path / "no-tex-here")})
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("pdflatex was not found: run scripts/install") and "latexmk" not in done.stderr
+    assert not list((tmp_path / "b").rglob("*.pdf"))

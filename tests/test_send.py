@@ -210,14 +210,17 @@ def test_subject_and_body_from_the_yaml_print_exactly(batch, smtp_server):
     mailbox, port = smtp_server
     text = source.read_text()
     source.write_text(text.replace("  title: ", "  email:\n    subject: \"For $name ($role): {name} %(x)s\"\n"
-                                   "    body: \"Dear $name,\\n\\nthe letter of $date costs $$0. {0.__class__}\"\n"
+                                   "    body: \"Dear $name,\\n\\nthe letter of $date costs $$0. {0.__class__}\\n"
+                                   "$title, from $sender, signed by $signatory\"\n"
                                    "  title: ", 1))
     done = run_send(source, out, port, "--yes")
     assert done.returncode == 0, done.stdout + done.stderr  # letter.email is not in the letters: still ready
     subjects = {rcpts[0]: m["Subject"] for rcpts, m in mailbox.messages}
     assert subjects[address("london")] == "For Sophie Linden (Deputy Mayor for Policing and Crime in London): {name} %(x)s"
     body = {rcpts[0]: body_of(m) for rcpts, m in mailbox.messages}
-    assert body[address("london")] == "Dear Sophie Linden,\n\nthe letter of 13 October 2020 costs $0. {0.__class__}\n"
+    assert body[address("london")] == ("Dear Sophie Linden,\n\nthe letter of 13 October 2020 costs $0. {0.__class__}\n"
+                                       "Violence Reduction Units and modern slavery, from Dame Sara Thornton DBE QPM, "
+                                       "signed by Dame Sara Thornton DBE QPM\n")
 
     source.write_text(text.replace("  title: ", "  email: {subject: \"For $nmae\"}\n  title: ", 1))
     refused = run_send(source, out, port)
