@@ -440,3 +440,17 @@ def test_an_os_error_that_stops_a_task_is_said_in_words_with_its_file(tmp_path):
     denied = stopped(PermissionError(errno.EACCES, "Permission denied"), then="\nNothing was signed.")
     assert denied.message == "could not go on: Permission denied.\nNothing was signed."
     assert "Errno" not in stopped(OSError(errno.EIO, "Input/output error", "x")).message
+
+
+def test_the_defaults_come_from_invoke_config_and_the_environment(project):
+    # `letterbatch.recipients` in the environment names another batch; a flag still wins
+    env = {"INVOKE_LETTERBATCH_RECIPIENTS": "other.yaml"}
+    seen = invoke("status", cwd=project / "sub", env=env)
+    assert "gamma" in seen.stdout and "beta" not in seen.stdout, seen.stdout + seen.stderr
+    flagged = invoke("status", "-r", str(project / "recipients.yaml"), cwd=project / "sub", env=env)
+    assert "beta" in flagged.stdout and "gamma" not in flagged.stdout, flagged.stdout + flagged.stderr
+    (project / "invoke.yaml").write_text((project / "invoke.yaml").read_text()
+                                         + "letterbatch:\n  recipients: other.yaml\n")
+    seen = invoke("status", cwd=project / "sub")
+    assert "gamma" in seen.stdout and "beta" not in seen.stdout, seen.stdout + seen.stderr
+    assert list((project / "sub").iterdir()) == [] and not (project / "build").exists()
