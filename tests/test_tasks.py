@@ -143,6 +143,8 @@ def test_one_meaning_per_short_flag_across_tasks():
     (("bench", "--letters", "many"), "--letters takes a whole number"),
     (("build", "--only", "nobody"), "nothing was built: no valid recipient with id: nobody"),
     (("new", ".."), "invoke new takes a name"),
+    (("merge", "--accept", "alpha"), "--accept 'alpha': write id:code"),
+    (("merge", "--accept", "alpha:window,beta:nonsense"), "--accept 'beta:nonsense': write id:code"),
 ])
 def test_a_bad_flag_value_is_one_line_and_exit_2(args, words, tmp_path):
     batch = ["-r", str(write_yaml(tmp_path / "two.yaml", TWO)), "-b", str(tmp_path / "b")]
