@@ -248,6 +248,11 @@ def test_new_starts_a_batch_that_builds_as_it_stands(tmp_path):
     again = invoke("--search-root", str(ROOT), "new", "letters/october", cwd=tmp_path)
     assert again.returncode == 2 and "already exists" in again.stderr
     assert source.read_text(encoding="utf-8") == text
+    kept = tmp_path / "letters" / "recipients.schema.json"
+    kept.write_text('{"an office\'s own": true}')  # the schema is written only when missing
+    other = invoke("--search-root", str(ROOT), "new", "letters/november", cwd=tmp_path)
+    assert other.returncode == 0 and (tmp_path / "letters" / "november.yaml").exists()
+    assert kept.read_text() == '{"an office\'s own": true}'
 
 
 def test_watch_rebuilds_on_save_one_line_each(project):
