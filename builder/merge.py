@@ -185,20 +185,25 @@ class _Digests:
     digests by value, ``split.Deduplicator``), kept for the next merge by the
     SHA-256 of the document's file: merging again after one letter changed
     hashes the fonts of that letter only. Only a short cut: a file that is
-    missing, unreadable or not of this shape is ignored, and the digests are
-    worked out again."""
+    missing, unreadable, not of this shape or written by other code (the
+    builder's own files, by content: another way of hashing would not match)
+    is ignored, and the digests are worked out again."""
 
     def __init__(self, path: Path) -> None:
+        from .build import _code
+
         self.path = path
+        self.code = _code()
         self.remembered: dict[str, dict[str, str]] = {}
         self.learned: dict[str, dict[str, str]] = {}
         try:
             # a regular file only: a FIFO or a device would never end
             data = json.loads(path.read_bytes()) if path.is_file() else None
-            if isinstance(data, dict) and all(
+            documents = data.get("documents") if isinstance(data, dict) and data.get("code") == self.code else None
+            if isinstance(documents, dict) and all(
                     isinstance(objects, dict) and all(isinstance(v, str) and _SHA256_HEX.fullmatch(v)
-                                                      for v in objects.values()) for objects in data.values()):
-                self.remembered = data
+                                                      for v in objects.values()) for objects in documents.values()):
+                self.remembered = documents
         except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
             pass
 
@@ -206,7 +211,7 @@ class _Digests:
         """Keep what this merge used (the documents of the last bundle only)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.path, json.dumps(self.learned, sort_keys=True).encode())
+            write_atomic(self.path, json.dumps({"code": self.code, "documents": self.learned}, sort_keys=True).encode())
         except OSError:
             pass  # the next merge works them out again
 
