@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -636,3 +637,28 @@ def test_status_and_check_exit_1_exactly_when_the_readme_says(tmp_path, inject_l
     assert codes() == (0, 0)
     write_yaml(source, text.replace("    salutation: Dear Reader,\n", "", 1))  # one: invalid
     assert [s.state for s in status(source, out)] == ["invalid", "ready"] and codes() == (1, 1)
+
+
+def test_a_change_to_the_builders_code_rebuilds_letters_whose_tex_is_the_same(tmp_path):
+    # the way letters are cut and checked is code, not TeX: a builder that changed
+    # (here split.py, which makes no LaTeX) may make other PDFs from the same .tex
+    copy = tmp_path / "checkout"
+    copy.mkdir()
+    for name in ("tasks.py", "invoke.yaml"):
+        shutil.copy(ROOT / name, copy / name)
+    shutil.copytree(ROOT / "builder", copy / "builder", ignore=shutil.ignore_patterns("__pycache__"))
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n" + person("one"))
+    out = tmp_path / "build"
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+
+    def run(task):
+        return subprocess.run([sys.executable, "-m", "invoke", task, "-r", str(source), "-b", str(out)], cwd=copy,
+                              env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+    assert run("build").returncode == 0
+    assert re.search(r"^  one +ready$", run("status").stdout, re.M)
+    with open(copy / "builder" / "split.py", "a") as code:
+        code.write("\n# a change that leaves every .tex as it was\n")
+    seen = run("status")
+    assert re.search(r"^  one +stale +older than its inputs; changed: the builder's code$", seen.stdout, re.M), seen.stdout
+    assert "1 built" in run("build").stdout
