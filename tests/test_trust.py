@@ -300,6 +300,7 @@ def test_a_full_disk_and_a_read_only_folder_lose_nothing(tmp_path):
         assert build(source, out).ok
         merge(source, out)
         good = outputs(out)
+        record = (out / "manifest.json").read_bytes()
         shutil.rmtree(out / "tex")  # so the build needs new room on the disk
         filler = disk / "filler"
         with open(filler, "wb") as handle:  # fill the disk
@@ -319,6 +320,7 @@ def test_a_full_disk_and_a_read_only_folder_lose_nothing(tmp_path):
             assert merged.returncode == 2 and "Traceback" not in merged.stderr, merged.stderr
             assert "No space left on device" in merged.stderr and words in merged.stderr, merged.stderr
         assert outputs(out) == good and not (disk / "new.pdf").exists()
+        assert (out / "manifest.json").read_bytes() == record  # the manifest as it was, too
         filler.unlink()
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
         read_only = invoke("build", "-r", str(source), "-b", str(out), "--force")
