@@ -245,3 +245,14 @@ def test_without_tex_the_build_says_so_and_fails(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith("pdflatex was not found: run scripts/install") and "latexmk" not in done.stderr
     assert not list((tmp_path / "b").rglob("*.pdf"))
+
+
+def test_an_unknown_letterset_key_is_a_tex_error_not_ignored(tmp_path, inject_latex):
+    # the class refuses a key it does not know: a misspelt setting never passes silently
+    source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
+    inject_latex({"third": r"\letterset{adress}{1 Road}"})
+    report = build(source, tmp_path / "build")
+    assert {o.recipient: o.status for o in report.outcomes} == {"first": "built", "broken": "built", "third": "failed"}
+    (failed,) = report.failed
+    assert failed.message.startswith("third.tex:") and "Unknown key `adress' in \\letterset" in failed.message, \
+        failed.message

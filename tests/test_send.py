@@ -395,6 +395,7 @@ def server_certificate(folder: Path) -> tuple[ssl.SSLContext, Path]:
     return context, folder / "ca.pem"
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # the ssl server: TLS from the start
 def test_starttls_and_login_with_the_password_from_the_environment(batch, tmp_path):
     source, out = batch
     context, ca = server_certificate(tmp_path)
@@ -426,6 +427,23 @@ def test_starttls_and_login_with_the_password_from_the_environment(batch, tmp_pa
         assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]
     finally:
         controller.stop()
+    # security: ssl, TLS from the first byte (port 465's way), certificate checked the same way
+    implicit_box = Mailbox()
+    implicit = Controller(implicit_box, hostname="127.0.0.1", port=free_port(), ssl_context=context,
+                          auth_required=True, authenticator=authenticator,
+                          auth_require_tls=False)  # aiosmtpd counts STARTTLS only; this link is TLS throughout
+    implicit.start()
+    try:
+        env = {"INVOKE_LETTERBATCH_SMTP_SECURITY": "ssl", "INVOKE_LETTERBATCH_SMTP_USER": "office",
+               "LETTERBATCH_SMTP_PASSWORD": "s3cret"}
+        untrusted = run_send(source, out, implicit.port, "--yes", "--resend", "london", **env)
+        assert untrusted.returncode == 1 and implicit_box.messages == [], untrusted.stdout
+        assert "CERTIFICATE_VERIFY_FAILED" in results(untrusted.stdout)["london"][1]
+        done = run_send(source, out, implicit.port, "--yes", "--resend", "london", SSL_CERT_FILE=str(ca), **env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert [rcpts for rcpts, _ in implicit_box.messages] == [[address("london")]]
+    finally:
+        implicit.stop()
     help_text = subprocess.run([sys.executable, "-m", "invoke", "--help", "send"], cwd=ROOT,
                                capture_output=True, text=True).stdout
     assert "password" not in help_text.lower()
