@@ -646,7 +646,7 @@ def new(c, name):
     "interval": "seconds between looks at the files (default 0.5)",
 })
 def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval="0.5"):
-    """Rebuild on every save of the batch file, the letterhead or an image; one line per rebuild."""
+    """Rebuild on every save of the batch file (and its spreadsheet), the letterhead or an image; one line per rebuild."""
     from .build import LETTERHEAD
     from .load import LoadError, load
 
@@ -662,8 +662,11 @@ def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval=
     def watched() -> list[Path]:
         files = [batch.recipients, *sorted(p for p in LETTERHEAD.rglob("*") if p.is_file())]
         try:
-            letter = load(batch.recipients).batch.letter
-            files += [batch.recipients.parent / rel for rel in (letter.sender.logo, letter.signatory.image) if rel]
+            loaded = load(batch.recipients)
+            letter = loaded.batch.letter
+            files += [Path(p) for p in loaded.inputs]  # the spreadsheet the recipients come from
+            files += [batch.recipients.parent / rel
+                      for rel in (letter.sender.logo, letter.signatory.image, letter.letterhead) if rel]
         except (LoadError, OSError):
             pass  # the build says what is wrong; keep watching the file
         return files

@@ -280,6 +280,40 @@ def test_watch_rebuilds_on_save_one_line_each(project):
         proc.wait(10)
 
 
+def test_watch_sees_the_spreadsheet_the_logo_and_a_house_letterhead(project):
+    from test_bundle import tiny_png
+
+    (project / "images").mkdir()
+    tiny_png(project / "images" / "logo.png")
+    (project / "house.cls").write_text("\\NeedsTeXFormat{LaTeX2e}\n\\ProvidesClass{house}\n"
+                                       "\\LoadClassWithOptions{letterbatch}\n")
+    (project / "people.csv").write_text("id,name,address,salutation\nalpha,Alpha,1 Road,\"Dear Alpha,\"\n",
+                                        encoding="utf-8")
+    write_yaml(project / "recipients.yaml", MINIMAL_LETTER.replace(
+        "    role: Clerk\n", "    role: Clerk\n    logo: images/logo.png\n").replace(
+        "  body:", "  letterhead: house.cls\n  body:") + "recipients: {from: people.csv}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "watch", "--interval", "0.1"], cwd=project,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    try:
+        assert lines.get(timeout=120).startswith("watching")
+        assert re.search(r"start: 1 letter: 1 built", lines.get(timeout=120))
+        for path, change in [
+                (project / "people.csv", lambda p: p.write_text(p.read_text().replace("Dear Alpha,", "Dear Al,"))),
+                (project / "images" / "logo.png", lambda p: tiny_png(p, width=60)),
+                (project / "house.cls", lambda p: p.write_text(p.read_text() + "\\setlength\\lbsigspace{30mm}\n"))]:
+            time.sleep(0.3)
+            change(path)
+            line = lines.get(timeout=120)
+            assert re.search(rf"{re.escape(path.name)} changed: 1 letter: 1 built", line), (path, line)
+        assert "Dear Al," in pdf_text(letter(project / "build" / "recipients", "alpha"))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def fake_viewer(folder: Path, code: int) -> dict:
     """A stand-in xdg-open (the desktop's opener) that records what it was asked to open."""
     folder.mkdir()
