@@ -484,6 +484,9 @@ recipients:
     assert mailbox.messages == [] and "sent" not in json.dumps(sent_log(out) if (out / "sent.json").exists() else {})
     sent = run_send(source, out, port, "--yes")  # a From in the config: sent
     assert sent.returncode == 0 and mailbox.count("one") == 1
+    (_, message), = mailbox.messages  # no letter.title and no letter.email: the defaults
+    assert message["Subject"] == "Letter of 4 March 2021"
+    assert body_of(message) == "Please find attached a letter from Ann Sender.\n"
 
 
 def test_a_server_that_stops_answering_is_failed_before_the_message_and_unknown_after(batch, smtp_server):
