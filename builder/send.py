@@ -183,21 +183,35 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
     unknown_ids = sorted(set(resend) - set(recipients))
     if unknown_ids:
         raise SendError(f"--resend: no valid recipient with id {', '.join(unknown_ids)}")
+    # a letter the log has under an id the batch no longer has (renamed; in a spreadsheet
+    # without ids, a name corrected): by its address, so renaming never mails anyone twice
+    gone = {entry.get("address", "").lower(): old for old, entry in log.letters.items()
+            if old not in recipients and log.pending(old) and entry.get("address")}
     letters = []
     for state in letter_states(prepared, manifest):
         rid = state.recipient
-        why_not = _why_not(rid, state, recipients.get(rid), log, manifest, layout, prepared.loaded.path.name,
-                           rid in resend)
+        recipient = recipients.get(rid)
+        earlier = gone.get((recipient.email or "").lower()) if recipient is not None else None
+        why_not = _why_not(rid, state, recipient, log, manifest, layout, prepared.loaded.path.name,
+                           rid in resend, earlier)
         letters.append(why_not or _delivery(letter, recipients[rid], layout, manifest))
     return Plan(letters, log, layout.root, letter.sender.email or "")
 
 
-def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: str, resending: bool):
-    """The Outcome that keeps a letter from being sent now, or None."""
+def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: str, resending: bool,
+             earlier: str | None = None):
+    """The Outcome that keeps a letter from being sent now, or None. ``earlier``: an id
+    no longer in the batch whose letter the log has at this recipient's address."""
     from .sign import is_signed_copy
 
     entry = log.letters.get(rid, {})
     pending = log.pending(rid)
+    if not entry and earlier and not resending:
+        old = log.letters[earlier]
+        status = "already sent" if log.pending(earlier) == "sent" else "unknown"
+        return Outcome(rid, status, f"as '{earlier}' (an id no longer in {yaml_name}: renamed?) "
+                                    f"on {old.get('time', '?')} to {old.get('address', '?')}; "
+                                    f"`invoke send --resend {rid} --yes` sends it to them again")
     if pending == "sent" and not resending:
         note = f"on {entry.get('time', '?')} to {entry.get('address', '?')}"
         if manifest.letters.get(rid, {}).get("sha256") not in (None, entry.get("letter_sha256")):

@@ -336,6 +336,18 @@ def test_a_letter_rebuilt_after_it_was_sent_is_flagged_and_not_sent_again(batch,
     again = run_send(source, out, port, "--yes")
     assert "the letter was rebuilt since: `invoke send --resend london --yes` sends the new one" in again.stdout
     assert len(mailbox.messages) == 5
+    # an id renamed after sending (or, in a spreadsheet without ids, a name corrected) is
+    # not a new recipient: the log has a letter at that address, so nobody is mailed twice
+    source.write_text(source.read_text().replace("- id: london\n", "- id: mopac\n"))
+    assert build(source, out).ok
+    renamed = run_send(source, out, port, "--yes")
+    assert renamed.returncode == 0, renamed.stdout + renamed.stderr
+    (line,) = [line.split() for line in renamed.stdout.splitlines() if line.split()[:1] == ["mopac"]]
+    assert line[1:6] == ["already", "sent", "as", "'london'", "(an"] and "renamed?)" in line
+    assert "`invoke send --resend mopac --yes`" in renamed.stdout and len(mailbox.messages) == 5
+    assert run_send(source, out, port, "--yes", "--resend", "mopac").returncode == 0
+    assert mailbox.count("london") == 2 and len(mailbox.messages) == 6  # on purpose, once
+    assert re.search(r"^  mopac +already sent on ", run_send(source, out, port).stdout, re.M)
 
 
 def test_letters_not_ready_or_without_an_address_are_not_sent(batch, smtp_server):
