@@ -57,6 +57,8 @@ class Table:
     cells: list[dict[tuple, Cell]] = field(default_factory=list)  # field path -> cell
     problems: list[TableProblem] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)  # field -> its (first) column's header
+    header_row: int = 0
+    columns: list[str | None] = field(default_factory=list)  # each column's header, when a field takes it
 
     def cell(self, index: int, path: tuple) -> Cell:
         """The cell a field of entry ``index`` came from (or its row)."""
@@ -97,27 +99,30 @@ def read(path: Path, fields: dict[str, typing.Any], *, sheet: str | None = None,
     ``fields`` maps each recipient field to its kind: "text", "list" or
     "parts" (text.<part>); ``columns`` maps the file's headers to field specs.
     """
+    merged: list[str] = []
     if path.suffix.lower() == ".xlsx":
-        rows = _xlsx_rows(path, sheet)
+        rows = _xlsx_rows(path, sheet, merged)
     else:
         if sheet:
             raise TableError(f"'sheet: {sheet}' is for a workbook (.xlsx); a CSV file has one table")
         rows = _csv_rows(path)
-    return _entries(rows, fields, columns or {})
+    table = _entries(rows, fields, columns or {})
+    _refuse_merged(table, merged)
+    return table
 
 
 # ---- reading cells ---------------------------------------------------------------
 
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-_ROW, _CELL, _VALUE, _INLINE, _TEXT, _RUN, _SHARED, _FORMULA = (
-    _MAIN + tag for tag in ("row", "c", "v", "is", "t", "r", "si", "f"))
+_ROW, _CELL, _VALUE, _INLINE, _TEXT, _RUN, _SHARED, _FORMULA, _MERGED = (
+    _MAIN + tag for tag in ("row", "c", "v", "is", "t", "r", "si", "f", "mergeCell"))
 # What a damaged or hand-made file raises from zipfile, zlib, ElementTree (ParseError is a
 # SyntaxError) and openpyxl's parts: each becomes one plain message, never a traceback.
 _UNREADABLE = (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EOFError, SyntaxError, TypeError,
                AttributeError, IndexError, NotImplementedError)
 
 
-def _xlsx_rows(path: Path, sheet: str | None):
+def _xlsx_rows(path: Path, sheet: str | None, merged: list[str] | None = None):
     """The rows of a workbook's sheet as (row number, cells shown as text).
 
     openpyxl reads the workbook's small parts (sheet names, the 1904 flag,
@@ -132,7 +137,7 @@ def _xlsx_rows(path: Path, sheet: str | None):
         part = workbook.sheet_part(sheet)
         try:
             with workbook.archive.open(part) as source:
-                yield from _sheet_rows(source, workbook)
+                yield from _sheet_rows(source, workbook, merged)
         except _UNREADABLE as exc:
             raise TableError(f"cannot read the sheet {workbook.shown_name(sheet)!r} of this workbook ({_plain(exc)}); "
                              "save it again from Excel or LibreOffice as .xlsx") from None
@@ -166,9 +171,12 @@ class _Workbook:
                 reader.read_workbook()
                 apply_stylesheet(reader.archive, reader.wb)
                 self.sheets = {}  # worksheet name -> its part in the zip (chart sheets have no cells)
+                self.hidden = set()  # sheets the office does not see (hidden, or "very hidden" by a macro)
                 for entry, rel in reader.parser.find_sheets():
                     if rel.target in reader.valid_files and "chartsheet" not in rel.Type:
                         self.sheets[entry.name] = rel.target
+                        if entry.state in ("hidden", "veryHidden"):
+                            self.hidden.add(entry.name)
             book = reader.wb
             self.formats = []  # style index -> number format, as openpyxl's ReadOnlyCell.number_format
             for style in book._cell_styles:
@@ -193,14 +201,16 @@ class _Workbook:
     def sheet_part(self, sheet: str | None) -> str:
         if not self.sheets:
             raise TableError("the workbook has no worksheet")
-        if sheet is None:
-            return next(iter(self.sheets.values()))
+        if sheet is None:  # the first sheet the office sees (a hidden one holds lookups and the like)
+            return self.sheets[self.shown_name(None)]
         if sheet not in self.sheets:
             raise TableError(f"the workbook has no sheet {sheet!r}; its sheets are: {', '.join(self.sheets)}")
         return self.sheets[sheet]
 
     def shown_name(self, sheet: str | None) -> str:
-        return sheet if sheet is not None else next(iter(self.sheets))
+        if sheet is not None:
+            return sheet
+        return next((name for name in self.sheets if name not in self.hidden), next(iter(self.sheets)))
 
     def number(self, text: str, style: int) -> str:
         """A number cell as the spreadsheet shows it under the cell's number
@@ -221,11 +231,12 @@ class _Workbook:
         return str(self.format_value(value, shown, date1904=self.date1904))
 
 
-def _sheet_rows(source, workbook: _Workbook):
+def _sheet_rows(source, workbook: _Workbook, merged: list[str] | None = None):
     """Stream <sheetData>: each <row> once it is complete, then it is dropped
     (memory stays flat whatever the sheet's size). Rows may skip numbers and
     cells may skip columns (Excel leaves empty cells out); both are placed by
-    their reference (r="D5")."""
+    their reference (r="D5"). The ranges of merged cells (<mergeCells>, after
+    the rows) go into ``merged``."""
     from xml.etree.ElementTree import iterparse
 
     from openpyxl.utils.datetime import from_ISO8601
@@ -235,6 +246,8 @@ def _sheet_rows(source, workbook: _Workbook):
     last, width = 0, None
     for _, element in iterparse(source):
         if element.tag != _ROW:
+            if element.tag == _MERGED and merged is not None and element.get("ref"):
+                merged.append(element.get("ref"))
             continue
         reference = element.get("r")
         row = _row_number(reference) if reference else last + 1
@@ -367,7 +380,9 @@ def _inline_text(node) -> str | None:
 def _shown(value, style: str) -> str | None:
     """The two commonest cases without the general formatter (10,000 rows of
     phone numbers): a whole number in General or padded with zeros ("00000")."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or abs(value) >= 1e11:
+    # up to 15 digits, all a spreadsheet keeps: in full, never 4.47701E+11 (Excel's General
+    # switches to that past 11 digits, which a letter must not print for a phone number)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or abs(value) >= 1e15:
         return None
     if style == "General":
         return str(int(value))
@@ -385,6 +400,8 @@ _CSV_ERROR = re.compile(r"#(?:NULL!|DIV/0!|VALUE!|REF!|NAME\?|NUM!|N/A|GETTING_D
 def _csv_cell(value: str) -> str | None:
     if value == "":
         return None
+    if "\r" in value:  # a line break inside a quoted cell, saved by Windows as CR LF: a line break
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
     if _CSV_ERROR.fullmatch(value.strip()):
         return Unusable(value.strip(), f"shows {value.strip()}, a spreadsheet error saved into the CSV file")
     return value
@@ -404,10 +421,11 @@ def _csv_rows(path: Path):
             "character set \"Unicode (UTF-8)\")", row) from None
     if "\x00" in text:
         raise TableError("this file holds NUL bytes: it is not a CSV text file (save it as CSV UTF-8)")
+    # the separator that makes the most columns of the header row: a ';'-separated file whose
+    # header holds a comma ("Note, optional") is still ';'-separated (ties: ',' first)
     first = text.split("\n", 1)[0]
     try:
-        dialect = csv.Sniffer().sniff(first, delimiters=",;\t")
-        delimiter = dialect.delimiter
+        delimiter = max(",;\t", key=lambda d: len(next(csv.reader([first], delimiter=d), [])))
     except csv.Error:
         delimiter = ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -428,6 +446,8 @@ def _entries(rows, fields: dict[str, str], columns: dict[str, str]) -> Table:
             if any(v is not None and str(v).strip() for v in values):
                 header_row, headers = number, [str(v).strip() if v is not None else "" for v in values]
                 specs = _specs(headers, fields, columns, table, number)
+                table.header_row = number
+                table.columns = [header if spec else None for spec, header in zip(specs, headers)]
                 for spec, header in zip(specs, headers):
                     if spec:
                         table.headers.setdefault(spec[0] if spec[1] != "part" else f"text.{spec[2]}", header)
@@ -474,6 +494,39 @@ def _entries(rows, fields: dict[str, str], columns: dict[str, str]) -> Table:
         raise TableError("the file has no rows: the first row should hold the column headers")
     _derive_ids(table)
     return table
+
+
+def _refuse_merged(table: Table, merged: list[str]) -> None:
+    """Merged cells show one value across several cells, but only the first holds it: the
+    others are empty to every reader. A merged header would leave the columns under it
+    without a field, a merged cell in a row would give the next recipients nothing where
+    the sheet shows them a value. Either is refused where it stands, never read silently."""
+    if not merged:
+        return
+    from openpyxl.utils.cell import get_column_letter, range_boundaries
+
+    index_of = {row: index for index, row in enumerate(table.rows)}
+    for ref in merged:
+        try:
+            first_col, first_row, last_col, last_row = range_boundaries(ref)
+        except (ValueError, TypeError):
+            continue
+        first = f"{get_column_letter(first_col)}{first_row}"
+        if first_row <= table.header_row <= last_row and first_col <= len(table.columns) \
+                and table.columns[first_col - 1] and last_col > first_col:
+            table.problems.append(TableProblem(
+                f"the header {table.columns[first_col - 1]!r} is merged across {ref}, so the columns under it have "
+                "no header and would not be read; unmerge it and give each column its own header "
+                "(address 1, address 2 ...)", table.header_row, table.columns[first_col - 1]))
+        for row in range(max(first_row, table.header_row + 1), last_row + 1):
+            if row not in index_of:
+                continue
+            for column in range(first_col, min(last_col, len(table.columns)) + 1):
+                if (row, column) != (first_row, first_col) and table.columns[column - 1]:
+                    table.problems.append(TableProblem(
+                        f"the cell is part of the merged cells {ref}, whose value stands in {first} only; "
+                        "unmerge them and type the value in each cell", row, table.columns[column - 1],
+                        index_of[row]))
 
 
 def _put_text(target: dict, key: str, language: str | None, value: str, where: dict, path: tuple,

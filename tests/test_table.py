@@ -597,3 +597,53 @@ def test_a_spreadsheet_error_saved_into_a_csv_is_refused_where_it_stands(tmp_pat
     assert f"{file}:row 6:text.note: error: recipient 'ed-part': the cell shows #DIV/0!, a spreadsheet error " \
         "saved into the CSV file; correct it in the spreadsheet or type the value instead" in found, found
     assert len(found) == 3
+
+
+def test_what_a_second_outsider_found(tmp_path):
+    """A hidden first sheet, a 12-digit phone number in General, merged cells, a ';' file
+    whose header holds a comma, and a line break saved as CR LF inside a quoted cell."""
+    book = openpyxl.Workbook()
+    lookups = book.active
+    lookups.title = "Lookups"  # hidden: the office never sees it, so it is not the recipients
+    lookups.append(["name", "salutation"])
+    lookups.append(["Nobody Seen", "Dear N,"])
+    lookups.sheet_state = "hidden"
+    sheet = book.create_sheet("Contacts")
+    sheet.append(["name", "role", "address", "salutation", "text.note", "your_ref"])
+    sheet.append(["Ann Good", "Chair", "1 Road", "Dear Ann,", 447700900123, 123456789012345])
+    sheet.append(["Bob Fine", "Member", "2 Road", "Dear Bob,", "x", None])
+    sheet.append(["Cat Below", None, None, "Dear Cat,", "y", None])
+    sheet.merge_cells("B3:B4")  # the sheet shows "Member" beside Cat too
+    sheet.merge_cells("C3:C4")
+    book.save(tmp_path / "c.xlsx")
+    loaded = load(batch(tmp_path, "c.xlsx"))
+    ann, bob = loaded.batch.recipients
+    assert (ann.id, ann.text, ann.your_ref, bob.role) == ("ann-good", {"note": "447700900123"}, "123456789012345", "Member")
+    where = f"{tmp_path / 'c.xlsx'}:row 4:"
+    assert sorted(str(p) for p in loaded.problems if not p.warning) == [
+        f"{where}address: error: recipient 'cat-below': the cell is part of the merged cells C3:C4, whose value "
+        "stands in C3 only; unmerge them and type the value in each cell",
+        f"{where}role: error: recipient 'cat-below': the cell is part of the merged cells B3:B4, whose value "
+        "stands in B3 only; unmerge them and type the value in each cell"]
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["name", "address", None, "salutation", "text.note"])
+    sheet.append(["Ann Good", "1 Road", "Town", "Dear Ann,", "x"])
+    sheet.merge_cells("B1:C1")  # "address" over two columns: the town would be lost
+    book.save(tmp_path / "h.xlsx")
+    with pytest.raises(LoadError) as caught:
+        load(batch(tmp_path, "h.xlsx"))
+    assert f"{tmp_path / 'h.xlsx'}:row 1:address: error: the header 'address' is merged across B1:C1" in str(caught.value)
+
+    (tmp_path / "s.csv").write_bytes("\ufeffname;address;salutation;Note, optional\r\n"
+                                     'Ann Good;"1 Road\r\nTown";Dear Ann,;"one\r\ntwo"\r\n'.encode("utf-8"))
+    path = write_yaml(tmp_path / "s.yaml", LETTER + """\
+recipients:
+  from: s.csv
+  columns: {"Note, optional": text.note}
+""")
+    loaded = load(path)
+    (ann,) = loaded.batch.recipients
+    assert (ann.address, ann.salutation, ann.text) == (["1 Road", "Town"], "Dear Ann,", {"note": "one\ntwo"})
+    assert loaded.problems == []
