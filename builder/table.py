@@ -441,6 +441,7 @@ def _csv_rows(path: Path):
 def _entries(rows, fields: dict[str, str], columns: dict[str, str]) -> Table:
     table = Table()
     header_row, headers = None, []
+    headless: dict[int, int] = {}  # a column with cells but no header -> its first row with one
     for number, values in rows:
         if header_row is None:
             if any(v is not None and str(v).strip() for v in values):
@@ -459,6 +460,8 @@ def _entries(rows, fields: dict[str, str], columns: dict[str, str]) -> Table:
         where: dict[tuple, Cell] = {}
         numbered: dict[str, list] = {}
         for position, value in enumerate(cells):
+            if position < len(headers) and not headers[position] and value:
+                headless.setdefault(position, number)
             if position >= len(specs) or specs[position] is None or not (value or isinstance(value, Unusable)):
                 continue
             spec, header = specs[position], headers[position]
@@ -492,8 +495,21 @@ def _entries(rows, fields: dict[str, str], columns: dict[str, str]) -> Table:
         table.cells.append(where)
     if header_row is None:
         raise TableError("the file has no rows: the first row should hold the column headers")
+    for position, row in headless.items():  # between headers: an address line typed under none
+        table.problems.append(TableProblem(
+            f"column {_column_name(position + 1)} has no header, so its cells (row {row} first) are not read; "
+            "give it a header (address 2, text.<part> ...) or delete them", header_row, warning=True))
     _derive_ids(table)
     return table
+
+
+def _column_name(number: int) -> str:
+    """A column's letters, as the spreadsheet names it (1 is A, 28 is AB)."""
+    letters = ""
+    while number:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
 
 
 def _refuse_merged(table: Table, merged: list[str]) -> None:
@@ -503,7 +519,7 @@ def _refuse_merged(table: Table, merged: list[str]) -> None:
     the sheet shows them a value. Either is refused where it stands, never read silently."""
     if not merged:
         return
-    from openpyxl.utils.cell import get_column_letter, range_boundaries
+    from openpyxl.utils.cell import range_boundaries
 
     index_of = {row: index for index, row in enumerate(table.rows)}
     for ref in merged:
@@ -511,7 +527,7 @@ def _refuse_merged(table: Table, merged: list[str]) -> None:
             first_col, first_row, last_col, last_row = range_boundaries(ref)
         except (ValueError, TypeError):
             continue
-        first = f"{get_column_letter(first_col)}{first_row}"
+        first = f"{_column_name(first_col)}{first_row}"
         if first_row <= table.header_row <= last_row and first_col <= len(table.columns) \
                 and table.columns[first_col - 1] and last_col > first_col:
             table.problems.append(TableProblem(

@@ -635,6 +635,11 @@ def test_what_a_second_outsider_found(tmp_path):
     with pytest.raises(LoadError) as caught:
         load(batch(tmp_path, "h.xlsx"))
     assert f"{tmp_path / 'h.xlsx'}:row 1:address: error: the header 'address' is merged across B1:C1" in str(caught.value)
+    (tmp_path / "g.csv").write_text("name,address,,salutation,text.note\nAnn Good,1 Road,Town,\"Dear Ann,\",x\n",
+                                    encoding="utf-8")  # the town typed under no header: said, not silently lost
+    assert [str(p) for p in load(batch(tmp_path, "g.csv")).problems] == [
+        f"{tmp_path / 'g.csv'}:row 1: warning: column C has no header, so its cells (row 2 first) are not read; "
+        "give it a header (address 2, text.<part> ...) or delete them"]
 
     (tmp_path / "s.csv").write_bytes("\ufeffname;address;salutation;Note, optional\r\n"
                                      'Ann Good;"1 Road\r\nTown";Dear Ann,;"one\r\ntwo"\r\n'.encode("utf-8"))
