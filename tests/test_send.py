@@ -359,7 +359,7 @@ def test_letters_not_ready_or_without_an_address_are_not_sent(batch, smtp_server
     done = run_send(source, out, port, "--yes")
     assert done.returncode == 1
     lines = results(done.stdout)
-    assert lines["london"][0] == "not ready" and lines["london"][1].startswith("older than its inputs")
+    assert lines["london"][0] == "not ready" and lines["london"][1].startswith("stale: older than its inputs")
     assert lines["essex"][0] == "no address" and lines["essex"][1].startswith("add `email:` to recipient 'essex'")
     assert sorted(rcpts[0] for rcpts, _ in mailbox.messages) == [address(r) for r in ("avon-and-somerset", "south-wales", "sussex")]
 
