@@ -28,7 +28,7 @@ import ssl
 import string
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
+from email.policy import SMTP as SMTP_POLICY, SMTPUTF8 as SMTPUTF8_POLICY
 from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 
@@ -373,13 +373,18 @@ def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, re
     # a retry of a letter that surely failed keeps its Message-ID
     message_id = old["message_id"] if same else make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2] or None)
     mail = message(d, sender, message_id, data)
-    wire = mail.as_bytes(policy=SMTP_POLICY)
+    # an address with accents (zoë@bücher.example) travels only by SMTPUTF8 (RFC 6531)
+    international = not (d.address.isascii() and parseaddr(sender)[1].isascii())
+    wire = mail.as_bytes(policy=SMTPUTF8_POLICY if international else SMTP_POLICY)
     log.record(d.recipient, state="attempting", stage="envelope", address=d.address, message_id=message_id,
                time=_now(), file=str(d.pdf.relative_to(log.path.parent)), signed=d.signed,
                sha256=sha256_bytes(data), letter_sha256=d.letter_sha256)
     smtp = connection.smtp
     try:
-        code, text = smtp.mail(parseaddr(sender)[1])
+        if international and not smtp.has_extn("smtputf8"):
+            raise _Refused(f"the server does not take addresses with accents or other non-ASCII characters "
+                           f"(no SMTPUTF8), so it cannot mail {d.address}")
+        code, text = smtp.mail(parseaddr(sender)[1], ["SMTPUTF8", "BODY=8BITMIME"] if international else [])
         if code != 250:
             raise _Refused(f"the server refused the sender: {_reply(code, text)}")
         code, text = smtp.rcpt(d.address)

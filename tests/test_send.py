@@ -364,6 +364,32 @@ def test_letters_not_ready_or_without_an_address_are_not_sent(batch, smtp_server
     assert sorted(rcpts[0] for rcpts, _ in mailbox.messages) == [address(r) for r in ("avon-and-somerset", "south-wales", "sussex")]
 
 
+def test_an_address_with_accents_goes_by_smtputf8_or_fails_alone(batch, smtp_server):
+    """zoë@bücher.example is a valid address: a server without SMTPUTF8 cannot take it, so
+    that letter fails in words (never a traceback) and the others are sent; one with it
+    gets the letter, the address as typed."""
+    source, out = batch
+    source.write_text(source.read_text().replace("email: london@example.test", "email: zoë@bücher.example"))
+    plain = Mailbox()
+    controller = Controller(plain, hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=False)
+    controller.start()
+    try:
+        done = run_send(source, out, controller.port, "--yes")
+    finally:
+        controller.stop()
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert re.search(r"^  london +failed +the server does not take addresses with accents .*\(no SMTPUTF8\), so "
+                     r"it cannot mail zoë@bücher.example; the next run retries it$", done.stdout, re.M), done.stdout
+    assert sorted(rcpts[0] for rcpts, _ in plain.messages) == sorted(address(r) for r in IDS if r != "london")
+    mailbox, port = smtp_server  # aiosmtpd's Controller offers SMTPUTF8
+    again = run_send(source, out, port, "--yes")
+    assert again.returncode == 0, again.stdout + again.stderr
+    ((rcpts, mail),) = mailbox.messages
+    assert rcpts == ["zoë@bücher.example"] and mail["To"] == "zoë@bücher.example"
+    (attachment,) = mail.iter_attachments()
+    assert attachment.get_content() == Layout.of(out).pdf("london").read_bytes()
+
+
 def server_certificate(folder: Path) -> tuple[ssl.SSLContext, Path]:
     """A TLS context for 127.0.0.1 signed by a throwaway CA, and the CA's file."""
     from cryptography import x509
