@@ -185,8 +185,9 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
         raise SendError(f"--resend: no valid recipient with id {', '.join(unknown_ids)}")
     # a letter the log has under an id the batch no longer has (renamed; in a spreadsheet
     # without ids, a name corrected): by its address, so renaming never mails anyone twice
+    present = set(recipients) | {label for label, _, _ in prepared.rejected}  # invalid for now is not gone
     gone = {entry.get("address", "").lower(): old for old, entry in log.letters.items()
-            if old not in recipients and log.pending(old) and entry.get("address")}
+            if old not in present and log.pending(old) and entry.get("address")}
     letters = []
     for state in letter_states(prepared, manifest):
         rid = state.recipient
