@@ -29,8 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Excel's built-in short date (format 14) follows the computer's locale; these
-# letters are British, so it reads as a British office sees it.
+# letters are British, so it reads as a British office sees it. So do Excel's "Long Date"
+# and "Time" (the ribbon's choices, stored as [$-F800]dddd, mmmm dd, yyyy and
+# [$-F400]h:mm:ss AM/PM: "the system's long date and time", whatever follows).
 _LOCALE_FORMATS = {"mm-dd-yy": "dd/mm/yyyy"}
+_SYSTEM_FORMATS = {"[$-F800]": "dd mmmm yyyy", "[$-F400]": "hh:mm:ss"}
+
+
+def _as_shown_here(code: str) -> str:
+    return _LOCALE_FORMATS.get(code) or _SYSTEM_FORMATS.get(code[:8].upper(), code)
 
 
 @dataclass(frozen=True)
@@ -183,7 +190,7 @@ class _Workbook:
                 code = style.numFmtId
                 shown = BUILTIN_FORMATS.get(code, "General") if code < BUILTIN_FORMATS_MAX_SIZE \
                     else book._number_formats[code - BUILTIN_FORMATS_MAX_SIZE]
-                self.formats.append(_LOCALE_FORMATS.get(shown, shown))
+                self.formats.append(_as_shown_here(shown))
             self.strings = []  # as openpyxl's read_strings, without building a Text object for each
             strings = reader.package.find(SHARED_STRINGS)
             if strings is not None:

@@ -247,11 +247,14 @@ def test_ids_given_are_never_taken_and_empty_id_cells_are_made(tmp_path):
 
 def test_numbers_and_dates_as_excel_shows_them(tmp_path):
     cells = [(dt.datetime(2021, 3, 14), "mm-dd-yy"), (0.1 + 0.2, "General"), (1234567.891, "#,##0.00"),
-             (44, "General"), (dt.datetime(2021, 3, 14), "yyyy-mm-dd"), (True, "General")]
-    write_xlsx(tmp_path / "c.xlsx", headers=["name", "salutation", "text.note"] + [f"address {i}" for i in range(1, 7)],
+             (44, "General"), (dt.datetime(2021, 3, 14), "yyyy-mm-dd"), (True, "General"),
+             # Excel's ribbon "Long Date" and "Time": the system's, so British here
+             (dt.datetime(2021, 3, 4), "[$-F800]dddd\\,\\ mmmm\\ dd\\,\\ yyyy"),
+             (dt.datetime(2021, 3, 4, 15, 30), "[$-F400]h:mm:ss\\ AM/PM")]
+    write_xlsx(tmp_path / "c.xlsx", headers=["name", "salutation", "text.note"] + [f"address {i}" for i in range(1, 9)],
                rows=[[("A", None), ("Dear A,", None), ("x", None)] + cells])
     (a,) = load(batch(tmp_path, "c.xlsx")).batch.recipients
-    assert a.address == ["14/03/2021", "0.3", "1,234,567.89", "44", "2021-03-14", "TRUE"]
+    assert a.address == ["14/03/2021", "0.3", "1,234,567.89", "44", "2021-03-14", "TRUE", "04 March 2021", "15:30:00"]
 
 
 def test_invisible_characters_in_cells_are_named_and_left_out(tmp_path):
