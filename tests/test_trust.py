@@ -97,6 +97,14 @@ def test_preflight_is_remembered_refused_until_accepted_on_the_record(tmp_path):
     assert "Dear Reader," in pdf_text(out / "letters" / "bundle.pdf")
     assert {o.status for o in build(source, out).outcomes} == {"up to date"}
     assert merge(source, out).letters == 5  # the acceptance stays with the file it was made for
+    # rebuilt (to the same bytes): the acceptance goes with the old build; accepted again, the
+    # bundle on disk is the same, but the acceptance is on the record for every task to see
+    assert [o.status for o in build(source, out, only=["tall"], force=True).outcomes] == ["built"]
+    assert {s.recipient: s.state for s in status(source, out)}["tall"] == "preflight"
+    again = invoke("merge", "-r", str(source), "-b", str(out), "--accept", "tall:window")
+    assert again.returncode == 0 and "accepted on the record: tall: window" in again.stdout, again.stderr
+    assert {s.recipient: s.state for s in status(source, out)}["tall"] == "ready"
+    assert invoke("check", "-r", str(source), "-b", str(out)).returncode == 0
 
     # a batch not posted in window envelopes turns the window check off (a letter setting)
     write_yaml(source, source.read_text().replace("  body:", "  envelope: none\n  body:", 1))
