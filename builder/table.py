@@ -417,7 +417,8 @@ def _csv_cell(value: str) -> str | None:
 def _csv_rows(path: Path):
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8-sig")
+        # Excel's "Unicode Text" is UTF-16 with its byte order mark: that says what it is
+        text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         row = raw.count(b"\n", 0, exc.start) + 1
         byte = raw[exc.start]
@@ -430,7 +431,7 @@ def _csv_rows(path: Path):
         raise TableError("this file holds NUL bytes: it is not a CSV text file (save it as CSV UTF-8)")
     # the separator that makes the most columns of the header row: a ';'-separated file whose
     # header holds a comma ("Note, optional") is still ';'-separated (ties: ',' first)
-    first = text.split("\n", 1)[0]
+    first = re.split(r"[\r\n]", text, maxsplit=1)[0]  # Excel for Mac's "CSV (Macintosh)" ends lines in CR
     try:
         delimiter = max(",;\t", key=lambda d: len(next(csv.reader([first], delimiter=d), [])))
     except csv.Error:
