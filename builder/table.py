@@ -16,6 +16,7 @@ as it validates YAML ones, and reports each problem at its row and column.
 """
 from __future__ import annotations
 
+import bisect
 import csv
 import decimal
 import difflib
@@ -542,9 +543,8 @@ def _refuse_merged(table: Table, merged: list[str]) -> None:
                 f"the header {table.columns[first_col - 1]!r} is merged across {ref}, so the columns under it have "
                 "no header and would not be read; unmerge it and give each column its own header "
                 "(address 1, address 2 ...)", table.header_row, table.columns[first_col - 1]))
-        for row in range(max(first_row, table.header_row + 1), last_row + 1):
-            if row not in index_of:
-                continue
+        start = bisect.bisect_left(table.rows, max(first_row, table.header_row + 1))
+        for row in table.rows[start:bisect.bisect_right(table.rows, last_row)]:  # a range may reach row 1,048,576
             for column in range(first_col, min(last_col, len(table.columns)) + 1):
                 if (row, column) != (first_row, first_col) and table.columns[column - 1]:
                     table.problems.append(TableProblem(
