@@ -227,11 +227,15 @@ class _Workbook:
         value = float(text) if "." in text or "E" in text or "e" in text else int(text)
         shown = self.formats[style] if style < len(self.formats) else "General"
         try:
-            return _shown(value, shown) or str(self.format_value(value, shown, date1904=self.date1904))
-        except (OverflowError, ValueError):
-            return "#VALUE!"  # a date outside the calendar, as openpyxl reads it
+            seen = _shown(value, shown) or str(self.format_value(value, shown, date1904=self.date1904))
+        except (OverflowError, ValueError):  # a date after 9999, as openpyxl reads it: no letter prints it
+            return Unusable("#VALUE!", "holds a date after the year 9999, which Excel shows as #VALUE!")
         except ArithmeticError:  # a number too long for the format (xlfmt's decimal rounding): in full
             return format(decimal.Decimal(text), "f")
+        if seen.startswith("#") and seen.strip("#") == "":  # Excel's ######## for a negative date or time
+            return Unusable(seen, f"shows {seen}: a negative number under a date or time format, which no "
+                                  "calendar shows")
+        return seen
 
     def date(self, value, style: int) -> str:
         """A cell written as an ISO 8601 date (t="d"), under its number format."""

@@ -616,6 +616,9 @@ def test_what_a_second_outsider_found(tmp_path):
     sheet.append(["Ann Good", "Chair", "1 Road", "Dear Ann,", 447700900123, 123456789012345])
     sheet.append(["Bob Fine", "Member", "2 Road", "Dear Bob,", "x", None])
     sheet.append(["Cat Below", None, None, "Dear Cat,", "y", None])
+    sheet.append(["Dee Early", None, "4 Road", "Dear Dee,", -5, None])  # Excel shows ######## for it
+    sheet.append(["Eve Late", None, "5 Road", "Dear Eve,", 3_000_000, None])  # and #VALUE! for this
+    sheet["E5"].number_format = sheet["E6"].number_format = "d mmmm yyyy"
     sheet.merge_cells("B3:B4")  # the sheet shows "Member" beside Cat too
     sheet.merge_cells("C3:C4")
     book.save(tmp_path / "c.xlsx")
@@ -627,7 +630,12 @@ def test_what_a_second_outsider_found(tmp_path):
         f"{where}address: error: recipient 'cat-below': the cell is part of the merged cells C3:C4, whose value "
         "stands in C3 only; unmerge them and type the value in each cell",
         f"{where}role: error: recipient 'cat-below': the cell is part of the merged cells B3:B4, whose value "
-        "stands in B3 only; unmerge them and type the value in each cell"]
+        "stands in B3 only; unmerge them and type the value in each cell",
+        f"{tmp_path / 'c.xlsx'}:row 5:text.note: error: recipient 'dee-early': the cell shows ########: a negative "
+        "number under a date or time format, which no calendar shows; correct it in the spreadsheet or type the "
+        "value instead",
+        f"{tmp_path / 'c.xlsx'}:row 6:text.note: error: recipient 'eve-late': the cell holds a date after the year "
+        "9999, which Excel shows as #VALUE!; correct it in the spreadsheet or type the value instead"]
 
     book = openpyxl.Workbook()
     sheet = book.active
