@@ -29,6 +29,10 @@ class MergeRefused(Exception):
     """Some letters are not ready; the message names them and says why."""
 
 
+class OutputRefused(MergeRefused):
+    """``--output`` names a file merge must not write: a bad value, like ``--jobs abc``."""
+
+
 @dataclass
 class MergeReport:
     path: Path
@@ -78,7 +82,7 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
     layout = prepared.layout
     out = Path(out) if out else layout.bundle
     if os.path.abspath(out) in prepared.files:
-        raise MergeRefused(f"--output {out}: that is a file the batch is made from; choose another file")
+        raise OutputRefused(f"--output {out}: that is a file the batch is made from; choose another file")
     with lock(layout):
         manifest = Manifest.read(layout.root)
         report = _current(prepared, manifest, out, options, accept or {})
@@ -129,7 +133,7 @@ def _refuse_to_overwrite(out: Path | None, recipients_yaml: Path, build_dir: Pat
     layout = Layout.of(build_dir)
     target = out.resolve()
     if target.suffix.lower() != ".pdf":
-        raise MergeRefused(f"--output {out}: the bundle is a PDF; give a file name ending in .pdf")
+        raise OutputRefused(f"--output {out}: the bundle is a PDF; give a file name ending in .pdf")
     kept = {layout.cover.resolve(): "the cover sheet", layout.bundle_signed.resolve(): "the signed bundle",
             recipients_yaml.resolve(): "the batch file"}
     folders = {layout.letters: "the letters", layout.signed: "the signed letters", layout.tex: "the LaTeX",
@@ -137,7 +141,7 @@ def _refuse_to_overwrite(out: Path | None, recipients_yaml: Path, build_dir: Pat
     what = kept.get(target) or next(
         (name for folder, name in folders.items() if target.is_relative_to(folder.resolve())), None)
     if what:
-        raise MergeRefused(f"--output {out}: that is {what}, which the build keeps; choose another file")
+        raise OutputRefused(f"--output {out}: that is {what}, which the build keeps; choose another file")
 
 
 def _current(prepared, manifest: Manifest, out: Path, options: dict,
@@ -186,20 +190,25 @@ class _Digests:
     digests by value, ``split.Deduplicator``), kept for the next merge by the
     SHA-256 of the document's file: merging again after one letter changed
     hashes the fonts of that letter only. Only a short cut: a file that is
-    missing, unreadable or not of this shape is ignored, and the digests are
-    worked out again."""
+    missing, unreadable, not of this shape or written by other code (the
+    builder's own files, by content: another way of hashing would not match)
+    is ignored, and the digests are worked out again."""
 
     def __init__(self, path: Path) -> None:
+        from .build import _code
+
         self.path = path
+        self.code = _code()
         self.remembered: dict[str, dict[str, str]] = {}
         self.learned: dict[str, dict[str, str]] = {}
         try:
             # a regular file only: a FIFO or a device would never end
             data = json.loads(path.read_bytes()) if path.is_file() else None
-            if isinstance(data, dict) and all(
+            documents = data.get("documents") if isinstance(data, dict) and data.get("code") == self.code else None
+            if isinstance(documents, dict) and all(
                     isinstance(objects, dict) and all(isinstance(v, str) and _SHA256_HEX.fullmatch(v)
-                                                      for v in objects.values()) for objects in data.values()):
-                self.remembered = data
+                                                      for v in objects.values()) for objects in documents.values()):
+                self.remembered = documents
         except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
             pass
 
@@ -207,7 +216,7 @@ class _Digests:
         """Keep what this merge used (the documents of the last bundle only)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.path, json.dumps(self.learned, sort_keys=True).encode())
+            write_atomic(self.path, json.dumps({"code": self.code, "documents": self.learned}, sort_keys=True).encode())
         except OSError:
             pass  # the next merge works them out again
 

@@ -459,7 +459,8 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
     from .check import CODES
     from .compile import TexMissing
     from .problems import LoadError
-    from .merge import MergeRefused, merge as merge_letters
+    from .build import Layout
+    from .merge import MergeRefused, OutputRefused, merge as merge_letters
 
     batch = batch_paths(c, recipients, build_dir)
     accepted: dict[str, list[str]] = {}
@@ -470,14 +471,19 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
         if not rid or code not in CODES:
             raise Exit(f"--accept {item.strip()!r}: write id:code, the code one of {', '.join(CODES)}", code=2)
         accepted.setdefault(rid, []).append(code)
+    target = Path(output) if output else Layout.of(batch.build_dir).bundle
+    had_bundle = target.is_file()
     try:
         report = merge_letters(batch.recipients, batch.build_dir, output, cover=cover, duplex=duplex,
                                signature_fields=signature_fields, accept=accepted)
+    except OutputRefused as exc:  # a bad value
+        raise stopped(exc, code=2)
     except (LoadError, MergeRefused, TexMissing, RuntimeError) as exc:
         raise stopped(exc, code=1)
     except OSError as exc:
         raise Exit(f"could not write the bundle: {exc.strerror or exc}"
-                   + (f" ({exc.filename})" if exc.filename else "") + "; the previous bundle is unchanged",
+                   + (f" ({exc.filename})" if exc.filename else "")
+                   + ("; the previous bundle is unchanged" if had_bundle else "; no bundle was written"),
                    code=2)
     extras = [f"{report.cover_pages}-page cover"] if report.cover_pages else []
     extras += [f"{plural(report.blank_pages, 'blank page')} for duplex"] if duplex else []

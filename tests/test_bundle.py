@@ -122,7 +122,7 @@ def test_a_merge_again_takes_the_digests_it_kept_and_writes_the_same_bundle(smal
     kept = out / "work" / "bundle-digests.json"
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     # one entry per document of the bundle, by the hash of its file
-    assert set(json.loads(kept.read_text(encoding="utf-8"))) == {
+    assert set(json.loads(kept.read_text(encoding="utf-8"))["documents"]) == {
         manifest["letters"]["one"]["sha256"], manifest["letters"]["two"]["sha256"], manifest["bundle"]["cover"]["sha256"]}
     hashed = []
     worked_out = split_module.digest
@@ -135,8 +135,10 @@ def test_a_merge_again_takes_the_digests_it_kept_and_writes_the_same_bundle(smal
     (out / "bundle.pdf").unlink()
     assert merge(source, out).path.read_bytes() == first
     assert hashed and not [name for name in hashed if "letters" in name]  # no letter's fonts hashed again
+    good = json.loads(kept.read_text(encoding="utf-8"))
+    other_code = json.dumps({**good, "code": "0" * 64}).encode()  # kept by another version of the builder
     for damaged in (b"not json", b'{"x": {"1 0": "zz"}}', b"[]", b'{"x": 3}', b"[" * 100_000 + b"]" * 100_000,
-                    "fifo"):
+                    json.dumps({**good, "documents": {"x": {"1 0": "zz"}}}).encode(), other_code, "fifo"):
         kept.unlink()
         if damaged == "fifo":
             os.mkfifo(kept)  # reading it would never end: not a file, so not read

@@ -314,6 +314,12 @@ def test_a_full_disk_and_a_read_only_folder_lose_nothing(tmp_path):
         assert full.returncode == 2 and "Traceback" not in full.stderr, full.stderr
         assert "No space left on device" in full.stderr and "kept" in full.stderr
         assert outputs(out) == good and {s.state for s in status(source, out)} == {"ready"}
+        for options, words in [(["--duplex"], "the previous bundle is unchanged"),  # bundle.pdf, made anew
+                               (["--output", str(disk / "new.pdf")], "no bundle was written")]:
+            merged = invoke("merge", "-r", str(source), "-b", str(out), *options)
+            assert merged.returncode == 2 and "Traceback" not in merged.stderr, merged.stderr
+            assert "No space left on device" in merged.stderr and words in merged.stderr, merged.stderr
+        assert outputs(out) == good and not (disk / "new.pdf").exists()
         filler.unlink()
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
         read_only = invoke("build", "-r", str(source), "-b", str(out), "--force")
@@ -558,7 +564,7 @@ def test_merge_output_never_overwrites_what_the_batch_is_made_of_or_what_the_bui
                           (out / "signed" / "one.pdf", "the signed letters"),
                           (out / "bundle-signed.pdf", "the signed bundle")]:
         done = invoke("merge", "-r", str(source), "-b", str(out), "--output", str(target))
-        assert done.returncode == 1 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
     with pytest.raises(MergeRefused, match="that is a file the batch is made from"):
         write_yaml(source, source.read_text().replace("logo: logo.png", "logo: stamp.pdf"))
