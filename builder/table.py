@@ -108,14 +108,16 @@ def read(path: Path, fields: dict[str, typing.Any], *, sheet: str | None = None,
     "parts" (text.<part>); ``columns`` maps the file's headers to field specs.
     """
     merged: list[str] = []
+    hidden: list[int] = []
     if path.suffix.lower() == ".xlsx":
-        rows = _xlsx_rows(path, sheet, merged)
+        rows = _xlsx_rows(path, sheet, merged, hidden)
     else:
         if sheet:
             raise TableError(f"'sheet: {sheet}' is for a workbook (.xlsx); a CSV file has one table")
         rows = _csv_rows(path)
     table = _entries(rows, fields, columns or {})
     _refuse_merged(table, merged)
+    _say_hidden(table, hidden)
     return table
 
 
@@ -130,7 +132,7 @@ _UNREADABLE = (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EO
                AttributeError, IndexError, NotImplementedError)
 
 
-def _xlsx_rows(path: Path, sheet: str | None, merged: list[str] | None = None):
+def _xlsx_rows(path: Path, sheet: str | None, merged: list[str] | None = None, hidden: list[int] | None = None):
     """The rows of a workbook's sheet as (row number, cells shown as text).
 
     openpyxl reads the workbook's small parts (sheet names, the 1904 flag,
@@ -145,7 +147,7 @@ def _xlsx_rows(path: Path, sheet: str | None, merged: list[str] | None = None):
         part = workbook.sheet_part(sheet)
         try:
             with workbook.archive.open(part) as source:
-                yield from _sheet_rows(source, workbook, merged)
+                yield from _sheet_rows(source, workbook, merged, hidden)
         except _UNREADABLE as exc:
             raise TableError(f"cannot read the sheet {workbook.shown_name(sheet)!r} of this workbook ({_plain(exc)}); "
                              "save it again from Excel or LibreOffice as .xlsx") from None
@@ -243,12 +245,12 @@ class _Workbook:
         return str(self.format_value(value, shown, date1904=self.date1904))
 
 
-def _sheet_rows(source, workbook: _Workbook, merged: list[str] | None = None):
+def _sheet_rows(source, workbook: _Workbook, merged: list[str] | None = None, hidden: list[int] | None = None):
     """Stream <sheetData>: each <row> once it is complete, then it is dropped
     (memory stays flat whatever the sheet's size). Rows may skip numbers and
     cells may skip columns (Excel leaves empty cells out); both are placed by
     their reference (r="D5"). The ranges of merged cells (<mergeCells>, after
-    the rows) go into ``merged``."""
+    the rows) go into ``merged``, the numbers of hidden rows into ``hidden``."""
     from xml.etree.ElementTree import iterparse
 
     from openpyxl.utils.datetime import from_ISO8601
@@ -304,6 +306,8 @@ def _sheet_rows(source, workbook: _Workbook, merged: list[str] | None = None):
                 values.append(value)
             else:
                 values[column - 1] = value
+        if hidden is not None and element.get("hidden") in ("1", "true"):
+            hidden.append(row)
         element.clear()  # a read row keeps only its empty shell (a few bytes), far less than its entry
         if row <= last:  # openpyxl leaves such a row out without a word
             raise TableError(f"the sheet's rows are out of order (row {row} comes after row {last}); "
@@ -523,6 +527,18 @@ def _column_name(number: int) -> str:
         number, rest = divmod(number - 1, 26)
         letters = chr(65 + rest) + letters
     return letters
+
+
+def _say_hidden(table: Table, hidden: list[int]) -> None:
+    """Rows hidden in the sheet (filtered out, most often) are recipients too: said once,
+    so a filtered list of 20 never becomes 500 letters unnoticed."""
+    rows = sorted(set(hidden) & set(table.rows))
+    if rows:
+        shown = ", ".join(map(str, rows[:5])) + (f" ... ({len(rows)} in all)" if len(rows) > 5 else "")
+        table.problems.append(TableProblem(
+            f"row{'s' if len(rows) > 1 else ''} {shown} {'are' if len(rows) > 1 else 'is'} hidden in the sheet "
+            "(filtered out?) and still get{0} a letter; to leave them out, delete the rows (or copy the rows "
+            "you see into a new sheet)".format("" if len(rows) > 1 else "s"), rows[0], warning=True))
 
 
 def _refuse_merged(table: Table, merged: list[str]) -> None:

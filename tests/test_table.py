@@ -619,11 +619,15 @@ def test_what_a_second_outsider_found(tmp_path):
     sheet.append(["Dee Early", None, "4 Road", "Dear Dee,", -5, None])  # Excel shows ######## for it
     sheet.append(["Eve Late", None, "5 Road", "Dear Eve,", 3_000_000, None])  # and #VALUE! for this
     sheet["E5"].number_format = sheet["E6"].number_format = "d mmmm yyyy"
+    sheet.row_dimensions[3].hidden = True  # filtered out: still a letter, and said so
     sheet.merge_cells("B3:B4")  # the sheet shows "Member" beside Cat too
     sheet.merge_cells("C3:C4")
     book.save(tmp_path / "c.xlsx")
     loaded = load(batch(tmp_path, "c.xlsx"))
     ann, bob = loaded.batch.recipients
+    assert [str(p) for p in loaded.problems if p.warning] == [
+        f"{tmp_path / 'c.xlsx'}:row 3: warning: row 3 is hidden in the sheet (filtered out?) and still gets a letter; "
+        "to leave them out, delete the rows (or copy the rows you see into a new sheet)"]
     assert (ann.id, ann.text, ann.your_ref, bob.role) == ("ann-good", {"note": "447700900123"}, "123456789012345", "Member")
     where = f"{tmp_path / 'c.xlsx'}:row 4:"
     assert sorted(str(p) for p in loaded.problems if not p.warning) == [
