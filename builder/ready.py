@@ -30,7 +30,7 @@ INPUT_NAMES = {
     "source": "its text ({text_from})",
     "letterhead": "the letterhead class",
     "images": "the logo or signature image",
-    "builder": "the builder version",
+    "builder": "the builder's code",
     "tex": "the TeX version",
     "envelope": "the envelope setting (letter.envelope)",
 }

@@ -478,8 +478,10 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
                                signature_fields=signature_fields, accept=accepted)
     except OutputRefused as exc:  # a bad value
         raise stopped(exc, code=2)
-    except (LoadError, MergeRefused, TexMissing, RuntimeError) as exc:
+    except MergeRefused as exc:  # letters that are not ready: as check and sign say of them
         raise stopped(exc, code=1)
+    except (LoadError, TexMissing, RuntimeError) as exc:  # nothing could be merged: as build stops
+        raise stopped(exc, code=2)
     except OSError as exc:
         raise Exit(f"could not write the bundle: {exc.strerror or exc}"
                    + (f" ({exc.filename})" if exc.filename else "")
