@@ -157,6 +157,11 @@ def _current(prepared, manifest: Manifest, out: Path, options: dict,
     if recorded_bundle.get("key") != _bundle_key(prepared, manifest, letters, accepted, options, out) \
             or not ready.bundle_state(prepared, manifest, states, path=out).ready:
         return None
+    # a finding accepted on this command line for a letter rebuilt since (to the same bytes):
+    # the bundle is the same, but the acceptance must go on the letter's record for every task
+    if any(how == ready.ACCEPTED_BY_COMMAND and (manifest.letters[rid].get("accepted") or {}).get(code) != how
+           for rid, codes in accepted.items() for code, how in codes.items()):
+        return None
     return MergeReport(out, len(letters), recorded_bundle["pages"], out.stat().st_size,
                        sum(p.pdf.stat().st_size for p in letters), recorded_bundle.get("cover_pages", 0),
                        recorded_bundle.get("blank_pages", 0),

@@ -28,7 +28,7 @@ import ssl
 import string
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
+from email.policy import SMTP as SMTP_POLICY, SMTPUTF8 as SMTPUTF8_POLICY
 from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 
@@ -183,21 +183,36 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
     unknown_ids = sorted(set(resend) - set(recipients))
     if unknown_ids:
         raise SendError(f"--resend: no valid recipient with id {', '.join(unknown_ids)}")
+    # a letter the log has under an id the batch no longer has (renamed; in a spreadsheet
+    # without ids, a name corrected): by its address, so renaming never mails anyone twice
+    present = set(recipients) | {label for label, _, _ in prepared.rejected}  # invalid for now is not gone
+    gone = {entry.get("address", "").lower(): old for old, entry in log.letters.items()
+            if old not in present and log.pending(old) and entry.get("address")}
     letters = []
     for state in letter_states(prepared, manifest):
         rid = state.recipient
-        why_not = _why_not(rid, state, recipients.get(rid), log, manifest, layout, prepared.loaded.path.name,
-                           rid in resend)
+        recipient = recipients.get(rid)
+        earlier = gone.get((recipient.email or "").lower()) if recipient is not None else None
+        why_not = _why_not(rid, state, recipient, log, manifest, layout, prepared.loaded.path.name,
+                           rid in resend, earlier)
         letters.append(why_not or _delivery(letter, recipients[rid], layout, manifest))
     return Plan(letters, log, layout.root, letter.sender.email or "")
 
 
-def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: str, resending: bool):
-    """The Outcome that keeps a letter from being sent now, or None."""
+def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: str, resending: bool,
+             earlier: str | None = None):
+    """The Outcome that keeps a letter from being sent now, or None. ``earlier``: an id
+    no longer in the batch whose letter the log has at this recipient's address."""
     from .sign import is_signed_copy
 
     entry = log.letters.get(rid, {})
     pending = log.pending(rid)
+    if not entry and earlier and not resending:
+        old = log.letters[earlier]
+        status = "already sent" if log.pending(earlier) == "sent" else "unknown"
+        return Outcome(rid, status, f"as '{earlier}' (an id no longer in {yaml_name}: renamed?) "
+                                    f"on {old.get('time', '?')} to {old.get('address', '?')}; "
+                                    f"`invoke send --resend {rid} --yes` sends it to them again")
     if pending == "sent" and not resending:
         note = f"on {entry.get('time', '?')} to {entry.get('address', '?')}"
         if manifest.letters.get(rid, {}).get("sha256") not in (None, entry.get("letter_sha256")):
@@ -206,7 +221,7 @@ def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: s
     if pending == "unknown" and not resending:
         return Outcome(rid, "unknown", UNKNOWN_HELP.format(rid=rid))
     if not state.ready:
-        return Outcome(rid, "not ready", state.reason or state.state)
+        return Outcome(rid, "not ready", state.line().partition(": ")[2])  # "stale: why", as merge and sign say
     if not recipient.email:
         return Outcome(rid, "no address", f"add `email:` to recipient '{rid}' in {yaml_name}")
     signed = layout.signed_pdf(rid)
@@ -359,13 +374,18 @@ def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, re
     # a retry of a letter that surely failed keeps its Message-ID
     message_id = old["message_id"] if same else make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2] or None)
     mail = message(d, sender, message_id, data)
-    wire = mail.as_bytes(policy=SMTP_POLICY)
+    # an address with accents (zoë@bücher.example) travels only by SMTPUTF8 (RFC 6531)
+    international = not (d.address.isascii() and parseaddr(sender)[1].isascii())
+    wire = mail.as_bytes(policy=SMTPUTF8_POLICY if international else SMTP_POLICY)
     log.record(d.recipient, state="attempting", stage="envelope", address=d.address, message_id=message_id,
                time=_now(), file=str(d.pdf.relative_to(log.path.parent)), signed=d.signed,
                sha256=sha256_bytes(data), letter_sha256=d.letter_sha256)
     smtp = connection.smtp
     try:
-        code, text = smtp.mail(parseaddr(sender)[1])
+        if international and not smtp.has_extn("smtputf8"):
+            raise _Refused(f"the server does not take addresses with accents or other non-ASCII characters "
+                           f"(no SMTPUTF8), so it cannot mail {d.address}")
+        code, text = smtp.mail(parseaddr(sender)[1], ["SMTPUTF8", "BODY=8BITMIME"] if international else [])
         if code != 250:
             raise _Refused(f"the server refused the sender: {_reply(code, text)}")
         code, text = smtp.rcpt(d.address)

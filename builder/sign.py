@@ -236,7 +236,7 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
         manifest = Manifest.read(layout.root)
         states = letter_states(prepared, manifest)
         ready = [s.recipient for s in states if s.ready]
-        report.refused = [f"{s.recipient}: {s.reason or s.state}" for s in states if not s.ready]
+        report.refused = [s.line() for s in states if not s.ready]  # in merge's words: "id: state: reason"
         todo = [rid for rid in ready if force or not is_signed_copy(layout.pdf(rid), layout.signed_pdf(rid))]
         report.current = [rid for rid in ready if rid not in todo]
         bundle_parts = _bundle_to_sign(prepared, manifest, states, force)

@@ -16,6 +16,7 @@ as it validates YAML ones, and reports each problem at its row and column.
 """
 from __future__ import annotations
 
+import bisect
 import csv
 import decimal
 import difflib
@@ -29,8 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Excel's built-in short date (format 14) follows the computer's locale; these
-# letters are British, so it reads as a British office sees it.
+# letters are British, so it reads as a British office sees it. So do Excel's "Long Date"
+# and "Time" (the ribbon's choices, stored as [$-F800]dddd, mmmm dd, yyyy and
+# [$-F400]h:mm:ss AM/PM: "the system's long date and time", whatever follows).
 _LOCALE_FORMATS = {"mm-dd-yy": "dd/mm/yyyy"}
+_SYSTEM_FORMATS = {"[$-F800]": "dd mmmm yyyy", "[$-F400]": "hh:mm:ss"}
+
+
+def _as_shown_here(code: str) -> str:
+    return _LOCALE_FORMATS.get(code) or _SYSTEM_FORMATS.get(code[:8].upper(), code)
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,8 @@ class Table:
     cells: list[dict[tuple, Cell]] = field(default_factory=list)  # field path -> cell
     problems: list[TableProblem] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)  # field -> its (first) column's header
+    header_row: int = 0
+    columns: list[str | None] = field(default_factory=list)  # each column's header, when a field takes it
 
     def cell(self, index: int, path: tuple) -> Cell:
         """The cell a field of entry ``index`` came from (or its row)."""
@@ -97,27 +107,32 @@ def read(path: Path, fields: dict[str, typing.Any], *, sheet: str | None = None,
     ``fields`` maps each recipient field to its kind: "text", "list" or
     "parts" (text.<part>); ``columns`` maps the file's headers to field specs.
     """
+    merged: list[str] = []
+    hidden: list[int] = []
     if path.suffix.lower() == ".xlsx":
-        rows = _xlsx_rows(path, sheet)
+        rows = _xlsx_rows(path, sheet, merged, hidden)
     else:
         if sheet:
             raise TableError(f"'sheet: {sheet}' is for a workbook (.xlsx); a CSV file has one table")
         rows = _csv_rows(path)
-    return _entries(rows, fields, columns or {})
+    table = _entries(rows, fields, columns or {})
+    _refuse_merged(table, merged)
+    _say_hidden(table, hidden)
+    return table
 
 
 # ---- reading cells ---------------------------------------------------------------
 
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-_ROW, _CELL, _VALUE, _INLINE, _TEXT, _RUN, _SHARED, _FORMULA = (
-    _MAIN + tag for tag in ("row", "c", "v", "is", "t", "r", "si", "f"))
+_ROW, _CELL, _VALUE, _INLINE, _TEXT, _RUN, _SHARED, _FORMULA, _MERGED = (
+    _MAIN + tag for tag in ("row", "c", "v", "is", "t", "r", "si", "f", "mergeCell"))
 # What a damaged or hand-made file raises from zipfile, zlib, ElementTree (ParseError is a
 # SyntaxError) and openpyxl's parts: each becomes one plain message, never a traceback.
 _UNREADABLE = (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EOFError, SyntaxError, TypeError,
                AttributeError, IndexError, NotImplementedError)
 
 
-def _xlsx_rows(path: Path, sheet: str | None):
+def _xlsx_rows(path: Path, sheet: str | None, merged: list[str] | None = None, hidden: list[int] | None = None):
     """The rows of a workbook's sheet as (row number, cells shown as text).
 
     openpyxl reads the workbook's small parts (sheet names, the 1904 flag,
@@ -132,7 +147,7 @@ def _xlsx_rows(path: Path, sheet: str | None):
         part = workbook.sheet_part(sheet)
         try:
             with workbook.archive.open(part) as source:
-                yield from _sheet_rows(source, workbook)
+                yield from _sheet_rows(source, workbook, merged, hidden)
         except _UNREADABLE as exc:
             raise TableError(f"cannot read the sheet {workbook.shown_name(sheet)!r} of this workbook ({_plain(exc)}); "
                              "save it again from Excel or LibreOffice as .xlsx") from None
@@ -166,16 +181,19 @@ class _Workbook:
                 reader.read_workbook()
                 apply_stylesheet(reader.archive, reader.wb)
                 self.sheets = {}  # worksheet name -> its part in the zip (chart sheets have no cells)
+                self.hidden = set()  # sheets the office does not see (hidden, or "very hidden" by a macro)
                 for entry, rel in reader.parser.find_sheets():
                     if rel.target in reader.valid_files and "chartsheet" not in rel.Type:
                         self.sheets[entry.name] = rel.target
+                        if entry.state in ("hidden", "veryHidden"):
+                            self.hidden.add(entry.name)
             book = reader.wb
             self.formats = []  # style index -> number format, as openpyxl's ReadOnlyCell.number_format
             for style in book._cell_styles:
                 code = style.numFmtId
                 shown = BUILTIN_FORMATS.get(code, "General") if code < BUILTIN_FORMATS_MAX_SIZE \
                     else book._number_formats[code - BUILTIN_FORMATS_MAX_SIZE]
-                self.formats.append(_LOCALE_FORMATS.get(shown, shown))
+                self.formats.append(_as_shown_here(shown))
             self.strings = []  # as openpyxl's read_strings, without building a Text object for each
             strings = reader.package.find(SHARED_STRINGS)
             if strings is not None:
@@ -193,14 +211,16 @@ class _Workbook:
     def sheet_part(self, sheet: str | None) -> str:
         if not self.sheets:
             raise TableError("the workbook has no worksheet")
-        if sheet is None:
-            return next(iter(self.sheets.values()))
+        if sheet is None:  # the first sheet the office sees (a hidden one holds lookups and the like)
+            return self.sheets[self.shown_name(None)]
         if sheet not in self.sheets:
             raise TableError(f"the workbook has no sheet {sheet!r}; its sheets are: {', '.join(self.sheets)}")
         return self.sheets[sheet]
 
     def shown_name(self, sheet: str | None) -> str:
-        return sheet if sheet is not None else next(iter(self.sheets))
+        if sheet is not None:
+            return sheet
+        return next((name for name in self.sheets if name not in self.hidden), next(iter(self.sheets)))
 
     def number(self, text: str, style: int) -> str:
         """A number cell as the spreadsheet shows it under the cell's number
@@ -209,11 +229,15 @@ class _Workbook:
         value = float(text) if "." in text or "E" in text or "e" in text else int(text)
         shown = self.formats[style] if style < len(self.formats) else "General"
         try:
-            return _shown(value, shown) or str(self.format_value(value, shown, date1904=self.date1904))
-        except (OverflowError, ValueError):
-            return "#VALUE!"  # a date outside the calendar, as openpyxl reads it
+            seen = _shown(value, shown) or str(self.format_value(value, shown, date1904=self.date1904))
+        except (OverflowError, ValueError):  # a date after 9999, as openpyxl reads it: no letter prints it
+            return Unusable("#VALUE!", "holds a date after the year 9999, which Excel shows as #VALUE!")
         except ArithmeticError:  # a number too long for the format (xlfmt's decimal rounding): in full
             return format(decimal.Decimal(text), "f")
+        if seen.startswith("#") and seen.strip("#") == "":  # Excel's ######## for a negative date or time
+            return Unusable(seen, f"shows {seen}: a negative number under a date or time format, which no "
+                                  "calendar shows")
+        return seen
 
     def date(self, value, style: int) -> str:
         """A cell written as an ISO 8601 date (t="d"), under its number format."""
@@ -221,11 +245,12 @@ class _Workbook:
         return str(self.format_value(value, shown, date1904=self.date1904))
 
 
-def _sheet_rows(source, workbook: _Workbook):
+def _sheet_rows(source, workbook: _Workbook, merged: list[str] | None = None, hidden: list[int] | None = None):
     """Stream <sheetData>: each <row> once it is complete, then it is dropped
     (memory stays flat whatever the sheet's size). Rows may skip numbers and
     cells may skip columns (Excel leaves empty cells out); both are placed by
-    their reference (r="D5")."""
+    their reference (r="D5"). The ranges of merged cells (<mergeCells>, after
+    the rows) go into ``merged``, the numbers of hidden rows into ``hidden``."""
     from xml.etree.ElementTree import iterparse
 
     from openpyxl.utils.datetime import from_ISO8601
@@ -235,6 +260,8 @@ def _sheet_rows(source, workbook: _Workbook):
     last, width = 0, None
     for _, element in iterparse(source):
         if element.tag != _ROW:
+            if element.tag == _MERGED and merged is not None and element.get("ref"):
+                merged.append(element.get("ref"))
             continue
         reference = element.get("r")
         row = _row_number(reference) if reference else last + 1
@@ -279,6 +306,8 @@ def _sheet_rows(source, workbook: _Workbook):
                 values.append(value)
             else:
                 values[column - 1] = value
+        if hidden is not None and element.get("hidden") in ("1", "true"):
+            hidden.append(row)
         element.clear()  # a read row keeps only its empty shell (a few bytes), far less than its entry
         if row <= last:  # openpyxl leaves such a row out without a word
             raise TableError(f"the sheet's rows are out of order (row {row} comes after row {last}); "
@@ -367,7 +396,9 @@ def _inline_text(node) -> str | None:
 def _shown(value, style: str) -> str | None:
     """The two commonest cases without the general formatter (10,000 rows of
     phone numbers): a whole number in General or padded with zeros ("00000")."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or abs(value) >= 1e11:
+    # up to 15 digits, all a spreadsheet keeps: in full, never 4.47701E+11 (Excel's General
+    # switches to that past 11 digits, which a letter must not print for a phone number)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or abs(value) >= 1e15:
         return None
     if style == "General":
         return str(int(value))
@@ -385,6 +416,8 @@ _CSV_ERROR = re.compile(r"#(?:NULL!|DIV/0!|VALUE!|REF!|NAME\?|NUM!|N/A|GETTING_D
 def _csv_cell(value: str) -> str | None:
     if value == "":
         return None
+    if "\r" in value:  # a line break inside a quoted cell, saved by Windows as CR LF: a line break
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
     if _CSV_ERROR.fullmatch(value.strip()):
         return Unusable(value.strip(), f"shows {value.strip()}, a spreadsheet error saved into the CSV file")
     return value
@@ -393,7 +426,8 @@ def _csv_cell(value: str) -> str | None:
 def _csv_rows(path: Path):
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8-sig")
+        # Excel's "Unicode Text" is UTF-16 with its byte order mark: that says what it is
+        text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         row = raw.count(b"\n", 0, exc.start) + 1
         byte = raw[exc.start]
@@ -404,10 +438,11 @@ def _csv_rows(path: Path):
             "character set \"Unicode (UTF-8)\")", row) from None
     if "\x00" in text:
         raise TableError("this file holds NUL bytes: it is not a CSV text file (save it as CSV UTF-8)")
-    first = text.split("\n", 1)[0]
+    # the separator that makes the most columns of the header row: a ';'-separated file whose
+    # header holds a comma ("Note, optional") is still ';'-separated (ties: ',' first)
+    first = re.split(r"[\r\n]", text, maxsplit=1)[0]  # Excel for Mac's "CSV (Macintosh)" ends lines in CR
     try:
-        dialect = csv.Sniffer().sniff(first, delimiters=",;\t")
-        delimiter = dialect.delimiter
+        delimiter = max(",;\t", key=lambda d: len(next(csv.reader([first], delimiter=d), [])))
     except csv.Error:
         delimiter = ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -423,11 +458,14 @@ def _csv_rows(path: Path):
 def _entries(rows, fields: dict[str, str], columns: dict[str, str]) -> Table:
     table = Table()
     header_row, headers = None, []
+    headless: dict[int, int] = {}  # a column with cells but no header -> its first row with one
     for number, values in rows:
         if header_row is None:
             if any(v is not None and str(v).strip() for v in values):
                 header_row, headers = number, [str(v).strip() if v is not None else "" for v in values]
                 specs = _specs(headers, fields, columns, table, number)
+                table.header_row = number
+                table.columns = [header if spec else None for spec, header in zip(specs, headers)]
                 for spec, header in zip(specs, headers):
                     if spec:
                         table.headers.setdefault(spec[0] if spec[1] != "part" else f"text.{spec[2]}", header)
@@ -439,6 +477,8 @@ def _entries(rows, fields: dict[str, str], columns: dict[str, str]) -> Table:
         where: dict[tuple, Cell] = {}
         numbered: dict[str, list] = {}
         for position, value in enumerate(cells):
+            if position < len(headers) and not headers[position] and value:
+                headless.setdefault(position, number)
             if position >= len(specs) or specs[position] is None or not (value or isinstance(value, Unusable)):
                 continue
             spec, header = specs[position], headers[position]
@@ -472,8 +512,65 @@ def _entries(rows, fields: dict[str, str], columns: dict[str, str]) -> Table:
         table.cells.append(where)
     if header_row is None:
         raise TableError("the file has no rows: the first row should hold the column headers")
+    for position, row in headless.items():  # between headers: an address line typed under none
+        table.problems.append(TableProblem(
+            f"column {_column_name(position + 1)} has no header, so its cells (row {row} first) are not read; "
+            "give it a header (address 2, text.<part> ...) or delete them", header_row, warning=True))
     _derive_ids(table)
     return table
+
+
+def _column_name(number: int) -> str:
+    """A column's letters, as the spreadsheet names it (1 is A, 28 is AB)."""
+    letters = ""
+    while number:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def _say_hidden(table: Table, hidden: list[int]) -> None:
+    """Rows hidden in the sheet (filtered out, most often) are recipients too: said once,
+    so a filtered list of 20 never becomes 500 letters unnoticed."""
+    rows = sorted(set(hidden) & set(table.rows))
+    if rows:
+        shown = ", ".join(map(str, rows[:5])) + (f" ... ({len(rows)} in all)" if len(rows) > 5 else "")
+        table.problems.append(TableProblem(
+            f"row{'s' if len(rows) > 1 else ''} {shown} {'are' if len(rows) > 1 else 'is'} hidden in the sheet "
+            "(filtered out?) and still get{0} a letter; to leave them out, delete the rows (or copy the rows "
+            "you see into a new sheet)".format("" if len(rows) > 1 else "s"), rows[0], warning=True))
+
+
+def _refuse_merged(table: Table, merged: list[str]) -> None:
+    """Merged cells show one value across several cells, but only the first holds it: the
+    others are empty to every reader. A merged header would leave the columns under it
+    without a field, a merged cell in a row would give the next recipients nothing where
+    the sheet shows them a value. Either is refused where it stands, never read silently."""
+    if not merged:
+        return
+    from openpyxl.utils.cell import range_boundaries
+
+    index_of = {row: index for index, row in enumerate(table.rows)}
+    for ref in merged:
+        try:
+            first_col, first_row, last_col, last_row = range_boundaries(ref)
+        except (ValueError, TypeError):
+            continue
+        first = f"{_column_name(first_col)}{first_row}"
+        if first_row <= table.header_row <= last_row and first_col <= len(table.columns) \
+                and table.columns[first_col - 1] and last_col > first_col:
+            table.problems.append(TableProblem(
+                f"the header {table.columns[first_col - 1]!r} is merged across {ref}, so the columns under it have "
+                "no header and would not be read; unmerge it and give each column its own header "
+                "(address 1, address 2 ...)", table.header_row, table.columns[first_col - 1]))
+        start = bisect.bisect_left(table.rows, max(first_row, table.header_row + 1))
+        for row in table.rows[start:bisect.bisect_right(table.rows, last_row)]:  # a range may reach row 1,048,576
+            for column in range(first_col, min(last_col, len(table.columns)) + 1):
+                if (row, column) != (first_row, first_col) and table.columns[column - 1]:
+                    table.problems.append(TableProblem(
+                        f"the cell is part of the merged cells {ref}, whose value stands in {first} only; "
+                        "unmerge them and type the value in each cell", row, table.columns[column - 1],
+                        index_of[row]))
 
 
 def _put_text(target: dict, key: str, language: str | None, value: str, where: dict, path: tuple,

@@ -350,6 +350,18 @@ def test_a_letter_rebuilt_after_it_was_sent_is_flagged_and_not_sent_again(batch,
     again = run_send(source, out, port, "--yes")
     assert "the letter was rebuilt since: `invoke send --resend london --yes` sends the new one" in again.stdout
     assert len(mailbox.messages) == 5
+    # an id renamed after sending (or, in a spreadsheet without ids, a name corrected) is
+    # not a new recipient: the log has a letter at that address, so nobody is mailed twice
+    source.write_text(source.read_text().replace("- id: london\n", "- id: mopac\n"))
+    assert build(source, out).ok
+    renamed = run_send(source, out, port, "--yes")
+    assert renamed.returncode == 0, renamed.stdout + renamed.stderr
+    (line,) = [line.split() for line in renamed.stdout.splitlines() if line.split()[:1] == ["mopac"]]
+    assert line[1:6] == ["already", "sent", "as", "'london'", "(an"] and "renamed?)" in line
+    assert "`invoke send --resend mopac --yes`" in renamed.stdout and len(mailbox.messages) == 5
+    assert run_send(source, out, port, "--yes", "--resend", "mopac").returncode == 0
+    assert mailbox.count("london") == 2 and len(mailbox.messages) == 6  # on purpose, once
+    assert re.search(r"^  mopac +already sent on ", run_send(source, out, port).stdout, re.M)
 
 
 def test_letters_not_ready_or_without_an_address_are_not_sent(batch, smtp_server):
@@ -361,9 +373,35 @@ def test_letters_not_ready_or_without_an_address_are_not_sent(batch, smtp_server
     done = run_send(source, out, port, "--yes")
     assert done.returncode == 1
     lines = results(done.stdout)
-    assert lines["london"][0] == "not ready" and lines["london"][1].startswith("older than its inputs")
+    assert lines["london"][0] == "not ready" and lines["london"][1].startswith("stale: older than its inputs")
     assert lines["essex"][0] == "no address" and lines["essex"][1].startswith("add `email:` to recipient 'essex'")
     assert sorted(rcpts[0] for rcpts, _ in mailbox.messages) == [address(r) for r in ("avon-and-somerset", "south-wales", "sussex")]
+
+
+def test_an_address_with_accents_goes_by_smtputf8_or_fails_alone(batch, smtp_server):
+    """zoë@bücher.example is a valid address: a server without SMTPUTF8 cannot take it, so
+    that letter fails in words (never a traceback) and the others are sent; one with it
+    gets the letter, the address as typed."""
+    source, out = batch
+    source.write_text(source.read_text().replace("email: london@example.test", "email: zoë@bücher.example"))
+    plain = Mailbox()
+    controller = Controller(plain, hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=False)
+    controller.start()
+    try:
+        done = run_send(source, out, controller.port, "--yes")
+    finally:
+        controller.stop()
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert re.search(r"^  london +failed +the server does not take addresses with accents .*\(no SMTPUTF8\), so "
+                     r"it cannot mail zoë@bücher.example; the next run retries it$", done.stdout, re.M), done.stdout
+    assert sorted(rcpts[0] for rcpts, _ in plain.messages) == sorted(address(r) for r in IDS if r != "london")
+    mailbox, port = smtp_server  # aiosmtpd's Controller offers SMTPUTF8
+    again = run_send(source, out, port, "--yes")
+    assert again.returncode == 0, again.stdout + again.stderr
+    ((rcpts, mail),) = mailbox.messages
+    assert rcpts == ["zoë@bücher.example"] and mail["To"] == "zoë@bücher.example"
+    (attachment,) = mail.iter_attachments()
+    assert attachment.get_content() == Layout.of(out).pdf("london").read_bytes()
 
 
 def server_certificate(folder: Path) -> tuple[ssl.SSLContext, Path]:

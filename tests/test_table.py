@@ -247,11 +247,14 @@ def test_ids_given_are_never_taken_and_empty_id_cells_are_made(tmp_path):
 
 def test_numbers_and_dates_as_excel_shows_them(tmp_path):
     cells = [(dt.datetime(2021, 3, 14), "mm-dd-yy"), (0.1 + 0.2, "General"), (1234567.891, "#,##0.00"),
-             (44, "General"), (dt.datetime(2021, 3, 14), "yyyy-mm-dd"), (True, "General")]
-    write_xlsx(tmp_path / "c.xlsx", headers=["name", "salutation", "text.note"] + [f"address {i}" for i in range(1, 7)],
+             (44, "General"), (dt.datetime(2021, 3, 14), "yyyy-mm-dd"), (True, "General"),
+             # Excel's ribbon "Long Date" and "Time": the system's, so British here
+             (dt.datetime(2021, 3, 4), "[$-F800]dddd\\,\\ mmmm\\ dd\\,\\ yyyy"),
+             (dt.datetime(2021, 3, 4, 15, 30), "[$-F400]h:mm:ss\\ AM/PM")]
+    write_xlsx(tmp_path / "c.xlsx", headers=["name", "salutation", "text.note"] + [f"address {i}" for i in range(1, 9)],
                rows=[[("A", None), ("Dear A,", None), ("x", None)] + cells])
     (a,) = load(batch(tmp_path, "c.xlsx")).batch.recipients
-    assert a.address == ["14/03/2021", "0.3", "1,234,567.89", "44", "2021-03-14", "TRUE"]
+    assert a.address == ["14/03/2021", "0.3", "1,234,567.89", "44", "2021-03-14", "TRUE", "04 March 2021", "15:30:00"]
 
 
 def test_invisible_characters_in_cells_are_named_and_left_out(tmp_path):
@@ -597,3 +600,77 @@ def test_a_spreadsheet_error_saved_into_a_csv_is_refused_where_it_stands(tmp_pat
     assert f"{file}:row 6:text.note: error: recipient 'ed-part': the cell shows #DIV/0!, a spreadsheet error " \
         "saved into the CSV file; correct it in the spreadsheet or type the value instead" in found, found
     assert len(found) == 3
+
+
+def test_what_a_second_outsider_found(tmp_path):
+    """A hidden first sheet, a 12-digit phone number in General, merged cells, a ';' file
+    whose header holds a comma, and a line break saved as CR LF inside a quoted cell."""
+    book = openpyxl.Workbook()
+    lookups = book.active
+    lookups.title = "Lookups"  # hidden: the office never sees it, so it is not the recipients
+    lookups.append(["name", "salutation"])
+    lookups.append(["Nobody Seen", "Dear N,"])
+    lookups.sheet_state = "hidden"
+    sheet = book.create_sheet("Contacts")
+    sheet.append(["name", "role", "address", "salutation", "text.note", "your_ref"])
+    sheet.append(["Ann Good", "Chair", "1 Road", "Dear Ann,", 447700900123, 123456789012345])
+    sheet.append(["Bob Fine", "Member", "2 Road", "Dear Bob,", "x", None])
+    sheet.append(["Cat Below", None, None, "Dear Cat,", "y", None])
+    sheet.append(["Dee Early", None, "4 Road", "Dear Dee,", -5, None])  # Excel shows ######## for it
+    sheet.append(["Eve Late", None, "5 Road", "Dear Eve,", 3_000_000, None])  # and #VALUE! for this
+    sheet["E5"].number_format = sheet["E6"].number_format = "d mmmm yyyy"
+    sheet.row_dimensions[3].hidden = True  # filtered out: still a letter, and said so
+    sheet.merge_cells("B3:B4")  # the sheet shows "Member" beside Cat too
+    sheet.merge_cells("C3:C4")
+    book.save(tmp_path / "c.xlsx")
+    loaded = load(batch(tmp_path, "c.xlsx"))
+    ann, bob = loaded.batch.recipients
+    assert [str(p) for p in loaded.problems if p.warning] == [
+        f"{tmp_path / 'c.xlsx'}:row 3: warning: row 3 is hidden in the sheet (filtered out?) and still gets a letter; "
+        "to leave them out, delete the rows (or copy the rows you see into a new sheet)"]
+    assert (ann.id, ann.text, ann.your_ref, bob.role) == ("ann-good", {"note": "447700900123"}, "123456789012345", "Member")
+    where = f"{tmp_path / 'c.xlsx'}:row 4:"
+    assert sorted(str(p) for p in loaded.problems if not p.warning) == [
+        f"{where}address: error: recipient 'cat-below': the cell is part of the merged cells C3:C4, whose value "
+        "stands in C3 only; unmerge them and type the value in each cell",
+        f"{where}role: error: recipient 'cat-below': the cell is part of the merged cells B3:B4, whose value "
+        "stands in B3 only; unmerge them and type the value in each cell",
+        f"{tmp_path / 'c.xlsx'}:row 5:text.note: error: recipient 'dee-early': the cell shows ########: a negative "
+        "number under a date or time format, which no calendar shows; correct it in the spreadsheet or type the "
+        "value instead",
+        f"{tmp_path / 'c.xlsx'}:row 6:text.note: error: recipient 'eve-late': the cell holds a date after the year "
+        "9999, which Excel shows as #VALUE!; correct it in the spreadsheet or type the value instead"]
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["name", "address", None, "salutation", "text.note"])
+    sheet.append(["Ann Good", "1 Road", "Town", "Dear Ann,", "x"])
+    sheet.merge_cells("B1:C1")  # "address" over two columns: the town would be lost
+    book.save(tmp_path / "h.xlsx")
+    with pytest.raises(LoadError) as caught:
+        load(batch(tmp_path, "h.xlsx"))
+    assert f"{tmp_path / 'h.xlsx'}:row 1:address: error: the header 'address' is merged across B1:C1" in str(caught.value)
+    (tmp_path / "g.csv").write_text("name,address,,salutation,text.note\nAnn Good,1 Road,Town,\"Dear Ann,\",x\n",
+                                    encoding="utf-8")  # the town typed under no header: said, not silently lost
+    assert [str(p) for p in load(batch(tmp_path, "g.csv")).problems] == [
+        f"{tmp_path / 'g.csv'}:row 1: warning: column C has no header, so its cells (row 2 first) are not read; "
+        "give it a header (address 2, text.<part> ...) or delete them"]
+
+    (tmp_path / "s.csv").write_bytes("\ufeffname;address;salutation;Note, optional\r\n"
+                                     'Ann Good;"1 Road\r\nTown";Dear Ann,;"one\r\ntwo"\r\n'.encode("utf-8"))
+    path = write_yaml(tmp_path / "s.yaml", LETTER + """\
+recipients:
+  from: s.csv
+  columns: {"Note, optional": text.note}
+""")
+    loaded = load(path)
+    (ann,) = loaded.batch.recipients
+    assert (ann.address, ann.salutation, ann.text) == (["1 Road", "Town"], "Dear Ann,", {"note": "one\ntwo"})
+    assert loaded.problems == []
+    # Excel's "Unicode Text" (UTF-16, tabs) and "CSV (Macintosh)" (lines end in CR), ';'-separated
+    for data in ("name\taddress\tsalutation\tNote, optional\r\nAnn Good\t1 Road\tDear Ann,\tone\r\n".encode("utf-16"),
+                 b"name;address;salutation;Note, optional\rAnn Good;1 Road;Dear Ann,;one\r"):
+        (tmp_path / "s.csv").write_bytes(data)
+        loaded = load(path)
+        (ann,) = loaded.batch.recipients
+        assert (ann.address, ann.salutation, ann.text, loaded.problems) == (["1 Road"], "Dear Ann,", {"note": "one"}, [])

@@ -101,9 +101,15 @@ def test_preflight_is_remembered_refused_until_accepted_on_the_record(tmp_path):
     # ... and with that file only: rebuilt (even to the same bytes), the letter is judged afresh
     assert {o.status for o in build(source, out, force=True, only=["tall"]).outcomes} == {"built"}
     assert "accepted" not in json.loads((out / "manifest.json").read_text())["letters"]["tall"]
+    assert {s.recipient: s.state for s in status(source, out)}["tall"] == "preflight"
     with pytest.raises(MergeRefused, match="tall: preflight: window"):
         merge(source, out)
-    assert invoke("merge", "-r", str(source), "-b", str(out), "--accept", "tall:window").returncode == 0
+    # accepted again: the bundle on disk is the same, but the acceptance is on the record for
+    # every task to see
+    again = invoke("merge", "-r", str(source), "-b", str(out), "--accept", "tall:window")
+    assert again.returncode == 0 and "accepted on the record: tall: window" in again.stdout, again.stderr
+    assert {s.recipient: s.state for s in status(source, out)}["tall"] == "ready"
+    assert invoke("check", "-r", str(source), "-b", str(out)).returncode == 0
 
     # a batch not posted in window envelopes turns the window check off (a letter setting)
     write_yaml(source, source.read_text().replace("  body:", "  envelope: none\n  body:", 1))
