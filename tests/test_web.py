@@ -76,6 +76,28 @@ def test_web_copy_is_named_by_date_and_id_and_carries_metadata(web_batch):
     assert "Dear Siân," in pdf_text(pdf)
 
 
+def recorded_marks(work: Path, rid: str) -> dict:
+    """Where the class recorded a letter's marks (letterhead, address, date,
+    salutation, closing): page and points from the top left, from its .aux."""
+    from builder.compile import _read_aux
+
+    for aux in work.rglob("*.aux"):
+        letters, _, _ = _read_aux(aux.read_text(errors="replace"))
+        if rid in letters:
+            return letters[rid].marks
+    raise AssertionError(f"no .aux under {work} records {rid}")
+
+
+def test_a_web_copy_is_laid_out_as_the_printed_letter(web_batch):
+    """Tagging marks the letterhead as an artifact; that mark must not move it
+    (it once started a paragraph below it: the letterhead sat a parskip lower
+    in web copies and, with a logo, ran into the envelope window)."""
+    printed = recorded_marks(web_batch / "work", "web-one")
+    web = recorded_marks(web_batch / "web" / "work", "web-one")
+    assert {"head", "addrfirst", "date", "salutation", "closing"} <= set(printed)
+    assert web == printed
+
+
 def test_web_links_are_coloured_and_print_links_are_not(web_batch):
     web, printed = web_batch / "web" / "2021-03-04-web-one.pdf", web_batch / "letters" / "web-one.pdf"
     assert LINK_COLOUR in content(web) and LINK_COLOUR not in content(printed)
