@@ -382,7 +382,7 @@ def test_diff_shows_each_letters_own_parts(tmp_path):
     assert any(l.startswith("highlight [en] (own): Having reviewed") for l in essex)
 
 
-PLAIN = MINIMAL_LETTER.replace("This is the shared text.", "See the source[^odd] and[^ask].").replace(
+PLAIN = MINIMAL_LETTER.replace("This is the shared text.", "See the source[^odd] and[^ask], and[^guidance].").replace(
     "  signatory: {name: Ann Sender, title: Clerk}",
     "  signatory: {name: Ann Signer, title: Clerk, show_name: true}").replace("  body:\n", """\
   envelope: none
@@ -392,6 +392,7 @@ PLAIN = MINIMAL_LETTER.replace("This is the shared text.", "See the source[^odd]
 references:
   odd: {author: A & B, year: 2020, title: Odd_title, url: "https://example.org/a%20b_c~d/e-f#frag"}
   ask: {author: C, year: 2021, title: Why?, url: "https://example.org/why/"}
+  guidance: {author: Home Office, year: 2020, title: Modern Slavery statutory guidance, url: "https://www.gov.uk/government/publications/modern-slavery-statutory-guidance-for-england-and-wales-and-non-statutory-guidance-for-scotland-and-northern-ireland"}
 recipients:
   - id: plain-one
     name: A Person
@@ -433,6 +434,23 @@ def recorded_window(build_dir, rid):
         if rid in letters:
             return letters[rid].window
     raise AssertionError(f"no .aux records {rid}")
+
+
+def test_a_long_hyphenated_url_breaks_at_its_hyphens(plain_batch):
+    """gov.uk names its pages in long hyphenated slugs (this one is real and
+    is wider than the line): the printed URL breaks at a hyphen rather than
+    running into the margin (an overfull line, a preflight error no office
+    could fix), and reads whole."""
+    report = build(plain_batch.parent / "recipients.yaml", plain_batch)
+    (letter,) = report.outcomes
+    assert letter.findings == [], letter.findings
+    found = lines(Layout.of(plain_batch).pdf("plain-one"))
+    text = "".join(l.text for l in found).replace(" ", "")
+    assert ("www.gov.uk/government/publications/modern-slavery-statutory-guidance-for-england-and-wales-"
+            "and-non-statutory-guidance-for-scotland-and-northern-ireland") in text
+    end = next(i for i, l in enumerate(found) if l.text.endswith("northern-ireland"))
+    assert found[end - 1].text.endswith("-") and "www.gov.uk" in found[end - 1].text, found[end - 1]
+    assert max(l.right for l in found) <= (210 - 25) * MM + 0.5  # nothing in the right margin
 
 
 def test_no_envelope_no_window_and_the_name_when_asked(plain_batch):
