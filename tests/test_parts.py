@@ -453,6 +453,34 @@ def test_a_long_hyphenated_url_breaks_at_its_hyphens(plain_batch):
     assert max(l.right for l in found) <= (210 - 25) * MM + 0.5  # nothing in the right margin
 
 
+def header_words(pdf: Path, page: int) -> list[tuple[str, float, float]]:
+    """The words above the text on a page: (word, left, right) in points."""
+    out = subprocess.run([shutil.which("pdftotext"), "-bbox", "-f", str(page), "-l", str(page), str(pdf), "-"],
+                         capture_output=True, check=True).stdout.decode()
+    return [(html.unescape(w), float(l), float(r)) for l, t, r, w in re.findall(
+        r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="[\d.]+">(.*?)</word>', out)
+        if float(t) < 25 * MM]
+
+
+def test_a_long_name_in_the_running_header_never_overprints_the_date(tmp_path):
+    """Later pages' header: the recipient's name left, the date centred, the
+    page right. A long name (that of a Lord Mayor, with a long month) once ran
+    through the date; it is scaled down to fit beside it, every word kept."""
+    name = "The Right Honourable the Lord Mayor of London, Alderman Vincent Keaveny"
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace("2021-03-04", "2021-09-30").replace(
+        "This is the shared text.", " ".join(["Words that fill the page so the letter runs onto a second one."] * 70))
+        + f"recipients:\n  - {{id: mayor, name: '{name}', address: [Mansion House, London], salutation: 'Dear Lord Mayor,'}}\n")
+    build(source, tmp_path / "build")
+    words = header_words(Layout.of(tmp_path / "build").pdf("mayor"), 2)
+    assert " ".join(w for w, _, _ in words) == f"{name} 30 September 2021 Page 2 of 2"
+    count = len(name.split())
+    name_right = max(r for _, _, r in words[:count])
+    date_left, date_right = words[count][1], words[count + 2][2]
+    assert name_right + 2 * MM <= date_left, (name_right, date_left)
+    assert abs((date_left + date_right) / 2 - 105 * MM) < 1  # the date stays centred
+    assert words[count + 3][1] >= date_right + 2 * MM
+
+
 def test_no_envelope_no_window_and_the_name_when_asked(plain_batch):
     assert recorded_window(plain_batch, "plain-one")[3] == 0  # no window: nothing to check
     found = lines(Layout.of(plain_batch).pdf("plain-one"))
