@@ -163,6 +163,31 @@ def test_every_part_prints_where_a_uk_reader_expects_it(parts_batch):
     assert "sophie@example.org" not in " ".join(l.text for l in found)  # email: printed nowhere
 
 
+def test_the_ps_is_never_stranded_on_a_page_of_its_own(tmp_path):
+    """A PS belongs under the signature: where the signature block just fits
+    at the foot of a page, the PS once went alone onto a last page. A sweep of
+    letters whose last paragraph grows a few words at a time crosses the foot
+    of page 1; in every one the PS is on the signature's page."""
+    filler = "Plain words fill this paragraph so that the letter grows line by line, as letters do. " * 3
+    body = "".join(f"    - fill{i}: {filler}\n" for i in range(5)) + "    - last: ~\n"
+    words = ("alpha beta gamma delta epsilon zeta eta theta iota kappa " * 20).split()
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
+        "    - main: This is the shared text.\n", body).replace(
+        "  body:\n", "  cc: [April McCoig]\n  ps: Please reply by 30 November.\n  body:\n") + "recipients:\n" + "".join(
+        f"  - {{id: w{n:03d}, name: A Person, address: [1 Road, Town, AB1 2CD], salutation: 'Dear Ann,', "
+        f"text: {{last: {' '.join(words[:1 + n])}.}}}}\n" for n in range(0, 190, 6)))
+    report = build(source, tmp_path / "build")
+    assert report.ok, [(o.recipient, o.message) for o in report.failed]
+    signature_pages = set()
+    for outcome in report.outcomes:
+        found = lines(outcome.pdf)
+        title = [l for l in found if l.text == "Clerk"][-1]  # the signatory's (the first: the letterhead's)
+        ps = find(found, "PS Please reply by 30 November.")
+        assert ps.page == title.page, (outcome.recipient, title, ps)
+        signature_pages.add(title.page)
+    assert signature_pages == {1, 2}  # the sweep crosses the foot of page 1
+
+
 def test_marking_is_centred_at_top_and_bottom_of_every_page(parts_batch):
     _, out, bundle = parts_batch
     for pdf in [Layout.of(out).pdf("london"), Layout.of(out).pdf("south-wales"), Layout.of(out).pdf("essex"), bundle.path]:
