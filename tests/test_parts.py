@@ -163,19 +163,24 @@ def test_every_part_prints_where_a_uk_reader_expects_it(parts_batch):
     assert "sophie@example.org" not in " ".join(l.text for l in found)  # email: printed nowhere
 
 
-def test_the_ps_is_never_stranded_on_a_page_of_its_own(tmp_path):
+def test_the_ps_is_never_stranded_and_footnotes_stay_at_the_foot(tmp_path):
     """A PS belongs under the signature: where the signature block just fits
-    at the foot of a page, the PS once went alone onto a last page. A sweep of
-    letters whose last paragraph grows a few words at a time crosses the foot
-    of page 1; in every one the PS is on the signature's page."""
+    at the foot of a page, the PS once went alone onto a last page. And
+    footnotes stand at the foot of the page: on a page the closing left short
+    they once hung right under the text, halfway down. A sweep of letters
+    whose last paragraph grows a few words at a time crosses the foot of
+    page 1; in every one the PS is on the signature's page and page 1's
+    footnote at the foot of the text area."""
     filler = "Plain words fill this paragraph so that the letter grows line by line, as letters do. " * 3
     body = "".join(f"    - fill{i}: {filler}\n" for i in range(5)) + "    - last: ~\n"
+    body = body.replace("as letters do. \n", "as letters do.[^note]\n", 1)
     words = ("alpha beta gamma delta epsilon zeta eta theta iota kappa " * 20).split()
     source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
         "    - main: This is the shared text.\n", body).replace(
         "  body:\n", "  cc: [April McCoig]\n  ps: Please reply by 30 November.\n  body:\n") + "recipients:\n" + "".join(
         f"  - {{id: w{n:03d}, name: A Person, address: [1 Road, Town, AB1 2CD], salutation: 'Dear Ann,', "
-        f"text: {{last: {' '.join(words[:1 + n])}.}}}}\n" for n in range(0, 190, 6)))
+        f"text: {{last: {' '.join(words[:1 + n])}.}}}}\n" for n in range(0, 190, 6))
+        + "references:\n  note: {author: A, year: 2020, title: A note, url: 'https://example.org/note'}\n")
     report = build(source, tmp_path / "build")
     assert report.ok, [(o.recipient, o.message) for o in report.failed]
     signature_pages = set()
@@ -185,6 +190,9 @@ def test_the_ps_is_never_stranded_on_a_page_of_its_own(tmp_path):
         ps = find(found, "PS Please reply by 30 November.")
         assert ps.page == title.page, (outcome.recipient, title, ps)
         signature_pages.add(title.page)
+        # the footnote at the foot of page 1, as on any page, however much text is above it
+        note = find(found, "1 A (2020) A note.", 1)
+        assert note.bottom > 297 * MM - 22 * MM - 3, (outcome.recipient, note.bottom / MM)
     assert signature_pages == {1, 2}  # the sweep crosses the foot of page 1
 
 
@@ -407,7 +415,7 @@ def test_diff_shows_each_letters_own_parts(tmp_path):
     assert any(l.startswith("highlight [en] (own): Having reviewed") for l in essex)
 
 
-PLAIN = MINIMAL_LETTER.replace("This is the shared text.", "See the source[^odd] and[^ask], and[^guidance].").replace(
+PLAIN = MINIMAL_LETTER.replace("This is the shared text.", "See the source[^odd] and[^ask], and[^guidance][^report].").replace(
     "  signatory: {name: Ann Sender, title: Clerk}",
     "  signatory: {name: Ann Signer, title: Clerk, show_name: true}").replace("  body:\n", """\
   envelope: none
@@ -418,6 +426,7 @@ references:
   odd: {author: A & B, year: 2020, title: Odd_title, url: "https://example.org/a%20b_c~d/e-f#frag"}
   ask: {author: C, year: 2021, title: Why?, url: "https://example.org/why/"}
   guidance: {author: Home Office, year: 2020, title: Modern Slavery statutory guidance, url: "https://www.gov.uk/government/publications/modern-slavery-statutory-guidance-for-england-and-wales-and-non-statutory-guidance-for-scotland-and-northern-ireland"}
+  report: {author: D, year: 2022, title: Report, url: "https://example.org/publications/the-annual-report-of-the-independent-anti-slavery-commissioner-2022/attachments/files/report.pdf"}
 recipients:
   - id: plain-one
     name: A Person
@@ -476,6 +485,9 @@ def test_a_long_hyphenated_url_breaks_at_its_hyphens(plain_batch):
     end = next(i for i, l in enumerate(found) if l.text.endswith("northern-ireland"))
     assert found[end - 1].text.endswith("-") and "www.gov.uk" in found[end - 1].text, found[end - 1]
     assert max(l.right for l in found) <= (210 - 25) * MM + 0.5  # nothing in the right margin
+    # where a slash will do, the URL breaks there, not after a hyphen
+    end = next(i for i, l in enumerate(found) if l.text.endswith("files/report.pdf"))
+    assert found[end - 1].text.endswith("/") and "example.org/publications/" in found[end - 1].text, found[end - 1]
 
 
 def header_words(pdf: Path, page: int) -> list[tuple[str, float, float]]:
