@@ -443,10 +443,33 @@ def _render(nodes: markup.Paragraph, batch: Batch) -> str:
             command = "textbf" if node.strong else "emph"
             pieces.append(rf"\{command}{{{_render(node.children, batch)}}}")
         elif isinstance(node, markup.Link):
-            pieces.append(latex.href(node.url, NoEscape(_render(node.children, batch))))
+            if node.children and all(isinstance(child, markup.Text) for child in node.children):
+                label = _address(node.children)
+            else:
+                label = NoEscape(_render(node.children, batch))
+            pieces.append(latex.href(node.url, label))
         elif isinstance(node, markup.Cite):
             pieces.append(_footnote(batch, node.key))
     return "".join(pieces)
+
+
+_ADDRESS_BREAK = re.compile(r"(?<=[/.@?&=#_-])(?=[^/])")  # never between the slashes of //
+
+
+def _address(children: tuple) -> NoEscape:
+    """A link's plain text (most often the address itself, as in <https://…>),
+    which may break after a slash, dot, @ and the like, or, failing those,
+    after a hyphen, as printed URLs do: a long address typed in the body would
+    otherwise run into the margin. Words are not broken (no break between two
+    letters), so ordinary link text prints as before."""
+    value = "".join(child.value for child in children)
+    if " " in value.strip():
+        return latex.text(value)  # words: TeX breaks them at their spaces
+    out = []
+    for piece in _ADDRESS_BREAK.split(value):
+        out.append(latex.text(piece))
+        out.append(r"\penalty5000{}" if piece.endswith("-") else r"\allowbreak{}")
+    return NoEscape("".join(out[:-1]))
 
 
 def _footnote(batch: Batch, key: str) -> str:

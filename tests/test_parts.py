@@ -415,7 +415,8 @@ def test_diff_shows_each_letters_own_parts(tmp_path):
     assert any(l.startswith("highlight [en] (own): Having reviewed") for l in essex)
 
 
-PLAIN = MINIMAL_LETTER.replace("This is the shared text.", "See the source[^odd] and[^ask], and[^guidance][^report].").replace(
+GUIDANCE = "https://www.gov.uk/government/publications/modern-slavery-statutory-guidance-for-england-and-wales-and-non-statutory-guidance-for-scotland-and-northern-ireland"
+PLAIN = MINIMAL_LETTER.replace("This is the shared text.", "See the source[^odd] and[^ask], and[^guidance][^report]. Typed in full, <" + GUIDANCE + ">.").replace(
     "  signatory: {name: Ann Sender, title: Clerk}",
     "  signatory: {name: Ann Signer, title: Clerk, show_name: true}").replace("  body:\n", """\
   envelope: none
@@ -474,7 +475,7 @@ def test_a_long_hyphenated_url_breaks_at_its_hyphens(plain_batch):
     """gov.uk names its pages in long hyphenated slugs (this one is real and
     is wider than the line): the printed URL breaks at a hyphen rather than
     running into the margin (an overfull line, a preflight error no office
-    could fix), and reads whole."""
+    could fix), and reads whole; so does the same address typed in the body."""
     report = build(plain_batch.parent / "recipients.yaml", plain_batch)
     (letter,) = report.outcomes
     assert letter.findings == [], letter.findings
@@ -485,6 +486,12 @@ def test_a_long_hyphenated_url_breaks_at_its_hyphens(plain_batch):
     end = next(i for i, l in enumerate(found) if l.text.endswith("northern-ireland"))
     assert found[end - 1].text.endswith("-") and "www.gov.uk" in found[end - 1].text, found[end - 1]
     assert max(l.right for l in found) <= (210 - 25) * MM + 0.5  # nothing in the right margin
+    # typed in the body (<https://…>), the address breaks as in a footnote and reads whole
+    assert "Typedinfull," + GUIDANCE + "." in text
+    [web] = (plain_batch / "web").glob("*plain-one.pdf")
+    with pikepdf.open(web) as pdf:  # the web copy's link says the address, not the break's penalty
+        alternatives = {str(a.Contents) for a in pdf.pages[0].Annots if "/Contents" in a and "/URI" in a.get("/A", {})}
+    assert GUIDANCE in alternatives and not any("5000" in a for a in alternatives), alternatives
     # where a slash will do, the URL breaks there, not after a hyphen
     end = next(i for i, l in enumerate(found) if l.text.endswith("files/report.pdf"))
     assert found[end - 1].text.endswith("/") and "example.org/publications/" in found[end - 1].text, found[end - 1]
