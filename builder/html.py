@@ -27,10 +27,14 @@ LABELS = {
 }
 
 # Black on white and the browser's own link colours: contrast well above WCAG AA.
+# On a phone the letterhead's two columns stand one above the other, and a
+# long address breaks rather than running off the screen (WCAG 1.4.10, reflow).
 STYLE = """\
-body { font-family: sans-serif; line-height: 1.5; max-width: 42em; margin: 2em auto; padding: 0 1em; }
+body { font-family: sans-serif; line-height: 1.5; max-width: 42em; margin: 2em auto; padding: 0 1em;
+       overflow-wrap: break-word; }
 header { display: flex; justify-content: space-between; gap: 2em; border-bottom: 1px solid #666; }
 header address { font-style: normal; text-align: right; }
+@media (max-width: 36em) { header { flex-direction: column; gap: 0; } header address { text-align: left; } }
 .sender-name { font-size: 1.4em; font-weight: bold; margin-bottom: 0; }
 .marking { text-align: center; font-weight: bold; }
 .date { text-align: right; }

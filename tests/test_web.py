@@ -288,13 +288,13 @@ axe.run(document).then(function (r) {
 """
 
 
-def browse(page: Path, folder: Path) -> str:
+def browse(page: Path, folder: Path, *options: str) -> str:
     """The page's DOM after its scripts ran, from headless chromium (file:// only)."""
     exe = shutil.which("chromium")
     assert exe, "chromium is missing: run scripts/install"
     out = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                           "--disable-component-update", "--no-first-run", f"--user-data-dir={folder / 'profile'}",
-                          "--virtual-time-budget=20000", "--dump-dom", page.as_uri()],
+                          "--virtual-time-budget=20000", *options, "--dump-dom", page.as_uri()],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
@@ -462,6 +462,32 @@ def test_welsh_and_bilingual_html_pages_declare_their_languages(parts_web, tmp_p
         langs = [attrs["lang"] for tag, attrs, _ in elements if "lang" in attrs]
         assert langs == {"london": ["en-GB"], "south-wales": ["cy"], "essex": ["cy", "en-GB"]}[rid]
         assert "OFFICIAL" in page
+
+
+# Headless chromium's window is at least 500 px wide: zoomed by 500/320 it is 320 CSS px,
+# the width WCAG's Reflow (1.4.10) asks a page to fit without scrolling sideways.
+REFLOW_PROBE = """<script>
+document.documentElement.style.zoom = 500 / 320;
+document.body.setAttribute("data-widths",
+  document.documentElement.scrollWidth + " " + document.documentElement.clientWidth);
+</script>"""
+
+
+def test_html_pages_fit_a_phone_without_scrolling_sideways(parts_web, tmp_path):
+    """The sample's letterhead (a long e-mail and web address beside the
+    sender's name) once ran off a phone's screen, and a long address typed in
+    a letter would too: the page reflows at 320 CSS px."""
+    for rid, pdf in parts_web.items():
+        page = pdf.with_suffix(".html").read_text(encoding="utf-8")
+        page = page.replace("</p>", " <a href=\"https://example.org/\">example.org/" + "-".join(["long"] * 30)
+                            + "</a></p>", 1)  # a long address in the letter (as typed)
+        probe = tmp_path / rid / "page.html"
+        probe.parent.mkdir()
+        probe.write_text(page.replace("</body>", REFLOW_PROBE + "</body>"), encoding="utf-8")
+        widths = re.search(r'data-widths="(\d+) (\d+)"', browse(probe, tmp_path / rid, "--window-size=500,900"))
+        assert widths, "the probe did not run"
+        scroll, client = map(int, widths.groups())
+        assert 300 < client / (500 / 320) < 320 and scroll <= client, (rid, scroll, client)
 
 
 # ---- the preamble loaded once: a format, and the same bytes as without it -------------
