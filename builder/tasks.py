@@ -537,6 +537,8 @@ def sign(c, recipients=None, build_dir=None, p12=None, pkcs11_lib=None, token=No
         print(f"  signed   {show(path)}")
     for rid in report.current:
         print(f"  current  {rid} (its signed copy is of the current letter; --force signs again)")
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
     if report.bundle:
         print(f"  signed   {show(report.bundle)}")
     elif not report.bundle_refused:

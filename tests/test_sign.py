@@ -16,7 +16,7 @@ import pytest
 from pypdf import PdfReader
 
 from builder.build import Layout
-from builder.sign import field_name, is_signed_copy, signature_box, validate
+from builder.sign import Key, field_name, is_signed_copy, open_signer, sign_bytes, signature_box, validate
 from conftest import ROOT, copy_batch
 from test_bundle import make_certificates
 
@@ -82,6 +82,27 @@ def test_every_letter_signed_valid_and_whole(signed_batch, keys):
         assert re.search(r"Digitally signed by Signatory\s+\d{1,2} [A-Z][a-z]+ \d{4}, \d\d:\d\d UTC", text), text
         fonts = subprocess.run(["pdffonts", str(signed)], capture_output=True, text=True, check=True).stdout
         assert all(line.split()[-5] == "yes" for line in fonts.splitlines()[2:]), fonts  # all embedded
+
+
+def test_the_visible_signature_writes_the_signer_s_name_as_the_certificate_gives_it(mail_batch, tmp_path):
+    """The name comes from the certificate, not the batch: nothing checked its characters.
+    Every one the letters' typeface has is drawn (Vietnamese, Welsh), and those it lacks
+    (Greek small letters) are named, not dropped in silence."""
+    from builder.sign import appearance
+
+    _, out = mail_batch
+    p12, _ = make_certificates(tmp_path, "Nguyễn Thị Ẩn ap Rhŵ ẁ Γιώ")
+    entry = json.loads((out / "manifest.json").read_text())["letters"]["london"]
+    page, box = signature_box(entry["signature"])
+    with open_signer(Key(p12=p12, password=b"secret")) as signer, \
+            appearance(signer.subject_name) as (lacking, style):
+        data = sign_bytes(Layout.of(out).pdf("london").read_bytes(), signer, field=field_name("london"),
+                          page=page - 1, box=box, style=style)
+    assert lacking == "ιώ"
+    (tmp_path / "signed.pdf").write_bytes(data)
+    text = subprocess.run(["pdftotext", "-f", str(page), "-l", str(page), str(tmp_path / "signed.pdf"), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "Digitally signed by Nguyễn Thị Ẩn ap Rhŵ ẁ Γ" in text, text
 
 
 def test_the_bundle_fields_are_filled(signed_batch, keys):
