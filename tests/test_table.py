@@ -674,3 +674,10 @@ recipients:
         loaded = load(path)
         (ann,) = loaded.batch.recipients
         assert (ann.address, ann.salutation, ann.text, loaded.problems) == (["1 Road"], "Dear Ann,", {"note": "one"}, [])
+    # a control character pasted into a cell: named, with the fix, as the YAML reader says it
+    (tmp_path / "s.csv").write_text("name;address;salutation;Note, optional\nAnn\x1bGood;1 Road;Dear Ann,;o\x07ne\n",
+                                    encoding="utf-8")
+    with pytest.raises(LoadError) as caught:
+        load(path)
+    assert sorted(p.message for p in caught.value.problems) == [
+        f"contains a control character (U+{code}) that cannot be printed; delete it" for code in ("0007", "001B")]
