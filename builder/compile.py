@@ -176,6 +176,11 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
     passes, ok, log_text, errors, terminal = 0, False, "", [], ""
     kept_aux = aux.exists()
     aux_before = aux.read_bytes() if kept_aux else b""
+    if kept_aux and _AUX_END not in aux_before:
+        # cut short: pdflatex was stopped (a build killed with kill -9) while writing it. Read,
+        # it may not fail, yet a tagged PDF's structure tree made from it is wrong
+        aux.unlink()
+        kept_aux, aux_before = False, b""
 
     def aux_changed() -> bool:
         # A tagged PDF's structure tree is written from the last run's .aux
@@ -233,6 +238,8 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
 
 # pdfTeX's words when writing its PDF fails (a full disk, a quota): no fault of the letter's
 _WRITE_FAILED = "fwrite() failed"
+# what LaTeX writes last into the .aux at \end{document}: an .aux without it is cut short
+_AUX_END = b"\\gdef \\@abspage@last{"
 
 
 def _write_failed(workdir: Path) -> OSError:
