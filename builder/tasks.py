@@ -390,6 +390,10 @@ def status(c, recipients=None, build_dir=None, for_="print"):
             print(f"  {'':<{width}}  {mailed[s.recipient][0]}")
     if "" in mailed:  # the send log itself is unreadable
         print(f"  {mailed[''][0]}")
+    present = {s.recipient for s in states}
+    for rid, (note, _) in mailed.items():  # mailed under an id the batch no longer has (renamed?)
+        if rid and rid not in present:
+            print(f"  {rid:<{width}}  {'(gone)':<{column}} no longer in the batch; {note}")
     if found.bundle is not None:  # the file's name: no recipient id has a dot
         print(f"  {found.bundle_name:<{width}}  {found.bundle.state:<{column}} {found.bundle.reason}".rstrip())
         for note in (found.signed_bundle, found.stray_bundle):

@@ -345,6 +345,10 @@ def test_a_letter_rebuilt_after_it_was_sent_is_flagged_and_not_sent_again(batch,
     (line,) = [line.split() for line in renamed.stdout.splitlines() if line.split()[:1] == ["mopac"]]
     assert line[1:6] == ["already", "sent", "as", "'london'", "(an"] and "renamed?)" in line
     assert "`invoke send --resend mopac --yes`" in renamed.stdout and len(mailbox.messages) == 5
+    seen = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
+                           "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert re.search(r"^  london +\(gone\) +no longer in the batch; mailed to london@example.test on ", seen.stdout,
+                     re.M), seen.stdout
     assert run_send(source, out, port, "--yes", "--resend", "mopac").returncode == 0
     assert mailbox.count("london") == 2 and len(mailbox.messages) == 6  # on purpose, once
     assert re.search(r"^  mopac +already sent on ", run_send(source, out, port).stdout, re.M)
