@@ -16,7 +16,7 @@ from builder import split as split_module
 from builder.build import build
 from builder.merge import merge
 from builder.sign import sign, validate
-from conftest import MINIMAL_LETTER, ROOT, write_yaml
+from conftest import MINIMAL_LETTER, ROOT, pdf_text, write_yaml
 
 IDS = ["avon-and-somerset", "sussex", "london", "south-wales", "essex"]
 
@@ -103,6 +103,21 @@ def small_batch(tmp_path):
     source = write_yaml(tmp_path / "recipients.yaml", SMALL)
     assert build(source, tmp_path / "build").ok
     return source, tmp_path / "build"
+
+
+def test_the_cover_table_keeps_a_long_name_and_role_in_their_columns(tmp_path):
+    """Letters are never hyphenated, but the cover is a table: a long double-barrelled
+    name or a role typed with hyphens wraps in its column instead of running over the
+    next one (and the page numbers) or off the page."""
+    long_role = "Deputy-Mayor-for-Policing-and-Crime-in-London-" * 3
+    source = write_yaml(tmp_path / "recipients.yaml", SMALL.replace(
+        "    name: Two\n", f"    name: Roger Hirst-Featherstonehaugh-Cholmondeley-Marjoribanks\n    role: {long_role}\n"
+        "    accept: [overfull, address, window]\n"))
+    assert build(source, tmp_path / "build").ok
+    merge(source, tmp_path / "build")
+    log = (tmp_path / "build" / "work" / "cover" / "cover.log").read_text(encoding="utf-8", errors="replace")
+    assert "Overfull \\hbox" not in log
+    assert "Featherstonehaugh" in pdf_text(tmp_path / "build" / "cover.pdf")
 
 
 def test_duplex_pads_each_document_to_start_on_a_front_side(small_batch):
