@@ -283,7 +283,10 @@ def _sheet_rows(source, workbook: _Workbook, merged: list[str] | None = None, hi
             else:
                 value = cell.findtext(_VALUE) or None
                 if value is None:
-                    if cell.find(_FORMULA) is not None:  # a file no spreadsheet program has saved
+                    # a formula whose text is "" (=IF(B2="","",B2)) was worked out: t="str", an empty
+                    # <v>, as Excel and LibreOffice save it. Without t="str", a file no spreadsheet
+                    # program has saved (a number is never empty)
+                    if cell.find(_FORMULA) is not None and kind != "str":
                         value = Unusable("", "holds a formula whose value was never worked out (the file "
                                              "was not saved by a spreadsheet program)")
                 elif kind == "e":

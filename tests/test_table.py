@@ -577,6 +577,20 @@ def test_a_spreadsheet_error_or_a_formula_never_worked_out_is_refused_where_it_s
     assert len(found) == 2  # one message for each cell: not also "required field is missing"
 
 
+def test_a_formula_whose_text_is_empty_is_an_empty_cell(tmp_path):
+    """=IF(B2="","",B2) or IFERROR(VLOOKUP(...),"") worked out to "": saved by Excel and
+    LibreOffice as t="str" with an empty value. That is an empty cell (the field is
+    absent), not a formula never worked out."""
+    from builder.table import _xlsx_rows
+
+    header = "".join(f'<c r="{c}1" t="s"><v>{i}</v></c>' for i, c in enumerate("ABCDEF"))
+    path = write_parts(tmp_path / "e.xlsx", sheet=f"""<worksheet xmlns="{MAIN_NS}"><sheetData><row r="1">{header}\
+</row><row r="2"><c r="A2" t="inlineStr"><is><t>a-1</t></is></c><c r="C2" t="str"><f>IF(1,"","x")</f><v></v></c>\
+<c r="D2" t="str"><f>IF(1,"","x")</f><v/></c><c r="E2"><f>A1</f><v></v></c></row></sheetData></worksheet>""")
+    ((_, _), (_, row)) = list(_xlsx_rows(path, None))
+    assert row[:4] == ["a-1", None, None, None] and getattr(row[4], "why", "").startswith("holds a formula whose value")
+
+
 def test_a_spreadsheet_error_saved_into_a_csv_is_refused_where_it_stands(tmp_path):
     """CSV has no error type: Excel writes #N/A, LibreOffice Err:502, as text.
     A field given one is refused at its row and column; a cell that only looks
