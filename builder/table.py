@@ -621,8 +621,10 @@ def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], 
             continue
         key = spec[:1] + spec[2:]
         if key in seen:
+            fix = (f"; for the lines of one {spec[0]}, name them '{spec[0]} 1', '{spec[0]} 2' ..."
+                   if spec[1] == "list" else "; keep one, or map the other under columns: to another field")
             table.problems.append(TableProblem(
-                f"two columns give the same field: {seen[key]!r} and {header!r}", row, header))
+                f"two columns give the same field: {seen[key]!r} and {header!r}{fix}", row, header))
         seen[key] = header
         specs.append(spec)
     for field_name, kind in fields.items():

@@ -688,6 +688,11 @@ recipients:
         loaded = load(path)
         (ann,) = loaded.batch.recipients
         assert (ann.address, ann.salutation, ann.text, loaded.problems) == (["1 Road"], "Dear Ann,", {"note": "one"}, [])
+    (tmp_path / "d.csv").write_text("name,Address,Address,salutation\nAnn,1 Road,Town,Dear Ann,\n", encoding="utf-8")
+    with pytest.raises(LoadError) as caught:  # one header per line of an address: said how to name them
+        load(batch(tmp_path, "d.csv"))
+    assert "two columns give the same field: 'Address' and 'Address'; for the lines of one address, name them " \
+           "'address 1', 'address 2' ..." in str(caught.value)
     # a control character pasted into a cell: named, with the fix, as the YAML reader says it
     (tmp_path / "s.csv").write_text("name;address;salutation;Note, optional\nAnn\x1bGood;1 Road;Dear Ann,;o\x07ne\n",
                                     encoding="utf-8")
