@@ -752,14 +752,24 @@ def schema(c, recipients=None):
 
 @letter_task(help={**BATCH_HELP})
 def clean(c, recipients=None, build_dir=None):
-    """Remove the batch's build folder (build/<batch>/): everything the build made for it."""
+    """Remove the batch's build folder (build/<batch>/): everything the build made for it.
+    The send log stays: it is the record of who was mailed, not something a build makes."""
+    from .build import Layout
+
     batch = batch_paths(c, recipients, build_dir)
     target = batch.build_dir
-    if target.exists():
+    sent = Layout.of(target).sent
+    if not target.exists():
+        print(f"nothing to remove: {show(target)} does not exist")
+    elif sent.exists():  # without it, the next `send --yes` would mail everyone again
+        for entry in target.iterdir():
+            if entry != sent:
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        print(f"removed what {show(target)} held, but kept {show(sent)}: the record of who was mailed "
+              "(so nobody is mailed twice); delete it yourself only if no letter of this batch was sent")
+    else:
         shutil.rmtree(target)
         print(f"removed {show(target)}")
-    else:
-        print(f"nothing to remove: {show(target)} does not exist")
 
 
 @letter_task(help={"k": "only tests matching this pytest -k expression"})

@@ -354,6 +354,21 @@ def test_a_letter_rebuilt_after_it_was_sent_is_flagged_and_not_sent_again(batch,
     assert re.search(r"^  mopac +already sent on ", run_send(source, out, port).stdout, re.M)
 
 
+def test_invoke_clean_keeps_the_send_log_so_nobody_is_mailed_twice(batch, smtp_server):
+    source, out = batch
+    mailbox, port = smtp_server
+    assert run_send(source, out, port, "--yes").returncode == 0 and len(mailbox.messages) == 5
+    cleaned = subprocess.run([sys.executable, "-m", "invoke", "clean", "--recipients", str(source),
+                              "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert cleaned.returncode == 0 and "kept" in cleaned.stdout and "sent.json" in cleaned.stdout, cleaned.stdout
+    assert [p.name for p in out.iterdir()] == ["sent.json"]
+    from builder.build import build
+
+    assert build(source, out).ok  # the same letters again
+    again = run_send(source, out, port, "--yes")
+    assert again.returncode == 0 and again.stdout.endswith("5 already sent\n") and len(mailbox.messages) == 5
+
+
 def test_letters_not_ready_or_without_an_address_are_not_sent(batch, smtp_server):
     source, out = batch
     mailbox, port = smtp_server
