@@ -688,6 +688,11 @@ recipients:
         loaded = load(path)
         (ann,) = loaded.batch.recipients
         assert (ann.address, ann.salutation, ann.text, loaded.problems) == (["1 Road"], "Dear Ann,", {"note": "one"}, [])
+    (tmp_path / "h.csv").write_bytes(b"\xef\xbb\xbfname,address,salutation\r\n")  # headers, nobody yet
+    with pytest.raises(LoadError) as caught:  # said of the spreadsheet, not of the YAML's recipients
+        load(batch(tmp_path, "h.csv"))
+    assert str(caught.value) == f"{tmp_path / 'h.csv'}:row 1: error: the file has its headers but no rows below " \
+                                "them: one row per letter"
     (tmp_path / "d.csv").write_text("name,Address,Address,salutation\nAnn,1 Road,Town,Dear Ann,\n", encoding="utf-8")
     with pytest.raises(LoadError) as caught:  # one header per line of an address: said how to name them
         load(batch(tmp_path, "d.csv"))
