@@ -763,8 +763,12 @@ def clean(c, recipients=None, build_dir=None):
         print(f"nothing to remove: {show(target)} does not exist")
     elif sent.exists():  # without it, the next `send --yes` would mail everyone again
         for entry in target.iterdir():
-            if entry != sent:
-                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            if entry == sent:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
         print(f"removed what {show(target)} held, but kept {show(sent)}: the record of who was mailed "
               "(so nobody is mailed twice); delete it yourself only if no letter of this batch was sent")
     else:
