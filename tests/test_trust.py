@@ -647,7 +647,7 @@ def test_status_and_check_exit_1_exactly_when_the_readme_says(tmp_path, inject_l
     assert [s.state for s in status(source, out)] == ["invalid", "ready"] and codes() == (1, 1)
 
 
-def test_a_change_to_the_builders_code_rebuilds_letters_whose_tex_is_the_same(tmp_path):
+def test_a_change_to_the_builders_code_or_to_tex_rebuilds_letters_whose_tex_is_the_same(tmp_path):
     # the way letters are cut and checked is code, not TeX: a builder that changed
     # (here split.py, which makes no LaTeX) may make other PDFs from the same .tex
     copy = tmp_path / "checkout"
@@ -670,3 +670,17 @@ def test_a_change_to_the_builders_code_rebuilds_letters_whose_tex_is_the_same(tm
     seen = run("status")
     assert re.search(r"^  one +stale +older than its inputs; changed: the builder's code$", seen.stdout, re.M), seen.stdout
     assert "1 built" in run("build").stdout
+
+    # TeX upgraded: the same pdflatex behind a wrapper that says it is another version
+    # (it still compiles with the real one, so the rebuilt letter is a real PDF)
+    upgraded = tmp_path / "texbin"
+    upgraded.mkdir()
+    wrapper = upgraded / "pdflatex"
+    wrapper.write_text('#!/bin/sh\nif [ "$1" = --version ]; then echo "pdfTeX 3.141592653-2.6-1.40.99 (TeX Live 2099)"; '
+                       f'exit 0; fi\nexec {shutil.which("pdflatex")} "$@"\n')
+    wrapper.chmod(0o755)
+    env["PATH"] = f"{upgraded}{os.pathsep}{os.environ['PATH']}"
+    seen = run("status")
+    assert re.search(r"^  one +stale +older than its inputs; changed: the TeX version$", seen.stdout, re.M), seen.stdout
+    assert "1 built" in run("build").stdout
+    assert re.search(r"^  one +ready$", run("status").stdout, re.M)
