@@ -546,3 +546,24 @@ def test_a_server_that_stops_answering_is_failed_before_the_message_and_unknown_
     lines = results(again.stdout)
     assert lines["sussex"][0] == "sent" and lines["london"][0] == "unknown", again.stdout
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]  # nobody twice
+
+
+def test_a_manifest_edited_by_hand_sends_only_what_it_still_vouches_for(batch, smtp_server):
+    """A record damaged by hand is never a traceback: a letter whose entry is not
+    what the builder writes is not vouched for, so it is not sent; the others go once."""
+    source, out = batch
+    mailbox, port = smtp_server
+    data = json.loads((out / "manifest.json").read_text())
+    data["letters"]["london"]["sha256"] = None
+    data["letters"]["sussex"]["findings"] = "abc"
+    data["bundle"]["inputs"] = [1]
+    data["batch"]["warnings"] = "abc"
+    (out / "manifest.json").write_text(json.dumps(data))
+    done = run_send(source, out, port, "--yes")
+    assert "Traceback" not in done.stderr and done.returncode == 1, done.stdout + done.stderr
+    said = results(done.stdout)
+    assert {rid: status for rid, (status, _) in said.items()} == {
+        "avon-and-somerset": "sent", "sussex": "not ready", "london": "not ready", "south-wales": "sent",
+        "essex": "sent"}, done.stdout
+    assert sorted(mailbox.count(rid) for rid in IDS) == [0, 0, 1, 1, 1]
+    assert mailbox.count("london") == 0 and mailbox.count("sussex") == 0

@@ -309,3 +309,20 @@ def test_status_tells_the_bundle_and_its_signed_copy(signed_batch, keys, tmp_pat
     seen = status()
     assert "other.pdf          changed     other.pdf changed since it was merged" in seen.stdout, seen.stdout
     assert seen.returncode == 1
+
+
+def test_a_manifest_edited_by_hand_signs_only_what_it_still_vouches_for(mail_batch, keys, tmp_path):
+    source, out = copy_batch(mail_batch, tmp_path / "b")
+    data = json.loads((out / "manifest.json").read_text())
+    data["letters"]["london"]["sha256"] = None
+    data["letters"]["sussex"]["pages"] = "two"
+    data["bundle"]["seen"] = "x"
+    data["batch"]["rejected"] = [[1]]
+    (out / "manifest.json").write_text(json.dumps(data))
+    p12, _ = keys
+    done = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
+                  {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    assert re.search(r"^  london: ", done.stderr, re.M) and re.search(r"^  sussex: ", done.stderr, re.M), done.stderr
+    assert sorted(p.stem for p in (out / "signed").iterdir()) == ["avon-and-somerset", "essex", "south-wales"]
+    assert not (out / "bundle-signed.pdf").exists()
