@@ -23,7 +23,7 @@ from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 
-from . import __version__, compile as tex, ready
+from . import compile as tex, ready
 from .files import write_atomic
 from .manifest import Manifest, current_sha256, sha256_bytes
 
@@ -289,7 +289,9 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
     common = {
         "letterhead": _hash_files(letterhead_files() + house),
         "images": _hash_files(sorted(assets.values())),
-        "builder": __version__,
+        # by content, not the version number: a change to how letters are cut or checked
+        # rebuilds them, though their .tex stays the same
+        "builder": _code(),
         "tex": tex.tex_version(),
         # what the preflight checks depends on it (no window envelope: no window check)
         "envelope": str(getattr(letter, "envelope", None) or ""),

@@ -104,9 +104,8 @@ def tex_version() -> str:
     exe = shutil.which(PDFLATEX)
     if exe is None:
         raise TexMissing(
-            "pdflatex was not found. Install TeX Live (Debian: apt-get install "
-            "texlive-latex-base texlive-latex-recommended texlive-fonts-recommended lmodern latexmk) "
-            "or run scripts/install.")
+            "pdflatex was not found: run scripts/install, which installs TeX Live (Debian: "
+            "texlive-latex-base texlive-latex-recommended texlive-latex-extra lmodern texlive-lang-european).")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
     return out.stdout.splitlines()[0] if out.stdout else "unknown"
 

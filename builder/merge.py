@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +80,8 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
     prepared = prepare(recipients_yaml, build_dir)
     layout = prepared.layout
     out = Path(out) if out else layout.bundle
-    if os.path.abspath(out) in prepared.files:
+    # the files as they are, not as named: an image named through a link is refused by its own path too
+    if out.resolve() in {Path(f).resolve() for f in prepared.files}:
         raise OutputRefused(f"--output {out}: that is a file the batch is made from; choose another file")
     with lock(layout):
         manifest = Manifest.read(layout.root)

@@ -482,8 +482,10 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
                                signature_fields=signature_fields, accept=accepted)
     except OutputRefused as exc:  # a bad value
         raise stopped(exc, code=2)
-    except (LoadError, MergeRefused, TexMissing, RuntimeError) as exc:
+    except MergeRefused as exc:  # letters that are not ready: as check and sign say of them
         raise stopped(exc, code=1)
+    except (LoadError, TexMissing, RuntimeError) as exc:  # nothing could be merged: as build stops
+        raise stopped(exc, code=2)
     except OSError as exc:
         raise Exit(f"could not write the bundle: {exc.strerror or exc}"
                    + (f" ({exc.filename})" if exc.filename else "")
@@ -650,7 +652,7 @@ def new(c, name):
     "interval": "seconds between looks at the files (default 0.5)",
 })
 def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval="0.5"):
-    """Rebuild on every save of the batch file, the letterhead or an image; one line per rebuild."""
+    """Rebuild on every save of the batch file (and its spreadsheet), the letterhead or an image; one line per rebuild."""
     from .build import LETTERHEAD
     from .load import LoadError, load
 
@@ -666,8 +668,11 @@ def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval=
     def watched() -> list[Path]:
         files = [batch.recipients, *sorted(p for p in LETTERHEAD.rglob("*") if p.is_file())]
         try:
-            letter = load(batch.recipients).batch.letter
-            files += [batch.recipients.parent / rel for rel in (letter.sender.logo, letter.signatory.image) if rel]
+            loaded = load(batch.recipients)
+            letter = loaded.batch.letter
+            files += [Path(p) for p in loaded.inputs]  # the spreadsheet the recipients come from
+            files += [batch.recipients.parent / rel
+                      for rel in (letter.sender.logo, letter.signatory.image, letter.letterhead) if rel]
         except (LoadError, OSError):
             pass  # the build says what is wrong; keep watching the file
         return files

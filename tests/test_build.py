@@ -174,6 +174,13 @@ def test_status_says_why_each_letter_is_not_up_to_date(tmp_path, inject_latex):
     assert states["broken"] == ("stale", "older than its inputs; changed: its text (recipients.yaml)")
     assert states["third"][0] == "failed" and "Undefined control sequence" in states["third"][1]
     assert states["fourth"] == ("never built", "")
+    # --only built three of four: merge still refuses, naming each letter and why
+    with pytest.raises(MergeRefused) as refused:
+        merge(source, out)
+    assert re.search(r"^  fourth: never built", str(refused.value), re.M), str(refused.value)
+    assert re.search(r"^  broken: stale: older than its inputs", str(refused.value), re.M), str(refused.value)
+    assert re.search(r"^  third: failed: its last build failed", str(refused.value), re.M), str(refused.value)
+    assert "first" not in str(refused.value) and not (out / "bundle.pdf").exists()
 
 
 def test_a_batch_is_compiled_in_one_run_split_per_letter_and_bisected_on_failure(tmp_path, inject_latex):
@@ -207,3 +214,45 @@ def test_merge_refuses_a_letter_changed_after_its_build_and_invalid_letters_lose
     report = build(source, out)
     assert {o.recipient: o.status for o in report.outcomes}["first"] == "invalid"
     assert not (out / "letters" / "first.pdf").exists()
+
+
+def test_a_problem_in_the_shared_part_stops_build_and_merge_with_exit_2(tmp_path):
+    # exit 2: the command could not run at all; exit 1 is kept for letters that need attention
+    source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    merge(source, out)
+    good = {p.name: p.read_bytes() for p in (out / "letters").iterdir()} | {"bundle": (out / "bundle.pdf").read_bytes()}
+    write_yaml(source, source.read_text().replace("    role: Clerk\n", "", 1))
+    for task in ("build", "merge", "check", "status"):
+        done = subprocess.run([sys.executable, "-m", "invoke", task, "-r", str(source), "-b", str(out)], cwd=ROOT,
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, (task, done.stdout, done.stderr)
+        assert f"{source}:4:" in done.stderr and "field 'letter.sender.role': required field is missing" \
+            in done.stderr, (task, done.stderr)
+    assert {p.name: p.read_bytes() for p in (out / "letters").iterdir()} | \
+        {"bundle": (out / "bundle.pdf").read_bytes()} == good  # nothing lost
+
+
+def test_without_tex_the_build_says_so_and_fails(tmp_path):
+    # the tests themselves fail rather than skip without TeX: this is what they would see
+    import os
+
+    source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
+    done = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(tmp_path / "b")],
+                          cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "PATH": str(tmp_path / "no-tex-here")})
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("pdflatex was not found: run scripts/install") and "latexmk" not in done.stderr
+    assert not list((tmp_path / "b").rglob("*.pdf"))
+
+
+def test_an_unknown_letterset_key_is_a_tex_error_not_ignored(tmp_path, inject_latex):
+    # the class refuses a key it does not know: a misspelt setting never passes silently
+    source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
+    inject_latex({"third": r"\letterset{adress}{1 Road}"})
+    report = build(source, tmp_path / "build")
+    assert {o.recipient: o.status for o in report.outcomes} == {"first": "built", "broken": "built", "third": "failed"}
+    (failed,) = report.failed
+    assert failed.message.startswith("third.tex:") and "Unknown key `adress' in \\letterset" in failed.message, \
+        failed.message

@@ -131,6 +131,21 @@ def test_duplex_pads_each_document_to_start_on_a_front_side(small_batch):
     assert len(PdfReader(plain.path).pages) == 2 and plain.cover_pages == 0
 
 
+def test_duplex_leaves_a_letter_of_even_length_unpadded(real_batch, tmp_path):
+    import shutil
+
+    from conftest import SAMPLE
+
+    out = tmp_path / "build"
+    shutil.copytree(real_batch[0], out)  # the sample's letters are two pages each
+    report = merge(SAMPLE, out, duplex=True, cover=False)
+    reader = PdfReader(report.path)
+    assert report.blank_pages == 0 and len(reader.pages) == 10
+    assert all(pdf_text_of_page(reader, i) for i in range(10))  # no blank page anywhere
+    with_cover = merge(SAMPLE, out, duplex=True)
+    assert with_cover.blank_pages == 1 and len(PdfReader(with_cover.path).pages) == 12  # the cover alone
+
+
 def test_a_merge_again_takes_the_digests_it_kept_and_writes_the_same_bundle(small_batch, monkeypatch):
     source, out = small_batch
     first = merge(source, out).path.read_bytes()

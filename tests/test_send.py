@@ -210,14 +210,17 @@ def test_subject_and_body_from_the_yaml_print_exactly(batch, smtp_server):
     mailbox, port = smtp_server
     text = source.read_text()
     source.write_text(text.replace("  title: ", "  email:\n    subject: \"For $name ($role): {name} %(x)s\"\n"
-                                   "    body: \"Dear $name,\\n\\nthe letter of $date costs $$0. {0.__class__}\"\n"
+                                   "    body: \"Dear $name,\\n\\nthe letter of $date costs $$0. {0.__class__}\\n"
+                                   "$title, from $sender, signed by $signatory\"\n"
                                    "  title: ", 1))
     done = run_send(source, out, port, "--yes")
     assert done.returncode == 0, done.stdout + done.stderr  # letter.email is not in the letters: still ready
     subjects = {rcpts[0]: m["Subject"] for rcpts, m in mailbox.messages}
     assert subjects[address("london")] == "For Sophie Linden (Deputy Mayor for Policing and Crime in London): {name} %(x)s"
     body = {rcpts[0]: body_of(m) for rcpts, m in mailbox.messages}
-    assert body[address("london")] == "Dear Sophie Linden,\n\nthe letter of 13 October 2020 costs $0. {0.__class__}\n"
+    assert body[address("london")] == ("Dear Sophie Linden,\n\nthe letter of 13 October 2020 costs $0. {0.__class__}\n"
+                                       "Violence Reduction Units and modern slavery, from Dame Sara Thornton DBE QPM, "
+                                       "signed by Dame Sara Thornton DBE QPM\n")
 
     source.write_text(text.replace("  title: ", "  email: {subject: \"For $nmae\"}\n  title: ", 1))
     refused = run_send(source, out, port)
@@ -242,6 +245,10 @@ def test_a_refused_address_and_a_dropped_connection_stop_only_their_letter(batch
     assert [mailbox.count(rid) for rid in IDS] == [1, 0, 0, 1, 0]
     assert {rid: e["state"] for rid, e in sent_log(out).items()} == {
         "avon-and-somerset": "sent", "sussex": "failed", "london": "failed", "south-wales": "sent", "essex": "failed"}
+    status = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
+                             "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert status.returncode == 1 and "Traceback" not in status.stderr  # a failed mail needs a person
+    assert status.stdout.count("mail failed: ") == 3 and "550 5.1.1" in status.stdout, status.stdout
 
     mailbox.refuse.clear()
     mailbox.try_later.clear()
@@ -290,6 +297,10 @@ def test_killed_mid_send_no_recipient_gets_a_letter_twice(batch, smtp_server):
     def a_second_send_is_refused():
         second = run_send(source, out, port, "--yes")
         assert second.returncode == 2 and "is running" in second.stderr, second.stderr
+        for task in ("build", "merge"):  # nor a build or merge on that folder meanwhile
+            other = subprocess.run([sys.executable, "-m", "invoke", task, "--force" if task == "build" else "--duplex",
+                                    "-r", str(source), "-b", str(out)], cwd=ROOT, capture_output=True, text=True)
+            assert other.returncode == 2 and "another build or merge is running" in other.stderr, other.stderr
 
     mailbox.hold_at_rcpt.add(address("london"))
     send_and_kill(a_second_send_is_refused)
@@ -311,6 +322,9 @@ def test_killed_mid_send_no_recipient_gets_a_letter_twice(batch, smtp_server):
     assert lines["south-wales"][0] == "unknown" and lines["essex"][0] == "sent"
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]  # nobody twice
 
+    unknown_id = run_send(source, out, port, "--yes", "--resend", "south-wale")  # a typo sends nothing
+    assert unknown_id.returncode == 2 and "--resend: no valid recipient with id south-wale" in unknown_id.stderr
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]
     marked = run_send(source, out, port, "--mark-sent", "south-wales")  # a person checked the mailbox
     assert marked.returncode == 0 and results(marked.stdout)["south-wales"][0] == "marked sent"
     last = run_send(source, out, port, "--yes")
@@ -438,6 +452,7 @@ def server_certificate(folder: Path) -> tuple[ssl.SSLContext, Path]:
     return context, folder / "ca.pem"
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # the ssl server: TLS from the start
 def test_starttls_and_login_with_the_password_from_the_environment(batch, tmp_path):
     source, out = batch
     context, ca = server_certificate(tmp_path)
@@ -469,6 +484,23 @@ def test_starttls_and_login_with_the_password_from_the_environment(batch, tmp_pa
         assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]
     finally:
         controller.stop()
+    # security: ssl, TLS from the first byte (port 465's way), certificate checked the same way
+    implicit_box = Mailbox()
+    implicit = Controller(implicit_box, hostname="127.0.0.1", port=free_port(), ssl_context=context,
+                          auth_required=True, authenticator=authenticator,
+                          auth_require_tls=False)  # aiosmtpd counts STARTTLS only; this link is TLS throughout
+    implicit.start()
+    try:
+        env = {"INVOKE_LETTERBATCH_SMTP_SECURITY": "ssl", "INVOKE_LETTERBATCH_SMTP_USER": "office",
+               "LETTERBATCH_SMTP_PASSWORD": "s3cret"}
+        untrusted = run_send(source, out, implicit.port, "--yes", "--resend", "london", **env)
+        assert untrusted.returncode == 1 and implicit_box.messages == [], untrusted.stdout
+        assert "CERTIFICATE_VERIFY_FAILED" in results(untrusted.stdout)["london"][1]
+        done = run_send(source, out, implicit.port, "--yes", "--resend", "london", SSL_CERT_FILE=str(ca), **env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert [rcpts for rcpts, _ in implicit_box.messages] == [[address("london")]]
+    finally:
+        implicit.stop()
     help_text = subprocess.run([sys.executable, "-m", "invoke", "--help", "send"], cwd=ROOT,
                                capture_output=True, text=True).stdout
     assert "password" not in help_text.lower()
@@ -485,3 +517,72 @@ def test_a_send_log_that_cannot_be_read_stops_sending(batch, smtp_server):
     status = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
                              "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert f"{out / 'sent.json'} cannot be read" in status.stdout and status.returncode == 1
+
+
+def test_no_from_address_stops_before_anything_is_sent(tmp_path, smtp_server):
+    from builder.build import build
+    from conftest import MINIMAL_LETTER, write_yaml
+
+    mailbox, port = smtp_server
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + """\
+recipients:
+  - id: one
+    name: Reader One
+    address: [1 Road]
+    salutation: Dear Reader,
+    email: one@example.test
+""")  # the sender has no e-mail address, and the config names none
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    done = run_send(source, out, port, "--yes", INVOKE_LETTERBATCH_SMTP_FROM="")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == ("no From address: set letterbatch.smtp.from (INVOKE_LETTERBATCH_SMTP_FROM) "
+                                   "or letter.sender.email")
+    assert mailbox.messages == [] and "sent" not in json.dumps(sent_log(out) if (out / "sent.json").exists() else {})
+    sent = run_send(source, out, port, "--yes")  # a From in the config: sent
+    assert sent.returncode == 0 and mailbox.count("one") == 1
+    (_, message), = mailbox.messages  # no letter.title and no letter.email: the defaults
+    assert message["Subject"] == "Letter of 4 March 2021"
+    assert body_of(message) == "Please find attached a letter from Ann Sender.\n"
+
+
+def test_a_server_that_stops_answering_is_failed_before_the_message_and_unknown_after(batch, smtp_server):
+    # letterbatch.smtp.timeout: a silent server at the envelope fails that letter (sent next
+    # run); silent once it has the message, the letter is unknown and never sent again by itself
+    source, out = batch
+    mailbox, port = smtp_server
+    mailbox.hold_at_rcpt.add(address("sussex"))
+    mailbox.hold_after_data.add(address("london"))
+    first = run_send(source, out, port, "--yes", INVOKE_LETTERBATCH_SMTP_TIMEOUT="2")
+    assert first.returncode == 1 and "Traceback" not in first.stderr, first.stderr
+    lines = results(first.stdout)
+    assert lines["sussex"][0] == "failed" and "timed out" in lines["sussex"][1], lines
+    assert lines["london"][0] == "unknown", lines
+    assert [lines[rid][0] for rid in ("avon-and-somerset", "south-wales", "essex")] == ["sent"] * 3  # new connections
+    assert [mailbox.count(rid) for rid in IDS] == [1, 0, 1, 1, 1]  # london's message did arrive
+    mailbox.released = True
+    again = run_send(source, out, port, "--yes", INVOKE_LETTERBATCH_SMTP_TIMEOUT="2")
+    lines = results(again.stdout)
+    assert lines["sussex"][0] == "sent" and lines["london"][0] == "unknown", again.stdout
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]  # nobody twice
+
+
+def test_a_manifest_edited_by_hand_sends_only_what_it_still_vouches_for(batch, smtp_server):
+    """A record damaged by hand is never a traceback: a letter whose entry is not
+    what the builder writes is not vouched for, so it is not sent; the others go once."""
+    source, out = batch
+    mailbox, port = smtp_server
+    data = json.loads((out / "manifest.json").read_text())
+    data["letters"]["london"]["sha256"] = None
+    data["letters"]["sussex"]["findings"] = "abc"
+    data["bundle"]["inputs"] = [1]
+    data["batch"]["warnings"] = "abc"
+    (out / "manifest.json").write_text(json.dumps(data))
+    done = run_send(source, out, port, "--yes")
+    assert "Traceback" not in done.stderr and done.returncode == 1, done.stdout + done.stderr
+    said = results(done.stdout)
+    assert {rid: status for rid, (status, _) in said.items()} == {
+        "avon-and-somerset": "sent", "sussex": "not ready", "london": "not ready", "south-wales": "sent",
+        "essex": "sent"}, done.stdout
+    assert sorted(mailbox.count(rid) for rid in IDS) == [0, 0, 1, 1, 1]
+    assert mailbox.count("london") == 0 and mailbox.count("sussex") == 0

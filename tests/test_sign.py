@@ -129,13 +129,29 @@ def test_signing_again_changes_nothing(signed_batch, keys, tmp_path):
     assert again.stdout.count("  current  ") == 5 and "signed " not in again.stdout.replace("signed copy", "")
     assert {p.name: p.read_bytes() for p in (out / "signed").iterdir()} == before
     assert (out / "bundle-signed.pdf").read_bytes() == bundle
+    forced = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12), "--force"],
+                    {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert forced.returncode == 0, forced.stderr
+    signed_lines = [line for line in forced.stdout.splitlines() if line.strip().startswith("signed ")]
+    assert len(signed_lines) == 6 and "  current  " not in forced.stdout, forced.stdout  # every letter, and the bundle
+    for rid in IDS:
+        assert "Signature is Valid" in pdfsig(out / "signed" / f"{rid}.pdf")
 
 
-def test_letters_not_ready_are_refused_by_name(mail_batch, keys, tmp_path):
+def test_letters_not_ready_are_refused_by_name(mail_batch, keys, tmp_path, inject_latex):
+    from builder.build import build
+    from conftest import UNDEFINED
+
     source, out = copy_batch(mail_batch, tmp_path / "b")
+    inject_latex({"avon-and-somerset": UNDEFINED})
+    assert [o.status for o in build(source, out, force=True, only=["avon-and-somerset"]).outcomes] == ["failed"]
+    inject_latex({})
     with open(Layout.of(out).pdf("sussex"), "ab") as handle:  # changed after its build
         handle.write(b"\n% edited\n")
-    source.write_text(source.read_text().replace("Dear Sophie,", "Dear Ms Linden,"))  # london is stale
+    text = source.read_text()
+    essex = text[text.index("  - id: essex\n"):]
+    source.write_text(text.replace("Dear Sophie,", "Dear Ms Linden,")  # london is stale
+                      + essex.replace("id: essex", "id: newcomer", 1))  # never built
     p12, _ = keys
     refused = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
                      {"LETTERBATCH_P12_PASSWORD": "secret"})
@@ -143,10 +159,13 @@ def test_letters_not_ready_are_refused_by_name(mail_batch, keys, tmp_path):
     assert "not signed; these letters are not ready" in refused.stderr
     assert re.search(r"^  sussex: .*changed since it was built", refused.stderr, re.M), refused.stderr
     assert re.search(r"^  london: stale: older than its inputs", refused.stderr, re.M), refused.stderr  # merge's words
+    assert re.search(r"^  avon-and-somerset: .*its last build failed", refused.stderr, re.M), refused.stderr
+    assert re.search(r"^  newcomer: never built", refused.stderr, re.M), refused.stderr
     assert "Traceback" not in refused.stderr
-    assert sorted(p.stem for p in (out / "signed").iterdir()) == sorted(set(IDS) - {"sussex", "london"})
+    assert sorted(p.stem for p in (out / "signed").iterdir()) == ["essex", "south-wales"]
     assert not (out / "bundle-signed.pdf").exists()
-    assert "bundle not signed: it holds letters that are not ready: sussex, london" in refused.stderr
+    assert re.search(r"^bundle not signed: it holds letters that are not ready: avon-and-somerset, sussex, london; "
+                     r"the batch has letters not in it and not ready: newcomer$", refused.stderr, re.M), refused.stderr
 
 
 def test_a_bundle_changed_after_the_merge_is_not_signed(mail_batch, keys, tmp_path):
@@ -172,6 +191,8 @@ def test_a_wrong_password_is_one_line(mail_batch, keys, tmp_path):
     asked = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)])
     assert asked.returncode == 2 and asked.stderr.strip() == "set LETTERBATCH_P12_PASSWORD (no terminal to ask)"
     assert not (out / "signed").exists()
+    options = invoke(["--help", "sign"]).stdout.lower()  # the secret is never a flag (it would show in `ps`)
+    assert "--p12" in options and "--password" not in options and "--pin" not in options
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +233,9 @@ def test_signing_with_a_softhsm_token(mail_batch, keys, softhsm_token, tmp_path)
     assert wrong.returncode == 2 and wrong.stderr.strip() == "could not sign: wrong PIN for token 'letterbatch'"
     missing = invoke([*command[:-4], "--token", "elsewhere", "--key", "signer"], {**env, "LETTERBATCH_PKCS11_PIN": "1234"})
     assert missing.returncode == 2 and missing.stderr.strip().startswith("could not sign: no token labelled 'elsewhere'")
+    no_key = invoke([*command[:-2], "--key", "nobody"], {**env, "LETTERBATCH_PKCS11_PIN": "1234"})
+    assert no_key.returncode == 2 and len(no_key.stderr.strip().splitlines()) == 1, no_key.stderr
+    assert "could not sign: token 'letterbatch' has no usable key and certificate labelled 'nobody'" in no_key.stderr
     assert not (out / "signed").exists()
 
     done = invoke(command, {**env, "LETTERBATCH_PKCS11_PIN": "1234"})
@@ -306,3 +330,20 @@ def test_status_tells_the_bundle_and_its_signed_copy(signed_batch, keys, tmp_pat
     seen = status()
     assert "other.pdf          changed     other.pdf changed since it was merged" in seen.stdout, seen.stdout
     assert seen.returncode == 1
+
+
+def test_a_manifest_edited_by_hand_signs_only_what_it_still_vouches_for(mail_batch, keys, tmp_path):
+    source, out = copy_batch(mail_batch, tmp_path / "b")
+    data = json.loads((out / "manifest.json").read_text())
+    data["letters"]["london"]["sha256"] = None
+    data["letters"]["sussex"]["pages"] = "two"
+    data["bundle"]["seen"] = "x"
+    data["batch"]["rejected"] = [[1]]
+    (out / "manifest.json").write_text(json.dumps(data))
+    p12, _ = keys
+    done = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
+                  {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    assert re.search(r"^  london: ", done.stderr, re.M) and re.search(r"^  sussex: ", done.stderr, re.M), done.stderr
+    assert sorted(p.stem for p in (out / "signed").iterdir()) == ["avon-and-somerset", "essex", "south-wales"]
+    assert not (out / "bundle-signed.pdf").exists()

@@ -143,6 +143,8 @@ def test_one_meaning_per_short_flag_across_tasks():
     (("bench", "--letters", "many"), "--letters takes a whole number"),
     (("build", "--only", "nobody"), "nothing was built: no valid recipient with id: nobody"),
     (("new", ".."), "invoke new takes a name"),
+    (("merge", "--accept", "alpha"), "--accept 'alpha': write id:code"),
+    (("merge", "--accept", "alpha:window,beta:nonsense"), "--accept 'beta:nonsense': write id:code"),
 ])
 def test_a_bad_flag_value_is_one_line_and_exit_2(args, words, tmp_path):
     batch = ["-r", str(write_yaml(tmp_path / "two.yaml", TWO)), "-b", str(tmp_path / "b")]
@@ -218,6 +220,10 @@ def test_the_time_left_waits_for_a_fair_sample(capsys):
     report = progress_line()
     report(Outcome("first", "built"), 1, 500)  # letters come in batches: one says nothing yet
     assert "estimating" in capsys.readouterr().err
+    report(Outcome("early", "built"), 24, 500)  # one short of a twentieth: still nothing
+    assert "estimating" in capsys.readouterr().err
+    report(Outcome("fair", "built"), 25, 500)
+    assert re.search(r"\[25/500\] fair\s+about \d+ s left", capsys.readouterr().err)
     report(Outcome("many", "built"), 100, 500)
     assert re.search(r"\[100/500\] many\s+about \d+ s left", capsys.readouterr().err)
     report(Outcome("last", "built"), 500, 500)  # the line clears: the summary follows
@@ -242,6 +248,11 @@ def test_new_starts_a_batch_that_builds_as_it_stands(tmp_path):
     again = invoke("--search-root", str(ROOT), "new", "letters/october", cwd=tmp_path)
     assert again.returncode == 2 and "already exists" in again.stderr
     assert source.read_text(encoding="utf-8") == text
+    kept = tmp_path / "letters" / "recipients.schema.json"
+    kept.write_text('{"an office\'s own": true}')  # the schema is written only when missing
+    other = invoke("--search-root", str(ROOT), "new", "letters/november", cwd=tmp_path)
+    assert other.returncode == 0 and (tmp_path / "letters" / "november.yaml").exists()
+    assert kept.read_text() == '{"an office\'s own": true}'
 
 
 def test_watch_rebuilds_on_save_one_line_each(project):
@@ -264,6 +275,40 @@ def test_watch_rebuilds_on_save_one_line_each(project):
         line = next_line()
         assert re.search(r"recipients\.yaml changed: 2 letters: 1 built, 1 up to date, 0 failed", line), line
         assert "Dear Beta Changed," in pdf_text(letter(project / "build" / "recipients", "beta"))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_watch_sees_the_spreadsheet_the_logo_and_a_house_letterhead(project):
+    from test_bundle import tiny_png
+
+    (project / "images").mkdir()
+    tiny_png(project / "images" / "logo.png")
+    (project / "house.cls").write_text("\\NeedsTeXFormat{LaTeX2e}\n\\ProvidesClass{house}\n"
+                                       "\\LoadClassWithOptions{letterbatch}\n")
+    (project / "people.csv").write_text("id,name,address,salutation\nalpha,Alpha,1 Road,\"Dear Alpha,\"\n",
+                                        encoding="utf-8")
+    write_yaml(project / "recipients.yaml", MINIMAL_LETTER.replace(
+        "    role: Clerk\n", "    role: Clerk\n    logo: images/logo.png\n").replace(
+        "  body:", "  letterhead: house.cls\n  body:") + "recipients: {from: people.csv}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "watch", "--interval", "0.1"], cwd=project,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    try:
+        assert lines.get(timeout=120).startswith("watching")
+        assert re.search(r"start: 1 letter: 1 built", lines.get(timeout=120))
+        for path, change in [
+                (project / "people.csv", lambda p: p.write_text(p.read_text().replace("Dear Alpha,", "Dear Al,"))),
+                (project / "images" / "logo.png", lambda p: tiny_png(p, width=60)),
+                (project / "house.cls", lambda p: p.write_text(p.read_text() + "\\setlength\\lbsigspace{30mm}\n"))]:
+            time.sleep(0.3)
+            change(path)
+            line = lines.get(timeout=120)
+            assert re.search(rf"{re.escape(path.name)} changed: 1 letter: 1 built", line), (path, line)
+        assert "Dear Al," in pdf_text(letter(project / "build" / "recipients", "alpha"))
     finally:
         proc.terminate()
         proc.wait(10)
@@ -436,3 +481,17 @@ def test_an_os_error_that_stops_a_task_is_said_in_words_with_its_file(tmp_path):
     denied = stopped(PermissionError(errno.EACCES, "Permission denied"), then="\nNothing was signed.")
     assert denied.message == "could not go on: Permission denied.\nNothing was signed."
     assert "Errno" not in stopped(OSError(errno.EIO, "Input/output error", "x")).message
+
+
+def test_the_defaults_come_from_invoke_config_and_the_environment(project):
+    # `letterbatch.recipients` in the environment names another batch; a flag still wins
+    env = {"INVOKE_LETTERBATCH_RECIPIENTS": "other.yaml"}
+    seen = invoke("status", cwd=project / "sub", env=env)
+    assert "gamma" in seen.stdout and "beta" not in seen.stdout, seen.stdout + seen.stderr
+    flagged = invoke("status", "-r", str(project / "recipients.yaml"), cwd=project / "sub", env=env)
+    assert "beta" in flagged.stdout and "gamma" not in flagged.stdout, flagged.stdout + flagged.stderr
+    (project / "invoke.yaml").write_text((project / "invoke.yaml").read_text()
+                                         + "letterbatch:\n  recipients: other.yaml\n")
+    seen = invoke("status", cwd=project / "sub")
+    assert "gamma" in seen.stdout and "beta" not in seen.stdout, seen.stdout + seen.stderr
+    assert list((project / "sub").iterdir()) == [] and not (project / "build").exists()

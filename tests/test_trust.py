@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -97,10 +98,14 @@ def test_preflight_is_remembered_refused_until_accepted_on_the_record(tmp_path):
     assert "Dear Reader," in pdf_text(out / "letters" / "bundle.pdf")
     assert {o.status for o in build(source, out).outcomes} == {"up to date"}
     assert merge(source, out).letters == 5  # the acceptance stays with the file it was made for
-    # rebuilt (to the same bytes): the acceptance goes with the old build; accepted again, the
-    # bundle on disk is the same, but the acceptance is on the record for every task to see
-    assert [o.status for o in build(source, out, only=["tall"], force=True).outcomes] == ["built"]
+    # ... and with that file only: rebuilt (even to the same bytes), the letter is judged afresh
+    assert {o.status for o in build(source, out, force=True, only=["tall"]).outcomes} == {"built"}
+    assert "accepted" not in json.loads((out / "manifest.json").read_text())["letters"]["tall"]
     assert {s.recipient: s.state for s in status(source, out)}["tall"] == "preflight"
+    with pytest.raises(MergeRefused, match="tall: preflight: window"):
+        merge(source, out)
+    # accepted again: the bundle on disk is the same, but the acceptance is on the record for
+    # every task to see
     again = invoke("merge", "-r", str(source), "-b", str(out), "--accept", "tall:window")
     assert again.returncode == 0 and "accepted on the record: tall: window" in again.stdout, again.stderr
     assert {s.recipient: s.state for s in status(source, out)}["tall"] == "ready"
@@ -301,6 +306,7 @@ def test_a_full_disk_and_a_read_only_folder_lose_nothing(tmp_path):
         assert build(source, out).ok
         merge(source, out)
         good = outputs(out)
+        record = (out / "manifest.json").read_bytes()
         shutil.rmtree(out / "tex")  # so the build needs new room on the disk
         filler = disk / "filler"
         with open(filler, "wb") as handle:  # fill the disk
@@ -320,13 +326,15 @@ def test_a_full_disk_and_a_read_only_folder_lose_nothing(tmp_path):
             assert merged.returncode == 2 and "Traceback" not in merged.stderr, merged.stderr
             assert "No space left on device" in merged.stderr and words in merged.stderr, merged.stderr
         assert outputs(out) == good and not (disk / "new.pdf").exists()
+        assert (out / "manifest.json").read_bytes() == record  # the manifest as it was, too
         filler.unlink()
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
         read_only = invoke("build", "-r", str(source), "-b", str(out), "--force")
         assert read_only.returncode == 2 and "Traceback" not in read_only.stderr, read_only.stderr
         assert "Read-only file system" in read_only.stderr
         merged = invoke("merge", "-r", str(source), "-b", str(out))
-        assert merged.returncode != 0 and "Traceback" not in merged.stderr, merged.stderr
+        assert merged.returncode == 2 and "Traceback" not in merged.stderr, merged.stderr
+        assert "Read-only file system" in merged.stderr and len(merged.stderr.strip().splitlines()) == 1
         assert outputs(out) == good
 
 
@@ -562,13 +570,25 @@ def test_merge_output_never_overwrites_what_the_batch_is_made_of_or_what_the_bui
                           (out / "letters" / "one.pdf", "that is the letters, which the build keeps"),
                           (out / "cover.pdf", "that is the cover sheet"),
                           (out / "signed" / "one.pdf", "the signed letters"),
-                          (out / "bundle-signed.pdf", "the signed bundle")]:
+                          (out / "bundle-signed.pdf", "the signed bundle"),
+                          (out / "work" / "one" / "one.pdf", "pdflatex's work"), (out / "tex" / "x.pdf", "the LaTeX"),
+                          (out / "web" / "2021-03-04-one.pdf", "the web copies"),
+                          (tmp_path / "bundle.PDF.txt", "the bundle is a PDF"), (tmp_path / "logo.png", "a PDF")]:
         done = invoke("merge", "-r", str(source), "-b", str(out), "--output", str(target))
         assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
     with pytest.raises(MergeRefused, match="that is a file the batch is made from"):
         write_yaml(source, source.read_text().replace("logo: logo.png", "logo: stamp.pdf"))
         merge(source, out, out=tmp_path / "stamp.pdf")
+    # the image named through a link, and the file it links to named on the command line
+    (tmp_path / "images").mkdir()
+    shutil.move(tmp_path / "stamp.pdf", tmp_path / "images" / "stamp.pdf")
+    (tmp_path / "stamp.pdf").symlink_to("images/stamp.pdf")
+    image = (tmp_path / "images" / "stamp.pdf").read_bytes()
+    for target in (tmp_path / "images" / "stamp.pdf", tmp_path / "images" / ".." / "stamp.pdf"):
+        with pytest.raises(MergeRefused, match="that is a file the batch is made from"):
+            merge(source, out, out=target)
+    assert (tmp_path / "images" / "stamp.pdf").read_bytes() == image and (tmp_path / "stamp.pdf").is_symlink()
 
 
 def test_a_bundle_left_behind_by_merge_output_elsewhere_is_not_vouched_for(tmp_path):
@@ -587,3 +607,80 @@ def test_a_bundle_left_behind_by_merge_output_elsewhere_is_not_vouched_for(tmp_p
         "run `invoke merge` to write it again, or delete it" in done.stdout, done.stdout
     assert invoke("merge", "-r", str(source), "-b", str(out)).returncode == 0  # written again: on the record
     assert invoke("check", "-r", str(source), "-b", str(out)).returncode == 0
+
+
+def test_status_and_check_exit_1_exactly_when_the_readme_says(tmp_path, inject_latex):
+    # status: 1 when a letter needs a person (preflight, failed, changed, invalid), 0 when a
+    # command would do (stale, never built); check: 1 whenever a letter is not ready
+    from conftest import UNDEFINED
+
+    source, out = two_letters_merged(tmp_path)
+    text = source.read_text()
+
+    def codes():
+        status_run = invoke("status", "-r", str(source), "-b", str(out))
+        check_run = invoke("check", "-r", str(source), "-b", str(out))
+        assert "Traceback" not in status_run.stderr + check_run.stderr
+        return status_run.returncode, check_run.returncode
+
+    assert codes() == (0, 0)
+    write_yaml(source, text.replace("name: Reader two", "name: Reader Two"))  # stale
+    assert [s.state for s in status(source, out)] == ["ready", "stale"] and codes() == (0, 1)
+    write_yaml(source, text + person("three"))  # never built
+    assert [s.state for s in status(source, out)] == ["ready", "ready", "never built"] and codes() == (0, 1)
+    write_yaml(source, text)
+    assert codes() == (0, 0)
+    pdf = out / "letters" / "two.pdf"
+    good = pdf.read_bytes()
+    pdf.write_bytes(good + b"\n% edited\n")  # changed after its build
+    assert [s.state for s in status(source, out)] == ["ready", "changed"] and codes() == (1, 1)
+    pdf.write_bytes(good)
+    assert codes() == (0, 0)
+    inject_latex({"two": UNDEFINED})
+    assert [o.status for o in build(source, out, force=True).outcomes] == ["built", "failed"]
+    inject_latex({})
+    assert [s.state for s in status(source, out)] == ["ready", "failed"] and codes() == (1, 1)
+    assert build(source, out).ok
+    merge(source, out)
+    assert codes() == (0, 0)
+    write_yaml(source, text.replace("    salutation: Dear Reader,\n", "", 1))  # one: invalid
+    assert [s.state for s in status(source, out)] == ["invalid", "ready"] and codes() == (1, 1)
+
+
+def test_a_change_to_the_builders_code_or_to_tex_rebuilds_letters_whose_tex_is_the_same(tmp_path):
+    # the way letters are cut and checked is code, not TeX: a builder that changed
+    # (here split.py, which makes no LaTeX) may make other PDFs from the same .tex
+    copy = tmp_path / "checkout"
+    copy.mkdir()
+    for name in ("tasks.py", "invoke.yaml"):
+        shutil.copy(ROOT / name, copy / name)
+    shutil.copytree(ROOT / "builder", copy / "builder", ignore=shutil.ignore_patterns("__pycache__"))
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n" + person("one"))
+    out = tmp_path / "build"
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+
+    def run(task):
+        return subprocess.run([sys.executable, "-m", "invoke", task, "-r", str(source), "-b", str(out)], cwd=copy,
+                              env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+    assert run("build").returncode == 0
+    assert re.search(r"^  one +ready$", run("status").stdout, re.M)
+    with open(copy / "builder" / "split.py", "a") as code:
+        code.write("\n# a change that leaves every .tex as it was\n")
+    seen = run("status")
+    assert re.search(r"^  one +stale +older than its inputs; changed: the builder's code$", seen.stdout, re.M), seen.stdout
+    assert "1 built" in run("build").stdout
+
+    # TeX upgraded: the same pdflatex behind a wrapper that says it is another version
+    # (it still compiles with the real one, so the rebuilt letter is a real PDF)
+    upgraded = tmp_path / "texbin"
+    upgraded.mkdir()
+    wrapper = upgraded / "pdflatex"
+    wrapper.write_text('#!/bin/sh\nif [ "$1" = --version ]; then echo "pdfTeX 3.141592653-2.6-1.40.99 (TeX Live 2099)"; '
+                       f'exit 0; fi\nexec {shutil.which("pdflatex")} "$@"\n')
+    wrapper.chmod(0o755)
+    env["PATH"] = f"{upgraded}{os.pathsep}{os.environ['PATH']}"
+    seen = run("status")
+    assert re.search(r"^  one +stale +older than its inputs; changed: the TeX version$", seen.stdout, re.M), seen.stdout
+    assert "1 built" in run("build").stdout
+    assert re.search(r"^  one +ready$", run("status").stdout, re.M)

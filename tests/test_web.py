@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import unicodedata
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,7 +21,7 @@ from pypdf import PdfReader
 from builder.build import build
 from builder.html import letter_page
 from builder.load import load
-from conftest import MINIMAL_LETTER, SAMPLE, pdf_text, write_yaml
+from conftest import MINIMAL_LETTER, ROOT, SAMPLE, pdf_text, write_yaml
 
 LINK_COLOUR = b"0 0.27 0.6 rg"  # lblink in the letterhead class
 
@@ -524,7 +525,22 @@ def test_a_recipient_made_invalid_leaves_no_web_copy_or_page_to_publish(tmp_path
     assert build(source, tmp_path / "build", medium="web").ok
     pdf = tmp_path / "build" / WEB_PDF
     assert pdf.exists() and pdf.with_suffix(".html").exists()
+
+    def status(medium):
+        return subprocess.run([sys.executable, "-m", "invoke", "status", "--for", medium, "-r", str(source),
+                               "-b", str(tmp_path / "build")], cwd=ROOT, capture_output=True, text=True)
+
+    def states(done):
+        return {line.split()[0]: " ".join(line.split()[1:3]) for line in done.stdout.splitlines()
+                if line.startswith("  ")}
+
+    web, printed = status("web"), status("print")  # `status --for web`: the web copies, not the letters
+    assert web.returncode == 0 and states(web) == {"web-one": "ready", "web-two": "ready"}, web.stdout
+    assert printed.returncode == 0 and states(printed) == {"web-one": "never built", "web-two": "never built",
+                                                           "bundle.pdf": "never merged"}
     source.write_text(two.replace("    salutation: Dear Siân,\n", ""), encoding="utf-8")
+    web = status("web")
+    assert web.returncode == 1 and states(web)["web-one"].startswith("invalid"), web.stdout
     report = build(source, tmp_path / "build", medium="web")
     assert [o.status for o in report.outcomes] == ["invalid", "up to date"]
     assert not pdf.exists() and not pdf.with_suffix(".html").exists()
