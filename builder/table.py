@@ -635,8 +635,15 @@ def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], 
             table.problems.append(TableProblem(f"no column for the required field {field_name!r}{hint}", row))
     if unused:
         names = ", ".join(repr(h) for h in unused)
+        squeezed = {f.replace("_", ""): f for f in fields}  # "E-mail", "Your ref." -> email, your_ref
+        meant = []
+        for header in unused:
+            close = difflib.get_close_matches(re.sub(r"[\W_]+", "", header.lower()), squeezed, n=1, cutoff=0.8)
+            if close:
+                meant.append(f"is {header!r} {squeezed[close[0]]!r}?")
+        hint = f"{' '.join(meant)} rename the header, or " if meant else ""
         table.problems.append(TableProblem(
-            f"column{'s' if len(unused) > 1 else ''} {names} not used (no field has that name; map it under "
+            f"column{'s' if len(unused) > 1 else ''} {names} not used (no field has that name; {hint}map it under "
             "columns: to use it)", row, warning=True))
     return specs
 
