@@ -688,8 +688,8 @@ recipients:
         loaded = load(path)
         (ann,) = loaded.batch.recipients
         assert (ann.address, ann.salutation, ann.text, loaded.problems) == (["1 Road"], "Dear Ann,", {"note": "one"}, [])
-    (tmp_path / "m.csv").write_text("name,address,salutation,text.note,E-mail,Your Ref.,Phone\nAnn,1 Road,Dear Ann,x,a@b.org,R1,1\n",
-                                    encoding="utf-8")  # headers as offices write them: the field they meant, said
+    (tmp_path / "m.csv").write_text("name,address,salutation,text.note,E-mail,Your Ref.,Phone\n"
+                                    "Ann,1 Road,Dear Ann,x,a@b.org,R1,1\n", encoding="utf-8")  # headers as offices write them: the field they meant, said
     assert [str(p) for p in load(batch(tmp_path, "m.csv")).problems] == [
         f"{tmp_path / 'm.csv'}:row 1: warning: columns 'E-mail', 'Your Ref.', 'Phone' not used (no field has that "
         "name; is 'E-mail' 'email'? is 'Your Ref.' 'your_ref'? rename the header, or map it under columns: to use it)"]
