@@ -441,19 +441,24 @@ def _csv_rows(path: Path):
             "character set \"Unicode (UTF-8)\")", row) from None
     if "\x00" in text:
         raise TableError("this file holds NUL bytes: it is not a CSV text file (save it as CSV UTF-8)")
-    # the separator that makes the most columns of the header row: a ';'-separated file whose
-    # header holds a comma ("Note, optional") is still ';'-separated (ties: ',' first)
-    first = re.split(r"[\r\n]", text, maxsplit=1)[0]  # Excel for Mac's "CSV (Macintosh)" ends lines in CR
-    try:
-        delimiter = max(",;\t", key=lambda d: len(next(csv.reader([first], delimiter=d), [])))
-    except csv.Error:
-        delimiter = ","
+    first, *rest = re.split(r"\r\n|\r|\n", text, maxsplit=1)  # "CSV (Macintosh)" ends lines in CR alone
+    start = 1
+    hint = re.fullmatch(r"sep=(.)", first)  # Excel's own line naming the separator ("sep=;"): not a row
+    if hint:
+        delimiter, text, start = hint.group(1), rest[0] if rest else "", 2
+    else:
+        # the separator that makes the most columns of the header row: a ';'-separated file whose
+        # header holds a comma ("Note, optional") is still ';'-separated (ties: ',' first)
+        try:
+            delimiter = max(",;\t", key=lambda d: len(next(csv.reader([first], delimiter=d), [])))
+        except csv.Error:
+            delimiter = ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        for number, row in enumerate(reader, start=1):
+        for number, row in enumerate(reader, start=start):
             yield number, [_csv_cell(value) for value in row]
     except csv.Error as exc:
-        raise TableError(f"this CSV file cannot be read here: {exc}", reader.line_num) from None
+        raise TableError(f"this CSV file cannot be read here: {exc}", reader.line_num + start - 1) from None
 
 
 # ---- rows -> entries -----------------------------------------------------------------

@@ -682,8 +682,10 @@ recipients:
     assert (ann.address, ann.salutation, ann.text) == (["1 Road", "Town"], "Dear Ann,", {"note": "one\ntwo"})
     assert loaded.problems == []
     # Excel's "Unicode Text" (UTF-16, tabs) and "CSV (Macintosh)" (lines end in CR), ';'-separated
+    # and Excel's "sep=;" line, which names the separator and is no row
     for data in ("name\taddress\tsalutation\tNote, optional\r\nAnn Good\t1 Road\tDear Ann,\tone\r\n".encode("utf-16"),
-                 b"name;address;salutation;Note, optional\rAnn Good;1 Road;Dear Ann,;one\r"):
+                 b"name;address;salutation;Note, optional\rAnn Good;1 Road;Dear Ann,;one\r",
+                 b"sep=;\r\nname;address;salutation;Note, optional\r\nAnn Good;1 Road;Dear Ann,;one\r\n"):
         (tmp_path / "s.csv").write_bytes(data)
         loaded = load(path)
         (ann,) = loaded.batch.recipients
