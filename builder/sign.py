@@ -79,7 +79,7 @@ def field_name(recipient_id: str) -> str:
 def open_signer(key: Key):
     """A pyHanko signer for ``key``; SigningError (one line) if it cannot be used."""
     if key.p12 is not None:
-        yield _p12_signer(key.p12, key.password or b"")
+        yield _usable(_p12_signer(key.p12, key.password or b""))
         return
     if not (key.pkcs11_lib and key.token and (key.key or key.cert)):
         raise SigningError("give --p12 FILE, or --pkcs11-lib PATH --token LABEL --key LABEL")
@@ -106,9 +106,19 @@ def open_signer(key: Key):
         except (PKCS11Error, PyHankoSigningError, p11.PKCS11Error) as exc:
             raise SigningError(f"token '{key.token}' has no usable key and certificate labelled "
                                f"'{key.cert or key.key}': {_one_line(exc)}") from None
-        yield signer
+        yield _usable(signer)
     finally:
         session.close()
+
+
+def _usable(signer):
+    """``signer``, if PDF readers can check what it signs: an RSA or ECDSA key. An EdDSA
+    key (Ed25519) signs with SHA-512 only, and poppler's pdfsig calls the result corrupt."""
+    kind = signer.signing_cert.public_key.algorithm
+    if kind not in ("rsa", "rsassa_pss", "ec"):
+        raise SigningError(f"the key is {kind.replace('ed', 'Ed', 1) if kind.startswith('ed') else kind.upper()}, "
+                           "whose signatures PDF readers cannot check; use an RSA or ECDSA key")
+    return signer
 
 
 def _p12_signer(p12: Path, password: bytes):

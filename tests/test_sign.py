@@ -180,6 +180,25 @@ def test_a_bundle_changed_after_the_merge_is_not_signed(mail_batch, keys, tmp_pa
     assert len(list((out / "signed").iterdir())) == 5 and not (out / "bundle-signed.pdf").exists()
 
 
+def edwards_key(folder: Path) -> Path:
+    """A self-signed Ed25519 key and certificate as PKCS#12 (password 'secret')."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import NameOID
+
+    key, now = ed25519.Ed25519PrivateKey.generate(), dt.datetime.now(dt.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Edwards")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1)).sign(key, None))
+    (folder / "ed25519.p12").write_bytes(pkcs12.serialize_key_and_certificates(
+        b"ed", key, cert, None, serialization.BestAvailableEncryption(b"secret")))
+    return folder / "ed25519.p12"
+
+
 def test_a_wrong_password_is_one_line(mail_batch, keys, tmp_path):
     source, out = copy_batch(mail_batch, tmp_path / "b")
     p12, _ = keys
@@ -190,6 +209,11 @@ def test_a_wrong_password_is_one_line(mail_batch, keys, tmp_path):
                                     "or not a PKCS#12 file with a key")
     asked = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)])
     assert asked.returncode == 2 and asked.stderr.strip() == "set LETTERBATCH_P12_PASSWORD (no terminal to ask)"
+    ed25519 = edwards_key(tmp_path)  # pyHanko failed with a traceback on it (it signs SHA-512 only)
+    refused = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(ed25519)],
+                     {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert refused.returncode == 2 and refused.stderr.strip() == (
+        "could not sign: the key is Ed25519, whose signatures PDF readers cannot check; use an RSA or ECDSA key")
     assert not (out / "signed").exists()
     options = invoke(["--help", "sign"]).stdout.lower()  # the secret is never a flag (it would show in `ps`)
     assert "--p12" in options and "--password" not in options and "--pin" not in options
