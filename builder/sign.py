@@ -242,6 +242,7 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
     """Sign every ready letter of the batch, then the bundle (when it is the
     bundle of these letters). Letters that are not ready are refused, by name."""
     from pyhanko.pdf_utils.misc import PdfError
+    from pyhanko.sign.general import SigningError as NotSigned
 
     from .build import lock, prepare
     from .manifest import Manifest
@@ -271,7 +272,7 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
             for rid in todo:
                 try:
                     report.signed.append(_sign_letter(layout, manifest.letters[rid], rid, signer, reason, style))
-                except PdfError as exc:  # this letter's file: the others are still signed
+                except (PdfError, NotSigned) as exc:  # this letter's file (or pyHanko's word on the key): no traceback
                     report.failed.append(f"{rid}: {layout.pdf(rid).name} cannot be signed: {_one_line(exc)}")
             if isinstance(bundle_parts, list):
                 if report.failed:
