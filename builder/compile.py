@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from .files import locks_for_children
+
 PDFLATEX = "pdflatex"
 MAX_PASSES = 3
 TIMEOUT_SECONDS = 120
@@ -197,7 +199,7 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
             # by a huge paragraph, a corrupt image) are printed only there.
             proc = subprocess.run(command, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  timeout=TIMEOUT_SECONDS)
+                                  timeout=TIMEOUT_SECONDS, pass_fds=locks_for_children())
             returncode = proc.returncode
             terminal = proc.stdout.decode("utf-8", errors="replace")
         except subprocess.TimeoutExpired:
@@ -330,7 +332,7 @@ def _dump_format(text: str, fmt: Path, record: Path, env: dict[str, str]) -> Pat
         proc = subprocess.run([PDFLATEX, "-ini", "-recorder", "-interaction=nonstopmode", "-halt-on-error",
                                "-no-shell-escape", "&pdflatex", f"{fmt.stem}.tex"],
                               cwd=making, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, timeout=TIMEOUT_SECONDS)
+                              stderr=subprocess.DEVNULL, timeout=TIMEOUT_SECONDS, pass_fds=locks_for_children())
     except subprocess.TimeoutExpired:
         proc = None
     made = making / fmt.name
