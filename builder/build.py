@@ -24,7 +24,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from . import compile as tex, ready
-from .files import write_atomic
+from .files import held_locks, write_atomic
 from .manifest import Manifest, current_sha256, sha256_bytes
 
 # compose (PyLaTeX), load (pydantic, PyYAML) and html are imported where a batch
@@ -676,9 +676,13 @@ def lock(layout: Layout):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RuntimeError(f"another build or merge is running in {layout.root}; "
-                               "wait for it to finish") from None
-        yield
+            raise RuntimeError(f"another build or merge is running in {layout.root} (or the pdflatex of one "
+                               "that was stopped is still finishing); wait for it to finish") from None
+        held_locks.add(handle.fileno())  # and the programs it starts hold it too
+        try:
+            yield
+        finally:
+            held_locks.discard(handle.fileno())
 
 
 # What TeX reads from the letterhead folder: only these decide whether letters

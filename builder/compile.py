@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from .files import locks_for_children
+
 PDFLATEX = "pdflatex"
 MAX_PASSES = 3
 TIMEOUT_SECONDS = 120
@@ -175,6 +177,11 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
     passes, ok, log_text, errors, terminal = 0, False, "", [], ""
     kept_aux = aux.exists()
     aux_before = aux.read_bytes() if kept_aux else b""
+    if kept_aux and _AUX_END not in aux_before:
+        # cut short: pdflatex was stopped (a build killed with kill -9) while writing it. Read,
+        # it may not fail, yet a tagged PDF's structure tree made from it is wrong
+        aux.unlink()
+        kept_aux, aux_before = False, b""
 
     def aux_changed() -> bool:
         # A tagged PDF's structure tree is written from the last run's .aux
@@ -192,7 +199,7 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
             # by a huge paragraph, a corrupt image) are printed only there.
             proc = subprocess.run(command, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  timeout=TIMEOUT_SECONDS)
+                                  timeout=TIMEOUT_SECONDS, pass_fds=locks_for_children())
             returncode = proc.returncode
             terminal = proc.stdout.decode("utf-8", errors="replace")
         except subprocess.TimeoutExpired:
@@ -232,6 +239,8 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
 
 # pdfTeX's words when writing its PDF fails (a full disk, a quota): no fault of the letter's
 _WRITE_FAILED = "fwrite() failed"
+# what LaTeX writes last into the .aux at \end{document}: an .aux without it is cut short
+_AUX_END = b"\\gdef \\@abspage@last{"
 
 
 def _write_failed(workdir: Path) -> OSError:
@@ -323,7 +332,7 @@ def _dump_format(text: str, fmt: Path, record: Path, env: dict[str, str]) -> Pat
         proc = subprocess.run([PDFLATEX, "-ini", "-recorder", "-interaction=nonstopmode", "-halt-on-error",
                                "-no-shell-escape", "&pdflatex", f"{fmt.stem}.tex"],
                               cwd=making, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, timeout=TIMEOUT_SECONDS)
+                              stderr=subprocess.DEVNULL, timeout=TIMEOUT_SECONDS, pass_fds=locks_for_children())
     except subprocess.TimeoutExpired:
         proc = None
     made = making / fmt.name

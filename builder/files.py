@@ -15,6 +15,19 @@ def _umask() -> int:
 _MODE = 0o666 & ~_umask()
 
 
+# The build folder's lock (``build.lock``) while this process holds it, as open
+# file descriptors. The programs a build starts (pdflatex, the process that cuts
+# letters) are handed them: a build killed outright leaves its folder locked
+# until they have finished as well, so the next build never shares a work
+# folder with a pdflatex still writing into it.
+held_locks: set[int] = set()
+
+
+def locks_for_children() -> tuple[int, ...]:
+    """``pass_fds`` for a program the build starts."""
+    return tuple(sorted(held_locks))
+
+
 def write_atomic(path: Path, data: bytes, durable: bool = False) -> None:
     """Write via a temporary file in the same folder, then rename: a reader (or
     a killed build) sees the old file or the new one, never half of one.

@@ -217,6 +217,10 @@ def _read_table(raw: dict, path: Path, report: "_Reporter"):
                                        problem.index, problem.row, problem.header))
     if any(not p.warning and p.index is None for p in table.problems):
         return None  # the columns are wrong: every row would say the same
+    if not table.entries:  # said of the spreadsheet, not of the YAML's recipients:
+        report.problems.append(Problem(shown, None, None, None, "", "the file has its headers but no rows "
+                                       "below them: one row per letter", row=table.header_row or None))
+        return None
     for index, entry in enumerate(table.entries):  # invisible characters, as in YAML
         for key, value in list(entry.items()):
             items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) \

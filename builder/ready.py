@@ -205,8 +205,13 @@ def bundle_state(prepared, manifest: Manifest, letters: list[LetterState] | None
     letters = letter_states(prepared, manifest) if letters is None else letters
     not_ready = [s for s in letters if not s.ready]
     if not_ready:
-        return BundleState(STALE, "it holds letters that are not ready: "
-                           + ", ".join(s.recipient for s in not_ready))
+        # a letter new to the batch is not in the bundle: it is named apart
+        held = set(bundle.get("letters") or [])
+        inside = [s.recipient for s in not_ready if s.recipient in held]
+        outside = [s.recipient for s in not_ready if s.recipient not in held]
+        return BundleState(STALE, "; ".join(
+            ([f"it holds letters that are not ready: {', '.join(inside)}"] if inside else [])
+            + ([f"the batch has letters not in it and not ready: {', '.join(outside)}"] if outside else [])))
     wanted = [s.recipient for s in letters]
     if bundle.get("letters") != wanted:
         return BundleState(STALE, "its letters are not the batch's letters now: run `invoke merge`")

@@ -50,15 +50,23 @@ def _text_schema(pattern: str, max_length: int) -> dict:
 
 
 def _one_line(value: str) -> str:
-    if "\n" in value or "\t" in value or _CONTROL.search(value):
+    control = _CONTROL.search(value)
+    if control:  # a spreadsheet cell's (the YAML reader names them itself, at their line)
+        raise ValueError(_control_message(control.group()))
+    if "\n" in value or "\t" in value:
         raise ValueError("must be a single line of text (no line breaks or control characters)")
     return value
 
 
 def _prose(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("contains a control character")
+    control = _CONTROL.search(value)
+    if control:
+        raise ValueError(_control_message(control.group()))
     return value
+
+
+def _control_message(char: str) -> str:
+    return f"contains a control character (U+{ord(char):04X}) that cannot be printed; delete it"
 
 
 def _url(value: str) -> str:

@@ -67,6 +67,7 @@ class SignReport:
     bundle: Path | None = None
     bundle_note: str = ""  # why the bundle was not signed
     bundle_refused: bool = False  # ... when it should have been
+    notes: list[str] = field(default_factory=list)  # what a person should know of the signatures made
 
 
 def field_name(recipient_id: str) -> str:
@@ -78,7 +79,7 @@ def field_name(recipient_id: str) -> str:
 def open_signer(key: Key):
     """A pyHanko signer for ``key``; SigningError (one line) if it cannot be used."""
     if key.p12 is not None:
-        yield _p12_signer(key.p12, key.password or b"")
+        yield _usable(_p12_signer(key.p12, key.password or b""))
         return
     if not (key.pkcs11_lib and key.token and (key.key or key.cert)):
         raise SigningError("give --p12 FILE, or --pkcs11-lib PATH --token LABEL --key LABEL")
@@ -105,9 +106,19 @@ def open_signer(key: Key):
         except (PKCS11Error, PyHankoSigningError, p11.PKCS11Error) as exc:
             raise SigningError(f"token '{key.token}' has no usable key and certificate labelled "
                                f"'{key.cert or key.key}': {_one_line(exc)}") from None
-        yield signer
+        yield _usable(signer)
     finally:
         session.close()
+
+
+def _usable(signer):
+    """``signer``, if PDF readers can check what it signs: an RSA or ECDSA key. An EdDSA
+    key (Ed25519) signs with SHA-512 only, and poppler's pdfsig calls the result corrupt."""
+    kind = signer.signing_cert.public_key.algorithm
+    if kind not in ("rsa", "rsassa_pss", "ec"):
+        raise SigningError(f"the key is {kind.replace('ed', 'Ed', 1) if kind.startswith('ed') else kind.upper()}, "
+                           "whose signatures PDF readers cannot check; use an RSA or ECDSA key")
+    return signer
 
 
 def _p12_signer(p12: Path, password: bytes):
@@ -134,11 +145,15 @@ _APPEARANCE_CHARACTERS = [*range(0x20, 0x7F), *range(0xA0, 0x180), 0x2013, 0x201
 
 
 @contextlib.contextmanager
-def appearance():
+def appearance(signer_name: str = ""):
     """The visible signature's style: "Digitally signed by <name>" and the date,
-    in the letters' own typeface (Latin Modern Sans, from TeX Live), embedded.
-    The font is cut down once to the characters above: pyHanko subsets the
-    whole OpenType font for every signature otherwise (0.7 s each)."""
+    in the letters' own typeface (Latin Modern Sans, from TeX Live), embedded;
+    and the characters of the signer's name that typeface cannot show.
+    The font is cut down once to the characters above and those of the
+    signer's name (it comes from the certificate, not the batch, so nothing
+    checked it; Latin Modern writes Vietnamese and Welsh, not Greek):
+    pyHanko subsets the whole OpenType font for every signature otherwise
+    (0.7 s each)."""
     from pyhanko.pdf_utils.layout import AxisAlignment, SimpleBoxLayoutRule
     from pyhanko.pdf_utils.text import TextBoxStyle
     from pyhanko.stamp import TextStampStyle
@@ -147,11 +162,11 @@ def appearance():
     logging.getLogger("pyhanko.pdf_utils.font.opentype").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="letterbatch-sign-") as folder:
         text_style = {"font_size": 9}
-        font = _letter_font(Path(folder))
+        font, lacking = _letter_font(Path(folder), signer_name)
         if font:
             from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
             text_style["font"] = GlyphAccumulatorFactory(str(font))
-        yield TextStampStyle(
+        yield lacking, TextStampStyle(
             stamp_text="Digitally signed by %(signer)s\n%(ts)s",
             timestamp_format="%d %B %Y, %H:%M %Z",
             text_box_style=TextBoxStyle(**text_style),
@@ -160,11 +175,12 @@ def appearance():
             border_width=0, background=None)
 
 
-def _letter_font(folder: Path) -> Path | None:
+def _letter_font(folder: Path, signer_name: str = "") -> tuple[Path | None, str]:
+    """The signature's font, cut down, and the characters of ``signer_name`` it lacks."""
     kpsewhich = shutil.which("kpsewhich")
     found = subprocess.run([kpsewhich, "lmsans10-regular.otf"], capture_output=True, text=True) if kpsewhich else None
     if not found or not found.stdout.strip():
-        return None  # pyHanko's default font (Courier, not embedded)
+        return None, ""  # pyHanko's default font (Courier, not embedded)
     from fontTools import subset
     from fontTools.ttLib import TTFont
 
@@ -172,11 +188,13 @@ def _letter_font(folder: Path) -> Path | None:
     options.layout_features = []
     options.name_IDs = ["*"]
     font = TTFont(found.stdout.strip())
+    has = font.getBestCmap()
+    lacking = "".join(dict.fromkeys(c for c in signer_name if not c.isspace() and ord(c) not in has))
     subsetter = subset.Subsetter(options)
-    subsetter.populate(unicodes=_APPEARANCE_CHARACTERS)
+    subsetter.populate(unicodes=set(_APPEARANCE_CHARACTERS) | {ord(c) for c in signer_name if ord(c) in has})
     subsetter.subset(font)
     font.save(folder / "signature.otf")
-    return folder / "signature.otf"
+    return folder / "signature.otf", lacking
 
 
 def signature_box(signature) -> tuple[int, tuple[float, float, float, float]]:
@@ -224,6 +242,7 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
     """Sign every ready letter of the batch, then the bundle (when it is the
     bundle of these letters). Letters that are not ready are refused, by name."""
     from pyhanko.pdf_utils.misc import PdfError
+    from pyhanko.sign.general import SigningError as NotSigned
 
     from .build import lock, prepare
     from .manifest import Manifest
@@ -245,11 +264,15 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
             if not todo:
                 _record_signed(layout, manifest, report.current, bundle_parts.current)
                 return report
-        with open_signer(key) as signer, appearance() as style:
+        with open_signer(key) as signer, appearance(signer.subject_name or "") as (lacking, style):
+            if lacking and todo:  # a pyHanko TrueType font (DejaVu) is drawn misplaced: no fall-back font
+                report.notes.append(f"the letters' typeface has no {', '.join(repr(c) for c in lacking)} of the "
+                                    f"signer's name {signer.subject_name!r}: the visible signature shows a blank "
+                                    "for each (the signature itself holds the name as the certificate gives it)")
             for rid in todo:
                 try:
                     report.signed.append(_sign_letter(layout, manifest.letters[rid], rid, signer, reason, style))
-                except PdfError as exc:  # this letter's file: the others are still signed
+                except (PdfError, NotSigned) as exc:  # this letter's file (or pyHanko's word on the key): no traceback
                     report.failed.append(f"{rid}: {layout.pdf(rid).name} cannot be signed: {_one_line(exc)}")
             if isinstance(bundle_parts, list):
                 if report.failed:

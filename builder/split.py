@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pikepdf
 
-from .files import write_atomic
+from .files import locks_for_children, write_atomic
 
 
 @dataclass
@@ -77,7 +77,8 @@ def split_apart(source: Path, cuts: list[Cut]) -> None:
 
     request = {"source": str(source), "cuts": [{**vars(cut), "dest": str(cut.dest)} for cut in cuts]}
     done = subprocess.run([sys.executable, "-m", __name__], input=json.dumps(request).encode(),
-                          capture_output=True, env={**os.environ, "PYTHONPATH": _import_root()})
+                          capture_output=True, env={**os.environ, "PYTHONPATH": _import_root()},
+                          pass_fds=locks_for_children())
     if done.returncode == _OS_ERROR:
         error = json.loads(done.stdout)
         raise OSError(error["errno"], error["strerror"], error["filename"])

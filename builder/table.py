@@ -283,7 +283,10 @@ def _sheet_rows(source, workbook: _Workbook, merged: list[str] | None = None, hi
             else:
                 value = cell.findtext(_VALUE) or None
                 if value is None:
-                    if cell.find(_FORMULA) is not None:  # a file no spreadsheet program has saved
+                    # a formula whose text is "" (=IF(B2="","",B2)) was worked out: t="str", an empty
+                    # <v>, as Excel and LibreOffice save it. Without t="str", a file no spreadsheet
+                    # program has saved (a number is never empty)
+                    if cell.find(_FORMULA) is not None and kind != "str":
                         value = Unusable("", "holds a formula whose value was never worked out (the file "
                                              "was not saved by a spreadsheet program)")
                 elif kind == "e":
@@ -438,19 +441,24 @@ def _csv_rows(path: Path):
             "character set \"Unicode (UTF-8)\")", row) from None
     if "\x00" in text:
         raise TableError("this file holds NUL bytes: it is not a CSV text file (save it as CSV UTF-8)")
-    # the separator that makes the most columns of the header row: a ';'-separated file whose
-    # header holds a comma ("Note, optional") is still ';'-separated (ties: ',' first)
-    first = re.split(r"[\r\n]", text, maxsplit=1)[0]  # Excel for Mac's "CSV (Macintosh)" ends lines in CR
-    try:
-        delimiter = max(",;\t", key=lambda d: len(next(csv.reader([first], delimiter=d), [])))
-    except csv.Error:
-        delimiter = ","
+    first, *rest = re.split(r"\r\n|\r|\n", text, maxsplit=1)  # "CSV (Macintosh)" ends lines in CR alone
+    start = 1
+    hint = re.fullmatch(r"sep=(.)", first)  # Excel's own line naming the separator ("sep=;"): not a row
+    if hint:
+        delimiter, text, start = hint.group(1), rest[0] if rest else "", 2
+    else:
+        # the separator that makes the most columns of the header row: a ';'-separated file whose
+        # header holds a comma ("Note, optional") is still ';'-separated (ties: ',' first)
+        try:
+            delimiter = max(",;\t", key=lambda d: len(next(csv.reader([first], delimiter=d), [])))
+        except csv.Error:
+            delimiter = ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        for number, row in enumerate(reader, start=1):
+        for number, row in enumerate(reader, start=start):
             yield number, [_csv_cell(value) for value in row]
     except csv.Error as exc:
-        raise TableError(f"this CSV file cannot be read here: {exc}", reader.line_num) from None
+        raise TableError(f"this CSV file cannot be read here: {exc}", reader.line_num + start - 1) from None
 
 
 # ---- rows -> entries -----------------------------------------------------------------
@@ -618,8 +626,10 @@ def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], 
             continue
         key = spec[:1] + spec[2:]
         if key in seen:
+            fix = (f"; for the lines of one {spec[0]}, name them '{spec[0]} 1', '{spec[0]} 2' ..."
+                   if spec[1] == "list" else "; keep one, or map the other under columns: to another field")
             table.problems.append(TableProblem(
-                f"two columns give the same field: {seen[key]!r} and {header!r}", row, header))
+                f"two columns give the same field: {seen[key]!r} and {header!r}{fix}", row, header))
         seen[key] = header
         specs.append(spec)
     for field_name, kind in fields.items():
@@ -630,8 +640,15 @@ def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], 
             table.problems.append(TableProblem(f"no column for the required field {field_name!r}{hint}", row))
     if unused:
         names = ", ".join(repr(h) for h in unused)
+        squeezed = {f.replace("_", ""): f for f in fields}  # "E-mail", "Your ref." -> email, your_ref
+        meant = []
+        for header in unused:
+            close = difflib.get_close_matches(re.sub(r"[\W_]+", "", header.lower()), squeezed, n=1, cutoff=0.8)
+            if close:
+                meant.append(f"is {header!r} {squeezed[close[0]]!r}?")
+        hint = f"{' '.join(meant)} rename the header, or " if meant else ""
         table.problems.append(TableProblem(
-            f"column{'s' if len(unused) > 1 else ''} {names} not used (no field has that name; map it under "
+            f"column{'s' if len(unused) > 1 else ''} {names} not used (no field has that name; {hint}map it under "
             "columns: to use it)", row, warning=True))
     return specs
 

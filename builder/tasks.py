@@ -390,6 +390,10 @@ def status(c, recipients=None, build_dir=None, for_="print"):
             print(f"  {'':<{width}}  {mailed[s.recipient][0]}")
     if "" in mailed:  # the send log itself is unreadable
         print(f"  {mailed[''][0]}")
+    present = {s.recipient for s in states}
+    for rid, (note, _) in mailed.items():  # mailed under an id the batch no longer has (renamed?)
+        if rid and rid not in present:
+            print(f"  {rid:<{width}}  {'(gone)':<{column}} no longer in the batch; {note}")
     if found.bundle is not None:  # the file's name: no recipient id has a dot
         print(f"  {found.bundle_name:<{width}}  {found.bundle.state:<{column}} {found.bundle.reason}".rstrip())
         for note in (found.signed_bundle, found.stray_bundle):
@@ -539,6 +543,8 @@ def sign(c, recipients=None, build_dir=None, p12=None, pkcs11_lib=None, token=No
         print(f"  signed   {show(path)}")
     for rid in report.current:
         print(f"  current  {rid} (its signed copy is of the current letter; --force signs again)")
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
     if report.bundle:
         print(f"  signed   {show(report.bundle)}")
     elif not report.bundle_refused:
@@ -751,14 +757,28 @@ def schema(c, recipients=None):
 
 @letter_task(help={**BATCH_HELP})
 def clean(c, recipients=None, build_dir=None):
-    """Remove the batch's build folder (build/<batch>/): everything the build made for it."""
+    """Remove the batch's build folder (build/<batch>/): everything the build made for it.
+    The send log stays: it is the record of who was mailed, not something a build makes."""
+    from .build import Layout
+
     batch = batch_paths(c, recipients, build_dir)
     target = batch.build_dir
-    if target.exists():
+    sent = Layout.of(target).sent
+    if not target.exists():
+        print(f"nothing to remove: {show(target)} does not exist")
+    elif sent.exists():  # without it, the next `send --yes` would mail everyone again
+        for entry in target.iterdir():
+            if entry == sent:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        print(f"removed what {show(target)} held, but kept {show(sent)}: the record of who was mailed "
+              "(so nobody is mailed twice); delete it yourself only if no letter of this batch was sent")
+    else:
         shutil.rmtree(target)
         print(f"removed {show(target)}")
-    else:
-        print(f"nothing to remove: {show(target)} does not exist")
 
 
 @letter_task(help={"k": "only tests matching this pytest -k expression"})

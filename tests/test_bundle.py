@@ -16,7 +16,7 @@ from builder import split as split_module
 from builder.build import build
 from builder.merge import merge
 from builder.sign import sign, validate
-from conftest import MINIMAL_LETTER, ROOT, write_yaml
+from conftest import MINIMAL_LETTER, ROOT, pdf_text, write_yaml
 
 IDS = ["avon-and-somerset", "sussex", "london", "south-wales", "essex"]
 
@@ -103,6 +103,21 @@ def small_batch(tmp_path):
     source = write_yaml(tmp_path / "recipients.yaml", SMALL)
     assert build(source, tmp_path / "build").ok
     return source, tmp_path / "build"
+
+
+def test_the_cover_table_keeps_a_long_name_and_role_in_their_columns(tmp_path):
+    """Letters are never hyphenated, but the cover is a table: a long double-barrelled
+    name or a role typed with hyphens wraps in its column instead of running over the
+    next one (and the page numbers) or off the page."""
+    long_role = "Deputy-Mayor-for-Policing-and-Crime-in-London-" * 3
+    source = write_yaml(tmp_path / "recipients.yaml", SMALL.replace(
+        "    name: Two\n", f"    name: Roger Hirst-Featherstonehaugh-Cholmondeley-Marjoribanks\n    role: {long_role}\n"
+        "    accept: [overfull, address, window]\n"))
+    assert build(source, tmp_path / "build").ok
+    merge(source, tmp_path / "build")
+    log = (tmp_path / "build" / "work" / "cover" / "cover.log").read_text(encoding="utf-8", errors="replace")
+    assert "Overfull \\hbox" not in log
+    assert "Featherstonehaugh" in pdf_text(tmp_path / "build" / "cover.pdf")
 
 
 def test_duplex_pads_each_document_to_start_on_a_front_side(small_batch):
@@ -212,8 +227,8 @@ def test_signature_image_outside_the_project_is_refused(tmp_path):
         build(source, project / "build")
 
 
-def make_certificates(folder: Path) -> tuple[Path, Path]:
-    """A throwaway CA and signer, bundled as PKCS#12 with password 'secret'."""
+def make_certificates(folder: Path, name: str = "Signatory") -> tuple[Path, Path]:
+    """A throwaway CA and signer (``name``), bundled as PKCS#12 with password 'secret'."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -235,7 +250,7 @@ def make_certificates(folder: Path) -> tuple[Path, Path]:
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")])
     ca_cert = cert(ca_name, ca_name, ca_key, ca_key, True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    signer = cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Signatory")]), ca_name, key, ca_key, False)
+    signer = cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]), ca_name, key, ca_key, False)
     (folder / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     (folder / "signer.p12").write_bytes(pkcs12.serialize_key_and_certificates(
         b"signer", key, signer, [ca_cert], serialization.BestAvailableEncryption(b"secret")))

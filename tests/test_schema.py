@@ -103,7 +103,7 @@ SINGLE_FIELD = {
     "null name": (("    name: Good Person", "    name:"), "must be text"),
     "multi-line name": (("    name: Good Person", '    name: "Good\\nPerson"'), "single line"),
     "tab in name": (("    name: Good Person", '    name: "Good\\tPerson"'), "single line"),
-    "control in name": (("    name: Good Person", '    name: "Good\\aPerson"'), "single line"),
+    "control in name": (("    name: Good Person", '    name: "Good\\aPerson"'), "control character (U+0007)"),
     "name a list": (("    name: Good Person", "    name: [Good, Person]"), "must be text"),
     "name too long": (("    name: Good Person", "    name: " + "x" * 301), "too long"),
     "blank address line": (("address: [1 Road, 00123]", 'address: [1 Road, " "]'), "must not be empty"),

@@ -359,9 +359,28 @@ def test_a_letter_rebuilt_after_it_was_sent_is_flagged_and_not_sent_again(batch,
     (line,) = [line.split() for line in renamed.stdout.splitlines() if line.split()[:1] == ["mopac"]]
     assert line[1:6] == ["already", "sent", "as", "'london'", "(an"] and "renamed?)" in line
     assert "`invoke send --resend mopac --yes`" in renamed.stdout and len(mailbox.messages) == 5
+    seen = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
+                           "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert re.search(r"^  london +\(gone\) +no longer in the batch; mailed to london@example.test on ", seen.stdout,
+                     re.M), seen.stdout
     assert run_send(source, out, port, "--yes", "--resend", "mopac").returncode == 0
     assert mailbox.count("london") == 2 and len(mailbox.messages) == 6  # on purpose, once
     assert re.search(r"^  mopac +already sent on ", run_send(source, out, port).stdout, re.M)
+
+
+def test_invoke_clean_keeps_the_send_log_so_nobody_is_mailed_twice(batch, smtp_server):
+    source, out = batch
+    mailbox, port = smtp_server
+    assert run_send(source, out, port, "--yes").returncode == 0 and len(mailbox.messages) == 5
+    cleaned = subprocess.run([sys.executable, "-m", "invoke", "clean", "--recipients", str(source),
+                              "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert cleaned.returncode == 0 and "kept" in cleaned.stdout and "sent.json" in cleaned.stdout, cleaned.stdout
+    assert [p.name for p in out.iterdir()] == ["sent.json"]
+    from builder.build import build
+
+    assert build(source, out).ok  # the same letters again
+    again = run_send(source, out, port, "--yes")
+    assert again.returncode == 0 and again.stdout.endswith("5 already sent\n") and len(mailbox.messages) == 5
 
 
 def test_letters_not_ready_or_without_an_address_are_not_sent(batch, smtp_server):
@@ -546,3 +565,24 @@ def test_a_server_that_stops_answering_is_failed_before_the_message_and_unknown_
     lines = results(again.stdout)
     assert lines["sussex"][0] == "sent" and lines["london"][0] == "unknown", again.stdout
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]  # nobody twice
+
+
+def test_a_manifest_edited_by_hand_sends_only_what_it_still_vouches_for(batch, smtp_server):
+    """A record damaged by hand is never a traceback: a letter whose entry is not
+    what the builder writes is not vouched for, so it is not sent; the others go once."""
+    source, out = batch
+    mailbox, port = smtp_server
+    data = json.loads((out / "manifest.json").read_text())
+    data["letters"]["london"]["sha256"] = None
+    data["letters"]["sussex"]["findings"] = "abc"
+    data["bundle"]["inputs"] = [1]
+    data["batch"]["warnings"] = "abc"
+    (out / "manifest.json").write_text(json.dumps(data))
+    done = run_send(source, out, port, "--yes")
+    assert "Traceback" not in done.stderr and done.returncode == 1, done.stdout + done.stderr
+    said = results(done.stdout)
+    assert {rid: status for rid, (status, _) in said.items()} == {
+        "avon-and-somerset": "sent", "sussex": "not ready", "london": "not ready", "south-wales": "sent",
+        "essex": "sent"}, done.stdout
+    assert sorted(mailbox.count(rid) for rid in IDS) == [0, 0, 1, 1, 1]
+    assert mailbox.count("london") == 0 and mailbox.count("sussex") == 0

@@ -16,7 +16,7 @@ import pytest
 from pypdf import PdfReader
 
 from builder.build import Layout
-from builder.sign import field_name, is_signed_copy, signature_box, validate
+from builder.sign import Key, field_name, is_signed_copy, open_signer, sign_bytes, signature_box, validate
 from conftest import ROOT, copy_batch
 from test_bundle import make_certificates
 
@@ -84,6 +84,27 @@ def test_every_letter_signed_valid_and_whole(signed_batch, keys):
         assert all(line.split()[-5] == "yes" for line in fonts.splitlines()[2:]), fonts  # all embedded
 
 
+def test_the_visible_signature_writes_the_signer_s_name_as_the_certificate_gives_it(mail_batch, tmp_path):
+    """The name comes from the certificate, not the batch: nothing checked its characters.
+    Every one the letters' typeface has is drawn (Vietnamese, Welsh), and those it lacks
+    (Greek small letters) are named, not dropped in silence."""
+    from builder.sign import appearance
+
+    _, out = mail_batch
+    p12, _ = make_certificates(tmp_path, "Nguyễn Thị Ẩn ap Rhŵ ẁ Γιώ")
+    entry = json.loads((out / "manifest.json").read_text())["letters"]["london"]
+    page, box = signature_box(entry["signature"])
+    with open_signer(Key(p12=p12, password=b"secret")) as signer, \
+            appearance(signer.subject_name) as (lacking, style):
+        data = sign_bytes(Layout.of(out).pdf("london").read_bytes(), signer, field=field_name("london"),
+                          page=page - 1, box=box, style=style)
+    assert lacking == "ιώ"
+    (tmp_path / "signed.pdf").write_bytes(data)
+    text = subprocess.run(["pdftotext", "-f", str(page), "-l", str(page), str(tmp_path / "signed.pdf"), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "Digitally signed by Nguyễn Thị Ẩn ap Rhŵ ẁ Γ" in text, text
+
+
 def test_the_bundle_fields_are_filled(signed_batch, keys):
     _, out, done = signed_batch
     _, ca = keys
@@ -143,7 +164,8 @@ def test_letters_not_ready_are_refused_by_name(mail_batch, keys, tmp_path, injec
     assert "Traceback" not in refused.stderr
     assert sorted(p.stem for p in (out / "signed").iterdir()) == ["essex", "south-wales"]
     assert not (out / "bundle-signed.pdf").exists()
-    assert "bundle not signed: it holds letters that are not ready: avon-and-somerset, sussex, london" in refused.stderr
+    assert re.search(r"^bundle not signed: it holds letters that are not ready: avon-and-somerset, sussex, london; "
+                     r"the batch has letters not in it and not ready: newcomer$", refused.stderr, re.M), refused.stderr
 
 
 def test_a_bundle_changed_after_the_merge_is_not_signed(mail_batch, keys, tmp_path):
@@ -158,6 +180,25 @@ def test_a_bundle_changed_after_the_merge_is_not_signed(mail_batch, keys, tmp_pa
     assert len(list((out / "signed").iterdir())) == 5 and not (out / "bundle-signed.pdf").exists()
 
 
+def edwards_key(folder: Path) -> Path:
+    """A self-signed Ed25519 key and certificate as PKCS#12 (password 'secret')."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import NameOID
+
+    key, now = ed25519.Ed25519PrivateKey.generate(), dt.datetime.now(dt.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Edwards")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1)).sign(key, None))
+    (folder / "ed25519.p12").write_bytes(pkcs12.serialize_key_and_certificates(
+        b"ed", key, cert, None, serialization.BestAvailableEncryption(b"secret")))
+    return folder / "ed25519.p12"
+
+
 def test_a_wrong_password_is_one_line(mail_batch, keys, tmp_path):
     source, out = copy_batch(mail_batch, tmp_path / "b")
     p12, _ = keys
@@ -168,6 +209,11 @@ def test_a_wrong_password_is_one_line(mail_batch, keys, tmp_path):
                                     "or not a PKCS#12 file with a key")
     asked = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)])
     assert asked.returncode == 2 and asked.stderr.strip() == "set LETTERBATCH_P12_PASSWORD (no terminal to ask)"
+    ed25519 = edwards_key(tmp_path)  # pyHanko failed with a traceback on it (it signs SHA-512 only)
+    refused = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(ed25519)],
+                     {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert refused.returncode == 2 and refused.stderr.strip() == (
+        "could not sign: the key is Ed25519, whose signatures PDF readers cannot check; use an RSA or ECDSA key")
     assert not (out / "signed").exists()
     options = invoke(["--help", "sign"]).stdout.lower()  # the secret is never a flag (it would show in `ps`)
     assert "--p12" in options and "--password" not in options and "--pin" not in options
@@ -308,3 +354,20 @@ def test_status_tells_the_bundle_and_its_signed_copy(signed_batch, keys, tmp_pat
     seen = status()
     assert "other.pdf          changed     other.pdf changed since it was merged" in seen.stdout, seen.stdout
     assert seen.returncode == 1
+
+
+def test_a_manifest_edited_by_hand_signs_only_what_it_still_vouches_for(mail_batch, keys, tmp_path):
+    source, out = copy_batch(mail_batch, tmp_path / "b")
+    data = json.loads((out / "manifest.json").read_text())
+    data["letters"]["london"]["sha256"] = None
+    data["letters"]["sussex"]["pages"] = "two"
+    data["bundle"]["seen"] = "x"
+    data["batch"]["rejected"] = [[1]]
+    (out / "manifest.json").write_text(json.dumps(data))
+    p12, _ = keys
+    done = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
+                  {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    assert re.search(r"^  london: ", done.stderr, re.M) and re.search(r"^  sussex: ", done.stderr, re.M), done.stderr
+    assert sorted(p.stem for p in (out / "signed").iterdir()) == ["avon-and-somerset", "essex", "south-wales"]
+    assert not (out / "bundle-signed.pdf").exists()

@@ -577,6 +577,20 @@ def test_a_spreadsheet_error_or_a_formula_never_worked_out_is_refused_where_it_s
     assert len(found) == 2  # one message for each cell: not also "required field is missing"
 
 
+def test_a_formula_whose_text_is_empty_is_an_empty_cell(tmp_path):
+    """=IF(B2="","",B2) or IFERROR(VLOOKUP(...),"") worked out to "": saved by Excel and
+    LibreOffice as t="str" with an empty value. That is an empty cell (the field is
+    absent), not a formula never worked out."""
+    from builder.table import _xlsx_rows
+
+    header = "".join(f'<c r="{c}1" t="s"><v>{i}</v></c>' for i, c in enumerate("ABCDEF"))
+    path = write_parts(tmp_path / "e.xlsx", sheet=f"""<worksheet xmlns="{MAIN_NS}"><sheetData><row r="1">{header}\
+</row><row r="2"><c r="A2" t="inlineStr"><is><t>a-1</t></is></c><c r="C2" t="str"><f>IF(1,"","x")</f><v></v></c>\
+<c r="D2" t="str"><f>IF(1,"","x")</f><v/></c><c r="E2"><f>A1</f><v></v></c></row></sheetData></worksheet>""")
+    ((_, _), (_, row)) = list(_xlsx_rows(path, None))
+    assert row[:4] == ["a-1", None, None, None] and getattr(row[4], "why", "").startswith("holds a formula whose value")
+
+
 def test_a_spreadsheet_error_saved_into_a_csv_is_refused_where_it_stands(tmp_path):
     """CSV has no error type: Excel writes #N/A, LibreOffice Err:502, as text.
     A field given one is refused at its row and column; a cell that only looks
@@ -668,9 +682,33 @@ recipients:
     assert (ann.address, ann.salutation, ann.text) == (["1 Road", "Town"], "Dear Ann,", {"note": "one\ntwo"})
     assert loaded.problems == []
     # Excel's "Unicode Text" (UTF-16, tabs) and "CSV (Macintosh)" (lines end in CR), ';'-separated
+    # and Excel's "sep=;" line, which names the separator and is no row
     for data in ("name\taddress\tsalutation\tNote, optional\r\nAnn Good\t1 Road\tDear Ann,\tone\r\n".encode("utf-16"),
-                 b"name;address;salutation;Note, optional\rAnn Good;1 Road;Dear Ann,;one\r"):
+                 b"name;address;salutation;Note, optional\rAnn Good;1 Road;Dear Ann,;one\r",
+                 b"sep=;\r\nname;address;salutation;Note, optional\r\nAnn Good;1 Road;Dear Ann,;one\r\n"):
         (tmp_path / "s.csv").write_bytes(data)
         loaded = load(path)
         (ann,) = loaded.batch.recipients
         assert (ann.address, ann.salutation, ann.text, loaded.problems) == (["1 Road"], "Dear Ann,", {"note": "one"}, [])
+    (tmp_path / "m.csv").write_text("name,address,salutation,text.note,E-mail,Your Ref.,Phone\n"
+                                    "Ann,1 Road,Dear Ann,x,a@b.org,R1,1\n", encoding="utf-8")  # headers as offices write them: the field they meant, said
+    assert [str(p) for p in load(batch(tmp_path, "m.csv")).problems] == [
+        f"{tmp_path / 'm.csv'}:row 1: warning: columns 'E-mail', 'Your Ref.', 'Phone' not used (no field has that "
+        "name; is 'E-mail' 'email'? is 'Your Ref.' 'your_ref'? rename the header, or map it under columns: to use it)"]
+    (tmp_path / "h.csv").write_bytes(b"\xef\xbb\xbfname,address,salutation\r\n")  # headers, nobody yet
+    with pytest.raises(LoadError) as caught:  # said of the spreadsheet, not of the YAML's recipients
+        load(batch(tmp_path, "h.csv"))
+    assert str(caught.value) == f"{tmp_path / 'h.csv'}:row 1: error: the file has its headers but no rows below " \
+                                "them: one row per letter"
+    (tmp_path / "d.csv").write_text("name,Address,Address,salutation\nAnn,1 Road,Town,Dear Ann,\n", encoding="utf-8")
+    with pytest.raises(LoadError) as caught:  # one header per line of an address: said how to name them
+        load(batch(tmp_path, "d.csv"))
+    assert "two columns give the same field: 'Address' and 'Address'; for the lines of one address, name them " \
+           "'address 1', 'address 2' ..." in str(caught.value)
+    # a control character pasted into a cell: named, with the fix, as the YAML reader says it
+    (tmp_path / "s.csv").write_text("name;address;salutation;Note, optional\nAnn\x1bGood;1 Road;Dear Ann,;o\x07ne\n",
+                                    encoding="utf-8")
+    with pytest.raises(LoadError) as caught:
+        load(path)
+    assert sorted(p.message for p in caught.value.problems) == [
+        f"contains a control character (U+{code}) that cannot be printed; delete it" for code in ("0007", "001B")]

@@ -647,7 +647,7 @@ def test_status_and_check_exit_1_exactly_when_the_readme_says(tmp_path, inject_l
     assert [s.state for s in status(source, out)] == ["invalid", "ready"] and codes() == (1, 1)
 
 
-def test_a_change_to_the_builders_code_rebuilds_letters_whose_tex_is_the_same(tmp_path):
+def test_a_change_to_the_builders_code_or_to_tex_rebuilds_letters_whose_tex_is_the_same(tmp_path):
     # the way letters are cut and checked is code, not TeX: a builder that changed
     # (here split.py, which makes no LaTeX) may make other PDFs from the same .tex
     copy = tmp_path / "checkout"
@@ -670,3 +670,64 @@ def test_a_change_to_the_builders_code_rebuilds_letters_whose_tex_is_the_same(tm
     seen = run("status")
     assert re.search(r"^  one +stale +older than its inputs; changed: the builder's code$", seen.stdout, re.M), seen.stdout
     assert "1 built" in run("build").stdout
+
+    # TeX upgraded: the same pdflatex behind a wrapper that says it is another version
+    # (it still compiles with the real one, so the rebuilt letter is a real PDF)
+    upgraded = tmp_path / "texbin"
+    upgraded.mkdir()
+    wrapper = upgraded / "pdflatex"
+    wrapper.write_text('#!/bin/sh\nif [ "$1" = --version ]; then echo "pdfTeX 3.141592653-2.6-1.40.99 (TeX Live 2099)"; '
+                       f'exit 0; fi\nexec {shutil.which("pdflatex")} "$@"\n')
+    wrapper.chmod(0o755)
+    env["PATH"] = f"{upgraded}{os.pathsep}{os.environ['PATH']}"
+    seen = run("status")
+    assert re.search(r"^  one +stale +older than its inputs; changed: the TeX version$", seen.stdout, re.M), seen.stdout
+    assert "1 built" in run("build").stdout
+    assert re.search(r"^  one +ready$", run("status").stdout, re.M)
+
+
+def pdflatex_in(folder: Path) -> list[int]:
+    """The pdflatex processes working in ``folder`` (their working folder is inside it)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            program = Path(open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0].decode()).name
+            where = os.readlink(f"/proc/{pid}/cwd")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if program == "pdflatex" and Path(where).is_relative_to(folder):
+            found.append(int(pid))
+    return found
+
+
+def test_a_build_killed_outright_keeps_its_folder_locked_until_its_pdflatex_has_finished(tmp_path):
+    """kill -9 of the build leaves its pdflatex running, writing into the work
+    folder: until it ends, the folder stays locked (it holds the lock too), so no
+    new build shares the work folder with it; then a build is whole."""
+    from builder.build import Layout, lock
+
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + "".join(person(f"r{n:03d}") for n in range(400)))
+    out = tmp_path / "build"
+    started = subprocess.Popen([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(out),
+                                "--jobs", "1"], cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    work = out / "work"
+    # the batch's own pdflatex run, not the one making the preamble's format
+    while not [pid for pid in pdflatex_in(work) if "_preamble" not in os.readlink(f"/proc/{pid}/cwd")]:
+        assert started.poll() is None and time.monotonic() < deadline, "the build ended before pdflatex was seen"
+        time.sleep(0.01)
+    started.kill()
+    started.wait()
+    assert pdflatex_in(work), "pdflatex outlives the build that started it"
+    with pytest.raises(RuntimeError, match="another build or merge is running .*pdflatex of one that was stopped"):
+        with lock(Layout.of(out)):
+            pass
+    while pdflatex_in(work):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with lock(Layout.of(out)):  # free once it has finished
+        pass
+    report = build(source, out)
+    assert report.ok and {s.state for s in status(source, out)} == {"ready"}
