@@ -458,9 +458,11 @@ _ADDRESS_BREAK = re.compile(r"(?<=[/.@?&=#_-])(?=[^/])")  # never between the sl
 
 def _address(children: tuple) -> NoEscape:
     """A link's plain text (most often the address itself, as in <https://…>),
-    which may break after a slash, dot, @ and the like, or, failing those,
-    after a hyphen, as printed URLs do: a long address typed in the body would
-    otherwise run into the margin. Words are not broken (no break between two
+    which may break after a slash, @ and the like, or, failing those, after a
+    dot or a hyphen (either reads as the end of a sentence or of a broken
+    word): a long address typed in the body would otherwise run into the
+    margin. The penalties are high, so an address that fits on a line moves
+    to the next one whole. Words are not broken (no break between two
     letters), so ordinary link text prints as before."""
     value = "".join(child.value for child in children)
     if " " in value.strip():
@@ -468,7 +470,7 @@ def _address(children: tuple) -> NoEscape:
     out = []
     for piece in _ADDRESS_BREAK.split(value):
         out.append(latex.text(piece))
-        out.append(r"\penalty5000{}" if piece.endswith("-") else r"\allowbreak{}")
+        out.append(r"\penalty9000{}" if piece.endswith(("-", ".")) else r"\penalty5000{}")
     return NoEscape("".join(out[:-1]))
 
 

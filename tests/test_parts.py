@@ -491,7 +491,7 @@ def test_a_long_hyphenated_url_breaks_at_its_hyphens(plain_batch):
     [web] = (plain_batch / "web").glob("*plain-one.pdf")
     with pikepdf.open(web) as pdf:  # the web copy's link says the address, not the break's penalty
         alternatives = {str(a.Contents) for a in pdf.pages[0].Annots if "/Contents" in a and "/URI" in a.get("/A", {})}
-    assert GUIDANCE in alternatives and not any("5000" in a for a in alternatives), alternatives
+    assert {a for a in alternatives if "gov.uk" in a} == {GUIDANCE}, alternatives
     # where a slash will do, the URL breaks there, not after a hyphen
     end = next(i for i, l in enumerate(found) if l.text.endswith("files/report.pdf"))
     assert found[end - 1].text.endswith("/") and "example.org/publications/" in found[end - 1].text, found[end - 1]
