@@ -372,7 +372,7 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     except (LoadError, TexMissing, OSError) as exc:
         raise stopped(exc)
     states = found.letters
-    from .ready import finding_text
+    from .ready import PREFLIGHT, finding_text
 
     signed = found.signed_letters
     mailed = mail_notes(batch.build_dir, found.manifest) if for_ == "print" else {}
@@ -382,6 +382,8 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     for s in states:
         print(f"  {s.recipient:<{width}}  {s.state:<{column}} {s.reason}".rstrip())
         for finding in s.findings:
+            if s.state == PREFLIGHT and finding in s.errors:
+                continue  # the reason just said it
             note = " (accepted)" if finding.get("code") in s.accepted else ""
             print(f"  {'':<{width}}    {finding_text(finding)}{note}")
         if s.recipient in signed:

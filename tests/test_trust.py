@@ -73,6 +73,8 @@ def test_preflight_is_remembered_refused_until_accepted_on_the_record(tmp_path):
     for task in ("status", "check"):
         result = invoke(task, "-r", str(source), "-b", str(out))
         assert result.returncode == 1 and "tall" in result.stdout and "window" in result.stdout, result.stdout
+        # said once: the reason is the finding (wraps' accepted findings are listed as such)
+        assert result.stdout.count("and 55-117 mm down") == 1, result.stdout  # tall's address: 12 lines
     states = {s.recipient: s.state for s in status(source, out)}
     assert states == {"bundle": "ready", "tall": "preflight", "cover": "ready", "wraps": "ready",
                       "manifest": "ready"}
