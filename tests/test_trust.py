@@ -711,9 +711,18 @@ def test_a_build_killed_outright_keeps_its_folder_locked_until_its_pdflatex_has_
     source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
                         + "".join(person(f"r{n:03d}") for n in range(400)))
     out = tmp_path / "build"
+    # The real pdflatex, its terminal output sent elsewhere: one that writes to the killed
+    # build's pipe dies of SIGPIPE at its next line; one busy without a word (a large image,
+    # writing the PDF) lives on. This one lives on, every time.
+    quiet = tmp_path / "texbin"
+    quiet.mkdir()
+    (quiet / "pdflatex").write_text(f'#!/bin/sh\nif [ "$1" = --version ]; then exec {shutil.which("pdflatex")} "$@"; fi\n'
+                                    f'exec {shutil.which("pdflatex")} "$@" >/dev/null 2>&1\n')
+    (quiet / "pdflatex").chmod(0o755)
     started = subprocess.Popen([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(out),
                                 "--jobs", "1"], cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+                               stderr=subprocess.DEVNULL,
+                               env={**os.environ, "PATH": f"{quiet}{os.pathsep}{os.environ['PATH']}"})
     deadline = time.monotonic() + 120
     work = out / "work"
     # the batch's own pdflatex run, not the one making the preamble's format
