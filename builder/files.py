@@ -1,4 +1,4 @@
-"""Writing outputs: all or nothing."""
+"""Writing outputs: all or nothing; and the build folder's lock, which the programs a build starts hold too."""
 from __future__ import annotations
 
 import os
