@@ -695,17 +695,18 @@ def test_a_change_to_the_builders_code_or_to_tex_rebuilds_letters_whose_tex_is_t
     assert re.search(r"^  one +ready$", run("status").stdout, re.M)
 
 
-def pdflatex_in(folder: Path) -> list[int]:
-    """The pdflatex processes working in ``folder`` (their working folder is inside it)."""
-    found = []
+def pdflatex_in(folder: Path) -> dict[int, str]:
+    """The pdflatex processes working in ``folder``: pid -> its working folder (inside it)."""
+    found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            program = Path(open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0].decode()).name
+            # the program, or the script a shell runs (a wrapper, before it execs pdflatex)
+            words = [Path(w.decode()).name for w in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[:2]]
             where = os.readlink(f"/proc/{pid}/cwd")
         except (OSError, UnicodeDecodeError):
             continue
-        if program == "pdflatex" and Path(where).is_relative_to(folder):
-            found.append(int(pid))
+        if "pdflatex" in words and Path(where).is_relative_to(folder):
+            found[int(pid)] = where
     return found
 
 
@@ -733,7 +734,7 @@ def test_a_build_killed_outright_keeps_its_folder_locked_until_its_pdflatex_has_
     deadline = time.monotonic() + 120
     work = out / "work"
     # the batch's own pdflatex run, not the one making the preamble's format
-    while not [pid for pid in pdflatex_in(work) if "_preamble" not in os.readlink(f"/proc/{pid}/cwd")]:
+    while not [where for where in pdflatex_in(work).values() if "_preamble" not in where]:
         assert started.poll() is None and time.monotonic() < deadline, "the build ended before pdflatex was seen"
         time.sleep(0.01)
     started.kill()
@@ -742,10 +743,13 @@ def test_a_build_killed_outright_keeps_its_folder_locked_until_its_pdflatex_has_
     with pytest.raises(RuntimeError, match="another build or merge is running .*pdflatex of one that was stopped"):
         with lock(Layout.of(out)):
             pass
-    while pdflatex_in(work):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    with lock(Layout.of(out)):  # free once it has finished
-        pass
+    while True:  # free once every pdflatex it started has finished, not before
+        try:
+            with lock(Layout.of(out)):
+                assert not pdflatex_in(work)
+            break
+        except RuntimeError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
     report = build(source, out)
     assert report.ok and {s.state for s in status(source, out)} == {"ready"}
