@@ -55,8 +55,12 @@ class LetterState:
         """Preflight errors nobody accepted."""
         return [f for f in self.findings if f.get("level") == "error" and f.get("code") not in self.accepted]
 
+    def said(self) -> str:
+        """The state and why ("stale: older than its inputs; ..."), in every task's words."""
+        return self.state + (f": {self.reason}" if self.reason else "")
+
     def line(self) -> str:
-        return f"{self.recipient}: {self.state}" + (f": {self.reason}" if self.reason else "")
+        return f"{self.recipient}: {self.said()}"
 
 
 def finding_text(finding: dict) -> str:

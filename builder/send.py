@@ -221,7 +221,7 @@ def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: s
     if pending == "unknown" and not resending:
         return Outcome(rid, "unknown", UNKNOWN_HELP.format(rid=rid))
     if not state.ready:
-        return Outcome(rid, "not ready", state.line().partition(": ")[2])  # "stale: why", as merge and sign say
+        return Outcome(rid, "not ready", state.said())  # "stale: why", as merge and sign say
     if not recipient.email:
         return Outcome(rid, "no address", f"add `email:` to recipient '{rid}' in {yaml_name}")
     signed = layout.signed_pdf(rid)
