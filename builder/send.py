@@ -78,6 +78,7 @@ class Delivery:
     body: str
     filename: str
     letter_sha256: str
+    sha256: str = ""  # the attached file's, when it was judged: another file there now is not sent
 
 
 @dataclass
@@ -194,8 +195,9 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
         recipient = recipients.get(rid)
         earlier = gone.get((recipient.email or "").lower()) if recipient is not None else None
         why_not = _why_not(rid, state, recipient, log, manifest, layout, prepared.loaded.path.name,
-                           rid in resend, earlier)
-        letters.append(why_not or _delivery(letter, recipients[rid], layout, manifest))
+                           rid in resend, earlier) or _attachment(rid, layout, manifest)
+        letters.append(why_not if isinstance(why_not, Outcome) else
+                       _delivery(letter, recipients[rid], layout, manifest, *why_not))
     return Plan(letters, log, layout.root, letter.sender.email or "")
 
 
@@ -203,8 +205,6 @@ def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: s
              earlier: str | None = None):
     """The Outcome that keeps a letter from being sent now, or None. ``earlier``: an id
     no longer in the batch whose letter the log has at this recipient's address."""
-    from .sign import is_signed_copy
-
     entry = log.letters.get(rid, {})
     pending = log.pending(rid)
     if not entry and earlier and not resending:
@@ -224,15 +224,27 @@ def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: s
         return Outcome(rid, "not ready", state.said())  # "stale: why", as merge and sign say
     if not recipient.email:
         return Outcome(rid, "no address", f"add `email:` to recipient '{rid}' in {yaml_name}")
-    signed = layout.signed_pdf(rid)
-    if signed.exists() and not is_signed_copy(layout.pdf(rid), signed):
-        # never a silent fall-back to the unsigned letter
-        return Outcome(rid, "not ready", f"{signed.relative_to(layout.root)} is not the signed copy of the current "
-                                         f"letter: run `invoke sign` again (or remove it to send the letter unsigned)")
     return None
 
 
-def _delivery(letter, recipient, layout, manifest) -> Delivery:
+def _attachment(rid: str, layout, manifest) -> tuple[Path, str] | Outcome:
+    """What a ready letter's message attaches, and that file's SHA-256 as judged
+    now: its signed copy when it has one, else the letter (the readiness rule
+    found it to be the file its build recorded)."""
+    from .sign import signed_copy_sha256
+
+    signed = layout.signed_pdf(rid)
+    if not signed.exists():
+        return layout.pdf(rid), manifest.letters[rid]["sha256"]
+    digest = signed_copy_sha256(layout.pdf(rid), signed)
+    if digest is None:
+        # never a silent fall-back to the unsigned letter
+        return Outcome(rid, "not ready", f"{signed.relative_to(layout.root)} is not the signed copy of the current "
+                                         f"letter: run `invoke sign` again (or remove it to send the letter unsigned)")
+    return signed, digest
+
+
+def _delivery(letter, recipient, layout, manifest, pdf: Path, sha256: str) -> Delivery:
     from .compose import long_date
 
     rid = recipient.id
@@ -241,10 +253,9 @@ def _delivery(letter, recipient, layout, manifest) -> Delivery:
               "signatory": letter.signatory.name or letter.sender.name}
     subject = string.Template(letter.email.subject or (DEFAULT_SUBJECT if letter.title else UNTITLED_SUBJECT))
     body = string.Template(letter.email.body or DEFAULT_BODY)
-    signed = layout.signed_pdf(rid).exists()  # and current: _why_not checked it
-    return Delivery(rid, recipient.email, layout.signed_pdf(rid) if signed else layout.pdf(rid), signed,
+    return Delivery(rid, recipient.email, pdf, pdf == layout.signed_pdf(rid),
                     subject.safe_substitute(values), body.safe_substitute(values),
-                    f"{letter.date.isoformat()}-{rid}.pdf", manifest.letters[rid]["sha256"])
+                    f"{letter.date.isoformat()}-{rid}.pdf", manifest.letters[rid]["sha256"], sha256)
 
 
 def message(delivery: Delivery, sender: str, message_id: str, data: bytes) -> EmailMessage:
@@ -368,6 +379,9 @@ def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, re
     data = d.pdf.read_bytes()
     from .manifest import sha256_bytes
 
+    if sha256_bytes(data) != d.sha256:  # changed since this run judged it (a long send): not what was checked
+        return Outcome(d.recipient, "not ready",
+                       f"changed: {d.pdf.relative_to(log.path.parent)} changed since it was judged ready")
     old = log.letters.get(d.recipient, {})
     same = (not resending and old.get("letter_sha256") == d.letter_sha256 and old.get("address") == d.address
             and old.get("message_id"))

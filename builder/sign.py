@@ -15,6 +15,7 @@ the OS list). pyHanko is imported only in these code paths.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
 import shutil
@@ -274,14 +275,19 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
                     report.signed.append(_sign_letter(layout, manifest.letters[rid], rid, signer, reason, style))
                 except (PdfError, NotSigned) as exc:  # this letter's file (or pyHanko's word on the key): no traceback
                     report.failed.append(f"{rid}: {layout.pdf(rid).name} cannot be signed: {_one_line(exc)}")
+                except _ChangedSince as exc:
+                    report.failed.append(f"{rid}: {exc}")
             if isinstance(bundle_parts, list):
                 if report.failed:
                     report.bundle_note = f"{layout.bundle.name} not signed: some of its letters could not be signed"
                     report.bundle_refused = True
                 else:
                     # the bundle on the record (merge --output may have written another file)
-                    report.bundle = _sign_bundle(layout, layout.root / manifest.bundle["file"], bundle_parts,
-                                                 signer, reason, style)
+                    try:
+                        report.bundle = _sign_bundle(layout, layout.root / manifest.bundle["file"], bundle_parts,
+                                                     signer, reason, style, manifest.bundle["sha256"])
+                    except _ChangedSince as exc:
+                        report.bundle_note, report.bundle_refused = f"bundle not signed: {exc}", True
             _record_signed(layout, manifest, [rid for rid in ready if rid not in todo] + [
                 rid for rid in todo if layout.signed_pdf(rid) in report.signed],
                 report.bundle is not None or (isinstance(bundle_parts, _NotSigned) and bundle_parts.current))
@@ -309,8 +315,22 @@ def _record_signed(layout, manifest, current: list[str], bundle_current: bool = 
         write_atomic(manifest.path, manifest.to_json())
 
 
+class _ChangedSince(Exception):
+    """The file read to be signed is not the one judged ready (edited while sign ran)."""
+
+
+def _judged(layout, path: Path, sha256: str) -> bytes:
+    """The bytes of ``path``, which must be those judged ready (``sha256``)."""
+    from .manifest import sha256_bytes
+
+    data = path.read_bytes()
+    if sha256_bytes(data) != sha256:
+        raise _ChangedSince(f"changed: {layout.relative(path)} changed since it was judged ready; not signed")
+    return data
+
+
 def _sign_letter(layout, entry: dict, rid: str, signer, reason: str, style) -> Path:
-    data = layout.pdf(rid).read_bytes()
+    data = _judged(layout, layout.pdf(rid), entry["sha256"])
     page, box = None, None
     if len(entry.get("signature") or ()) == 5:  # else no signature space measured: invisible
         page, box = signature_box(entry["signature"])
@@ -348,13 +368,14 @@ class _NotSigned:
     current: bool = False  # the signed bundle there is the signed copy of the bundle as it is
 
 
-def _sign_bundle(layout, bundle: Path, fields: list[str], signer, reason: str, style) -> Path:
+def _sign_bundle(layout, bundle: Path, fields: list[str], signer, reason: str, style, sha256: str) -> Path:
     """Fill each letter's empty field (one incremental signature each, in order:
-    the last covers the whole file), or sign a new invisible field."""
+    the last covers the whole file), or sign a new invisible field. ``sha256``:
+    the bundle as judged ready."""
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.fields import enumerate_sig_fields
 
-    data = bundle.read_bytes()
+    data = _judged(layout, bundle, sha256)
     empty = {name for name, value, _ in enumerate_sig_fields(PdfFileReader(io.BytesIO(data), strict=False)) if value is None}
     for name in [f for f in fields if f in empty] or [SIGNATURE_FIELD]:
         data = sign_bytes(data, signer, field=name, reason=reason,
@@ -367,11 +388,18 @@ def is_signed_copy(letter: Path, signed: Path) -> bool:
     """Whether ``signed`` is ``letter`` with a signature added, intact, covering
     all of it: a signature is an incremental update, so the signed file starts
     with the letter's bytes, unchanged."""
+    return signed_copy_sha256(letter, signed) is not None
+
+
+def signed_copy_sha256(letter: Path, signed: Path) -> str | None:
+    """The SHA-256 of ``signed`` as read and found to be the signed copy of
+    ``letter`` (``is_signed_copy``), or None: what is attached later must be
+    these bytes."""
     if not (letter.exists() and signed.exists()):
-        return False
+        return None
     original, data = letter.read_bytes(), signed.read_bytes()
     if len(data) <= len(original) or not data.startswith(original):
-        return False
+        return None
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import SignatureCoverageLevel, validate_pdf_signature
     from pyhanko_certvalidator import ValidationContext
@@ -379,15 +407,16 @@ def is_signed_copy(letter: Path, signed: Path) -> bool:
     try:
         signatures = PdfFileReader(io.BytesIO(data), strict=False).embedded_signatures
         if not signatures:
-            return False
+            return None
         last = signatures[-1]
         # the question is the file's integrity, not whom to trust: the signer's
         # own certificate serves as the root
         status = validate_pdf_signature(last, ValidationContext(trust_roots=[last.signer_cert],
                                                                 allow_fetching=False))
-        return bool(status.intact and status.valid and status.coverage == SignatureCoverageLevel.ENTIRE_FILE)
+        whole = status.intact and status.valid and status.coverage == SignatureCoverageLevel.ENTIRE_FILE
     except Exception:  # a damaged file is simply not a signed copy
-        return False
+        return None
+    return hashlib.sha256(data).hexdigest() if whole else None
 
 
 def validate(pdf: str | Path, trust_roots: list[str | Path]) -> list[SignatureCheck]:

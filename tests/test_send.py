@@ -319,7 +319,7 @@ def test_killed_mid_send_no_recipient_gets_a_letter_twice(batch, smtp_server):
     final = run_send(source, out, port, "--yes")
     assert final.returncode == 1
     lines = results(final.stdout)
-    assert lines["south-wales"][0] == "unknown" and lines["essex"][0] == "sent"
+    assert lines["south-wales"][0] == "unknown" and lines["essex"][0] == "sent", final.stdout
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]  # nobody twice
 
     unknown_id = run_send(source, out, port, "--yes", "--resend", "south-wale")  # a typo sends nothing
@@ -586,3 +586,39 @@ def test_a_manifest_edited_by_hand_sends_only_what_it_still_vouches_for(batch, s
         "essex": "sent"}, done.stdout
     assert sorted(mailbox.count(rid) for rid in IDS) == [0, 0, 1, 1, 1]
     assert mailbox.count("london") == 0 and mailbox.count("sussex") == 0
+
+
+def test_a_letter_changed_while_the_send_runs_is_not_mailed(batch, smtp_server, tmp_path):
+    """What is mailed is what was checked: a long send judges every letter first,
+    then mails them one by one. A letter (or its signed copy) changed by hand in
+    the meantime is not the file that was judged ready: it is not sent, the rest are."""
+    source, out = batch
+    mailbox, port = smtp_server
+    p12, _ = make_certificates(tmp_path)
+    with open_signer(Key(p12=p12, password=b"secret")) as signer:
+        (out / "signed").mkdir()
+        (out / "signed" / "essex.pdf").write_bytes(sign_bytes(Layout.of(out).pdf("essex").read_bytes(), signer,
+                                                              field=field_name("essex")))
+    mailbox.hold_at_rcpt.add(address("avon-and-somerset"))  # the first letter: the others are judged already
+    proc = subprocess.Popen(send_command(source, out, "--yes"), cwd=ROOT, env=smtp_env(port),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert mailbox.holding.wait(120), "the sender never reached the held message"
+        letters = Layout.of(out)
+        with open(letters.pdf("sussex"), "ab") as handle:  # one byte appended
+            handle.write(b"\n")
+        letters.pdf("london").write_bytes(letters.pdf("south-wales").read_bytes())  # another letter's file
+        with open(out / "signed" / "essex.pdf", "ab") as handle:
+            handle.write(b"%%EOF\n")
+    finally:
+        mailbox.released = True
+        stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in stderr, stdout + stderr
+    lines = results(stdout)
+    assert {rid: status for rid, (status, _) in lines.items()} == {
+        "avon-and-somerset": "sent", "sussex": "not ready", "london": "not ready", "south-wales": "sent",
+        "essex": "not ready"}, stdout
+    assert lines["sussex"][1] == "changed: letters/sussex.pdf changed since it was judged ready", lines
+    assert lines["essex"][1] == "changed: signed/essex.pdf changed since it was judged ready", lines
+    assert [mailbox.count(rid) for rid in IDS] == [1, 0, 0, 1, 0]
+    assert set(sent_log(out)) == {"avon-and-somerset", "south-wales"}  # nothing attempted for the others

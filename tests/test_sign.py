@@ -371,3 +371,47 @@ def test_a_manifest_edited_by_hand_signs_only_what_it_still_vouches_for(mail_bat
     assert re.search(r"^  london: ", done.stderr, re.M) and re.search(r"^  sussex: ", done.stderr, re.M), done.stderr
     assert sorted(p.stem for p in (out / "signed").iterdir()) == ["avon-and-somerset", "essex", "south-wales"]
     assert not (out / "bundle-signed.pdf").exists()
+
+
+def test_a_letter_or_bundle_changed_while_sign_runs_is_not_signed(mail_batch, keys, tmp_path, monkeypatch):
+    """What is signed is what was checked: sign judges every letter and the bundle
+    first, then signs one after another (a smartcard takes a while for each). A file
+    changed by hand in the meantime is not the one judged ready: it is not signed."""
+    from builder import sign as signing
+    from builder.sign import Key
+
+    real, p12 = signing.sign_bytes, keys[0]
+
+    def sign_while(edit, folder):
+        source, out = copy_batch(mail_batch, tmp_path / folder)
+        edited = []
+
+        def sign_bytes(data, *args, **kw):  # the real signature; a person edits files meanwhile
+            if not edited:
+                edited.append(edit(Layout.of(out)))
+            return real(data, *args, **kw)
+
+        monkeypatch.setattr(signing, "sign_bytes", sign_bytes)
+        return signing.sign_batch(source, out, Key(p12=p12, password=b"secret")), Layout.of(out)
+
+    def letters(layout):
+        with open(layout.pdf("london"), "ab") as handle:
+            handle.write(b"\n")
+        layout.pdf("essex").write_bytes(layout.pdf("sussex").read_bytes())  # another letter's file
+
+    report, layout = sign_while(letters, "letters")
+    assert sorted(p.stem for p in report.signed) == ["avon-and-somerset", "south-wales", "sussex"]
+    assert sorted(report.failed) == [
+        "essex: changed: letters/essex.pdf changed since it was judged ready; not signed",
+        "london: changed: letters/london.pdf changed since it was judged ready; not signed"]
+    assert sorted(p.stem for p in layout.signed.iterdir()) == ["avon-and-somerset", "south-wales", "sussex"]
+    assert report.bundle is None and report.bundle_refused and not layout.bundle_signed.exists()
+
+    def bundle(layout):
+        with open(layout.bundle, "ab") as handle:
+            handle.write(b"\n")
+
+    report, layout = sign_while(bundle, "bundle")
+    assert len(report.signed) == 5 and not report.failed
+    assert report.bundle is None and report.bundle_refused and not layout.bundle_signed.exists()
+    assert report.bundle_note == "bundle not signed: changed: bundle.pdf changed since it was judged ready; not signed"
