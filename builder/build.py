@@ -464,12 +464,6 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                 raise ValueError(f"no valid recipient with id: {', '.join(unknown)}")
             todo = [s for s in todo if s.recipient.id in only]
         prepared.write_assets()
-        if prepared.medium == "web":  # each web copy has an HTML page beside it
-            from .html import letter_page
-
-            for source in todo:
-                write_atomic(layout.pdf(source.recipient.id).with_suffix(".html"),
-                             letter_page(loaded.batch, source.recipient).encode())
         states = {s.recipient: s for s in ready.letter_states(prepared, manifest, only=[s.recipient.id for s in todo])}
         stale = []
         for source in todo:
@@ -498,6 +492,14 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                     finished += 1
                     if progress:
                         progress(outcome, finished, len(stale))
+        if prepared.medium == "web":  # each web copy has an HTML page beside it
+            from .html import letter_page
+
+            failed = {o.recipient for o in outcomes if o.status == "failed"}
+            for source in todo:  # a failed one keeps the page of its last good copy
+                if source.recipient.id not in failed:
+                    write_atomic(layout.pdf(source.recipient.id).with_suffix(".html"),
+                                 letter_page(loaded.batch, source.recipient).encode())
         if prepared.medium == "print":
             manifest.batch = prepared.record()
         write_atomic(manifest.path, manifest.to_json())

@@ -21,7 +21,7 @@ from pypdf import PdfReader
 from builder.build import build
 from builder.html import letter_page
 from builder.load import load
-from conftest import MINIMAL_LETTER, ROOT, SAMPLE, pdf_text, write_yaml
+from conftest import MINIMAL_LETTER, ROOT, SAMPLE, UNDEFINED, pdf_text, write_yaml
 
 LINK_COLOUR = b"0 0.27 0.6 rg"  # lblink in the letterhead class
 
@@ -671,3 +671,21 @@ def test_web_copies_build_on_a_disk_too_small_for_a_format(tmp_path):
         assert not list((disk / "build" / "web" / "work" / "_preamble").glob("*.fmt"))
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_failed_web_rebuild_keeps_the_page_of_its_last_good_copy(tmp_path, inject_latex):
+    """A web copy whose rebuild fails keeps its last good PDF, and the HTML page
+    beside it stays that letter's page: it is not replaced by a page of the new
+    wording, which no PDF of the letter holds."""
+    source = write_yaml(tmp_path / "recipients.yaml", SHORT_WEB)
+    assert build(source, tmp_path / "build", medium="web").ok
+    pdf = tmp_path / "build" / "web" / "2021-03-04-web-one.pdf"
+    page, good = pdf.with_suffix(".html").read_bytes(), pdf.read_bytes()
+    source.write_text(SHORT_WEB.replace("This is the shared text.", "This is the new wording."), encoding="utf-8")
+    inject_latex({"web-one": UNDEFINED})
+    report = build(source, tmp_path / "build", medium="web")
+    assert [o.status for o in report.outcomes] == ["failed"]
+    assert pdf.read_bytes() == good and pdf.with_suffix(".html").read_bytes() == page
+    inject_latex({})
+    assert build(source, tmp_path / "build", medium="web").ok
+    assert "This is the new wording." in pdf.with_suffix(".html").read_text(encoding="utf-8")
