@@ -47,8 +47,10 @@ def write_atomic(path: Path, data: bytes, durable: bool = False) -> None:
                 os.fsync(handle.fileno())
         os.chmod(tmp, _MODE)  # mkstemp makes it private; outputs are ordinary files
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:  # a full disk's write names no file: this one
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
     if durable:
         folder = os.open(path.parent, os.O_RDONLY)
