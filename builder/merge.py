@@ -99,6 +99,7 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         data, starts, pages, blanks = _concatenate(parts, duplex, _metadata(prepared), hashes, digests)
         if signature_fields:
             data = _add_signature_fields(data, [(p, s) for p, s in zip(parts, starts) if p.signature])
+        _unchanged_since_judged(layout, manifest, letters)
         write_atomic(out, data)
         for rid, codes in accepted.items():  # on the record, with the file they were accepted for
             entry = manifest.letters[rid]
@@ -124,6 +125,24 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         digests.save()
     return MergeReport(out, len(letters), pages, len(data), inputs_size, cover_pages, blanks,
                        {rid: sorted(codes) for rid, codes in accepted.items()})
+
+
+def _unchanged_since_judged(layout, manifest: Manifest, letters: list[_Part]) -> None:
+    """MergeRefused if a letter was changed while merge ran (compiling the cover
+    takes a while): the bundle would hold a file that was not judged ready. Read
+    after the bundle was made, so a file changed while it was read is seen too
+    (its stat is not the one on the record; the check costs a stat per letter)."""
+    def changed(part: _Part) -> bool:
+        entry = manifest.letters[part.name]
+        try:
+            return current_sha256(part.pdf, entry) != entry["sha256"]
+        except OSError:
+            return True
+
+    moved = [layout.relative(p.pdf) for p in letters if changed(p)]
+    if moved:
+        raise MergeRefused(f"not merging: {', '.join(moved)} changed since it was judged ready; "
+                           "run `invoke build`, then merge again")
 
 
 def _refuse_to_overwrite(out: Path | None, recipients_yaml: Path, build_dir: Path) -> None:

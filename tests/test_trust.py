@@ -233,6 +233,27 @@ def test_a_hand_changed_letter_is_refused_by_merge_and_repaired_by_build(tmp_pat
     assert merge(source, out).letters == 2
 
 
+def test_a_letter_changed_while_merge_runs_is_not_merged(tmp_path, monkeypatch):
+    """merge judges the letters, compiles the cover sheet (a second or so of pdflatex),
+    then reads the letters: one changed by hand meanwhile is not the file judged
+    ready. Nothing is written, and the bundle before stays on the record."""
+    from builder import merge as merging
+
+    source, out = two_letters_merged(tmp_path)
+    before, record = (out / "bundle.pdf").read_bytes(), (out / "manifest.json").read_bytes()
+    real = merging._cover
+
+    def cover(*args, **kw):  # the real cover sheet; a person edits a letter meanwhile
+        made = real(*args, **kw)
+        (out / "letters" / "two.pdf").write_bytes((out / "letters" / "one.pdf").read_bytes())  # another letter
+        return made
+
+    monkeypatch.setattr(merging, "_cover", cover)
+    with pytest.raises(MergeRefused, match=r"^not merging: letters/two.pdf changed since it was judged ready"):
+        merge(source, out, duplex=True)
+    assert (out / "bundle.pdf").read_bytes() == before and (out / "manifest.json").read_bytes() == record
+
+
 @pytest.fixture
 def letterhead_copy(tmp_path, monkeypatch):
     """A copy of the letterhead folder that a test may break."""
