@@ -761,14 +761,23 @@ def schema(c, recipients=None):
 def clean(c, recipients=None, build_dir=None):
     """Remove the batch's build folder (build/<batch>/): everything the build made for it.
     The send log stays: it is the record of who was mailed, not something a build makes."""
-    from .build import Layout
+    from .build import Layout, lock
 
     batch = batch_paths(c, recipients, build_dir)
     target = batch.build_dir
     sent = Layout.of(target).sent
     if not target.exists():
         print(f"nothing to remove: {show(target)} does not exist")
-    elif sent.exists():  # without it, the next `send --yes` would mail everyone again
+        return
+    try:
+        with lock(Layout.of(target)):  # never the folder of a build, merge or send that runs
+            _clean(target, sent)
+    except RuntimeError as exc:
+        raise stopped(exc, then="\nNothing was removed.")
+
+
+def _clean(target: Path, sent: Path) -> None:
+    if sent.exists():  # without it, the next `send --yes` would mail everyone again
         for entry in target.iterdir():
             if entry == sent:
                 continue

@@ -297,10 +297,12 @@ def test_killed_mid_send_no_recipient_gets_a_letter_twice(batch, smtp_server):
     def a_second_send_is_refused():
         second = run_send(source, out, port, "--yes")
         assert second.returncode == 2 and "is running" in second.stderr, second.stderr
-        for task in ("build", "merge"):  # nor a build or merge on that folder meanwhile
-            other = subprocess.run([sys.executable, "-m", "invoke", task, "--force" if task == "build" else "--duplex",
-                                    "-r", str(source), "-b", str(out)], cwd=ROOT, capture_output=True, text=True)
+        # nor a build, merge or clean on that folder meanwhile (clean would take the letters away)
+        for task, flag in (("build", ["--force"]), ("merge", ["--duplex"]), ("clean", [])):
+            other = subprocess.run([sys.executable, "-m", "invoke", task, *flag, "-r", str(source), "-b", str(out)],
+                                   cwd=ROOT, capture_output=True, text=True)
             assert other.returncode == 2 and "another build or merge is running" in other.stderr, other.stderr
+        assert Layout.of(out).pdf("essex").exists()
 
     mailbox.hold_at_rcpt.add(address("london"))
     send_and_kill(a_second_send_is_refused)
