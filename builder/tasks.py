@@ -770,7 +770,8 @@ def clean(c, recipients=None, build_dir=None):
         print(f"nothing to remove: {show(target)} does not exist")
         return
     try:
-        with lock(Layout.of(target)):  # never the folder of a build, merge or send that runs
+        # never the folder of a build, merge or send that runs, nor of a web build (its own lock)
+        with lock(Layout.of(target)), lock(Layout.of(target, "web")):
             _clean(target, sent)
     except RuntimeError as exc:
         raise stopped(exc, then="\nNothing was removed.")
