@@ -185,32 +185,41 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
     if unknown_ids:
         raise SendError(f"--resend: no valid recipient with id {', '.join(unknown_ids)}")
     # a letter the log has under an id the batch no longer has (renamed; in a spreadsheet
-    # without ids, a name corrected): by its address, so renaming never mails anyone twice
+    # without ids, a name corrected), or has for someone at another address now (the id
+    # given to a new recipient): by its address, so renaming never mails anyone twice
     present = set(recipients) | {label for label, _, _ in prepared.rejected}  # invalid for now is not gone
+
+    def elsewhere(old: str, address: str) -> bool:
+        now = recipients.get(old)
+        return old not in present or (now is not None and (now.email or "").lower() != address)
+
     gone = {entry.get("address", "").lower(): old for old, entry in log.letters.items()
-            if old not in present and log.pending(old) and entry.get("address")}
+            if log.pending(old) and entry.get("address") and elsewhere(old, entry["address"].lower())}
     letters = []
     for state in letter_states(prepared, manifest):
         rid = state.recipient
         recipient = recipients.get(rid)
         earlier = gone.get((recipient.email or "").lower()) if recipient is not None else None
         why_not = _why_not(rid, state, recipient, log, manifest, layout, prepared.loaded.path.name,
-                           rid in resend, earlier) or _attachment(rid, layout, manifest)
+                           rid in resend, earlier, frozenset(present)) or _attachment(rid, layout, manifest)
         letters.append(why_not if isinstance(why_not, Outcome) else
                        _delivery(letter, recipients[rid], layout, manifest, *why_not))
     return Plan(letters, log, layout.root, letter.sender.email or "")
 
 
 def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: str, resending: bool,
-             earlier: str | None = None):
+             earlier: str | None = None, present: frozenset = frozenset()):
     """The Outcome that keeps a letter from being sent now, or None. ``earlier``: an id
-    no longer in the batch whose letter the log has at this recipient's address."""
+    no longer in the batch (or not in ``present``'s at that address now) whose letter the
+    log has at this recipient's address."""
     entry = log.letters.get(rid, {})
     pending = log.pending(rid)
     if not entry and earlier and not resending:
         old = log.letters[earlier]
         status = "already sent" if log.pending(earlier) == "sent" else "unknown"
-        return Outcome(rid, status, f"as '{earlier}' (an id no longer in {yaml_name}: renamed?) "
+        why = ("now the id of a recipient at another address" if earlier in present
+               else f"an id no longer in {yaml_name}: renamed?")
+        return Outcome(rid, status, f"as '{earlier}' ({why}) "
                                     f"on {old.get('time', '?')} to {old.get('address', '?')}; "
                                     f"`invoke send --resend {rid} --yes` sends it to them again")
     if pending == "sent" and not resending:

@@ -624,3 +624,26 @@ def test_a_letter_changed_while_the_send_runs_is_not_mailed(batch, smtp_server, 
     assert lines["essex"][1] == "changed: signed/essex.pdf changed since it was judged ready", lines
     assert [mailbox.count(rid) for rid in IDS] == [1, 0, 0, 1, 0]
     assert set(sent_log(out)) == {"avon-and-somerset", "south-wales"}  # nothing attempted for the others
+
+
+def test_an_id_given_to_someone_else_after_sending_mails_nobody_twice(batch, smtp_server):
+    """Ids name letters, not people: london's id renamed (mopac) and 'london' given to a
+    new recipient. The log's letter under 'london' went to the address mopac has now,
+    so mopac is 'already sent as london', not mailed again; the newcomer is held back
+    with the address the log has, to be sent on purpose."""
+    from builder.build import build
+
+    source, out = batch
+    mailbox, port = smtp_server
+    assert run_send(source, out, port, "--yes").returncode == 0
+    text = source.read_text()
+    essex = text[text.index("  - id: essex\n"):]
+    source.write_text(text.replace("- id: london\n", "- id: mopac\n")
+                      + essex.replace("id: essex", "id: london", 1).replace("essex@example.test", "new@example.test"))
+    assert build(source, out).ok
+    again = run_send(source, out, port, "--yes")
+    lines = results(again.stdout)
+    assert lines["mopac"][0].startswith(
+        "already sent as 'london' (now the id of a recipient at another address) on "), again.stdout
+    assert lines["london"][0].startswith("already sent on ") and "to london@example.test;" in lines["london"][0]
+    assert len(mailbox.messages) == 5 and mailbox.count("london") == 1
