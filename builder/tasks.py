@@ -775,6 +775,8 @@ def clean(c, recipients=None, build_dir=None):
             _clean(target, sent)
     except RuntimeError as exc:
         raise stopped(exc, then="\nNothing was removed.")
+    except OSError as exc:  # a read-only folder
+        raise stopped(exc)
 
 
 def _clean(target: Path, sent: Path) -> None:

@@ -354,6 +354,9 @@ def test_a_full_disk_and_a_read_only_folder_lose_nothing(tmp_path):
         merged = invoke("merge", "-r", str(source), "-b", str(out))
         assert merged.returncode == 2 and "Traceback" not in merged.stderr, merged.stderr
         assert "Read-only file system" in merged.stderr and len(merged.stderr.strip().splitlines()) == 1
+        cleaned = invoke("clean", "-r", str(source), "-b", str(out))
+        assert cleaned.returncode == 2 and "Read-only file system" in cleaned.stderr, cleaned.stderr
+        assert len(cleaned.stderr.strip().splitlines()) == 1
         assert outputs(out) == good
 
 
