@@ -653,6 +653,11 @@ class _Compiler:
                                        self.prepared.loaded.batch)
             # what its signed copy was made from stays on the record: status tells an older one
             signed = (self.manifest.letters.get(rid) or {}).get("signed")
+            # a web copy named by another date (letter.date changed) is not left beside it to publish
+            before = (self.manifest.letters.get(rid) or {}).get("file")
+            if before and before != self.layout.relative(pdf) and "/" not in before:
+                (self.layout.root / before).unlink(missing_ok=True)
+                (self.layout.root / before).with_suffix(".html").unlink(missing_ok=True)
             self.manifest.letters[rid] = {
                 "recipient": recipient_label(source.recipient),
                 "file": self.layout.relative(pdf), "pages": where.pages, "sha256": "",

@@ -592,6 +592,11 @@ def test_a_recipient_made_invalid_leaves_no_web_copy_or_page_to_publish(tmp_path
     report = build(source, tmp_path / "build", medium="web")
     assert [o.status for o in report.outcomes] == ["invalid", "up to date"]
     assert not pdf.exists() and not pdf.with_suffix(".html").exists()
+    # nor one named by the letter's old date: its copy of the new date replaces it
+    source.write_text(two.replace("date: 2021-03-04", "date: 2021-03-05"), encoding="utf-8")
+    assert build(source, tmp_path / "build", medium="web").ok
+    assert sorted(p.name for p in (tmp_path / "build" / "web").glob("*-web-*")) == [
+        "2021-03-05-web-one.html", "2021-03-05-web-one.pdf", "2021-03-05-web-two.html", "2021-03-05-web-two.pdf"]
 
 
 SHORT_WEB = MINIMAL_LETTER + "recipients:\n  - {id: web-one, name: Bo, address: [2 Road], salutation: 'Dear Bo,'}\n"
