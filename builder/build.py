@@ -387,6 +387,8 @@ def _fingerprint(recipients_yaml: str | Path, yaml_bytes: bytes, files: list[str
         digest.update(part.encode() + b"\0")
     digest.update(hashlib.sha256(yaml_bytes).digest())
     for name in files:
+        if not Path(name).is_file():  # gone, or a named pipe (reading it would never end)
+            raise FileNotFoundError(name)
         digest.update(name.encode() + b"\0" + hashlib.sha256(Path(name).read_bytes()).digest())
     return digest.hexdigest()
 

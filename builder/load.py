@@ -108,6 +108,8 @@ def _no_collector_pauses():
 
 def _digest(path: Path) -> str | None:
     try:
+        if not path.is_file():  # none, or a named pipe, whose reading would never end (load says what it is)
+            return None
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return None

@@ -350,7 +350,7 @@ def _cover(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[s
     def key(document: str) -> str:
         return sha256_bytes(json.dumps([document, info, prepared.common_inputs, _code()]).encode())
 
-    if recorded_cover and cover.exists():
+    if recorded_cover and cover.is_file():
         pages = recorded_cover.get("pages", 0)
         if recorded_cover.get("key") == key(_cover_document(prepared, letters, duplex, notes, pages)) \
                 and current_sha256(cover, recorded_cover) == recorded_cover.get("sha256"):

@@ -84,6 +84,11 @@ def accepted_codes(prepared, manifest: Manifest, recipient_id: str,
     return out
 
 
+def missing(path: Path) -> str:
+    """What a file that is not there, or is not a file, is."""
+    return "is not a file" if path.exists() else "is missing"
+
+
 def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | None = None,
                   only: list[str] | None = None) -> list[LetterState]:
     """Every recipient of ``prepared`` (a ``build.Prepared``, or the batch as
@@ -113,8 +118,8 @@ def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | N
             state.reason = f"its last build failed: {entry['failed']}" + (
                 " (its inputs changed since)" if changed else "")
             continue
-        if not pdf.exists():
-            state.state, state.reason = CHANGED, f"{name} is missing"
+        if not pdf.is_file():  # a folder or a named pipe there (reading one would never end) is not it
+            state.state, state.reason = CHANGED, f"{name} {missing(pdf)}"
             continue
         if current_sha256(pdf, entry) != entry.get("sha256"):
             state.state, state.reason = CHANGED, f"{name} changed since it was built"
@@ -157,6 +162,8 @@ def _signed_note(layout, signed: Path, record: dict | None, made_from: str, now:
     if not signed.exists():
         return None
     name = layout.relative(signed)
+    if not signed.is_file():
+        return f"{name} is not a file: run `invoke sign`"
     if not record:
         return f"{name} {unrecorded}: run `invoke sign`"
     if record.get(made_from) != now:
@@ -202,8 +209,8 @@ def bundle_state(prepared, manifest: Manifest, letters: list[LetterState] | None
         return BundleState("never merged", "no bundle: run `invoke merge`")
     path = path or layout.root / bundle["file"]
     name = layout.relative(path)
-    if not path.exists():
-        return BundleState(CHANGED, f"{name} is missing")
+    if not path.is_file():
+        return BundleState(CHANGED, f"{name} {missing(path)}")
     if current_sha256(path, bundle) != bundle.get("sha256"):
         return BundleState(CHANGED, f"{name} changed since it was merged")
     letters = letter_states(prepared, manifest) if letters is None else letters

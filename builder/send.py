@@ -106,6 +106,8 @@ class SendLog:
         if not path.exists():
             return cls(path)
         try:
+            if not path.is_file():  # a folder, or a named pipe whose reading would never end
+                raise OSError("not a file")
             data = json.loads(path.read_text(encoding="utf-8"))
             return cls(path, {k: v for k, v in data.get("letters", {}).items() if isinstance(v, dict)})
         except (OSError, ValueError, AttributeError) as exc:

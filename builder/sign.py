@@ -395,7 +395,7 @@ def signed_copy_sha256(letter: Path, signed: Path) -> str | None:
     """The SHA-256 of ``signed`` as read and found to be the signed copy of
     ``letter`` (``is_signed_copy``), or None: what is attached later must be
     these bytes."""
-    if not (letter.exists() and signed.exists()):
+    if not (letter.is_file() and signed.is_file()):  # a named pipe would never end
         return None
     original, data = letter.read_bytes(), signed.read_bytes()
     if len(data) <= len(original) or not data.startswith(original):

@@ -519,6 +519,16 @@ def test_a_send_log_that_cannot_be_read_stops_sending(batch, smtp_server):
     status = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
                              "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert f"{out / 'sent.json'} cannot be read" in status.stdout and status.returncode == 1
+    # nor is a named pipe in its place waited on for ever
+    (out / "sent.json").unlink()
+    os.mkfifo(out / "sent.json")
+    done = subprocess.run(send_command(source, out, "--yes"), cwd=ROOT, env=smtp_env(port), capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert done.returncode == 2 and done.stderr.startswith(f"{out / 'sent.json'} cannot be read (not a file)")
+    status = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
+                             "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert f"{out / 'sent.json'} cannot be read" in status.stdout and status.returncode == 1
+    assert mailbox.messages == []
 
 
 def test_no_from_address_stops_before_anything_is_sent(tmp_path, smtp_server):

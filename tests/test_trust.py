@@ -4,6 +4,7 @@ Every test builds real letters with pdflatex and tries to break a promise."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -231,6 +232,46 @@ def test_a_hand_changed_letter_is_refused_by_merge_and_repaired_by_build(tmp_pat
     assert {o.recipient: o.status for o in report.outcomes} == {"one": "up to date", "two": "built"}
     assert pdf.read_bytes() == good  # rebuilt: the same bytes as before the edit
     assert merge(source, out).letters == 2
+
+
+def test_a_letter_replaced_by_a_fifo_or_a_folder_is_not_ready_and_nothing_hangs(tmp_path):
+    """A named pipe in a letter's place would make every task wait for ever on
+    reading it, a folder stopped status outright: each is a letter that is not
+    the file built ('not a file'), said by status and refused by merge, and a
+    build puts the letter back in the pipe's place."""
+    source, out = two_letters_merged(tmp_path)
+    one, two = out / "letters" / "one.pdf", out / "letters" / "two.pdf"
+    good = one.read_bytes()
+    one.unlink()
+    os.mkfifo(one)
+    two.rename(tmp_path / "two.pdf")
+    two.mkdir()
+    (out / "bundle.pdf").unlink()
+    os.mkfifo(out / "bundle.pdf")
+    run = functools.partial(subprocess.run, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                            timeout=60)
+    said = run([sys.executable, "-m", "invoke", "status", "-r", str(source), "-b", str(out)])
+    assert said.returncode == 1 and "Traceback" not in said.stderr, said.stdout + said.stderr
+    assert re.search(r"^  one +changed +letters/one.pdf is not a file$", said.stdout, re.M), said.stdout
+    assert re.search(r"^  two +changed +letters/two.pdf is not a file$", said.stdout, re.M), said.stdout
+    assert re.search(r"^  bundle.pdf +changed +bundle.pdf is not a file$", said.stdout, re.M), said.stdout
+    refused = run([sys.executable, "-m", "invoke", "merge", "-r", str(source), "-b", str(out)])
+    assert refused.returncode == 1 and "one: changed: letters/one.pdf is not a file" in refused.stderr, refused.stderr
+    two.rmdir()
+    assert build(source, out).ok and one.is_file() and one.read_bytes() == good
+    assert merge(source, out).letters == 2 and (out / "bundle.pdf").is_file()
+    # the batch's spreadsheet replaced by a named pipe: said, not waited on
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    (folder / "contacts.csv").write_text("name,address,salutation\nAnn Other,1 Road,Dear Ann,\n")
+    table = write_yaml(folder / "recipients.yaml", MINIMAL_LETTER + "recipients: {from: contacts.csv}\n")
+    assert build(table, folder / "build").ok
+    (folder / "contacts.csv").unlink()
+    os.mkfifo(folder / "contacts.csv")
+    for task in ("status", "build"):
+        done = run([sys.executable, "-m", "invoke", task, "-r", str(table), "-b", str(folder / "build")])
+        assert done.returncode == 2 and "field 'recipients.from': no such file: 'contacts.csv'" in done.stderr, \
+            done.stdout + done.stderr
 
 
 def test_a_letter_changed_while_merge_runs_is_not_merged(tmp_path, monkeypatch):
