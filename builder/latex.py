@@ -79,8 +79,7 @@ def breakable(value: str) -> NoEscape:
     value = _SPACE_RE.sub(" ", compose_marks(value))
     clusters: list[str] = []
     for char in value:
-        if clusters and unicodedata.category(char)[0] == "M" or char == "\u200d" or \
-                clusters and clusters[-1].endswith("\u200d"):
+        if clusters and unicodedata.category(char).startswith("M"):  # (invisible joiners: left out by load)
             clusters[-1] += char
         else:
             clusters.append(char)
