@@ -495,13 +495,15 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                     if progress:
                         progress(outcome, finished, len(stale))
         if prepared.medium == "web":  # each web copy has an HTML page beside it
-            from .html import letter_page
+            from .html import image_url, letter_page
 
+            logo_file = prepared.assets.get(prepared.asset_names.get("logo", ""))
+            logo = image_url(logo_file) if logo_file else None
             failed = {o.recipient for o in outcomes if o.status == "failed"}
             for source in todo:  # a failed one keeps the page of its last good copy
                 if source.recipient.id not in failed:
                     write_atomic(layout.pdf(source.recipient.id).with_suffix(".html"),
-                                 letter_page(loaded.batch, source.recipient).encode())
+                                 letter_page(loaded.batch, source.recipient, logo).encode())
         if prepared.medium == "print":
             manifest.batch = prepared.record()
         write_atomic(manifest.path, manifest.to_json())
