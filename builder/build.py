@@ -501,9 +501,12 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             logo = image_url(logo_file) if logo_file else None
             failed = {o.recipient for o in outcomes if o.status == "failed"}
             for source in todo:  # a failed one keeps the page of its last good copy
-                if source.recipient.id not in failed:
-                    write_atomic(layout.pdf(source.recipient.id).with_suffix(".html"),
-                                 letter_page(loaded.batch, source.recipient, logo).encode())
+                rid = source.recipient.id
+                if rid not in failed and rid in manifest.letters:
+                    page = letter_page(loaded.batch, source.recipient, logo).encode()
+                    write_atomic(layout.pdf(rid).with_suffix(".html"), page)
+                    # on the record with its PDF: a page changed since is not the page built
+                    manifest.letters[rid]["page"] = {"sha256": sha256_bytes(page)}
         if prepared.medium == "print":
             manifest.batch = prepared.record()
         write_atomic(manifest.path, manifest.to_json())

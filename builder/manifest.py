@@ -75,6 +75,8 @@ _SEEN = {"stat": [int], "sha256": str}
 _LETTER = {"recipient": str, "file": str, "pages": int, "sha256": str, "inputs": _TEXT, "log": str,
            "findings": [_FINDING], "signature": (None, [(int, float)]), "window": (None, [(int, float)]),
            "accepted": _TEXT, "failed": str, "failed_inputs": str, "seen": object,
+           # a web copy's HTML page (build --for web): its hash as written
+           "page": {"sha256": str, "seen": object},
            # its signed copy (invoke sign): the letter it was made from, and its own hash
            "signed": {"letter": str, "sha256": str, "seen": object}}
 _BUNDLE = {"file": str, "pages": int, "sha256": str, "letters": [str], "inputs": _TEXT,

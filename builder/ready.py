@@ -124,6 +124,15 @@ def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | N
         if current_sha256(pdf, entry) != entry.get("sha256"):
             state.state, state.reason = CHANGED, f"{name} changed since it was built"
             continue
+        page = entry.get("page")  # a web copy's HTML page, written with it
+        if page is not None:
+            html = pdf.with_suffix(".html")
+            if not html.is_file():
+                state.state, state.reason = CHANGED, f"{layout.relative(html)} {missing(html)}"
+                continue
+            if current_sha256(html, page) != page.get("sha256"):
+                state.state, state.reason = CHANGED, f"{layout.relative(html)} changed since it was built"
+                continue
         old = entry.get("inputs", {})
         if old.get("key") != source.key:
             changed = [INPUT_NAMES[n].format(text_from=prepared.text_from) for n in INPUT_NAMES

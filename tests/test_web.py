@@ -20,7 +20,7 @@ import yaml
 import pytest
 from pypdf import PdfReader
 
-from builder.build import build
+from builder.build import build, status
 from builder.html import letter_page
 from builder.load import load
 from conftest import MINIMAL_LETTER, ROOT, SAMPLE, UNDEFINED, pdf_text, write_yaml
@@ -712,4 +712,16 @@ def test_a_failed_web_rebuild_keeps_the_page_of_its_last_good_copy(tmp_path, inj
     assert pdf.read_bytes() == good and pdf.with_suffix(".html").read_bytes() == page
     inject_latex({})
     assert build(source, tmp_path / "build", medium="web").ok
-    assert "This is the new wording." in pdf.with_suffix(".html").read_text(encoding="utf-8")
+    page = pdf.with_suffix(".html")
+    assert "This is the new wording." in page.read_text(encoding="utf-8")
+    # the page is judged with its PDF: one changed or gone since the build is not the page built
+    good = page.read_bytes()
+    page.write_bytes(good.replace(b"new wording", b"odd wording"))  # the same size
+    (state,) = status(source, tmp_path / "build", "web")
+    assert state.line() == "web-one: changed: 2021-03-04-web-one.html changed since it was built"
+    assert [o.status for o in build(source, tmp_path / "build", medium="web").outcomes] == ["built"]
+    assert page.read_bytes() == good
+    page.unlink()
+    (state,) = status(source, tmp_path / "build", "web")
+    assert state.line() == "web-one: changed: 2021-03-04-web-one.html is missing"
+    assert build(source, tmp_path / "build", medium="web").ok and page.read_bytes() == good
