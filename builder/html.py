@@ -120,8 +120,9 @@ def _letter(batch: Batch, recipient: Recipient, language: str, ids: str) -> list
         out.append(f"<h2>{_inline(nodes, batch, notes, ids)}</h2>")
     out += [f"<p>{_inline(nodes, batch, notes, ids)}</p>" for nodes in paragraphs(batch, recipient, language)]
     out.append(f"<p>{e(closing(batch, recipient, language))}</p>")
-    name = f"<strong>{e(signatory.name)}</strong><br>" if signatory.name and signatory.show_name else ""
-    out.append(f'<p class="signatory">{name}{e(signatory.title)}</p>')
+    # as the printed block: the title in bold, the name (show_name) plain above it
+    name = f"{e(signatory.name)}<br>" if signatory.name and signatory.show_name else ""
+    out.append(f'<p class="signatory">{name}<strong>{e(signatory.title)}</strong></p>')
     for label, lines in ((words["cc"], pick(recipient.cc, letter.cc)),
                          (words["enc"], pick(recipient.enclosures, letter.enclosures))):
         if lines:

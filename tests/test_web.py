@@ -671,3 +671,13 @@ def test_web_copies_build_on_a_disk_too_small_for_a_format(tmp_path):
         assert not list((disk / "build" / "web" / "work" / "_preamble").glob("*.fmt"))
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_html_signature_block_is_the_printed_one(tmp_path):
+    """The printed block: the title in bold, the name (show_name) plain above it."""
+    source = write_yaml(tmp_path / "recipients.yaml", WEB.replace(
+        "signatory: {name: Ann Sender, title: Clerk}",
+        "signatory: {name: Ann Sender, title: Chief Clerk, show_name: true}"))
+    loaded = load(source)
+    page = letter_page(loaded.batch, loaded.batch.recipients[0])
+    assert '<p class="signatory">Ann Sender<br><strong>Chief Clerk</strong></p>' in page
