@@ -311,9 +311,10 @@ def _reply(code: int, text: bytes) -> str:
 
 
 def send(recipients_yaml: str | Path, build_dir: str | Path, settings: SmtpSettings, *,
-         yes: bool = False, resend: list[str] = (), report=print) -> list[Outcome]:
+         yes: bool = False, resend: list[str] = (), report=print, begin=None) -> list[Outcome]:
     """Mail every ready letter not yet sent (or ``resend``); without ``yes`` only
-    say what would be sent. ``report(outcome)`` is called as each is decided."""
+    say what would be sent. ``report(outcome)`` is called as each is decided;
+    ``begin(ids)`` first, with every letter's id in order (to line up columns)."""
     from .build import Layout, lock
 
     with lock(Layout.of(build_dir)) if yes else contextlib.nullcontext():  # no two sends (or a build) at once
@@ -322,6 +323,8 @@ def send(recipients_yaml: str | Path, build_dir: str | Path, settings: SmtpSetti
         if planned.deliveries and not parseaddr(sender)[1]:
             raise SendError("no From address: set letterbatch.smtp.from (INVOKE_LETTERBATCH_SMTP_FROM) "
                             "or letter.sender.email")
+        if begin is not None:
+            begin([item.recipient for item in planned.letters])
         outcomes = []
         connection = _Connection(settings)
         cannot_connect = None

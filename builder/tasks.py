@@ -590,6 +590,10 @@ def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=N
     batch = batch_paths(c, recipients, build_dir)
     width = 0
 
+    def begin(ids):  # every id is known before the first line: one column for all
+        nonlocal width
+        width = max(map(len, ids), default=0)
+
     def report(outcome):
         nonlocal width
         width = max(width, len(outcome.recipient))
@@ -597,6 +601,7 @@ def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=N
 
     try:
         if mark_sent:
+            begin(ids_of(mark_sent))
             for outcome in mark(batch.build_dir, ids_of(mark_sent)):
                 report(outcome)
             return
@@ -609,7 +614,7 @@ def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=N
         if not yes:
             print(f"dry run (nothing is sent; add --yes to send) via {settings.describe()}:")
         outcomes = send_letters(batch.recipients, batch.build_dir, settings, yes=yes,
-                                resend=ids_of(resend) or [], report=report)
+                                resend=ids_of(resend) or [], report=report, begin=begin)
     except (LoadError, TexMissing, RuntimeError, OSError, SendError) as exc:
         raise stopped(exc)
     counts: dict[str, int] = {}
