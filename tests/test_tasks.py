@@ -432,6 +432,8 @@ def test_the_package_installed_on_its_own_builds_from_any_folder(tmp_path):
     assert list(elsewhere.iterdir()) == []
     made = subprocess.run([str(command), "new", "nov"], cwd=elsewhere, capture_output=True, text=True)
     assert made.returncode == 0 and (elsewhere / "nov.yaml").exists(), made.stderr
+    # what it suggests runs here: `invoke` finds no tasks outside a checkout
+    assert "next: fill it in, then `letterbatch build merge -r nov.yaml`" in made.stdout
 
 
 def test_ci_runs_exactly_the_readmes_two_commands_on_the_system_path():
