@@ -632,6 +632,14 @@ def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], 
                 f"two columns give the same field: {seen[key]!r} and {header!r}{fix}", row, header))
         seen[key] = header
         specs.append(spec)
+    # a mapping whose header the file lacks (misspelt, or renamed in the sheet) would leave
+    # its field to the shared text without a word
+    found = {header.lower() for header in headers if header}
+    for key in columns:
+        if key.strip().lower() not in found:
+            table.problems.append(TableProblem(
+                f"columns: {key!r} names no column (its value is not used); the headers are: "
+                f"{', '.join(h for h in headers if h)}", row, warning=True))
     for field_name, kind in fields.items():
         if kind.endswith("required") and field_name != "id" and not any(s and s[0] == field_name for s in specs):
             close = difflib.get_close_matches(field_name, [h.lower() for h in unused], n=1)

@@ -192,6 +192,13 @@ recipients:
     assert (pat.id, pat.name, pat.address, pat.salutation, pat.text) == (
         "pat-kay", "Pat Kay", ["9 Way", "Ville"], "Dear Pat,", {"note": "Hi."})
     assert loaded.problems == []
+    # a mapping that names no header (misspelt) is said, not left to the shared text in silence
+    path.write_text(path.read_text().replace("Note: text.note}", "Note: text.note, Post code: address 3}"))
+    loaded = load(path)
+    assert [str(p) for p in loaded.problems] == [
+        f"{tmp_path / 'book.xlsx'}:row 1: warning: columns: 'Post code' names no column (its value is not used); "
+        "the headers are: Full name, Street, Town, Greeting, Note"]
+    assert loaded.batch.recipients[0].address == ["9 Way", "Ville"]
     path.write_text(path.read_text().replace("sheet: Second", "sheet: Third"))
     with pytest.raises(LoadError) as caught:
         load(path)
