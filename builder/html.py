@@ -15,7 +15,7 @@ import re
 
 from . import markup
 from .compose import PDF_LANG, closing, long_date, pdf_title
-from .schema import Batch, Recipient
+from .schema import LANGUAGES, Batch, Recipient
 
 _SAFE_URL = re.compile(r"(?i)^(https?://|mailto:)")
 # The words the letterhead class prints around the values, by language.
@@ -85,7 +85,7 @@ def letter_page(batch: Batch, recipient: Recipient) -> str:
         f"<address>{'<br>'.join(contact)}</address>",
         "</header>",
         "<main>",
-        f"<h1>{e(letter.title or pdf_title(recipient))}</h1>",
+        f"<h1{_lang_of_title(batch, languages[0])}>{e(letter.title or pdf_title(recipient))}</h1>",
     ]
     for number, language in enumerate(languages):
         lang = f' lang="{PDF_LANG[language]}"' if number else ""
@@ -95,6 +95,14 @@ def letter_page(batch: Batch, recipient: Recipient) -> str:
         parts += ["</section>"]
     parts += ["</main>", "</body>", "</html>", ""]
     return "\n".join(parts)
+
+
+def _lang_of_title(batch: Batch, page_language: str) -> str:
+    """A ``lang`` attribute for the page's heading when it is not in the page's
+    language: ``letter.title`` is written in the letter's language, the
+    default "Letter to ..." in English (on a Welsh page, WCAG 3.1.2)."""
+    language = LANGUAGES[batch.letter.language][0] if batch.letter.title else "en"
+    return f' lang="{PDF_LANG[language]}"' if language != page_language else ""
 
 
 def _letter(batch: Batch, recipient: Recipient, language: str, ids: str) -> list[str]:
