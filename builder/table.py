@@ -29,11 +29,12 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Excel's built-in short date (format 14) follows the computer's locale; these
-# letters are British, so it reads as a British office sees it. So do Excel's "Long Date"
+# Excel's built-in short date (format 14) and date and time (22, what typing
+# "04/03/2026 15:30" gives) follow the computer's locale; these letters are British,
+# so they read as a British office sees them, day first. So do Excel's "Long Date"
 # and "Time" (the ribbon's choices, stored as [$-F800]dddd, mmmm dd, yyyy and
 # [$-F400]h:mm:ss AM/PM: "the system's long date and time", whatever follows).
-_LOCALE_FORMATS = {"mm-dd-yy": "dd/mm/yyyy"}
+_LOCALE_FORMATS = {"mm-dd-yy": "dd/mm/yyyy", "m/d/yy h:mm": "dd/mm/yyyy hh:mm"}
 _SYSTEM_FORMATS = {"[$-F800]": "dd mmmm yyyy", "[$-F400]": "hh:mm:ss"}
 
 
