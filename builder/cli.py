@@ -13,7 +13,7 @@ program = Program(namespace=ns, version=__version__, name="letterbatch", binary=
 
 
 def main() -> None:
-    from . import tasks
+    import builder
 
-    tasks.COMMAND = "letterbatch"  # the commands its messages suggest
+    builder.COMMAND = "letterbatch"  # the commands its messages suggest
     program.run()

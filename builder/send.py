@@ -32,6 +32,7 @@ from email.policy import SMTP as SMTP_POLICY, SMTPUTF8 as SMTPUTF8_POLICY
 from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 
+from . import command
 from .files import write_atomic
 
 SECURITY = {"starttls": 587, "ssl": 465, "none": 25}
@@ -148,8 +149,9 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-UNKNOWN_HELP = ("unknown: the message may have reached the server, but the log cannot say; "
-                "check the mailbox, then `invoke send --resend {rid} --yes` or `invoke send --mark-sent {rid}`")
+def unknown_help(rid: str) -> str:
+    return ("unknown: the message may have reached the server, but the log cannot say; "
+            f"check the mailbox, then {command(f'send --resend {rid} --yes')} or {command(f'send --mark-sent {rid}')}")
 
 
 # ---- what to send -------------------------------------------------------------
@@ -212,14 +214,14 @@ def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: s
         status = "already sent" if log.pending(earlier) == "sent" else "unknown"
         return Outcome(rid, status, f"as '{earlier}' (an id no longer in {yaml_name}: renamed?) "
                                     f"on {old.get('time', '?')} to {old.get('address', '?')}; "
-                                    f"`invoke send --resend {rid} --yes` sends it to them again")
+                                    f"{command(f'send --resend {rid} --yes')} sends it to them again")
     if pending == "sent" and not resending:
         note = f"on {entry.get('time', '?')} to {entry.get('address', '?')}"
         if manifest.letters.get(rid, {}).get("sha256") not in (None, entry.get("letter_sha256")):
-            note += f"; the letter was rebuilt since: `invoke send --resend {rid} --yes` sends the new one"
+            note += f"; the letter was rebuilt since: {command(f'send --resend {rid} --yes')} sends the new one"
         return Outcome(rid, "already sent", note)
     if pending == "unknown" and not resending:
-        return Outcome(rid, "unknown", UNKNOWN_HELP.format(rid=rid))
+        return Outcome(rid, "unknown", unknown_help(rid))
     if not state.ready:
         return Outcome(rid, "not ready", state.said())  # "stale: why", as merge and sign say
     if not recipient.email:
@@ -228,7 +230,7 @@ def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: s
     if signed.exists() and not is_signed_copy(layout.pdf(rid), signed):
         # never a silent fall-back to the unsigned letter
         return Outcome(rid, "not ready", f"{signed.relative_to(layout.root)} is not the signed copy of the current "
-                                         f"letter: run `invoke sign` again (or remove it to send the letter unsigned)")
+                                         f"letter: run {command('sign')} again (or remove it to send the letter unsigned)")
     return None
 
 
@@ -413,7 +415,7 @@ def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, re
     except (OSError, smtplib.SMTPException) as exc:
         connection.drop()
         log.update(d.recipient, state="unknown", error=f"no answer after the message ({_exc_text(exc)})")
-        return Outcome(d.recipient, "unknown", UNKNOWN_HELP.format(rid=d.recipient))
+        return Outcome(d.recipient, "unknown", unknown_help(d.recipient))
     if code != 250:
         return _failed(connection, log, d, f"the server refused the message: {_reply(code, text)}", reset=True)
     log.update(d.recipient, state="sent", time=_now(), server_reply=_reply(code, text))
@@ -477,7 +479,7 @@ def mail_notes(layout, manifest) -> dict[str, tuple[str, bool]]:
             if current and current != entry.get("letter_sha256"):
                 note, act = note + " - REBUILT SINCE: the recipient has the old letter", True
         elif log.pending(rid) == "unknown":
-            note, act = "mail: " + UNKNOWN_HELP.format(rid=rid), True
+            note, act = "mail: " + unknown_help(rid), True
         else:
             note, act = f"mail failed: {entry.get('error', 'interrupted before the message was sent')}", True
         notes[rid] = (note, act)

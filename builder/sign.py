@@ -23,6 +23,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import command
 from .files import write_atomic
 
 SIGNATURE_FIELD = "Bundle"
@@ -335,7 +336,7 @@ def _bundle_to_sign(prepared, manifest, states, force: bool):
     layout, record = prepared.layout, manifest.bundle
     state = bundle_state(prepared, manifest, states)
     if not record:
-        return _NotSigned("no bundle to sign (`invoke merge` makes one)", error=False)
+        return _NotSigned(f"no bundle to sign ({command('merge')} makes one)", error=False)
     if not state.ready:
         return _NotSigned(f"bundle not signed: {state.reason}")
     bundle = layout.root / record["file"]

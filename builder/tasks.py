@@ -29,11 +29,10 @@ from pathlib import Path
 import invoke
 from invoke import Collection, Exit, Task, task
 
+from . import command
+
 # `invoke new` copies this commented batch; it builds as it stands.
 STARTER = Path(__file__).resolve().parent / "starter.yaml"
-# The command a person typed, for the commands a message suggests: `invoke` in a checkout,
-# `letterbatch` (builder/cli.py sets it) anywhere, where `invoke` finds no tasks.
-COMMAND = "invoke"
 
 def _process_started() -> float:
     """When this process started, on the perf_counter clock: summaries time the whole
@@ -289,7 +288,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     not_ready = report.not_ready
     if not_ready and not quiet:
         print(f"not ready (preflight errors): {', '.join(o.recipient for o in not_ready)}; merge refuses them "
-              f"until they are fixed, or accepted on purpose (`{COMMAND} merge --accept <id>:<code>`)", flush=True)
+              f"until they are fixed, or accepted on purpose ({command('merge --accept <id>:<code>')})", flush=True)
     return report.outcomes, not_ready
 
 
@@ -557,7 +556,7 @@ def sign(c, recipients=None, build_dir=None, p12=None, pkcs11_lib=None, token=No
     problems = [report.bundle_note] if report.bundle_refused else []
     if report.refused:
         problems.append("not signed; these letters are not ready:\n  " + "\n  ".join(report.refused)
-                        + f"\nRun `{COMMAND} build` and fix what it reports.")
+                        + f"\nRun {command('build')} and fix what it reports.")
     if report.failed:
         problems.append("could not sign:\n  " + "\n  ".join(report.failed))
     if problems:
@@ -638,8 +637,8 @@ def new(c, name):
     from .schema import SCHEMA_FILE, json_schema_text
 
     if Path(name.strip()).name in ("", ".", ".."):
-        raise Exit(f"{COMMAND} new takes a name for the batch (for example `{COMMAND} new october`), not {name!r}",
-                   code=2)
+        raise Exit(f"{command('new')} takes a name for the batch (for example {command('new october')}), "
+                   f"not {name!r}", code=2)
     target = Path(name.strip()).expanduser()
     if target.suffix not in (".yaml", ".yml"):
         target = target.with_name(target.name + ".yaml")
@@ -653,7 +652,7 @@ def new(c, name):
     if not schema.exists():  # the YAML's first line points editors at it
         write_atomic(schema, json_schema_text().encode("utf-8"))
     print(f"wrote {show(target)} (and {show(target.parent / 'images')}/ for its logo or signature)")
-    print(f"next: fill it in, then `{COMMAND} build merge -r {show(target)}`")
+    print(f"next: fill it in, then {command(f'build merge -r {show(target)}')}")
 
 
 @letter_task(help={
