@@ -465,11 +465,13 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             todo = [s for s in todo if s.recipient.id in only]
         prepared.write_assets()
         if prepared.medium == "web":  # each web copy has an HTML page beside it
-            from .html import letter_page
+            from .html import image_url, letter_page
 
+            logo = prepared.assets.get(prepared.asset_names.get("logo", ""))
+            logo = image_url(logo) if logo else None
             for source in todo:
                 write_atomic(layout.pdf(source.recipient.id).with_suffix(".html"),
-                             letter_page(loaded.batch, source.recipient).encode())
+                             letter_page(loaded.batch, source.recipient, logo).encode())
         states = {s.recipient: s for s in ready.letter_states(prepared, manifest, only=[s.recipient.id for s in todo])}
         stale = []
         for source in todo:

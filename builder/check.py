@@ -131,6 +131,9 @@ def preflight(recipient: Recipient, placed, pages: list[list[Finding]], batch: B
     return findings
 
 
+_EPSILON = 0.01  # TeX points
+
+
 def _mm(value: float) -> str:
     return f"{value * MM_PER_PT:.0f}"
 
@@ -155,8 +158,12 @@ def window(placed, expected_lines: int) -> list[Finding]:
         findings.append(Finding("address", "error", (
             f"an address line is too long and wraps: the address takes {lines} lines, not {expected_lines} "
             f"(its widest line is {_mm(m['widest'])} mm); shorten it or split it into two lines")))
-    box = (first[1], first[2] - ascent, first[1] + m["widest"], last[2] + descent)
-    if box[0] < left or box[1] < top or box[2] > right or box[3] > bottom:
+    # A line wider than the block wraps inside it: then the widest line as
+    # typed is wider than what is printed.
+    printed = m["widest"] if lines <= expected_lines else min(m["widest"], m["block"])
+    box = (first[1], first[2] - ascent, first[1] + printed, last[2] + descent)
+    inside = _EPSILON  # (positions are whole sp, lengths rounded to 1/65536 pt: equal is inside)
+    if box[0] < left - inside or box[1] < top - inside or box[2] > right + inside or box[3] > bottom + inside:
         findings.append(Finding("window", "error", (
             "the address is not inside the envelope window: it spans "
             f"{_mm(box[0])}-{_mm(box[2])} mm across and {_mm(box[1])}-{_mm(box[3])} mm down, "

@@ -69,7 +69,8 @@ class Placed:
     marks: dict[str, tuple[int, float, float]] = field(default_factory=dict)
     # the envelope window (left, top, width, height); height 0: no window
     window: tuple[float, float, float, float] | None = None
-    # baselineskip, widest address line, ascent, descent, paper height, first baseline of a page
+    # baselineskip, widest address line, ascent, descent, paper height, first baseline of a page,
+    # the address block's width
     measures: dict[str, float] = field(default_factory=dict)
 
 
@@ -467,9 +468,9 @@ def _read_aux(aux_text: str):
     # the preflight's measurements, in TeX points
     windows = {rid: tuple(float(v) for v in values) for rid, *values in re.findall(
         r"\\lb@letterwindow\{([^}]*)\}" + r"\{([\d.]+)pt\}" * 4, aux_text)}
-    measures = {rid: dict(zip(("baselineskip", "widest", "ascent", "descent", "paperheight", "firstbaseline"),
-                              (float(v) for v in values)))
-                for rid, *values in re.findall(r"\\lb@address\{([^}]*)\}" + r"\{(-?[\d.]+)pt\}" * 6, aux_text)}
+    measures = {rid: dict(zip(("baselineskip", "widest", "ascent", "descent", "paperheight", "firstbaseline",
+                               "block"), (float(v) for v in values)))
+                for rid, *values in re.findall(r"\\lb@address\{([^}]*)\}" + r"\{(-?[\d.]+)pt\}" * 7, aux_text)}
     raw: dict[str, dict] = {}
     for rid, name, page, x, y in re.findall(
             r"\\lb@pos\{([^}]*)\}\{([a-z]+)\}\{(\d+)\}\{(-?\d+)\}\{(-?\d+)\}", aux_text):

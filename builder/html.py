@@ -10,8 +10,10 @@ from the batch goes through ``html.escape``; nothing from it becomes markup.
 """
 from __future__ import annotations
 
+import base64
 import html
 import re
+from pathlib import Path
 
 from . import markup
 from .compose import PDF_LANG, closing, long_date, pdf_title
@@ -32,6 +34,7 @@ LABELS = {
 STYLE = """\
 body { font-family: sans-serif; line-height: 1.5; max-width: 42em; margin: 2em auto; padding: 0 1em;
        overflow-wrap: break-word; }
+.logo { display: block; height: 14mm; width: auto; max-width: 100%; margin-top: 1em; }
 header { display: flex; justify-content: space-between; gap: 2em; border-bottom: 1px solid #666; }
 header address { font-style: normal; text-align: right; }
 @media (max-width: 36em) { header { flex-direction: column; gap: 0; } header address { text-align: left; } }
@@ -57,9 +60,22 @@ def href(url: str) -> str:
     return e(url)
 
 
-def letter_page(batch: Batch, recipient: Recipient) -> str:
-    """The complete HTML page of the letter to ``recipient``: the letterhead,
-    then the letter in each of its languages (cy-en: Welsh, then English)."""
+# A browser shows these in an <img>; a PDF logo it does not, so the page has none.
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+
+
+def image_url(path: Path) -> str | None:
+    """A PNG or JPEG as a ``data:`` URL, so the page is one file to publish;
+    None for a PDF."""
+    kind = IMAGE_TYPES.get(path.suffix.lower())
+    return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}" if kind else None
+
+
+def letter_page(batch: Batch, recipient: Recipient, logo: str | None = None) -> str:
+    """The complete HTML page of the letter to ``recipient``: the letterhead
+    (``logo``: its image as ``image_url`` gives it, above the sender's name as
+    on paper), then the letter in each of its languages (cy-en: Welsh, then
+    English)."""
     letter, sender = batch.letter, batch.letter.sender
     languages = batch.languages_of(recipient)
     contact = [e(line) for line in sender.address]
@@ -70,6 +86,8 @@ def letter_page(batch: Batch, recipient: Recipient) -> str:
     if sender.web:
         shown = sender.web.split("://", 1)[-1].rstrip("/")
         contact.append(f'<a href="{href(sender.web)}">{e(shown)}</a>')
+    # the logo says what the name below it says: decorative, so no alternative text
+    image = f'<img class="logo" src="{logo}" alt="">' if logo else ""
     parts = [
         "<!DOCTYPE html>",
         f'<html lang="{PDF_LANG[languages[0]]}">',
@@ -81,7 +99,7 @@ def letter_page(batch: Batch, recipient: Recipient) -> str:
         "</head>",
         "<body>",
         "<header>",
-        f'<div><p class="sender-name">{e(sender.name)}</p><p>{e(sender.role)}</p></div>',
+        f'<div>{image}<p class="sender-name">{e(sender.name)}</p><p>{e(sender.role)}</p></div>',
         f"<address>{'<br>'.join(contact)}</address>",
         "</header>",
         "<main>",

@@ -317,14 +317,16 @@ HOUSE = r"""\NeedsTeXFormat{LaTeX2e}
 \ProvidesClass{house}[2026/11/23 a house letterhead]
 \LoadClassWithOptions{letterbatch}
 \setlength\lbsigspace{30mm}
+\setlength\lbwindowleft{24mm}\setlength\lbwindowtop{98mm}
 \AddToHook{shipout/foreground}{\put(0.5\paperwidth,-0.5\paperheight){\makebox[0pt]{HOUSE STYLE}}}
 """
 
 
 @pytest.fixture(scope="session")
 def house_batch(tmp_path_factory):
-    """A letterhead of one's own, serif, for a C5 envelope, without fold marks,
-    with a return address of its own: one letter, built once."""
+    """A letterhead of one's own, serif, for a C5 envelope whose window the
+    house class moves, without fold marks, with a return address of its own:
+    one letter, built once."""
     folder = tmp_path_factory.mktemp("house")
     (folder / "house.cls").write_text(HOUSE, encoding="utf-8")
     source = write_yaml(folder / "recipients.yaml", MINIMAL_LETTER.replace("  body:\n", """\
@@ -356,11 +358,15 @@ def test_a_house_letterhead_is_used_copied_and_hashed(house_batch):
     assert (out / "tex" / "house.cls").read_text() == HOUSE
     fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
     assert "LMRoman" in fonts and "LMSans" not in fonts  # font: serif
-    # C5: the address sits in the lower window the class defines, the preflight's window
+    # C5, with the window moved by the house class after loading letterbatch:
+    # the address follows the window (inset 5 mm), the preflight's window is it
     left, top, width, height = recorded_window(out, "house-one")
-    assert (round(left / MM), round(top / MM), round(width / MM), round(height / MM)) == (20, 102, 90, 45)
+    assert (round(left / MM), round(top / MM), round(width / MM), round(height / MM)) == (24, 98, 90, 45)
     name = find(found, "A Person", 1)
     assert top < name.top < top + height
+    assert abs(name.left - (left + 5 * MM)) < 0.5, name
+    [state] = status(source, out)
+    assert state.ready, state.said()  # no window finding: the address is inside it
     back = find(found, "Return to: PO Box 1 & {2}, The Long Building Name", 1)  # the batch's own
     assert back.text.endswith("AB1 2CD")  # one line, scaled down to fit the window
     assert top <= back.top and back.bottom < (name.top + name.bottom) / 2
