@@ -467,8 +467,8 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         if prepared.medium == "web":  # each web copy has an HTML page beside it
             from .html import image_url, letter_page
 
-            logo = prepared.assets.get(prepared.asset_names.get("logo", ""))
-            logo = image_url(logo) if logo else None
+            logo_file = prepared.assets.get(prepared.asset_names.get("logo", ""))
+            logo = image_url(logo_file) if logo_file else None
             for source in todo:
                 write_atomic(layout.pdf(source.recipient.id).with_suffix(".html"),
                              letter_page(loaded.batch, source.recipient, logo).encode())

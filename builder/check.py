@@ -131,7 +131,9 @@ def preflight(recipient: Recipient, placed, pages: list[list[Finding]], batch: B
     return findings
 
 
-_EPSILON = 0.01  # TeX points
+# Positions are whole sp and lengths rounded to 1/65536 pt: a line ending
+# exactly at the window's edge may come out a hair beyond it.
+_HAIR = 0.01  # TeX points
 
 
 def _mm(value: float) -> str:
@@ -162,8 +164,7 @@ def window(placed, expected_lines: int) -> list[Finding]:
     # typed is wider than what is printed.
     printed = m["widest"] if lines <= expected_lines else min(m["widest"], m["block"])
     box = (first[1], first[2] - ascent, first[1] + printed, last[2] + descent)
-    inside = _EPSILON  # (positions are whole sp, lengths rounded to 1/65536 pt: equal is inside)
-    if box[0] < left - inside or box[1] < top - inside or box[2] > right + inside or box[3] > bottom + inside:
+    if box[0] < left - _HAIR or box[1] < top - _HAIR or box[2] > right + _HAIR or box[3] > bottom + _HAIR:
         findings.append(Finding("window", "error", (
             "the address is not inside the envelope window: it spans "
             f"{_mm(box[0])}-{_mm(box[2])} mm across and {_mm(box[1])}-{_mm(box[3])} mm down, "

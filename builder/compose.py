@@ -295,7 +295,8 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
         pages = (f"{row.first_page}" if row.first_page == row.last_page
                  else f"{row.first_page}\u2013{row.last_page}")
         cover.append(NoEscape(r"\coverrow{%d}{%s}{%s}{%s}" % (
-            number, latex.text(row.recipient.name), latex.text(row.recipient.role or ""), latex.text(pages))))
+            number, latex.breakable(row.recipient.name), latex.breakable(row.recipient.role or ""),
+            latex.text(pages))))
     cover.append(NoEscape("\\end{covertable}"))
     if notes:
         cover.append(NoEscape(r"\par\medskip\textbf{%s}\par" % latex.text(

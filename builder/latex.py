@@ -45,7 +45,8 @@ _SPECIAL = {
     "]": "{]}",
 }
 _SPECIAL_RE = re.compile("|".join(re.escape(c) for c in _SPECIAL))
-_SPACE_RE = re.compile(r"\s+")
+# (not the no-break space: it stays one, as ~)
+_SPACE_RE = re.compile(r"[^\S\u00a0]+")
 # Characters outside ASCII, the Latin-1 letters and the common punctuation may
 # be drawn as a letter plus an accent (Welsh ŵ, ŷ) or from a glyph whose name
 # says nothing (¹ comes out as 1);
@@ -67,6 +68,27 @@ def text(value: str) -> NoEscape:
     escaped = _SPECIAL_RE.sub(lambda m: _SPECIAL[m.group()], value)
     escaped = _BUILT_RE.sub(lambda m: r"\lbchar{%04X}{%s}" % (ord(m.group()), m.group()), escaped)
     return NoEscape(_LIGATURE_RE.sub("{}", escaped))
+
+
+def breakable(value: str) -> NoEscape:
+    """``text`` that may also break between any two characters of a word
+    (``\\lbbreak``, a penalty far above a space's or a hyphen's): for a
+    table's narrow column, where a word wider than the column (a long name, an
+    e-mail address) would otherwise run over the next one. A character and
+    the accents on it stay together."""
+    value = _SPACE_RE.sub(" ", compose_marks(value))
+    clusters: list[str] = []
+    for char in value:
+        if clusters and unicodedata.category(char).startswith("M"):  # (invisible joiners: left out by load)
+            clusters[-1] += char
+        else:
+            clusters.append(char)
+    out = []
+    for before, cluster in zip([" "] + clusters, clusters):
+        if not before.isspace() and not cluster.isspace():
+            out.append(r"\lbbreak{}")
+        out.append(text(cluster))
+    return NoEscape("".join(out))
 
 
 # PDF metadata (title, author ...) is not typeset but expanded to a string, by

@@ -16,6 +16,7 @@ from builder import split as split_module
 from builder.build import build
 from builder.merge import merge
 from builder.sign import sign, validate
+from test_parts import find, lines
 from conftest import MINIMAL_LETTER, ROOT, pdf_text, write_yaml
 
 IDS = ["avon-and-somerset", "sussex", "london", "south-wales", "essex"]
@@ -108,16 +109,35 @@ def small_batch(tmp_path):
 def test_the_cover_table_keeps_a_long_name_and_role_in_their_columns(tmp_path):
     """Letters are never hyphenated, but the cover is a table: a long double-barrelled
     name or a role typed with hyphens wraps in its column instead of running over the
-    next one (and the page numbers) or off the page."""
+    next one (and the page numbers) or off the page; so does a word too long for its
+    column with no hyphen to break at (a long name, an e-mail address), broken only
+    there, and a no-break space keeps its two words together."""
     long_role = "Deputy-Mayor-for-Policing-and-Crime-in-London-" * 3
+    unbroken = "Wolfeschlegelsteinhausenbergerdorffvoralternwarengewissenhaft"
+    address = "clerk@averyveryverylongdomainnameforanorganisation.example.org.uk"
     source = write_yaml(tmp_path / "recipients.yaml", SMALL.replace(
+        "    name: One\n", f"    name: Maximilian {unbroken}\n    role: {address}\n"
+        "    accept: [overfull, address, window]\n").replace(
         "    name: Two\n", f"    name: Roger Hirst-Featherstonehaugh-Cholmondeley-Marjoribanks\n    role: {long_role}\n"
         "    accept: [overfull, address, window]\n"))
-    assert build(source, tmp_path / "build").ok
+    source.write_text(source.read_text(encoding="utf-8").replace("Cholmondeley-Marjoribanks",
+                                                                  "Cholmondeley-Marjoribanks\u00a0Jr"), encoding="utf-8")
+    report = build(source, tmp_path / "build")
+    assert report.ok
+    # the letter itself: its overfull line quoted as typed (once with the hyphens TeX could put in)
+    overfull = [f["message"] for o in report.outcomes for f in o.findings if f["code"] == "overfull"]
+    assert any(f"overfull line: '{unbroken}' (" in message for message in overfull), overfull
     merge(source, tmp_path / "build")
     log = (tmp_path / "build" / "work" / "cover" / "cover.log").read_text(encoding="utf-8", errors="replace")
     assert "Overfull \\hbox" not in log
-    assert "Featherstonehaugh" in pdf_text(tmp_path / "build" / "cover.pdf")
+    found = lines(tmp_path / "build" / "cover.pdf")
+    found = found[:found.index(find(found, "Preflight findings accepted"))]  # the table
+    text = "".join(line.text for line in found).replace(" ", "")
+    assert "Featherstonehaugh" in text and unbroken in text and address in text  # every character, in order
+    # broken where it had to be: the name and the e-mail address each on more than one line
+    assert not any(unbroken in line.text for line in found) and not any(address in line.text for line in found)
+    assert "Maximilian" in " ".join(line.text for line in found)
+    assert any(line.text.endswith("Marjoribanks Jr") for line in found)  # not broken at the no-break space
 
 
 def test_duplex_pads_each_document_to_start_on_a_front_side(small_batch):

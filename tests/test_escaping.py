@@ -22,6 +22,12 @@ def test_escape_keeps_every_special_out_of_tex():
     assert escaped.count("\\textbackslash{}") == 1
 
 
+def test_a_no_break_space_stays_one():
+    """Typed between two words (10\u00a0000, Mr\u00a0Smith) it keeps them on one line: TeX's ~."""
+    assert text("10\u00a0000 and Mr\u00a0Smith") == "10~000 and Mr~Smith"
+    assert text("a \n\t b") == "a b"  # any other run of white space is one space
+
+
 def test_specials_and_accents_come_out_verbatim(tmp_path: Path):
     value = " ".join(SPECIALS.split()) + " " + LETTERS
     quoted = value.replace("\\", "\\\\").replace('"', '\\"')
