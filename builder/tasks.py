@@ -34,15 +34,22 @@ from . import command
 # `invoke new` copies this commented batch; it builds as it stands.
 STARTER = Path(__file__).resolve().parent / "starter.yaml"
 
+# /proc dates a process from its fork, and a shell may hand its own process to the
+# command it runs last (`bash -c 'scripts/install && invoke build'` execs invoke): the
+# process is then as old as the shell. Python and invoke start in well under this.
+_START_UP_AT_MOST = 3.0  # seconds
+
+
 def _process_started() -> float:
     """When this process started, on the perf_counter clock: summaries time the whole
-    command, Python's own start-up included (Linux: /proc; elsewhere: from this import)."""
+    command, Python's own start-up included (Linux: /proc; elsewhere, or in a process
+    older than a start-up can be: from this import)."""
     try:
         fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
         age = float(Path("/proc/uptime").read_text().split()[0]) - int(fields[19]) / os.sysconf("SC_CLK_TCK")
-        return time.perf_counter() - max(0.0, age)
     except (OSError, ValueError, IndexError):
-        return time.perf_counter()
+        age = 0.0
+    return time.perf_counter() - (age if 0.0 <= age <= _START_UP_AT_MOST else 0.0)
 
 
 STARTED = _process_started()
