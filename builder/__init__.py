@@ -6,3 +6,13 @@ The pipeline, one module per stage: ``load`` (YAML -> validated batch),
 ``build`` runs the stages for a whole batch.
 """
 __version__ = "0.1.0"
+
+# The program a person runs, in the commands messages suggest: `invoke` in a checkout;
+# the `letterbatch` command (builder/cli.py) sets its own name, as `invoke` finds no
+# tasks outside a checkout.
+COMMAND = "invoke"
+
+
+def command(words: str) -> str:
+    """A command to suggest, quoted: ``command("merge")`` is "`invoke merge`"."""
+    return f"`{COMMAND} {words}`"

@@ -13,4 +13,7 @@ program = Program(namespace=ns, version=__version__, name="letterbatch", binary=
 
 
 def main() -> None:
+    import builder
+
+    builder.COMMAND = "letterbatch"  # the commands its messages suggest
     program.run()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import markup
 from .compose import PDF_LANG, closing, long_date, pdf_title
-from .schema import Batch, Recipient
+from .schema import LANGUAGES, Batch, Recipient
 
 _SAFE_URL = re.compile(r"(?i)^(https?://|mailto:)")
 # The words the letterhead class prints around the values, by language.
@@ -103,7 +103,7 @@ def letter_page(batch: Batch, recipient: Recipient, logo: str | None = None) -> 
         f"<address>{'<br>'.join(contact)}</address>",
         "</header>",
         "<main>",
-        f"<h1>{e(letter.title or pdf_title(recipient))}</h1>",
+        f"<h1{_lang_of_title(batch, languages[0])}>{e(letter.title or pdf_title(recipient))}</h1>",
     ]
     for number, language in enumerate(languages):
         lang = f' lang="{PDF_LANG[language]}"' if number else ""
@@ -113,6 +113,14 @@ def letter_page(batch: Batch, recipient: Recipient, logo: str | None = None) -> 
         parts += ["</section>"]
     parts += ["</main>", "</body>", "</html>", ""]
     return "\n".join(parts)
+
+
+def _lang_of_title(batch: Batch, page_language: str) -> str:
+    """A ``lang`` attribute for the page's heading when it is not in the page's
+    language: ``letter.title`` is written in the letter's language, the
+    default "Letter to ..." in English (on a Welsh page, WCAG 3.1.2)."""
+    language = LANGUAGES[batch.letter.language][0] if batch.letter.title else "en"
+    return f' lang="{PDF_LANG[language]}"' if language != page_language else ""
 
 
 def _letter(batch: Batch, recipient: Recipient, language: str, ids: str) -> list[str]:
@@ -138,8 +146,9 @@ def _letter(batch: Batch, recipient: Recipient, language: str, ids: str) -> list
         out.append(f"<h2>{_inline(nodes, batch, notes, ids)}</h2>")
     out += [f"<p>{_inline(nodes, batch, notes, ids)}</p>" for nodes in paragraphs(batch, recipient, language)]
     out.append(f"<p>{e(closing(batch, recipient, language))}</p>")
-    name = f"<strong>{e(signatory.name)}</strong><br>" if signatory.name and signatory.show_name else ""
-    out.append(f'<p class="signatory">{name}{e(signatory.title)}</p>')
+    # as the printed block: the title in bold, the name (show_name) plain above it
+    name = f"{e(signatory.name)}<br>" if signatory.name and signatory.show_name else ""
+    out.append(f'<p class="signatory">{name}<strong>{e(signatory.title)}</strong></p>')
     for label, lines in ((words["cc"], pick(recipient.cc, letter.cc)),
                          (words["enc"], pick(recipient.enclosures, letter.enclosures))):
         if lines:

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import command
 from .build import Layout, Prepared, lock, prepare, recorded
 from .files import write_atomic
 from .manifest import Manifest, current_sha256, sha256_bytes
@@ -142,7 +143,7 @@ def _unchanged_since_judged(layout, manifest: Manifest, letters: list[_Part]) ->
     moved = [layout.relative(p.pdf) for p in letters if changed(p)]
     if moved:
         raise MergeRefused(f"not merging: {', '.join(moved)} changed since it was judged ready; "
-                           "run `invoke build`, then merge again")
+                           f"run {command('build')}, then merge again")
 
 
 def _refuse_to_overwrite(out: Path | None, recipients_yaml: Path, build_dir: Path) -> None:
@@ -292,8 +293,8 @@ def _ready_letters(prepared, manifest: Manifest, accept: dict[str, list[str]]
     problems = [state.line() for state in states if not state.ready]
     if problems:
         raise MergeRefused("not merging; these letters are not ready:\n  " + "\n  ".join(problems)
-                           + "\nRun `invoke build` and fix what it reports (or accept a preflight finding "
-                             "on purpose: `invoke merge --accept <id>:<code>`).")
+                           + f"\nRun {command('build')} and fix what it reports (or accept a preflight finding "
+                             f"on purpose: {command('merge --accept <id>:<code>')}).")
     parts, accepted = [], {}
     for source, state in zip(prepared.sources, [s for s in states if s.state != ready.INVALID]):
         rid = source.recipient.id

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import command
 from .manifest import Manifest, current_sha256
 
 # The states, and what each means (the reason adds the particulars).
@@ -172,16 +173,16 @@ def _signed_note(layout, signed: Path, record: dict | None, made_from: str, now:
         return None
     name = layout.relative(signed)
     if not signed.is_file():
-        return f"{name} is not a file: run `invoke sign`"
+        return f"{name} is not a file: run {command('sign')}"
     if not record:
-        return f"{name} {unrecorded}: run `invoke sign`"
+        return f"{name} {unrecorded}: run {command('sign')}"
     if record.get(made_from) != now:
-        return f"{name} is the signed copy of an older {made_from}: run `invoke sign`"
+        return f"{name} is the signed copy of an older {made_from}: run {command('sign')}"
     try:
         if current_sha256(signed, record) != record.get("sha256"):
-            return f"{name} changed since it was signed: run `invoke sign`"
+            return f"{name} changed since it was signed: run {command('sign')}"
     except OSError:
-        return f"{name} cannot be read: run `invoke sign`"
+        return f"{name} cannot be read: run {command('sign')}"
     return None
 
 
@@ -194,7 +195,7 @@ def stray_bundle_note(layout, manifest: Manifest) -> str | None:
                                       and recorded_file.resolve() == layout.bundle.resolve()):
         return None
     wrote = f"merge last wrote {layout.relative(recorded_file)}" if recorded_file else "no merge on record"
-    return (f"{layout.relative(layout.bundle)} is not on the record ({wrote}): run `invoke merge` "
+    return (f"{layout.relative(layout.bundle)} is not on the record ({wrote}): run {command('merge')} "
             "to write it again, or delete it")
 
 
@@ -215,7 +216,7 @@ def bundle_state(prepared, manifest: Manifest, letters: list[LetterState] | None
     layout = prepared.layout
     bundle = manifest.bundle
     if not bundle:
-        return BundleState("never merged", "no bundle: run `invoke merge`")
+        return BundleState("never merged", f"no bundle: run {command('merge')}")
     path = path or layout.root / bundle["file"]
     name = layout.relative(path)
     if not path.is_file():
@@ -234,10 +235,10 @@ def bundle_state(prepared, manifest: Manifest, letters: list[LetterState] | None
             + ([f"the batch has letters not in it and not ready: {', '.join(outside)}"] if outside else [])))
     wanted = [s.recipient for s in letters]
     if bundle.get("letters") != wanted:
-        return BundleState(STALE, "its letters are not the batch's letters now: run `invoke merge`")
+        return BundleState(STALE, f"its letters are not the batch's letters now: run {command('merge')}")
     held = bundle.get("inputs", {})
     older = [rid for rid in wanted if held.get(rid) != manifest.letters[rid].get("sha256")]
     if older:
         return BundleState(STALE, "older than its letters (rebuilt since the merge): "
-                           + ", ".join(older) + "; run `invoke merge`")
+                           + ", ".join(older) + f"; run {command('merge')}")
     return BundleState(READY)

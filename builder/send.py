@@ -32,6 +32,7 @@ from email.policy import SMTP as SMTP_POLICY, SMTPUTF8 as SMTPUTF8_POLICY
 from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 
+from . import command
 from .files import write_atomic
 
 SECURITY = {"starttls": 587, "ssl": 465, "none": 25}
@@ -151,8 +152,9 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-UNKNOWN_HELP = ("unknown: the message may have reached the server, but the log cannot say; "
-                "check the mailbox, then `invoke send --resend {rid} --yes` or `invoke send --mark-sent {rid}`")
+def unknown_help(rid: str) -> str:
+    return ("unknown: the message may have reached the server, but the log cannot say; "
+            f"check the mailbox, then {command(f'send --resend {rid} --yes')} or {command(f'send --mark-sent {rid}')}")
 
 
 # ---- what to send -------------------------------------------------------------
@@ -223,14 +225,14 @@ def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: s
                else f"an id no longer in {yaml_name}: renamed?")
         return Outcome(rid, status, f"as '{earlier}' ({why}) "
                                     f"on {old.get('time', '?')} to {old.get('address', '?')}; "
-                                    f"`invoke send --resend {rid} --yes` sends it to them again")
+                                    f"{command(f'send --resend {rid} --yes')} sends it to them again")
     if pending == "sent" and not resending:
         note = f"on {entry.get('time', '?')} to {entry.get('address', '?')}"
         if manifest.letters.get(rid, {}).get("sha256") not in (None, entry.get("letter_sha256")):
-            note += f"; the letter was rebuilt since: `invoke send --resend {rid} --yes` sends the new one"
+            note += f"; the letter was rebuilt since: {command(f'send --resend {rid} --yes')} sends the new one"
         return Outcome(rid, "already sent", note)
     if pending == "unknown" and not resending:
-        return Outcome(rid, "unknown", UNKNOWN_HELP.format(rid=rid))
+        return Outcome(rid, "unknown", unknown_help(rid))
     if not state.ready:
         return Outcome(rid, "not ready", state.said())  # "stale: why", as merge and sign say
     if not recipient.email:
@@ -251,7 +253,7 @@ def _attachment(rid: str, layout, manifest) -> tuple[Path, str] | Outcome:
     if digest is None:
         # never a silent fall-back to the unsigned letter
         return Outcome(rid, "not ready", f"{signed.relative_to(layout.root)} is not the signed copy of the current "
-                                         f"letter: run `invoke sign` again (or remove it to send the letter unsigned)")
+                                         f"letter: run {command('sign')} again (or remove it to send the letter unsigned)")
     return signed, digest
 
 
@@ -333,9 +335,10 @@ def _reply(code: int, text: bytes) -> str:
 
 
 def send(recipients_yaml: str | Path, build_dir: str | Path, settings: SmtpSettings, *,
-         yes: bool = False, resend: list[str] = (), report=print) -> list[Outcome]:
+         yes: bool = False, resend: list[str] = (), report=print, begin=None) -> list[Outcome]:
     """Mail every ready letter not yet sent (or ``resend``); without ``yes`` only
-    say what would be sent. ``report(outcome)`` is called as each is decided."""
+    say what would be sent. ``report(outcome)`` is called as each is decided;
+    ``begin(ids)`` first, with every letter's id in order (to line up columns)."""
     from .build import Layout, lock
 
     with lock(Layout.of(build_dir)) if yes else contextlib.nullcontext():  # no two sends (or a build) at once
@@ -344,6 +347,8 @@ def send(recipients_yaml: str | Path, build_dir: str | Path, settings: SmtpSetti
         if planned.deliveries and not parseaddr(sender)[1]:
             raise SendError("no From address: set letterbatch.smtp.from (INVOKE_LETTERBATCH_SMTP_FROM) "
                             "or letter.sender.email")
+        if begin is not None:
+            begin([item.recipient for item in planned.letters])
         outcomes = []
         connection = _Connection(settings)
         cannot_connect = None
@@ -435,7 +440,7 @@ def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, re
     except (OSError, smtplib.SMTPException) as exc:
         connection.drop()
         log.update(d.recipient, state="unknown", error=f"no answer after the message ({_exc_text(exc)})")
-        return Outcome(d.recipient, "unknown", UNKNOWN_HELP.format(rid=d.recipient))
+        return Outcome(d.recipient, "unknown", unknown_help(d.recipient))
     if code != 250:
         return _failed(connection, log, d, f"the server refused the message: {_reply(code, text)}", reset=True)
     log.update(d.recipient, state="sent", time=_now(), server_reply=_reply(code, text))
@@ -499,7 +504,7 @@ def mail_notes(layout, manifest) -> dict[str, tuple[str, bool]]:
             if current and current != entry.get("letter_sha256"):
                 note, act = note + " - REBUILT SINCE: the recipient has the old letter", True
         elif log.pending(rid) == "unknown":
-            note, act = "mail: " + UNKNOWN_HELP.format(rid=rid), True
+            note, act = "mail: " + unknown_help(rid), True
         else:
             note, act = f"mail failed: {entry.get('error', 'interrupted before the message was sent')}", True
         notes[rid] = (note, act)

@@ -24,6 +24,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import command
 from .files import write_atomic
 
 SIGNATURE_FIELD = "Bundle"
@@ -145,10 +146,14 @@ _APPEARANCE_CHARACTERS = [*range(0x20, 0x7F), *range(0xA0, 0x180), 0x2013, 0x201
                           0x201C, 0x201D, 0x2026, 0x20AC]
 
 
+# The letters' typefaces (``letter.font``) as OpenType files in TeX Live
+TYPEFACES = {"sans": "lmsans10-regular.otf", "serif": "lmroman10-regular.otf"}
+
+
 @contextlib.contextmanager
-def appearance(signer_name: str = ""):
+def appearance(signer_name: str = "", font: str = "sans"):
     """The visible signature's style: "Digitally signed by <name>" and the date,
-    in the letters' own typeface (Latin Modern Sans, from TeX Live), embedded;
+    in the letters' own typeface (``font``: Latin Modern Sans or Roman, from TeX Live), embedded;
     and the characters of the signer's name that typeface cannot show.
     The font is cut down once to the characters above and those of the
     signer's name (it comes from the certificate, not the batch, so nothing
@@ -163,10 +168,10 @@ def appearance(signer_name: str = ""):
     logging.getLogger("pyhanko.pdf_utils.font.opentype").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="letterbatch-sign-") as folder:
         text_style = {"font_size": 9}
-        font, lacking = _letter_font(Path(folder), signer_name)
-        if font:
+        cut, lacking = _letter_font(Path(folder), signer_name, TYPEFACES[font])
+        if cut:
             from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
-            text_style["font"] = GlyphAccumulatorFactory(str(font))
+            text_style["font"] = GlyphAccumulatorFactory(str(cut))
         yield lacking, TextStampStyle(
             stamp_text="Digitally signed by %(signer)s\n%(ts)s",
             timestamp_format="%d %B %Y, %H:%M %Z",
@@ -176,10 +181,11 @@ def appearance(signer_name: str = ""):
             border_width=0, background=None)
 
 
-def _letter_font(folder: Path, signer_name: str = "") -> tuple[Path | None, str]:
+def _letter_font(folder: Path, signer_name: str = "",
+                 typeface: str = TYPEFACES["sans"]) -> tuple[Path | None, str]:
     """The signature's font, cut down, and the characters of ``signer_name`` it lacks."""
     kpsewhich = shutil.which("kpsewhich")
-    found = subprocess.run([kpsewhich, "lmsans10-regular.otf"], capture_output=True, text=True) if kpsewhich else None
+    found = subprocess.run([kpsewhich, typeface], capture_output=True, text=True) if kpsewhich else None
     if not found or not found.stdout.strip():
         return None, ""  # pyHanko's default font (Courier, not embedded)
     from fontTools import subset
@@ -265,7 +271,8 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
             if not todo:
                 _record_signed(layout, manifest, report.current, bundle_parts.current)
                 return report
-        with open_signer(key) as signer, appearance(signer.subject_name or "") as (lacking, style):
+        with open_signer(key) as signer, appearance(signer.subject_name or "",
+                                                 prepared.loaded.batch.letter.font) as (lacking, style):
             if lacking and todo:  # a pyHanko TrueType font (DejaVu) is drawn misplaced: no fall-back font
                 report.notes.append(f"the letters' typeface has no {', '.join(repr(c) for c in lacking)} of the "
                                     f"signer's name {signer.subject_name!r}: the visible signature shows a blank "
@@ -349,7 +356,7 @@ def _bundle_to_sign(prepared, manifest, states, force: bool):
     layout, record = prepared.layout, manifest.bundle
     state = bundle_state(prepared, manifest, states)
     if not record:
-        return _NotSigned("no bundle to sign (`invoke merge` makes one)", error=False)
+        return _NotSigned(f"no bundle to sign ({command('merge')} makes one)", error=False)
     if not state.ready:
         return _NotSigned(f"bundle not signed: {state.reason}")
     bundle = layout.root / record["file"]

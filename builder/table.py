@@ -29,11 +29,12 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Excel's built-in short date (format 14) follows the computer's locale; these
-# letters are British, so it reads as a British office sees it. So do Excel's "Long Date"
+# Excel's built-in short date (format 14) and date and time (22, what typing
+# "04/03/2026 15:30" gives) follow the computer's locale; these letters are British,
+# so they read as a British office sees them, day first. So do Excel's "Long Date"
 # and "Time" (the ribbon's choices, stored as [$-F800]dddd, mmmm dd, yyyy and
 # [$-F400]h:mm:ss AM/PM: "the system's long date and time", whatever follows).
-_LOCALE_FORMATS = {"mm-dd-yy": "dd/mm/yyyy"}
+_LOCALE_FORMATS = {"mm-dd-yy": "dd/mm/yyyy", "m/d/yy h:mm": "dd/mm/yyyy hh:mm"}
 _SYSTEM_FORMATS = {"[$-F800]": "dd mmmm yyyy", "[$-F400]": "hh:mm:ss"}
 
 
@@ -632,6 +633,14 @@ def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], 
                 f"two columns give the same field: {seen[key]!r} and {header!r}{fix}", row, header))
         seen[key] = header
         specs.append(spec)
+    # a mapping whose header the file lacks (misspelt, or renamed in the sheet) would leave
+    # its field to the shared text without a word
+    found = {header.lower() for header in headers if header}
+    for key in columns:
+        if key.strip().lower() not in found:
+            table.problems.append(TableProblem(
+                f"columns: {key!r} names no column (its value is not used); the headers are: "
+                f"{', '.join(h for h in headers if h)}", row, warning=True))
     for field_name, kind in fields.items():
         if kind.endswith("required") and field_name != "id" and not any(s and s[0] == field_name for s in specs):
             close = difflib.get_close_matches(field_name, [h.lower() for h in unused], n=1)

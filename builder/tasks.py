@@ -29,18 +29,27 @@ from pathlib import Path
 import invoke
 from invoke import Collection, Exit, Task, task
 
+from . import command
+
 # `invoke new` copies this commented batch; it builds as it stands.
 STARTER = Path(__file__).resolve().parent / "starter.yaml"
 
+# /proc dates a process from its fork, and a shell may hand its own process to the
+# command it runs last (`bash -c 'scripts/install && invoke build'` execs invoke): the
+# process is then as old as the shell. Python and invoke start in well under this.
+_START_UP_AT_MOST = 3.0  # seconds
+
+
 def _process_started() -> float:
     """When this process started, on the perf_counter clock: summaries time the whole
-    command, Python's own start-up included (Linux: /proc; elsewhere: from this import)."""
+    command, Python's own start-up included (Linux: /proc; elsewhere, or in a process
+    older than a start-up can be: from this import)."""
     try:
         fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
         age = float(Path("/proc/uptime").read_text().split()[0]) - int(fields[19]) / os.sysconf("SC_CLK_TCK")
-        return time.perf_counter() - max(0.0, age)
     except (OSError, ValueError, IndexError):
-        return time.perf_counter()
+        age = 0.0
+    return time.perf_counter() - (age if 0.0 <= age <= _START_UP_AT_MOST else 0.0)
 
 
 STARTED = _process_started()
@@ -286,7 +295,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     not_ready = report.not_ready
     if not_ready and not quiet:
         print(f"not ready (preflight errors): {', '.join(o.recipient for o in not_ready)}; merge refuses them "
-              "until they are fixed, or accepted on purpose (`invoke merge --accept <id>:<code>`)", flush=True)
+              f"until they are fixed, or accepted on purpose ({command('merge --accept <id>:<code>')})", flush=True)
     return report.outcomes, not_ready
 
 
@@ -554,7 +563,7 @@ def sign(c, recipients=None, build_dir=None, p12=None, pkcs11_lib=None, token=No
     problems = [report.bundle_note] if report.bundle_refused else []
     if report.refused:
         problems.append("not signed; these letters are not ready:\n  " + "\n  ".join(report.refused)
-                        + "\nRun `invoke build` and fix what it reports.")
+                        + f"\nRun {command('build')} and fix what it reports.")
     if report.failed:
         problems.append("could not sign:\n  " + "\n  ".join(report.failed))
     if problems:
@@ -590,6 +599,10 @@ def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=N
     batch = batch_paths(c, recipients, build_dir)
     width = 0
 
+    def begin(ids):  # every id is known before the first line: one column for all
+        nonlocal width
+        width = max(map(len, ids), default=0)
+
     def report(outcome):
         nonlocal width
         width = max(width, len(outcome.recipient))
@@ -597,6 +610,7 @@ def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=N
 
     try:
         if mark_sent:
+            begin(ids_of(mark_sent))
             for outcome in mark(batch.build_dir, ids_of(mark_sent)):
                 report(outcome)
             return
@@ -609,7 +623,7 @@ def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=N
         if not yes:
             print(f"dry run (nothing is sent; add --yes to send) via {settings.describe()}:")
         outcomes = send_letters(batch.recipients, batch.build_dir, settings, yes=yes,
-                                resend=ids_of(resend) or [], report=report)
+                                resend=ids_of(resend) or [], report=report, begin=begin)
     except (LoadError, TexMissing, RuntimeError, OSError, SendError) as exc:
         raise stopped(exc)
     counts: dict[str, int] = {}
@@ -630,7 +644,8 @@ def new(c, name):
     from .schema import SCHEMA_FILE, json_schema_text
 
     if Path(name.strip()).name in ("", ".", ".."):
-        raise Exit(f"invoke new takes a name for the batch (for example `invoke new october`), not {name!r}", code=2)
+        raise Exit(f"{command('new')} takes a name for the batch (for example {command('new october')}), "
+                   f"not {name!r}", code=2)
     target = Path(name.strip()).expanduser()
     if target.suffix not in (".yaml", ".yml"):
         target = target.with_name(target.name + ".yaml")
@@ -644,7 +659,7 @@ def new(c, name):
     if not schema.exists():  # the YAML's first line points editors at it
         write_atomic(schema, json_schema_text().encode("utf-8"))
     print(f"wrote {show(target)} (and {show(target.parent / 'images')}/ for its logo or signature)")
-    print(f"next: fill it in, then `invoke build merge -r {show(target)}`")
+    print(f"next: fill it in, then {command(f'build merge -r {show(target)}')}")
 
 
 @letter_task(help={

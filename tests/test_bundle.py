@@ -224,16 +224,44 @@ def tiny_png(path: Path, width=120, height=40) -> Path:
     return path
 
 
+def image_boxes(page) -> list[tuple[float, float, float, float]]:
+    """Where ``page`` (pikepdf) draws its images: left, bottom, right, top in PDF points."""
+    import pikepdf
+
+    ctm, boxes = [pikepdf.Matrix()], []
+    for operands, operator in pikepdf.parse_content_stream(page):
+        if str(operator) == "q":
+            ctm.append(ctm[-1])
+        elif str(operator) == "Q" and len(ctm) > 1:
+            ctm.pop()
+        elif str(operator) == "cm":
+            ctm[-1] = pikepdf.Matrix(*map(float, operands)) @ ctm[-1]
+        elif str(operator) == "Do" and page.Resources.XObject[operands[0]].Subtype == "/Image":
+            m = ctm[-1]
+            boxes.append((m.e, m.f, m.e + m.a, m.f + m.d))
+    return boxes
+
+
 def test_signature_image_in_every_letter(tmp_path):
+    import pikepdf
+
     tiny_png(tmp_path / "signature.png")
     source = write_yaml(tmp_path / "recipients.yaml", SMALL.replace(
         "title: Clerk}", "title: Clerk, image: signature.png}"))
     assert build(source, tmp_path / "build").ok
+    manifest = json.loads((tmp_path / "build" / "manifest.json").read_text())
     for rid in ("one", "two"):
         page = PdfReader(tmp_path / "build" / "letters" / f"{rid}.pdf").pages[-1]
         images = [x for x in page["/Resources"].get("/XObject", {}).values()
                   if x.get_object()["/Subtype"] == "/Image"]
         assert len(images) == 1
+        # the space a digital signature is drawn in lies beside the image, not over it,
+        # and inside the text width (the letterhead's rule spans it)
+        with pikepdf.open(tmp_path / "build" / "letters" / f"{rid}.pdf") as pdf:
+            [(left, bottom, right, top)] = image_boxes(pdf.pages[-1])
+        _, x, sig_bottom, sig_top, width = manifest["letters"][rid]["signature"]
+        assert right < x and x + width <= 595.28 - left  # the margins are equal
+        assert sig_bottom < top and bottom < sig_top  # beside it: the same height on the page
 
 
 def test_signature_image_outside_the_project_is_refused(tmp_path):

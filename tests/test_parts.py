@@ -383,6 +383,24 @@ def test_a_house_letterhead_is_used_copied_and_hashed(house_batch):
         (source.parent / "house.cls").write_text(HOUSE, encoding="utf-8")
 
 
+
+def test_a_serif_batch_is_signed_in_its_own_typeface(house_batch, tmp_path):
+    """The visible signature is in the letters' typeface: Roman for `font: serif`."""
+    from builder.sign import Key, sign_batch
+    from conftest import copy_batch
+    from test_bundle import make_certificates
+
+    source, out = copy_batch(house_batch, tmp_path / "batch")
+    p12, _ = make_certificates(tmp_path)
+    report = sign_batch(source, out, Key(p12=p12, password=b"secret"))
+    assert report.signed == [Layout.of(out).signed_pdf("house-one")]
+    fonts = subprocess.run(["pdffonts", str(report.signed[0])], capture_output=True, text=True, check=True).stdout
+    names = [line.split()[0] for line in fonts.splitlines()[2:]]
+    assert len(names) > len(subprocess.run(["pdffonts", str(Layout.of(out).pdf("house-one"))], capture_output=True,
+                                           text=True, check=True).stdout.splitlines()[2:])  # the signature's own
+    assert all("LMRoman" in name for name in names) and "LMSans" not in fonts, fonts
+
+
 def dark_rows_at_left_edge(pdf: Path) -> list[float]:
     """Where (mm from the top) page 1 has ink in its leftmost 10 mm: rendered
     by poppler (pdftoppm, 100 dpi, grey)."""

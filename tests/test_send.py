@@ -146,11 +146,18 @@ def batch(mail_batch, tmp_path):
 def test_a_dry_run_says_who_would_get_what_and_sends_nothing(batch, smtp_server):
     source, out = batch
     mailbox, port = smtp_server
+    # the longest id last: the lines printed before it line up with it all the same
+    head, rest = source.read_text().split("  - id: sussex\n", 1)
+    head, avon = head.split("  - id: avon-and-somerset\n", 1)
+    source.write_text(f"{head}  - id: sussex\n{rest.rstrip()}\n\n  - id: avon-and-somerset\n{avon}")
     dry = run_send(source, out, port)
     assert dry.returncode == 0, dry.stderr
     assert f"dry run (nothing is sent; add --yes to send) via 127.0.0.1:{port} (none):" in dry.stdout
     for rid in IDS:
         assert f"{rid}.pdf (not signed) to {address(rid)}: 'Violence Reduction Units and modern slavery'" in dry.stdout
+    lines = [line for line in dry.stdout.splitlines() if line.startswith("  ")]
+    assert lines[-1].startswith("  avon-and-somerset  would send")
+    assert {line.index("would send") for line in lines} == {len("  avon-and-somerset  ")}
     assert "5 would send" in dry.stdout
     assert mailbox.messages == [] and not (out / "sent.json").exists()
 

@@ -192,6 +192,13 @@ recipients:
     assert (pat.id, pat.name, pat.address, pat.salutation, pat.text) == (
         "pat-kay", "Pat Kay", ["9 Way", "Ville"], "Dear Pat,", {"note": "Hi."})
     assert loaded.problems == []
+    # a mapping that names no header (misspelt) is said, not left to the shared text in silence
+    path.write_text(path.read_text().replace("Note: text.note}", "Note: text.note, Post code: address 3}"))
+    loaded = load(path)
+    assert [str(p) for p in loaded.problems] == [
+        f"{tmp_path / 'book.xlsx'}:row 1: warning: columns: 'Post code' names no column (its value is not used); "
+        "the headers are: Full name, Street, Town, Greeting, Note"]
+    assert loaded.batch.recipients[0].address == ["9 Way", "Ville"]
     path.write_text(path.read_text().replace("sheet: Second", "sheet: Third"))
     with pytest.raises(LoadError) as caught:
         load(path)
@@ -250,11 +257,14 @@ def test_numbers_and_dates_as_excel_shows_them(tmp_path):
              (44, "General"), (dt.datetime(2021, 3, 14), "yyyy-mm-dd"), (True, "General"),
              # Excel's ribbon "Long Date" and "Time": the system's, so British here
              (dt.datetime(2021, 3, 4), "[$-F800]dddd\\,\\ mmmm\\ dd\\,\\ yyyy"),
-             (dt.datetime(2021, 3, 4, 15, 30), "[$-F400]h:mm:ss\\ AM/PM")]
-    write_xlsx(tmp_path / "c.xlsx", headers=["name", "salutation", "text.note"] + [f"address {i}" for i in range(1, 9)],
+             (dt.datetime(2021, 3, 4, 15, 30), "[$-F400]h:mm:ss\\ AM/PM"),
+             # built-in 22, the computer's short date and a time: day first here, as in Excel in the UK
+             (dt.datetime(2021, 3, 4, 15, 30), "m/d/yy h:mm")]
+    write_xlsx(tmp_path / "c.xlsx", headers=["name", "salutation", "text.note"] + [f"address {i}" for i in range(1, 10)],
                rows=[[("A", None), ("Dear A,", None), ("x", None)] + cells])
     (a,) = load(batch(tmp_path, "c.xlsx")).batch.recipients
-    assert a.address == ["14/03/2021", "0.3", "1,234,567.89", "44", "2021-03-14", "TRUE", "04 March 2021", "15:30:00"]
+    assert a.address == ["14/03/2021", "0.3", "1,234,567.89", "44", "2021-03-14", "TRUE", "04 March 2021", "15:30:00",
+                         "04/03/2021 15:30"]
 
 
 def test_invisible_characters_in_cells_are_named_and_left_out(tmp_path):
@@ -396,7 +406,8 @@ def as_openpyxl_reads(path):
         for cell in row:
             value = getattr(cell, "value", None)
             if value is not None and not isinstance(value, str):
-                style = {"mm-dd-yy": "dd/mm/yyyy"}.get(cell.number_format, cell.number_format)
+                style = {"mm-dd-yy": "dd/mm/yyyy", "m/d/yy h:mm": "dd/mm/yyyy hh:mm"}.get(cell.number_format,
+                                                                                       cell.number_format)
                 value = str(format_value(value, style, date1904=date1904))
             values.append(value)
         rows[number] = values

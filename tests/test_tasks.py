@@ -142,7 +142,7 @@ def test_one_meaning_per_short_flag_across_tasks():
     (("watch", "--interval", "soon"), "--interval takes seconds"),
     (("bench", "--letters", "many"), "--letters takes a whole number"),
     (("build", "--only", "nobody"), "nothing was built: no valid recipient with id: nobody"),
-    (("new", ".."), "invoke new takes a name"),
+    (("new", ".."), "`invoke new` takes a name"),
     (("merge", "--accept", "alpha"), "--accept 'alpha': write id:code"),
     (("merge", "--accept", "alpha:window,beta:nonsense"), "--accept 'beta:nonsense': write id:code"),
 ])
@@ -203,6 +203,13 @@ def test_build_prints_one_summary_and_only_the_letters_that_need_attention(proje
     again = invoke("build", "--verbose", cwd=project)
     assert re.search(r"^3 letters: 0 built, 2 up to date, 1 failed", again.stdout, re.M), again.stdout
     assert re.search(r"alpha\s+up to date", again.stdout) and re.search(r"beta\s+up to date", again.stdout)
+    # the time is the command's own, not that of a shell which ran something else first and
+    # then handed its process over (`bash -c 'scripts/install && invoke build'` execs invoke)
+    shell = subprocess.run(["bash", "-c", f"sleep 4; exec {sys.executable} -m invoke build"], cwd=project,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=300)
+    took = float(re.search(r"^3 letters: .* \(([\d.]+) s\) ->", shell.stdout, re.M).group(1))
+    assert took < 4, shell.stdout
     write_yaml(project / "recipients.yaml", TWO)
     rebuilt = invoke("build", "-v", "-f", cwd=project)
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
@@ -432,6 +439,23 @@ def test_the_package_installed_on_its_own_builds_from_any_folder(tmp_path):
     assert list(elsewhere.iterdir()) == []
     made = subprocess.run([str(command), "new", "nov"], cwd=elsewhere, capture_output=True, text=True)
     assert made.returncode == 0 and (elsewhere / "nov.yaml").exists(), made.stderr
+    # what it suggests runs here: `invoke` finds no tasks outside a checkout
+    assert "next: fill it in, then `letterbatch build merge -r nov.yaml`" in made.stdout
+
+
+
+def test_the_letterbatch_command_suggests_letterbatch_commands(tmp_path):
+    """Outside a checkout `invoke` finds no tasks: what `letterbatch` tells a person
+    to run next is a `letterbatch` command (the builder's messages as the task's)."""
+    write_yaml(tmp_path / "two.yaml", TWO)
+    letterbatch = [sys.executable, "-c", "from builder.cli import main; main()"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    made = subprocess.run([*letterbatch, "new", "nov"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert "next: fill it in, then `letterbatch build merge -r nov.yaml`" in made.stdout, made.stderr
+    status = subprocess.run([*letterbatch, "status", "-r", "two.yaml"], cwd=tmp_path, capture_output=True,
+                            text=True, env=env)
+    assert "no bundle: run `letterbatch merge`" in status.stdout, status.stderr
+    assert "invoke" not in made.stdout + status.stdout
 
 
 def test_ci_runs_exactly_the_readmes_two_commands_on_the_system_path():

@@ -474,7 +474,10 @@ def test_welsh_and_bilingual_html_pages_declare_their_languages(parts_web, tmp_p
         assert result["violations"] == [], (rid, result["violations"])
         elements = outline(page)
         langs = [attrs["lang"] for tag, attrs, _ in elements if "lang" in attrs]
-        assert langs == {"london": ["en-GB"], "south-wales": ["cy"], "essex": ["cy", "en-GB"]}[rid]
+        # the heading, the batch's English title, is marked English on a Welsh page
+        assert langs == {"london": ["en-GB"], "south-wales": ["cy", "en-GB"], "essex": ["cy", "en-GB", "en-GB"]}[rid]
+        assert next(attrs for tag, attrs, _ in elements if tag == "h1").get("lang") == (
+            None if rid == "london" else "en-GB")
         assert "OFFICIAL" in page
         # the letterhead's logo, in the page itself (one file to publish), decorative
         [(_, logo, _)] = [element for element in elements if element[0] == "img"]
@@ -725,3 +728,13 @@ def test_a_failed_web_rebuild_keeps_the_page_of_its_last_good_copy(tmp_path, inj
     (state,) = status(source, tmp_path / "build", "web")
     assert state.line() == "web-one: changed: 2021-03-04-web-one.html is missing"
     assert build(source, tmp_path / "build", medium="web").ok and page.read_bytes() == good
+
+
+def test_html_signature_block_is_the_printed_one(tmp_path):
+    """The printed block: the title in bold, the name (show_name) plain above it."""
+    source = write_yaml(tmp_path / "recipients.yaml", WEB.replace(
+        "signatory: {name: Ann Sender, title: Clerk}",
+        "signatory: {name: Ann Sender, title: Chief Clerk, show_name: true}"))
+    loaded = load(source)
+    page = letter_page(loaded.batch, loaded.batch.recipients[0])
+    assert '<p class="signatory">Ann Sender<br><strong>Chief Clerk</strong></p>' in page
