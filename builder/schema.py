@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from functools import cached_property
 import re
+import unicodedata
 from typing import Annotated, Literal, Optional, Union
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator,
@@ -90,6 +91,12 @@ def _url(value: str) -> str:
 
 def _email(value: str) -> str:
     if not re.fullmatch(EMAIL, value):
+        space = re.search(r"\s", value)
+        if space:  # most often a no-break space pasted from a web page or typed in a spreadsheet
+            char = space.group()
+            name = unicodedata.name(char, "space").lower() if char != " " else "space"
+            raise ValueError(f"{value!r} is not an email address: it holds a {name} (U+{ord(char):04X}) after "
+                             f"{value[:space.start()]!r}, and an address has no spaces; delete it")
         raise ValueError(f"{value!r} is not an email address")
     return value
 

@@ -110,13 +110,14 @@ def read(path: Path, fields: dict[str, typing.Any], *, sheet: str | None = None,
     """
     merged: list[str] = []
     hidden: list[int] = []
+    width: list[int] = []  # the header row's last column, once the entries have found it
     if path.suffix.lower() == ".xlsx":
-        rows = _xlsx_rows(path, sheet, merged, hidden)
+        rows = _xlsx_rows(path, sheet, merged, hidden, width)
     else:
         if sheet:
             raise TableError(f"'sheet: {sheet}' is for a workbook (.xlsx); a CSV file has one table")
         rows = _csv_rows(path)
-    table = _entries(rows, fields, columns or {})
+    table = _entries(rows, fields, columns or {}, width)
     _refuse_merged(table, merged)
     _say_hidden(table, hidden)
     return table
@@ -133,7 +134,8 @@ _UNREADABLE = (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EO
                AttributeError, IndexError, NotImplementedError)
 
 
-def _xlsx_rows(path: Path, sheet: str | None, merged: list[str] | None = None, hidden: list[int] | None = None):
+def _xlsx_rows(path: Path, sheet: str | None, merged: list[str] | None = None, hidden: list[int] | None = None,
+               width: list[int] | None = None):
     """The rows of a workbook's sheet as (row number, cells shown as text).
 
     openpyxl reads the workbook's small parts (sheet names, the 1904 flag,
@@ -148,7 +150,7 @@ def _xlsx_rows(path: Path, sheet: str | None, merged: list[str] | None = None, h
         part = workbook.sheet_part(sheet)
         try:
             with workbook.archive.open(part) as source:
-                yield from _sheet_rows(source, workbook, merged, hidden)
+                yield from _sheet_rows(source, workbook, merged, hidden, width)
         except _UNREADABLE as exc:
             raise TableError(f"cannot read the sheet {workbook.shown_name(sheet)!r} of this workbook ({_plain(exc)}); "
                              "save it again from Excel or LibreOffice as .xlsx") from None
@@ -246,12 +248,15 @@ class _Workbook:
         return str(self.format_value(value, shown, date1904=self.date1904))
 
 
-def _sheet_rows(source, workbook: _Workbook, merged: list[str] | None = None, hidden: list[int] | None = None):
+def _sheet_rows(source, workbook: _Workbook, merged: list[str] | None = None, hidden: list[int] | None = None,
+                header_width: list[int] | None = None):
     """Stream <sheetData>: each <row> once it is complete, then it is dropped
     (memory stays flat whatever the sheet's size). Rows may skip numbers and
     cells may skip columns (Excel leaves empty cells out); both are placed by
     their reference (r="D5"). The ranges of merged cells (<mergeCells>, after
-    the rows) go into ``merged``, the numbers of hidden rows into ``hidden``."""
+    the rows) go into ``merged``, the numbers of hidden rows into ``hidden``. Cells right of
+    the headers are left out: the reader of the rows puts the header row's width into
+    ``header_width`` once it has found it (without one, the first non-empty row's)."""
     from xml.etree.ElementTree import iterparse
 
     from openpyxl.utils.datetime import from_ISO8601
@@ -317,7 +322,9 @@ def _sheet_rows(source, workbook: _Workbook, merged: list[str] | None = None, hi
             raise TableError(f"the sheet's rows are out of order (row {row} comes after row {last}); "
                              "save it again from Excel or LibreOffice as .xlsx")
         last = row
-        if width is None and any(v is not None and str(v).strip() for v in values):
+        if width is None and header_width:
+            width = header_width[0]
+        if width is None and header_width is None and any(v is not None and str(v).strip() for v in values):
             # the header row: a cell beyond its last header has no field (the
             # entries ignore it), and reading it would make every row that long
             width = max(i for i, v in enumerate(values, 1) if v is not None and str(v).strip())
@@ -464,16 +471,46 @@ def _csv_rows(path: Path):
 
 # ---- rows -> entries -----------------------------------------------------------------
 
-def _entries(rows, fields: dict[str, str], columns: dict[str, str]) -> Table:
+# How far down a title ("Contacts, March 2026") and notes above the headers may reach
+TITLE_ROWS = 10
+
+
+def _header_first(rows, fields: dict[str, str], columns: dict[str, str]):
+    """The rows from the header row on. The headers are the first row with a cell naming a
+    field: an office's sheet often has a title and a blank row above them. Without one in the
+    first rows, the first non-empty row (whose headers are then said to name no field)."""
+    mapped = {key.strip().lower() for key in columns}
+    above = []
+    for number, values in rows:
+        texts = [str(v).strip() for v in values if v is not None and str(v).strip()]
+        if not texts:
+            continue
+        if any(text.lower() in mapped or _spec(text, fields) for text in texts):
+            yield number, values  # the title above it is not read
+            break
+        above.append((number, values))
+        if len(above) > TITLE_ROWS:
+            break
+    else:
+        yield from above
+        return
+    if above and len(above) > TITLE_ROWS:
+        yield from above
+    yield from rows
+
+
+def _entries(rows, fields: dict[str, str], columns: dict[str, str], width: list[int] | None = None) -> Table:
     table = Table()
     header_row, headers = None, []
     headless: dict[int, int] = {}  # a column with cells but no header -> its first row with one
-    for number, values in rows:
+    for number, values in _header_first(iter(rows), fields, columns):
         if header_row is None:
             if any(v is not None and str(v).strip() for v in values):
                 header_row, headers = number, [str(v).strip() if v is not None else "" for v in values]
                 specs = _specs(headers, fields, columns, table, number)
                 table.header_row = number
+                if width is not None:
+                    width.append(max(i for i, v in enumerate(values, 1) if v is not None and str(v).strip()))
                 table.columns = [header if spec else None for spec, header in zip(specs, headers)]
                 for spec, header in zip(specs, headers):
                     if spec:

@@ -723,3 +723,46 @@ recipients:
         load(path)
     assert sorted(p.message for p in caught.value.problems) == [
         f"contains a control character (U+{code}) that cannot be printed; delete it" for code in ("0007", "001B")]
+
+
+def test_a_contact_list_as_libreoffice_saves_it_title_above_the_headers(tmp_path):
+    """tests/data/office.xlsx and office.csv (made by LibreOffice, tests/data/office.py):
+    a title and a blank row above the headers, which stand on row 3. The title was taken
+    for the header row, so no column named a field and nothing was built."""
+    import shutil
+
+    for name in ("office.xlsx", "office.csv"):
+        shutil.copy(ROOT / "tests" / "data" / name, tmp_path / name)
+        loaded = load(write_yaml(tmp_path / "recipients.yaml", LETTER + f"recipients: {{from: {name}}}\n"))
+        recipients = loaded.batch.recipients
+        assert [r.id for r in recipients] == ["dr-sian-o-brien", "jo-bloggs"], name
+        assert recipients[0].address == ["12 Mill Lane", "Newtown"]  # a line break typed in the cell
+        assert recipients[1].name == "Jo\u00a0Bloggs"  # no-break spaces around it dropped, between kept
+        assert recipients[1].text == {"note": "Jo Bloggs"}  # the formula's value
+        assert recipients[1].email == "jo@example.org"
+        (problems,) = loaded.rejected.values()
+        assert [str(p) for p in problems] == [
+            f"{tmp_path / name}:row 6:Email: error: recipient 'ann-other': 'ann\\xa0other@example.org' is not an "
+            "email address: it holds a no-break space (U+00A0) after 'ann', and an address has no spaces; delete it"]
+        assert [str(w) for w in loaded.warnings] == [
+            f"{tmp_path / name}:row 3: warning: columns 'First', 'Last', 'Postcode', 'Joined' not used (no field "
+            "has that name; map it under columns: to use it)"]
+    report = build(tmp_path / "recipients.yaml", tmp_path / "build")
+    assert {o.recipient: o.status for o in report.outcomes} == {
+        "dr-sian-o-brien": "built", "jo-bloggs": "built", "ann-other": "invalid"}
+    words = pdf_text(next(o.pdf for o in report.outcomes if o.recipient == "jo-bloggs"))
+    assert "Jo Bloggs" in words and "3 Station Road" in words and "Oldtown" in words, words
+
+
+def test_headers_below_a_title_but_not_below_ten_rows_of_notes(tmp_path):
+    """The headers are the first row naming a field; more than ten rows that name none above it
+    and the first row is taken, as before, so its message shows what was found."""
+    rows = [["Contacts"], [""], ["name", "address", "salutation", "text.note"], ["Jo", "1 Road", "Dear Jo,", "Hi."]]
+    (tmp_path / "c.csv").write_bytes(csv_bytes(rows, bom=False, newline="\n"))
+    loaded = load(batch(tmp_path, "c.csv"))
+    assert [r.name for r in loaded.batch.recipients] == ["Jo"] and not loaded.warnings
+    notes = [[f"note {n}"] for n in range(11)]
+    (tmp_path / "c.csv").write_bytes(csv_bytes(notes + rows[2:], bom=False, newline="\n"))
+    with pytest.raises(LoadError, match=r"row 1: error: no column for the required field 'name'; the headers are: "
+                                        r"note 0"):
+        load(batch(tmp_path, "c.csv"))
