@@ -11,7 +11,7 @@ import datetime as dt
 from functools import cached_property
 import re
 import unicodedata
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Callable, Literal, Optional, Union
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator,
                       StringConstraints, WithJsonSchema)
@@ -167,8 +167,10 @@ IMAGE = (r"^(?!/)(?!(?:.*/)?\.\.(?:/|$))[^\x00-\x1f\x7f]*"
 TABLE = r"^(?!/)(?!(?:.*/)?\.\.(?:/|$))[^\x00-\x1f\x7f]*\.(?:[Xx][Ll][Ss][Xx]|[Cc][Ss][Vv])$"
 
 
-def _project_file(pattern: str, kinds: str, example: str):
+def _project_file(pattern: str, kinds: str, example: str, others: Callable[[str], None] | None = None):
     def check(value: str) -> str:
+        if others and not re.fullmatch(pattern, value):
+            others(value)
         if not re.fullmatch(pattern, value):
             raise ValueError(f"must be a {kinds} file inside the project folder, written relative to it, "
                              f"for example {example} (got {value!r})")
@@ -179,7 +181,22 @@ def _project_file(pattern: str, kinds: str, example: str):
 
 
 ImagePath = _project_file(IMAGE, "PDF, PNG or JPEG", "images/logo.png")
-TablePath = _project_file(TABLE, ".xlsx or .csv", "contacts.xlsx")
+# Other files a spreadsheet program saves, and what to save instead
+_OTHER_TABLES = {".ods": "a LibreOffice workbook", ".fods": "a LibreOffice workbook", ".xls": "an Excel 97-2003 workbook",
+                 ".xlsm": "an Excel workbook with macros", ".xlsb": "an Excel binary workbook",
+                 ".numbers": "a Numbers spreadsheet", ".tsv": "a text file", ".txt": "a text file"}
+
+
+def _other_table(value: str) -> None:
+    suffix = ("." + value.rsplit(".", 1)[-1].lower()) if "." in value else ""
+    if suffix in _OTHER_TABLES:
+        raise ValueError(
+            f"{value!r} is {_OTHER_TABLES[suffix]} ({suffix}), which is not read here; save the sheet as .xlsx "
+            "(in LibreOffice: File > Save As, 'Excel 2007-365'; in Excel: 'Excel Workbook') or as CSV UTF-8, "
+            "and give that file")
+
+
+TablePath = _project_file(TABLE, ".xlsx or .csv", "contacts.xlsx", _other_table)
 RelativePath = ImagePath  # (the name other modules know)
 # A house letterhead: a LaTeX class in the project, loaded as \documentclass{<stem>}
 CLASS_FILE = r"^(?!/)(?!(?:.*/)?\.\.(?:/|$))(?:[^\x00-\x1f\x7f/]*/)*[A-Za-z][A-Za-z0-9-]*\.cls$"

@@ -766,3 +766,16 @@ def test_headers_below_a_title_but_not_below_ten_rows_of_notes(tmp_path):
     with pytest.raises(LoadError, match=r"row 1: error: no column for the required field 'name'; the headers are: "
                                         r"note 0"):
         load(batch(tmp_path, "c.csv"))
+
+
+@pytest.mark.parametrize("name, kind", [("contacts.ods", "a LibreOffice workbook (.ods)"),
+                                        ("Contacts.XLS", "an Excel 97-2003 workbook (.xls)")])
+def test_a_workbook_of_another_kind_is_told_what_to_save(tmp_path, name, kind):
+    """LibreOffice saves .ods unless told otherwise: the message names what the file is and
+    how to save one that is read, not only 'must be a .xlsx or .csv file inside the project folder'."""
+    with pytest.raises(LoadError) as caught:
+        load(batch(tmp_path, name))
+    assert str(caught.value).endswith(
+        f"error: field 'recipients.from': '{name}' is {kind}, which is not read here; save the sheet as .xlsx (in "
+        "LibreOffice: File > Save As, 'Excel 2007-365'; in Excel: 'Excel Workbook') or as CSV UTF-8, and give that "
+        "file"), str(caught.value)
