@@ -191,7 +191,7 @@ def _other_table(value: str) -> None:
     suffix = ("." + value.rsplit(".", 1)[-1].lower()) if "." in value else ""
     if suffix in _OTHER_TABLES:
         raise ValueError(
-            f"{value!r} is {_OTHER_TABLES[suffix]} ({suffix}), which is not read here; save the sheet as .xlsx "
+            f"{value!r} is {_OTHER_TABLES[suffix]} ({suffix}); recipients are read from a .xlsx or .csv file: save the sheet as .xlsx "
             "(in LibreOffice: File > Save As, 'Excel 2007-365'; in Excel: 'Excel Workbook') or as CSV UTF-8, "
             "and give that file")
 
