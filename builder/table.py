@@ -643,6 +643,14 @@ def _both(table: Table, cell: Cell, key: str, index: int) -> None:
         cell.row, cell.header, index))
 
 
+# Columns an office keeps an address's last lines in ("Address 1, Address 2, Town, Postcode"):
+# the address's lines too, in the order of their columns, after those numbered. Ignored
+# with a warning, they left every letter without its town and postcode.
+ADDRESS_PARTS = {"town", "city", "towncity", "county", "postcode", "postalcode", "zip", "zipcode", "country",
+                 "region", "state", "province", "locality", "district", "street"}
+ADDRESS_AFTER = 1_000_000
+
+
 def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], table: Table, row: int):
     """What each column holds: (field, "value" | "list" | "item", n) or (text, "part", name)."""
     by_header = {k.strip().lower(): v for k, v in columns.items()}
@@ -653,6 +661,9 @@ def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], 
             continue
         mapped = by_header.get(header.lower())
         spec = _spec(mapped if mapped is not None else header, fields)
+        if spec is None and mapped is None and re.sub(r"[\W_]+", "", header.lower()) in ADDRESS_PARTS \
+                and fields.get("address", "").startswith("list"):
+            spec = ("address", "item", ADDRESS_AFTER + len(specs))  # after 'address 1', 'address 2' ...
         if spec is None:
             if mapped is not None:
                 table.problems.append(TableProblem(

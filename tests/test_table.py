@@ -736,7 +736,9 @@ def test_a_contact_list_as_libreoffice_saves_it_title_above_the_headers(tmp_path
         loaded = load(write_yaml(tmp_path / "recipients.yaml", LETTER + f"recipients: {{from: {name}}}\n"))
         recipients = loaded.batch.recipients
         assert [r.id for r in recipients] == ["dr-sian-o-brien", "jo-bloggs"], name
-        assert recipients[0].address == ["12 Mill Lane", "Newtown"]  # a line break typed in the cell
+        # a line break typed in the cell; the Postcode column is the address's last line
+        assert recipients[0].address == ["12 Mill Lane", "Newtown", "NT2 3BB"]
+        assert recipients[1].address == ["3 Station Road", "Oldtown", "OT1 4CC"]  # spaces around it dropped
         assert recipients[1].name == "Jo\u00a0Bloggs"  # no-break spaces around it dropped, between kept
         assert recipients[1].text == {"note": "Jo Bloggs"}  # the formula's value
         assert recipients[1].email == "jo@example.org"
@@ -745,13 +747,13 @@ def test_a_contact_list_as_libreoffice_saves_it_title_above_the_headers(tmp_path
             f"{tmp_path / name}:row 6:Email: error: recipient 'ann-other': 'ann\\xa0other@example.org' is not an "
             "email address: it holds a no-break space (U+00A0) after 'ann', and an address has no spaces; delete it"]
         assert [str(w) for w in loaded.warnings] == [
-            f"{tmp_path / name}:row 3: warning: columns 'First', 'Last', 'Postcode', 'Joined' not used (no field "
+            f"{tmp_path / name}:row 3: warning: columns 'First', 'Last', 'Joined' not used (no field "
             "has that name; map it under columns: to use it)"]
     report = build(tmp_path / "recipients.yaml", tmp_path / "build")
     assert {o.recipient: o.status for o in report.outcomes} == {
         "dr-sian-o-brien": "built", "jo-bloggs": "built", "ann-other": "invalid"}
     words = pdf_text(next(o.pdf for o in report.outcomes if o.recipient == "jo-bloggs"))
-    assert "Jo Bloggs" in words and "3 Station Road" in words and "Oldtown" in words, words
+    assert "Jo Bloggs" in words and "3 Station Road Oldtown OT1 4CC" in words, words
 
 
 def test_headers_below_a_title_but_not_below_ten_rows_of_notes(tmp_path):
@@ -779,3 +781,21 @@ def test_a_workbook_of_another_kind_is_told_what_to_save(tmp_path, name, kind):
         f"error: field 'recipients.from': '{name}' is {kind}; recipients are read from a .xlsx or .csv file: save the sheet as .xlsx (in "
         "LibreOffice: File > Save As, 'Excel 2007-365'; in Excel: 'Excel Workbook') or as CSV UTF-8, and give that "
         "file"), str(caught.value)
+
+
+def test_town_and_postcode_columns_are_the_address_s_last_lines(tmp_path):
+    """'Address 1, Address 2, Town, Post Code' is how offices keep addresses: Town and Post Code
+    were ignored with a warning, and every letter was built without its town and postcode."""
+    (tmp_path / "c.csv").write_text(
+        "ID,Name,Address 1,Address 2,Town,Post Code,Salutation,text.note\n"
+        "1,Jo Bloggs,3 Station Road,Oldtown,Newtown,NT1 4CC,Dear Jo,hi\n"
+        "2,Ann,4 Road,,Town,NT2 2BB,Dear Ann,hi\n", encoding="utf-8")
+    loaded = load(batch(tmp_path, "c.csv"))
+    assert [r.address for r in loaded.batch.recipients] == [
+        ["3 Station Road", "Oldtown", "Newtown", "NT1 4CC"], ["4 Road", "Town", "NT2 2BB"]]
+    assert loaded.problems == []
+    # without an address column: the street, city and postcode columns are the address
+    (tmp_path / "c.csv").write_text("Name,Street,City,Postcode,Country,Salutation,text.note\n"
+                                    "Jo,1 Rue,Paris,75001,France,Dear Jo,hi\n", encoding="utf-8")
+    loaded = load(batch(tmp_path, "c.csv"))
+    assert loaded.batch.recipients[0].address == ["1 Rue", "Paris", "75001", "France"] and not loaded.problems
