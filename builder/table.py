@@ -646,8 +646,9 @@ def _both(table: Table, cell: Cell, key: str, index: int) -> None:
 # Columns an office keeps an address's last lines in ("Address 1, Address 2, Town, Postcode"):
 # the address's lines too, in the order of their columns, after those numbered. Ignored
 # with a warning, they left every letter without its town and postcode.
+# (not "Region" or "District": an office's sales region is no address line)
 ADDRESS_PARTS = {"town", "city", "towncity", "county", "postcode", "postalcode", "zip", "zipcode", "country",
-                 "region", "state", "province", "locality", "district", "street"}
+                 "street"}
 ADDRESS_AFTER = 1_000_000
 
 
