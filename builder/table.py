@@ -111,8 +111,9 @@ def read(path: Path, fields: dict[str, typing.Any], *, sheet: str | None = None,
     merged: list[str] = []
     hidden: list[int] = []
     width: list[int] = []  # the header row's last column, once the entries have found it
+    sheets: list[str] = []  # the sheet read, then the workbook's others
     if path.suffix.lower() == ".xlsx":
-        rows = _xlsx_rows(path, sheet, merged, hidden, width)
+        rows = _xlsx_rows(path, sheet, merged, hidden, width, sheets)
     else:
         if sheet:
             raise TableError(f"'sheet: {sheet}' is for a workbook (.xlsx); a CSV file has one table")
@@ -120,6 +121,13 @@ def read(path: Path, fields: dict[str, typing.Any], *, sheet: str | None = None,
     table = _entries(rows, fields, columns or {}, width)
     _refuse_merged(table, merged)
     _say_hidden(table, hidden)
+    if sheet is None and len(sheets) > 1:  # a "Read me" sheet first, the contacts on the second
+        for problem in table.problems:
+            if problem.message.startswith("no column for the required field"):
+                problem.message += (f" (in the sheet {sheets[0]!r}, the first; the workbook's sheets are: "
+                                    f"{', '.join(sheets)}: name the one with the contacts as 'sheet:' under "
+                                    "recipients:)")
+                break  # said once
     return table
 
 
@@ -135,7 +143,7 @@ _UNREADABLE = (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EO
 
 
 def _xlsx_rows(path: Path, sheet: str | None, merged: list[str] | None = None, hidden: list[int] | None = None,
-               width: list[int] | None = None):
+               width: list[int] | None = None, sheets: list[str] | None = None):
     """The rows of a workbook's sheet as (row number, cells shown as text).
 
     openpyxl reads the workbook's small parts (sheet names, the 1904 flag,
@@ -148,6 +156,9 @@ def _xlsx_rows(path: Path, sheet: str | None, merged: list[str] | None = None, h
     workbook = _Workbook(path)
     try:
         part = workbook.sheet_part(sheet)
+        if sheets is not None:
+            shown = workbook.shown_name(sheet)
+            sheets += [shown] + [name for name in workbook.sheets if name != shown]
         try:
             with workbook.archive.open(part) as source:
                 yield from _sheet_rows(source, workbook, merged, hidden, width)

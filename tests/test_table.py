@@ -799,3 +799,26 @@ def test_town_and_postcode_columns_are_the_address_s_last_lines(tmp_path):
                                     "Jo,1 Rue,Paris,75001,France,Dear Jo,hi\n", encoding="utf-8")
     loaded = load(batch(tmp_path, "c.csv"))
     assert loaded.batch.recipients[0].address == ["1 Rue", "Paris", "75001", "France"] and not loaded.problems
+
+
+def test_contacts_on_a_second_sheet_the_message_names_the_sheets(tmp_path):
+    """A workbook whose first sheet is a 'Read me' and whose contacts are on the second (the
+    sheet the office sees when it opens the file): the message named only the headers found."""
+    book = openpyxl.Workbook()
+    book.active.title = "Read me"
+    book.active["A1"] = "How to fill in this list"
+    contacts = book.create_sheet("Contacts")
+    contacts.append(["name", "address", "salutation", "text.note"])
+    contacts.append(["Jo", "1 Road", "Dear Jo,", "Hi."])
+    book.active = 1
+    book.save(tmp_path / "c.xlsx")
+    with pytest.raises(LoadError) as caught:
+        load(batch(tmp_path, "c.xlsx"))
+    said = [str(p) for p in caught.value.problems]
+    assert said[0] == (f"{tmp_path / 'c.xlsx'}:row 1: error: no column for the required field 'name'; the headers are: "
+                       "How to fill in this list (in the sheet 'Read me', the first; the workbook's sheets are: "
+                       "Read me, Contacts: name the one with the contacts as 'sheet:' under recipients:)")
+    assert len(said) == 3 and "sheet" not in said[1]
+    yaml = tmp_path / "recipients.yaml"
+    yaml.write_text(yaml.read_text().replace("{from: c.xlsx}", "{from: c.xlsx, sheet: Contacts}"))
+    assert [r.name for r in load(yaml).batch.recipients] == ["Jo"]
