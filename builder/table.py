@@ -467,11 +467,17 @@ def _csv_rows(path: Path):
         delimiter, text, start = hint.group(1), rest[0] if rest else "", 2
     else:
         # the separator that makes the most columns of the header row: a ';'-separated file whose
-        # header holds a comma ("Note, optional") is still ';'-separated (ties: ',' first)
-        try:
-            delimiter = max(",;\t", key=lambda d: len(next(csv.reader([first], delimiter=d), [])))
-        except csv.Error:
-            delimiter = ","
+        # header holds a comma ("Note, optional") is still ';'-separated (ties: ',' first). A title
+        # typed above the headers ("Members list") has no separator: the first line with one decides
+        delimiter = ","
+        for line in re.split(r"\r\n|\r|\n", text, maxsplit=TITLE_ROWS + 1)[:TITLE_ROWS + 1]:
+            try:
+                columns = {d: len(next(csv.reader([line], delimiter=d), [])) for d in ",;\t"}
+            except csv.Error:
+                continue
+            if max(columns.values()) > 1:
+                delimiter = max(columns, key=columns.get)
+                break
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         for number, row in enumerate(reader, start=start):

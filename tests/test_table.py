@@ -822,3 +822,13 @@ def test_contacts_on_a_second_sheet_the_message_names_the_sheets(tmp_path):
     yaml = tmp_path / "recipients.yaml"
     yaml.write_text(yaml.read_text().replace("{from: c.xlsx}", "{from: c.xlsx, sheet: Contacts}"))
     assert [r.name for r in load(yaml).batch.recipients] == ["Jo"]
+
+
+def test_a_semicolon_csv_with_a_title_line_above_its_headers(tmp_path):
+    """A title line without a separator ('Members list') decided the separator (',', the tie's
+    winner), so a ';' file's header row was one cell and nothing was built."""
+    (tmp_path / "c.csv").write_bytes("Members list\r\nname;address 1;Town;salutation;text.note\r\n"
+                                     "Jo;1 Road;Newtown;Dear Jo,;hi, there\r\n".encode())
+    loaded = load(batch(tmp_path, "c.csv"))
+    assert [(r.name, r.address, r.salutation, r.text) for r in loaded.batch.recipients] == [
+        ("Jo", ["1 Road", "Newtown"], "Dear Jo,", {"note": "hi, there"})]
