@@ -857,7 +857,10 @@ def _explain(error: dict) -> str:
         expected = {"list_type": "a list", "dict_type": "a mapping"}.get(kind, "a mapping of keys")
         return f"must be {expected} (got {shown})"
     if kind == "string_pattern_mismatch":
-        return _PATTERN_HINTS.get(ctx.get("pattern"), error["msg"]) + f" (got {shown})"
+        space = re.search(r"[^\S ]", got) if isinstance(got, str) else None  # one no editor shows as such
+        named = (f"; it holds a {unicodedata.name(space.group(), 'space').lower()} (U+{ord(space.group()):04X}) "
+                 f"after {got[:space.start()]!r}" if space else "")
+        return _PATTERN_HINTS.get(ctx.get("pattern"), error["msg"]) + f" (got {shown}{named})"
     message = error["msg"].removeprefix("Value error, ")
     return message if kind == "value_error" else f"{message} (got {shown})"
 

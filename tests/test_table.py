@@ -832,3 +832,15 @@ def test_a_semicolon_csv_with_a_title_line_above_its_headers(tmp_path):
     loaded = load(batch(tmp_path, "c.csv"))
     assert [(r.name, r.address, r.salutation, r.text) for r in loaded.batch.recipients] == [
         ("Jo", ["1 Road", "Newtown"], "Dear Jo,", {"note": "hi, there"})]
+
+
+def test_a_no_break_space_in_an_id_cell_is_named(tmp_path):
+    """An id typed with a no-break space (pasted from a web page or an e-mail): the message
+    showed only 'jo\\xa0b', which no one sees in the sheet."""
+    (tmp_path / "c.csv").write_text("id,name,address,salutation,text.note\njo\u00a0b,Jo,1 Road,Dear Jo,hi\n"
+                                    "ann,Ann,1 Road,Dear Ann,hi\n", encoding="utf-8")
+    loaded = load(batch(tmp_path, "c.csv"))
+    (problems,) = loaded.rejected.values()
+    assert [str(p) for p in problems] == [
+        f"{tmp_path / 'c.csv'}:row 2:id: error: recipient 'jo\\xa0b': must be lower-case letters, digits and hyphens "
+        "(it names the PDF file), at most 64 (got 'jo\\xa0b'; it holds a no-break space (U+00A0) after 'jo')"]
