@@ -713,6 +713,14 @@ def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], 
             hint = (f"; is it {close[0]!r}? rename that header or map it under columns:" if close
                     else f"; the headers are: {', '.join(h for h in headers if h)}")
             table.problems.append(TableProblem(f"no column for the required field {field_name!r}{hint}", row))
+    if any(spec and spec[0] == "address" for spec in specs):
+        # the town and postcode taken, a first line under a header no field takes ("Address (home)")
+        # would build letters with half an address: refused, not only warned of
+        for header in [h for h in unused if re.sub(r"[\W_]+", "", h.lower()).startswith("address")]:
+            table.problems.append(TableProblem(
+                f"the column {header!r} looks like part of the address, but no field takes it; name it "
+                "'address 1', 'address 2' ... in the order of the lines, or map it under columns:", row, header))
+            unused.remove(header)
     if unused:
         names = ", ".join(repr(h) for h in unused)
         squeezed = {f.replace("_", ""): f for f in fields}  # "E-mail", "Your ref." -> email, your_ref
@@ -742,7 +750,7 @@ def _spec(text: str, fields: dict[str, str]):
         return (name, "list")
     if kind == "text":
         return (name, "value", language)
-    match = re.fullmatch(r"(.+?)_?(\d+)", name)
+    match = re.fullmatch(r"(.+?)(?:_?line)?_?(\d+)", name)  # address 1, address_2, Address Line 3
     if match and fields.get(match.group(1), "").startswith("list"):
         return (match.group(1), "item", int(match.group(2)))
     return None

@@ -844,3 +844,21 @@ def test_a_no_break_space_in_an_id_cell_is_named(tmp_path):
     assert [str(p) for p in problems] == [
         f"{tmp_path / 'c.csv'}:row 2:id: error: recipient 'jo\\xa0b': must be lower-case letters, digits and hyphens "
         "(it names the PDF file), at most 64 (got 'jo\\xa0b'; it holds a no-break space (U+00A0) after 'jo')"]
+
+
+def test_address_line_columns_and_a_half_read_address_is_refused(tmp_path):
+    """'Address Line 1', 'Address Line 2' (as many systems export them) are the address's lines;
+    a column that looks like the address but no field takes stops the build, rather than letters
+    going out with the town and postcode only."""
+    (tmp_path / "c.csv").write_text("Name,Address Line 1,Address Line 2,Town/City,Postcode,Salutation,text.note\n"
+                                    "Jo,1 Road,Flat 2,Newtown,NT1 1AA,Dear Jo,hi\n", encoding="utf-8")
+    loaded = load(batch(tmp_path, "c.csv"))
+    assert loaded.batch.recipients[0].address == ["1 Road", "Flat 2", "Newtown", "NT1 1AA"] and not loaded.problems
+    (tmp_path / "c.csv").write_text("Name,Address (home),Town,Postcode,Salutation,text.note\n"
+                                    "Jo,1 Road,Newtown,NT1 1AA,Dear Jo,hi\n", encoding="utf-8")
+    with pytest.raises(LoadError) as caught:
+        load(batch(tmp_path, "c.csv"))
+    assert [str(p) for p in caught.value.problems] == [
+        f"{tmp_path / 'c.csv'}:row 1:Address (home): error: the column 'Address (home)' looks like part of the "
+        "address, but no field takes it; name it 'address 1', 'address 2' ... in the order of the lines, or map it "
+        "under columns:"]
