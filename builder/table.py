@@ -566,7 +566,9 @@ def _entries(rows, fields: dict[str, str], columns: dict[str, str], width: list[
         for name, items in numbered.items():
             items.sort(key=lambda item: item[0])
             entry.setdefault(name, [])
-            for _, value, header in items:
+            for n, value, header in items:
+                if n >= ADDRESS_AFTER and _plain_line(value) in map(_plain_line, entry[name]):
+                    continue  # a Postcode column kept for sorting, the postcode already in the address cell
                 where[(name, len(entry[name]))] = Cell(number, header)
                 entry[name].append(value)
             where.setdefault((name,), Cell(number, items[0][2]))
@@ -664,9 +666,13 @@ def _both(table: Table, cell: Cell, key: str, index: int) -> None:
 # the address's lines too, in the order of their columns, after those numbered. Ignored
 # with a warning, they left every letter without its town and postcode.
 # (not "Region" or "District": an office's sales region is no address line)
-ADDRESS_PARTS = {"town", "city", "towncity", "county", "postcode", "postalcode", "zip", "zipcode", "country",
+ADDRESS_PARTS = {"town", "posttown", "city", "towncity", "county", "postcode", "postalcode", "zip", "zipcode", "country",
                  "street"}
 ADDRESS_AFTER = 1_000_000
+
+
+def _plain_line(line: str) -> str:
+    return re.sub(r"\s+", "", line).lower()
 
 
 def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], table: Table, row: int):

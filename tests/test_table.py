@@ -862,3 +862,13 @@ def test_address_line_columns_and_a_half_read_address_is_refused(tmp_path):
         f"{tmp_path / 'c.csv'}:row 1:Address (home): error: the column 'Address (home)' looks like part of the "
         "address, but no field takes it; name it 'address 1', 'address 2' ... in the order of the lines, or map it "
         "under columns:"]
+
+
+def test_a_postcode_column_beside_a_whole_address_is_not_printed_twice(tmp_path):
+    """Offices keep a Postcode column for sorting beside the address cell that holds it already."""
+    (tmp_path / "c.csv").write_text('Name,Address,Postcode,Salutation,text.note\n'
+                                    'Jo,"1 Road\nNewtown\nNT1 1AA",nt1  1aa,Dear Jo,hi\n'
+                                    'Al,"2 Road\nNewtown",NT1 2BB,Dear Al,hi\n', encoding="utf-8")
+    loaded = load(batch(tmp_path, "c.csv"))
+    assert [r.address for r in loaded.batch.recipients] == [
+        ["1 Road", "Newtown", "NT1 1AA"], ["2 Road", "Newtown", "NT1 2BB"]]
