@@ -189,6 +189,9 @@ _OTHER_TABLES = {".ods": "a LibreOffice workbook", ".fods": "a LibreOffice workb
 
 def _other_table(value: str) -> None:
     suffix = ("." + value.rsplit(".", 1)[-1].lower()) if "." in value else ""
+    if suffix in (".txt", ".tsv"):  # Excel's "Text (Tab delimited)" and "Unicode Text" are read as CSV
+        raise ValueError(f"{value!r} is a text file ({suffix}); recipients are read from a .xlsx or .csv file: a "
+                         "tab-separated text file saved by a spreadsheet is read as CSV, so rename it to .csv")
     if suffix in _OTHER_TABLES:
         raise ValueError(
             f"{value!r} is {_OTHER_TABLES[suffix]} ({suffix}); recipients are read from a .xlsx or .csv file: save the sheet as .xlsx "

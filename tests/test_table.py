@@ -783,6 +783,17 @@ def test_a_workbook_of_another_kind_is_told_what_to_save(tmp_path, name, kind):
         "file"), str(caught.value)
 
 
+def test_excel_unicode_text_saved_as_txt_is_told_to_be_renamed(tmp_path):
+    """Excel saves "Unicode Text" (UTF-16, tab-separated) as .txt, which the CSV reader reads."""
+    with pytest.raises(LoadError, match=r"'contacts.txt' is a text file \(.txt\); recipients are read from a .xlsx or "
+                                        r".csv file: a tab-separated text file saved by a spreadsheet is read as CSV, "
+                                        r"so rename it to .csv"):
+        load(batch(tmp_path, "contacts.txt"))
+    data = "name\taddress\tsalutation\ttext.note\r\nJo\t1 Road\tDear Jo,\thi\r\n".encode("utf-16")
+    (tmp_path / "contacts.csv").write_bytes(data)
+    assert [r.name for r in load(batch(tmp_path, "contacts.csv")).batch.recipients] == ["Jo"]
+
+
 def test_town_and_postcode_columns_are_the_address_s_last_lines(tmp_path):
     """'Address 1, Address 2, Town, Post Code' is how offices keep addresses: Town and Post Code
     were ignored with a warning, and every letter was built without its town and postcode."""
