@@ -182,9 +182,9 @@ def _project_file(pattern: str, kinds: str, example: str, others: Callable[[str]
 
 ImagePath = _project_file(IMAGE, "PDF, PNG or JPEG", "images/logo.png")
 # Other files a spreadsheet program saves, and what to save instead
-_OTHER_TABLES = {".ods": "a LibreOffice workbook", ".fods": "a LibreOffice workbook", ".xls": "an Excel 97-2003 workbook",
-                 ".xlsm": "an Excel workbook with macros", ".xlsb": "an Excel binary workbook",
-                 ".numbers": "a Numbers spreadsheet", ".tsv": "a text file", ".txt": "a text file"}
+_OTHER_TABLES = {".ods": "a LibreOffice workbook", ".fods": "a LibreOffice workbook",
+                 ".xls": "an Excel 97-2003 workbook", ".xlsm": "an Excel workbook with macros",
+                 ".xlsb": "an Excel binary workbook", ".numbers": "a Numbers spreadsheet"}
 
 
 def _other_table(value: str) -> None:
@@ -194,8 +194,8 @@ def _other_table(value: str) -> None:
                          "tab-separated text file saved by a spreadsheet is read as CSV, so rename it to .csv")
     if suffix in _OTHER_TABLES:
         raise ValueError(
-            f"{value!r} is {_OTHER_TABLES[suffix]} ({suffix}); recipients are read from a .xlsx or .csv file: save the sheet as .xlsx "
-            "(in LibreOffice: File > Save As, 'Excel 2007-365'; in Excel: 'Excel Workbook') or as CSV UTF-8, "
+            f"{value!r} is {_OTHER_TABLES[suffix]} ({suffix}); recipients are read from a .xlsx or .csv file: "
+            "save the sheet as .xlsx (in LibreOffice: File > Save As, 'Excel 2007-365'; in Excel: 'Excel Workbook') or as CSV UTF-8, "
             "and give that file")
 
 
