@@ -195,8 +195,8 @@ def _other_table(value: str) -> None:
     if suffix in _OTHER_TABLES:
         raise ValueError(
             f"{value!r} is {_OTHER_TABLES[suffix]} ({suffix}); recipients are read from a .xlsx or .csv file: "
-            "save the sheet as .xlsx (in LibreOffice: File > Save As, 'Excel 2007-365'; in Excel: 'Excel Workbook') or as CSV UTF-8, "
-            "and give that file")
+            "save the sheet as .xlsx (in LibreOffice: File > Save As, 'Excel 2007-365'; in Excel: 'Excel Workbook') "
+            "or as CSV UTF-8, and give that file")
 
 
 TablePath = _project_file(TABLE, ".xlsx or .csv", "contacts.xlsx", _other_table)

@@ -666,8 +666,8 @@ def _both(table: Table, cell: Cell, key: str, index: int) -> None:
 # the address's lines too, in the order of their columns, after those numbered. Ignored
 # with a warning, they left every letter without its town and postcode.
 # (not "Region" or "District": an office's sales region is no address line)
-ADDRESS_PARTS = {"town", "posttown", "city", "towncity", "county", "postcode", "postalcode", "zip", "zipcode", "country",
-                 "street"}
+ADDRESS_PARTS = {"town", "posttown", "city", "towncity", "county", "postcode", "postalcode", "zip", "zipcode",
+                 "country", "street"}
 ADDRESS_AFTER = 1_000_000
 
 

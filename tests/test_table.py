@@ -778,8 +778,8 @@ def test_a_workbook_of_another_kind_is_told_what_to_save(tmp_path, name, kind):
     with pytest.raises(LoadError) as caught:
         load(batch(tmp_path, name))
     assert str(caught.value).endswith(
-        f"error: field 'recipients.from': '{name}' is {kind}; recipients are read from a .xlsx or .csv file: save the sheet as .xlsx (in "
-        "LibreOffice: File > Save As, 'Excel 2007-365'; in Excel: 'Excel Workbook') or as CSV UTF-8, and give that "
+        f"error: field 'recipients.from': '{name}' is {kind}; recipients are read from a .xlsx or .csv file: "
+        "save the sheet as .xlsx (in LibreOffice: File > Save As, 'Excel 2007-365'; in Excel: 'Excel Workbook') or as CSV UTF-8, and give that "
         "file"), str(caught.value)
 
 
