@@ -8,8 +8,10 @@ as it validates YAML ones, and reports each problem at its row and column.
   recipient field by its name (``email``, ``your_ref`` ...), ``text.<part>``
   for a part's wording, ``omit`` for parts left out (separated by commas or
   line breaks). A list field is one cell with a line per item (``address``)
-  or numbered columns (``address 1``, ``address 2`` ...). ``columns:`` in the
-  YAML maps other headers to these names.
+  or numbered columns (``address 1``, ``address 2`` ...); Town, Postcode ...
+  columns are the address's last lines. ``columns:`` in the YAML maps other
+  headers to these names. The header row is the first naming a field (a
+  title may stand above it).
 * An empty cell means the field is absent. Cells are read as the spreadsheet
   shows them (the cell's number format): 02035130477 stays 02035130477.
 * Without an id, one is made from the name (``make_id``).
