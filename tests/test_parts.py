@@ -21,6 +21,7 @@ import yaml
 
 from builder.build import Layout, build
 from builder.compose import closing, is_nameless
+from builder.html import letter_page
 from builder.load import load
 from builder.merge import merge
 from conftest import MINIMAL_LETTER, SAMPLE, normalise, write_yaml
@@ -257,6 +258,8 @@ def test_welsh_letter_is_welsh(parts_batch):
     assert "Copïau: April McCoig" in text and "Amg: Cynllun Strategol" in text and "ON Atebwch erbyn 30 Tachwedd." in text
     assert before(find(found, "Annwyl Alun,"), find(found, "Unedau Lleihau Trais a chaethwasiaeth fodern"))
     assert "As Independent" not in text  # no English part slipped in
+    # the letterhead's telephone label too ("Ffôn", as Welsh public bodies print it)
+    assert "Ffôn: +44 (0) 20 3513 0477" in text and "Tel:" not in text
     # babel's Welsh, with Welsh hyphenation patterns in the format (texlive-lang-european)
     logs = [p.read_text(errors="replace") for p in (out / "work").rglob("*.log")]
     assert any("welsh.ldf" in log for log in logs)
@@ -274,10 +277,21 @@ def test_bilingual_letter_is_welsh_then_english(parts_batch):
     assert before(welsh, english) and english.page > welsh.page  # English starts a new page
     assert before(find(found, "Yn gywir,"), english) and before(english, find(found, "Yours sincerely,"))
     assert before(find(found, "Fel Comisiynydd"), english)
+    assert find(found, "Ffôn: +44", 1)  # the letterhead, printed once, is in Welsh like the references
     assert before(english, find(found, "As Independent Anti-Slavery Commissioner"))
     # each half numbers its footnotes from 1
     notes = [l.page for l in found if l.text.startswith("1 Home Office (2019)")]
     assert len(notes) == 2 and notes[1] >= english.page
+
+
+def test_the_telephone_label_is_in_the_letters_language_on_paper_and_web(parts_batch):
+    source, out, _ = parts_batch
+    london = " ".join(l.text for l in lines(Layout.of(out).pdf("london")) if l.page == 1)
+    assert "Tel: +44 (0) 20 3513 0477" in london and "Ffôn" not in london
+    batch = load(source).batch
+    pages = {r.id: letter_page(batch, r) for r in batch.recipients}
+    assert "Ffôn: +44 (0) 20 3513 0477" in pages["south-wales"] and "Tel:" not in pages["south-wales"]
+    assert "Tel: +44 (0) 20 3513 0477" in pages["london"] and "Ffôn" not in pages["london"]
 
 
 def test_cover_sheet_carries_the_marking_and_the_class_table(parts_batch):
