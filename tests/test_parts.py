@@ -294,6 +294,16 @@ def test_the_telephone_label_is_in_the_letters_language_on_paper_and_web(parts_b
     assert "Tel: +44 (0) 20 3513 0477" in pages["london"] and "Ffôn" not in pages["london"]
 
 
+def test_the_cover_letterhead_stands_where_the_letters_does(parts_batch):
+    """Paging through the bundle, the letterhead does not jump between the
+    cover and the first letter (it stood a \\parskip, 4.5 mm, lower on the cover)."""
+    _, _, bundle = parts_batch
+    found = lines(bundle.path)
+    for text in ("Dame Sara Thornton DBE QPM", "Tel: +44", "5th Floor, Globe House"):
+        cover, letter = find(found, text, 1), find(found, text, 2)
+        assert abs(cover.top - letter.top) < 0.1 and abs(cover.left - letter.left) < 0.1, text
+
+
 def test_cover_sheet_carries_the_marking_and_the_class_table(parts_batch):
     _, out, bundle = parts_batch
     found = [l for l in lines(bundle.path) if l.page == 1]
