@@ -211,6 +211,41 @@ def test_marking_is_centred_at_top_and_bottom_of_every_page(parts_batch):
             assert min(m.top for m in marks) < 12 * MM and max(m.bottom for m in marks) > height - 12 * MM
 
 
+def test_a_house_marking_sep_never_prints_the_marking_over_the_letterhead_or_header(tmp_path):
+    """A house class may set \\lbmarkingsep; set wider than the margin allows
+    (10 mm), the marking stops 1 mm short of the letterhead, the running
+    header and the page number instead of printing over them."""
+    (tmp_path / "house.cls").write_text(
+        "\\NeedsTeXFormat{LaTeX2e}\\ProvidesClass{house}\\LoadClassWithOptions{letterbatch}\n"
+        "\\setlength\\lbmarkingsep{10mm}\n", encoding="utf-8")
+    long_text = " ".join(["This sentence makes the letter run to a second page."] * 120)
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace("  body:\n", """\
+  letterhead: house.cls
+  marking: OFFICIAL-SENSITIVE
+  body:
+""").replace("This is the shared text.", long_text) + """\
+recipients:
+  - id: two-pages
+    name: A Person
+    address: [1 Road, Town]
+    salutation: Dear Sir or Madam,
+""")
+    report = build(source, tmp_path / "build")
+    assert report.ok, [(o.recipient, o.message) for o in report.failed]
+    found = lines(Layout.of(tmp_path / "build").pdf("two-pages"))
+    pages = sorted({l.page for l in found})
+    assert len(pages) >= 2
+    for page in pages:
+        marks = sorted((l for l in found if l.page == page and l.text == "OFFICIAL-SENSITIVE"), key=lambda l: l.top)
+        assert len(marks) == 2, page
+        top, bottom = marks
+        others = [l for l in found if l.page == page and l not in marks]
+        first, last = min(others, key=lambda l: l.top), max(others, key=lambda l: l.bottom)
+        # the letterhead's name on page 1, the running header ("A Person  4 March 2021  Page 2 of 2") later
+        assert top.bottom < first.top, (page, first.text)
+        assert bottom.top > last.bottom, (page, last.text)
+
+
 def test_printed_footnotes_show_their_urls(parts_batch):
     _, out, _ = parts_batch
     text = "".join(l.text for l in lines(Layout.of(out).pdf("london"))).replace(" ", "")
