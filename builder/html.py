@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from . import markup
-from .compose import PDF_LANG, closing, long_date, pdf_title
+from .compose import PDF_LANG, closing, full_stop, long_date, pdf_title
 from .schema import LANGUAGES, Batch, Recipient
 
 _SAFE_URL = re.compile(r"(?i)^(https?://|mailto:)")
@@ -199,7 +199,8 @@ def _inline(nodes: markup.Paragraph, batch: Batch, notes: list[str], ids: str) -
             pieces.append(f'<a href="{href(node.url)}">{_inline(node.children, batch, notes, ids)}</a>')
         elif isinstance(node, markup.Cite):
             ref = batch.references[node.key]
-            notes.append(f'{e(ref.author)} ({e(str(ref.year))}) <a href="{href(ref.url)}">{e(ref.title)}</a>')
+            notes.append(f'{e(ref.author)} ({e(str(ref.year))}) <a href="{href(ref.url)}">{e(ref.title)}</a>'
+                         f'{full_stop(ref.title)}')
             n = len(notes)
             pieces.append(f'<sup><a href="#{ids}note-{n}" id="{ids}mark-{n}">{n}</a></sup>')
     return "".join(pieces)

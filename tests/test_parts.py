@@ -538,6 +538,11 @@ def test_footnote_urls_print_as_written_and_web_copies_link_the_title(plain_batc
     [web] = (plain_batch / "web").glob("*plain-one.pdf")
     text = " ".join(l.text for l in lines(web))
     assert "A & B (2020) Odd_title" in text and "example.org" not in text
+    # the same sentence as on paper, full stop included (none after "Why?");
+    # on the HTML page it also keeps the title's link apart from "Back to text"
+    assert "A & B (2020) Odd_title. " in text + " " and "Why?." not in text
+    page = web.with_suffix(".html").read_text(encoding="utf-8")
+    assert "Odd_title</a>. <a href=\"#en-mark-1\"" in page and "Why?</a> <a href" in page
     with pikepdf.open(web) as pdf:
         uris = [str(a.A.URI) for a in pdf.pages[0].Annots if "/A" in a and "/URI" in a.A]
     assert "https://example.org/a%20b_c~d/e-f#frag" in uris
