@@ -475,13 +475,19 @@ def _address(children: tuple) -> NoEscape:
     return NoEscape("".join(out[:-1]))
 
 
+def full_stop(title: str) -> str:
+    """The full stop after a reference's title, on paper and on the web alike
+    (none after a title that ends in one, or in ? or !: no "Why?.")."""
+    return "" if title.rstrip().endswith((".", "?", "!")) else "."
+
+
 def _footnote(batch: Batch, key: str) -> str:
     """'author (year) title': the title linked; printed letters add the URL
     (\\lbsource in the class decides, from the medium)."""
     ref = batch.references[key]
     title = latex.href(ref.url, latex.text(ref.title))
     shown = latex.href(ref.url, NoEscape(rf"\csname lburl:{key}\endcsname"))
-    stop = "" if ref.title.rstrip().endswith((".", "?", "!")) else "."  # no "Why?."
+    stop = full_stop(ref.title)
     return (rf"\footnote{{{latex.text(ref.author)} ({latex.text(ref.year)}) "
             rf"\lbsource{{{title}}}{{{stop}}}{{{shown}}}}}")
 

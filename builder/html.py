@@ -16,15 +16,15 @@ import re
 from pathlib import Path
 
 from . import markup
-from .compose import PDF_LANG, closing, long_date, pdf_title
+from .compose import PDF_LANG, closing, full_stop, long_date, pdf_title
 from .schema import LANGUAGES, Batch, Recipient
 
 _SAFE_URL = re.compile(r"(?i)^(https?://|mailto:)")
 # The words the letterhead class prints around the values, by language.
 LABELS = {
-    "en": {"ourref": "Our ref:", "yourref": "Your ref:", "cc": "cc:", "enc": "Enc:", "ps": "PS",
+    "en": {"ourref": "Our ref:", "yourref": "Your ref:", "cc": "cc:", "enc": "Enc:", "ps": "PS", "phone": "Tel:",
            "notes": "Notes", "note": "Note", "back": "Back to text"},
-    "cy": {"ourref": "Ein cyf:", "yourref": "Eich cyf:", "cc": "Copïau:", "enc": "Amg:", "ps": "ON",
+    "cy": {"ourref": "Ein cyf:", "yourref": "Eich cyf:", "cc": "Copïau:", "enc": "Amg:", "ps": "ON", "phone": "Ffôn:",
            "notes": "Nodiadau", "note": "Nodyn", "back": "Yn ôl i’r testun"},
 }
 
@@ -80,7 +80,7 @@ def letter_page(batch: Batch, recipient: Recipient, logo: str | None = None) -> 
     languages = batch.languages_of(recipient)
     contact = [e(line) for line in sender.address]
     if sender.phone:
-        contact.append(f"Tel: {e(sender.phone)}")
+        contact.append(f"{LABELS[languages[0]]['phone']} {e(sender.phone)}")
     if sender.email:
         contact.append(f'<a href="{href("mailto:" + sender.email)}">{e(sender.email)}</a>')
     if sender.web:
@@ -199,7 +199,8 @@ def _inline(nodes: markup.Paragraph, batch: Batch, notes: list[str], ids: str) -
             pieces.append(f'<a href="{href(node.url)}">{_inline(node.children, batch, notes, ids)}</a>')
         elif isinstance(node, markup.Cite):
             ref = batch.references[node.key]
-            notes.append(f'{e(ref.author)} ({e(str(ref.year))}) <a href="{href(ref.url)}">{e(ref.title)}</a>')
+            notes.append(f'{e(ref.author)} ({e(str(ref.year))}) <a href="{href(ref.url)}">{e(ref.title)}</a>'
+                         f'{full_stop(ref.title)}')
             n = len(notes)
             pieces.append(f'<sup><a href="#{ids}note-{n}" id="{ids}mark-{n}">{n}</a></sup>')
     return "".join(pieces)

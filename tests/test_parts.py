@@ -21,6 +21,7 @@ import yaml
 
 from builder.build import Layout, build
 from builder.compose import closing, is_nameless
+from builder.html import letter_page
 from builder.load import load
 from builder.merge import merge
 from conftest import MINIMAL_LETTER, SAMPLE, normalise, write_yaml
@@ -210,6 +211,41 @@ def test_marking_is_centred_at_top_and_bottom_of_every_page(parts_batch):
             assert min(m.top for m in marks) < 12 * MM and max(m.bottom for m in marks) > height - 12 * MM
 
 
+def test_a_house_marking_sep_never_prints_the_marking_over_the_letterhead_or_header(tmp_path):
+    """A house class may set \\lbmarkingsep; set wider than the margin allows
+    (10 mm), the marking stops 1 mm short of the letterhead, the running
+    header and the page number instead of printing over them."""
+    (tmp_path / "house.cls").write_text(
+        "\\NeedsTeXFormat{LaTeX2e}\\ProvidesClass{house}\\LoadClassWithOptions{letterbatch}\n"
+        "\\setlength\\lbmarkingsep{10mm}\n", encoding="utf-8")
+    long_text = " ".join(["This sentence makes the letter run to a second page."] * 120)
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace("  body:\n", """\
+  letterhead: house.cls
+  marking: OFFICIAL-SENSITIVE
+  body:
+""").replace("This is the shared text.", long_text) + """\
+recipients:
+  - id: two-pages
+    name: A Person
+    address: [1 Road, Town]
+    salutation: Dear Sir or Madam,
+""")
+    report = build(source, tmp_path / "build")
+    assert report.ok, [(o.recipient, o.message) for o in report.failed]
+    found = lines(Layout.of(tmp_path / "build").pdf("two-pages"))
+    pages = sorted({l.page for l in found})
+    assert len(pages) >= 2
+    for page in pages:
+        marks = sorted((l for l in found if l.page == page and l.text == "OFFICIAL-SENSITIVE"), key=lambda l: l.top)
+        assert len(marks) == 2, page
+        top, bottom = marks
+        others = [l for l in found if l.page == page and l not in marks]
+        first, last = min(others, key=lambda l: l.top), max(others, key=lambda l: l.bottom)
+        # the letterhead's name on page 1, the running header ("A Person  4 March 2021  Page 2 of 2") later
+        assert top.bottom < first.top, (page, first.text)
+        assert bottom.top > last.bottom, (page, last.text)
+
+
 def test_printed_footnotes_show_their_urls(parts_batch):
     _, out, _ = parts_batch
     text = "".join(l.text for l in lines(Layout.of(out).pdf("london"))).replace(" ", "")
@@ -257,6 +293,8 @@ def test_welsh_letter_is_welsh(parts_batch):
     assert "Copïau: April McCoig" in text and "Amg: Cynllun Strategol" in text and "ON Atebwch erbyn 30 Tachwedd." in text
     assert before(find(found, "Annwyl Alun,"), find(found, "Unedau Lleihau Trais a chaethwasiaeth fodern"))
     assert "As Independent" not in text  # no English part slipped in
+    # the letterhead's telephone label too ("Ffôn", as Welsh public bodies print it)
+    assert "Ffôn: +44 (0) 20 3513 0477" in text and "Tel:" not in text
     # babel's Welsh, with Welsh hyphenation patterns in the format (texlive-lang-european)
     logs = [p.read_text(errors="replace") for p in (out / "work").rglob("*.log")]
     assert any("welsh.ldf" in log for log in logs)
@@ -274,10 +312,31 @@ def test_bilingual_letter_is_welsh_then_english(parts_batch):
     assert before(welsh, english) and english.page > welsh.page  # English starts a new page
     assert before(find(found, "Yn gywir,"), english) and before(english, find(found, "Yours sincerely,"))
     assert before(find(found, "Fel Comisiynydd"), english)
+    assert find(found, "Ffôn: +44", 1)  # the letterhead, printed once, is in Welsh like the references
     assert before(english, find(found, "As Independent Anti-Slavery Commissioner"))
     # each half numbers its footnotes from 1
     notes = [l.page for l in found if l.text.startswith("1 Home Office (2019)")]
     assert len(notes) == 2 and notes[1] >= english.page
+
+
+def test_the_telephone_label_is_in_the_letters_language_on_paper_and_web(parts_batch):
+    source, out, _ = parts_batch
+    london = " ".join(l.text for l in lines(Layout.of(out).pdf("london")) if l.page == 1)
+    assert "Tel: +44 (0) 20 3513 0477" in london and "Ffôn" not in london
+    batch = load(source).batch
+    pages = {r.id: letter_page(batch, r) for r in batch.recipients}
+    assert "Ffôn: +44 (0) 20 3513 0477" in pages["south-wales"] and "Tel:" not in pages["south-wales"]
+    assert "Tel: +44 (0) 20 3513 0477" in pages["london"] and "Ffôn" not in pages["london"]
+
+
+def test_the_cover_letterhead_stands_where_the_letters_does(parts_batch):
+    """Paging through the bundle, the letterhead does not jump between the
+    cover and the first letter (it stood a \\parskip, 4.5 mm, lower on the cover)."""
+    _, _, bundle = parts_batch
+    found = lines(bundle.path)
+    for text in ("Dame Sara Thornton DBE QPM", "Tel: +44", "5th Floor, Globe House"):
+        cover, letter = find(found, text, 1), find(found, text, 2)
+        assert abs(cover.top - letter.top) < 0.1 and abs(cover.left - letter.left) < 0.1, text
 
 
 def test_cover_sheet_carries_the_marking_and_the_class_table(parts_batch):
@@ -479,6 +538,11 @@ def test_footnote_urls_print_as_written_and_web_copies_link_the_title(plain_batc
     [web] = (plain_batch / "web").glob("*plain-one.pdf")
     text = " ".join(l.text for l in lines(web))
     assert "A & B (2020) Odd_title" in text and "example.org" not in text
+    # the same sentence as on paper, full stop included (none after "Why?");
+    # on the HTML page it also keeps the title's link apart from "Back to text"
+    assert "A & B (2020) Odd_title. " in text + " " and "Why?." not in text
+    page = web.with_suffix(".html").read_text(encoding="utf-8")
+    assert "Odd_title</a>. <a href=\"#en-mark-1\"" in page and "Why?</a> <a href" in page
     with pikepdf.open(web) as pdf:
         uris = [str(a.A.URI) for a in pdf.pages[0].Annots if "/A" in a and "/URI" in a.A]
     assert "https://example.org/a%20b_c~d/e-f#frag" in uris

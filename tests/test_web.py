@@ -155,7 +155,7 @@ def test_structure_tree_read_in_order_is_the_letter(web_batch):
     letter = ("1 High Street, Town"  # the return address, in the envelope window
               "Siân O'Brien, Ŵyn & Co Clerk 1 Road" "4 March 2021" "Dear Siân,"
               "See https://example.org/a_b for more." + LONG.split(": ", 1)[1].replace("[^report]", "").strip()
-              + "1" "1 A. Author (2020) A report (final)"  # the mark, then the note
+              + "1" "1 A. Author (2020) A report (final)."  # the mark, then the note (its full stop as on paper)
               "Yours sincerely," "Clerk")
     assert squeeze(structure_text(tree, texts)) == squeeze(letter)
     # the letterhead, the running header and page numbers are artifacts, outside the tree
