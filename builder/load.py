@@ -258,9 +258,34 @@ def _validate(model, value, path: tuple, report: "_Reporter"):
     try:
         return model.model_validate(value)
     except pydantic.ValidationError as exc:
+        # A field that takes one of several kinds (return_address: true/false or a line)
+        # fails once per kind, each under a tag of pydantic's own: one field, one message.
+        by_field: dict[tuple, list[dict]] = {}
         for error in exc.errors():
-            report.pydantic({**error, "loc": path + tuple(error["loc"])})
+            loc = path + tuple(part for part in error["loc"] if not _UNION_TAG.match(str(part)))
+            by_field.setdefault(loc, []).append({**error, "loc": loc})
+        for errors in by_field.values():
+            if len(errors) == 1 or any(e["type"] in ("missing", "extra_forbidden") for e in errors):
+                for error in errors:
+                    report.pydantic(error)
+            else:
+                report.error(errors[0]["loc"], _either(errors), at_key="[key]" in errors[0]["loc"])
         return None
+
+
+# pydantic's names for the kinds a union tries, as they appear in an error's location
+# (names with a hyphen or brackets: never one of the batch's fields, such as date)
+_UNION_TAG = re.compile(r"^(function-(plain|after|before|wrap)|constrained-str|lax-or-strict|json-or-python|"
+                        r"tagged-union)(\[.*\])?$|^\w+\[.*\]$")
+
+
+def _either(errors: list[dict]) -> str:
+    """One sentence for a value that none of a field's kinds took: 'must be true or false,
+    or must be text (got nothing)' (what came, in the words of the last kind: the plainest)."""
+    said = [_explain(error) for error in errors]
+    got = next((m for m in (re.search(r" \(got [^()]*\)$", s) for s in reversed(said)) if m), None)
+    wants = list(dict.fromkeys(re.sub(r" \(got [^()]*\)$", "", s) for s in said))
+    return ", or ".join(wants) + (got.group() if got else "")
 
 
 # ---- reading the file ----------------------------------------------------------

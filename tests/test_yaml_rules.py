@@ -347,6 +347,12 @@ def test_true_and_false_are_flags_and_yes_no_stay_text(tmp_path):
     path = write_yaml(tmp_path / "s.yaml", text)
     loaded, found = problems(path)
     assert found == [f"{path}:4:15: error: field 'letter.fold_marks': must be true or false (got 'yes')"]
+    # a field of two kinds (true/false, or a line) left empty: one message, in the batch's words
+    text = BATCH.replace("  date: 2021-03-04", "  date: 2021-03-04\n  return_address:")
+    path = write_yaml(tmp_path / "t.yaml", text)
+    loaded, found = problems(path)
+    assert found == [f"{path}:3:18: error: field 'letter.return_address': "
+                     "must be true or false, or must be text (got nothing)"], found
 
 
 # ---- the checklist, on a copy of the sample batch ---------------------------------
