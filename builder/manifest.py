@@ -22,6 +22,13 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def read_as_judged(path: Path, sha256: str) -> bytes | None:
+    """The bytes of ``path`` if they are the ones judged ready (``sha256``), else None:
+    a file changed while a long task ran (sign, send) is not what was checked."""
+    data = path.read_bytes()
+    return data if sha256_bytes(data) == sha256 else None
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

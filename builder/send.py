@@ -204,10 +204,11 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
         rid = state.recipient
         recipient = recipients.get(rid)
         earlier = gone.get((recipient.email or "").lower()) if recipient is not None else None
-        why_not = _why_not(rid, state, recipient, log, manifest, layout, prepared.loaded.path.name,
-                           rid in resend, earlier, frozenset(present)) or _attachment(rid, layout, manifest)
-        letters.append(why_not if isinstance(why_not, Outcome) else
-                       _delivery(letter, recipients[rid], layout, manifest, *why_not))
+        held = _why_not(rid, state, recipient, log, manifest, layout, prepared.loaded.path.name,
+                        rid in resend, earlier, frozenset(present))
+        attached = held or _attachment(rid, layout, manifest)  # an Outcome, or (file, its SHA-256)
+        letters.append(attached if isinstance(attached, Outcome) else
+                       _delivery(letter, recipients[rid], layout, manifest, *attached))
     return Plan(letters, log, layout.root, letter.sender.email or "")
 
 
@@ -392,10 +393,10 @@ def _connect_error(settings: SmtpSettings, exc: BaseException) -> str:
 
 def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, resending: bool) -> Outcome:
     """Send one letter, logging each step before it is taken."""
-    data = d.pdf.read_bytes()
-    from .manifest import sha256_bytes
+    from .manifest import read_as_judged
 
-    if sha256_bytes(data) != d.sha256:  # changed since this run judged it (a long send): not what was checked
+    data = read_as_judged(d.pdf, d.sha256)
+    if data is None:  # changed since this run judged it (a long send): not what was checked
         return Outcome(d.recipient, "not ready",
                        f"changed: {d.pdf.relative_to(log.path.parent)} changed since it was judged ready")
     old = log.letters.get(d.recipient, {})
@@ -409,7 +410,7 @@ def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, re
     wire = mail.as_bytes(policy=SMTPUTF8_POLICY if international else SMTP_POLICY)
     log.record(d.recipient, state="attempting", stage="envelope", address=d.address, message_id=message_id,
                time=_now(), file=str(d.pdf.relative_to(log.path.parent)), signed=d.signed,
-               sha256=sha256_bytes(data), letter_sha256=d.letter_sha256)
+               sha256=d.sha256, letter_sha256=d.letter_sha256)
     smtp = connection.smtp
     try:
         if international and not smtp.has_extn("smtputf8"):

@@ -15,7 +15,6 @@ the OS list). pyHanko is imported only in these code paths.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import logging
 import shutil
@@ -328,10 +327,10 @@ class _ChangedSince(Exception):
 
 def _judged(layout, path: Path, sha256: str) -> bytes:
     """The bytes of ``path``, which must be those judged ready (``sha256``)."""
-    from .manifest import sha256_bytes
+    from .manifest import read_as_judged
 
-    data = path.read_bytes()
-    if sha256_bytes(data) != sha256:
+    data = read_as_judged(path, sha256)
+    if data is None:
         raise _ChangedSince(f"changed: {layout.relative(path)} changed since it was judged ready; not signed")
     return data
 
@@ -423,7 +422,9 @@ def signed_copy_sha256(letter: Path, signed: Path) -> str | None:
         whole = status.intact and status.valid and status.coverage == SignatureCoverageLevel.ENTIRE_FILE
     except Exception:  # a damaged file is simply not a signed copy
         return None
-    return hashlib.sha256(data).hexdigest() if whole else None
+    from .manifest import sha256_bytes
+
+    return sha256_bytes(data) if whole else None
 
 
 def validate(pdf: str | Path, trust_roots: list[str | Path]) -> list[SignatureCheck]:

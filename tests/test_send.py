@@ -162,15 +162,21 @@ def test_a_dry_run_says_who_would_get_what_and_sends_nothing(batch, smtp_server)
     assert mailbox.messages == [] and not (out / "sent.json").exists()
 
 
+def signed_copy(out: Path, rid: str, tmp_path: Path) -> Path:
+    """``signed/<rid>.pdf``: the letter signed with a throwaway key, as ``invoke sign`` makes it."""
+    p12, _ = make_certificates(tmp_path)
+    signed = out / "signed" / f"{rid}.pdf"
+    signed.parent.mkdir(exist_ok=True)
+    with open_signer(Key(p12=p12, password=b"secret")) as signer:
+        signed.write_bytes(sign_bytes(Layout.of(out).pdf(rid).read_bytes(), signer, field=field_name(rid)))
+    return signed
+
+
 def test_each_letter_mailed_once_with_its_pdf_byte_for_byte(batch, smtp_server, tmp_path):
     source, out = batch
     mailbox, port = smtp_server
     # london has a signed copy of its current letter; essex's "signed copy" is of another letter
-    p12, _ = make_certificates(tmp_path)
-    with open_signer(Key(p12=p12, password=b"secret")) as signer:
-        (out / "signed").mkdir()
-        (out / "signed" / "london.pdf").write_bytes(sign_bytes(Layout.of(out).pdf("london").read_bytes(), signer,
-                                                               field=field_name("london")))
+    signed_copy(out, "london", tmp_path)
     (out / "signed" / "essex.pdf").write_bytes((out / "signed" / "london.pdf").read_bytes())
 
     first = run_send(source, out, port, "--yes")
@@ -613,11 +619,7 @@ def test_a_letter_changed_while_the_send_runs_is_not_mailed(batch, smtp_server, 
     the meantime is not the file that was judged ready: it is not sent, the rest are."""
     source, out = batch
     mailbox, port = smtp_server
-    p12, _ = make_certificates(tmp_path)
-    with open_signer(Key(p12=p12, password=b"secret")) as signer:
-        (out / "signed").mkdir()
-        (out / "signed" / "essex.pdf").write_bytes(sign_bytes(Layout.of(out).pdf("essex").read_bytes(), signer,
-                                                              field=field_name("essex")))
+    signed_copy(out, "essex", tmp_path)
     mailbox.hold_at_rcpt.add(address("avon-and-somerset"))  # the first letter: the others are judged already
     proc = subprocess.Popen(send_command(source, out, "--yes"), cwd=ROOT, env=smtp_env(port),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
