@@ -234,6 +234,11 @@ class Deduplicator:
         # file: what an earlier merge worked out, and what this one did
         self.remembered = remembered or {}
         self.learned: dict[str, dict[str, str]] = {}
+        # the bundle's pages, in order, put in its page tree once by ``finish``:
+        # pikepdf's ``pdf.pages`` makes a list of every page for each length,
+        # index and append (66 us at 2000 pages), so appending page by page
+        # made a merge of 1000 letters quadratic
+        self.pages: list[pikepdf.Object] = []
 
     def append(self, tree: pikepdf.NameTree, source: pikepdf.Pdf, dests: Dests, pages: range,
                file_sha256: str | None = None) -> bool:
@@ -260,11 +265,18 @@ class Deduplicator:
                             known.append(found)
         if file_sha256:
             self.learned[file_sha256] = learned
-        start = len(self.pdf.pages)
-        append(self.pdf, tree, source, dests, pages)
+        copies = []
+        for index in pages:
+            page = source.pages[index].obj
+            # copying a page alone leaves its page tree behind, as qpdf documents
+            copy = self.pdf.copy_foreign(page)
+            copies.append(copy)
+            for name, where in dests.get(page.objgen, ()):
+                tree[name] = self.pdf.make_indirect(pikepdf.Array([copy, *where[1:]]))
+        self.pages += copies
         brought_new = False
-        for page in self.pdf.pages[start:]:
-            for entries in _resource_tables(page.obj):
+        for page in copies:
+            for entries in _resource_tables(page):
                 for key in list(entries.keys()):
                     value = entries[key]
                     if isinstance(value, pikepdf.Name) and str(value).startswith(self._PLACEHOLDER):
@@ -272,8 +284,22 @@ class Deduplicator:
                     elif isinstance(value, pikepdf.Object) and value.is_indirect:
                         entries[key] = self.canonical(value)
                         brought_new = True
-            _own_streams(page.obj)
+            _own_streams(page)
         return brought_new
+
+    def add_blank_page(self, width: float, height: float) -> None:
+        """A blank page of that size after the last (pikepdf's ``add_blank_page``)."""
+        self.pages.append(self.pdf.make_indirect(pikepdf.Dictionary(
+            Type=pikepdf.Name.Page, MediaBox=pikepdf.Array([0, 0, width, height]),
+            Contents=self.pdf.make_stream(b""), Resources=pikepdf.Dictionary())))
+
+    def finish(self) -> None:
+        """Put the pages appended into the bundle's page tree, in order."""
+        tree = self.pdf.Root.Pages
+        for page in self.pages:
+            page.Parent = tree
+        tree.Kids = pikepdf.Array(self.pages)
+        tree.Count = len(self.pages)
 
     def canonical(self, obj: pikepdf.Object) -> pikepdf.Object:
         """The first object of the bundle with the same value as ``obj``
