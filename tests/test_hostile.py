@@ -17,6 +17,7 @@ from pypdf import PdfReader
 from builder import latex, markup
 from builder.build import build
 from builder.compile import compile_letter, tex_environment
+from builder.load import _INVISIBLE
 from builder.build import LETTERHEAD
 from conftest import normalise, pdf_text
 
@@ -26,7 +27,9 @@ TRICKS = ["–-", "‘‘", "’’", "!‘", "?‘", "\\", "{", "}", "$", "&", 
           "ø", "“", "”", "‘", "’", "–", "—", "£", "€", "'", '"', "*", "[", "]", "(", ")", "<", ">", "|"]
 PRINTABLE = sorted(latex.printable() or [])
 fragment = st.one_of(st.sampled_from(TRICKS), st.text(st.sampled_from(PRINTABLE), min_size=1, max_size=4))
-value = st.lists(fragment, min_size=1, max_size=10).map("".join).filter(lambda s: s.split())
+# something visible: a value of invisible characters only (a lone BOM) is
+# empty once they are left out, and refused as empty (test_load)
+value = st.lists(fragment, min_size=1, max_size=10).map("".join).filter(lambda s: _INVISIBLE.sub("", s).split())
 URL_SAFE = "abcXYZ019-._~!$&'()*+,;=:@/?#%"
 # RFC 3986: at most one '#'; an empty fragment is refused (PDF links drop it)
 url_tail = st.text(st.sampled_from(URL_SAFE), max_size=20).filter(

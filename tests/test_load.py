@@ -135,6 +135,8 @@ BAD_INPUTS = {
     "missing shared field": (("    role: Clerk\n", ""), "field 'letter.sender.role': required field is missing"),
     "wrong type": (("    name: Good Person", "    name: [Good, Person]"), "field 'name': must be text (got a list)"),
     "empty string": (("    salutation: Dear Good,", '    salutation: ""'), "field 'salutation': must not be empty"),
+    "only an invisible character": (("    salutation: Dear Good,", '    salutation: "\\ufeff"'),
+                                    "field 'salutation': must not be empty"),
     "duplicate id": (("  - id: good", "  - id: good\n    name: X\n    address: [x]\n    salutation: Dear X,\n  - id: good"),
                      "field 'id': duplicate id 'good': recipients[0] has it too"),
     "id not a file name": (("  - id: good", "  - id: ../Good"), "field 'id': must be lower-case letters, digits and hyphens"),
