@@ -290,10 +290,11 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
     count = f"{len(rows)} {singular if len(rows) == 1 else plural}"
     cover.append(NoEscape(latex.text(words["summary"].format(
         count=count, date=date, who=letter.signatory.name or letter.signatory.title)) + "\\par\\medskip\n"))
-    cover.append(NoEscape("\\begin{covertable}"))
-    for number, row in enumerate(rows, 1):
-        pages = (f"{row.first_page}" if row.first_page == row.last_page
-                 else f"{row.first_page}\u2013{row.last_page}")
+    ranges = [f"{row.first_page}" if row.first_page == row.last_page else f"{row.first_page}\u2013{row.last_page}"
+              for row in rows]
+    # the widest number and range, for the columns' widths (digits are all one width)
+    cover.append(NoEscape(r"\begin{covertable}{%d}{%s}" % (len(rows), latex.text(max(ranges, key=len)))))
+    for number, (row, pages) in enumerate(zip(rows, ranges), 1):
         cover.append(NoEscape(r"\coverrow{%d}{%s}{%s}{%s}" % (
             number, latex.breakable(row.recipient.name), latex.breakable(row.recipient.role or ""),
             latex.text(pages))))

@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from . import command
 from .build import Layout, Prepared, lock, prepare, recorded
@@ -91,13 +93,16 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         letters, accepted, states = _ready_letters(prepared, manifest, accept or {})
         notes = _accepted_notes(manifest, accepted)
         inputs_size = sum(p.pdf.stat().st_size for p in letters)
-        cover_part, cover_record = (_cover(prepared, letters, duplex, notes, (manifest.bundle or {}).get("cover"))
-                                    if cover else (None, None))
-        parts = ([cover_part] if cover else []) + letters
-        hashes = ([cover_record["sha256"]] if cover else []) + [manifest.letters[p.name]["sha256"] for p in letters]
+        hashes = [manifest.letters[p.name]["sha256"] for p in letters]
         digests = _Digests(layout.work / DIGESTS_NAME)
-        data, starts, pages, blanks = _concatenate(parts, duplex, _metadata(prepared), hashes, digests,
-                                                   signature_fields)
+        # pdflatex compiles the cover sheet on the other core while the letters are put together
+        with ThreadPoolExecutor(1) as background:
+            cover_job = background.submit(_cover, prepared, letters, duplex, notes,
+                                          (manifest.bundle or {}).get("cover")) if cover else None
+            first = (lambda: (cover_job.result()[0], cover_job.result()[1]["sha256"])) if cover_job else None
+            data, pages, blanks = _concatenate(letters, duplex, _metadata(prepared), hashes, digests,
+                                               signature_fields, first)
+        cover_part, cover_record = cover_job.result() if cover_job else (None, None)
         _unchanged_since_judged(layout, manifest, letters)
         write_atomic(out, data)
         for rid, codes in accepted.items():  # on the record, with the file they were accepted for
@@ -106,7 +111,7 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
                                  **{code: how for code, how in codes.items() if how == ready.ACCEPTED_BY_COMMAND}}
             if not entry["accepted"]:
                 del entry["accepted"]
-        cover_pages = parts[0].pages if cover else 0
+        cover_pages = cover_part.pages if cover else 0
         digest = sha256_bytes(data)
         # the same bytes as the bundle signed last: its signed copy is still its signed copy
         signed = (manifest.bundle or {}).get("signed") if (manifest.bundle or {}).get("sha256") == digest else None
@@ -239,14 +244,16 @@ class _Digests:
             pass  # the next merge works them out again
 
 
-def _concatenate(parts: list[_Part], duplex: bool, info: dict[str, str], hashes: list[str] | None = None,
-                 digests: _Digests | None = None, signature_fields: bool = False
-                 ) -> tuple[bytes, list[int], int, int]:
-    """The bundle's bytes, where each part starts, its page count, and the blank
-    pages added. pikepdf (qpdf): a thousand letters in seconds, where pypdf
-    takes many; identical fonts and images are kept once. ``hashes``: the
-    SHA-256 of each part's file, by which ``digests`` remembers its fonts.
-    ``signature_fields``: an empty signature field over each part's signature block."""
+def _concatenate(letters: list[_Part], duplex: bool, info: dict[str, str], hashes: list[str] | None = None,
+                 digests: _Digests | None = None, signature_fields: bool = False,
+                 first: Callable[[], tuple[_Part, str]] | None = None) -> tuple[bytes, int, int]:
+    """The bundle's bytes, its page count, and the blank pages added. pikepdf
+    (qpdf): a thousand letters in seconds, where pypdf takes many; identical
+    fonts and images are kept once. ``hashes``: the SHA-256 of each letter's
+    file, by which ``digests`` remembers its fonts. ``signature_fields``: an
+    empty signature field over each letter's signature block. ``first``: the
+    part that goes before the letters (the cover sheet) and its file's
+    SHA-256, asked for once the letters are in, so it can be made meanwhile."""
     import pikepdf
 
     from . import split as split_pdf
@@ -254,36 +261,45 @@ def _concatenate(parts: list[_Part], duplex: bool, info: dict[str, str], hashes:
     bundle = pikepdf.new()
     tree = pikepdf.NameTree.new(bundle)
     dedupe = split_pdf.Deduplicator(bundle, digests.remembered if digests else None)
-    starts, blanks, labels = [], 0, []
-    pages = dedupe.pages
-    with contextlib.ExitStack() as kept, bundle.open_outline() as outline:
-        for part, sha in zip(parts, hashes or [None] * len(parts)):
-            start = len(pages)
-            starts.append(start)
+    blanks = 0
+    with contextlib.ExitStack() as kept:
+        def add(part: _Part, sha: str | None) -> tuple[_Part, list]:
+            nonlocal blanks
             pdf = pikepdf.open(part.pdf)
-            if dedupe.append(tree, pdf, split_pdf.named_destinations(pdf), range(part.pages), sha):
+            copies, reads_source = dedupe.append(tree, pdf, split_pdf.named_destinations(pdf),
+                                                 range(part.pages), sha)
+            if reads_source:
                 kept.enter_context(pdf)  # the bundle reads its new fonts from it when saved
             else:
                 pdf.close()
-            if duplex and (len(pages) - start) % 2:
-                box = pages[-1].MediaBox  # the letter's own paper, as its class set it
-                dedupe.add_blank_page(float(box[2]) - float(box[0]), float(box[3]) - float(box[1]))
+            if duplex and len(copies) % 2:
+                box = copies[-1].MediaBox  # the letter's own paper, as its class set it
+                copies.append(dedupe.blank_page(float(box[2]) - float(box[0]), float(box[3]) - float(box[1])))
                 blanks += 1
-            outline.root.append(pikepdf.OutlineItem(part.title, pikepdf.Array([pages[start], pikepdf.Name.Fit])))
-            labels += [start, pikepdf.Dictionary(S=pikepdf.Name.D, P=pikepdf.String(f"{part.name} "), St=1)]
-        dedupe.finish()
-    if signature_fields:
-        _add_signature_fields(bundle, [(part, pages[start + part.signature[0] - 1])
-                                       for part, start in zip(parts, starts) if part.signature])
-    bundle.Root.Names = pikepdf.Dictionary(Dests=tree.obj)
-    bundle.Root.PageLabels = pikepdf.Dictionary(Nums=pikepdf.Array(labels))
-    bundle.Root.PageMode = pikepdf.Name.UseOutlines
-    bundle.Root.Lang = pikepdf.String("en-GB")
-    for key, value in info.items():
-        bundle.docinfo[key] = pikepdf.String(value)
-    if digests:
-        digests.learned = dedupe.learned
-    return split_pdf.to_bytes(bundle), starts, len(pages), blanks
+            return part, copies
+
+        documents = [add(part, sha) for part, sha in zip(letters, hashes or [None] * len(letters))]
+        if first:
+            documents.insert(0, add(*first()))
+        pages, labels = [], []
+        with bundle.open_outline() as outline:
+            for part, copies in documents:
+                outline.root.append(pikepdf.OutlineItem(part.title, pikepdf.Array([copies[0], pikepdf.Name.Fit])))
+                labels += [len(pages), pikepdf.Dictionary(S=pikepdf.Name.D, P=pikepdf.String(f"{part.name} "), St=1)]
+                pages += copies
+        split_pdf.set_pages(bundle, pages)
+        if signature_fields:
+            _add_signature_fields(bundle, [(part, copies[part.signature[0] - 1])
+                                           for part, copies in documents if part.signature])
+        bundle.Root.Names = pikepdf.Dictionary(Dests=tree.obj)
+        bundle.Root.PageLabels = pikepdf.Dictionary(Nums=pikepdf.Array(labels))
+        bundle.Root.PageMode = pikepdf.Name.UseOutlines
+        bundle.Root.Lang = pikepdf.String("en-GB")
+        for key, value in info.items():
+            bundle.docinfo[key] = pikepdf.String(value)
+        if digests:
+            digests.learned = dedupe.learned
+        return split_pdf.to_bytes(bundle), len(pages), blanks
 
 
 def _ready_letters(prepared, manifest: Manifest, accept: dict[str, list[str]]

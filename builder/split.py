@@ -234,17 +234,14 @@ class Deduplicator:
         # file: what an earlier merge worked out, and what this one did
         self.remembered = remembered or {}
         self.learned: dict[str, dict[str, str]] = {}
-        # the bundle's pages, in order, put in its page tree once by ``finish``:
-        # pikepdf's ``pdf.pages`` makes a list of every page for each length,
-        # index and append (66 us at 2000 pages), so appending page by page
-        # made a merge of 1000 letters quadratic
-        self.pages: list[pikepdf.Object] = []
 
     def append(self, tree: pikepdf.NameTree, source: pikepdf.Pdf, dests: Dests, pages: range,
-               file_sha256: str | None = None) -> bool:
-        """Append ``pages`` of ``source`` (``append``); True if the bundle
-        still reads from ``source`` (it brought something new), so it must
-        stay open until the bundle is saved. With ``file_sha256`` (the hash of
+               file_sha256: str | None = None) -> tuple[list[pikepdf.Object], bool]:
+        """Copy ``pages`` of ``source`` into the bundle, with the named
+        destinations that point at them (into ``tree``). Returns the copies,
+        for ``set_pages`` to place, and True if the bundle still reads from
+        ``source`` (it brought something new), so it must stay open until the
+        bundle is saved. With ``file_sha256`` (the hash of
         the file ``source`` was opened from), the digests of its fonts and
         forms are taken from ``remembered`` instead of worked out again: a
         file with that hash has those objects."""
@@ -273,7 +270,6 @@ class Deduplicator:
             copies.append(copy)
             for name, where in dests.get(page.objgen, ()):
                 tree[name] = self.pdf.make_indirect(pikepdf.Array([copy, *where[1:]]))
-        self.pages += copies
         brought_new = False
         for page in copies:
             for entries in _resource_tables(page):
@@ -285,21 +281,13 @@ class Deduplicator:
                         entries[key] = self.canonical(value)
                         brought_new = True
             _own_streams(page)
-        return brought_new
+        return copies, brought_new
 
-    def add_blank_page(self, width: float, height: float) -> None:
-        """A blank page of that size after the last (pikepdf's ``add_blank_page``)."""
-        self.pages.append(self.pdf.make_indirect(pikepdf.Dictionary(
+    def blank_page(self, width: float, height: float) -> pikepdf.Object:
+        """A blank page of that size (as pikepdf's ``add_blank_page`` makes one), for ``set_pages``."""
+        return self.pdf.make_indirect(pikepdf.Dictionary(
             Type=pikepdf.Name.Page, MediaBox=pikepdf.Array([0, 0, width, height]),
-            Contents=self.pdf.make_stream(b""), Resources=pikepdf.Dictionary())))
-
-    def finish(self) -> None:
-        """Put the pages appended into the bundle's page tree, in order."""
-        tree = self.pdf.Root.Pages
-        for page in self.pages:
-            page.Parent = tree
-        tree.Kids = pikepdf.Array(self.pages)
-        tree.Count = len(self.pages)
+            Contents=self.pdf.make_stream(b""), Resources=pikepdf.Dictionary()))
 
     def canonical(self, obj: pikepdf.Object) -> pikepdf.Object:
         """The first object of the bundle with the same value as ``obj``
@@ -333,6 +321,18 @@ class Deduplicator:
                     container[index] = self.canonical(child)
                 elif isinstance(child, (pikepdf.Dictionary, pikepdf.Array)):
                     self._children(child)
+
+
+def set_pages(pdf: pikepdf.Pdf, pages: list[pikepdf.Object]) -> None:
+    """Make ``pages`` (copied into ``pdf`` by ``Deduplicator``) its pages, in
+    that order. Written once, not page by page: pikepdf's ``pdf.pages`` makes
+    a list of every page for each length, index and append (66 us at 2000
+    pages), so a merge that appended page by page was quadratic."""
+    tree = pdf.Root.Pages
+    for page in pages:
+        page.Parent = tree
+    tree.Kids = pikepdf.Array(pages)
+    tree.Count = len(pages)
 
 
 def _resource_tables(obj: pikepdf.Object):

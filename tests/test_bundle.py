@@ -106,6 +106,37 @@ def small_batch(tmp_path):
     return source, tmp_path / "build"
 
 
+def test_the_cover_is_the_same_compiled_in_a_fresh_folder_or_again(small_batch):
+    """longtable learns a column's natural width from the .aux: a cover whose
+    later rows hold wider numbers than its first ones came out with another
+    layout (the table 5 pt to the right) from a fresh work folder than when
+    compiled again, so the bundle's bytes depended on the folder's history."""
+    import shutil
+
+    import pikepdf
+
+    from builder.build import prepare
+    from builder.merge import COVER_NAME, _cover_document, _Part
+
+    source, out = small_batch
+    prepared = prepare(source, out)
+    # 20 one-page letters, then ten of 500 pages: rows 21-30 need wider columns
+    letters = [_Part(rid, rid, prepared.layout.pdf(rid), 1 if n < 20 else 500)
+               for n, rid in enumerate(["one", "two"] * 15)]
+    document = _cover_document(prepared, letters, False, [], 2)
+
+    def compiled() -> list[bytes]:
+        result = prepared.compile(COVER_NAME, document)
+        # four-digit page ranges: the role column is narrower, the table still inside the margins
+        assert result.ok and result.only.pages == 2 and not result.only.overfull
+        with pikepdf.open(result.pdf) as pdf:
+            return [page.Contents.read_bytes() for page in pdf.pages]
+
+    shutil.rmtree(out / "work" / COVER_NAME, ignore_errors=True)
+    fresh = compiled()
+    assert compiled() == fresh
+
+
 def test_the_cover_table_keeps_a_long_name_and_role_in_their_columns(tmp_path):
     """Letters are never hyphenated, but the cover is a table: a long double-barrelled
     name or a role typed with hyphens wraps in its column instead of running over the
