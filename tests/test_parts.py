@@ -19,6 +19,7 @@ import pikepdf
 import pytest
 import yaml
 
+from builder import compose
 from builder.build import Layout, build
 from builder.compose import closing, is_nameless
 from builder.html import letter_page
@@ -458,6 +459,38 @@ def test_a_serif_batch_is_signed_in_its_own_typeface(house_batch, tmp_path):
     assert len(names) > len(subprocess.run(["pdffonts", str(Layout.of(out).pdf("house-one"))], capture_output=True,
                                            text=True, check=True).stdout.splitlines()[2:])  # the signature's own
     assert all("LMRoman" in name for name in names) and "LMSans" not in fonts, fonts
+
+
+def test_a_welsh_letter_is_signed_in_welsh(parts_batch, tmp_path):
+    """The visible signature speaks the language of the block it is drawn on: Welsh
+    on a Welsh letter, with a Welsh month, English under a bilingual letter's English
+    half; in the letters and in the bundle's fields."""
+    import json
+
+    from builder.sign import Key, sign_batch, signature_box
+    from conftest import copy_batch
+    from test_bundle import make_certificates
+
+    source, out = copy_batch(parts_batch[:2], tmp_path / "batch")
+    merge(source, out, signature_fields=True)
+    p12, _ = make_certificates(tmp_path)
+    report = sign_batch(source, out, Key(p12=p12, password=b"secret"))
+    assert not report.failed and report.bundle, report
+    manifest = json.loads((out / "manifest.json").read_text())
+    welsh, english = "|".join(compose.MONTHS["cy"]), "|".join(compose.MONTHS["en"])
+    for rid, signed_by, months in [("south-wales", "Llofnodwyd yn ddigidol gan", welsh),
+                                   ("london", "Digitally signed by", english),
+                                   ("essex", "Digitally signed by", english)]:
+        page, box = signature_box(manifest["letters"][rid]["signature"])
+        text = subprocess.run(["pdftotext", "-f", str(page), "-l", str(page), "-x", str(int(box[0])),
+                               "-y", str(int(841.89 - box[3])), "-W", str(int(box[2] - box[0])),
+                               "-H", str(int(box[3] - box[1])), str(Layout.of(out).signed_pdf(rid)), "-"],
+                              capture_output=True, text=True, check=True).stdout
+        assert re.fullmatch(rf"{signed_by} Signatory\s+[1-9]\d? ({months}) \d{{4}}, \d\d:\d\d UTC\s*", text), (rid, text)
+    bundle = normalise(subprocess.run(["pdftotext", str(report.bundle), "-"], capture_output=True, text=True,
+                                      check=True).stdout)
+    assert bundle.count("Llofnodwyd yn ddigidol gan Signatory") == 1
+    assert bundle.count("Digitally signed by Signatory") == 2
 
 
 def dark_rows_at_left_edge(pdf: Path) -> list[float]:
