@@ -57,11 +57,16 @@ CLOSINGS = {
     "en": {"named": "Yours sincerely,", "nameless": "Yours faithfully,"},
     "cy": {"named": "Yn gywir,", "nameless": "Yr eiddoch yn gywir,"},
 }
-_NAMELESS = re.compile(
-    r"(?i)^\s*(?:(?:dear|annwyl)\s+)?(?:(?:sir|sirs|madam|madame|syr|fadam|madam|or|neu|and|a|ac|/|colleague|"
-    r"colleagues|gyfaill|gyfeillion|all|pawb|friend|friends|"
-    r"to|whom|it|may|concern|at|bwy|bynnag|y|gall|hyn|berthyn|iddo|"
-    r"customer|gwsmer)[\s/,]*)+[,:!]?\s*$")
+# Whole phrases, never a bag of words: "Dear A," or "Dear May," names someone
+# (the words "a" (Welsh "and") and "may" once made them nameless). A title pair
+# is "Sir or Madam", "Sir/Madam", "Syr neu Fadam", "Syr a Madam"; Welsh nouns
+# after "Annwyl" take the soft mutation (gyfaill, bawb, gwsmer).
+_TITLE = r"(?:sirs?|madame?|syr|fadam)"
+_NOBODY = (rf"{_TITLE}(?:(?:\s*/\s*|\s+(?:or|and|&|neu|a|ac)\s+){_TITLE})?",
+           r"colleagues?", r"all", r"friends?", r"customers?", r"to\s+whom\s+it\s+may\s+concern",
+           r"gyfaill", r"gyfeillion", r"[pb]awb", r"gydweithiwr", r"gydweithwyr", r"gwsmer",
+           r"at\s+bwy\s+bynnag\s+y\s+gall\s+hyn\s+berthyn\s+iddo")
+_NAMELESS = re.compile(rf"(?i)^\s*(?:(?:dear|annwyl)\s+)?(?:{'|'.join(_NOBODY)})\s*[,:!]?\s*$")
 
 
 def is_nameless(salutation: str) -> bool:

@@ -257,10 +257,16 @@ def test_printed_footnotes_show_their_urls(parts_batch):
 def test_the_uk_closing_rule():
     batch = load_minimal("Dear Sir or Madam,").batch
     assert closing(batch, batch.recipients[0]) == "Yours faithfully,"
-    for salutation in ("Dear Sir,", "Dear Sirs", "Dear Sir/Madam,", "To whom it may concern:"):
+    for salutation in ("Dear Sir,", "Dear Sirs", "Dear Sir/Madam,", "To whom it may concern:", "Dear Sir Or Madam",
+                       "Annwyl Syr neu Fadam,", "Annwyl Syr / Madam", "Annwyl bawb,", "Dear Colleagues,",
+                       "At bwy bynnag y gall hyn berthyn iddo"):
         assert is_nameless(salutation), salutation
-    for salutation in ("Dear Sophie,", "Dear Mr Madamson,", "Dear Chief Constable,"):
+    # a name of one letter, or a name that is also a word of a nameless phrase, names someone
+    for salutation in ("Dear Sophie,", "Dear Mr Madamson,", "Dear Chief Constable,", "Dear A,", "Annwyl A,",
+                       "Dear May,", "Dear Y,", "Dear Or,", "Annwyl Gall,", "Dear Sir A,"):
         assert not is_nameless(salutation), salutation
+    batch = load_minimal("Dear A,").batch
+    assert closing(batch, batch.recipients[0]) == "Yours sincerely,"
     batch = load_minimal("Dear Ann,").batch
     assert closing(batch, batch.recipients[0]) == "Yours sincerely,"
     batch = load_minimal("Annwyl Syr/Fadam,", "language: cy").batch
