@@ -314,6 +314,19 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
     return doc
 
 
+def compose_blank_pages(batch: Batch, markings: list[str]) -> Document:
+    """Pages blank but for a marking, one for each of ``markings`` in order (letter
+    ids blank-1, blank-2, ...), for merge --duplex to put behind a marked letter or
+    cover of odd length: the class draws the marking where it does on the letters."""
+    doc = _document(batch, "print", metadata(batch, "Blank pages"), "blank")
+    for number, marking in enumerate(markings, 1):
+        page = Letter(arguments=[NoEscape(f"blank-{number}")])
+        _set_values(page, batch, {}, {"marking": latex.text(marking)})
+        page.append(Command("lbblankpage"))
+        doc.append(page)
+    return doc
+
+
 def _document(batch: Batch, medium: str, info: dict[str, str], rid: str, lang: str = "en-GB") -> Document:
     """A document on the letterhead class, with its PDF metadata and language."""
     doc = _document_of(batch, medium)

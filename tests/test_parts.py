@@ -212,6 +212,27 @@ def test_marking_is_centred_at_top_and_bottom_of_every_page(parts_batch):
             assert min(m.top for m in marks) < 12 * MM and max(m.bottom for m in marks) > height - 12 * MM
 
 
+def test_a_blank_page_for_duplex_carries_the_marking_where_the_letters_do(parts_batch, tmp_path):
+    """The class's blank page (merge --duplex puts one behind a letter of odd length):
+    nothing but the marking, at the top and the bottom, where a letter's page has it."""
+    from builder.build import prepare
+    from builder.compose import compose_blank_pages
+    from conftest import copy_batch
+
+    source, out = copy_batch(parts_batch[:2], tmp_path / "batch")
+    prepared = prepare(source, out)
+    result = prepared.compile("blank", compose_blank_pages(prepared.loaded.batch,
+                                                           ["OFFICIAL", "OFFICIAL-SENSITIVE"]).dumps())
+    assert result.ok, result.first_error
+    found = lines(result.pdf)
+    assert [(l.page, l.text) for l in found] == [(1, "OFFICIAL"), (1, "OFFICIAL"), (2, "OFFICIAL-SENSITIVE"),
+                                                 (2, "OFFICIAL-SENSITIVE")]
+    on_letter = [l for l in lines(Layout.of(out).pdf("london")) if l.page == 2 and l.text == "OFFICIAL"]
+    assert [(round(l.middle, 1), round(l.top, 1)) for l in found[:2]] == \
+        [(round(l.middle, 1), round(l.top, 1)) for l in on_letter]
+    assert [round(l.top, 1) for l in found[2:]] == [round(l.top, 1) for l in on_letter]
+
+
 def test_a_house_marking_sep_never_prints_the_marking_over_the_letterhead_or_header(tmp_path):
     """A house class may set \\lbmarkingsep; set wider than the margin allows
     (10 mm), the marking stops 1 mm short of the letterhead, the running
