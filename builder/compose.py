@@ -225,6 +225,11 @@ def compose(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None
     return letter
 
 
+def marking(batch: Batch, recipient: Recipient) -> str:
+    """The letter's protective marking (the recipient's, else the batch's), or ""."""
+    return (recipient.marking if recipient.marking is not None else batch.letter.marking) or ""
+
+
 def _recipient_values(batch: Batch, recipient: Recipient) -> dict[str, NoEscape]:
     """The parts that are the same in every language of this letter."""
     letter = batch.letter
@@ -232,7 +237,7 @@ def _recipient_values(batch: Batch, recipient: Recipient) -> dict[str, NoEscape]
     return {
         "ourref": latex.text(pick(recipient.our_ref, letter.our_ref) or ""),
         "yourref": latex.text(recipient.your_ref or ""),
-        "marking": latex.text(pick(recipient.marking, letter.marking) or ""),
+        "marking": latex.text(marking(batch, recipient)),
         "cc": latex.lines(pick(recipient.cc, letter.cc)),
         "enclosures": latex.lines(pick(recipient.enclosures, letter.enclosures)),
     }
