@@ -99,10 +99,14 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         with ThreadPoolExecutor(1) as background:
             cover_job = background.submit(_cover, prepared, letters, duplex, notes,
                                           (manifest.bundle or {}).get("cover")) if cover else None
-            first = (lambda: (cover_job.result()[0], cover_job.result()[1]["sha256"])) if cover_job else None
+
+            def cover_sheet() -> tuple[_Part, str]:
+                part, record = cover_job.result()
+                return part, record["sha256"]
+
             data, pages, blanks = _concatenate(letters, duplex, _metadata(prepared), hashes, digests,
-                                               signature_fields, first)
-        cover_part, cover_record = cover_job.result() if cover_job else (None, None)
+                                               signature_fields, cover_sheet if cover else None)
+        cover_part, cover_record = cover_job.result() if cover else (None, None)
         _unchanged_since_judged(layout, manifest, letters)
         write_atomic(out, data)
         for rid, codes in accepted.items():  # on the record, with the file they were accepted for
