@@ -1105,9 +1105,42 @@ def _check_file(root: Path, relative: str, path: tuple, report: _Reporter) -> No
         report.error(path, f"no such file: {relative!r} (paths are relative to {str(root)!r})")
     elif target.suffix.lower() not in (".pdf", ".png", ".jpg", ".jpeg"):
         report.error(path, f"{relative!r} is not a PDF, PNG or JPEG file")
-    elif target.suffix.lower() != ".pdf":
-        if problem := _image_problem(target, relative):
-            report.error(path, problem)
+    elif problem := (_pdf_image_problem if target.suffix.lower() == ".pdf" else _image_problem)(target, relative):
+        report.error(path, problem)
+
+
+def _pdf_image_problem(target: Path, relative: str) -> str | None:
+    """A PDF logo or signature holding an image over Pillow's decompression-bomb
+    limit on its first page (the page pdfTeX places), as ``_image_problem`` for a
+    PNG: pdfTeX copies it as it is. Read with pikepdf (qpdf), no pixel decoded."""
+    import pikepdf
+    from PIL import Image
+
+    try:
+        with pikepdf.open(target) as pdf:
+            if not len(pdf.pages):
+                return None
+            seen, todo, largest = set(), [pdf.pages[0].obj.get("/Resources")], (0, 0)
+            while todo:  # the page's images, and those of the forms it draws (each form once)
+                resources = todo.pop()
+                xobjects = resources.get("/XObject") if isinstance(resources, pikepdf.Dictionary) else None
+                for xobject in (xobjects.values() if isinstance(xobjects, pikepdf.Dictionary) else ()):
+                    if not isinstance(xobject, pikepdf.Stream) or xobject.objgen in seen:
+                        continue
+                    seen.add(xobject.objgen)
+                    if xobject.get("/Subtype") == "/Image":
+                        size = (int(xobject.get("/Width", 0)), int(xobject.get("/Height", 0)))
+                        largest = max(largest, size, key=lambda s: s[0] * s[1])
+                    elif xobject.get("/Subtype") == "/Form":
+                        todo.append(xobject.get("/Resources"))
+    except (pikepdf.PdfError, OSError, ValueError, TypeError):
+        return None  # unreadable: pdfTeX names it (compile)
+    width, height = largest
+    if width * height > Image.MAX_IMAGE_PIXELS:
+        return (f"{relative!r} holds an image of {width} x {height} pixels ({width * height / 1e6:.0f} million), "
+                f"more than the {Image.MAX_IMAGE_PIXELS / 1e6:.0f} million of Pillow's decompression-bomb limit: "
+                "save a smaller copy (it prints 14 to 16 mm high: 1000 pixels a side are plenty)")
+    return None
 
 
 # TeX's largest length, \maxdimen (16383.99998 pt), in PDF points (bp): no image may be wider

@@ -229,24 +229,45 @@ def bomb_png(path, width: int, height: int, dpi: int | None = None):
     return path
 
 
+def bomb_pdf(path):
+    """A PDF logo whose page draws a form that draws a 20000 x 20000 image (50 kB)."""
+    import zlib
+
+    import pikepdf
+
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(200, 50))
+    image = pdf.make_stream(zlib.compress(b"\0" * (2500 * 20000), 9), Type=pikepdf.Name.XObject,
+                            Subtype=pikepdf.Name.Image, Width=20000, Height=20000, BitsPerComponent=1,
+                            ColorSpace=pikepdf.Name.DeviceGray, Filter=pikepdf.Name.FlateDecode)
+    form = pdf.make_stream(b"q 200 0 0 50 0 0 cm /Im0 Do Q", Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Form,
+                           BBox=[0, 0, 200, 50], Resources=pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=image)))
+    pdf.pages[0].Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Fm0=form))
+    pdf.pages[0].Contents = pdf.make_stream(b"/Fm0 Do")
+    pdf.save(path)
+    return path
+
+
 def test_an_image_too_large_to_print_is_one_clear_message(tmp_path):
     """A logo of 20000 x 20000 pixels in a 300 kB file, with a resolution that lets
     pdfTeX place it: pdfTeX built it (in 2 s, copying the compressed pixels) and every
     viewer and printer then had to decode 400 million pixels (poppler: 17 s a page
     for 30000 x 30000). Refused from its header, before anything is built; so are
     one over Pillow's limit, one wider than TeX can measure ("Dimension too large
-    (near: \\opening{Dear Ann,})"). An unreadable one is left to pdfTeX (test_trust)."""
+    (near: \\opening{Dear Ann,})") and a PDF drawing a bomb. An unreadable one is
+    left to pdfTeX (test_trust)."""
     import subprocess
     import sys
 
     images = {"bomb": bomb_png(tmp_path / "bomb.png", 20000, 20000, dpi=2400),
               "big": bomb_png(tmp_path / "big.png", 10000, 10000, dpi=1200),
               "wide": bomb_png(tmp_path / "wide.png", 20000, 10),
-              "fine": bomb_png(tmp_path / "fine.png", 600, 200, dpi=600)}
+              "fine": bomb_png(tmp_path / "fine.png", 600, 200, dpi=600), "pdf": bomb_pdf(tmp_path / "bomb.pdf")}
     expected = {"bomb": "'bomb.png' is over 179 million pixels, more than the 89 million of Pillow's "
                         "decompression-bomb limit: save a smaller copy",
                 "big": "'big.png' is 10000 x 10000 pixels (100 million), more than the 89 million",
-                "wide": "'wide.png' is 7.1 m wide at its resolution, more than TeX can measure (5.7 m)"}
+                "wide": "'wide.png' is 7.1 m wide at its resolution, more than TeX can measure (5.7 m)",
+                "pdf": "'bomb.pdf' holds an image of 20000 x 20000 pixels (400 million), more than the 89 million"}
     for name, image in images.items():
         path = write_yaml(tmp_path / "recipients.yaml", BASE.replace("    role: Clerk", f"    role: Clerk\n    logo: {image.name}"))
         if name == "fine":
