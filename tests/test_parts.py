@@ -233,6 +233,21 @@ def test_a_blank_page_for_duplex_carries_the_marking_where_the_letters_do(parts_
     assert [round(l.top, 1) for l in found[2:]] == [round(l.top, 1) for l in on_letter]
 
 
+def test_a_duplex_bundle_marks_its_blank_pages_too(parts_batch, tmp_path):
+    """merge --duplex: the blank back of an odd-length marked document (here the
+    one-page cover) carries the marking, as every page of a marked document must."""
+    from conftest import copy_batch
+
+    source, out = copy_batch(parts_batch[:2], tmp_path / "batch")
+    report = merge(source, out, duplex=True)
+    assert report.blank_pages == 1 and report.cover_pages == 1
+    found = lines(report.path)
+    with pikepdf.open(report.path) as document:
+        count = len(document.pages)
+    assert [sum(l.text == "OFFICIAL" for l in found if l.page == page) for page in range(1, count + 1)] == [2] * count
+    assert not [l for l in found if l.page == 2 and l.text != "OFFICIAL"]  # nothing else on it
+
+
 def test_a_house_marking_sep_never_prints_the_marking_over_the_letterhead_or_header(tmp_path):
     """A house class may set \\lbmarkingsep; set wider than the margin allows
     (10 mm), the marking stops 1 mm short of the letterhead, the running
