@@ -95,13 +95,21 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         inputs_size = sum(p.pdf.stat().st_size for p in letters)
         hashes = [manifest.letters[p.name]["sha256"] for p in letters]
         digests = _Digests(layout.work / DIGESTS_NAME)
+        from pikepdf import PdfError
+
         # pdflatex compiles the cover sheet on the other core while the letters are put together
         with ThreadPoolExecutor(1) as background:
             cover_job = background.submit(_cover, prepared, letters, duplex, notes,
                                           (manifest.bundle or {}).get("cover")) if cover else None
             first = (lambda: (cover_job.result()[0], cover_job.result()[1]["sha256"])) if cover_job else None
-            data, pages, blanks = _concatenate(letters, duplex, _metadata(prepared), hashes, digests,
-                                               signature_fields, first)
+            try:
+                data, pages, blanks = _concatenate(letters, duplex, _metadata(prepared), hashes, digests,
+                                                   signature_fields, first)
+            except (OSError, PdfError):
+                # a letter deleted or cut short since it was judged cannot be read:
+                # said as any letter changed meanwhile, not as pikepdf's error
+                _unchanged_since_judged(layout, manifest, letters)
+                raise
         cover_part, cover_record = cover_job.result() if cover_job else (None, None)
         _unchanged_since_judged(layout, manifest, letters)
         write_atomic(out, data)

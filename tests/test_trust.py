@@ -282,6 +282,8 @@ def test_a_letter_changed_while_merge_runs_is_not_merged(tmp_path, monkeypatch):
 
     source, out = two_letters_merged(tmp_path)
     before, record = (out / "bundle.pdf").read_bytes(), (out / "manifest.json").read_bytes()
+    two = out / "letters" / "two.pdf"
+    good = two.read_bytes()
     real = merging._cover
 
     def cover(*args, **kw):  # the real cover sheet; a person edits a letter meanwhile
@@ -293,6 +295,28 @@ def test_a_letter_changed_while_merge_runs_is_not_merged(tmp_path, monkeypatch):
     with pytest.raises(MergeRefused, match=r"^not merging: letters/two.pdf changed since it was judged ready"):
         merge(source, out, duplex=True)
     assert (out / "bundle.pdf").read_bytes() == before and (out / "manifest.json").read_bytes() == record
+
+    # cut short or deleted while merge reads the letters (after one, before two):
+    # pikepdf cannot open it. That was a traceback, or "could not write the bundle".
+    from builder import split as split_module
+
+    monkeypatch.undo()
+    two.write_bytes(good)
+    real_append = split_module.Deduplicator.append
+    for edit in (lambda: two.write_bytes(good[:1000]), two.unlink):
+        pending = [edit]
+
+        def append(self, *args, **kw):
+            while pending:
+                pending.pop()()
+            return real_append(self, *args, **kw)
+
+        monkeypatch.setattr(split_module.Deduplicator, "append", append)
+        with pytest.raises(MergeRefused, match=r"^not merging: letters/two.pdf changed since it was judged ready"):
+            merge(source, out, cover=False)
+        assert not pending and (out / "bundle.pdf").read_bytes() == before
+        assert (out / "manifest.json").read_bytes() == record
+        two.write_bytes(good)
 
 
 @pytest.fixture
