@@ -23,7 +23,11 @@ from .files import write_atomic
 from .manifest import Manifest, current_sha256, sha256_bytes
 from . import ready
 
-COVER_NAME = "cover"  # its .tex and work folder: build/tex/cover.tex (letters are apart, in letters/)
+# The cover sheet's .tex and work folder (build/tex/_cover.tex, build/work/_cover/) and its
+# page labels ("cover sheet 1"): no recipient id starts with "_" or holds a space, so a
+# letter called cover keeps its own .tex, work folder and labels.
+COVER_NAME = "_cover"
+COVER_LABEL = "cover sheet"
 
 
 class MergeRefused(Exception):
@@ -384,7 +388,7 @@ def _cover(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[s
         pages = recorded_cover.get("pages", 0)
         if recorded_cover.get("key") == key(_cover_document(prepared, letters, duplex, notes, pages)) \
                 and current_sha256(cover, recorded_cover) == recorded_cover.get("sha256"):
-            return _Part("cover", "Cover sheet", cover, pages), recorded_cover
+            return _Part(COVER_LABEL, "Cover sheet", cover, pages), recorded_cover
     prepared.write_assets()
     cover_pages = 1 + max(0, len(letters) + len(notes) - 16) // 40  # a first guess: the table's rows per page
     for _ in range(3):
@@ -398,7 +402,7 @@ def _cover(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[s
     split_pdf.split(result.pdf, [split_pdf.Cut("cover", 0, result.only.pages, cover, info)])
     record = {"key": key(document), "pages": result.only.pages}
     record["sha256"] = current_sha256(cover, record)
-    return _Part("cover", "Cover sheet", cover, result.only.pages), record
+    return _Part(COVER_LABEL, "Cover sheet", cover, result.only.pages), record
 
 
 def _metadata(prepared: Prepared) -> dict[str, str]:

@@ -98,6 +98,11 @@ def test_preflight_is_remembered_refused_until_accepted_on_the_record(tmp_path):
     assert "wraps: address accepted (recipients.yaml): an address line is too long and wraps" in cover
     # no id got in the way of another output: six documents, five letters, each its own
     assert len(pikepdf.open(out / "bundle.pdf").pages) == 6
+    # the letter called cover keeps its LaTeX (the cover sheet's is apart) and its page labels
+    assert "Reader cover" in (out / "tex" / "cover.tex").read_text(encoding="utf-8")
+    from pypdf import PdfReader
+    assert PdfReader(out / "bundle.pdf").page_labels == [
+        "cover sheet 1", "bundle 1", "tall 1", "cover 1", "wraps 1", "manifest 1"]
     assert "Dear Reader," in pdf_text(out / "letters" / "bundle.pdf")
     assert {o.status for o in build(source, out).outcomes} == {"up to date"}
     assert merge(source, out).letters == 5  # the acceptance stays with the file it was made for
@@ -612,7 +617,7 @@ def test_a_batch_unchanged_since_its_build_is_judged_from_the_record_and_any_cha
 
 def test_the_cover_is_used_again_only_while_it_is_what_merge_would_compile(tmp_path):
     source, out = two_letters_merged(tmp_path)
-    cover_log = out / "work" / "cover" / "cover.log"
+    cover_log = out / "work" / "_cover" / "_cover.log"
     compiled = cover_log.stat().st_mtime_ns
     # one recipient's wording changes: their letter is rebuilt, the cover (same rows) is kept
     write_yaml(source, source.read_text().replace("name: Reader two\n", "name: Reader two\n    your_ref: X1\n"))
