@@ -133,6 +133,7 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
             "inputs": {p.name: manifest.letters[p.name]["sha256"] for p in letters},
             "accepted": {rid: dict(codes) for rid, codes in accepted.items()},
             "options": options, "cover_pages": cover_pages, "blank_pages": blanks, "cover": cover_record,
+            "made_with": ready.made_with(prepared),
             "key": _bundle_key(prepared, manifest, letters, accepted, options, out),
             **({"signed": signed} if signed else {}),
         }

@@ -359,6 +359,16 @@ def test_a_broken_class_keeps_the_last_good_pdfs_and_names_its_own_line(tmp_path
     cls.write_text("".join(lines))
     assert build(source, out).ok and outputs(out) == good | {"bundle.pdf": good["bundle.pdf"]}
 
+    # a change to the class that only the cover sheet shows: the letters are rebuilt to the
+    # same bytes, but the bundle's cover is not what merge makes now (it was "ready" and signed)
+    cls.write_text(cls.read_text().replace(r"\setlength\lbcovernamewidth{55mm}", r"\setlength\lbcovernamewidth{40mm}"))
+    assert build(source, out).ok and outputs(out)["letters/one.pdf"] == good["letters/one.pdf"]
+    bundle = {r.name: r for r in check(source, out)}["bundle"]
+    assert not bundle.ready and bundle.reason == ("its cover sheet is older than the letterhead or the builder; "
+                                                  "run `invoke merge`")
+    assert merge(source, out).path.read_bytes() != good["bundle.pdf"]
+    assert {r.name: r for r in check(source, out)}["bundle"].ready
+
 
 def test_a_corrupt_logo_names_the_image_and_pdftexs_message(tmp_path):
     (tmp_path / "images").mkdir()
