@@ -482,9 +482,12 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             running = [pool.submit(compiler.run, group) for group in _batches(stale, workers, prepared.medium)]
             # each letter's own .tex (to compile by hand), written while pdflatex runs:
             # a thousand small files take long enough to keep the workers waiting
+            # by id: `source in stale` compared recipients field by field (pydantic), in a
+            # loop over every letter, so it took 80 s of the build of 3000 letters
+            compiled = {source.recipient.id for source in stale}
             for source in todo:
                 tex_file = layout.tex / f"{source.recipient.id}.tex"
-                if source in stale or not tex_file.exists():
+                if source.recipient.id in compiled or not tex_file.exists():
                     write_atomic(tex_file, source.tex.encode())
             finished = 0
             for future in as_completed(running):

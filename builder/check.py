@@ -249,7 +249,7 @@ def check(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: 
         # no bundle yet is no fault; a bundle that is not what it claims is
         results.append(LetterCheck("bundle", bundle.state, bundle.reason, [], [],
                                    (manifest.bundle or {}).get("pages", 0),
-                                   bundle.ready or bundle.state == "never merged", kind="bundle"))
+                                   bundle.ready or bundle.state == ready.NEVER_MERGED, kind="bundle"))
         stray = ready.stray_bundle_note(prepared.layout, manifest)
         if stray:
             results.append(LetterCheck("bundle", ready.CHANGED, stray, [], [], 0, False, kind="bundle"))

@@ -57,11 +57,16 @@ CLOSINGS = {
     "en": {"named": "Yours sincerely,", "nameless": "Yours faithfully,"},
     "cy": {"named": "Yn gywir,", "nameless": "Yr eiddoch yn gywir,"},
 }
-_NAMELESS = re.compile(
-    r"(?i)^\s*(?:(?:dear|annwyl)\s+)?(?:(?:sir|sirs|madam|madame|syr|fadam|madam|or|neu|and|a|ac|/|colleague|"
-    r"colleagues|gyfaill|gyfeillion|all|pawb|friend|friends|"
-    r"to|whom|it|may|concern|at|bwy|bynnag|y|gall|hyn|berthyn|iddo|"
-    r"customer|gwsmer)[\s/,]*)+[,:!]?\s*$")
+# Whole phrases, never a bag of words: "Dear A," or "Dear May," names someone
+# (the words "a" (Welsh "and") and "may" once made them nameless). A title pair
+# is "Sir or Madam", "Sir/Madam", "Syr neu Fadam", "Syr a Madam"; Welsh nouns
+# after "Annwyl" take the soft mutation (gyfaill, bawb, gwsmer).
+_TITLE = r"(?:sirs?|madame?|syr|fadam)"
+_NOBODY = (rf"{_TITLE}(?:(?:\s*/\s*|\s+(?:or|and|&|neu|a|ac)\s+){_TITLE})?",
+           r"colleagues?", r"all", r"friends?", r"customers?", r"to\s+whom\s+it\s+may\s+concern",
+           r"gyfaill", r"gyfeillion", r"[pb]awb", r"gydweithiwr", r"gydweithwyr", r"gwsmer",
+           r"at\s+bwy\s+bynnag\s+y\s+gall\s+hyn\s+berthyn\s+iddo")
+_NAMELESS = re.compile(rf"(?i)^\s*(?:(?:dear|annwyl)\s+)?(?:{'|'.join(_NOBODY)})\s*[,:!]?\s*$")
 
 
 def is_nameless(salutation: str) -> bool:
@@ -220,6 +225,11 @@ def compose(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None
     return letter
 
 
+def marking(batch: Batch, recipient: Recipient) -> str:
+    """The letter's protective marking (the recipient's, else the batch's), or ""."""
+    return (recipient.marking if recipient.marking is not None else batch.letter.marking) or ""
+
+
 def _recipient_values(batch: Batch, recipient: Recipient) -> dict[str, NoEscape]:
     """The parts that are the same in every language of this letter."""
     letter = batch.letter
@@ -227,7 +237,7 @@ def _recipient_values(batch: Batch, recipient: Recipient) -> dict[str, NoEscape]
     return {
         "ourref": latex.text(pick(recipient.our_ref, letter.our_ref) or ""),
         "yourref": latex.text(recipient.your_ref or ""),
-        "marking": latex.text(pick(recipient.marking, letter.marking) or ""),
+        "marking": latex.text(marking(batch, recipient)),
         "cc": latex.lines(pick(recipient.cc, letter.cc)),
         "enclosures": latex.lines(pick(recipient.enclosures, letter.enclosures)),
     }
@@ -306,6 +316,19 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
             cover.append(NoEscape(latex.text(note) + "\\par\n"))
     cover.append(Command("initialline"))
     doc.append(cover)
+    return doc
+
+
+def compose_blank_pages(batch: Batch, markings: list[str]) -> Document:
+    """Pages blank but for a marking, one for each of ``markings`` in order (letter
+    ids blank-1, blank-2, ...), for merge --duplex to put behind a marked letter or
+    cover of odd length: the class draws the marking where it does on the letters."""
+    doc = _document(batch, "print", metadata(batch, "Blank pages"), "blank")
+    for number, marking in enumerate(markings, 1):
+        page = Letter(arguments=[NoEscape(f"blank-{number}")])
+        _set_values(page, batch, {}, {"marking": latex.text(marking)})
+        page.append(Command("lbblankpage"))
+        doc.append(page)
     return doc
 
 

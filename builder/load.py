@@ -1105,3 +1105,78 @@ def _check_file(root: Path, relative: str, path: tuple, report: _Reporter) -> No
         report.error(path, f"no such file: {relative!r} (paths are relative to {str(root)!r})")
     elif target.suffix.lower() not in (".pdf", ".png", ".jpg", ".jpeg"):
         report.error(path, f"{relative!r} is not a PDF, PNG or JPEG file")
+    elif problem := (_pdf_image_problem if target.suffix.lower() == ".pdf" else _image_problem)(target, relative):
+        report.error(path, problem)
+
+
+def _pdf_image_problem(target: Path, relative: str) -> str | None:
+    """A PDF logo or signature holding an image over Pillow's decompression-bomb
+    limit on its first page (the page pdfTeX places), as ``_image_problem`` for a
+    PNG: pdfTeX copies it as it is. Read with pikepdf (qpdf), no pixel decoded."""
+    import pikepdf
+    from PIL import Image
+
+    try:
+        with pikepdf.open(target) as pdf:
+            if not len(pdf.pages):
+                return None
+            seen, todo, largest = set(), [pdf.pages[0].obj.get("/Resources")], (0, 0)
+            while todo:  # the page's images, and those of the forms it draws (each form once)
+                resources = todo.pop()
+                xobjects = resources.get("/XObject") if isinstance(resources, pikepdf.Dictionary) else None
+                for xobject in (xobjects.values() if isinstance(xobjects, pikepdf.Dictionary) else ()):
+                    if not isinstance(xobject, pikepdf.Stream) or xobject.objgen in seen:
+                        continue
+                    seen.add(xobject.objgen)
+                    if xobject.get("/Subtype") == "/Image":
+                        size = (int(xobject.get("/Width", 0)), int(xobject.get("/Height", 0)))
+                        largest = max(largest, size, key=lambda s: s[0] * s[1])
+                    elif xobject.get("/Subtype") == "/Form":
+                        todo.append(xobject.get("/Resources"))
+    except (pikepdf.PdfError, OSError, ValueError, TypeError):
+        return None  # unreadable: pdfTeX names it (compile)
+    width, height = largest
+    if width * height > Image.MAX_IMAGE_PIXELS:
+        return (f"{relative!r} holds an image of {width} x {height} pixels ({width * height / 1e6:.0f} million), "
+                f"more than the {Image.MAX_IMAGE_PIXELS / 1e6:.0f} million of Pillow's decompression-bomb limit: "
+                "save a smaller copy (it prints 14 to 16 mm high: 1000 pixels a side are plenty)")
+    return None
+
+
+# TeX's largest length, \maxdimen (16383.99998 pt), in PDF points (bp): no image may be wider
+_MAX_BP = 16383.99998 * 72 / 72.27
+
+
+def _image_problem(target: Path, relative: str) -> str | None:
+    """What is wrong with the PNG or JPEG at ``target``, from its header alone (Pillow
+    decodes no pixels to open it): more pixels than
+    Pillow's decompression-bomb limit (a small file can hold a 30000 x 30000 logo,
+    which pdfTeX copies into every letter and every viewer and printer then decodes:
+    17 s a page in poppler for a grey one); or larger than TeX can measure at its resolution
+    (pdfTeX reads PNG pHYs and JPEG densities; 72 dpi without)."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    expected = "PNG" if target.suffix.lower() == ".png" else "JPEG"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(target, formats=[expected]) as image:
+                width, height = image.size
+                dpi = image.info.get("dpi") or (72, 72)
+    except Image.DecompressionBombError:  # Pillow refuses to open one over twice its limit
+        width = height = None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None  # unreadable: pdfTeX names it, with libpng's or libjpeg's words (compile)
+    fix = "save a smaller copy (it prints 14 to 16 mm high: 1000 pixels a side are plenty)"
+    if width is None or width * height > Image.MAX_IMAGE_PIXELS:
+        size = (f"{width} x {height} pixels ({width * height / 1e6:.0f} million)" if width else
+                f"over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} million pixels")
+        return (f"{relative!r} is {size}, more than the {Image.MAX_IMAGE_PIXELS / 1e6:.0f} million of "
+                f"Pillow's decompression-bomb limit: {fix}")
+    wide, high = (size / (float(d) if d and float(d) > 0 else 72) * 72 for size, d in zip((width, height), dpi))
+    if max(wide, high) > _MAX_BP:
+        return (f"{relative!r} is {max(wide, high) / 72 * 0.0254:.1f} m {'wide' if wide >= high else 'high'} "
+                f"at its resolution, more than TeX can measure (5.7 m): {fix}")
+    return None

@@ -23,11 +23,13 @@ from .files import write_atomic
 from .manifest import Manifest, current_sha256, sha256_bytes
 from . import ready
 
-# The cover sheet's .tex and work folder (build/tex/_cover.tex, build/work/_cover/) and its
-# page labels ("cover sheet 1"): no recipient id starts with "_" or holds a space, so a
-# letter called cover keeps its own .tex, work folder and labels.
+# The cover sheet's and the marked blank pages' .tex and work folders (build/tex/_cover.tex,
+# build/work/_cover/ ...) and the cover's page labels ("cover sheet 1"): no recipient id starts
+# with "_" or holds a space, so a letter called cover (or blank-pages) keeps its own .tex,
+# work folder and labels.
 COVER_NAME = "_cover"
 COVER_LABEL = "cover sheet"
+BLANK_NAME = "_blank-pages"  # merge --duplex's blank pages that carry a marking
 
 
 class MergeRefused(Exception):
@@ -101,20 +103,25 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         digests = _Digests(layout.work / DIGESTS_NAME)
         from pikepdf import PdfError
 
+        marked_blanks = _marked_blank_pages(prepared, letters) if duplex else {}
         # pdflatex compiles the cover sheet on the other core while the letters are put together
         with ThreadPoolExecutor(1) as background:
             cover_job = background.submit(_cover, prepared, letters, duplex, notes,
                                           (manifest.bundle or {}).get("cover")) if cover else None
-            first = (lambda: (cover_job.result()[0], cover_job.result()[1]["sha256"])) if cover_job else None
+
+            def cover_sheet() -> tuple[_Part, str]:
+                part, record = cover_job.result()
+                return part, record["sha256"]
+
             try:
                 data, pages, blanks = _concatenate(letters, duplex, _metadata(prepared), hashes, digests,
-                                                   signature_fields, first)
+                                                   signature_fields, cover_sheet if cover else None, marked_blanks)
             except (OSError, PdfError):
                 # a letter deleted or cut short since it was judged cannot be read:
                 # said as any letter changed meanwhile, not as pikepdf's error
                 _unchanged_since_judged(layout, manifest, letters)
                 raise
-        cover_part, cover_record = cover_job.result() if cover_job else (None, None)
+        cover_part, cover_record = cover_job.result() if cover else (None, None)
         _unchanged_since_judged(layout, manifest, letters)
         write_atomic(out, data)
         for rid, codes in accepted.items():  # on the record, with the file they were accepted for
@@ -259,14 +266,17 @@ class _Digests:
 
 def _concatenate(letters: list[_Part], duplex: bool, info: dict[str, str], hashes: list[str] | None = None,
                  digests: _Digests | None = None, signature_fields: bool = False,
-                 first: Callable[[], tuple[_Part, str]] | None = None) -> tuple[bytes, int, int]:
+                 first: Callable[[], tuple[_Part, str]] | None = None,
+                 marked_blanks: dict[str, tuple[Path, int]] | None = None) -> tuple[bytes, int, int]:
     """The bundle's bytes, its page count, and the blank pages added. pikepdf
     (qpdf): a thousand letters in seconds, where pypdf takes many; identical
     fonts and images are kept once. ``hashes``: the SHA-256 of each letter's
     file, by which ``digests`` remembers its fonts. ``signature_fields``: an
     empty signature field over each letter's signature block. ``first``: the
     part that goes before the letters (the cover sheet) and its file's
-    SHA-256, asked for once the letters are in, so it can be made meanwhile."""
+    SHA-256, asked for once the letters are in, so it can be made meanwhile.
+    ``marked_blanks``: for a part with a marking (by name), the file and page
+    of a blank page that carries it, put behind it when its length is odd."""
     import pikepdf
 
     from . import split as split_pdf
@@ -274,7 +284,7 @@ def _concatenate(letters: list[_Part], duplex: bool, info: dict[str, str], hashe
     bundle = pikepdf.new()
     tree = pikepdf.NameTree.new(bundle)
     dedupe = split_pdf.Deduplicator(bundle, digests.remembered if digests else None)
-    blanks = 0
+    blanks, opened = 0, {}  # the file of marked blank pages, opened once
     with contextlib.ExitStack() as kept:
         def add(part: _Part, sha: str | None) -> tuple[_Part, list]:
             nonlocal blanks
@@ -286,8 +296,15 @@ def _concatenate(letters: list[_Part], duplex: bool, info: dict[str, str], hashe
             else:
                 pdf.close()
             if duplex and len(copies) % 2:
-                box = copies[-1].MediaBox  # the letter's own paper, as its class set it
-                copies.append(dedupe.blank_page(float(box[2]) - float(box[0]), float(box[3]) - float(box[1])))
+                if part.name in (marked_blanks or {}):  # every page of a marked document is marked
+                    path, index = marked_blanks[part.name]
+                    if path not in opened:
+                        opened[path] = kept.enter_context(pikepdf.open(path))
+                    copies += dedupe.append(tree, opened[path], {}, range(index, index + 1))[0]
+                else:
+                    box = copies[-1].MediaBox  # the letter's own paper, as its class set it
+                    copies.append(dedupe.blank_page(float(box[2]) - float(box[0]),
+                                                    float(box[3]) - float(box[1])))
                 blanks += 1
             return part, copies
 
@@ -404,6 +421,24 @@ def _cover(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[s
     record = {"key": key(document), "pages": result.only.pages}
     record["sha256"] = current_sha256(cover, record)
     return _Part(COVER_LABEL, "Cover sheet", cover, result.only.pages), record
+
+
+def _marked_blank_pages(prepared: Prepared, letters: list[_Part]) -> dict[str, tuple[Path, int]]:
+    """For two-sided printing: the blank page to put behind each marked part (the
+    cover, a letter), by its name, as the file and page (from 0) of a blank page
+    the letterhead class made with that marking (one page per marking)."""
+    from .compose import compose_blank_pages, marking
+
+    batch = prepared.loaded.batch
+    wanted = {COVER_LABEL: batch.letter.marking or "",  # the cover's, as compose_cover prints it
+              **{p.name: marking(batch, prepared.source(p.name).recipient) for p in letters}}
+    markings = list(dict.fromkeys(m for m in wanted.values() if m))
+    if not markings:
+        return {}
+    result = prepared.compile(BLANK_NAME, compose_blank_pages(batch, markings).dumps())
+    if not result.ok:
+        raise MergeRefused(f"the blank pages for duplex did not compile: {result.first_error}")
+    return {name: (result.pdf, markings.index(m)) for name, m in wanted.items() if m}
 
 
 def _metadata(prepared: Prepared) -> dict[str, str]:

@@ -27,6 +27,7 @@ STALE = "stale"  # built from inputs that have changed since
 CHANGED = "changed"  # the file is not the one that was built
 PREFLIGHT = "preflight"  # built and current, but its preflight found errors
 INVALID = "invalid"  # the recipient's entry in the YAML is not valid
+NEVER_MERGED = "never merged"  # the bundle: merge has not made one
 
 INPUT_NAMES = {
     "source": "its text ({text_from})",
@@ -217,7 +218,7 @@ def bundle_state(prepared, manifest: Manifest, letters: list[LetterState] | None
     layout = prepared.layout
     bundle = manifest.bundle
     if not bundle:
-        return BundleState("never merged", f"no bundle: run {command('merge')}")
+        return BundleState(NEVER_MERGED, f"no bundle: run {command('merge')}")
     path = path or layout.root / bundle["file"]
     name = layout.relative(path)
     if not path.is_file():

@@ -149,11 +149,19 @@ _APPEARANCE_CHARACTERS = [*range(0x20, 0x7F), *range(0xA0, 0x180), 0x2013, 0x201
 TYPEFACES = {"sans": "lmsans10-regular.otf", "serif": "lmroman10-regular.otf"}
 
 
+# The visible signature's first words, in the letter's language (README, "Letters in
+# Welsh"): "llofnodi" as on the cover sheet ("i'w llofnodi gan"), "yn ddigidol"
+# (digitally, with the adverb's soft mutation), "gan" (by).
+SIGNED_BY = {"en": "Digitally signed by", "cy": "Llofnodwyd yn ddigidol gan"}
+
+
 @contextlib.contextmanager
 def appearance(signer_name: str = "", font: str = "sans"):
-    """The visible signature's style: "Digitally signed by <name>" and the date,
-    in the letters' own typeface (``font``: Latin Modern Sans or Roman, from TeX Live), embedded;
-    and the characters of the signer's name that typeface cannot show.
+    """The visible signature's styles, one per language (``SIGNED_BY``): "Digitally
+    signed by <name>" and the date ("Llofnodwyd yn ddigidol gan <name>" and
+    "5 Hydref 2026" in Welsh), in the letters' own typeface (``font``: Latin Modern
+    Sans or Roman, from TeX Live), embedded; and the characters of the signer's
+    name that typeface cannot show.
     The font is cut down once to the characters above and those of the
     signer's name (it comes from the certificate, not the batch, so nothing
     checked it; Latin Modern writes Vietnamese and Welsh, not Greek):
@@ -163,6 +171,21 @@ def appearance(signer_name: str = "", font: str = "sans"):
     from pyhanko.pdf_utils.text import TextBoxStyle
     from pyhanko.stamp import TextStampStyle
 
+    from .compose import MONTHS
+
+    @dataclass(frozen=True)
+    class LetterStampStyle(TextStampStyle):
+        """pyHanko writes the signing time with ``timestamp_format`` (strftime: the
+        machine's locale's month names); this style names the month in the letter's
+        language, as the letter's date does (compose.long_date)."""
+
+        language: str = "en"
+
+        def create_stamp(self, writer, box, text_params):
+            day, month, rest = text_params["ts"].split(" ", 2)
+            text_params = {**text_params, "ts": f"{int(day)} {MONTHS[self.language][int(month) - 1]} {rest}"}
+            return super().create_stamp(writer, box, text_params)
+
     # pyHanko warns for every signature that a CFF font has no ROS entry; it is not needed
     logging.getLogger("pyhanko.pdf_utils.font.opentype").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="letterbatch-sign-") as folder:
@@ -171,13 +194,15 @@ def appearance(signer_name: str = "", font: str = "sans"):
         if cut:
             from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
             text_style["font"] = GlyphAccumulatorFactory(str(cut))
-        yield lacking, TextStampStyle(
-            stamp_text="Digitally signed by %(signer)s\n%(ts)s",
-            timestamp_format="%d %B %Y, %H:%M %Z",
-            text_box_style=TextBoxStyle(**text_style),
+        box_style = TextBoxStyle(**text_style)
+        yield lacking, {language: LetterStampStyle(
+            language=language,
+            stamp_text=f"{words} %(signer)s\n%(ts)s",
+            timestamp_format="%d %m %Y, %H:%M %Z",  # day and month made words by LetterStampStyle
+            text_box_style=box_style,
             inner_content_layout=SimpleBoxLayoutRule(x_align=AxisAlignment.ALIGN_MIN,
                                                      y_align=AxisAlignment.ALIGN_MID),
-            border_width=0, background=None)
+            border_width=0, background=None) for language, words in SIGNED_BY.items()}
 
 
 def _letter_font(folder: Path, signer_name: str = "",
@@ -271,14 +296,17 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
                 _record_signed(layout, manifest, report.current, bundle_parts.current)
                 return report
         with open_signer(key) as signer, appearance(signer.subject_name or "",
-                                                 prepared.loaded.batch.letter.font) as (lacking, style):
+                                                 prepared.loaded.batch.letter.font) as (lacking, styles):
+            def style(rid: str):
+                return styles[stamp_language(prepared, rid)]
+
             if lacking and todo:  # a pyHanko TrueType font (DejaVu) is drawn misplaced: no fall-back font
                 report.notes.append(f"the letters' typeface has no {', '.join(repr(c) for c in lacking)} of the "
                                     f"signer's name {signer.subject_name!r}: the visible signature shows a blank "
                                     "for each (the signature itself holds the name as the certificate gives it)")
             for rid in todo:
                 try:
-                    report.signed.append(_sign_letter(layout, manifest.letters[rid], rid, signer, reason, style))
+                    report.signed.append(_sign_letter(layout, manifest.letters[rid], rid, signer, reason, style(rid)))
                 except (PdfError, NotSigned) as exc:  # this letter's file (or pyHanko's word on the key): no traceback
                     report.failed.append(f"{rid}: {layout.pdf(rid).name} cannot be signed: {_one_line(exc)}")
                 except _ChangedSince as exc:
@@ -291,13 +319,23 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
                     # the bundle on the record (merge --output may have written another file)
                     try:
                         report.bundle = _sign_bundle(layout, layout.root / manifest.bundle["file"], bundle_parts,
-                                                     signer, reason, style, manifest.bundle["sha256"])
+                                                     signer, reason, {field_name(rid): style(rid) for rid in
+                                                                      manifest.bundle["letters"]},
+                                                     manifest.bundle["sha256"])
                     except _ChangedSince as exc:
                         report.bundle_note, report.bundle_refused = f"bundle not signed: {exc}", True
             _record_signed(layout, manifest, [rid for rid in ready if rid not in todo] + [
                 rid for rid in todo if layout.signed_pdf(rid) in report.signed],
                 report.bundle is not None or (isinstance(bundle_parts, _NotSigned) and bundle_parts.current))
     return report
+
+
+def stamp_language(prepared, recipient_id: str) -> str:
+    """The language of a letter's visible signature: that of the signature block it
+    is drawn on, the letter's last (the class records the last closing's space: a
+    bilingual cy-en letter is signed under its English half)."""
+    source = prepared.source(recipient_id)
+    return prepared.loaded.batch.languages_of(source.recipient)[-1] if source else "en"
 
 
 def _record_signed(layout, manifest, current: list[str], bundle_current: bool = False) -> None:
@@ -374,10 +412,10 @@ class _NotSigned:
     current: bool = False  # the signed bundle there is the signed copy of the bundle as it is
 
 
-def _sign_bundle(layout, bundle: Path, fields: list[str], signer, reason: str, style, sha256: str) -> Path:
+def _sign_bundle(layout, bundle: Path, fields: list[str], signer, reason: str, styles: dict, sha256: str) -> Path:
     """Fill each letter's empty field (one incremental signature each, in order:
-    the last covers the whole file), or sign a new invisible field. ``sha256``:
-    the bundle as judged ready."""
+    the last covers the whole file) in its letter's style (``styles``, by field), or
+    sign a new invisible field. ``sha256``: the bundle as judged ready."""
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.fields import enumerate_sig_fields
 
@@ -385,7 +423,7 @@ def _sign_bundle(layout, bundle: Path, fields: list[str], signer, reason: str, s
     empty = {name for name, value, _ in enumerate_sig_fields(PdfFileReader(io.BytesIO(data), strict=False)) if value is None}
     for name in [f for f in fields if f in empty] or [SIGNATURE_FIELD]:
         data = sign_bytes(data, signer, field=name, reason=reason,
-                          style=style if name != SIGNATURE_FIELD else None)
+                          style=styles.get(name) if name != SIGNATURE_FIELD else None)
     write_atomic(layout.bundle_signed, data)
     return layout.bundle_signed
 

@@ -346,6 +346,7 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
     from .check import check as check_letters
     from .compile import TexMissing
     from .problems import LoadError
+    from .ready import NEVER_MERGED
 
     batch = batch_paths(c, recipients, build_dir)
     try:
@@ -362,7 +363,11 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
     print(f"{plural(len(letters), 'letter')} checked: {len(letters) - errors - warned} ok, "
           f"{warned} with warnings, {errors} with errors")
     for r in bundle:  # the bundle: the file merge wrote, holding the letters as they are now
-        if verbose or not r.ready:
+        if r.state == NEVER_MERGED:
+            # check comes before merge (`invoke build check merge`): no bundle yet is no fault,
+            # but the user is told there was none to check
+            print(f"  bundle: none yet, not checked ({command('merge')} makes it)")
+        elif verbose or not r.ready:
             print(f"  {r.line()}")
     if errors or any(not r.ready for r in bundle):
         raise Exit(code=1)

@@ -210,3 +210,74 @@ def test_a_file_is_validated_once_per_text_and_again_when_it_changes(tmp_path):
     assert "salutation" in " ".join(messages(path))
     same_text_elsewhere = write_yaml(tmp_path / "copy.yaml", MINIMAL_LETTER + "recipients:\n" + GOOD)
     assert load(same_text_elsewhere).path == same_text_elsewhere
+
+
+def bomb_png(path, width: int, height: int, dpi: int | None = None):
+    """A PNG of ``width`` x ``height`` black pixels (1 bit each, compressed to a few
+    hundred kB: a decompression bomb), with a pHYs resolution if ``dpi``."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows, packer = (b"\0" * (1 + (width + 7) // 8)) * 1000, zlib.compressobj(9)
+    data = b"".join(packer.compress(rows[:len(rows) // 1000 * min(1000, height - done)])
+                    for done in range(0, height, 1000)) + packer.flush()
+    phys = chunk(b"pHYs", struct.pack(">IIB", *[round(dpi / 0.0254)] * 2, 1)) if dpi else b""
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                     + phys + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return path
+
+
+def bomb_pdf(path):
+    """A PDF logo whose page draws a form that draws a 20000 x 20000 image (50 kB)."""
+    import zlib
+
+    import pikepdf
+
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(200, 50))
+    image = pdf.make_stream(zlib.compress(b"\0" * (2500 * 20000), 9), Type=pikepdf.Name.XObject,
+                            Subtype=pikepdf.Name.Image, Width=20000, Height=20000, BitsPerComponent=1,
+                            ColorSpace=pikepdf.Name.DeviceGray, Filter=pikepdf.Name.FlateDecode)
+    form = pdf.make_stream(b"q 200 0 0 50 0 0 cm /Im0 Do Q", Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Form,
+                           BBox=[0, 0, 200, 50], Resources=pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=image)))
+    pdf.pages[0].Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Fm0=form))
+    pdf.pages[0].Contents = pdf.make_stream(b"/Fm0 Do")
+    pdf.save(path)
+    return path
+
+
+def test_an_image_too_large_to_print_is_one_clear_message(tmp_path):
+    """A logo of 20000 x 20000 pixels in a 300 kB file, with a resolution that lets
+    pdfTeX place it: pdfTeX built it (in 2 s, copying the compressed pixels) and every
+    viewer and printer then had to decode 400 million pixels (poppler: 17 s a page
+    for 30000 x 30000). Refused from its header, before anything is built; so are
+    one over Pillow's limit, one wider than TeX can measure ("Dimension too large
+    (near: \\opening{Dear Ann,})") and a PDF drawing a bomb. An unreadable one is
+    left to pdfTeX (test_trust)."""
+    import subprocess
+    import sys
+
+    images = {"bomb": bomb_png(tmp_path / "bomb.png", 20000, 20000, dpi=2400),
+              "big": bomb_png(tmp_path / "big.png", 10000, 10000, dpi=1200),
+              "wide": bomb_png(tmp_path / "wide.png", 20000, 10),
+              "fine": bomb_png(tmp_path / "fine.png", 600, 200, dpi=600), "pdf": bomb_pdf(tmp_path / "bomb.pdf")}
+    expected = {"bomb": "'bomb.png' is over 179 million pixels, more than the 89 million of Pillow's "
+                        "decompression-bomb limit: save a smaller copy",
+                "big": "'big.png' is 10000 x 10000 pixels (100 million), more than the 89 million",
+                "wide": "'wide.png' is 7.1 m wide at its resolution, more than TeX can measure (5.7 m)",
+                "pdf": "'bomb.pdf' holds an image of 20000 x 20000 pixels (400 million), more than the 89 million"}
+    for name, image in images.items():
+        path = write_yaml(tmp_path / "recipients.yaml", BASE.replace("    role: Clerk", f"    role: Clerk\n    logo: {image.name}"))
+        if name == "fine":
+            assert not load(path).problems
+            continue
+        (found,) = messages(path)
+        assert found.startswith(f"{path}:6:11: error: field 'letter.sender.logo': {expected[name]}"), found
+    # the task: that one line, nothing built, no traceback
+    path = write_yaml(tmp_path / "recipients.yaml", BASE.replace("    role: Clerk", "    role: Clerk\n    logo: bomb.png"))
+    done = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(path), "-b", str(tmp_path / "build")],
+                          cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and "Traceback" not in done.stderr + done.stdout
+    assert "decompression-bomb limit" in done.stderr + done.stdout and not (tmp_path / "build" / "letters").exists()

@@ -19,6 +19,7 @@ import pikepdf
 import pytest
 import yaml
 
+from builder import compose
 from builder.build import Layout, build
 from builder.compose import closing, is_nameless
 from builder.html import letter_page
@@ -211,6 +212,42 @@ def test_marking_is_centred_at_top_and_bottom_of_every_page(parts_batch):
             assert min(m.top for m in marks) < 12 * MM and max(m.bottom for m in marks) > height - 12 * MM
 
 
+def test_a_blank_page_for_duplex_carries_the_marking_where_the_letters_do(parts_batch, tmp_path):
+    """The class's blank page (merge --duplex puts one behind a letter of odd length):
+    nothing but the marking, at the top and the bottom, where a letter's page has it."""
+    from builder.build import prepare
+    from builder.compose import compose_blank_pages
+    from conftest import copy_batch
+
+    source, out = copy_batch(parts_batch[:2], tmp_path / "batch")
+    prepared = prepare(source, out)
+    result = prepared.compile("blank", compose_blank_pages(prepared.loaded.batch,
+                                                           ["OFFICIAL", "OFFICIAL-SENSITIVE"]).dumps())
+    assert result.ok, result.first_error
+    found = lines(result.pdf)
+    assert [(l.page, l.text) for l in found] == [(1, "OFFICIAL"), (1, "OFFICIAL"), (2, "OFFICIAL-SENSITIVE"),
+                                                 (2, "OFFICIAL-SENSITIVE")]
+    on_letter = [l for l in lines(Layout.of(out).pdf("london")) if l.page == 2 and l.text == "OFFICIAL"]
+    assert [(round(l.middle, 1), round(l.top, 1)) for l in found[:2]] == \
+        [(round(l.middle, 1), round(l.top, 1)) for l in on_letter]
+    assert [round(l.top, 1) for l in found[2:]] == [round(l.top, 1) for l in on_letter]
+
+
+def test_a_duplex_bundle_marks_its_blank_pages_too(parts_batch, tmp_path):
+    """merge --duplex: the blank back of an odd-length marked document (here the
+    one-page cover) carries the marking, as every page of a marked document must."""
+    from conftest import copy_batch
+
+    source, out = copy_batch(parts_batch[:2], tmp_path / "batch")
+    report = merge(source, out, duplex=True)
+    assert report.blank_pages == 1 and report.cover_pages == 1
+    found = lines(report.path)
+    with pikepdf.open(report.path) as document:
+        count = len(document.pages)
+    assert [sum(l.text == "OFFICIAL" for l in found if l.page == page) for page in range(1, count + 1)] == [2] * count
+    assert not [l for l in found if l.page == 2 and l.text != "OFFICIAL"]  # nothing else on it
+
+
 def test_a_house_marking_sep_never_prints_the_marking_over_the_letterhead_or_header(tmp_path):
     """A house class may set \\lbmarkingsep; set wider than the margin allows
     (10 mm), the marking stops 1 mm short of the letterhead, the running
@@ -256,10 +293,16 @@ def test_printed_footnotes_show_their_urls(parts_batch):
 def test_the_uk_closing_rule():
     batch = load_minimal("Dear Sir or Madam,").batch
     assert closing(batch, batch.recipients[0]) == "Yours faithfully,"
-    for salutation in ("Dear Sir,", "Dear Sirs", "Dear Sir/Madam,", "To whom it may concern:"):
+    for salutation in ("Dear Sir,", "Dear Sirs", "Dear Sir/Madam,", "To whom it may concern:", "Dear Sir Or Madam",
+                       "Annwyl Syr neu Fadam,", "Annwyl Syr / Madam", "Annwyl bawb,", "Dear Colleagues,",
+                       "At bwy bynnag y gall hyn berthyn iddo"):
         assert is_nameless(salutation), salutation
-    for salutation in ("Dear Sophie,", "Dear Mr Madamson,", "Dear Chief Constable,"):
+    # a name of one letter, or a name that is also a word of a nameless phrase, names someone
+    for salutation in ("Dear Sophie,", "Dear Mr Madamson,", "Dear Chief Constable,", "Dear A,", "Annwyl A,",
+                       "Dear May,", "Dear Y,", "Dear Or,", "Annwyl Gall,", "Dear Sir A,"):
         assert not is_nameless(salutation), salutation
+    batch = load_minimal("Dear A,").batch
+    assert closing(batch, batch.recipients[0]) == "Yours sincerely,"
     batch = load_minimal("Dear Ann,").batch
     assert closing(batch, batch.recipients[0]) == "Yours sincerely,"
     batch = load_minimal("Annwyl Syr/Fadam,", "language: cy").batch
@@ -458,6 +501,38 @@ def test_a_serif_batch_is_signed_in_its_own_typeface(house_batch, tmp_path):
     assert len(names) > len(subprocess.run(["pdffonts", str(Layout.of(out).pdf("house-one"))], capture_output=True,
                                            text=True, check=True).stdout.splitlines()[2:])  # the signature's own
     assert all("LMRoman" in name for name in names) and "LMSans" not in fonts, fonts
+
+
+def test_a_welsh_letter_is_signed_in_welsh(parts_batch, tmp_path):
+    """The visible signature speaks the language of the block it is drawn on: Welsh
+    on a Welsh letter, with a Welsh month, English under a bilingual letter's English
+    half; in the letters and in the bundle's fields."""
+    import json
+
+    from builder.sign import Key, sign_batch, signature_box
+    from conftest import copy_batch
+    from test_bundle import make_certificates
+
+    source, out = copy_batch(parts_batch[:2], tmp_path / "batch")
+    merge(source, out, signature_fields=True)
+    p12, _ = make_certificates(tmp_path)
+    report = sign_batch(source, out, Key(p12=p12, password=b"secret"))
+    assert not report.failed and report.bundle, report
+    manifest = json.loads((out / "manifest.json").read_text())
+    welsh, english = "|".join(compose.MONTHS["cy"]), "|".join(compose.MONTHS["en"])
+    for rid, signed_by, months in [("south-wales", "Llofnodwyd yn ddigidol gan", welsh),
+                                   ("london", "Digitally signed by", english),
+                                   ("essex", "Digitally signed by", english)]:
+        page, box = signature_box(manifest["letters"][rid]["signature"])
+        text = subprocess.run(["pdftotext", "-f", str(page), "-l", str(page), "-x", str(int(box[0])),
+                               "-y", str(int(841.89 - box[3])), "-W", str(int(box[2] - box[0])),
+                               "-H", str(int(box[3] - box[1])), str(Layout.of(out).signed_pdf(rid)), "-"],
+                              capture_output=True, text=True, check=True).stdout
+        assert re.fullmatch(rf"{signed_by} Signatory\s+[1-9]\d? ({months}) \d{{4}}, \d\d:\d\d UTC\s*", text), (rid, text)
+    bundle = normalise(subprocess.run(["pdftotext", str(report.bundle), "-"], capture_output=True, text=True,
+                                      check=True).stdout)
+    assert bundle.count("Llofnodwyd yn ddigidol gan Signatory") == 1
+    assert bundle.count("Digitally signed by Signatory") == 2
 
 
 def dark_rows_at_left_edge(pdf: Path) -> list[float]:

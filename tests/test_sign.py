@@ -95,9 +95,9 @@ def test_the_visible_signature_writes_the_signer_s_name_as_the_certificate_gives
     entry = json.loads((out / "manifest.json").read_text())["letters"]["london"]
     page, box = signature_box(entry["signature"])
     with open_signer(Key(p12=p12, password=b"secret")) as signer, \
-            appearance(signer.subject_name) as (lacking, style):
+            appearance(signer.subject_name) as (lacking, styles):
         data = sign_bytes(Layout.of(out).pdf("london").read_bytes(), signer, field=field_name("london"),
-                          page=page - 1, box=box, style=style)
+                          page=page - 1, box=box, style=styles["en"])
     assert lacking == "ιώ"
     (tmp_path / "signed.pdf").write_bytes(data)
     text = subprocess.run(["pdftotext", "-f", str(page), "-l", str(page), str(tmp_path / "signed.pdf"), "-"],
