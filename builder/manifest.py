@@ -89,6 +89,7 @@ _LETTER = {"recipient": str, "file": str, "pages": int, "sha256": str, "inputs":
 _BUNDLE = {"file": str, "pages": int, "sha256": str, "letters": [str], "inputs": _TEXT,
            "accepted": {str: _TEXT}, "options": {str: bool}, "cover_pages": int, "blank_pages": int,
            "cover": (None, {"key": str, "pages": int, "sha256": str, "seen": _SEEN}), "key": str, "seen": _SEEN,
+           "made_with": str,  # ready.made_with: what the cover sheet was made with
            # its signed copy (invoke sign): the bundle it was made from, and its own hash
            "signed": {"bundle": str, "sha256": str, "seen": object}}
 _BATCH = {"fingerprint": str, "medium": str, "name": str, "text_from": str, "files": [str], "common": _TEXT,

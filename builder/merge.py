@@ -23,8 +23,13 @@ from .files import write_atomic
 from .manifest import Manifest, current_sha256, sha256_bytes
 from . import ready
 
-COVER_NAME = "cover"  # its .tex and work folder: build/tex/cover.tex (letters are apart, in letters/)
-BLANK_NAME = "blank-pages"  # merge --duplex's blank pages that carry a marking
+# The cover sheet's and the marked blank pages' .tex and work folders (build/tex/_cover.tex,
+# build/work/_cover/ ...) and the cover's page labels ("cover sheet 1"): no recipient id starts
+# with "_" or holds a space, so a letter called cover (or blank-pages) keeps its own .tex,
+# work folder and labels.
+COVER_NAME = "_cover"
+COVER_LABEL = "cover sheet"
+BLANK_NAME = "_blank-pages"  # merge --duplex's blank pages that carry a marking
 
 
 class MergeRefused(Exception):
@@ -96,6 +101,8 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         inputs_size = sum(p.pdf.stat().st_size for p in letters)
         hashes = [manifest.letters[p.name]["sha256"] for p in letters]
         digests = _Digests(layout.work / DIGESTS_NAME)
+        from pikepdf import PdfError
+
         marked_blanks = _marked_blank_pages(prepared, letters) if duplex else {}
         # pdflatex compiles the cover sheet on the other core while the letters are put together
         with ThreadPoolExecutor(1) as background:
@@ -106,8 +113,14 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
                 part, record = cover_job.result()
                 return part, record["sha256"]
 
-            data, pages, blanks = _concatenate(letters, duplex, _metadata(prepared), hashes, digests,
-                                               signature_fields, cover_sheet if cover else None, marked_blanks)
+            try:
+                data, pages, blanks = _concatenate(letters, duplex, _metadata(prepared), hashes, digests,
+                                                   signature_fields, cover_sheet if cover else None, marked_blanks)
+            except (OSError, PdfError):
+                # a letter deleted or cut short since it was judged cannot be read:
+                # said as any letter changed meanwhile, not as pikepdf's error
+                _unchanged_since_judged(layout, manifest, letters)
+                raise
         cover_part, cover_record = cover_job.result() if cover else (None, None)
         _unchanged_since_judged(layout, manifest, letters)
         write_atomic(out, data)
@@ -127,6 +140,7 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
             "inputs": {p.name: manifest.letters[p.name]["sha256"] for p in letters},
             "accepted": {rid: dict(codes) for rid, codes in accepted.items()},
             "options": options, "cover_pages": cover_pages, "blank_pages": blanks, "cover": cover_record,
+            "made_with": ready.made_with(prepared),
             "key": _bundle_key(prepared, manifest, letters, accepted, options, out),
             **({"signed": signed} if signed else {}),
         }
@@ -392,7 +406,7 @@ def _cover(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[s
         pages = recorded_cover.get("pages", 0)
         if recorded_cover.get("key") == key(_cover_document(prepared, letters, duplex, notes, pages)) \
                 and current_sha256(cover, recorded_cover) == recorded_cover.get("sha256"):
-            return _Part("cover", "Cover sheet", cover, pages), recorded_cover
+            return _Part(COVER_LABEL, "Cover sheet", cover, pages), recorded_cover
     prepared.write_assets()
     cover_pages = 1 + max(0, len(letters) + len(notes) - 16) // 40  # a first guess: the table's rows per page
     for _ in range(3):
@@ -406,7 +420,7 @@ def _cover(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[s
     split_pdf.split(result.pdf, [split_pdf.Cut("cover", 0, result.only.pages, cover, info)])
     record = {"key": key(document), "pages": result.only.pages}
     record["sha256"] = current_sha256(cover, record)
-    return _Part("cover", "Cover sheet", cover, result.only.pages), record
+    return _Part(COVER_LABEL, "Cover sheet", cover, result.only.pages), record
 
 
 def _marked_blank_pages(prepared: Prepared, letters: list[_Part]) -> dict[str, tuple[Path, int]]:
@@ -416,7 +430,7 @@ def _marked_blank_pages(prepared: Prepared, letters: list[_Part]) -> dict[str, t
     from .compose import compose_blank_pages, marking
 
     batch = prepared.loaded.batch
-    wanted = {"cover": batch.letter.marking or "",  # the cover's, as compose_cover prints it
+    wanted = {COVER_LABEL: batch.letter.marking or "",  # the cover's, as compose_cover prints it
               **{p.name: marking(batch, prepared.source(p.name).recipient) for p in letters}}
     markings = list(dict.fromkeys(m for m in wanted.values() if m))
     if not markings:

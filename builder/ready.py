@@ -12,11 +12,12 @@ current ready letters, in order, as they are now.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import command
-from .manifest import Manifest, current_sha256
+from .manifest import Manifest, current_sha256, sha256_bytes
 
 # The states, and what each means (the reason adds the particulars).
 READY = "ready"
@@ -242,4 +243,17 @@ def bundle_state(prepared, manifest: Manifest, letters: list[LetterState] | None
     if older:
         return BundleState(STALE, "older than its letters (rebuilt since the merge): "
                            + ", ".join(older) + f"; run {command('merge')}")
+    # (a record from before "made_with" was kept says nothing either way)
+    if (bundle.get("options") or {}).get("cover") and bundle.get("made_with") not in (None, made_with(prepared)):
+        return BundleState(STALE, f"its cover sheet is older than the letterhead or the builder; run {command('merge')}")
     return BundleState(READY)
+
+
+def made_with(prepared) -> str:
+    """What the cover sheet is made with besides the letters and the batch's
+    words: the inputs every letter shares (letterhead, images, builder, TeX),
+    by content. A change there can leave every letter's bytes as they were
+    (a cover-only macro of the class) and still change the cover."""
+    shared = prepared.sources[0].inputs if prepared.sources else {}
+    return sha256_bytes(json.dumps({k: v for k, v in shared.items() if k not in ("source", "key")},
+                                   sort_keys=True).encode())

@@ -36,7 +36,7 @@ def test_bundle_structure_cover_and_metadata(real_batch):
     letter_pages = [len(PdfReader(out / "letters" / f"{rid}.pdf").pages) for rid in IDS]
     assert len(reader.pages) == bundle.pages == 1 + sum(letter_pages)
     ranges = letter_ranges(reader)
-    assert list(ranges) == ["cover", *IDS]
+    assert list(ranges) == ["cover sheet", *IDS]
     assert [len(ranges[rid]) for rid in IDS] == letter_pages
     starts = [reader.get_destination_page_number(item) for item in reader.outline]
     assert [item.title for item in reader.outline][:2] == [
@@ -159,7 +159,7 @@ def test_the_cover_table_keeps_a_long_name_and_role_in_their_columns(tmp_path):
     overfull = [f["message"] for o in report.outcomes for f in o.findings if f["code"] == "overfull"]
     assert any(f"overfull line: '{unbroken}' (" in message for message in overfull), overfull
     merge(source, tmp_path / "build")
-    log = (tmp_path / "build" / "work" / "cover" / "cover.log").read_text(encoding="utf-8", errors="replace")
+    log = (tmp_path / "build" / "work" / "_cover" / "_cover.log").read_text(encoding="utf-8", errors="replace")
     assert "Overfull \\hbox" not in log
     found = lines(tmp_path / "build" / "cover.pdf")
     found = found[:found.index(find(found, "Preflight findings accepted"))]  # the table
@@ -423,6 +423,6 @@ def test_every_bundle_page_looks_exactly_like_its_letter(real_batch, tmp_path):
     out, _, bundle = real_batch
     ranges = letter_ranges(PdfReader(bundle.path))
     for name, pages in ranges.items():
-        original = out / ("cover.pdf" if name == "cover" else f"letters/{name}.pdf")
+        original = out / ("cover.pdf" if name == "cover sheet" else f"letters/{name}.pdf")
         for offset, index in enumerate(pages, 1):
             assert render(bundle.path, index + 1, tmp_path) == render(original, offset, tmp_path), (name, offset)

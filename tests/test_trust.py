@@ -98,6 +98,11 @@ def test_preflight_is_remembered_refused_until_accepted_on_the_record(tmp_path):
     assert "wraps: address accepted (recipients.yaml): an address line is too long and wraps" in cover
     # no id got in the way of another output: six documents, five letters, each its own
     assert len(pikepdf.open(out / "bundle.pdf").pages) == 6
+    # the letter called cover keeps its LaTeX (the cover sheet's is apart) and its page labels
+    assert "Reader cover" in (out / "tex" / "cover.tex").read_text(encoding="utf-8")
+    from pypdf import PdfReader
+    assert PdfReader(out / "bundle.pdf").page_labels == [
+        "cover sheet 1", "bundle 1", "tall 1", "cover 1", "wraps 1", "manifest 1"]
     assert "Dear Reader," in pdf_text(out / "letters" / "bundle.pdf")
     assert {o.status for o in build(source, out).outcomes} == {"up to date"}
     assert merge(source, out).letters == 5  # the acceptance stays with the file it was made for
@@ -282,6 +287,8 @@ def test_a_letter_changed_while_merge_runs_is_not_merged(tmp_path, monkeypatch):
 
     source, out = two_letters_merged(tmp_path)
     before, record = (out / "bundle.pdf").read_bytes(), (out / "manifest.json").read_bytes()
+    two = out / "letters" / "two.pdf"
+    good = two.read_bytes()
     real = merging._cover
 
     def cover(*args, **kw):  # the real cover sheet; a person edits a letter meanwhile
@@ -293,6 +300,28 @@ def test_a_letter_changed_while_merge_runs_is_not_merged(tmp_path, monkeypatch):
     with pytest.raises(MergeRefused, match=r"^not merging: letters/two.pdf changed since it was judged ready"):
         merge(source, out, duplex=True)
     assert (out / "bundle.pdf").read_bytes() == before and (out / "manifest.json").read_bytes() == record
+
+    # cut short or deleted while merge reads the letters (after one, before two):
+    # pikepdf cannot open it. That was a traceback, or "could not write the bundle".
+    from builder import split as split_module
+
+    monkeypatch.undo()
+    two.write_bytes(good)
+    real_append = split_module.Deduplicator.append
+    for edit in (lambda: two.write_bytes(good[:1000]), two.unlink):
+        pending = [edit]
+
+        def append(self, *args, **kw):
+            while pending:
+                pending.pop()()
+            return real_append(self, *args, **kw)
+
+        monkeypatch.setattr(split_module.Deduplicator, "append", append)
+        with pytest.raises(MergeRefused, match=r"^not merging: letters/two.pdf changed since it was judged ready"):
+            merge(source, out, cover=False)
+        assert not pending and (out / "bundle.pdf").read_bytes() == before
+        assert (out / "manifest.json").read_bytes() == record
+        two.write_bytes(good)
 
 
 @pytest.fixture
@@ -329,6 +358,16 @@ def test_a_broken_class_keeps_the_last_good_pdfs_and_names_its_own_line(tmp_path
     del lines[at]
     cls.write_text("".join(lines))
     assert build(source, out).ok and outputs(out) == good | {"bundle.pdf": good["bundle.pdf"]}
+
+    # a change to the class that only the cover sheet shows: the letters are rebuilt to the
+    # same bytes, but the bundle's cover is not what merge makes now (it was "ready" and signed)
+    cls.write_text(cls.read_text().replace(r"\setlength\lbcovernamewidth{55mm}", r"\setlength\lbcovernamewidth{40mm}"))
+    assert build(source, out).ok and outputs(out)["letters/one.pdf"] == good["letters/one.pdf"]
+    bundle = {r.name: r for r in check(source, out)}["bundle"]
+    assert not bundle.ready and bundle.reason == ("its cover sheet is older than the letterhead or the builder; "
+                                                  "run `invoke merge`")
+    assert merge(source, out).path.read_bytes() != good["bundle.pdf"]
+    assert {r.name: r for r in check(source, out)}["bundle"].ready
 
 
 def test_a_corrupt_logo_names_the_image_and_pdftexs_message(tmp_path):
@@ -588,7 +627,7 @@ def test_a_batch_unchanged_since_its_build_is_judged_from_the_record_and_any_cha
 
 def test_the_cover_is_used_again_only_while_it_is_what_merge_would_compile(tmp_path):
     source, out = two_letters_merged(tmp_path)
-    cover_log = out / "work" / "cover" / "cover.log"
+    cover_log = out / "work" / "_cover" / "_cover.log"
     compiled = cover_log.stat().st_mtime_ns
     # one recipient's wording changes: their letter is rebuilt, the cover (same rows) is kept
     write_yaml(source, source.read_text().replace("name: Reader two\n", "name: Reader two\n    your_ref: X1\n"))
