@@ -101,8 +101,6 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         inputs_size = sum(p.pdf.stat().st_size for p in letters)
         hashes = [manifest.letters[p.name]["sha256"] for p in letters]
         digests = _Digests(layout.work / DIGESTS_NAME)
-        from pikepdf import PdfError
-
         marked_blanks = _marked_blank_pages(prepared, letters) if duplex else {}
         # pdflatex compiles the cover sheet on the other core while the letters are put together
         with ThreadPoolExecutor(1) as background:
@@ -112,6 +110,8 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
             def cover_sheet() -> tuple[_Part, str]:
                 part, record = cover_job.result()
                 return part, record["sha256"]
+
+            from pikepdf import PdfError
 
             try:
                 data, pages, blanks = _concatenate(letters, duplex, _metadata(prepared), hashes, digests,
