@@ -40,6 +40,12 @@ class OutputRefused(MergeRefused):
     """``--output`` names a file merge must not write: a bad value, like ``--jobs abc``."""
 
 
+class SharedPartFailed(MergeRefused):
+    """The cover sheet (or the blank pages for duplex) did not compile: a fault of
+    the batch's shared part, the letterhead, not of a letter. It stops merge as a
+    problem in the shared part stops build."""
+
+
 @dataclass
 class MergeReport:
     path: Path
@@ -413,7 +419,7 @@ def _cover(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[s
         document = _cover_document(prepared, letters, duplex, notes, cover_pages)
         result = prepared.compile(COVER_NAME, document)
         if not result.ok:
-            raise MergeRefused(f"the cover sheet did not compile: {result.first_error}")
+            raise SharedPartFailed(f"the cover sheet did not compile: {result.first_error}")
         if result.only.pages == cover_pages:
             break
         cover_pages = result.only.pages
@@ -437,7 +443,7 @@ def _marked_blank_pages(prepared: Prepared, letters: list[_Part]) -> dict[str, t
         return {}
     result = prepared.compile(BLANK_NAME, compose_blank_pages(batch, markings).dumps())
     if not result.ok:
-        raise MergeRefused(f"the blank pages for duplex did not compile: {result.first_error}")
+        raise SharedPartFailed(f"the blank pages for duplex did not compile: {result.first_error}")
     return {name: (result.pdf, markings.index(m)) for name, m in wanted.items() if m}
 
 

@@ -480,7 +480,7 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
     from .compile import TexMissing
     from .problems import LoadError
     from .build import Layout
-    from .merge import MergeRefused, OutputRefused, merge as merge_letters
+    from .merge import MergeRefused, OutputRefused, SharedPartFailed, merge as merge_letters
 
     batch = batch_paths(c, recipients, build_dir)
     accepted: dict[str, list[str]] = {}
@@ -497,6 +497,8 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
         report = merge_letters(batch.recipients, batch.build_dir, output, cover=cover, duplex=duplex,
                                signature_fields=signature_fields, accept=accepted)
     except OutputRefused as exc:  # a bad value
+        raise stopped(exc, code=2)
+    except SharedPartFailed as exc:  # the letterhead, not a letter: as build stops
         raise stopped(exc, code=2)
     except MergeRefused as exc:  # letters that are not ready: as check and sign say of them
         raise stopped(exc, code=1)

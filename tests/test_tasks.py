@@ -74,6 +74,24 @@ def test_a_chain_of_tasks_works_on_the_batch_the_user_named(project):
     assert refused.stderr.strip().count("\n") == 0 and "one batch per command" in refused.stderr
 
 
+def test_a_cover_sheet_that_does_not_compile_stops_merge_as_the_shared_part_does(project):
+    """A house letterhead that breaks only the cover sheet: every letter is built,
+    and merge stops with one line naming the cover's error and exit 2 (a fault of
+    the shared part, as build gives it), not 1 (letters that need attention)."""
+    (project / "house.cls").write_text("\\NeedsTeXFormat{LaTeX2e}\n\\ProvidesClass{house}\n"
+                                       "\\LoadClassWithOptions{letterbatch}\n"
+                                       "\\renewcommand\\coversheet[1]{\\lbnosuchcommand}\n")
+    write_yaml(project / "recipients.yaml", TWO.replace("  body:", "  letterhead: house.cls\n  body:", 1))
+    built = invoke("build", cwd=project)
+    assert built.returncode == 0, built.stdout + built.stderr
+    merged = invoke("merge", cwd=project)
+    assert merged.returncode == 2, merged.stdout + merged.stderr
+    said = merged.stderr.strip()
+    assert said.count("\n") == 0 and "the cover sheet did not compile" in said and "Traceback" not in said, said
+    assert "lbnosuchcommand" in said or "Undefined control sequence" in said, said
+    assert not (project / "build" / "recipients" / "bundle.pdf").exists()
+
+
 def test_a_bundle_merged_to_a_path_given_from_the_working_folder_is_found_again(project):
     """`--output` is read from where the command runs: the record keeps where
     the file really is, so status, check and sign find that bundle, not another."""
