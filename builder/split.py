@@ -46,11 +46,12 @@ def split(source: Path, cuts: list[Cut]) -> None:
         for cut in cuts:
             out = pikepdf.new()
             tree = pikepdf.NameTree.new(out)
-            append(out, tree, pdf, dests, range(cut.start, cut.start + cut.pages),
-                   keep=lambda name, cut=cut: f".{cut.name}." in name)
+            pages = append(out, tree, pdf, dests, range(cut.start, cut.start + cut.pages),
+                           keep=lambda name, cut=cut: f".{cut.name}." in name)
+            set_pages(out, pages)
             renamed: set = set()
-            for page in out.pages:
-                canonical_names(out, page.obj, renamed)
+            for page in pages:
+                canonical_names(out, page, renamed)
             out.Root.Names = pikepdf.Dictionary(Dests=tree.obj)
             out.Root.Lang = pikepdf.String(cut.lang)
             out.Root.ViewerPreferences = pikepdf.Dictionary(DisplayDocTitle=True)
@@ -199,16 +200,20 @@ def named_destinations(pdf: pikepdf.Pdf) -> Dests:
 
 
 def append(target: pikepdf.Pdf, tree: pikepdf.NameTree, source: pikepdf.Pdf,
-           dests: Dests, pages: range, keep=lambda name: True) -> None:
-    """Append ``pages`` of ``source`` to ``target``, with the named destinations
-    (from ``dests``, filtered by ``keep``) that point at them, into ``tree``."""
+           dests: Dests, pages: range, keep=lambda name: True) -> list[pikepdf.Object]:
+    """Copy ``pages`` of ``source`` into ``target``, with the named destinations
+    (from ``dests``, filtered by ``keep``) that point at them, into ``tree``.
+    Returns the copies, for ``set_pages`` to place."""
+    copies = []
     for index in pages:
-        page = source.pages[index]
-        target.pages.append(page)
-        copy = target.pages[-1].obj
+        page = source.pages[index].obj
+        # copying a page alone leaves its page tree behind, as qpdf documents
+        copy = target.copy_foreign(page)
+        copies.append(copy)
         for name, where in dests.get(page.objgen, ()):
             if keep(name):
                 tree[name] = target.make_indirect(pikepdf.Array([copy, *where[1:]]))
+    return copies
 
 
 class Deduplicator:
@@ -262,14 +267,7 @@ class Deduplicator:
                             known.append(found)
         if file_sha256:
             self.learned[file_sha256] = learned
-        copies = []
-        for index in pages:
-            page = source.pages[index].obj
-            # copying a page alone leaves its page tree behind, as qpdf documents
-            copy = self.pdf.copy_foreign(page)
-            copies.append(copy)
-            for name, where in dests.get(page.objgen, ()):
-                tree[name] = self.pdf.make_indirect(pikepdf.Array([copy, *where[1:]]))
+        copies = append(self.pdf, tree, source, dests, pages)
         brought_new = False
         for page in copies:
             for entries in _resource_tables(page):
