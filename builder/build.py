@@ -88,6 +88,11 @@ class Layout:
         return self.root / "manifest.json"
 
     @property
+    def digests(self) -> Path:
+        """The digests of the letters' fonts and forms (``split.Digests``)."""
+        return self.work / "bundle-digests.json"
+
+    @property
     def signed(self) -> Path:
         return self.root / "signed"
 
@@ -513,6 +518,14 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         if prepared.medium == "print":
             manifest.batch = prepared.record()
         write_atomic(manifest.path, manifest.to_json())
+        if compiler.digests:  # for the merge: kept for the letters (and cover) on the record
+            from .split import Digests
+
+            store = Digests(layout.digests)
+            current = {entry.get("sha256") for entry in manifest.letters.values()}
+            current.add(((manifest.bundle or {}).get("cover") or {}).get("sha256"))
+            store.save({sha: objects for sha, objects in {**store.remembered, **compiler.digests}.items()
+                        if sha in current})
     order = {r.id: i for i, r in enumerate(loaded.batch.recipients)}
     outcomes.sort(key=lambda o: (o.status != "invalid", order.get(o.recipient, -1)))
     return Report(outcomes, loaded.warnings)
@@ -569,6 +582,8 @@ class _Compiler:
         known = [entry["pages"] for entry in manifest.letters.values() if entry.get("pages")]
         # the usual length of this batch's letters; 2 before anything is known
         self.typical_pages = max(set(known), key=known.count) if known else 2
+        # the digests of the fonts and forms of the letters cut, by file (``split.Digests``)
+        self.digests: dict[str, dict[str, str]] = {}
 
     def run(self, sources: list[Source], hints: dict[str, int] | None = None,
             bisecting: bool = False) -> list[Outcome]:
@@ -651,10 +666,8 @@ class _Compiler:
             cuts = [split_pdf.Cut(s.recipient.id, placed[s.recipient.id].start, placed[s.recipient.id].pages,
                                   self.layout.pdf(s.recipient.id), self.prepared.info(s.recipient),
                                   pdf_lang(self.prepared.loaded.batch, s.recipient)) for s in sources]
-            if len(cuts) >= split_pdf.APART_FROM:
-                split_pdf.split_apart(result.pdf, cuts)
-            else:
-                split_pdf.split(result.pdf, cuts)
+            cut = split_pdf.split_apart if len(cuts) >= split_pdf.APART_FROM else split_pdf.split
+            self.digests.update(cut(result.pdf, cuts))
         outcomes = []
         for source in sources:
             rid, where = source.recipient.id, placed[source.recipient.id]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +105,9 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         notes = _accepted_notes(manifest, accepted)
         inputs_size = sum(p.pdf.stat().st_size for p in letters)
         hashes = [manifest.letters[p.name]["sha256"] for p in letters]
-        digests = _Digests(layout.work / DIGESTS_NAME)
+        from . import split as split_pdf  # pikepdf: loaded only when a bundle is written
+
+        digests = split_pdf.Digests(layout.digests)
         marked_blanks = _marked_blank_pages(prepared, letters) if duplex else {}
         # pdflatex compiles the cover sheet on the other core while the letters are put together
         with ThreadPoolExecutor(1) as background:
@@ -230,48 +231,8 @@ def _bundle_key(prepared, manifest: Manifest, letters: list[_Part], accepted: di
     }, sort_keys=True).encode())
 
 
-DIGESTS_NAME = "bundle-digests.json"
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-
-
-class _Digests:
-    """What a merge worked out about each document's fonts and forms (their
-    digests by value, ``split.Deduplicator``), kept for the next merge by the
-    SHA-256 of the document's file: merging again after one letter changed
-    hashes the fonts of that letter only. Only a short cut: a file that is
-    missing, unreadable, not of this shape or written by other code (the
-    builder's own files, by content: another way of hashing would not match)
-    is ignored, and the digests are worked out again."""
-
-    def __init__(self, path: Path) -> None:
-        from .build import _code
-
-        self.path = path
-        self.code = _code()
-        self.remembered: dict[str, dict[str, str]] = {}
-        self.learned: dict[str, dict[str, str]] = {}
-        try:
-            # a regular file only: a FIFO or a device would never end
-            data = json.loads(path.read_bytes()) if path.is_file() else None
-            documents = data.get("documents") if isinstance(data, dict) and data.get("code") == self.code else None
-            if isinstance(documents, dict) and all(
-                    isinstance(objects, dict) and all(isinstance(v, str) and _SHA256_HEX.fullmatch(v)
-                                                      for v in objects.values()) for objects in documents.values()):
-                self.remembered = documents
-        except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
-            pass
-
-    def save(self) -> None:
-        """Keep what this merge used (the documents of the last bundle only)."""
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.path, json.dumps({"code": self.code, "documents": self.learned}, sort_keys=True).encode())
-        except OSError:
-            pass  # the next merge works them out again
-
-
 def _concatenate(letters: list[_Part], duplex: bool, info: dict[str, str], hashes: list[str] | None = None,
-                 digests: _Digests | None = None, signature_fields: bool = False,
+                 digests: split_pdf.Digests | None = None, signature_fields: bool = False,
                  first: Callable[[], tuple[_Part, str]] | None = None,
                  marked_blanks: dict[str, tuple[Path, int]] | None = None) -> tuple[bytes, int, int]:
     """The bundle's bytes, its page count, and the blank pages added. pikepdf

@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +33,12 @@ class Cut:
     lang: str = "en-GB"  # the letter's language (/Lang)
 
 
-def split(source: Path, cuts: list[Cut]) -> None:
-    """Write each cut of ``source`` to its ``dest``, atomically.
+def split(source: Path, cuts: list[Cut]) -> dict[str, dict[str, str]]:
+    """Write each cut of ``source`` to its ``dest``, atomically. Returns, by
+    the SHA-256 of each file written, the digests by value of the fonts and
+    forms its pages use (``Deduplicator``'s ``remembered``): worked out here,
+    where the letters of a batch share one copy of each font, the merge need
+    not hash every letter's copy of them again.
 
     A letter's bytes depend on its own text only, not on the letters compiled
     with it: the class gives every font all its characters (so font objects
@@ -41,14 +46,17 @@ def split(source: Path, cuts: list[Cut]) -> None:
     forms (numbered in the order the whole document first used them) are
     renamed in the order this letter uses them.
     """
+    written: dict[str, dict[str, str]] = {}
     with pikepdf.open(source) as pdf:
         dests = named_destinations(pdf)
+        shared: dict[tuple[int, int], bytes] = {}  # digests of the batch's own objects
         for cut in cuts:
             out = pikepdf.new()
             tree = pikepdf.NameTree.new(out)
             pages = append(out, tree, pdf, dests, range(cut.start, cut.start + cut.pages),
                            keep=lambda name, cut=cut: f".{cut.name}." in name)
             set_pages(out, pages)
+            memo = _copied_digests(out, pdf, range(cut.start, cut.start + cut.pages), shared)
             renamed: set = set()
             for page in pages:
                 canonical_names(out, page, renamed)
@@ -58,7 +66,39 @@ def split(source: Path, cuts: list[Cut]) -> None:
             for key, value in cut.info.items():
                 if value:
                     out.docinfo[f"/{key}"] = pikepdf.String(value)
-            save(out, cut.dest)
+            data = to_bytes(out)
+            write_atomic(cut.dest, data)
+            written[hashlib.sha256(data).hexdigest()] = {
+                _where(index, kind, name): digest(out, value, memo).hex()
+                for index, page in enumerate(pages) for kind, name, value in _stored_resources(page)}
+    return written
+
+
+def _copied_digests(out: pikepdf.Pdf, source: pikepdf.Pdf, pages: range,
+                    shared: dict[tuple[int, int], bytes]) -> dict[tuple[int, int], bytes]:
+    """A ``digest`` memo for ``out``: the digest of each font and image its
+    copied ``pages`` use, worked out on ``source`` (with ``shared``, its memo)
+    so that each is hashed once per batch, not once per letter. Only objects
+    the cutting leaves as they were: fonts (not Type 3, whose glyphs are
+    drawn with resources of their own) and images; forms are renamed."""
+    memo: dict[tuple[int, int], bytes] = {}
+    seen: set = set()
+
+    def visit(obj: pikepdf.Object) -> None:
+        if obj.objgen in seen:
+            return
+        seen.add(obj.objgen)
+        for kind, _, value in _stored_resources(obj):
+            subtype = value.get("/Subtype")
+            if subtype == "/Form":
+                visit(value)
+            elif (kind == "/Font" and subtype != "/Type3") or (kind == "/XObject" and subtype == "/Image"):
+                # copying again what was copied gives the copy made, not a new one (qpdf)
+                memo[out.copy_foreign(value).objgen] = digest(source, value, shared)
+
+    for index in pages:
+        visit(source.pages[index].obj)
+    return memo
 
 
 # From this many letters on, a compiled PDF is cut in a process of its own:
@@ -68,10 +108,10 @@ def split(source: Path, cuts: list[Cut]) -> None:
 APART_FROM = 40
 
 
-def split_apart(source: Path, cuts: list[Cut]) -> None:
+def split_apart(source: Path, cuts: list[Cut]) -> dict[str, dict[str, str]]:
     """``split``, run in a child process (``python -m builder.split``): the
-    same files, written the same way. An OSError in the child (a full disk)
-    is raised here as the same OSError."""
+    same files, written the same way, and the same digests. An OSError in
+    the child (a full disk) is raised here as the same OSError."""
     import json
     import subprocess
     import sys
@@ -87,6 +127,7 @@ def split_apart(source: Path, cuts: list[Cut]) -> None:
         said = done.stderr.decode(errors="replace").strip().splitlines()
         raise RuntimeError(f"cutting {source.name} into letters failed: "
                            + (said[-1] if said else f"exit {done.returncode}"))
+    return json.loads(done.stdout)
 
 
 _OS_ERROR = 3
@@ -105,11 +146,12 @@ def _main() -> int:
 
     request = json.loads(sys.stdin.buffer.read())
     try:
-        split(Path(request["source"]), [Cut(**{**cut, "dest": Path(cut["dest"])}) for cut in request["cuts"]])
+        written = split(Path(request["source"]), [Cut(**{**cut, "dest": Path(cut["dest"])}) for cut in request["cuts"]])
     except OSError as exc:
         print(json.dumps({"errno": exc.errno, "strerror": exc.strerror or str(exc),
                           "filename": str(exc.filename) if exc.filename else None}))
         return _OS_ERROR
+    print(json.dumps(written))
     return 0
 
 
@@ -159,7 +201,10 @@ def canonical_names(pdf: pikepdf.Pdf, obj: pikepdf.Object, done: set) -> None:
     out += [i for i in (fill, stroke) if i is not None]
     content = pikepdf.unparse_content_stream(out)
     if isinstance(obj, pikepdf.Stream):
-        obj.write(content)
+        # compressed here as saving would (zlib's default level, as qpdf's):
+        # the form is then, before saving, what the saved letter holds, and
+        # its digest (``split``) what the merge works out from the file
+        obj.write(zlib.compress(content), filter=pikepdf.Name.FlateDecode)
     else:
         obj.Contents = pdf.make_stream(content)
     resources = pikepdf.Dictionary({key: resources[key] for key in resources.keys()})  # it may be shared
@@ -255,11 +300,11 @@ class Deduplicator:
         remembered = self.remembered.get(file_sha256, {}) if file_sha256 else {}
         learned: dict[str, str] = {}
         for index in pages:
-            for entries in _resource_tables(source.pages[index].obj):
+            for kind, entries in _resource_tables(source.pages[index].obj):
                 for key in list(entries.keys()):
                     value = entries[key]
                     if isinstance(value, pikepdf.Object) and value.is_indirect:
-                        where = "%d %d" % value.objgen  # the object in that file
+                        where = _where(index, kind, key)
                         learned[where] = remembered.get(where) or digest(source, value, memo).hex()
                         found = self.seen.get(bytes.fromhex(learned[where]))
                         if found is not None:  # stands in for it while the page is copied
@@ -270,7 +315,7 @@ class Deduplicator:
         copies = append(self.pdf, tree, source, dests, pages)
         brought_new = False
         for page in copies:
-            for entries in _resource_tables(page):
+            for _, entries in _resource_tables(page):
                 for key in list(entries.keys()):
                     value = entries[key]
                     if isinstance(value, pikepdf.Name) and str(value).startswith(self._PLACEHOLDER):
@@ -321,6 +366,53 @@ class Deduplicator:
                     self._children(child)
 
 
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+class Digests:
+    """What is known about each document's fonts and forms (their digests by
+    value, ``Deduplicator``'s ``remembered``), kept in a file of the build's
+    work folder by the SHA-256 of the document's file. The build keeps what
+    cutting its letters worked out (``split``), once per batch; a merge keeps
+    what it used. So a merge hashes the fonts of no letter the build made,
+    and after one letter changed, of that letter only. Only a short cut: a
+    file that is missing, unreadable, not of this shape or written by other
+    code (the builder's own files, by content: another way of hashing would
+    not match) is ignored, and the digests are worked out again."""
+
+    def __init__(self, path: Path) -> None:
+        import json
+
+        from .build import _code
+
+        self.path = path
+        self.code = _code()
+        self.remembered: dict[str, dict[str, str]] = {}
+        self.learned: dict[str, dict[str, str]] = {}
+        try:
+            # a regular file only: a FIFO or a device would never end
+            data = json.loads(path.read_bytes()) if path.is_file() else None
+            documents = data.get("documents") if isinstance(data, dict) and data.get("code") == self.code else None
+            if isinstance(documents, dict) and all(
+                    isinstance(objects, dict) and all(isinstance(v, str) and _SHA256_HEX.fullmatch(v)
+                                                      for v in objects.values()) for objects in documents.values()):
+                self.remembered = documents
+        except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
+            pass
+
+    def save(self, documents: dict[str, dict[str, str]] | None = None) -> None:
+        """Keep ``documents`` (by default ``learned``: what a merge used, the
+        documents of the last bundle only)."""
+        import json
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.path, json.dumps({"code": self.code, "documents": self.learned if documents is None
+                                                else documents}, sort_keys=True).encode())
+        except OSError:
+            pass  # the next merge works them out again
+
+
 def set_pages(pdf: pikepdf.Pdf, pages: list[pikepdf.Object]) -> None:
     """Make ``pages`` (copied into ``pdf`` by ``Deduplicator``) its pages, in
     that order. Written once, not page by page: pikepdf's ``pdf.pages`` makes
@@ -334,14 +426,31 @@ def set_pages(pdf: pikepdf.Pdf, pages: list[pikepdf.Object]) -> None:
 
 
 def _resource_tables(obj: pikepdf.Object):
-    """The /Font and /XObject tables of a page's (or form's) resources."""
+    """The /Font and /XObject tables of a page's (or form's) resources, with
+    their kind."""
     resources = obj.get("/Resources")
     if resources is None:
         return
     for kind in ("/Font", "/XObject"):
         entries = resources.get(kind)
         if isinstance(entries, pikepdf.Dictionary):
-            yield entries
+            yield kind, entries
+
+
+def _stored_resources(obj: pikepdf.Object):
+    """(kind, name, object) for each font and XObject of a page's (or
+    form's) resources that is an object of its own (indirect)."""
+    for kind, entries in _resource_tables(obj):
+        for name, value in entries.items():
+            if isinstance(value, pikepdf.Object) and value.is_indirect:
+                yield kind, name, value
+
+
+def _where(index: int, kind: str, name: str) -> str:
+    """How a letter's file names a font or form on the record of its digests:
+    by page and resource name ("0/Font/F1"), which saving it does not change
+    (object numbers do)."""
+    return f"{index}{kind}{name}"
 
 
 def _own_streams(page: pikepdf.Object) -> None:

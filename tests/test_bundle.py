@@ -197,6 +197,44 @@ def test_duplex_leaves_a_letter_of_even_length_unpadded(real_batch, tmp_path):
     assert with_cover.blank_pages == 1 and len(PdfReader(with_cover.path).pages) == 12  # the cover alone
 
 
+def test_the_build_keeps_its_letters_font_digests_as_the_merge_works_them_out(tmp_path, monkeypatch):
+    """Cutting a batch into letters hashes each font once for the batch and
+    keeps, for each letter's file, the digests of its fonts and forms; the
+    first merge after the build hashes no letter's fonts. Those digests are
+    the ones the merge works out itself, letter by letter, and the bundle is
+    the same bytes as one merged from nothing."""
+    import pikepdf
+
+    source = write_yaml(tmp_path / "recipients.yaml", SMALL)
+    out = tmp_path / "build"
+    assert build(source, out, jobs=1).ok  # one batch of both letters: their fonts are shared in it
+    kept = json.loads((out / "work" / "bundle-digests.json").read_text(encoding="utf-8"))["documents"]
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert set(kept) == {manifest["letters"][rid]["sha256"] for rid in ("one", "two")}
+    for rid in ("one", "two"):
+        with pikepdf.open(out / "letters" / f"{rid}.pdf") as letter:
+            worked_out = split_module.Deduplicator(pikepdf.new())
+            worked_out.append(pikepdf.NameTree.new(worked_out.pdf), letter, {}, range(len(letter.pages)), "x")
+        by_merge = worked_out.learned["x"]
+        assert {where.split("/")[1] for where in by_merge} == {"Font", "XObject"}  # fonts and the letterhead's forms
+        assert kept[manifest["letters"][rid]["sha256"]] == by_merge, rid
+    hashed = []
+    worked_out = split_module.digest
+
+    def counted(pdf, obj, memo):
+        hashed.append(pdf.filename)
+        return worked_out(pdf, obj, memo)
+
+    monkeypatch.setattr(split_module, "digest", counted)
+    first = merge(source, out).path.read_bytes()
+    assert hashed and not [name for name in hashed if "letters" in name]  # the cover's own, not the letters'
+    (out / "work" / "bundle-digests.json").unlink()
+    (out / "bundle.pdf").unlink()
+    hashed.clear()
+    assert merge(source, out).path.read_bytes() == first
+    assert [name for name in hashed if "letters" in name]
+
+
 def test_a_merge_again_takes_the_digests_it_kept_and_writes_the_same_bundle(small_batch, monkeypatch):
     source, out = small_batch
     first = merge(source, out).path.read_bytes()

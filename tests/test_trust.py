@@ -671,8 +671,8 @@ def test_a_batch_cut_in_a_process_of_its_own_gives_the_same_letters_and_its_erro
         return [split_pdf.Cut(rid, p.start, p.pages, folder / f"{rid}.pdf", {"Title": f"Letter {rid}"})
                 for rid, p in letters.items()]
 
-    split_pdf.split(pdf, cuts(tmp_path / "here"))
-    split_pdf.split_apart(pdf, cuts(tmp_path / "apart"))
+    here = split_pdf.split(pdf, cuts(tmp_path / "here"))
+    assert split_pdf.split_apart(pdf, cuts(tmp_path / "apart")) == here  # the fonts' digests too
     for rid in letters:
         assert (tmp_path / "apart" / f"{rid}.pdf").read_bytes() == (tmp_path / "here" / f"{rid}.pdf").read_bytes()
 
