@@ -140,6 +140,9 @@ class Outcome:
 class Report:
     outcomes: list[Outcome]
     warnings: list[Problem]
+    # recipients on the record no longer in the batch: their files deleted (``_forget_removed``)
+    removed: list[str] = field(default_factory=list)
+    kept_signed: list[Path] = field(default_factory=list)  # their signed copies, which a build cannot make again
 
     @property
     def failed(self) -> list[Outcome]:
@@ -464,6 +467,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                 manifest.letters.pop(label, None)
                 layout.pdf(label).unlink(missing_ok=True)
                 layout.pdf(label).with_suffix(".html").unlink(missing_ok=True)  # a web copy's page
+        removed, kept_signed = ([], []) if only else _forget_removed(layout, manifest, valid_ids)
         todo = prepared.sources
         if only:
             unknown = sorted(set(only) - valid_ids)
@@ -528,7 +532,31 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                         if sha in current})
     order = {r.id: i for i, r in enumerate(loaded.batch.recipients)}
     outcomes.sort(key=lambda o: (o.status != "invalid", order.get(o.recipient, -1)))
-    return Report(outcomes, loaded.warnings)
+    return Report(outcomes, loaded.warnings, removed, kept_signed)
+
+
+def _forget_removed(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> tuple[list[str], list[Path]]:
+    """Recipients the record knows that the batch no longer has (removed, or
+    renamed) leave no letter that looks current: a print folder to post from
+    or a web folder to publish holds this batch's letters only. Their letter,
+    web page and .tex are deleted (a build makes them again if they come
+    back) and they leave the manifest; a signed copy, which only ``sign``
+    can make again, is kept and named. Returns the ids and the signed copies kept."""
+    removed = sorted(set(manifest.letters) - valid_ids)
+    kept_signed = []
+    for rid in removed:
+        entry = manifest.letters.pop(rid)
+        recorded_file = entry.get("file") if isinstance(entry, dict) else None
+        files = [layout.pdf(rid), layout.tex / f"{rid}.tex"]
+        if isinstance(recorded_file, str) and "/" not in recorded_file and recorded_file.endswith(".pdf"):
+            files.append(layout.root / recorded_file)  # a web copy named by an earlier date
+        for pdf in files:
+            pdf.unlink(missing_ok=True)
+            if pdf.suffix == ".pdf":
+                pdf.with_suffix(".html").unlink(missing_ok=True)  # a web copy's page
+        if layout.signed_pdf(rid).is_file():
+            kept_signed.append(layout.signed_pdf(rid))
+    return removed, kept_signed
 
 
 def _nothing_to_do(batch: Recorded, only: list[str] | None) -> Report | None:
