@@ -684,18 +684,27 @@ class _Compiler:
         from . import check, split as split_pdf  # pikepdf: loaded only when letters are placed
         from .compose import pdf_lang, recipient_label
 
-        # fonts and page sizes: once per compiled PDF, not once per letter
-        pages = check.page_problems(result.pdf, result.layout.get("paper"))
+        def page_problems():  # fonts and page sizes: once per compiled PDF, not once per letter
+            return check.page_problems(result.pdf, result.layout.get("paper"))
+
         placed = result.letters
         if self.prepared.medium == "web":  # compiled alone; pdfTeX's file keeps its PDF/A metadata
+            pages = page_problems()
             self.layout.pdf(sources[0].recipient.id).parent.mkdir(parents=True, exist_ok=True)
             os.replace(result.pdf, self.layout.pdf(sources[0].recipient.id))
         else:
             cuts = [split_pdf.Cut(s.recipient.id, placed[s.recipient.id].start, placed[s.recipient.id].pages,
                                   self.layout.pdf(s.recipient.id), self.prepared.info(s.recipient),
                                   pdf_lang(self.prepared.loaded.batch, s.recipient)) for s in sources]
-            cut = split_pdf.split_apart if len(cuts) >= split_pdf.APART_FROM else split_pdf.split
-            self.digests.update(cut(result.pdf, cuts))
+            if len(cuts) >= split_pdf.APART_FROM:
+                cutting = split_pdf.Cutting(result.pdf, cuts)  # in a process of its own, while
+                try:
+                    pages = page_problems()  # this one reads the PDF too
+                finally:  # no child left writing letters behind a failure
+                    self.digests.update(cutting.result())
+            else:
+                pages = page_problems()
+                self.digests.update(split_pdf.split(result.pdf, cuts))
         outcomes = []
         for source in sources:
             rid, where = source.recipient.id, placed[source.recipient.id]
