@@ -107,7 +107,7 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         hashes = [manifest.letters[p.name]["sha256"] for p in letters]
         from . import split as split_pdf  # pikepdf: loaded only when a bundle is written
 
-        digests = split_pdf.Digests(layout.digests)
+        digests = split_pdf.Digests(layout.digests, manifest.vouched_digests())
         marked_blanks = _marked_blank_pages(prepared, letters) if duplex else {}
         # pdflatex compiles the cover sheet on the other core while the letters are put together
         with ThreadPoolExecutor(1) as background:
@@ -137,6 +137,12 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
                                  **{code: how for code, how in codes.items() if how == ready.ACCEPTED_BY_COMMAND}}
             if not entry["accepted"]:
                 del entry["accepted"]
+        # the digests this merge used are the files' own (read unchanged): vouched for on the record
+        for part, sha in zip(letters, hashes):
+            if sha in digests.learned:
+                manifest.letters[part.name]["objects"] = split_pdf.vouch(digests.learned[sha])
+        if cover and cover_record["sha256"] in digests.learned:
+            cover_record["objects"] = split_pdf.vouch(digests.learned[cover_record["sha256"]])
         cover_pages = cover_part.pages if cover else 0
         digest = sha256_bytes(data)
         # the same bytes as the bundle signed last: its signed copy is still its signed copy

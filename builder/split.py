@@ -399,9 +399,17 @@ class Digests:
     and after one letter changed, of that letter only. Only a short cut: a
     file that is missing, unreadable, not of this shape or written by other
     code (the builder's own files, by content: another way of hashing would
-    not match) is ignored, and the digests are worked out again."""
+    not match) is ignored, and the digests are worked out again.
 
-    def __init__(self, path: Path) -> None:
+    A digest taken on trust decides which object a page shows: one that is
+    not the document's own (the file edited, or copied in from elsewhere)
+    would put another letter's form or font on it, while the letter and its
+    record are untouched. So a document's digests are used only when
+    ``vouched`` (from the manifest, ``Manifest.vouched_digests``) holds
+    their ``vouch`` for its hash: the record of what was checked says which
+    digests are the file's, and this file alone cannot change a bundle."""
+
+    def __init__(self, path: Path, vouched: dict[str, str]) -> None:
         import json
 
         from .build import _code
@@ -417,7 +425,8 @@ class Digests:
             if isinstance(documents, dict) and all(
                     isinstance(objects, dict) and all(isinstance(v, str) and _SHA256_HEX.fullmatch(v)
                                                       for v in objects.values()) for objects in documents.values()):
-                self.remembered = documents
+                self.remembered = {sha: objects for sha, objects in documents.items()
+                                   if vouched.get(sha) == vouch(objects)}
         except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
             pass
 
@@ -432,6 +441,15 @@ class Digests:
                                                 else documents}, sort_keys=True).encode())
         except OSError:
             pass  # the next merge works them out again
+
+
+def vouch(objects: dict[str, str]) -> str:
+    """What a document's record keeps of its fonts' and forms' digests
+    (``split``'s, or what a merge used): their hash, by which ``Digests``
+    knows them as the document's own."""
+    import json
+
+    return hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()
 
 
 def set_pages(pdf: pikepdf.Pdf, pages: list[pikepdf.Object]) -> None:

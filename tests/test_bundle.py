@@ -464,3 +464,67 @@ def test_every_bundle_page_looks_exactly_like_its_letter(real_batch, tmp_path):
         original = out / ("cover.pdf" if name == "cover sheet" else f"letters/{name}.pdf")
         for offset, index in enumerate(pages, 1):
             assert render(bundle.path, index + 1, tmp_path) == render(original, offset, tmp_path), (name, offset)
+
+
+# A house class that draws, on every page, a form of the letter's own (the
+# recipient's name, in a Type 3 bitmap font too) around a form every letter
+# shares: forms inside forms, and a form that differs from letter to letter.
+HOUSE_FORMS = r"""\NeedsTeXFormat{LaTeX2e}
+\ProvidesClass{house}
+\LoadClassWithOptions{letterbatch}
+\pdfmapline{-cmr10}
+\font\housebitmap=cmr10
+\newcount\house@inner
+\AddToHook{shipout/foreground}{%
+  \ifnum\house@inner=0
+    \setbox0\hbox{\bfseries HOUSE}\immediate\pdfxform0 \global\house@inner=\pdflastxform
+  \fi
+  \setbox0\hbox{\pdfrefxform\house@inner\ \itshape\letterget{toname}\ {\housebitmap\letterget{toname}}}%
+  \immediate\pdfxform0
+  \put(20,-20){\pdfrefxform\pdflastxform}}
+"""
+
+
+@pytest.fixture(scope="module")
+def house_forms_batch(tmp_path_factory):
+    """Three letters on ``HOUSE_FORMS``, with a logo, built once (a copy per test)."""
+    folder = tmp_path_factory.mktemp("house-forms")
+    (folder / "house.cls").write_text(HOUSE_FORMS, encoding="utf-8")
+    tiny_png(folder / "logo.png")
+    source = write_yaml(folder / "recipients.yaml", MINIMAL_LETTER.replace(
+        "  sender:\n", "  sender:\n    logo: logo.png\n").replace("  body:\n", "  letterhead: house.cls\n  body:\n") + """\
+recipients:
+  - {id: one, name: Person One, address: [1 Road], salutation: "Dear One,", accept: [fonts]}
+  - {id: two, name: Person Two, address: [2 Road], salutation: "Dear Two,", accept: [fonts]}
+  - {id: three, name: Person Three, address: [3 Road], salutation: "Dear Three,", accept: [fonts]}
+""")
+    report = build(source, folder / "build", jobs=1)  # one batch: the three share one copy of each font
+    assert report.ok, [(o.recipient, o.message) for o in report.failed]
+    return source, folder / "build"
+
+
+def test_digests_kept_for_another_letter_never_put_its_form_on_this_letters_page(house_forms_batch, tmp_path):
+    """The bundle takes a letter's fonts and forms by the digests kept in
+    work/bundle-digests.json: a digest there that is not the letter's own (the
+    file edited, or copied in from elsewhere) would put another letter's form
+    on its page (another name) while the letter itself and its record are
+    untouched. Only the digests the manifest vouches for are used."""
+    from conftest import copy_batch
+
+    source, out = copy_batch(house_forms_batch, tmp_path / "batch")
+    honest = merge(source, out).path.read_bytes()
+    kept = out / "work" / "bundle-digests.json"
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    sha = {rid: manifest["letters"][rid]["sha256"] for rid in ("one", "two", "three")}
+    good = json.loads(kept.read_text(encoding="utf-8"))
+    documents = good["documents"]
+    assert documents[sha["one"]] != documents[sha["two"]]  # the letters' own forms differ
+    # letter two "has" letter one's objects; letter three's entry is said to be letter one's file
+    forged = {**documents, sha["two"]: documents[sha["one"]], sha["one"]: documents[sha["three"]]}
+    kept.write_text(json.dumps({**good, "documents": forged}), encoding="utf-8")
+    (out / "bundle.pdf").unlink()
+    bundle = merge(source, out).path
+    assert bundle.read_bytes() == honest
+    ranges = letter_ranges(PdfReader(bundle))
+    for rid in ("one", "two", "three"):
+        assert render(bundle, ranges[rid].start + 1, tmp_path) == render(out / "letters" / f"{rid}.pdf", 1, tmp_path)
