@@ -48,6 +48,7 @@ def split(source: Path, cuts: list[Cut]) -> dict[str, dict[str, str]]:
     """
     written: dict[str, dict[str, str]] = {}
     with pikepdf.open(source) as pdf:
+        _compressed_as_saving_would(pdf)
         dests = named_destinations(pdf)
         shared: dict[tuple[int, int], bytes] = {}  # digests of the batch's own objects
         for cut in cuts:
@@ -72,6 +73,17 @@ def split(source: Path, cuts: list[Cut]) -> dict[str, dict[str, str]]:
                 _where(index, kind, name): digest(out, value, memo).hex()
                 for index, page in enumerate(pages) for kind, name, value in _stored_resources(page)}
     return written
+
+
+def _compressed_as_saving_would(pdf: pikepdf.Pdf) -> None:
+    """Compress each stream of ``pdf`` stored without a filter (a class that
+    sets \\pdfcompresslevel=0) as saving a letter would, before anything is
+    copied or hashed: so a font's or form's digest worked out here is that of
+    the object the letter's file holds, the one the merge would work out. A
+    stream already filtered is saved as it is."""
+    for obj in pdf.objects:
+        if isinstance(obj, pikepdf.Stream) and "/Filter" not in obj:
+            obj.write(zlib.compress(obj.read_raw_bytes()), filter=pikepdf.Name.FlateDecode)
 
 
 def _copied_digests(out: pikepdf.Pdf, source: pikepdf.Pdf, pages: range,

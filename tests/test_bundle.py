@@ -485,11 +485,9 @@ HOUSE_FORMS = r"""\NeedsTeXFormat{LaTeX2e}
 """
 
 
-@pytest.fixture(scope="module")
-def house_forms_batch(tmp_path_factory):
-    """Three letters on ``HOUSE_FORMS``, with a logo, built once (a copy per test)."""
-    folder = tmp_path_factory.mktemp("house-forms")
-    (folder / "house.cls").write_text(HOUSE_FORMS, encoding="utf-8")
+def house_forms(folder: Path, house: str = HOUSE_FORMS) -> tuple[Path, Path]:
+    """Three letters on ``house``, with a logo, built in ``folder``."""
+    (folder / "house.cls").write_text(house, encoding="utf-8")
     tiny_png(folder / "logo.png")
     source = write_yaml(folder / "recipients.yaml", MINIMAL_LETTER.replace(
         "  sender:\n", "  sender:\n    logo: logo.png\n").replace("  body:\n", "  letterhead: house.cls\n  body:\n") + """\
@@ -501,6 +499,43 @@ recipients:
     report = build(source, folder / "build", jobs=1)  # one batch: the three share one copy of each font
     assert report.ok, [(o.recipient, o.message) for o in report.failed]
     return source, folder / "build"
+
+
+@pytest.fixture(scope="module")
+def house_forms_batch(tmp_path_factory):
+    """``house_forms``, built once (a copy per test)."""
+    return house_forms(tmp_path_factory.mktemp("house-forms"))
+
+
+def test_digests_kept_are_the_files_own_from_a_house_class_that_writes_streams_uncompressed(tmp_path, monkeypatch):
+    """\\pdfcompresslevel=0 in a house class: pdfTeX writes fonts, images and
+    forms uncompressed, and saving a letter compresses them. The digests the
+    cutting worked out (before saving) were of the uncompressed objects, so
+    none was the one the merge works out from the letter's file: each was a
+    miss, and every letter's fonts were copied and hashed again."""
+    import pikepdf
+
+    source, out = house_forms(tmp_path, "\\pdfcompresslevel=0\n" + HOUSE_FORMS)
+    kept = json.loads((out / "work" / "bundle-digests.json").read_text(encoding="utf-8"))["documents"]
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    for rid in ("one", "two", "three"):
+        with pikepdf.open(out / "letters" / f"{rid}.pdf") as letter:
+            worked_out = split_module.Deduplicator(pikepdf.new())
+            worked_out.append(pikepdf.NameTree.new(worked_out.pdf), letter, {}, range(len(letter.pages)), "x")
+        assert kept[manifest["letters"][rid]["sha256"]] == worked_out.learned["x"], rid
+    hashed = []
+    worked_out = split_module.digest
+
+    def counted(pdf, obj, memo):
+        hashed.append(pdf.filename)
+        return worked_out(pdf, obj, memo)
+
+    monkeypatch.setattr(split_module, "digest", counted)
+    first = merge(source, out).path.read_bytes()
+    assert hashed and not [name for name in hashed if "letters" in name]
+    (out / "work" / "bundle-digests.json").unlink()
+    (out / "bundle.pdf").unlink()
+    assert merge(source, out).path.read_bytes() == first
 
 
 def test_digests_kept_for_another_letter_never_put_its_form_on_this_letters_page(house_forms_batch, tmp_path):
