@@ -193,16 +193,26 @@ _RENAMED = {"/Font": "F", "/XObject": "X"}
 _USES = {"Tf": "/Font", "Do": "/XObject"}
 
 
-def canonical_names(pdf: pikepdf.Pdf, obj: pikepdf.Object, done: set) -> None:
+def canonical_names(pdf: pikepdf.Pdf, obj: pikepdf.Object, done: set,
+                    outer: pikepdf.Dictionary | None = None) -> None:
     """Rename the fonts and XObjects of a page (or form) ``obj`` /F1, /F2 ...,
     /X1 ... in the order its content uses them, and its forms' likewise;
-    resources it never uses are dropped."""
+    resources it never uses are dropped.
+
+    ``outer``: the resources in effect where the form ``obj`` is drawn (its
+    parent's, as they were). A form with no resources of its own, or without
+    one its content names (PDF 1.1 allowed it; a PDF logo may hold one), is
+    drawn by viewers with those; dropped from the parent as unused there, the
+    form's text came out in whatever font of the page took that name. Such a
+    form gets what it uses from ``outer``, as its own."""
     if obj.objgen in done:
         return
     done.add(obj.objgen)
     resources = obj.get("/Resources")
     if resources is None:
-        return
+        if outer is None:
+            return
+        resources = outer
     # One pass, the hot loop of a build (about a hundred instructions a page):
     # renames, and keeps of each run of colour settings only what counts
     # (see ``_FILL``).
@@ -240,18 +250,39 @@ def canonical_names(pdf: pikepdf.Pdf, obj: pikepdf.Object, done: set) -> None:
         obj.write(zlib.compress(content), filter=pikepdf.Name.FlateDecode)
     else:
         obj.Contents = pdf.make_stream(content)
+    original, inner = resources, None
     resources = pikepdf.Dictionary({key: resources[key] for key in resources.keys()})  # it may be shared
     for kind, used in names.items():
-        table = resources.get(kind)
-        if table is None:
+        table = original.get(kind)
+        found = {new: table[old] for old, new in used.items() if old in table} if table is not None else {}
+        if outer is not None and len(found) < len(used):  # named, not its own: from where it is drawn
+            around = outer.get(kind)
+            found.update({new: around[old] for old, new in used.items()
+                          if new not in found and around is not None and old in around})
+        if table is None and not found:
             continue
-        resources[kind] = pikepdf.Dictionary({new: table[old] for old, new in used.items() if old in table})
+        resources[kind] = pikepdf.Dictionary(found)
         if kind == "/XObject":
             for new in used.values():
                 xobject = resources[kind].get(new)
                 if xobject is not None and xobject.get("/Subtype") == "/Form":
-                    canonical_names(pdf, xobject, done)
+                    if inner is None:  # what its forms are drawn with: its own, then those where it is drawn
+                        inner = original if outer is None or original is outer else _overlay(outer, original)
+                    canonical_names(pdf, xobject, done, inner)
     obj.Resources = resources
+
+
+def _overlay(outer: pikepdf.Dictionary, own: pikepdf.Dictionary) -> pikepdf.Dictionary:
+    """Resources ``own`` with, of each kind, what only ``outer`` has."""
+    merged = pikepdf.Dictionary({key: outer[key] for key in outer.keys()})
+    for key in own.keys():
+        mine, theirs = own[key], merged.get(key)
+        if isinstance(mine, pikepdf.Dictionary) and isinstance(theirs, pikepdf.Dictionary):
+            merged[key] = pikepdf.Dictionary({**{k: theirs[k] for k in theirs.keys()},
+                                              **{k: mine[k] for k in mine.keys()}})
+        else:
+            merged[key] = mine
+    return merged
 
 
 # pdfTeX starts the first page of a document with one more "0 g 0 G" (colour

@@ -563,3 +563,40 @@ def test_digests_kept_for_another_letter_never_put_its_form_on_this_letters_page
     ranges = letter_ranges(PdfReader(bundle))
     for rid in ("one", "two", "three"):
         assert render(bundle, ranges[rid].start + 1, tmp_path) == render(out / "letters" / f"{rid}.pdf", 1, tmp_path)
+
+
+def test_a_logo_whose_forms_draw_with_their_parents_fonts_looks_in_the_letter_as_pdflatex_made_it(tmp_path):
+    """A PDF logo may hold a form with no resources of its own, or without a
+    font its text names (PDF 1.1 allowed it): viewers draw it with the fonts
+    of the form it is drawn in. Cutting dropped those as unused there and
+    renamed the page's, so the logo's text came out in one of the letter's
+    own fonts (its spaces as visible "␣"); the letter is what pdflatex made."""
+    import pikepdf
+
+    logo = pikepdf.new()
+    logo.add_blank_page(page_size=(300, 80))
+    helvetica = logo.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1,
+                                                      BaseFont=pikepdf.Name.Helvetica))
+    courier = logo.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1,
+                                                    BaseFont=pikepdf.Name.Courier))
+    bare = logo.make_stream(b"BT /F1 20 Tf 5 50 Td (Nested text) Tj ET", Type=pikepdf.Name.XObject,
+                            Subtype=pikepdf.Name.Form, BBox=[0, 0, 300, 80])  # no /Resources
+    partial = logo.make_stream(b"BT /F2 12 Tf 5 30 Td (Courier text) Tj /F1 12 Tf ( and more) Tj ET",
+                               Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Form, BBox=[0, 0, 300, 80],
+                               Resources=pikepdf.Dictionary(Font=pikepdf.Dictionary(F2=courier)))  # no /F1
+    page = logo.pages[0]
+    page.Resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=helvetica),
+                                        XObject=pikepdf.Dictionary(Fm0=bare, Fm1=partial))
+    page.Contents = logo.make_stream(b"0 0 1 rg 0 0 300 10 re f q /Fm0 Do Q q /Fm1 Do Q")
+    logo.save(tmp_path / "logo.pdf")
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
+        "  sender:\n", "  sender:\n    logo: logo.pdf\n") + """\
+recipients:
+  - {id: one, name: Person One, address: [1 Road], salutation: "Dear One,", accept: [fonts]}
+""")
+    assert build(source, tmp_path / "build").ok  # Helvetica and Courier are not embedded: accepted
+    letter = tmp_path / "build" / "letters" / "one.pdf"
+    (compiled,) = (tmp_path / "build" / "work").rglob("*.pdf")
+    assert render(letter, 1, tmp_path) == render(compiled, 1, tmp_path)
+    text = pdf_text(letter)
+    assert "Nested text" in text and "Courier text and more" in text and "␣" not in text
