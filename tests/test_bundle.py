@@ -538,7 +538,8 @@ def test_digests_kept_are_the_files_own_from_a_house_class_that_writes_streams_u
     assert merge(source, out).path.read_bytes() == first
 
 
-def test_digests_kept_for_another_letter_never_put_its_form_on_this_letters_page(house_forms_batch, tmp_path):
+def test_digests_kept_for_another_letter_never_put_its_form_on_this_letters_page(house_forms_batch, tmp_path,
+                                                                                monkeypatch):
     """The bundle takes a letter's fonts and forms by the digests kept in
     work/bundle-digests.json: a digest there that is not the letter's own (the
     file edited, or copied in from elsewhere) would put another letter's form
@@ -563,6 +564,18 @@ def test_digests_kept_for_another_letter_never_put_its_form_on_this_letters_page
     ranges = letter_ranges(PdfReader(bundle))
     for rid in ("one", "two", "three"):
         assert render(bundle, ranges[rid].start + 1, tmp_path) == render(out / "letters" / f"{rid}.pdf", 1, tmp_path)
+    # what that merge worked out again, it vouched for: the next merge hashes no letter, nor the cover
+    hashed = []
+    worked_out = split_module.digest
+
+    def counted(pdf, obj, memo):
+        hashed.append(pdf.filename)
+        return worked_out(pdf, obj, memo)
+
+    monkeypatch.setattr(split_module, "digest", counted)
+    bundle.unlink()
+    assert merge(source, out).path.read_bytes() == honest
+    assert hashed and not [name for name in hashed if "letters" in name or "cover" in name]  # the bundle's own only
 
 
 def test_a_logo_whose_forms_draw_with_their_parents_fonts_looks_in_the_letter_as_pdflatex_made_it(tmp_path):
