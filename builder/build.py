@@ -522,14 +522,13 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         if prepared.medium == "print":
             manifest.batch = prepared.record()
         write_atomic(manifest.path, manifest.to_json())
-        if compiler.digests:  # for the merge: kept for the letters (and cover) on the record
-            from .split import Digests
+        if compiler.digests:  # for the merge: kept for the letters (and cover) the record vouches for
+            from .split import Digests, vouch
 
-            store = Digests(layout.digests)
-            current = {entry.get("sha256") for entry in manifest.letters.values()}
-            current.add(((manifest.bundle or {}).get("cover") or {}).get("sha256"))
+            vouched = manifest.vouched_digests()
+            store = Digests(layout.digests, vouched)
             store.save({sha: objects for sha, objects in {**store.remembered, **compiler.digests}.items()
-                        if sha in current})
+                        if vouched.get(sha) == vouch(objects)})
     order = {r.id: i for i, r in enumerate(loaded.batch.recipients)}
     outcomes.sort(key=lambda o: (o.status != "invalid", order.get(o.recipient, -1)))
     return Report(outcomes, loaded.warnings, removed, kept_signed)
@@ -728,6 +727,8 @@ class _Compiler:
             }
             entry = self.manifest.letters[rid]
             entry["sha256"] = current_sha256(pdf, entry)
+            if entry["sha256"] in self.digests:  # its fonts' and forms' digests are its own (``split.Digests``)
+                entry["objects"] = split_pdf.vouch(self.digests[entry["sha256"]])
             if signed:
                 entry["signed"] = signed
             outcomes.append(Outcome(rid, "built", pdf, seconds=seconds, warnings=where.overfull,

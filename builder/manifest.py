@@ -82,13 +82,16 @@ _SEEN = {"stat": [int], "sha256": str}
 _LETTER = {"recipient": str, "file": str, "pages": int, "sha256": str, "inputs": _TEXT, "log": str,
            "findings": [_FINDING], "signature": (None, [(int, float)]), "window": (None, [(int, float)]),
            "accepted": _TEXT, "failed": str, "failed_inputs": str, "seen": object,
+           # the hash of its fonts' and forms' digests kept for the merge (``split.vouch``)
+           "objects": str,
            # a web copy's HTML page (build --for web): its hash as written
            "page": {"sha256": str, "seen": object},
            # its signed copy (invoke sign): the letter it was made from, and its own hash
            "signed": {"letter": str, "sha256": str, "seen": object}}
 _BUNDLE = {"file": str, "pages": int, "sha256": str, "letters": [str], "inputs": _TEXT,
            "accepted": {str: _TEXT}, "options": {str: bool}, "cover_pages": int, "blank_pages": int,
-           "cover": (None, {"key": str, "pages": int, "sha256": str, "seen": _SEEN}), "key": str, "seen": _SEEN,
+           "cover": (None, {"key": str, "pages": int, "sha256": str, "seen": _SEEN, "objects": str}),
+           "key": str, "seen": _SEEN,
            "made_with": str,  # ready.made_with: what the cover sheet was made with
            # its signed copy (invoke sign): the bundle it was made from, and its own hash
            "signed": {"bundle": str, "sha256": str, "seen": object}}
@@ -175,6 +178,14 @@ class Manifest:
         letters = ",\n".join(f"    {line(rid)}: {line(entry)}" for rid, entry in sorted(self.letters.items()))
         return ('{\n  "letters": {\n' + letters + ('\n' if letters else '') + '  },\n'
                 f'  "bundle": {line(self.bundle)},\n  "batch": {line(self.batch)}\n}}\n').encode()
+
+    def vouched_digests(self) -> dict[str, str]:
+        """The fonts' and forms' digests kept for the merge (``split.Digests``)
+        that this record vouches for: by the SHA-256 of each letter's (and the
+        cover sheet's) file, the ``split.vouch`` of its digests."""
+        records = [*self.letters.values(), (self.bundle or {}).get("cover") or {}]
+        return {record["sha256"]: record["objects"] for record in records
+                if isinstance(record.get("objects"), str) and isinstance(record.get("sha256"), str)}
 
     def key(self, recipient_id: str) -> str | None:
         """The inputs key a letter's current PDF was built from (None: no PDF)."""

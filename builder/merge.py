@@ -110,7 +110,7 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         hashes = [manifest.letters[p.name]["sha256"] for p in letters]
         from . import split as split_pdf  # pikepdf: loaded only when a bundle is written
 
-        digests = split_pdf.Digests(layout.digests)
+        digests = split_pdf.Digests(layout.digests, manifest.vouched_digests())
         marked_blanks = _marked_blank_pages(prepared, letters) if duplex else {}
         # pdflatex compiles the cover sheet on the other core while the letters are put together
         with ThreadPoolExecutor(1) as background:
@@ -140,6 +140,12 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
                                  **{code: how for code, how in codes.items() if how == ready.ACCEPTED_BY_COMMAND}}
             if not entry["accepted"]:
                 del entry["accepted"]
+        # the digests this merge used are the files' own (read unchanged): vouched for on the
+        # record (those it took from the record are already)
+        for record, sha in [*((manifest.letters[p.name], sha) for p, sha in zip(letters, hashes)),
+                            *([(cover_record, cover_record["sha256"])] if cover else [])]:
+            if sha in digests.learned and digests.learned[sha] != digests.remembered.get(sha):
+                record["objects"] = split_pdf.vouch(digests.learned[sha])
         cover_pages = cover_part.pages if cover else 0
         digest = sha256_bytes(data)
         # the same bytes as the bundle signed last: its signed copy is still its signed copy

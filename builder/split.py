@@ -48,6 +48,7 @@ def split(source: Path, cuts: list[Cut]) -> dict[str, dict[str, str]]:
     """
     written: dict[str, dict[str, str]] = {}
     with pikepdf.open(source) as pdf:
+        _compressed_as_saving_would(pdf)
         dests = named_destinations(pdf)
         shared: dict[tuple[int, int], bytes] = {}  # digests of the batch's own objects
         for cut in cuts:
@@ -72,6 +73,17 @@ def split(source: Path, cuts: list[Cut]) -> dict[str, dict[str, str]]:
                 _where(index, kind, name): digest(out, value, memo).hex()
                 for index, page in enumerate(pages) for kind, name, value in _stored_resources(page)}
     return written
+
+
+def _compressed_as_saving_would(pdf: pikepdf.Pdf) -> None:
+    """Compress each stream of ``pdf`` stored without a filter (a class that
+    sets \\pdfcompresslevel=0) as saving a letter would, before anything is
+    copied or hashed: so a font's or form's digest worked out here is that of
+    the object the letter's file holds, the one the merge would work out. A
+    stream already filtered is saved as it is."""
+    for obj in pdf.objects:
+        if isinstance(obj, pikepdf.Stream) and "/Filter" not in obj:
+            obj.write(zlib.compress(obj.read_raw_bytes()), filter=pikepdf.Name.FlateDecode)
 
 
 def _copied_digests(out: pikepdf.Pdf, source: pikepdf.Pdf, pages: range,
@@ -181,16 +193,26 @@ _RENAMED = {"/Font": "F", "/XObject": "X"}
 _USES = {"Tf": "/Font", "Do": "/XObject"}
 
 
-def canonical_names(pdf: pikepdf.Pdf, obj: pikepdf.Object, done: set) -> None:
+def canonical_names(pdf: pikepdf.Pdf, obj: pikepdf.Object, done: set,
+                    outer: pikepdf.Dictionary | None = None) -> None:
     """Rename the fonts and XObjects of a page (or form) ``obj`` /F1, /F2 ...,
     /X1 ... in the order its content uses them, and its forms' likewise;
-    resources it never uses are dropped."""
+    resources it never uses are dropped.
+
+    ``outer``: the resources in effect where the form ``obj`` is drawn (its
+    parent's, as they were). A form with no resources of its own, or without
+    one its content names (PDF 1.1 allowed it; a PDF logo may hold one), is
+    drawn by viewers with those; dropped from the parent as unused there, the
+    form's text came out in whatever font of the page took that name. Such a
+    form gets what it uses from ``outer``, as its own."""
     if obj.objgen in done:
         return
     done.add(obj.objgen)
     resources = obj.get("/Resources")
     if resources is None:
-        return
+        if outer is None:
+            return
+        resources = outer
     # One pass, the hot loop of a build (about a hundred instructions a page):
     # renames, and keeps of each run of colour settings only what counts
     # (see ``_FILL``).
@@ -228,18 +250,39 @@ def canonical_names(pdf: pikepdf.Pdf, obj: pikepdf.Object, done: set) -> None:
         obj.write(zlib.compress(content), filter=pikepdf.Name.FlateDecode)
     else:
         obj.Contents = pdf.make_stream(content)
+    original, inner = resources, None
     resources = pikepdf.Dictionary({key: resources[key] for key in resources.keys()})  # it may be shared
     for kind, used in names.items():
-        table = resources.get(kind)
-        if table is None:
+        table = original.get(kind)
+        found = {new: table[old] for old, new in used.items() if old in table} if table is not None else {}
+        if outer is not None and len(found) < len(used):  # named, not its own: from where it is drawn
+            around = outer.get(kind)
+            found.update({new: around[old] for old, new in used.items()
+                          if new not in found and around is not None and old in around})
+        if table is None and not found:
             continue
-        resources[kind] = pikepdf.Dictionary({new: table[old] for old, new in used.items() if old in table})
+        resources[kind] = pikepdf.Dictionary(found)
         if kind == "/XObject":
             for new in used.values():
                 xobject = resources[kind].get(new)
                 if xobject is not None and xobject.get("/Subtype") == "/Form":
-                    canonical_names(pdf, xobject, done)
+                    if inner is None:  # what its forms are drawn with: its own, then those where it is drawn
+                        inner = original if outer is None or original is outer else _overlay(outer, original)
+                    canonical_names(pdf, xobject, done, inner)
     obj.Resources = resources
+
+
+def _overlay(outer: pikepdf.Dictionary, own: pikepdf.Dictionary) -> pikepdf.Dictionary:
+    """Resources ``own`` with, of each kind, what only ``outer`` has."""
+    merged = pikepdf.Dictionary({key: outer[key] for key in outer.keys()})
+    for key in own.keys():
+        mine, theirs = own[key], merged.get(key)
+        if isinstance(mine, pikepdf.Dictionary) and isinstance(theirs, pikepdf.Dictionary):
+            merged[key] = pikepdf.Dictionary({**{k: theirs[k] for k in theirs.keys()},
+                                              **{k: mine[k] for k in mine.keys()}})
+        else:
+            merged[key] = mine
+    return merged
 
 
 # pdfTeX starts the first page of a document with one more "0 g 0 G" (colour
@@ -399,9 +442,17 @@ class Digests:
     and after one letter changed, of that letter only. Only a short cut: a
     file that is missing, unreadable, not of this shape or written by other
     code (the builder's own files, by content: another way of hashing would
-    not match) is ignored, and the digests are worked out again."""
+    not match) is ignored, and the digests are worked out again.
 
-    def __init__(self, path: Path) -> None:
+    A digest taken on trust decides which object a page shows: one that is
+    not the document's own (the file edited, or copied in from elsewhere)
+    would put another letter's form or font on it, while the letter and its
+    record are untouched. So a document's digests are used only when
+    ``vouched`` (from the manifest, ``Manifest.vouched_digests``) holds
+    their ``vouch`` for its hash: the record of what was checked says which
+    digests are the file's, and this file alone cannot change a bundle."""
+
+    def __init__(self, path: Path, vouched: dict[str, str]) -> None:
         import json
 
         from .build import _code
@@ -417,7 +468,8 @@ class Digests:
             if isinstance(documents, dict) and all(
                     isinstance(objects, dict) and all(isinstance(v, str) and _SHA256_HEX.fullmatch(v)
                                                       for v in objects.values()) for objects in documents.values()):
-                self.remembered = documents
+                self.remembered = {sha: objects for sha, objects in documents.items()
+                                   if vouched.get(sha) == vouch(objects)}
         except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
             pass
 
@@ -432,6 +484,15 @@ class Digests:
                                                 else documents}, sort_keys=True).encode())
         except OSError:
             pass  # the next merge works them out again
+
+
+def vouch(objects: dict[str, str]) -> str:
+    """What a document's record keeps of its fonts' and forms' digests
+    (``split``'s, or what a merge used): their hash, by which ``Digests``
+    knows them as the document's own."""
+    import json
+
+    return hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()
 
 
 def set_pages(pdf: pikepdf.Pdf, pages: list[pikepdf.Object]) -> None:

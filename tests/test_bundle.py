@@ -466,3 +466,152 @@ def test_every_bundle_page_looks_exactly_like_its_letter(real_batch, tmp_path):
         original = out / ("cover.pdf" if name == "cover sheet" else f"letters/{name}.pdf")
         for offset, index in enumerate(pages, 1):
             assert render(bundle.path, index + 1, tmp_path) == render(original, offset, tmp_path), (name, offset)
+
+
+# A house class that draws, on every page, a form of the letter's own (the
+# recipient's name, in a Type 3 bitmap font too) around a form every letter
+# shares: forms inside forms, and a form that differs from letter to letter.
+HOUSE_FORMS = r"""\NeedsTeXFormat{LaTeX2e}
+\ProvidesClass{house}
+\LoadClassWithOptions{letterbatch}
+\pdfmapline{-cmr10}
+\font\housebitmap=cmr10
+\newcount\house@inner
+\AddToHook{shipout/foreground}{%
+  \ifnum\house@inner=0
+    \setbox0\hbox{\bfseries HOUSE}\immediate\pdfxform0 \global\house@inner=\pdflastxform
+  \fi
+  \setbox0\hbox{\pdfrefxform\house@inner\ \itshape\letterget{toname}\ {\housebitmap\letterget{toname}}}%
+  \immediate\pdfxform0
+  \put(20,-20){\pdfrefxform\pdflastxform}}
+"""
+
+
+def house_forms(folder: Path, house: str = HOUSE_FORMS) -> tuple[Path, Path]:
+    """Three letters on ``house``, with a logo, built in ``folder``."""
+    (folder / "house.cls").write_text(house, encoding="utf-8")
+    tiny_png(folder / "logo.png")
+    source = write_yaml(folder / "recipients.yaml", MINIMAL_LETTER.replace(
+        "  sender:\n", "  sender:\n    logo: logo.png\n").replace("  body:\n", "  letterhead: house.cls\n  body:\n") + """\
+recipients:
+  - {id: one, name: Person One, address: [1 Road], salutation: "Dear One,", accept: [fonts]}
+  - {id: two, name: Person Two, address: [2 Road], salutation: "Dear Two,", accept: [fonts]}
+  - {id: three, name: Person Three, address: [3 Road], salutation: "Dear Three,", accept: [fonts]}
+""")
+    report = build(source, folder / "build", jobs=1)  # one batch: the three share one copy of each font
+    assert report.ok, [(o.recipient, o.message) for o in report.failed]
+    return source, folder / "build"
+
+
+@pytest.fixture(scope="module")
+def house_forms_batch(tmp_path_factory):
+    """``house_forms``, built once (a copy per test)."""
+    return house_forms(tmp_path_factory.mktemp("house-forms"))
+
+
+def test_digests_kept_are_the_files_own_from_a_house_class_that_writes_streams_uncompressed(tmp_path, monkeypatch):
+    """\\pdfcompresslevel=0 in a house class: pdfTeX writes fonts, images and
+    forms uncompressed, and saving a letter compresses them. The digests the
+    cutting worked out (before saving) were of the uncompressed objects, so
+    none was the one the merge works out from the letter's file: each was a
+    miss, and every letter's fonts were copied and hashed again."""
+    import pikepdf
+
+    source, out = house_forms(tmp_path, "\\pdfcompresslevel=0\n" + HOUSE_FORMS)
+    kept = json.loads((out / "work" / "bundle-digests.json").read_text(encoding="utf-8"))["documents"]
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    for rid in ("one", "two", "three"):
+        with pikepdf.open(out / "letters" / f"{rid}.pdf") as letter:
+            worked_out = split_module.Deduplicator(pikepdf.new())
+            worked_out.append(pikepdf.NameTree.new(worked_out.pdf), letter, {}, range(len(letter.pages)), "x")
+        assert kept[manifest["letters"][rid]["sha256"]] == worked_out.learned["x"], rid
+    hashed = []
+    worked_out = split_module.digest
+
+    def counted(pdf, obj, memo):
+        hashed.append(pdf.filename)
+        return worked_out(pdf, obj, memo)
+
+    monkeypatch.setattr(split_module, "digest", counted)
+    first = merge(source, out).path.read_bytes()
+    assert hashed and not [name for name in hashed if "letters" in name]
+    (out / "work" / "bundle-digests.json").unlink()
+    (out / "bundle.pdf").unlink()
+    assert merge(source, out).path.read_bytes() == first
+
+
+def test_digests_kept_for_another_letter_never_put_its_form_on_this_letters_page(house_forms_batch, tmp_path,
+                                                                                monkeypatch):
+    """The bundle takes a letter's fonts and forms by the digests kept in
+    work/bundle-digests.json: a digest there that is not the letter's own (the
+    file edited, or copied in from elsewhere) would put another letter's form
+    on its page (another name) while the letter itself and its record are
+    untouched. Only the digests the manifest vouches for are used."""
+    from conftest import copy_batch
+
+    source, out = copy_batch(house_forms_batch, tmp_path / "batch")
+    honest = merge(source, out).path.read_bytes()
+    kept = out / "work" / "bundle-digests.json"
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    sha = {rid: manifest["letters"][rid]["sha256"] for rid in ("one", "two", "three")}
+    good = json.loads(kept.read_text(encoding="utf-8"))
+    documents = good["documents"]
+    assert documents[sha["one"]] != documents[sha["two"]]  # the letters' own forms differ
+    # letter two "has" letter one's objects; letter three's entry is said to be letter one's file
+    forged = {**documents, sha["two"]: documents[sha["one"]], sha["one"]: documents[sha["three"]]}
+    kept.write_text(json.dumps({**good, "documents": forged}), encoding="utf-8")
+    (out / "bundle.pdf").unlink()
+    bundle = merge(source, out).path
+    assert bundle.read_bytes() == honest
+    ranges = letter_ranges(PdfReader(bundle))
+    for rid in ("one", "two", "three"):
+        assert render(bundle, ranges[rid].start + 1, tmp_path) == render(out / "letters" / f"{rid}.pdf", 1, tmp_path)
+    # what that merge worked out again, it vouched for: the next merge hashes no letter, nor the cover
+    hashed = []
+    worked_out = split_module.digest
+
+    def counted(pdf, obj, memo):
+        hashed.append(pdf.filename)
+        return worked_out(pdf, obj, memo)
+
+    monkeypatch.setattr(split_module, "digest", counted)
+    bundle.unlink()
+    assert merge(source, out).path.read_bytes() == honest
+    assert hashed and not [name for name in hashed if "letters" in name or "cover" in name]  # the bundle's own only
+
+
+def test_a_logo_whose_forms_draw_with_their_parents_fonts_looks_in_the_letter_as_pdflatex_made_it(tmp_path):
+    """A PDF logo may hold a form with no resources of its own, or without a
+    font its text names (PDF 1.1 allowed it): viewers draw it with the fonts
+    of the form it is drawn in. Cutting dropped those as unused there and
+    renamed the page's, so the logo's text came out in one of the letter's
+    own fonts (its spaces as visible "␣"); the letter is what pdflatex made."""
+    import pikepdf
+
+    logo = pikepdf.new()
+    logo.add_blank_page(page_size=(300, 80))
+    helvetica = logo.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1,
+                                                      BaseFont=pikepdf.Name.Helvetica))
+    courier = logo.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1,
+                                                    BaseFont=pikepdf.Name.Courier))
+    bare = logo.make_stream(b"BT /F1 20 Tf 5 50 Td (Nested text) Tj ET", Type=pikepdf.Name.XObject,
+                            Subtype=pikepdf.Name.Form, BBox=[0, 0, 300, 80])  # no /Resources
+    partial = logo.make_stream(b"BT /F2 12 Tf 5 30 Td (Courier text) Tj /F1 12 Tf ( and more) Tj ET",
+                               Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Form, BBox=[0, 0, 300, 80],
+                               Resources=pikepdf.Dictionary(Font=pikepdf.Dictionary(F2=courier)))  # no /F1
+    page = logo.pages[0]
+    page.Resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=helvetica),
+                                        XObject=pikepdf.Dictionary(Fm0=bare, Fm1=partial))
+    page.Contents = logo.make_stream(b"0 0 1 rg 0 0 300 10 re f q /Fm0 Do Q q /Fm1 Do Q")
+    logo.save(tmp_path / "logo.pdf")
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
+        "  sender:\n", "  sender:\n    logo: logo.pdf\n") + """\
+recipients:
+  - {id: one, name: Person One, address: [1 Road], salutation: "Dear One,", accept: [fonts]}
+""")
+    assert build(source, tmp_path / "build").ok  # Helvetica and Courier are not embedded: accepted
+    letter = tmp_path / "build" / "letters" / "one.pdf"
+    (compiled,) = (tmp_path / "build" / "work").rglob("*.pdf")
+    assert render(letter, 1, tmp_path) == render(compiled, 1, tmp_path)
+    text = pdf_text(letter)
+    assert "Nested text" in text and "Courier text and more" in text and "␣" not in text
