@@ -100,7 +100,16 @@ class BatchExecutor(invoke.Executor):
 
     def execute(self, *tasks):
         self._check_environment()
-        return super().execute(*tasks)
+        try:
+            return super().execute(*tasks)
+        except BrokenPipeError:
+            # Whoever read the output has gone (`invoke diff | head`, a pager quit early):
+            # stop quietly, as `cat` and `git log` do, not with a traceback. Every output
+            # file is written atomically and the send log before each step, so stopping at
+            # a print loses nothing. stdout then points at /dev/null, or Python's own flush
+            # at exit would complain about the closed pipe.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise Exit(code=1)
 
     def _check_environment(self) -> None:
         """invoke turns INVOKE_LETTERBATCH_SMTP_PORT and the like into the type of the

@@ -502,6 +502,23 @@ def test_the_package_carries_every_file_of_the_letterhead():
     assert files and all(any(fnmatch.fnmatch(f, pattern) for pattern in patterns) for f in files), files
 
 
+def test_output_read_by_a_reader_that_stops_early_is_no_traceback(project):
+    """`invoke diff | head` or a pager quit early: the reader has gone before the task has
+    printed everything. The task stops quietly (exit 1), with no traceback and no
+    "Exception ignored" from Python's flush at exit."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for task in (["diff"], ["status"]):
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before the first line: every write fails (EPIPE)
+        try:
+            done = subprocess.run([sys.executable, "-m", "invoke", *task], cwd=project, env=env, stdout=write,
+                                  stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, timeout=300)
+        finally:
+            os.close(write)
+        assert done.returncode == 1, (task, done.stderr)
+        assert done.stderr == "", (task, done.stderr)
+
+
 def test_a_setting_from_the_environment_of_the_wrong_type_is_one_line(project):
     """invoke casts INVOKE_LETTERBATCH_* to the setting's type; a port of 'abc'
     was its traceback."""
