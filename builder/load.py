@@ -1030,7 +1030,9 @@ def _check_printable(model, path: tuple, report: "_Reporter") -> None:
             bad = latex.unprintable(value)
             if bad:
                 shown = ", ".join(f"{c!r} ({describe(c).split(' ', 1)[-1]})" for c in bad)
-                report.error(where, f"contains characters the letter's fonts cannot print: {shown}")
+                them = "it" if len(bad) == 1 else "them"
+                report.error(where, f"contains characters the letter's fonts cannot print: {shown}; "
+                                    f"delete or replace {them}")
         elif isinstance(value, dict):
             for key, item in value.items():
                 visit(item, where + (key,))

@@ -155,7 +155,7 @@ BAD_INPUTS = {
     "url with two fragments": (('url: "https://example.org"', 'url: "https://example.org/#a#b"'), "has more than one '#'"),
     "link scheme in text": (("Shared slot text.", "See [this](ftp://example.org)."), "link target 'ftp://example.org' is not an http(s):// or mailto: URL"),
     "duplicate yaml key": (("    name: Good Person", "    name: Good Person\n    name: Other"), "recipient 'good', field 'name': duplicate key (first given on line 15)"),
-    "unprintable character": (("    name: Good Person", "    name: Good 😀"), "contains characters the letter's fonts cannot print: '😀' (grinning face, U+1F600)"),
+    "unprintable character": (("    name: Good Person", "    name: Good 😀"), "contains characters the letter's fonts cannot print: '😀' (grinning face, U+1F600); delete or replace it"),
     "open part left empty": (("      slot: Shared slot text.", "      slot: ~"), "part 'slot' has no shared text, so every recipient must give text.slot"),
     "omitted and reworded": (("    salutation: Dear Good,", "    salutation: Dear Good,\n    omit: [slot]\n    text: {slot: x}"),
                              "part 'slot' is both omitted and given in text"),
