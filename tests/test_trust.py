@@ -241,6 +241,35 @@ def test_same_inputs_same_bytes_whatever_the_batch_and_valid_files(tmp_path):
     assert outputs(one) == reference
 
 
+def test_a_letter_is_the_same_bytes_alone_or_after_a_welsh_one(tmp_path):
+    """A Welsh letter's letterhead says "Ffôn:" where an English one says "Tel:". The
+    letterhead's forms used to be made again at each change of language, after a page had
+    been shipped, and pdfTeX then places the text after the logo another way (the same look,
+    other bytes): the Welsh letter and the English ones after it in a pdflatex run were not
+    the bytes they are alone, so a rebuild in other company (another --jobs, --only) made a
+    letter already signed and mailed look rebuilt since."""
+    from test_bundle import tiny_png
+
+    (tmp_path / "images").mkdir()
+    tiny_png(tmp_path / "images" / "logo.png")
+    letter = MINIMAL_LETTER.replace(
+        "    address: [1 High Street, Town]",
+        "    address: [1 High Street, Town]\n    phone: 01234 567890\n    logo: images/logo.png").replace(
+        "    - main: This is the shared text.", "    - main: {en: This is the shared text., cy: Dyma'r testun.}")
+    source = write_yaml(tmp_path / "recipients.yaml", letter + "recipients:\n" + person("first")
+                        + person("cymraeg", extra="    language: cy\n") + person("after"))
+    together, alone = tmp_path / "together", tmp_path / "alone"
+    assert build(source, together, jobs=1).ok  # one pdflatex run: first, cymraeg, after
+    for rid in ("first", "cymraeg", "after"):
+        assert build(source, alone, only=[rid]).ok
+    for rid in ("first", "cymraeg", "after"):
+        pdf = f"letters/{rid}.pdf"
+        assert (together / pdf).read_bytes() == (alone / pdf).read_bytes(), rid
+    # the telephone line is still in each letter's language, where it was
+    assert "Ffôn: 01234 567890" in pdf_text(together / "letters" / "cymraeg.pdf")
+    assert "Tel: 01234 567890" in pdf_text(together / "letters" / "after.pdf")
+
+
 def test_check_fails_on_a_bundle_older_than_its_letters_and_on_an_invalid_recipient(tmp_path):
     source, out = two_letters_merged(tmp_path)
     assert all(r.ready for r in check(source, out))
