@@ -267,6 +267,23 @@ def test_numbers_and_dates_as_excel_shows_them(tmp_path):
                          "04/03/2021 15:30"]
 
 
+def test_a_date_formatted_in_welsh_shows_welsh_months_and_days_as_in_excel(tmp_path):
+    """Format Cells, Locale: Welsh stores [$-452] before the format: Excel shows
+    "20 Ionawr 2025", and a Welsh letter printed "20 January 2025". Other locales' tags,
+    and none, keep the English names. A tag naming a locale and no currency prints nothing
+    (a phone number under [$-809] printed "$01654 767626"); a currency's symbol stays."""
+    day = dt.datetime(2025, 1, 20)  # a Monday
+    cells = [(day, "[$-452]d mmmm yyyy"), (day, "[$-452]dddd, d mmm yyyy"), (dt.datetime(2025, 3, 4), "[$-cy-GB]ddd d mmm"),
+             (day, "d mmmm yyyy"), (day, "[$-809]dddd d mmmm"), (1654767626, "[$-452]00000 000000"),
+             (1654767626, "[$-809]00000 000000"), (1234.5, "[$-en-GB]#,##0.00"), (1234.5, "[$£-809]#,##0.00"),
+             (44, "[$-809]General")]
+    write_xlsx(tmp_path / "c.xlsx", headers=["name", "salutation", "text.note"] + [f"address {i}" for i in range(1, 11)],
+               rows=[[("A", None), ("Dear A,", None), ("x", None)] + cells])
+    (a,) = load(batch(tmp_path, "c.xlsx")).batch.recipients
+    assert a.address == ["20 Ionawr 2025", "Dydd Llun, 20 Ion 2025", "Maw 4 Maw", "20 January 2025",
+                         "Monday 20 January", "01654 767626", "01654 767626", "1,234.50", "£1,234.50", "44"]
+
+
 def test_invisible_characters_in_cells_are_named_and_left_out(tmp_path):
     (tmp_path / "c.csv").write_text("name,address,salutation,text.note\n"
                                     "Jo\u200b Bloggs,\"1 Road\n\u00adTown\",Dear Jo,x\u200d\n", encoding="utf-8")
