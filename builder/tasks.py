@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import inspect
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,8 @@ from pathlib import Path
 
 import invoke
 from invoke import Collection, Exit, Task, task
+
+import builder
 
 from . import command
 
@@ -174,6 +177,9 @@ def batch_paths(c, recipients: str | None, build_dir: str | None) -> BatchPaths:
     cfg = c.config.letterbatch
     project = project_dir(c)
     base = project or Path.cwd()
+    # the commands messages suggest name this batch as the person did
+    builder.BATCH_FLAGS = "".join(f" {flag} {shlex.quote(value)}" for flag, value in
+                                  (("-r", recipients), ("-b", build_dir)) if value)
     source = Path(recipients).expanduser() if recipients else base / cfg.recipients
     source = source.resolve()
     if build_dir:
@@ -675,7 +681,7 @@ def new(c, name):
     if not schema.exists():  # the YAML's first line points editors at it
         write_atomic(schema, json_schema_text().encode("utf-8"))
     print(f"wrote {show(target)} (and {show(target.parent / 'images')}/ for its logo or signature)")
-    print(f"next: fill it in, then {command(f'build merge -r {show(target)}')}")
+    print(f"next: fill it in, then {command(f'build merge -r {shlex.quote(show(target))}')}")
 
 
 @letter_task(help={

@@ -843,7 +843,7 @@ def test_a_bundle_left_behind_by_merge_output_elsewhere_is_not_vouched_for(tmp_p
     done = invoke("check", "-r", str(source), "-b", str(out))
     assert done.returncode == 1, done.stdout
     assert f"bundle: changed; bundle.pdf is not on the record (merge last wrote {tmp_path / 'other.pdf'}): " \
-        "run `invoke merge` to write it again, or delete it" in done.stdout, done.stdout
+        f"run `invoke merge -r {source} -b {out}` to write it again, or delete it" in done.stdout, done.stdout
     assert invoke("merge", "-r", str(source), "-b", str(out)).returncode == 0  # written again: on the record
     assert invoke("check", "-r", str(source), "-b", str(out)).returncode == 0
 
