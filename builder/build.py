@@ -140,6 +140,9 @@ class Outcome:
 class Report:
     outcomes: list[Outcome]
     warnings: list[Problem]
+    # recipients on the record no longer in the batch: their files deleted (``_forget_removed``)
+    removed: list[str] = field(default_factory=list)
+    kept_signed: list[Path] = field(default_factory=list)  # their signed copies, which a build cannot make again
 
     @property
     def failed(self) -> list[Outcome]:
@@ -464,6 +467,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                 manifest.letters.pop(label, None)
                 layout.pdf(label).unlink(missing_ok=True)
                 layout.pdf(label).with_suffix(".html").unlink(missing_ok=True)  # a web copy's page
+        removed, kept_signed = ([], []) if only else _forget_removed(layout, manifest, valid_ids)
         todo = prepared.sources
         if only:
             unknown = sorted(set(only) - valid_ids)
@@ -528,7 +532,31 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                         if sha in current})
     order = {r.id: i for i, r in enumerate(loaded.batch.recipients)}
     outcomes.sort(key=lambda o: (o.status != "invalid", order.get(o.recipient, -1)))
-    return Report(outcomes, loaded.warnings)
+    return Report(outcomes, loaded.warnings, removed, kept_signed)
+
+
+def _forget_removed(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> tuple[list[str], list[Path]]:
+    """Recipients the record knows that the batch no longer has (removed, or
+    renamed) leave no letter that looks current: a print folder to post from
+    or a web folder to publish holds this batch's letters only. Their letter,
+    web page and .tex are deleted (a build makes them again if they come
+    back) and they leave the manifest; a signed copy, which only ``sign``
+    can make again, is kept and named. Returns the ids and the signed copies kept."""
+    removed = sorted(set(manifest.letters) - valid_ids)
+    kept_signed = []
+    for rid in removed:
+        entry = manifest.letters.pop(rid)
+        recorded_file = entry.get("file") if isinstance(entry, dict) else None
+        files = [layout.pdf(rid), layout.tex / f"{rid}.tex"]
+        if isinstance(recorded_file, str) and "/" not in recorded_file and recorded_file.endswith(".pdf"):
+            files.append(layout.root / recorded_file)  # a web copy named by an earlier date
+        for pdf in files:
+            pdf.unlink(missing_ok=True)
+            if pdf.suffix == ".pdf":
+                pdf.with_suffix(".html").unlink(missing_ok=True)  # a web copy's page
+        if layout.signed_pdf(rid).is_file():
+            kept_signed.append(layout.signed_pdf(rid))
+    return removed, kept_signed
 
 
 def _nothing_to_do(batch: Recorded, only: list[str] | None) -> Report | None:
@@ -656,18 +684,27 @@ class _Compiler:
         from . import check, split as split_pdf  # pikepdf: loaded only when letters are placed
         from .compose import pdf_lang, recipient_label
 
-        # fonts and page sizes: once per compiled PDF, not once per letter
-        pages = check.page_problems(result.pdf, result.layout.get("paper"))
+        def page_problems():  # fonts and page sizes: once per compiled PDF, not once per letter
+            return check.page_problems(result.pdf, result.layout.get("paper"))
+
         placed = result.letters
         if self.prepared.medium == "web":  # compiled alone; pdfTeX's file keeps its PDF/A metadata
+            pages = page_problems()
             self.layout.pdf(sources[0].recipient.id).parent.mkdir(parents=True, exist_ok=True)
             os.replace(result.pdf, self.layout.pdf(sources[0].recipient.id))
         else:
             cuts = [split_pdf.Cut(s.recipient.id, placed[s.recipient.id].start, placed[s.recipient.id].pages,
                                   self.layout.pdf(s.recipient.id), self.prepared.info(s.recipient),
                                   pdf_lang(self.prepared.loaded.batch, s.recipient)) for s in sources]
-            cut = split_pdf.split_apart if len(cuts) >= split_pdf.APART_FROM else split_pdf.split
-            self.digests.update(cut(result.pdf, cuts))
+            if len(cuts) >= split_pdf.APART_FROM:
+                cutting = split_pdf.Cutting(result.pdf, cuts)  # in a process of its own, while
+                try:
+                    pages = page_problems()  # this one reads the PDF too
+                finally:  # no child left writing letters behind a failure
+                    self.digests.update(cutting.result())
+            else:
+                pages = page_problems()
+                self.digests.update(split_pdf.split(result.pdf, cuts))
         outcomes = []
         for source in sources:
             rid, where = source.recipient.id, placed[source.recipient.id]

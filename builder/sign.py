@@ -20,6 +20,7 @@ import logging
 import shutil
 import subprocess
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -249,12 +250,36 @@ def sign_bytes(data: bytes, signer, *, field: str, reason: str = REASON,
                                         subfilter=SigSeedSubFilter.PADES, reason=reason)
     spec = SigFieldSpec(field, on_page=page, box=box) if box else SigFieldSpec(field)
     output = io.BytesIO()
+    reserved = _ROOM.get(signer)
     signers.PdfSigner(meta, signer=signer, stamp_style=style,
                       new_field_spec=spec).sign_pdf(
         # strict=False: tolerate what PDF readers tolerate, such as a key given twice in a
         # dictionary (pdfTeX's Info dictionary had /Title twice when hyperref set it too)
-        IncrementalPdfFileWriter(io.BytesIO(data), strict=False), output=output)
+        IncrementalPdfFileWriter(io.BytesIO(data), strict=False), output=output, bytes_reserved=reserved)
+    if reserved is None:
+        _ROOM[signer] = _room_taken(output.getvalue())
     return output.getvalue()
+
+
+# The room (bytes of the hex string /Contents) pyHanko gave the first signature
+# of each signer. Without it, pyHanko sizes every signature by making a dummy
+# one first, which loads and checks the private key again: for a PKCS#12 key,
+# 43% of signing 20 fields of a bundle (10.3 s; 5.9 s with the room kept). The
+# signatures of one signer are all alike (its certificates, the same signed
+# attributes), and pyHanko's measure keeps a margin of half again.
+_ROOM: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _room_taken(signed: bytes) -> int | None:
+    """The room the last signature of ``signed`` was given, or None to let
+    pyHanko measure again."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        contents = PdfFileReader(io.BytesIO(signed), strict=False).embedded_signatures[-1].sig_object.raw_get("/Contents")
+        return 2 * len(bytes(contents))  # two hex digits a byte
+    except Exception:  # pyHanko's own file, read back: were it unreadable, measure again next time
+        return None
 
 
 def sign(pdf: str | Path, p12: str | Path, password: bytes, out: str | Path, *,

@@ -112,22 +112,43 @@ def split_apart(source: Path, cuts: list[Cut]) -> dict[str, dict[str, str]]:
     """``split``, run in a child process (``python -m builder.split``): the
     same files, written the same way, and the same digests. An OSError in
     the child (a full disk) is raised here as the same OSError."""
-    import json
-    import subprocess
-    import sys
+    return Cutting(source, cuts).result()
 
-    request = {"source": str(source), "cuts": [{**vars(cut), "dest": str(cut.dest)} for cut in cuts]}
-    done = subprocess.run([sys.executable, "-m", __name__], input=json.dumps(request).encode(),
-                          capture_output=True, env={**os.environ, "PYTHONPATH": _import_root()},
-                          pass_fds=locks_for_children())
-    if done.returncode == _OS_ERROR:
-        error = json.loads(done.stdout)
-        raise OSError(error["errno"], error["strerror"], error["filename"])
-    if done.returncode != 0:
-        said = done.stderr.decode(errors="replace").strip().splitlines()
-        raise RuntimeError(f"cutting {source.name} into letters failed: "
-                           + (said[-1] if said else f"exit {done.returncode}"))
-    return json.loads(done.stdout)
+
+class Cutting:
+    """``split_apart`` started: the child cuts while the caller goes on (the
+    build reads the batch PDF's page sizes and fonts meanwhile); ``result``
+    waits for it."""
+
+    def __init__(self, source: Path, cuts: list[Cut]) -> None:
+        import json
+        import subprocess
+        import sys
+
+        self.source = source
+        # the request in a file beside the PDF, not on the child's input: a pipe
+        # holds 64 KiB, and a longer request would wait for the child to read it
+        self.request = source.with_name(f"{source.stem}.cuts.json")
+        write_atomic(self.request, json.dumps({"source": str(source), "cuts": [
+            {**vars(cut), "dest": str(cut.dest)} for cut in cuts]}).encode())
+        self.process = subprocess.Popen([sys.executable, "-m", __name__, str(self.request)],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        env={**os.environ, "PYTHONPATH": _import_root()},
+                                        pass_fds=locks_for_children())
+
+    def result(self) -> dict[str, dict[str, str]]:
+        import json
+
+        out, err = self.process.communicate()
+        self.request.unlink(missing_ok=True)
+        if self.process.returncode == _OS_ERROR:
+            error = json.loads(out)
+            raise OSError(error["errno"], error["strerror"], error["filename"])
+        if self.process.returncode != 0:
+            said = err.decode(errors="replace").strip().splitlines()
+            raise RuntimeError(f"cutting {self.source.name} into letters failed: "
+                               + (said[-1] if said else f"exit {self.process.returncode}"))
+        return json.loads(out)
 
 
 _OS_ERROR = 3
@@ -144,7 +165,7 @@ def _main() -> int:
     import json
     import sys
 
-    request = json.loads(sys.stdin.buffer.read())
+    request = json.loads(Path(sys.argv[1]).read_bytes())
     try:
         written = split(Path(request["source"]), [Cut(**{**cut, "dest": Path(cut["dest"])}) for cut in request["cuts"]])
     except OSError as exc:

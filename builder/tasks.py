@@ -307,6 +307,12 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
                f"{len(attention)} need{'s' if len(attention) == 1 else ''} attention "
                f"({time.perf_counter() - (started or STARTED):.1f} s) -> {show(batch.build_dir)}")
     print(summary, flush=True)
+    if report.removed and not quiet:
+        print(f"no longer in the batch (removed, renamed, or now invalid): {', '.join(report.removed)}; "
+              f"{'its letter was' if len(report.removed) == 1 else 'their letters were'} deleted from "
+              f"{show(batch.build_dir)}" + (f"; kept, as only {command('sign')} makes them: "
+                                           f"{', '.join(show(p) for p in report.kept_signed)}"
+                                           if report.kept_signed else ""), flush=True)
     not_ready = report.not_ready
     if not_ready and not quiet:
         print(f"not ready (preflight errors): {', '.join(o.recipient for o in not_ready)}; merge refuses them "

@@ -256,3 +256,45 @@ def test_an_unknown_letterset_key_is_a_tex_error_not_ignored(tmp_path, inject_la
     (failed,) = report.failed
     assert failed.message.startswith("third.tex:") and "Unknown key `adress' in \\letterset" in failed.message, \
         failed.message
+
+
+def test_a_recipient_removed_or_renamed_leaves_no_letter_to_post_or_publish(tmp_path):
+    """A folder of letters to post, or of web copies to publish, holds this
+    batch's letters only: a recipient taken out of the batch (or renamed)
+    loses its letter, web copy and page and leaves the record; a signed copy,
+    which a build cannot make again, is kept and named. A build of --only
+    some letters removes nothing."""
+    import json
+
+    three = BATCH.replace("Smiley 😀", "Smiley")
+    source = write_yaml(tmp_path / "recipients.yaml", three)
+    out = tmp_path / "build"
+    assert build(source, out).ok and build(source, out, medium="web").ok
+    signed = out / "signed" / "broken.pdf"
+    signed.parent.mkdir()
+    signed.write_bytes((out / "letters" / "broken.pdf").read_bytes())  # as `sign` leaves one
+    web = sorted(p.name for p in (out / "web").iterdir() if p.suffix in (".pdf", ".html"))
+    assert web == ["2021-03-04-broken.html", "2021-03-04-broken.pdf", "2021-03-04-first.html",
+                   "2021-03-04-first.pdf", "2021-03-04-third.html", "2021-03-04-third.pdf"]
+    fewer = three.replace('  - id: broken\n    name: "Smiley"\n    address: [2 Road]\n    salutation: Dear Smiley,\n', "")
+    assert fewer != three
+    write_yaml(source, fewer.replace("id: third", "id: third-person"))
+    assert build(source, out, only=["first"]).ok and (out / "letters" / "broken.pdf").exists()
+    for medium in ("print", "web"):
+        done = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(out),
+                               "--for", medium], cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr
+        assert "no longer in the batch (removed, renamed, or now invalid): broken, third; their letters were " \
+               f"deleted from {out}" in done.stdout, done.stdout
+        assert ("kept, as only `invoke sign` makes them: " in done.stdout) == (medium == "print"), done.stdout
+    assert sorted(p.name for p in (out / "letters").iterdir()) == ["first.pdf", "third-person.pdf"]
+    assert sorted(p.name for p in (out / "tex").glob("*.tex") if not p.name.startswith("_")) == \
+        ["first.tex", "third-person.tex"]
+    assert sorted(p.name for p in (out / "web").iterdir() if p.suffix in (".pdf", ".html")) == [
+        "2021-03-04-first.html", "2021-03-04-first.pdf", "2021-03-04-third-person.html", "2021-03-04-third-person.pdf"]
+    assert signed.exists()
+    for manifest in (out / "manifest.json", out / "web" / "manifest.json"):
+        assert sorted(json.loads(manifest.read_text(encoding="utf-8"))["letters"]) == ["first", "third-person"]
+    again = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(out)], cwd=ROOT,
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert again.returncode == 0 and "no longer" not in again.stdout, again.stdout  # said once

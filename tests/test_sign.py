@@ -219,6 +219,38 @@ def test_a_wrong_password_is_one_line(mail_batch, keys, tmp_path):
     assert "--p12" in options and "--password" not in options and "--pin" not in options
 
 
+def test_pyhanko_measures_the_room_for_a_signature_once_a_run(mail_batch, keys, tmp_path, monkeypatch):
+    """pyHanko sizes a signature by making a dummy one first (loading and
+    checking the key again); one run's signatures are all alike, so the room
+    it measured for the first serves the rest. Every signature is still valid,
+    in letters and bundle alike, each given the same room."""
+    from pyhanko.sign.signers.pdf_signer import PdfSigningSession
+
+    from builder.sign import sign_batch
+
+    measured = []
+    original = PdfSigningSession.estimate_signature_container_size
+
+    async def counted(self, *args, **kwargs):
+        measured.append(await original(self, *args, **kwargs))
+        return measured[-1]
+
+    monkeypatch.setattr(PdfSigningSession, "estimate_signature_container_size", counted)
+    source, out = copy_batch(mail_batch, tmp_path / "b")
+    p12, _ = keys
+    report = sign_batch(source, out, Key(p12=p12, password=b"secret"))
+    assert len(report.signed) == len(IDS) and report.bundle is not None
+    assert len(measured) == 1  # of 5 letters and the bundle's 5 fields
+    bundle = pdfsig(out / "bundle-signed.pdf")
+    assert bundle.count("Signature is Valid") == len(IDS) and "Total document signed" in bundle
+    for rid in IDS:
+        assert "Signature is Valid" in pdfsig(out / "signed" / f"{rid}.pdf"), rid
+    reader = PdfReader(out / "bundle-signed.pdf")
+    rooms = {len(field.get_object()["/V"].get_object()["/Contents"])
+             for field in reader.trailer["/Root"]["/AcroForm"]["/Fields"]}
+    assert rooms == {measured[0] // 2}  # bytes, two hex digits each
+
+
 @pytest.fixture(scope="module")
 def softhsm_token(keys, tmp_path_factory):
     """A real SoftHSM2 token 'letterbatch' (user PIN 1234) holding the test
