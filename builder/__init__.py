@@ -17,7 +17,8 @@ COMMAND = "invoke"
 BATCH_FLAGS = ""
 
 
-def command(words: str) -> str:
+def command(words: str, *, to_run: bool = True) -> str:
     """A command to suggest, quoted: ``command("merge")`` is "`invoke merge`" (with the
-    batch's ``-r``/``-b`` as typed, when they were)."""
-    return f"`{COMMAND} {words}{BATCH_FLAGS}`"
+    batch's ``-r``/``-b`` as typed, when they were; ``to_run=False``: a task named, not
+    a command to run, as in "only `invoke sign` makes them")."""
+    return f"`{COMMAND} {words}{BATCH_FLAGS if to_run else ''}`"

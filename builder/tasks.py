@@ -310,7 +310,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     if report.removed and not quiet:
         print(f"no longer in the batch (removed, renamed, or now invalid): {', '.join(report.removed)}; "
               f"{'its letter was' if len(report.removed) == 1 else 'their letters were'} deleted from "
-              f"{show(batch.build_dir)}" + (f"; kept, as only {command('sign')} makes them: "
+              f"{show(batch.build_dir)}" + (f"; kept, as only {command('sign', to_run=False)} makes them: "
                                            f"{', '.join(show(p) for p in report.kept_signed)}"
                                            if report.kept_signed else ""), flush=True)
     not_ready = report.not_ready
