@@ -138,7 +138,7 @@ BAD_INPUTS = {
     "only an invisible character": (("    salutation: Dear Good,", '    salutation: "\\ufeff"'),
                                     "field 'salutation': must not be empty"),
     "duplicate id": (("  - id: good", "  - id: good\n    name: X\n    address: [x]\n    salutation: Dear X,\n  - id: good"),
-                     "field 'id': duplicate id 'good': recipients[0] has it too"),
+                     "field 'id': duplicate id 'good': the recipient on line 14 has it too; give each recipient an id of its own"),
     "id not a file name": (("  - id: good", "  - id: ../Good"), "field 'id': must be lower-case letters, digits and hyphens"),
     "unknown reference": (("shared text[^ref]", "shared text[^rf]"), "cites [^rf], but references has no 'rf'; did you mean [^ref]?"),
     "unknown omitted part": (("    salutation: Dear Good,", "    salutation: Dear Good,\n    omit: [slto]"),

@@ -252,6 +252,21 @@ def test_ids_given_are_never_taken_and_empty_id_cells_are_made(tmp_path):
     assert [r.id for r in loaded.batch.recipients] == ["jo-bloggs-2", "jo-bloggs"]
 
 
+def test_a_duplicate_id_names_the_row_that_has_it_first(tmp_path):
+    """Two rows with one id: the message points at the other row, as the office sees the
+    sheet, not at "recipients[0]", a list index of nothing they can see."""
+    (tmp_path / "c.csv").write_text("id,name,address,salutation,text.note\n"
+                                    "ynys,Eleri,1 Road,Dear Eleri,x\n"
+                                    "brown,Tom,2 Road,Dear Tom,y\n"
+                                    "ynys,Sarah,3 Road,Dear Sarah,z\n", encoding="utf-8")
+    loaded = load(batch(tmp_path, "c.csv"))
+    assert [r.id for r in loaded.batch.recipients] == ["ynys", "brown"]  # the first is still built
+    (problems,) = loaded.rejected.values()
+    assert [str(p) for p in problems] == [
+        f"{tmp_path / 'c.csv'}:row 4:id: error: recipient 'ynys': duplicate id 'ynys': the recipient on row 2 "
+        "has it too; give each recipient an id of its own"]
+
+
 def test_numbers_and_dates_as_excel_shows_them(tmp_path):
     cells = [(dt.datetime(2021, 3, 14), "mm-dd-yy"), (0.1 + 0.2, "General"), (1234567.891, "#,##0.00"),
              (44, "General"), (dt.datetime(2021, 3, 14), "yyyy-mm-dd"), (True, "General"),
