@@ -411,6 +411,13 @@ def status(c, recipients=None, build_dir=None, for_="print"):
 
     signed = found.signed_letters
     mailed = mail_notes(batch.build_dir, found.manifest) if for_ == "print" else {}
+    present = {s.recipient for s in states}
+    gone = [rid for rid in mailed if rid and rid not in present]
+    if gone:  # a letter mailed under an id the batch no longer has: to whom is it now?
+        from .send import sent_as_old_ids
+        renamed = sent_as_old_ids(batch.recipients, batch.build_dir, gone)
+    else:
+        renamed = {}
     width = max([len(s.recipient) for s in states] + ([len(found.bundle_name)] if found.bundle else []), default=0)
     # "never merged" (12) is the longest state: the column grows to leave it a gap
     column = max([11] + ([len(found.bundle.state) + 1] if found.bundle else []))
@@ -425,9 +432,12 @@ def status(c, recipients=None, build_dir=None, for_="print"):
             print(f"  {'':<{width}}  {signed[s.recipient]}")
         if s.recipient in mailed:
             print(f"  {'':<{width}}  {mailed[s.recipient][0]}")
+        elif s.recipient in renamed:  # as send says it: never mailed twice by itself
+            old = renamed[s.recipient]
+            print(f"  {'':<{width}}  sent as '{old}' (an id no longer in the batch: renamed?): {mailed[old][0]}; "
+                  f"{command(f'send --resend {s.recipient} --yes')} sends it to them again")
     if "" in mailed:  # the send log itself is unreadable
         print(f"  {mailed[''][0]}")
-    present = {s.recipient for s in states}
     for rid, (note, _) in mailed.items():  # mailed under an id the batch no longer has (renamed?)
         if rid and rid not in present:
             print(f"  {rid:<{width}}  {'(gone)':<{column}} no longer in the batch; {note}")

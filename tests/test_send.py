@@ -385,6 +385,10 @@ def test_a_letter_rebuilt_after_it_was_sent_is_flagged_and_not_sent_again(batch,
                            "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert re.search(r"^  london +\(gone\) +no longer in the batch; mailed to london@example.test on ", seen.stdout,
                      re.M), seen.stdout
+    # and status says of mopac what send says: its letter went out, as 'london'
+    assert re.search(r"^  mopac +ready\n +sent as 'london' \(an id no longer in the batch: renamed\?\): mailed to "
+                     r"london@example.test on .*; " + re.escape(suggested(source, out, "send --resend mopac --yes"))
+                     + " sends it to them again$", seen.stdout, re.M), seen.stdout
     assert run_send(source, out, port, "--yes", "--resend", "mopac").returncode == 0
     assert mailbox.count("london") == 2 and len(mailbox.messages) == 6  # on purpose, once
     assert re.search(r"^  mopac +already sent on ", run_send(source, out, port).stdout, re.M)
