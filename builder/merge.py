@@ -14,13 +14,16 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from . import command
 from .build import Layout, Prepared, lock, prepare, recorded
 from .files import write_atomic
 from .manifest import Manifest, current_sha256, sha256_bytes
 from . import ready
+
+if TYPE_CHECKING:
+    from . import split as split_pdf  # pikepdf: imported where a bundle is written
 
 # The cover sheet's and the marked blank pages' .tex and work folders (build/tex/_cover.tex,
 # build/work/_cover/ ...) and the cover's page labels ("cover sheet 1"): no recipient id starts

@@ -515,12 +515,8 @@ def digest(pdf: pikepdf.Pdf, obj: pikepdf.Object, memo: dict[tuple[int, int], by
 _REF_RE = re.compile(rb"(\d+) (\d+) R\b")
 
 
-def save(pdf: pikepdf.Pdf, dest: Path) -> None:
-    """Save ``pdf`` to ``dest`` atomically, with an /ID from its content."""
-    write_atomic(dest, to_bytes(pdf))
-
-
 def to_bytes(pdf: pikepdf.Pdf) -> bytes:
+    """``pdf`` as saved, with an /ID from its content."""
     buffer = io.BytesIO()
     # deterministic_id: the /ID comes from the content, so builds repeat
     # streams already compressed are copied as they are (fonts: most of the bytes)

@@ -344,11 +344,12 @@ def test_signature_image_outside_the_project_is_refused(tmp_path):
         build(source, project / "build")
 
 
-def make_certificates(folder: Path, name: str = "Signatory") -> tuple[Path, Path]:
-    """A throwaway CA and signer (``name``), bundled as PKCS#12 with password 'secret'."""
+def make_certificates(folder: Path, name: str = "Signatory", kind: str = "rsa") -> tuple[Path, Path]:
+    """A throwaway CA and signer (``name``), bundled as PKCS#12 with password
+    'secret'; the signer's key RSA (2048 bits) or, ``kind`` "ec", ECDSA P-256."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from cryptography.hazmat.primitives.serialization import pkcs12
     from cryptography.x509.oid import NameOID
 
@@ -366,7 +367,8 @@ def make_certificates(folder: Path, name: str = "Signatory") -> tuple[Path, Path
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")])
     ca_cert = cert(ca_name, ca_name, ca_key, ca_key, True)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = ec.generate_private_key(ec.SECP256R1()) if kind == "ec" else \
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
     signer = cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]), ca_name, key, ca_key, False)
     (folder / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     (folder / "signer.p12").write_bytes(pkcs12.serialize_key_and_certificates(

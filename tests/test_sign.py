@@ -219,28 +219,31 @@ def test_a_wrong_password_is_one_line(mail_batch, keys, tmp_path):
     assert "--p12" in options and "--password" not in options and "--pin" not in options
 
 
-def test_pyhanko_measures_the_room_for_a_signature_once_a_run(mail_batch, keys, tmp_path, monkeypatch):
-    """pyHanko sizes a signature by making a dummy one first (loading and
-    checking the key again); one run's signatures are all alike, so the room
-    it measured for the first serves the rest. Every signature is still valid,
-    in letters and bundle alike, each given the same room."""
+def test_a_run_loads_the_key_and_measures_the_room_for_a_signature_once(mail_batch, keys, tmp_path, monkeypatch):
+    """pyHanko sizes a signature by making a dummy one first, and loads the
+    private key for every signature (cryptography checks an RSA key as it
+    loads it); one run's signatures are all alike, so the room it measured for
+    the first serves the rest, and the key is loaded once. Every signature is
+    still valid, in letters and bundle alike, each given the same room."""
+    from cryptography.hazmat.primitives import serialization
     from pyhanko.sign.signers.pdf_signer import PdfSigningSession
 
     from builder.sign import sign_batch
 
-    measured = []
-    original = PdfSigningSession.estimate_signature_container_size
+    measured, loaded = [], []
+    original, load = PdfSigningSession.estimate_signature_container_size, serialization.load_der_private_key
 
     async def counted(self, *args, **kwargs):
         measured.append(await original(self, *args, **kwargs))
         return measured[-1]
 
     monkeypatch.setattr(PdfSigningSession, "estimate_signature_container_size", counted)
+    monkeypatch.setattr(serialization, "load_der_private_key", lambda *a, **k: loaded.append(1) or load(*a, **k))
     source, out = copy_batch(mail_batch, tmp_path / "b")
     p12, _ = keys
     report = sign_batch(source, out, Key(p12=p12, password=b"secret"))
     assert len(report.signed) == len(IDS) and report.bundle is not None
-    assert len(measured) == 1  # of 5 letters and the bundle's 5 fields
+    assert len(measured) == 1 and len(loaded) == 1  # for 5 letters and the bundle's 5 fields
     bundle = pdfsig(out / "bundle-signed.pdf")
     assert bundle.count("Signature is Valid") == len(IDS) and "Total document signed" in bundle
     for rid in IDS:
@@ -249,6 +252,21 @@ def test_pyhanko_measures_the_room_for_a_signature_once_a_run(mail_batch, keys, 
     rooms = {len(field.get_object()["/V"].get_object()["/Contents"])
              for field in reader.trailer["/Root"]["/AcroForm"]["/Fields"]}
     assert rooms == {measured[0] // 2}  # bytes, two hex digits each
+
+
+def test_an_ecdsa_key_signs_too(mail_batch, tmp_path):
+    """The README offers RSA or ECDSA keys: an ECDSA signature (P-256) is one
+    PDF readers check."""
+    source, out = copy_batch(mail_batch, tmp_path / "b")
+    p12, ca = make_certificates(tmp_path, kind="ec")
+    done = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
+                  {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert done.returncode == 0, done.stderr
+    report = pdfsig(out / "signed" / "london.pdf")
+    assert "Signature is Valid" in report and "ECDSA" in report.upper(), report
+    assert pdfsig(out / "bundle-signed.pdf").count("Signature is Valid") == len(IDS)
+    (check,) = validate(out / "signed" / "london.pdf", [ca])
+    assert check.bottom_line
 
 
 @pytest.fixture(scope="module")
