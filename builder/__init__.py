@@ -11,8 +11,14 @@ __version__ = "0.1.0"
 # the `letterbatch` command (builder/cli.py) sets its own name, as `invoke` finds no
 # tasks outside a checkout.
 COMMAND = "invoke"
+# The batch flags the person typed (` -r october.yaml`, ` -b out`), shell-quoted, set by
+# the tasks: a suggested command then works on the same batch when copied. Without them
+# `invoke sign`, suggested while working on october.yaml, signed recipients.yaml.
+BATCH_FLAGS = ""
 
 
-def command(words: str) -> str:
-    """A command to suggest, quoted: ``command("merge")`` is "`invoke merge`"."""
-    return f"`{COMMAND} {words}`"
+def command(words: str, *, to_run: bool = True) -> str:
+    """A command to suggest, quoted: ``command("merge")`` is "`invoke merge`" (with the
+    batch's ``-r``/``-b`` as typed, when they were; ``to_run=False``: a task named, not
+    a command to run, as in "only `invoke sign` makes them")."""
+    return f"`{COMMAND} {words}{BATCH_FLAGS if to_run else ''}`"

@@ -125,8 +125,7 @@ def preflight(recipient: Recipient, placed, pages: list[list[Finding]], batch: B
     findings = list({(f.code, f.message): f for f in findings}.values())
     findings += [Finding("overfull", "error", f"overfull line: {text}") for text in placed.overfull]
     if getattr(batch.letter, "envelope", None) != "none":
-        expected = 1 + bool(recipient.role) + len(recipient.address)
-        findings += window(placed, expected)
+        findings += window(placed, recipient_lines(recipient))
     findings += closing(placed)
     return findings
 
@@ -140,9 +139,40 @@ def _mm(value: float) -> str:
     return f"{value * MM_PER_PT:.0f}"
 
 
-def window(placed, expected_lines: int) -> list[Finding]:
+def recipient_lines(recipient: Recipient) -> list[tuple[str, str]]:
+    """The recipient block's lines as the class prints them, each with what
+    it is (the field a person corrects): the name, the role, the address lines."""
+    lines = [("the name", recipient.name)]
+    if recipient.role:
+        lines.append(("the role", recipient.role))
+    lines += [(f"address line {n}", line) for n, line in enumerate(recipient.address, 1)]
+    return lines
+
+
+def _quoted(text: str, most: int = 60) -> str:
+    return repr(text if len(text) <= most else text[:most - 1].rstrip() + "…")
+
+
+def _wrapping(lines: list[tuple[str, str]], wide: list[tuple[int, float]], block: float) -> str:
+    """Which lines wrap, how wide each is and what a line may be, in words."""
+    said = []
+    for number, width in wide:
+        if 1 <= number <= len(lines):
+            what, text = lines[number - 1]
+            shown, room = _mm(width), _mm(block)
+            if shown == room:
+                shown, room = f"{width * MM_PER_PT:.1f}", f"{block * MM_PER_PT:.1f}"
+            fix = "split it into two lines or shorten it" if what.startswith("address") else "shorten it"
+            said.append(f"{what}, {_quoted(text)}, is {shown} mm wide where a line holds {room} mm: {fix}")
+    return "; ".join(said)
+
+
+def window(placed, lines: int | list[tuple[str, str]]) -> list[Finding]:
     """Only the address shows through the envelope window, all of it, and no
-    line of it wraps. Everything is in TeX points from the page's top left."""
+    line of it wraps. Everything is in TeX points from the page's top left.
+    ``lines`` are the recipient block's lines (``recipient_lines``), or how
+    many there are."""
+    expected_lines = lines if isinstance(lines, int) else len(lines)
     marks, m = placed.marks, placed.measures
     if placed.window is not None and placed.window[3] <= 0:
         return []  # no window (letter.envelope: none): nothing shows through
@@ -155,14 +185,19 @@ def window(placed, expected_lines: int) -> list[Finding]:
     ascent, descent = m["ascent"], m["descent"]
     findings = []
     first, last = marks["addrfirst"], marks["addrlast"]
-    lines = round((last[2] - first[2]) / m["baselineskip"]) + 1
-    if lines > expected_lines:
+    printed_lines = round((last[2] - first[2]) / m["baselineskip"]) + 1
+    named = "" if isinstance(lines, int) else _wrapping(lines, placed.wide, m.get("block", 0))
+    if printed_lines > expected_lines and named:
         findings.append(Finding("address", "error", (
-            f"an address line is too long and wraps: the address takes {lines} lines, not {expected_lines} "
-            f"(its widest line is {_mm(m['widest'])} mm); shorten it or split it into two lines")))
+            f"a line of the recipient block is too long and wraps (the address takes {printed_lines} lines, "
+            f"not {expected_lines}): {named}")))
+    elif printed_lines > expected_lines:
+        findings.append(Finding("address", "error", (
+            f"an address line is too long and wraps: the address takes {printed_lines} lines, not "
+            f"{expected_lines} (its widest line is {_mm(m['widest'])} mm); shorten it or split it into two lines")))
     # A line wider than the block wraps inside it: then the widest line as
     # typed is wider than what is printed.
-    printed = m["widest"] if lines <= expected_lines else min(m["widest"], m["block"])
+    printed = m["widest"] if printed_lines <= expected_lines else min(m["widest"], m["block"])
     box = (first[1], first[2] - ascent, first[1] + printed, last[2] + descent)
     if box[0] < left - _HAIR or box[1] < top - _HAIR or box[2] > right + _HAIR or box[3] > bottom + _HAIR:
         findings.append(Finding("window", "error", (
@@ -218,7 +253,7 @@ class LetterCheck:
         shown = [finding_text(f) + (" (accepted)" if f.get("code") in self.accepted else "")
                  for f in self.findings]
         head = f"{self.name}: {self.state}" + (f" ({self.pages} pages)" if self.ready and self.pages else "")
-        if not self.ready and self.state != "preflight":
+        if not self.ready and self.state != "preflight" and self.reason:  # "never built" needs no more
             shown.insert(0, self.reason)
         return head + ("; " + "; ".join(shown) if shown else "")
 

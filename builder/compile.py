@@ -72,6 +72,8 @@ class Placed:
     # baselineskip, widest address line, ascent, descent, paper height, first baseline of a page,
     # the address block's width
     measures: dict[str, float] = field(default_factory=dict)
+    # the recipient block's lines wider than the block (so they wrap): (line from 1, width)
+    wide: list[tuple[int, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -471,6 +473,9 @@ def _read_aux(aux_text: str):
     measures = {rid: dict(zip(("baselineskip", "widest", "ascent", "descent", "paperheight", "firstbaseline",
                                "block"), (float(v) for v in values)))
                 for rid, *values in re.findall(r"\\lb@address\{([^}]*)\}" + r"\{(-?[\d.]+)pt\}" * 7, aux_text)}
+    wide: dict[str, list] = {}
+    for rid, line, wd in re.findall(r"\\lb@wideline\{([^}]*)\}\{(\d+)\}\{([\d.]+)pt\}", aux_text):
+        wide.setdefault(rid, []).append((int(line), float(wd)))
     raw: dict[str, dict] = {}
     for rid, name, page, x, y in re.findall(
             r"\\lb@pos\{([^}]*)\}\{([a-z]+)\}\{(\d+)\}\{(-?\d+)\}\{(-?\d+)\}", aux_text):
@@ -487,7 +492,8 @@ def _read_aux(aux_text: str):
         from_top = {name: (page, round(x, 3), round(height - y, 3))
                     for name, (page, x, y) in raw.get(rid, {}).items()} if height else {}
         letters[rid] = Placed(int(start), int(pages.get(rid, 0)), signature, marks=from_top,
-                              window=windows.get(rid), measures=measures.get(rid, {}))
+                              window=windows.get(rid), measures=measures.get(rid, {}),
+                              wide=wide.get(rid, []))
     window = _lengths(aux_text, "lb@window", 4)
     layout = {}
     if paper := _lengths(aux_text, "lb@paper", 2):

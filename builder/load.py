@@ -834,6 +834,14 @@ class _Reporter:
     def warn(self, path: tuple, message: str, **kw):
         self._add(path, message, warning=True, **kw)
 
+    def where(self, index: int) -> str:
+        """Where a person finds recipient ``index``: its spreadsheet row, or the line of
+        its entry in the YAML (a list index means nothing to them)."""
+        if self.table is not None:
+            return f"the recipient on row {self.table[1].rows[index]}"
+        position = self.values.get(("recipients", index))
+        return f"the recipient on line {position[0]}" if position else f"recipients[{index}]"
+
     def _recipient_name(self, index: int) -> str:
         if self.table is not None:
             rid = self.table[1].entries[index].get("id")
@@ -875,6 +883,8 @@ def _explain(error: dict) -> str:
         return f"must have at least {ctx.get('min_length', 1)} item(s) (got {len(got) if got else 0})"
     if kind in ("string_type", "str_type"):
         return f"must be text (got {shown})"
+    if kind in ("literal_error", "enum") and ctx.get("expected"):  # pydantic's "Input should be ..."
+        return f"must be {ctx['expected']} (got {shown})"
     if kind.startswith(("date_", "datetime_")):
         reason = error["msg"].split(",", 1)[-1].strip() if "," in error["msg"] else error["msg"]
         return f"must be a date written YYYY-MM-DD (got {shown}: {reason})"
@@ -985,7 +995,8 @@ def _check_cross(letter: Letter | None, references: dict[str, Reference], known_
         here = ("recipients", r)
         if recipient.id in seen_ids:
             report.error(here + ("id",),
-                         f"duplicate id {recipient.id!r}: recipients[{seen_ids[recipient.id]}] has it too")
+                         f"duplicate id {recipient.id!r}: {report.where(seen_ids[recipient.id])} has it too; "
+                         "give each recipient an id of its own")
         seen_ids.setdefault(recipient.id, r)
         _check_printable(recipient, here, report)
         for name, source in recipient.text.items():
@@ -1030,7 +1041,9 @@ def _check_printable(model, path: tuple, report: "_Reporter") -> None:
             bad = latex.unprintable(value)
             if bad:
                 shown = ", ".join(f"{c!r} ({describe(c).split(' ', 1)[-1]})" for c in bad)
-                report.error(where, f"contains characters the letter's fonts cannot print: {shown}")
+                them = "it" if len(bad) == 1 else "them"
+                report.error(where, f"contains characters the letter's fonts cannot print: {shown}; "
+                                    f"delete or replace {them}")
         elif isinstance(value, dict):
             for key, item in value.items():
                 visit(item, where + (key,))

@@ -488,6 +488,27 @@ def _mark_sent(log: SendLog, rids: list[str]) -> list[Outcome]:
     return outcomes
 
 
+def sent_as_old_ids(recipients_yaml, build_dir, gone: list[str]) -> dict[str, str]:
+    """For `invoke status`: which recipient of the batch has the address a letter logged
+    under an id the batch no longer has went to (renamed; in a spreadsheet without ids, a
+    name corrected), as `send` judges it: recipient id -> that old id. The batch is loaded
+    for this only, when the log has such a letter."""
+    from .build import Layout
+    from .load import LoadError, load
+
+    try:
+        log = SendLog.read(Layout.of(Path(build_dir)).sent)
+        by_address = {log.letters[old]["address"].lower(): old for old in gone
+                      if log.pending(old) == "sent" and isinstance(log.letters[old].get("address"), str)}
+        if not by_address:
+            return {}
+        recipients = load(recipients_yaml).batch.recipients
+    except (SendError, LoadError, OSError, KeyError):
+        return {}  # status says what it can; send judges again, and says why
+    return {r.id: by_address[r.email.lower()] for r in recipients
+            if r.email and r.email.lower() in by_address}
+
+
 def mail_notes(layout, manifest) -> dict[str, tuple[str, bool]]:
     """For ``invoke status``: per letter, what the send log says (sent, to whom,
     rebuilt since it was sent, failed, unknown), and whether a person must act

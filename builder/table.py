@@ -44,6 +44,41 @@ def _as_shown_here(code: str) -> str:
     return _LOCALE_FORMATS.get(code) or _SYSTEM_FORMATS.get(code[:8].upper(), code)
 
 
+# A format tagged Welsh (Format Cells, Locale: Welsh, stored as [$-452], Windows' language
+# id for Welsh, or [$-cy-GB]) shows months and days in Welsh in Excel ("20 Ionawr 2025");
+# xlfmt writes English names whatever the tag, so they are put into Welsh (CLDR's names).
+_WELSH_FORMAT = re.compile(r"\[\$[^\]]*-(?:[0-9a-f]*452|cy(?:-gb)?)\]", re.IGNORECASE)
+_ENGLISH_MONTHS = ("January February March April May June July August September October November December")
+_WELSH_NAMES = dict(zip(
+    _ENGLISH_MONTHS.split()
+    + "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
+    + "Jan Feb Mar Apr Jun Jul Aug Sep Oct Nov Dec".split()
+    + "Mon Tue Wed Thu Fri Sat Sun".split(),
+    "Ionawr Chwefror Mawrth Ebrill Mai Mehefin Gorffennaf Awst Medi Hydref Tachwedd Rhagfyr".split()
+    + ["Dydd Llun", "Dydd Mawrth", "Dydd Mercher", "Dydd Iau", "Dydd Gwener", "Dydd Sadwrn", "Dydd Sul"]
+    + "Ion Chwef Maw Ebr Meh Gorff Awst Medi Hyd Tach Rhag".split()
+    + "Llun Maw Mer Iau Gwen Sad Sul".split()))
+_ENGLISH_NAME = re.compile(r"\b(?:" + "|".join(sorted(_WELSH_NAMES, key=len, reverse=True)) + r")\b")
+
+
+# A tag that names a locale and no currency ([$-809], [$-en-GB]) prints nothing in Excel;
+# xlfmt printed it as a dollar sign ("$01654 767626" for a phone number).
+_LOCALE_ONLY = re.compile(r"\[\$-[0-9a-z-]+\]", re.IGNORECASE)
+
+
+def _without_locale(code: str) -> tuple[str, bool]:
+    """A number format without its locale-only tags, and whether it was tagged Welsh."""
+    if "[$" not in code:
+        return code, False
+    return _LOCALE_ONLY.sub("", code), bool(_WELSH_FORMAT.search(code))
+
+
+def _in_welsh(shown: str) -> str:
+    """``shown`` with English month and day names in Welsh (one pass: a Welsh name is
+    never read again)."""
+    return _ENGLISH_NAME.sub(lambda m: _WELSH_NAMES[m.group()], shown)
+
+
 @dataclass(frozen=True)
 class Cell:
     """Where a value came from: the spreadsheet row (as numbered there) and header."""
@@ -205,11 +240,15 @@ class _Workbook:
                             self.hidden.add(entry.name)
             book = reader.wb
             self.formats = []  # style index -> number format, as openpyxl's ReadOnlyCell.number_format
+            self.welsh = set()  # style indexes whose format was tagged Welsh
             for style in book._cell_styles:
                 code = style.numFmtId
                 shown = BUILTIN_FORMATS.get(code, "General") if code < BUILTIN_FORMATS_MAX_SIZE \
                     else book._number_formats[code - BUILTIN_FORMATS_MAX_SIZE]
-                self.formats.append(_as_shown_here(shown))
+                code, welsh = _without_locale(_as_shown_here(shown))
+                if welsh:
+                    self.welsh.add(len(self.formats))
+                self.formats.append(code)
             self.strings = []  # as openpyxl's read_strings, without building a Text object for each
             strings = reader.package.find(SHARED_STRINGS)
             if strings is not None:
@@ -253,12 +292,13 @@ class _Workbook:
         if seen.startswith("#") and seen.strip("#") == "":  # Excel's ######## for a negative date or time
             return Unusable(seen, f"shows {seen}: a negative number under a date or time format, which no "
                                   "calendar shows")
-        return seen
+        return _in_welsh(seen) if style in self.welsh else seen
 
     def date(self, value, style: int) -> str:
         """A cell written as an ISO 8601 date (t="d"), under its number format."""
         shown = self.formats[style] if style < len(self.formats) else "General"
-        return str(self.format_value(value, shown, date1904=self.date1904))
+        seen = str(self.format_value(value, shown, date1904=self.date1904))
+        return _in_welsh(seen) if style in self.welsh else seen
 
 
 def _sheet_rows(source, workbook: _Workbook, merged: list[str] | None = None, hidden: list[int] | None = None,

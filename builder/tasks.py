@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import inspect
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,8 @@ from pathlib import Path
 
 import invoke
 from invoke import Collection, Exit, Task, task
+
+import builder
 
 from . import command
 
@@ -100,7 +103,16 @@ class BatchExecutor(invoke.Executor):
 
     def execute(self, *tasks):
         self._check_environment()
-        return super().execute(*tasks)
+        try:
+            return super().execute(*tasks)
+        except BrokenPipeError:
+            # Whoever read the output has gone (`invoke diff | head`, a pager quit early):
+            # stop quietly, as `cat` and `git log` do, not with a traceback. Every output
+            # file is written atomically and the send log before each step, so stopping at
+            # a print loses nothing. stdout then points at /dev/null, or Python's own flush
+            # at exit would complain about the closed pipe.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise Exit(code=1)
 
     def _check_environment(self) -> None:
         """invoke turns INVOKE_LETTERBATCH_SMTP_PORT and the like into the type of the
@@ -165,6 +177,9 @@ def batch_paths(c, recipients: str | None, build_dir: str | None) -> BatchPaths:
     cfg = c.config.letterbatch
     project = project_dir(c)
     base = project or Path.cwd()
+    # the commands messages suggest name this batch as the person did
+    builder.BATCH_FLAGS = "".join(f" {flag} {shlex.quote(value)}" for flag, value in
+                                  (("-r", recipients), ("-b", build_dir)) if value)
     source = Path(recipients).expanduser() if recipients else base / cfg.recipients
     source = source.resolve()
     if build_dir:
@@ -295,7 +310,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     if report.removed and not quiet:
         print(f"no longer in the batch (removed, renamed, or now invalid): {', '.join(report.removed)}; "
               f"{'its letter was' if len(report.removed) == 1 else 'their letters were'} deleted from "
-              f"{show(batch.build_dir)}" + (f"; kept, as only {command('sign')} makes them: "
+              f"{show(batch.build_dir)}" + (f"; kept, as only {command('sign', to_run=False)} makes them: "
                                            f"{', '.join(show(p) for p in report.kept_signed)}"
                                            if report.kept_signed else ""), flush=True)
     not_ready = report.not_ready
@@ -396,6 +411,13 @@ def status(c, recipients=None, build_dir=None, for_="print"):
 
     signed = found.signed_letters
     mailed = mail_notes(batch.build_dir, found.manifest) if for_ == "print" else {}
+    present = {s.recipient for s in states}
+    gone = [rid for rid in mailed if rid and rid not in present]
+    if gone:  # a letter mailed under an id the batch no longer has: to whom is it now?
+        from .send import sent_as_old_ids
+        renamed = sent_as_old_ids(batch.recipients, batch.build_dir, gone)
+    else:
+        renamed = {}
     width = max([len(s.recipient) for s in states] + ([len(found.bundle_name)] if found.bundle else []), default=0)
     # "never merged" (12) is the longest state: the column grows to leave it a gap
     column = max([11] + ([len(found.bundle.state) + 1] if found.bundle else []))
@@ -410,9 +432,12 @@ def status(c, recipients=None, build_dir=None, for_="print"):
             print(f"  {'':<{width}}  {signed[s.recipient]}")
         if s.recipient in mailed:
             print(f"  {'':<{width}}  {mailed[s.recipient][0]}")
+        elif s.recipient in renamed:  # as send says it: never mailed twice by itself
+            old = renamed[s.recipient]
+            print(f"  {'':<{width}}  sent as '{old}' (an id no longer in the batch: renamed?): {mailed[old][0]}; "
+                  f"{command(f'send --resend {s.recipient} --yes')} sends it to them again")
     if "" in mailed:  # the send log itself is unreadable
         print(f"  {mailed[''][0]}")
-    present = {s.recipient for s in states}
     for rid, (note, _) in mailed.items():  # mailed under an id the batch no longer has (renamed?)
         if rid and rid not in present:
             print(f"  {rid:<{width}}  {'(gone)':<{column}} no longer in the batch; {note}")
@@ -672,7 +697,7 @@ def new(c, name):
     if not schema.exists():  # the YAML's first line points editors at it
         write_atomic(schema, json_schema_text().encode("utf-8"))
     print(f"wrote {show(target)} (and {show(target.parent / 'images')}/ for its logo or signature)")
-    print(f"next: fill it in, then {command(f'build merge -r {show(target)}')}")
+    print(f"next: fill it in, then {command(f'build merge -r {shlex.quote(show(target))}')}")
 
 
 @letter_task(help={

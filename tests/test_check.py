@@ -107,3 +107,16 @@ def test_a_file_changed_after_the_build_no_longer_matches_the_manifest(tmp_path)
     (result, bundle) = check(source, out)
     assert (result.state, result.reason) == ("changed", "letters/one.pdf changed since it was built")
     assert not result.ready and bundle.state == "never merged"
+
+
+def test_a_letter_never_built_is_one_clean_line(tmp_path):
+    """`invoke check` before any build (or after `invoke clean`): each letter's line says
+    "never built", not "never built; " with an empty reason after it."""
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + """recipients:
+  - id: one
+    name: One
+    address: [1 Road]
+    salutation: Dear One,
+""")
+    (letter,) = [r for r in check(source, tmp_path / "build") if r.kind == "letter"]
+    assert not letter.ready and letter.line() == "one: never built"

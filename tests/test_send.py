@@ -119,6 +119,11 @@ def send_command(source: Path, out: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "invoke", "send", "--recipients", str(source), "--build-dir", str(out), *args]
 
 
+def suggested(source: Path, out: Path, words: str) -> str:
+    """A command a message suggests: it names the batch as the test typed it."""
+    return f"`invoke {words} -r {source} -b {out}`"
+
+
 def run_send(source, out, port, *args, **env) -> subprocess.CompletedProcess:
     return subprocess.run(send_command(source, out, *args), cwd=ROOT, env=smtp_env(port, **env),
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
@@ -182,7 +187,7 @@ def test_each_letter_mailed_once_with_its_pdf_byte_for_byte(batch, smtp_server, 
     first = run_send(source, out, port, "--yes")
     assert first.returncode == 1 and "4 sent, 1 not ready" in first.stderr
     assert results(first.stdout)["essex"] == ("not ready", (
-        "signed/essex.pdf is not the signed copy of the current letter: run `invoke sign` again "
+        f"signed/essex.pdf is not the signed copy of the current letter: run {suggested(source, out, 'sign')} again "
         "(or remove it to send the letter unsigned)"))
     (out / "signed" / "essex.pdf").unlink()
     then = run_send(source, out, port, "--yes")
@@ -278,7 +283,8 @@ def test_a_connection_dropped_after_the_message_is_unknown_and_never_resent_by_i
     first = run_send(source, out, port, "--yes")
     assert first.returncode == 1
     unknown = ("unknown: the message may have reached the server, but the log cannot say; check the mailbox, "
-               "then `invoke send --resend london --yes` or `invoke send --mark-sent london`")
+               f"then {suggested(source, out, 'send --resend london --yes')} or "
+               f"{suggested(source, out, 'send --mark-sent london')}")
     assert unknown in first.stdout and "4 sent, 1 unknown" in first.stderr
     again = run_send(source, out, port, "--yes")
     assert again.returncode == 1 and unknown in again.stdout and mailbox.count("london") == 0
@@ -363,7 +369,8 @@ def test_a_letter_rebuilt_after_it_was_sent_is_flagged_and_not_sent_again(batch,
     assert "REBUILT SINCE: the recipient has the old letter" in status.stdout
     assert status.stdout.count("REBUILT SINCE") == 1 and status.returncode == 1
     again = run_send(source, out, port, "--yes")
-    assert "the letter was rebuilt since: `invoke send --resend london --yes` sends the new one" in again.stdout
+    assert (f"the letter was rebuilt since: {suggested(source, out, 'send --resend london --yes')} sends the new one"
+            in again.stdout)
     assert len(mailbox.messages) == 5
     # an id renamed after sending (or, in a spreadsheet without ids, a name corrected) is
     # not a new recipient: the log has a letter at that address, so nobody is mailed twice
@@ -373,11 +380,15 @@ def test_a_letter_rebuilt_after_it_was_sent_is_flagged_and_not_sent_again(batch,
     assert renamed.returncode == 0, renamed.stdout + renamed.stderr
     (line,) = [line.split() for line in renamed.stdout.splitlines() if line.split()[:1] == ["mopac"]]
     assert line[1:6] == ["already", "sent", "as", "'london'", "(an"] and "renamed?)" in line
-    assert "`invoke send --resend mopac --yes`" in renamed.stdout and len(mailbox.messages) == 5
+    assert suggested(source, out, "send --resend mopac --yes") in renamed.stdout and len(mailbox.messages) == 5
     seen = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
                            "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert re.search(r"^  london +\(gone\) +no longer in the batch; mailed to london@example.test on ", seen.stdout,
                      re.M), seen.stdout
+    # and status says of mopac what send says: its letter went out, as 'london'
+    assert re.search(r"^  mopac +ready\n +sent as 'london' \(an id no longer in the batch: renamed\?\): mailed to "
+                     r"london@example.test on .*; " + re.escape(suggested(source, out, "send --resend mopac --yes"))
+                     + " sends it to them again$", seen.stdout, re.M), seen.stdout
     assert run_send(source, out, port, "--yes", "--resend", "mopac").returncode == 0
     assert mailbox.count("london") == 2 and len(mailbox.messages) == 6  # on purpose, once
     assert re.search(r"^  mopac +already sent on ", run_send(source, out, port).stdout, re.M)

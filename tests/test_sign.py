@@ -335,6 +335,7 @@ def test_status_tells_a_signed_copy_of_an_older_letter(signed_batch, keys, tmp_p
     from builder.build import build
 
     source, out = copy_batch(signed_batch[:2], tmp_path / "b")
+    batch = f" -r {source} -b {out}"  # as typed: the command suggested works on this batch
 
     def status() -> str:
         done = invoke(["status", "--recipients", str(source), "--build-dir", str(out)])
@@ -347,8 +348,8 @@ def test_status_tells_a_signed_copy_of_an_older_letter(signed_batch, keys, tmp_p
     with open(out / "signed" / "essex.pdf", "ab") as handle:
         handle.write(b"\n% edited\n")
     seen = status()
-    assert "signed/london.pdf is the signed copy of an older letter: run `invoke sign`" in seen, seen
-    assert "signed/essex.pdf changed since it was signed: run `invoke sign`" in seen, seen
+    assert f"signed/london.pdf is the signed copy of an older letter: run `invoke sign{batch}`" in seen, seen
+    assert f"signed/essex.pdf changed since it was signed: run `invoke sign{batch}`" in seen, seen
     assert seen.count("signed/") == 2
     p12, _ = keys
     done = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
@@ -364,6 +365,7 @@ def test_status_tells_the_bundle_and_its_signed_copy(signed_batch, keys, tmp_pat
 
     source, out = copy_batch(signed_batch[:2], tmp_path / "b")
     p12, _ = keys
+    batch = f" -r {source} -b {out}"  # as typed: the command suggested works on this batch
 
     def status() -> subprocess.CompletedProcess:
         done = invoke(["status", "--recipients", str(source), "--build-dir", str(out)])
@@ -378,20 +380,20 @@ def test_status_tells_the_bundle_and_its_signed_copy(signed_batch, keys, tmp_pat
     assert re.search(r"^  bundle\.pdf +ready$", seen.stdout, re.M) and "bundle-signed" not in seen.stdout, seen.stdout
     good = (out / "bundle-signed.pdf").read_bytes()
     (out / "bundle-signed.pdf").write_bytes(good + b"\n% edited\n")
-    assert "bundle-signed.pdf changed since it was signed: run `invoke sign`" in status().stdout
+    assert f"bundle-signed.pdf changed since it was signed: run `invoke sign{batch}`" in status().stdout
     (out / "bundle-signed.pdf").write_bytes(good)
     source.write_text(source.read_text().replace("Dear Sophie,", "Dear Ms Linden,"))
     assert build(source, out).ok
     seen = status()
     assert re.search(r"^  bundle\.pdf +stale +older than its letters \(rebuilt since the merge\): london; "
-                     r"run `invoke merge`$", seen.stdout, re.M), seen.stdout
+                     + re.escape(f"run `invoke merge{batch}`") + "$", seen.stdout, re.M), seen.stdout
     assert seen.returncode == 0  # a command to run, not a person to ask
     # merged to another file: that is the bundle on the record, and the one sign signs
     merge(source, out, out / "other.pdf", signature_fields=True)
     seen = status()
     assert re.search(r"^  other\.pdf +ready$", seen.stdout, re.M), seen.stdout
     assert ("bundle-signed.pdf is not on the record as the signed copy of other.pdf as merged last: "
-            "run `invoke sign`") in seen.stdout
+            f"run `invoke sign{batch}`") in seen.stdout
     # as check says: the bundle.pdf left behind is vouched for by nothing
     assert "bundle.pdf is not on the record (merge last wrote other.pdf)" in seen.stdout and seen.returncode == 1
     done = sign()

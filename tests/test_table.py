@@ -252,6 +252,21 @@ def test_ids_given_are_never_taken_and_empty_id_cells_are_made(tmp_path):
     assert [r.id for r in loaded.batch.recipients] == ["jo-bloggs-2", "jo-bloggs"]
 
 
+def test_a_duplicate_id_names_the_row_that_has_it_first(tmp_path):
+    """Two rows with one id: the message points at the other row, as the office sees the
+    sheet, not at "recipients[0]", a list index of nothing they can see."""
+    (tmp_path / "c.csv").write_text("id,name,address,salutation,text.note\n"
+                                    "ynys,Eleri,1 Road,Dear Eleri,x\n"
+                                    "brown,Tom,2 Road,Dear Tom,y\n"
+                                    "ynys,Sarah,3 Road,Dear Sarah,z\n", encoding="utf-8")
+    loaded = load(batch(tmp_path, "c.csv"))
+    assert [r.id for r in loaded.batch.recipients] == ["ynys", "brown"]  # the first is still built
+    (problems,) = loaded.rejected.values()
+    assert [str(p) for p in problems] == [
+        f"{tmp_path / 'c.csv'}:row 4:id: error: recipient 'ynys': duplicate id 'ynys': the recipient on row 2 "
+        "has it too; give each recipient an id of its own"]
+
+
 def test_numbers_and_dates_as_excel_shows_them(tmp_path):
     cells = [(dt.datetime(2021, 3, 14), "mm-dd-yy"), (0.1 + 0.2, "General"), (1234567.891, "#,##0.00"),
              (44, "General"), (dt.datetime(2021, 3, 14), "yyyy-mm-dd"), (True, "General"),
@@ -265,6 +280,23 @@ def test_numbers_and_dates_as_excel_shows_them(tmp_path):
     (a,) = load(batch(tmp_path, "c.xlsx")).batch.recipients
     assert a.address == ["14/03/2021", "0.3", "1,234,567.89", "44", "2021-03-14", "TRUE", "04 March 2021", "15:30:00",
                          "04/03/2021 15:30"]
+
+
+def test_a_date_formatted_in_welsh_shows_welsh_months_and_days_as_in_excel(tmp_path):
+    """Format Cells, Locale: Welsh stores [$-452] before the format: Excel shows
+    "20 Ionawr 2025", and a Welsh letter printed "20 January 2025". Other locales' tags,
+    and none, keep the English names. A tag naming a locale and no currency prints nothing
+    (a phone number under [$-809] printed "$01654 767626"); a currency's symbol stays."""
+    day = dt.datetime(2025, 1, 20)  # a Monday
+    cells = [(day, "[$-452]d mmmm yyyy"), (day, "[$-452]dddd, d mmm yyyy"), (dt.datetime(2025, 3, 4), "[$-cy-GB]ddd d mmm"),
+             (day, "d mmmm yyyy"), (day, "[$-809]dddd d mmmm"), (1654767626, "[$-452]00000 000000"),
+             (1654767626, "[$-809]00000 000000"), (1234.5, "[$-en-GB]#,##0.00"), (1234.5, "[$£-809]#,##0.00"),
+             (44, "[$-809]General")]
+    write_xlsx(tmp_path / "c.xlsx", headers=["name", "salutation", "text.note"] + [f"address {i}" for i in range(1, 11)],
+               rows=[[("A", None), ("Dear A,", None), ("x", None)] + cells])
+    (a,) = load(batch(tmp_path, "c.xlsx")).batch.recipients
+    assert a.address == ["20 Ionawr 2025", "Dydd Llun, 20 Ion 2025", "Maw 4 Maw", "20 January 2025",
+                         "Monday 20 January", "01654 767626", "01654 767626", "1,234.50", "£1,234.50", "44"]
 
 
 def test_invisible_characters_in_cells_are_named_and_left_out(tmp_path):

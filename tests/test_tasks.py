@@ -474,7 +474,7 @@ def test_the_letterbatch_command_suggests_letterbatch_commands(tmp_path):
     assert "next: fill it in, then `letterbatch build merge -r nov.yaml`" in made.stdout, made.stderr
     status = subprocess.run([*letterbatch, "status", "-r", "two.yaml"], cwd=tmp_path, capture_output=True,
                             text=True, env=env)
-    assert "no bundle: run `letterbatch merge`" in status.stdout, status.stderr
+    assert "no bundle: run `letterbatch merge -r two.yaml`" in status.stdout, status.stderr
     assert "invoke" not in made.stdout + status.stdout
 
 
@@ -500,6 +500,43 @@ def test_the_package_carries_every_file_of_the_letterhead():
     patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["builder"]
     files = [p.relative_to(root / "builder").as_posix() for p in (root / "builder" / "letterhead").iterdir()]
     assert files and all(any(fnmatch.fnmatch(f, pattern) for pattern in patterns) for f in files), files
+
+
+def test_output_read_by_a_reader_that_stops_early_is_no_traceback(project):
+    """`invoke diff | head` or a pager quit early: the reader has gone before the task has
+    printed everything. The task stops quietly (exit 1), with no traceback and no
+    "Exception ignored" from Python's flush at exit."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for task in (["diff"], ["status"]):
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before the first line: every write fails (EPIPE)
+        try:
+            done = subprocess.run([sys.executable, "-m", "invoke", *task], cwd=project, env=env, stdout=write,
+                                  stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, timeout=300)
+        finally:
+            os.close(write)
+        assert done.returncode == 1, (task, done.stderr)
+        assert done.stderr == "", (task, done.stderr)
+
+
+def test_a_suggested_command_names_the_batch_as_typed_and_runs_as_copied(project):
+    """Working on other.yaml, messages said "run `invoke merge`" (or `invoke sign`, `invoke
+    send --resend ID --yes`): copied, that worked on recipients.yaml, another batch. A
+    suggested command carries the -r/-b the person typed, shell-quoted, and `new` quotes a
+    name with a space, so each runs as copied."""
+    import shlex
+
+    assert invoke("build", "-r", "other.yaml", "-b", "out dir", cwd=project).returncode == 0
+    shown = invoke("status", "-r", "other.yaml", "-b", "out dir", cwd=project)
+    assert "no bundle: run `invoke merge -r other.yaml -b 'out dir'`" in shown.stdout, shown.stdout
+    suggested = re.search(r"run `invoke ([^`]*)`", shown.stdout).group(1)
+    merged = invoke(*shlex.split(suggested), cwd=project)
+    assert merged.returncode == 0, merged.stderr
+    assert (project / "out dir" / "bundle.pdf").is_file() and not (project / "build").exists()
+    made = invoke("new", "my batch", cwd=project)
+    assert "next: fill it in, then `invoke build merge -r 'my batch.yaml'`" in made.stdout, made.stdout
+    # the defaults typed by nobody: nothing added
+    assert "no bundle: run `invoke merge`\n" in invoke("status", cwd=project).stdout
 
 
 def test_a_setting_from_the_environment_of_the_wrong_type_is_one_line(project):

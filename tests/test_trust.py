@@ -95,7 +95,8 @@ def test_preflight_is_remembered_refused_until_accepted_on_the_record(tmp_path):
     cover = pdf_text(out / "cover.pdf")
     assert "Preflight findings accepted on the record:" in cover
     assert "tall: window accepted (invoke merge --accept): the address is not inside" in cover
-    assert "wraps: address accepted (recipients.yaml): an address line is too long and wraps" in cover
+    assert ("wraps: address accepted (recipients.yaml): a line of the recipient block is too long and wraps"
+            in cover)
     # no id got in the way of another output: six documents, five letters, each its own
     assert len(pikepdf.open(out / "bundle.pdf").pages) == 6
     # the letter called cover keeps its LaTeX (the cover sheet's is apart) and its page labels
@@ -136,6 +137,41 @@ def test_everything_in_the_window_is_the_address(tmp_path, inject_latex):
     found = {o.recipient: [f["message"] for f in o.findings] for o in report.outcomes}
     assert found["fine"] == []
     assert any(m.startswith("the letterhead reaches") and "into the envelope window" in m for m in found["high"])
+
+
+def test_the_line_that_wraps_is_named_with_its_width_and_the_room_a_line_has(tmp_path):
+    """The preflight says which line of the recipient block wraps (the name, the role, an
+    address line), quoting it, with its width and the block's, so a person corrects the
+    right field. It used to say "an address line is too long" of a long role, and a user
+    who shortened the (also long) name rebuilt to the same error."""
+    long_name = "The Right Honourable Professor Dame Angharad Wynne-Llewellyn-Montgomery DBE FRS"
+    long_role = "Chair, Joint Standing Committee on Coastal Navigation"
+    long_line = "Joint Standing Committee Secretariat, Plas Crug Park"
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + person("fits", ("Plas Crug", "Aberystwyth"), "    role: Chair\n") + f"""\
+  - id: long
+    name: {long_name}
+    role: {long_role}
+    address: [Plas Crug, "{long_line}", Aberystwyth]
+    salutation: Dear Dame Angharad,
+""")
+    out = tmp_path / "build"
+    report = build(source, out)
+    found = {o.recipient: [f["message"] for f in o.findings if f["code"] == "address"] for o in report.outcomes}
+    assert found["fits"] == []
+    (message,) = found["long"]
+    assert message.startswith("a line of the recipient block is too long and wraps (the address takes ")
+    named = re.findall(r"(the name|the role|address line \d), '([^']*)', is ([\d.]+) mm wide "
+                       r"where a line holds ([\d.]+) mm: (shorten it|split it into two lines or shorten it)", message)
+    assert [(what, fix) for what, _, _, _, fix in named] == [
+        ("the name", "shorten it"), ("the role", "shorten it"),
+        ("address line 2", "split it into two lines or shorten it")], message
+    assert named[1][1] == long_role and named[2][1] == long_line
+    assert named[0][1].endswith("\u2026") and long_name.startswith(named[0][1][:-1])  # a long value cut short
+    assert all(float(width) > float(room) for _, _, width, room, _ in named)
+    assert len({room for _, _, _, room, _ in named}) == 1  # one block, one width
+    shown = invoke("status", "-r", str(source), "-b", str(out))
+    assert shown.returncode == 1 and f"the role, '{long_role}', is " in shown.stdout, shown.stdout
 
 
 def test_the_sample_letters_show_only_the_address_through_the_window(real_batch):
@@ -203,6 +239,35 @@ def test_same_inputs_same_bytes_whatever_the_batch_and_valid_files(tmp_path):
     assert build(source, one, force=True, jobs=2).ok
     merge(source, one)
     assert outputs(one) == reference
+
+
+def test_a_letter_is_the_same_bytes_alone_or_after_a_welsh_one(tmp_path):
+    """A Welsh letter's letterhead says "Ffôn:" where an English one says "Tel:". The
+    letterhead's forms used to be made again at each change of language, after a page had
+    been shipped, and pdfTeX then places the text after the logo another way (the same look,
+    other bytes): the Welsh letter and the English ones after it in a pdflatex run were not
+    the bytes they are alone, so a rebuild in other company (another --jobs, --only) made a
+    letter already signed and mailed look rebuilt since."""
+    from test_bundle import tiny_png
+
+    (tmp_path / "images").mkdir()
+    tiny_png(tmp_path / "images" / "logo.png")
+    letter = MINIMAL_LETTER.replace(
+        "    address: [1 High Street, Town]",
+        "    address: [1 High Street, Town]\n    phone: 01234 567890\n    logo: images/logo.png").replace(
+        "    - main: This is the shared text.", "    - main: {en: This is the shared text., cy: Dyma'r testun.}")
+    source = write_yaml(tmp_path / "recipients.yaml", letter + "recipients:\n" + person("first")
+                        + person("cymraeg", extra="    language: cy\n") + person("after"))
+    together, alone = tmp_path / "together", tmp_path / "alone"
+    assert build(source, together, jobs=1).ok  # one pdflatex run: first, cymraeg, after
+    for rid in ("first", "cymraeg", "after"):
+        assert build(source, alone, only=[rid]).ok
+    for rid in ("first", "cymraeg", "after"):
+        pdf = f"letters/{rid}.pdf"
+        assert (together / pdf).read_bytes() == (alone / pdf).read_bytes(), rid
+    # the telephone line is still in each letter's language, where it was
+    assert "Ffôn: 01234 567890" in pdf_text(together / "letters" / "cymraeg.pdf")
+    assert "Tel: 01234 567890" in pdf_text(together / "letters" / "after.pdf")
 
 
 def test_check_fails_on_a_bundle_older_than_its_letters_and_on_an_invalid_recipient(tmp_path):
@@ -778,7 +843,7 @@ def test_a_bundle_left_behind_by_merge_output_elsewhere_is_not_vouched_for(tmp_p
     done = invoke("check", "-r", str(source), "-b", str(out))
     assert done.returncode == 1, done.stdout
     assert f"bundle: changed; bundle.pdf is not on the record (merge last wrote {tmp_path / 'other.pdf'}): " \
-        "run `invoke merge` to write it again, or delete it" in done.stdout, done.stdout
+        f"run `invoke merge -r {source} -b {out}` to write it again, or delete it" in done.stdout, done.stdout
     assert invoke("merge", "-r", str(source), "-b", str(out)).returncode == 0  # written again: on the record
     assert invoke("check", "-r", str(source), "-b", str(out)).returncode == 0
 
