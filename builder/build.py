@@ -143,6 +143,8 @@ class Report:
     # recipients on the record no longer in the batch: their files deleted (``_forget_removed``)
     removed: list[str] = field(default_factory=list)
     kept_signed: list[Path] = field(default_factory=list)  # their signed copies, which a build cannot make again
+    # web copies (copies to publish) of letters marked more than OFFICIAL: id -> marking
+    marked: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[Outcome]:
@@ -531,7 +533,14 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                         if vouched.get(sha) == vouch(objects)})
     order = {r.id: i for i, r in enumerate(loaded.batch.recipients)}
     outcomes.sort(key=lambda o: (o.status != "invalid", order.get(o.recipient, -1)))
-    return Report(outcomes, loaded.warnings, removed, kept_signed)
+    marked = {}
+    if prepared.medium == "web":
+        from .compose import classification, marking
+
+        made = {o.recipient for o in outcomes if o.status in ("built", "up to date")}
+        marked = {s.recipient.id: m for s in todo if s.recipient.id in made
+                  and (m := marking(loaded.batch, s.recipient)) and classification(m) != 1}
+    return Report(outcomes, loaded.warnings, removed, kept_signed, marked)
 
 
 def _forget_removed(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> tuple[list[str], list[Path]]:

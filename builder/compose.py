@@ -230,6 +230,34 @@ def marking(batch: Batch, recipient: Recipient) -> str:
     return (recipient.marking if recipient.marking is not None else batch.letter.marking) or ""
 
 
+# The UK Government Security Classifications, lowest first, as a marking begins
+# (a descriptor may follow: "OFFICIAL-SENSITIVE PERSONAL").
+CLASSIFICATIONS = ("OFFICIAL", "OFFICIAL SENSITIVE", "SECRET", "TOP SECRET")
+
+
+def classification(marking: str) -> int:
+    """Where ``marking`` stands among ``CLASSIFICATIONS`` (1 for OFFICIAL ...),
+    0 for a marking the scheme does not name."""
+    words = " ".join(marking.upper().replace("-", " ").split())
+    for rank in range(len(CLASSIFICATIONS), 0, -1):
+        name = CLASSIFICATIONS[rank - 1]
+        if words == name or words.startswith(name + " "):
+            return rank
+    return 0
+
+
+def bundle_marking(batch: Batch, recipients: list[Recipient]) -> str:
+    """The marking on the front of a bundle of these letters: the highest
+    classification among the batch's marking and each letter's (a bundle that
+    holds one OFFICIAL-SENSITIVE letter is OFFICIAL-SENSITIVE), and beside it
+    every marking the scheme does not name (PERSONAL), which no rule puts
+    below another; each once, in the order first met, joined by " / "."""
+    found = list(dict.fromkeys(m for m in [batch.letter.marking or "", *(marking(batch, r) for r in recipients)]
+                               if m))
+    top = max((classification(m) for m in found), default=0)
+    return " / ".join(m for m in found if classification(m) in (0, top))
+
+
 def _recipient_values(batch: Batch, recipient: Recipient) -> dict[str, NoEscape]:
     """The parts that are the same in every language of this letter."""
     letter = batch.letter
@@ -291,7 +319,7 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
     cover = Letter(arguments=[NoEscape("cover")])
     _set_values(cover, batch, assets or {}, {
         "date": latex.text(date), "language": NoEscape(language),
-        "marking": latex.text(letter.marking or "")})
+        "marking": latex.text(bundle_marking(batch, [row.recipient for row in rows]))})
     cover.append(NoEscape(rf"\lbuselanguage{{{language}}}"))
     cover.append(Command("coversheet", words["heading"]))
     if letter.title:

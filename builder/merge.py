@@ -403,10 +403,10 @@ def _marked_blank_pages(prepared: Prepared, letters: list[_Part]) -> dict[str, t
     """For two-sided printing: the blank page to put behind each marked part (the
     cover, a letter), by its name, as the file and page (from 0) of a blank page
     the letterhead class made with that marking (one page per marking)."""
-    from .compose import compose_blank_pages, marking
+    from .compose import bundle_marking, compose_blank_pages, marking
 
     batch = prepared.loaded.batch
-    wanted = {COVER_LABEL: batch.letter.marking or "",  # the cover's, as compose_cover prints it
+    wanted = {COVER_LABEL: bundle_marking(batch, [prepared.source(p.name).recipient for p in letters]),  # as compose_cover prints it
               **{p.name: marking(batch, prepared.source(p.name).recipient) for p in letters}}
     markings = list(dict.fromkeys(m for m in wanted.values() if m))
     if not markings:

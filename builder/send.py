@@ -177,6 +177,7 @@ class Plan:
 def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str] = ()) -> Plan:
     """What this run would send, and why every other letter is not sent."""
     from .build import prepare
+    from .compose import marking
     from .manifest import Manifest
     from .ready import letter_states
 
@@ -208,7 +209,8 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
                         rid in resend, earlier, frozenset(present))
         attached = held or _attachment(rid, layout, manifest)  # an Outcome, or (file, its SHA-256)
         letters.append(attached if isinstance(attached, Outcome) else
-                       _delivery(letter, recipients[rid], layout, manifest, *attached))
+                       _delivery(letter, recipients[rid], layout, manifest, *attached,
+                                 marking=marking(prepared.loaded.batch, recipients[rid])))
     return Plan(letters, log, layout.root, letter.sender.email or "")
 
 
@@ -258,7 +260,10 @@ def _attachment(rid: str, layout, manifest) -> tuple[Path, str] | Outcome:
     return signed, digest
 
 
-def _delivery(letter, recipient, layout, manifest, pdf: Path, sha256: str) -> Delivery:
+def _delivery(letter, recipient, layout, manifest, pdf: Path, sha256: str, marking: str = "") -> Delivery:
+    """What goes to ``recipient``. A marked letter's subject begins with its
+    marking ("OFFICIAL-SENSITIVE: ..."), as government e-mail is marked, unless
+    the subject the YAML gives holds it already."""
     from .compose import long_date
 
     rid = recipient.id
@@ -267,8 +272,11 @@ def _delivery(letter, recipient, layout, manifest, pdf: Path, sha256: str) -> De
               "signatory": letter.signatory.name or letter.sender.name}
     subject = string.Template(letter.email.subject or (DEFAULT_SUBJECT if letter.title else UNTITLED_SUBJECT))
     body = string.Template(letter.email.body or DEFAULT_BODY)
+    subject = subject.safe_substitute(values)
+    if marking and marking.casefold() not in subject.casefold():
+        subject = f"{marking}: {subject}"
     return Delivery(rid, recipient.email, pdf, pdf == layout.signed_pdf(rid),
-                    subject.safe_substitute(values), body.safe_substitute(values),
+                    subject, body.safe_substitute(values),
                     f"{letter.date.isoformat()}-{rid}.pdf", manifest.letters[rid]["sha256"], sha256)
 
 

@@ -313,6 +313,9 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
               f"{show(batch.build_dir)}" + (f"; kept, as only {command('sign', to_run=False)} makes them: "
                                            f"{', '.join(show(p) for p in report.kept_signed)}"
                                            if report.kept_signed else ""), flush=True)
+    if report.marked and not quiet:  # web copies are copies to publish
+        print("marked more than OFFICIAL, so check they may be published before their web copies are: "
+              + ", ".join(f"{rid} ({marking})" for rid, marking in report.marked.items()), flush=True)
     not_ready = report.not_ready
     if not_ready and not quiet:
         print(f"not ready (preflight errors): {', '.join(o.recipient for o in not_ready)}; merge refuses them "

@@ -298,3 +298,29 @@ def test_a_recipient_removed_or_renamed_leaves_no_letter_to_post_or_publish(tmp_
     again = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(out)], cwd=ROOT,
                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert again.returncode == 0 and "no longer" not in again.stdout, again.stdout  # said once
+
+
+def test_web_copies_of_letters_marked_more_than_official_are_named_before_publishing(tmp_path):
+    # web copies are copies to publish: a letter marked OFFICIAL-SENSITIVE (or with a
+    # marking the scheme does not name) is named; OFFICIAL, and no marking, are not
+    marked = MINIMAL_LETTER.replace("letter:\n", "letter:\n  marking: OFFICIAL\n", 1) + """\
+recipients:
+  - id: plain
+    name: Plain Person
+    address: [1 Road]
+    salutation: Dear Plain,
+  - id: sensitive
+    name: Sensitive Person
+    address: [2 Road]
+    salutation: Dear Sensitive,
+    marking: OFFICIAL-SENSITIVE PERSONAL
+"""
+    source = write_yaml(tmp_path / "recipients.yaml", marked)
+    web = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(tmp_path / "b"),
+                          "--for", "web"], cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert web.returncode == 0, web.stderr
+    assert "marked more than OFFICIAL, so check they may be published before their web copies are: " \
+           "sensitive (OFFICIAL-SENSITIVE PERSONAL)\n" in web.stdout, web.stdout
+    printed = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(tmp_path / "b")],
+                             cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert printed.returncode == 0 and "marked" not in printed.stdout, printed.stdout  # letters to post: no word

@@ -677,3 +677,48 @@ def test_an_id_given_to_someone_else_after_sending_mails_nobody_twice(batch, smt
         "already sent as 'london' (now the id of a recipient at another address) on "), again.stdout
     assert lines["london"][0].startswith("already sent on ") and "to london@example.test;" in lines["london"][0]
     assert len(mailbox.messages) == 5 and mailbox.count("london") == 1
+
+
+def test_a_marked_letter_is_marked_on_the_bundle_s_front_and_in_its_e_mail_subject(batch, smtp_server):
+    """A bundle that holds one OFFICIAL-SENSITIVE letter is OFFICIAL-SENSITIVE:
+    its cover says so, though the batch itself is marked OFFICIAL, and a
+    marking the scheme does not name (PERSONAL) is shown beside it. A marked
+    letter's e-mail subject begins with its marking, once."""
+    from builder.build import build
+    from builder.compose import bundle_marking, classification
+    from builder.merge import merge
+
+    source, out = batch
+    mailbox, port = smtp_server
+    text = source.read_text().replace("  title: ", "  marking: OFFICIAL\n  title: ", 1)
+    text = text.replace("  - id: london\n", "  - id: london\n    marking: OFFICIAL-SENSITIVE\n", 1)
+    source.write_text(text.replace("  - id: essex\n", "  - id: essex\n    marking: PERSONAL\n", 1))
+    assert build(source, out).ok
+    bundle = merge(source, out, duplex=True).path
+    cover = subprocess.run(["pdftotext", "-l", "1", "-layout", str(bundle), "-"], capture_output=True, text=True,
+                           check=True).stdout
+    assert cover.split()[:3] == ["OFFICIAL-SENSITIVE", "/", "PERSONAL"], cover[:200]
+    assert cover.rstrip().endswith("OFFICIAL-SENSITIVE / PERSONAL"), cover[-200:]
+    blank = subprocess.run(["pdftotext", "-f", "2", "-l", "2", str(bundle), "-"], capture_output=True, text=True,
+                           check=True).stdout  # duplex: the blank page behind the one-page cover
+    assert blank.split() == ["OFFICIAL-SENSITIVE", "/", "PERSONAL"] * 2, blank
+
+    done = run_send(source, out, port, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    subjects = {rcpts[0]: m["Subject"] for rcpts, m in mailbox.messages}
+    assert subjects[address("london")] == "OFFICIAL-SENSITIVE: Violence Reduction Units and modern slavery"
+    assert subjects[address("essex")] == "PERSONAL: Violence Reduction Units and modern slavery"
+    assert subjects[address("sussex")] == "OFFICIAL: Violence Reduction Units and modern slavery"
+
+    class Batch:  # only the batch's marking is read
+        class letter:
+            marking = "OFFICIAL"
+
+    class Marked:
+        def __init__(self, marking):
+            self.marking = marking
+
+    assert [classification(m) for m in ("OFFICIAL", "official - sensitive personal", "SECRET", "TOP SECRET",
+                                         "OFFICIALLY", "PERSONAL")] == [1, 2, 3, 4, 0, 0]
+    assert bundle_marking(Batch, [Marked(None), Marked("SECRET"), Marked("OFFICIAL-SENSITIVE")]) == "SECRET"
+    assert bundle_marking(Batch, [Marked(None)]) == "OFFICIAL"
