@@ -197,14 +197,35 @@ def test_duplex_leaves_a_letter_of_even_length_unpadded(real_batch, tmp_path):
     assert with_cover.blank_pages == 1 and len(PdfReader(with_cover.path).pages) == 12  # the cover alone
 
 
+def digests_worked_out(letter: Path) -> dict[str, str]:
+    """The digests of a letter's fonts and forms as the merge works them out
+    from the letter's own file (``split.Deduplicator``)."""
+    import pikepdf
+
+    with pikepdf.open(letter) as pdf:
+        worked_out = split_module.Deduplicator(pikepdf.new())
+        worked_out.append(pikepdf.NameTree.new(worked_out.pdf), pdf, {}, range(len(pdf.pages)), "x")
+    return worked_out.learned["x"]
+
+
+def hashing(monkeypatch) -> list[str]:
+    """The files whose objects ``split.digest`` hashes from now on, one entry a call."""
+    hashed, worked_out = [], split_module.digest
+
+    def counted(pdf, obj, memo):
+        hashed.append(pdf.filename)
+        return worked_out(pdf, obj, memo)
+
+    monkeypatch.setattr(split_module, "digest", counted)
+    return hashed
+
+
 def test_the_build_keeps_its_letters_font_digests_as_the_merge_works_them_out(tmp_path, monkeypatch):
     """Cutting a batch into letters hashes each font once for the batch and
     keeps, for each letter's file, the digests of its fonts and forms; the
     first merge after the build hashes no letter's fonts. Those digests are
     the ones the merge works out itself, letter by letter, and the bundle is
     the same bytes as one merged from nothing."""
-    import pikepdf
-
     source = write_yaml(tmp_path / "recipients.yaml", SMALL)
     out = tmp_path / "build"
     assert build(source, out, jobs=1).ok  # one batch of both letters: their fonts are shared in it
@@ -212,20 +233,10 @@ def test_the_build_keeps_its_letters_font_digests_as_the_merge_works_them_out(tm
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert set(kept) == {manifest["letters"][rid]["sha256"] for rid in ("one", "two")}
     for rid in ("one", "two"):
-        with pikepdf.open(out / "letters" / f"{rid}.pdf") as letter:
-            worked_out = split_module.Deduplicator(pikepdf.new())
-            worked_out.append(pikepdf.NameTree.new(worked_out.pdf), letter, {}, range(len(letter.pages)), "x")
-        by_merge = worked_out.learned["x"]
+        by_merge = digests_worked_out(out / "letters" / f"{rid}.pdf")
         assert {where.split("/")[1] for where in by_merge} == {"Font", "XObject"}  # fonts and the letterhead's forms
         assert kept[manifest["letters"][rid]["sha256"]] == by_merge, rid
-    hashed = []
-    worked_out = split_module.digest
-
-    def counted(pdf, obj, memo):
-        hashed.append(pdf.filename)
-        return worked_out(pdf, obj, memo)
-
-    monkeypatch.setattr(split_module, "digest", counted)
+    hashed = hashing(monkeypatch)
     first = merge(source, out).path.read_bytes()
     assert hashed and not [name for name in hashed if "letters" in name]  # the cover's own, not the letters'
     (out / "work" / "bundle-digests.json").unlink()
@@ -243,14 +254,7 @@ def test_a_merge_again_takes_the_digests_it_kept_and_writes_the_same_bundle(smal
     # one entry per document of the bundle, by the hash of its file
     assert set(json.loads(kept.read_text(encoding="utf-8"))["documents"]) == {
         manifest["letters"]["one"]["sha256"], manifest["letters"]["two"]["sha256"], manifest["bundle"]["cover"]["sha256"]}
-    hashed = []
-    worked_out = split_module.digest
-
-    def counted(pdf, obj, memo):
-        hashed.append(pdf.filename)
-        return worked_out(pdf, obj, memo)
-
-    monkeypatch.setattr(split_module, "digest", counted)
+    hashed = hashing(monkeypatch)
     (out / "bundle.pdf").unlink()
     assert merge(source, out).path.read_bytes() == first
     assert hashed and not [name for name in hashed if "letters" in name]  # no letter's fonts hashed again
@@ -515,24 +519,12 @@ def test_digests_kept_are_the_files_own_from_a_house_class_that_writes_streams_u
     cutting worked out (before saving) were of the uncompressed objects, so
     none was the one the merge works out from the letter's file: each was a
     miss, and every letter's fonts were copied and hashed again."""
-    import pikepdf
-
     source, out = house_forms(tmp_path, "\\pdfcompresslevel=0\n" + HOUSE_FORMS)
     kept = json.loads((out / "work" / "bundle-digests.json").read_text(encoding="utf-8"))["documents"]
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     for rid in ("one", "two", "three"):
-        with pikepdf.open(out / "letters" / f"{rid}.pdf") as letter:
-            worked_out = split_module.Deduplicator(pikepdf.new())
-            worked_out.append(pikepdf.NameTree.new(worked_out.pdf), letter, {}, range(len(letter.pages)), "x")
-        assert kept[manifest["letters"][rid]["sha256"]] == worked_out.learned["x"], rid
-    hashed = []
-    worked_out = split_module.digest
-
-    def counted(pdf, obj, memo):
-        hashed.append(pdf.filename)
-        return worked_out(pdf, obj, memo)
-
-    monkeypatch.setattr(split_module, "digest", counted)
+        assert kept[manifest["letters"][rid]["sha256"]] == digests_worked_out(out / "letters" / f"{rid}.pdf"), rid
+    hashed = hashing(monkeypatch)
     first = merge(source, out).path.read_bytes()
     assert hashed and not [name for name in hashed if "letters" in name]
     (out / "work" / "bundle-digests.json").unlink()
@@ -567,14 +559,7 @@ def test_digests_kept_for_another_letter_never_put_its_form_on_this_letters_page
     for rid in ("one", "two", "three"):
         assert render(bundle, ranges[rid].start + 1, tmp_path) == render(out / "letters" / f"{rid}.pdf", 1, tmp_path)
     # what that merge worked out again, it vouched for: the next merge hashes no letter, nor the cover
-    hashed = []
-    worked_out = split_module.digest
-
-    def counted(pdf, obj, memo):
-        hashed.append(pdf.filename)
-        return worked_out(pdf, obj, memo)
-
-    monkeypatch.setattr(split_module, "digest", counted)
+    hashed = hashing(monkeypatch)
     bundle.unlink()
     assert merge(source, out).path.read_bytes() == honest
     assert hashed and not [name for name in hashed if "letters" in name or "cover" in name]  # the bundle's own only
