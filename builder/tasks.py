@@ -104,7 +104,12 @@ class BatchExecutor(invoke.Executor):
     def execute(self, *tasks):
         self._check_environment()
         try:
-            return super().execute(*tasks)
+            try:
+                return super().execute(*tasks)
+            finally:
+                # output to a pipe is buffered: a short one reaches a reader that has gone
+                # only when flushed, here rather than in Python's own flush at exit
+                sys.stdout.flush()
         except BrokenPipeError:
             # Whoever read the output has gone (`invoke diff | head`, a pager quit early):
             # stop quietly, as `cat` and `git log` do, not with a traceback. Every output

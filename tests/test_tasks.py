@@ -506,17 +506,19 @@ def test_output_read_by_a_reader_that_stops_early_is_no_traceback(project):
     """`invoke diff | head` or a pager quit early: the reader has gone before the task has
     printed everything. The task stops quietly (exit 1), with no traceback and no
     "Exception ignored" from Python's flush at exit."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as on a stock machine
     for task in (["diff"], ["status"]):
-        read, write = os.pipe()
-        os.close(read)  # the reader is gone before the first line: every write fails (EPIPE)
-        try:
-            done = subprocess.run([sys.executable, "-m", "invoke", *task], cwd=project, env=env, stdout=write,
-                                  stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, timeout=300)
-        finally:
-            os.close(write)
-        assert done.returncode == 1, (task, done.stderr)
-        assert done.stderr == "", (task, done.stderr)
+        # output buffered (a short one then fails only when flushed, at the end) or not
+        for env in ({**buffered, "PYTHONPATH": str(ROOT)}, {**buffered, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}):
+            read, write = os.pipe()
+            os.close(read)  # the reader is gone before the first line: every write fails (EPIPE)
+            try:
+                done = subprocess.run([sys.executable, "-m", "invoke", *task], cwd=project, env=env, stdout=write,
+                                      stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, timeout=300)
+            finally:
+                os.close(write)
+            assert done.returncode == 1, (task, env.get("PYTHONUNBUFFERED"), done.stderr)
+            assert done.stderr == "", (task, env.get("PYTHONUNBUFFERED"), done.stderr)
 
 
 def test_a_suggested_command_names_the_batch_as_typed_and_runs_as_copied(project):
