@@ -672,7 +672,8 @@ def header_words(pdf: Path, page: int) -> list[tuple[str, float, float]]:
 def test_a_long_name_in_the_running_header_never_overprints_the_date(tmp_path):
     """Later pages' header: the recipient's name left, the date centred, the
     page right. A long name (that of a Lord Mayor, with a long month) once ran
-    through the date; it is scaled down to fit beside it, every word kept."""
+    through the date; it is set beside it, every word kept, on two lines, at the
+    header's own size (scaled down on one line, it printed at under 5 pt)."""
     name = "The Right Honourable the Lord Mayor of London, Alderman Vincent Keaveny"
     source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace("2021-03-04", "2021-09-30").replace(
         "This is the shared text.", " ".join(["Words that fill the page so the letter runs onto a second one."] * 70))
@@ -686,6 +687,16 @@ def test_a_long_name_in_the_running_header_never_overprints_the_date(tmp_path):
     assert name_right + 2 * MM <= date_left, (name_right, date_left)
     assert abs((date_left + date_right) / 2 - 105 * MM) < 1  # the date stays centred
     assert words[count + 3][1] >= date_right + 2 * MM
+    out = subprocess.run([shutil.which("pdftotext"), "-bbox", "-f", "2", "-l", "2",
+                          str(Layout.of(tmp_path / "build").pdf("mayor")), "-"], capture_output=True, check=True).stdout
+    boxes = [(float(top), float(bottom)) for top, bottom, word in re.findall(
+        rb'<word xMin="[\d.]+" yMin="([\d.]+)" xMax="[\d.]+" yMax="([\d.]+)">(.*?)</word>', out)
+        if float(top) < 25 * MM][:count]
+    assert len({bottom for _, bottom in boxes}) == 2  # two lines
+    assert min(bottom - top for top, bottom in boxes) > 7  # pt: the date's own size (footnotesize)
+    date_top, date_bottom = [(float(t), float(b)) for t, b, w in re.findall(
+        rb'<word xMin="[\d.]+" yMin="([\d.]+)" xMax="[\d.]+" yMax="([\d.]+)">(.*?)</word>', out) if w == b"30"][0]
+    assert max(bottom for _, bottom in boxes) == date_bottom  # the second line is the header's line
 
 
 def test_no_envelope_no_window_and_the_name_when_asked(plain_batch):
