@@ -406,8 +406,9 @@ def _marked_blank_pages(prepared: Prepared, letters: list[_Part]) -> dict[str, t
     from .compose import bundle_marking, compose_blank_pages, marking
 
     batch = prepared.loaded.batch
-    wanted = {COVER_LABEL: bundle_marking(batch, [prepared.source(p.name).recipient for p in letters]),  # as compose_cover prints it
-              **{p.name: marking(batch, prepared.source(p.name).recipient) for p in letters}}
+    recipients = [prepared.source(p.name).recipient for p in letters]
+    wanted = {COVER_LABEL: bundle_marking(batch, recipients),  # the cover's, as compose_cover prints it
+              **{p.name: marking(batch, r) for p, r in zip(letters, recipients)}}
     markings = list(dict.fromkeys(m for m in wanted.values() if m))
     if not markings:
         return {}

@@ -270,9 +270,9 @@ def _delivery(letter, recipient, layout, manifest, pdf: Path, sha256: str, marki
     values = {"name": recipient.name, "role": recipient.role or "", "title": letter.title or "",
               "date": long_date(letter.date), "sender": letter.sender.name,
               "signatory": letter.signatory.name or letter.sender.name}
-    subject = string.Template(letter.email.subject or (DEFAULT_SUBJECT if letter.title else UNTITLED_SUBJECT))
+    subject = string.Template(letter.email.subject or (DEFAULT_SUBJECT if letter.title else UNTITLED_SUBJECT)
+                              ).safe_substitute(values)
     body = string.Template(letter.email.body or DEFAULT_BODY)
-    subject = subject.safe_substitute(values)
     if marking and marking.casefold() not in subject.casefold():
         subject = f"{marking}: {subject}"
     return Delivery(rid, recipient.email, pdf, pdf == layout.signed_pdf(rid),
