@@ -341,13 +341,25 @@ def _template(value: str) -> str:
     return value
 
 
+# An e-mail's subject or body: a template (``_template``), written once or once
+# per language ({en: ..., cy: ...}), as the letters' own texts are.
+LocalTemplateLine = Annotated[Union[str, dict[str, str]],
+                              PlainValidator(_local(lambda v: _template(_one_line(v)), LINE_MAX)),
+                              WithJsonSchema(_local_schema(True))]
+LocalTemplateProse = Annotated[Union[str, dict[str, str]],
+                               PlainValidator(_local(lambda v: _template(_prose(v)), PROSE_MAX)),
+                               WithJsonSchema(_local_schema(False))]
+
+
 class LetterEmail(Model):
     """The e-mail that carries each letter (``invoke send``). Placeholders:
-    $name, $role, $title, $date, $sender, $signatory; $$ is a dollar sign."""
+    $name, $role, $title, $date, $sender, $signatory; $$ is a dollar sign.
+    Each text may be given per language ({en: ..., cy: ...}): a recipient gets
+    the one in their letter's (first) language."""
 
-    subject: Optional[Annotated[Line, AfterValidator(_template)]] = Field(
+    subject: Optional[LocalTemplateLine] = Field(
         None, description="default: the letter's title (or 'Letter of <date>')")
-    body: Optional[Annotated[Prose, AfterValidator(_template)]] = Field(
+    body: Optional[LocalTemplateProse] = Field(
         None, description="default: 'Please find attached a letter from <sender>.'")
 
 

@@ -208,9 +208,11 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
         held = _why_not(rid, state, recipient, log, manifest, layout, prepared.loaded.path.name,
                         rid in resend, earlier, frozenset(present))
         attached = held or _attachment(rid, layout, manifest)  # an Outcome, or (file, its SHA-256)
+        batch = prepared.loaded.batch
         letters.append(attached if isinstance(attached, Outcome) else
                        _delivery(letter, recipients[rid], layout, manifest, *attached,
-                                 marking=marking(prepared.loaded.batch, recipients[rid])))
+                                 marking=marking(batch, recipients[rid]),
+                                 language=batch.languages_of(recipients[rid])[0]))
     return Plan(letters, log, layout.root, letter.sender.email or "")
 
 
@@ -260,23 +262,35 @@ def _attachment(rid: str, layout, manifest) -> tuple[Path, str] | Outcome:
     return signed, digest
 
 
-def _delivery(letter, recipient, layout, manifest, pdf: Path, sha256: str, marking: str = "") -> Delivery:
-    """What goes to ``recipient``. A marked letter's subject begins with its
-    marking ("OFFICIAL-SENSITIVE: ..."), as government e-mail is marked, unless
-    the subject the YAML gives holds it already."""
+def _delivery(letter, recipient, layout, manifest, pdf: Path, sha256: str, marking: str = "",
+              language: str = "en") -> Delivery:
+    """What goes to ``recipient``, whose letter is (first) in ``language``: the
+    subject and body in that language when the YAML gives them by language, its
+    $date too. A marked letter's subject begins with its marking
+    ("OFFICIAL-SENSITIVE: ..."), as government e-mail is marked, unless the
+    subject the YAML gives holds it already."""
     from .compose import long_date
+    from .schema import LANGUAGES
+
+    def filled(template, default: str) -> str:
+        if template is None:
+            text, written_in = default, "en"
+        elif isinstance(template, str):  # written once: in the letter's language
+            text, written_in = template, LANGUAGES[letter.language][0]
+        else:  # by language: the recipient's, else the one there is
+            written_in = language if language in template else next(iter(template))
+            text = template[written_in]
+        return string.Template(text).safe_substitute({
+            "name": recipient.name, "role": recipient.role or "", "title": letter.title or "",
+            "date": long_date(letter.date, written_in), "sender": letter.sender.name,
+            "signatory": letter.signatory.name or letter.sender.name})
 
     rid = recipient.id
-    values = {"name": recipient.name, "role": recipient.role or "", "title": letter.title or "",
-              "date": long_date(letter.date), "sender": letter.sender.name,
-              "signatory": letter.signatory.name or letter.sender.name}
-    subject = string.Template(letter.email.subject or (DEFAULT_SUBJECT if letter.title else UNTITLED_SUBJECT)
-                              ).safe_substitute(values)
-    body = string.Template(letter.email.body or DEFAULT_BODY)
+    subject = filled(letter.email.subject, DEFAULT_SUBJECT if letter.title else UNTITLED_SUBJECT)
     if marking and marking.casefold() not in subject.casefold():
         subject = f"{marking}: {subject}"
     return Delivery(rid, recipient.email, pdf, pdf == layout.signed_pdf(rid),
-                    subject, body.safe_substitute(values),
+                    subject, filled(letter.email.body, DEFAULT_BODY),
                     f"{letter.date.isoformat()}-{rid}.pdf", manifest.letters[rid]["sha256"], sha256)
 
 

@@ -722,3 +722,47 @@ def test_a_marked_letter_is_marked_on_the_bundle_s_front_and_in_its_e_mail_subje
                                          "OFFICIALLY", "PERSONAL")] == [1, 2, 3, 4, 0, 0]
     assert bundle_marking(Batch, [Marked(None), Marked("SECRET"), Marked("OFFICIAL-SENSITIVE")]) == "SECRET"
     assert bundle_marking(Batch, [Marked(None)]) == "OFFICIAL"
+
+
+def test_a_welsh_recipient_gets_the_e_mail_in_welsh_when_it_is_given_by_language(tmp_path, smtp_server):
+    """letter.email's subject and body, like the letters' own texts, may be
+    written once per language: each recipient gets the one in their letter's
+    language, $date in it too ("13 Hydref 2020"). A text written once is in
+    the letter's language."""
+    from builder.build import build
+    from conftest import MINIMAL_LETTER, write_yaml
+
+    mailbox, port = smtp_server
+    letter = MINIMAL_LETTER.replace("    - main: This is the shared text.",
+                                    "    - main: {en: This is the shared text., cy: Dyma'r testun.}").replace(
+        "  body:\n", "  email:\n    subject: {en: Our letter of $date, cy: Ein llythyr dyddiedig $date}\n"
+                     "    body:\n      en: Please find our letter attached, $name.\n"
+                     "      cy: Amgaeir ein llythyr, $name.\n  body:\n", 1)
+    source = write_yaml(tmp_path / "recipients.yaml", letter + """\
+recipients:
+  - {id: saesneg, name: Reader One, address: [1 Road], salutation: 'Dear Reader,', email: one@example.test}
+  - {id: cymraeg, name: Darllenydd Dau, address: [2 Ffordd], salutation: 'Annwyl Ddarllenydd,',
+     email: two@example.test, language: cy}
+""")
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    done = run_send(source, out, port, "--yes", INVOKE_LETTERBATCH_SMTP_FROM="clerk@example.test")
+    assert done.returncode == 0, done.stdout + done.stderr
+    mails = {rcpts[0]: (m["Subject"], body_of(m)) for rcpts, m in mailbox.messages}
+    assert mails["one@example.test"] == ("Our letter of 4 March 2021", "Please find our letter attached, Reader One.\n")
+    assert mails["two@example.test"] == ("Ein llythyr dyddiedig 4 Mawrth 2021", "Amgaeir ein llythyr, Darllenydd Dau.\n")
+
+    welsh_batch = letter.replace("letter:\n", "letter:\n  language: cy\n", 1).replace(
+        "{en: Our letter of $date, cy: Ein llythyr dyddiedig $date}", "Llythyr $date")  # written once: in Welsh
+    write_yaml(source, welsh_batch + "recipients:\n  - {id: cymraeg, name: Darllenydd Dau, address: [2 Ffordd], "
+                                     "salutation: 'Annwyl Ddarllenydd,', email: three@example.test}\n")
+    assert build(source, out).ok
+    again = run_send(source, out, port, "--yes", "--resend", "cymraeg", INVOKE_LETTERBATCH_SMTP_FROM="clerk@example.test")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [m["Subject"] for rcpts, m in mailbox.messages if rcpts[0] == "three@example.test"] == ["Llythyr 4 Mawrth 2021"]
+
+    write_yaml(source, letter.replace("cy: Ein llythyr dyddiedig $date", "cy: Llythyr $dyddiad") + "recipients: []\n")
+    refused = run_send(source, out, port)
+    assert refused.returncode == 2
+    assert "field 'letter.email.subject': unknown placeholder $dyddiad; use one of $name" in refused.stderr
+    assert "(the text in 'cy')" in refused.stderr, refused.stderr
