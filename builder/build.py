@@ -467,8 +467,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             # valid recipient has the same id)
             if label not in valid_ids and re.fullmatch(RECIPIENT_ID, label):
                 manifest.letters.pop(label, None)
-                layout.pdf(label).unlink(missing_ok=True)
-                layout.pdf(label).with_suffix(".html").unlink(missing_ok=True)  # a web copy's page
+                _unlink_letter(layout.pdf(label))
         removed, kept_signed = ([], []) if only else _forget_removed(layout, manifest, valid_ids)
         todo = prepared.sources
         if only:
@@ -525,12 +524,14 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             manifest.batch = prepared.record()
         write_atomic(manifest.path, manifest.to_json())
         if compiler.digests:  # for the merge: kept for the letters (and cover) the record vouches for
-            from .split import Digests, vouch
+            from .split import Digests
 
+            # what the store remembers it checked against the record as it read it, and the
+            # letters cut now are on the record with these very digests (``_place``)
             vouched = manifest.vouched_digests()
             store = Digests(layout.digests, vouched)
             store.save({sha: objects for sha, objects in {**store.remembered, **compiler.digests}.items()
-                        if vouched.get(sha) == vouch(objects)})
+                        if sha in vouched})
     order = {r.id: i for i, r in enumerate(loaded.batch.recipients)}
     outcomes.sort(key=lambda o: (o.status != "invalid", order.get(o.recipient, -1)))
     marked = {}
@@ -555,16 +556,19 @@ def _forget_removed(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> 
     for rid in removed:
         entry = manifest.letters.pop(rid)
         recorded_file = entry.get("file") if isinstance(entry, dict) else None
-        files = [layout.pdf(rid), layout.tex / f"{rid}.tex"]
+        _unlink_letter(layout.pdf(rid))
         if isinstance(recorded_file, str) and "/" not in recorded_file and recorded_file.endswith(".pdf"):
-            files.append(layout.root / recorded_file)  # a web copy named by an earlier date
-        for pdf in files:
-            pdf.unlink(missing_ok=True)
-            if pdf.suffix == ".pdf":
-                pdf.with_suffix(".html").unlink(missing_ok=True)  # a web copy's page
+            _unlink_letter(layout.root / recorded_file)  # a web copy named by an earlier date
+        (layout.tex / f"{rid}.tex").unlink(missing_ok=True)
         if layout.signed_pdf(rid).is_file():
             kept_signed.append(layout.signed_pdf(rid))
     return removed, kept_signed
+
+
+def _unlink_letter(pdf: Path) -> None:
+    """A letter's PDF gone, and the HTML page beside it when it is a web copy."""
+    pdf.unlink(missing_ok=True)
+    pdf.with_suffix(".html").unlink(missing_ok=True)
 
 
 def _nothing_to_do(batch: Recorded, only: list[str] | None) -> Report | None:
@@ -724,8 +728,7 @@ class _Compiler:
             # a web copy named by another date (letter.date changed) is not left beside it to publish
             before = (self.manifest.letters.get(rid) or {}).get("file")
             if before and before != self.layout.relative(pdf) and "/" not in before:
-                (self.layout.root / before).unlink(missing_ok=True)
-                (self.layout.root / before).with_suffix(".html").unlink(missing_ok=True)
+                _unlink_letter(self.layout.root / before)
             self.manifest.letters[rid] = {
                 "recipient": recipient_label(source.recipient),
                 "file": self.layout.relative(pdf), "pages": where.pages, "sha256": "",
