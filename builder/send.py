@@ -14,7 +14,7 @@ that says, for every letter, either that the server cannot have it (it is sent
 on the next run) or that it might: a letter whose message was handed over
 without the server's answer being logged (killed, or the connection dropped,
 right then) is "unknown", and is never sent again without a person deciding:
-``--resend ID`` or ``--mark-sent ID``. A refused address or a server error
+``--resend ID`` (which sends that letter alone) or ``--mark-sent ID``. A refused address or a server error
 fails only that letter; the next run retries only what failed.
 """
 from __future__ import annotations
@@ -175,7 +175,8 @@ class Plan:
 
 
 def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str] = ()) -> Plan:
-    """What this run would send, and why every other letter is not sent."""
+    """What this run would send, and why every other letter is not sent. With
+    ``resend``, the run is about those letters alone."""
     from .build import prepare
     from .compose import marking
     from .manifest import Manifest
@@ -203,6 +204,8 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
     letters = []
     for state in letter_states(prepared, manifest):
         rid = state.recipient
+        if resend and rid not in resend:  # a run to send some letters again sends nothing else
+            continue
         recipient = recipients.get(rid)
         earlier = gone.get((recipient.email or "").lower()) if recipient is not None else None
         held = _why_not(rid, state, recipient, log, manifest, layout, prepared.loaded.path.name,
@@ -359,7 +362,7 @@ def _reply(code: int, text: bytes) -> str:
 
 def send(recipients_yaml: str | Path, build_dir: str | Path, settings: SmtpSettings, *,
          yes: bool = False, resend: list[str] = (), report=print, begin=None) -> list[Outcome]:
-    """Mail every ready letter not yet sent (or ``resend``); without ``yes`` only
+    """Mail every ready letter not yet sent (or only ``resend``); without ``yes`` only
     say what would be sent. ``report(outcome)`` is called as each is decided;
     ``begin(ids)`` first, with every letter's id in order (to line up columns)."""
     from .build import Layout, lock

@@ -633,7 +633,7 @@ def secret(variable: str, prompt: str) -> str:
 @letter_task(help={
     **BATCH_HELP,
     "yes": "really send (without it: a dry run that prints who would get what)",
-    "resend": "comma-separated ids: send these again on purpose (already sent, or unknown)",
+    "resend": "comma-separated ids: send these again on purpose (already sent, or unknown), and nothing else",
     "mark-sent": "comma-separated ids: record that these arrived (after checking the mailbox)",
 })
 def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=None):
