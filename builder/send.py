@@ -237,7 +237,12 @@ def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: s
     if pending == "sent" and not resending:
         note = f"on {entry.get('time', '?')} to {entry.get('address', '?')}"
         if manifest.letters.get(rid, {}).get("sha256") not in (None, entry.get("letter_sha256")):
-            note += f"; the letter was rebuilt since: {command(f'send --resend {rid} --yes')} sends the new one"
+            resend = f"{command(f'send --resend {rid} --yes')} sends the new one"
+            if not state.ready:  # the resend would be refused: say what stands in its way first
+                resend = f"it is {state.said()}; once it is ready, {resend}"
+            elif isinstance(_attachment(rid, layout, manifest), Outcome):
+                resend = f"sign it again with {command('sign')}, then {resend}"
+            note += f"; the letter was rebuilt since: {resend}"
         return Outcome(rid, "already sent", note)
     if pending == "unknown" and not resending:
         return Outcome(rid, "unknown", unknown_help(rid))

@@ -399,6 +399,34 @@ def test_a_letter_rebuilt_after_it_was_sent_is_flagged_and_not_sent_again(batch,
     assert re.search(r"^  mopac +already sent on ", run_send(source, out, port).stdout, re.M)
 
 
+def test_a_rebuilt_letter_s_resend_is_suggested_after_what_stands_in_its_way(batch, smtp_server, tmp_path):
+    """The command `send` suggests for a letter rebuilt since it was mailed works
+    when copied: with a signed copy of the old letter, it says to sign first."""
+    from builder.build import build
+
+    source, out = batch
+    mailbox, port = smtp_server
+    signed_copy(out, "london", tmp_path)
+    assert run_send(source, out, port, "--yes").returncode == 0
+    source.write_text(source.read_text().replace("Dear Sophie,", "Dear Ms Linden,"))
+    assert build(source, out).ok
+    resend = suggested(source, out, "send --resend london --yes")
+    dry = results(run_send(source, out, port).stdout)["london"][0]  # "already sent on ...; ..."
+    assert dry.endswith(f"; the letter was rebuilt since: sign it again with {suggested(source, out, 'sign')}, "
+                           f"then {resend} sends the new one"), dry
+    text = source.read_text()
+    source.write_text(text.replace("Dear Ms Linden,", "Dear Sophie Linden,"))  # edited again, not rebuilt
+    dry = results(run_send(source, out, port).stdout)["london"][0]
+    assert "; the letter was rebuilt since: it is stale: older than its inputs" in dry, dry
+    assert dry.endswith(f"; once it is ready, {resend} sends the new one"), dry
+    source.write_text(text)
+    signed_copy(out, "london", tmp_path)  # signed again: the resend now goes as suggested
+    dry = results(run_send(source, out, port).stdout)["london"][0]
+    assert dry.endswith(f"; the letter was rebuilt since: {resend} sends the new one"), dry
+    assert run_send(source, out, port, "--yes", "--resend", "london").returncode == 0
+    assert mailbox.count("london") == 2
+
+
 def test_invoke_clean_keeps_the_send_log_so_nobody_is_mailed_twice(batch, smtp_server):
     source, out = batch
     mailbox, port = smtp_server
