@@ -476,6 +476,10 @@ def test_the_letterbatch_command_suggests_letterbatch_commands(tmp_path):
                             text=True, env=env)
     assert "no bundle: run `letterbatch merge -r two.yaml`" in status.stdout, status.stderr
     assert "invoke" not in made.stdout + status.stdout
+    # and so does the file it wrote, whose first lines say how to build it
+    header = (tmp_path / "nov.yaml").read_text(encoding="utf-8").split("\n\n", 1)[0]
+    assert "written by `letterbatch new`" in header and "`letterbatch build merge -r nov.yaml`" in header
+    assert "invoke" not in header
 
 
 def test_ci_runs_exactly_the_readmes_two_commands_on_the_system_path():
