@@ -426,7 +426,11 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         renamed = sent_as_old_ids(batch.recipients, batch.build_dir, gone)
     else:
         renamed = {}
-    width = max([len(s.recipient) for s in states] + ([len(found.bundle_name)] if found.bundle else []), default=0)
+    # a letter the record still has for a recipient the batch no longer has (removed,
+    # renamed): it is in the folder to post or publish until a build deletes it
+    left = [rid for rid in found.manifest.letters if rid not in present]
+    width = max([len(s.recipient) for s in states] + [len(rid) for rid in left + gone] +
+                ([len(found.bundle_name)] if found.bundle else []), default=0)
     # "never merged" (12) is the longest state: the column grows to leave it a gap
     column = max([11] + ([len(found.bundle.state) + 1] if found.bundle else []))
     for s in states:
@@ -446,9 +450,12 @@ def status(c, recipients=None, build_dir=None, for_="print"):
                   f"{command(f'send --resend {s.recipient} --yes')} sends it to them again")
     if "" in mailed:  # the send log itself is unreadable
         print(f"  {mailed[''][0]}")
-    for rid, (note, _) in mailed.items():  # mailed under an id the batch no longer has (renamed?)
-        if rid and rid not in present:
-            print(f"  {rid:<{width}}  {'(gone)':<{column}} no longer in the batch; {note}")
+    copy = "web copy" if for_ == "web" else "letter"
+    deletes = f"its {copy} is still in the build folder: {command('build' + (' --for web' if for_ == 'web' else ''))} deletes it"
+    for rid in dict.fromkeys(left + gone):  # mailed under an id the batch no longer has (renamed?)
+        notes = [mailed[rid][0]] if rid in mailed else []
+        print(f"  {rid:<{width}}  {'(gone)':<{column}} " +
+              "; ".join(["no longer in the batch", *notes, *([deletes] if rid in left else [])]))
     if found.bundle is not None:  # the file's name: no recipient id has a dot
         print(f"  {found.bundle_name:<{width}}  {found.bundle.state:<{column}} {found.bundle.reason}".rstrip())
         for note in (found.signed_bundle, found.stray_bundle):
