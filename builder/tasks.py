@@ -273,7 +273,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     from .build import build as build_letters
     from .compile import TexMissing
     from .problems import LoadError
-    from .ready import finding_text
+    from .ready import accept_command, finding_text
 
     workers = whole_number(jobs if jobs is not None else c.config.letterbatch.jobs, "jobs")
     live = sys.stderr.isatty() and not quiet
@@ -324,7 +324,8 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     not_ready = report.not_ready
     if not_ready and not quiet:
         print(f"not ready (preflight errors): {', '.join(o.recipient for o in not_ready)}; merge refuses them "
-              f"until they are fixed, or accepted on purpose ({command('merge --accept <id>:<code>')})", flush=True)
+              f"until they are fixed, or accepted on purpose "
+              f"({accept_command((o.recipient, o.errors) for o in not_ready)})", flush=True)
     return report.outcomes, not_ready
 
 

@@ -70,6 +70,10 @@ def test_preflight_is_remembered_refused_until_accepted_on_the_record(tmp_path):
     # the second build compiles nothing, and still reports the finding and exits non-zero
     again = invoke("build", "-r", str(source), "-b", str(out))
     assert again.returncode == 1 and "0 built, 5 up to date" in again.stdout
+    # what it suggests is a command to copy: the letter and its finding, no <placeholders>
+    accept = f"`invoke merge --accept tall:window -r {source} -b {out}`"
+    assert f"not ready (preflight errors): tall; merge refuses them until they are fixed, or accepted on purpose " \
+           f"({accept})" in again.stdout, again.stdout
     assert "error [window]: the address is not inside the envelope window" in again.stdout
     assert "wraps" in again.stdout and "(accepted)" in again.stdout  # accepted in the YAML, still shown
     for task in ("status", "check"):
@@ -85,6 +89,8 @@ def test_preflight_is_remembered_refused_until_accepted_on_the_record(tmp_path):
         merge(source, out)
     refused = invoke("merge", "-r", str(source), "-b", str(out))
     assert refused.returncode == 1 and "tall" in refused.stderr
+    assert refused.stderr.rstrip().endswith(f"Run `invoke build -r {source} -b {out}` and fix what it reports "
+                                            f"(or accept its preflight findings on purpose: {accept})."), refused.stderr
     accepted = invoke("merge", "-r", str(source), "-b", str(out), "--accept", "tall:window")
     assert accepted.returncode == 0, accepted.stderr
     assert "accepted on the record: tall: window" in accepted.stdout
