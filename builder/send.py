@@ -80,6 +80,8 @@ class Delivery:
     filename: str
     letter_sha256: str
     sha256: str = ""  # the attached file's, when it was judged: another file there now is not sent
+    # what of the e-mail is in a language the letter is not in ("subject and body in English")
+    other_language: str = ""
 
 
 @dataclass
@@ -215,7 +217,7 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
         letters.append(attached if isinstance(attached, Outcome) else
                        _delivery(letter, recipients[rid], layout, manifest, *attached,
                                  marking=marking(batch, recipients[rid]),
-                                 language=batch.languages_of(recipients[rid])[0]))
+                                 languages=batch.languages_of(recipients[rid])))
     return Plan(letters, log, layout.root, letter.sender.email or "")
 
 
@@ -271,8 +273,9 @@ def _attachment(rid: str, layout, manifest) -> tuple[Path, str] | Outcome:
 
 
 def _delivery(letter, recipient, layout, manifest, pdf: Path, sha256: str, marking: str = "",
-              language: str = "en") -> Delivery:
-    """What goes to ``recipient``, whose letter is (first) in ``language``: the
+              languages: tuple[str, ...] = ("en",)) -> Delivery:
+    """What goes to ``recipient``, whose letter is in ``languages`` (first the one it
+    opens in, ``language``), and in which of the e-mail's texts are not: the
     subject and body in that language when the YAML gives them by language, its
     $date too. A marked letter's subject begins with its marking
     ("OFFICIAL-SENSITIVE: ..."), as government e-mail is marked, unless the
@@ -280,7 +283,9 @@ def _delivery(letter, recipient, layout, manifest, pdf: Path, sha256: str, marki
     from .compose import long_date
     from .schema import LANGUAGES
 
-    def filled(template, default: str) -> str:
+    language, foreign = languages[0], {}
+
+    def filled(template, default: str, part: str) -> str:
         if template is None:
             text, written_in = default, "en"
         elif isinstance(template, str):  # written once: in the letter's language
@@ -288,18 +293,31 @@ def _delivery(letter, recipient, layout, manifest, pdf: Path, sha256: str, marki
         else:  # by language: the recipient's, else the one there is
             written_in = language if language in template else next(iter(template))
             text = template[written_in]
+        if written_in not in languages:  # a Welsh letter under an English e-mail: said, not silent
+            foreign[part] = written_in
         return string.Template(text).safe_substitute({
             "name": recipient.name, "role": recipient.role or "", "title": letter.title or "",
             "date": long_date(letter.date, written_in), "sender": letter.sender.name,
             "signatory": letter.signatory.name or letter.sender.name})
 
     rid = recipient.id
-    subject = filled(letter.email.subject, DEFAULT_SUBJECT if letter.title else UNTITLED_SUBJECT)
+    subject = filled(letter.email.subject, DEFAULT_SUBJECT if letter.title else UNTITLED_SUBJECT, "subject")
     if marking and marking.casefold() not in subject.casefold():
         subject = f"{marking}: {subject}"
     return Delivery(rid, recipient.email, pdf, pdf == layout.signed_pdf(rid),
-                    subject, filled(letter.email.body, DEFAULT_BODY),
-                    f"{letter.date.isoformat()}-{rid}.pdf", manifest.letters[rid]["sha256"], sha256)
+                    subject, filled(letter.email.body, DEFAULT_BODY, "body"),
+                    f"{letter.date.isoformat()}-{rid}.pdf", manifest.letters[rid]["sha256"], sha256,
+                    _in_another_language(foreign))
+
+
+def _in_another_language(foreign: dict[str, str]) -> str:
+    """"subject and body in English", of the texts of an e-mail written in a language
+    its letter is not in."""
+    names = {"en": "English", "cy": "Welsh"}
+    by_language: dict[str, list[str]] = {}
+    for part, language in foreign.items():
+        by_language.setdefault(names.get(language, language), []).append(part)
+    return "; ".join(f"{' and '.join(parts)} in {name}" for name, parts in by_language.items())
 
 
 def message(delivery: Delivery, sender: str, message_id: str, data: bytes) -> EmailMessage:
@@ -388,9 +406,11 @@ def send(recipients_yaml: str | Path, build_dir: str | Path, settings: SmtpSetti
                 if isinstance(item, Outcome):
                     outcome = item
                 elif not yes:
+                    warning = (f" (its e-mail's {item.other_language}, as its letter is not: give letter.email's "
+                               "subject and body by language, {en: …, cy: …})") if item.other_language else ""
                     outcome = Outcome(item.recipient, "would send",
                                       f"{item.pdf.relative_to(planned.root)} ({'signed' if item.signed else 'not signed'}) "
-                                      f"to {item.address}: {item.subject!r}")
+                                      f"to {item.address}: {item.subject!r}{warning}")
                 else:
                     if cannot_connect is None and connection.smtp is None:
                         try:

@@ -798,4 +798,23 @@ recipients:
     refused = run_send(source, out, port)
     assert refused.returncode == 2
     assert "field 'letter.email.subject': unknown placeholder $dyddiad; use one of $name" in refused.stderr
+
+    # without letter.email, the defaults are English: the dry run says so of a Welsh
+    # letter (never a silent mix of languages), and of no other
+    plain = MINIMAL_LETTER.replace("    - main: This is the shared text.",
+                                   "    - main: {en: This is the shared text., cy: Dyma'r testun.}")
+    write_yaml(source, plain + """\
+recipients:
+  - {id: saesneg, name: Reader One, address: [1 Road], salutation: 'Dear Reader,', email: one@example.test}
+  - {id: cymraeg, name: Darllenydd Dau, address: [2 Ffordd], salutation: 'Annwyl Ddarllenydd,',
+     email: four@example.test, language: cy}
+  - {id: dwyieithog, name: Darllenydd Tri, address: [3 Ffordd], salutation: {cy: 'Annwyl Ddarllenydd,',
+     en: 'Dear Reader,'}, email: five@example.test, language: cy-en}
+""")
+    assert build(source, out).ok
+    dry = results(run_send(source, out, port, "--resend", "saesneg,cymraeg,dwyieithog").stdout)
+    warning = (" (its e-mail's subject and body in English, as its letter is not: give letter.email's subject "
+               "and body by language, {en: …, cy: …})")
+    assert dry["cymraeg"][1].endswith(warning), dry
+    assert not dry["saesneg"][1].endswith(")") and not dry["dwyieithog"][1].endswith(")"), dry  # English is theirs
     assert "(the text in 'cy')" in refused.stderr, refused.stderr
