@@ -276,6 +276,56 @@ def test_a_letter_is_the_same_bytes_alone_or_after_a_welsh_one(tmp_path):
     assert "Tel: 01234 567890" in pdf_text(together / "letters" / "after.pdf")
 
 
+def test_a_logo_beside_a_full_sender_address_keeps_the_letterhead_out_of_the_window(tmp_path):
+    """The README's sender (four address lines, phone, e-mail, web) with a logo: the
+    address starts level with the logo's top, not under its foot, so the letterhead
+    ends above the envelope window. Hung below the logo, it reached 53 mm down and
+    every letter failed the window check."""
+    import pikepdf
+    from test_bundle import tiny_png
+
+    (tmp_path / "images").mkdir()
+    tiny_png(tmp_path / "images" / "logo.png", width=600, height=200)
+    letter = MINIMAL_LETTER.replace(
+        "    address: [1 High Street, Town]",
+        "    address: [5th Floor, Globe House, 89 Eccleston Square, 'London, SW1V 1PN']\n"
+        "    phone: +44 (0) 20 3513 0477\n    email: iasc@iasc.independent.gov.uk\n"
+        "    web: https://www.antislaverycommissioner.co.uk\n    logo: images/logo.png")
+    source = write_yaml(tmp_path / "recipients.yaml", letter + "recipients:\n" + person("one"))
+    out = tmp_path / "build"
+    report = build(source, out)
+    assert report.ok and [o.findings for o in report.outcomes] == [[]], report.outcomes
+    pdf = out / "letters" / "one.pdf"
+    def image_tops(stream, resources, ctm) -> list[float]:  # into the letterhead's forms too
+        tops, stack = [], [ctm]
+        for operands, operator in pikepdf.parse_content_stream(stream):
+            if str(operator) == "q":
+                stack.append(stack[-1])
+            elif str(operator) == "Q" and len(stack) > 1:
+                stack.pop()
+            elif str(operator) == "cm":
+                stack[-1] = pikepdf.Matrix(*map(float, operands)) @ stack[-1]
+            elif str(operator) == "Do":
+                xobject = resources.XObject[operands[0]]
+                if xobject.Subtype == "/Image":
+                    tops.append(stack[-1].f + stack[-1].d)  # the unit square, drawn upright
+                else:
+                    inner = pikepdf.Matrix(*map(float, xobject.get("/Matrix", [1, 0, 0, 1, 0, 0]))) @ stack[-1]
+                    tops += image_tops(xobject, xobject.get("/Resources", resources), inner)
+        return tops
+
+    with pikepdf.open(pdf) as opened:
+        page = opened.pages[0]
+        height = float(page.mediabox[3])
+        (logo_top,) = image_tops(page, page.Resources, pikepdf.Matrix())
+    words = subprocess.run(["pdftotext", "-bbox", "-f", "1", "-l", "1", str(pdf), "-"], capture_output=True,
+                           text=True, check=True).stdout
+    first = re.search(r'<word xMin="[\d.]+" yMin="([\d.]+)" xMax="[\d.]+" yMax="[\d.]+">5th</word>', words)
+    assert first, words
+    # the address's first line starts where the logo does (a line's box is taller than its letters)
+    assert abs(float(first.group(1)) - (height - logo_top)) < 3, (first.group(1), height - logo_top)
+
+
 def test_check_fails_on_a_bundle_older_than_its_letters_and_on_an_invalid_recipient(tmp_path):
     source, out = two_letters_merged(tmp_path)
     assert all(r.ready for r in check(source, out))
