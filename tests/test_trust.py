@@ -143,6 +143,9 @@ def test_everything_in_the_window_is_the_address(tmp_path, inject_latex):
     found = {o.recipient: [f["message"] for f in o.findings] for o in report.outcomes}
     assert found["fine"] == []
     assert any(m.startswith("the letterhead reaches") and "into the envelope window" in m for m in found["high"])
+    # and says what to do
+    assert any(m.endswith("mm): make it shorter, with fewer lines under letter.sender (address, phone, email, web) "
+                          "or a role that fits on one line") for m in found["high"]), found
 
 
 def test_the_line_that_wraps_is_named_with_its_width_and_the_room_a_line_has(tmp_path):
