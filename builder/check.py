@@ -269,6 +269,12 @@ def check(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: 
     prepared = recorded(recipients_yaml, build_dir, medium) or prepare(recipients_yaml, build_dir, medium)
     manifest = Manifest.read(prepared.layout.root)
     states = ready.letter_states(prepared, manifest, only=only)
+    unknown = ready.no_such_ids(only or [], [s.recipient.id for s in prepared.sources] +
+                                [label for label, _, _ in prepared.rejected])
+    if unknown:  # a typo in --only is not "0 letters checked: 0 ok"
+        raise ValueError(unknown)
+    if only is not None:  # the invalid come with every list of states: just those asked for
+        states = [s for s in states if s.recipient in only]
     results = []
     for state in states:
         entry = manifest.letters.get(state.recipient, {})

@@ -381,6 +381,8 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
     batch = batch_paths(c, recipients, build_dir)
     try:
         results = check_letters(batch.recipients, batch.build_dir, medium_of(for_), ids_of(only))
+    except ValueError as exc:  # --only names no recipient
+        raise Exit(f"nothing was checked: {exc}", code=2)
     except (LoadError, TexMissing, OSError) as exc:
         raise stopped(exc)
     letters = [r for r in results if r.kind == "letter"]
@@ -500,6 +502,12 @@ def diff(c, recipients=None, only=None):
     except (LoadError, OSError) as exc:
         raise stopped(exc)
     wanted = ids_of(only)
+    if wanted:
+        from .ready import no_such_ids
+
+        unknown = no_such_ids(wanted, [r.id for r in loaded.batch.recipients])
+        if unknown:
+            raise Exit(f"nothing to show: {unknown}", code=2)
     for recipient in loaded.batch.recipients:
         if wanted is None or recipient.id in wanted:
             print(recipient.id)
