@@ -182,16 +182,16 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
     from .build import prepare
     from .compose import marking
     from .manifest import Manifest
-    from .ready import letter_states
+    from .ready import letter_states, no_such_ids
 
     prepared = prepare(recipients_yaml, build_dir)
     layout, letter = prepared.layout, prepared.loaded.batch.letter
     manifest = Manifest.read(layout.root)
     log = SendLog.read(layout.sent)
     recipients = {s.recipient.id: s.recipient for s in prepared.sources}
-    unknown_ids = sorted(set(resend) - set(recipients))
+    unknown_ids = no_such_ids(resend, recipients)
     if unknown_ids:
-        raise SendError(f"--resend: no valid recipient with id {', '.join(unknown_ids)}")
+        raise SendError(f"--resend: {unknown_ids}")
     # a letter the log has under an id the batch no longer has (renamed; in a spreadsheet
     # without ids, a name corrected), or has for someone at another address now (the id
     # given to a new recipient): by its address, so renaming never mails anyone twice

@@ -349,7 +349,7 @@ def test_killed_mid_send_no_recipient_gets_a_letter_twice(batch, smtp_server):
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]  # nobody twice
 
     unknown_id = run_send(source, out, port, "--yes", "--resend", "south-wale")  # a typo sends nothing
-    assert unknown_id.returncode == 2 and "--resend: no valid recipient with id south-wale" in unknown_id.stderr
+    assert unknown_id.returncode == 2 and "--resend: no valid recipient with id: south-wale (did you mean 'south-wales'?)" in unknown_id.stderr
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]
     marked = run_send(source, out, port, "--mark-sent", "south-wales")  # a person checked the mailbox
     assert marked.returncode == 0 and results(marked.stdout)["south-wales"][0] == "marked sent"
