@@ -526,7 +526,7 @@ def test_output_read_by_a_reader_that_stops_early_is_no_traceback(project):
     printed everything. The task stops quietly (exit 1), with no traceback and no
     "Exception ignored" from Python's flush at exit."""
     buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as on a stock machine
-    for task in (["diff"], ["status"]):
+    for task in (["diff"], ["status"], ["check"], ["send"]):
         # output buffered (a short one then fails only when flushed, at the end) or not
         for env in ({**buffered, "PYTHONPATH": str(ROOT)}, {**buffered, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}):
             read, write = os.pipe()
