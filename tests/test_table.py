@@ -204,6 +204,20 @@ recipients:
         load(path)
     assert "the workbook has no sheet 'Third'; its sheets are: Second" in str(caught.value)
 
+    # a mapping to a part the body lacks (misspelt) is one error at its line in the YAML,
+    # not one per row, each against the spreadsheet, with "every recipient must give text.note"
+    rows = [[(f"Pat Kay {n}", None), ("9 Way", None), ("Ville", None), ("Dear Pat,", None), ("Hi.", None)]
+            for n in range(3)]
+    write_xlsx(tmp_path / "book.xlsx", headers=["Full name", "Street", "Town", "Greeting", "Note"], rows=rows,
+               sheet="Second")
+    path.write_text(path.read_text().replace("sheet: Third", "sheet: Second").replace("text.note,", "text.note2,"))
+    with pytest.raises(LoadError) as caught:
+        load(path)
+    line = path.read_text().splitlines().index(next(x for x in path.read_text().splitlines() if "columns:" in x)) + 1
+    assert [str(p) for p in caught.value.problems if not p.warning] == [
+        f"{path}:{line}:94: error: field 'recipients.columns.Note': the column 'Note' is mapped to text.note2, but "
+        "the shared letter has no body part 'note2'; did you mean 'note'?"]
+
 
 def test_a_missing_required_column_stops_with_the_headers(tmp_path):
     (tmp_path / "c.csv").write_text("Name,Address,Greeting\nA,1 Road,Dear A\n", encoding="utf-8")
