@@ -1020,6 +1020,11 @@ def _check_cross(letter: Letter | None, references: dict[str, Reference], known_
         if shape not in untranslated:
             untranslated[shape] = shared.untranslated(recipient)
         for path, message in untranslated[shape]:
+            if report.table is not None and path[0] != "letter":  # its own text, from a cell: the fix is columns
+                field = ".".join(path)
+                columns = " and ".join(f"{field}.{language}" for language in shared.languages_of(recipient))
+                message = re.sub(r"write it as \{.*\}$", f"leave this cell empty and give it in the columns "
+                                 f"{columns} (headers of yours mapped to them under columns:)", message)
             # a shared text without this letter's language: this letter's problem
             report.error(here + (path if path[0] != "letter" else ("language",)), message)
         for name in recipient.text:

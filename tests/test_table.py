@@ -929,3 +929,23 @@ def test_a_postcode_column_beside_a_whole_address_is_not_printed_twice(tmp_path)
     loaded = load(batch(tmp_path, "c.csv"))
     assert [r.address for r in loaded.batch.recipients] == [
         ["1 Road", "Newtown", "NT1 1AA"], ["2 Road", "Newtown", "NT1 2BB"]]
+
+
+def test_a_welsh_row_s_own_text_in_one_language_is_told_the_columns_to_use(tmp_path):
+    """A row made Welsh (or bilingual) by its language cell, with a text in one cell:
+    the fix is in the spreadsheet, columns by language, not YAML's {cy: …, en: …}."""
+    (tmp_path / "c.csv").write_text(
+        "name,address,salutation,text.note,language\n"
+        "Alys Evans,1 Lôn,\"Annwyl Alys,\",Nodyn.,cy\n"
+        "Tom Price,2 Road,\"Dear Tom,\",A note.,cy-en\n", encoding="utf-8")
+    letter = LETTER.replace("    - main: This is the shared text.", "    - main: {en: Shared., cy: Rhannol.}")
+    path = write_yaml(tmp_path / "recipients.yaml", letter + "recipients: {from: c.csv}\n")
+    loaded = load(path)
+    assert [r.id for r in loaded.batch.recipients] == ["alys-evans"]  # Welsh, written in Welsh: no fix needed
+    assert [str(p) for problems in loaded.rejected.values() for p in problems] == [
+        f"{tmp_path / 'c.csv'}:row 3:text.note: error: recipient 'tom-price': text.note has no Welsh text (cy), and "
+        "this letter is in Welsh: leave this cell empty and give it in the columns text.note.cy and text.note.en "
+        "(headers of yours mapped to them under columns:)",
+        f"{tmp_path / 'c.csv'}:row 3:salutation: error: recipient 'tom-price': salutation has no Welsh text (cy), "
+        "and this letter is in Welsh: leave this cell empty and give it in the columns salutation.cy and "
+        "salutation.en (headers of yours mapped to them under columns:)"]
