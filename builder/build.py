@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
 import typing
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -523,6 +524,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         if prepared.medium == "print":
             manifest.batch = prepared.record()
         write_atomic(manifest.path, manifest.to_json())
+        _sweep_batches(layout, manifest)
         if compiler.digests:  # for the merge: kept for the letters (and cover) the record vouches for
             from .split import Digests
 
@@ -563,6 +565,24 @@ def _forget_removed(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> 
         if layout.signed_pdf(rid).is_file():
             kept_signed.append(layout.signed_pdf(rid))
     return removed, kept_signed
+
+
+def _sweep_batches(layout: Layout, manifest: Manifest) -> None:
+    """Each pdflatex run of many letters compiles in ``work/_batch-<first id>-<count>/``
+    from ``tex/_batch-<first id>-<count>.tex``: a name a later build with other stale
+    letters does not use again. Those no letter's record names (its "log") are left
+    from earlier builds, and go; so the build folder holds at most one run's log per
+    letter, however often letters are edited. Only ``_batch-`` names under the build's
+    own ``work/`` and ``tex/`` are touched: a failed letter's log (``work/<id>/``), the
+    cover's and the letters themselves are not."""
+    named = {Path(entry["log"]).parent.name for entry in manifest.letters.values()
+             if isinstance(entry.get("log"), str)}
+    for folder in layout.work.glob("_batch-*") if layout.work.is_dir() else ():
+        if folder.name not in named and folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+    for source in layout.tex.glob("_batch-*.tex") if layout.tex.is_dir() else ():
+        if source.stem not in named:
+            source.unlink(missing_ok=True)
 
 
 def _unlink_letter(pdf: Path) -> None:
@@ -717,6 +737,10 @@ class _Compiler:
             else:
                 pages = page_problems()
                 self.digests.update(split_pdf.split(result.pdf, cuts))
+            # its letters are cut and preflighted: nothing reads the compiled PDF again (its
+            # .log, which the record names, and .aux stay), so a build folder does not keep
+            # a second copy of every letter
+            result.pdf.unlink(missing_ok=True)
         outcomes = []
         for source in sources:
             rid, where = source.recipient.id, placed[source.recipient.id]
