@@ -467,7 +467,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             # an invalid letter keeps no PDF that looks current (unless another,
             # valid recipient has the same id)
             if label not in valid_ids and re.fullmatch(RECIPIENT_ID, label):
-                manifest.letters.pop(label, None)
+                _forget_letter(manifest, label)
                 _unlink_letter(layout.pdf(label))
         removed, kept_signed = ([], []) if only else _forget_removed(layout, manifest, valid_ids)
         todo = prepared.sources
@@ -553,10 +553,15 @@ def _forget_removed(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> 
     web page and .tex are deleted (a build makes them again if they come
     back) and they leave the manifest; a signed copy, which only ``sign``
     can make again, is kept and named. Returns the ids and the signed copies kept."""
-    removed = sorted(set(manifest.letters) - valid_ids)
+    gone = set(manifest.letters) - valid_ids
+    for rid in [rid for rid in gone if _signed_only(manifest.letters[rid])]:
+        if not layout.signed_pdf(rid).exists():  # the signed copy deleted too: nothing to remember
+            manifest.letters.pop(rid)
+    removed = sorted(rid for rid in gone if rid in manifest.letters and not _signed_only(manifest.letters[rid]))
     kept_signed = []
     for rid in removed:
-        entry = manifest.letters.pop(rid)
+        entry = manifest.letters[rid]
+        _forget_letter(manifest, rid)
         recorded_file = entry.get("file") if isinstance(entry, dict) else None
         _unlink_letter(layout.pdf(rid))
         if isinstance(recorded_file, str) and "/" not in recorded_file and recorded_file.endswith(".pdf"):
@@ -565,6 +570,22 @@ def _forget_removed(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> 
         if layout.signed_pdf(rid).is_file():
             kept_signed.append(layout.signed_pdf(rid))
     return removed, kept_signed
+
+
+def _forget_letter(manifest: Manifest, rid: str) -> None:
+    """A letter off the record (its recipient invalid, or removed), but for what its
+    signed copy was made from ("signed"): only ``sign`` makes that copy, which is kept,
+    and a letter that comes back as the same bytes is still the letter it signs
+    (``_place`` keeps the record, and ``ready.signed_copy_note`` judges it as ever)."""
+    entry = manifest.letters.pop(rid, None)
+    signed = entry.get("signed") if isinstance(entry, dict) else None
+    if signed:
+        manifest.letters[rid] = {"signed": signed}
+
+
+def _signed_only(entry: dict) -> bool:
+    """A record that holds no letter, only its signed copy's (``_forget_letter``)."""
+    return set(entry) == {"signed"}
 
 
 def _sweep_batches(layout: Layout, manifest: Manifest) -> None:
