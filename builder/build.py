@@ -304,6 +304,7 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
         # rebuilds them, though their .tex stays the same
         "builder": _code(),
         "tex": tex.tex_version(),
+        "cutter": _cutter(),
         # what the preflight checks depends on it (no window envelope: no window check)
         "envelope": str(getattr(letter, "envelope", None) or ""),
     }
@@ -410,9 +411,21 @@ def _code() -> str:
     return _hash_files(sorted(Path(__file__).resolve().parent.glob("*.py")))
 
 
+@cache
+def _cutter() -> str:
+    """The version of pikepdf, which cuts each letter out of its batch and writes
+    its file (with the qpdf its wheel carries): another may write other bytes from
+    the same pages. Read from its files, without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pikepdf")
+    version = Path(spec.origin).with_name("_version.py") if spec and spec.origin else None
+    return _hash_files([version]) if version and version.is_file() else "-"
+
+
 # The libraries that turn the batch into letters: an upgrade (or another copy
 # first on the path) may change a letter without changing a file of the batch.
-LIBRARIES = ("pylatex", "markdown_it", "pydantic", "pydantic_core", "yaml", "openpyxl", "xlfmt")
+LIBRARIES = ("pylatex", "markdown_it", "pydantic", "pydantic_core", "yaml", "openpyxl", "xlfmt", "pikepdf")
 
 
 def _libraries() -> str:

@@ -35,6 +35,7 @@ INPUT_NAMES = {
     "images": "the logo or signature image",
     "builder": "the builder's code",
     "tex": "the TeX version",
+    "cutter": "pikepdf, which writes the letters' files",
     "envelope": "the envelope setting (letter.envelope)",
 }
 

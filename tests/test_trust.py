@@ -914,7 +914,7 @@ def test_status_and_check_exit_1_exactly_when_the_readme_says(tmp_path, inject_l
     assert [s.state for s in status(source, out)] == ["invalid", "ready"] and codes() == (1, 1)
 
 
-def test_a_change_to_the_builders_code_or_to_tex_rebuilds_letters_whose_tex_is_the_same(tmp_path):
+def test_a_change_to_the_builders_code_tex_or_pikepdf_rebuilds_letters_whose_tex_is_the_same(tmp_path):
     # the way letters are cut and checked is code, not TeX: a builder that changed
     # (here split.py, which makes no LaTeX) may make other PDFs from the same .tex
     copy = tmp_path / "checkout"
@@ -949,6 +949,23 @@ def test_a_change_to_the_builders_code_or_to_tex_rebuilds_letters_whose_tex_is_t
     env["PATH"] = f"{upgraded}{os.pathsep}{os.environ['PATH']}"
     seen = run("status")
     assert re.search(r"^  one +stale +older than its inputs; changed: the TeX version$", seen.stdout, re.M), seen.stdout
+    assert "1 built" in run("build").stdout
+    assert re.search(r"^  one +ready$", run("status").stdout, re.M)
+
+    # pikepdf upgraded (another copy first on the path, as an upgrade writes new files): it
+    # cuts and writes each letter's file, so the same pages may be written as other bytes
+    import pikepdf
+
+    site = tmp_path / "site"
+    for folder in (Path(pikepdf.__file__).parent, Path(pikepdf.__file__).parent.with_name("pikepdf.libs")):
+        if folder.is_dir():
+            shutil.copytree(folder, site / folder.name, ignore=shutil.ignore_patterns("__pycache__"))
+    version = site / "pikepdf" / "_version.py"
+    version.write_text(version.read_text().replace(pikepdf.__version__, pikepdf.__version__ + ".post1"))
+    env["PYTHONPATH"] = f"{site}{os.pathsep}{copy}"
+    seen = run("status")
+    assert re.search(r"^  one +stale +older than its inputs; changed: pikepdf, which writes the letters' files$",
+                     seen.stdout, re.M), seen.stdout
     assert "1 built" in run("build").stdout
     assert re.search(r"^  one +ready$", run("status").stdout, re.M)
 
