@@ -757,9 +757,13 @@ def test_a_batch_cut_in_a_process_of_its_own_gives_the_same_letters_and_its_erro
                         + person("one") + person("two") + person("three", ("3 Road", "Town")))
     out = tmp_path / "build"
     assert build(source, out, jobs=1).ok  # one worker: one batch of three
-    (work,) = [p for p in (out / "work").iterdir() if p.name.startswith("_batch-")]
-    pdf = work / f"{work.name}.pdf"
-    letters, _, _ = tex._read_aux((work / f"{work.name}.aux").read_text())
+    from builder.build import prepare
+
+    (batch_tex,) = (out / "tex").glob("_batch-*.tex")
+    # the build keeps no batch PDF once its letters are cut: the batch's .tex, compiled again
+    compiled = tex.compile_batch(batch_tex, tmp_path / "again", prepare(source, out).env, rerun=False)
+    pdf, letters = compiled.pdf, compiled.letters
+    assert len(letters) == 3
 
     def cuts(folder):
         return [split_pdf.Cut(rid, p.start, p.pages, folder / f"{rid}.pdf", {"Title": f"Letter {rid}"})
