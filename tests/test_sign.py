@@ -284,8 +284,9 @@ def test_an_ecdsa_key_signs_too(mail_batch, tmp_path):
     done = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
                   {"LETTERBATCH_P12_PASSWORD": "secret"})
     assert done.returncode == 0, done.stderr
-    report = pdfsig(out / "signed" / "london.pdf")
+    report = pdfsig(out / "signed" / "london.pdf", nss_trusting(ca, tmp_path / "nss"))
     assert "Signature is Valid" in report and "ECDSA" in report.upper(), report
+    assert "Certificate is Trusted" in report, report
     assert pdfsig(out / "bundle-signed.pdf").count("Signature is Valid") == len(IDS)
     (check,) = validate(out / "signed" / "london.pdf", [ca])
     assert check.bottom_line
@@ -336,9 +337,11 @@ def test_signing_with_a_softhsm_token(mail_batch, keys, softhsm_token, tmp_path)
 
     done = invoke(command, {**env, "LETTERBATCH_PKCS11_PIN": "1234"})
     assert done.returncode == 0, done.stderr
+    trusting = nss_trusting(ca, tmp_path / "nss")
     for rid in IDS:
-        report = pdfsig(out / "signed" / f"{rid}.pdf")
+        report = pdfsig(out / "signed" / f"{rid}.pdf", trusting)
         assert "Signature is Valid" in report and "Total document signed" in report, (rid, report)
+        assert "Certificate is Trusted" in report, (rid, report)
     (check,) = validate(out / "signed" / "london.pdf", [ca])
     assert check.bottom_line
     assert "Total document signed" in pdfsig(out / "bundle-signed.pdf")
