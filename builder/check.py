@@ -259,15 +259,16 @@ class LetterCheck:
 
 
 def check(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: str = "print",
-          only: list[str] | None = None) -> list[LetterCheck]:
+          only: list[str] | None = None, accept: dict[str, list[str]] | None = None) -> list[LetterCheck]:
     """Every letter's readiness with its stored preflight (or just ``only``'s),
-    and the bundle's: is it the file merge wrote, holding the letters as they are?"""
+    and the bundle's: is it the file merge wrote, holding the letters as they are?
+    ``accept``: findings the merge that follows accepts (``invoke check merge --accept``)."""
     from . import ready
     from .build import prepare, recorded
 
     prepared = recorded(recipients_yaml, build_dir, medium) or prepare(recipients_yaml, build_dir, medium)
     manifest = Manifest.read(prepared.layout.root)
-    states = ready.letter_states(prepared, manifest, only=only)
+    states = ready.letter_states(prepared, manifest, accept, only=only)
     results = []
     for state in states:
         entry = manifest.letters.get(state.recipient, {})

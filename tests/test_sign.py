@@ -382,6 +382,45 @@ def test_status_tells_a_signed_copy_of_an_older_letter(signed_batch, keys, tmp_p
     assert "signed/" not in status(), done.stdout + done.stderr
 
 
+def test_a_signed_letter_invalid_or_removed_for_a_while_and_back_the_same_is_still_signed(
+        signed_batch, keys, tmp_path):
+    """A recipient made invalid (or removed) and then restored comes back as the
+    same letter, byte for byte, which its signed copy (kept) still signs. Its
+    record was dropped with the letter's, so status said "not on the record: run
+    sign" and sign then only recorded it; now both say it is current. While the
+    recipient is invalid, status does not send the user to sign."""
+    from builder.build import build
+
+    source, out = copy_batch(signed_batch[:2], tmp_path / "b")
+    p12, _ = keys
+    original = source.read_text()
+
+    def status() -> str:
+        done = invoke(["status", "--recipients", str(source), "--build-dir", str(out)])
+        assert "Traceback" not in done.stderr
+        return done.stdout
+
+    source.write_text(original.replace("  - id: essex\n", "  - id: essex\n    bogus: 1\n")
+                      .replace("  - id: london\n", "  - id: london-moved\n"))
+    report = build(source, out)
+    assert report.removed == ["london"] and report.kept_signed == [out / "signed" / "london.pdf"]
+    assert build(source, out).removed == []  # said once, not on every build
+    seen = status()
+    assert "signed/essex.pdf is the signed copy of a letter that is not built now" in seen, seen
+    assert "run `invoke sign" not in seen, seen
+    source.write_text(original)
+    assert build(source, out).ok
+    seen = status()
+    assert "signed/" not in seen, seen
+    done = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
+                  {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    for rid in IDS:  # nothing signed again: every signed copy is of its letter as it is
+        assert f"current  {rid} (its signed copy is of the current letter" in done.stdout, done.stdout
+    assert "signed   " not in done.stdout.replace("signed   " + str(out / "bundle-signed.pdf"), "")
+    assert status() == seen
+
+
 def test_status_tells_the_bundle_and_its_signed_copy(signed_batch, keys, tmp_path):
     """status gives the bundle's state by the same rule as merge and sign, and
     what is wrong with the signed bundle, from the record (no pyHanko)."""
