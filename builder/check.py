@@ -252,7 +252,7 @@ class LetterCheck:
 
         shown = [finding_text(f) + (" (accepted)" if f.get("code") in self.accepted else "")
                  for f in self.findings]
-        head = f"{self.name}: {self.state}" + (f" ({self.pages} pages)" if self.ready and self.pages else "")
+        head = f"{self.name}: {self.state}" + (f" ({self.pages} page{'s' * (self.pages != 1)})" if self.ready and self.pages else "")
         if not self.ready and self.state != "preflight" and self.reason:  # "never built" needs no more
             shown.insert(0, self.reason)
         return head + ("; " + "; ".join(shown) if shown else "")
