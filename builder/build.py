@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
 import typing
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -479,7 +480,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             # an invalid letter keeps no PDF that looks current (unless another,
             # valid recipient has the same id)
             if label not in valid_ids and re.fullmatch(RECIPIENT_ID, label):
-                manifest.letters.pop(label, None)
+                _forget_letter(manifest, label)
                 _unlink_letter(layout.pdf(label))
         removed, kept_signed = ([], []) if only else _forget_removed(layout, manifest, valid_ids)
         todo = prepared.sources
@@ -536,6 +537,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         if prepared.medium == "print":
             manifest.batch = prepared.record()
         write_atomic(manifest.path, manifest.to_json())
+        _sweep_batches(layout, manifest)
         if compiler.digests:  # for the merge: kept for the letters (and cover) the record vouches for
             from .split import Digests
 
@@ -564,10 +566,15 @@ def _forget_removed(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> 
     web page and .tex are deleted (a build makes them again if they come
     back) and they leave the manifest; a signed copy, which only ``sign``
     can make again, is kept and named. Returns the ids and the signed copies kept."""
-    removed = sorted(set(manifest.letters) - valid_ids)
+    gone = set(manifest.letters) - valid_ids
+    for rid in [rid for rid in gone if _signed_only(manifest.letters[rid])]:
+        if not layout.signed_pdf(rid).exists():  # the signed copy deleted too: nothing to remember
+            manifest.letters.pop(rid)
+    removed = sorted(rid for rid in gone if rid in manifest.letters and not _signed_only(manifest.letters[rid]))
     kept_signed = []
     for rid in removed:
-        entry = manifest.letters.pop(rid)
+        entry = manifest.letters[rid]
+        _forget_letter(manifest, rid)
         recorded_file = entry.get("file") if isinstance(entry, dict) else None
         _unlink_letter(layout.pdf(rid))
         if isinstance(recorded_file, str) and "/" not in recorded_file and recorded_file.endswith(".pdf"):
@@ -576,6 +583,40 @@ def _forget_removed(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> 
         if layout.signed_pdf(rid).is_file():
             kept_signed.append(layout.signed_pdf(rid))
     return removed, kept_signed
+
+
+def _forget_letter(manifest: Manifest, rid: str) -> None:
+    """A letter off the record (its recipient invalid, or removed), but for what its
+    signed copy was made from ("signed"): only ``sign`` makes that copy, which is kept,
+    and a letter that comes back as the same bytes is still the letter it signs
+    (``_place`` keeps the record, and ``ready.signed_copy_note`` judges it as ever)."""
+    entry = manifest.letters.pop(rid, None)
+    signed = entry.get("signed") if isinstance(entry, dict) else None
+    if signed:
+        manifest.letters[rid] = {"signed": signed}
+
+
+def _signed_only(entry: dict) -> bool:
+    """A record that holds no letter, only its signed copy's (``_forget_letter``)."""
+    return set(entry) == {"signed"}
+
+
+def _sweep_batches(layout: Layout, manifest: Manifest) -> None:
+    """Each pdflatex run of many letters compiles in ``work/_batch-<first id>-<count>/``
+    from ``tex/_batch-<first id>-<count>.tex``: a name a later build with other stale
+    letters does not use again. Those no letter's record names (its "log") are left
+    from earlier builds, and go; so the build folder holds at most one run's log per
+    letter, however often letters are edited. Only ``_batch-`` names under the build's
+    own ``work/`` and ``tex/`` are touched: a failed letter's log (``work/<id>/``), the
+    cover's and the letters themselves are not."""
+    named = {Path(entry["log"]).parent.name for entry in manifest.letters.values()
+             if isinstance(entry.get("log"), str)}
+    for folder in layout.work.glob("_batch-*") if layout.work.is_dir() else ():
+        if folder.name not in named and folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+    for source in layout.tex.glob("_batch-*.tex") if layout.tex.is_dir() else ():
+        if source.stem not in named:
+            source.unlink(missing_ok=True)
 
 
 def _unlink_letter(pdf: Path) -> None:
@@ -730,6 +771,10 @@ class _Compiler:
             else:
                 pages = page_problems()
                 self.digests.update(split_pdf.split(result.pdf, cuts))
+            # its letters are cut and preflighted: nothing reads the compiled PDF again (its
+            # .log, which the record names, and .aux stay), so a build folder does not keep
+            # a second copy of every letter
+            result.pdf.unlink(missing_ok=True)
         outcomes = []
         for source in sources:
             rid, where = source.recipient.id, placed[source.recipient.id]

@@ -253,22 +253,23 @@ class LetterCheck:
 
         shown = [finding_text(f) + (" (accepted)" if f.get("code") in self.accepted else "")
                  for f in self.findings]
-        head = f"{self.name}: {self.state}" + (f" ({self.pages} pages)" if self.ready and self.pages else "")
+        head = f"{self.name}: {self.state}" + (f" ({self.pages} page{'s' * (self.pages != 1)})" if self.ready and self.pages else "")
         if not self.ready and self.state != "preflight" and self.reason:  # "never built" needs no more
             shown.insert(0, self.reason)
         return head + ("; " + "; ".join(shown) if shown else "")
 
 
 def check(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: str = "print",
-          only: list[str] | None = None) -> list[LetterCheck]:
+          only: list[str] | None = None, accept: dict[str, list[str]] | None = None) -> list[LetterCheck]:
     """Every letter's readiness with its stored preflight (or just ``only``'s),
-    and the bundle's: is it the file merge wrote, holding the letters as they are?"""
+    and the bundle's: is it the file merge wrote, holding the letters as they are?
+    ``accept``: findings the merge that follows accepts (``invoke check merge --accept``)."""
     from . import ready
     from .build import prepare, recorded
 
     prepared = recorded(recipients_yaml, build_dir, medium) or prepare(recipients_yaml, build_dir, medium)
     manifest = Manifest.read(prepared.layout.root)
-    states = ready.letter_states(prepared, manifest, only=only)
+    states = ready.letter_states(prepared, manifest, accept, only=only)
     unknown = ready.no_such_ids(only or [], [s.recipient.id for s in prepared.sources] +
                                 [label for label, _, _ in prepared.rejected])
     if unknown:  # a typo in --only is not "0 letters checked: 0 ok"

@@ -177,8 +177,10 @@ def signed_copy_note(layout, manifest: Manifest, recipient_id: str) -> str | Non
     """What is wrong with a letter's signed copy (``invoke sign``), from the
     record, or None: none made, or the signed copy of the letter as it is."""
     entry = manifest.letters.get(recipient_id) or {}
-    return _signed_note(layout, layout.signed_pdf(recipient_id), entry.get("signed"), "letter",
-                        entry.get("sha256"), "is not on the record")
+    signed = layout.signed_pdf(recipient_id)
+    if "sha256" not in entry and signed.is_file():  # invalid now, or never built since: nothing to sign
+        return f"{layout.relative(signed)} is the signed copy of a letter that is not built now"
+    return _signed_note(layout, signed, entry.get("signed"), "letter", entry.get("sha256"), "is not on the record")
 
 
 def signed_bundle_note(layout, manifest: Manifest) -> str | None:

@@ -14,8 +14,9 @@ that says, for every letter, either that the server cannot have it (it is sent
 on the next run) or that it might: a letter whose message was handed over
 without the server's answer being logged (killed, or the connection dropped,
 right then) is "unknown", and is never sent again without a person deciding:
-``--resend ID`` (which sends that letter alone) or ``--mark-sent ID``. A refused address or a server error
-fails only that letter; the next run retries only what failed.
+``--resend ID`` (which sends that letter alone) or ``--mark-sent ID``. A refused
+address or a server error fails only that letter; the next run retries only what
+failed.
 """
 from __future__ import annotations
 

@@ -144,6 +144,10 @@ class BatchExecutor(invoke.Executor):
 
     def normalize(self, tasks):
         calls = super().normalize(tasks)
+        # `invoke build merge --accept id:code`: the findings the chain's merge accepts on
+        # the record do not stop it at the build (or check) before the merge gets to record them
+        accepting = [call.kwargs["accept"] for call in calls if call.task.name == "merge" and call.kwargs.get("accept")]
+        self.config["accepted_by_merge"] = accepting[0] if accepting else ""  # every task of the chain reads it
         for key in self.SHARED:
             named = {str(call.kwargs[key]) for call in calls if call.kwargs.get(key)}
             if len(named) > 1:
@@ -231,6 +235,26 @@ def ids_of(only: str | None) -> list[str] | None:
     return [i.strip() for i in only.split(",") if i.strip()] if only else None
 
 
+def accepted_of(accept: str | None) -> dict[str, list[str]]:
+    """``--accept id:code[,id:code...]`` as {id: [code, ...]}; a bad item is one line (exit 2)."""
+    from .check import CODES
+
+    accepted: dict[str, list[str]] = {}
+    for item in (accept or "").split(","):
+        rid, _, code = item.strip().partition(":")
+        if not item.strip():
+            continue
+        if not rid or code not in CODES:
+            raise Exit(f"--accept {item.strip()!r}: write id:code, the code one of {', '.join(CODES)}", code=2)
+        accepted.setdefault(rid, []).append(code)
+    return accepted
+
+
+def accepted_by_merge(c) -> dict[str, list[str]]:
+    """What the merge of this same command (``invoke build merge --accept ...``) accepts."""
+    return accepted_of(c.config.get("accepted_by_merge"))
+
+
 def stopped(exc: Exception, code: int = 2, then: str = "") -> Exit:
     if isinstance(exc, OSError) and exc.strerror:  # in words, with the file: not "[Errno 28] ..."
         where = f" ({show(Path(exc.filename))})" if exc.filename else ""
@@ -256,7 +280,8 @@ def build(c, recipients=None, build_dir=None, only=None, jobs=None, force=False,
     """Build one PDF per recipient into build/<batch>/ and preflight each letter built."""
     batch = batch_paths(c, recipients, build_dir)
     outcomes, checks = run_build(c, batch, only=ids_of(only), jobs=jobs, force=force,
-                                 medium=medium_of(for_), verbose=verbose)
+                                 medium=medium_of(for_), verbose=verbose,
+                                 accepting=accepted_by_merge(c) if for_ == "print" else None)
     if open:
         wanted = ids_of(only) or [o.recipient for o in outcomes if o.pdf][:1]
         open_in_viewer([o.pdf for o in outcomes if o.recipient in wanted and o.pdf])
@@ -266,10 +291,12 @@ def build(c, recipients=None, build_dir=None, only=None, jobs=None, force=False,
 
 
 def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium="print",
-              verbose=False, quiet=False, started=None):
+              verbose=False, quiet=False, started=None, accepting=None):
     """Build, print what needs attention (every letter's stored preflight, on every build,
     not only the one that made it) and one summary line. Returns (outcomes, the outcomes
-    that are not ready for their preflight); raises Exit(2) when nothing could be built."""
+    that are not ready for their preflight); raises Exit(2) when nothing could be built.
+    ``accepting``: findings the merge of this same command accepts on the record (``merge
+    --accept``), which do not make a letter count as not ready here."""
     from .build import build as build_letters
     from .compile import TexMissing
     from .problems import LoadError
@@ -293,9 +320,16 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
         print(warning, file=sys.stderr)
     width = max((len(o.recipient) for o in report.outcomes), default=0)
     attention = []
+    to_accept = {}  # the findings merge --accept is about to accept on the record, by letter
+    for o in report.outcomes:
+        found = {f.get("code") for f in o.findings}
+        to_accept[o.recipient] = sorted(found.intersection((accepting or {}).get(o.recipient, [])) - set(o.accepted))
+        o.accepted = sorted({*o.accepted, *to_accept[o.recipient]})
     for o in report.outcomes:
         notes = [o.message] if o.message else []
-        notes += [finding_text(f) + (" (accepted)" if f.get("code") in o.accepted else "") for f in o.findings]
+        notes += [finding_text(f) + (" (accepted by this command's merge --accept)" if f.get("code")
+                                     in to_accept[o.recipient] else " (accepted)" if f.get("code") in o.accepted
+                                     else "") for f in o.findings]
         if o.status in ("failed", "invalid") or notes:
             attention.append(o.recipient)
         if not quiet and (verbose or o.status in ("failed", "invalid") or notes):
@@ -380,7 +414,8 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
 
     batch = batch_paths(c, recipients, build_dir)
     try:
-        results = check_letters(batch.recipients, batch.build_dir, medium_of(for_), ids_of(only))
+        results = check_letters(batch.recipients, batch.build_dir, medium_of(for_), ids_of(only),
+                                accept=accepted_by_merge(c) if for_ == "print" else None)
     except ValueError as exc:  # --only names no recipient
         raise Exit(f"nothing was checked: {exc}", code=2)
     except (LoadError, TexMissing, OSError) as exc:
@@ -531,21 +566,13 @@ def diff(c, recipients=None, only=None):
 def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=False,
           signature_fields=False, open=False, accept=None):
     """Merge every letter, in YAML order, into <build>/bundle.pdf (refuses any letter that is not ready)."""
-    from .check import CODES
     from .compile import TexMissing
     from .problems import LoadError
     from .build import Layout
     from .merge import MergeRefused, OutputRefused, SharedPartFailed, merge as merge_letters
 
     batch = batch_paths(c, recipients, build_dir)
-    accepted: dict[str, list[str]] = {}
-    for item in (accept or "").split(","):
-        rid, _, code = item.strip().partition(":")
-        if not item.strip():
-            continue
-        if not rid or code not in CODES:
-            raise Exit(f"--accept {item.strip()!r}: write id:code, the code one of {', '.join(CODES)}", code=2)
-        accepted.setdefault(rid, []).append(code)
+    accepted = accepted_of(accept)
     target = Path(output) if output else Layout.of(batch.build_dir).bundle
     had_bundle = target.is_file()
     try:

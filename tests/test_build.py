@@ -1,12 +1,14 @@
 """Building a batch: isolation of failures, incremental rebuilds, merge refusals, tasks."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 
 import pytest
 from pypdf import PdfReader
+from pathlib import Path
 
 from builder.build import build
 from builder.merge import MergeRefused, merge
@@ -199,7 +201,57 @@ def test_a_batch_is_compiled_in_one_run_split_per_letter_and_bisected_on_failure
     for n in (1, 2, 3, 4, 6, 7):  # each PDF holds its own letter and nobody else's
         text = pdf_text(out / "letters" / f"p{n}.pdf")
         assert f"Dear Person {n}," in text and text.count("Dear Person") == 1
-    assert list((out / "tex").glob("_batch-p1-7.tex"))  # the batch run happened
+    # the batch run happened, and was bisected: p1's letter comes from the first half's run
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["letters"]["p1"]["log"] == "work/_batch-p1-3/_batch-p1-3.log"
+    assert manifest["letters"]["p5"]["log"] == "work/p5/p5.log" and (out / "work/p5/p5.log").is_file()
+    # the run of all seven, which no letter comes from, is not kept
+    assert not (out / "work" / "_batch-p1-7").exists() and not (out / "tex" / "_batch-p1-7.tex").exists()
+
+
+def test_editing_letters_again_and_again_does_not_grow_the_build_folder(tmp_path, inject_latex):
+    """Each pdflatex run of many letters compiled in a folder named by its first
+    letter and count, and kept the run's whole PDF there: every edit that put
+    another letter first left another folder (about 2 MB per 250 letters) that
+    nothing read again. A build keeps one run's log per letter and no compiled
+    PDF; a failed letter's log and its last good PDF stay, and nothing outside
+    the build folder is touched."""
+    people = "".join(f"""\
+  - id: p{n}
+    name: Person {n}
+    address: [{n} Road]
+    salutation: Dear Person {n},
+""" for n in range(1, 5))
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n" + people)
+    out = tmp_path / "build"
+    assert build(source, out, jobs=1).ok
+    good_p4 = (out / "letters" / "p4.pdf").read_bytes()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.pdf").write_bytes(b"not the build's")
+    (out / "work" / "_batch-elsewhere-1").symlink_to(outside)  # a link out: never followed
+    (out / "work" / "_batch-old-9").mkdir()  # left by an earlier build
+    (out / "work" / "_batch-old-9" / "_batch-old-9.pdf").write_bytes(b"%PDF-1.5")
+    (out / "tex" / "_batch-old-9.tex").write_text("% old")
+    inject_latex({"p4": UNDEFINED})
+    for edit in range(1, 4):  # each build compiles another letter first
+        text = source.read_text().replace(f"Dear Person {edit},", f"Dear Person {edit} again,")
+        source.write_text(text)
+        report = build(source, out, jobs=2)  # the failed p4 is tried again, in a run of its own
+        assert [o.recipient for o in report.outcomes if o.status == "built"] == [f"p{edit}"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    logs = {rid: entry["log"] for rid, entry in manifest["letters"].items()}
+    assert all((out / log).is_file() for log in logs.values()), logs  # every log the record names
+    assert logs["p4"] == "work/p4/p4.log" and "failed" in manifest["letters"]["p4"]
+    assert (out / "letters" / "p4.pdf").read_bytes() == good_p4  # its last good PDF stays
+    runs = {Path(log).parent.name for log in logs.values() if "/_batch-" in log}
+    assert runs == {"_batch-p1-1", "_batch-p2-1", "_batch-p3-1"}
+    assert {p.name for p in (out / "work").glob("_batch-*") if not p.is_symlink()} == runs
+    assert {p.stem for p in (out / "tex").glob("_batch-*.tex")} == runs
+    assert not [p for p in (out / "work").rglob("*.pdf") if "elsewhere" not in str(p)]  # no compiled PDF kept
+    assert (outside / "keep.pdf").read_bytes() == b"not the build's"
+    for n in (1, 2, 3):
+        assert f"Dear Person {n} again," in pdf_text(out / "letters" / f"p{n}.pdf")
 
 
 def test_merge_refuses_a_letter_changed_after_its_build_and_invalid_letters_lose_their_pdf(tmp_path):

@@ -284,8 +284,9 @@ def test_an_ecdsa_key_signs_too(mail_batch, tmp_path):
     done = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
                   {"LETTERBATCH_P12_PASSWORD": "secret"})
     assert done.returncode == 0, done.stderr
-    report = pdfsig(out / "signed" / "london.pdf")
+    report = pdfsig(out / "signed" / "london.pdf", nss_trusting(ca, tmp_path / "nss"))
     assert "Signature is Valid" in report and "ECDSA" in report.upper(), report
+    assert "Certificate is Trusted" in report, report
     assert pdfsig(out / "bundle-signed.pdf").count("Signature is Valid") == len(IDS)
     (check,) = validate(out / "signed" / "london.pdf", [ca])
     assert check.bottom_line
@@ -336,9 +337,11 @@ def test_signing_with_a_softhsm_token(mail_batch, keys, softhsm_token, tmp_path)
 
     done = invoke(command, {**env, "LETTERBATCH_PKCS11_PIN": "1234"})
     assert done.returncode == 0, done.stderr
+    trusting = nss_trusting(ca, tmp_path / "nss")
     for rid in IDS:
-        report = pdfsig(out / "signed" / f"{rid}.pdf")
+        report = pdfsig(out / "signed" / f"{rid}.pdf", trusting)
         assert "Signature is Valid" in report and "Total document signed" in report, (rid, report)
+        assert "Certificate is Trusted" in report, (rid, report)
     (check,) = validate(out / "signed" / "london.pdf", [ca])
     assert check.bottom_line
     assert "Total document signed" in pdfsig(out / "bundle-signed.pdf")
@@ -410,6 +413,45 @@ def test_a_sign_run_killed_part_way_leaves_no_copy_changed_since_it_was_signed(s
     done = invoke(["sign", "-r", str(source), "-b", str(out), "--p12", str(p12)], {"LETTERBATCH_P12_PASSWORD": "secret"})
     assert done.returncode == 0, done.stdout + done.stderr
     assert "signed/" not in invoke(["status", "-r", str(source), "-b", str(out)]).stdout
+
+
+def test_a_signed_letter_invalid_or_removed_for_a_while_and_back_the_same_is_still_signed(
+        signed_batch, keys, tmp_path):
+    """A recipient made invalid (or removed) and then restored comes back as the
+    same letter, byte for byte, which its signed copy (kept) still signs. Its
+    record was dropped with the letter's, so status said "not on the record: run
+    sign" and sign then only recorded it; now both say it is current. While the
+    recipient is invalid, status does not send the user to sign."""
+    from builder.build import build
+
+    source, out = copy_batch(signed_batch[:2], tmp_path / "b")
+    p12, _ = keys
+    original = source.read_text()
+
+    def status() -> str:
+        done = invoke(["status", "--recipients", str(source), "--build-dir", str(out)])
+        assert "Traceback" not in done.stderr
+        return done.stdout
+
+    source.write_text(original.replace("  - id: essex\n", "  - id: essex\n    bogus: 1\n")
+                      .replace("  - id: london\n", "  - id: london-moved\n"))
+    report = build(source, out)
+    assert report.removed == ["london"] and report.kept_signed == [out / "signed" / "london.pdf"]
+    assert build(source, out).removed == []  # said once, not on every build
+    seen = status()
+    assert "signed/essex.pdf is the signed copy of a letter that is not built now" in seen, seen
+    assert "run `invoke sign" not in seen, seen
+    source.write_text(original)
+    assert build(source, out).ok
+    seen = status()
+    assert "signed/" not in seen, seen
+    done = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
+                  {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    for rid in IDS:  # nothing signed again: every signed copy is of its letter as it is
+        assert f"current  {rid} (its signed copy is of the current letter" in done.stdout, done.stdout
+    assert "signed   " not in done.stdout.replace("signed   " + str(out / "bundle-signed.pdf"), "")
+    assert status() == seen
 
 
 def test_status_tells_the_bundle_and_its_signed_copy(signed_batch, keys, tmp_path):

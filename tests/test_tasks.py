@@ -253,6 +253,8 @@ def test_build_prints_one_summary_and_only_the_letters_that_need_attention(proje
     assert check.returncode == 0
     assert check.stdout.strip().splitlines()[-2:] == ["2 letters checked: 2 ok, 0 with warnings, 0 with errors",
                                                       "  bundle: none yet, not checked (`invoke merge` makes it)"]
+    each = invoke("check", "-v", cwd=project)
+    assert re.search(r"^  alpha: ready \(1 page\)$", each.stdout, re.M) and "1 pages" not in each.stdout, each.stdout
 
 
 def test_the_time_left_waits_for_a_fair_sample(capsys):

@@ -134,6 +134,35 @@ def test_preflight_is_remembered_refused_until_accepted_on_the_record(tmp_path):
     assert not rebuilt.not_ready and all(not o.findings for o in rebuilt.outcomes)
 
 
+def test_build_merge_accept_makes_the_bundle_the_person_accepted(tmp_path):
+    """`invoke build merge --accept tall:window`: the build stopped the chain (exit 1)
+    for the very finding the merge was told to accept, so the bundle was never made.
+    Findings the chain's merge accepts do not stop the build or check before it; any
+    other finding still does, and the acceptance is on the record only once merged."""
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + person("one") + person("tall", TALL))
+    out = tmp_path / "build"
+    batch = ["-r", str(source), "-b", str(out)]
+    other = invoke("build", "merge", *batch, "--accept", "one:window")  # not tall's: still refused
+    assert other.returncode == 1 and "not ready (preflight errors): tall" in other.stdout, other.stdout
+    assert not (out / "bundle.pdf").exists()
+    assert "accepted" not in json.loads((out / "manifest.json").read_text())["letters"]["tall"]
+
+    done = invoke("build", "check", "merge", *batch, "--accept", "tall:window")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert ("55-117 mm down, the window 20-110 mm and 50-95 mm (accepted by this command's merge --accept)"
+            in done.stdout), done.stdout
+    assert "not ready" not in done.stdout and "0 with errors" in done.stdout
+    assert "accepted on the record: tall: window" in done.stdout
+    assert json.loads((out / "manifest.json").read_text())["letters"]["tall"]["accepted"] == {
+        "window": "invoke merge --accept"}
+    assert "tall: window accepted (invoke merge --accept)" in pdf_text(out / "bundle.pdf")
+    assert subprocess.run(["qpdf", "--check", str(out / "bundle.pdf")], capture_output=True).returncode == 0
+    # on the record now, with this very file: the chain without --accept goes through too
+    assert invoke("build", "merge", *batch).returncode == 0
+    assert invoke("status", *batch).returncode == 0
+
+
 def test_everything_in_the_window_is_the_address(tmp_path, inject_latex):
     # a window higher up than the letterhead allows: the letterhead's rule (24 mm down) shows
     inject_latex({"high": r"\setlength\lbwindowtop{15mm}"}, at_start=True)
@@ -787,9 +816,13 @@ def test_a_batch_cut_in_a_process_of_its_own_gives_the_same_letters_and_its_erro
                         + person("one") + person("two") + person("three", ("3 Road", "Town")))
     out = tmp_path / "build"
     assert build(source, out, jobs=1).ok  # one worker: one batch of three
-    (work,) = [p for p in (out / "work").iterdir() if p.name.startswith("_batch-")]
-    pdf = work / f"{work.name}.pdf"
-    letters, _, _ = tex._read_aux((work / f"{work.name}.aux").read_text())
+    from builder.build import prepare
+
+    (batch_tex,) = (out / "tex").glob("_batch-*.tex")
+    # the build keeps no batch PDF once its letters are cut: the batch's .tex, compiled again
+    compiled = tex.compile_batch(batch_tex, tmp_path / "again", prepare(source, out).env, rerun=False)
+    pdf, letters = compiled.pdf, compiled.letters
+    assert len(letters) == 3
 
     def cuts(folder):
         return [split_pdf.Cut(rid, p.start, p.pages, folder / f"{rid}.pdf", {"Title": f"Letter {rid}"})
