@@ -485,9 +485,9 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         removed, kept_signed = ([], []) if only else _forget_removed(layout, manifest, valid_ids)
         todo = prepared.sources
         if only:
-            unknown = sorted(set(only) - valid_ids)
+            unknown = ready.no_such_ids(only, [s.recipient.id for s in prepared.sources])
             if unknown:
-                raise ValueError(f"no valid recipient with id: {', '.join(unknown)}")
+                raise ValueError(unknown)
             todo = [s for s in todo if s.recipient.id in only]
         prepared.write_assets()
         states = {s.recipient: s for s in ready.letter_states(prepared, manifest, only=[s.recipient.id for s in todo])}
@@ -633,9 +633,9 @@ def _nothing_to_do(batch: Recorded, only: list[str] | None) -> Report | None:
         seen = [entry.get("seen") for entry in manifest.letters.values()]
         ids = [s.recipient.id for s in batch.sources]
         if only:
-            unknown = sorted(set(only) - set(ids))
+            unknown = ready.no_such_ids(only, ids)
             if unknown:
-                raise ValueError(f"no valid recipient with id: {', '.join(unknown)}")
+                raise ValueError(unknown)
         states = ready.letter_states(batch, manifest, only=only or ids)
         letters = [s for s in states if s.state != ready.INVALID]
         if any(s.state not in (ready.READY, ready.PREFLIGHT) for s in letters):

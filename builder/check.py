@@ -212,7 +212,8 @@ def window(placed, lines: int | list[tuple[str, str]]) -> list[Finding]:
     if marks["head"][2] > top:
         findings.append(Finding("window", "error", (
             f"the letterhead reaches {_mm(marks['head'][2])} mm down, into the envelope window "
-            f"(it starts at {_mm(top)} mm)")))
+            f"(it starts at {_mm(top)} mm): make it shorter, with fewer lines under letter.sender "
+            f"(address, phone, email, web) or a role that fits on one line")))
     date, date_end = marks["date"], marks["dateend"]
     if date[1] < right and date_end[1] > left and date[2] + descent > top and date[2] - ascent < bottom:
         findings.append(Finding("window", "error", "the date shows through the envelope window"))
@@ -269,6 +270,12 @@ def check(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: 
     prepared = recorded(recipients_yaml, build_dir, medium) or prepare(recipients_yaml, build_dir, medium)
     manifest = Manifest.read(prepared.layout.root)
     states = ready.letter_states(prepared, manifest, accept, only=only)
+    unknown = ready.no_such_ids(only or [], [s.recipient.id for s in prepared.sources] +
+                                [label for label, _, _ in prepared.rejected])
+    if unknown:  # a typo in --only is not "0 letters checked: 0 ok"
+        raise ValueError(unknown)
+    if only is not None:  # the invalid come with every list of states: just those asked for
+        states = [s for s in states if s.recipient in only]
     results = []
     for state in states:
         entry = manifest.letters.get(state.recipient, {})

@@ -198,6 +198,7 @@ def _read_table(raw: dict, path: Path, report: "_Reporter"):
         return _MISSING if not raw else None
     table_path = path.parent / source.from_
     shown = str(table_path)
+    report.columns = dict(source.columns)
     report.table = (shown, table_module.Table())
     report.inputs[str(table_path)] = _digest(table_path)
     if not table_path.is_file():
@@ -801,6 +802,7 @@ class _Reporter:
         self.problems: list[Problem] = []
         self.table: tuple[str, table_module.Table] | None = None  # recipients from a spreadsheet
         self.inputs: dict[str, str | None] = {}  # files read besides the YAML, by digest
+        self.columns: dict[str, str] = {}  # a spreadsheet's `columns:` (header -> field), as written
         self.entries: list = data.get("recipients") if isinstance(data, dict) else None
 
     def _add(self, path: tuple, message: str, *, warning=False, at_key=False):
@@ -964,6 +966,7 @@ def _check_cross(letter: Letter | None, references: dict[str, Reference], known_
     cited: set[str] = set()
     parts: list[str] = []
     open_parts: list[str] = []
+    mistyped: set[str] = set()  # parts named by a mapping of the spreadsheet's columns that the body lacks
     if letter is not None:
         for p, paragraph in enumerate(letter.body):
             for name, source in paragraph.items():
@@ -978,6 +981,14 @@ def _check_cross(letter: Letter | None, references: dict[str, Reference], known_
                     cited |= _check_markup(known_refs, source, ("letter", "body", p, name), report)
         for part in ("subject", "ps"):  # markup like a body part
             cited |= _check_markup(known_refs, getattr(letter, part), ("letter", part), report)
+        # `columns:` mapping a header to a part the body lacks: said once, at its line in
+        # the YAML (every row would say it, and that the part it meant is missing)
+        for header, field in report.columns.items():
+            target = field.split(".")
+            if target[0] == "text" and len(target) > 1 and target[1] not in parts:
+                report.error(("recipients", "columns", header),
+                             f"the column {header!r} is mapped to {field}, but {_unknown_part(target[1], parts)}")
+                mistyped.add(target[1])
         if letter.letterhead:
             _check_letterhead(root, letter.letterhead, report)
         if letter.sender.logo:
@@ -1009,17 +1020,22 @@ def _check_cross(letter: Letter | None, references: dict[str, Reference], known_
         if shape not in untranslated:
             untranslated[shape] = shared.untranslated(recipient)
         for path, message in untranslated[shape]:
+            if report.table is not None and path[0] != "letter":  # its own text, from a cell: the fix is columns
+                field = ".".join(path)
+                columns = " and ".join(f"{field}.{language}" for language in shared.languages_of(recipient))
+                message = re.sub(r"write it as \{.*\}$", f"leave this cell empty and give it in the columns "
+                                 f"{columns} (headers of yours mapped to them under columns:)", message)
             # a shared text without this letter's language: this letter's problem
             report.error(here + (path if path[0] != "letter" else ("language",)), message)
         for name in recipient.text:
-            if name not in parts:
+            if name not in parts and name not in mistyped:
                 report.error(here + ("text", name), _unknown_part(name, parts), at_key=True)
         for i, name in enumerate(recipient.omit):
             if name not in parts:
                 report.error(here + ("omit", i), _unknown_part(name, parts))
             elif name in recipient.text:
                 report.error(here + ("omit", i), f"part {name!r} is both omitted and given in text")
-        for name in open_parts:
+        for name in open_parts if not mistyped else ():  # a mapping's typo stops the build: said there
             if name not in recipient.text and name not in recipient.omit:
                 report.error(here + ("text", name),  # in a spreadsheet: that part's column, if any
                              f"part {name!r} has no shared text, so every recipient must give "

@@ -42,6 +42,29 @@ INPUT_NAMES = {
 ACCEPTED_BY_COMMAND = "invoke merge --accept"
 
 
+def no_such_ids(wanted, known) -> str | None:
+    """What is wrong with ids a person gave (``--only``) that name no recipient of the
+    batch, or None: "no valid recipient with id: mr-tom-prise (did you mean
+    'mr-tom-price'?)", so a typo is never a clean report about nothing."""
+    import difflib
+
+    known = list(known)
+    unknown = [rid for rid in dict.fromkeys(wanted) if rid not in known]
+    if not unknown:
+        return None
+    meant = [close[0] for rid in unknown for close in [difflib.get_close_matches(rid, known, n=1)] if close]
+    hint = f" (did you mean {', '.join(repr(m) for m in meant)}?)" if meant else ""
+    return f"no valid recipient with id: {', '.join(unknown)}{hint}"
+
+
+def accept_command(letters) -> str:
+    """The merge that accepts these letters' preflight errors on purpose, to copy as it
+    stands (`merge --accept tall:window,wide:address`): ``letters`` are pairs of a
+    recipient id and its errors nobody accepted (finding dicts with a ``code``)."""
+    value = ",".join(dict.fromkeys(f"{rid}:{f.get('code')}" for rid, errors in letters for f in errors))
+    return command(f"merge --accept {value}")
+
+
 @dataclass
 class LetterState:
     recipient: str

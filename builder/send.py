@@ -81,6 +81,8 @@ class Delivery:
     filename: str
     letter_sha256: str
     sha256: str = ""  # the attached file's, when it was judged: another file there now is not sent
+    # what of the e-mail is in a language the letter is not in ("subject and body in English")
+    other_language: str = ""
 
 
 @dataclass
@@ -181,16 +183,16 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
     from .build import prepare
     from .compose import marking
     from .manifest import Manifest
-    from .ready import letter_states
+    from .ready import letter_states, no_such_ids
 
     prepared = prepare(recipients_yaml, build_dir)
     layout, letter = prepared.layout, prepared.loaded.batch.letter
     manifest = Manifest.read(layout.root)
     log = SendLog.read(layout.sent)
     recipients = {s.recipient.id: s.recipient for s in prepared.sources}
-    unknown_ids = sorted(set(resend) - set(recipients))
+    unknown_ids = no_such_ids(resend, recipients)
     if unknown_ids:
-        raise SendError(f"--resend: no valid recipient with id {', '.join(unknown_ids)}")
+        raise SendError(f"--resend: {unknown_ids}")
     # a letter the log has under an id the batch no longer has (renamed; in a spreadsheet
     # without ids, a name corrected), or has for someone at another address now (the id
     # given to a new recipient): by its address, so renaming never mails anyone twice
@@ -216,7 +218,7 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
         letters.append(attached if isinstance(attached, Outcome) else
                        _delivery(letter, recipients[rid], layout, manifest, *attached,
                                  marking=marking(batch, recipients[rid]),
-                                 language=batch.languages_of(recipients[rid])[0]))
+                                 languages=batch.languages_of(recipients[rid])))
     return Plan(letters, log, layout.root, letter.sender.email or "")
 
 
@@ -238,7 +240,12 @@ def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: s
     if pending == "sent" and not resending:
         note = f"on {entry.get('time', '?')} to {entry.get('address', '?')}"
         if manifest.letters.get(rid, {}).get("sha256") not in (None, entry.get("letter_sha256")):
-            note += f"; the letter was rebuilt since: {command(f'send --resend {rid} --yes')} sends the new one"
+            resend = f"{command(f'send --resend {rid} --yes')} sends the new one"
+            if not state.ready:  # the resend would be refused: say what stands in its way first
+                resend = f"it is {state.said()}; once it is ready, {resend}"
+            elif isinstance(_attachment(rid, layout, manifest), Outcome):
+                resend = f"sign it again with {command('sign')}, then {resend}"
+            note += f"; the letter was rebuilt since: {resend}"
         return Outcome(rid, "already sent", note)
     if pending == "unknown" and not resending:
         return Outcome(rid, "unknown", unknown_help(rid))
@@ -267,8 +274,9 @@ def _attachment(rid: str, layout, manifest) -> tuple[Path, str] | Outcome:
 
 
 def _delivery(letter, recipient, layout, manifest, pdf: Path, sha256: str, marking: str = "",
-              language: str = "en") -> Delivery:
-    """What goes to ``recipient``, whose letter is (first) in ``language``: the
+              languages: tuple[str, ...] = ("en",)) -> Delivery:
+    """What goes to ``recipient``, whose letter is in ``languages`` (first the one it
+    opens in, ``language``), and in which of the e-mail's texts are not: the
     subject and body in that language when the YAML gives them by language, its
     $date too. A marked letter's subject begins with its marking
     ("OFFICIAL-SENSITIVE: ..."), as government e-mail is marked, unless the
@@ -276,7 +284,9 @@ def _delivery(letter, recipient, layout, manifest, pdf: Path, sha256: str, marki
     from .compose import long_date
     from .schema import LANGUAGES
 
-    def filled(template, default: str) -> str:
+    language, foreign = languages[0], {}
+
+    def filled(template, default: str, part: str) -> str:
         if template is None:
             text, written_in = default, "en"
         elif isinstance(template, str):  # written once: in the letter's language
@@ -284,18 +294,31 @@ def _delivery(letter, recipient, layout, manifest, pdf: Path, sha256: str, marki
         else:  # by language: the recipient's, else the one there is
             written_in = language if language in template else next(iter(template))
             text = template[written_in]
+        if written_in not in languages:  # a Welsh letter under an English e-mail: said, not silent
+            foreign[part] = written_in
         return string.Template(text).safe_substitute({
             "name": recipient.name, "role": recipient.role or "", "title": letter.title or "",
             "date": long_date(letter.date, written_in), "sender": letter.sender.name,
             "signatory": letter.signatory.name or letter.sender.name})
 
     rid = recipient.id
-    subject = filled(letter.email.subject, DEFAULT_SUBJECT if letter.title else UNTITLED_SUBJECT)
+    subject = filled(letter.email.subject, DEFAULT_SUBJECT if letter.title else UNTITLED_SUBJECT, "subject")
     if marking and marking.casefold() not in subject.casefold():
         subject = f"{marking}: {subject}"
     return Delivery(rid, recipient.email, pdf, pdf == layout.signed_pdf(rid),
-                    subject, filled(letter.email.body, DEFAULT_BODY),
-                    f"{letter.date.isoformat()}-{rid}.pdf", manifest.letters[rid]["sha256"], sha256)
+                    subject, filled(letter.email.body, DEFAULT_BODY, "body"),
+                    f"{letter.date.isoformat()}-{rid}.pdf", manifest.letters[rid]["sha256"], sha256,
+                    _in_another_language(foreign))
+
+
+def _in_another_language(foreign: dict[str, str]) -> str:
+    """"subject and body in English", of the texts of an e-mail written in a language
+    its letter is not in."""
+    names = {"en": "English", "cy": "Welsh"}
+    by_language: dict[str, list[str]] = {}
+    for part, language in foreign.items():
+        by_language.setdefault(names.get(language, language), []).append(part)
+    return "; ".join(f"{' and '.join(parts)} in {name}" for name, parts in by_language.items())
 
 
 def message(delivery: Delivery, sender: str, message_id: str, data: bytes) -> EmailMessage:
@@ -384,9 +407,11 @@ def send(recipients_yaml: str | Path, build_dir: str | Path, settings: SmtpSetti
                 if isinstance(item, Outcome):
                     outcome = item
                 elif not yes:
+                    warning = (f" (its e-mail's {item.other_language}, as its letter is not: give letter.email's "
+                               "subject and body by language, {en: …, cy: …})") if item.other_language else ""
                     outcome = Outcome(item.recipient, "would send",
                                       f"{item.pdf.relative_to(planned.root)} ({'signed' if item.signed else 'not signed'}) "
-                                      f"to {item.address}: {item.subject!r}")
+                                      f"to {item.address}: {item.subject!r}{warning}")
                 else:
                     if cannot_connect is None and connection.smtp is None:
                         try:

@@ -363,6 +363,10 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
             def style(rid: str):
                 return styles[stamp_language(prepared, rid)]
 
+            # the record forgets the signed copies about to be replaced before any is: a run
+            # stopped part way (killed) leaves them "not on the record", which is so, where
+            # it left a new copy under the old record, "changed since it was signed"
+            _forget_signed(manifest, todo, bundle=isinstance(bundle_parts, list))
             if lacking and todo:  # a pyHanko TrueType font (DejaVu) is drawn misplaced: no fall-back font
                 report.notes.append(f"the letters' typeface has no {', '.join(repr(c) for c in lacking)} of the "
                                     f"signer's name {signer.subject_name!r}: the visible signature shows a blank "
@@ -419,6 +423,15 @@ def _record_signed(layout, manifest, current: list[str], bundle_current: bool = 
     if bundle_current and manifest.bundle:
         changed.append(recorded(manifest.bundle, "bundle", layout.bundle_signed))
     if any(changed):
+        write_atomic(manifest.path, manifest.to_json())
+
+
+def _forget_signed(manifest, recipients: list[str], bundle: bool) -> None:
+    """Off the record: the signed copies of ``recipients`` (and of the bundle)."""
+    forgotten = [manifest.letters[rid].pop("signed", None) is not None for rid in recipients]
+    if bundle and manifest.bundle:
+        forgotten.append(manifest.bundle.pop("signed", None) is not None)
+    if any(forgotten):
         write_atomic(manifest.path, manifest.to_json())
 
 

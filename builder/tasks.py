@@ -300,7 +300,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     from .build import build as build_letters
     from .compile import TexMissing
     from .problems import LoadError
-    from .ready import finding_text
+    from .ready import accept_command, finding_text
 
     workers = whole_number(jobs if jobs is not None else c.config.letterbatch.jobs, "jobs")
     live = sys.stderr.isatty() and not quiet
@@ -358,7 +358,8 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     not_ready = report.not_ready
     if not_ready and not quiet:
         print(f"not ready (preflight errors): {', '.join(o.recipient for o in not_ready)}; merge refuses them "
-              f"until they are fixed, or accepted on purpose ({command('merge --accept <id>:<code>')})", flush=True)
+              f"until they are fixed, or accepted on purpose "
+              f"({accept_command((o.recipient, o.errors) for o in not_ready)})", flush=True)
     return report.outcomes, not_ready
 
 
@@ -415,6 +416,8 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
     try:
         results = check_letters(batch.recipients, batch.build_dir, medium_of(for_), ids_of(only),
                                 accept=accepted_by_merge(c) if for_ == "print" else None)
+    except ValueError as exc:  # --only names no recipient
+        raise Exit(f"nothing was checked: {exc}", code=2)
     except (LoadError, TexMissing, OSError) as exc:
         raise stopped(exc)
     letters = [r for r in results if r.kind == "letter"]
@@ -461,7 +464,11 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         renamed = sent_as_old_ids(batch.recipients, batch.build_dir, gone)
     else:
         renamed = {}
-    width = max([len(s.recipient) for s in states] + ([len(found.bundle_name)] if found.bundle else []), default=0)
+    # a letter the record still has for a recipient the batch no longer has (removed,
+    # renamed): it is in the folder to post or publish until a build deletes it
+    left = [rid for rid in found.manifest.letters if rid not in present]
+    width = max([len(s.recipient) for s in states] + [len(rid) for rid in left + gone] +
+                ([len(found.bundle_name)] if found.bundle else []), default=0)
     # "never merged" (12) is the longest state: the column grows to leave it a gap
     column = max([11] + ([len(found.bundle.state) + 1] if found.bundle else []))
     for s in states:
@@ -481,9 +488,12 @@ def status(c, recipients=None, build_dir=None, for_="print"):
                   f"{command(f'send --resend {s.recipient} --yes')} sends it to them again")
     if "" in mailed:  # the send log itself is unreadable
         print(f"  {mailed[''][0]}")
-    for rid, (note, _) in mailed.items():  # mailed under an id the batch no longer has (renamed?)
-        if rid and rid not in present:
-            print(f"  {rid:<{width}}  {'(gone)':<{column}} no longer in the batch; {note}")
+    copy = "web copy" if for_ == "web" else "letter"
+    deletes = f"its {copy} is still in the build folder: {command('build' + (' --for web' if for_ == 'web' else ''))} deletes it"
+    for rid in dict.fromkeys(left + gone):  # mailed under an id the batch no longer has (renamed?)
+        notes = [mailed[rid][0]] if rid in mailed else []
+        print(f"  {rid:<{width}}  {'(gone)':<{column}} " +
+              "; ".join(["no longer in the batch", *notes, *([deletes] if rid in left else [])]))
     if found.bundle is not None:  # the file's name: no recipient id has a dot
         print(f"  {found.bundle_name:<{width}}  {found.bundle.state:<{column}} {found.bundle.reason}".rstrip())
         for note in (found.signed_bundle, found.stray_bundle):
@@ -527,6 +537,12 @@ def diff(c, recipients=None, only=None):
     except (LoadError, OSError) as exc:
         raise stopped(exc)
     wanted = ids_of(only)
+    if wanted:
+        from .ready import no_such_ids
+
+        unknown = no_such_ids(wanted, [r.id for r in loaded.batch.recipients])
+        if unknown:
+            raise Exit(f"nothing to show: {unknown}", code=2)
     for recipient in loaded.batch.recipients:
         if wanted is None or recipient.id in wanted:
             print(recipient.id)
@@ -697,6 +713,8 @@ def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=N
             print(f"dry run (nothing is sent; add --yes to send) via {settings.describe()}:")
         outcomes = send_letters(batch.recipients, batch.build_dir, settings, yes=yes,
                                 resend=ids_of(resend) or [], report=report, begin=begin)
+    except BrokenPipeError:  # the reader of the report has gone (`send | head`): stop quietly (BatchExecutor)
+        raise
     except (LoadError, TexMissing, RuntimeError, OSError, SendError) as exc:
         raise stopped(exc)
     counts: dict[str, int] = {}
@@ -727,12 +745,16 @@ def new(c, name):
         raise Exit(f"{show(target)} already exists: choose another name, or edit it", code=2)
     target.parent.mkdir(parents=True, exist_ok=True)
     schema = target.parent / SCHEMA_FILE
-    write_atomic(target, STARTER.read_bytes())
+    # the file's own first lines say how to build it, with the command this person runs
+    # (outside a checkout `invoke` finds no tasks) and the file's name
+    build_it = command(f"build merge -r {shlex.quote(show(target))}", to_run=False)
+    starter = STARTER.read_text(encoding="utf-8").replace("`invoke new`", command("new", to_run=False))
+    write_atomic(target, starter.replace("`invoke build merge -r THIS-FILE.yaml`", build_it).encode("utf-8"))
     (target.parent / "images").mkdir(exist_ok=True)
     if not schema.exists():  # the YAML's first line points editors at it
         write_atomic(schema, json_schema_text().encode("utf-8"))
     print(f"wrote {show(target)} (and {show(target.parent / 'images')}/ for its logo or signature)")
-    print(f"next: fill it in, then {command(f'build merge -r {shlex.quote(show(target))}')}")
+    print(f"next: fill it in, then {build_it}")
 
 
 @letter_task(help={

@@ -332,6 +332,13 @@ def test_a_recipient_removed_or_renamed_leaves_no_letter_to_post_or_publish(tmp_
     assert fewer != three
     write_yaml(source, fewer.replace("id: third", "id: third-person"))
     assert build(source, out, only=["first"]).ok and (out / "letters" / "broken.pdf").exists()
+    for medium, copy in (("print", "letter"), ("web", "web copy")):  # status names them until then
+        seen = subprocess.run([sys.executable, "-m", "invoke", "status", "-r", str(source), "-b", str(out),
+                               "--for", medium], cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        build_it = f"`invoke build{' --for web' if medium == 'web' else ''} -r {source} -b {out}`"
+        for rid in ("broken", "third"):
+            assert re.search(rf"^  {rid} +\(gone\) +no longer in the batch; its {copy} is still in the build "
+                             rf"folder: {re.escape(build_it)} deletes it$", seen.stdout, re.M), seen.stdout
     for medium in ("print", "web"):
         done = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(out),
                                "--for", medium], cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)

@@ -349,7 +349,7 @@ def test_killed_mid_send_no_recipient_gets_a_letter_twice(batch, smtp_server):
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]  # nobody twice
 
     unknown_id = run_send(source, out, port, "--yes", "--resend", "south-wale")  # a typo sends nothing
-    assert unknown_id.returncode == 2 and "--resend: no valid recipient with id south-wale" in unknown_id.stderr
+    assert unknown_id.returncode == 2 and "--resend: no valid recipient with id: south-wale (did you mean 'south-wales'?)" in unknown_id.stderr
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]
     marked = run_send(source, out, port, "--mark-sent", "south-wales")  # a person checked the mailbox
     assert marked.returncode == 0 and results(marked.stdout)["south-wales"][0] == "marked sent"
@@ -397,6 +397,34 @@ def test_a_letter_rebuilt_after_it_was_sent_is_flagged_and_not_sent_again(batch,
     assert run_send(source, out, port, "--yes", "--resend", "mopac").returncode == 0
     assert mailbox.count("london") == 2 and len(mailbox.messages) == 6  # on purpose, once
     assert re.search(r"^  mopac +already sent on ", run_send(source, out, port).stdout, re.M)
+
+
+def test_a_rebuilt_letter_s_resend_is_suggested_after_what_stands_in_its_way(batch, smtp_server, tmp_path):
+    """The command `send` suggests for a letter rebuilt since it was mailed works
+    when copied: with a signed copy of the old letter, it says to sign first."""
+    from builder.build import build
+
+    source, out = batch
+    mailbox, port = smtp_server
+    signed_copy(out, "london", tmp_path)
+    assert run_send(source, out, port, "--yes").returncode == 0
+    source.write_text(source.read_text().replace("Dear Sophie,", "Dear Ms Linden,"))
+    assert build(source, out).ok
+    resend = suggested(source, out, "send --resend london --yes")
+    dry = results(run_send(source, out, port).stdout)["london"][0]  # "already sent on ...; ..."
+    assert dry.endswith(f"; the letter was rebuilt since: sign it again with {suggested(source, out, 'sign')}, "
+                           f"then {resend} sends the new one"), dry
+    text = source.read_text()
+    source.write_text(text.replace("Dear Ms Linden,", "Dear Sophie Linden,"))  # edited again, not rebuilt
+    dry = results(run_send(source, out, port).stdout)["london"][0]
+    assert "; the letter was rebuilt since: it is stale: older than its inputs" in dry, dry
+    assert dry.endswith(f"; once it is ready, {resend} sends the new one"), dry
+    source.write_text(text)
+    signed_copy(out, "london", tmp_path)  # signed again: the resend now goes as suggested
+    dry = results(run_send(source, out, port).stdout)["london"][0]
+    assert dry.endswith(f"; the letter was rebuilt since: {resend} sends the new one"), dry
+    assert run_send(source, out, port, "--yes", "--resend", "london").returncode == 0
+    assert mailbox.count("london") == 2
 
 
 def test_invoke_clean_keeps_the_send_log_so_nobody_is_mailed_twice(batch, smtp_server):
@@ -770,4 +798,23 @@ recipients:
     refused = run_send(source, out, port)
     assert refused.returncode == 2
     assert "field 'letter.email.subject': unknown placeholder $dyddiad; use one of $name" in refused.stderr
+
+    # without letter.email, the defaults are English: the dry run says so of a Welsh
+    # letter (never a silent mix of languages), and of no other
+    plain = MINIMAL_LETTER.replace("    - main: This is the shared text.",
+                                   "    - main: {en: This is the shared text., cy: Dyma'r testun.}")
+    write_yaml(source, plain + """\
+recipients:
+  - {id: saesneg, name: Reader One, address: [1 Road], salutation: 'Dear Reader,', email: one@example.test}
+  - {id: cymraeg, name: Darllenydd Dau, address: [2 Ffordd], salutation: 'Annwyl Ddarllenydd,',
+     email: four@example.test, language: cy}
+  - {id: dwyieithog, name: Darllenydd Tri, address: [3 Ffordd], salutation: {cy: 'Annwyl Ddarllenydd,',
+     en: 'Dear Reader,'}, email: five@example.test, language: cy-en}
+""")
+    assert build(source, out).ok
+    dry = results(run_send(source, out, port, "--resend", "saesneg,cymraeg,dwyieithog").stdout)
+    warning = (" (its e-mail's subject and body in English, as its letter is not: give letter.email's subject "
+               "and body by language, {en: …, cy: …})")
+    assert dry["cymraeg"][1].endswith(warning), dry
+    assert not dry["saesneg"][1].endswith(")") and not dry["dwyieithog"][1].endswith(")"), dry  # English is theirs
     assert "(the text in 'cy')" in refused.stderr, refused.stderr

@@ -382,6 +382,39 @@ def test_status_tells_a_signed_copy_of_an_older_letter(signed_batch, keys, tmp_p
     assert "signed/" not in status(), done.stdout + done.stderr
 
 
+def test_a_sign_run_killed_part_way_leaves_no_copy_changed_since_it_was_signed(signed_batch, keys, tmp_path):
+    """sign --force killed (kill -9) after its first new signed copy: the copies it
+    was replacing are off the record ("not on the record"), never a new copy under
+    the old record ("changed since it was signed", which nobody did); a plain
+    sign then records them all again."""
+    import signal
+    import time
+
+    source, out = copy_batch(signed_batch[:2], tmp_path / "b")
+    first = out / "signed" / f"{IDS[0]}.pdf"
+    before = {rid: (out / "signed" / f"{rid}.pdf").read_bytes() for rid in IDS}
+    p12, _ = keys
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LETTERBATCH_")}
+    running = subprocess.Popen([sys.executable, "-m", "invoke", "sign", "-r", str(source), "-b", str(out), "--p12",
+                                str(p12), "--force"], cwd=ROOT, env={**clean, "LETTERBATCH_P12_PASSWORD": "secret"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        while running.poll() is None and first.read_bytes() == before[IDS[0]]:
+            time.sleep(0.002)
+        running.send_signal(signal.SIGKILL)
+    finally:
+        running.wait()
+    assert running.returncode == -signal.SIGKILL, "sign finished before it could be killed"
+    resigned = [rid for rid in IDS if (out / "signed" / f"{rid}.pdf").read_bytes() != before[rid]]
+    assert resigned[:1] == [IDS[0]] and len(resigned) < len(IDS), resigned  # killed part way
+    seen = invoke(["status", "-r", str(source), "-b", str(out)]).stdout
+    assert "changed since it was signed" not in seen, seen
+    assert f"signed/{IDS[0]}.pdf is not on the record: run `invoke sign -r {source} -b {out}`" in seen, seen
+    done = invoke(["sign", "-r", str(source), "-b", str(out), "--p12", str(p12)], {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "signed/" not in invoke(["status", "-r", str(source), "-b", str(out)]).stdout
+
+
 def test_a_signed_letter_invalid_or_removed_for_a_while_and_back_the_same_is_still_signed(
         signed_batch, keys, tmp_path):
     """A recipient made invalid (or removed) and then restored comes back as the

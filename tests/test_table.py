@@ -204,6 +204,20 @@ recipients:
         load(path)
     assert "the workbook has no sheet 'Third'; its sheets are: Second" in str(caught.value)
 
+    # a mapping to a part the body lacks (misspelt) is one error at its line in the YAML,
+    # not one per row, each against the spreadsheet, with "every recipient must give text.note"
+    rows = [[(f"Pat Kay {n}", None), ("9 Way", None), ("Ville", None), ("Dear Pat,", None), ("Hi.", None)]
+            for n in range(3)]
+    write_xlsx(tmp_path / "book.xlsx", headers=["Full name", "Street", "Town", "Greeting", "Note"], rows=rows,
+               sheet="Second")
+    path.write_text(path.read_text().replace("sheet: Third", "sheet: Second").replace("text.note,", "text.note2,"))
+    with pytest.raises(LoadError) as caught:
+        load(path)
+    line = path.read_text().splitlines().index(next(x for x in path.read_text().splitlines() if "columns:" in x)) + 1
+    assert [str(p) for p in caught.value.problems if not p.warning] == [
+        f"{path}:{line}:94: error: field 'recipients.columns.Note': the column 'Note' is mapped to text.note2, but "
+        "the shared letter has no body part 'note2'; did you mean 'note'?"]
+
 
 def test_a_missing_required_column_stops_with_the_headers(tmp_path):
     (tmp_path / "c.csv").write_text("Name,Address,Greeting\nA,1 Road,Dear A\n", encoding="utf-8")
@@ -915,3 +929,23 @@ def test_a_postcode_column_beside_a_whole_address_is_not_printed_twice(tmp_path)
     loaded = load(batch(tmp_path, "c.csv"))
     assert [r.address for r in loaded.batch.recipients] == [
         ["1 Road", "Newtown", "NT1 1AA"], ["2 Road", "Newtown", "NT1 2BB"]]
+
+
+def test_a_welsh_row_s_own_text_in_one_language_is_told_the_columns_to_use(tmp_path):
+    """A row made Welsh (or bilingual) by its language cell, with a text in one cell:
+    the fix is in the spreadsheet, columns by language, not YAML's {cy: …, en: …}."""
+    (tmp_path / "c.csv").write_text(
+        "name,address,salutation,text.note,language\n"
+        "Alys Evans,1 Lôn,\"Annwyl Alys,\",Nodyn.,cy\n"
+        "Tom Price,2 Road,\"Dear Tom,\",A note.,cy-en\n", encoding="utf-8")
+    letter = LETTER.replace("    - main: This is the shared text.", "    - main: {en: Shared., cy: Rhannol.}")
+    path = write_yaml(tmp_path / "recipients.yaml", letter + "recipients: {from: c.csv}\n")
+    loaded = load(path)
+    assert [r.id for r in loaded.batch.recipients] == ["alys-evans"]  # Welsh, written in Welsh: no fix needed
+    assert [str(p) for problems in loaded.rejected.values() for p in problems] == [
+        f"{tmp_path / 'c.csv'}:row 3:text.note: error: recipient 'tom-price': text.note has no Welsh text (cy), and "
+        "this letter is in Welsh: leave this cell empty and give it in the columns text.note.cy and text.note.en "
+        "(headers of yours mapped to them under columns:)",
+        f"{tmp_path / 'c.csv'}:row 3:salutation: error: recipient 'tom-price': salutation has no Welsh text (cy), "
+        "and this letter is in Welsh: leave this cell empty and give it in the columns salutation.cy and "
+        "salutation.en (headers of yours mapped to them under columns:)"]

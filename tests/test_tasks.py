@@ -160,16 +160,31 @@ def test_one_meaning_per_short_flag_across_tasks():
     (("watch", "--interval", "soon"), "--interval takes seconds"),
     (("bench", "--letters", "many"), "--letters takes a whole number"),
     (("build", "--only", "nobody"), "nothing was built: no valid recipient with id: nobody"),
+    # a typo in --only is named with the id meant, in every task that takes it: never
+    # "0 letters checked: 0 ok" (check) or nothing at all (diff), exit 0
+    (("build", "-o", "alpa"), "nothing was built: no valid recipient with id: alpa (did you mean 'alpha'?)"),
+    (("check", "-o", "alpha,bta"), "nothing was checked: no valid recipient with id: bta (did you mean 'beta'?)"),
+    (("diff", "-o", "alpa"), "nothing to show: no valid recipient with id: alpa (did you mean 'alpha'?)"),
     (("new", ".."), "`invoke new` takes a name"),
     (("merge", "--accept", "alpha"), "--accept 'alpha': write id:code"),
     (("merge", "--accept", "alpha:window,beta:nonsense"), "--accept 'beta:nonsense': write id:code"),
 ])
 def test_a_bad_flag_value_is_one_line_and_exit_2(args, words, tmp_path):
     batch = ["-r", str(write_yaml(tmp_path / "two.yaml", TWO)), "-b", str(tmp_path / "b")]
+    batch = batch[:2] if args[0] == "diff" else batch  # diff builds nothing: it takes no -b
     done = invoke(*args, *(batch if args[0] not in ("bench", "new") else []), cwd=ROOT)
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert words in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_check_only_checks_the_letters_named(tmp_path):
+    """`check -o alpha` reports alpha, not also every invalid recipient of the batch."""
+    source = write_yaml(tmp_path / "three.yaml", TWO + "  - id: gamma\n    name: Gamma Person\n    address: [3 Road]\n")
+    done = invoke("check", "-o", "alpha", "-r", str(source), "-b", str(tmp_path / "b"), cwd=ROOT)
+    assert "1 letter checked" in done.stdout and "gamma" not in done.stdout, done.stdout
+    everything = invoke("check", "-r", str(source), "-b", str(tmp_path / "b"), cwd=ROOT)
+    assert "gamma: invalid" in everything.stdout, everything.stdout
 
 
 def test_list_and_status_load_no_pdf_library(tmp_path):
@@ -478,6 +493,10 @@ def test_the_letterbatch_command_suggests_letterbatch_commands(tmp_path):
                             text=True, env=env)
     assert "no bundle: run `letterbatch merge -r two.yaml`" in status.stdout, status.stderr
     assert "invoke" not in made.stdout + status.stdout
+    # and so does the file it wrote, whose first lines say how to build it
+    header = (tmp_path / "nov.yaml").read_text(encoding="utf-8").split("\n\n", 1)[0]
+    assert "written by `letterbatch new`" in header and "`letterbatch build merge -r nov.yaml`" in header
+    assert "invoke" not in header
 
 
 def test_ci_runs_exactly_the_readmes_two_commands_on_the_system_path():
@@ -509,7 +528,7 @@ def test_output_read_by_a_reader_that_stops_early_is_no_traceback(project):
     printed everything. The task stops quietly (exit 1), with no traceback and no
     "Exception ignored" from Python's flush at exit."""
     buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as on a stock machine
-    for task in (["diff"], ["status"]):
+    for task in (["diff"], ["status"], ["check"], ["send"]):
         # output buffered (a short one then fails only when flushed, at the end) or not
         for env in ({**buffered, "PYTHONPATH": str(ROOT)}, {**buffered, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}):
             read, write = os.pipe()

@@ -70,6 +70,10 @@ def test_preflight_is_remembered_refused_until_accepted_on_the_record(tmp_path):
     # the second build compiles nothing, and still reports the finding and exits non-zero
     again = invoke("build", "-r", str(source), "-b", str(out))
     assert again.returncode == 1 and "0 built, 5 up to date" in again.stdout
+    # what it suggests is a command to copy: the letter and its finding, no <placeholders>
+    accept = f"`invoke merge --accept tall:window -r {source} -b {out}`"
+    assert f"not ready (preflight errors): tall; merge refuses them until they are fixed, or accepted on purpose " \
+           f"({accept})" in again.stdout, again.stdout
     assert "error [window]: the address is not inside the envelope window" in again.stdout
     assert "wraps" in again.stdout and "(accepted)" in again.stdout  # accepted in the YAML, still shown
     for task in ("status", "check"):
@@ -85,6 +89,8 @@ def test_preflight_is_remembered_refused_until_accepted_on_the_record(tmp_path):
         merge(source, out)
     refused = invoke("merge", "-r", str(source), "-b", str(out))
     assert refused.returncode == 1 and "tall" in refused.stderr
+    assert refused.stderr.rstrip().endswith(f"Run `invoke build -r {source} -b {out}` and fix what it reports "
+                                            f"(or accept its preflight findings on purpose: {accept})."), refused.stderr
     accepted = invoke("merge", "-r", str(source), "-b", str(out), "--accept", "tall:window")
     assert accepted.returncode == 0, accepted.stderr
     assert "accepted on the record: tall: window" in accepted.stdout
@@ -166,6 +172,9 @@ def test_everything_in_the_window_is_the_address(tmp_path, inject_latex):
     found = {o.recipient: [f["message"] for f in o.findings] for o in report.outcomes}
     assert found["fine"] == []
     assert any(m.startswith("the letterhead reaches") and "into the envelope window" in m for m in found["high"])
+    # and says what to do
+    assert any(m.endswith("mm): make it shorter, with fewer lines under letter.sender (address, phone, email, web) "
+                          "or a role that fits on one line") for m in found["high"]), found
 
 
 def test_the_line_that_wraps_is_named_with_its_width_and_the_room_a_line_has(tmp_path):
@@ -297,6 +306,56 @@ def test_a_letter_is_the_same_bytes_alone_or_after_a_welsh_one(tmp_path):
     # the telephone line is still in each letter's language, where it was
     assert "Ffôn: 01234 567890" in pdf_text(together / "letters" / "cymraeg.pdf")
     assert "Tel: 01234 567890" in pdf_text(together / "letters" / "after.pdf")
+
+
+def test_a_logo_beside_a_full_sender_address_keeps_the_letterhead_out_of_the_window(tmp_path):
+    """The README's sender (four address lines, phone, e-mail, web) with a logo: the
+    address starts level with the logo's top, not under its foot, so the letterhead
+    ends above the envelope window. Hung below the logo, it reached 53 mm down and
+    every letter failed the window check."""
+    import pikepdf
+    from test_bundle import tiny_png
+
+    (tmp_path / "images").mkdir()
+    tiny_png(tmp_path / "images" / "logo.png", width=600, height=200)
+    letter = MINIMAL_LETTER.replace(
+        "    address: [1 High Street, Town]",
+        "    address: [5th Floor, Globe House, 89 Eccleston Square, 'London, SW1V 1PN']\n"
+        "    phone: +44 (0) 20 3513 0477\n    email: iasc@iasc.independent.gov.uk\n"
+        "    web: https://www.antislaverycommissioner.co.uk\n    logo: images/logo.png")
+    source = write_yaml(tmp_path / "recipients.yaml", letter + "recipients:\n" + person("one"))
+    out = tmp_path / "build"
+    report = build(source, out)
+    assert report.ok and [o.findings for o in report.outcomes] == [[]], report.outcomes
+    pdf = out / "letters" / "one.pdf"
+    def image_tops(stream, resources, ctm) -> list[float]:  # into the letterhead's forms too
+        tops, stack = [], [ctm]
+        for operands, operator in pikepdf.parse_content_stream(stream):
+            if str(operator) == "q":
+                stack.append(stack[-1])
+            elif str(operator) == "Q" and len(stack) > 1:
+                stack.pop()
+            elif str(operator) == "cm":
+                stack[-1] = pikepdf.Matrix(*map(float, operands)) @ stack[-1]
+            elif str(operator) == "Do":
+                xobject = resources.XObject[operands[0]]
+                if xobject.Subtype == "/Image":
+                    tops.append(stack[-1].f + stack[-1].d)  # the unit square, drawn upright
+                else:
+                    inner = pikepdf.Matrix(*map(float, xobject.get("/Matrix", [1, 0, 0, 1, 0, 0]))) @ stack[-1]
+                    tops += image_tops(xobject, xobject.get("/Resources", resources), inner)
+        return tops
+
+    with pikepdf.open(pdf) as opened:
+        page = opened.pages[0]
+        height = float(page.mediabox[3])
+        (logo_top,) = image_tops(page, page.Resources, pikepdf.Matrix())
+    words = subprocess.run(["pdftotext", "-bbox", "-f", "1", "-l", "1", str(pdf), "-"], capture_output=True,
+                           text=True, check=True).stdout
+    first = re.search(r'<word xMin="[\d.]+" yMin="([\d.]+)" xMax="[\d.]+" yMax="[\d.]+">5th</word>', words)
+    assert first, words
+    # the address's first line starts where the logo does (a line's box is taller than its letters)
+    assert abs(float(first.group(1)) - (height - logo_top)) < 3, (first.group(1), height - logo_top)
 
 
 def test_check_fails_on_a_bundle_older_than_its_letters_and_on_an_invalid_recipient(tmp_path):
