@@ -880,6 +880,10 @@ def clean(c, recipients=None, build_dir=None):
         print(f"nothing to remove: {show(target)} does not exist")
         return
     try:
+        refused = _not_a_build_folder(target, batch)
+        if refused:
+            raise Exit(f"{show(target)} is not a build folder to remove: it holds {refused}; give --build-dir "
+                       "the batch's own build folder (build/<batch>/). Nothing was removed.", code=2)
         # never the folder of a build, merge or send that runs, nor of a web build (its own lock)
         with lock(Layout.of(target)), lock(Layout.of(target, "web")):
             _clean(target, sent)
@@ -887,6 +891,25 @@ def clean(c, recipients=None, build_dir=None):
         raise stopped(exc, then="\nNothing was removed.")
     except OSError as exc:  # a read-only folder
         raise stopped(exc)
+
+
+def _not_a_build_folder(target: Path, batch: BatchPaths) -> str | None:
+    """What ``target`` holds that no build of this batch makes, or None. `clean -b .`
+    or `clean -b build` (the folder of every batch) would otherwise delete the batch
+    file, the project, or other batches' folders and their send logs."""
+    holds = [(batch.recipients, f"the batch file {show(batch.recipients)}"),
+             (Path.cwd().resolve(), "the folder you are in")]
+    if batch.project:
+        holds.append((batch.project.resolve(), f"the project {show(batch.project)}"))
+    for path, what in holds:
+        if path.is_relative_to(target):
+            return what
+    # a build folder of its own (another batch's, or a web build's beside a print build's)
+    others = [entry for entry in target.iterdir() if entry.name != "web" and entry.is_dir()
+              and not entry.is_symlink() and ((entry / "manifest.json").exists() or (entry / "sent.json").exists())]
+    if others:
+        return f"another batch's build folder ({show(others[0])})"
+    return None
 
 
 def _clean(target: Path, sent: Path) -> None:

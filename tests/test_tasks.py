@@ -599,3 +599,25 @@ def test_the_defaults_come_from_invoke_config_and_the_environment(project):
     seen = invoke("status", cwd=project / "sub")
     assert "gamma" in seen.stdout and "beta" not in seen.stdout, seen.stdout + seen.stderr
     assert list((project / "sub").iterdir()) == [] and not (project / "build").exists()
+
+
+def test_clean_removes_only_a_build_folder_never_the_batch_or_other_batches(project):
+    """`clean -b .` would delete the batch file and the project, and `clean -b build` (the
+    folder of every batch) every batch's letters and send logs: each is refused, one line,
+    exit 2, and nothing is removed."""
+    assert invoke("build", cwd=project).returncode == 0
+    assert invoke("build", "-r", "other.yaml", cwd=project).returncode == 0
+    mine, theirs = project / "build" / "recipients", project / "build" / "other"
+    (theirs / "sent.json").write_text("{}")  # who was mailed: clean must never lose it
+    before = sorted(str(p) for p in project.rglob("*"))
+    for folder, holds in ((".", "the batch file"), ("build", "another batch's build folder"),
+                          ("..", "the batch file")):
+        done = invoke("clean", "-b", folder, cwd=project)
+        assert done.returncode == 2 and holds in done.stderr and "Nothing was removed" in done.stderr, done
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    # a batch elsewhere, `-b .` where the person stands: not their folder to lose
+    elsewhere = invoke("clean", "-r", str(project / "other.yaml"), "-b", ".", cwd=project / "sub")
+    assert elsewhere.returncode == 2 and "the folder you are in" in elsewhere.stderr, elsewhere
+    assert sorted(str(p) for p in project.rglob("*")) == before
+    assert invoke("clean", cwd=project).returncode == 0  # its own folder, as ever
+    assert not mine.exists() and (theirs / "sent.json").exists() and letter(theirs, "alpha").exists()
