@@ -567,10 +567,10 @@ def _forget_removed(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> 
     back) and they leave the manifest; a signed copy, which only ``sign``
     can make again, is kept and named. Returns the ids and the signed copies kept."""
     gone = set(manifest.letters) - valid_ids
-    for rid in [rid for rid in gone if _signed_only(manifest.letters[rid])]:
+    for rid in [rid for rid in gone if signed_only(manifest.letters[rid])]:
         if not layout.signed_pdf(rid).exists():  # the signed copy deleted too: nothing to remember
             manifest.letters.pop(rid)
-    removed = sorted(rid for rid in gone if rid in manifest.letters and not _signed_only(manifest.letters[rid]))
+    removed = sorted(rid for rid in gone if rid in manifest.letters and not signed_only(manifest.letters[rid]))
     kept_signed = []
     for rid in removed:
         entry = manifest.letters[rid]
@@ -596,7 +596,7 @@ def _forget_letter(manifest: Manifest, rid: str) -> None:
         manifest.letters[rid] = {"signed": signed}
 
 
-def _signed_only(entry: dict) -> bool:
+def signed_only(entry: dict) -> bool:
     """A record that holds no letter, only its signed copy's (``_forget_letter``)."""
     return set(entry) == {"signed"}
 

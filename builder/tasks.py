@@ -443,11 +443,12 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
 @letter_task(help={**BATCH_HELP, **MEDIUM_HELP})
 def status(c, recipients=None, build_dir=None, for_="print"):
     """List every recipient: ready, stale (and why), failed (first error), never built."""
-    from .build import batch_status
+    from .build import Layout, batch_status, signed_only
     from .compile import TexMissing
     from .problems import LoadError
 
     batch = batch_paths(c, recipients, build_dir)
+    layout = Layout.of(batch.build_dir)
     try:
         found = batch_status(batch.recipients, batch.build_dir, medium_of(for_))
     except (LoadError, TexMissing, OSError) as exc:
@@ -466,8 +467,11 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         renamed = {}
     # a letter the record still has for a recipient the batch no longer has (removed,
     # renamed): it is in the folder to post or publish until a build deletes it
-    left = [rid for rid in found.manifest.letters if rid not in present]
-    width = max([len(s.recipient) for s in states] + [len(rid) for rid in left + gone] +
+    left = [rid for rid, entry in found.manifest.letters.items() if rid not in present and not signed_only(entry)]
+    # and one whose letter is deleted already, but whose signed copy is kept (only sign makes one)
+    kept = {rid: layout.signed_pdf(rid) for rid, entry in found.manifest.letters.items()
+            if rid not in present and signed_only(entry) and layout.signed_pdf(rid).is_file()}
+    width = max([len(s.recipient) for s in states] + [len(rid) for rid in left + gone + list(kept)] +
                 ([len(found.bundle_name)] if found.bundle else []), default=0)
     # "never merged" (12) is the longest state: the column grows to leave it a gap
     column = max([11] + ([len(found.bundle.state) + 1] if found.bundle else []))
@@ -490,8 +494,11 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         print(f"  {mailed[''][0]}")
     copy = "web copy" if for_ == "web" else "letter"
     deletes = f"its {copy} is still in the build folder: {command('build' + (' --for web' if for_ == 'web' else ''))} deletes it"
-    for rid in dict.fromkeys(left + gone):  # mailed under an id the batch no longer has (renamed?)
+    for rid in dict.fromkeys(left + gone + list(kept)):  # mailed under an id the batch no longer has (renamed?)
         notes = [mailed[rid][0]] if rid in mailed else []
+        if rid in kept:
+            notes.append(f"its letter is deleted; its signed copy {show(kept[rid])} is kept (only "
+                         f"{command('sign')} makes one): delete it yourself once it is not needed")
         print(f"  {rid:<{width}}  {'(gone)':<{column}} " +
               "; ".join(["no longer in the batch", *notes, *([deletes] if rid in left else [])]))
     if found.bundle is not None:  # the file's name: no recipient id has a dot

@@ -316,6 +316,7 @@ def test_a_recipient_removed_or_renamed_leaves_no_letter_to_post_or_publish(tmp_
     loses its letter, web copy and page and leaves the record; a signed copy,
     which a build cannot make again, is kept and named. A build of --only
     some letters removes nothing."""
+    import hashlib
     import json
 
     three = BATCH.replace("Smiley 😀", "Smiley")
@@ -325,6 +326,10 @@ def test_a_recipient_removed_or_renamed_leaves_no_letter_to_post_or_publish(tmp_
     signed = out / "signed" / "broken.pdf"
     signed.parent.mkdir()
     signed.write_bytes((out / "letters" / "broken.pdf").read_bytes())  # as `sign` leaves one
+    record = json.loads((out / "manifest.json").read_text(encoding="utf-8"))  # and its record, as sign keeps it
+    record["letters"]["broken"]["signed"] = {"letter": record["letters"]["broken"]["sha256"],
+                                             "sha256": hashlib.sha256(signed.read_bytes()).hexdigest()}
+    (out / "manifest.json").write_text(json.dumps(record), encoding="utf-8")
     web = sorted(p.name for p in (out / "web").iterdir() if p.suffix in (".pdf", ".html"))
     assert web == ["2021-03-04-broken.html", "2021-03-04-broken.pdf", "2021-03-04-first.html",
                    "2021-03-04-first.pdf", "2021-03-04-third.html", "2021-03-04-third.pdf"]
@@ -352,11 +357,20 @@ def test_a_recipient_removed_or_renamed_leaves_no_letter_to_post_or_publish(tmp_
     assert sorted(p.name for p in (out / "web").iterdir() if p.suffix in (".pdf", ".html")) == [
         "2021-03-04-first.html", "2021-03-04-first.pdf", "2021-03-04-third-person.html", "2021-03-04-third-person.pdf"]
     assert signed.exists()
-    for manifest in (out / "manifest.json", out / "web" / "manifest.json"):
-        assert sorted(json.loads(manifest.read_text(encoding="utf-8"))["letters"]) == ["first", "third-person"]
+    letters = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["letters"]
+    assert sorted(letters) == ["broken", "first", "third-person"] and list(letters["broken"]) == ["signed"]
+    assert sorted(json.loads((out / "web" / "manifest.json").read_text(encoding="utf-8"))["letters"]) == \
+        ["first", "third-person"]
     again = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(out)], cwd=ROOT,
                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert again.returncode == 0 and "no longer" not in again.stdout, again.stdout  # said once
+    # its letter is gone; the record keeps what its signed copy was made from: status says so,
+    # not that a build would delete a letter it deleted already
+    seen = subprocess.run([sys.executable, "-m", "invoke", "status", "-r", str(source), "-b", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert re.search(r"^  broken +\(gone\) +no longer in the batch; its letter is deleted; its signed copy "
+                     rf"{re.escape(str(signed))} is kept", seen.stdout, re.M), seen.stdout
+    assert "deletes it" not in seen.stdout and "third " not in seen.stdout, seen.stdout
 
 
 def test_web_copies_of_letters_marked_more_than_official_are_named_before_publishing(tmp_path):
