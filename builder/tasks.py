@@ -693,6 +693,11 @@ def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=N
     from .send import SendError, SmtpSettings, mark_sent as mark, send as send_letters
 
     batch = batch_paths(c, recipients, build_dir)
+    for flag, value in (("mark-sent", mark_sent), ("resend", resend)):
+        # `--mark-sent "$ID"` with ID empty was a plain send: every letter not yet sent mailed
+        if value is not None and not ids_of(value):
+            raise Exit(f"--{flag} takes the ids of the letters to {flag.replace('-', ' ')} "
+                       f"(--{flag} london,essex), not {value!r}; nothing was sent", code=2)
     width = 0
 
     def begin(ids):  # every id is known before the first line: one column for all
@@ -705,7 +710,7 @@ def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=N
         print(f"  {outcome.recipient:<{width}}  {outcome.status:<12} {outcome.detail}", flush=True)
 
     try:
-        if mark_sent:
+        if mark_sent is not None:
             begin(ids_of(mark_sent))
             for outcome in mark(batch.build_dir, ids_of(mark_sent)):
                 report(outcome)
