@@ -382,8 +382,8 @@ def recorded(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "
 
 
 def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
+    try:  # a device (/dev/zero) or a named pipe is never read: load says what it is
+        return path.read_bytes() if path.is_file() else b""
     except OSError:
         return b""  # load says what is wrong with it
 

@@ -621,3 +621,15 @@ def test_clean_removes_only_a_build_folder_never_the_batch_or_other_batches(proj
     assert sorted(str(p) for p in project.rglob("*")) == before
     assert invoke("clean", cwd=project).returncode == 0  # its own folder, as ever
     assert not mine.exists() and (theirs / "sent.json").exists() and letter(theirs, "alpha").exists()
+
+
+def test_a_batch_file_that_is_a_named_pipe_or_a_device_is_one_line_never_read(project):
+    """`-r` naming a FIFO would wait for ever, `-r /dev/zero` filled the memory until the
+    kernel killed the command: neither is read, and each is one line, exit 2."""
+    fifo = project / "pipe.yaml"
+    os.mkfifo(fifo)
+    for task in ("status", "build", "merge"):
+        done = invoke(task, "-r", str(fifo), "-b", "out", cwd=project, timeout=60)
+        assert done.returncode == 2 and "it is not a file (a device or a named pipe)" in done.stderr, done
+        assert "Traceback" not in done.stderr
+    assert not (project / "out" / "manifest.json").exists()
