@@ -755,16 +755,19 @@ def new(c, name):
     target = target.resolve()
     if target.exists():
         raise Exit(f"{show(target)} already exists: choose another name, or edit it", code=2)
-    target.parent.mkdir(parents=True, exist_ok=True)
     schema = target.parent / SCHEMA_FILE
     # the file's own first lines say how to build it, with the command this person runs
     # (outside a checkout `invoke` finds no tasks) and the file's name
     build_it = command(f"build merge -r {shlex.quote(show(target))}", to_run=False)
     starter = STARTER.read_text(encoding="utf-8").replace("`invoke new`", command("new", to_run=False))
-    write_atomic(target, starter.replace("`invoke build merge -r THIS-FILE.yaml`", build_it).encode("utf-8"))
-    (target.parent / "images").mkdir(exist_ok=True)
-    if not schema.exists():  # the YAML's first line points editors at it
-        write_atomic(schema, json_schema_text().encode("utf-8"))
+    try:  # a folder that is a file, or one that cannot be written: one line, not a traceback
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, starter.replace("`invoke build merge -r THIS-FILE.yaml`", build_it).encode("utf-8"))
+        (target.parent / "images").mkdir(exist_ok=True)
+        if not schema.exists():  # the YAML's first line points editors at it
+            write_atomic(schema, json_schema_text().encode("utf-8"))
+    except OSError as exc:
+        raise stopped(exc)
     print(f"wrote {show(target)} (and {show(target.parent / 'images')}/ for its logo or signature)")
     print(f"next: fill it in, then {build_it}")
 

@@ -166,6 +166,7 @@ def test_one_meaning_per_short_flag_across_tasks():
     (("check", "-o", "alpha,bta"), "nothing was checked: no valid recipient with id: bta (did you mean 'beta'?)"),
     (("diff", "-o", "alpa"), "nothing to show: no valid recipient with id: alpa (did you mean 'alpha'?)"),
     (("new", ".."), "`invoke new` takes a name"),
+    (("new", "pyproject.toml/october"), "could not go on: File exists (pyproject.toml)"),  # a file, not a folder
     (("merge", "--accept", "alpha"), "--accept 'alpha': write id:code"),
     (("merge", "--accept", "alpha:window,beta:nonsense"), "--accept 'beta:nonsense': write id:code"),
 ])
