@@ -601,10 +601,19 @@ def signed_only(entry: dict) -> bool:
     return set(entry) == {"signed"}
 
 
+def batch_name(ids: list[str]) -> str:
+    """The name of one pdflatex run of the letters ``ids``: its first letter, its count and
+    a digest of them all. By first id and count alone, a later run of other letters
+    (london and south-wales after london and essex) compiled in the folder whose log the
+    record still named for a letter of the earlier run (essex), which then named another
+    run's log; a run of the same letters rebuilds every one of them, each record anew."""
+    digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:8]
+    return f"_batch-{ids[0]}-{len(ids)}-{digest}"
+
+
 def _sweep_batches(layout: Layout, manifest: Manifest) -> None:
-    """Each pdflatex run of many letters compiles in ``work/_batch-<first id>-<count>/``
-    from ``tex/_batch-<first id>-<count>.tex``: a name a later build with other stale
-    letters does not use again. Those no letter's record names (its "log") are left
+    """Each pdflatex run of many letters compiles in ``work/<batch_name>/`` from
+    ``tex/<batch_name>.tex``: a name no run of another set of letters uses. Those no letter's record names (its "log") are left
     from earlier builds, and go; so the build folder holds at most one run's log per
     letter, however often letters are edited. Only ``_batch-`` names under the build's
     own ``work/`` and ``tex/`` are touched: a failed letter's log (``work/<id>/``), the
@@ -697,7 +706,7 @@ class _Compiler:
                      or self.typical_pages for s in sources}
         from .compose import batch_source
 
-        name = f"_batch-{sources[0].recipient.id}-{len(sources)}"
+        name = batch_name([s.recipient.id for s in sources])
         text = batch_source([s.block for s in sources], hints, self.prepared.loaded.batch)
         path = self.layout.tex / f"{name}.tex"
         write_atomic(path, text.encode())

@@ -18,7 +18,7 @@ from pathlib import Path
 import pikepdf
 import pytest
 
-from builder.build import build, status
+from builder.build import batch_name, build, status
 from builder.check import check
 from builder.merge import MergeRefused, merge
 from conftest import MINIMAL_LETTER, ROOT, SAMPLE, copy_batch, pdf_text, write_yaml
@@ -786,7 +786,8 @@ def test_the_cover_is_used_again_only_while_it_is_what_merge_would_compile(tmp_p
     write_yaml(source, source.read_text().replace("name: Reader two\n", "name: Reader two\n    your_ref: X1\n"))
     assert build(source, out).ok
     # the one letter went the batch route (one pass, its page count from the last build)
-    assert json.loads((out / "manifest.json").read_text())["letters"]["two"]["log"] == "work/_batch-two-1/_batch-two-1.log"
+    run = batch_name(["two"])
+    assert json.loads((out / "manifest.json").read_text())["letters"]["two"]["log"] == f"work/{run}/{run}.log"
     kept = merge(source, out)
     assert not kept.up_to_date and cover_log.stat().st_mtime_ns == compiled
     fresh = tmp_path / "fresh"  # the same batch merged from nothing: the same bytes
