@@ -580,6 +580,11 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
 
     batch = batch_paths(c, recipients, build_dir)
     accepted = accepted_of(accept)
+    if accept and c.config.get("accepted_by_merge") == accept:
+        # what this merge accepts counts for the tasks before it only: a build after it
+        # (`merge --accept essex:window build -f`) may rebuild the letter, whose record then
+        # holds no acceptance, and said "accepted by this command's merge --accept", exit 0
+        c.config["accepted_by_merge"] = ""
     target = Path(output) if output else Layout.of(batch.build_dir).bundle
     had_bundle = target.is_file()
     try:

@@ -162,6 +162,13 @@ def test_build_merge_accept_makes_the_bundle_the_person_accepted(tmp_path):
     assert invoke("build", "merge", *batch).returncode == 0
     assert invoke("status", *batch).returncode == 0
 
+    # what the merge accepts counts for the tasks before it only: a build after it rebuilds
+    # tall, whose record then holds no acceptance; it said "accepted by this command's merge", exit 0
+    after = invoke("merge", "--accept", "tall:window", *batch, "build", "-f")
+    assert after.returncode == 1 and "accepted by this command's merge" not in after.stdout, after.stdout
+    assert "not ready (preflight errors): tall" in after.stdout
+    assert invoke("check", *batch).returncode == 1
+
 
 def test_everything_in_the_window_is_the_address(tmp_path, inject_latex):
     # a window higher up than the letterhead allows: the letterhead's rule (24 mm down) shows
