@@ -148,6 +148,10 @@ class BatchExecutor(invoke.Executor):
         # the record do not stop it at the build (or check) before the merge gets to record them
         accepting = [call.kwargs["accept"] for call in calls if call.task.name == "merge" and call.kwargs.get("accept")]
         self.config["accepted_by_merge"] = accepting[0] if accepting else ""  # every task of the chain reads it
+        # `invoke build check merge`: the bundle this command's merge is about to make again
+        # is not a fault of the check before it (the merge clears this when it runs)
+        names = [call.task.name for call in calls]
+        self.config["merge_follows"] = "check" in names and "merge" in names[names.index("check"):]
         for key in self.SHARED:
             named = {str(call.kwargs[key]) for call in calls if call.kwargs.get(key)}
             if len(named) > 1:
@@ -410,7 +414,7 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
     from .check import check as check_letters
     from .compile import TexMissing
     from .problems import LoadError
-    from .ready import NEVER_MERGED
+    from .ready import NEVER_MERGED, STALE
 
     batch = batch_paths(c, recipients, build_dir)
     try:
@@ -434,9 +438,11 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
             # check comes before merge (`invoke build check merge`): no bundle yet is no fault,
             # but the user is told there was none to check
             print(f"  bundle: none yet, not checked ({command('merge')} makes it)")
+        elif r.state == STALE and c.config.get("merge_follows"):
+            print(f"  {r.line()} (this command's merge makes it again)")
         elif verbose or not r.ready:
             print(f"  {r.line()}")
-    if errors or any(not r.ready for r in bundle):
+    if errors or any(not r.ready and not (r.state == STALE and c.config.get("merge_follows")) for r in bundle):
         raise Exit(code=1)
 
 
@@ -580,6 +586,7 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
 
     batch = batch_paths(c, recipients, build_dir)
     accepted = accepted_of(accept)
+    c.config["merge_follows"] = False  # a check after this merge judges the bundle it made
     if accept and c.config.get("accepted_by_merge") == accept:
         # what this merge accepts counts for the tasks before it only: a build after it
         # (`merge --accept essex:window build -f`) may rebuild the letter, whose record then

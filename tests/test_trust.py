@@ -162,6 +162,15 @@ def test_build_merge_accept_makes_the_bundle_the_person_accepted(tmp_path):
     assert invoke("build", "merge", *batch).returncode == 0
     assert invoke("status", *batch).returncode == 0
 
+    # one's letter edited: the documented chain merges again. Its check saw the bundle the
+    # merge was about to replace as stale and stopped the chain (exit 1), every time
+    write_yaml(source, source.read_text().replace("name: Reader one", "name: Reader one again"))
+    again = invoke("build", "check", "merge", *batch, "--accept", "tall:window")
+    assert again.returncode == 0 and "(this command's merge makes it again)" in again.stdout, again.stdout
+    assert "Reader one again" in pdf_text(out / "bundle.pdf")
+    write_yaml(source, source.read_text().replace("name: Reader one again", "name: Reader one once more"))
+    stale = invoke("build", "check", *batch)  # no merge follows: a stale bundle is a fault
+    assert stale.returncode == 1 and "bundle: stale" in stale.stdout, stale.stdout
     # what the merge accepts counts for the tasks before it only: a build after it rebuilds
     # tall, whose record then holds no acceptance; it said "accepted by this command's merge", exit 0
     after = invoke("merge", "--accept", "tall:window", *batch, "build", "-f")
