@@ -577,12 +577,24 @@ def _forget_removed(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> 
         _forget_letter(manifest, rid)
         recorded_file = entry.get("file") if isinstance(entry, dict) else None
         _unlink_letter(layout.pdf(rid))
-        if isinstance(recorded_file, str) and "/" not in recorded_file and recorded_file.endswith(".pdf"):
-            _unlink_letter(layout.root / recorded_file)  # a web copy named by an earlier date
+        earlier = _earlier_web_copy(layout, rid, recorded_file)
+        if earlier is not None:
+            _unlink_letter(earlier)  # a web copy named by an earlier date
         (layout.tex / f"{rid}.tex").unlink(missing_ok=True)
         if layout.signed_pdf(rid).is_file():
             kept_signed.append(layout.signed_pdf(rid))
     return removed, kept_signed
+
+
+def _earlier_web_copy(layout: Layout, rid: str, recorded_file) -> Path | None:
+    """The web copy of ``rid`` the record names (``<date>-<id>.pdf``, of the letter's date
+    then), or None. Nothing else is deleted by the name a record gives: a manifest edited by
+    hand to name bundle-signed.pdf as a letter's file made the build delete it."""
+    if layout.letters_folder or not isinstance(recorded_file, str):  # print letters: letters/<id>.pdf only
+        return None
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}-" + re.escape(rid) + r"\.pdf", recorded_file):
+        return None
+    return layout.root / recorded_file
 
 
 def _forget_letter(manifest: Manifest, rid: str) -> None:
@@ -793,9 +805,9 @@ class _Compiler:
             # what its signed copy was made from stays on the record: status tells an older one
             signed = (self.manifest.letters.get(rid) or {}).get("signed")
             # a web copy named by another date (letter.date changed) is not left beside it to publish
-            before = (self.manifest.letters.get(rid) or {}).get("file")
-            if before and before != self.layout.relative(pdf) and "/" not in before:
-                _unlink_letter(self.layout.root / before)
+            before = _earlier_web_copy(self.layout, rid, (self.manifest.letters.get(rid) or {}).get("file"))
+            if before is not None and before != pdf:
+                _unlink_letter(before)
             self.manifest.letters[rid] = {
                 "recipient": recipient_label(source.recipient),
                 "file": self.layout.relative(pdf), "pages": where.pages, "sha256": "",

@@ -420,3 +420,27 @@ def test_every_letter_s_log_is_of_the_run_that_made_it(tmp_path):
         run = Path(entry["log"]).parent.name
         assert (out / entry["log"]).is_file(), entry["log"]
         assert "\\begin{letter}{%s}" % rid in (out / "tex" / f"{run}.tex").read_text(), (rid, run)
+
+
+def test_a_file_the_record_names_by_hand_is_never_deleted_for_a_letter(tmp_path):
+    """Only a web copy named by an earlier date is deleted by the name the record gives: a
+    manifest edited by hand to name the signed bundle (or the cover, or any PDF beside the
+    letters) as a letter's file made the next build delete it, for a letter rebuilt or removed."""
+    people = "".join(f"  - id: p{n}\n    name: Person {n}\n    address: [{n} Road]\n    salutation: Dear Person {n},\n"
+                     for n in range(1, 4))
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n" + people)
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    kept = {"bundle-signed.pdf": b"%PDF signed", "cover.pdf": b"%PDF cover", "2020-01-01-p2.pdf": b"%PDF mine"}
+    for name, data in kept.items():
+        (out / name).write_bytes(data)
+    record = json.loads((out / "manifest.json").read_text())
+    record["letters"]["p1"]["file"] = "bundle-signed.pdf"  # p1 is removed below
+    record["letters"]["p2"]["file"] = "cover.pdf"  # p2 is rebuilt below
+    record["letters"]["p3"]["file"] = "2020-01-01-p2.pdf"
+    (out / "manifest.json").write_text(json.dumps(record))
+    text = source.read_text().replace("name: Person 2\n", "name: Person 2 again\n")
+    write_yaml(source, text.replace("  - id: p1\n    name: Person 1\n    address: [1 Road]\n    salutation: Dear Person 1,\n", ""))
+    report = build(source, out, force=True)
+    assert report.ok and report.removed == ["p1"]
+    assert {name: (out / name).read_bytes() for name in kept if (out / name).exists()} == kept
