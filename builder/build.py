@@ -266,7 +266,7 @@ class Prepared:
         from .compose import metadata, pdf_date, pdf_title
 
         stamp = pdf_date(self.loaded.batch.letter.date)
-        return {**metadata(self.loaded.batch, pdf_title(recipient)), "Creator": "letterbatch",
+        return {**metadata(self.loaded.batch, pdf_title(self.loaded.batch, recipient)), "Creator": "letterbatch",
                 "CreationDate": stamp, "ModDate": stamp}
 
 

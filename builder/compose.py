@@ -123,8 +123,19 @@ def recipient_label(recipient: Recipient) -> str:
     return recipient.name + (f", {recipient.role}" if recipient.role else "")
 
 
-def pdf_title(recipient: Recipient) -> str:
-    return f"Letter to {recipient_label(recipient)}"
+# A letter's title (its PDF's Title, which readers show in the window's title
+# bar, and its web page's <title>), by language.
+TITLE_WORDS = {"en": "Letter to {}", "cy": "Llythyr at {}"}
+
+
+def pdf_title(batch: Batch, recipient: Recipient, language: str | None = None) -> str:
+    """'Letter to name, role' in the letter's language (Welsh: 'Llythyr at ...');
+    a bilingual letter's in both, Welsh first, as its pages are (Welsh
+    Language Standards: a Welsh letter's visible texts are Welsh).
+    ``language``: one language's title alone."""
+    label = recipient_label(recipient)
+    languages = (language,) if language else batch.languages_of(recipient)
+    return " / ".join(TITLE_WORDS[each].format(label) for each in languages)
 
 
 def metadata(batch: Batch, title: str) -> dict[str, str]:
@@ -146,7 +157,7 @@ def letter_source(batch: Batch, recipient: Recipient, block: str, *, medium: str
     key = ("source", recipient.id, medium, block)
     if key not in memo:
         lang = pdf_lang(batch, recipient)
-        doc = _document(batch, medium, metadata(batch, pdf_title(recipient)), recipient.id, lang)
+        doc = _document(batch, medium, metadata(batch, pdf_title(batch, recipient)), recipient.id, lang)
         doc.append(NoEscape(block))
         memo[key] = (WEB_METADATA % lang if medium == "web" else "") + doc.dumps()
     return memo[key]

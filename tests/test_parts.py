@@ -749,3 +749,23 @@ def test_welsh_web_copy_declares_welsh(parts_batch):
         assert str(pdf.Root.Lang) == "cy"
     text = " ".join(l.text for l in lines(web))
     assert "Tudalen 1 o 2" in text and "www.gov.uk" not in text  # web: the link is on the title
+
+
+def test_a_letters_title_is_in_its_language_in_the_pdf_and_on_the_web(parts_batch):
+    """The title a PDF reader shows in its window, and a browser's tab: Welsh
+    for a Welsh letter, both (Welsh first) for a bilingual one."""
+    source, out, _ = parts_batch
+    titles = {}
+    for rid in ("london", "south-wales", "essex"):
+        with pikepdf.open(Layout.of(out).pdf(rid)) as pdf:
+            titles[rid] = str(pdf.docinfo.Title)
+    essex = "Roger Hirst, Police, Fire and Crime Commissioner for Essex"
+    assert titles["london"].startswith("Letter to ")
+    assert titles["south-wales"].startswith("Llythyr at ") and "Letter" not in titles["south-wales"]
+    assert titles["essex"] == f"Llythyr at {essex} / Letter to {essex}"
+    batch = load(source).batch
+    pages = {r.id: letter_page(batch, r) for r in batch.recipients}
+    assert re.search(r"<title>Llythyr at [^<]*</title>", pages["south-wales"]) and "Letter to" not in pages["south-wales"]
+    assert f"<title>Llythyr at {essex} / Letter to {essex}</title>" in pages["essex"]
+    assert f'<section aria-label="Llythyr at {essex}">' in pages["essex"]
+    assert f'<section lang="en-GB" aria-label="Letter to {essex}">' in pages["essex"]
