@@ -283,13 +283,15 @@ def _recipient_values(batch: Batch, recipient: Recipient) -> dict[str, NoEscape]
 
 
 def _language_values(batch: Batch, recipient: Recipient, language: str, memo: dict) -> dict[str, NoEscape]:
-    """The parts written in ``language``: the date, the subject and the closing."""
+    """The parts written in ``language``: the date, the subject, the closing and
+    the signatory's title."""
     subject = (batch.own_text(recipient, recipient.subject, language) if recipient.subject is not None
                else batch.shared_text(batch.letter.subject, language))
     return {
         "date": latex.text(long_date(batch.letter.date, language)),
         "subject": NoEscape("\\par ".join(_rendered(subject, batch, memo))) if subject else NoEscape(""),
         "closing": latex.text(closing(batch, recipient, language)),
+        "sigtitle": latex.text(batch.shared_text(batch.letter.signatory.title, language) or ""),
     }
 
 
@@ -337,8 +339,10 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
         cover.append(NoEscape(r"\textbf{%s}\par\medskip" % latex.text(letter.title)))
     singular, plural = words["letters"]
     count = f"{len(rows)} {singular if len(rows) == 1 else plural}"
+    role = letter.signatory.title  # by language, or plain (in the letter's language)
+    role = batch.shared_text(role, language) or (role if isinstance(role, str) else next(iter(role.values())))
     cover.append(NoEscape(latex.text(words["summary"].format(
-        count=count, date=date, who=letter.signatory.name or letter.signatory.title)) + "\\par\\medskip\n"))
+        count=count, date=date, who=letter.signatory.name or role)) + "\\par\\medskip\n"))
     ranges = [f"{row.first_page}" if row.first_page == row.last_page else f"{row.first_page}\u2013{row.last_page}"
               for row in rows]
     # the widest number and range, for the columns' widths (digits are all one width)
@@ -435,7 +439,7 @@ def _shared_values(batch: Batch, assets: dict[str, str]) -> dict[str, NoEscape]:
         "fromweb": _web_link(sender.web) if sender.web else NoEscape(""),
         "fromlogo": NoEscape(assets.get("logo", "")),  # our own file name, not data
         "signame": latex.text(signatory.name or "") if signatory.show_name else NoEscape(""),
-        "sigtitle": latex.text(signatory.title),
+        "sigtitle": NoEscape(""),  # in each language (_language_values)
         "sigimage": NoEscape(assets.get("signature", "")),
         "returnaddress": latex.text(_return_address(batch)),
         "toname": NoEscape(""), "torole": NoEscape(""), "toaddress": NoEscape(""),

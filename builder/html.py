@@ -149,7 +149,8 @@ def _letter(batch: Batch, recipient: Recipient, language: str, ids: str) -> list
     out.append(f"<p>{e(closing(batch, recipient, language))}</p>")
     # as the printed block: the title in bold, the name (show_name) plain above it
     name = f"{e(signatory.name)}<br>" if signatory.name and signatory.show_name else ""
-    out.append(f'<p class="signatory">{name}<strong>{e(signatory.title)}</strong></p>')
+    title = batch.shared_text(signatory.title, language) or ""
+    out.append(f'<p class="signatory">{name}<strong>{e(title)}</strong></p>')
     for label, lines in ((words["cc"], pick(recipient.cc, letter.cc)),
                          (words["enc"], pick(recipient.enclosures, letter.enclosures))):
         if lines:

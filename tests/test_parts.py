@@ -47,6 +47,7 @@ WELSH = {
                "cyd[^multi-agency].",
     "response": "Edrychaf ymlaen at dderbyn eich ymateb.",
 }
+SIGNATORY_CY = "Comisiynydd Annibynnol Gwrth-Gaethwasiaeth"
 HIGHLIGHT_CY = "Rwyf wedi darllen adroddiad Unedau Lleihau Trais dan Sylw[^apcc-vru]."
 
 
@@ -56,6 +57,7 @@ def parts_batch_yaml() -> dict:
     letter["subject"] = {"en": "Violence Reduction Units and modern slavery",
                          "cy": "Unedau Lleihau Trais a chaethwasiaeth fodern"}
     letter["our_ref"] = "IASC/2020/117"
+    letter["signatory"]["title"] = {"en": letter["signatory"]["title"], "cy": SIGNATORY_CY}
     letter["marking"] = "OFFICIAL"
     letter.pop("closing", None)  # each letter follows the rule, in its language
     for paragraph in letter["body"]:
@@ -769,3 +771,37 @@ def test_a_letters_title_is_in_its_language_in_the_pdf_and_on_the_web(parts_batc
     assert f"<title>Llythyr at {essex} / Letter to {essex}</title>" in pages["essex"]
     assert f'<section aria-label="Llythyr at {essex}">' in pages["essex"]
     assert f'<section lang="en-GB" aria-label="Letter to {essex}">' in pages["essex"]
+
+
+def test_the_signatory_s_title_is_printed_in_each_letter_s_language(parts_batch, tmp_path):
+    """signatory.title by language ({en, cy}): the Welsh title under a Welsh
+    closing, both under a bilingual letter's halves, on paper and on the web;
+    a Welsh letter whose title has no Welsh is refused, as for any shared text."""
+    source, out, bundle = parts_batch
+    english = "Independent Anti-Slavery Commissioner"
+    found = {rid: lines(Layout.of(out).pdf(rid)) for rid in ("london", "south-wales", "essex")}
+    # the signature block and after (the letterhead above prints the sender's role)
+    text = {rid: " ".join(l.text for l in f) for rid, f in found.items()}
+    text = {rid: t[t.index("Yours" if rid == "london" else "Yn gywir,"):] for rid, t in text.items()}
+    assert english in text["london"] and SIGNATORY_CY not in text["london"]
+    assert SIGNATORY_CY in text["south-wales"] and english not in text["south-wales"]
+    assert before(find(found["south-wales"], "Yn gywir,"), find(found["south-wales"], SIGNATORY_CY))
+    essex = found["essex"]
+    assert before(find(essex, "Yn gywir,"), find(essex, SIGNATORY_CY))
+    assert before(find(essex, SIGNATORY_CY), find(essex, "Dear Roger,"))
+    close = find(essex, "Yours sincerely,")
+    assert find(essex, english, close.page).top > close.top  # the English half's own (the letterhead's is page 1)
+    # the cover, in the letter's language (English), names who signs
+    assert "for signature by Dame Sara Thornton DBE QPM" in " ".join(l.text for l in lines(bundle.path) if l.page == 1)
+    batch = load(source).batch
+    pages = {r.id: letter_page(batch, r) for r in batch.recipients}
+    assert f"<strong>{SIGNATORY_CY}</strong>" in pages["south-wales"]
+    assert f"<strong>{english}</strong>" not in pages["south-wales"]
+    assert pages["essex"].index(f"<strong>{SIGNATORY_CY}</strong>") < pages["essex"].index(f"<strong>{english}</strong>")
+    # a title in English alone: the Welsh letters are refused, and told the fix
+    data = parts_batch_yaml()
+    data["letter"]["signatory"]["title"] = english
+    loaded = load(write_yaml(tmp_path / "r.yaml", yaml.safe_dump(data, allow_unicode=True)))
+    assert [r.id for r in loaded.batch.recipients] == ["london"]
+    messages = [str(p) for problems in loaded.rejected.values() for p in problems]
+    assert len(messages) == 2 and all("letter.signatory.title has no Welsh text (cy)" in m for m in messages), messages

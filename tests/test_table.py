@@ -938,7 +938,8 @@ def test_a_welsh_row_s_own_text_in_one_language_is_told_the_columns_to_use(tmp_p
         "name,address,salutation,text.note,language\n"
         "Alys Evans,1 Lôn,\"Annwyl Alys,\",Nodyn.,cy\n"
         "Tom Price,2 Road,\"Dear Tom,\",A note.,cy-en\n", encoding="utf-8")
-    letter = LETTER.replace("    - main: This is the shared text.", "    - main: {en: Shared., cy: Rhannol.}")
+    letter = LETTER.replace("    - main: This is the shared text.", "    - main: {en: Shared., cy: Rhannol.}").replace(
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}")
     path = write_yaml(tmp_path / "recipients.yaml", letter + "recipients: {from: c.csv}\n")
     loaded = load(path)
     assert [r.id for r in loaded.batch.recipients] == ["alys-evans"]  # Welsh, written in Welsh: no fix needed

@@ -293,7 +293,8 @@ def test_a_letter_is_the_same_bytes_alone_or_after_a_welsh_one(tmp_path):
     letter = MINIMAL_LETTER.replace(
         "    address: [1 High Street, Town]",
         "    address: [1 High Street, Town]\n    phone: 01234 567890\n    logo: images/logo.png").replace(
-        "    - main: This is the shared text.", "    - main: {en: This is the shared text., cy: Dyma'r testun.}")
+        "    - main: This is the shared text.", "    - main: {en: This is the shared text., cy: Dyma'r testun.}").replace(
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}")
     source = write_yaml(tmp_path / "recipients.yaml", letter + "recipients:\n" + person("first")
                         + person("cymraeg", extra="    language: cy\n") + person("after"))
     together, alone = tmp_path / "together", tmp_path / "alone"
