@@ -25,7 +25,7 @@ import yaml
 from . import latex, markup
 from . import table as table_module
 from .problems import LoadError, Problem
-from .schema import (PART_NAME, RECIPIENT_ID, REFERENCE_KEY, Batch, Letter, Recipient, RecipientTable,
+from .schema import (LANGUAGES, PART_NAME, RECIPIENT_ID, REFERENCE_KEY, Batch, Letter, Recipient, RecipientTable,
                      Reference)
 
 
@@ -145,7 +145,7 @@ def _load(path: Path, file: str, source: str) -> Loaded:
             references[str(key)] = reference
     raw = data.get("recipients", _MISSING)
     if isinstance(raw, dict):  # recipients: {from: contacts.xlsx}
-        raw = _read_table(raw, path, report)
+        raw = _read_table(raw, path, report, _raw_language(data))
     recipients: list[tuple[int, Recipient]] = []
     if raw is None and isinstance(data.get("recipients"), dict):
         pass  # the table could not be read: reported
@@ -191,8 +191,31 @@ def _load(path: Path, file: str, source: str) -> Loaded:
 _MISSING = object()
 
 
-def _read_table(raw: dict, path: Path, report: "_Reporter"):
-    """The rows of ``recipients: {from: ...}`` as entries, or None (reported)."""
+def _dates_in_language(target: dict, key, language: str) -> None:
+    """Each date cell under ``target[key]`` as the letter prints it: in the
+    language its column names (salutation.cy, text.intro.en), else in
+    ``language`` (the letter's first)."""
+    value = target[key]
+    if isinstance(value, dict):
+        for sub in list(value):
+            _dates_in_language(value, sub, sub if sub in ("en", "cy") else language)
+    elif isinstance(value, list):
+        target[key] = [table_module.in_language(item, language) for item in value]
+    else:
+        target[key] = table_module.in_language(value, language)
+
+
+def _raw_language(data: dict) -> str:
+    """The letter's language as the file writes it (checked elsewhere)."""
+    letter = data.get("letter")
+    language = letter.get("language") if isinstance(letter, dict) else None
+    return language if isinstance(language, str) else "en"
+
+
+def _read_table(raw: dict, path: Path, report: "_Reporter", letter_language: str = "en"):
+    """The rows of ``recipients: {from: ...}`` as entries, or None (reported).
+    A date cell whose format names no locale takes its month names from the
+    row's letter (``letter_language``, or the row's language cell)."""
     source = _validate(RecipientTable, raw, ("recipients",), report)
     if source is None:
         return _MISSING if not raw else None
@@ -225,7 +248,11 @@ def _read_table(raw: dict, path: Path, report: "_Reporter"):
                                        "below them: one row per letter", row=table.header_row or None))
         return None
     for index, entry in enumerate(table.entries):  # invisible characters, as in YAML
+        language = entry.get("language") if isinstance(entry.get("language"), str) else letter_language
+        first = LANGUAGES.get(language.strip(), ("en",))[0]
         for key, value in list(entry.items()):
+            _dates_in_language(entry, key, first)
+            value = entry[key]
             items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) \
                 else [(None, value)]
             for sub, text in list(items):
