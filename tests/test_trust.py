@@ -760,9 +760,15 @@ def test_a_batch_unchanged_since_its_build_is_judged_from_the_record_and_any_cha
 
     csv = (project / "people.csv").read_text()
     (project / "people.csv").write_text(csv.replace("Reader Two", "Reader 2"), encoding="utf-8")
-    assert states() == {"one": "ready", "two": "stale older than its inputs; changed: its text (recipients.yaml, people.csv)"}
+    assert states() == {"one": "ready", "two": "stale older than its inputs; changed: its text (people.csv)"}
     (project / "people.csv").write_text(csv, encoding="utf-8")  # put back: ready again
     assert states() == {"one": "ready", "two": "ready"}
+    # the YAML alone changed (the shared text): it alone is named
+    yaml_text = source.read_text()
+    source.write_text(yaml_text.replace("This is the shared text.", "The shared text."), encoding="utf-8")
+    assert states() == {"one": "stale older than its inputs; changed: its text (recipients.yaml)",
+                        "two": "stale older than its inputs; changed: its text (recipients.yaml)"}
+    source.write_text(yaml_text, encoding="utf-8")
 
     tiny_png(project / "images" / "two.png", width=60)
     (project / "logo.png").unlink()
