@@ -785,7 +785,7 @@ class _Compiler:
             rid, where = source.recipient.id, placed[source.recipient.id]
             pdf = self.layout.pdf(rid)
             findings = check.preflight(source.recipient, where, pages[where.start:where.start + where.pages],
-                                       self.prepared.loaded.batch)
+                                       self.prepared.loaded.batch, self.prepared.loaded.columns.get(rid))
             # what its signed copy was made from stays on the record: status tells an older one
             signed = (self.manifest.letters.get(rid) or {}).get("signed")
             # a web copy named by another date (letter.date changed) is not left beside it to publish

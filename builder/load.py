@@ -48,6 +48,9 @@ class Loaded:
     # other files the batch was read from (a spreadsheet), by SHA-256: a
     # loaded batch is reused only while they are unchanged too
     inputs: dict[str, str | None] = field(default_factory=dict, repr=False, compare=False)
+    # recipients from a spreadsheet: the column each field came from, by recipient id and
+    # field path (("address", 2) for a line from its own column), for findings in its words
+    columns: dict[str, dict[tuple, str]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def root(self) -> Path:
@@ -185,7 +188,13 @@ def _load(path: Path, file: str, source: str) -> Loaded:
     if letter is None or any(p.index is None for p in errors) or not survivors:
         raise LoadError(errors)
     batch = Batch.model_construct(letter=letter, references=references, recipients=survivors)
-    return Loaded(batch, path, [p for p in report.problems if p.warning], rejected, inputs=report.inputs)
+    columns = {}
+    if report.table is not None:
+        cells = report.table[1].cells
+        columns = {r.id: {where: cell.header for where, cell in cells[i].items() if cell.header}
+                   for i, r in recipients if i not in rejected and i < len(cells)}
+    return Loaded(batch, path, [p for p in report.problems if p.warning], rejected, inputs=report.inputs,
+                  columns=columns)
 
 
 _MISSING = object()

@@ -212,6 +212,28 @@ def test_the_line_that_wraps_is_named_with_its_width_and_the_room_a_line_has(tmp
     assert shown.returncode == 1 and f"the role, '{long_role}', is " in shown.stdout, shown.stdout
 
 
+def test_a_line_that_wraps_is_named_by_the_spreadsheet_column_it_came_from(tmp_path):
+    """From a spreadsheet, the finding names the column a person corrects: "address line 1"
+    left the office to work out that it was their column 'Street' (or the second line of
+    the cell under 'Address')."""
+    import openpyxl
+
+    long_line = "Joint Standing Committee Secretariat, Plas Crug Parc"
+    book = openpyxl.Workbook()
+    book.active.append(["Full name", "Street", "Town", "Address", "Salutation"])
+    book.active.append(["Street Person", long_line, "Aberystwyth", None, "Dear S,"])
+    book.active.append(["Cell Person", None, None, f"Plas Crug\n{long_line}\nAberystwyth", "Dear C,"])
+    book.save(tmp_path / "people.xlsx")
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + (
+        "recipients:\n  from: people.xlsx\n"
+        "  columns: {Full name: name, Street: address 1, Town: address 2, Address: address}\n"))
+    report = build(source, tmp_path / "build")
+    found = {o.recipient: " ".join(f["message"] for f in o.findings if f["code"] == "address") for o in report.outcomes}
+    assert f"address line 1 (the column 'Street'), '{long_line}', is " in found["street-person"], found
+    assert f"address line 2 (line 2 of the column 'Address'), '{long_line}', is " in found["cell-person"], found
+    assert found["street-person"].endswith("split it into two lines or shorten it")
+
+
 def test_the_sample_letters_show_only_the_address_through_the_window(real_batch):
     from builder.check import window
     from builder.compile import _read_aux
