@@ -315,7 +315,8 @@ def load_minimal(salutation: str, extra: str = ""):
     import tempfile
 
     folder = Path(tempfile.mkdtemp())
-    body = MINIMAL_LETTER.replace("This is the shared text.", "{en: Shared text., cy: Testun a rennir.}")
+    body = MINIMAL_LETTER.replace("This is the shared text.", "{en: Shared text., cy: Testun a rennir.}").replace(
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}")
     return load(write_yaml(folder / "r.yaml", body + f"""\
 recipients:
   - id: one
