@@ -189,6 +189,8 @@ class Prepared:
     _by_id: dict[str, Source] = field(default_factory=dict, repr=False)
 
     fingerprint: str | None = None  # of every file it was made from (``Recorded``)
+    # the files the letters' text comes from (the YAML, a spreadsheet), by name: their SHA-256
+    text_files: dict[str, str] = field(default_factory=dict)
 
     def source(self, recipient_id: str) -> Source | None:
         """The letter of ``recipient_id`` (looked up by id: a batch may hold 10,000)."""
@@ -228,7 +230,7 @@ class Prepared:
         are unchanged, for the manifest."""
         return {
             "fingerprint": self.fingerprint, "medium": self.medium, "name": self.batch_name,
-            "text_from": self.text_from,
+            "text_from": self.text_from, "text_files": self.text_files,
             "files": self.files, "common": self.common_inputs,
             "letters": [[s.recipient.id, s.inputs["source"], s.key, list(getattr(s.recipient, "accept", None) or [])]
                         for s in self.sources],
@@ -266,7 +268,7 @@ class Prepared:
         from .compose import metadata, pdf_date, pdf_title
 
         stamp = pdf_date(self.loaded.batch.letter.date)
-        return {**metadata(self.loaded.batch, pdf_title(recipient)), "Creator": "letterbatch",
+        return {**metadata(self.loaded.batch, pdf_title(self.loaded.batch, recipient)), "Creator": "letterbatch",
                 "CreationDate": stamp, "ModDate": stamp}
 
 
@@ -326,7 +328,10 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
         inputs["key"] = sha256_bytes(json.dumps(inputs, sort_keys=True).encode())
         sources.append(Source(recipient, block, text, inputs))
     env = tex.tex_environment([LETTERHEAD], epoch(letter.date))
-    prepared = Prepared(loaded, layout, sources, assets, env, medium, files, fingerprint=fingerprint)
+    text_files = {Path(recipients_yaml).name: sha256_bytes(yaml_bytes),
+                  **{Path(name).name: digest or "" for name, digest in loaded.inputs.items()}}
+    prepared = Prepared(loaded, layout, sources, assets, env, medium, files, fingerprint=fingerprint,
+                        text_files=text_files)
     _last_prepared.update(key=key, prepared=prepared)
     return prepared
 
@@ -801,7 +806,7 @@ class _Compiler:
             rid, where = source.recipient.id, placed[source.recipient.id]
             pdf = self.layout.pdf(rid)
             findings = check.preflight(source.recipient, where, pages[where.start:where.start + where.pages],
-                                       self.prepared.loaded.batch)
+                                       self.prepared.loaded.batch, self.prepared.loaded.columns.get(rid))
             # what its signed copy was made from stays on the record: status tells an older one
             signed = (self.manifest.letters.get(rid) or {}).get("signed")
             # a web copy named by another date (letter.date changed) is not left beside it to publish

@@ -117,15 +117,17 @@ def _embedded(font) -> bool:
 
 # ---- one letter ----------------------------------------------------------------
 
-def preflight(recipient: Recipient, placed, pages: list[list[Finding]], batch: Batch) -> list[Finding]:
+def preflight(recipient: Recipient, placed, pages: list[list[Finding]], batch: Batch,
+              columns: dict[tuple, str] | None = None) -> list[Finding]:
     """The findings for one letter: ``placed`` is what the class measured
-    (``compile.Placed``), ``pages`` the PDF findings of its pages."""
+    (``compile.Placed``), ``pages`` the PDF findings of its pages; ``columns``:
+    the spreadsheet column each field came from (``Loaded.columns``), if any."""
     findings = [Finding(f.code, f.level, f.message.format(page=n))
                 for n, found in enumerate(pages, 1) for f in found]
     findings = list({(f.code, f.message): f for f in findings}.values())
     findings += [Finding("overfull", "error", f"overfull line: {text}") for text in placed.overfull]
     if getattr(batch.letter, "envelope", None) != "none":
-        findings += window(placed, recipient_lines(recipient))
+        findings += window(placed, recipient_lines(recipient, columns))
     findings += closing(placed)
     return findings
 
@@ -139,13 +141,25 @@ def _mm(value: float) -> str:
     return f"{value * MM_PER_PT:.0f}"
 
 
-def recipient_lines(recipient: Recipient) -> list[tuple[str, str]]:
+def recipient_lines(recipient: Recipient, columns: dict[tuple, str] | None = None) -> list[tuple[str, str]]:
     """The recipient block's lines as the class prints them, each with what
-    it is (the field a person corrects): the name, the role, the address lines."""
-    lines = [("the name", recipient.name)]
+    it is (the field a person corrects): the name, the role, the address lines;
+    from a spreadsheet, with the column a person corrects ("address line 1 (the
+    column 'Street')"; "(line 2 of the column 'Address')" for a cell of several)."""
+    columns = columns or {}
+
+    def column(header: str | None, line: int | None = None) -> str:
+        if header is None:
+            return ""
+        return f" (the column {header!r})" if line is None else f" (line {line} of the column {header!r})"
+    lines = [(f"the name{column(columns.get(('name',)))}", recipient.name)]
     if recipient.role:
-        lines.append(("the role", recipient.role))
-    lines += [(f"address line {n}", line) for n, line in enumerate(recipient.address, 1)]
+        lines.append((f"the role{column(columns.get(('role',)))}", recipient.role))
+    headers = [columns.get(("address", n)) or columns.get(("address",)) for n in range(len(recipient.address))]
+    for n, (header, line) in enumerate(zip(headers, recipient.address)):
+        several = header is not None and headers.count(header) > 1
+        lines.append((f"address line {n + 1}{column(header, headers[:n + 1].count(header) if several else None)}",
+                       line))
     return lines
 
 

@@ -123,8 +123,19 @@ def recipient_label(recipient: Recipient) -> str:
     return recipient.name + (f", {recipient.role}" if recipient.role else "")
 
 
-def pdf_title(recipient: Recipient) -> str:
-    return f"Letter to {recipient_label(recipient)}"
+# A letter's title (its PDF's Title, which readers show in the window's title
+# bar, and its web page's <title>), by language.
+TITLE_WORDS = {"en": "Letter to {}", "cy": "Llythyr at {}"}
+
+
+def pdf_title(batch: Batch, recipient: Recipient, language: str | None = None) -> str:
+    """'Letter to name, role' in the letter's language (Welsh: 'Llythyr at ...');
+    a bilingual letter's in both, Welsh first, as its pages are (Welsh
+    Language Standards: a Welsh letter's visible texts are Welsh).
+    ``language``: one language's title alone."""
+    label = recipient_label(recipient)
+    languages = (language,) if language else batch.languages_of(recipient)
+    return " / ".join(TITLE_WORDS[each].format(label) for each in languages)
 
 
 def metadata(batch: Batch, title: str) -> dict[str, str]:
@@ -146,7 +157,7 @@ def letter_source(batch: Batch, recipient: Recipient, block: str, *, medium: str
     key = ("source", recipient.id, medium, block)
     if key not in memo:
         lang = pdf_lang(batch, recipient)
-        doc = _document(batch, medium, metadata(batch, pdf_title(recipient)), recipient.id, lang)
+        doc = _document(batch, medium, metadata(batch, pdf_title(batch, recipient)), recipient.id, lang)
         doc.append(NoEscape(block))
         memo[key] = (WEB_METADATA % lang if medium == "web" else "") + doc.dumps()
     return memo[key]
@@ -272,13 +283,15 @@ def _recipient_values(batch: Batch, recipient: Recipient) -> dict[str, NoEscape]
 
 
 def _language_values(batch: Batch, recipient: Recipient, language: str, memo: dict) -> dict[str, NoEscape]:
-    """The parts written in ``language``: the date, the subject and the closing."""
+    """The parts written in ``language``: the date, the subject, the closing and
+    the signatory's title."""
     subject = (batch.own_text(recipient, recipient.subject, language) if recipient.subject is not None
                else batch.shared_text(batch.letter.subject, language))
     return {
         "date": latex.text(long_date(batch.letter.date, language)),
         "subject": NoEscape("\\par ".join(_rendered(subject, batch, memo))) if subject else NoEscape(""),
         "closing": latex.text(closing(batch, recipient, language)),
+        "sigtitle": latex.text(batch.shared_text(batch.letter.signatory.title, language) or ""),
     }
 
 
@@ -326,8 +339,10 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
         cover.append(NoEscape(r"\textbf{%s}\par\medskip" % latex.text(letter.title)))
     singular, plural = words["letters"]
     count = f"{len(rows)} {singular if len(rows) == 1 else plural}"
+    role = letter.signatory.title  # by language, or plain (in the letter's language)
+    role = batch.shared_text(role, language) or (role if isinstance(role, str) else next(iter(role.values())))
     cover.append(NoEscape(latex.text(words["summary"].format(
-        count=count, date=date, who=letter.signatory.name or letter.signatory.title)) + "\\par\\medskip\n"))
+        count=count, date=date, who=letter.signatory.name or role)) + "\\par\\medskip\n"))
     ranges = [f"{row.first_page}" if row.first_page == row.last_page else f"{row.first_page}\u2013{row.last_page}"
               for row in rows]
     # the widest number and range, for the columns' widths (digits are all one width)
@@ -424,7 +439,7 @@ def _shared_values(batch: Batch, assets: dict[str, str]) -> dict[str, NoEscape]:
         "fromweb": _web_link(sender.web) if sender.web else NoEscape(""),
         "fromlogo": NoEscape(assets.get("logo", "")),  # our own file name, not data
         "signame": latex.text(signatory.name or "") if signatory.show_name else NoEscape(""),
-        "sigtitle": latex.text(signatory.title),
+        "sigtitle": NoEscape(""),  # in each language (_language_values)
         "sigimage": NoEscape(assets.get("signature", "")),
         "returnaddress": latex.text(_return_address(batch)),
         "toname": NoEscape(""), "torole": NoEscape(""), "toaddress": NoEscape(""),

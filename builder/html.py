@@ -94,7 +94,7 @@ def letter_page(batch: Batch, recipient: Recipient, logo: str | None = None) -> 
         "<head>",
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{e(pdf_title(recipient))}</title>",
+        f"<title>{e(pdf_title(batch, recipient))}</title>",
         f"<style>\n{STYLE}</style>",
         "</head>",
         "<body>",
@@ -103,11 +103,11 @@ def letter_page(batch: Batch, recipient: Recipient, logo: str | None = None) -> 
         f"<address>{'<br>'.join(contact)}</address>",
         "</header>",
         "<main>",
-        f"<h1{_lang_of_title(batch, languages[0])}>{e(letter.title or pdf_title(recipient))}</h1>",
+        f"<h1{_lang_of_title(batch, languages[0])}>{e(letter.title or pdf_title(batch, recipient))}</h1>",
     ]
     for number, language in enumerate(languages):
         lang = f' lang="{PDF_LANG[language]}"' if number else ""
-        parts += [f"<section{lang} aria-label=\"{e(pdf_title(recipient))} ({e(PDF_LANG[language])})\">"
+        parts += [f"<section{lang} aria-label=\"{e(pdf_title(batch, recipient, language))}\">"
                   if len(languages) > 1 else "<section>"]
         parts += _letter(batch, recipient, language, f"{language}-")
         parts += ["</section>"]
@@ -117,9 +117,10 @@ def letter_page(batch: Batch, recipient: Recipient, logo: str | None = None) -> 
 
 def _lang_of_title(batch: Batch, page_language: str) -> str:
     """A ``lang`` attribute for the page's heading when it is not in the page's
-    language: ``letter.title`` is written in the letter's language, the
-    default "Letter to ..." in English (on a Welsh page, WCAG 3.1.2)."""
-    language = LANGUAGES[batch.letter.language][0] if batch.letter.title else "en"
+    language: ``letter.title`` is written in the letter's language (on a Welsh
+    page of an English batch, WCAG 3.1.2); the default "Letter to ..." in the
+    page's ("Llythyr at ..." on a Welsh page)."""
+    language = LANGUAGES[batch.letter.language][0] if batch.letter.title else page_language
     return f' lang="{PDF_LANG[language]}"' if language != page_language else ""
 
 
@@ -148,7 +149,8 @@ def _letter(batch: Batch, recipient: Recipient, language: str, ids: str) -> list
     out.append(f"<p>{e(closing(batch, recipient, language))}</p>")
     # as the printed block: the title in bold, the name (show_name) plain above it
     name = f"{e(signatory.name)}<br>" if signatory.name and signatory.show_name else ""
-    out.append(f'<p class="signatory">{name}<strong>{e(signatory.title)}</strong></p>')
+    title = batch.shared_text(signatory.title, language) or ""
+    out.append(f'<p class="signatory">{name}<strong>{e(title)}</strong></p>')
     for label, lines in ((words["cc"], pick(recipient.cc, letter.cc)),
                          (words["enc"], pick(recipient.enclosures, letter.enclosures))):
         if lines:

@@ -25,7 +25,7 @@ import yaml
 from . import latex, markup
 from . import table as table_module
 from .problems import LoadError, Problem
-from .schema import (PART_NAME, RECIPIENT_ID, REFERENCE_KEY, Batch, Letter, Recipient, RecipientTable,
+from .schema import (LANGUAGES, PART_NAME, RECIPIENT_ID, REFERENCE_KEY, Batch, Letter, Recipient, RecipientTable,
                      Reference)
 
 
@@ -48,6 +48,9 @@ class Loaded:
     # other files the batch was read from (a spreadsheet), by SHA-256: a
     # loaded batch is reused only while they are unchanged too
     inputs: dict[str, str | None] = field(default_factory=dict, repr=False, compare=False)
+    # recipients from a spreadsheet: the column each field came from, by recipient id and
+    # field path (("address", 2) for a line from its own column), for findings in its words
+    columns: dict[str, dict[tuple, str]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def root(self) -> Path:
@@ -145,7 +148,7 @@ def _load(path: Path, file: str, source: str) -> Loaded:
             references[str(key)] = reference
     raw = data.get("recipients", _MISSING)
     if isinstance(raw, dict):  # recipients: {from: contacts.xlsx}
-        raw = _read_table(raw, path, report)
+        raw = _read_table(raw, path, report, _raw_language(data))
     recipients: list[tuple[int, Recipient]] = []
     if raw is None and isinstance(data.get("recipients"), dict):
         pass  # the table could not be read: reported
@@ -185,14 +188,43 @@ def _load(path: Path, file: str, source: str) -> Loaded:
     if letter is None or any(p.index is None for p in errors) or not survivors:
         raise LoadError(errors)
     batch = Batch.model_construct(letter=letter, references=references, recipients=survivors)
-    return Loaded(batch, path, [p for p in report.problems if p.warning], rejected, inputs=report.inputs)
+    columns = {}
+    if report.table is not None:
+        cells = report.table[1].cells
+        columns = {r.id: {where: cell.header for where, cell in cells[i].items() if cell.header}
+                   for i, r in recipients if i not in rejected and i < len(cells)}
+    return Loaded(batch, path, [p for p in report.problems if p.warning], rejected, inputs=report.inputs,
+                  columns=columns)
 
 
 _MISSING = object()
 
 
-def _read_table(raw: dict, path: Path, report: "_Reporter"):
-    """The rows of ``recipients: {from: ...}`` as entries, or None (reported)."""
+def _dates_in_language(target: dict, key, language: str) -> None:
+    """Each date cell under ``target[key]`` as the letter prints it: in the
+    language its column names (salutation.cy, text.intro.en), else in
+    ``language`` (the letter's first)."""
+    value = target[key]
+    if isinstance(value, dict):
+        for sub in list(value):
+            _dates_in_language(value, sub, sub if sub in ("en", "cy") else language)
+    elif isinstance(value, list):
+        target[key] = [table_module.in_language(item, language) for item in value]
+    else:
+        target[key] = table_module.in_language(value, language)
+
+
+def _raw_language(data: dict) -> str:
+    """The letter's language as the file writes it (checked elsewhere)."""
+    letter = data.get("letter")
+    language = letter.get("language") if isinstance(letter, dict) else None
+    return language if isinstance(language, str) else "en"
+
+
+def _read_table(raw: dict, path: Path, report: "_Reporter", letter_language: str = "en"):
+    """The rows of ``recipients: {from: ...}`` as entries, or None (reported).
+    A date cell whose format names no locale takes its month names from the
+    row's letter (``letter_language``, or the row's language cell)."""
     source = _validate(RecipientTable, raw, ("recipients",), report)
     if source is None:
         return _MISSING if not raw else None
@@ -225,7 +257,11 @@ def _read_table(raw: dict, path: Path, report: "_Reporter"):
                                        "below them: one row per letter", row=table.header_row or None))
         return None
     for index, entry in enumerate(table.entries):  # invisible characters, as in YAML
+        language = entry.get("language") if isinstance(entry.get("language"), str) else letter_language
+        first = LANGUAGES.get(language.strip(), ("en",))[0]
         for key, value in list(entry.items()):
+            _dates_in_language(entry, key, first)
+            value = entry[key]
             items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) \
                 else [(None, value)]
             for sub, text in list(items):

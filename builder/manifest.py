@@ -95,7 +95,8 @@ _BUNDLE = {"file": str, "pages": int, "sha256": str, "letters": [str], "inputs":
            "made_with": str,  # ready.made_with: what the cover sheet was made with
            # its signed copy (invoke sign): the bundle it was made from, and its own hash
            "signed": {"bundle": str, "sha256": str, "seen": object}}
-_BATCH = {"fingerprint": str, "medium": str, "name": str, "text_from": str, "files": [str], "common": _TEXT,
+_BATCH = {"fingerprint": str, "medium": str, "name": str, "text_from": str, "text_files": _TEXT,
+          "files": [str], "common": _TEXT,
           "letters": [[str, str, str, [str]]], "rejected": [[str]], "warnings": [str]}
 
 

@@ -116,6 +116,17 @@ def missing(path: Path) -> str:
     return "is not a file" if path.exists() else "is missing"
 
 
+def changed_text_files(prepared, manifest: Manifest) -> str:
+    """The files a letter's text comes from (the YAML, its spreadsheet) that
+    changed since the last build, by name: "schools.xlsx" when only the
+    spreadsheet did. All of them when the record cannot say (none changed
+    since: the letter is older than the last build)."""
+    before = (manifest.batch or {}).get("text_files") or {}
+    now = getattr(prepared, "text_files", None) or {}
+    changed = [name for name, digest in now.items() if name in before and before[name] != digest]
+    return ", ".join(changed) or prepared.text_from
+
+
 def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | None = None,
                   only: list[str] | None = None) -> list[LetterState]:
     """Every recipient of ``prepared`` (a ``build.Prepared``, or the batch as
@@ -123,6 +134,7 @@ def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | N
     first), with its state and the reason."""
     layout = prepared.layout
     wanted = None if only is None else set(only)
+    text_from = changed_text_files(prepared, manifest)
     states = [LetterState(label, INVALID, f"in {first}")  # its file (the YAML or a spreadsheet), where
               for label, first, _ in prepared.rejected]
     for source in prepared.sources:
@@ -162,7 +174,7 @@ def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | N
                 continue
         old = entry.get("inputs", {})
         if old.get("key") != source.key:
-            changed = [INPUT_NAMES[n].format(text_from=prepared.text_from) for n in INPUT_NAMES
+            changed = [INPUT_NAMES[n].format(text_from=text_from) for n in INPUT_NAMES
                        if old.get(n) != source.inputs.get(n)]
             state.state = STALE
             state.reason = "older than its inputs; changed: " + (", ".join(changed) or "its inputs")

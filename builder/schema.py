@@ -294,7 +294,8 @@ class Signatory(Model):
     """Who signs: printed under the closing."""
 
     name: Optional[Line] = None
-    title: Line
+    title: LocalLine = Field(description="printed in bold under the closing; by language ({en: …, cy: …}) "
+                                         "when letters are in Welsh and English, as the other shared texts")
     show_name: Flag = Field(False, description="print the name above the title in the signature block "
                                                "(the name is the PDFs' author either way)")
     image: Optional[RelativePath] = Field(
@@ -516,6 +517,7 @@ class Batch(Model):
                 else:
                     need(getattr(self.letter, part), True, (part,), f"letter.{part}")
             need(recipient.salutation, False, ("salutation",), "salutation")
+            need(self.letter.signatory.title, True, ("signatory", "title"), "letter.signatory.title")
         return found
 
 

@@ -73,6 +73,26 @@ def _without_locale(code: str) -> tuple[str, bool]:
     return _LOCALE_ONLY.sub("", code), bool(_WELSH_FORMAT.search(code))
 
 
+class LocalDate(str):
+    """A date cell whose format writes month or day names and names no locale
+    ("d mmmm yyyy"): Excel writes the names in the computer's language, so the
+    letter's language decides. It reads as English; ``welsh`` is the same date
+    in Welsh, for a Welsh letter (``in_language``)."""
+
+    def __new__(cls, shown: str, welsh: str) -> "LocalDate":
+        cell = super().__new__(cls, shown)
+        cell.welsh = welsh
+        return cell
+
+
+def in_language(value, language: str):
+    """``value`` as a letter in ``language`` (en or cy) prints it: a
+    ``LocalDate`` in that language, anything else as it is."""
+    if isinstance(value, LocalDate):
+        return value.welsh if language == "cy" else str(value)
+    return value
+
+
 def _in_welsh(shown: str) -> str:
     """``shown`` with English month and day names in Welsh (one pass: a Welsh name is
     never read again)."""
@@ -217,7 +237,7 @@ class _Workbook:
         import warnings
 
         from openpyxl.reader.excel import ExcelReader
-        from openpyxl.styles.numbers import BUILTIN_FORMATS, BUILTIN_FORMATS_MAX_SIZE
+        from openpyxl.styles.numbers import BUILTIN_FORMATS, BUILTIN_FORMATS_MAX_SIZE, is_date_format
         from openpyxl.styles.stylesheet import apply_stylesheet
         from openpyxl.utils.datetime import MAC_EPOCH
         from openpyxl.xml.constants import SHARED_STRINGS
@@ -241,13 +261,17 @@ class _Workbook:
             book = reader.wb
             self.formats = []  # style index -> number format, as openpyxl's ReadOnlyCell.number_format
             self.welsh = set()  # style indexes whose format was tagged Welsh
+            self.by_letter = set()  # date formats that name no locale: names in the letter's language
             for style in book._cell_styles:
                 code = style.numFmtId
                 shown = BUILTIN_FORMATS.get(code, "General") if code < BUILTIN_FORMATS_MAX_SIZE \
                     else book._number_formats[code - BUILTIN_FORMATS_MAX_SIZE]
-                code, welsh = _without_locale(_as_shown_here(shown))
+                here = _as_shown_here(shown)
+                code, welsh = _without_locale(here)
                 if welsh:
                     self.welsh.add(len(self.formats))
+                elif not _LOCALE_ONLY.search(here) and is_date_format(code):
+                    self.by_letter.add(len(self.formats))
                 self.formats.append(code)
             self.strings = []  # as openpyxl's read_strings, without building a Text object for each
             strings = reader.package.find(SHARED_STRINGS)
@@ -292,13 +316,23 @@ class _Workbook:
         if seen.startswith("#") and seen.strip("#") == "":  # Excel's ######## for a negative date or time
             return Unusable(seen, f"shows {seen}: a negative number under a date or time format, which no "
                                   "calendar shows")
-        return _in_welsh(seen) if style in self.welsh else seen
+        return self._named(seen, style)
+
+    def _named(self, seen: str, style: int) -> str:
+        """``seen`` with its month and day names in the language the format
+        names (Welsh), or in the letter's when it names none (``LocalDate``)."""
+        if style in self.welsh:
+            return _in_welsh(seen)
+        if style in self.by_letter:
+            welsh = _in_welsh(seen)
+            return LocalDate(seen, welsh) if welsh != seen else seen
+        return seen
 
     def date(self, value, style: int) -> str:
         """A cell written as an ISO 8601 date (t="d"), under its number format."""
         shown = self.formats[style] if style < len(self.formats) else "General"
         seen = str(self.format_value(value, shown, date1904=self.date1904))
-        return _in_welsh(seen) if style in self.welsh else seen
+        return self._named(seen, style)
 
 
 def _sheet_rows(source, workbook: _Workbook, merged: list[str] | None = None, hidden: list[int] | None = None,
@@ -575,7 +609,7 @@ def _entries(rows, fields: dict[str, str], columns: dict[str, str], width: list[
                     if spec:
                         table.headers.setdefault(spec[0] if spec[1] != "part" else f"text.{spec[2]}", header)
             continue
-        cells = [v.strip() if isinstance(v, str) and not isinstance(v, Unusable) else v for v in values]
+        cells = [v.strip() if isinstance(v, str) and not isinstance(v, (Unusable, LocalDate)) else v for v in values]
         if not any(cells) and not any(isinstance(v, Unusable) for v in cells):
             continue  # an empty row
         entry: dict = {}

@@ -804,12 +804,15 @@ def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval=
     if not 0 < pause <= 60:
         raise Exit(f"--interval takes seconds between 0 and 60, not {interval!r}", code=2)
 
+    tables: list[Path] = []  # the spreadsheet the recipients come from, if any
+
     def watched() -> list[Path]:
         files = [batch.recipients, *sorted(p for p in LETTERHEAD.rglob("*") if p.is_file())]
         try:
             loaded = load(batch.recipients)
             letter = loaded.batch.letter
-            files += [Path(p) for p in loaded.inputs]  # the spreadsheet the recipients come from
+            tables[:] = [Path(p) for p in loaded.inputs]
+            files += tables
             files += [batch.recipients.parent / rel
                       for rel in (letter.sender.logo, letter.signatory.image, letter.letterhead) if rel]
         except (LoadError, OSError):
@@ -828,7 +831,8 @@ def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval=
 
     files = watched()
     seen = stamp(files)
-    print(f"watching {show(batch.recipients)}, the letterhead and its images (Ctrl-C stops)", flush=True)
+    print(f"watching {', '.join(show(p) for p in [batch.recipients, *tables])}, the letterhead and its images "
+          "(Ctrl-C stops)", flush=True)
     rebuild("start")
     try:
         while True:

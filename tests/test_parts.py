@@ -47,6 +47,7 @@ WELSH = {
                "cyd[^multi-agency].",
     "response": "Edrychaf ymlaen at dderbyn eich ymateb.",
 }
+SIGNATORY_CY = "Comisiynydd Annibynnol Gwrth-Gaethwasiaeth"
 HIGHLIGHT_CY = "Rwyf wedi darllen adroddiad Unedau Lleihau Trais dan Sylw[^apcc-vru]."
 
 
@@ -56,6 +57,7 @@ def parts_batch_yaml() -> dict:
     letter["subject"] = {"en": "Violence Reduction Units and modern slavery",
                          "cy": "Unedau Lleihau Trais a chaethwasiaeth fodern"}
     letter["our_ref"] = "IASC/2020/117"
+    letter["signatory"]["title"] = {"en": letter["signatory"]["title"], "cy": SIGNATORY_CY}
     letter["marking"] = "OFFICIAL"
     letter.pop("closing", None)  # each letter follows the rule, in its language
     for paragraph in letter["body"]:
@@ -313,7 +315,8 @@ def load_minimal(salutation: str, extra: str = ""):
     import tempfile
 
     folder = Path(tempfile.mkdtemp())
-    body = MINIMAL_LETTER.replace("This is the shared text.", "{en: Shared text., cy: Testun a rennir.}")
+    body = MINIMAL_LETTER.replace("This is the shared text.", "{en: Shared text., cy: Testun a rennir.}").replace(
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}")
     return load(write_yaml(folder / "r.yaml", body + f"""\
 recipients:
   - id: one
@@ -749,3 +752,57 @@ def test_welsh_web_copy_declares_welsh(parts_batch):
         assert str(pdf.Root.Lang) == "cy"
     text = " ".join(l.text for l in lines(web))
     assert "Tudalen 1 o 2" in text and "www.gov.uk" not in text  # web: the link is on the title
+
+
+def test_a_letters_title_is_in_its_language_in_the_pdf_and_on_the_web(parts_batch):
+    """The title a PDF reader shows in its window, and a browser's tab: Welsh
+    for a Welsh letter, both (Welsh first) for a bilingual one."""
+    source, out, _ = parts_batch
+    titles = {}
+    for rid in ("london", "south-wales", "essex"):
+        with pikepdf.open(Layout.of(out).pdf(rid)) as pdf:
+            titles[rid] = str(pdf.docinfo.Title)
+    essex = "Roger Hirst, Police, Fire and Crime Commissioner for Essex"
+    assert titles["london"].startswith("Letter to ")
+    assert titles["south-wales"].startswith("Llythyr at ") and "Letter" not in titles["south-wales"]
+    assert titles["essex"] == f"Llythyr at {essex} / Letter to {essex}"
+    batch = load(source).batch
+    pages = {r.id: letter_page(batch, r) for r in batch.recipients}
+    assert re.search(r"<title>Llythyr at [^<]*</title>", pages["south-wales"]) and "Letter to" not in pages["south-wales"]
+    assert f"<title>Llythyr at {essex} / Letter to {essex}</title>" in pages["essex"]
+    assert f'<section aria-label="Llythyr at {essex}">' in pages["essex"]
+    assert f'<section lang="en-GB" aria-label="Letter to {essex}">' in pages["essex"]
+
+
+def test_the_signatory_s_title_is_printed_in_each_letter_s_language(parts_batch, tmp_path):
+    """signatory.title by language ({en, cy}): the Welsh title under a Welsh
+    closing, both under a bilingual letter's halves, on paper and on the web;
+    a Welsh letter whose title has no Welsh is refused, as for any shared text."""
+    source, out, bundle = parts_batch
+    english = "Independent Anti-Slavery Commissioner"
+    found = {rid: lines(Layout.of(out).pdf(rid)) for rid in ("london", "south-wales", "essex")}
+    # the signature block and after (the letterhead above prints the sender's role)
+    text = {rid: " ".join(l.text for l in f) for rid, f in found.items()}
+    text = {rid: t[t.index("Yours" if rid == "london" else "Yn gywir,"):] for rid, t in text.items()}
+    assert english in text["london"] and SIGNATORY_CY not in text["london"]
+    assert SIGNATORY_CY in text["south-wales"] and english not in text["south-wales"]
+    assert before(find(found["south-wales"], "Yn gywir,"), find(found["south-wales"], SIGNATORY_CY))
+    essex = found["essex"]
+    assert before(find(essex, "Yn gywir,"), find(essex, SIGNATORY_CY))
+    assert before(find(essex, SIGNATORY_CY), find(essex, "Dear Roger,"))
+    close = find(essex, "Yours sincerely,")
+    assert find(essex, english, close.page).top > close.top  # the English half's own (the letterhead's is page 1)
+    # the cover, in the letter's language (English), names who signs
+    assert "for signature by Dame Sara Thornton DBE QPM" in " ".join(l.text for l in lines(bundle.path) if l.page == 1)
+    batch = load(source).batch
+    pages = {r.id: letter_page(batch, r) for r in batch.recipients}
+    assert f"<strong>{SIGNATORY_CY}</strong>" in pages["south-wales"]
+    assert f"<strong>{english}</strong>" not in pages["south-wales"]
+    assert pages["essex"].index(f"<strong>{SIGNATORY_CY}</strong>") < pages["essex"].index(f"<strong>{english}</strong>")
+    # a title in English alone: the Welsh letters are refused, and told the fix
+    data = parts_batch_yaml()
+    data["letter"]["signatory"]["title"] = english
+    loaded = load(write_yaml(tmp_path / "r.yaml", yaml.safe_dump(data, allow_unicode=True)))
+    assert [r.id for r in loaded.batch.recipients] == ["london"]
+    messages = [str(p) for problems in loaded.rejected.values() for p in problems]
+    assert len(messages) == 2 and all("letter.signatory.title has no Welsh text (cy)" in m for m in messages), messages

@@ -122,7 +122,7 @@ def test_xlsx_builds_real_letters_as_the_office_sees_the_cells(tmp_path):
     edited[3][6] = "A longer note."
     (tmp_path / "libreoffice.csv").write_bytes(csv_bytes([HEADERS] + edited, bom=False, newline="\n"))
     assert {s.recipient: s.reason for s in status(yaml_path, tmp_path / "build")}["ann-other"] == \
-        "older than its inputs; changed: its text (recipients.yaml, libreoffice.csv)"
+        "older than its inputs; changed: its text (libreoffice.csv)"  # the file that changed, alone
     again = build(yaml_path, tmp_path / "build")
     assert {o.recipient: o.status for o in again.outcomes} == {
         "dr-sian-o-brien": "up to date", "jo-bloggs": "up to date", "ann-other": "built",
@@ -311,6 +311,37 @@ def test_a_date_formatted_in_welsh_shows_welsh_months_and_days_as_in_excel(tmp_p
     (a,) = load(batch(tmp_path, "c.xlsx")).batch.recipients
     assert a.address == ["20 Ionawr 2025", "Dydd Llun, 20 Ion 2025", "Maw 4 Maw", "20 January 2025",
                          "Monday 20 January", "01654 767626", "01654 767626", "1,234.50", "£1,234.50", "44"]
+
+
+def test_a_date_whose_format_names_no_locale_is_written_in_the_letter_s_language(tmp_path):
+    """A date cell formatted "d mmmm yyyy" (no locale: Excel writes the computer's month
+    names) printed "4 March 2026" in a Welsh letter, without a word. The letter's language
+    decides (the row's language cell, else letter.language; a column by language, its own),
+    unless the cell's format names a locale: [$-809] keeps English, [$-452] Welsh."""
+    day, long = dt.datetime(2026, 3, 4), "d mmmm yyyy"  # a Wednesday
+    write_xlsx(tmp_path / "c.xlsx", headers=["name", "salutation.cy", "salutation.en", "text.note.cy",
+                                             "text.note.en", "language", "your ref", "address 1", "address 2"],
+               rows=[[("Alys", None), ("Annwyl Alys,", None), (None, None), (day, long), (None, None),
+                      ("cy", None), (day, "mmmm yyyy"), ("1 Lôn", None), (day, "dddd d mmm")],
+                     [("Tom", None), (None, None), ("Dear Tom,", None), (None, None), (day, long),
+                      ("en", None), (day, "mmmm yyyy"), ("2 Road", None), (day, "dddd d mmm")],
+                     [("Bea", None), ("Annwyl Bea,", None), ("Dear Bea,", None), (day, long), (day, long),
+                      ("cy-en", None), (day, "[$-809]mmmm yyyy"), ("3 Ffordd", None), (day, "[$-452]d mmm")]])
+    letter = LETTER.replace("    - main: This is the shared text.", "    - main: {en: Shared., cy: Rhannol.}").replace(
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}")
+    source = write_yaml(tmp_path / "recipients.yaml", letter + "recipients: {from: c.xlsx}\n")
+    loaded = load(source)
+    assert not loaded.problems, [str(p) for p in loaded.problems]
+    alys, tom, bea = loaded.batch.recipients
+    assert (alys.text, alys.your_ref, alys.address) == ({"note": {"cy": "4 Mawrth 2026"}}, "Mawrth 2026",
+                                                        ["1 Lôn", "Dydd Mercher 4 Maw"])
+    assert (tom.text, tom.your_ref, tom.address) == ({"note": {"en": "4 March 2026"}}, "March 2026", ["2 Road", "Wednesday 4 Mar"])
+    assert bea.text == {"note": {"cy": "4 Mawrth 2026", "en": "4 March 2026"}}  # each column its language
+    assert (bea.your_ref, bea.address) == ("March 2026", ["3 Ffordd", "4 Maw"])  # the cell's own locale
+    # and the letter says so, built with the real pdflatex
+    assert build(source, tmp_path / "build", only=["alys"]).ok
+    text = pdf_text(tmp_path / "build" / "letters" / "alys.pdf")
+    assert "Rhannol. 4 Mawrth 2026" in text and "Eich cyf: Mawrth 2026" in text and "March" not in text
 
 
 def test_invisible_characters_in_cells_are_named_and_left_out(tmp_path):
@@ -938,7 +969,8 @@ def test_a_welsh_row_s_own_text_in_one_language_is_told_the_columns_to_use(tmp_p
         "name,address,salutation,text.note,language\n"
         "Alys Evans,1 Lôn,\"Annwyl Alys,\",Nodyn.,cy\n"
         "Tom Price,2 Road,\"Dear Tom,\",A note.,cy-en\n", encoding="utf-8")
-    letter = LETTER.replace("    - main: This is the shared text.", "    - main: {en: Shared., cy: Rhannol.}")
+    letter = LETTER.replace("    - main: This is the shared text.", "    - main: {en: Shared., cy: Rhannol.}").replace(
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}")
     path = write_yaml(tmp_path / "recipients.yaml", letter + "recipients: {from: c.csv}\n")
     loaded = load(path)
     assert [r.id for r in loaded.batch.recipients] == ["alys-evans"]  # Welsh, written in Welsh: no fix needed

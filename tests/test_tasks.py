@@ -343,7 +343,8 @@ def test_watch_sees_the_spreadsheet_the_logo_and_a_house_letterhead(project):
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     try:
-        assert lines.get(timeout=120).startswith("watching")
+        first = lines.get(timeout=120)  # names the spreadsheet it watches too
+        assert first.startswith("watching recipients.yaml, people.csv, the letterhead"), first
         assert re.search(r"start: 1 letter: 1 built", lines.get(timeout=120))
         for path, change in [
                 (project / "people.csv", lambda p: p.write_text(p.read_text().replace("Dear Alpha,", "Dear Al,"))),

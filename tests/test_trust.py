@@ -228,6 +228,28 @@ def test_the_line_that_wraps_is_named_with_its_width_and_the_room_a_line_has(tmp
     assert shown.returncode == 1 and f"the role, '{long_role}', is " in shown.stdout, shown.stdout
 
 
+def test_a_line_that_wraps_is_named_by_the_spreadsheet_column_it_came_from(tmp_path):
+    """From a spreadsheet, the finding names the column a person corrects: "address line 1"
+    left the office to work out that it was their column 'Street' (or the second line of
+    the cell under 'Address')."""
+    import openpyxl
+
+    long_line = "Joint Standing Committee Secretariat, Plas Crug Parc"
+    book = openpyxl.Workbook()
+    book.active.append(["Full name", "Street", "Town", "Address", "Salutation"])
+    book.active.append(["Street Person", long_line, "Aberystwyth", None, "Dear S,"])
+    book.active.append(["Cell Person", None, None, f"Plas Crug\n{long_line}\nAberystwyth", "Dear C,"])
+    book.save(tmp_path / "people.xlsx")
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + (
+        "recipients:\n  from: people.xlsx\n"
+        "  columns: {Full name: name, Street: address 1, Town: address 2, Address: address}\n"))
+    report = build(source, tmp_path / "build")
+    found = {o.recipient: " ".join(f["message"] for f in o.findings if f["code"] == "address") for o in report.outcomes}
+    assert f"address line 1 (the column 'Street'), '{long_line}', is " in found["street-person"], found
+    assert f"address line 2 (line 2 of the column 'Address'), '{long_line}', is " in found["cell-person"], found
+    assert found["street-person"].endswith("split it into two lines or shorten it")
+
+
 def test_the_sample_letters_show_only_the_address_through_the_window(real_batch):
     from builder.check import window
     from builder.compile import _read_aux
@@ -309,7 +331,8 @@ def test_a_letter_is_the_same_bytes_alone_or_after_a_welsh_one(tmp_path):
     letter = MINIMAL_LETTER.replace(
         "    address: [1 High Street, Town]",
         "    address: [1 High Street, Town]\n    phone: 01234 567890\n    logo: images/logo.png").replace(
-        "    - main: This is the shared text.", "    - main: {en: This is the shared text., cy: Dyma'r testun.}")
+        "    - main: This is the shared text.", "    - main: {en: This is the shared text., cy: Dyma'r testun.}").replace(
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}")
     source = write_yaml(tmp_path / "recipients.yaml", letter + "recipients:\n" + person("first")
                         + person("cymraeg", extra="    language: cy\n") + person("after"))
     together, alone = tmp_path / "together", tmp_path / "alone"
@@ -775,9 +798,15 @@ def test_a_batch_unchanged_since_its_build_is_judged_from_the_record_and_any_cha
 
     csv = (project / "people.csv").read_text()
     (project / "people.csv").write_text(csv.replace("Reader Two", "Reader 2"), encoding="utf-8")
-    assert states() == {"one": "ready", "two": "stale older than its inputs; changed: its text (recipients.yaml, people.csv)"}
+    assert states() == {"one": "ready", "two": "stale older than its inputs; changed: its text (people.csv)"}
     (project / "people.csv").write_text(csv, encoding="utf-8")  # put back: ready again
     assert states() == {"one": "ready", "two": "ready"}
+    # the YAML alone changed (the shared text): it alone is named
+    yaml_text = source.read_text()
+    source.write_text(yaml_text.replace("This is the shared text.", "The shared text."), encoding="utf-8")
+    assert states() == {"one": "stale older than its inputs; changed: its text (recipients.yaml)",
+                        "two": "stale older than its inputs; changed: its text (recipients.yaml)"}
+    source.write_text(yaml_text, encoding="utf-8")
 
     tiny_png(project / "images" / "two.png", width=60)
     (project / "logo.png").unlink()
