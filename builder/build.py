@@ -387,8 +387,8 @@ def recorded(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "
 
 
 def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
+    try:  # a device (/dev/zero) or a named pipe is never read: load says what it is
+        return path.read_bytes() if path.is_file() else b""
     except OSError:
         return b""  # load says what is wrong with it
 
@@ -572,22 +572,34 @@ def _forget_removed(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> 
     back) and they leave the manifest; a signed copy, which only ``sign``
     can make again, is kept and named. Returns the ids and the signed copies kept."""
     gone = set(manifest.letters) - valid_ids
-    for rid in [rid for rid in gone if _signed_only(manifest.letters[rid])]:
+    for rid in [rid for rid in gone if signed_only(manifest.letters[rid])]:
         if not layout.signed_pdf(rid).exists():  # the signed copy deleted too: nothing to remember
             manifest.letters.pop(rid)
-    removed = sorted(rid for rid in gone if rid in manifest.letters and not _signed_only(manifest.letters[rid]))
+    removed = sorted(rid for rid in gone if rid in manifest.letters and not signed_only(manifest.letters[rid]))
     kept_signed = []
     for rid in removed:
         entry = manifest.letters[rid]
         _forget_letter(manifest, rid)
         recorded_file = entry.get("file") if isinstance(entry, dict) else None
         _unlink_letter(layout.pdf(rid))
-        if isinstance(recorded_file, str) and "/" not in recorded_file and recorded_file.endswith(".pdf"):
-            _unlink_letter(layout.root / recorded_file)  # a web copy named by an earlier date
+        earlier = _earlier_web_copy(layout, rid, recorded_file)
+        if earlier is not None:
+            _unlink_letter(earlier)  # a web copy named by an earlier date
         (layout.tex / f"{rid}.tex").unlink(missing_ok=True)
         if layout.signed_pdf(rid).is_file():
             kept_signed.append(layout.signed_pdf(rid))
     return removed, kept_signed
+
+
+def _earlier_web_copy(layout: Layout, rid: str, recorded_file) -> Path | None:
+    """The web copy of ``rid`` the record names (``<date>-<id>.pdf``, of the letter's date
+    then), or None. Nothing else is deleted by the name a record gives: a manifest edited by
+    hand to name bundle-signed.pdf as a letter's file made the build delete it."""
+    if layout.letters_folder or not isinstance(recorded_file, str):  # print letters: letters/<id>.pdf only
+        return None
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}-" + re.escape(rid) + r"\.pdf", recorded_file):
+        return None
+    return layout.root / recorded_file
 
 
 def _forget_letter(manifest: Manifest, rid: str) -> None:
@@ -601,15 +613,24 @@ def _forget_letter(manifest: Manifest, rid: str) -> None:
         manifest.letters[rid] = {"signed": signed}
 
 
-def _signed_only(entry: dict) -> bool:
+def signed_only(entry: dict) -> bool:
     """A record that holds no letter, only its signed copy's (``_forget_letter``)."""
     return set(entry) == {"signed"}
 
 
+def batch_name(ids: list[str]) -> str:
+    """The name of one pdflatex run of the letters ``ids``: its first letter, its count and
+    a digest of them all. By first id and count alone, a later run of other letters
+    (london and south-wales after london and essex) compiled in the folder whose log the
+    record still named for a letter of the earlier run (essex), which then named another
+    run's log; a run of the same letters rebuilds every one of them, each record anew."""
+    digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:8]
+    return f"_batch-{ids[0]}-{len(ids)}-{digest}"
+
+
 def _sweep_batches(layout: Layout, manifest: Manifest) -> None:
-    """Each pdflatex run of many letters compiles in ``work/_batch-<first id>-<count>/``
-    from ``tex/_batch-<first id>-<count>.tex``: a name a later build with other stale
-    letters does not use again. Those no letter's record names (its "log") are left
+    """Each pdflatex run of many letters compiles in ``work/<batch_name>/`` from
+    ``tex/<batch_name>.tex``: a name no run of another set of letters uses. Those no letter's record names (its "log") are left
     from earlier builds, and go; so the build folder holds at most one run's log per
     letter, however often letters are edited. Only ``_batch-`` names under the build's
     own ``work/`` and ``tex/`` are touched: a failed letter's log (``work/<id>/``), the
@@ -702,7 +723,7 @@ class _Compiler:
                      or self.typical_pages for s in sources}
         from .compose import batch_source
 
-        name = f"_batch-{sources[0].recipient.id}-{len(sources)}"
+        name = batch_name([s.recipient.id for s in sources])
         text = batch_source([s.block for s in sources], hints, self.prepared.loaded.batch)
         path = self.layout.tex / f"{name}.tex"
         write_atomic(path, text.encode())
@@ -789,9 +810,9 @@ class _Compiler:
             # what its signed copy was made from stays on the record: status tells an older one
             signed = (self.manifest.letters.get(rid) or {}).get("signed")
             # a web copy named by another date (letter.date changed) is not left beside it to publish
-            before = (self.manifest.letters.get(rid) or {}).get("file")
-            if before and before != self.layout.relative(pdf) and "/" not in before:
-                _unlink_letter(self.layout.root / before)
+            before = _earlier_web_copy(self.layout, rid, (self.manifest.letters.get(rid) or {}).get("file"))
+            if before is not None and before != pdf:
+                _unlink_letter(before)
             self.manifest.letters[rid] = {
                 "recipient": recipient_label(source.recipient),
                 "file": self.layout.relative(pdf), "pages": where.pages, "sha256": "",

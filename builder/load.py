@@ -331,6 +331,10 @@ def read_text(path: Path, what: str = "file") -> str:
     """The file as text (UTF-8, with or without a byte order mark), or a
     ``LoadError`` at the line and column of the first byte that is not."""
     file = str(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        # /dev/zero would fill the memory, a named pipe never end: never read
+        raise LoadError([Problem(file, None, None, None, "", f"cannot read the {what}: it is not a file "
+                                                             "(a device or a named pipe); give a YAML file")])
     try:
         raw = path.read_bytes()
     except OSError as exc:

@@ -148,6 +148,10 @@ class BatchExecutor(invoke.Executor):
         # the record do not stop it at the build (or check) before the merge gets to record them
         accepting = [call.kwargs["accept"] for call in calls if call.task.name == "merge" and call.kwargs.get("accept")]
         self.config["accepted_by_merge"] = accepting[0] if accepting else ""  # every task of the chain reads it
+        # `invoke build check merge`: the bundle this command's merge is about to make again
+        # is not a fault of the check before it (the merge clears this when it runs)
+        names = [call.task.name for call in calls]
+        self.config["merge_follows"] = "check" in names and "merge" in names[names.index("check"):]
         for key in self.SHARED:
             named = {str(call.kwargs[key]) for call in calls if call.kwargs.get(key)}
             if len(named) > 1:
@@ -410,7 +414,7 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
     from .check import check as check_letters
     from .compile import TexMissing
     from .problems import LoadError
-    from .ready import NEVER_MERGED
+    from .ready import NEVER_MERGED, STALE
 
     batch = batch_paths(c, recipients, build_dir)
     try:
@@ -434,20 +438,23 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
             # check comes before merge (`invoke build check merge`): no bundle yet is no fault,
             # but the user is told there was none to check
             print(f"  bundle: none yet, not checked ({command('merge')} makes it)")
+        elif r.state == STALE and c.config.get("merge_follows"):
+            print(f"  {r.line()} (this command's merge makes it again)")
         elif verbose or not r.ready:
             print(f"  {r.line()}")
-    if errors or any(not r.ready for r in bundle):
+    if errors or any(not r.ready and not (r.state == STALE and c.config.get("merge_follows")) for r in bundle):
         raise Exit(code=1)
 
 
 @letter_task(help={**BATCH_HELP, **MEDIUM_HELP})
 def status(c, recipients=None, build_dir=None, for_="print"):
     """List every recipient: ready, stale (and why), failed (first error), never built."""
-    from .build import batch_status
+    from .build import Layout, batch_status, signed_only
     from .compile import TexMissing
     from .problems import LoadError
 
     batch = batch_paths(c, recipients, build_dir)
+    layout = Layout.of(batch.build_dir)
     try:
         found = batch_status(batch.recipients, batch.build_dir, medium_of(for_))
     except (LoadError, TexMissing, OSError) as exc:
@@ -466,8 +473,11 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         renamed = {}
     # a letter the record still has for a recipient the batch no longer has (removed,
     # renamed): it is in the folder to post or publish until a build deletes it
-    left = [rid for rid in found.manifest.letters if rid not in present]
-    width = max([len(s.recipient) for s in states] + [len(rid) for rid in left + gone] +
+    left = [rid for rid, entry in found.manifest.letters.items() if rid not in present and not signed_only(entry)]
+    # and one whose letter is deleted already, but whose signed copy is kept (only sign makes one)
+    kept = {rid: layout.signed_pdf(rid) for rid, entry in found.manifest.letters.items()
+            if rid not in present and signed_only(entry) and layout.signed_pdf(rid).is_file()}
+    width = max([len(s.recipient) for s in states] + [len(rid) for rid in left + gone + list(kept)] +
                 ([len(found.bundle_name)] if found.bundle else []), default=0)
     # "never merged" (12) is the longest state: the column grows to leave it a gap
     column = max([11] + ([len(found.bundle.state) + 1] if found.bundle else []))
@@ -490,8 +500,11 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         print(f"  {mailed[''][0]}")
     copy = "web copy" if for_ == "web" else "letter"
     deletes = f"its {copy} is still in the build folder: {command('build' + (' --for web' if for_ == 'web' else ''))} deletes it"
-    for rid in dict.fromkeys(left + gone):  # mailed under an id the batch no longer has (renamed?)
+    for rid in dict.fromkeys(left + gone + list(kept)):  # mailed under an id the batch no longer has (renamed?)
         notes = [mailed[rid][0]] if rid in mailed else []
+        if rid in kept:
+            notes.append(f"its letter is deleted; its signed copy {show(kept[rid])} is kept (only "
+                         f"{command('sign')} makes one): delete it yourself once it is not needed")
         print(f"  {rid:<{width}}  {'(gone)':<{column}} " +
               "; ".join(["no longer in the batch", *notes, *([deletes] if rid in left else [])]))
     if found.bundle is not None:  # the file's name: no recipient id has a dot
@@ -573,6 +586,12 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
 
     batch = batch_paths(c, recipients, build_dir)
     accepted = accepted_of(accept)
+    c.config["merge_follows"] = False  # a check after this merge judges the bundle it made
+    if accept and c.config.get("accepted_by_merge") == accept:
+        # what this merge accepts counts for the tasks before it only: a build after it
+        # (`merge --accept essex:window build -f`) may rebuild the letter, whose record then
+        # holds no acceptance, and said "accepted by this command's merge --accept", exit 0
+        c.config["accepted_by_merge"] = ""
     target = Path(output) if output else Layout.of(batch.build_dir).bundle
     had_bundle = target.is_file()
     try:
@@ -686,6 +705,11 @@ def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=N
     from .send import SendError, SmtpSettings, mark_sent as mark, send as send_letters
 
     batch = batch_paths(c, recipients, build_dir)
+    for flag, value in (("mark-sent", mark_sent), ("resend", resend)):
+        # `--mark-sent "$ID"` with ID empty was a plain send: every letter not yet sent mailed
+        if value is not None and not ids_of(value):
+            raise Exit(f"--{flag} takes the ids of the letters to {flag.replace('-', ' ')} "
+                       f"(--{flag} london,essex), not {value!r}; nothing was sent", code=2)
     width = 0
 
     def begin(ids):  # every id is known before the first line: one column for all
@@ -698,7 +722,7 @@ def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=N
         print(f"  {outcome.recipient:<{width}}  {outcome.status:<12} {outcome.detail}", flush=True)
 
     try:
-        if mark_sent:
+        if mark_sent is not None:
             begin(ids_of(mark_sent))
             for outcome in mark(batch.build_dir, ids_of(mark_sent)):
                 report(outcome)
@@ -743,16 +767,19 @@ def new(c, name):
     target = target.resolve()
     if target.exists():
         raise Exit(f"{show(target)} already exists: choose another name, or edit it", code=2)
-    target.parent.mkdir(parents=True, exist_ok=True)
     schema = target.parent / SCHEMA_FILE
     # the file's own first lines say how to build it, with the command this person runs
     # (outside a checkout `invoke` finds no tasks) and the file's name
     build_it = command(f"build merge -r {shlex.quote(show(target))}", to_run=False)
     starter = STARTER.read_text(encoding="utf-8").replace("`invoke new`", command("new", to_run=False))
-    write_atomic(target, starter.replace("`invoke build merge -r THIS-FILE.yaml`", build_it).encode("utf-8"))
-    (target.parent / "images").mkdir(exist_ok=True)
-    if not schema.exists():  # the YAML's first line points editors at it
-        write_atomic(schema, json_schema_text().encode("utf-8"))
+    try:  # a folder that is a file, or one that cannot be written: one line, not a traceback
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, starter.replace("`invoke build merge -r THIS-FILE.yaml`", build_it).encode("utf-8"))
+        (target.parent / "images").mkdir(exist_ok=True)
+        if not schema.exists():  # the YAML's first line points editors at it
+            write_atomic(schema, json_schema_text().encode("utf-8"))
+    except OSError as exc:
+        raise stopped(exc)
     print(f"wrote {show(target)} (and {show(target.parent / 'images')}/ for its logo or signature)")
     print(f"next: fill it in, then {build_it}")
 
@@ -884,6 +911,10 @@ def clean(c, recipients=None, build_dir=None):
         print(f"nothing to remove: {show(target)} does not exist")
         return
     try:
+        refused = _not_a_build_folder(target, batch)
+        if refused:
+            raise Exit(f"{show(target)} is not a build folder to remove: it holds {refused}; give --build-dir "
+                       "the batch's own build folder (build/<batch>/). Nothing was removed.", code=2)
         # never the folder of a build, merge or send that runs, nor of a web build (its own lock)
         with lock(Layout.of(target)), lock(Layout.of(target, "web")):
             _clean(target, sent)
@@ -891,6 +922,25 @@ def clean(c, recipients=None, build_dir=None):
         raise stopped(exc, then="\nNothing was removed.")
     except OSError as exc:  # a read-only folder
         raise stopped(exc)
+
+
+def _not_a_build_folder(target: Path, batch: BatchPaths) -> str | None:
+    """What ``target`` holds that no build of this batch makes, or None. `clean -b .`
+    or `clean -b build` (the folder of every batch) would otherwise delete the batch
+    file, the project, or other batches' folders and their send logs."""
+    holds = [(batch.recipients, f"the batch file {show(batch.recipients)}"),
+             (Path.cwd().resolve(), "the folder you are in")]
+    if batch.project:
+        holds.append((batch.project.resolve(), f"the project {show(batch.project)}"))
+    for path, what in holds:
+        if path.is_relative_to(target):
+            return what
+    # a build folder of its own (another batch's, or a web build's beside a print build's)
+    others = [entry for entry in target.iterdir() if entry.name != "web" and entry.is_dir()
+              and not entry.is_symlink() and ((entry / "manifest.json").exists() or (entry / "sent.json").exists())]
+    if others:
+        return f"another batch's build folder ({show(others[0])})"
+    return None
 
 
 def _clean(target: Path, sent: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from pypdf import PdfReader
 from pathlib import Path
 
-from builder.build import build
+from builder.build import batch_name, build
 from builder.merge import MergeRefused, merge
 from conftest import MINIMAL_LETTER, ROOT, SAMPLE, UNDEFINED, pdf_text, write_yaml
 
@@ -203,10 +203,12 @@ def test_a_batch_is_compiled_in_one_run_split_per_letter_and_bisected_on_failure
         assert f"Dear Person {n}," in text and text.count("Dear Person") == 1
     # the batch run happened, and was bisected: p1's letter comes from the first half's run
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["letters"]["p1"]["log"] == "work/_batch-p1-3/_batch-p1-3.log"
+    first_half = batch_name(["p1", "p2", "p3"])
+    assert manifest["letters"]["p1"]["log"] == f"work/{first_half}/{first_half}.log"
     assert manifest["letters"]["p5"]["log"] == "work/p5/p5.log" and (out / "work/p5/p5.log").is_file()
     # the run of all seven, which no letter comes from, is not kept
-    assert not (out / "work" / "_batch-p1-7").exists() and not (out / "tex" / "_batch-p1-7.tex").exists()
+    all_seven = batch_name([f"p{n}" for n in range(1, 8)])
+    assert not (out / "work" / all_seven).exists() and not (out / "tex" / f"{all_seven}.tex").exists()
 
 
 def test_editing_letters_again_and_again_does_not_grow_the_build_folder(tmp_path, inject_latex):
@@ -245,7 +247,7 @@ def test_editing_letters_again_and_again_does_not_grow_the_build_folder(tmp_path
     assert logs["p4"] == "work/p4/p4.log" and "failed" in manifest["letters"]["p4"]
     assert (out / "letters" / "p4.pdf").read_bytes() == good_p4  # its last good PDF stays
     runs = {Path(log).parent.name for log in logs.values() if "/_batch-" in log}
-    assert runs == {"_batch-p1-1", "_batch-p2-1", "_batch-p3-1"}
+    assert runs == {batch_name(["p1"]), batch_name(["p2"]), batch_name(["p3"])}
     assert {p.name for p in (out / "work").glob("_batch-*") if not p.is_symlink()} == runs
     assert {p.stem for p in (out / "tex").glob("_batch-*.tex")} == runs
     assert not [p for p in (out / "work").rglob("*.pdf") if "elsewhere" not in str(p)]  # no compiled PDF kept
@@ -316,6 +318,7 @@ def test_a_recipient_removed_or_renamed_leaves_no_letter_to_post_or_publish(tmp_
     loses its letter, web copy and page and leaves the record; a signed copy,
     which a build cannot make again, is kept and named. A build of --only
     some letters removes nothing."""
+    import hashlib
     import json
 
     three = BATCH.replace("Smiley 😀", "Smiley")
@@ -325,6 +328,10 @@ def test_a_recipient_removed_or_renamed_leaves_no_letter_to_post_or_publish(tmp_
     signed = out / "signed" / "broken.pdf"
     signed.parent.mkdir()
     signed.write_bytes((out / "letters" / "broken.pdf").read_bytes())  # as `sign` leaves one
+    record = json.loads((out / "manifest.json").read_text(encoding="utf-8"))  # and its record, as sign keeps it
+    record["letters"]["broken"]["signed"] = {"letter": record["letters"]["broken"]["sha256"],
+                                             "sha256": hashlib.sha256(signed.read_bytes()).hexdigest()}
+    (out / "manifest.json").write_text(json.dumps(record), encoding="utf-8")
     web = sorted(p.name for p in (out / "web").iterdir() if p.suffix in (".pdf", ".html"))
     assert web == ["2021-03-04-broken.html", "2021-03-04-broken.pdf", "2021-03-04-first.html",
                    "2021-03-04-first.pdf", "2021-03-04-third.html", "2021-03-04-third.pdf"]
@@ -352,11 +359,20 @@ def test_a_recipient_removed_or_renamed_leaves_no_letter_to_post_or_publish(tmp_
     assert sorted(p.name for p in (out / "web").iterdir() if p.suffix in (".pdf", ".html")) == [
         "2021-03-04-first.html", "2021-03-04-first.pdf", "2021-03-04-third-person.html", "2021-03-04-third-person.pdf"]
     assert signed.exists()
-    for manifest in (out / "manifest.json", out / "web" / "manifest.json"):
-        assert sorted(json.loads(manifest.read_text(encoding="utf-8"))["letters"]) == ["first", "third-person"]
+    letters = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["letters"]
+    assert sorted(letters) == ["broken", "first", "third-person"] and list(letters["broken"]) == ["signed"]
+    assert sorted(json.loads((out / "web" / "manifest.json").read_text(encoding="utf-8"))["letters"]) == \
+        ["first", "third-person"]
     again = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(out)], cwd=ROOT,
                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert again.returncode == 0 and "no longer" not in again.stdout, again.stdout  # said once
+    # its letter is gone; the record keeps what its signed copy was made from: status says so,
+    # not that a build would delete a letter it deleted already
+    seen = subprocess.run([sys.executable, "-m", "invoke", "status", "-r", str(source), "-b", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert re.search(r"^  broken +\(gone\) +no longer in the batch; its letter is deleted; its signed copy "
+                     rf"{re.escape(str(signed))} is kept", seen.stdout, re.M), seen.stdout
+    assert "deletes it" not in seen.stdout and "third " not in seen.stdout, seen.stdout
 
 
 def test_web_copies_of_letters_marked_more_than_official_are_named_before_publishing(tmp_path):
@@ -383,3 +399,48 @@ recipients:
     printed = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(tmp_path / "b")],
                              cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert printed.returncode == 0 and "marked" not in printed.stdout, printed.stdout  # letters to post: no word
+
+
+def test_every_letter_s_log_is_of_the_run_that_made_it(tmp_path):
+    """A run was named by its first letter and count: london and essex rebuilt, then london
+    and south-wales, compiled in the same folder, and essex's record named the log of a
+    run that did not hold essex."""
+    people = "".join(f"  - id: p{n}\n    name: Person {n}\n    address: [{n} Road]\n    salutation: Dear Person {n},\n"
+                     for n in range(1, 5))
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n" + people)
+    out = tmp_path / "build"
+    assert build(source, out, jobs=1).ok
+    for edited in (("p2", "p3"), ("p2", "p4")):  # two letters each time, p2 first: one run, jobs=1
+        for rid in edited:
+            source.write_text(re.sub(rf"name: Person {rid[1:]}.*\n", f"name: Person {rid[1:]} {edited}\n",
+                                     source.read_text()))
+        assert [o.recipient for o in build(source, out, jobs=1).outcomes if o.status == "built"] == list(edited)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for rid, entry in manifest["letters"].items():
+        run = Path(entry["log"]).parent.name
+        assert (out / entry["log"]).is_file(), entry["log"]
+        assert "\\begin{letter}{%s}" % rid in (out / "tex" / f"{run}.tex").read_text(), (rid, run)
+
+
+def test_a_file_the_record_names_by_hand_is_never_deleted_for_a_letter(tmp_path):
+    """Only a web copy named by an earlier date is deleted by the name the record gives: a
+    manifest edited by hand to name the signed bundle (or the cover, or any PDF beside the
+    letters) as a letter's file made the next build delete it, for a letter rebuilt or removed."""
+    people = "".join(f"  - id: p{n}\n    name: Person {n}\n    address: [{n} Road]\n    salutation: Dear Person {n},\n"
+                     for n in range(1, 4))
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n" + people)
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    kept = {"bundle-signed.pdf": b"%PDF signed", "cover.pdf": b"%PDF cover", "2020-01-01-p2.pdf": b"%PDF mine"}
+    for name, data in kept.items():
+        (out / name).write_bytes(data)
+    record = json.loads((out / "manifest.json").read_text())
+    record["letters"]["p1"]["file"] = "bundle-signed.pdf"  # p1 is removed below
+    record["letters"]["p2"]["file"] = "cover.pdf"  # p2 is rebuilt below
+    record["letters"]["p3"]["file"] = "2020-01-01-p2.pdf"
+    (out / "manifest.json").write_text(json.dumps(record))
+    text = source.read_text().replace("name: Person 2\n", "name: Person 2 again\n")
+    write_yaml(source, text.replace("  - id: p1\n    name: Person 1\n    address: [1 Road]\n    salutation: Dear Person 1,\n", ""))
+    report = build(source, out, force=True)
+    assert report.ok and report.removed == ["p1"]
+    assert {name: (out / name).read_bytes() for name in kept if (out / name).exists()} == kept

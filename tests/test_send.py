@@ -820,3 +820,16 @@ recipients:
     assert dry["cymraeg"][1].endswith(warning), dry
     assert not dry["saesneg"][1].endswith(")") and not dry["dwyieithog"][1].endswith(")"), dry  # English is theirs
     assert "(the text in 'cy')" in refused.stderr, refused.stderr
+
+
+def test_an_empty_mark_sent_or_resend_mails_nobody(batch, smtp_server):
+    """`send --yes --mark-sent "$ID"` (or `--resend "$ID"`) with ID empty, or only commas:
+    a plain send would mail every letter not yet sent, which is not what was asked. One
+    line, exit 2, no mail, no send log."""
+    source, out = batch
+    mailbox, port = smtp_server
+    for flag, value in (("--mark-sent", ""), ("--resend", ""), ("--resend", " , "), ("--mark-sent", ",")):
+        done = run_send(source, out, port, "--yes", flag, value)
+        assert done.returncode == 2 and f"{flag} takes the ids of the letters" in done.stderr, done
+        assert len(done.stderr.strip().splitlines()) == 1 and done.stdout == "", done
+    assert mailbox.messages == [] and not (out / "sent.json").exists()

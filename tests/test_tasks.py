@@ -166,6 +166,7 @@ def test_one_meaning_per_short_flag_across_tasks():
     (("check", "-o", "alpha,bta"), "nothing was checked: no valid recipient with id: bta (did you mean 'beta'?)"),
     (("diff", "-o", "alpa"), "nothing to show: no valid recipient with id: alpa (did you mean 'alpha'?)"),
     (("new", ".."), "`invoke new` takes a name"),
+    (("new", "pyproject.toml/october"), "could not go on: File exists (pyproject.toml)"),  # a file, not a folder
     (("merge", "--accept", "alpha"), "--accept 'alpha': write id:code"),
     (("merge", "--accept", "alpha:window,beta:nonsense"), "--accept 'beta:nonsense': write id:code"),
 ])
@@ -600,3 +601,37 @@ def test_the_defaults_come_from_invoke_config_and_the_environment(project):
     seen = invoke("status", cwd=project / "sub")
     assert "gamma" in seen.stdout and "beta" not in seen.stdout, seen.stdout + seen.stderr
     assert list((project / "sub").iterdir()) == [] and not (project / "build").exists()
+
+
+def test_clean_removes_only_a_build_folder_never_the_batch_or_other_batches(project):
+    """`clean -b .` would delete the batch file and the project, and `clean -b build` (the
+    folder of every batch) every batch's letters and send logs: each is refused, one line,
+    exit 2, and nothing is removed."""
+    assert invoke("build", cwd=project).returncode == 0
+    assert invoke("build", "-r", "other.yaml", cwd=project).returncode == 0
+    mine, theirs = project / "build" / "recipients", project / "build" / "other"
+    (theirs / "sent.json").write_text("{}")  # who was mailed: clean must never lose it
+    before = sorted(str(p) for p in project.rglob("*"))
+    for folder, holds in ((".", "the batch file"), ("build", "another batch's build folder"),
+                          ("..", "the batch file")):
+        done = invoke("clean", "-b", folder, cwd=project)
+        assert done.returncode == 2 and holds in done.stderr and "Nothing was removed" in done.stderr, done
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    # a batch elsewhere, `-b .` where the person stands: not their folder to lose
+    elsewhere = invoke("clean", "-r", str(project / "other.yaml"), "-b", ".", cwd=project / "sub")
+    assert elsewhere.returncode == 2 and "the folder you are in" in elsewhere.stderr, elsewhere
+    assert sorted(str(p) for p in project.rglob("*")) == before
+    assert invoke("clean", cwd=project).returncode == 0  # its own folder, as ever
+    assert not mine.exists() and (theirs / "sent.json").exists() and letter(theirs, "alpha").exists()
+
+
+def test_a_batch_file_that_is_a_named_pipe_or_a_device_is_one_line_never_read(project):
+    """`-r` naming a FIFO would wait for ever, `-r /dev/zero` filled the memory until the
+    kernel killed the command: neither is read, and each is one line, exit 2."""
+    fifo = project / "pipe.yaml"
+    os.mkfifo(fifo)
+    for task in ("status", "build", "merge"):
+        done = invoke(task, "-r", str(fifo), "-b", "out", cwd=project, timeout=60)
+        assert done.returncode == 2 and "it is not a file (a device or a named pipe)" in done.stderr, done
+        assert "Traceback" not in done.stderr
+    assert not (project / "out" / "manifest.json").exists()

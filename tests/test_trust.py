@@ -18,7 +18,7 @@ from pathlib import Path
 import pikepdf
 import pytest
 
-from builder.build import build, status
+from builder.build import batch_name, build, status
 from builder.check import check
 from builder.merge import MergeRefused, merge
 from conftest import MINIMAL_LETTER, ROOT, SAMPLE, copy_batch, pdf_text, write_yaml
@@ -161,6 +161,22 @@ def test_build_merge_accept_makes_the_bundle_the_person_accepted(tmp_path):
     # on the record now, with this very file: the chain without --accept goes through too
     assert invoke("build", "merge", *batch).returncode == 0
     assert invoke("status", *batch).returncode == 0
+
+    # one's letter edited: the documented chain merges again. Its check saw the bundle the
+    # merge was about to replace as stale and stopped the chain (exit 1), every time
+    write_yaml(source, source.read_text().replace("name: Reader one", "name: Reader one again"))
+    again = invoke("build", "check", "merge", *batch, "--accept", "tall:window")
+    assert again.returncode == 0 and "(this command's merge makes it again)" in again.stdout, again.stdout
+    assert "Reader one again" in pdf_text(out / "bundle.pdf")
+    write_yaml(source, source.read_text().replace("name: Reader one again", "name: Reader one once more"))
+    stale = invoke("build", "check", *batch)  # no merge follows: a stale bundle is a fault
+    assert stale.returncode == 1 and "bundle: stale" in stale.stdout, stale.stdout
+    # what the merge accepts counts for the tasks before it only: a build after it rebuilds
+    # tall, whose record then holds no acceptance; it said "accepted by this command's merge", exit 0
+    after = invoke("merge", "--accept", "tall:window", *batch, "build", "-f")
+    assert after.returncode == 1 and "accepted by this command's merge" not in after.stdout, after.stdout
+    assert "not ready (preflight errors): tall" in after.stdout
+    assert invoke("check", *batch).returncode == 1
 
 
 def test_everything_in_the_window_is_the_address(tmp_path, inject_latex):
@@ -815,7 +831,8 @@ def test_the_cover_is_used_again_only_while_it_is_what_merge_would_compile(tmp_p
     write_yaml(source, source.read_text().replace("name: Reader two\n", "name: Reader two\n    your_ref: X1\n"))
     assert build(source, out).ok
     # the one letter went the batch route (one pass, its page count from the last build)
-    assert json.loads((out / "manifest.json").read_text())["letters"]["two"]["log"] == "work/_batch-two-1/_batch-two-1.log"
+    run = batch_name(["two"])
+    assert json.loads((out / "manifest.json").read_text())["letters"]["two"]["log"] == f"work/{run}/{run}.log"
     kept = merge(source, out)
     assert not kept.up_to_date and cover_log.stat().st_mtime_ns == compiled
     fresh = tmp_path / "fresh"  # the same batch merged from nothing: the same bytes
