@@ -630,9 +630,10 @@ def batch_name(ids: list[str]) -> str:
 
 def _sweep_batches(layout: Layout, manifest: Manifest) -> None:
     """Each pdflatex run of many letters compiles in ``work/<batch_name>/`` from
-    ``tex/<batch_name>.tex``: a name no run of another set of letters uses. Those no letter's record names (its "log") are left
-    from earlier builds, and go; so the build folder holds at most one run's log per
-    letter, however often letters are edited. Only ``_batch-`` names under the build's
+    ``tex/<batch_name>.tex``: a name no run of another set of letters uses. Those no
+    letter's record names (its "log") are left from earlier builds, and go; so the
+    build folder holds at most one run's log per letter, however often letters are
+    edited. Only ``_batch-`` names under the build's
     own ``work/`` and ``tex/`` are touched: a failed letter's log (``work/<id>/``), the
     cover's and the letters themselves are not."""
     named = {Path(entry["log"]).parent.name for entry in manifest.letters.values()
