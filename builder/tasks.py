@@ -236,7 +236,16 @@ def medium_of(value: str) -> str:
 
 
 def ids_of(only: str | None) -> list[str] | None:
-    return [i.strip() for i in only.split(",") if i.strip()] if only else None
+    """``--only``'s comma-separated ids, or None when it is not given. A value that
+    names no id (``-o ""``, ``-o ,``: a script's empty variable) is one line, exit 2:
+    read as not given, it built or checked every letter."""
+    if only is None:
+        return None
+    ids = [i.strip() for i in str(only).split(",") if i.strip()]
+    if not ids:
+        raise Exit(f"--only takes the ids of letters, comma-separated (--only london,essex), not {only!r}",
+                   code=2)
+    return ids
 
 
 def accepted_of(accept: str | None) -> dict[str, list[str]]:
@@ -707,9 +716,12 @@ def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=N
     batch = batch_paths(c, recipients, build_dir)
     for flag, value in (("mark-sent", mark_sent), ("resend", resend)):
         # `--mark-sent "$ID"` with ID empty was a plain send: every letter not yet sent mailed
-        if value is not None and not ids_of(value):
+        if value is not None and not str(value).replace(",", "").strip():
             raise Exit(f"--{flag} takes the ids of the letters to {flag.replace('-', ' ')} "
                        f"(--{flag} london,essex), not {value!r}; nothing was sent", code=2)
+    if mark_sent is not None and resend is not None:  # one of them was silently dropped
+        raise Exit("--mark-sent records letters as arrived and --resend mails them again: give one "
+                   "of them; nothing was sent", code=2)
     width = 0
 
     def begin(ids):  # every id is known before the first line: one column for all

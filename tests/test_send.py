@@ -833,3 +833,6 @@ def test_an_empty_mark_sent_or_resend_mails_nobody(batch, smtp_server):
         assert done.returncode == 2 and f"{flag} takes the ids of the letters" in done.stderr, done
         assert len(done.stderr.strip().splitlines()) == 1 and done.stdout == "", done
     assert mailbox.messages == [] and not (out / "sent.json").exists()
+    both = run_send(source, out, port, "--yes", "--mark-sent", "london", "--resend", "essex")
+    assert both.returncode == 2 and "give one of them; nothing was sent" in both.stderr, both  # one was dropped
+    assert mailbox.messages == [] and not (out / "sent.json").exists()

@@ -165,6 +165,10 @@ def test_one_meaning_per_short_flag_across_tasks():
     (("build", "-o", "alpa"), "nothing was built: no valid recipient with id: alpa (did you mean 'alpha'?)"),
     (("check", "-o", "alpha,bta"), "nothing was checked: no valid recipient with id: bta (did you mean 'beta'?)"),
     (("diff", "-o", "alpa"), "nothing to show: no valid recipient with id: alpa (did you mean 'alpha'?)"),
+    # --only from a script's empty variable names no letter: never read as every letter
+    (("build", "-o", ""), "--only takes the ids of letters, comma-separated"),
+    (("check", "-o", " , "), "--only takes the ids of letters, comma-separated"),
+    (("diff", "-o", ","), "--only takes the ids of letters, comma-separated"),
     (("new", ".."), "`invoke new` takes a name"),
     (("new", "pyproject.toml/october"), "could not go on: File exists (pyproject.toml)"),  # a file, not a folder
     (("merge", "--accept", "alpha"), "--accept 'alpha': write id:code"),
