@@ -90,6 +90,12 @@ def closing(batch: Batch, recipient: Recipient, language: str | None = None) -> 
     return CLOSINGS[language]["nameless" if is_nameless(salutation) else "named"]
 
 
+def signatory_title(batch: Batch, language: str) -> str:
+    """The signatory's title in ``language`` (given by language, or written once in
+    the letter's), or "" when it has none in that language."""
+    return batch.shared_text(batch.letter.signatory.title, language) or ""
+
+
 def class_name(batch: Batch) -> str:
     """The letterhead class: letterbatch, or the batch's own (house.cls -> house)."""
     return Path(batch.letter.letterhead).stem if batch.letter.letterhead else CLASS_NAME
@@ -291,7 +297,7 @@ def _language_values(batch: Batch, recipient: Recipient, language: str, memo: di
         "date": latex.text(long_date(batch.letter.date, language)),
         "subject": NoEscape("\\par ".join(_rendered(subject, batch, memo))) if subject else NoEscape(""),
         "closing": latex.text(closing(batch, recipient, language)),
-        "sigtitle": latex.text(batch.shared_text(batch.letter.signatory.title, language) or ""),
+        "sigtitle": latex.text(signatory_title(batch, language)),
     }
 
 
@@ -339,8 +345,8 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
         cover.append(NoEscape(r"\textbf{%s}\par\medskip" % latex.text(letter.title)))
     singular, plural = words["letters"]
     count = f"{len(rows)} {singular if len(rows) == 1 else plural}"
-    role = letter.signatory.title  # by language, or plain (in the letter's language)
-    role = batch.shared_text(role, language) or (role if isinstance(role, str) else next(iter(role.values())))
+    title = letter.signatory.title  # the cover's language's, else the first given
+    role = signatory_title(batch, language) or (title if isinstance(title, str) else next(iter(title.values())))
     cover.append(NoEscape(latex.text(words["summary"].format(
         count=count, date=date, who=letter.signatory.name or role)) + "\\par\\medskip\n"))
     ranges = [f"{row.first_page}" if row.first_page == row.last_page else f"{row.first_page}\u2013{row.last_page}"

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from . import markup
-from .compose import PDF_LANG, closing, full_stop, long_date, pdf_title
+from .compose import PDF_LANG, closing, full_stop, long_date, pdf_title, signatory_title
 from .schema import LANGUAGES, Batch, Recipient
 
 _SAFE_URL = re.compile(r"(?i)^(https?://|mailto:)")
@@ -149,8 +149,7 @@ def _letter(batch: Batch, recipient: Recipient, language: str, ids: str) -> list
     out.append(f"<p>{e(closing(batch, recipient, language))}</p>")
     # as the printed block: the title in bold, the name (show_name) plain above it
     name = f"{e(signatory.name)}<br>" if signatory.name and signatory.show_name else ""
-    title = batch.shared_text(signatory.title, language) or ""
-    out.append(f'<p class="signatory">{name}<strong>{e(title)}</strong></p>')
+    out.append(f'<p class="signatory">{name}<strong>{e(signatory_title(batch, language))}</strong></p>')
     for label, lines in ((words["cc"], pick(recipient.cc, letter.cc)),
                          (words["enc"], pick(recipient.enclosures, letter.enclosures))):
         if lines:
