@@ -389,6 +389,11 @@ class Deduplicator:
                         entries[key] = self.canonical(value)
                         brought_new = True
             _own_streams(page)
+            # the one /Border [0 0 0] every link of a letter shares (the class's): one for all letters
+            for annotation in page.get("/Annots") or ():
+                border = annotation.get("/Border")
+                if border is not None and border.is_indirect:
+                    annotation.Border = self.canonical(border)
         return copies, brought_new
 
     def blank_page(self, width: float, height: float) -> pikepdf.Object:
