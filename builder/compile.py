@@ -233,27 +233,29 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
             if owner in result.letters:
                 result.letters[owner].overfull.append(text)
     else:
-        if _WRITE_FAILED in terminal or _WRITE_FAILED in log_text:
-            raise _write_failed(workdir)
+        failed_write = _WRITE_FAILED_RE.search(terminal) or _WRITE_FAILED_RE.search(log_text)
+        if failed_write:
+            raise _write_failed(workdir, failed_write.group(0))
         result.errors = errors or tex_errors(log_text) or tex_errors(terminal) or _terminal_error(terminal)
     result.seconds = time.perf_counter() - started
     return result
 
 
-# pdfTeX's words when writing its PDF fails (a full disk, a quota): no fault of the letter's
-_WRITE_FAILED = "fwrite() failed"
+# pdfTeX's words when writing its PDF fails (a full disk, a quota): no fault of the letter's.
+# fwrite() while it writes; fflush() when the last of a small PDF (a cover sheet) is flushed
+_WRITE_FAILED_RE = re.compile(r"\b(?:fwrite|fflush)\(\) failed")
 # what LaTeX writes last into the .aux at \end{document}: an .aux without it is cut short
 _AUX_END = b"\\gdef \\@abspage@last{"
 
 
-def _write_failed(workdir: Path) -> OSError:
+def _write_failed(workdir: Path, said_by_pdftex: str = "fwrite() failed") -> OSError:
     """The OSError a write of the build's own would raise: the command stops
     with one line and no letter is marked failed."""
     try:
         full = shutil.disk_usage(workdir).free < ROOM_NEEDED
     except OSError:
         full = False
-    said = "pdflatex could not write its PDF (pdfTeX: fwrite() failed)"
+    said = f"pdflatex could not write its PDF (pdfTeX: {said_by_pdftex})"
     return OSError(errno.ENOSPC if full else errno.EIO,
                    f"{os.strerror(errno.ENOSPC)}: {said}" if full else said, str(workdir))
 

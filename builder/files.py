@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import filecmp
 import os
+import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -45,15 +48,26 @@ def write_atomic(path: Path, data: bytes, durable: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def replacing(path: Path, durable: bool = False) -> Iterator[BinaryIO]:
+def replacing(path: Path, durable: bool = False, *, clear_stale: bool = False) -> Iterator[BinaryIO]:
     """``write_atomic`` for a file written piece by piece, such as a bundle too
     large to hold in memory: a temporary file beside ``path`` (open to write and
     to read back), renamed onto ``path`` when the block ends without an error,
     deleted when it raises. A file there with the same bytes is left as it was.
-    An OSError that names no file (a full disk's write) is said of ``path``."""
+    An OSError that names no file (a full disk's write) or the temporary file
+    (a folder that cannot be written, a folder named ``path``) is said of ``path``.
+    The temporary file is locked while it is written: ``clear_stale`` first deletes
+    the temporary files of ``path`` that no process holds, left by one killed
+    outright (``kill -9``) while it wrote (a bundle's is as large as the bundle)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    if clear_stale:
+        _clear_stale(path)
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path))
+    except OSError as exc:  # a folder that cannot be written: said of the file, not a name mkstemp made up
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    try:
+        with contextlib.suppress(OSError):  # a file system without locks: nothing is cleared
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released when the file is closed, or its process ends
         with os.fdopen(fd, "w+b") as handle:
             yield handle
             handle.flush()
@@ -66,7 +80,9 @@ def replacing(path: Path, durable: bool = False) -> Iterator[BinaryIO]:
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename is None:  # a full disk's write names no file: this one
+        # a full disk's write names no file, a failed rename the temporary file,
+        # which is gone: both are said of the file being written
+        if isinstance(exc, OSError) and exc.strerror and exc.filename in (None, tmp):
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
     if durable:
@@ -75,3 +91,36 @@ def replacing(path: Path, durable: bool = False) -> Iterator[BinaryIO]:
             os.fsync(folder)
         finally:
             os.close(folder)
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+# mkstemp's names: the prefix, then eight of these
+_TEMPORARY_NAME_RE = re.compile(r"[a-z0-9_]{8}")
+
+
+def _clear_stale(path: Path) -> None:
+    """Delete the temporary files ``replacing`` left beside ``path`` in a process
+    that was killed: those no process holds locked. Best effort: one that cannot
+    be opened or deleted is left where it is."""
+    prefix = _temporary_prefix(path)
+    try:
+        entries = [e for e in os.scandir(path.parent) if e.name.startswith(prefix)
+                   and _TEMPORARY_NAME_RE.fullmatch(e.name[len(prefix):])]
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: still being written
+                os.unlink(entry.path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)

@@ -126,8 +126,8 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
 
             # saved straight into a file beside the bundle, renamed into place only once
             # every letter is found unchanged since it was judged: never held in memory
-            # (55 MB for 10,000 letters)
-            with replacing(out) as bundle_file:
+            # (55 MB for 10,000 letters); the temporary file of a merge killed while it saved is deleted
+            with replacing(out, clear_stale=True) as bundle_file:
                 try:
                     pages, blanks = _concatenate(bundle_file, letters, duplex, _metadata(prepared), hashes,
                                                  digests, signature_fields, cover_sheet if cover else None,

@@ -715,6 +715,109 @@ def test_a_disk_that_fills_while_pdflatex_writes_stops_the_build_and_fails_no_le
         assert build(source, out).ok and {s.state for s in status(source, out)} == {"ready"}
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny file system needs root")
+def test_a_disk_that_fills_as_pdflatex_flushes_the_cover_stops_merge_as_a_full_disk(tmp_path):
+    """With a few kilobytes free, pdfTeX writes the small cover sheet but cannot
+    flush its end: it says "fflush() failed". That is the disk, not the letterhead:
+    merge says so in one line (exit 2), and nothing is lost."""
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + person("one") + person("two") + person("three"))
+    with small_disk(tmp_path / "disk", "8m") as disk:
+        out = disk / "build"
+        assert build(source, out).ok
+        merge(source, out)
+        good, said = outputs(out), []
+        for free in (4096, 12288, 20480):  # pages left: pdfTeX fails in fflush (or, with more, fwrite)
+            shutil.rmtree(out / "work", ignore_errors=True)
+            room = shutil.disk_usage(disk).free
+            (disk / "filler").write_bytes(b"\0" * max(0, room - free))
+            merged = invoke("merge", "-r", str(source), "-b", str(out), "--duplex")
+            (disk / "filler").unlink()
+            assert merged.returncode == 2 and len(merged.stderr.strip().splitlines()) == 1, merged.stderr
+            assert "No space left on device" in merged.stderr and "did not compile" not in merged.stderr, \
+                merged.stderr
+            assert "the previous bundle is unchanged" in merged.stderr and outputs(out) == good
+            said.append(merged.stderr)
+        assert any("(pdfTeX: fflush() failed)" in line for line in said), said
+
+
+KILLED_WHILE_WRITING = """
+import os, signal, sys
+from pathlib import Path
+from builder.files import replacing
+with replacing(Path(sys.argv[1])) as handle:
+    handle.write(b"%PDF-1.7 half a bundle")
+    handle.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+STILL_WRITING = """
+import sys
+from pathlib import Path
+from builder.files import replacing
+with replacing(Path(sys.argv[1])) as handle:
+    handle.write(b"%PDF-1.7 being written")
+    handle.flush()
+    print("writing", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_the_temporary_file_of_a_merge_killed_while_it_saves_is_cleared_by_the_next(one_letter_merged, tmp_path):
+    """kill -9 while the bundle is saved: the bundle in place is the old one, whole;
+    the temporary file left beside it (as large as a bundle: 55 MB for 10,000
+    letters) is deleted by the next merge, into the build folder or --output's.
+    A temporary file a live process still writes is left alone."""
+    import signal
+
+    source, out = copy_batch(one_letter_merged, tmp_path / "batch")
+    bundle, elsewhere = out / "bundle.pdf", tmp_path / "elsewhere.pdf"
+    good = bundle.read_bytes()
+    for target in (bundle, elsewhere):
+        killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_WRITING, str(target)], cwd=ROOT)
+        assert killed.returncode == -signal.SIGKILL
+    left = [p for p in [*out.iterdir(), *tmp_path.iterdir()] if p.name.startswith((".bundle.pdf.", ".elsewhere.pdf."))]
+    assert len(left) == 2 and bundle.read_bytes() == good and not elsewhere.exists()
+    writer = subprocess.Popen([sys.executable, "-c", STILL_WRITING, str(bundle)], cwd=ROOT, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert writer.stdout.readline() == "writing\n"
+        [live] = [p for p in out.iterdir() if p.name.startswith(".bundle.pdf.") and p not in left]
+        assert not merge(source, out, duplex=True).up_to_date
+        assert not merge(source, out, out=elsewhere).up_to_date
+        assert not any(p.exists() for p in left) and live.exists()  # the live one is another's
+    finally:
+        writer.communicate("")
+    assert not live.exists()
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".lock"]
+
+
+def test_an_output_that_cannot_be_written_is_named_not_a_temporary_file(one_letter_merged, tmp_path):
+    """--output naming a folder, or a file in a folder that cannot be written: one
+    line naming the file given (not the hidden temporary file merge wrote first,
+    which is gone), exit 2, nothing left behind."""
+    source, out = copy_batch(one_letter_merged, tmp_path / "batch")
+    (tmp_path / "folder.pdf").mkdir()
+    targets = [tmp_path / "folder.pdf"]
+    if os.geteuid() == 0:  # root writes into any folder: a read-only file system refuses it
+        with small_disk(tmp_path / "disk", "1m") as disk:
+            subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+            merged = invoke("merge", "-r", str(source), "-b", str(out), "--output", str(disk / "new.pdf"))
+        assert merged.returncode == 2 and merged.stderr.strip().splitlines() == [
+            f"could not write the bundle: Read-only file system ({disk / 'new.pdf'}); no bundle was written"]
+    else:
+        targets.append(tmp_path / "locked" / "new.pdf")
+        targets[-1].parent.mkdir(mode=0o555)
+    merged = invoke("merge", "-r", str(source), "-b", str(out), "--output", str(targets[0]))
+    assert merged.returncode == 2 and merged.stderr.strip().splitlines() == [
+        f"could not write the bundle: Is a directory ({targets[0]}); no bundle was written"], merged.stderr
+    for target in targets[1:]:
+        merged = invoke("merge", "-r", str(source), "-b", str(out), "--output", str(target))
+        assert merged.returncode == 2 and merged.stderr.strip().splitlines() == [
+            f"could not write the bundle: Permission denied ({target}); no bundle was written"], merged.stderr
+    assert not [p for p in tmp_path.rglob(".*.pdf.*")]
+
+
 def test_merge_writes_nothing_when_the_bundle_is_current_and_everything_else_merges_again(tmp_path):
     source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
                         + person("one") + person("two"))
