@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import filecmp
 import os
@@ -58,6 +59,8 @@ def replacing(path: Path, durable: bool = False, *, clear_stale: bool = False) -
     The temporary file is locked while it is written: ``clear_stale`` first deletes
     the temporary files of ``path`` that no process holds, left by one killed
     outright (``kill -9``) while it wrote (a bundle's is as large as the bundle)."""
+    if path.parent.exists() and not path.parent.is_dir():  # mkdir would say "File exists"
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path.parent))
     path.parent.mkdir(parents=True, exist_ok=True)
     if clear_stale:
         _clear_stale(path)
@@ -94,7 +97,13 @@ def replacing(path: Path, durable: bool = False, *, clear_stale: bool = False) -
 
 
 def _temporary_prefix(path: Path) -> str:
-    return f".{path.name}."
+    """The start of the temporary files' names: ``path``'s name between dots, cut
+    short so that, with mkstemp's eight characters, it is a name a file system
+    allows (255 bytes) when ``path``'s own name is."""
+    name = path.name
+    while len(os.fsencode(name)) > 230:
+        name = name[:-1]
+    return f".{name}."
 
 
 # mkstemp's names: the prefix, then eight of these

@@ -798,6 +798,11 @@ def test_an_output_that_cannot_be_written_is_named_not_a_temporary_file(one_lett
     which is gone), exit 2, nothing left behind."""
     source, out = copy_batch(one_letter_merged, tmp_path / "batch")
     (tmp_path / "folder.pdf").mkdir()
+    long_name = tmp_path / ("a" * 250 + ".pdf")  # a name the file system allows; its temporary file's too
+    assert merge(source, out, out=long_name).path.read_bytes() == (out / "bundle.pdf").read_bytes()
+    in_a_file = invoke("merge", "-r", str(source), "-b", str(out), "--output", str(source / "new.pdf"))
+    assert in_a_file.returncode == 2 and in_a_file.stderr.strip().splitlines() == [
+        f"could not write the bundle: Not a directory ({source}); no bundle was written"], in_a_file.stderr
     targets = [tmp_path / "folder.pdf"]
     if os.geteuid() == 0:  # root writes into any folder: a read-only file system refuses it
         with small_disk(tmp_path / "disk", "1m") as disk:
