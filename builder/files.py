@@ -126,7 +126,9 @@ def _clear_stale(path: Path) -> None:
         except OSError:
             continue
         try:
-            if stat.S_ISREG(os.fstat(fd).st_mode):
+            mode = os.fstat(fd).st_mode
+            # mkstemp makes it private (0600) until it is renamed: a file kept there by hand is not
+            if stat.S_ISREG(mode) and stat.S_IMODE(mode) == 0o600:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: still being written
                 os.unlink(entry.path)
         except OSError:

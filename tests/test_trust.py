@@ -778,18 +778,20 @@ def test_the_temporary_file_of_a_merge_killed_while_it_saves_is_cleared_by_the_n
         assert killed.returncode == -signal.SIGKILL
     left = [p for p in [*out.iterdir(), *tmp_path.iterdir()] if p.name.startswith((".bundle.pdf.", ".elsewhere.pdf."))]
     assert len(left) == 2 and bundle.read_bytes() == good and not elsewhere.exists()
+    kept = out / ".bundle.pdf.backup01"  # a copy kept by hand, named as a temporary file might be
+    kept.write_bytes(good)
     writer = subprocess.Popen([sys.executable, "-c", STILL_WRITING, str(bundle)], cwd=ROOT, text=True,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         assert writer.stdout.readline() == "writing\n"
-        [live] = [p for p in out.iterdir() if p.name.startswith(".bundle.pdf.") and p not in left]
+        [live] = [p for p in out.iterdir() if p.name.startswith(".bundle.pdf.") and p not in [*left, kept]]
         assert not merge(source, out, duplex=True).up_to_date
         assert not merge(source, out, out=elsewhere).up_to_date
         assert not any(p.exists() for p in left) and live.exists()  # the live one is another's
     finally:
         writer.communicate("")
     assert not live.exists()
-    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".lock"]
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".bundle.pdf.backup01", ".lock"]
 
 
 def test_an_output_that_cannot_be_written_is_named_not_a_temporary_file(one_letter_merged, tmp_path):
