@@ -43,6 +43,12 @@ class OutputRefused(MergeRefused):
     """``--output`` names a file merge must not write: a bad value, like ``--jobs abc``."""
 
 
+class BundleNotRecorded(OSError):
+    """The bundle is in place, but the manifest that records it could not be
+    written (a disk that filled just then): no task uses the bundle until a merge
+    records it. The OSError of the manifest's write."""
+
+
 class SharedPartFailed(MergeRefused):
     """The cover sheet (or the blank pages for duplex) did not compile: a fault of
     the batch's shared part, the letterhead, not of a letter. It stops merge as a
@@ -168,7 +174,10 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
             **({"signed": signed} if signed else {}),
         }
         manifest.batch = prepared.record()
-        write_atomic(manifest.path, manifest.to_json())
+        try:
+            write_atomic(manifest.path, manifest.to_json())
+        except OSError as exc:
+            raise BundleNotRecorded(exc.errno, exc.strerror, exc.filename) from exc
         digests.save()
     return MergeReport(out, len(letters), pages, size, inputs_size, cover_pages, blanks,
                        {rid: sorted(codes) for rid, codes in accepted.items()})

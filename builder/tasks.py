@@ -591,7 +591,7 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
     from .compile import TexMissing
     from .problems import LoadError
     from .build import Layout
-    from .merge import MergeRefused, OutputRefused, SharedPartFailed, merge as merge_letters
+    from .merge import BundleNotRecorded, MergeRefused, OutputRefused, SharedPartFailed, merge as merge_letters
 
     batch = batch_paths(c, recipients, build_dir)
     accepted = accepted_of(accept)
@@ -614,6 +614,9 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
         raise stopped(exc, code=1)
     except (LoadError, TexMissing, RuntimeError) as exc:  # nothing could be merged: as build stops
         raise stopped(exc, code=2)
+    except BundleNotRecorded as exc:  # the bundle is in place: not "unchanged", nor "not written"
+        raise stopped(exc, then=f" {show(target)} was written but is not on the record: no task uses it "
+                                "until a merge records it.") from None
     except OSError as exc:
         raise Exit(f"could not write the bundle: {exc.strerror or exc}"
                    + (f" ({exc.filename})" if exc.filename else "")

@@ -741,6 +741,34 @@ def test_a_disk_that_fills_as_pdflatex_flushes_the_cover_stops_merge_as_a_full_d
         assert any("(pdfTeX: fflush() failed)" in line for line in said), said
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny file system needs root")
+def test_a_disk_that_fills_as_the_bundle_is_recorded_says_the_bundle_was_written(tmp_path):
+    """Room for the bundle, none left for the manifest that records it: merge stops
+    in one line (exit 2) that says the bundle was written and is not on the record
+    (not "no bundle was written", which the file in place would belie); no task uses
+    it; with room, merge records it."""
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + person("one") + person("two") + person("three"))
+    with small_disk(tmp_path / "disk", "8m") as disk:
+        out, new = disk / "build", disk / "new.pdf"
+        assert build(source, out).ok
+        size = merge(source, out, cover=False, out=tmp_path / "probe.pdf").size
+        record = (out / "manifest.json").read_bytes()
+        room = shutil.disk_usage(disk).free
+        pages = -(-size // 4096)  # the bundle's, on tmpfs: then no page is left for the manifest
+        (disk / "filler").write_bytes(b"\0" * (room - pages * 4096 - 2048))
+        merged = invoke("merge", "-r", str(source), "-b", str(out), "--no-cover", "--output", str(new))
+        (disk / "filler").unlink()
+        said = merged.stderr.strip().splitlines()
+        assert merged.returncode == 2 and len(said) == 1, merged.stderr
+        assert said[0].startswith(f"could not go on: No space left on device ({out / 'manifest.json'})") \
+            and f"{new} was written but is not on the record" in said[0], said
+        assert new.read_bytes() == (tmp_path / "probe.pdf").read_bytes()
+        assert (out / "manifest.json").read_bytes() == record  # still the bundle merged before
+        assert not merge(source, out, cover=False, out=new).up_to_date
+        assert merge(source, out, cover=False, out=new).up_to_date
+
+
 KILLED_WHILE_WRITING = """
 import os, signal, sys
 from pathlib import Path
