@@ -513,7 +513,7 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         notes = [mailed[rid][0]] if rid in mailed else []
         if rid in kept:
             notes.append(f"its letter is deleted; its signed copy {show(kept[rid])} is kept (only "
-                         f"{command('sign')} makes one): delete it yourself once it is not needed")
+                         f"{command('sign', to_run=False)} makes one): delete it yourself once it is not needed")
         print(f"  {rid:<{width}}  {'(gone)':<{column}} " +
               "; ".join(["no longer in the batch", *notes, *([deletes] if rid in left else [])]))
     if found.bundle is not None:  # the file's name: no recipient id has a dot

@@ -187,7 +187,7 @@ def test_each_letter_mailed_once_with_its_pdf_byte_for_byte(batch, smtp_server, 
     first = run_send(source, out, port, "--yes")
     assert first.returncode == 1 and "4 sent, 1 not ready" in first.stderr
     assert results(first.stdout)["essex"] == ("not ready", (
-        f"signed/essex.pdf is not the signed copy of the current letter: run {suggested(source, out, 'sign')} again "
+        f"signed/essex.pdf is not the signed copy of the current letter: run {suggested(source, out, 'sign --p12 YOUR-KEY.p12')} again "
         "(or remove it to send the letter unsigned)"))
     (out / "signed" / "essex.pdf").unlink()
     then = run_send(source, out, port, "--yes")
@@ -412,7 +412,7 @@ def test_a_rebuilt_letter_s_resend_is_suggested_after_what_stands_in_its_way(bat
     assert build(source, out).ok
     resend = suggested(source, out, "send --resend london --yes")
     dry = results(run_send(source, out, port).stdout)["london"][0]  # "already sent on ...; ..."
-    assert dry.endswith(f"; the letter was rebuilt since: sign it again with {suggested(source, out, 'sign')}, "
+    assert dry.endswith(f"; the letter was rebuilt since: sign it again with {suggested(source, out, 'sign --p12 YOUR-KEY.p12')}, "
                            f"then {resend} sends the new one"), dry
     text = source.read_text()
     source.write_text(text.replace("Dear Ms Linden,", "Dear Sophie Linden,"))  # edited again, not rebuilt
