@@ -422,6 +422,7 @@ HOUSE = r"""\NeedsTeXFormat{LaTeX2e}
 \ProvidesClass{house}[2026/11/23 a house letterhead]
 \LoadClassWithOptions{letterbatch}
 \setlength\lbsigspace{30mm}
+\hypersetup{pdfborder={0 0 1.5}}
 \setlength\lbwindowleft{24mm}\setlength\lbwindowtop{98mm}
 \AddToHook{shipout/foreground}{\put(0.5\paperwidth,-0.5\paperheight){\makebox[0pt]{HOUSE STYLE}}}
 """
@@ -434,7 +435,8 @@ def house_batch(tmp_path_factory):
     one letter, built once."""
     folder = tmp_path_factory.mktemp("house")
     (folder / "house.cls").write_text(HOUSE, encoding="utf-8")
-    source = write_yaml(folder / "recipients.yaml", MINIMAL_LETTER.replace("  body:\n", """\
+    source = write_yaml(folder / "recipients.yaml", MINIMAL_LETTER.replace(
+        "    role: Clerk\n", "    role: Clerk\n    email: post@house.example\n").replace("  body:\n", """\
   letterhead: house.cls
   font: serif
   envelope: C5
@@ -477,6 +479,10 @@ def test_a_house_letterhead_is_used_copied_and_hashed(house_batch):
     assert top <= back.top and back.bottom < (name.top + name.bottom) / 2
     assert left < back.left and back.right < left + width
     assert find(found, "Yours faithfully,")  # the UK rule: a salutation without a name
+    with pikepdf.open(pdf) as letter:  # the border the house class asked for, as hyperref writes it
+        [link] = letter.pages[0].Annots
+        assert link.A.URI == "mailto:post@house.example" and not link.Border.is_indirect
+        assert [float(width) for width in link.Border] == [0, 0, 1.5]
     logs = [p.read_text(errors="replace") for p in (out / "work").rglob("*.log")]
     assert logs and not any("babel.sty" in log for log in logs)  # no Welsh letter: no babel
     # the house class is an input of every letter: changing it makes the letter stale
