@@ -96,6 +96,17 @@ def signatory_title(batch: Batch, language: str) -> str:
     return batch.shared_text(batch.letter.signatory.title, language) or ""
 
 
+def sender_roles(batch: Batch, languages: tuple[str, ...]) -> list[str]:
+    """The sender's role in each of ``languages`` (given by language, or written
+    once in the letter's), each once: a bilingual letter's letterhead, printed
+    once, gives the Welsh and the English, Welsh first, as its pages are. A
+    language it has none in is left out (a letter in that language is refused
+    before it is composed: ``Batch.untranslated``); with none at all, the first given."""
+    role = batch.letter.sender.role
+    found = [text for text in (batch.shared_text(role, each) for each in languages) if text]
+    return list(dict.fromkeys(found)) or [role if isinstance(role, str) else next(iter(role.values()))]
+
+
 def class_name(batch: Batch) -> str:
     """The letterhead class: letterbatch, or the batch's own (house.cls -> house)."""
     return Path(batch.letter.letterhead).stem if batch.letter.letterhead else CLASS_NAME
@@ -220,6 +231,7 @@ def compose(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None
         "toname": latex.text(recipient.name),
         "torole": latex.text(recipient.role or ""),
         "toaddress": latex.lines(recipient.address),
+        "fromrole": latex.lines(sender_roles(batch, languages)),
         "language": NoEscape(batch.language_of(recipient)),  # en, cy or cy-en (schema)
         **own,
     }, memo)
@@ -438,7 +450,8 @@ def _shared_values(batch: Batch, assets: dict[str, str]) -> dict[str, NoEscape]:
     return {
         "date": latex.text(long_date(batch.letter.date)),
         "fromname": latex.text(sender.name),
-        "fromrole": latex.text(sender.role),
+        # the cover's (in the letter's language); each letter sets its own
+        "fromrole": latex.lines(sender_roles(batch, LANGUAGES[batch.letter.language][:1])),
         "fromaddress": latex.lines(sender.address),
         "fromphone": latex.text(sender.phone or ""),
         "fromemail": _email_link(sender.email) if sender.email else NoEscape(""),

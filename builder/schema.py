@@ -281,7 +281,8 @@ class Sender(Model):
     """Who writes: printed in the letterhead of every letter."""
 
     name: Line
-    role: Line
+    role: LocalLine = Field(description="printed under the name in the letterhead; by language ({en: …, cy: …}) "
+                                        "when letters are in Welsh and English, as the signatory's title")
     address: list[Line] = Field(min_length=1)
     phone: Optional[Line] = None
     email: Optional[Email] = None
@@ -518,6 +519,7 @@ class Batch(Model):
                     need(getattr(self.letter, part), True, (part,), f"letter.{part}")
             need(recipient.salutation, False, ("salutation",), "salutation")
             need(self.letter.signatory.title, True, ("signatory", "title"), "letter.signatory.title")
+            need(self.letter.sender.role, True, ("sender", "role"), "letter.sender.role")
         return found
 
 

@@ -771,7 +771,7 @@ def test_a_welsh_recipient_gets_the_e_mail_in_welsh_when_it_is_given_by_language
         "  body:\n", "  email:\n    subject: {en: Our letter of $date, cy: Ein llythyr dyddiedig $date}\n"
                      "    body:\n      en: Please find our letter attached, $name.\n"
                      "      cy: Amgaeir ein llythyr, $name.\n  body:\n", 1).replace(
-        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}")  # signed in each letter's language
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}").replace("role: Clerk\n", "role: {en: Clerk, cy: Clerc}\n")  # signed in each letter's language
     source = write_yaml(tmp_path / "recipients.yaml", letter + """\
 recipients:
   - {id: saesneg, name: Reader One, address: [1 Road], salutation: 'Dear Reader,', email: one@example.test}
@@ -804,7 +804,7 @@ recipients:
     # letter (never a silent mix of languages), and of no other
     plain = MINIMAL_LETTER.replace("    - main: This is the shared text.",
                                    "    - main: {en: This is the shared text., cy: Dyma'r testun.}").replace(
-        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}")
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}").replace("role: Clerk\n", "role: {en: Clerk, cy: Clerc}\n")
     write_yaml(source, plain + """\
 recipients:
   - {id: saesneg, name: Reader One, address: [1 Road], salutation: 'Dear Reader,', email: one@example.test}

@@ -328,7 +328,7 @@ def test_a_date_whose_format_names_no_locale_is_written_in_the_letter_s_language
                      [("Bea", None), ("Annwyl Bea,", None), ("Dear Bea,", None), (day, long), (day, long),
                       ("cy-en", None), (day, "[$-809]mmmm yyyy"), ("3 Ffordd", None), (day, "[$-452]d mmm")]])
     letter = LETTER.replace("    - main: This is the shared text.", "    - main: {en: Shared., cy: Rhannol.}").replace(
-        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}")
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}").replace("role: Clerk\n", "role: {en: Clerk, cy: Clerc}\n")
     source = write_yaml(tmp_path / "recipients.yaml", letter + "recipients: {from: c.xlsx}\n")
     loaded = load(source)
     assert not loaded.problems, [str(p) for p in loaded.problems]
@@ -970,7 +970,7 @@ def test_a_welsh_row_s_own_text_in_one_language_is_told_the_columns_to_use(tmp_p
         "Alys Evans,1 Lôn,\"Annwyl Alys,\",Nodyn.,cy\n"
         "Tom Price,2 Road,\"Dear Tom,\",A note.,cy-en\n", encoding="utf-8")
     letter = LETTER.replace("    - main: This is the shared text.", "    - main: {en: Shared., cy: Rhannol.}").replace(
-        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}")
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}").replace("role: Clerk\n", "role: {en: Clerk, cy: Clerc}\n")
     path = write_yaml(tmp_path / "recipients.yaml", letter + "recipients: {from: c.csv}\n")
     loaded = load(path)
     assert [r.id for r in loaded.batch.recipients] == ["alys-evans"]  # Welsh, written in Welsh: no fix needed
