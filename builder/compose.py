@@ -334,6 +334,25 @@ COVER_WORDS = {
 }
 
 
+def bundle_languages(batch: Batch) -> tuple[str, ...]:
+    """The bundle's languages, and its cover sheet's: the batch's (``letter.language``).
+    A mixed batch (English, with Welsh letters in it, or the other way round) takes the
+    batch's language too, not its letters': the bundle is the signatory's, and its cover
+    sheet speaks to them in the batch's language; each letter in it keeps its own title
+    (its bookmark) and its own /Lang, in its own language."""
+    return LANGUAGES[batch.letter.language]
+
+
+def bundle_title(batch: Batch) -> str:
+    """The PDF Title of the bundle and of its cover sheet: "Letters for signature:
+    <the letter's title, or its date>" in the batch's language ("Llythyrau i'w
+    llofnodi: …" in Welsh); a bilingual batch's in both, Welsh first, as
+    ``pdf_title`` gives a bilingual letter's."""
+    letter = batch.letter
+    return " / ".join(f"{COVER_WORDS[each]['heading']}: {letter.title or long_date(letter.date, each)}"
+                      for each in bundle_languages(batch))
+
+
 def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] | None = None,
                   pages: int = 1, notes: list[str] | None = None) -> Document:
     """The bundle's cover sheet, in the letter's (first) language: what is in
@@ -341,11 +360,10 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
     length (for "Page n of m"). The table's layout is the class's. ``notes``:
     preflight findings a person accepted, printed under the table."""
     letter = batch.letter
-    language = LANGUAGES[letter.language][0]
+    language = bundle_languages(batch)[0]
     words = COVER_WORDS[language]
     date = long_date(letter.date, language)
-    title = f"{COVER_WORDS['en']['heading']}: {letter.title or long_date(letter.date)}"
-    doc = _document(batch, "print", metadata(batch, title), "cover", PDF_LANG[language])
+    doc = _document(batch, "print", metadata(batch, bundle_title(batch)), "cover", PDF_LANG[language])
     doc.append(NoEscape(rf"\letterpagehint{{cover}}{{{int(pages)}}}"))
     cover = Letter(arguments=[NoEscape("cover")])
     _set_values(cover, batch, assets or {}, {

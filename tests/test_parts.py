@@ -735,6 +735,23 @@ recipients:
                   "Rhif", "Derbynnydd", "Tudalennau", "Llythrennau blaen:", "Dyddiad:"):
         assert words in text, words
     assert "Yn gywir," in " ".join(l.text for l in lines(Layout.of(tmp_path / "build").pdf("cy-one")))
+    # its PDF Title and /Lang too, the bundle's and the cover sheet's (they were English)
+    for pdf in (bundle.path, Layout.of(tmp_path / "build").cover):
+        with pikepdf.open(pdf) as opened:
+            assert str(opened.docinfo["/Title"]) == "Llythyrau i\u2019w llofnodi: 4 Mawrth 2021", pdf
+            assert str(opened.Root.Lang) == "cy", pdf
+
+
+def test_a_mixed_batch_s_bundle_is_titled_in_the_batch_s_language(parts_batch):
+    """An English batch with Welsh and bilingual letters in it: the bundle and its cover
+    are titled in English, the cover's language; each letter keeps its own title."""
+    _, out, bundle = parts_batch
+    for pdf in (bundle.path, Layout.of(out).cover):
+        with pikepdf.open(pdf) as opened:
+            assert str(opened.docinfo["/Title"]) == "Letters for signature: Violence Reduction Units and modern slavery"
+            assert str(opened.Root.Lang) == "en-GB", pdf
+    with pikepdf.open(Layout.of(out).pdf("south-wales")) as opened:
+        assert str(opened.docinfo["/Title"]).startswith("Llythyr at ")
 
 
 def test_return_address_can_be_switched_off(tmp_path):
