@@ -404,6 +404,10 @@ def test_a_welsh_letter_needs_welsh_text_for_every_part(tmp_path):
     message = "\n".join(str(p) for ps in loaded.rejected.values() for p in ps)
     assert "recipient 'south-wales'" in message and "'funding'" in message and "letter.ps" in message
     assert "no Welsh text (cy)" in message
+    # the fix keeps the English the English letters print: {cy: …} alone dropped it
+    funding = [line for line in message.splitlines() if "recipient 'south-wales'" in line and "'funding'" in line]
+    assert funding and all(line.endswith("write it as {en: …, cy: …}") for line in funding), funding
+    assert "{cy: …}" not in message, message
     data["recipients"][2]["salutation"] = "Annwyl Roger,"  # a bilingual letter needs both
     data["letter"]["body"][1]["funding"] = {"en": "x", "cy": "y"}
     data["letter"]["ps"] = {"en": "x", "cy": "y"}
