@@ -836,3 +836,7 @@ def test_an_empty_mark_sent_or_resend_mails_nobody(batch, smtp_server):
     both = run_send(source, out, port, "--yes", "--mark-sent", "london", "--resend", "essex")
     assert both.returncode == 2 and "give one of them; nothing was sent" in both.stderr, both  # one was dropped
     assert mailbox.messages == [] and not (out / "sent.json").exists()
+    # the flag given again adds to it (invoke said "No idea what 'essex' is!"): these two, and nothing else
+    twice = run_send(source, out, port, "--resend", "london", "--resend", "essex")
+    assert twice.returncode == 0 and sorted(results(twice.stdout)) == ["essex", "london"], twice
+    assert {status for status, _ in results(twice.stdout).values()} == {"would send"}, twice.stdout
