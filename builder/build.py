@@ -166,8 +166,9 @@ class Source:
     """One letter, composed: what to compile and the hashes of all it depends on."""
 
     recipient: Recipient
-    block: str  # the letter environment, for a document of many letters
-    tex: str  # the complete document of this letter alone
+    # the letter environment, for a document of many letters (``Prepared.block``):
+    # None once the build is done with it (``Prepared.forget_text``)
+    block: str | None
     inputs: dict[str, str]  # what the PDF depends on, by name; "key" hashes them all
 
     @property
@@ -191,6 +192,39 @@ class Prepared:
     fingerprint: str | None = None  # of every file it was made from (``Recorded``)
     # the files the letters' text comes from (the YAML, a spreadsheet), by name: their SHA-256
     text_files: dict[str, str] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)  # "logo" -> its TeX file name, as letters name it
+
+    def block(self, source: Source) -> str:
+        """The letter environment of ``source``, for a document of many letters:
+        composed again (and checked against the hash of what was composed
+        first) when ``forget_text`` has dropped it."""
+        from .compose import letter_block
+
+        if source.block is None:
+            block = letter_block(self.loaded.batch, source.recipient, assets=self.images, memo=self.loaded.memo)
+            if sha256_bytes(self._tex(source, block).encode()) != source.inputs["source"]:
+                raise RuntimeError(f"{source.recipient.id}: its letter was composed differently the second time")
+            source.block = block
+        return source.block
+
+    def tex(self, source: Source) -> str:
+        """The complete document of ``source``'s letter alone."""
+        return self._tex(source, self.block(source))
+
+    def _tex(self, source: Source, block: str) -> str:
+        from .compose import letter_source
+
+        return letter_source(self.loaded.batch, source.recipient, block, medium=self.medium, memo=self.loaded.memo)
+
+    def forget_text(self) -> None:
+        """Drop every letter's composed text, kept by its source and the batch's
+        memo: once the letters are built, what else the command does (merge
+        above all) needs only their hashes, and 10,000 letters hold 170 MB of
+        text. ``block`` and ``tex`` make it again if it is asked for."""
+        for source in self.sources:
+            source.block = None
+        for key in [key for key in self.loaded.memo if isinstance(key, tuple) and key[0] in ("block", "source")]:
+            del self.loaded.memo[key]
 
     def source(self, recipient_id: str) -> Source | None:
         """The letter of ``recipient_id`` (looked up by id: a batch may hold 10,000)."""
@@ -326,12 +360,12 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
         text = letter_source(loaded.batch, recipient, block, medium=medium, memo=memo)
         inputs = {"source": sha256_bytes(text.encode()), **common}
         inputs["key"] = sha256_bytes(json.dumps(inputs, sort_keys=True).encode())
-        sources.append(Source(recipient, block, text, inputs))
+        sources.append(Source(recipient, block, inputs))
     env = tex.tex_environment([LETTERHEAD], epoch(letter.date))
     text_files = {Path(recipients_yaml).name: sha256_bytes(yaml_bytes),
                   **{Path(name).name: digest or "" for name, digest in loaded.inputs.items()}}
     prepared = Prepared(loaded, layout, sources, assets, env, medium, files, fingerprint=fingerprint,
-                        text_files=text_files)
+                        text_files=text_files, images=names)
     _last_prepared.update(key=key, prepared=prepared)
     return prepared
 
@@ -517,7 +551,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             for source in todo:
                 tex_file = layout.tex / f"{source.recipient.id}.tex"
                 if source.recipient.id in compiled or not tex_file.exists():
-                    write_atomic(tex_file, source.tex.encode())
+                    write_atomic(tex_file, prepared.tex(source).encode())
             finished = 0
             for future in as_completed(running):
                 for outcome in future.result():
@@ -561,6 +595,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         made = {o.recipient for o in outcomes if o.status in ("built", "up to date")}
         marked = {s.recipient.id: m for s in todo if s.recipient.id in made
                   and (m := marking(loaded.batch, s.recipient)) and classification(m) != 1}
+    prepared.forget_text()  # the letters are made: the merge needs the room
     return Report(outcomes, loaded.warnings, removed, kept_signed, marked)
 
 
@@ -745,7 +780,7 @@ class _Compiler:
         from .compose import batch_source
 
         name = batch_name([s.recipient.id for s in sources])
-        text = batch_source([s.block for s in sources], hints, self.prepared.loaded.batch)
+        text = batch_source([self.prepared.block(s) for s in sources], hints, self.prepared.loaded.batch)
         path = self.layout.tex / f"{name}.tex"
         write_atomic(path, text.encode())
         starts, at, line = [], 0, 1  # the line each letter starts on, found in one pass
@@ -776,7 +811,7 @@ class _Compiler:
 
     def _alone(self, source: Source) -> Outcome:
         rid = source.recipient.id
-        result = self.prepared.compile(rid, source.tex)
+        result = self.prepared.compile(rid, self.prepared.tex(source))
         if not result.ok:
             # The last good PDF stays where it is, but is marked failed: no
             # task uses it until a build succeeds.

@@ -1,9 +1,12 @@
 """Writing outputs: all or nothing; and the build folder's lock, which the programs a build starts hold too."""
 from __future__ import annotations
 
+import contextlib
+import filecmp
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 
 def _umask() -> int:
@@ -33,18 +36,32 @@ def write_atomic(path: Path, data: bytes, durable: bool = False) -> None:
     a killed build) sees the old file or the new one, never half of one.
     ``durable``: on disk before this returns (fsync of the file and its folder),
     for records that must survive a crash, such as the send log."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     # the same bytes already there: left as they are (a FIFO or a device there is not
     # read, which would never end, but replaced)
     if path.is_file() and path.read_bytes() == data:
         return
+    with replacing(path, durable) as handle:
+        handle.write(data)
+
+
+@contextlib.contextmanager
+def replacing(path: Path, durable: bool = False) -> Iterator[BinaryIO]:
+    """``write_atomic`` for a file written piece by piece, such as a bundle too
+    large to hold in memory: a temporary file beside ``path`` (open to write and
+    to read back), renamed onto ``path`` when the block ends without an error,
+    deleted when it raises. A file there with the same bytes is left as it was.
+    An OSError that names no file (a full disk's write) is said of ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with os.fdopen(fd, "w+b") as handle:
+            yield handle
+            handle.flush()
             if durable:
-                handle.flush()
                 os.fsync(handle.fileno())
+        if path.is_file() and filecmp.cmp(tmp, path, shallow=False):
+            os.unlink(tmp)
+            return
         os.chmod(tmp, _MODE)  # mkstemp makes it private; outputs are ordinary files
         os.replace(tmp, path)
     except BaseException as exc:

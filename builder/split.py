@@ -15,6 +15,7 @@ import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pikepdf
 
@@ -388,6 +389,11 @@ class Deduplicator:
                         entries[key] = self.canonical(value)
                         brought_new = True
             _own_streams(page)
+            # the one /Border [0 0 0] every link of a letter shares (the class's): one for all letters
+            for annotation in page.get("/Annots") or ():
+                border = annotation.get("/Border")
+                if border is not None and border.is_indirect:
+                    annotation.Border = self.canonical(border)
         return copies, brought_new
 
     def blank_page(self, width: float, height: float) -> pikepdf.Object:
@@ -579,11 +585,50 @@ _REF_RE = re.compile(rb"(\d+) (\d+) R\b")
 def to_bytes(pdf: pikepdf.Pdf) -> bytes:
     """``pdf`` as saved, with an /ID from its content."""
     buffer = io.BytesIO()
+    save(pdf, buffer)
+    return buffer.getvalue()
+
+
+def save(pdf: pikepdf.Pdf, handle: BinaryIO) -> None:
+    """Save ``pdf`` into the open file ``handle``, as ``to_bytes`` makes it.
+    A write that fails (a full disk) raises its OSError once qpdf is done."""
+    into = _WriteErrorsKept(handle)
     # deterministic_id: the /ID comes from the content, so builds repeat
     # streams already compressed are copied as they are (fonts: most of the bytes)
-    pdf.save(buffer, deterministic_id=True, object_stream_mode=pikepdf.ObjectStreamMode.generate,
+    pdf.save(into, deterministic_id=True, object_stream_mode=pikepdf.ObjectStreamMode.generate,
              stream_decode_level=pikepdf.StreamDecodeLevel.none)
-    return buffer.getvalue()
+    if into.error is None:
+        handle.flush()
+    if into.error is not None:
+        raise into.error
+
+
+class _WriteErrorsKept:
+    """``handle`` for qpdf to write into, keeping the first write's error to raise
+    after the save. qpdf 12 ends the whole process (std::terminate) when a write
+    fails while it works out a deterministic /ID, so it must never see one; the
+    writes after it are dropped. (Not a plain file object: pikepdf would hand
+    qpdf its descriptor to write to directly.)"""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle, self.error = handle, None
+
+    def write(self, data: bytes) -> int:
+        if self.error is None:
+            try:
+                self.handle.write(data)
+            except OSError as exc:
+                self.error = exc
+        return len(data)
+
+    def flush(self) -> None:
+        pass  # by save, where an error can be raised
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self.handle.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.handle.tell()
 
 
 if __name__ == "__main__":

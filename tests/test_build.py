@@ -99,6 +99,29 @@ def test_rebuild_compiles_only_what_changed_and_merge_refuses_stale(tmp_path):
     assert "Dear Thirza," in pdf_text(bundle.path)
 
 
+def test_a_build_forgets_the_composed_text_and_makes_it_again_to_the_same_bytes(tmp_path):
+    """Once built, the letters' text is dropped (a merge of 10,000 letters needs the
+    room); a later build in the same process that must compile a letter composes
+    it again, to the same .tex and the same PDF."""
+    from builder.build import Layout, prepare
+
+    source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    prepared = prepare(source, out)  # the build's own, composed once for the command
+    assert all(s.block is None for s in prepared.sources)
+    assert not [key for key in prepared.loaded.memo if isinstance(key, tuple) and key[0] in ("block", "source")]
+    layout = Layout.of(out)
+    pdf, tex = layout.pdf("third"), layout.tex / "third.tex"
+    made = pdf.read_bytes(), tex.read_text()
+    pdf.unlink(), tex.unlink()
+    again = build(source, out, jobs=1)
+    assert prepare(source, out) is prepared  # the same batch in memory, its text made again
+    assert {o.recipient: o.status for o in again.outcomes}["third"] == "built"
+    assert (pdf.read_bytes(), tex.read_text()) == made
+    assert prepared.source("third").block is None  # and dropped again
+
+
 def test_invoke_list_explains_every_task():
     out = subprocess.run([sys.executable, "-m", "invoke", "--list"], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout

@@ -65,12 +65,13 @@ def test_every_link_stays_inside_its_own_letter(real_batch):
     ranges = letter_ranges(reader)
     owner = {page: name for name, pages in ranges.items() for page in pages}
     names = reader.named_destinations
-    internal, uris = 0, {name: set() for name in ranges}
+    internal, uris, borders = 0, {name: set() for name in ranges}, set()
     for index, page in enumerate(reader.pages):
         for annot in page.get("/Annots", []) or []:
             annot = annot.get_object()
             if annot.get("/Subtype") != "/Link":
                 continue
+            borders.add(annot.raw_get("/Border").idnum)  # each letter's shared border: one in the bundle
             action = annot.get("/A", {})
             if "/URI" in action:
                 uris[owner[index]].add(str(action["/URI"]))
@@ -80,6 +81,7 @@ def test_every_link_stays_inside_its_own_letter(real_batch):
             assert reader.get_destination_page_number(target) in ranges[owner[index]], (index, dest)
             internal += 1
     assert internal == 25  # five footnote marks in each of five letters
+    assert len(borders) == 1
     for rid in IDS:  # the bundle keeps exactly each letter's own URIs
         single = {str(a.get_object()["/A"]["/URI"]) for p in PdfReader(out / "letters" / f"{rid}.pdf").pages
                   for a in p.get("/Annots", []) if "/URI" in a.get_object().get("/A", {})}
@@ -598,7 +600,7 @@ recipients:
     letter = tmp_path / "build" / "letters" / "one.pdf"
     # the build keeps no compiled PDF once its letters are cut: the letter's own .tex, compiled again
     prepared = prepare(source, tmp_path / "build")
-    compiled = prepared.compile("as-pdflatex-made-it", prepared.source("one").tex).pdf
+    compiled = prepared.compile("as-pdflatex-made-it", prepared.tex(prepared.source("one"))).pdf
     assert render(letter, 1, tmp_path) == render(compiled, 1, tmp_path)
     text = pdf_text(letter)
     assert "Nested text" in text and "Courier text and more" in text and "␣" not in text
