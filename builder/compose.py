@@ -326,10 +326,12 @@ COVER_WORDS = {
     "en": {"heading": "Letters for signature",
            "summary": "{count} dated {date}, for signature by {who}. Please read each letter, sign it "
                       "where marked, and initial this sheet.",
+           "subject": "{count} of {date}",  # the bundle's PDF Subject
            "letters": ("letter", "letters")},
     "cy": {"heading": "Llythyrau i\u2019w llofnodi",
            "summary": "{count} dyddiedig {date}, i\u2019w llofnodi gan {who}. Darllenwch bob llythyr, "
                       "llofnodwch ef lle y nodir, a rhowch eich llythrennau blaen ar y daflen hon.",
+           "subject": "{count} dyddiedig {date}",
            "letters": ("llythyr", "llythyr")},
 }
 
@@ -351,6 +353,16 @@ def bundle_title(batch: Batch) -> str:
     letter = batch.letter
     return " / ".join(f"{COVER_WORDS[each]['heading']}: {letter.title or long_date(letter.date, each)}"
                       for each in bundle_languages(batch))
+
+
+def bundle_subject(batch: Batch, count: int) -> str:
+    """The PDF Subject of the bundle and its cover sheet: "<count> letters of <date>"
+    in the batch's language, as ``bundle_title`` ("5 llythyr dyddiedig 13 Hydref 2020")."""
+    def words(language: str) -> str:
+        singular, plural = COVER_WORDS[language]["letters"]
+        return COVER_WORDS[language]["subject"].format(count=f"{count} {singular if count == 1 else plural}",
+                                                       date=long_date(batch.letter.date, language))
+    return " / ".join(words(each) for each in bundle_languages(batch))
 
 
 def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] | None = None,

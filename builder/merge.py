@@ -436,7 +436,7 @@ def _marked_blank_pages(prepared: Prepared, letters: list[_Part]) -> dict[str, t
 
 
 def _metadata(prepared: Prepared) -> dict[str, str]:
-    from .compose import bundle_title, long_date, pdf_date
+    from .compose import bundle_subject, bundle_title, pdf_date
 
     letter = prepared.loaded.batch.letter
     stamp = pdf_date(letter.date)
@@ -444,7 +444,7 @@ def _metadata(prepared: Prepared) -> dict[str, str]:
     return {
         "/Title": bundle_title(prepared.loaded.batch),
         "/Author": letter.signatory.name or letter.sender.name,
-        "/Subject": f"{count} letter{'s' if count != 1 else ''} of {long_date(letter.date)}",
+        "/Subject": bundle_subject(prepared.loaded.batch, count),
         "/Creator": "letterbatch",
         "/Producer": "letterbatch (pikepdf)",
         "/CreationDate": stamp,

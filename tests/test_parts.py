@@ -743,6 +743,7 @@ recipients:
     for pdf in (bundle.path, Layout.of(tmp_path / "build").cover):
         with pikepdf.open(pdf) as opened:
             assert str(opened.docinfo["/Title"]) == "Llythyrau i\u2019w llofnodi: 4 Mawrth 2021", pdf
+            assert str(opened.docinfo["/Subject"]) == "1 llythyr dyddiedig 4 Mawrth 2021", pdf
             assert str(opened.Root.Lang) == "cy", pdf
 
 
@@ -753,6 +754,7 @@ def test_a_mixed_batch_s_bundle_is_titled_in_the_batch_s_language(parts_batch):
     for pdf in (bundle.path, Layout.of(out).cover):
         with pikepdf.open(pdf) as opened:
             assert str(opened.docinfo["/Title"]) == "Letters for signature: Violence Reduction Units and modern slavery"
+            assert str(opened.docinfo["/Subject"]) == "3 letters of 13 October 2020", pdf
             assert str(opened.Root.Lang) == "en-GB", pdf
     with pikepdf.open(Layout.of(out).pdf("south-wales")) as opened:
         assert str(opened.docinfo["/Title"]).startswith("Llythyr at ")
