@@ -604,8 +604,8 @@ def diff(c, recipients=None, only=None):
     "duplex": "pad each document with a blank page so every letter starts on a front side",
     "signature-fields": "add an empty signature field on each letter's signature block",
     "open": "open the bundle in the desktop's PDF viewer",
-    "accept": "accept preflight findings on purpose, recorded in the manifest and printed on the "
-              "cover sheet: id:code[,id:code...] (or the flag again; for example essex:window)",
+    "accept": "ID:CODE[,ID:CODE...] (or the flag again; for example essex:window): accept preflight "
+              "findings on purpose, recorded in the manifest and printed on the cover sheet",
 })
 def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=False,
           signature_fields=False, open=False, accept=None):
