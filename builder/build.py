@@ -623,7 +623,27 @@ def _forget_removed(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> 
         (layout.tex / f"{rid}.tex").unlink(missing_ok=True)
         if layout.signed_pdf(rid).is_file():
             kept_signed.append(layout.signed_pdf(rid))
+    _sweep_alone(layout, manifest, valid_ids)
     return removed, kept_signed
+
+
+def _sweep_alone(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> None:
+    """A letter compiled alone (a web copy, or one whose batch failed) compiles in
+    ``work/<id>/``: once its recipient has left the batch (removed, renamed, invalid),
+    that folder goes, as its letter and .tex do; before, they stayed for ever. Only a
+    folder named as a recipient id is (never ``_batch-``, ``_cover``, ``_preamble``),
+    and none that a record still names (its "log")."""
+    from .schema import RECIPIENT_ID
+
+    if not layout.work.is_dir():
+        return
+    named = {Path(entry["log"]).parent.name for entry in manifest.letters.values()
+             if isinstance(entry.get("log"), str)}
+    for folder in layout.work.iterdir():
+        if folder.name in valid_ids or folder.name in named or not re.fullmatch(RECIPIENT_ID, folder.name):
+            continue
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _earlier_web_copy(layout: Layout, rid: str, recorded_file) -> Path | None:

@@ -96,6 +96,17 @@ def signatory_title(batch: Batch, language: str) -> str:
     return batch.shared_text(batch.letter.signatory.title, language) or ""
 
 
+def sender_roles(batch: Batch, languages: tuple[str, ...]) -> list[str]:
+    """The sender's role in each of ``languages`` (given by language, or written
+    once in the letter's), each once: a bilingual letter's letterhead, printed
+    once, gives the Welsh and the English, Welsh first, as its pages are. A
+    language it has none in is left out (a letter in that language is refused
+    before it is composed: ``Batch.untranslated``); with none at all, the first given."""
+    role = batch.letter.sender.role
+    found = [text for text in (batch.shared_text(role, each) for each in languages) if text]
+    return list(dict.fromkeys(found)) or [role if isinstance(role, str) else next(iter(role.values()))]
+
+
 def class_name(batch: Batch) -> str:
     """The letterhead class: letterbatch, or the batch's own (house.cls -> house)."""
     return Path(batch.letter.letterhead).stem if batch.letter.letterhead else CLASS_NAME
@@ -220,6 +231,7 @@ def compose(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None
         "toname": latex.text(recipient.name),
         "torole": latex.text(recipient.role or ""),
         "toaddress": latex.lines(recipient.address),
+        "fromrole": latex.lines(sender_roles(batch, languages)),
         "language": NoEscape(batch.language_of(recipient)),  # en, cy or cy-en (schema)
         **own,
     }, memo)
@@ -314,12 +326,43 @@ COVER_WORDS = {
     "en": {"heading": "Letters for signature",
            "summary": "{count} dated {date}, for signature by {who}. Please read each letter, sign it "
                       "where marked, and initial this sheet.",
+           "subject": "{count} of {date}",  # the bundle's PDF Subject
            "letters": ("letter", "letters")},
     "cy": {"heading": "Llythyrau i\u2019w llofnodi",
            "summary": "{count} dyddiedig {date}, i\u2019w llofnodi gan {who}. Darllenwch bob llythyr, "
                       "llofnodwch ef lle y nodir, a rhowch eich llythrennau blaen ar y daflen hon.",
+           "subject": "{count} dyddiedig {date}",
            "letters": ("llythyr", "llythyr")},
 }
+
+
+def bundle_languages(batch: Batch) -> tuple[str, ...]:
+    """The bundle's languages, and its cover sheet's: the batch's (``letter.language``).
+    A mixed batch (English, with Welsh letters in it, or the other way round) takes the
+    batch's language too, not its letters': the bundle is the signatory's, and its cover
+    sheet speaks to them in the batch's language; each letter in it keeps its own title
+    (its bookmark) and its own /Lang, in its own language."""
+    return LANGUAGES[batch.letter.language]
+
+
+def bundle_title(batch: Batch) -> str:
+    """The PDF Title of the bundle and of its cover sheet: "Letters for signature:
+    <the letter's title, or its date>" in the batch's language ("Llythyrau i'w
+    llofnodi: …" in Welsh); a bilingual batch's in both, Welsh first, as
+    ``pdf_title`` gives a bilingual letter's."""
+    letter = batch.letter
+    return " / ".join(f"{COVER_WORDS[each]['heading']}: {letter.title or long_date(letter.date, each)}"
+                      for each in bundle_languages(batch))
+
+
+def bundle_subject(batch: Batch, count: int) -> str:
+    """The PDF Subject of the bundle and its cover sheet: "<count> letters of <date>"
+    in the batch's language, as ``bundle_title`` ("5 llythyr dyddiedig 13 Hydref 2020")."""
+    def words(language: str) -> str:
+        singular, plural = COVER_WORDS[language]["letters"]
+        return COVER_WORDS[language]["subject"].format(count=f"{count} {singular if count == 1 else plural}",
+                                                       date=long_date(batch.letter.date, language))
+    return " / ".join(words(each) for each in bundle_languages(batch))
 
 
 def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] | None = None,
@@ -329,11 +372,10 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
     length (for "Page n of m"). The table's layout is the class's. ``notes``:
     preflight findings a person accepted, printed under the table."""
     letter = batch.letter
-    language = LANGUAGES[letter.language][0]
+    language = bundle_languages(batch)[0]
     words = COVER_WORDS[language]
     date = long_date(letter.date, language)
-    title = f"{COVER_WORDS['en']['heading']}: {letter.title or long_date(letter.date)}"
-    doc = _document(batch, "print", metadata(batch, title), "cover", PDF_LANG[language])
+    doc = _document(batch, "print", metadata(batch, bundle_title(batch)), "cover", PDF_LANG[language])
     doc.append(NoEscape(rf"\letterpagehint{{cover}}{{{int(pages)}}}"))
     cover = Letter(arguments=[NoEscape("cover")])
     _set_values(cover, batch, assets or {}, {
@@ -438,7 +480,8 @@ def _shared_values(batch: Batch, assets: dict[str, str]) -> dict[str, NoEscape]:
     return {
         "date": latex.text(long_date(batch.letter.date)),
         "fromname": latex.text(sender.name),
-        "fromrole": latex.text(sender.role),
+        # the cover's (in the letter's language); each letter sets its own
+        "fromrole": latex.lines(sender_roles(batch, LANGUAGES[batch.letter.language][:1])),
         "fromaddress": latex.lines(sender.address),
         "fromphone": latex.text(sender.phone or ""),
         "fromemail": _email_link(sender.email) if sender.email else NoEscape(""),

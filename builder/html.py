@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from . import markup
-from .compose import PDF_LANG, closing, full_stop, long_date, pdf_title, signatory_title
+from .compose import PDF_LANG, closing, full_stop, long_date, pdf_title, sender_roles, signatory_title
 from .schema import LANGUAGES, Batch, Recipient
 
 _SAFE_URL = re.compile(r"(?i)^(https?://|mailto:)")
@@ -99,7 +99,8 @@ def letter_page(batch: Batch, recipient: Recipient, logo: str | None = None) -> 
         "</head>",
         "<body>",
         "<header>",
-        f'<div>{image}<p class="sender-name">{e(sender.name)}</p><p>{e(sender.role)}</p></div>',
+        f'<div>{image}<p class="sender-name">{e(sender.name)}</p>'
+        f'<p>{"<br>".join(e(role) for role in sender_roles(batch, languages))}</p></div>',
         f"<address>{'<br>'.join(contact)}</address>",
         "</header>",
         "<main>",

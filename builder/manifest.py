@@ -93,14 +93,15 @@ _LETTER = {"recipient": str, "file": str, "pages": int, "sha256": str, "inputs":
            # a web copy's HTML page (build --for web): its hash as written
            "page": {"sha256": str, "seen": object},
            # its signed copy (invoke sign): the letter it was made from, and its own hash
-           "signed": {"letter": str, "sha256": str, "seen": object}}
+           # and the key sign was given (sign.key_record), for the sign command to suggest
+           "signed": {"letter": str, "sha256": str, "seen": object, "key": {str: str}}}
 _BUNDLE = {"file": str, "pages": int, "sha256": str, "letters": [str], "inputs": _TEXT,
            "accepted": {str: _TEXT}, "options": {str: bool}, "cover_pages": int, "blank_pages": int,
            "cover": (None, {"key": str, "pages": int, "sha256": str, "seen": _SEEN, "objects": str}),
            "key": str, "seen": _SEEN,
            "made_with": str,  # ready.made_with: what the cover sheet was made with
            # its signed copy (invoke sign): the bundle it was made from, and its own hash
-           "signed": {"bundle": str, "sha256": str, "seen": object}}
+           "signed": {"bundle": str, "sha256": str, "seen": object, "key": {str: str}}}
 _BATCH = {"fingerprint": str, "medium": str, "name": str, "text_from": str, "text_files": _TEXT,
           "files": [str], "common": _TEXT,
           "letters": [[str, str, str, [str]]], "rejected": [[str]], "warnings": [str]}

@@ -116,7 +116,9 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         inputs_size = sum(p.pdf.stat().st_size for p in letters)
         hashes = [manifest.letters[p.name]["sha256"] for p in letters]
         from . import split as split_pdf  # pikepdf: loaded only when a bundle is written
+        from .compose import PDF_LANG, bundle_languages
 
+        lang = PDF_LANG[bundle_languages(prepared.loaded.batch)[0]]
         digests = split_pdf.Digests(layout.digests, manifest.vouched_digests())
         marked_blanks = _marked_blank_pages(prepared, letters) if duplex else {}
         # pdflatex compiles the cover sheet on the other core while the letters are put together
@@ -137,7 +139,7 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
                 try:
                     pages, blanks = _concatenate(bundle_file, letters, duplex, _metadata(prepared), hashes,
                                                  digests, signature_fields, cover_sheet if cover else None,
-                                                 marked_blanks)
+                                                 marked_blanks, lang=lang)
                 except (OSError, PdfError):
                     # a letter deleted or cut short since it was judged cannot be read:
                     # said as any letter changed meanwhile, not as pikepdf's error
@@ -259,7 +261,8 @@ def _bundle_key(prepared, manifest: Manifest, letters: list[_Part], accepted: di
 def _concatenate(into: BinaryIO, letters: list[_Part], duplex: bool, info: dict[str, str],
                  hashes: list[str] | None = None, digests: split_pdf.Digests | None = None,
                  signature_fields: bool = False, first: Callable[[], tuple[_Part, str]] | None = None,
-                 marked_blanks: dict[str, tuple[Path, int]] | None = None) -> tuple[int, int]:
+                 marked_blanks: dict[str, tuple[Path, int]] | None = None,
+                 lang: str = "en-GB") -> tuple[int, int]:
     """Save the bundle into ``into``; its page count, and the blank pages added. pikepdf
     (qpdf): a thousand letters in seconds, where pypdf takes many; identical
     fonts and images are kept once. ``hashes``: the SHA-256 of each letter's
@@ -268,7 +271,8 @@ def _concatenate(into: BinaryIO, letters: list[_Part], duplex: bool, info: dict[
     part that goes before the letters (the cover sheet) and its file's
     SHA-256, asked for once the letters are in, so it can be made meanwhile.
     ``marked_blanks``: for a part with a marking (by name), the file and page
-    of a blank page that carries it, put behind it when its length is odd."""
+    of a blank page that carries it, put behind it when its length is odd. ``lang``:
+    the bundle's /Lang (``compose.bundle_languages``)."""
     import pikepdf
 
     from . import split as split_pdf
@@ -316,7 +320,7 @@ def _concatenate(into: BinaryIO, letters: list[_Part], duplex: bool, info: dict[
         bundle.Root.Names = pikepdf.Dictionary(Dests=tree.obj)
         bundle.Root.PageLabels = pikepdf.Dictionary(Nums=pikepdf.Array(labels))
         bundle.Root.PageMode = pikepdf.Name.UseOutlines
-        bundle.Root.Lang = pikepdf.String("en-GB")
+        bundle.Root.Lang = pikepdf.String(lang)
         for key, value in info.items():
             bundle.docinfo[key] = pikepdf.String(value)
         if digests:
@@ -392,6 +396,7 @@ def _cover(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[s
     Returns the cover and its record."""
     from . import split as split_pdf
     from .build import _code
+    from .compose import PDF_LANG, bundle_languages
 
     cover = prepared.layout.cover
     info = {key.lstrip("/"): value for key, value in _metadata(prepared).items()}
@@ -413,7 +418,8 @@ def _cover(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[s
         if result.only.pages == cover_pages:
             break
         cover_pages = result.only.pages
-    split_pdf.split(result.pdf, [split_pdf.Cut("cover", 0, result.only.pages, cover, info)])
+    split_pdf.split(result.pdf, [split_pdf.Cut("cover", 0, result.only.pages, cover, info,
+                                               PDF_LANG[bundle_languages(prepared.loaded.batch)[0]])])
     record = {"key": key(document), "pages": result.only.pages}
     record["sha256"] = current_sha256(cover, record)
     return _Part(COVER_LABEL, "Cover sheet", cover, result.only.pages), record
@@ -439,15 +445,15 @@ def _marked_blank_pages(prepared: Prepared, letters: list[_Part]) -> dict[str, t
 
 
 def _metadata(prepared: Prepared) -> dict[str, str]:
-    from .compose import long_date, pdf_date
+    from .compose import bundle_subject, bundle_title, pdf_date
 
     letter = prepared.loaded.batch.letter
     stamp = pdf_date(letter.date)
     count = len(prepared.sources)
     return {
-        "/Title": f"Letters for signature: {letter.title or ''}".rstrip(": "),
+        "/Title": bundle_title(prepared.loaded.batch),
         "/Author": letter.signatory.name or letter.sender.name,
-        "/Subject": f"{count} letter{'s' if count != 1 else ''} of {long_date(letter.date)}",
+        "/Subject": bundle_subject(prepared.loaded.batch, count),
         "/Creator": "letterbatch",
         "/Producer": "letterbatch (pikepdf)",
         "/CreationDate": stamp,

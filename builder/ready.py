@@ -12,6 +12,7 @@ current ready letters, in order, as they are now.
 """
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,7 +193,8 @@ def signed_copy_note(layout, manifest: Manifest, recipient_id: str) -> str | Non
     signed = layout.signed_pdf(recipient_id)
     if "sha256" not in entry and signed.is_file():  # invalid now, or never built since: nothing to sign
         return f"{layout.relative(signed)} is the signed copy of a letter that is not built now"
-    return _signed_note(layout, signed, entry.get("signed"), "letter", entry.get("sha256"), "is not on the record")
+    return _signed_note(layout, signed, entry.get("signed"), "letter", entry.get("sha256"), "is not on the record",
+                        manifest)
 
 
 def signed_bundle_note(layout, manifest: Manifest) -> str | None:
@@ -202,27 +204,54 @@ def signed_bundle_note(layout, manifest: Manifest) -> str | None:
     # merge writes a new record: a bundle merged since its signing has none
     return _signed_note(layout, layout.bundle_signed, bundle.get("signed"), "bundle", bundle.get("sha256"),
                         f"is not on the record as the signed copy of {bundle.get('file', 'bundle.pdf')} "
-                        "as merged last")
+                        "as merged last", manifest)
+
+
+# What the person fills in when the record names no key: a bare `invoke sign` only
+# answers "give either --p12 FILE or --pkcs11-lib ...".
+KEY_TO_FILL_IN = {"p12": "YOUR-KEY.p12"}
+
+
+def sign_command(manifest: Manifest) -> str:
+    """The ``sign`` command to suggest, with a key, so that it works as written: the
+    key the last ``sign`` in this build folder was given (each signed copy's record
+    keeps it: ``sign.key_record``), else ``--p12 YOUR-KEY.p12`` to fill in."""
+    records = itertools.chain([(manifest.bundle or {}).get("signed")],
+                              (entry.get("signed") for entry in manifest.letters.values()))
+    key = next((r["key"] for r in records if isinstance(r, dict) and isinstance(r.get("key"), dict)
+                and r["key"]), KEY_TO_FILL_IN)
+    return command("sign" + key_flags(key))
+
+
+def key_flags(key: dict) -> str:
+    """``sign``'s flags for a key record: {"p12": path} or {"pkcs11_lib", "token", "key"}."""
+    import shlex
+
+    # in sign's own order (the manifest keeps its keys sorted)
+    return "".join(f" --{name.replace('_', '-')} {shlex.quote(str(key[name]))}"
+                   for name in ("p12", "pkcs11_lib", "token", "key") if key.get(name))
 
 
 def _signed_note(layout, signed: Path, record: dict | None, made_from: str, now: str | None,
-                 unrecorded: str) -> str | None:
+                 unrecorded: str, manifest: Manifest) -> str | None:
     """What is wrong with ``signed``, the signed copy of a ``made_from`` whose
-    hash is ``now``, by the ``record`` sign kept; None when nothing is."""
+    hash is ``now``, by the ``record`` sign kept; None when nothing is. The
+    command that mends it (``sign_command``) is looked up in ``manifest`` only for
+    a copy that needs it: status asks this of every letter."""
     if not signed.exists():
         return None
     name = layout.relative(signed)
     if not signed.is_file():
-        return f"{name} is not a file: run {command('sign')}"
+        return f"{name} is not a file: run {sign_command(manifest)}"
     if not record:
-        return f"{name} {unrecorded}: run {command('sign')}"
+        return f"{name} {unrecorded}: run {sign_command(manifest)}"
     if record.get(made_from) != now:
-        return f"{name} is the signed copy of an older {made_from}: run {command('sign')}"
+        return f"{name} is the signed copy of an older {made_from}: run {sign_command(manifest)}"
     try:
         if current_sha256(signed, record) != record.get("sha256"):
-            return f"{name} changed since it was signed: run {command('sign')}"
+            return f"{name} changed since it was signed: run {sign_command(manifest)}"
     except OSError:
-        return f"{name} cannot be read: run {command('sign')}"
+        return f"{name} cannot be read: run {sign_command(manifest)}"
     return None
 
 

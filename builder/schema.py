@@ -281,7 +281,8 @@ class Sender(Model):
     """Who writes: printed in the letterhead of every letter."""
 
     name: Line
-    role: Line
+    role: LocalLine = Field(description="printed under the name in the letterhead; by language ({en: …, cy: …}) "
+                                        "when letters are in Welsh and English, as the signatory's title")
     address: list[Line] = Field(min_length=1)
     phone: Optional[Line] = None
     email: Optional[Email] = None
@@ -493,7 +494,16 @@ class Batch(Model):
         found = []
         names = {"cy": "Welsh", "en": "English"}
         wanted = self.languages_of(recipient)
-        fix = "{" + ", ".join(f"{language}: …" for language in wanted) + "}"
+
+        def fix(value, shared: bool) -> str:
+            """The mapping to write: the languages the text has now, kept (a shared text's
+            English is the English letters' text: a hint of {cy: …} alone dropped it), then
+            those this letter needs."""
+            written_in = self.letter.language if shared else self.language_of(recipient)
+            has = list(value) if isinstance(value, dict) else list(LANGUAGES[written_in])
+            keys = dict.fromkeys([*has, *(LANGUAGES[self.letter.language] if shared else ()), *wanted])
+            return "{" + ", ".join(f"{language}: …" for language in keys) + "}"
+
         for language in wanted:
             def need(value, shared: bool, path: tuple, label: str):
                 text = (self.shared_text(value, language) if shared
@@ -501,7 +511,7 @@ class Batch(Model):
                 if value is not None and text is None:
                     found.append((("letter",) + path if shared else path,
                                   f"{label} has no {names[language]} text ({language}), and this letter is "
-                                  f"in {names[language]}: write it as {fix}"))
+                                  f"in {names[language]}: write it as {fix(value, shared)}"))
             for p, paragraph in enumerate(self.letter.body):
                 for name, shared in paragraph.items():
                     if name in recipient.omit:
@@ -518,6 +528,7 @@ class Batch(Model):
                     need(getattr(self.letter, part), True, (part,), f"letter.{part}")
             need(recipient.salutation, False, ("salutation",), "salutation")
             need(self.letter.signatory.title, True, ("signatory", "title"), "letter.signatory.title")
+            need(self.letter.sender.role, True, ("sender", "role"), "letter.sender.role")
         return found
 
 

@@ -34,6 +34,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 
 from . import command
+from .ready import sign_command
 from .files import write_atomic
 
 SECURITY = {"starttls": 587, "ssl": 465, "none": 25}
@@ -244,7 +245,7 @@ def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: s
             if not state.ready:  # the resend would be refused: say what stands in its way first
                 resend = f"it is {state.said()}; once it is ready, {resend}"
             elif isinstance(_attachment(rid, layout, manifest), Outcome):
-                resend = f"sign it again with {command('sign')}, then {resend}"
+                resend = f"sign it again with {sign_command(manifest)}, then {resend}"
             note += f"; the letter was rebuilt since: {resend}"
         return Outcome(rid, "already sent", note)
     if pending == "unknown" and not resending:
@@ -269,7 +270,7 @@ def _attachment(rid: str, layout, manifest) -> tuple[Path, str] | Outcome:
     if digest is None:
         # never a silent fall-back to the unsigned letter
         return Outcome(rid, "not ready", f"{signed.relative_to(layout.root)} is not the signed copy of the current "
-                                         f"letter: run {command('sign')} again (or remove it to send the letter unsigned)")
+                                         f"letter: run {sign_command(manifest)} again (or remove it to send the letter unsigned)")
     return signed, digest
 
 

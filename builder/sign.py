@@ -356,7 +356,7 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
         if isinstance(bundle_parts, _NotSigned):
             report.bundle_note, report.bundle_refused = bundle_parts.note, bundle_parts.error
             if not todo:
-                _record_signed(layout, manifest, report.current, bundle_parts.current)
+                _record_signed(layout, manifest, key_record(key), report.current, bundle_parts.current)
                 return report
         with open_signer(key) as signer, appearance(signer.subject_name or "",
                                                  prepared.loaded.batch.letter.font) as (lacking, styles):
@@ -391,7 +391,7 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
                                                      manifest.bundle["sha256"])
                     except _ChangedSince as exc:
                         report.bundle_note, report.bundle_refused = f"bundle not signed: {exc}", True
-            _record_signed(layout, manifest, [rid for rid in ready if rid not in todo] + [
+            _record_signed(layout, manifest, key_record(key), [rid for rid in ready if rid not in todo] + [
                 rid for rid in todo if layout.signed_pdf(rid) in report.signed],
                 report.bundle is not None or (isinstance(bundle_parts, _NotSigned) and bundle_parts.current))
     return report
@@ -405,15 +405,25 @@ def stamp_language(prepared, recipient_id: str) -> str:
     return prepared.loaded.batch.languages_of(source.recipient)[-1] if source else "en"
 
 
-def _record_signed(layout, manifest, current: list[str], bundle_current: bool = False) -> None:
+def key_record(key: Key) -> dict:
+    """Where the key this run was given is, as the record keeps it: a suggested
+    ``sign`` command (``ready.sign_command``) then names it, and works as written.
+    Never the password or PIN (those come from the environment or a prompt)."""
+    if key.p12 is not None:
+        return {"p12": str(Path(key.p12).expanduser().resolve())}
+    return {"pkcs11_lib": str(key.pkcs11_lib), "token": key.token or "", "key": key.key or ""}
+
+
+def _record_signed(layout, manifest, key: dict, current: list[str], bundle_current: bool = False) -> None:
     """On the record: each of ``current``'s signed copy is of its letter as it
     is (and, with ``bundle_current``, the signed bundle of the bundle as it
-    is), so ``status`` can tell a signed copy of an older one without pyHanko."""
+    is), so ``status`` can tell a signed copy of an older one without pyHanko;
+    and ``key``, the key this run was given (``key_record``)."""
     from .manifest import current_sha256
 
     def recorded(entry: dict, made_from: str, signed: Path) -> bool:
         """``entry["signed"]``: made from ``entry``'s file, and its own hash; True if it changed."""
-        record = {made_from: entry["sha256"]}
+        record = {made_from: entry["sha256"], "key": key}
         record["sha256"] = current_sha256(signed, record)
         changed = entry.get("signed") != record
         entry["signed"] = record

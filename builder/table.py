@@ -93,6 +93,21 @@ def in_language(value, language: str):
     return value
 
 
+def _items(value: str, separators: str) -> list[str]:
+    """A list field's items, one per line of its cell (``omit``: or comma). A date cell
+    (``LocalDate``) keeps its Welsh in each item, so a Welsh letter prints its month and
+    day names in Welsh there too: split as plain text, a date in an address or
+    enclosures cell printed in English in a Welsh letter."""
+    items = [item.strip() for item in re.split(separators, value) if item.strip()]
+    if not isinstance(value, LocalDate):
+        return items
+    # the Welsh differs from the English only in its names, which hold no separator:
+    # the same items, in the same order
+    welsh = [item.strip() for item in re.split(separators, value.welsh) if item.strip()]
+    return [LocalDate(english, cymraeg) if cymraeg != english else english
+            for english, cymraeg in zip(items, welsh)]
+
+
 def _in_welsh(shown: str) -> str:
     """``shown`` with English month and day names in Welsh (one pass: a Welsh name is
     never read again)."""
@@ -633,8 +648,7 @@ def _entries(rows, fields: dict[str, str], columns: dict[str, str], width: list[
                 _put_text(entry.setdefault("text", {}), spec[2], spec[3], value, where, ("text", spec[2]),
                           Cell(number, header), table, len(table.entries))
             elif spec[1] == "list":
-                separators = r"[\n,;]+" if name == "omit" else r"\r?\n"
-                entry[name] = [item.strip() for item in re.split(separators, value) if item.strip()]
+                entry[name] = _items(value, r"[\n,;]+" if name == "omit" else r"\r?\n")
                 where[(name,)] = Cell(number, header)
             else:
                 _put_text(entry, name, spec[2], value, where, (name,), Cell(number, header), table,

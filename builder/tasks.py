@@ -68,6 +68,12 @@ SHORT_FLAGS = {
     "k": "k",
 }
 
+# The flags that take ids (or id:code items), comma-separated, may also be given again:
+# `send --resend a --resend b` is `--resend a,b` (invoke's ``iterable``), where invoke
+# answered "No idea what 'b' is!". Every such flag of every task alike.
+LISTED = ("only", "accept", "resend", "mark_sent")
+
+
 # Flags several tasks share, explained once.
 BATCH_HELP = {
     "recipients": "the batch file (default: recipients.yaml in the project)",
@@ -88,8 +94,12 @@ class LetterTask(Task):
 
 
 def letter_task(*args, **kwargs):
-    """``@task`` for letterbatch: fixed short flags (use it for new tasks too)."""
-    return task(*args, klass=LetterTask, auto_shortflags=False, **kwargs)
+    """``@task`` for letterbatch: fixed short flags, and the flags that take ids
+    (``LISTED``) may be given more than once (use it for new tasks too)."""
+    def decorate(body):
+        takes = [name for name in LISTED if name in inspect.signature(body).parameters]
+        return task(*args, klass=LetterTask, auto_shortflags=False, iterable=takes, **kwargs)(body)
+    return decorate
 
 
 class BatchExecutor(invoke.Executor):
@@ -146,7 +156,8 @@ class BatchExecutor(invoke.Executor):
         calls = super().normalize(tasks)
         # `invoke build merge --accept id:code`: the findings the chain's merge accepts on
         # the record do not stop it at the build (or check) before the merge gets to record them
-        accepting = [call.kwargs["accept"] for call in calls if call.task.name == "merge" and call.kwargs.get("accept")]
+        accepting = [joined(call.kwargs["accept"]) for call in calls
+                     if call.task.name == "merge" and call.kwargs.get("accept")]
         self.config["accepted_by_merge"] = accepting[0] if accepting else ""  # every task of the chain reads it
         # `invoke build check merge`: the bundle this command's merge is about to make again
         # is not a fault of the check before it (the merge clears this when it runs)
@@ -235,6 +246,14 @@ def medium_of(value: str) -> str:
     return value
 
 
+def joined(value) -> str | None:
+    """A flag of ``LISTED`` as one comma-separated value, each time it was given in
+    order; None when it was not given (invoke gives an iterable flag not given as [])."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(item) for item in value) if value else None
+    return value
+
+
 def ids_of(only: str | None) -> list[str] | None:
     """``--only``'s comma-separated ids, or None when it is not given. A value that
     names no id (``-o ""``, ``-o ,``: a script's empty variable) is one line, exit 2:
@@ -280,7 +299,7 @@ def stopped(exc: Exception, code: int = 2, then: str = "") -> Exit:
 
 @letter_task(help={
     **BATCH_HELP,
-    "only": "comma-separated recipient ids: build just these",
+    "only": "ID[,ID...], recipient ids (or the flag again: -o a -o b): build just these",
     "jobs": "parallel pdflatex runs (default: one per core)",
     "force": "recompile every letter even when it is up to date",
     "for": "print (default: black links, <build>/<id>.pdf) or web (tagged PDFs with coloured links "
@@ -292,6 +311,7 @@ def build(c, recipients=None, build_dir=None, only=None, jobs=None, force=False,
           verbose=False, open=False):
     """Build one PDF per recipient into build/<batch>/ and preflight each letter built."""
     batch = batch_paths(c, recipients, build_dir)
+    only = joined(only)
     outcomes, checks = run_build(c, batch, only=ids_of(only), jobs=jobs, force=force,
                                  medium=medium_of(for_), verbose=verbose,
                                  accepting=accepted_by_merge(c) if for_ == "print" else None)
@@ -416,7 +436,7 @@ def open_in_viewer(pdfs: list[Path]) -> None:
 
 # ---------------------------------------------------------------- check, status, diff
 
-@letter_task(help={**BATCH_HELP, **MEDIUM_HELP, "only": "comma-separated recipient ids: just these",
+@letter_task(help={**BATCH_HELP, **MEDIUM_HELP, "only": "ID[,ID...], recipient ids (or the flag again: -o a -o b): just these",
                    **VERBOSE_HELP})
 def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=False):
     """Preflight every letter: A4, embedded fonts, overfull lines, address in window, manifest."""
@@ -426,6 +446,7 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
     from .ready import NEVER_MERGED, STALE
 
     batch = batch_paths(c, recipients, build_dir)
+    only = joined(only)
     try:
         results = check_letters(batch.recipients, batch.build_dir, medium_of(for_), ids_of(only),
                                 accept=accepted_by_merge(c) if for_ == "print" else None)
@@ -513,7 +534,7 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         notes = [mailed[rid][0]] if rid in mailed else []
         if rid in kept:
             notes.append(f"its letter is deleted; its signed copy {show(kept[rid])} is kept (only "
-                         f"{command('sign')} makes one): delete it yourself once it is not needed")
+                         f"{command('sign', to_run=False)} makes one): delete it yourself once it is not needed")
         print(f"  {rid:<{width}}  {'(gone)':<{column}} " +
               "; ".join(["no longer in the batch", *notes, *([deletes] if rid in left else [])]))
     if found.bundle is not None:  # the file's name: no recipient id has a dot
@@ -547,13 +568,14 @@ def mail_notes(build_dir: Path, manifest) -> dict[str, tuple[str, bool]]:
     return notes(layout, manifest)
 
 
-@letter_task(help={"recipients": BATCH_HELP["recipients"], "only": "comma-separated recipient ids: just these"})
+@letter_task(help={"recipients": BATCH_HELP["recipients"], "only": "ID[,ID...], recipient ids (or the flag again: -o a -o b): just these"})
 def diff(c, recipients=None, only=None):
     """Show, per recipient, what differs from the shared letter (to review only what is personal)."""
     from .diff import personal
     from .load import LoadError, load
 
     batch = batch_paths(c, recipients, None)
+    only = joined(only)
     try:
         loaded = load(batch.recipients)
     except (LoadError, OSError) as exc:
@@ -582,8 +604,8 @@ def diff(c, recipients=None, only=None):
     "duplex": "pad each document with a blank page so every letter starts on a front side",
     "signature-fields": "add an empty signature field on each letter's signature block",
     "open": "open the bundle in the desktop's PDF viewer",
-    "accept": "accept preflight findings on purpose, recorded in the manifest and printed on the "
-              "cover sheet: id:code[,id:code...] (for example essex:window)",
+    "accept": "ID:CODE[,ID:CODE...] (or the flag again; for example essex:window): accept preflight "
+              "findings on purpose, recorded in the manifest and printed on the cover sheet",
 })
 def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=False,
           signature_fields=False, open=False, accept=None):
@@ -594,6 +616,7 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
     from .merge import BundleNotRecorded, MergeRefused, OutputRefused, SharedPartFailed, merge as merge_letters
 
     batch = batch_paths(c, recipients, build_dir)
+    accept = joined(accept)
     accepted = accepted_of(accept)
     c.config["merge_follows"] = False  # a check after this merge judges the bundle it made
     if accept and c.config.get("accepted_by_merge") == accept:
@@ -707,8 +730,8 @@ def secret(variable: str, prompt: str) -> str:
 @letter_task(help={
     **BATCH_HELP,
     "yes": "really send (without it: a dry run that prints who would get what)",
-    "resend": "comma-separated ids: send these again on purpose (already sent, or unknown), and nothing else",
-    "mark-sent": "comma-separated ids: record that these arrived (after checking the mailbox)",
+    "resend": "ID[,ID...] (or the flag again): send these again on purpose (already sent, or unknown), and nothing else",
+    "mark-sent": "ID[,ID...] (or the flag again): record that these arrived (after checking the mailbox)",
 })
 def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=None):
     """E-mail each ready letter to its recipient, once (SMTP settings: letterbatch.smtp.*)."""
@@ -717,6 +740,7 @@ def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=N
     from .send import SendError, SmtpSettings, mark_sent as mark, send as send_letters
 
     batch = batch_paths(c, recipients, build_dir)
+    resend, mark_sent = joined(resend), joined(mark_sent)
     for flag, value in (("mark-sent", mark_sent), ("resend", resend)):
         # `--mark-sent "$ID"` with ID empty was a plain send: every letter not yet sent mailed
         if value is not None and not str(value).replace(",", "").strip():

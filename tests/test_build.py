@@ -57,6 +57,16 @@ def test_one_letter_that_fails_to_compile_does_not_stop_the_others_and_keeps_its
     assert {o.recipient: o.status for o in fixed.outcomes} == {
         "first": "up to date", "broken": "built", "third": "up to date"}
     assert merge(source, out).letters == 3
+    # pdflatex's work for the letter compiled alone (its batch failed) stays while it is in
+    # the batch, and goes when it leaves, with its letter and .tex (it stayed for ever);
+    # every log a record names stays
+    assert (out / "work" / "broken").is_dir()
+    write_yaml(source, BATCH.replace('  - id: broken\n    name: "Smiley 😀"\n    address: [2 Road]\n'
+                                     '    salutation: Dear Smiley,\n', ""))
+    assert build(source, out).removed == ["broken"]
+    assert not (out / "work" / "broken").exists() and not (out / "letters" / "broken.pdf").exists()
+    logs = [entry["log"] for entry in json.loads((out / "manifest.json").read_text())["letters"].values()]
+    assert len(logs) == 2 and all((out / log).is_file() for log in logs), logs
 
 
 def test_unprintable_character_is_refused_before_tex_runs(tmp_path):
@@ -381,6 +391,9 @@ def test_a_recipient_removed_or_renamed_leaves_no_letter_to_post_or_publish(tmp_
         ["first.tex", "third-person.tex"]
     assert sorted(p.name for p in (out / "web").iterdir() if p.suffix in (".pdf", ".html")) == [
         "2021-03-04-first.html", "2021-03-04-first.pdf", "2021-03-04-third-person.html", "2021-03-04-third-person.pdf"]
+    # each web copy is compiled alone, in web/work/<id>/: those of the recipients gone went with them
+    assert sorted(p.name for p in (out / "web" / "work").iterdir() if p.is_dir() and not p.name.startswith("_")) \
+        == ["first", "third-person"]
     assert signed.exists()
     letters = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["letters"]
     assert sorted(letters) == ["broken", "first", "third-person"] and list(letters["broken"]) == ["signed"]

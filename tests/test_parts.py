@@ -58,6 +58,7 @@ def parts_batch_yaml() -> dict:
                          "cy": "Unedau Lleihau Trais a chaethwasiaeth fodern"}
     letter["our_ref"] = "IASC/2020/117"
     letter["signatory"]["title"] = {"en": letter["signatory"]["title"], "cy": SIGNATORY_CY}
+    letter["sender"]["role"] = {"en": letter["sender"]["role"], "cy": SIGNATORY_CY}
     letter["marking"] = "OFFICIAL"
     letter.pop("closing", None)  # each letter follows the rule, in its language
     for paragraph in letter["body"]:
@@ -316,7 +317,7 @@ def load_minimal(salutation: str, extra: str = ""):
 
     folder = Path(tempfile.mkdtemp())
     body = MINIMAL_LETTER.replace("This is the shared text.", "{en: Shared text., cy: Testun a rennir.}").replace(
-        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}")
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}").replace("role: Clerk\n", "role: {en: Clerk, cy: Clerc}\n")
     return load(write_yaml(folder / "r.yaml", body + f"""\
 recipients:
   - id: one
@@ -403,6 +404,10 @@ def test_a_welsh_letter_needs_welsh_text_for_every_part(tmp_path):
     message = "\n".join(str(p) for ps in loaded.rejected.values() for p in ps)
     assert "recipient 'south-wales'" in message and "'funding'" in message and "letter.ps" in message
     assert "no Welsh text (cy)" in message
+    # the fix keeps the English the English letters print: {cy: …} alone dropped it
+    funding = [line for line in message.splitlines() if "recipient 'south-wales'" in line and "'funding'" in line]
+    assert funding and all(line.endswith("write it as {en: …, cy: …}") for line in funding), funding
+    assert "{cy: …}" not in message, message
     data["recipients"][2]["salutation"] = "Annwyl Roger,"  # a bilingual letter needs both
     data["letter"]["body"][1]["funding"] = {"en": "x", "cy": "y"}
     data["letter"]["ps"] = {"en": "x", "cy": "y"}
@@ -734,6 +739,25 @@ recipients:
                   "Rhif", "Derbynnydd", "Tudalennau", "Llythrennau blaen:", "Dyddiad:"):
         assert words in text, words
     assert "Yn gywir," in " ".join(l.text for l in lines(Layout.of(tmp_path / "build").pdf("cy-one")))
+    # its PDF Title and /Lang too, the bundle's and the cover sheet's (they were English)
+    for pdf in (bundle.path, Layout.of(tmp_path / "build").cover):
+        with pikepdf.open(pdf) as opened:
+            assert str(opened.docinfo["/Title"]) == "Llythyrau i\u2019w llofnodi: 4 Mawrth 2021", pdf
+            assert str(opened.docinfo["/Subject"]) == "1 llythyr dyddiedig 4 Mawrth 2021", pdf
+            assert str(opened.Root.Lang) == "cy", pdf
+
+
+def test_a_mixed_batch_s_bundle_is_titled_in_the_batch_s_language(parts_batch):
+    """An English batch with Welsh and bilingual letters in it: the bundle and its cover
+    are titled in English, the cover's language; each letter keeps its own title."""
+    _, out, bundle = parts_batch
+    for pdf in (bundle.path, Layout.of(out).cover):
+        with pikepdf.open(pdf) as opened:
+            assert str(opened.docinfo["/Title"]) == "Letters for signature: Violence Reduction Units and modern slavery"
+            assert str(opened.docinfo["/Subject"]) == "3 letters of 13 October 2020", pdf
+            assert str(opened.Root.Lang) == "en-GB", pdf
+    with pikepdf.open(Layout.of(out).pdf("south-wales")) as opened:
+        assert str(opened.docinfo["/Title"]).startswith("Llythyr at ")
 
 
 def test_return_address_can_be_switched_off(tmp_path):
@@ -792,10 +816,13 @@ def test_the_signatory_s_title_is_printed_in_each_letter_s_language(parts_batch,
     text = {rid: t[t.index("Yours" if rid == "london" else "Yn gywir,"):] for rid, t in text.items()}
     assert english in text["london"] and SIGNATORY_CY not in text["london"]
     assert SIGNATORY_CY in text["south-wales"] and english not in text["south-wales"]
-    assert before(find(found["south-wales"], "Yn gywir,"), find(found["south-wales"], SIGNATORY_CY))
+    def after(found: list[Line], anchor: Line, text: str) -> Line:
+        """The first line starting ``text`` below ``anchor`` (the letterhead's role is above)."""
+        return next(l for l in found if l.text.startswith(text) and before(anchor, l))
+
+    after(found["south-wales"], find(found["south-wales"], "Yn gywir,"), SIGNATORY_CY)
     essex = found["essex"]
-    assert before(find(essex, "Yn gywir,"), find(essex, SIGNATORY_CY))
-    assert before(find(essex, SIGNATORY_CY), find(essex, "Dear Roger,"))
+    assert before(after(essex, find(essex, "Yn gywir,"), SIGNATORY_CY), find(essex, "Dear Roger,"))
     close = find(essex, "Yours sincerely,")
     assert find(essex, english, close.page).top > close.top  # the English half's own (the letterhead's is page 1)
     # the cover, in the letter's language (English), names who signs
@@ -812,3 +839,37 @@ def test_the_signatory_s_title_is_printed_in_each_letter_s_language(parts_batch,
     assert [r.id for r in loaded.batch.recipients] == ["london"]
     messages = [str(p) for problems in loaded.rejected.values() for p in problems]
     assert len(messages) == 2 and all("letter.signatory.title has no Welsh text (cy)" in m for m in messages), messages
+
+
+def test_the_sender_s_role_is_printed_in_each_letter_s_language(parts_batch, tmp_path):
+    """sender.role by language ({en, cy}), as signatory.title: the letterhead of a
+    Welsh letter in an English batch gives the Welsh role (it printed the English),
+    a bilingual letter's (printed once) both, Welsh first; the cover and the web
+    page likewise; a role in English alone refuses the Welsh letters, with the fix."""
+    source, out, bundle = parts_batch
+    english = "Independent Anti-Slavery Commissioner"
+    sender = "Dame Sara Thornton DBE QPM"
+
+    def letterhead(found: list[Line]) -> list[str]:
+        """The lines under the sender's name, down to the first line of the recipient block."""
+        name = find(found, sender, 1)
+        return [l.text for l in found if l.page == 1 and name.top < l.top < name.top + 40 and l.left < 200]
+
+    found = {rid: lines(Layout.of(out).pdf(rid)) for rid in ("london", "south-wales", "essex")}
+    assert letterhead(found["london"])[:1] == [english], letterhead(found["london"])
+    assert letterhead(found["south-wales"])[:1] == [SIGNATORY_CY], letterhead(found["south-wales"])
+    assert english not in letterhead(found["south-wales"])
+    assert letterhead(found["essex"])[:2] == [SIGNATORY_CY, english], letterhead(found["essex"])
+    assert letterhead(lines(bundle.path))[:1] == [english]  # the cover: the batch's language
+    batch = load(source).batch
+    pages = {r.id: letter_page(batch, r) for r in batch.recipients}
+    assert f'<p class="sender-name">{sender}</p><p>{SIGNATORY_CY}</p>' in pages["south-wales"]
+    assert f'<p class="sender-name">{sender}</p><p>{SIGNATORY_CY}<br>{english}</p>' in pages["essex"]
+    assert f'<p class="sender-name">{sender}</p><p>{english}</p>' in pages["london"]
+    # a role in English alone: the Welsh letters are refused, and told the fix
+    data = parts_batch_yaml()
+    data["letter"]["sender"]["role"] = english
+    loaded = load(write_yaml(tmp_path / "r.yaml", yaml.safe_dump(data, allow_unicode=True)))
+    assert [r.id for r in loaded.batch.recipients] == ["london"]
+    messages = [str(p) for problems in loaded.rejected.values() for p in problems]
+    assert len(messages) == 2 and all("letter.sender.role has no Welsh text (cy)" in m for m in messages), messages

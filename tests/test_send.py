@@ -187,7 +187,7 @@ def test_each_letter_mailed_once_with_its_pdf_byte_for_byte(batch, smtp_server, 
     first = run_send(source, out, port, "--yes")
     assert first.returncode == 1 and "4 sent, 1 not ready" in first.stderr
     assert results(first.stdout)["essex"] == ("not ready", (
-        f"signed/essex.pdf is not the signed copy of the current letter: run {suggested(source, out, 'sign')} again "
+        f"signed/essex.pdf is not the signed copy of the current letter: run {suggested(source, out, 'sign --p12 YOUR-KEY.p12')} again "
         "(or remove it to send the letter unsigned)"))
     (out / "signed" / "essex.pdf").unlink()
     then = run_send(source, out, port, "--yes")
@@ -412,7 +412,7 @@ def test_a_rebuilt_letter_s_resend_is_suggested_after_what_stands_in_its_way(bat
     assert build(source, out).ok
     resend = suggested(source, out, "send --resend london --yes")
     dry = results(run_send(source, out, port).stdout)["london"][0]  # "already sent on ...; ..."
-    assert dry.endswith(f"; the letter was rebuilt since: sign it again with {suggested(source, out, 'sign')}, "
+    assert dry.endswith(f"; the letter was rebuilt since: sign it again with {suggested(source, out, 'sign --p12 YOUR-KEY.p12')}, "
                            f"then {resend} sends the new one"), dry
     text = source.read_text()
     source.write_text(text.replace("Dear Ms Linden,", "Dear Sophie Linden,"))  # edited again, not rebuilt
@@ -771,7 +771,7 @@ def test_a_welsh_recipient_gets_the_e_mail_in_welsh_when_it_is_given_by_language
         "  body:\n", "  email:\n    subject: {en: Our letter of $date, cy: Ein llythyr dyddiedig $date}\n"
                      "    body:\n      en: Please find our letter attached, $name.\n"
                      "      cy: Amgaeir ein llythyr, $name.\n  body:\n", 1).replace(
-        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}")  # signed in each letter's language
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}").replace("role: Clerk\n", "role: {en: Clerk, cy: Clerc}\n")  # signed in each letter's language
     source = write_yaml(tmp_path / "recipients.yaml", letter + """\
 recipients:
   - {id: saesneg, name: Reader One, address: [1 Road], salutation: 'Dear Reader,', email: one@example.test}
@@ -804,7 +804,7 @@ recipients:
     # letter (never a silent mix of languages), and of no other
     plain = MINIMAL_LETTER.replace("    - main: This is the shared text.",
                                    "    - main: {en: This is the shared text., cy: Dyma'r testun.}").replace(
-        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}")
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}").replace("role: Clerk\n", "role: {en: Clerk, cy: Clerc}\n")
     write_yaml(source, plain + """\
 recipients:
   - {id: saesneg, name: Reader One, address: [1 Road], salutation: 'Dear Reader,', email: one@example.test}
@@ -836,3 +836,7 @@ def test_an_empty_mark_sent_or_resend_mails_nobody(batch, smtp_server):
     both = run_send(source, out, port, "--yes", "--mark-sent", "london", "--resend", "essex")
     assert both.returncode == 2 and "give one of them; nothing was sent" in both.stderr, both  # one was dropped
     assert mailbox.messages == [] and not (out / "sent.json").exists()
+    # the flag given again adds to it (invoke said "No idea what 'essex' is!"): these two, and nothing else
+    twice = run_send(source, out, port, "--resend", "london", "--resend", "essex")
+    assert twice.returncode == 0 and sorted(results(twice.stdout)) == ["essex", "london"], twice
+    assert {status for status, _ in results(twice.stdout).values()} == {"would send"}, twice.stdout

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -345,6 +346,14 @@ def test_signing_with_a_softhsm_token(mail_batch, keys, softhsm_token, tmp_path)
     (check,) = validate(out / "signed" / "london.pdf", [ca])
     assert check.bottom_line
     assert "Total document signed" in pdfsig(out / "bundle-signed.pdf")
+    # a signed copy changed since: status names the token and key, and that command signs it again
+    with open(out / "signed" / "essex.pdf", "ab") as handle:
+        handle.write(b"\n% edited\n")
+    seen = invoke(["status", "-r", str(source), "-b", str(out)]).stdout
+    sign = f"`invoke sign --pkcs11-lib {SOFTHSM} --token letterbatch --key signer -r {source} -b {out}`"
+    assert f"signed/essex.pdf changed since it was signed: run {sign}" in seen, seen
+    done = invoke(shlex.split(sign.strip("`"))[1:], {**env, "LETTERBATCH_PKCS11_PIN": "1234"})
+    assert done.returncode == 0 and "signed/" not in invoke(["status", "-r", str(source), "-b", str(out)]).stdout
 
 
 def test_pyhanko_is_imported_only_to_sign():
@@ -373,12 +382,15 @@ def test_status_tells_a_signed_copy_of_an_older_letter(signed_batch, keys, tmp_p
     with open(out / "signed" / "essex.pdf", "ab") as handle:
         handle.write(b"\n% edited\n")
     seen = status()
-    assert f"signed/london.pdf is the signed copy of an older letter: run `invoke sign{batch}`" in seen, seen
-    assert f"signed/essex.pdf changed since it was signed: run `invoke sign{batch}`" in seen, seen
-    assert seen.count("signed/") == 2
     p12, _ = keys
-    done = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
-                  {"LETTERBATCH_P12_PASSWORD": "secret"})
+    # the key the last sign was given (on the record), so the command works as written
+    sign = f"`invoke sign --p12 {p12}{batch}`"
+    assert f"signed/london.pdf is the signed copy of an older letter: run {sign}" in seen, seen
+    assert f"signed/essex.pdf changed since it was signed: run {sign}" in seen, seen
+    assert seen.count("signed/") == 2
+    done = invoke(shlex.split(sign.strip("`"))[1:], {"LETTERBATCH_P12_PASSWORD": "secret"})  # as copied
+    # both letters signed again (the bundle, older than london's letter, is merge's to make first)
+    assert done.stdout.count("  signed   ") == 2 and "could not sign" not in done.stderr, done.stdout + done.stderr
     assert "signed/" not in status(), done.stdout + done.stderr
 
 
@@ -409,7 +421,10 @@ def test_a_sign_run_killed_part_way_leaves_no_copy_changed_since_it_was_signed(s
     assert resigned[:1] == [IDS[0]] and len(resigned) < len(IDS), resigned  # killed part way
     seen = invoke(["status", "-r", str(source), "-b", str(out)]).stdout
     assert "changed since it was signed" not in seen, seen
-    assert f"signed/{IDS[0]}.pdf is not on the record: run `invoke sign -r {source} -b {out}`" in seen, seen
+    # every record forgotten (--force), the key with them: one to fill in, where a bare
+    # `invoke sign` was only told to add --p12
+    assert (f"signed/{IDS[0]}.pdf is not on the record: run `invoke sign --p12 YOUR-KEY.p12 -r {source} -b {out}`"
+            in seen), seen
     done = invoke(["sign", "-r", str(source), "-b", str(out), "--p12", str(p12)], {"LETTERBATCH_P12_PASSWORD": "secret"})
     assert done.returncode == 0, done.stdout + done.stderr
     assert "signed/" not in invoke(["status", "-r", str(source), "-b", str(out)]).stdout
@@ -441,6 +456,8 @@ def test_a_signed_letter_invalid_or_removed_for_a_while_and_back_the_same_is_sti
     seen = status()
     assert "signed/essex.pdf is the signed copy of a letter that is not built now" in seen, seen
     assert "run `invoke sign" not in seen, seen
+    # the task named (as build says it), not a command without its key
+    assert f"its signed copy {out / 'signed' / 'london.pdf'} is kept (only `invoke sign` makes one)" in seen, seen
     source.write_text(original)
     assert build(source, out).ok
     seen = status()
@@ -477,7 +494,7 @@ def test_status_tells_the_bundle_and_its_signed_copy(signed_batch, keys, tmp_pat
     assert re.search(r"^  bundle\.pdf +ready$", seen.stdout, re.M) and "bundle-signed" not in seen.stdout, seen.stdout
     good = (out / "bundle-signed.pdf").read_bytes()
     (out / "bundle-signed.pdf").write_bytes(good + b"\n% edited\n")
-    assert f"bundle-signed.pdf changed since it was signed: run `invoke sign{batch}`" in status().stdout
+    assert f"bundle-signed.pdf changed since it was signed: run `invoke sign --p12 {p12}{batch}`" in status().stdout
     (out / "bundle-signed.pdf").write_bytes(good)
     source.write_text(source.read_text().replace("Dear Sophie,", "Dear Ms Linden,"))
     assert build(source, out).ok
@@ -490,7 +507,7 @@ def test_status_tells_the_bundle_and_its_signed_copy(signed_batch, keys, tmp_pat
     seen = status()
     assert re.search(r"^  other\.pdf +ready$", seen.stdout, re.M), seen.stdout
     assert ("bundle-signed.pdf is not on the record as the signed copy of other.pdf as merged last: "
-            f"run `invoke sign{batch}`") in seen.stdout
+            f"run `invoke sign --p12 {p12}{batch}`") in seen.stdout
     # as check says: the bundle.pdf left behind is vouched for by nothing
     assert "bundle.pdf is not on the record (merge last wrote other.pdf)" in seen.stdout and seen.returncode == 1
     done = sign()

@@ -319,16 +319,21 @@ def test_a_date_whose_format_names_no_locale_is_written_in_the_letter_s_language
     decides (the row's language cell, else letter.language; a column by language, its own),
     unless the cell's format names a locale: [$-809] keeps English, [$-452] Welsh."""
     day, long = dt.datetime(2026, 3, 4), "d mmmm yyyy"  # a Wednesday
+    # a list field's cell (a line per item) too: "dddd" and "d mmmm yyyy" on two lines (Alt+Enter in
+    # Format Cells), as the enclosures; split as plain text, they printed in English in a Welsh letter
+    lines = 'dddd"\n"d mmmm yyyy'
     write_xlsx(tmp_path / "c.xlsx", headers=["name", "salutation.cy", "salutation.en", "text.note.cy",
-                                             "text.note.en", "language", "your ref", "address 1", "address 2"],
+                                             "text.note.en", "language", "your ref", "address 1", "address 2",
+                                             "enclosures"],
                rows=[[("Alys", None), ("Annwyl Alys,", None), (None, None), (day, long), (None, None),
-                      ("cy", None), (day, "mmmm yyyy"), ("1 Lôn", None), (day, "dddd d mmm")],
+                      ("cy", None), (day, "mmmm yyyy"), ("1 Lôn", None), (day, "dddd d mmm"), (day, lines)],
                      [("Tom", None), (None, None), ("Dear Tom,", None), (None, None), (day, long),
-                      ("en", None), (day, "mmmm yyyy"), ("2 Road", None), (day, "dddd d mmm")],
+                      ("en", None), (day, "mmmm yyyy"), ("2 Road", None), (day, "dddd d mmm"), (day, lines)],
                      [("Bea", None), ("Annwyl Bea,", None), ("Dear Bea,", None), (day, long), (day, long),
-                      ("cy-en", None), (day, "[$-809]mmmm yyyy"), ("3 Ffordd", None), (day, "[$-452]d mmm")]])
+                      ("cy-en", None), (day, "[$-809]mmmm yyyy"), ("3 Ffordd", None), (day, "[$-452]d mmm"),
+                      (day, long)]])
     letter = LETTER.replace("    - main: This is the shared text.", "    - main: {en: Shared., cy: Rhannol.}").replace(
-        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}")
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}").replace("role: Clerk\n", "role: {en: Clerk, cy: Clerc}\n")
     source = write_yaml(tmp_path / "recipients.yaml", letter + "recipients: {from: c.xlsx}\n")
     loaded = load(source)
     assert not loaded.problems, [str(p) for p in loaded.problems]
@@ -338,10 +343,13 @@ def test_a_date_whose_format_names_no_locale_is_written_in_the_letter_s_language
     assert (tom.text, tom.your_ref, tom.address) == ({"note": {"en": "4 March 2026"}}, "March 2026", ["2 Road", "Wednesday 4 Mar"])
     assert bea.text == {"note": {"cy": "4 Mawrth 2026", "en": "4 March 2026"}}  # each column its language
     assert (bea.your_ref, bea.address) == ("March 2026", ["3 Ffordd", "4 Maw"])  # the cell's own locale
+    assert (alys.enclosures, tom.enclosures) == (["Dydd Mercher", "4 Mawrth 2026"], ["Wednesday", "4 March 2026"])
+    assert bea.enclosures == ["4 Mawrth 2026"]  # a list is one for both halves: in the first's language
     # and the letter says so, built with the real pdflatex
     assert build(source, tmp_path / "build", only=["alys"]).ok
     text = pdf_text(tmp_path / "build" / "letters" / "alys.pdf")
     assert "Rhannol. 4 Mawrth 2026" in text and "Eich cyf: Mawrth 2026" in text and "March" not in text
+    assert "Amg: Dydd Mercher" in text and "Wednesday" not in text
 
 
 def test_invisible_characters_in_cells_are_named_and_left_out(tmp_path):
@@ -970,7 +978,7 @@ def test_a_welsh_row_s_own_text_in_one_language_is_told_the_columns_to_use(tmp_p
         "Alys Evans,1 Lôn,\"Annwyl Alys,\",Nodyn.,cy\n"
         "Tom Price,2 Road,\"Dear Tom,\",A note.,cy-en\n", encoding="utf-8")
     letter = LETTER.replace("    - main: This is the shared text.", "    - main: {en: Shared., cy: Rhannol.}").replace(
-        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}")
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}").replace("role: Clerk\n", "role: {en: Clerk, cy: Clerc}\n")
     path = write_yaml(tmp_path / "recipients.yaml", letter + "recipients: {from: c.csv}\n")
     loaded = load(path)
     assert [r.id for r in loaded.batch.recipients] == ["alys-evans"]  # Welsh, written in Welsh: no fix needed

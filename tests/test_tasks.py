@@ -173,6 +173,13 @@ def test_one_meaning_per_short_flag_across_tasks():
     (("new", "pyproject.toml/october"), "could not go on: File exists (pyproject.toml)"),  # a file, not a folder
     (("merge", "--accept", "alpha"), "--accept 'alpha': write id:code"),
     (("merge", "--accept", "alpha:window,beta:nonsense"), "--accept 'beta:nonsense': write id:code"),
+    # a flag that takes ids, given again, adds to it in every task (invoke said "No idea what 'bta' is!")
+    (("build", "-o", "alpha", "-o", "bta"), "nothing was built: no valid recipient with id: bta (did you mean"),
+    (("check", "--only", "alpha", "--only", "bta"), "nothing was checked: no valid recipient with id: bta"),
+    (("diff", "-o", "beta", "-o", "alpa"), "nothing to show: no valid recipient with id: alpa"),
+    (("merge", "--accept", "alpha:window", "--accept", "beta:nonsense"), "--accept 'beta:nonsense': write id:code"),
+    (("send", "--resend", "alpha", "--mark-sent", "beta", "--mark-sent", "alpha"), "give one of them"),
+    (("send", "--mark-sent", "", "--mark-sent", ","), "--mark-sent takes the ids of the letters"),
 ])
 def test_a_bad_flag_value_is_one_line_and_exit_2(args, words, tmp_path):
     batch = ["-r", str(write_yaml(tmp_path / "two.yaml", TWO)), "-b", str(tmp_path / "b")]
@@ -188,6 +195,8 @@ def test_check_only_checks_the_letters_named(tmp_path):
     source = write_yaml(tmp_path / "three.yaml", TWO + "  - id: gamma\n    name: Gamma Person\n    address: [3 Road]\n")
     done = invoke("check", "-o", "alpha", "-r", str(source), "-b", str(tmp_path / "b"), cwd=ROOT)
     assert "1 letter checked" in done.stdout and "gamma" not in done.stdout, done.stdout
+    both = invoke("check", "-o", "alpha", "-o", "gamma", "-r", str(source), "-b", str(tmp_path / "b"), cwd=ROOT)
+    assert "2 letters checked" in both.stdout and "gamma: invalid" in both.stdout, both.stdout + both.stderr
     everything = invoke("check", "-r", str(source), "-b", str(tmp_path / "b"), cwd=ROOT)
     assert "gamma: invalid" in everything.stdout, everything.stdout
 

@@ -332,7 +332,7 @@ def test_a_letter_is_the_same_bytes_alone_or_after_a_welsh_one(tmp_path):
         "    address: [1 High Street, Town]",
         "    address: [1 High Street, Town]\n    phone: 01234 567890\n    logo: images/logo.png").replace(
         "    - main: This is the shared text.", "    - main: {en: This is the shared text., cy: Dyma'r testun.}").replace(
-        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}")
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}").replace("role: Clerk\n", "role: {en: Clerk, cy: Clerc}\n")
     source = write_yaml(tmp_path / "recipients.yaml", letter + "recipients:\n" + person("first")
                         + person("cymraeg", extra="    language: cy\n") + person("after"))
     together, alone = tmp_path / "together", tmp_path / "alone"
@@ -345,6 +345,9 @@ def test_a_letter_is_the_same_bytes_alone_or_after_a_welsh_one(tmp_path):
     # the telephone line is still in each letter's language, where it was
     assert "Ffôn: 01234 567890" in pdf_text(together / "letters" / "cymraeg.pdf")
     assert "Tel: 01234 567890" in pdf_text(together / "letters" / "after.pdf")
+    # and so is the sender's role, given by language: beside the logo's form, not in it
+    assert "Clerc" in pdf_text(together / "letters" / "cymraeg.pdf").split("Ffôn")[0]
+    assert "Clerc" not in pdf_text(together / "letters" / "after.pdf")
 
 
 def test_a_logo_beside_a_full_sender_address_keeps_the_letterhead_out_of_the_window(tmp_path):
