@@ -71,16 +71,17 @@ def replacing(path: Path, durable: bool = False, *, clear_stale: bool = False) -
     try:
         with contextlib.suppress(OSError):  # a file system without locks: nothing is cleared
             fcntl.flock(fd, fcntl.LOCK_EX)  # released when the file is closed, or its process ends
+        # open (so locked) until it is renamed or deleted: never taken for one left behind
         with os.fdopen(fd, "w+b") as handle:
             yield handle
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
-        if path.is_file() and filecmp.cmp(tmp, path, shallow=False):
-            os.unlink(tmp)
-            return
-        os.chmod(tmp, _MODE)  # mkstemp makes it private; outputs are ordinary files
-        os.replace(tmp, path)
+            if path.is_file() and filecmp.cmp(tmp, path, shallow=False):
+                os.unlink(tmp)
+                return
+            os.chmod(tmp, _MODE)  # mkstemp makes it private; outputs are ordinary files
+            os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         # a full disk's write names no file, a failed rename the temporary file,
