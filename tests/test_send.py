@@ -167,6 +167,29 @@ def test_a_dry_run_says_who_would_get_what_and_sends_nothing(batch, smtp_server)
     assert mailbox.messages == [] and not (out / "sent.json").exists()
 
 
+def test_the_letterbatch_command_reads_the_smtp_settings_in_invoke_yaml_beside_it(batch, smtp_server):
+    """The README: SMTP settings go in invoke.yaml, and for the `letterbatch` command the
+    project is the current folder. Its invoke.yaml was never read (invoke reads one only
+    beside a tasks.py it loaded), so an office's settings were silently dropped: the dry
+    run named localhost:587, and --yes would have mailed through whatever listened there."""
+    source, out = batch
+    mailbox, port = smtp_server
+    (source.parent / "invoke.yaml").write_text(
+        f"letterbatch:\n  smtp:\n    host: 127.0.0.1\n    port: {port}\n    security: none\n"
+        f"    from: {FROM}\n", encoding="utf-8")
+    env = {**smtp_env(port), "PYTHONPATH": str(ROOT)}
+    env = {k: v for k, v in env.items() if not k.startswith("INVOKE_LETTERBATCH_")}
+    letterbatch = [sys.executable, "-c", "from builder.cli import main; main()", "send", "-r", source.name,
+                   "-b", out.name]
+    dry = subprocess.run(letterbatch, cwd=source.parent, env=env, capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL)
+    assert f"dry run (nothing is sent; add --yes to send) via 127.0.0.1:{port} (none):" in dry.stdout, dry.stderr
+    sent = subprocess.run([*letterbatch, "--yes"], cwd=source.parent, env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert sorted(rcpts[0] for rcpts, _ in mailbox.messages) == sorted(address(rid) for rid in IDS)
+
+
 def signed_copy(out: Path, rid: str, tmp_path: Path) -> Path:
     """``signed/<rid>.pdf``: the letter signed with a throwaway key, as ``invoke sign`` makes it."""
     p12, _ = make_certificates(tmp_path)
