@@ -394,6 +394,8 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
     ranges = [f"{row.first_page}" if row.first_page == row.last_page else f"{row.first_page}\u2013{row.last_page}"
               for row in rows]
     # the widest number and range, for the columns' widths (digits are all one width)
+    if not any(row.recipient.role for row in rows):
+        cover.append(NoEscape(r"\coverwithoutroles"))
     cover.append(NoEscape(r"\begin{covertable}{%d}{%s}" % (len(rows), latex.text(max(ranges, key=len)))))
     for number, (row, pages) in enumerate(zip(rows, ranges), 1):
         cover.append(NoEscape(r"\coverrow{%d}{%s}{%s}{%s}" % (

@@ -173,6 +173,20 @@ def test_the_cover_table_keeps_a_long_name_and_role_in_their_columns(tmp_path):
     assert any(line.text.endswith("Marjoribanks Jr") for line in found)  # not broken at the no-break space
 
 
+def test_a_cover_for_recipients_without_roles_gives_the_names_the_role_column(tmp_path):
+    """Tenants have no role: the cover printed an empty Role column, half the table, and
+    wrapped a double-barrelled name beside it. Without a role in the batch there is no
+    Role column, and the name is on one line."""
+    name = "Ms Catherine Fotheringham-Llewellyn-Smythe"
+    source = write_yaml(tmp_path / "recipients.yaml", SMALL.replace("    name: One\n", f"    name: {name}\n"))
+    assert build(source, tmp_path / "build").ok
+    merge(source, tmp_path / "build")
+    found = [line for line in lines(tmp_path / "build" / "cover.pdf") if line.page == 1]
+    header = find(found, "Recipient")
+    assert [line.text for line in found if line.top == header.top] == ["No.", "Recipient", "Pages"]
+    assert any(line.text.endswith(name) for line in found), [line.text for line in found]
+
+
 def test_duplex_pads_each_document_to_start_on_a_front_side(small_batch):
     source, out = small_batch
     report = merge(source, out, duplex=True)
