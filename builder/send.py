@@ -576,7 +576,8 @@ def mail_notes(layout, manifest) -> dict[str, tuple[str, bool]]:
             note, act = f"mailed to {entry.get('address')} on {entry.get('time')}", False
             current = manifest.letters.get(rid, {}).get("sha256")
             if current and current != entry.get("letter_sha256"):
-                note, act = note + " - REBUILT SINCE: the recipient has the old letter", True
+                note, act = note + (" - REBUILT SINCE: the recipient has the old letter; "
+                                    f"{command(f'send --resend {rid} --yes')} sends the new one"), True
         elif log.pending(rid) == "unknown":
             note, act = "mail: " + unknown_help(rid), True
         else:

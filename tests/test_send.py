@@ -394,7 +394,9 @@ def test_a_letter_rebuilt_after_it_was_sent_is_flagged_and_not_sent_again(batch,
     assert build(source, out).ok
     status = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
                              "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
-    assert "REBUILT SINCE: the recipient has the old letter" in status.stdout
+    # and what to do about it, as send says it (status told a person something was wrong, not the fix)
+    assert (f"REBUILT SINCE: the recipient has the old letter; "
+            f"{suggested(source, out, 'send --resend london --yes')} sends the new one") in status.stdout
     assert status.stdout.count("REBUILT SINCE") == 1 and status.returncode == 1
     again = run_send(source, out, port, "--yes")
     assert (f"the letter was rebuilt since: {suggested(source, out, 'send --resend london --yes')} sends the new one"
