@@ -193,11 +193,12 @@ def project_dir(c) -> Path | None:
     return Path(project) if project else None
 
 
-def batch_paths(c, recipients: str | None, build_dir: str | None) -> BatchPaths:
+def batch_paths(c, recipients: str | None, build_dir: str | None, *, read: bool = True) -> BatchPaths:
     """Where the batch is and where it builds. A path typed on the command line is read
     from the current folder (as a shell user means it); a default from the project. The
     default build folder is ``build/<batch file name>/``: one folder per batch, so two
-    batches never overwrite each other's letters."""
+    batches never overwrite each other's letters. ``read``: the task reads the batch, so
+    a default batch file that is not there stops it with what to type instead."""
     cfg = c.config.letterbatch
     project = project_dir(c)
     base = project or Path.cwd()
@@ -206,6 +207,8 @@ def batch_paths(c, recipients: str | None, build_dir: str | None) -> BatchPaths:
                                   (("-r", recipients), ("-b", build_dir)) if value)
     source = Path(recipients).expanduser() if recipients else base / cfg.recipients
     source = source.resolve()
+    if read and not recipients and not source.exists():
+        raise Exit(no_batch_here(source), code=2)
     if build_dir:
         out = Path(build_dir).expanduser()
     elif cfg.get("build_dir"):
@@ -213,6 +216,23 @@ def batch_paths(c, recipients: str | None, build_dir: str | None) -> BatchPaths:
     else:
         out = (project or source.parent) / "build" / source.stem
     return BatchPaths(source, out.resolve(), project)
+
+
+def no_batch_here(default: Path) -> str:
+    """`letterbatch build` in an office's folder that holds its own batch (rent-review.yaml)
+    and no recipients.yaml said "cannot read the file: No such file or directory", not
+    what to type: the command again with the batch there, or `new` when there is none."""
+    # as the person types them: from the folder they are in (the project may be above it)
+    here = sorted(shlex.quote(show(p)) for p in default.parent.iterdir()
+                  if p.suffix in (".yaml", ".yml") and p.is_file() and p.stem != "invoke")
+    typed = shlex.join(sys.argv[1:])
+    if len(here) == 1:
+        fix = f"name your batch with -r: `{builder.COMMAND} {typed} -r {here[0]}`"
+    elif here:
+        fix = f"name your batch with -r, one of {', '.join(here)}: `{builder.COMMAND} {typed} -r FILE.yaml`"
+    else:
+        fix = f"start one with {command('new NAME', to_run=False)}, or name yours with -r FILE.yaml"
+    return f"{show(default)}: not found (the batch when no -r is given); {fix}"
 
 
 def show(path: Path) -> str:
@@ -930,7 +950,7 @@ def schema(c, recipients=None):
     from .files import write_atomic
     from .schema import SCHEMA_FILE, json_schema_text
 
-    batch = batch_paths(c, recipients, None)
+    batch = batch_paths(c, recipients, None, read=False)
     folder = batch.project if batch.project and not recipients else batch.recipients.parent
     target = folder / SCHEMA_FILE
     write_atomic(target, json_schema_text().encode("utf-8"))
@@ -943,7 +963,7 @@ def clean(c, recipients=None, build_dir=None):
     The send log stays: it is the record of who was mailed, not something a build makes."""
     from .build import Layout, lock
 
-    batch = batch_paths(c, recipients, build_dir)
+    batch = batch_paths(c, recipients, build_dir, read=False)
     target = batch.build_dir
     sent = Layout.of(target).sent
     if not target.exists():

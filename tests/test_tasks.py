@@ -514,6 +514,34 @@ def test_the_letterbatch_command_suggests_letterbatch_commands(tmp_path):
     assert "invoke" not in header
 
 
+def test_the_letterbatch_command_without_r_in_a_folder_with_a_batch_says_the_command_with_it(tmp_path):
+    """An office's folder holds its batch (two.yaml), no recipients.yaml: `letterbatch build
+    merge` said "recipients.yaml: error: cannot read the file: No such file or directory",
+    not what to type. It now gives the command again with -r, which runs as copied; in a
+    folder with no batch at all, `new`."""
+    import shlex
+
+    write_yaml(tmp_path / "two.yaml", TWO)
+    letterbatch = [sys.executable, "-c", "from builder.cli import main; main()"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    missing = subprocess.run([*letterbatch, "build", "merge", "--no-cover"], cwd=tmp_path, capture_output=True,
+                             text=True, env=env)
+    assert missing.returncode == 2 and missing.stdout == "", missing.stdout
+    assert missing.stderr == ("recipients.yaml: not found (the batch when no -r is given); name your batch with -r: "
+                              "`letterbatch build merge --no-cover -r two.yaml`\n"), missing.stderr
+    suggested = re.search(r"`letterbatch ([^`]*)`", missing.stderr).group(1)
+    copied = subprocess.run([*letterbatch, *shlex.split(suggested)], cwd=tmp_path, capture_output=True, text=True,
+                            env=env)
+    assert copied.returncode == 0, copied.stderr
+    assert (tmp_path / "build" / "two" / "bundle.pdf").is_file()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    none = subprocess.run([*letterbatch, "status"], cwd=empty, capture_output=True, text=True, env=env)
+    assert none.returncode == 2 and none.stderr == ("recipients.yaml: not found (the batch when no -r is given); "
+                                                    "start one with `letterbatch new NAME`, or name yours with "
+                                                    "-r FILE.yaml\n"), none.stderr
+
+
 def test_ci_runs_exactly_the_readmes_two_commands_on_the_system_path():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = re.split(r"\n##+ ", readme.split("## Two commands", 1)[1], maxsplit=1)[0]
