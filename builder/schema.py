@@ -91,6 +91,12 @@ def _url(value: str) -> str:
 
 def _email(value: str) -> str:
     if not re.fullmatch(EMAIL, value):
+        named = re.fullmatch(r"[^<>]*<([^<>]*)>\s*", value)
+        if named and re.fullmatch(EMAIL, named.group(1)):
+            # as Outlook copies an address, "Sue Name <sue@example.org>": deleting the space
+            # (what the message below says) would not make it an address
+            raise ValueError(f"{value!r} is not an email address: it holds a name and the address in <>; "
+                             f"write the address alone, {named.group(1)}")
         space = re.search(r"\s", value)
         if space:  # most often a no-break space pasted from a web page or typed in a spreadsheet
             char = space.group()

@@ -371,13 +371,21 @@ def test_invisible_characters_in_cells_are_named_and_left_out(tmp_path):
 def test_any_recipient_field_by_its_name(tmp_path):
     (tmp_path / "c.csv").write_text("Name,Address,Salutation,text.note,Email,Your ref,CC 1,CC 2\n"
                                     "Jo Bloggs,1 Road,Dear Jo,x,jo@example.org,AB/12/0001,Head Office,Legal\n"
-                                    "Al Bad,2 Road,Dear Al,y,not-an-address,,,\n", encoding="utf-8")
+                                    "Al Bad,2 Road,Dear Al,y,not-an-address,,,\n"
+                                    "Sue Name,3 Road,Dear Sue,z,Sue Name <sue@example.org>,,,\n", encoding="utf-8")
     loaded = load(batch(tmp_path, "c.csv"))
     (jo,) = loaded.batch.recipients
     assert (jo.email, jo.your_ref, jo.cc) == ("jo@example.org", "AB/12/0001", ["Head Office", "Legal"])
-    (problems,) = loaded.rejected.values()
-    assert [str(p) for p in problems] == [
-        f"{tmp_path / 'c.csv'}:row 3:Email: error: recipient 'al-bad': 'not-an-address' is not an email address"]
+    assert [str(p) for ps in loaded.rejected.values() for p in ps] == [
+        f"{tmp_path / 'c.csv'}:row 3:Email: error: recipient 'al-bad': 'not-an-address' is not an email address",
+        # an address as Outlook copies it: said was "holds a space after 'Sue', ...; delete it",
+        # which would not make it an address
+        f"{tmp_path / 'c.csv'}:row 4:Email: error: recipient 'sue-name': 'Sue Name <sue@example.org>' is not an "
+        "email address: it holds a name and the address in <>; write the address alone, sue@example.org"]
+    # done as it says, the row is a letter
+    text = (tmp_path / "c.csv").read_text(encoding="utf-8")
+    (tmp_path / "c.csv").write_text(text.replace("Sue Name <sue@example.org>", "sue@example.org"), encoding="utf-8")
+    assert [r.email for r in load(batch(tmp_path, "c.csv")).batch.recipients] == ["jo@example.org", "sue@example.org"]
 
 
 def test_texts_by_language(tmp_path):
