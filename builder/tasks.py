@@ -248,6 +248,18 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else many or word + 's'}"
 
 
+def build_hint(states: list[str], for_: str) -> str | None:
+    """What builds the letters a build alone makes ready (stale, never built): `check` and
+    `status` said "8 with errors" or "8 stale" and left the person to guess the command."""
+    from .ready import NEVER_BUILT, STALE
+
+    waiting = sum(state in (STALE, NEVER_BUILT) for state in states)
+    if not waiting:
+        return None
+    return f"{plural(waiting, 'letter')} stale or never built: run " \
+           f"{command('build' + (' --for web' if for_ == 'web' else ''))} to build {'it' if waiting == 1 else 'them'}"
+
+
 def whole_number(value, flag: str, minimum: int = 0) -> int:
     """A flag's value as a whole number, or a one-line error (exit 2): never a traceback."""
     try:
@@ -344,12 +356,13 @@ def build(c, recipients=None, build_dir=None, only=None, jobs=None, force=False,
 
 
 def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium="print",
-              verbose=False, quiet=False, started=None, accepting=None):
+              verbose=False, quiet=False, started=None, accepting=None, prefix=""):
     """Build, print what needs attention (every letter's stored preflight, on every build,
     not only the one that made it) and one summary line. Returns (outcomes, the outcomes
     that are not ready for their preflight); raises Exit(2) when nothing could be built.
     ``accepting``: findings the merge of this same command accepts on the record (``merge
-    --accept``), which do not make a letter count as not ready here."""
+    --accept``), which do not make a letter count as not ready here. ``prefix``: put before
+    the summary (watch's time and reason), after the warnings, which have lines of their own."""
     from .build import build as build_letters
     from .compile import TexMissing
     from .problems import LoadError
@@ -398,7 +411,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
                f"{counts['up to date']} up to date, {len(failed)} failed, "
                f"{len(attention)} need{'s' if len(attention) == 1 else ''} attention "
                f"({time.perf_counter() - (started or STARTED):.1f} s) -> {show(batch.build_dir)}")
-    print(summary, flush=True)
+    print(prefix + summary, flush=True)
     if report.removed and not quiet:
         print(f"no longer in the batch (removed, renamed, or now invalid): {', '.join(report.removed)}; "
               f"{'its letter was' if len(report.removed) == 1 else 'their letters were'} deleted from "
@@ -483,6 +496,9 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
     warned = sum(bool(r.findings) and r.ready for r in letters)
     print(f"{plural(len(letters), 'letter')} checked: {len(letters) - errors - warned} ok, "
           f"{warned} with warnings, {errors} with errors")
+    hint = build_hint([r.state for r in letters], for_)
+    if hint:  # not indented: a line of its own, not a letter's
+        print(hint)
     for r in bundle:  # the bundle: the file merge wrote, holding the letters as they are now
         if r.state == NEVER_MERGED:
             # check comes before merge (`invoke build check merge`): no bundle yet is no fault,
@@ -566,6 +582,9 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
     print(", ".join(f"{n} {state}" for state, n in counts.items()) or "no recipients")
+    hint = build_hint([s.state for s in states], for_)
+    if hint:  # not indented: a line of its own, not a letter's
+        print(hint)
     # a letter that needs a person (not only a build) makes the exit code say so: its
     # build, its mail (failed, unknown, or a recipient holding an older letter), or a
     # bundle changed since its merge (as a letter changed since its build)
@@ -882,11 +901,13 @@ def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval=
         return {p: (p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None for p in files}
 
     def rebuild(reason: str) -> None:
-        print(f"{time.strftime('%H:%M:%S')} {reason}: ", end="", flush=True)
+        # the time and reason go with the summary: printed first, a warning of the batch
+        # (stderr) ended that line, and the summary stood on the next without them
+        prefix = f"{time.strftime('%H:%M:%S')} {reason}: "
         try:
-            run_build(c, batch, jobs=jobs, medium=medium, quiet=True, started=time.perf_counter())
+            run_build(c, batch, jobs=jobs, medium=medium, quiet=True, started=time.perf_counter(), prefix=prefix)
         except Exit as exc:
-            print(str(exc.message or "").splitlines()[0] if exc.message else "stopped", flush=True)
+            print(prefix + (str(exc.message or "").splitlines()[0] if exc.message else "stopped"), flush=True)
 
     files = watched()
     seen = stamp(files)

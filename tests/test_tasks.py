@@ -345,8 +345,11 @@ def test_watch_sees_the_spreadsheet_the_logo_and_a_house_letterhead(project):
     tiny_png(project / "images" / "logo.png")
     (project / "house.cls").write_text("\\NeedsTeXFormat{LaTeX2e}\n\\ProvidesClass{house}\n"
                                        "\\LoadClassWithOptions{letterbatch}\n")
-    (project / "people.csv").write_text("id,name,address,salutation\nalpha,Alpha,1 Road,\"Dear Alpha,\"\n",
-                                        encoding="utf-8")
+    # a column no field takes: a warning on every rebuild, on a line of its own (the time
+    # and reason printed first, the warning ended their line and the summary stood alone)
+    (project / "people.csv").write_text("id,name,address,salutation,Phone\n"
+                                        "alpha,Alpha,1 Road,\"Dear Alpha,\",01443 000000\n", encoding="utf-8")
+    warning = f"{project / 'people.csv'}:row 1: warning: column 'Phone' not used"
     write_yaml(project / "recipients.yaml", MINIMAL_LETTER.replace(
         "    role: Clerk\n", "    role: Clerk\n    logo: images/logo.png\n").replace(
         "  body:", "  letterhead: house.cls\n  body:") + "recipients: {from: people.csv}\n")
@@ -358,15 +361,17 @@ def test_watch_sees_the_spreadsheet_the_logo_and_a_house_letterhead(project):
     try:
         first = lines.get(timeout=120)  # names the spreadsheet it watches too
         assert first.startswith("watching recipients.yaml, people.csv, the letterhead"), first
-        assert re.search(r"start: 1 letter: 1 built", lines.get(timeout=120))
+        assert lines.get(timeout=120).startswith(warning)
+        assert re.match(r"\d\d:\d\d:\d\d start: 1 letter: 1 built", lines.get(timeout=120))
         for path, change in [
                 (project / "people.csv", lambda p: p.write_text(p.read_text().replace("Dear Alpha,", "Dear Al,"))),
                 (project / "images" / "logo.png", lambda p: tiny_png(p, width=60)),
                 (project / "house.cls", lambda p: p.write_text(p.read_text() + "\\setlength\\lbsigspace{30mm}\n"))]:
             time.sleep(0.3)
             change(path)
+            assert lines.get(timeout=120).startswith(warning)
             line = lines.get(timeout=120)
-            assert re.search(rf"{re.escape(path.name)} changed: 1 letter: 1 built", line), (path, line)
+            assert re.match(rf"\d\d:\d\d:\d\d \S*{re.escape(path.name)} changed: 1 letter: 1 built", line), (path, line)
         assert "Dear Al," in pdf_text(letter(project / "build" / "recipients", "alpha"))
     finally:
         proc.terminate()
@@ -603,6 +608,25 @@ def test_a_suggested_command_names_the_batch_as_typed_and_runs_as_copied(project
     assert "next: fill it in, then `invoke build merge -r 'my batch.yaml'`" in made.stdout, made.stdout
     # the defaults typed by nobody: nothing added
     assert "no bundle: run `invoke merge`\n" in invoke("status", cwd=project).stdout
+
+
+def test_status_and_check_say_the_build_that_makes_stale_letters_ready(project):
+    """`check` said "8 letters checked: 0 ok, 0 with warnings, 8 with errors" and `status`
+    "8 stale", and left the person to guess what to run. Both now name the build, for
+    this batch, and it runs as copied."""
+    import shlex
+
+    status = invoke("status", "-r", "other.yaml", cwd=project)
+    hint = "2 letters stale or never built: run `invoke build -r other.yaml` to build them"
+    assert f"\n{hint}\n" in status.stdout, status.stdout
+    suggested = re.search(r"run `invoke ([^`]*)` to build", status.stdout).group(1)
+    assert invoke(*shlex.split(suggested), cwd=project).returncode == 0
+    assert "stale or never built" not in invoke("status", "-r", "other.yaml", cwd=project).stdout
+    other = project / "other.yaml"
+    other.write_text(other.read_text(encoding="utf-8").replace("Dear Other Alpha,", "Dear A,"), encoding="utf-8")
+    checked = invoke("check", "-r", "other.yaml", cwd=project)
+    assert checked.returncode == 1
+    assert "\n1 letter stale or never built: run `invoke build -r other.yaml` to build it\n" in checked.stdout
 
 
 def test_a_setting_from_the_environment_of_the_wrong_type_is_one_line(project):
