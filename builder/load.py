@@ -25,7 +25,7 @@ import yaml
 from . import latex, markup
 from . import table as table_module
 from .problems import LoadError, Problem
-from .schema import (LANGUAGES, PART_NAME, RECIPIENT_ID, REFERENCE_KEY, Batch, Letter, Recipient, RecipientTable,
+from .schema import (LANGUAGE_NAMES, LANGUAGES, PART_NAME, RECIPIENT_ID, REFERENCE_KEY, Batch, Letter, Recipient, RecipientTable,
                      Reference)
 
 
@@ -926,6 +926,9 @@ def _explain(error: dict) -> str:
     if kind in ("string_type", "str_type"):
         return f"must be text (got {shown})"
     if kind in ("literal_error", "enum") and ctx.get("expected"):  # pydantic's "Input should be ..."
+        code = LANGUAGE_NAMES.get(got.strip().lower()) if isinstance(got, str) else None
+        if code and f"'{code}'" in ctx["expected"]:  # "Welsh" in a Language column: the code it means
+            return f"must be {ctx['expected']} (got {shown}: write {code})"
         return f"must be {ctx['expected']} (got {shown})"
     if kind.startswith(("date_", "datetime_")):
         reason = error["msg"].split(",", 1)[-1].strip() if "," in error["msg"] else error["msg"]

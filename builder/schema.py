@@ -40,7 +40,7 @@ PROSE = r"^[^\x00-\x08\x0b-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b-\x1f\x7f]
 _URL_CHAR = r'[^\s\x00-\x1f\x7f\\{}^"<>`|#]'  # RFC 3986, no '#'; non-ASCII is encoded in the link
 URL = (r"^(?:[Hh][Tt][Tt][Pp][Ss]?://" + _URL_CHAR[:-2] + r"/#]|[Mm][Aa][Ii][Ll][Tt][Oo]:[^@\s]+@)"
        + _URL_CHAR + r"*(?:#" + _URL_CHAR + r"+)?$")
-EMAIL = r"^[^@\s<>\\{}\x00-\x1f\x7f]+@[^@\s<>\\{}\x00-\x1f\x7f]+\.[^@\s<>\\{}\x00-\x1f\x7f.]+$"
+EMAIL = r"^[^@\s<>\\{}:\x00-\x1f\x7f]+@[^@\s<>\\{}\x00-\x1f\x7f]+\.[^@\s<>\\{}\x00-\x1f\x7f.]+$"
 YEAR = r"^[0-9]{4}(?:[-/\u2013](?:[0-9]{2}|[0-9]{4}))?[a-z]?$"
 DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 TEXT_TYPES = ["string", "number", "boolean"]
@@ -91,6 +91,11 @@ def _url(value: str) -> str:
 
 def _email(value: str) -> str:
     if not re.fullmatch(EMAIL, value):
+        if value[:7].lower() == "mailto:" and re.fullmatch(EMAIL, value[7:]):
+            # a link copied from a web page or a spreadsheet's hyperlink: "mailto:x@y" was
+            # taken as an address whose user is "mailto:x", and mailed nobody
+            raise ValueError(f"{value!r} is not an email address: it is a mailto: link; "
+                             f"write the address alone, {value[7:]}")
         named = re.fullmatch(r"[^<>]*<([^<>]*)>\s*", value)
         if named and re.fullmatch(EMAIL, named.group(1)):
             # as Outlook copies an address, "Sue Name <sue@example.org>": deleting the space
@@ -218,6 +223,9 @@ ClassPath = _project_file(CLASS_FILE, "LaTeX class (.cls, named with letters, di
 Language = Literal["en", "cy", "cy-en"]
 TextLanguage = Literal["en", "cy"]
 LANGUAGES: dict[str, tuple[str, ...]] = {"en": ("en",), "cy": ("cy",), "cy-en": ("cy", "en")}
+# a language typed by name in a spreadsheet's Language column, and the code to write instead
+LANGUAGE_NAMES = {"english": "en", "saesneg": "en", "welsh": "cy", "cymraeg": "cy",
+                  "bilingual": "cy-en", "dwyieithog": "cy-en"}
 def _local(check, max_length: int):
     """A text written once, or once per language (`intro: {en: ..., cy: ...}`),
     each text checked by ``check``; one plain message when it is neither."""

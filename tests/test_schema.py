@@ -98,6 +98,9 @@ SINGLE_FIELD = {
     "email without a dot": (("email: ann@example.org", "email: ann@localhost"), "is not an email address"),
     "email too long": (("email: ann@example.org", "email: " + "a" * 250 + "@example.org"), "too long"),
     "email two @": (("email: ann@example.org", "email: ann@b@example.org"), "is not an email address"),
+    # a link copied as the address: mailed "mailto:ann" at example.org, nobody
+    "email mailto": (("email: ann@example.org", "email: mailto:ann@example.org"),
+                     "is not an email address: it is a mailto: link; write the address alone, ann@example.org"),
     "blank name": (("    name: Good Person", '    name: "   "'), "must not be empty"),
     "empty name": (("    name: Good Person", '    name: ""'), "must not be empty"),
     "null name": (("    name: Good Person", "    name:"), "must be text"),

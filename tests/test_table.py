@@ -369,10 +369,11 @@ def test_invisible_characters_in_cells_are_named_and_left_out(tmp_path):
 
 
 def test_any_recipient_field_by_its_name(tmp_path):
-    (tmp_path / "c.csv").write_text("Name,Address,Salutation,text.note,Email,Your ref,CC 1,CC 2\n"
-                                    "Jo Bloggs,1 Road,Dear Jo,x,jo@example.org,AB/12/0001,Head Office,Legal\n"
-                                    "Al Bad,2 Road,Dear Al,y,not-an-address,,,\n"
-                                    "Sue Name,3 Road,Dear Sue,z,Sue Name <sue@example.org>,,,\n", encoding="utf-8")
+    (tmp_path / "c.csv").write_text("Name,Address,Salutation,text.note,Email,Your ref,CC 1,CC 2,Language\n"
+                                    "Jo Bloggs,1 Road,Dear Jo,x,jo@example.org,AB/12/0001,Head Office,Legal,\n"
+                                    "Al Bad,2 Road,Dear Al,y,not-an-address,,,,\n"
+                                    "Sue Name,3 Road,Dear Sue,z,Sue Name <sue@example.org>,,,,\n"
+                                    "Ed Named,4 Road,Dear Ed,w,ed@example.org,,,,English \n", encoding="utf-8")
     loaded = load(batch(tmp_path, "c.csv"))
     (jo,) = loaded.batch.recipients
     assert (jo.email, jo.your_ref, jo.cc) == ("jo@example.org", "AB/12/0001", ["Head Office", "Legal"])
@@ -381,11 +382,16 @@ def test_any_recipient_field_by_its_name(tmp_path):
         # an address as Outlook copies it: said was "holds a space after 'Sue', ...; delete it",
         # which would not make it an address
         f"{tmp_path / 'c.csv'}:row 4:Email: error: recipient 'sue-name': 'Sue Name <sue@example.org>' is not an "
-        "email address: it holds a name and the address in <>; write the address alone, sue@example.org"]
-    # done as it says, the row is a letter
+        "email address: it holds a name and the address in <>; write the address alone, sue@example.org",
+        # a language by name, as an office fills in a Language column: the code it means
+        f"{tmp_path / 'c.csv'}:row 5:Language: error: recipient 'ed-named': must be 'en', 'cy' or 'cy-en' "
+        "(got 'English': write en)"]
+    # done as they say, the rows are letters
     text = (tmp_path / "c.csv").read_text(encoding="utf-8")
-    (tmp_path / "c.csv").write_text(text.replace("Sue Name <sue@example.org>", "sue@example.org"), encoding="utf-8")
-    assert [r.email for r in load(batch(tmp_path, "c.csv")).batch.recipients] == ["jo@example.org", "sue@example.org"]
+    (tmp_path / "c.csv").write_text(text.replace("Sue Name <sue@example.org>", "sue@example.org").replace(
+        "English ", "en"), encoding="utf-8")
+    assert [r.email for r in load(batch(tmp_path, "c.csv")).batch.recipients] == [
+        "jo@example.org", "sue@example.org", "ed@example.org"]
 
 
 def test_texts_by_language(tmp_path):
