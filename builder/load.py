@@ -1027,7 +1027,7 @@ def _check_cross(letter: Letter | None, references: dict[str, Reference], known_
         # `columns:` mapping a header to a part the body lacks: said once, at its line in
         # the YAML (every row would say it, and that the part it meant is missing)
         for header, field in report.columns.items():
-            target = field.split(".")
+            target = (field or "").split(".")  # ~: a column not used
             if target[0] == "text" and len(target) > 1 and target[1] not in parts:
                 report.error(("recipients", "columns", header),
                              f"the column {header!r} is mapped to {field}, but {_unknown_part(target[1], parts)}")

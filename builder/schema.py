@@ -449,8 +449,9 @@ class RecipientTable(Model):
 
     from_: TablePath = Field(alias="from", description=".xlsx or .csv file, relative to recipients.yaml")
     sheet: Optional[Line] = Field(None, description="the workbook's sheet (default: the first)")
-    columns: dict[Line, Line] = Field(
-        default_factory=dict, description="column header -> field (name, address 1, text.<part> ...)")
+    columns: dict[Line, Optional[Line]] = Field(
+        default_factory=dict, description="column header -> field (name, address 1, text.<part> ...); "
+                                          "~: a column no letter uses, read without a warning")
 
 
 class Batch(Model):

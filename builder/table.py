@@ -774,6 +774,11 @@ def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], 
             specs.append(None)
             continue
         mapped = by_header.get(header.lower())
+        if mapped is None and header.lower() in by_header:
+            # `Phone: ~`: a column the office keeps for itself, not for the letters; it
+            # warned on every build (and on every rebuild of watch), and could not be silenced
+            specs.append(None)
+            continue
         spec = _spec(mapped if mapped is not None else header, fields)
         if spec is None and mapped is None and re.sub(r"[\W_]+", "", header.lower()) in ADDRESS_PARTS \
                 and fields.get("address", "").startswith("list"):
@@ -828,7 +833,7 @@ def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], 
         hint = f"{' '.join(meant)} rename the header, or " if meant else ""
         table.problems.append(TableProblem(
             f"column{'s' if len(unused) > 1 else ''} {names} not used (no field has that name; {hint}map it under "
-            "columns: to use it)", row, warning=True))
+            "columns: to use it, or to ~ to leave it out without this warning)", row, warning=True))
     return specs
 
 

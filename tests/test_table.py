@@ -85,7 +85,28 @@ def check_loaded(loaded, file):
         f"{file}:row 4:text.note: error: recipient 'jo-bloggs-2': part 'note' has no shared text, so every "
         "recipient must give text.note (or list it under omit)"]  # at the cell to fill
     assert [str(w) for w in loaded.warnings] == [
-        f"{file}:row 1: warning: column 'Phone' not used (no field has that name; map it under columns: to use it)"]
+        f"{file}:row 1: warning: column 'Phone' not used (no field has that name; map it under columns: to use it, "
+        "or to ~ to leave it out without this warning)"]
+
+
+def test_a_column_mapped_to_nothing_is_left_out_without_a_warning(tmp_path):
+    """An office keeps columns for itself (a Phone column): it was warned of on every build,
+    and on every rebuild of watch, with no way to say it is not meant for the letters.
+    `columns: {Phone: ~}` says so; the schema editors read takes it too."""
+    import json
+
+    import jsonschema
+    import yaml
+
+    write_xlsx(tmp_path / "contacts.xlsx")
+    source = write_yaml(tmp_path / "recipients.yaml",
+                        LETTER + "recipients: {from: contacts.xlsx, columns: {phone: ~}}\n")
+    loaded = load(source)
+    assert [str(w) for w in loaded.warnings] == []
+    assert [r.id for r in loaded.batch.recipients] == ["dr-sian-o-brien", "jo-bloggs", "ann-other"]
+    schema = json.loads((ROOT / "recipients.schema.json").read_text(encoding="utf-8"))
+    jsonschema.validate(json.loads(json.dumps(yaml.safe_load(source.read_text(encoding="utf-8")), default=str)),
+                        schema)
 
 
 def test_xlsx_builds_real_letters_as_the_office_sees_the_cells(tmp_path):
@@ -804,7 +825,8 @@ recipients:
                                     "Ann,1 Road,Dear Ann,x,a@b.org,R1,1\n", encoding="utf-8")  # headers as offices write them: the field they meant, said
     assert [str(p) for p in load(batch(tmp_path, "m.csv")).problems] == [
         f"{tmp_path / 'm.csv'}:row 1: warning: columns 'E-mail', 'Your Ref.', 'Phone' not used (no field has that "
-        "name; is 'E-mail' 'email'? is 'Your Ref.' 'your_ref'? rename the header, or map it under columns: to use it)"]
+        "name; is 'E-mail' 'email'? is 'Your Ref.' 'your_ref'? rename the header, or map it under columns: to use it, "
+        "or to ~ to leave it out without this warning)"]
     (tmp_path / "h.csv").write_bytes(b"\xef\xbb\xbfname,address,salutation\r\n")  # headers, nobody yet
     with pytest.raises(LoadError) as caught:  # said of the spreadsheet, not of the YAML's recipients
         load(batch(tmp_path, "h.csv"))
@@ -847,7 +869,7 @@ def test_a_contact_list_as_libreoffice_saves_it_title_above_the_headers(tmp_path
             "email address: it holds a no-break space (U+00A0) after 'ann', and an address has no spaces; delete it"]
         assert [str(w) for w in loaded.warnings] == [
             f"{tmp_path / name}:row 3: warning: columns 'First', 'Last', 'Joined' not used (no field "
-            "has that name; map it under columns: to use it)"]
+            "has that name; map it under columns: to use it, or to ~ to leave it out without this warning)"]
     report = build(tmp_path / "recipients.yaml", tmp_path / "build")
     assert {o.recipient: o.status for o in report.outcomes} == {
         "dr-sian-o-brien": "built", "jo-bloggs": "built", "ann-other": "invalid"}
