@@ -803,8 +803,8 @@ def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], 
     # a mapping whose header the file lacks (misspelt, or renamed in the sheet) would leave
     # its field to the shared text without a word
     found = {header.lower() for header in headers if header}
-    for key in columns:
-        if key.strip().lower() not in found:
+    for key, mapped in columns.items():
+        if key.strip().lower() not in found and mapped is not None:  # ~: nothing is lost without it
             table.problems.append(TableProblem(
                 f"columns: {key!r} names no column (its value is not used); the headers are: "
                 f"{', '.join(h for h in headers if h)}", row, warning=True))
