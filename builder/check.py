@@ -309,5 +309,6 @@ def check(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: 
                                    bundle.ready or bundle.state == ready.NEVER_MERGED, kind="bundle"))
         stray = ready.stray_bundle_note(prepared.layout, manifest)
         if stray:
-            results.append(LetterCheck("bundle", ready.CHANGED, stray, [], [], 0, False, kind="bundle"))
+            # kind: a merge to bundle.pdf makes it the bundle on the record again
+            results.append(LetterCheck("bundle", ready.CHANGED, stray, [], [], 0, False, kind="stray bundle"))
     return results

@@ -1123,8 +1123,16 @@ def test_a_bundle_left_behind_by_merge_output_elsewhere_is_not_vouched_for(tmp_p
     assert done.returncode == 1, done.stdout
     assert f"bundle: changed; bundle.pdf is not on the record (merge last wrote {tmp_path / 'other.pdf'}): " \
         f"run `invoke merge -r {source} -b {out}` to write it again, or delete it" in done.stdout, done.stdout
-    assert invoke("merge", "-r", str(source), "-b", str(out)).returncode == 0  # written again: on the record
-    assert invoke("check", "-r", str(source), "-b", str(out)).returncode == 0
+    # `invoke build check merge`, the README's chain, stopped at its check with "run merge": its
+    # merge writes bundle.pdf again, so the check before it lets it (one to another file does not)
+    elsewhere = invoke("build", "check", "merge", "--output", str(tmp_path / "third.pdf"), "-r", str(source),
+                       "-b", str(out))
+    assert elsewhere.returncode == 1 and not (tmp_path / "third.pdf").exists(), elsewhere.stdout
+    chained = invoke("build", "check", "merge", "-r", str(source), "-b", str(out))
+    assert chained.returncode == 0, chained.stdout + chained.stderr
+    assert f"bundle: bundle.pdf is not on the record (merge last wrote {tmp_path / 'other.pdf'}) (this command's " \
+        "merge writes it again)" in chained.stdout, chained.stdout
+    assert invoke("check", "-r", str(source), "-b", str(out)).returncode == 0  # written again: on the record
 
 
 def test_status_and_check_exit_1_exactly_when_the_readme_says(tmp_path, inject_latex):
