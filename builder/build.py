@@ -637,8 +637,7 @@ def _sweep_alone(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> Non
 
     if not layout.work.is_dir():
         return
-    named = {Path(entry["log"]).parent.name for entry in manifest.letters.values()
-             if isinstance(entry.get("log"), str)}
+    named = _logged_folders(manifest)
     for folder in layout.work.iterdir():
         if folder.name in valid_ids or folder.name in named or not re.fullmatch(RECIPIENT_ID, folder.name):
             continue
@@ -683,6 +682,12 @@ def batch_name(ids: list[str]) -> str:
     return f"_batch-{ids[0]}-{len(ids)}-{digest}"
 
 
+def _logged_folders(manifest: Manifest) -> set[str]:
+    """The work folders a letter's record names as where its log is (``work/<name>/``)."""
+    return {Path(entry["log"]).parent.name for entry in manifest.letters.values()
+            if isinstance(entry.get("log"), str)}
+
+
 def _sweep_batches(layout: Layout, manifest: Manifest) -> None:
     """Each pdflatex run of many letters compiles in ``work/<batch_name>/`` from
     ``tex/<batch_name>.tex``: a name no run of another set of letters uses. Those no
@@ -691,8 +696,7 @@ def _sweep_batches(layout: Layout, manifest: Manifest) -> None:
     edited. Only ``_batch-`` names under the build's
     own ``work/`` and ``tex/`` are touched: a failed letter's log (``work/<id>/``), the
     cover's and the letters themselves are not."""
-    named = {Path(entry["log"]).parent.name for entry in manifest.letters.values()
-             if isinstance(entry.get("log"), str)}
+    named = _logged_folders(manifest)
     for folder in layout.work.glob("_batch-*") if layout.work.is_dir() else ():
         if folder.name not in named and folder.is_dir() and not folder.is_symlink():
             shutil.rmtree(folder, ignore_errors=True)

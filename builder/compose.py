@@ -19,7 +19,7 @@ from pylatex import Command, Document, NoEscape
 from pylatex.base_classes import Environment
 
 from . import latex, markup
-from .schema import LANGUAGES, Batch, Recipient
+from .schema import LANGUAGES, Batch, Recipient, first_given
 
 CLASS_NAME = "letterbatch"
 MONTHS = {
@@ -104,7 +104,7 @@ def sender_roles(batch: Batch, languages: tuple[str, ...]) -> list[str]:
     before it is composed: ``Batch.untranslated``); with none at all, the first given."""
     role = batch.letter.sender.role
     found = [text for text in (batch.shared_text(role, each) for each in languages) if text]
-    return list(dict.fromkeys(found)) or [role if isinstance(role, str) else next(iter(role.values()))]
+    return list(dict.fromkeys(found)) or [first_given(role)]
 
 
 def class_name(batch: Batch) -> str:
@@ -387,8 +387,7 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
         cover.append(NoEscape(r"\textbf{%s}\par\medskip" % latex.text(letter.title)))
     singular, plural = words["letters"]
     count = f"{len(rows)} {singular if len(rows) == 1 else plural}"
-    title = letter.signatory.title  # the cover's language's, else the first given
-    role = signatory_title(batch, language) or (title if isinstance(title, str) else next(iter(title.values())))
+    role = signatory_title(batch, language) or first_given(letter.signatory.title)  # the cover's language's
     cover.append(NoEscape(latex.text(words["summary"].format(
         count=count, date=date, who=letter.signatory.name or role)) + "\\par\\medskip\n"))
     ranges = [f"{row.first_page}" if row.first_page == row.last_page else f"{row.first_page}\u2013{row.last_page}"

@@ -283,6 +283,12 @@ def in_language(value, language: str, written_in: str) -> Optional[str]:
     return value if written_in == language else None
 
 
+def first_given(value) -> str:
+    """A text written once, as written, or given by language, its first language's:
+    what stands in where a text is wanted in a language it was not given in."""
+    return value if isinstance(value, str) else next(iter(value.values()))
+
+
 # Preflight findings a person may accept on purpose (builder/check.py)
 FindingCode = Literal["a4", "fonts", "overfull", "window", "address", "closing"]
 

@@ -833,12 +833,19 @@ def test_the_signatory_s_title_is_printed_in_each_letter_s_language(parts_batch,
     assert f"<strong>{english}</strong>" not in pages["south-wales"]
     assert pages["essex"].index(f"<strong>{SIGNATORY_CY}</strong>") < pages["essex"].index(f"<strong>{english}</strong>")
     # a title in English alone: the Welsh letters are refused, and told the fix
+    assert_english_alone_refuses_the_welsh_letters(tmp_path, ("signatory", "title"), english)
+
+
+def assert_english_alone_refuses_the_welsh_letters(tmp_path, field: tuple[str, str], english: str) -> None:
+    """``letter.<field>`` written in English alone: only the English letter (london)
+    is built, and each Welsh one is told that the field has no Welsh text."""
     data = parts_batch_yaml()
-    data["letter"]["signatory"]["title"] = english
+    data["letter"][field[0]][field[1]] = english
     loaded = load(write_yaml(tmp_path / "r.yaml", yaml.safe_dump(data, allow_unicode=True)))
     assert [r.id for r in loaded.batch.recipients] == ["london"]
     messages = [str(p) for problems in loaded.rejected.values() for p in problems]
-    assert len(messages) == 2 and all("letter.signatory.title has no Welsh text (cy)" in m for m in messages), messages
+    said = f"letter.{'.'.join(field)} has no Welsh text (cy)"
+    assert len(messages) == 2 and all(said in m for m in messages), messages
 
 
 def test_the_sender_s_role_is_printed_in_each_letter_s_language(parts_batch, tmp_path):
@@ -867,9 +874,4 @@ def test_the_sender_s_role_is_printed_in_each_letter_s_language(parts_batch, tmp
     assert f'<p class="sender-name">{sender}</p><p>{SIGNATORY_CY}<br>{english}</p>' in pages["essex"]
     assert f'<p class="sender-name">{sender}</p><p>{english}</p>' in pages["london"]
     # a role in English alone: the Welsh letters are refused, and told the fix
-    data = parts_batch_yaml()
-    data["letter"]["sender"]["role"] = english
-    loaded = load(write_yaml(tmp_path / "r.yaml", yaml.safe_dump(data, allow_unicode=True)))
-    assert [r.id for r in loaded.batch.recipients] == ["london"]
-    messages = [str(p) for problems in loaded.rejected.values() for p in problems]
-    assert len(messages) == 2 and all("letter.sender.role has no Welsh text (cy)" in m for m in messages), messages
+    assert_english_alone_refuses_the_welsh_letters(tmp_path, ("sender", "role"), english)
