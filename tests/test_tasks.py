@@ -554,7 +554,9 @@ def test_ci_runs_exactly_the_readmes_two_commands_on_the_system_path():
     assert len(commands) == 2, commands
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     steps = [line for line in ci.splitlines() if line and not line.startswith(("#", "set ", "cd ", "export", "unset"))]
-    assert steps == commands, (steps, commands)
+    # the first stops CI when it fails: `set -e` does not stop at a failed `a` of `a && b`
+    assert steps[0].endswith(" || exit") and [steps[0].removesuffix(" || exit"), *steps[1:]] == commands, \
+        (steps, commands)
     assert re.search(r"^export PATH=/usr/sbin:/usr/bin:/sbin:/bin$", ci, re.M)
     assert "/usr/bin/python3" in (ROOT / "scripts" / "install").read_text()  # never a pyenv python3
 
