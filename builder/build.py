@@ -170,6 +170,9 @@ class Source:
     # None once the build is done with it (``Prepared.forget_text``)
     block: str | None
     inputs: dict[str, str]  # what the PDF depends on, by name; "key" hashes them all
+    # what its LaTeX is composed from (``_composition``): while it is the one on the
+    # record, the LaTeX hashed there is this letter's, and it is not composed again
+    composed_from: str = ""
 
     @property
     def key(self) -> str:
@@ -268,6 +271,7 @@ class Prepared:
             "files": self.files, "common": self.common_inputs,
             "letters": [[s.recipient.id, s.inputs["source"], s.key, list(getattr(s.recipient, "accept", None) or [])]
                         for s in self.sources],
+            "composed": {s.recipient.id: s.composed_from for s in self.sources},
             "rejected": [list(r) for r in self.rejected],
             "warnings": [str(w) for w in self.warnings],
         }
@@ -355,12 +359,16 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
     if _last_prepared.get("key") == key and _last_prepared["prepared"].loaded is loaded:
         return _last_prepared["prepared"]
     sources, memo = [], loaded.memo
+    composed_before, shared = _composed_before(layout), _shared_composition(loaded.batch, medium, names)
     for recipient in loaded.batch.recipients:
-        block = letter_block(loaded.batch, recipient, assets=names, memo=memo)
-        text = letter_source(loaded.batch, recipient, block, medium=medium, memo=memo)
-        inputs = {"source": sha256_bytes(text.encode()), **common}
+        composed_from = sha256_bytes(shared + recipient.model_dump_json().encode())
+        block, source = None, composed_before.get((recipient.id, composed_from))
+        if source is None:  # (else composed when it is compiled: ``Prepared.block``)
+            block = letter_block(loaded.batch, recipient, assets=names, memo=memo)
+            source = sha256_bytes(letter_source(loaded.batch, recipient, block, medium=medium, memo=memo).encode())
+        inputs = {"source": source, **common}
         inputs["key"] = sha256_bytes(json.dumps(inputs, sort_keys=True).encode())
-        sources.append(Source(recipient, block, inputs))
+        sources.append(Source(recipient, block, inputs, composed_from))
     env = tex.tex_environment([LETTERHEAD], epoch(letter.date))
     text_files = {Path(recipients_yaml).name: sha256_bytes(yaml_bytes),
                   **{Path(name).name: digest or "" for name, digest in loaded.inputs.items()}}
@@ -371,6 +379,26 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
 
 
 _last_prepared: dict = {}
+
+
+def _shared_composition(batch, medium: str, images: dict[str, str]) -> bytes:
+    """What every letter's LaTeX is composed from besides its recipient: the
+    shared letter and references, whether any letter of the batch is in Welsh
+    (every document then loads Welsh), the medium, the images' names, and the
+    code and libraries that compose it and the TeX whose characters it knows."""
+    return json.dumps([batch.model_dump(mode="json", exclude={"recipients"}), batch.any_welsh, medium,
+                       sorted(images.items()), _code(), _composer(), _libraries(), tex.tex_version()]).encode()
+
+
+def _composed_before(layout: Layout) -> dict[tuple[str, str], str]:
+    """The hash of each letter's LaTeX as the last build (or merge) of this
+    folder recorded it, by (recipient id, what it was composed from): a letter
+    composed from the same is the same LaTeX, so editing one recipient of
+    10,000 composes one letter. The record is the manifest's, whose shape is
+    checked as it is read (``Manifest.read``)."""
+    record = Manifest.read(layout.root).batch or {}
+    composed = record.get("composed") or {}
+    return {(rid, composed[rid]): source for rid, source, *_ in record.get("letters", ()) if rid in composed}
 
 
 @dataclass

@@ -104,7 +104,8 @@ _BUNDLE = {"file": str, "pages": int, "sha256": str, "letters": [str], "inputs":
            "signed": {"bundle": str, "sha256": str, "seen": object, "key": {str: str}}}
 _BATCH = {"fingerprint": str, "medium": str, "name": str, "text_from": str, "text_files": _TEXT,
           "files": [str], "common": _TEXT,
-          "letters": [[str, str, str, [str]]], "rejected": [[str]], "warnings": [str]}
+          "letters": [[str, str, str, [str]]], "rejected": [[str]], "warnings": [str],
+          "composed": {str: str}}  # by recipient id: what its LaTeX was composed from (build._composed_before)
 
 
 def _fits(value, shape) -> bool:

@@ -122,6 +122,55 @@ def test_a_build_forgets_the_composed_text_and_makes_it_again_to_the_same_bytes(
     assert prepared.source("third").block is None  # and dropped again
 
 
+def test_an_edit_composes_only_the_letters_it_changes_and_the_record_holds_each_letters_own_text(
+        tmp_path, monkeypatch):
+    """The record keeps, with the hash of each letter's LaTeX, what it was composed
+    from: editing one recipient composes that letter alone (a batch of 10,000 is
+    not composed again for one edit). Whatever the edit, each letter's LaTeX as
+    the record gives it is what composing it afresh makes: a Welsh letter added
+    to an English batch makes every document load Welsh, so every letter is
+    composed and built again."""
+    from builder import compose as compose_module
+    from builder.build import Layout, prepare
+    from builder.manifest import sha256_bytes
+
+    welsh = MINIMAL_LETTER.replace("    - main: This is the shared text.",
+                                   "    - main: {en: This is the shared text., cy: Dyma'r testun.}").replace(
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}").replace("role: Clerk\n", "role: {en: Clerk, cy: Clerc}\n")
+    english = BATCH.replace("Smiley 😀", "Smiley").replace(MINIMAL_LETTER, welsh)
+    source = write_yaml(tmp_path / "recipients.yaml", english)
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    composed, block = [], compose_module.letter_block
+    monkeypatch.setattr(compose_module, "letter_block",
+                        lambda batch, recipient, **kw: composed.append(recipient.id) or block(batch, recipient, **kw))
+
+    def on_record_and_afresh() -> tuple[dict[str, str], dict[str, str]]:
+        prepared = prepare(source, out)
+        batch = prepared.loaded.batch
+        return ({s.recipient.id: s.inputs["source"] for s in prepared.sources},
+                {r.id: sha256_bytes(compose_module.letter_source(
+                    batch, r, block(batch, r, assets=prepared.images)).encode()) for r in batch.recipients})
+
+    write_yaml(source, english.replace("Dear Third,", "Dear Thirza,"))
+    rebuilt = build(source, out)
+    assert composed == ["third"]
+    assert [o.recipient for o in rebuilt.outcomes if o.status == "built"] == ["third"]
+    recorded, afresh = on_record_and_afresh()
+    assert recorded == afresh and len(recorded) == 3
+
+    first_tex = (Layout.of(out).tex / "first.tex").read_text()
+    composed.clear()
+    write_yaml(source, english.replace("Dear Third,", "Dear Thirza,") + (
+        "  - {id: cymraeg, name: Darllenydd, address: [2 Ffordd], salutation: 'Annwyl Ddarllenydd,', language: cy}\n"))
+    rebuilt = build(source, out)
+    assert rebuilt.ok and sorted(composed) == ["broken", "cymraeg", "first", "third"]
+    assert sorted(o.recipient for o in rebuilt.outcomes if o.status == "built") == sorted(composed)
+    assert (Layout.of(out).tex / "first.tex").read_text() != first_tex  # it loads Welsh now
+    recorded, afresh = on_record_and_afresh()
+    assert recorded == afresh and len(recorded) == 4
+
+
 def test_invoke_list_explains_every_task():
     out = subprocess.run([sys.executable, "-m", "invoke", "--list"], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout
