@@ -291,12 +291,19 @@ class Prepared:
         (the PDF stays there until the caller puts it in place)."""
         path = self.layout.tex / f"{name}.tex"
         write_atomic(path, source.encode())
-        fmt = tex.preloaded_format(source, self.layout.work / "_preamble", self.env)
-        result = tex.compile_batch(path, self.layout.work / name, self.env, fmt=fmt)
+        return self.compile_file(path, source, self.layout.work / name)
+
+    def compile_file(self, path: Path, source: str, workdir: Path, line_owner=None, rerun: bool = True,
+                     make_format: bool = True) -> tex.CompileResult:
+        """Compile ``path`` (whose text is ``source``) in ``workdir``, from the
+        format of its preamble (``compile.preloaded_format``): made first when
+        there is none and ``make_format``, else used only if made already."""
+        fmt = tex.preloaded_format(source, self.layout.work / "_preamble", self.env, make=make_format)
+        result = tex.compile_batch(path, workdir, self.env, line_owner, rerun=rerun, fmt=fmt)
         if fmt is not None and not result.ok:
             # the letter's own error or the format's: without the format, the
             # letter's error is reported as ever, and a format at fault goes
-            result = tex.compile_batch(path, self.layout.work / name, self.env)
+            result = tex.compile_batch(path, workdir, self.env, line_owner, rerun=rerun)
             if result.ok:
                 tex.forget_format(fmt)
         return result
@@ -825,7 +832,11 @@ class _Compiler:
         def owner(line: int) -> str | None:
             return next((rid for first, rid in reversed(starts) if first <= line), None)
 
-        result = tex.compile_batch(path, self.layout.work / name, self.prepared.env, owner, rerun=False)
+        # from the format of the preamble if a merge has made it (its cover sheet is compiled
+        # from it, on the other core while the letters are put together): not made here, where
+        # making it would cost a cold build more than it saves (a batch loads the class once)
+        result = self.prepared.compile_file(path, text, self.layout.work / name, owner, rerun=False,
+                                            make_format=False)
         if not result.ok or set(result.letters) != {s.recipient.id for s in sources}:
             if len(sources) == 1:
                 return [self._alone(sources[0])]  # its error at its own file and line

@@ -96,8 +96,8 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
     quick = recorded(recipients_yaml, build_dir)
     if quick is not None:
         with lock(quick.layout):
-            report = _current(quick, Manifest.read(quick.layout.root), Path(out) if out else quick.layout.bundle,
-                              options, accept or {})
+            report, _ = _current(quick, Manifest.read(quick.layout.root), Path(out) if out else quick.layout.bundle,
+                                 options, accept or {})
         if report is not None:
             return report
     prepared = prepare(recipients_yaml, build_dir)
@@ -108,10 +108,11 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         raise OutputRefused(f"--output {out}: that is a file the batch is made from; choose another file")
     with lock(layout):
         manifest = Manifest.read(layout.root)
-        report = _current(prepared, manifest, out, options, accept or {})
+        report, judged = _current(prepared, manifest, out, options, accept or {})
         if report is not None:
             return report
-        letters, accepted, states = _ready_letters(prepared, manifest, accept or {})
+        # (not judged: not ready, and _ready_letters says why)
+        letters, accepted, states = judged or _ready_letters(prepared, manifest, accept or {})
         notes = _accepted_notes(manifest, accepted)
         inputs_size = sum(p.pdf.stat().st_size for p in letters)
         hashes = [manifest.letters[p.name]["sha256"] for p in letters]
@@ -222,27 +223,28 @@ def _refuse_to_overwrite(out: Path | None, recipients_yaml: Path, build_dir: Pat
 
 
 def _current(prepared, manifest: Manifest, out: Path, options: dict,
-             accept: dict[str, list[str]]) -> MergeReport | None:
+             accept: dict[str, list[str]]) -> tuple[MergeReport | None, tuple | None]:
     """The report of a merge that would write the bundle already on disk
     (same letters, options, findings accepted and batch files, and the file is
-    the one merge recorded); None when the bundle must be written."""
+    the one merge recorded), or None when the bundle must be written; and the
+    letters judged ready on the way (``_ready_letters``), None if they are not."""
     recorded_bundle = manifest.bundle or {}
     try:
-        letters, accepted, states = _ready_letters(prepared, manifest, accept)
+        judged = letters, accepted, states = _ready_letters(prepared, manifest, accept)
     except MergeRefused:
-        return None  # merge says why, with the batch loaded
+        return None, None  # merge says why, with the batch loaded
     if recorded_bundle.get("key") != _bundle_key(prepared, manifest, letters, accepted, options, out) \
             or not ready.bundle_state(prepared, manifest, states, path=out).ready:
-        return None
+        return None, judged
     # a finding accepted on this command line for a letter rebuilt since (to the same bytes):
     # the bundle is the same, but the acceptance must go on the letter's record for every task
     if any(how == ready.ACCEPTED_BY_COMMAND and (manifest.letters[rid].get("accepted") or {}).get(code) != how
            for rid, codes in accepted.items() for code, how in codes.items()):
-        return None
+        return None, judged
     return MergeReport(out, len(letters), recorded_bundle["pages"], out.stat().st_size,
                        sum(p.pdf.stat().st_size for p in letters), recorded_bundle.get("cover_pages", 0),
                        recorded_bundle.get("blank_pages", 0),
-                       {rid: sorted(codes) for rid, codes in accepted.items()}, up_to_date=True)
+                       {rid: sorted(codes) for rid, codes in accepted.items()}, up_to_date=True), judged
 
 
 def _bundle_key(prepared, manifest: Manifest, letters: list[_Part], accepted: dict,

@@ -139,6 +139,55 @@ def test_the_cover_is_the_same_compiled_in_a_fresh_folder_or_again(small_batch):
     assert compiled() == fresh
 
 
+def started_from_print_format(out: Path, rid: str) -> bool:
+    """Whether the run that compiled ``rid`` last started from a printed preamble's format."""
+    import re
+
+    log = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["letters"][rid]["log"]
+    return re.search(r"\(preloaded format=print-\w+ ", (out / log).read_text(errors="replace")) is not None
+
+
+def test_a_merge_makes_the_print_format_and_letters_built_from_it_have_the_same_bytes(real_batch, tmp_path):
+    """A run of one printed letter spends most of its time loading the class:
+    the merge compiles the cover sheet from a format of the preamble, made on
+    the other core while the letters are put together, and later builds start
+    from it (a cold build, compiling the batch in a few runs, makes none).
+    pdfTeX's state outside a format is put back (letterbatch-preload-print.tex):
+    the sample's two-page letters with footnotes and links, and a Welsh letter
+    (its own format: the class loads Welsh), come out byte for byte as built
+    without it."""
+    import shutil
+
+    from conftest import SAMPLE
+
+    out = tmp_path / "sample"
+    shutil.copytree(real_batch[0], out)
+    shutil.rmtree(out / "work" / "_preamble")
+    assert not any(started_from_print_format(out, rid) for rid in IDS)  # built cold: no format
+    merge(SAMPLE, out, duplex=True)  # (another bundle: the cover is compiled)
+    assert len(list((out / "work" / "_preamble").glob("print-*.fmt"))) == 1
+    before = {rid: (out / "letters" / f"{rid}.pdf").read_bytes() for rid in IDS}
+    for rid in IDS:
+        (out / "letters" / f"{rid}.pdf").unlink()
+    rebuilt = build(SAMPLE, out, jobs=2)
+    assert sorted(o.recipient for o in rebuilt.outcomes if o.status == "built") == sorted(IDS)
+    assert all(started_from_print_format(out, rid) for rid in IDS)
+    assert {rid: (out / "letters" / f"{rid}.pdf").read_bytes() for rid in IDS} == before
+
+    welsh = MINIMAL_LETTER.replace("  body:\n", "  language: cy\n  body:\n") + (
+        "recipients:\n  - {id: cymraeg, name: Darllenydd, address: [2 Ffordd], salutation: 'Annwyl Ddarllenydd,'}\n")
+    (tmp_path / "welsh").mkdir()
+    source = write_yaml(tmp_path / "welsh" / "recipients.yaml", welsh)
+    out = tmp_path / "welsh" / "build"
+    assert build(source, out).ok and not started_from_print_format(out, "cymraeg")
+    made = (out / "letters" / "cymraeg.pdf").read_bytes()
+    merge(source, out)
+    (out / "letters" / "cymraeg.pdf").unlink()
+    assert build(source, out).ok and started_from_print_format(out, "cymraeg")
+    assert (out / "letters" / "cymraeg.pdf").read_bytes() == made
+    assert len(list((out / "work" / "_preamble").glob("print-*.fmt"))) == 1
+
+
 def test_the_cover_table_keeps_a_long_name_and_role_in_their_columns(tmp_path):
     """Letters are never hyphenated, but the cover is a table: a long double-barrelled
     name or a role typed with hyphens wraps in its column instead of running over the
