@@ -366,9 +366,10 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
     if _last_prepared.get("key") == key and _last_prepared["prepared"].loaded is loaded:
         return _last_prepared["prepared"]
     sources, memo = [], loaded.memo
-    composed_before, shared = _composed_before(layout), _shared_composition(loaded.batch, medium, names)
+    shared = _shared_composition(loaded.batch, medium, names)
+    composed_before = _composed_before(layout) if shared is not None else {}
     for recipient in loaded.batch.recipients:
-        composed_from = sha256_bytes(shared + recipient.model_dump_json().encode())
+        composed_from = sha256_bytes(shared + recipient.model_dump_json().encode()) if shared is not None else ""
         block, source = None, composed_before.get((recipient.id, composed_from))
         if source is None:  # (else composed when it is compiled: ``Prepared.block``)
             block = letter_block(loaded.batch, recipient, assets=names, memo=memo)
@@ -388,11 +389,15 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
 _last_prepared: dict = {}
 
 
-def _shared_composition(batch, medium: str, images: dict[str, str]) -> bytes:
+def _shared_composition(batch, medium: str, images: dict[str, str]) -> bytes | None:
     """What every letter's LaTeX is composed from besides its recipient: the
     shared letter and references, whether any letter of the batch is in Welsh
     (every document then loads Welsh), the medium, the images' names, and the
-    code and libraries that compose it and the TeX whose characters it knows."""
+    code and libraries that compose it and the TeX whose characters it knows.
+    None when ``compose`` is not the builder's own (a test's, which its name
+    does not tell apart from another): every letter is then composed."""
+    if _composer() != f"{__package__}.compose.compose":
+        return None
     return json.dumps([batch.model_dump(mode="json", exclude={"recipients"}), batch.any_welsh, medium,
                        sorted(images.items()), _code(), _composer(), _libraries(), tex.tex_version()]).encode()
 
