@@ -91,6 +91,7 @@ class Outcome:
     recipient: str
     status: str  # "sent", "would send", "failed", "unknown", "already sent", "not ready", "no address", "marked sent"
     detail: str = ""
+    state: str | None = None  # a letter not ready: its state by the readiness rule (ready.STALE ...)
 
     @property
     def ok(self) -> bool:
@@ -251,7 +252,7 @@ def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: s
     if pending == "unknown" and not resending:
         return Outcome(rid, "unknown", unknown_help(rid))
     if not state.ready:
-        return Outcome(rid, "not ready", state.said())  # "stale: why", as merge and sign say
+        return Outcome(rid, "not ready", state.said(), state.state)  # "stale: why", as merge and sign say
     if not recipient.email:
         return Outcome(rid, "no address", f"add `email:` to recipient '{rid}' in {yaml_name}")
     return None

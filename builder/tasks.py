@@ -831,8 +831,9 @@ def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=N
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
     summary = ", ".join(f"{n} {state}" for state, n in counts.items()) or "no letters"
+    hint = build_hint([o.state for o in outcomes if o.state], "print")  # as status and check say it
     if not all(o.ok for o in outcomes):
-        raise Exit(summary, code=1)
+        raise Exit(summary + (f"\n{hint}" if hint else ""), code=1)
     print(summary)
 
 

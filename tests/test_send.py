@@ -478,6 +478,9 @@ def test_letters_not_ready_or_without_an_address_are_not_sent(batch, smtp_server
     lines = results(done.stdout)
     assert lines["london"][0] == "not ready" and lines["london"][1].startswith("stale: older than its inputs")
     assert lines["essex"][0] == "no address" and lines["essex"][1].startswith("add `email:` to recipient 'essex'")
+    # the command that makes the stale letter ready, as status and check name it
+    assert re.search(r"\n1 letter stale or never built: run `invoke build -r \S+recipients\.yaml -b \S+` "
+                     r"to build it\n$", done.stderr), done.stderr
     assert sorted(rcpts[0] for rcpts, _ in mailbox.messages) == [address(r) for r in ("avon-and-somerset", "south-wales", "sussex")]
 
 
