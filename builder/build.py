@@ -199,14 +199,19 @@ class Prepared:
 
     def block(self, source: Source) -> str:
         """The letter environment of ``source``, for a document of many letters:
-        composed again (and checked against the hash of what was composed
-        first) when ``forget_text`` has dropped it."""
+        composed when ``prepare`` took its hash from the record, or composed
+        again when ``forget_text`` has dropped it. If its text is not the one
+        hashed (a record edited by hand), the letter's hashes become its
+        text's: the letter is built from, and recorded with, what it is."""
         from .compose import letter_block
 
         if source.block is None:
             block = letter_block(self.loaded.batch, source.recipient, assets=self.images, memo=self.loaded.memo)
-            if sha256_bytes(self._tex(source, block).encode()) != source.inputs["source"]:
-                raise RuntimeError(f"{source.recipient.id}: its letter was composed differently the second time")
+            text = sha256_bytes(self._tex(source, block).encode())
+            if text != source.inputs["source"]:
+                source.inputs = {**source.inputs, "source": text}
+                source.inputs["key"] = sha256_bytes(json.dumps(
+                    {k: v for k, v in source.inputs.items() if k != "key"}, sort_keys=True).encode())
             source.block = block
         return source.block
 
@@ -298,7 +303,8 @@ class Prepared:
         """Compile ``path`` (whose text is ``source``) in ``workdir``, from the
         format of its preamble (``compile.preloaded_format``): made first when
         there is none and ``make_format``, else used only if made already."""
-        fmt = tex.preloaded_format(source, self.layout.work / "_preamble", self.env, make=make_format)
+        fmt = tex.preloaded_format(source, self.layout.work / "_preamble", self.env, make=make_format,
+                                   made_from=_hash_files(letterhead_files()))
         result = tex.compile_batch(path, workdir, self.env, line_owner, rerun=rerun, fmt=fmt)
         if fmt is not None and not result.ok:
             # the letter's own error or the format's: without the format, the
@@ -407,10 +413,14 @@ def _composed_before(layout: Layout) -> dict[tuple[str, str], str]:
     folder recorded it, by (recipient id, what it was composed from): a letter
     composed from the same is the same LaTeX, so editing one recipient of
     10,000 composes one letter. The record is the manifest's, whose shape is
-    checked as it is read (``Manifest.read``)."""
-    record = Manifest.read(layout.root).batch or {}
+    checked as it is read (``Manifest.read``); a hash is taken only where the
+    letter's own record was built from that LaTeX too (a letter never built,
+    or a record edited by hand, is composed)."""
+    manifest = Manifest.read(layout.root)
+    record, letters = manifest.batch or {}, manifest.letters
     composed = record.get("composed") or {}
-    return {(rid, composed[rid]): source for rid, source, *_ in record.get("letters", ()) if rid in composed}
+    return {(rid, composed[rid]): source for rid, source, *_ in record.get("letters", ())
+            if rid in composed and ((letters.get(rid) or {}).get("inputs") or {}).get("source") == source}
 
 
 @dataclass

@@ -280,7 +280,8 @@ KEEP_FORMATS = 4
 ROOM_NEEDED = 64 * 2**20
 
 
-def preloaded_format(source: str, folder: Path, env: dict[str, str], make: bool = True) -> Path | None:
+def preloaded_format(source: str, folder: Path, env: dict[str, str], make: bool = True,
+                     made_from: str = "") -> Path | None:
     """A pdfTeX format holding the preamble of ``source`` (a web copy's
     \\DocumentMetadata and \\documentclass lines, or a printed document's
     \\documentclass line), made in ``folder`` with ``pdflatex -ini`` (see
@@ -290,7 +291,10 @@ def preloaded_format(source: str, folder: Path, env: dict[str, str], make: bool 
     (about 0.7 s of 1.1 s), a printed letter's the class (0.07 s of 0.17 s).
     None when ``source`` does not start that way, no format can be made, or
     none is made yet and ``make`` is False: the letter is then compiled as it
-    is, with the same bytes."""
+    is, with the same bytes. ``made_from``: a hash of the content of the files
+    of ours it reads (the class and its map): TeX's files are judged by size
+    and date, but a class edited to the same size with its date put back is
+    another class, as the letters it makes are judged by content."""
     start = _PRELOADABLE_RE.match(source)
     if start is not None:
         metadata, documentclass = start.group(0).splitlines(keepends=True)
@@ -300,7 +304,7 @@ def preloaded_format(source: str, folder: Path, env: dict[str, str], make: bool 
     else:
         return None
     key = hashlib.sha256("\0".join([text, env.get("TEXINPUTS", ""), env.get("TEXFONTMAPS", ""),
-                                     tex_version()]).encode()).hexdigest()[:20]
+                                     tex_version(), made_from]).encode()).hexdigest()[:20]
     fmt, record = folder / f"{kind}-{key}.fmt", folder / f"{kind}-{key}.json"
     with _making:
         if fmt in _unmakeable:

@@ -164,8 +164,23 @@ Flag = Annotated[bool, PlainValidator(_flag), WithJsonSchema({"type": "boolean"}
 # A recipient id names files (build/<id>.pdf) and TeX link targets, so it is
 # kept to characters that are safe in both.
 RECIPIENT_ID = r"^[a-z0-9][a-z0-9-]{0,63}$"
-RecipientId = Annotated[str, StringConstraints(pattern=RECIPIENT_ID),
-                        WithJsonSchema({"anyOf": [{"type": "string", "pattern": RECIPIENT_ID},
+# A letter's LaTeX is build/<batch>/tex/<id>.tex, where pdflatex looks first for what it
+# reads: an id that names a file TeX reads while it compiles a letter (the class's
+# \input{glyphtounicode}) would have it read the letter instead (tests/test_schema.py
+# checks this list against what a compile reads).
+TEX_READS_BY_NAME = ("glyphtounicode",)
+
+
+def _not_read_by_tex(value: str) -> str:
+    if value in TEX_READS_BY_NAME:
+        raise ValueError(f"{value!r} is the name of a file TeX reads while it compiles a letter "
+                         f"({value}.tex): choose another id")
+    return value
+
+
+RecipientId = Annotated[str, StringConstraints(pattern=RECIPIENT_ID), AfterValidator(_not_read_by_tex),
+                        WithJsonSchema({"anyOf": [{"type": "string", "pattern": RECIPIENT_ID,
+                                                   "not": {"enum": list(TEX_READS_BY_NAME)}},
                                                   {"type": "integer", "minimum": 0}]})]
 PART_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 PartName = Annotated[str, StringConstraints(pattern=PART_NAME)]

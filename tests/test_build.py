@@ -170,6 +170,28 @@ def test_an_edit_composes_only_the_letters_it_changes_and_the_record_holds_each_
     recorded, afresh = on_record_and_afresh()
     assert recorded == afresh and len(recorded) == 4
 
+    # a record edited by hand is never a crash: a hash the letter's own record does not
+    # share is not taken; one it shares (both edited) gives way to the letter's text once
+    # the letter is compiled, and the record holds the truth again
+    manifest_file = out / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest["batch"]["letters"][0][1] = "0" * 64
+    manifest_file.write_text(json.dumps(manifest))
+    write_yaml(source, source.read_text() + "# a comment: the batch is loaded again\n")
+    again = build(source, out)
+    assert again.ok and {o.status for o in again.outcomes} == {"up to date"}
+    manifest = json.loads(manifest_file.read_text())
+    first = manifest["batch"]["letters"][0][0]
+    manifest["batch"]["letters"][0][1] = manifest["letters"][first]["inputs"]["source"] = "0" * 64
+    manifest_file.write_text(json.dumps(manifest))
+    (Layout.of(out).pdf(first)).unlink()
+    write_yaml(source, source.read_text() + "# another\n")
+    again = build(source, out)
+    assert again.ok and [o.recipient for o in again.outcomes if o.status == "built"] == [first]
+    recorded, afresh = on_record_and_afresh()
+    assert recorded == afresh
+    assert json.loads(manifest_file.read_text())["letters"][first]["inputs"]["source"] == afresh[first]
+
 
 def test_invoke_list_explains_every_task():
     out = subprocess.run([sys.executable, "-m", "invoke", "--list"], cwd=ROOT, capture_output=True,

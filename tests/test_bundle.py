@@ -188,6 +188,37 @@ def test_a_merge_makes_the_print_format_and_letters_built_from_it_have_the_same_
     assert len(list((out / "work" / "_preamble").glob("print-*.fmt"))) == 1
 
 
+def test_a_letter_never_starts_from_a_format_made_before_the_class_changed(small_batch, monkeypatch, tmp_path):
+    """TeX's own files are judged by size and date; the class and its map, by
+    content, as the letters are: a class edited to the same size with its date
+    put back (cp -p, rsync -t) is another class, and no letter is made from
+    the format of the one before."""
+    import os
+
+    from builder import build as build_module
+
+    source, out = small_batch
+    merge(source, out)  # the cover sheet: the format is made
+    extra = tmp_path / "part-of-the-class.cls"
+    extra.write_text("% one\n")
+    files = build_module.letterhead_files()
+    monkeypatch.setattr(build_module, "letterhead_files", lambda: [*files, extra])
+    for rid in ("one", "two"):
+        (out / "letters" / f"{rid}.pdf").unlink()
+    assert build(source, out).ok
+    assert not started_from_print_format(out, "one") and not started_from_print_format(out, "two")
+    merge(source, out)  # the format of the class as it is now
+    assert len(list((out / "work" / "_preamble").glob("print-*.fmt"))) == 2
+    (out / "letters" / "one.pdf").unlink()
+    assert build(source, out).ok and started_from_print_format(out, "one")
+    made = extra.stat()
+    extra.write_text("% two\n")  # the same size, and its date put back
+    os.utime(extra, ns=(made.st_atime_ns, made.st_mtime_ns))
+    rebuilt = build(source, out)
+    assert sorted(o.recipient for o in rebuilt.outcomes if o.status == "built") == ["one", "two"]
+    assert not started_from_print_format(out, "one") and not started_from_print_format(out, "two")
+
+
 def test_the_cover_table_keeps_a_long_name_and_role_in_their_columns(tmp_path):
     """Letters are never hyphenated, but the cover is a table: a long double-barrelled
     name or a role typed with hyphens wraps in its column instead of running over the

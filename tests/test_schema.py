@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -119,6 +120,7 @@ SINGLE_FIELD = {
     "id with a slash": (("  - id: good", "  - id: ../good"), "lower-case letters"),
     "id too long": (("  - id: good", "  - id: " + "a" * 65), "lower-case letters"),
     "id negative": (("  - id: good", "  - id: -1"), "lower-case letters"),
+    "id of a file TeX reads": (("  - id: good", "  - id: glyphtounicode"), "is the name of a file TeX reads"),
     "bad part name in body": (("      slot: Shared slot text.", "      Slot Name: Shared slot text."), "a part name"),
     "bad part name in text": (("text: {main: 'Hello[^ref].'}", "text: {Main Part: 'Hello[^ref].'}"), "a part name"),
     "bad part name in omit": (("omit: [slot]", "omit: [Slot!]"), "a part name"),
@@ -222,3 +224,26 @@ def test_what_the_loader_accepts_the_schema_accepts(tmp_path, kind):
     assert schema_errors(text) == []
     if not kind.startswith("table"):
         assert loader_errors(tmp_path, text) == []
+
+
+def test_no_id_can_name_a_file_a_letter_s_compile_reads(real_batch, tmp_path):
+    """A letter's LaTeX is tex/<id>.tex, where pdflatex looks first: the ids
+    refused (schema.TEX_READS_BY_NAME) are every .tex file a letter's compile
+    reads besides the letter itself (a recipient called glyphtounicode had the
+    class read that letter in place of TeX's file, and every letter failed)."""
+    import shutil
+    import subprocess
+
+    from builder.build import prepare
+    from builder.schema import TEX_READS_BY_NAME
+
+    prepared = prepare(SAMPLE_BATCH, real_batch[0])
+    letter = real_batch[0] / "tex" / "london.tex"
+    if (real_batch[0] / "tex" / "assets").exists():  # its images, where the letter names them
+        shutil.copytree(real_batch[0] / "tex" / "assets", tmp_path / "assets")
+    shutil.copy(letter, tmp_path / "london.tex")
+    subprocess.run(["pdflatex", "-recorder", "-interaction=batchmode", "-no-shell-escape", "london.tex"],
+                   cwd=tmp_path, env=prepared.env, check=True, stdout=subprocess.DEVNULL)
+    read = {Path(line[len("INPUT "):]).stem for line in (tmp_path / "london.fls").read_text().splitlines()
+            if line.startswith("INPUT ") and line.endswith(".tex")} - {"london"}
+    assert read and read <= set(TEX_READS_BY_NAME), read
