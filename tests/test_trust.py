@@ -317,6 +317,30 @@ def test_same_inputs_same_bytes_whatever_the_batch_and_valid_files(tmp_path):
     assert outputs(one) == reference
 
 
+def test_a_letter_with_a_pdf_logo_is_the_same_bytes_in_any_folder(tmp_path):
+    """pdfTeX writes an included PDF's path into the letter (/PTEX.FileName): the
+    path TeX found it by, the build folder's own, so the same batch built in
+    two folders made two letters. The class leaves that key out."""
+    import pikepdf
+
+    logo = pikepdf.new()
+    logo.add_blank_page(page_size=(300, 80))
+    logo.pages[0].Contents = logo.make_stream(b"0 0 1 rg 0 0 300 10 re f")
+    letters = []
+    for folder in (tmp_path / "here", tmp_path / "there" / "deeper"):
+        folder.mkdir(parents=True)
+        logo.save(folder / "logo.pdf")
+        source = write_yaml(folder / "recipients.yaml", MINIMAL_LETTER.replace(
+            "  sender:\n", "  sender:\n    logo: logo.pdf\n") + "recipients:\n"
+            "  - {id: one, name: Ann, address: [1 Road], salutation: 'Dear Ann,'}\n")
+        assert build(source, folder / "build").ok
+        letters.append((folder / "build" / "letters" / "one.pdf").read_bytes())
+    assert letters[0] == letters[1] and b"/PTEX.FileName" not in letters[0]
+    with pikepdf.open(tmp_path / "here" / "build" / "letters" / "one.pdf") as pdf:  # the logo is in it
+        assert any(b"0 0 300 10 re" in x.read_bytes() for x in pdf.objects
+                   if isinstance(x, pikepdf.Stream) and x.get("/Subtype") == "/Form")
+
+
 def test_a_letter_is_the_same_bytes_alone_or_after_a_welsh_one(tmp_path):
     """A Welsh letter's letterhead says "Ffôn:" where an English one says "Tel:". The
     letterhead's forms used to be made again at each change of language, after a page had
