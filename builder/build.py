@@ -566,11 +566,13 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         for index, problems in sorted(loaded.rejected.items()):
             label = problems[0].recipient or f"recipients[{index}]"
             outcomes.append(Outcome(label, "invalid", message="\n".join(str(p) for p in problems)))
-            # an invalid letter keeps no PDF that looks current (unless another,
-            # valid recipient has the same id)
+            # an invalid letter keeps no PDF that looks current, nor LaTeX to compile by hand
+            # (unless another, valid recipient has the same id): its tex/<id>.tex, where
+            # pdflatex looks first, could even be read in place of a file of TeX's own
             if label not in valid_ids and re.fullmatch(RECIPIENT_ID, label):
                 _forget_letter(manifest, label)
                 _unlink_letter(layout.pdf(label))
+                (layout.tex / f"{label}.tex").unlink(missing_ok=True)
         removed, kept_signed = ([], []) if only else _forget_removed(layout, manifest, valid_ids)
         todo = prepared.sources
         if only:

@@ -371,7 +371,16 @@ def test_merge_refuses_a_letter_changed_after_its_build_and_invalid_letters_lose
     write_yaml(source, source.read_text().replace("    salutation: Dear First,\n", ""))
     report = build(source, out)
     assert {o.recipient: o.status for o in report.outcomes}["first"] == "invalid"
-    assert not (out / "letters" / "first.pdf").exists()
+    assert not (out / "letters" / "first.pdf").exists() and not (out / "tex" / "first.tex").exists()
+    # a letter an older version built for a recipient called glyphtounicode (now refused: TeX
+    # reads a file of that name) leaves no tex/glyphtounicode.tex for TeX to read in its place
+    (out / "tex" / "glyphtounicode.tex").write_text("\\documentclass{article}\n")
+    write_yaml(source, source.read_text() + "  - {id: glyphtounicode, name: G, address: [4 Road], "
+                                            "salutation: 'Dear G,'}\n")
+    report = build(source, out, force=True)
+    assert {o.recipient: o.status for o in report.outcomes} == {
+        "first": "invalid", "glyphtounicode": "invalid", "broken": "built", "third": "built"}
+    assert not (out / "tex" / "glyphtounicode.tex").exists()
 
 
 def test_a_problem_in_the_shared_part_stops_build_and_merge_with_exit_2(tmp_path):
