@@ -165,14 +165,16 @@ Flag = Annotated[bool, PlainValidator(_flag), WithJsonSchema({"type": "boolean"}
 # kept to characters that are safe in both.
 RECIPIENT_ID = r"^[a-z0-9][a-z0-9-]{0,63}$"
 # A letter's LaTeX is build/<batch>/tex/<id>.tex, where pdflatex looks first for what it
-# reads: an id that names a file TeX reads while it compiles a letter (the class's
-# \input{glyphtounicode}) would have it read the letter instead (tests/test_schema.py
-# checks this list against what a compile reads).
+# reads: an id that names a file TeX reads while it compiles a letter would have it read
+# the letter instead. The letterhead reads glyphtounicode.tex, and babel its languages'
+# babel-<language>.tex (babel-british, babel-welsh); tests/test_schema.py checks these
+# against what compiling English, Welsh and bilingual letters, printed and for the web, reads.
 TEX_READS_BY_NAME = ("glyphtounicode",)
+TEX_READS_BY_PREFIX = ("babel-",)
 
 
 def _not_read_by_tex(value: str) -> str:
-    if value in TEX_READS_BY_NAME:
+    if value in TEX_READS_BY_NAME or value.startswith(TEX_READS_BY_PREFIX):
         raise ValueError(f"{value!r} is the name of a file TeX reads while it compiles a letter "
                          f"({value}.tex): choose another id")
     return value
@@ -180,7 +182,9 @@ def _not_read_by_tex(value: str) -> str:
 
 RecipientId = Annotated[str, StringConstraints(pattern=RECIPIENT_ID), AfterValidator(_not_read_by_tex),
                         WithJsonSchema({"anyOf": [{"type": "string", "pattern": RECIPIENT_ID,
-                                                   "not": {"enum": list(TEX_READS_BY_NAME)}},
+                                                   "not": {"anyOf": [{"enum": list(TEX_READS_BY_NAME)},
+                                                                     *({"pattern": f"^{prefix}"}
+                                                                       for prefix in TEX_READS_BY_PREFIX)]}},
                                                   {"type": "integer", "minimum": 0}]})]
 PART_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 PartName = Annotated[str, StringConstraints(pattern=PART_NAME)]

@@ -121,6 +121,7 @@ SINGLE_FIELD = {
     "id too long": (("  - id: good", "  - id: " + "a" * 65), "lower-case letters"),
     "id negative": (("  - id: good", "  - id: -1"), "lower-case letters"),
     "id of a file TeX reads": (("  - id: good", "  - id: glyphtounicode"), "is the name of a file TeX reads"),
+    "id of babel's file": (("  - id: good", "  - id: babel-welsh"), "is the name of a file TeX reads"),
     "bad part name in body": (("      slot: Shared slot text.", "      Slot Name: Shared slot text."), "a part name"),
     "bad part name in text": (("text: {main: 'Hello[^ref].'}", "text: {Main Part: 'Hello[^ref].'}"), "a part name"),
     "bad part name in omit": (("omit: [slot]", "omit: [Slot!]"), "a part name"),
@@ -226,24 +227,39 @@ def test_what_the_loader_accepts_the_schema_accepts(tmp_path, kind):
         assert loader_errors(tmp_path, text) == []
 
 
-def test_no_id_can_name_a_file_a_letter_s_compile_reads(real_batch, tmp_path):
+def test_no_id_can_name_a_file_a_letter_s_compile_reads(tmp_path):
     """A letter's LaTeX is tex/<id>.tex, where pdflatex looks first: the ids
-    refused (schema.TEX_READS_BY_NAME) are every .tex file a letter's compile
-    reads besides the letter itself (a recipient called glyphtounicode had the
-    class read that letter in place of TeX's file, and every letter failed)."""
+    refused are every .tex file compiling a letter reads besides the letter
+    itself, printed and for the web, in English, Welsh and both (a recipient
+    called glyphtounicode, or babel-welsh in a Welsh batch, had TeX read that
+    letter in place of its own file, and every letter failed)."""
     import shutil
     import subprocess
 
-    from builder.build import prepare
-    from builder.schema import TEX_READS_BY_NAME
+    from builder.build import build, prepare
+    from builder.schema import TEX_READS_BY_NAME, TEX_READS_BY_PREFIX
+    from conftest import MINIMAL_LETTER, write_yaml
 
-    prepared = prepare(SAMPLE_BATCH, real_batch[0])
-    letter = real_batch[0] / "tex" / "london.tex"
-    if (real_batch[0] / "tex" / "assets").exists():  # its images, where the letter names them
-        shutil.copytree(real_batch[0] / "tex" / "assets", tmp_path / "assets")
-    shutil.copy(letter, tmp_path / "london.tex")
-    subprocess.run(["pdflatex", "-recorder", "-interaction=batchmode", "-no-shell-escape", "london.tex"],
-                   cwd=tmp_path, env=prepared.env, check=True, stdout=subprocess.DEVNULL)
-    read = {Path(line[len("INPUT "):]).stem for line in (tmp_path / "london.fls").read_text().splitlines()
-            if line.startswith("INPUT ") and line.endswith(".tex")} - {"london"}
-    assert read and read <= set(TEX_READS_BY_NAME), read
+    welsh = MINIMAL_LETTER.replace("    - main: This is the shared text.",
+                                   "    - main: {en: This is the shared text., cy: Dyma'r testun.}").replace(
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}").replace("role: Clerk\n", "role: {en: Clerk, cy: Clerc}\n")
+    source = write_yaml(tmp_path / "recipients.yaml", welsh + """\
+recipients:
+  - {id: saesneg, name: A, address: [1 Road], salutation: 'Dear A,'}
+  - {id: cymraeg, name: B, address: [2 Ffordd], salutation: 'Annwyl B,', language: cy}
+  - {id: y-ddwy, name: C, address: [3 Road], salutation: {cy: 'Annwyl C,', en: 'Dear C,'}, language: cy-en}
+""")
+    read = set()
+    for medium in ("print", "web"):
+        assert build(source, tmp_path / "build", medium=medium).ok
+        prepared = prepare(source, tmp_path / "build", medium)
+        for rid in ("saesneg", "cymraeg", "y-ddwy"):
+            folder = tmp_path / medium / rid
+            folder.mkdir(parents=True)
+            shutil.copy(prepared.layout.tex / f"{rid}.tex", folder / "letter.tex")
+            subprocess.run(["pdflatex", "-recorder", "-interaction=batchmode", "-no-shell-escape", "letter.tex"],
+                           cwd=folder, env=prepared.env, check=True, stdout=subprocess.DEVNULL)
+            read |= {Path(line[len("INPUT "):]).stem for line in (folder / "letter.fls").read_text().splitlines()
+                     if line.startswith("INPUT ") and line.endswith(".tex")} - {"letter"}
+    assert {"glyphtounicode", "babel-welsh", "babel-british"} <= read, read
+    assert all(name in TEX_READS_BY_NAME or name.startswith(TEX_READS_BY_PREFIX) for name in read), read
