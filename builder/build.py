@@ -364,7 +364,8 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
     assets.update({Path(letter.letterhead).name: house[0]} if house else {})
     # as the YAML names them (a symbolic link is followed afresh each time)
     files = sorted({os.path.abspath(f) for f in [*loaded.inputs, *assets.values()]})
-    fingerprint = _fingerprint(recipients_yaml, yaml_bytes, files, medium)
+    fingerprint = _fingerprint(recipients_yaml, yaml_bytes, files, medium,
+                               read={os.path.abspath(name): digest for name, digest in loaded.inputs.items()})
     # build, then merge, in one command: the second stage gets the first's
     # letters, composed once (load gives the same Loaded while its files are unchanged)
     key = (id(loaded), str(Path(build_dir).resolve()), medium, json.dumps(common, sort_keys=True),
@@ -477,17 +478,24 @@ def _read(path: Path) -> bytes:
         return b""  # load says what is wrong with it
 
 
-def _fingerprint(recipients_yaml: str | Path, yaml_bytes: bytes, files: list[str], medium: str) -> str:
+def _fingerprint(recipients_yaml: str | Path, yaml_bytes: bytes, files: list[str], medium: str,
+                 read: dict[str, str] | None = None) -> str:
     """A hash of everything a batch's letters are made from: the YAML (where it
     is, and its bytes), the other files it reads (a spreadsheet, images, a house
     letterhead), the letterhead class, this builder's code, the libraries it
-    uses, the TeX version and the compose in use. OSError if a file is gone."""
+    uses, the TeX version and the compose in use. OSError if a file is gone.
+    ``read``: the SHA-256 of files already read (a spreadsheet, by ``load``),
+    by name: their bytes as read, not as they are now (a file saved again
+    meanwhile is then seen as changed, never taken as read)."""
     digest = hashlib.sha256()
     for part in (str(Path(recipients_yaml).resolve()), medium, _code(), _hash_files(letterhead_files()),
                  tex.tex_version(), _composer(), _libraries()):
         digest.update(part.encode() + b"\0")
     digest.update(hashlib.sha256(yaml_bytes).digest())
     for name in files:
+        if (read or {}).get(name):
+            digest.update(name.encode() + b"\0" + bytes.fromhex(read[name]))
+            continue
         if not Path(name).is_file():  # gone, or a named pipe (reading it would never end)
             raise FileNotFoundError(name)
         digest.update(name.encode() + b"\0" + hashlib.sha256(Path(name).read_bytes()).digest())

@@ -232,13 +232,18 @@ def _read_table(raw: dict, path: Path, report: "_Reporter", letter_language: str
     shown = str(table_path)
     report.columns = dict(source.columns)
     report.table = (shown, table_module.Table())
-    report.inputs[str(table_path)] = _digest(table_path)
+    report.inputs[str(table_path)] = None
     if not table_path.is_file():
         report.error(("recipients", "from"), f"no such file: {source.from_!r} (paths are relative to "
                      f"{str(path.parent)!r})")
         return None
     try:
-        table = table_module.read(table_path, _field_kinds(), sheet=source.sheet, columns=dict(source.columns))
+        # read once: the hash on the record is of the bytes the letters are made from (a
+        # file saved again while the build ran is stale at the next one, never taken as read)
+        data = table_path.read_bytes()
+        report.inputs[str(table_path)] = hashlib.sha256(data).hexdigest()
+        table = table_module.read(table_path, _field_kinds(), sheet=source.sheet, columns=dict(source.columns),
+                                  data=data)
     except table_module.TableError as exc:
         report.problems.append(Problem(shown, None, None, None, "", exc.message, row=exc.row))
         return None

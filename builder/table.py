@@ -174,22 +174,24 @@ class TableError(Exception):
 
 
 def read(path: Path, fields: dict[str, typing.Any], *, sheet: str | None = None,
-         columns: dict[str, str] | None = None) -> Table:
+         columns: dict[str, str] | None = None, data: bytes | None = None) -> Table:
     """The rows of ``path`` as recipient entries.
 
     ``fields`` maps each recipient field to its kind: "text", "list" or
     "parts" (text.<part>); ``columns`` maps the file's headers to field specs.
+    ``data``: the file's bytes, read once by the caller, which hashes the same
+    bytes it has read (a file saved meanwhile is not read again).
     """
     merged: list[str] = []
     hidden: list[int] = []
     width: list[int] = []  # the header row's last column, once the entries have found it
     sheets: list[str] = []  # the sheet read, then the workbook's others
     if path.suffix.lower() == ".xlsx":
-        rows = _xlsx_rows(path, sheet, merged, hidden, width, sheets)
+        rows = _xlsx_rows(path, sheet, merged, hidden, width, sheets, data)
     else:
         if sheet:
             raise TableError(f"'sheet: {sheet}' is for a workbook (.xlsx); a CSV file has one table")
-        rows = _csv_rows(path)
+        rows = _csv_rows(path, data)
     table = _entries(rows, fields, columns or {}, width)
     _refuse_merged(table, merged)
     _say_hidden(table, hidden)
@@ -215,7 +217,7 @@ _UNREADABLE = (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EO
 
 
 def _xlsx_rows(path: Path, sheet: str | None, merged: list[str] | None = None, hidden: list[int] | None = None,
-               width: list[int] | None = None, sheets: list[str] | None = None):
+               width: list[int] | None = None, sheets: list[str] | None = None, data: bytes | None = None):
     """The rows of a workbook's sheet as (row number, cells shown as text).
 
     openpyxl reads the workbook's small parts (sheet names, the 1904 flag,
@@ -225,7 +227,7 @@ def _xlsx_rows(path: Path, sheet: str | None, merged: list[str] | None = None, h
     builds for each (which made a 10,000-row sheet take 4 s). Python's expat
     refuses entity bombs ("billion laughs") and never fetches external ones.
     """
-    workbook = _Workbook(path)
+    workbook = _Workbook(io.BytesIO(data) if data is not None else path)
     try:
         part = workbook.sheet_part(sheet)
         if sheets is not None:
@@ -248,7 +250,7 @@ def _plain(exc: BaseException) -> str:
 class _Workbook:
     """The parts of an .xlsx that a sheet's cells refer to, read by openpyxl."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path | typing.BinaryIO):
         import warnings
 
         from openpyxl.reader.excel import ExcelReader
@@ -262,7 +264,7 @@ class _Workbook:
         try:
             with warnings.catch_warnings():  # "no default style" and the like: the cells still read
                 warnings.simplefilter("ignore")
-                reader = ExcelReader(str(path), read_only=True, data_only=True)
+                reader = ExcelReader(path if hasattr(path, "read") else str(path), read_only=True, data_only=True)
                 reader.read_manifest()
                 reader.read_workbook()
                 apply_stylesheet(reader.archive, reader.wb)
@@ -536,8 +538,8 @@ def _csv_cell(value: str) -> str | None:
     return value
 
 
-def _csv_rows(path: Path):
-    raw = path.read_bytes()
+def _csv_rows(path: Path, data: bytes | None = None):
+    raw = path.read_bytes() if data is None else data
     try:
         # Excel's "Unicode Text" is UTF-16 with its byte order mark: that says what it is
         text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8-sig")

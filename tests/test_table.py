@@ -1025,3 +1025,44 @@ def test_a_welsh_row_s_own_text_in_one_language_is_told_the_columns_to_use(tmp_p
         f"{tmp_path / 'c.csv'}:row 3:salutation: error: recipient 'tom-price': salutation has no Welsh text (cy), "
         "and this letter is in Welsh: leave this cell empty and give it in the columns salutation.cy and "
         "salutation.en (headers of yours mapped to them under columns:)"]
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_a_spreadsheet_saved_while_the_build_runs_leaves_its_letter_stale_not_ready(tmp_path, monkeypatch, kind):
+    """The build reads the spreadsheet once: the hash on the record is of the
+    bytes its letters were made from. The same file saved again just after the
+    build read it (an office saving while a build ran) was hashed as saved, so
+    the letter with the old wording was called ready, and no build made it again."""
+    from builder import table as table_module
+    from builder.build import status as status_of
+
+    headers = ["Name", "Address 1", "Salutation"]
+
+    def write(salutation: str) -> None:
+        if kind == "csv":
+            (tmp_path / "contacts.csv").write_text(
+                ",".join(headers) + "\n" + f'Ann Other,1 Road,"{salutation}"\n', encoding="utf-8")
+        else:
+            write_xlsx(tmp_path / "contacts.xlsx", headers, [[("Ann Other", None), ("1 Road", None),
+                                                             (salutation, None)]])
+
+    write("Dear Ann,")
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + f"recipients: {{from: contacts.{kind}}}\n")
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    write("Dear Ms Other,")
+    read = table_module.read
+
+    def saved_again_once_read(*args, **kwargs):
+        table = read(*args, **kwargs)
+        write("Dear Annie,")  # saved again while the build goes on with what it read
+        monkeypatch.setattr(table_module, "read", read)
+        return table
+
+    monkeypatch.setattr(table_module, "read", saved_again_once_read)
+    assert build(source, out).ok
+    assert "Dear Ms Other," in pdf_text(out / "letters" / "ann-other.pdf")  # what it read
+    assert not [s for s in status_of(source, out) if s.ready and s.recipient == "ann-other"]
+    again = build(source, out)
+    assert [o.status for o in again.outcomes] == ["built"]
+    assert "Dear Annie," in pdf_text(out / "letters" / "ann-other.pdf")
