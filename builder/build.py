@@ -272,6 +272,8 @@ class Prepared:
         are unchanged, for the manifest."""
         return {
             "fingerprint": self.fingerprint, "medium": self.medium, "name": self.batch_name,
+            # the batch file, from the build folder: another of the same name is told apart
+            "yaml": os.path.relpath(self.loaded.path.resolve(), self.layout.root.resolve()),
             "text_from": self.text_from, "text_files": self.text_files,
             "files": self.files, "common": self.common_inputs,
             "letters": [[s.recipient.id, s.inputs["source"], s.key, list(getattr(s.recipient, "accept", None) or [])]
@@ -570,6 +572,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
     layout.root.mkdir(parents=True, exist_ok=True)
     with lock(layout):
         manifest = Manifest.read(layout.root)
+        _refuse_another_batch(layout, manifest, Path(recipients_yaml))
         outcomes = []
         for index, problems in sorted(loaded.rejected.items()):
             label = problems[0].recipient or f"recipients[{index}]"
@@ -763,6 +766,28 @@ def _sweep_batches(layout: Layout, manifest: Manifest) -> None:
     for source in layout.tex.glob("_batch-*.tex") if layout.tex.is_dir() else ():
         if source.stem not in named:
             source.unlink(missing_ok=True)
+
+
+class FolderOfAnotherBatch(RuntimeError):
+    """The build folder holds the letters of another batch file of the same
+    name (archive/october.yaml built where october.yaml's letters are): building
+    there would delete them as letters no longer in the batch."""
+
+
+def _refuse_another_batch(layout: Layout, manifest: Manifest, recipients_yaml: Path) -> None:
+    """FolderOfAnotherBatch if the last build of this folder was of another
+    batch file that is still there (one moved or renamed is the same batch)."""
+    recorded_yaml = (manifest.batch or {}).get("yaml")
+    if not recorded_yaml or recorded_yaml == os.path.relpath(recipients_yaml.resolve(), layout.root.resolve()):
+        return
+    other = (layout.root / recorded_yaml).resolve()
+    if other.is_file() and other != recipients_yaml.resolve():
+        from .tasks import show  # (only to say it)
+
+        raise FolderOfAnotherBatch(
+            f"{show(layout.root)} holds the letters of {show(other)}, another batch of the same name: build "
+            f"{show(recipients_yaml)} into a folder of its own with -b (for example "
+            f"-b build-{recipients_yaml.resolve().parent.name or 'other'}), or give it another name")
 
 
 def _unlink_letter(pdf: Path) -> None:

@@ -105,7 +105,9 @@ _BUNDLE = {"file": str, "pages": int, "sha256": str, "letters": [str], "inputs":
 _BATCH = {"fingerprint": str, "medium": str, "name": str, "text_from": str, "text_files": _TEXT,
           "files": [str], "common": _TEXT,
           "letters": [[str, str, str, [str]]], "rejected": [[str]], "warnings": [str],
-          "composed": {str: str}}  # by recipient id: what its LaTeX was composed from (build._composed_before)
+          # by recipient id: what its LaTeX was composed from (build._composed_before)
+          "composed": {str: str},
+          "yaml": str}  # the batch file, from the build folder (build._refuse_another_batch)
 
 
 def _fits(value, shape) -> bool:

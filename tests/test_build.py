@@ -560,3 +560,4 @@ def test_a_file_the_record_names_by_hand_is_never_deleted_for_a_letter(tmp_path)
     report = build(source, out, force=True)
     assert report.ok and report.removed == ["p1"]
     assert {name: (out / name).read_bytes() for name in kept if (out / name).exists()} == kept
+

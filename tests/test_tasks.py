@@ -702,3 +702,24 @@ def test_a_batch_file_that_is_a_named_pipe_or_a_device_is_one_line_never_read(pr
         assert done.returncode == 2 and "it is not a file (a device or a named pipe)" in done.stderr, done
         assert "Traceback" not in done.stderr
     assert not (project / "out" / "manifest.json").exists()
+
+
+def test_another_batch_of_the_same_name_never_builds_over_a_batch_s_letters(project):
+    """archive/recipients.yaml and recipients.yaml both build into
+    build/recipients/: the second deleted the first's letters as "no longer in
+    the batch". It is refused, in one line with the fix, and the letters stay;
+    the same batch moved (the file it was built from gone) builds on."""
+    assert invoke("build", cwd=project).returncode == 0
+    letters = project / "build" / "recipients" / "letters"
+    made = sorted(p.name for p in letters.iterdir())
+    (project / "archive").mkdir()
+    write_yaml(project / "archive" / "recipients.yaml", TWO.replace("  - id: beta", "  - id: delta"))
+    refused = invoke("build", "-r", "archive/recipients.yaml", cwd=project)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert refused.stderr == ("build/recipients holds the letters of recipients.yaml, another batch of the same "
+                              "name: build archive/recipients.yaml into a folder of its own with -b (for example "
+                              "-b build-archive), or give it another name\nNothing was built.\n"), refused.stderr
+    assert sorted(p.name for p in letters.iterdir()) == made
+    assert invoke("build", "-r", "archive/recipients.yaml", "-b", "build-archive", cwd=project).returncode == 0
+    (project / "recipients.yaml").rename(project / "archive" / "kept.yaml")  # the first batch moved away
+    assert invoke("build", "-r", "archive/recipients.yaml", cwd=project).returncode == 0  # builds on
