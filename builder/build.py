@@ -300,13 +300,18 @@ class Prepared:
         write_atomic(path, source.encode())
         return self.compile_file(path, source, self.layout.work / name)
 
+    def format_for(self, source: str, make: bool = True) -> Path | None:
+        """The format of ``source``'s preamble (``compile.preloaded_format``),
+        made first when there is none and ``make``; None if it has none."""
+        return tex.preloaded_format(source, self.layout.work / "_preamble", self.env, make=make,
+                                    made_from=_hash_files(letterhead_files()))
+
     def compile_file(self, path: Path, source: str, workdir: Path, line_owner=None, rerun: bool = True,
                      make_format: bool = True) -> tex.CompileResult:
         """Compile ``path`` (whose text is ``source``) in ``workdir``, from the
         format of its preamble (``compile.preloaded_format``): made first when
         there is none and ``make_format``, else used only if made already."""
-        fmt = tex.preloaded_format(source, self.layout.work / "_preamble", self.env, make=make_format,
-                                   made_from=_hash_files(letterhead_files()))
+        fmt = self.format_for(source, make_format)
         result = tex.compile_batch(path, workdir, self.env, line_owner, rerun=rerun, fmt=fmt)
         if fmt is not None and not result.ok:
             # the letter's own error or the format's: without the format, the

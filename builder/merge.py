@@ -407,8 +407,13 @@ def _cover(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[s
 
     if recorded_cover and cover.is_file():
         pages = recorded_cover.get("pages", 0)
-        if recorded_cover.get("key") == key(_cover_document(prepared, letters, duplex, notes, pages)) \
+        document = _cover_document(prepared, letters, duplex, notes, pages)
+        if recorded_cover.get("key") == key(document) \
                 and current_sha256(cover, recorded_cover) == recorded_cover.get("sha256"):
+            # the format of the letters' preamble is made here, on the other core, while the
+            # letters are put together: made again if it was lost (work/ cleared, a project
+            # moved), though the cover is not compiled
+            prepared.format_for(document)
             return _Part(COVER_LABEL, "Cover sheet", cover, pages), recorded_cover
     prepared.write_assets()
     cover_pages = 1 + max(0, len(letters) + len(notes) - 16) // 40  # a first guess: the table's rows per page

@@ -188,6 +188,22 @@ def test_a_merge_makes_the_print_format_and_letters_built_from_it_have_the_same_
     assert len(list((out / "work" / "_preamble").glob("print-*.fmt"))) == 1
 
 
+def test_a_merge_makes_the_format_again_when_it_was_lost_though_the_cover_is_kept(small_batch):
+    import shutil
+
+    source, out = small_batch
+    merge(source, out)
+    shutil.rmtree(out / "work" / "_preamble")  # (work/ cleared by hand, or the project moved)
+    write_yaml(source, source.read_text().replace("Dear One,", "Dear First One,"))
+    assert build(source, out).ok and not started_from_print_format(out, "one")
+    cover = (out / "cover.pdf").stat().st_mtime_ns
+    merge(source, out)
+    assert (out / "cover.pdf").stat().st_mtime_ns == cover  # kept: not compiled again
+    assert len(list((out / "work" / "_preamble").glob("print-*.fmt"))) == 1
+    write_yaml(source, source.read_text().replace("Dear First One,", "Dear One,"))
+    assert build(source, out).ok and started_from_print_format(out, "one")
+
+
 def test_a_letter_never_starts_from_a_format_made_before_the_class_changed(small_batch, monkeypatch, tmp_path):
     """TeX's own files are judged by size and date; the class and its map, by
     content, as the letters are: a class edited to the same size with its date
