@@ -577,7 +577,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
     layout.root.mkdir(parents=True, exist_ok=True)
     with lock(layout):
         manifest = Manifest.read(layout.root)
-        _refuse_another_batch(layout, manifest, Path(recipients_yaml))
+        refuse_another_batch(layout, manifest, Path(recipients_yaml))
         outcomes = []
         for index, problems in sorted(loaded.rejected.items()):
             label = problems[0].recipient or f"recipients[{index}]"
@@ -779,7 +779,7 @@ class FolderOfAnotherBatch(RuntimeError):
     there would delete them as letters no longer in the batch."""
 
 
-def _refuse_another_batch(layout: Layout, manifest: Manifest, recipients_yaml: Path) -> None:
+def refuse_another_batch(layout: Layout, manifest: Manifest, recipients_yaml: Path) -> None:
     """FolderOfAnotherBatch if the last build of this folder was of another
     batch file that is still there (one moved or renamed is the same batch)."""
     recorded_yaml = (manifest.batch or {}).get("yaml")

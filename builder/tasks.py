@@ -991,7 +991,8 @@ def schema(c, recipients=None):
 def clean(c, recipients=None, build_dir=None):
     """Remove the batch's build folder (build/<batch>/): everything the build made for it.
     The send log stays: it is the record of who was mailed, not something a build makes."""
-    from .build import Layout, lock
+    from .build import Layout, lock, refuse_another_batch
+    from .manifest import Manifest
 
     batch = batch_paths(c, recipients, build_dir, read=False)
     target = batch.build_dir
@@ -1004,6 +1005,8 @@ def clean(c, recipients=None, build_dir=None):
         if refused:
             raise Exit(f"{show(target)} is not a build folder to remove: it holds {refused}; give --build-dir "
                        "the batch's own build folder (build/<batch>/). Nothing was removed.", code=2)
+        # the folder of another batch file of the same name (archive/october.yaml: build/october/)
+        refuse_another_batch(Layout.of(target), Manifest.read(target), batch.recipients)
         # never the folder of a build, merge or send that runs, nor of a web build (its own lock)
         with lock(Layout.of(target)), lock(Layout.of(target, "web")):
             _clean(target, sent)

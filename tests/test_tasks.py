@@ -720,6 +720,9 @@ def test_another_batch_of_the_same_name_never_builds_over_a_batch_s_letters(proj
                               "name: build archive/recipients.yaml into a folder of its own with -b (for example "
                               "-b build-archive), or give it another name\nNothing was built.\n"), refused.stderr
     assert sorted(p.name for p in letters.iterdir()) == made
+    cleaned = invoke("clean", "-r", "archive/recipients.yaml", cwd=project)  # nor is it removed as this one's
+    assert cleaned.returncode == 2 and cleaned.stderr.endswith("\nNothing was removed.\n"), cleaned.stderr
+    assert sorted(p.name for p in letters.iterdir()) == made
     assert invoke("build", "-r", "archive/recipients.yaml", "-b", "build-archive", cwd=project).returncode == 0
     (project / "recipients.yaml").rename(project / "archive" / "kept.yaml")  # the first batch moved away
     assert invoke("build", "-r", "archive/recipients.yaml", cwd=project).returncode == 0  # builds on
