@@ -577,7 +577,6 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
     layout.root.mkdir(parents=True, exist_ok=True)
     with lock(layout):
         manifest = Manifest.read(layout.root)
-        refuse_another_batch(layout, manifest, Path(recipients_yaml))
         outcomes = []
         for index, problems in sorted(loaded.rejected.items()):
             label = problems[0].recipient or f"recipients[{index}]"
@@ -774,14 +773,18 @@ def _sweep_batches(layout: Layout, manifest: Manifest) -> None:
 
 
 class FolderOfAnotherBatch(RuntimeError):
-    """The build folder holds the letters of another batch file of the same
-    name (archive/october.yaml built where october.yaml's letters are): building
-    there would delete them as letters no longer in the batch."""
+    """The build folder named after the batch file (build/october/) holds the
+    letters of another batch file of the same name (archive/october.yaml built
+    where october.yaml's letters are): building there would delete them as
+    letters no longer in the batch."""
 
 
 def refuse_another_batch(layout: Layout, manifest: Manifest, recipients_yaml: Path) -> None:
     """FolderOfAnotherBatch if the last build of this folder was of another
-    batch file that is still there (one moved or renamed is the same batch)."""
+    batch file that is still there (one moved or renamed is the same batch).
+    Asked by the tasks for the folder they name after the batch file: a folder
+    given with -b is the person's to choose (a copy of the project building
+    into its folder)."""
     recorded_yaml = (manifest.batch or {}).get("yaml")
     if not recorded_yaml or recorded_yaml == os.path.relpath(recipients_yaml.resolve(), layout.root.resolve()):
         return

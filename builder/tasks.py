@@ -189,6 +189,9 @@ class BatchPaths:
     recipients: Path
     build_dir: Path
     project: Path | None
+    # build/<file name>/, made from the batch file's name (no -b, no letterbatch.build_dir):
+    # another batch file of the same name would share it (build.refuse_another_batch)
+    named_after_file: bool = False
 
 
 def project_dir(c) -> Path | None:
@@ -218,8 +221,17 @@ def batch_paths(c, recipients: str | None, build_dir: str | None, *, read: bool 
     elif cfg.get("build_dir"):
         out = base / cfg.build_dir
     else:
-        out = (project or source.parent) / "build" / source.stem
+        return BatchPaths(source, ((project or source.parent) / "build" / source.stem).resolve(), project, True)
     return BatchPaths(source, out.resolve(), project)
+
+
+def refuse_another_batch(batch: BatchPaths) -> None:
+    """FolderOfAnotherBatch (build.refuse_another_batch) when the batch's folder,
+    named after its file, holds the letters of another file of the same name."""
+    from .build import Layout, refuse_another_batch as refuse
+    from .manifest import Manifest
+
+    refuse(Layout.of(batch.build_dir), Manifest.read(batch.build_dir), batch.recipients)
 
 
 def no_batch_here(default: Path) -> str:
@@ -375,6 +387,8 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     workers = whole_number(jobs if jobs is not None else c.config.letterbatch.jobs, "jobs")
     live = sys.stderr.isatty() and not quiet
     try:
+        if batch.named_after_file:  # a folder given with -b is the person's to choose
+            refuse_another_batch(batch)
         report = build_letters(batch.recipients, batch.build_dir, jobs=workers or None, only=only,
                                force=force, medium=medium, progress=progress_line() if live else None)
     except ValueError as exc:  # --only names no valid recipient
@@ -991,8 +1005,7 @@ def schema(c, recipients=None):
 def clean(c, recipients=None, build_dir=None):
     """Remove the batch's build folder (build/<batch>/): everything the build made for it.
     The send log stays: it is the record of who was mailed, not something a build makes."""
-    from .build import Layout, lock, refuse_another_batch
-    from .manifest import Manifest
+    from .build import Layout, lock
 
     batch = batch_paths(c, recipients, build_dir, read=False)
     target = batch.build_dir
@@ -1005,8 +1018,8 @@ def clean(c, recipients=None, build_dir=None):
         if refused:
             raise Exit(f"{show(target)} is not a build folder to remove: it holds {refused}; give --build-dir "
                        "the batch's own build folder (build/<batch>/). Nothing was removed.", code=2)
-        # the folder of another batch file of the same name (archive/october.yaml: build/october/)
-        refuse_another_batch(Layout.of(target), Manifest.read(target), batch.recipients)
+        if batch.named_after_file:  # the folder of another batch file of the same name
+            refuse_another_batch(batch)
         # never the folder of a build, merge or send that runs, nor of a web build (its own lock)
         with lock(Layout.of(target)), lock(Layout.of(target, "web")):
             _clean(target, sent)
