@@ -170,8 +170,8 @@ class Source:
     # None once the build is done with it (``Prepared.forget_text``)
     block: str | None
     inputs: dict[str, str]  # what the PDF depends on, by name; "key" hashes them all
-    # what its LaTeX is composed from (``_composition``): while it is the one on the
-    # record, the LaTeX hashed there is this letter's, and it is not composed again
+    # what its LaTeX is composed from (``_shared_composition``, and the recipient): while it is
+    # the one on the record, the LaTeX hashed there is this letter's, and it is not composed again
     composed_from: str = ""
 
     @property
@@ -770,32 +770,6 @@ def _sweep_batches(layout: Layout, manifest: Manifest) -> None:
     for source in layout.tex.glob("_batch-*.tex") if layout.tex.is_dir() else ():
         if source.stem not in named:
             source.unlink(missing_ok=True)
-
-
-class FolderOfAnotherBatch(RuntimeError):
-    """The build folder named after the batch file (build/october/) holds the
-    letters of another batch file of the same name (archive/october.yaml built
-    where october.yaml's letters are): building there would delete them as
-    letters no longer in the batch."""
-
-
-def refuse_another_batch(layout: Layout, manifest: Manifest, recipients_yaml: Path) -> None:
-    """FolderOfAnotherBatch if the last build of this folder was of another
-    batch file that is still there (one moved or renamed is the same batch).
-    Asked by the tasks for the folder they name after the batch file: a folder
-    given with -b is the person's to choose (a copy of the project building
-    into its folder)."""
-    recorded_yaml = (manifest.batch or {}).get("yaml")
-    if not recorded_yaml or recorded_yaml == os.path.relpath(recipients_yaml.resolve(), layout.root.resolve()):
-        return
-    other = (layout.root / recorded_yaml).resolve()
-    if other.is_file() and other != recipients_yaml.resolve():
-        from .tasks import show  # (only to say it)
-
-        raise FolderOfAnotherBatch(
-            f"{show(layout.root)} holds the letters of {show(other)}, another batch of the same name: build "
-            f"{show(recipients_yaml)} into a folder of its own with -b (for example "
-            f"-b build-{recipients_yaml.resolve().parent.name or 'other'}), or give it another name")
 
 
 def _unlink_letter(pdf: Path) -> None:

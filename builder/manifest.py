@@ -107,7 +107,7 @@ _BATCH = {"fingerprint": str, "medium": str, "name": str, "text_from": str, "tex
           "letters": [[str, str, str, [str]]], "rejected": [[str]], "warnings": [str],
           # by recipient id: what its LaTeX was composed from (build._composed_before)
           "composed": {str: str},
-          "yaml": str}  # the batch file, from the build folder (build.refuse_another_batch)
+          "yaml": str}  # the batch file, from the build folder (tasks.refuse_another_batch)
 
 
 def _fits(value, shape) -> bool:

@@ -190,7 +190,7 @@ class BatchPaths:
     build_dir: Path
     project: Path | None
     # build/<file name>/, made from the batch file's name (no -b, no letterbatch.build_dir):
-    # another batch file of the same name would share it (build.refuse_another_batch)
+    # another batch file of the same name would share it (refuse_another_batch)
     named_after_file: bool = False
 
 
@@ -225,13 +225,29 @@ def batch_paths(c, recipients: str | None, build_dir: str | None, *, read: bool 
     return BatchPaths(source, out.resolve(), project)
 
 
+class FolderOfAnotherBatch(RuntimeError):
+    """The build folder named after the batch file (build/october/) holds the
+    letters of another batch file of the same name (archive/october.yaml built
+    where october.yaml's letters are): building there would delete them as
+    letters no longer in the batch."""
+
+
 def refuse_another_batch(batch: BatchPaths) -> None:
-    """FolderOfAnotherBatch (build.refuse_another_batch) when the batch's folder,
-    named after its file, holds the letters of another file of the same name."""
-    from .build import Layout, refuse_another_batch as refuse
+    """FolderOfAnotherBatch if the batch's folder, named after its file, was
+    last built from another batch file that is still there (one moved or
+    renamed is the same batch). Not asked of a folder given with -b: that is
+    the person's to choose (a copy of the project building into its folder)."""
     from .manifest import Manifest
 
-    refuse(Layout.of(batch.build_dir), Manifest.read(batch.build_dir), batch.recipients)
+    recorded = (Manifest.read(batch.build_dir).batch or {}).get("yaml")  # from the build folder
+    if not recorded or recorded == os.path.relpath(batch.recipients, batch.build_dir):
+        return
+    other = (batch.build_dir / recorded).resolve()
+    if other.is_file() and other != batch.recipients:
+        raise FolderOfAnotherBatch(
+            f"{show(batch.build_dir)} holds the letters of {show(other)}, another batch of the same "
+            f"name: build {show(batch.recipients)} into a folder of its own with -b (for example "
+            f"-b build-{batch.recipients.parent.name or 'other'}), or give it another name")
 
 
 def no_batch_here(default: Path) -> str:
