@@ -206,6 +206,8 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
 
     gone = {entry.get("address", "").lower(): old for old, entry in log.letters.items()
             if log.pending(old) and entry.get("address") and elsewhere(old, entry["address"].lower())}
+    # recipients from a spreadsheet: an address is added in its row, not in the YAML
+    table = next((Path(name).name for name in prepared.loaded.inputs), None)
     letters = []
     for state in letter_states(prepared, manifest):
         rid = state.recipient
@@ -214,7 +216,7 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
         recipient = recipients.get(rid)
         earlier = gone.get((recipient.email or "").lower()) if recipient is not None else None
         held = _why_not(rid, state, recipient, log, manifest, layout, prepared.loaded.path.name,
-                        rid in resend, earlier, frozenset(present))
+                        rid in resend, earlier, frozenset(present), table)
         attached = held or _attachment(rid, layout, manifest)  # an Outcome, or (file, its SHA-256)
         batch = prepared.loaded.batch
         letters.append(attached if isinstance(attached, Outcome) else
@@ -225,10 +227,11 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
 
 
 def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: str, resending: bool,
-             earlier: str | None = None, present: frozenset = frozenset()):
+             earlier: str | None = None, present: frozenset = frozenset(), table: str | None = None):
     """The Outcome that keeps a letter from being sent now, or None. ``earlier``: an id
     no longer in the batch (or not in ``present``'s at that address now) whose letter the
-    log has at this recipient's address."""
+    log has at this recipient's address. ``table``: the spreadsheet the recipients are
+    the rows of, by name."""
     entry = log.letters.get(rid, {})
     pending = log.pending(rid)
     if not entry and earlier and not resending:
@@ -254,7 +257,9 @@ def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: s
     if not state.ready:
         return Outcome(rid, "not ready", state.said(), state.state)  # "stale: why", as merge and sign say
     if not recipient.email:
-        return Outcome(rid, "no address", f"add `email:` to recipient '{rid}' in {yaml_name}")
+        return Outcome(rid, "no address", f"fill in recipient '{rid}''s e-mail address in {table} (its row, "
+                                          "in the column for the field `email`)" if table
+                       else f"add `email:` to recipient '{rid}' in {yaml_name}")
     return None
 
 

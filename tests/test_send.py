@@ -868,3 +868,21 @@ def test_an_empty_mark_sent_or_resend_mails_nobody(batch, smtp_server):
     twice = run_send(source, out, port, "--resend", "london", "--resend", "essex")
     assert twice.returncode == 0 and sorted(results(twice.stdout)) == ["essex", "london"], twice
     assert {status for status, _ in results(twice.stdout).values()} == {"would send"}, twice.stdout
+
+
+def test_a_recipient_from_a_spreadsheet_without_an_address_is_told_to_fill_in_its_row(tmp_path, smtp_server):
+    """An address missing from a spreadsheet's row is added there, not in the YAML."""
+    from builder.build import build
+    from conftest import MINIMAL_LETTER, write_yaml
+
+    mailbox, port = smtp_server
+    (tmp_path / "people.csv").write_text("Name,Address 1,Salutation,Email\n"
+                                         'Ann One,1 Road,"Dear Ann,",ann@example.test\n'
+                                         'Bo Two,2 Road,"Dear Bo,",\n', encoding="utf-8")
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients: {from: people.csv}\n")
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    dry = run_send(source, out, port)
+    assert results(dry.stdout)["bo-two"] == ("no address", "fill in recipient 'bo-two''s e-mail address in "
+                                                           "people.csv (its row, in the column for the field `email`)")
+    assert results(dry.stdout)["ann-one"][0] == "would send" and mailbox.messages == []
