@@ -71,6 +71,16 @@ def test_make_id():
     assert len(make_id("x" * 100)) == 64
 
 
+def test_an_id_made_from_a_name_never_names_a_file_tex_reads(tmp_path):
+    """A row named "Babel Welsh" (no id column) was given the id babel-welsh,
+    which is refused (TeX reads babel-welsh.tex), with "choose another id" for a
+    file that has no ids to choose: the id made is another."""
+    (tmp_path / "people.csv").write_text("Name,Address 1,Salutation,text.note\nBabel Welsh,1 Road,Dear B,Hello\n"
+                                         "Glyphtounicode,2 Road,Dear G,Hello\n", encoding="utf-8")
+    loaded = load(batch(tmp_path, "people.csv"))
+    assert [r.id for r in loaded.batch.recipients] == ["r-babel-welsh", "r-glyphtounicode"] and not loaded.rejected
+
+
 def check_loaded(loaded, file):
     recipients = loaded.batch.recipients
     assert [r.id for r in recipients] == ["dr-sian-o-brien", "jo-bloggs", "ann-other"]
