@@ -209,9 +209,7 @@ class Prepared:
             block = letter_block(self.loaded.batch, source.recipient, assets=self.images, memo=self.loaded.memo)
             text = sha256_bytes(self._tex(source, block).encode())
             if text != source.inputs["source"]:
-                source.inputs = {**source.inputs, "source": text}
-                source.inputs["key"] = sha256_bytes(json.dumps(
-                    {k: v for k, v in source.inputs.items() if k != "key"}, sort_keys=True).encode())
+                source.inputs = _with_key({k: v for k, v in source.inputs.items() if k != "key"} | {"source": text})
             source.block = block
         return source.block
 
@@ -388,9 +386,7 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
         if source is None:  # (else composed when it is compiled: ``Prepared.block``)
             block = letter_block(loaded.batch, recipient, assets=names, memo=memo)
             source = sha256_bytes(letter_source(loaded.batch, recipient, block, medium=medium, memo=memo).encode())
-        inputs = {"source": source, **common}
-        inputs["key"] = sha256_bytes(json.dumps(inputs, sort_keys=True).encode())
-        sources.append(Source(recipient, block, inputs, composed_from))
+        sources.append(Source(recipient, block, _with_key({"source": source, **common}), composed_from))
     env = tex.tex_environment([LETTERHEAD], epoch(letter.date))
     text_files = {Path(recipients_yaml).name: sha256_bytes(yaml_bytes),
                   **{Path(name).name: digest or "" for name, digest in loaded.inputs.items()}}
@@ -401,6 +397,11 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
 
 
 _last_prepared: dict = {}
+
+
+def _with_key(inputs: dict[str, str]) -> dict[str, str]:
+    """A letter's inputs, with "key": the hash of them all."""
+    return {**inputs, "key": sha256_bytes(json.dumps(inputs, sort_keys=True).encode())}
 
 
 def _shared_composition(batch, medium: str, images: dict[str, str]) -> bytes | None:

@@ -173,8 +173,13 @@ TEX_READS_BY_NAME = ("glyphtounicode",)
 TEX_READS_BY_PREFIX = ("babel-",)
 
 
+def read_by_tex(name: str) -> bool:
+    """Whether TeX reads a file ``name``.tex while it compiles a letter."""
+    return name in TEX_READS_BY_NAME or name.startswith(TEX_READS_BY_PREFIX)
+
+
 def _not_read_by_tex(value: str) -> str:
-    if value in TEX_READS_BY_NAME or value.startswith(TEX_READS_BY_PREFIX):
+    if read_by_tex(value):
         raise ValueError(f"{value!r} is the name of a file TeX reads while it compiles a letter "
                          f"({value}.tex): choose another id")
     return value

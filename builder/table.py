@@ -870,14 +870,14 @@ def make_id(name: str) -> str:
 def _derive_ids(table: Table) -> None:
     """Ids for rows without one, from the name, in row order: the second
     "Jo Bloggs" is jo-bloggs-2. Ids given in the file are never taken."""
-    from .schema import TEX_READS_BY_NAME, TEX_READS_BY_PREFIX
+    from .schema import read_by_tex
 
     taken = {str(e["id"]) for e in table.entries if e.get("id")}
     for index, entry in enumerate(table.entries):
         if entry.get("id"):
             continue
         base = make_id(str(entry.get("name") or "")) or f"row-{table.rows[index]}"
-        if base in TEX_READS_BY_NAME or base.startswith(TEX_READS_BY_PREFIX):
+        if read_by_tex(base):
             base = f"r-{base}"[:64].rstrip("-")  # a name TeX reads a file by (schema): never an id made here
         candidate, n = base, 1
         while candidate in taken:

@@ -221,8 +221,8 @@ def batch_paths(c, recipients: str | None, build_dir: str | None, *, read: bool 
     elif cfg.get("build_dir"):
         out = base / cfg.build_dir
     else:
-        return BatchPaths(source, ((project or source.parent) / "build" / source.stem).resolve(), project, True)
-    return BatchPaths(source, out.resolve(), project)
+        out = (project or source.parent) / "build" / source.stem
+    return BatchPaths(source, out.resolve(), project, named_after_file=not build_dir and not cfg.get("build_dir"))
 
 
 class FolderOfAnotherBatch(RuntimeError):
