@@ -25,7 +25,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from . import compile as tex, ready
-from .files import held_locks, write_atomic
+from .files import clear_stale_temporaries, held_locks, write_atomic
 from .manifest import Manifest, current_sha256, sha256_bytes
 
 # compose (PyLaTeX), load (pydantic, PyYAML) and html are imported where a batch
@@ -578,6 +578,8 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
     layout.root.mkdir(parents=True, exist_ok=True)
     with lock(layout):
         manifest = Manifest.read(layout.root)
+        for folder in (layout.root, layout.letters, layout.tex):  # left by a build killed while it wrote
+            clear_stale_temporaries(folder)
         outcomes = []
         for index, problems in sorted(loaded.rejected.items()):
             label = problems[0].recipient or f"recipients[{index}]"

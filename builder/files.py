@@ -109,6 +109,8 @@ def _temporary_prefix(path: Path) -> str:
 
 # mkstemp's names: the prefix, then eight of these
 _TEMPORARY_NAME_RE = re.compile(r"[a-z0-9_]{8}")
+# a temporary file of any file: ``_temporary_prefix``, then mkstemp's eight characters
+_ANY_TEMPORARY_RE = re.compile(r"\..+\.[a-z0-9_]{8}")
 
 
 def _clear_stale(path: Path) -> None:
@@ -122,17 +124,35 @@ def _clear_stale(path: Path) -> None:
     except OSError:
         return
     for entry in entries:
-        try:
-            fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:
-            continue
-        try:
-            mode = os.fstat(fd).st_mode
-            # mkstemp makes it private (0600) until it is renamed: a file kept there by hand is not
-            if stat.S_ISREG(mode) and stat.S_IMODE(mode) == 0o600:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: still being written
-                os.unlink(entry.path)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        _delete_if_left(entry.path)
+
+
+def clear_stale_temporaries(folder: Path) -> None:
+    """``_clear_stale`` for every file of ``folder``: a build killed while it cut
+    letters leaves a temporary file in ``letters/`` for each process that was cutting
+    (one as large as a letter), which the next build deletes."""
+    try:
+        entries = [e for e in os.scandir(folder) if _ANY_TEMPORARY_RE.fullmatch(e.name)]
+    except OSError:
+        return
+    for entry in entries:
+        _delete_if_left(entry.path)
+
+
+def _delete_if_left(path: str) -> None:
+    """Delete the temporary file at ``path`` if it was left by a process killed while
+    it wrote: a private file (mkstemp makes it 0600 until it is renamed: a file kept
+    there by hand is not) that no process holds locked."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode) and stat.S_IMODE(mode) == 0o600:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: still being written
+            os.unlink(path)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

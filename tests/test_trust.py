@@ -849,6 +849,42 @@ def test_the_temporary_file_of_a_merge_killed_while_it_saves_is_cleared_by_the_n
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".bundle.pdf.backup01", ".lock"]
 
 
+def test_the_temporary_files_of_a_build_killed_while_it_wrote_are_cleared_by_the_next(one_letter_merged, tmp_path):
+    """kill -9 (or Ctrl-C) while a build writes a letter, its LaTeX or the record: each
+    leaves a hidden temporary file (a letter's is as large as the letter). The next
+    build deletes them; a temporary file a live process still writes, and a file kept
+    there by hand under such a name, are left alone."""
+    import signal
+
+    source, out = copy_batch(one_letter_merged, tmp_path / "batch")
+    targets = [out / "letters" / "one.pdf", out / "tex" / "one.tex", out / "manifest.json"]
+    for target in targets:
+        killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_WRITING, str(target)], cwd=ROOT)
+        assert killed.returncode == -signal.SIGKILL
+
+    def hidden() -> set[Path]:
+        return {p for folder in (out, out / "letters", out / "tex") for p in folder.iterdir()
+                if p.name.startswith(".") and p.name != ".lock"}
+
+    left = hidden()
+    assert sorted(p.parent.name + "/" + p.name.split(".")[1] for p in left) == ["build/manifest", "letters/one",
+                                                                                 "tex/one"]
+    kept = out / "letters" / ".one.pdf.backup01"  # a copy kept by hand, named as a temporary file might be
+    kept.write_bytes((out / "letters" / "one.pdf").read_bytes())
+    writer = subprocess.Popen([sys.executable, "-c", STILL_WRITING, str(out / "letters" / "two.pdf")], cwd=ROOT,
+                              text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert writer.stdout.readline() == "writing\n"
+        [live] = hidden() - left - {kept}
+        source.write_text(source.read_text().replace("Dear Reader,", "Dear Reader One,"))  # built again, after an edit
+        report = build(source, out)
+        assert report.ok and [o.status for o in report.outcomes] == ["built"]
+        assert hidden() == {kept, live}  # the live one is another's
+    finally:
+        writer.communicate("")
+    assert hidden() == {kept}
+
+
 def test_an_output_that_cannot_be_written_is_named_not_a_temporary_file(one_letter_merged, tmp_path):
     """--output naming a folder, or a file in a folder that cannot be written: one
     line naming the file given (not the hidden temporary file merge wrote first,
