@@ -185,14 +185,15 @@ def read(path: Path, fields: dict[str, typing.Any], *, sheet: str | None = None,
     merged: list[str] = []
     hidden: list[int] = []
     width: list[int] = []  # the header row's last column, once the entries have found it
+    beyond: dict[int, int] = {}  # a column right of it with cells (from 0) -> its first row with one
     sheets: list[str] = []  # the sheet read, then the workbook's others
     if path.suffix.lower() == ".xlsx":
-        rows = _xlsx_rows(path, sheet, merged, hidden, width, sheets, data)
+        rows = _xlsx_rows(path, sheet, merged, hidden, width, sheets, data, beyond)
     else:
         if sheet:
             raise TableError(f"'sheet: {sheet}' is for a workbook (.xlsx); a CSV file has one table")
         rows = _csv_rows(path, data)
-    table = _entries(rows, fields, columns or {}, width)
+    table = _entries(rows, fields, columns or {}, width, text_file=path.suffix.lower() != ".xlsx", beyond=beyond)
     _refuse_merged(table, merged)
     _say_hidden(table, hidden)
     if sheet is None and len(sheets) > 1:  # a "Read me" sheet first, the contacts on the second
@@ -217,7 +218,8 @@ _UNREADABLE = (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EO
 
 
 def _xlsx_rows(path: Path, sheet: str | None, merged: list[str] | None = None, hidden: list[int] | None = None,
-               width: list[int] | None = None, sheets: list[str] | None = None, data: bytes | None = None):
+               width: list[int] | None = None, sheets: list[str] | None = None, data: bytes | None = None,
+               beyond: dict[int, int] | None = None):
     """The rows of a workbook's sheet as (row number, cells shown as text).
 
     openpyxl reads the workbook's small parts (sheet names, the 1904 flag,
@@ -235,7 +237,7 @@ def _xlsx_rows(path: Path, sheet: str | None, merged: list[str] | None = None, h
             sheets += [shown] + [name for name in workbook.sheets if name != shown]
         try:
             with workbook.archive.open(part) as source:
-                yield from _sheet_rows(source, workbook, merged, hidden, width)
+                yield from _sheet_rows(source, workbook, merged, hidden, width, beyond)
         except _UNREADABLE as exc:
             raise TableError(f"cannot read the sheet {workbook.shown_name(sheet)!r} of this workbook ({_plain(exc)}); "
                              "save it again from Excel or LibreOffice as .xlsx") from None
@@ -353,14 +355,15 @@ class _Workbook:
 
 
 def _sheet_rows(source, workbook: _Workbook, merged: list[str] | None = None, hidden: list[int] | None = None,
-                header_width: list[int] | None = None):
+                header_width: list[int] | None = None, beyond: dict[int, int] | None = None):
     """Stream <sheetData>: each <row> once it is complete, then it is dropped
     (memory stays flat whatever the sheet's size). Rows may skip numbers and
     cells may skip columns (Excel leaves empty cells out); both are placed by
     their reference (r="D5"). The ranges of merged cells (<mergeCells>, after
     the rows) go into ``merged``, the numbers of hidden rows into ``hidden``. Cells right of
     the headers are left out: the reader of the rows puts the header row's width into
-    ``header_width`` once it has found it (without one, the first non-empty row's)."""
+    ``header_width`` once it has found it (without one, the first non-empty row's); such a
+    column with a cell goes into ``beyond`` (from 0), with its first row, to be warned of."""
     from xml.etree.ElementTree import iterparse
 
     from openpyxl.utils.datetime import from_ISO8601
@@ -413,6 +416,8 @@ def _sheet_rows(source, workbook: _Workbook, merged: list[str] | None = None, hi
                     value = workbook.date(from_ISO8601(value), int(style) if style else 0)
                 # "str" (a formula's text) is shown as it is
             if width is not None and column > width:
+                if beyond is not None and value is not None and str(value).strip():
+                    beyond.setdefault(column - 1, row)
                 continue
             if column > len(values):
                 values.extend([None] * (column - len(values) - 1))
@@ -432,7 +437,11 @@ def _sheet_rows(source, workbook: _Workbook, merged: list[str] | None = None, hi
             # the header row: a cell beyond its last header has no field (the
             # entries ignore it), and reading it would make every row that long
             width = max(i for i, v in enumerate(values, 1) if v is not None and str(v).strip())
-        elif width is not None and len(values) > width:
+        elif width is not None and len(values) > width:  # the row read before the width was known
+            if beyond is not None:
+                for position, value in enumerate(values[width:], width):
+                    if value is not None and str(value).strip():
+                        beyond.setdefault(position, row)
             del values[width:]
         yield row, values
 
@@ -609,7 +618,12 @@ def _header_first(rows, fields: dict[str, str], columns: dict[str, str]):
     yield from rows
 
 
-def _entries(rows, fields: dict[str, str], columns: dict[str, str], width: list[int] | None = None) -> Table:
+def _entries(rows, fields: dict[str, str], columns: dict[str, str], width: list[int] | None = None,
+             text_file: bool = False, beyond: dict[int, int] | None = None) -> Table:
+    """``text_file``: a CSV, where a row with more cells than the header row is a value
+    holding the separator, unquoted (``_wider_than_the_headers``). ``beyond``: the columns
+    right of the header row's last with cells, and the first row of each, which a sheet's
+    reader leaves out of the rows (filled in by the time the rows are read)."""
     table = Table()
     header_row, headers = None, []
     headless: dict[int, int] = {}  # a column with cells but no header -> its first row with one
@@ -632,6 +646,9 @@ def _entries(rows, fields: dict[str, str], columns: dict[str, str], width: list[
         entry: dict = {}
         where: dict[tuple, Cell] = {}
         numbered: dict[str, list] = {}
+        past = [value for value in cells[len(headers):] if value or isinstance(value, Unusable)]
+        if past and text_file:
+            table.problems.append(_wider_than_the_headers(number, len(headers), past[0], len(table.entries)))
         for position, value in enumerate(cells):
             if position < len(headers) and not headers[position] and value:
                 headless.setdefault(position, number)
@@ -669,12 +686,24 @@ def _entries(rows, fields: dict[str, str], columns: dict[str, str], width: list[
         table.cells.append(where)
     if header_row is None:
         raise TableError("the file has no rows: the first row should hold the column headers")
-    for position, row in headless.items():  # between headers: an address line typed under none
+    for position, row in sorted({**(beyond or {}), **headless}.items()):  # an address line typed under no header
         table.problems.append(TableProblem(
             f"column {_column_name(position + 1)} has no header, so its cells (row {row} first) are not read; "
             "give it a header (address 2, text.<part> ...) or delete them", header_row, warning=True))
     _derive_ids(table)
     return table
+
+
+def _wider_than_the_headers(row: int, headers: int, first: str, index: int) -> TableProblem:
+    """A CSV row with a cell past the header row's last: a value holding the separator,
+    saved unquoted (typed by hand, or by a program), whose parts moved every later cell
+    one column on (the address in the salutation's column) while the last was read by no
+    column; that letter is not built."""
+    return TableProblem(
+        f"this row has cells past the last column of the header row ({headers} columns), from {str(first)!r} "
+        "on: a value holding the file's separator (a comma: 'Chair, Friends of the Library') must be in "
+        "double quotes, as a spreadsheet saves it, or every later cell of the row is read in the wrong "
+        "column; put that value in quotes", row, None, index)
 
 
 def _column_name(number: int) -> str:
@@ -819,7 +848,7 @@ def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], 
     if any(spec and spec[0] == "address" for spec in specs):
         # the town and postcode taken, a first line under a header no field takes ("Address (home)")
         # would build letters with half an address: refused, not only warned of
-        for header in [h for h in unused if re.sub(r"[\W_]+", "", h.lower()).startswith("address")]:
+        for header in [h for h in unused if _postal_looking(h)]:
             table.problems.append(TableProblem(
                 f"the column {header!r} looks like part of the address, but no field takes it; name it "
                 "'address 1', 'address 2' ... in the order of the lines, or map it under columns:", row, header))
@@ -837,6 +866,17 @@ def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], 
             f"column{'s' if len(unused) > 1 else ''} {names} not used (no field has that name; {hint}map it under "
             "columns: to use it, or to ~ to leave it out without this warning)", row, warning=True))
     return specs
+
+
+# Headers that hold "address" but no postal line: an e-mail or web address, an IP address, the addressee
+_NOT_POSTAL = re.compile(r"e-?mail|web|url|internet|\bip\b|addressee", re.IGNORECASE)
+
+
+def _postal_looking(header: str) -> bool:
+    """Does ``header`` look like a line of the postal address ("Address (home)", "Home
+    address", "Postal address", "Street address", "Addr 1")? Taken for none, beside a
+    town and postcode that are, the letter went out with the town and postcode alone."""
+    return "addr" in re.sub(r"[\W_]+", "", header.lower()) and not _NOT_POSTAL.search(header)
 
 
 def _spec(text: str, fields: dict[str, str]):

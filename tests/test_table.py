@@ -1004,6 +1004,43 @@ def test_address_line_columns_and_a_half_read_address_is_refused(tmp_path):
         f"{tmp_path / 'c.csv'}:row 1:Address (home): error: the column 'Address (home)' looks like part of the "
         "address, but no field takes it; name it 'address 1', 'address 2' ... in the order of the lines, or map it "
         "under columns:"]
+    # as offices name that column too (each built letters with the town and postcode alone);
+    # an e-mail or web address is no line of it
+    for header in ("Home address", "Postal address", "Street address", "Addr 1", "Mailing address"):
+        (tmp_path / "c.csv").write_text(f"Name,{header},Town,Postcode,Salutation,text.note,Email address,Web address\n"
+                                        "Jo,1 Road,Newtown,NT1 1AA,Dear Jo,hi,jo@example.org,example.org\n",
+                                        encoding="utf-8")
+        with pytest.raises(LoadError) as caught:
+            load(batch(tmp_path, "c.csv"))
+        assert [p.header for p in caught.value.problems] == [header], caught.value.problems
+
+
+def test_a_csv_row_wider_than_its_headers_is_refused_and_a_sheet_s_cell_right_of_them_warned_of(tmp_path):
+    """A value holding a comma, saved without quotes (typed by hand, or by a program), splits in
+    two and moves every later cell of its row one column on: the address was read as the
+    salutation, and the last cell was read by no column, without a word. That row is refused,
+    the others build. In a workbook, a cell right of the last header is an address line typed
+    where no header names it: warned of, as one under an empty header."""
+    (tmp_path / "c.csv").write_text("id,name,role,address,salutation,text.note\n"
+                                    "x,Xavier Unal,Chair, Friends of Borth Library,1 Road,Dear X,Hello.\n"
+                                    'y,Yan Li,"Chair, Friends",2 Road,Dear Y,Hi.\n', encoding="utf-8")
+    loaded = load(batch(tmp_path, "c.csv"))
+    assert [r.id for r in loaded.batch.recipients] == ["y"] and loaded.batch.recipients[0].role == "Chair, Friends"
+    ((rejected,),) = loaded.rejected.values()
+    assert str(rejected).startswith(f"{tmp_path / 'c.csv'}:row 2: error: recipient 'x': this row has cells past "
+                                    "the last column of the header row (6 columns), from 'Hello.' on: a value "
+                                    "holding the file's separator")
+    book = openpyxl.Workbook()
+    for row in (["id", "name", "address", "salutation", "text.note"],
+                ["a", "Ann", "1 Road", "Dear Ann,", "Hi.", "Flat 3"],  # read before the headers' width is known
+                ["b", "Bob", "2 Road", "Dear Bob,", "Hi.", None, "Flat 4"]):
+        book.active.append(row)
+    book.save(tmp_path / "c.xlsx")
+    loaded = load(batch(tmp_path, "c.xlsx"))
+    assert [r.id for r in loaded.batch.recipients] == ["a", "b"]
+    assert [str(w) for w in loaded.warnings] == [
+        f"{tmp_path / 'c.xlsx'}:row 1: warning: column {column} has no header, so its cells (row {row} first) are "
+        "not read; give it a header (address 2, text.<part> ...) or delete them" for column, row in (("F", 2), ("G", 3))]
 
 
 def test_a_postcode_column_beside_a_whole_address_is_not_printed_twice(tmp_path):
