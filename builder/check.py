@@ -164,7 +164,10 @@ def recipient_lines(recipient: Recipient, columns: dict[tuple, str] | None = Non
 
 
 def _quoted(text: str, most: int = 60) -> str:
-    return repr(text if len(text) <= most else text[:most - 1].rstrip() + "…")
+    """``text`` in quotes as it was typed: repr() doubled a backslash (a name with one was
+    shown, on the cover sheet's record of findings too, as a name nobody typed)."""
+    shown = text if len(text) <= most else text[:most - 1].rstrip() + "…"
+    return f'"{shown}"' if "'" in shown else f"'{shown}'"
 
 
 def _wrapping(lines: list[tuple[str, str]], wide: list[tuple[int, float]], block: float) -> str:
