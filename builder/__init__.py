@@ -7,6 +7,11 @@ The pipeline, one module per stage: ``load`` (YAML -> validated batch),
 """
 __version__ = "0.1.0"
 
+# A recipient id names files (build/<id>.pdf) and TeX link targets, so it is kept to
+# characters that are safe in both: the ids a batch may give (schema) and the letters a
+# build's record may name (manifest: a record edited to name "../x" names no file of ours).
+RECIPIENT_ID = r"^[a-z0-9][a-z0-9-]{0,63}$"
+
 # The program a person runs, in the commands messages suggest: `invoke` in a checkout;
 # the `letterbatch` command (builder/cli.py) sets its own name, as `invoke` finds no
 # tasks outside a checkout.

@@ -9,14 +9,19 @@ with it, and ``check`` verifies that the files still match it.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable, TypeVar
+
+from . import RECIPIENT_ID
 
 FILE_NAME = "manifest.json"
+Opened = TypeVar("Opened")
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -52,6 +57,38 @@ _TICK_NS = 20_000_000
 
 def _identity(info: os.stat_result) -> list[int]:
     return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+
+
+def open_as_judged(path: Path, entry: dict, opener: Callable[[Path | BinaryIO], Opened]
+                   ) -> tuple[Opened, list[int] | None] | None:
+    """``opener`` (``pikepdf.open``) of the file at ``path`` if it holds what was judged
+    ready (``entry["sha256"]``), and the stat it had; else None. Whatever is renamed onto
+    ``path`` meanwhile, what is opened is what was checked here (a letter swapped for another
+    while merge read it, and put back before its end, was in the bundle).
+
+    A file whose stat is ``entry["seen"]`` (its reading when it was judged,
+    ``current_sha256``) is opened by its path, and has that stat still once it is open: a
+    file renamed away from ``path`` or written has another change time, and that file had
+    it all along, so it was the one opened; ``still_as_opened`` tells later whether it was
+    written since. Any other file is read whole, checked, and opened as those bytes (stat
+    None)."""
+    seen = entry.get("seen") or {}
+    before = _identity(os.stat(path))
+    if seen.get("stat") == before and seen.get("sha256") == entry["sha256"]:
+        opened = opener(path)
+        if still_as_opened(path, before):
+            return opened, before
+        opened.close()
+    data = path.read_bytes()
+    return (opener(io.BytesIO(data)), None) if sha256_bytes(data) == entry["sha256"] else None
+
+
+def still_as_opened(path: Path, opened: list[int] | None) -> bool:
+    """Is the file ``open_as_judged`` opened still at ``path``, and unwritten since?"""
+    try:
+        return opened is None or _identity(os.stat(path)) == opened
+    except OSError:
+        return False
 
 
 def current_sha256(path: Path, entry: dict) -> str:
@@ -137,7 +174,10 @@ def _verdict(data) -> tuple[frozenset, tuple, bool, bool]:
     """Which parts of a parsed manifest are what this builder writes: the
     letters that fit, those of them whose "seen" does not, and whether the
     bundle and batch records fit. AttributeError: not a mapping at all."""
-    fitting = frozenset(k for k, v in data.get("letters", {}).items() if _fits(v, _LETTER))
+    # a letter's key names its files (letters/<id>.pdf, tex/<id>.tex): one no recipient
+    # can have ("../x", edited in by hand) is not this builder's, and names no file
+    fitting = frozenset(k for k, v in data.get("letters", {}).items()
+                        if _fits(v, _LETTER) and re.fullmatch(RECIPIENT_ID, k))
     unseen = tuple(k for k in fitting if not _fits(data["letters"][k].get("seen"), _SEEN))
     return fitting, unseen, _fits(data.get("bundle"), _BUNDLE), _fits(data.get("batch"), _BATCH)
 

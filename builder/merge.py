@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, BinaryIO, Callable
 from . import command
 from .build import Layout, Prepared, lock, prepare, recorded
 from .files import replacing, write_atomic
-from .manifest import Manifest, current_sha256, sha256_bytes, sha256_stream
+from .manifest import Manifest, current_sha256, open_as_judged, sha256_bytes, sha256_stream, still_as_opened
 from . import ready
 
 if TYPE_CHECKING:
@@ -127,9 +127,8 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
             cover_job = background.submit(_cover, prepared, letters, duplex, notes,
                                           (manifest.bundle or {}).get("cover")) if cover else None
 
-            def cover_sheet() -> tuple[_Part, str]:
-                part, record = cover_job.result()
-                return part, record["sha256"]
+            def cover_sheet() -> tuple[_Part, dict]:
+                return cover_job.result()
 
             from pikepdf import PdfError
 
@@ -138,9 +137,12 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
             # (55 MB for 10,000 letters); the temporary file of a merge killed while it saved is deleted
             with replacing(out, clear_stale=True) as bundle_file:
                 try:
-                    pages, blanks = _concatenate(bundle_file, letters, duplex, _metadata(prepared), hashes,
+                    pages, blanks = _concatenate(bundle_file, letters, duplex, _metadata(prepared),
+                                                 [manifest.letters[p.name] for p in letters],
                                                  digests, signature_fields, cover_sheet if cover else None,
                                                  marked_blanks, lang=lang)
+                except _ReadChanged as changed:  # not the file judged, or written while it was read
+                    raise _changed_since_judged(layout, [changed.path]) from None
                 except (OSError, PdfError):
                     # a letter deleted or cut short since it was judged cannot be read:
                     # said as any letter changed meanwhile, not as pikepdf's error
@@ -198,10 +200,23 @@ def _unchanged_since_judged(layout, manifest: Manifest, letters: list[_Part]) ->
         except OSError:
             return True
 
-    moved = [layout.relative(p.pdf) for p in letters if changed(p)]
+    moved = [p.pdf for p in letters if changed(p)]
     if moved:
-        raise MergeRefused(f"not merging: {', '.join(moved)} changed since it was judged ready; "
-                           f"run {command('build')}, then merge again")
+        raise _changed_since_judged(layout, moved)
+
+
+def _changed_since_judged(layout, paths: list[Path]) -> MergeRefused:
+    return MergeRefused(f"not merging: {', '.join(layout.relative(p) for p in paths)} changed since it was "
+                        f"judged ready; run {command('build')}, then merge again")
+
+
+class _ReadChanged(Exception):
+    """A document ``_concatenate`` read was not the one judged ready (``open_as_judged``),
+    or was written while it was read."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = path
 
 
 def _refuse_to_overwrite(out: Path | None, recipients_yaml: Path, build_dir: Path) -> None:
@@ -261,17 +276,18 @@ def _bundle_key(prepared, manifest: Manifest, letters: list[_Part], accepted: di
 
 
 def _concatenate(into: BinaryIO, letters: list[_Part], duplex: bool, info: dict[str, str],
-                 hashes: list[str] | None = None, digests: split_pdf.Digests | None = None,
-                 signature_fields: bool = False, first: Callable[[], tuple[_Part, str]] | None = None,
+                 records: list[dict], digests: split_pdf.Digests | None = None,
+                 signature_fields: bool = False, first: Callable[[], tuple[_Part, dict]] | None = None,
                  marked_blanks: dict[str, tuple[Path, int]] | None = None,
                  lang: str = "en-GB") -> tuple[int, int]:
     """Save the bundle into ``into``; its page count, and the blank pages added. pikepdf
     (qpdf): a thousand letters in seconds, where pypdf takes many; identical
-    fonts and images are kept once. ``hashes``: the SHA-256 of each letter's
-    file, by which ``digests`` remembers its fonts. ``signature_fields``: an
-    empty signature field over each letter's signature block. ``first``: the
-    part that goes before the letters (the cover sheet) and its file's
-    SHA-256, asked for once the letters are in, so it can be made meanwhile.
+    fonts and images are kept once. ``records``: each letter's record, with the
+    SHA-256 of the file judged ready, which is the file read (``open_as_judged``;
+    _ReadChanged if it is not) and by which ``digests`` remembers its fonts.
+    ``signature_fields``: an empty signature field over each letter's signature
+    block. ``first``: the part that goes before the letters (the cover sheet) and
+    its record, asked for once the letters are in, so it can be made meanwhile.
     ``marked_blanks``: for a part with a marking (by name), the file and page
     of a blank page that carries it, put behind it when its length is odd. ``lang``:
     the bundle's /Lang (``compose.bundle_languages``)."""
@@ -283,16 +299,23 @@ def _concatenate(into: BinaryIO, letters: list[_Part], duplex: bool, info: dict[
     tree = pikepdf.NameTree.new(bundle)
     dedupe = split_pdf.Deduplicator(bundle, digests.remembered if digests else None)
     blanks, opened = 0, {}  # the file of marked blank pages, opened once
+    still_read = []  # (path, stat): the documents the bundle reads from when saved
     with contextlib.ExitStack() as kept:
-        def add(part: _Part, sha: str | None) -> tuple[_Part, list]:
+        def add(part: _Part, record: dict) -> tuple[_Part, list]:
             nonlocal blanks
-            pdf = pikepdf.open(part.pdf)
+            judged = open_as_judged(part.pdf, record, pikepdf.open)
+            if judged is None:
+                raise _ReadChanged(part.pdf)
+            pdf, stat = judged
             copies, reads_source = dedupe.append(tree, pdf, split_pdf.named_destinations(pdf),
-                                                 range(part.pages), sha)
+                                                 range(part.pages), record["sha256"])
             if reads_source:
                 kept.enter_context(pdf)  # the bundle reads its new fonts from it when saved
+                still_read.append((part.pdf, stat))
             else:
                 pdf.close()
+                if not still_as_opened(part.pdf, stat):
+                    raise _ReadChanged(part.pdf)
             if duplex and len(copies) % 2:
                 if part.name in (marked_blanks or {}):  # every page of a marked document is marked
                     path, index = marked_blanks[part.name]
@@ -306,7 +329,7 @@ def _concatenate(into: BinaryIO, letters: list[_Part], duplex: bool, info: dict[
                 blanks += 1
             return part, copies
 
-        documents = [add(part, sha) for part, sha in zip(letters, hashes or [None] * len(letters))]
+        documents = [add(part, record) for part, record in zip(letters, records, strict=True)]
         if first:
             documents.insert(0, add(*first()))
         pages, labels = [], []
@@ -328,6 +351,9 @@ def _concatenate(into: BinaryIO, letters: list[_Part], duplex: bool, info: dict[
         if digests:
             digests.learned = dedupe.learned
         split_pdf.save(bundle, into)
+        for path, stat in still_read:
+            if not still_as_opened(path, stat):
+                raise _ReadChanged(path)
         return len(pages), blanks
 
 

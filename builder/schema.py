@@ -16,7 +16,7 @@ from typing import Annotated, Callable, Literal, Optional, Union
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator,
                       StringConstraints, WithJsonSchema)
 
-from . import latex
+from . import RECIPIENT_ID, latex  # RECIPIENT_ID: the ids a batch may give (see there)
 from .markup import CITE_KEY
 
 # Control characters never belong in a letter. One-line fields also refuse
@@ -161,9 +161,6 @@ def _flag(value):
 
 
 Flag = Annotated[bool, PlainValidator(_flag), WithJsonSchema({"type": "boolean"})]
-# A recipient id names files (build/<id>.pdf) and TeX link targets, so it is
-# kept to characters that are safe in both.
-RECIPIENT_ID = r"^[a-z0-9][a-z0-9-]{0,63}$"
 # A letter's LaTeX is build/<batch>/tex/<id>.tex, where pdflatex looks first for what it
 # reads: an id that names a file TeX reads while it compiles a letter would have it read
 # the letter instead. The letterhead reads glyphtounicode.tex, and babel its languages'

@@ -199,7 +199,7 @@ def test_the_line_that_wraps_is_named_with_its_width_and_the_room_a_line_has(tmp
     right field. It used to say "an address line is too long" of a long role, and a user
     who shortened the (also long) name rebuilt to the same error."""
     long_name = "The Right Honourable Professor Dame Angharad Wynne-Llewellyn-Montgomery DBE FRS"
-    long_role = "Chair, Joint Standing Committee on Coastal Navigation"
+    long_role = "Chair, Joint Standing Committee on Coastal Navigation \\ Port"  # quoted as typed, one \\
     long_line = "Joint Standing Committee Secretariat, Plas Crug Park"
     source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
                         + person("fits", ("Plas Crug", "Aberystwyth"), "    role: Chair\n") + f"""\
@@ -541,6 +541,46 @@ def test_a_letter_changed_while_merge_runs_is_not_merged(tmp_path, monkeypatch):
         assert not pending and (out / "bundle.pdf").read_bytes() == before
         assert (out / "manifest.json").read_bytes() == record
         two.write_bytes(good)
+
+    # another letter renamed onto letters/two.pdf just before merge opens it, and the
+    # letter put back (renamed again) just after: the file merge read was not the one
+    # judged, though the one there at the end is. That bundle held letter one twice.
+    one = out / "letters" / "one.pdf"
+    steps = [lambda: os.replace(shutil.copy(one, out / "swap.pdf"), two),
+             lambda: os.replace(shutil.copy(out / "good.pdf", out / "back.pdf"), two)]
+    (out / "good.pdf").write_bytes(good)
+
+    def append(self, *args, **kw):
+        steps.pop(0)()  # before letter one is copied (two is opened next); before two is copied
+        return real_append(self, *args, **kw)
+
+    monkeypatch.setattr(split_module.Deduplicator, "append", append)
+    with pytest.raises(MergeRefused, match=r"^not merging: letters/two.pdf changed since it was judged ready"):
+        merge(source, out, cover=False)
+    for step in steps:  # refused on opening letter two: put back as the swap would have
+        step()
+    assert two.read_bytes() == good and (out / "bundle.pdf").read_bytes() == before
+    assert (out / "manifest.json").read_bytes() == record
+
+    # written in place while merge reads it, and written back before the end: its change
+    # time moved, so what was read may not be what was judged
+    time.sleep(0.05)  # the letter's stat, older than a clock tick, is what its judging reads
+    calls = []
+
+    def append(self, *args, **kw):
+        calls.append(1)
+        if len(calls) == 2:  # letter two, open
+            two.write_bytes(one.read_bytes())
+            try:
+                return real_append(self, *args, **kw)
+            finally:
+                two.write_bytes(good)
+        return real_append(self, *args, **kw)
+
+    monkeypatch.setattr(split_module.Deduplicator, "append", append)
+    with pytest.raises(MergeRefused, match=r"^not merging: letters/two.pdf changed since it was judged ready"):
+        merge(source, out, cover=False)
+    assert len(calls) == 2 and two.read_bytes() == good and (out / "bundle.pdf").read_bytes() == before
 
 
 @pytest.fixture
@@ -1132,6 +1172,25 @@ def test_a_manifest_edited_by_hand_is_never_a_traceback(one_letter_merged, tmp_p
         assert "Traceback" not in done.stderr and done.returncode in (0, 1), (task, done.stdout, done.stderr)
         assert "a, b, c" not in done.stdout + done.stderr  # "warnings": "abc" is no list of three
     assert outputs(out) == good and [s.state for s in status(source, out)] == ["ready"]
+
+
+def test_a_record_naming_a_letter_no_recipient_can_have_touches_no_file(one_letter_merged, tmp_path):
+    """A manifest edited (or received) with a letter "../../../victim": its key names the
+    letter's files (letters/<id>.pdf, tex/<id>.tex), and a build deleted "its" files,
+    outside the build folder. A key that is no recipient id is not this builder's."""
+    source, out = copy_batch(one_letter_merged, tmp_path / "batch")
+    victims = [tmp_path / "victim.pdf", tmp_path / "victim.tex"]
+    for victim in victims:
+        victim.write_text("someone else's")
+    data = json.loads((out / "manifest.json").read_text())
+    for key in ("../../../victim", "Victim", "-victim", "x/../../../../victim"):
+        data["letters"][key] = dict(data["letters"]["one"])
+    (out / "manifest.json").write_text(json.dumps(data))
+    assert [s.recipient for s in status(source, out)] == ["one"]
+    for force in (False, True):
+        assert build(source, out, force=force).ok
+    assert all(v.read_text() == "someone else's" for v in victims)
+    assert list(json.loads((out / "manifest.json").read_text())["letters"]) == ["one"]
 
 
 def test_merge_output_never_overwrites_what_the_batch_is_made_of_or_what_the_build_keeps(tmp_path):
