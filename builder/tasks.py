@@ -1034,8 +1034,6 @@ def clean(c, recipients=None, build_dir=None):
         if refused:
             raise Exit(f"{show(target)} is not a build folder to remove: it holds {refused}; give --build-dir "
                        "the batch's own build folder (build/<batch>/). Nothing was removed.", code=2)
-        if batch.named_after_file:  # the folder of another batch file of the same name
-            refuse_another_batch(batch)
         # never the folder of a build, merge or send that runs, nor of a web build (its own lock)
         with lock(Layout.of(target)), lock(Layout.of(target, "web")):
             _clean(target, sent)
@@ -1048,7 +1046,8 @@ def clean(c, recipients=None, build_dir=None):
 def _not_a_build_folder(target: Path, batch: BatchPaths) -> str | None:
     """What ``target`` holds that no build of this batch makes, or None. `clean -b .`
     or `clean -b build` (the folder of every batch) would otherwise delete the batch
-    file, the project, or other batches' folders and their send logs."""
+    file, the project, or other batches' folders and their send logs; `clean -b images`
+    the batch's logo, and `-b` naming another batch's build folder its signed copies."""
     holds = [(batch.recipients, f"the batch file {show(batch.recipients)}"),
              (Path.cwd().resolve(), "the folder you are in")]
     if batch.project:
@@ -1061,6 +1060,18 @@ def _not_a_build_folder(target: Path, batch: BatchPaths) -> str | None:
               and not entry.is_symlink() and ((entry / "manifest.json").exists() or (entry / "sent.json").exists())]
     if others:
         return f"another batch's build folder ({show(others[0])})"
+    # a folder no build made (the batch's images, a data folder): no record and no lock
+    if not any((target / name).exists() for name in ("manifest.json", ".lock", "sent.json")) \
+            and any(target.iterdir()):
+        return "no build (no manifest.json): files of your own"
+    # the build folder of another batch file, given with -b: its letters, and signed copies
+    # that cannot be made again (a copy of the project names its own file, as it was)
+    from .manifest import Manifest
+
+    recorded = (Manifest.read(target).batch or {}).get("yaml")
+    other = (target / recorded).resolve() if recorded else None
+    if other and other != batch.recipients and other.is_file():
+        return f"the letters of another batch, {show(other)}"
     return None
 
 

@@ -678,12 +678,19 @@ def test_clean_removes_only_a_build_folder_never_the_batch_or_other_batches(proj
     assert invoke("build", "-r", "other.yaml", cwd=project).returncode == 0
     mine, theirs = project / "build" / "recipients", project / "build" / "other"
     (theirs / "sent.json").write_text("{}")  # who was mailed: clean must never lose it
+    (project / "images").mkdir()
+    (project / "images" / "logo.png").write_bytes(b"a logo")
     before = sorted(str(p) for p in project.rglob("*"))
     for folder, holds in ((".", "the batch file"), ("build", "another batch's build folder"),
                           ("..", "the batch file")):
         done = invoke("clean", "-b", folder, cwd=project)
         assert done.returncode == 2 and holds in done.stderr and "Nothing was removed" in done.stderr, done
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    # the batch's own images (its logo), a folder no build made, another batch's build folder
+    for folder, holds in (("images", "no build (no manifest.json)"),
+                          ("build/other", "the letters of another batch, other.yaml")):
+        done = invoke("clean", "-b", folder, cwd=project)
+        assert done.returncode == 2 and holds in done.stderr and "Nothing was removed" in done.stderr, done
     # a batch elsewhere, `-b .` where the person stands: not their folder to lose
     elsewhere = invoke("clean", "-r", str(project / "other.yaml"), "-b", ".", cwd=project / "sub")
     assert elsewhere.returncode == 2 and "the folder you are in" in elsewhere.stderr, elsewhere
@@ -721,7 +728,8 @@ def test_another_batch_of_the_same_name_never_builds_over_a_batch_s_letters(proj
                               "-b build-archive), or give it another name\nNothing was built.\n"), refused.stderr
     assert sorted(p.name for p in letters.iterdir()) == made
     cleaned = invoke("clean", "-r", "archive/recipients.yaml", cwd=project)  # nor is it removed as this one's
-    assert cleaned.returncode == 2 and cleaned.stderr.endswith("\nNothing was removed.\n"), cleaned.stderr
+    assert cleaned.returncode == 2 and "holds the letters of another batch, recipients.yaml" in cleaned.stderr
+    assert cleaned.stderr.endswith("Nothing was removed.\n"), cleaned.stderr
     assert sorted(p.name for p in letters.iterdir()) == made
     assert invoke("build", "-r", "archive/recipients.yaml", "-b", "build-archive", cwd=project).returncode == 0
     (project / "recipients.yaml").rename(project / "archive" / "kept.yaml")  # the first batch moved away
