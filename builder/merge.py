@@ -223,18 +223,24 @@ def _refuse_to_overwrite(out: Path | None, recipients_yaml: Path, build_dir: Pat
     """``--output`` names a new PDF, not the batch's own files or what the build keeps."""
     if out is None:
         return
-    layout = Layout.of(build_dir)
     target = out.resolve()
     if target.suffix.lower() != ".pdf":
         raise OutputRefused(f"--output {out}: the bundle is a PDF; give a file name ending in .pdf")
-    kept = {layout.cover.resolve(): "the cover sheet", layout.bundle_signed.resolve(): "the signed bundle",
-            recipients_yaml.resolve(): "the batch file"}
-    folders = {layout.letters: "the letters", layout.signed: "the signed letters", layout.tex: "the LaTeX",
-               layout.work: "pdflatex's work", layout.root / "web": "the web copies"}
-    what = kept.get(target) or next(
-        (name for folder, name in folders.items() if target.is_relative_to(folder.resolve())), None)
-    if what:
-        raise OutputRefused(f"--output {out}: that is {what}, which the build keeps; choose another file")
+    if target == recipients_yaml.resolve():
+        raise OutputRefused(f"--output {out}: that is the batch file, which the build keeps; choose another file")
+    # this batch's build folder, and any other build folder the file is in (another batch's
+    # signed copies, which no command can make again)
+    builds = [Layout.of(build_dir).root.resolve(), *(p for p in target.parents if (p / "manifest.json").is_file())]
+    for layout in map(Layout.of, builds):
+        kept = {layout.cover.resolve(): "the cover sheet", layout.bundle_signed.resolve(): "the signed bundle",
+                layout.manifest.resolve(): "the build's record"}
+        folders = {layout.letters: "the letters", layout.signed: "the signed letters", layout.tex: "the LaTeX",
+                   layout.work: "pdflatex's work", layout.root / "web": "the web copies"}
+        what = kept.get(target) or next(
+            (name for folder, name in folders.items() if target.is_relative_to(folder.resolve())), None)
+        if what:
+            whose = "" if layout.root == builds[0] else f" of the build in {layout.root}"
+            raise OutputRefused(f"--output {out}: that is {what}{whose}, which the build keeps; choose another file")
 
 
 def _current(prepared, manifest: Manifest, out: Path, options: dict,

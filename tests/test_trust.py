@@ -1214,6 +1214,18 @@ def test_merge_output_never_overwrites_what_the_batch_is_made_of_or_what_the_bui
         done = invoke("merge", "-r", str(source), "-b", str(out), "--output", str(target))
         assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    # another batch's build folder: its signed copies no command can make again
+    second = tmp_path / "second"
+    shutil.copytree(out, second)
+    (second / "signed").mkdir()
+    (second / "signed" / "one.pdf").write_bytes(b"%PDF- signed by hand")
+    for target, words in [(second / "signed" / "one.pdf", "the signed letters of the build in"),
+                          (second / "bundle-signed.pdf", "the signed bundle of the build in"),
+                          (second / "letters" / "one.pdf", "the letters of the build in")]:
+        done = invoke("merge", "-r", str(source), "-b", str(out), "--output", str(target))
+        assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert (second / "signed" / "one.pdf").read_bytes() == b"%PDF- signed by hand"
+    assert not merge(source, out, out=second / "elsewhere.pdf").up_to_date  # beside them: a file of its own
     with pytest.raises(MergeRefused, match="that is a file the batch is made from"):
         write_yaml(source, source.read_text().replace("logo: logo.png", "logo: stamp.pdf"))
         merge(source, out, out=tmp_path / "stamp.pdf")
