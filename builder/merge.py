@@ -232,8 +232,7 @@ def _refuse_to_overwrite(out: Path | None, recipients_yaml: Path, build_dir: Pat
     # signed copies, which no command can make again)
     builds = [Layout.of(build_dir).root.resolve(), *(p for p in target.parents if (p / "manifest.json").is_file())]
     for layout in map(Layout.of, builds):
-        kept = {layout.cover.resolve(): "the cover sheet", layout.bundle_signed.resolve(): "the signed bundle",
-                layout.manifest.resolve(): "the build's record"}
+        kept = {layout.cover.resolve(): "the cover sheet", layout.bundle_signed.resolve(): "the signed bundle"}
         folders = {layout.letters: "the letters", layout.signed: "the signed letters", layout.tex: "the LaTeX",
                    layout.work: "pdflatex's work", layout.root / "web": "the web copies"}
         what = kept.get(target) or next(
