@@ -588,9 +588,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             # (unless another, valid recipient has the same id): its tex/<id>.tex, where
             # pdflatex looks first, could even be read in place of a file of TeX's own
             if label not in valid_ids and re.fullmatch(RECIPIENT_ID, label):
-                _forget_letter(manifest, label)
-                _unlink_letter(layout.pdf(label))
-                (layout.tex / f"{label}.tex").unlink(missing_ok=True)
+                _drop_letter(layout, manifest, label)
         removed, kept_signed = ([], []) if only else _forget_removed(layout, manifest, valid_ids)
         todo = prepared.sources
         if only:
@@ -684,13 +682,11 @@ def _forget_removed(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> 
     kept_signed = []
     for rid in removed:
         entry = manifest.letters[rid]
-        _forget_letter(manifest, rid)
+        _drop_letter(layout, manifest, rid)
         recorded_file = entry.get("file") if isinstance(entry, dict) else None
-        _unlink_letter(layout.pdf(rid))
         earlier = _earlier_web_copy(layout, rid, recorded_file)
         if earlier is not None:
             _unlink_letter(earlier)  # a web copy named by an earlier date
-        (layout.tex / f"{rid}.tex").unlink(missing_ok=True)
         if layout.signed_pdf(rid).is_file():
             kept_signed.append(layout.signed_pdf(rid))
     _sweep_alone(layout, manifest, valid_ids)
@@ -773,6 +769,13 @@ def _sweep_batches(layout: Layout, manifest: Manifest) -> None:
     for source in layout.tex.glob("_batch-*.tex") if layout.tex.is_dir() else ():
         if source.stem not in named:
             source.unlink(missing_ok=True)
+
+
+def _drop_letter(layout: Layout, manifest: Manifest, rid: str) -> None:
+    """A letter off the record, its PDF (and HTML page) and its own LaTeX gone."""
+    _forget_letter(manifest, rid)
+    _unlink_letter(layout.pdf(rid))
+    (layout.tex / f"{rid}.tex").unlink(missing_ok=True)
 
 
 def _unlink_letter(pdf: Path) -> None:

@@ -79,8 +79,8 @@ def open_as_judged(path: Path, entry: dict, opener: Callable[[Path | BinaryIO], 
         if still_as_opened(path, before):
             return opened, before
         opened.close()
-    data = path.read_bytes()
-    return (opener(io.BytesIO(data)), None) if sha256_bytes(data) == entry["sha256"] else None
+    data = read_as_judged(path, entry["sha256"])
+    return (opener(io.BytesIO(data)), None) if data is not None else None
 
 
 def still_as_opened(path: Path, opened: list[int] | None) -> bool:

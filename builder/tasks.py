@@ -232,18 +232,25 @@ class FolderOfAnotherBatch(RuntimeError):
     letters no longer in the batch."""
 
 
+def other_batch_in(build_dir: Path, recipients: Path) -> Path | None:
+    """The batch file ``build_dir`` was last built from, if that is another file still
+    there (one moved or renamed is the same batch), else None."""
+    from .manifest import Manifest
+
+    recorded = (Manifest.read(build_dir).batch or {}).get("yaml")  # from the build folder
+    if not recorded or recorded == os.path.relpath(recipients, build_dir):
+        return None
+    other = (build_dir / recorded).resolve()
+    return other if other.is_file() and other != recipients else None
+
+
 def refuse_another_batch(batch: BatchPaths) -> None:
     """FolderOfAnotherBatch if the batch's folder, named after its file, was
     last built from another batch file that is still there (one moved or
     renamed is the same batch). Not asked of a folder given with -b: that is
     the person's to choose (a copy of the project building into its folder)."""
-    from .manifest import Manifest
-
-    recorded = (Manifest.read(batch.build_dir).batch or {}).get("yaml")  # from the build folder
-    if not recorded or recorded == os.path.relpath(batch.recipients, batch.build_dir):
-        return
-    other = (batch.build_dir / recorded).resolve()
-    if other.is_file() and other != batch.recipients:
+    other = other_batch_in(batch.build_dir, batch.recipients)
+    if other:
         raise FolderOfAnotherBatch(
             f"{show(batch.build_dir)} holds the letters of {show(other)}, another batch of the same "
             f"name: build {show(batch.recipients)} into a folder of its own with -b (for example "
@@ -1066,13 +1073,8 @@ def _not_a_build_folder(target: Path, batch: BatchPaths) -> str | None:
         return "no build (no manifest.json): files of your own"
     # the build folder of another batch file, given with -b: its letters, and signed copies
     # that cannot be made again (a copy of the project names its own file, as it was)
-    from .manifest import Manifest
-
-    recorded = (Manifest.read(target).batch or {}).get("yaml")
-    other = (target / recorded).resolve() if recorded else None
-    if other and other != batch.recipients and other.is_file():
-        return f"the letters of another batch, {show(other)}"
-    return None
+    other = other_batch_in(target, batch.recipients)
+    return f"the letters of another batch, {show(other)}" if other else None
 
 
 def _clean(target: Path, sent: Path) -> None:
