@@ -16,9 +16,10 @@ import os
 import re
 import shutil
 import sys
+import threading
 import typing
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -311,7 +312,7 @@ class Prepared:
         there is none and ``make_format``, else used only if made already."""
         fmt = self.format_for(source, make_format)
         result = tex.compile_batch(path, workdir, self.env, line_owner, rerun=rerun, fmt=fmt)
-        if fmt is not None and not result.ok:
+        if fmt is not None and not result.ok and not result.interrupted:
             # the letter's own error or the format's: without the format, the
             # letter's error is reported as ever, and a format at fault goes
             result = tex.compile_batch(path, workdir, self.env, line_owner, rerun=rerun)
@@ -609,25 +610,43 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                 stale.append(source)
         compiler = _Compiler(prepared, manifest)
         workers = max(1, jobs or os.cpu_count() or 1)
+        finished, stopped = 0, False
+
+        def collect(found: list[Outcome]) -> None:
+            nonlocal finished
+            for outcome in found:
+                outcome.accepted = sorted(ready.accepted_codes(prepared, manifest, outcome.recipient))
+                outcomes.append(outcome)
+                finished += 1
+                if progress:
+                    progress(outcome, finished, len(stale))
+
         with ThreadPoolExecutor(workers) as pool:
             running = [pool.submit(compiler.run, group) for group in _batches(stale, workers, prepared.medium)]
-            # each letter's own .tex (to compile by hand), written while pdflatex runs:
-            # a thousand small files take long enough to keep the workers waiting
-            # by id: `source in stale` compared recipients field by field (pydantic), in a
-            # loop over every letter, so it took 80 s of the build of 3000 letters
-            compiled = {source.recipient.id for source in stale}
-            for source in todo:
-                tex_file = layout.tex / f"{source.recipient.id}.tex"
-                if source.recipient.id in compiled or not tex_file.exists():
-                    write_atomic(tex_file, prepared.tex(source).encode())
-            finished = 0
-            for future in as_completed(running):
-                for outcome in future.result():
-                    outcome.accepted = sorted(ready.accepted_codes(prepared, manifest, outcome.recipient))
-                    outcomes.append(outcome)
-                    finished += 1
-                    if progress:
-                        progress(outcome, finished, len(stale))
+            collected = set()
+            try:
+                # each letter's own .tex (to compile by hand), written while pdflatex runs:
+                # a thousand small files take long enough to keep the workers waiting
+                # by id: `source in stale` compared recipients field by field (pydantic), in a
+                # loop over every letter, so it took 80 s of the build of 3000 letters
+                compiled = {source.recipient.id for source in stale}
+                for source in todo:
+                    tex_file = layout.tex / f"{source.recipient.id}.tex"
+                    if source.recipient.id in compiled or not tex_file.exists():
+                        write_atomic(tex_file, prepared.tex(source).encode())
+                for future in as_completed(running):
+                    collected.add(future)
+                    collect(future.result())
+            except KeyboardInterrupt:
+                # Stopped (Ctrl-C, or SIGTERM through the tasks): no new pdflatex run starts,
+                # letters being cut are finished, and what was built goes on the record below,
+                # so the next build compiles only the rest and nothing reads as changed by hand
+                stopped = True
+                compiler.stopping.set()
+                for future in running:
+                    if future not in collected and not future.cancel():
+                        with suppress(Exception):  # (a letter it placed is on the record)
+                            collect(future.result())
         if prepared.medium == "web":  # each web copy has an HTML page beside it
             from .html import image_url, letter_page
 
@@ -664,7 +683,19 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         marked = {s.recipient.id: m for s in todo if s.recipient.id in made
                   and (m := marking(loaded.batch, s.recipient)) and classification(m) != 1}
     prepared.forget_text()  # the letters are made: the merge needs the room
+    if stopped:
+        raise BuildStopped(built=sum(o.status == "built" for o in outcomes),
+                           left=len(stale) - sum(o.status in ("built", "failed") for o in outcomes))
     return Report(outcomes, loaded.warnings, removed, kept_signed, marked)
+
+
+class BuildStopped(KeyboardInterrupt):
+    """The build was stopped (Ctrl-C) after recording what it had built:
+    ``built`` letters built and recorded, ``left`` still to build."""
+
+    def __init__(self, built: int, left: int) -> None:
+        super().__init__(f"{built} built, {left} left")
+        self.built, self.left = built, left
 
 
 def _forget_removed(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> tuple[list[str], list[Path]]:
@@ -832,6 +863,9 @@ class _Compiler:
     def __init__(self, prepared: Prepared, manifest: Manifest):
         self.prepared, self.manifest = prepared, manifest
         self.layout = prepared.layout
+        # set when the build is stopped (Ctrl-C): no pdflatex run starts after it, and a run it
+        # cut short is nobody's fault, so the letters it held keep their records as they were
+        self.stopping = threading.Event()
         known = [entry["pages"] for entry in manifest.letters.values() if entry.get("pages")]
         # the usual length of this batch's letters; 2 before anything is known
         self.typical_pages = max(set(known), key=known.count) if known else 2
@@ -848,8 +882,10 @@ class _Compiler:
         # page count from the last build): a single edit costs one pdflatex
         # pass. Only a letter whose batch failed, or a web copy (PDF/A
         # metadata of its own), is compiled from its own .tex.
+        if self.stopping.is_set():
+            return []
         if len(sources) == 1 and (bisecting or self.prepared.medium == "web"):
-            return [self._alone(sources[0])]
+            return self._alone(sources[0])
         retry = hints is not None  # the counts are the ones the last run found
         if hints is None:
             hints = {s.recipient.id: self.manifest.letters.get(s.recipient.id, {}).get("pages")
@@ -875,9 +911,11 @@ class _Compiler:
         # making it would cost a cold build more than it saves (a batch loads the class once)
         result = self.prepared.compile_file(path, text, self.layout.work / name, owner, rerun=False,
                                             make_format=False)
+        if result.interrupted or (not result.ok and self.stopping.is_set()):
+            return []
         if not result.ok or set(result.letters) != {s.recipient.id for s in sources}:
             if len(sources) == 1:
-                return [self._alone(sources[0])]  # its error at its own file and line
+                return self._alone(sources[0])  # its error at its own file and line
             half = len(sources) // 2
             return self.run(sources[:half], bisecting=True) + self.run(sources[half:], bisecting=True)
         placed = result.letters
@@ -885,14 +923,20 @@ class _Compiler:
         again = [s for s in sources if placed[s.recipient.id].pages != hints[s.recipient.id]]
         outcomes = self._place(good, result, result.seconds / len(sources))
         if again and retry:  # a count that moves with the count given: TeX's own reruns settle it
-            outcomes += [self._alone(s) for s in again]
+            for source in again:
+                outcomes += self._alone(source)
         elif again:
             outcomes += self.run(again, {s.recipient.id: placed[s.recipient.id].pages for s in again})
         return outcomes
 
-    def _alone(self, source: Source) -> Outcome:
+    def _alone(self, source: Source) -> list[Outcome]:
+        """The letter compiled from its own .tex: its outcome, or none when the build was stopped."""
         rid = source.recipient.id
+        if self.stopping.is_set():
+            return []
         result = self.prepared.compile(rid, self.prepared.tex(source))
+        if result.interrupted or (not result.ok and self.stopping.is_set()):
+            return []
         if not result.ok:
             # The last good PDF stays where it is, but is marked failed: no
             # task uses it until a build succeeds.
@@ -903,8 +947,8 @@ class _Compiler:
             entry = self.manifest.letters.setdefault(rid, {})
             entry.update({"failed": message, "failed_inputs": source.key,
                           "log": self.layout.relative(result.log)})
-            return Outcome(rid, "failed", message=message, seconds=result.seconds)
-        return self._place([source], result, result.seconds)[0]
+            return [Outcome(rid, "failed", message=message, seconds=result.seconds)]
+        return self._place([source], result, result.seconds)
 
     def _place(self, sources: list[Source], result: tex.CompileResult, seconds: float) -> list[Outcome]:
         """Cut each letter out of the compiled PDF into ``letters/<id>.pdf``,

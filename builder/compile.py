@@ -32,6 +32,8 @@ TIMEOUT_SECONDS = 120
 
 _ERROR_RE = re.compile(r"^(?P<file>[^:\n]*\.(?:tex|cls|sty|def|cfg|fd)):(?P<line>\d+): (?P<msg>.*)$", re.M)
 _CONTEXT_RE = re.compile(r"^l\.(?P<line>\d+) (?P<context>.*)$", re.M)
+# what TeX says when a Ctrl-C (SIGINT) stops it, as an error of its own
+_INTERRUPTED_RE = re.compile(r"^(?:! |[^:\n]*:\d+: )Interruption\.$", re.M)
 _RERUN_RE = re.compile(r"Rerun to get|Label\(s\) may have changed|mcid--rerun")
 _TAGGED_RE = re.compile(r"^Package: tagpdf ", re.M)
 
@@ -92,6 +94,8 @@ class CompileResult:
     # (where later pages' text starts, below the running header), in points
     # from the top left
     layout: dict = field(default_factory=dict)
+    # pdflatex was stopped from outside (Ctrl-C reaches it with the build): no fault of the letter
+    interrupted: bool = False
 
     @property
     def first_error(self) -> str:
@@ -177,7 +181,7 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
     env = {**env, "TEXINPUTS": f"{tex.parent.resolve()}//:" + env.get("TEXINPUTS", "")}
     command = [PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", "-file-line-error",
                "-no-shell-escape", *([f"-fmt={fmt.with_suffix('')}"] if fmt else []), tex.name]
-    passes, ok, log_text, errors, terminal = 0, False, "", [], ""
+    passes, ok, log_text, errors, terminal, interrupted = 0, False, "", [], "", False
     kept_aux = aux.exists()
     aux_before = aux.read_bytes() if kept_aux else b""
     if kept_aux and _AUX_END not in aux_before:
@@ -209,10 +213,11 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
             returncode, terminal = None, ""
         log_text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
         ok = returncode == 0 and built.exists()
+        interrupted = not ok and bool(_INTERRUPTED_RE.search(log_text))
         if returncode is None:
             errors = [TexError(tex.name, 0, f"pdflatex did not finish within {TIMEOUT_SECONDS} s")]
             break
-        if not ok and kept_aux:
+        if not ok and kept_aux and not interrupted:
             # The .aux kept from the last run (for "Page n of m") may be cut
             # short by an interrupted build: try once more without it.
             aux.unlink(missing_ok=True)
@@ -225,7 +230,7 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
                                               or _TAGGED_RE.search(log_text))
         if not _RERUN_RE.search(log_text) and not tagged_and_moved:
             break
-    result = CompileResult(ok, built if ok else None, log, passes, 0.0)
+    result = CompileResult(ok, built if ok else None, log, passes, 0.0, interrupted=interrupted)
     if ok:
         result.letters, result.window, result.layout = _read_aux(
             aux.read_text(encoding="utf-8", errors="replace") if aux.exists() else "")

@@ -144,10 +144,13 @@ class Cutting:
         self.request = source.with_name(f"{source.stem}.cuts.json")
         write_atomic(self.request, json.dumps({"source": str(source), "cuts": [
             {**vars(cut), "dest": str(cut.dest)} for cut in cuts]}).encode())
+        # a session of its own: a Ctrl-C stops the build, not the cutting it started, so the
+        # letters it writes are all recorded (cutting a batch takes a second or two; the
+        # build's lock, passed on, keeps another build out until it is done)
         self.process = subprocess.Popen([sys.executable, "-m", __name__, str(self.request)],
                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         env={**os.environ, "PYTHONPATH": _import_root()},
-                                        pass_fds=locks_for_children())
+                                        pass_fds=locks_for_children(), start_new_session=True)
 
     def result(self) -> dict[str, dict[str, str]]:
         import json

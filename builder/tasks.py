@@ -21,9 +21,11 @@ import inspect
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +104,27 @@ def letter_task(*args, **kwargs):
     return decorate
 
 
+STOPPED = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it
+
+
+@contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (`kill`, a CI job's timeout, a logout) stops a task as Ctrl-C does: the
+    build records what it has built, instead of dying where it stood."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        before = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: signals are not ours to take
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 class BatchExecutor(invoke.Executor):
     """Runs a chain of tasks on ONE batch: a ``--recipients`` or ``--build-dir`` given to any
     task of the chain is given to every task of it that takes one. (invoke otherwise gives a
@@ -115,11 +138,16 @@ class BatchExecutor(invoke.Executor):
         self._check_environment()
         try:
             try:
-                return super().execute(*tasks)
+                with _terminate_as_interrupt():
+                    return super().execute(*tasks)
             finally:
                 # output to a pipe is buffered: a short one reaches a reader that has gone
                 # only when flushed, here rather than in Python's own flush at exit
                 sys.stdout.flush()
+        except KeyboardInterrupt:
+            # invoke would exit 1 without a word. Every file is written whole or not at all
+            # (and the send log before each step), so what a stopped task finished stays.
+            raise Exit("stopped", code=STOPPED) from None
         except BrokenPipeError:
             # Whoever read the output has gone (`invoke diff | head`, a pager quit early):
             # stop quietly, as `cat` and `git log` do, not with a traceback. Every output
@@ -402,7 +430,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     ``accepting``: findings the merge of this same command accepts on the record (``merge
     --accept``), which do not make a letter count as not ready here. ``prefix``: put before
     the summary (watch's time and reason), after the warnings, which have lines of their own."""
-    from .build import build as build_letters
+    from .build import BuildStopped, build as build_letters
     from .compile import TexMissing
     from .problems import LoadError
     from .ready import accept_command, finding_text
@@ -416,6 +444,12 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
                                force=force, medium=medium, progress=progress_line() if live else None)
     except ValueError as exc:  # --only names no valid recipient
         raise Exit(f"nothing was built: {exc}", code=2)
+    except BuildStopped as stop:
+        if live:
+            print(file=sys.stderr)  # after the progress line
+        raise Exit(f"stopped: {plural(stop.built, 'letter')} built and recorded"
+                   + (f"; {stop.left} not built: run {command('build' + (' --for web' if medium == 'web' else ''))}"
+                      " to build them" if stop.left else ""), code=STOPPED) from None
     except (LoadError, TexMissing, RuntimeError) as exc:
         raise stopped(exc, then="\nNothing was built.")
     except OSError as exc:

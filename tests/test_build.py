@@ -248,6 +248,85 @@ def test_killing_a_build_or_merge_leaves_the_last_good_outputs(tmp_path):
     assert len(PdfReader(merge(source, out).path).pages) == 11
 
 
+def _pdflatex_running_under(pid: int) -> bool:
+    """pdflatex compiling letters, a child of ``pid`` (from Linux's /proc; not the
+    `pdflatex --version` the build asks first)."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid and command[0].endswith(b"pdflatex") and b"-interaction=nonstopmode" in command:
+            return True
+    return False
+
+
+def test_ctrl_c_stops_a_build_and_what_it_built_is_on_the_record(tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while pdflatex
+    runs, and while letters are being cut: the build says it stopped (exit 130), what it
+    built is recorded and the rest is stale. No letter reads as changed by hand or as
+    failed, and the next build compiles only what is left. (It once stopped without a
+    word, after compiling on for seconds, and recorded nothing: every letter it had cut
+    read as "changed since it was built".)"""
+    import os
+    import signal
+    import time
+
+    import yaml
+
+    from builder.build import status
+
+    data = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
+    source = tmp_path / "recipients.yaml"
+    out = tmp_path / "build"
+
+    def write(salutation: str) -> None:  # 60 letters: one pdflatex run, cut in a process of its own
+        data["recipients"] = [{"id": f"r{n:02d}", "name": f"Recipient {n}", "address": [f"{n} High Street", "Town"],
+                               "salutation": f"{salutation} {n},", "text": {"highlight": f"Note {n}."}}
+                              for n in range(1, 61)]
+        source.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+    def stop_build(when) -> tuple[int, str]:
+        proc = subprocess.Popen([sys.executable, "-m", "invoke", "build", "--jobs", "1", "--recipients",
+                                 str(source), "--build-dir", str(out)], cwd=ROOT, start_new_session=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not when(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc.poll() is None, proc.communicate()  # still running: stopped, not finished
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        return proc.returncode, err
+
+    def states() -> dict[str, int]:
+        found = {}
+        for letter in status(source, out):
+            found[letter.state] = found.get(letter.state, 0) + 1
+        return found
+
+    # while pdflatex runs: nothing is cut, nothing recorded as failed
+    write("Dear Recipient")
+    code, err = stop_build(_pdflatex_running_under)
+    assert code == 130, err
+    built = int(re.fullmatch(r"stopped: (\d+) letters? built and recorded(?:; (\d+) not built: run "
+                             r"`invoke build -r \S+ -b \S+` to build them)?\n", err)[1])
+    assert states() == ({"never built": 60} if built == 0 else {"ready": built, "never built": 60 - built}), err
+    # while the letters are cut: the cutting goes on to its end, and all 60 are recorded
+    code, err = stop_build(lambda pid: any((out / "letters").glob("*.pdf")))
+    assert (code, err) == (130, "stopped: 60 letters built and recorded\n")
+    assert states() == {"ready": 60}
+    assert not [p for p in out.rglob(".*") if p.is_file() and p.name != ".lock"]  # no temporary file left
+    write("Dear Reader")  # and once more while pdflatex runs, over letters built before
+    code, err = stop_build(_pdflatex_running_under)
+    assert code == 130 and err.startswith("stopped: "), err
+    left = states()
+    assert set(left) <= {"ready", "stale"} and int(err.split()[1]) == left.get("ready", 0), (err, left)
+    again = build(source, out)
+    assert again.ok and sum(o.status == "built" for o in again.outcomes) == left.get("stale", 0)
+    assert states() == {"ready": 60}
+
+
 def test_a_second_build_at_the_same_time_is_refused(tmp_path):
     from builder.build import Layout, lock
 
