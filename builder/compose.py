@@ -514,9 +514,25 @@ def _url_definitions(batch: Batch) -> str:
     """Each reference's URL, read verbatim by url.sty's \\urldef (never as
     TeX; validated to hold no brace, backslash or space), as \\lburl{key}
     prints it in a footnote with sensible line breaks."""
-    return "".join(
-        rf"\expandafter\urldef\csname lburl:{key}\endcsname\nolinkurl{{{_shown_url(ref.url)}}}%" + "\n"
-        for key, ref in batch.references.items() if not latex.URL_FORBIDDEN.search(ref.url))
+    return "".join(_url_definition(key, ref.url) for key, ref in batch.references.items()
+                   if not latex.URL_FORBIDDEN.search(ref.url))
+
+
+def _url_definition(key: str, url: str) -> str:
+    """``\\lburl:key``: the URL as shown. url.sty reads its argument byte by byte, so
+    a letter typed with an accent (example.org/café) came out as two wrong glyphs
+    ("cafÃľ"): the ASCII runs go through \\urldef (verbatim, with url.sty's line
+    breaks) and the rest is typeset as text, as the letter's other words are."""
+    runs = re.split(r"([^\x00-\x7f]+)", _shown_url(url))
+    definitions, shown = [], []
+    for index, run in enumerate(runs):
+        if index % 2:
+            shown.append(latex.text(run))
+        elif run:
+            name = f"lburl:{key}:{index}"
+            definitions.append(rf"\expandafter\urldef\csname {name}\endcsname\nolinkurl{{{run}}}%" + "\n")
+            shown.append(rf"\csname {name}\endcsname")
+    return "".join(definitions) + rf"\expandafter\def\csname lburl:{key}\endcsname{{{''.join(shown)}}}%" + "\n"
 
 
 def _shown_url(url: str) -> str:

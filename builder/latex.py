@@ -177,7 +177,9 @@ def printable() -> frozenset[str] | None:
         return None
     found = subprocess.run([kpsewhich, *(f"{e}enc.dfu" for e in _ENCODINGS)], capture_output=True,
                            text=True, stdin=subprocess.DEVNULL).stdout.split()
-    chars = {chr(c) for c in range(0x20, 0x7F)} | {"\n", "\t", "\u00a0"}
+    # and the ellipsis (Word and Excel put it in as "..." is typed): LaTeX's own
+    # \textellipsis, in every encoding, declared in utf8enc.dfu, not in those three
+    chars = {chr(c) for c in range(0x20, 0x7F)} | {"\n", "\t", "\u00a0", "\u2026"}
     for path in found:
         with open(path, encoding="latin-1") as handle:
             chars |= {chr(int(code, 16)) for code in
