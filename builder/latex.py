@@ -52,7 +52,8 @@ _SPACE_RE = re.compile(r"[^\S\u00a0]+")
 # says nothing (¹ comes out as 1);
 # \lbchar tags them with their Unicode value (PDF /ActualText), so text copied
 # or extracted from the PDF is the text typed.
-_BUILT_RE = re.compile("[^\x00-\x7f\xa0\xa3\xab\xbb\xc0-\xff\u2013\u2014\u2018\u2019\u201a\u201c\u201d\u201e\u2022\u2026\u20ac]")
+# (the ellipsis is three full stops in T1: tagged, it reads as the one character typed)
+_BUILT_RE = re.compile("[^\x00-\x7f\xa0\xa3\xab\xbb\xc0-\xff\u2013\u2014\u2018\u2019\u201a\u201c\u201d\u201e\u2022\u20ac]")
 # Pairs the T1 fonts join into one glyph (-- –- ,, ‘‘ ’’ !‘ ?‘): '{}' keeps them apart.
 _LIGATURE_RE = re.compile("(?<=[-\u2013])(?=-)|(?<=,)(?=,)|(?<=\u2018)(?=\u2018)|(?<=\u2019)(?=\u2019)"
                           "|(?<=[!?])(?=\u2018)")

@@ -7,7 +7,8 @@ of LaTeX (``compose`` renders the nodes). The subset, parsed by markdown-it-py:
 * ``*emphasis*`` and ``**strong**`` (also with ``_``);
 * links ``[label](https://…)`` and autolinks ``<https://…>``, ``<name@example.org>``;
 * citations ``[^key]``: a footnote citing ``references.<key>``;
-* a backslash before a punctuation character prints it literally (``\\*``).
+* a backslash before a character that is markup here (``\\ * _ [ ] <``) prints
+  that character (``\\*``); before anything else it is a backslash (``C:\\Temp\\#1``).
 
 Nothing else is markup: ``#``, ``>``, ``-``, backticks, HTML and entities
 print as typed.
@@ -66,8 +67,26 @@ def _cite_rule(state: StateInline, silent: bool) -> bool:
     return True
 
 
-_md = MarkdownIt("zero").enable(["emphasis", "link", "autolink", "escape"])
+# What a backslash escapes: the characters that are markup in this subset. CommonMark
+# escapes every ASCII punctuation character, and a backslash at the end of a line is a
+# line break there, so `C:\Temp\#1` printed "C:\Temp#1": everything else prints as typed.
+MARKUP_CHARACTERS = "\\*_[]<"
+
+
+def _escape_rule(state: StateInline, silent: bool) -> bool:
+    if state.src[state.pos] != "\\" or state.pos + 1 >= state.posMax \
+            or state.src[state.pos + 1] not in MARKUP_CHARACTERS:
+        return False  # the backslash is text
+    if not silent:
+        token = state.push("text_special", "", 0)
+        token.content, token.markup, token.info = state.src[state.pos + 1], state.src[state.pos:state.pos + 2], "escape"
+    state.pos += 2
+    return True
+
+
+_md = MarkdownIt("zero").enable(["emphasis", "link", "autolink"])
 _md.inline.ruler.before("link", "cite", _cite_rule)
+_md.inline.ruler.before("cite", "escape", _escape_rule)
 
 
 def parse(source: str) -> list[Paragraph]:
@@ -107,13 +126,13 @@ def _inlines(tokens, closing: str | None) -> Paragraph:
     return tuple(nodes)
 
 
-_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+_MARKUP_RE = re.compile("([%s])" % re.escape(MARKUP_CHARACTERS))
 
 
 def literal(text: str) -> str:
-    """Markup source that prints ``text`` exactly: every ASCII punctuation
-    character is backslash-escaped (always valid in CommonMark)."""
-    return _PUNCTUATION.sub(r"\\\1", text)
+    """Markup source that prints ``text`` exactly: each character that is markup
+    here is backslash-escaped."""
+    return _MARKUP_RE.sub(r"\\\1", text)
 
 
 def walk(nodes: Paragraph):

@@ -112,6 +112,15 @@ def test_markup_subset():
         (markup.Text("> q"),), (markup.Text("- r"),), (markup.Text("1. s"),), (markup.Text("## t"),)]
     assert markup.parse("<script>alert(1)</script> <b>x</b>") == [
         (markup.Text("<script>alert(1)</script> <b>x</b>"),)]
+    # a backslash before anything but markup is a backslash: CommonMark's escapes printed
+    # "C:\Temp#1 $5 {x}" for this, and its line break (a backslash ending a line) lost it too
+    assert markup.parse("Path C:\\Temp\\#1 \\$5 \\{x\\} \\& \\@ \\\nnext \\") == [
+        (markup.Text("Path C:\\Temp\\#1 \\$5 \\{x\\} \\& \\@ \\\nnext \\"),)]
+    assert markup.parse("\\<https://x.org> \\]") == [(markup.Text("<https://x.org> ]"),)]
+    # literal() escapes only what is markup, and its text prints exactly
+    typed = "C:\\Temp\\#1 *a* _b_ [^c] [d](https://e.org) <f@g.org> \\* `h` & ~ %"
+    assert markup.literal(typed) == "C:\\\\Temp\\\\#1 \\*a\\* \\_b\\_ \\[^c\\] \\[d\\](https://e.org) \\<f@g.org> \\\\\\* `h` & ~ %"
+    assert markup.parse(markup.literal(typed)) == [(markup.Text(typed),)]
 
 
 def test_shipped_json_schema_is_current():
