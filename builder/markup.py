@@ -85,6 +85,9 @@ def _escape_rule(state: StateInline, silent: bool) -> bool:
 
 
 _md = MarkdownIt("zero").enable(["emphasis", "link", "autolink"])
+# an autolink shows its address as typed: markdown-it decodes it for display, so
+# <https://example.org/a%20b> read "https://example.org/a b"
+_md.normalizeLinkText = lambda url: url
 _md.inline.ruler.before("link", "cite", _cite_rule)
 _md.inline.ruler.before("cite", "escape", _escape_rule)
 

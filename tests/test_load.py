@@ -117,6 +117,9 @@ def test_markup_subset():
     assert markup.parse("Path C:\\Temp\\#1 \\$5 \\{x\\} \\& \\@ \\\nnext \\") == [
         (markup.Text("Path C:\\Temp\\#1 \\$5 \\{x\\} \\& \\@ \\\nnext \\"),)]
     assert markup.parse("\\<https://x.org> \\]") == [(markup.Text("<https://x.org> ]"),)]
+    # an autolink shows its address as typed (markdown-it decoded it: "a b", "~user/A")
+    assert markup.parse("<https://e.org/a%20b/~u/%41>") == [(
+        markup.Link("https://e.org/a%20b/~u/%41", (markup.Text("https://e.org/a%20b/~u/%41"),)),)]
     # literal() escapes only what is markup, and its text prints exactly
     typed = "C:\\Temp\\#1 *a* _b_ [^c] [d](https://e.org) <f@g.org> \\* `h` & ~ %"
     assert markup.literal(typed) == "C:\\\\Temp\\\\#1 \\*a\\* \\_b\\_ \\[^c\\] \\[d\\](https://e.org) \\<f@g.org> \\\\\\* `h` & ~ %"
