@@ -186,18 +186,18 @@ def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | N
     return states
 
 
-def signed_copy_note(layout, manifest: Manifest, recipient_id: str) -> str | None:
+def signed_copy_note(layout, manifest: Manifest, recipient_id: str) -> SignedNote | None:
     """What is wrong with a letter's signed copy (``invoke sign``), from the
     record, or None: none made, or the signed copy of the letter as it is."""
     entry = manifest.letters.get(recipient_id) or {}
     signed = layout.signed_pdf(recipient_id)
     if "sha256" not in entry and signed.is_file():  # invalid now, or never built since: nothing to sign
-        return f"{layout.relative(signed)} is the signed copy of a letter that is not built now"
+        return SignedNote(f"{layout.relative(signed)} is the signed copy of a letter that is not built now")
     return _signed_note(layout, signed, entry.get("signed"), "letter", entry.get("sha256"), "is not on the record",
                         manifest)
 
 
-def signed_bundle_note(layout, manifest: Manifest) -> str | None:
+def signed_bundle_note(layout, manifest: Manifest) -> SignedNote | None:
     """What is wrong with the signed bundle (``invoke sign``), from the
     record, or None: none made, or the signed copy of the bundle as it is."""
     bundle = manifest.bundle or {}
@@ -232,26 +232,42 @@ def key_flags(key: dict) -> str:
                    for name in ("p12", "pkcs11_lib", "token", "key") if key.get(name))
 
 
+class SignedNote(str):
+    """What is wrong with a signed copy, in words; ``changed``: the file is not
+    one ``sign`` made and recorded (edited, replaced, put there by hand), which
+    needs a person, as a letter changed since its build does. A signed copy of
+    an older letter only needs ``sign`` again."""
+
+    changed: bool = False
+
+    def __new__(cls, text: str, changed: bool = False) -> "SignedNote":
+        note = super().__new__(cls, text)
+        note.changed = changed
+        return note
+
+
 def _signed_note(layout, signed: Path, record: dict | None, made_from: str, now: str | None,
-                 unrecorded: str, manifest: Manifest) -> str | None:
+                 unrecorded: str, manifest: Manifest) -> SignedNote | None:
     """What is wrong with ``signed``, the signed copy of a ``made_from`` whose
     hash is ``now``, by the ``record`` sign kept; None when nothing is. The
     command that mends it (``sign_command``) is looked up in ``manifest`` only for
-    a copy that needs it: status asks this of every letter."""
+    a copy that needs it: status asks this of every letter. Only the file sign
+    recorded is a signed copy: one that merely holds a valid signature (another
+    key's, over a stamp added to the letter) is not."""
     if not signed.exists():
         return None
     name = layout.relative(signed)
     if not signed.is_file():
-        return f"{name} is not a file: run {sign_command(manifest)}"
+        return SignedNote(f"{name} is not a file: run {sign_command(manifest)}", changed=True)
     if not record:
-        return f"{name} {unrecorded}: run {sign_command(manifest)}"
+        return SignedNote(f"{name} {unrecorded}: run {sign_command(manifest)}", changed=True)
     if record.get(made_from) != now:
-        return f"{name} is the signed copy of an older {made_from}: run {sign_command(manifest)}"
+        return SignedNote(f"{name} is the signed copy of an older {made_from}: run {sign_command(manifest)}")
     try:
         if current_sha256(signed, record) != record.get("sha256"):
-            return f"{name} changed since it was signed: run {sign_command(manifest)}"
+            return SignedNote(f"{name} changed since it was signed: run {sign_command(manifest)}", changed=True)
     except OSError:
-        return f"{name} cannot be read: run {sign_command(manifest)}"
+        return SignedNote(f"{name} cannot be read: run {sign_command(manifest)}", changed=True)
     return None
 
 

@@ -267,16 +267,21 @@ def _attachment(rid: str, layout, manifest) -> tuple[Path, str] | Outcome:
     """What a ready letter's message attaches, and that file's SHA-256 as judged
     now: its signed copy when it has one, else the letter (the readiness rule
     found it to be the file its build recorded)."""
+    from .ready import signed_copy_note
     from .sign import signed_copy_sha256
 
     signed = layout.signed_pdf(rid)
     if not signed.exists():
         return layout.pdf(rid), manifest.letters[rid]["sha256"]
-    digest = signed_copy_sha256(layout.pdf(rid), signed)
-    if digest is None:
+    # the signed copy sign made and recorded, as it was recorded (a file holding another
+    # key's valid signature over a stamp added to the letter was mailed), and still intact
+    note = signed_copy_note(layout, manifest, rid)
+    digest = None if note else signed_copy_sha256(layout.pdf(rid), signed)
+    if digest is None or digest != manifest.letters[rid]["signed"].get("sha256"):
         # never a silent fall-back to the unsigned letter
-        return Outcome(rid, "not ready", f"{signed.relative_to(layout.root)} is not the signed copy of the current "
-                                         f"letter: run {sign_command(manifest)} again (or remove it to send the letter unsigned)")
+        return Outcome(rid, "not ready", (note or f"{signed.relative_to(layout.root)} is not the signed copy of the "
+                                                  f"current letter: run {sign_command(manifest)} again")
+                       + " (or remove it to send the letter unsigned)")
     return signed, digest
 
 

@@ -116,11 +116,23 @@ def open_signer(key: Key):
 
 def _usable(signer):
     """``signer``, if PDF readers can check what it signs: an RSA or ECDSA key. An EdDSA
-    key (Ed25519) signs with SHA-512 only, and poppler's pdfsig calls the result corrupt."""
+    key (Ed25519) signs with SHA-512 only, and poppler's pdfsig calls the result corrupt.
+    And a key that signs for its certificate: a token's key labelled with another key's
+    certificate made signatures every reader calls invalid, and sign reported them signed
+    (so one signature of a blank page is made and checked first, before any letter)."""
     kind = signer.signing_cert.public_key.algorithm
     if kind not in ("rsa", "rsassa_pss", "ec"):
         raise SigningError(f"the key is {kind.replace('ed', 'Ed', 1) if kind.startswith('ed') else kind.upper()}, "
                            "whose signatures PDF readers cannot check; use an RSA or ECDSA key")
+    import pikepdf
+
+    blank = io.BytesIO()
+    with pikepdf.new() as pdf:
+        pdf.add_blank_page()
+        pdf.save(blank)
+    if not _signature_holds(sign_bytes(blank.getvalue(), signer, field="KeyCheck")):
+        raise SigningError("the key does not match its certificate: PDF readers would call every signature "
+                           "made with it invalid; give the key and the certificate that belong together")
     return signer
 
 
@@ -350,13 +362,15 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
         states = letter_states(prepared, manifest)
         ready = [s.recipient for s in states if s.ready]
         report.refused = [s.line() for s in states if not s.ready]  # in merge's words: "id: state: reason"
-        todo = [rid for rid in ready if force or not is_signed_copy(layout.pdf(rid), layout.signed_pdf(rid))]
+        # current: the signed copy this build folder's record vouches for, of the letter as it
+        # is. A file there that merely holds a valid signature is not one (another key's,
+        # over a stamp added to the letter): it is signed again, never taken on the record
+        todo = [rid for rid in ready if force or not _signed_here(layout, manifest, rid)]
         report.current = [rid for rid in ready if rid not in todo]
         bundle_parts = _bundle_to_sign(prepared, manifest, states, force)
         if isinstance(bundle_parts, _NotSigned):
             report.bundle_note, report.bundle_refused = bundle_parts.note, bundle_parts.error
             if not todo:
-                _record_signed(layout, manifest, key_record(key), report.current, bundle_parts.current)
                 return report
         with open_signer(key) as signer, appearance(signer.subject_name or "",
                                                  prepared.loaded.batch.letter.font) as (lacking, styles):
@@ -391,10 +405,16 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
                                                      manifest.bundle["sha256"])
                     except _ChangedSince as exc:
                         report.bundle_note, report.bundle_refused = f"bundle not signed: {exc}", True
-            _record_signed(layout, manifest, key_record(key), [rid for rid in ready if rid not in todo] + [
-                rid for rid in todo if layout.signed_pdf(rid) in report.signed],
-                report.bundle is not None or (isinstance(bundle_parts, _NotSigned) and bundle_parts.current))
+            _record_signed(layout, manifest, key_record(key),
+                           [rid for rid in todo if layout.signed_pdf(rid) in report.signed], report.bundle is not None)
     return report
+
+
+def _signed_here(layout, manifest, rid: str) -> bool:
+    """Whether the letter's signed copy is the one sign made and recorded, of the letter as it is."""
+    from .ready import signed_copy_note
+
+    return layout.signed_pdf(rid).is_file() and signed_copy_note(layout, manifest, rid) is None
 
 
 def stamp_language(prepared, recipient_id: str) -> str:
@@ -474,7 +494,7 @@ def _sign_letter(layout, entry: dict, rid: str, signer, reason: str, style) -> P
 def _bundle_to_sign(prepared, manifest, states, force: bool):
     """The bundle's empty per-letter fields to fill (maybe none), or a
     ``_NotSigned`` saying why the bundle is not signed this time."""
-    from .ready import bundle_state
+    from .ready import bundle_state, signed_bundle_note
 
     layout, record = prepared.layout, manifest.bundle
     state = bundle_state(prepared, manifest, states)
@@ -483,9 +503,9 @@ def _bundle_to_sign(prepared, manifest, states, force: bool):
     if not state.ready:
         return _NotSigned(f"bundle not signed: {state.reason}")
     bundle = layout.root / record["file"]
-    if not force and is_signed_copy(bundle, layout.bundle_signed):
+    if not force and layout.bundle_signed.is_file() and signed_bundle_note(layout, manifest) is None:
         return _NotSigned(f"{layout.bundle_signed.name} is already the signed copy of {bundle.name} "
-                          "(--force signs again)", error=False, current=True)
+                          "(--force signs again)", error=False)
     if record.get("options", {}).get("signature_fields"):
         return [field_name(rid) for rid in record["letters"]]
     return []
@@ -495,7 +515,6 @@ def _bundle_to_sign(prepared, manifest, states, force: bool):
 class _NotSigned:
     note: str
     error: bool = True  # the bundle should have been signed: the task fails
-    current: bool = False  # the signed bundle there is the signed copy of the bundle as it is
 
 
 def _sign_bundle(layout, bundle: Path, fields: list[str], signer, reason: str, styles: dict, sha256: str) -> Path:
@@ -530,6 +549,14 @@ def signed_copy_sha256(letter: Path, signed: Path) -> str | None:
     original, data = letter.read_bytes(), signed.read_bytes()
     if len(data) <= len(original) or not data.startswith(original):
         return None
+    from .manifest import sha256_bytes
+
+    return sha256_bytes(data) if _signature_holds(data) else None
+
+
+def _signature_holds(data: bytes) -> bool:
+    """Whether the last signature of ``data`` is intact, made by the key of its
+    certificate, and covers the whole file."""
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import SignatureCoverageLevel, validate_pdf_signature
     from pyhanko_certvalidator import ValidationContext
@@ -537,18 +564,15 @@ def signed_copy_sha256(letter: Path, signed: Path) -> str | None:
     try:
         signatures = PdfFileReader(io.BytesIO(data), strict=False).embedded_signatures
         if not signatures:
-            return None
+            return False
         last = signatures[-1]
         # the question is the file's integrity, not whom to trust: the signer's
         # own certificate serves as the root
         status = validate_pdf_signature(last, ValidationContext(trust_roots=[last.signer_cert],
                                                                 allow_fetching=False))
-        whole = status.intact and status.valid and status.coverage == SignatureCoverageLevel.ENTIRE_FILE
+        return bool(status.intact and status.valid and status.coverage == SignatureCoverageLevel.ENTIRE_FILE)
     except Exception:  # a damaged file is simply not a signed copy
-        return None
-    from .manifest import sha256_bytes
-
-    return sha256_bytes(data) if whole else None
+        return False
 
 
 def validate(pdf: str | Path, trust_roots: list[str | Path]) -> list[SignatureCheck]:

@@ -586,8 +586,18 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
             print(f"  bundle: {r.reason.split(': run ')[0]} (this command's merge writes it again)")
         elif verbose or not r.ready:
             print(f"  {r.line()}")
-    if errors or any(not r.ready and not (r.state == STALE and c.config.get("merge_follows"))
-                     and not (r.kind == "stray bundle" and c.config.get("merge_writes_bundle")) for r in bundle):
+    # the signed copies send mails: one sign did not make as it is needs a person
+    tampered = []
+    if for_ == "print":
+        from .build import batch_status
+
+        found = batch_status(batch.recipients, batch.build_dir)
+        tampered = [note for note in [*found.signed_letters.values(), found.signed_bundle] if note and note.changed]
+        for note in tampered:
+            print(f"  {note}")
+    if errors or tampered or any(not r.ready and not (r.state == STALE and c.config.get("merge_follows"))
+                                 and not (r.kind == "stray bundle" and c.config.get("merge_writes_bundle"))
+                                 for r in bundle):
         raise Exit(code=1)
 
 
@@ -665,11 +675,12 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     if hint:  # not indented: a line of its own, not a letter's
         print(hint)
     # a letter that needs a person (not only a build) makes the exit code say so: its
-    # build, its mail (failed, unknown, or a recipient holding an older letter), or a
-    # bundle changed since its merge (as a letter changed since its build)
+    # build, its mail (failed, unknown, or a recipient holding an older letter), a
+    # bundle changed since its merge (as a letter changed since its build), or a signed
+    # copy sign did not make as it is (edited, or put there by hand)
     if any(s.state in ("preflight", "failed", "changed", "invalid") for s in states) or \
             any(act for _, act in mailed.values()) or (found.bundle and found.bundle.state == "changed") or \
-            found.stray_bundle:
+            found.stray_bundle or any(note.changed for note in [*signed.values(), found.signed_bundle] if note):
         raise Exit(code=1)
 
 

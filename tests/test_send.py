@@ -24,7 +24,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from builder.build import Layout
-from builder.sign import Key, field_name, open_signer, sign_bytes
+from builder.manifest import Manifest
+from builder.sign import Key, _record_signed, field_name, key_record, open_signer, sign_bytes
 from conftest import ROOT, copy_batch
 from test_bundle import make_certificates
 
@@ -195,8 +196,11 @@ def signed_copy(out: Path, rid: str, tmp_path: Path) -> Path:
     p12, _ = make_certificates(tmp_path)
     signed = out / "signed" / f"{rid}.pdf"
     signed.parent.mkdir(exist_ok=True)
-    with open_signer(Key(p12=p12, password=b"secret")) as signer:
+    key = Key(p12=p12, password=b"secret")
+    with open_signer(key) as signer:
         signed.write_bytes(sign_bytes(Layout.of(out).pdf(rid).read_bytes(), signer, field=field_name(rid)))
+    # and on the record, as sign keeps it: a signed copy only the record vouches for is sent
+    _record_signed(Layout.of(out), Manifest.read(out), key_record(key), [rid])
     return signed
 
 
@@ -209,8 +213,10 @@ def test_each_letter_mailed_once_with_its_pdf_byte_for_byte(batch, smtp_server, 
 
     first = run_send(source, out, port, "--yes")
     assert first.returncode == 1 and "4 sent, 1 not ready" in first.stderr
+    # a file sign did not put there is no signed copy, valid signature or not; the command
+    # suggested signs with the key the record names (sign kept it for london)
     assert results(first.stdout)["essex"] == ("not ready", (
-        f"signed/essex.pdf is not the signed copy of the current letter: run {suggested(source, out, 'sign --p12 YOUR-KEY.p12')} again "
+        f"signed/essex.pdf is not on the record: run {suggested(source, out, 'sign --p12 ' + str(tmp_path / 'signer.p12'))} "
         "(or remove it to send the letter unsigned)"))
     (out / "signed" / "essex.pdf").unlink()
     then = run_send(source, out, port, "--yes")
@@ -437,7 +443,7 @@ def test_a_rebuilt_letter_s_resend_is_suggested_after_what_stands_in_its_way(bat
     assert build(source, out).ok
     resend = suggested(source, out, "send --resend london --yes")
     dry = results(run_send(source, out, port).stdout)["london"][0]  # "already sent on ...; ..."
-    assert dry.endswith(f"; the letter was rebuilt since: sign it again with {suggested(source, out, 'sign --p12 YOUR-KEY.p12')}, "
+    assert dry.endswith(f"; the letter was rebuilt since: sign it again with {suggested(source, out, 'sign --p12 ' + str(tmp_path / 'signer.p12'))}, "
                            f"then {resend} sends the new one"), dry
     text = source.read_text()
     source.write_text(text.replace("Dear Ms Linden,", "Dear Sophie Linden,"))  # edited again, not rebuilt

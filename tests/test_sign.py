@@ -394,6 +394,69 @@ def test_status_tells_a_signed_copy_of_an_older_letter(signed_batch, keys, tmp_p
     assert "signed/" not in status(), done.stdout + done.stderr
 
 
+def test_a_signed_copy_sign_did_not_make_is_never_taken_for_one(signed_batch, keys, tmp_path):
+    """signed/london.pdf replaced by the letter as it is, signed by another key (a valid
+    signature, covering the whole file): it is not the signed copy. status and check exit 1
+    naming it, send holds the letter back, and sign signs it again instead of taking it on
+    the record. (It was mailed, status and check exited 0, and sign called it current and
+    recorded it; so was a signed bundle with one field signed by another key.)"""
+    from builder.manifest import Manifest
+    from builder.send import _attachment
+
+    source, out = copy_batch(signed_batch[:2], tmp_path / "b")
+    p12, _ = keys
+    (tmp_path / "other").mkdir()
+    impostor, _ = make_certificates(tmp_path / "other", "Mallory Impostor")
+    letters = Layout.of(out)
+    with open_signer(Key(p12=impostor, password=b"secret")) as signer:
+        (out / "signed" / "london.pdf").write_bytes(
+            sign_bytes(letters.pdf("london").read_bytes(), signer, field="Forged"))
+        (out / "bundle-signed.pdf").write_bytes(sign_bytes(letters.bundle.read_bytes(), signer,
+                                                           field=field_name("sussex")))
+    batch = ["--recipients", str(source), "--build-dir", str(out)]
+    for task in ("status", "check"):
+        said = invoke([task, *batch])
+        assert said.returncode == 1 and "Traceback" not in said.stderr, said.stdout + said.stderr
+        assert "signed/london.pdf changed since it was signed" in said.stdout, said.stdout
+        assert "bundle-signed.pdf changed since it was signed" in said.stdout, said.stdout
+    held = _attachment("london", letters, Manifest.read(out))
+    assert held.status == "not ready" and "signed/london.pdf changed since it was signed" in held.detail
+    again = invoke(["sign", *batch, "--p12", str(p12)], {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert again.returncode == 0, again.stdout + again.stderr
+    for signed in (out / "signed" / "london.pdf", out / "bundle-signed.pdf"):
+        assert "Mallory" not in pdfsig(signed) and "Signatory" in pdfsig(signed), signed
+    assert invoke(["status", *batch]).returncode == 0
+
+
+def test_a_key_that_does_not_match_its_certificate_signs_nothing(mail_batch, keys, softhsm_token, tmp_path):
+    """A token whose label names the signer's key and another key's certificate: every
+    signature made with them is invalid to a reader. One line, exit 2, nothing written.
+    (sign said "signed" for every letter, status said ready, and send held them all.)"""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    source, out = copy_batch(mail_batch, tmp_path / "b")
+    p12, _ = keys
+    (tmp_path / "other").mkdir()
+    other, _ = make_certificates(tmp_path / "other", "Someone Else")
+    key = pkcs12.load_key_and_certificates(p12.read_bytes(), b"secret")[0]
+    cert = pkcs12.load_key_and_certificates(other.read_bytes(), b"secret")[1]
+    (tmp_path / "key.der").write_bytes(key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    (tmp_path / "cert.der").write_bytes(cert.public_bytes(serialization.Encoding.DER))
+    env = {"SOFTHSM2_CONF": str(softhsm_token)}
+    for kind, path in (("privkey", "key.der"), ("cert", "cert.der")):
+        subprocess.run(["pkcs11-tool", "--module", str(SOFTHSM), "--token-label", "letterbatch", "--login",
+                        "--pin", "1234", "--write-object", str(tmp_path / path), "--type", kind,
+                        "--label", "mismatch", "--id", "02"], env={**os.environ, **env}, check=True, capture_output=True)
+    refused = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--pkcs11-lib", str(SOFTHSM),
+                      "--token", "letterbatch", "--key", "mismatch"], {**env, "LETTERBATCH_PKCS11_PIN": "1234"})
+    assert (refused.returncode, refused.stderr.strip()) == (2, (
+        "could not sign: the key does not match its certificate: PDF readers would call every signature "
+        "made with it invalid; give the key and the certificate that belong together")), refused.stdout
+    assert not (out / "signed").exists() and not (out / "bundle-signed.pdf").exists()
+
+
 def test_a_sign_run_killed_part_way_leaves_no_copy_changed_since_it_was_signed(signed_batch, keys, tmp_path):
     """sign --force killed (kill -9) after its first new signed copy: the copies it
     was replacing are off the record ("not on the record"), never a new copy under
