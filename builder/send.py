@@ -115,9 +115,17 @@ class SendLog:
             if not path.is_file():  # a folder, or a named pipe whose reading would never end
                 raise OSError("not a file")
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(path, {k: v for k, v in data.get("letters", {}).items() if isinstance(v, dict)})
-        except (OSError, ValueError, AttributeError) as exc:
-            # never guess: a log that cannot be read could hide letters already sent
+            letters = data.get("letters", {})
+            if not isinstance(letters, dict):
+                raise ValueError('"letters" is not a table of letters')
+            for rid, entry in letters.items():
+                problem = _entry_problem(entry)
+                if problem:
+                    raise ValueError(f"letter {rid!r}: {problem}")
+            return cls(path, letters)
+        except (OSError, ValueError, AttributeError, RecursionError) as exc:
+            # never guess: a log that cannot be read could hide letters already sent (an
+            # entry edited to a state the log never writes counted as never sent: mailed again)
             raise SendError(f"{path} cannot be read ({exc}); restore it, or move it away "
                             "only if no letter of this batch was sent") from None
 
@@ -151,6 +159,30 @@ class SendLog:
         if entry["state"] == "unknown" or (entry["state"] == "attempting" and entry.get("stage") == "data"):
             return "unknown"
         return None  # failed, or attempting but killed before the message was handed over
+
+
+# What the log writes: each letter's last attempt is in one of these states, and the
+# stage an attempt reached
+LOG_STATES = ("attempting", "sent", "failed", "unknown", "marked sent")
+LOG_STAGES = ("envelope", "data")
+
+
+def _entry_problem(entry) -> str | None:
+    """What makes ``entry`` not a letter's entry as the log writes it, or None."""
+    if not isinstance(entry, dict):
+        return "its entry is not a table"
+    if entry.get("state") not in LOG_STATES:
+        return f"state {entry.get('state')!r} is not one the log writes ({', '.join(LOG_STATES)})"
+    if entry.get("stage", "envelope") not in LOG_STAGES:
+        return f"stage {entry.get('stage')!r} is not one the log writes ({', '.join(LOG_STAGES)})"
+    for field in ("address", "message_id", "time", "letter_sha256", "sha256"):
+        if field in entry and not isinstance(entry[field], str):
+            return f"{field} {entry[field]!r} is not text"
+    if not isinstance(entry.get("address"), str):
+        return "it names no address"
+    if not isinstance(entry.get("history", []), list):
+        return "its history is not a list"
+    return None
 
 
 def _now() -> str:

@@ -620,6 +620,23 @@ def test_a_send_log_that_cannot_be_read_stops_sending(batch, smtp_server):
                              "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert f"{out / 'sent.json'} cannot be read" in status.stdout and status.returncode == 1
     assert mailbox.messages == []
+    # a log edited by hand into entries it never writes: a traceback (KeyError, AttributeError),
+    # or, for a state it does not know ("sent " with a space), the letter mailed a second time
+    (out / "sent.json").unlink()
+    good = {"state": "sent", "address": address("london"), "time": "2026-11-24T10:00:00+00:00"}
+    for entry, problem in ((dict(good, state="sent "), "state 'sent ' is not one the log writes"),
+                           ({k: v for k, v in good.items() if k != "state"}, "state None is not one the log writes"),
+                           (dict(good, address=5), "address 5 is not text"), ("sent", "its entry is not a table"),
+                           (dict(good, stage="done"), "stage 'done' is not one the log writes")):
+        (out / "sent.json").write_text(json.dumps({"letters": {"london": entry}}))
+        for command in (["send", "--yes"], ["send"], ["send", "--resend", "london", "--yes"]):
+            done = run_send(source, out, port, *command[1:])
+            assert done.returncode == 2 and "Traceback" not in done.stderr, (entry, command, done.stderr)
+            assert done.stderr.startswith(f"{out / 'sent.json'} cannot be read (letter 'london': {problem}"), done.stderr
+        status = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
+                                 "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert status.returncode == 1 and "Traceback" not in status.stderr and problem in status.stdout, status.stdout
+    assert mailbox.messages == []
 
 
 def test_no_from_address_stops_before_anything_is_sent(tmp_path, smtp_server):
