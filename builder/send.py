@@ -161,6 +161,55 @@ class SendLog:
         return None  # failed, or attempting but killed before the message was handed over
 
 
+class MailedFromAnyFolder:
+    """Every letter handed to a mail server by this user, from any build folder:
+    ``$XDG_STATE_HOME/letterbatch/mailed.jsonl`` (``~/.local/state``), a line per
+    letter (address, the letter's SHA-256, the build folder, when), written before
+    the message is handed over. A build folder's own send log says what it sent;
+    this says what was sent from elsewhere: the same batch built into a second
+    folder (the batch file renamed, ``-b``, the ``letterbatch`` command run in
+    another folder) has a log of its own, empty, and mailed everyone again."""
+
+    def __init__(self) -> None:
+        import os
+
+        state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        self.path = Path(state) / "letterbatch" / "mailed.jsonl"
+
+    def find(self, address: str, letter_sha256: str, folder: Path) -> dict | None:
+        """The last time this letter went to ``address`` from another folder than ``folder``."""
+        try:
+            lines = self.path.read_bytes().splitlines() if self.path.is_file() else []
+        except OSError:
+            return None
+        found, here = None, str(folder.resolve())
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a crash: the folder's own log still holds
+            if isinstance(entry, dict) and entry.get("address") == address.lower() \
+                    and entry.get("letter_sha256") == letter_sha256 and entry.get("folder") != here:
+                found = entry
+        return found
+
+    def add(self, address: str, letter_sha256: str, folder: Path, rid: str) -> None:
+        import os
+
+        line = json.dumps({"address": address.lower(), "letter_sha256": letter_sha256,
+                           "folder": str(folder.resolve()), "id": rid, "time": _now()}) + "\n"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(handle, line.encode())
+                os.fsync(handle)
+            finally:
+                os.close(handle)
+        except OSError:
+            pass  # the folder's own log, written first, still keeps this folder from mailing it twice
+
+
 # What the log writes: each letter's last attempt is in one of these states, and the
 # stage an attempt reached
 LOG_STATES = ("attempting", "sent", "failed", "unknown", "marked sent")
@@ -240,6 +289,7 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
             if log.pending(old) and entry.get("address") and elsewhere(old, entry["address"].lower())}
     # recipients from a spreadsheet: an address is added in its row, not in the YAML
     table = next((Path(name).name for name in prepared.loaded.inputs), None)
+    mailed = MailedFromAnyFolder()
     letters = []
     for state in letter_states(prepared, manifest):
         rid = state.recipient
@@ -250,12 +300,27 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
         held = _why_not(rid, state, recipient, log, manifest, layout, prepared.loaded.path.name,
                         rid in resend, earlier, frozenset(present), table)
         attached = held or _attachment(rid, layout, manifest)  # an Outcome, or (file, its SHA-256)
+        if not isinstance(attached, Outcome) and rid not in resend and not log.letters.get(rid):
+            attached = _mailed_elsewhere(rid, recipient, manifest, layout, mailed) or attached
         batch = prepared.loaded.batch
         letters.append(attached if isinstance(attached, Outcome) else
                        _delivery(letter, recipients[rid], layout, manifest, *attached,
                                  marking=marking(batch, recipients[rid]),
                                  languages=batch.languages_of(recipients[rid])))
     return Plan(letters, log, layout.root, letter.sender.email or "")
+
+
+def _mailed_elsewhere(rid: str, recipient, manifest, layout, mailed: MailedFromAnyFolder) -> Outcome | None:
+    """"already sent" for a letter this folder never mailed that was handed to a server,
+    to this address, from another build folder of the same letter."""
+    if not recipient.email:
+        return None
+    before = mailed.find(recipient.email, manifest.letters[rid]["sha256"], layout.root)
+    if before is None:
+        return None
+    return Outcome(rid, "already sent", f"this very letter, from another build folder ({before.get('folder')}, "
+                                        f"as '{before.get('id')}') on {before.get('time')} to {recipient.email}; "
+                                        f"{command(f'send --resend {rid} --yes')} mails it again from here")
 
 
 def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: str, resending: bool,
@@ -524,8 +589,10 @@ def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, re
         return _failed(connection, log, d, str(refused), reset=True)
     except (OSError, smtplib.SMTPException) as exc:
         return _failed(connection, log, d, f"the connection failed ({_exc_text(exc)})")
-    # from here on the server may get the message: log it before handing it over
+    # from here on the server may get the message: log it before handing it over (in this
+    # folder's log, and for every folder of this user)
     log.update(d.recipient, stage="data")
+    MailedFromAnyFolder().add(d.address, d.letter_sha256, log.path.parent, d.recipient)
     try:
         smtp.send(re.sub(rb"(?m)^\.", b"..", wire) + b".\r\n")
     except (OSError, smtplib.SMTPException) as exc:

@@ -2,9 +2,11 @@
 missing the build raises TexMissing and the tests fail (they never skip)."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 import unicodedata
 from pathlib import Path
 
@@ -14,6 +16,15 @@ from builder.build import build
 from builder.merge import merge
 
 ROOT = Path(__file__).resolve().parent.parent
+# What send keeps for every build folder of a user (``send.MailedFromAnyFolder``, under
+# XDG_STATE_HOME) is the tests' own, and each test's: never the real home's, and no test
+# finds a letter another test mailed
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="letterbatch-state-")
+
+
+@pytest.fixture(autouse=True)
+def _own_state_folder(monkeypatch, tmp_path_factory):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
 # The tests' own copy of the sample batch: the project's recipients.yaml is an example
 # an office replaces with its own letters, so no test reads it.
 SAMPLE = Path(__file__).resolve().parent / "sample" / "recipients.yaml"

@@ -23,7 +23,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from builder.build import Layout
+from builder.build import Layout, build
 from builder.manifest import Manifest
 from builder.sign import Key, _record_signed, field_name, key_record, open_signer, sign_bytes
 from conftest import ROOT, copy_batch
@@ -597,6 +597,38 @@ def test_starttls_and_login_with_the_password_from_the_environment(batch, tmp_pa
     help_text = subprocess.run([sys.executable, "-m", "invoke", "--help", "send"], cwd=ROOT,
                                capture_output=True, text=True).stdout
     assert "password" not in help_text.lower()
+
+
+def test_the_same_letters_built_into_another_folder_are_not_mailed_again(batch, smtp_server, tmp_path):
+    """The same batch built into a second folder (renamed, -b, the letterbatch command run
+    elsewhere) has a send log of its own, empty: every recipient was mailed a second time.
+    What was handed to a server from any folder of this user is kept beside the logs, so
+    the second folder's send holds each letter as already sent, naming the first folder;
+    --resend mails one again on purpose. Another letter (edited) goes as a new letter."""
+    source, out = batch
+    mailbox, port = smtp_server
+    assert run_send(source, out, port, "--yes").returncode == 0
+    assert [mailbox.count(rid) for rid in IDS] == [1] * 5
+    renamed = tmp_path / "elsewhere" / "october.yaml"
+    renamed.parent.mkdir()
+    renamed.write_text(source.read_text().replace("Dear Sophie,", "Dear Ms Linden,"))  # london's letter edited
+    second = renamed.parent / "build"
+    assert build(renamed, second).ok
+    again = run_send(renamed, second, port, "--yes")
+    assert again.returncode == 0, again.stdout + again.stderr
+    lines = results(again.stdout)
+    for rid in IDS:
+        if rid == "london":
+            assert lines[rid][0] == "sent", lines[rid]
+            continue
+        said = lines[rid][0]  # "already sent" fills its column: one space before what follows
+        when = said.split(" on ")[1].split(" to ")[0]
+        assert said == (f"already sent this very letter, from another build folder ({out.resolve()}, as '{rid}') on "
+                        f"{when} to {address(rid)}; "
+                        f"{suggested(renamed, second, f'send --resend {rid} --yes')} mails it again from here"), said
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 2, 1, 1]
+    assert run_send(renamed, second, port, "--yes", "--resend", "essex").returncode == 0
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 2, 1, 2]
 
 
 def test_a_send_log_that_cannot_be_read_stops_sending(batch, smtp_server):
