@@ -896,8 +896,15 @@ def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=N
                 report(outcome)
             return
         cfg = c.config.letterbatch.smtp
+        # (a timeout of 0 or less was a traceback from the socket; an empty host, smtplib's
+        # "please run connect() first")
+        if not isinstance(cfg.timeout, (int, float)) or isinstance(cfg.timeout, bool) or not 0 < cfg.timeout <= 3600:
+            raise Exit(f"the SMTP timeout is {cfg.timeout!r}: give the seconds to wait for the mail server, "
+                       "more than 0 and at most 3600 (letterbatch.smtp.timeout)", code=2)
+        if yes and not str(cfg.host or "").strip():
+            raise Exit("no mail server: set letterbatch.smtp.host (or INVOKE_LETTERBATCH_SMTP_HOST)", code=2)
         settings = SmtpSettings(host=cfg.host, port=cfg.port, security=cfg.security, user=cfg.user,
-                                sender=cfg["from"], timeout=cfg.timeout)
+                                sender=cfg["from"], timeout=float(cfg.timeout))
         if yes and settings.user:
             settings.password = secret("LETTERBATCH_SMTP_PASSWORD",
                                        f"SMTP password for {settings.user} at {settings.host}: ")
@@ -1157,6 +1164,6 @@ ns.configure({
     "letterbatch": {
         "recipients": "recipients.yaml", "build_dir": None, "jobs": 0, "project": None,
         # invoke send: INVOKE_LETTERBATCH_SMTP_HOST and so on; the password is never here
-        "smtp": {"host": "localhost", "port": 0, "security": "starttls", "user": "", "from": "", "timeout": 60},
+        "smtp": {"host": "localhost", "port": 0, "security": "starttls", "user": "", "from": "", "timeout": 60.0},
     },
 })

@@ -631,6 +631,23 @@ def test_the_same_letters_built_into_another_folder_are_not_mailed_again(batch, 
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 2, 1, 2]
 
 
+def test_a_timeout_or_host_that_cannot_work_is_one_line(batch, smtp_server):
+    """INVOKE_LETTERBATCH_SMTP_TIMEOUT=0 or -5 was a traceback, 0.5 was refused as "not a
+    whole number" (it is seconds), and an empty host was smtplib's "please run connect() first"."""
+    source, out = batch
+    mailbox, port = smtp_server
+    for timeout in ("0", "-5", "7200"):
+        done = run_send(source, out, port, "--yes", INVOKE_LETTERBATCH_SMTP_TIMEOUT=timeout)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.startswith(f"the SMTP timeout is {float(timeout)!r}: give the seconds"), done.stderr
+    done = run_send(source, out, port, "--yes", INVOKE_LETTERBATCH_SMTP_HOST="")
+    assert (done.returncode, done.stderr.strip()) == (
+        2, "no mail server: set letterbatch.smtp.host (or INVOKE_LETTERBATCH_SMTP_HOST)")
+    assert mailbox.messages == []
+    done = run_send(source, out, port, "--yes", INVOKE_LETTERBATCH_SMTP_TIMEOUT="0.5")
+    assert done.returncode == 0 and [mailbox.count(rid) for rid in IDS] == [1] * 5, done.stdout + done.stderr
+
+
 def test_a_send_log_that_cannot_be_read_stops_sending(batch, smtp_server):
     source, out = batch
     mailbox, port = smtp_server
