@@ -570,7 +570,7 @@ def _rendered(source: str, batch: Batch, memo: dict) -> list[str]:
 
 def _render(nodes: markup.Paragraph, batch: Batch) -> str:
     pieces = []
-    for node in nodes:
+    for index, node in enumerate(nodes):
         if isinstance(node, markup.Text):
             pieces.append(latex.text(node.value))
         elif isinstance(node, markup.Emphasis):
@@ -583,6 +583,8 @@ def _render(nodes: markup.Paragraph, batch: Batch) -> str:
                 label = NoEscape(_render(node.children, batch))
             pieces.append(latex.href(node.url, label))
         elif isinstance(node, markup.Cite):
+            if pieces and isinstance(nodes[index - 1], markup.Cite):
+                pieces.append(r"\textsuperscript{,}")  # two marks side by side read as one: 12
             pieces.append(_footnote(batch, node.key))
     return "".join(pieces)
 

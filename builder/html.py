@@ -191,7 +191,7 @@ def paragraphs(batch: Batch, recipient: Recipient, language: str | None = None) 
 
 def _inline(nodes: markup.Paragraph, batch: Batch, notes: list[str], ids: str) -> str:
     pieces = []
-    for node in nodes:
+    for index, node in enumerate(nodes):
         if isinstance(node, markup.Text):
             pieces.append(e(node.value))
         elif isinstance(node, markup.Emphasis):
@@ -204,5 +204,7 @@ def _inline(nodes: markup.Paragraph, batch: Batch, notes: list[str], ids: str) -
             notes.append(f'{e(ref.author)} ({e(str(ref.year))}) <a href="{href(ref.url)}">{e(ref.title)}</a>'
                          f'{full_stop(ref.title)}')
             n = len(notes)
+            if index and isinstance(nodes[index - 1], markup.Cite):
+                pieces.append("<sup>,</sup>")  # two marks side by side read as one: 12
             pieces.append(f'<sup><a href="#{ids}note-{n}" id="{ids}mark-{n}">{n}</a></sup>')
     return "".join(pieces)

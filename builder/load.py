@@ -741,7 +741,7 @@ _NAMES = {0x0085: "next-line character", 0x2028: "line separator", 0x2029: "para
 def _invisible_message(value: str, where: str = "") -> str:
     found = _INVISIBLE.findall(value)
     names = ", ".join(dict.fromkeys(describe(c) for c in found))
-    return (f"contains an invisible character{'s' if len(set(found)) > 1 else ''}{where}: {names}; "
+    return (f"contains {'invisible characters' if len(set(found)) > 1 else 'an invisible character'}{where}: {names}; "
             "it prints as nothing and was left out")
 
 

@@ -293,3 +293,12 @@ def test_an_image_too_large_to_print_is_one_clear_message(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert done.returncode == 2 and "Traceback" not in done.stderr + done.stdout
     assert "decompression-bomb limit" in done.stderr + done.stdout and not (tmp_path / "build" / "letters").exists()
+
+
+def test_an_invisible_character_and_several_are_said_in_good_english():
+    from builder.load import _invisible_message
+
+    assert _invisible_message("a\u200bb").startswith("contains an invisible character: zero-width space")
+    # it said "contains an invisible characters"
+    assert _invisible_message("a\u200bb\u00adc").startswith(
+        "contains invisible characters: zero-width space, U+200B, soft hyphen")

@@ -319,9 +319,10 @@ def test_typed_values_print_as_typed_and_a_slip_leaves_the_others_built(tmp_path
 
     text = (MINIMAL_LETTER.replace("    role: Clerk", "    role: Clerk\n    phone: 02035130477\n"
                                    "    web: https://bücher.example/straße")
-            .replace("This is the shared text.", "Shared text… as typed[^r].")
+            .replace("This is the shared text.", "Shared text… as typed[^r][^s].")
             + "references:\n  r: {author: Home Office, year: 2019, title: Café report, "
-              "url: \"https://example.org/café\"}\n" + RECIPIENTS)
+              "url: \"https://example.org/café\"}\n"
+              "  s: {author: Home Office, year: 2020, title: Second, url: \"https://example.org/2\"}\n" + RECIPIENTS)
     text = text.replace("    name: First Person", "    name: yes").replace(
         "    salutation: Dear Second,", "    salutation: Dear Second: hello,").replace(
         "    salutation: Dear Third,", "    salutation: Dear Third, #1")
@@ -330,16 +331,16 @@ def test_typed_values_print_as_typed_and_a_slip_leaves_the_others_built(tmp_path
     assert {o.recipient: o.status for o in report.outcomes} == {
         "first": "built", "second": "invalid", "third": "built"}
     assert "recipient 'second': this text contains ': '" in report.failed[0].message
-    assert any("the text '#1' (line 26) was left out" in str(w) for w in report.warnings)
+    assert any("the text '#1' (line 27) was left out" in str(w) for w in report.warnings)
     first = next(o.pdf for o in report.outcomes if o.recipient == "first")
     words = pdf_text(first)
     # the footnote's URL too (read byte by byte, it printed "cafÃľ"), and an ellipsis as Word
     # types it (it was refused; T1 sets it as three full stops, tagged as the one character)
     for typed in ("02035130477", "bücher.example/straße", "yes", "Home Office (2019) Café report",
-                  "example.org/café", "Shared text… as typed"):
+                  "example.org/café", "Shared text… as typed1,2."):  # two marks side by side: not "12"
         assert typed in words, (typed, words)
     assert sorted(set(link_targets(first))) == [
-        "https://example.org/caf%C3%A9", "https://xn--bcher-kva.example/stra%C3%9Fe"]
+        "https://example.org/2", "https://example.org/caf%C3%A9", "https://xn--bcher-kva.example/stra%C3%9Fe"]
 
 
 def test_true_and_false_are_flags_and_yes_no_stay_text(tmp_path):
