@@ -35,7 +35,7 @@ NAME_MAX = 64        # ids, part names, reference keys
 # an editor refuses what the build refuses. Text fields also accept a number or
 # true/false: an editor's YAML 1.2 reads an unquoted 02035130477 as a number,
 # while the build keeps every value as the text typed.
-ONE_LINE = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+ONE_LINE = r"^[^\x00-\x08\x0a-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0a-\x1f\x7f]*$"  # a tab is a space
 PROSE = r"^[^\x00-\x08\x0b-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b-\x1f\x7f]*$"
 _URL_CHAR = r'[^\s\x00-\x1f\x7f\\{}^"<>`|#]'  # RFC 3986, no '#'; non-ASCII is encoded in the link
 URL = (r"^(?:[Hh][Tt][Tt][Pp][Ss]?://" + _URL_CHAR[:-2] + r"/#]|[Mm][Aa][Ii][Ll][Tt][Oo]:[^@\s]+@)"
@@ -54,9 +54,10 @@ def _one_line(value: str) -> str:
     control = _CONTROL.search(value)
     if control:  # a spreadsheet cell's (the YAML reader names them itself, at their line)
         raise ValueError(_control_message(control.group()))
-    if "\n" in value or "\t" in value:
+    if "\n" in value:
         raise ValueError("must be a single line of text (no line breaks or control characters)")
-    return value
+    # a tab (pasted from a spreadsheet) is a space, as in any other value: it was refused
+    return value.replace("\t", " ")
 
 
 def _prose(value: str) -> str:

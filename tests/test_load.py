@@ -302,3 +302,12 @@ def test_an_invisible_character_and_several_are_said_in_good_english():
     # it said "contains an invisible characters"
     assert _invisible_message("a\u200bb\u00adc").startswith(
         "contains invisible characters: zero-width space, U+200B, soft hyphen")
+
+
+def test_a_tab_in_a_one_line_value_is_a_space(tmp_path):
+    """A name pasted with a tab in it was refused as "must be a single line of text"; the
+    README says a run of spaces and tabs is one space, as it is in every other value."""
+    from builder.load import load
+
+    loaded = load(write_yaml(tmp_path / "r.yaml", BASE.replace("    name: Good Person", '    name: "Good\\tPerson"')))
+    assert not loaded.rejected and loaded.batch.recipients[0].name == "Good Person"

@@ -192,7 +192,7 @@ def test_errors_name_file_row_column_and_recipient_and_bad_rows_stay_local(tmp_p
     rows += [["Kay Smith", "", "1 Road", "", "", "", "katy", "note"],  # no salutation
              ["Lee Jones", "", "2 Road", "", "", "Dear Lee,", "Bad Id", "note"],
              ["", "", "3 Road", "", "", "Dear X,", "x", "note"],  # no name
-             ["Mo Good", "Boss\tman", "4 Road", "", "", "Dear Mo,", "", "note"],
+             ["Mo Good", "Boss\nman", "4 Road", "", "", "Dear Mo,", "", "note"],
              ["Nia Omits", "", "4 Road", "", "", "Dear Nia,", "", "note, nope"],
              ["Ok Person", "", "5 Road", "", "", "Dear Ok,", "", "note"]]
     (tmp_path / "contacts.csv").write_bytes(csv_bytes(rows, bom=True, newline="\r\n"))
