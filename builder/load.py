@@ -765,6 +765,11 @@ def _explain_syntax(exc: yaml.MarkedYAMLError, lines: list[str]) -> _Slip:
     mark = exc.context_mark if use_context else (exc.problem_mark or exc.context_mark)
     line, column = (mark.line, mark.column) if mark else (0, 0)
     text = lines[line] if line < len(lines) else ""
+    if "maximum nesting depth" in problem:  # PyYAML 6.0.4's own limit, met before ours in flow style
+        pmark = exc.problem_mark or mark
+        return _Slip(pmark.line if pmark else line, pmark.column if pmark else column,
+                     f"the data is nested more than {MAX_DEPTH} levels deep here (the limit); "
+                     "a batch needs about eight", shared=True)
     if "mapping values are not allowed" in problem:
         pmark = exc.problem_mark
         row = lines[pmark.line] if pmark.line < len(lines) else ""
