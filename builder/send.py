@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import re
 import smtplib
 import ssl
@@ -171,31 +172,30 @@ class MailedFromAnyFolder:
     another folder) has a log of its own, empty, and mailed everyone again."""
 
     def __init__(self) -> None:
-        import os
-
         state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
         self.path = Path(state) / "letterbatch" / "mailed.jsonl"
+        self._entries: list[dict] | None = None  # read once, when first asked
 
     def find(self, address: str, letter_sha256: str, folder: Path) -> dict | None:
         """The last time this letter went to ``address`` from another folder than ``folder``."""
-        try:
-            lines = self.path.read_bytes().splitlines() if self.path.is_file() else []
-        except OSError:
-            return None
-        found, here = None, str(folder.resolve())
-        for line in lines:
+        if self._entries is None:
+            self._entries = []
             try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash: the folder's own log still holds
-            if isinstance(entry, dict) and entry.get("address") == address.lower() \
-                    and entry.get("letter_sha256") == letter_sha256 and entry.get("folder") != here:
-                found = entry
-        return found
+                lines = self.path.read_bytes().splitlines() if self.path.is_file() else []
+            except OSError:
+                lines = []
+            for line in lines:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a crash: the folder's own log still holds
+                if isinstance(entry, dict):
+                    self._entries.append(entry)
+        here = str(folder.resolve())
+        return next((entry for entry in reversed(self._entries) if entry.get("address") == address.lower()
+                     and entry.get("letter_sha256") == letter_sha256 and entry.get("folder") != here), None)
 
     def add(self, address: str, letter_sha256: str, folder: Path, rid: str) -> None:
-        import os
-
         line = json.dumps({"address": address.lower(), "letter_sha256": letter_sha256,
                            "folder": str(folder.resolve()), "id": rid, "time": _now()}) + "\n"
         try:

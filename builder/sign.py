@@ -533,17 +533,11 @@ def _sign_bundle(layout, bundle: Path, fields: list[str], signer, reason: str, s
     return layout.bundle_signed
 
 
-def is_signed_copy(letter: Path, signed: Path) -> bool:
-    """Whether ``signed`` is ``letter`` with a signature added, intact, covering
-    all of it: a signature is an incremental update, so the signed file starts
-    with the letter's bytes, unchanged."""
-    return signed_copy_sha256(letter, signed) is not None
-
-
 def signed_copy_sha256(letter: Path, signed: Path) -> str | None:
-    """The SHA-256 of ``signed`` as read and found to be the signed copy of
-    ``letter`` (``is_signed_copy``), or None: what is attached later must be
-    these bytes."""
+    """The SHA-256 of ``signed`` as read and found to be ``letter`` with a signature
+    added, intact, covering all of it (a signature is an incremental update, so the
+    signed file starts with the letter's bytes, unchanged), or None: what is attached
+    later must be these bytes."""
     if not (letter.is_file() and signed.is_file()):  # a named pipe would never end
         return None
     original, data = letter.read_bytes(), signed.read_bytes()
