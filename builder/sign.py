@@ -15,6 +15,7 @@ the OS list). pyHanko is imported only in these code paths.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import functools
 import io
 import logging
@@ -124,6 +125,9 @@ def _usable(signer):
     if kind not in ("rsa", "rsassa_pss", "ec"):
         raise SigningError(f"the key is {kind.replace('ed', 'Ed', 1) if kind.startswith('ed') else kind.upper()}, "
                            "whose signatures PDF readers cannot check; use an RSA or ECDSA key")
+    unfit = _certificate_unfit(signer.signing_cert)
+    if unfit:
+        raise SigningError(f"{unfit}: PDF readers would call every signature made with it invalid; {_RENEW}")
     import pikepdf
 
     blank = io.BytesIO()
@@ -134,6 +138,27 @@ def _usable(signer):
         raise SigningError("the key does not match its certificate: PDF readers would call every signature "
                            "made with it invalid; give the key and the certificate that belong together")
     return signer
+
+
+_RENEW = "give the office's current certificate (and its key)"
+
+
+def _certificate_unfit(cert, now: dt.datetime | None = None) -> str | None:
+    """Why PDF readers would reject every signature ``cert`` (asn1crypto) makes
+    today, or None: out of its validity period, or a key usage that does not
+    include signing (the self-made blank-page signature cannot tell: its
+    check trusts the certificate as its own root). Before, sign signed with an
+    expired certificate, or one issued for encryption only, and said "signed"."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    if now < cert.not_valid_before:
+        return f"the certificate is valid only from {cert.not_valid_before:%d %B %Y %H:%M} UTC"
+    if now > cert.not_valid_after:
+        return f"the certificate expired on {cert.not_valid_after:%d %B %Y %H:%M} UTC"
+    usage = cert.key_usage_value
+    if usage is not None and not set(usage.native) & {"digital_signature", "non_repudiation"}:
+        uses = ", ".join(sorted(usage.native)).replace("_", " ") or "none"
+        return f"the certificate's key may not sign (its key usage: {uses})"
+    return None
 
 
 def _p12_signer(p12: Path, password: bytes):

@@ -460,9 +460,12 @@ def test_signature_image_outside_the_project_is_refused(tmp_path):
         build(source, project / "build")
 
 
-def make_certificates(folder: Path, name: str = "Signatory", kind: str = "rsa") -> tuple[Path, Path]:
+def make_certificates(folder: Path, name: str = "Signatory", kind: str = "rsa",
+                      valid: tuple[int, int] = (-1, 30), signs: bool = True) -> tuple[Path, Path]:
     """A throwaway CA and signer (``name``), bundled as PKCS#12 with password
-    'secret'; the signer's key RSA (2048 bits) or, ``kind`` "ec", ECDSA P-256."""
+    'secret'; the signer's key RSA (2048 bits) or, ``kind`` "ec", ECDSA P-256.
+    ``valid``: the signer's validity period, in days from now; ``signs``: False
+    for a certificate whose key usage is encryption only."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -471,11 +474,13 @@ def make_certificates(folder: Path, name: str = "Signatory", kind: str = "rsa") 
 
     now = dt.datetime.now(dt.timezone.utc)
     def cert(subject, issuer, key, signing_key, ca):
+        start, end = (-1, 30) if ca else valid
         builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
                    .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+                   .not_valid_before(now + dt.timedelta(days=start)).not_valid_after(now + dt.timedelta(days=end))
                    .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-        usage = dict(digital_signature=not ca, content_commitment=not ca, key_encipherment=False,
+        signer = not ca and signs
+        usage = dict(digital_signature=signer, content_commitment=signer, key_encipherment=not ca and not signs,
                      data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
                      encipher_only=False, decipher_only=False)
         return builder.add_extension(x509.KeyUsage(**usage), critical=True).sign(signing_key, hashes.SHA256())

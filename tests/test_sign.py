@@ -242,6 +242,34 @@ def test_a_wrong_password_is_one_line(mail_batch, keys, tmp_path):
     assert "--p12" in options and "--password" not in options and "--pin" not in options
 
 
+def test_a_certificate_readers_would_reject_signs_nothing(mail_batch, tmp_path):
+    """An expired certificate, one not valid yet, and one issued for encryption
+    only: each signature made with them is one PDF readers call invalid, and
+    sign signed every letter with them and said so. Now one line, exit 2,
+    nothing written; a certificate valid today and for signing still signs."""
+    source, out = copy_batch(mail_batch, tmp_path / "b")
+    cases = {"expired": (dict(valid=(-60, -2)), "could not sign: the certificate expired on "),
+             "future": (dict(valid=(3, 60)), "could not sign: the certificate is valid only from "),
+             "encrypts": (dict(signs=False), "could not sign: the certificate's key may not sign "
+                                             "(its key usage: key encipherment)")}
+    for name, (options, start) in cases.items():
+        (tmp_path / name).mkdir()
+        p12, _ = make_certificates(tmp_path / name, **options)
+        refused = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
+                         {"LETTERBATCH_P12_PASSWORD": "secret"})
+        assert refused.returncode == 2, (name, refused.stderr)
+        assert refused.stderr.startswith(start) and refused.stderr.count("\n") == 1, (name, refused.stderr)
+        assert refused.stderr.rstrip().endswith("PDF readers would call every signature made with it invalid; "
+                                                "give the office's current certificate (and its key)"), refused.stderr
+        assert not (out / "signed").exists() and not (out / "bundle-signed.pdf").exists()
+    (tmp_path / "today").mkdir()
+    p12, _ = make_certificates(tmp_path / "today", valid=(0, 1))
+    done = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
+                  {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert done.returncode == 0, done.stderr
+    assert "Signature is Valid" in pdfsig(out / "signed" / "london.pdf")
+
+
 def test_a_run_loads_the_key_and_measures_the_room_for_a_signature_once(mail_batch, keys, tmp_path, monkeypatch):
     """pyHanko sizes a signature by making a dummy one first, and loads the
     private key for every signature (cryptography checks an RSA key as it
