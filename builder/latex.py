@@ -40,13 +40,19 @@ _SPECIAL = {
     ">": r"\textgreater{}",
     "|": r"\textbar{}",
     "\u00a0": "~",
+    # the thin spaces of typeset numbers and initials ("10 000", "J. R. R."),
+    # as wide as TeX's \, (inputenc knows neither): U+2009 may break a line,
+    # the narrow no-break space U+202F does not (text extracted reads a space)
+    "\u2009": r"\hskip.16667em\relax{}",
+    "\u202f": r"\nobreak\hskip.16667em\relax{}",
     # after \\ or a command with an optional argument, '[' would open one
     "[": "{[}",
     "]": "{]}",
 }
 _SPECIAL_RE = re.compile("|".join(re.escape(c) for c in _SPECIAL))
-# (not the no-break space: it stays one, as ~)
-_SPACE_RE = re.compile(r"[^\S\u00a0]+")
+# (not the no-break space: it stays one, as ~; nor the thin spaces, as above)
+_SPACE_RE = re.compile(r"[^\S\u00a0\u2009\u202f]+")
+_ANY_SPACE_RE = re.compile(r"[^\S\u00a0]+")
 # Characters outside ASCII, the Latin-1 letters and the common punctuation may
 # be drawn as a letter plus an accent (Welsh ŵ, ŷ) or from a glyph whose name
 # says nothing (¹ comes out as 1);
@@ -104,7 +110,7 @@ _META_RE = re.compile("|".join(re.escape(c) for c in _META))
 
 def meta(value: str) -> NoEscape:
     """Escape text for a PDF metadata field (``\\hypersetup{pdftitle=...}``)."""
-    value = _SPACE_RE.sub(" ", compose_marks(value)).strip()
+    value = _ANY_SPACE_RE.sub(" ", compose_marks(value)).strip()  # a thin space too: a string, not type
     return NoEscape(_META_RE.sub(lambda m: r"\lbsym{%s}" % _META[m.group()], value))
 
 
@@ -179,8 +185,9 @@ def printable() -> frozenset[str] | None:
     found = subprocess.run([kpsewhich, *(f"{e}enc.dfu" for e in _ENCODINGS)], capture_output=True,
                            text=True, stdin=subprocess.DEVNULL).stdout.split()
     # and the ellipsis (Word and Excel put it in as "..." is typed): LaTeX's own
-    # \textellipsis, in every encoding, declared in utf8enc.dfu, not in those three
-    chars = {chr(c) for c in range(0x20, 0x7F)} | {"\n", "\t", "\u00a0", "\u2026"}
+    # \textellipsis, in every encoding, declared in utf8enc.dfu, not in those three;
+    # and the thin spaces, which ``text`` sets as TeX's own
+    chars = {chr(c) for c in range(0x20, 0x7F)} | {"\n", "\t", "\u00a0", "\u2026", "\u2009", "\u202f"}
     for path in found:
         with open(path, encoding="latin-1") as handle:
             chars |= {chr(int(code, 16)) for code in

@@ -745,11 +745,13 @@ def _invisible_message(value: str, where: str = "") -> str:
             "it prints as nothing and was left out")
 
 
-def describe(char: str) -> str:
-    """A character in words, for messages: 'zero-width joiner, U+200D'."""
+def describe(char: str, quoted: bool = True) -> str:
+    """A character in words, for messages: 'zero-width joiner, U+200D'; a
+    visible one shown first, quoted (unless ``quoted`` is False)."""
     code = ord(char)
     name = _NAMES.get(code) or unicodedata.name(char, "").lower() or "control character"
-    shown = f"{char!r} " if char.isprintable() and not _INVISIBLE.match(char) and not char.isspace() else ""
+    visible = quoted and char.isprintable() and not _INVISIBLE.match(char) and not char.isspace()
+    shown = f"{char!r} " if visible else ""
     return f"{shown}{name}, U+{code:04X}".strip()
 
 
@@ -1109,7 +1111,7 @@ def _check_printable(model, path: tuple, report: "_Reporter") -> None:
                 return  # every ASCII character prints (the models refused the controls)
             bad = latex.unprintable(value)
             if bad:
-                shown = ", ".join(f"{c!r} ({describe(c).split(' ', 1)[-1]})" for c in bad)
+                shown = ", ".join(f"{c!r} ({describe(c, quoted=False)})" for c in bad)
                 them = "it" if len(bad) == 1 else "them"
                 report.error(where, f"contains characters the letter's fonts cannot print: {shown}; "
                                     f"delete or replace {them}")

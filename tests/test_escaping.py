@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import re
 import subprocess
 import unicodedata
 from pathlib import Path
@@ -66,3 +67,49 @@ def test_specials_and_accents_come_out_verbatim(tmp_path: Path):
     uris = [a.get_object()["/A"].get("/URI") for p in PdfReader(tmp_path / "build" / "letters" / "specials.pdf").pages
             for a in p.get("/Annots", []) if "/URI" in a.get_object().get("/A", {})]
     assert "https://example.org/a_b/~c?d=1&e=%20#frag" in uris
+
+
+def test_thin_spaces_print_thin_and_the_narrow_no_break_one_holds(tmp_path: Path):
+    """The thin space (U+2009) and the narrow no-break space (U+202F) of typeset
+    numbers and names ("10 000", "Dr Jo") were refused as characters the fonts
+    cannot print (the second named "no-break space"). Each prints as TeX's thin
+    space, narrower than a word space; a line breaks at U+2009, never at U+202F
+    (forty words joined by it overrun the line, which the preflight reports)."""
+    words = ["Seventeen"] * 40
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + f"""recipients:
+  - id: narrow
+    name: "Dr\\u202fJo Bloggs"
+    address: [1 Road, Town]
+    salutation: "Dear Dr\\u202fBloggs, 10\\u2009000"
+    text: {{main: "{chr(0x202f).join(words)}"}}
+  - id: thin
+    name: Jo Bloggs
+    address: [1 Road, Town]
+    salutation: Dear Jo,
+    text: {{main: "{chr(0x2009).join(words)}"}}
+""")
+    report = build(source, tmp_path / "build")
+    codes = {o.recipient: [f["code"] for f in o.findings] for o in report.outcomes}
+    assert "overfull" in codes["narrow"] and "overfull" not in codes["thin"], codes
+    letters = tmp_path / "build" / "letters"
+    assert "Dear Dr Bloggs, 10 000" in pdf_text(letters / "narrow.pdf")
+    assert " ".join(words) in pdf_text(letters / "thin.pdf")
+    boxes = subprocess.run(["pdftotext", "-bbox", str(letters / "narrow.pdf"), "-"], capture_output=True,
+                           text=True, check=True).stdout
+    found = [(float(x0), float(x1), word) for x0, x1, word in
+             re.findall(r'<word xMin="([\d.]+)" yMin="[\d.]+" xMax="([\d.]+)" yMax="[\d.]+">([^<]*)</word>',
+                                      boxes)]
+    at = next(i for i, (_, _, word) in enumerate(found) if word == "Dr")
+    (_, dr_end, _), (jo_start, jo_end, jo), (bloggs_start, _, bloggs) = found[at:at + 3]
+    assert (jo, bloggs) == ("Jo", "Bloggs")
+    assert 0 < jo_start - dr_end < 0.6 * (bloggs_start - jo_end)  # thin: about half a word space
+
+
+def test_a_character_the_fonts_lack_is_named_whole():
+    """The message named U+202F "no-break space": the first word of a space's
+    name was cut off as if it were the character shown in quotes."""
+    from builder.load import describe
+
+    assert describe("\u2003", quoted=False) == "em space, U+2003"
+    assert describe("\u03a9", quoted=False) == "greek capital letter omega, U+03A9"
+    assert describe("\u03a9") == "'\u03a9' greek capital letter omega, U+03A9"
