@@ -201,6 +201,21 @@ def test_the_ps_is_never_stranded_and_footnotes_stay_at_the_foot(tmp_path):
     assert signature_pages == {1, 2}  # the sweep crosses the foot of page 1
 
 
+def test_the_subject_is_markup_like_a_body_part(tmp_path):
+    """The subject reads as a body part does: emphasis in italics (stars not
+    printed), a citation a footnote."""
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
+        "  body:\n", "  subject: About *this* matter[^note]\n  body:\n") +
+        "recipients:\n  - {id: one, name: A Person, address: [1 Road, Town], salutation: 'Dear Ann,'}\n"
+        "references:\n  note: {author: A, year: 2020, title: A note, url: 'https://example.org/note'}\n")
+    report = build(source, tmp_path / "build")
+    assert report.ok, [(o.recipient, o.message) for o in report.failed]
+    found = lines(report.outcomes[0].pdf)
+    assert find(found, "About this matter 1") and find(found, "1 A (2020) A note.")
+    fonts = subprocess.run(["pdffonts", str(report.outcomes[0].pdf)], capture_output=True, text=True).stdout
+    assert re.search(r"LMSans\S*Bold\S*Oblique|LMSans\S*Oblique", fonts), fonts
+
+
 def test_marking_is_centred_at_top_and_bottom_of_every_page(parts_batch):
     _, out, bundle = parts_batch
     for pdf in [Layout.of(out).pdf("london"), Layout.of(out).pdf("south-wales"), Layout.of(out).pdf("essex"), bundle.path]:
