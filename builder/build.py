@@ -77,6 +77,17 @@ class Layout:
         """A letter's file as ``relative`` names it (10,000 of them: no Path arithmetic)."""
         return f"{self.letters_folder}/{self.prefix}{recipient_id}.pdf".lstrip("/")
 
+    def earlier_web_copy(self, recipient_id: str, recorded_file) -> Path | None:
+        """The web copy of ``recipient_id`` the record names (``<date>-<id>.pdf``, of the
+        letter's date then, which may not be its date now), or None. Nothing else is taken
+        by the name a record gives: a manifest edited by hand to name bundle-signed.pdf as
+        a letter's file made the build delete it."""
+        if self.letters_folder or not isinstance(recorded_file, str):  # print letters: letters/<id>.pdf only
+            return None
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}-" + re.escape(recipient_id) + r"\.pdf", recorded_file):
+            return None
+        return self.root / recorded_file
+
     @property
     def bundle(self) -> Path:
         return self.root / "bundle.pdf"
@@ -652,10 +663,13 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
 
             logo_file = prepared.assets.get(prepared.asset_names.get("logo", ""))
             logo = image_url(logo_file) if logo_file else None
-            failed = {o.recipient for o in outcomes if o.status == "failed"}
-            for source in todo:  # a failed one keeps the page of its last good copy
+            # the page of each copy this run built or found up to date: a failed one keeps the
+            # page of its last good copy, and one a stopped build never compiled keeps its own
+            # (its page was written with the new text beside the old PDF)
+            made = {o.recipient for o in outcomes if o.status in ("built", "up to date")}
+            for source in todo:
                 rid = source.recipient.id
-                if rid not in failed and rid in manifest.letters:
+                if rid in made and rid in manifest.letters:
                     page = letter_page(loaded.batch, source.recipient, logo).encode()
                     write_atomic(layout.pdf(rid).with_suffix(".html"), page)
                     # on the record with its PDF: a page changed since is not the page built
@@ -715,7 +729,7 @@ def _forget_removed(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> 
         entry = manifest.letters[rid]
         _drop_letter(layout, manifest, rid)
         recorded_file = entry.get("file") if isinstance(entry, dict) else None
-        earlier = _earlier_web_copy(layout, rid, recorded_file)
+        earlier = layout.earlier_web_copy(rid, recorded_file)
         if earlier is not None:
             _unlink_letter(earlier)  # a web copy named by an earlier date
         if layout.signed_pdf(rid).is_file():
@@ -740,17 +754,6 @@ def _sweep_alone(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> Non
             continue
         if folder.is_dir() and not folder.is_symlink():
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _earlier_web_copy(layout: Layout, rid: str, recorded_file) -> Path | None:
-    """The web copy of ``rid`` the record names (``<date>-<id>.pdf``, of the letter's date
-    then), or None. Nothing else is deleted by the name a record gives: a manifest edited by
-    hand to name bundle-signed.pdf as a letter's file made the build delete it."""
-    if layout.letters_folder or not isinstance(recorded_file, str):  # print letters: letters/<id>.pdf only
-        return None
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}-" + re.escape(rid) + r"\.pdf", recorded_file):
-        return None
-    return layout.root / recorded_file
 
 
 def _forget_letter(manifest: Manifest, rid: str) -> None:
@@ -991,7 +994,7 @@ class _Compiler:
             # what its signed copy was made from stays on the record: status tells an older one
             signed = (self.manifest.letters.get(rid) or {}).get("signed")
             # a web copy named by another date (letter.date changed) is not left beside it to publish
-            before = _earlier_web_copy(self.layout, rid, (self.manifest.letters.get(rid) or {}).get("file"))
+            before = self.layout.earlier_web_copy(rid, (self.manifest.letters.get(rid) or {}).get("file"))
             if before is not None and before != pdf:
                 _unlink_letter(before)
             self.manifest.letters[rid] = {

@@ -158,6 +158,12 @@ def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | N
             state.reason = f"its last build failed: {entry['failed']}" + (
                 " (its inputs changed since)" if changed else "")
             continue
+        # a web copy is named by the letter's date: after a change of date the record's copy
+        # is the one of the date then, stale (its text changed), not missing
+        earlier = layout.earlier_web_copy(rid, entry.get("file"))
+        renamed = earlier is not None and earlier != pdf
+        if renamed:
+            pdf, name = earlier, layout.relative(earlier)
         if not pdf.is_file():  # a folder or a named pipe there (reading one would never end) is not it
             state.state, state.reason = CHANGED, f"{name} {missing(pdf)}"
             continue
@@ -174,7 +180,7 @@ def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | N
                 state.state, state.reason = CHANGED, f"{layout.relative(html)} changed since it was built"
                 continue
         old = entry.get("inputs", {})
-        if old.get("key") != source.key:
+        if renamed or old.get("key") != source.key:
             changed = [INPUT_NAMES[n].format(text_from=text_from) for n in INPUT_NAMES
                        if old.get(n) != source.inputs.get(n)]
             state.state = STALE

@@ -738,3 +738,51 @@ def test_html_signature_block_is_the_printed_one(tmp_path):
     loaded = load(source)
     page = letter_page(loaded.batch, loaded.batch.recipients[0])
     assert '<p class="signatory">Ann Sender<br><strong>Chief Clerk</strong></p>' in page
+
+
+def test_a_stopped_or_redated_web_build_leaves_each_page_beside_its_own_pdf(tmp_path):
+    """Ctrl-C while pdflatex compiles the new wording: the build wrote the HTML page of
+    the new wording for every letter, beside PDFs that still held the old one, and the
+    next status called them merely stale. Now a letter not built keeps its page. And a
+    change of letter.date (the copies are named by it) made every web copy read
+    "changed: 2021-03-05-….pdf is missing" (exit 1, as if a person had deleted it):
+    each is stale, and the next build replaces it under the new date."""
+    import signal
+    import time
+
+    from test_build import _pdflatex_running_under
+
+    people = "".join(f"  - {{id: w{n}, name: Bo {n}, address: [{n} Road], salutation: 'Dear Bo,'}}\n"
+                     for n in range(1, 4))
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n" + people)
+    out = tmp_path / "build"
+    assert build(source, out, medium="web").ok
+    source.write_text(source.read_text(encoding="utf-8").replace("the shared text", "the new wording"),
+                      encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "build", "--for", "web", "--jobs", "1",
+                             "--recipients", str(source), "--build-dir", str(out)], cwd=ROOT,
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not _pdflatex_running_under(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.communicate()
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.startswith("stopped: "), err
+    web = out / "web"
+    for n in range(1, 4):
+        pdf = web / f"2021-03-04-w{n}.pdf"
+        page = pdf.with_suffix(".html").read_text(encoding="utf-8")
+        new = "the new wording" in pdf_text(pdf)
+        assert ("the new wording" in page) == new and ("the shared text" in page) != new, (n, err)
+    assert {s.state for s in status(source, out, "web")} <= {"ready", "stale"}
+    assert build(source, out, medium="web").ok
+    source.write_text(source.read_text(encoding="utf-8").replace("date: 2021-03-04", "date: 2021-03-05"),
+                      encoding="utf-8")
+    states = status(source, out, "web")
+    assert [(s.state, s.reason.split(";")[0]) for s in states] == [("stale", "older than its inputs")] * 3, \
+        [s.line() for s in states]
+    assert build(source, out, medium="web").ok
+    assert sorted(p.name for p in web.glob("*-w*")) == sorted(f"2021-03-05-w{n}.{kind}" for n in range(1, 4)
+                                                             for kind in ("pdf", "html"))
+    assert {s.state for s in status(source, out, "web")} == {"ready"}
