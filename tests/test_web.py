@@ -152,19 +152,47 @@ def test_structure_tree_read_in_order_is_the_letter(web_batch):
     tree, texts = structure(web_batch / WEB_PDF)
     kinds = [kind for kind, _ in tree]
     assert kinds[0] == "/Document" and "/P" in kinds
-    letter = ("1 High Street, Town"  # the return address, in the envelope window
-              "Siân O'Brien, Ŵyn & Co Clerk 1 Road" "4 March 2021" "Dear Siân,"
+    letter = ("Siân O'Brien, Ŵyn & Co Clerk 1 Road" "4 March 2021" "Dear Siân,"
               "See https://example.org/a_b for more." + LONG.split(": ", 1)[1].replace("[^report]", "").strip()
               + "1" "1 A. Author (2020) A report (final)."  # the mark, then the note (its full stop as on paper)
               "Yours sincerely," "Clerk")
     assert squeeze(structure_text(tree, texts)) == squeeze(letter)
-    # the letterhead, the running header and page numbers are artifacts, outside the tree
-    assert squeeze(texts[0, "Artifact"]) == squeeze("Ann Sender Clerk 1 High Street Town Page 1 of 2")
+    # the letterhead, the return address in the envelope window (it read "1 High Street,
+    # TownSiân …" as one paragraph), the running header and page numbers are artifacts
+    assert squeeze(texts[0, "Artifact"]) == squeeze("Ann Sender Clerk 1 High Street Town"
+                                                    "1 High Street, Town" "Page 1 of 2")
     assert squeeze(texts[1, "Artifact"]) == squeeze("Siân O'Brien, Ŵyn & Co 4 March 2021 Page 2 of 2")
     assert not any(key[1] == "untagged" for key in texts), texts
     # each footnote is a note, inside the paragraph that cites it
     notes = [(depth, kind) for kind, depth in tree if kind in ("/Note", "/FENote")]
     assert len(notes) == 1 and notes[0][0] > 1
+    # no marked content inside another's: the paragraph that places the recipient block
+    # and the date held theirs (an empty paragraph in the tree, the return address in it)
+    assert not nested_marked_content(web_batch / WEB_PDF)
+
+
+def nested_marked_content(pdf_path) -> list[str]:
+    """The marked-content sequences of the structure tree (with an MCID) or artifacts
+    begun inside one of the tree's, as "page n: /P in /P". (A /Span that only carries
+    the /ActualText of a character may sit inside anything.)"""
+    found = []
+    with pikepdf.open(pdf_path) as pdf:
+        for number, page in enumerate(pdf.pages, 1):
+            properties = page.Resources.get("/Properties") or {}
+            open_tags: list[tuple[str, bool]] = []  # (tag, in the tree)
+            for operands, operator in pikepdf.parse_content_stream(page):
+                if str(operator) in ("BDC", "BMC"):
+                    tag = str(operands[0])
+                    listed = operands[1] if len(operands) > 1 else {}
+                    if isinstance(listed, pikepdf.Name):
+                        listed = properties.get(str(listed), {})
+                    in_tree = "/MCID" in listed
+                    if (in_tree or tag == "/Artifact") and any(tree for _, tree in open_tags):
+                        found.append(f"page {number}: {tag} in {next(t for t, tree in reversed(open_tags) if tree)}")
+                    open_tags.append((tag, in_tree))
+                elif str(operator) == "EMC" and open_tags:
+                    open_tags.pop()
+    return found
 
 
 def test_every_link_has_a_text_alternative(web_batch):
@@ -465,6 +493,13 @@ def test_a_bilingual_web_copy_tags_its_english_half_in_english(parts_web):
     welsh, english = structure_text(tree[:start], texts), structure_text(tree[start:], texts)
     assert "Annwyl Roger," in welsh and "Dear Roger," not in welsh
     assert "Dear Roger," in english and "Annwyl Roger," not in english
+    # a footnote mark's text alternative is in its half's language (it was "Footnote 1" in Welsh)
+    with pikepdf.open(pdf) as document:
+        alternatives = [str(a.Contents) for page in document.pages for a in page.get("/Annots", [])
+                        if a.Subtype == "/Link" and "/D" in a.A]
+    assert alternatives, "no footnote links"
+    half = range(1, len(alternatives) // 2 + 1)  # each half numbers its notes from 1
+    assert alternatives == [f"Nodyn {n}" for n in half] + [f"Footnote {n}" for n in half], alternatives
 
 
 def test_welsh_and_bilingual_html_pages_declare_their_languages(parts_web, tmp_path, axe_js):
