@@ -126,8 +126,7 @@ def preflight(recipient: Recipient, placed, pages: list[list[Finding]], batch: B
                 for n, found in enumerate(pages, 1) for f in found]
     findings = list({(f.code, f.message): f for f in findings}.values())
     findings += [Finding("overfull", "error", f"overfull line: {text}") for text in placed.overfull]
-    if getattr(batch.letter, "envelope", None) != "none":
-        findings += window(placed, recipient_lines(recipient, columns))
+    findings += window(placed, recipient_lines(recipient, columns))  # (no window: the lines only)
     findings += closing(placed)
     return findings
 
@@ -191,14 +190,15 @@ def window(placed, lines: int | list[tuple[str, str]]) -> list[Finding]:
     many there are."""
     expected_lines = lines if isinstance(lines, int) else len(lines)
     marks, m = placed.marks, placed.measures
-    if placed.window is not None and placed.window[3] <= 0:
-        return []  # no window (letter.envelope: none): nothing shows through
-    needed = {"addrfirst", "addrlast", "salutation", "head", "date", "dateend"}
+    # no window (letter.envelope: none): nothing shows through, but a line that wraps
+    # still breaks the address in two (it went unreported)
+    windowless = placed.window is not None and placed.window[3] <= 0
+    needed = {"addrfirst", "addrlast"} | (set() if windowless else {"salutation", "head", "date", "dateend"})
+    if windowless and not (m and needed <= set(marks)):
+        return []
     if placed.window is None or not m or not needed <= set(marks):
         return [Finding("window", "error", "the letterhead recorded no envelope window or address "
                                            "position, so the window cannot be checked")]
-    left, top, width, height = placed.window
-    right, bottom = left + width, top + height
     ascent, descent = m["ascent"], m["descent"]
     findings = []
     first, last = marks["addrfirst"], marks["addrlast"]
@@ -212,6 +212,10 @@ def window(placed, lines: int | list[tuple[str, str]]) -> list[Finding]:
         findings.append(Finding("address", "error", (
             f"an address line is too long and wraps: the address takes {printed_lines} lines, not "
             f"{expected_lines} (its widest line is {_mm(m['widest'])} mm); shorten it or split it into two lines")))
+    if windowless:
+        return findings
+    left, top, width, height = placed.window
+    right, bottom = left + width, top + height
     # A line wider than the block wraps inside it: then the widest line as
     # typed is wider than what is printed.
     printed = m["widest"] if printed_lines <= expected_lines else min(m["widest"], m["block"])

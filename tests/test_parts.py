@@ -738,6 +738,22 @@ def test_no_envelope_no_window_and_the_name_when_asked(plain_batch):
     assert [l.text for l in found if "OFFICIAL" in l.text] == ["OFFICIAL-SENSITIVE & {x}"] * 2
 
 
+def test_without_a_window_an_address_line_that_wraps_is_still_found(tmp_path):
+    """envelope: none turns the window check off, and took the check that no line of
+    the recipient block wraps with it: a whole address typed in one spreadsheet cell
+    printed over two lines, without a word."""
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace("  body:\n", "  envelope: none\n  body:\n")
+                        + "recipients:\n  - {id: one, name: Ann One, salutation: 'Dear Ann,', address: "
+                          "['Flat 3, Rose Court, 12 Mill Lane, Little Snoring, Fakenham, NR21 0AA']}\n"
+                          "  - {id: two, name: Bob Two, salutation: 'Dear Bob,', address: [2 Mill Lane, Fakenham]}\n")
+    report = build(source, tmp_path / "build")
+    findings = {o.recipient: [(f["code"], f["message"]) for f in o.findings] for o in report.outcomes}
+    assert findings["two"] == []
+    (code, message), = findings["one"]
+    assert code == "address" and message.startswith("a line of the recipient block is too long and wraps "
+                                                    "(the address takes 3 lines, not 2): address line 1, 'Flat 3,")
+
+
 def test_a_welsh_batch_has_a_welsh_cover(tmp_path):
     source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace("  body:\n", "  language: cy\n  body:\n")
                         .replace("This is the shared text.", "Dyma\u2019r testun.") + """\
