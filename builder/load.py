@@ -124,6 +124,7 @@ def _load(path: Path, file: str, source: str) -> Loaded:
         raise LoadError([Problem(file, 1, 1, None, "", "the file is empty")])
     data = parsed.data
     report = _Reporter(file, data, parsed.values, parsed.keys)
+    report.null_words = parsed.null_words
     for where, message, warning, at_key in parsed.problems:
         (report.warn if warning else report.error)(where, message, at_key=at_key)
     if not isinstance(data, dict):
@@ -457,7 +458,7 @@ def _entry_id(lines: list[str]) -> str | None:
 # The YAML is read from libyaml's event stream by ``_Builder`` rather than by
 # PyYAML's constructor, for four reasons: every value stays the text typed
 # (YAML 1.1 reads 02035130477 as an octal number, `no` as false and 86400 as a
-# timestamp; only an empty value, ~ and null mean "nothing"), with the schema
+# timestamp; only an empty value, ~ and null (Null, NULL) mean "nothing"), with the schema
 # deciding what a field holds; aliases and nesting are counted as they are
 # read, so a "billion laughs" file or 20,000 nested brackets fail at once with
 # the line; merge keys (<<: *base) follow YAML's rule that explicit keys win;
@@ -488,6 +489,7 @@ class _Parsed:
     values: dict
     keys: dict
     problems: list  # (path, message, warning, at_key)
+    null_words: dict = field(default_factory=dict)  # path -> null, Null or NULL, as typed
 
 
 @dataclass
@@ -512,6 +514,7 @@ class _Builder:
         self.positions: list[tuple] = []
         self.anchors: dict[str, tuple] = {}
         self.problems: list[tuple] = []
+        self.null_words: dict[tuple, str] = {}  # path -> null, Null or NULL, as typed
         self.aliased = 0
 
     def build(self, source: str):
@@ -596,7 +599,7 @@ class _Builder:
                 table.setdefault(path, (line, column))
             else:
                 table[path] = (line, column)
-        return _Parsed(None if result is root else result, values, keys, self.problems)
+        return _Parsed(None if result is root else result, values, keys, self.problems, self.null_words)
 
     def _key(self, event, parent: tuple):
         mark = event.start_mark
@@ -667,6 +670,8 @@ class _Builder:
         plain = event.style in _PLAIN
         if plain and event.value in _NULLS and not event.tag:
             value = None
+            if event.value:  # a word, not an empty value or ~: maybe the word was meant (Ann Null)
+                self.null_words[path] = event.value
         else:
             value = self._clean(event.value, path, mark)
         if plain and value:
@@ -856,8 +861,14 @@ class _Reporter:
         self.inputs: dict[str, str | None] = {}  # files read besides the YAML, by digest
         self.columns: dict[str, str] = {}  # a spreadsheet's `columns:` (header -> field), as written
         self.entries: list = data.get("recipients") if isinstance(data, dict) else None
+        self.null_words: dict[tuple, str] = {}  # where YAML read a word (Null) as nothing
+
 
     def _add(self, path: tuple, message: str, *, warning=False, at_key=False):
+        word = self.null_words.get(path)
+        if word and message.endswith("(got nothing)"):
+            message = message[:-len("(got nothing)")] + (
+                f"(got {word}, which YAML reads as nothing; for the word, write it in quotes: \"{word}\")")
         # The nearest position we know: the key itself, the value, or a parent.
         position = None
         if at_key:

@@ -359,6 +359,21 @@ def test_true_and_false_are_flags_and_yes_no_stay_text(tmp_path):
                      "must be true or false, or must be text (got nothing)"], found
 
 
+def test_null_as_a_word_is_nothing_and_the_message_says_how_to_write_the_word(tmp_path):
+    """YAML 1.2 reads null, Null and NULL as nothing, as ~ and an empty value: a person
+    called Null got "must be text (got nothing)", which did not say why."""
+    text = BATCH.replace("  date: 2021-03-04", "  date: 2021-03-04\n  title: NULL")
+    loaded, found = problems(write_yaml(tmp_path / "r.yaml", text))
+    assert found == [] and loaded.batch.letter.title is None  # an optional field: nothing
+    path = write_yaml(tmp_path / "s.yaml", text.replace("    name: Second Person", "    name: Null"))
+    _, found = problems(path)
+    assert found == [f"{path}:17:11: error: recipient 'second', field 'name': must be text (got Null, which "
+                     'YAML reads as nothing; for the word, write it in quotes: "Null")'], found
+    path = write_yaml(tmp_path / "t.yaml", text.replace("    name: Second Person", "    name:"))
+    _, found = problems(path)
+    assert found == [f"{path}:17:10: error: recipient 'second', field 'name': must be text (got nothing)"], found
+
+
 # ---- the issue's checklist, on a copy of the sample batch ---------------------------------
 
 def sample_with(tmp_path, old: str, new: str, encoding: str = "utf-8"):
