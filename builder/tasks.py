@@ -488,11 +488,13 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
                f"({time.perf_counter() - (started or STARTED):.1f} s) -> {show(batch.build_dir)}")
     print(prefix + summary, flush=True)
     if report.removed and not quiet:
+        one = len(report.removed) == 1
+        what = (("its letter was" if one else "their letters were") if medium == "print"
+                else ("its web copy and page were" if one else "their web copies and pages were"))
+        kept = (f"; kept, as only {command('sign', to_run=False)} makes them: "
+                f"{', '.join(show(p) for p in report.kept_signed)}" if report.kept_signed else "")
         print(f"no longer in the batch (removed, renamed, or now invalid): {', '.join(report.removed)}; "
-              f"{'its letter was' if len(report.removed) == 1 else 'their letters were'} deleted from "
-              f"{show(batch.build_dir)}" + (f"; kept, as only {command('sign', to_run=False)} makes them: "
-                                           f"{', '.join(show(p) for p in report.kept_signed)}"
-                                           if report.kept_signed else ""), flush=True)
+              f"{what} deleted from {show(batch.build_dir)}{kept}", flush=True)
     if report.marked and not quiet:  # web copies are copies to publish
         print("marked more than OFFICIAL, so check they may be published before their web copies are: "
               + ", ".join(f"{rid} ({marking})" for rid, marking in report.marked.items()), flush=True)

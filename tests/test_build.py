@@ -542,8 +542,9 @@ def test_a_recipient_removed_or_renamed_leaves_no_letter_to_post_or_publish(tmp_
         done = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(out),
                                "--for", medium], cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         assert done.returncode == 0, done.stderr
-        assert "no longer in the batch (removed, renamed, or now invalid): broken, third; their letters were " \
-               f"deleted from {out}" in done.stdout, done.stdout
+        deleted = "their letters were" if medium == "print" else "their web copies and pages were"
+        assert "no longer in the batch (removed, renamed, or now invalid): broken, third; " \
+               f"{deleted} deleted from {out}" in done.stdout, done.stdout
         assert ("kept, as only `invoke sign` makes them: " in done.stdout) == (medium == "print"), done.stdout
     assert sorted(p.name for p in (out / "letters").iterdir()) == ["first.pdf", "third-person.pdf"]
     assert sorted(p.name for p in (out / "tex").glob("*.tex") if not p.name.startswith("_")) == \
