@@ -113,6 +113,11 @@ _TEMPORARY_NAME_RE = re.compile(r"[a-z0-9_]{8}")
 _ANY_TEMPORARY_RE = re.compile(r"\..+\.[a-z0-9_]{8}")
 
 
+def is_temporary(name: str) -> bool:
+    """Whether ``name`` is that of a temporary file ``replacing`` or ``write_atomic`` makes."""
+    return bool(_ANY_TEMPORARY_RE.fullmatch(name))
+
+
 def _clear_stale(path: Path) -> None:
     """Delete the temporary files ``replacing`` left beside ``path`` in a process
     that was killed: those no process holds locked. Best effort: one that cannot

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import inspect
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -1125,10 +1126,41 @@ def _not_a_build_folder(target: Path, batch: BatchPaths) -> str | None:
     if not any((target / name).exists() for name in ("manifest.json", ".lock", "sent.json")) \
             and any(target.iterdir()):
         return "no build (no manifest.json): files of your own"
+    # nor one that merely has a file of one of those names (a web app's manifest.json, a
+    # .lock of its own): the whole folder was removed. A build folder holds what builds
+    # make, nothing else (its record may be damaged: clean is how to start again)
+    own = _not_made_by_a_build(target)
+    if own:
+        return f"files no build makes ({', '.join(own[:3])}{', …' if len(own) > 3 else ''}): files of your own"
     # the build folder of another batch file, given with -b: its letters, and signed copies
     # that cannot be made again (a copy of the project names its own file, as it was)
     other = other_batch_in(target, batch.recipients)
     return f"the letters of another batch, {show(other)}" if other else None
+
+
+# what build, merge, sign and send write at the top of a build folder
+_MADE_BY_A_BUILD = {"letters", "tex", "work", "web", "signed", "manifest.json", "bundle.pdf", "cover.pdf",
+                    "bundle-signed.pdf", "sent.json", ".lock"}
+
+
+def _not_made_by_a_build(target: Path) -> list[str]:
+    """The names in ``target`` (and its web/) that no build, merge, sign or send makes:
+    not theirs, not their temporary files, not a bundle ``merge --output`` wrote there."""
+    from .files import is_temporary
+    from .manifest import Manifest
+
+    try:
+        bundle = Manifest.read(target).bundle or {}  # (a damaged record names none)
+    except OSError:
+        bundle = {}
+    own = [entry.name for entry in target.iterdir() if entry.name not in _MADE_BY_A_BUILD
+           and entry.name != bundle.get("file") and not is_temporary(entry.name)]
+    web = target / "web"
+    if web.is_dir() and not web.is_symlink():
+        own += [f"web/{entry.name}" for entry in web.iterdir()
+                if entry.name not in ("manifest.json", ".lock", "tex", "work") and not is_temporary(entry.name)
+                and not re.fullmatch(r"\d{4}-\d{2}-\d{2}-.+\.(pdf|html)", entry.name)]
+    return sorted(own)
 
 
 def _clean(target: Path, sent: Path) -> None:

@@ -691,10 +691,26 @@ def test_clean_removes_only_a_build_folder_never_the_batch_or_other_batches(proj
                           ("build/other", "the letters of another batch, other.yaml")):
         done = invoke("clean", "-b", folder, cwd=project)
         assert done.returncode == 2 and holds in done.stderr and "Nothing was removed" in done.stderr, done
+    # a folder with a file of a build's name among files of its own (a web app's manifest.json,
+    # a .lock of a thesis): the whole folder was removed
+    (project / "webapp" / "src").mkdir(parents=True)
+    (project / "webapp" / "manifest.json").write_text('{"name": "My App"}')
+    (project / "webapp" / "src" / "app.js").write_text("x")
+    (project / "thesis").mkdir()
+    (project / "thesis" / ".lock").write_text("")
+    (project / "thesis" / "thesis.tex").write_text("x")
+    (mine / "notes.txt").write_text("mine")  # a build folder holding a file of the person's own
+    before = sorted(str(p) for p in project.rglob("*"))
+    for folder, holds in (("webapp", "files no build makes (src): files of your own"),
+                          ("thesis", "files no build makes (thesis.tex): files of your own"),
+                          ("build/recipients", "files no build makes (notes.txt): files of your own")):
+        done = invoke("clean", "-b", folder, cwd=project)
+        assert done.returncode == 2 and holds in done.stderr and "Nothing was removed" in done.stderr, done
+    (mine / "notes.txt").unlink()
     # a batch elsewhere, `-b .` where the person stands: not their folder to lose
     elsewhere = invoke("clean", "-r", str(project / "other.yaml"), "-b", ".", cwd=project / "sub")
     assert elsewhere.returncode == 2 and "the folder you are in" in elsewhere.stderr, elsewhere
-    assert sorted(str(p) for p in project.rglob("*")) == before
+    assert sorted(str(p) for p in project.rglob("*")) == [b for b in before if not b.endswith("notes.txt")]
     assert invoke("clean", cwd=project).returncode == 0  # its own folder, as ever
     assert not mine.exists() and (theirs / "sent.json").exists() and letter(theirs, "alpha").exists()
 
