@@ -1016,6 +1016,10 @@ class _Compiler:
         return outcomes
 
 
+class FolderBusy(RuntimeError):
+    """Another build, merge or send holds the build folder (``lock``)."""
+
+
 @contextmanager
 def lock(layout: Layout):
     """One build or merge at a time per build folder; a second one is refused."""
@@ -1024,7 +1028,7 @@ def lock(layout: Layout):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RuntimeError(f"another build or merge is running in {layout.root} (or the pdflatex of one "
+            raise FolderBusy(f"another build or merge is running in {layout.root} (or the pdflatex of one "
                                "that was stopped is still finishing); wait for it to finish") from None
         held_locks.add(handle.fileno())  # and the programs it starts hold it too
         try:

@@ -454,6 +454,12 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     except (LoadError, TexMissing, RuntimeError) as exc:
         raise stopped(exc, then="\nNothing was built.")
     except OSError as exc:
+        outside = exc.filename and not Path(os.path.abspath(exc.filename)).is_relative_to(
+            Path(os.path.abspath(batch.build_dir)))
+        if outside and exc.errno in (errno.ENOENT, errno.EACCES, errno.EISDIR, None):
+            # a file the batch names (its logo) gone or replaced while the build read it: not the disk
+            raise Exit(f"could not read {show(Path(exc.filename))}: {exc.strerror or 'it changed as it was read'}; "
+                       "build again once it is in place. Letters built before are kept as they were.", code=2)
         raise Exit(f"could not write in {show(batch.build_dir)}: {exc.strerror or exc}"
                    + (f" ({exc.filename})" if exc.filename else "")
                    + ". Free some space or make the folder writable, then build again; "
@@ -971,7 +977,7 @@ def new(c, name):
 })
 def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval="0.5"):
     """Rebuild on every save of the batch file (and its spreadsheet), the letterhead or an image; one line per rebuild."""
-    from .build import LETTERHEAD
+    from .build import LETTERHEAD, FolderBusy
     from .load import LoadError, load
 
     batch = batch_paths(c, recipients, build_dir)
@@ -984,6 +990,7 @@ def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval=
         raise Exit(f"--interval takes seconds between 0 and 60, not {interval!r}", code=2)
 
     tables: list[Path] = []  # the spreadsheet the recipients come from, if any
+    read_too: list[Path] = []  # the spreadsheet and images, as the batch last named them
 
     def watched() -> list[Path]:
         files = [batch.recipients, *sorted(p for p in LETTERHEAD.rglob("*") if p.is_file())]
@@ -991,41 +998,55 @@ def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval=
             loaded = load(batch.recipients)
             letter = loaded.batch.letter
             tables[:] = [Path(p) for p in loaded.inputs]
-            files += tables
-            files += [batch.recipients.parent / rel
-                      for rel in (letter.sender.logo, letter.signatory.image, letter.letterhead) if rel]
+            read_too[:] = tables + [batch.recipients.parent / rel for rel in
+                                    (letter.sender.logo, letter.signatory.image, letter.letterhead) if rel]
         except (LoadError, OSError):
-            pass  # the build says what is wrong; keep watching the file
-        return files
+            pass  # the build says what is wrong; keep watching the files, the spreadsheet (its fault, maybe) too
+        return files + read_too
 
     def stamp(files) -> dict:
         return {p: (p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None for p in files}
 
-    def rebuild(reason: str) -> None:
+    def rebuild(reason: str, again: bool = False) -> bool:
+        """Build; False when another build, merge or send held the folder (said once, not
+        ``again``: the build is tried on each interval until it runs)."""
         # the time and reason go with the summary: printed first, a warning of the batch
         # (stderr) ended that line, and the summary stood on the next without them
         prefix = f"{time.strftime('%H:%M:%S')} {reason}: "
         try:
             run_build(c, batch, jobs=jobs, medium=medium, quiet=True, started=time.perf_counter(), prefix=prefix)
         except Exit as exc:
-            print(prefix + (str(exc.message or "").splitlines()[0] if exc.message else "stopped"), flush=True)
+            busy = isinstance(exc.__context__, FolderBusy)
+            if not (busy and again):
+                print(prefix + (str(exc.message or "").splitlines()[0] if exc.message else "stopped")
+                      + ("; the build follows when it has finished" if busy else ""), flush=True)
+            if exc.code == STOPPED:  # Ctrl-C while it built: it stops watching too
+                raise KeyboardInterrupt from None
+            return not busy
+        return True
 
     files = watched()
-    seen = stamp(files)
     print(f"watching {', '.join(show(p) for p in [batch.recipients, *tables])}, the letterhead and its images "
           "(Ctrl-C stops)", flush=True)
-    rebuild("start")
     try:
+        seen = stamp(files)
+        waiting = "" if rebuild("start") else "start"  # a build refused for the lock, to try again
         while True:
             time.sleep(pause)
             now = stamp(files)
-            if now != seen:
-                changed = [show(p) for p in files if now.get(p) != seen.get(p)]
-                rebuild(", ".join(changed) + " changed")
-                files = watched()
-                seen = stamp(files)
+            if now == seen and not waiting:
+                continue
+            changed = [show(p) for p in files if now.get(p) != seen.get(p)]
+            reason = ", ".join(changed) + " changed" if changed else waiting
+            # as they were before this build read them: a save while it runs is the next build's
+            seen = now
+            built = rebuild(reason, again=bool(waiting) and not changed)
+            waiting = "" if built else reason
+            files = watched()
+            seen = {**stamp(files), **{p: seen[p] for p in files if p in seen}}
     except KeyboardInterrupt:
-        print("stopped watching")
+        print("stopped watching", flush=True)
+        raise Exit(code=STOPPED) from None
 
 
 # ---------------------------------------------------------------- project chores

@@ -338,6 +338,61 @@ def test_watch_rebuilds_on_save_one_line_each(project):
         proc.wait(10)
 
 
+def test_watch_misses_no_save_waits_for_the_lock_and_stops_with_ctrl_c(project):
+    """A save made while watch rebuilt was taken as seen (it stamped the files after the
+    build), and a rebuild refused because another build held the folder was never tried
+    again: in both, letters stayed stale without a word. Ctrl-C during a rebuild stopped
+    that build and watch went on (exit 0 at the end). Now the save is built next, the
+    refused build follows once the folder is free, and Ctrl-C stops watch: exit 130."""
+    import fcntl
+    import signal
+
+    from test_build import _pdflatex_running_under
+
+    source = project / "recipients.yaml"
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "watch", "--interval", "0.1"], cwd=project,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL, start_new_session=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+
+    def until_compiling() -> None:
+        deadline = time.monotonic() + 60
+        while not _pdflatex_running_under(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert _pdflatex_running_under(proc.pid), "watch never compiled"
+
+    try:
+        assert lines.get(timeout=120).startswith("watching")
+        assert re.search(r"start: 2 letters: 2 built", lines.get(timeout=120))
+        write_yaml(source, source.read_text().replace("Dear Beta,", "Dear Beta One,"))
+        until_compiling()
+        write_yaml(source, source.read_text().replace("Dear Alpha,", "Dear Alpha Two,"))  # while it builds
+        assert re.search(r"changed: 2 letters: 1 built, 1 up to date", lines.get(timeout=120))
+        assert re.search(r"recipients\.yaml changed: 2 letters: 1 built, 1 up to date", lines.get(timeout=120))
+        assert "Dear Alpha Two," in pdf_text(letter(project / "build" / "recipients", "alpha"))
+        with open(project / "build" / "recipients" / ".lock", "w") as held:  # another build runs
+            fcntl.flock(held, fcntl.LOCK_EX)
+            write_yaml(source, source.read_text().replace("Dear Beta One,", "Dear Beta Three,"))
+            refused = lines.get(timeout=120)
+            assert "another build or merge is running" in refused and \
+                refused.rstrip().endswith("; the build follows when it has finished"), refused
+            time.sleep(0.5)  # tried again and again meanwhile, without a word
+            assert lines.empty()
+        assert re.search(r"recipients\.yaml changed: 2 letters: 1 built, 1 up to date", lines.get(timeout=120))
+        assert "Dear Beta Three," in pdf_text(letter(project / "build" / "recipients", "beta"))
+        write_yaml(source, source.read_text().replace("Dear Beta Three,", "Dear Beta Four,"))
+        until_compiling()
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(60) == 130
+        said = "".join(iter(lambda: lines.get(timeout=5), "stopped watching\n")) + "stopped watching\n"
+        assert re.search(r"recipients\.yaml changed: stopped: \d letters? built and recorded", said), said
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
+
+
 def test_watch_sees_the_spreadsheet_the_logo_and_a_house_letterhead(project):
     from test_bundle import tiny_png
 
@@ -373,6 +428,18 @@ def test_watch_sees_the_spreadsheet_the_logo_and_a_house_letterhead(project):
             line = lines.get(timeout=120)
             assert re.match(rf"\d\d:\d\d:\d\d \S*{re.escape(path.name)} changed: 1 letter: 1 built", line), (path, line)
         assert "Dear Al," in pdf_text(letter(project / "build" / "recipients", "alpha"))
+        # an editor that empties the spreadsheet, then writes it: the build says what is wrong,
+        # and the spreadsheet is still watched (it was not, once the batch failed to load)
+        table = project / "people.csv"
+        written = table.read_text()
+        time.sleep(0.3)
+        table.write_text("")
+        assert "people.csv changed: " in lines.get(timeout=120)
+        time.sleep(0.3)
+        table.write_text(written.replace("Dear Al,", "Dear Alpha Again,"))
+        assert lines.get(timeout=120).startswith(warning)
+        line = lines.get(timeout=120)
+        assert re.match(r"\d\d:\d\d:\d\d \S*people\.csv changed: 1 letter: 1 built", line), line
     finally:
         proc.terminate()
         proc.wait(10)
@@ -750,3 +817,29 @@ def test_another_batch_of_the_same_name_never_builds_over_a_batch_s_letters(proj
     assert invoke("build", "-r", "archive/recipients.yaml", "-b", "build-archive", cwd=project).returncode == 0
     (project / "recipients.yaml").rename(project / "archive" / "kept.yaml")  # the first batch moved away
     assert invoke("build", "-r", "archive/recipients.yaml", cwd=project).returncode == 0  # builds on
+
+
+def test_a_batch_file_gone_while_the_build_reads_it_is_not_called_a_full_disk(project, monkeypatch):
+    """A logo moved away (or being replaced) between loading the batch and copying it for
+    TeX was reported as "could not write in build/…: … Free some space or make the folder
+    writable": the fault is the file's, and the message says so. A write into the build
+    folder that fails is still the disk's."""
+    import errno
+
+    from invoke import Config, Context, Exit
+
+    from builder import build as build_module
+    from builder import tasks
+
+    context = Context(Config(defaults=tasks.ns.configuration()))
+    batch = tasks.batch_paths(context, str(project / "recipients.yaml"), str(project / "out"))
+    for where, said in ((project / "images" / "logo.png", "could not read "),
+                        (project / "out" / "tex" / "logo.png", "could not write in ")):
+        def fail(self, where=where):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(where))
+
+        monkeypatch.setattr(build_module.Prepared, "write_assets", fail)
+        with pytest.raises(Exit) as stopped:
+            tasks.run_build(context, batch)
+        assert stopped.value.code == 2 and stopped.value.message.startswith(said), stopped.value.message
+        assert "logo.png" in stopped.value.message and "No such file or directory" in stopped.value.message
