@@ -833,6 +833,11 @@ def _nothing_to_do(batch: Recorded, only: list[str] | None) -> Report | None:
         letters = [s for s in states if s.state != ready.INVALID]
         if any(s.state not in (ready.READY, ready.PREFLIGHT) for s in letters):
             return None
+        # a letter of a recipient no longer in the batch (or now invalid) to delete: the
+        # build that saw it go was `--only`, which deletes nothing, and every build after
+        # found nothing to do and left it there for good
+        if not only and any(rid not in ids and not signed_only(entry) for rid, entry in manifest.letters.items()):
+            return None
         outcomes = [Outcome(label, "invalid", message=message) for label, _, message in batch.rejected]
         outcomes += [Outcome(s.recipient, "up to date", batch.layout.pdf(s.recipient), findings=s.findings,
                              accepted=s.accepted, pages=manifest.letters[s.recipient].get("pages", 0))

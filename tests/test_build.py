@@ -531,6 +531,9 @@ def test_a_recipient_removed_or_renamed_leaves_no_letter_to_post_or_publish(tmp_
     assert fewer != three
     write_yaml(source, fewer.replace("id: third", "id: third-person"))
     assert build(source, out, only=["first"]).ok and (out / "letters" / "broken.pdf").exists()
+    # every letter of the batch built by --only: the next build had nothing to compile, and
+    # so deleted nothing, then or ever after
+    assert build(source, out, only=["third-person"]).ok and (out / "letters" / "broken.pdf").exists()
     for medium, copy in (("print", "letter"), ("web", "web copy")):  # status names them until then
         seen = subprocess.run([sys.executable, "-m", "invoke", "status", "-r", str(source), "-b", str(out),
                                "--for", medium], cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
