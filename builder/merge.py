@@ -43,6 +43,11 @@ class OutputRefused(MergeRefused):
     """``--output`` names a file merge must not write: a bad value, like ``--jobs abc``."""
 
 
+class NoSuchRecipient(MergeRefused):
+    """``--accept`` names a recipient the batch does not have: a bad value, as
+    ``--only`` naming one is."""
+
+
 class BundleNotRecorded(OSError):
     """The bundle is in place, but the manifest that records it could not be
     written (a disk that filled just then): no task uses the bundle until a merge
@@ -369,7 +374,7 @@ def _ready_letters(prepared, manifest: Manifest, accept: dict[str, list[str]]
     those not ready, and why."""
     unknown = sorted(set(accept) - {s.recipient.id for s in prepared.sources})
     if unknown:
-        raise MergeRefused(f"--accept names no recipient of this batch: {', '.join(unknown)}")
+        raise NoSuchRecipient(f"--accept names no recipient of this batch: {', '.join(unknown)}")
     states = ready.letter_states(prepared, manifest, accept)
     problems = [state.line() for state in states if not state.ready]
     if problems:

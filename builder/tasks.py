@@ -751,7 +751,8 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
     from .compile import TexMissing
     from .problems import LoadError
     from .build import Layout
-    from .merge import BundleNotRecorded, MergeRefused, OutputRefused, SharedPartFailed, merge as merge_letters
+    from .merge import (BundleNotRecorded, MergeRefused, NoSuchRecipient, OutputRefused, SharedPartFailed,
+                        merge as merge_letters)
 
     batch = batch_paths(c, recipients, build_dir)
     accept = joined(accept)
@@ -767,7 +768,7 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
     try:
         report = merge_letters(batch.recipients, batch.build_dir, output, cover=cover, duplex=duplex,
                                signature_fields=signature_fields, accept=accepted)
-    except OutputRefused as exc:  # a bad value
+    except (OutputRefused, NoSuchRecipient) as exc:  # a bad value
         raise stopped(exc, code=2)
     except SharedPartFailed as exc:  # the letterhead, not a letter: as build stops
         raise stopped(exc, code=2)

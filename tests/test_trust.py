@@ -163,6 +163,12 @@ def test_build_merge_accept_makes_the_bundle_the_person_accepted(tmp_path):
     # on the record now, with this very file: the chain without --accept goes through too
     assert invoke("build", "merge", *batch).returncode == 0
     assert invoke("status", *batch).returncode == 0
+    # an id the batch does not have is a bad value, as for --only (exit 2, not 1: no letter
+    # needs attention)
+    for typo in ("nobody:window", "TALL:window"):
+        wrong = invoke("merge", *batch, "--accept", typo)
+        assert wrong.returncode == 2 and wrong.stderr.strip() == (
+            f"--accept names no recipient of this batch: {typo.split(':')[0]}"), wrong.stderr
 
     # one's letter edited: the documented chain merges again. Its check saw the bundle the
     # merge was about to replace as stale and stopped the chain (exit 1), every time
