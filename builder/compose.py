@@ -568,14 +568,37 @@ def _rendered(source: str, batch: Batch, memo: dict) -> list[str]:
     return memo[key]
 
 
-def _render(nodes: markup.Paragraph, batch: Batch) -> str:
+def ends_in_mark(node: markup.Inline) -> bool:
+    """Whether ``node`` ends in a footnote mark: a citation, or emphasis whose
+    last node does (*claim[^a]*). A mark right after it would read as one
+    number with it: "claim12". (A link's label holds no citation: markup
+    refuses one.)"""
+    if isinstance(node, markup.Emphasis):
+        return follows_mark(node.children, len(node.children))
+    return isinstance(node, markup.Cite)
+
+
+def follows_mark(nodes: markup.Paragraph, index: int, after_mark: bool = False) -> bool:
+    """Whether ``nodes[index]`` comes right after a footnote mark (``after_mark``:
+    what comes before ``nodes``, an emphasis's children, ends in one). Empty
+    text does not count: markdown-it leaves one where a delimiter was
+    (**strong[^a]**[^b] has one between the emphasis and [^b])."""
+    for node in reversed(nodes[:index]):
+        if not (isinstance(node, markup.Text) and not node.value):
+            return ends_in_mark(node)
+    return after_mark
+
+
+def _render(nodes: markup.Paragraph, batch: Batch, after_mark: bool = False) -> str:
+    """Markup as LaTeX; ``after_mark`` as ``follows_mark`` takes it."""
     pieces = []
     for index, node in enumerate(nodes):
+        after = follows_mark(nodes, index, after_mark)
         if isinstance(node, markup.Text):
             pieces.append(latex.text(node.value))
         elif isinstance(node, markup.Emphasis):
             command = "textbf" if node.strong else "emph"
-            pieces.append(rf"\{command}{{{_render(node.children, batch)}}}")
+            pieces.append(rf"\{command}{{{_render(node.children, batch, after)}}}")
         elif isinstance(node, markup.Link):
             if node.children and all(isinstance(child, markup.Text) for child in node.children):
                 label = _address(node.children)
@@ -583,7 +606,7 @@ def _render(nodes: markup.Paragraph, batch: Batch) -> str:
                 label = NoEscape(_render(node.children, batch))
             pieces.append(latex.href(node.url, label))
         elif isinstance(node, markup.Cite):
-            if pieces and isinstance(nodes[index - 1], markup.Cite):
+            if after:
                 pieces.append(r"\textsuperscript{,}")  # two marks side by side read as one: 12
             pieces.append(_footnote(batch, node.key))
     return "".join(pieces)

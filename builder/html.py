@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from . import markup
-from .compose import PDF_LANG, closing, full_stop, long_date, pdf_title, sender_roles, signatory_title
+from .compose import PDF_LANG, closing, follows_mark, full_stop, long_date, pdf_title, sender_roles, signatory_title
 from .schema import LANGUAGES, Batch, Recipient
 
 _SAFE_URL = re.compile(r"(?i)^(https?://|mailto:)")
@@ -189,14 +189,17 @@ def paragraphs(batch: Batch, recipient: Recipient, language: str | None = None) 
     return out
 
 
-def _inline(nodes: markup.Paragraph, batch: Batch, notes: list[str], ids: str) -> str:
+def _inline(nodes: markup.Paragraph, batch: Batch, notes: list[str], ids: str, after_mark: bool = False) -> str:
+    """Markup as HTML, footnote marks numbered on from ``notes``; ``after_mark``
+    as ``compose.follows_mark`` takes it, so marks are kept apart as on paper."""
     pieces = []
     for index, node in enumerate(nodes):
+        after = follows_mark(nodes, index, after_mark)
         if isinstance(node, markup.Text):
             pieces.append(e(node.value))
         elif isinstance(node, markup.Emphasis):
             tag = "strong" if node.strong else "em"
-            pieces.append(f"<{tag}>{_inline(node.children, batch, notes, ids)}</{tag}>")
+            pieces.append(f"<{tag}>{_inline(node.children, batch, notes, ids, after)}</{tag}>")
         elif isinstance(node, markup.Link):
             pieces.append(f'<a href="{href(node.url)}">{_inline(node.children, batch, notes, ids)}</a>')
         elif isinstance(node, markup.Cite):
@@ -204,7 +207,7 @@ def _inline(nodes: markup.Paragraph, batch: Batch, notes: list[str], ids: str) -
             notes.append(f'{e(ref.author)} ({e(str(ref.year))}) <a href="{href(ref.url)}">{e(ref.title)}</a>'
                          f'{full_stop(ref.title)}')
             n = len(notes)
-            if index and isinstance(nodes[index - 1], markup.Cite):
+            if after:
                 pieces.append("<sup>,</sup>")  # two marks side by side read as one: 12
             pieces.append(f'<sup><a href="#{ids}note-{n}" id="{ids}mark-{n}">{n}</a></sup>')
     return "".join(pieces)

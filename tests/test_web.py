@@ -821,3 +821,61 @@ def test_a_stopped_or_redated_web_build_leaves_each_page_beside_its_own_pdf(tmp_
     assert sorted(p.name for p in web.glob("*-w*")) == sorted(f"2021-03-05-w{n}.{kind}" for n in range(1, 4)
                                                              for kind in ("pdf", "html"))
     assert {s.state for s in status(source, out, "web")} == {"ready"}
+
+
+# ---- a bilingual letter's page, read against its PDF -----------------------------------
+
+# One cy-en letter for what a tester found: marks after emphasis that ends in one,
+# accents typed decomposed (e + U+0301), a sender with long contact details.
+BILINGUAL = """\
+letter:
+  date: 2021-03-04
+  our_ref: OR/1
+  sender:
+    name: "Ann Sende\\u0301r"
+    role: {en: Clerk, cy: Clerc}
+    address: [1 High Street, Town]
+    phone: 01234 567890
+    email: correspondence.unit@levellingup-housing-communities.gov.uk
+    web: https://www.gov.uk/government/organisations/department-for-levelling-up-housing-and-communities
+  signatory: {name: Ann Sender, title: {en: Clerk, cy: Clerc}}
+  subject: {en: "About Jose\\u0301", cy: "Ynghylch Jose\\u0301"}
+  cc: ["Jose\\u0301 Copy"]
+  body:
+    - main:
+        en: "Emphasised *claim[^a]*[^b] here, **strong[^a]**[^b], *nested **deep[^a]***[^b], [^a]*[^b] first*. Cafe\\u0301."
+        cy: "Pwysleisiwyd *honiad[^a]*[^b] yma. Cafe\\u0301."
+references:
+  a: {author: A. Author, year: 2020, title: "Report A", url: "https://example.org/a"}
+  b: {author: B. Author, year: 2021, title: "Report B", url: "https://example.org/b"}
+recipients:
+  - id: rhys
+    language: cy-en
+    name: "Jose\\u0301 Rhys"
+    your_ref: YR/2
+    address: [2 Road]
+    salutation: {cy: "Annwyl Rhys,", en: "Dear Rhys,"}
+"""
+
+
+@pytest.fixture(scope="module")
+def bilingual_web(tmp_path_factory):
+    """The BILINGUAL letter's web copy (its PDF) and its page, as text."""
+    folder = tmp_path_factory.mktemp("bilingual-web")
+    source = write_yaml(folder / "recipients.yaml", BILINGUAL)
+    report = build(source, folder / "build", medium="web")
+    assert report.ok, [(o.recipient, o.message) for o in report.failed]
+    (outcome,) = report.outcomes
+    return outcome.pdf, outcome.pdf.with_suffix(".html").read_text(encoding="utf-8")
+
+
+def test_a_mark_after_emphasis_that_ends_in_one_is_kept_apart_by_a_comma(bilingual_web):
+    """*claim[^a]*[^b] read "claim12", on paper and on the page: the comma
+    between two marks was put only after a bare citation."""
+    pdf, page = bilingual_web
+    printed = pdf_text(pdf).replace(" ,", ",")  # (pdftotext puts a space before a comma after a mark)
+    shown = " ".join(text for tag, _, text in outline(page) if tag == "p")
+    for text in (printed, shown):
+        assert "honiad1,2 yma" in text
+        for words in ("claim1,2 here", "strong3,4,", "deep5,6,", "7,8 first"):
+            assert words in text, (words, text)
