@@ -110,7 +110,7 @@ def letter_page(batch: Batch, recipient: Recipient, logo: str | None = None) -> 
         lang = f' lang="{PDF_LANG[language]}"' if number else ""
         parts += [f"<section{lang} aria-label=\"{e(pdf_title(batch, recipient, language))}\">"
                   if len(languages) > 1 else "<section>"]
-        parts += _letter(batch, recipient, language, f"{language}-")
+        parts += _letter(batch, recipient, language, f"{language}-", opening=number == 0)
         parts += ["</section>"]
     parts += ["</main>", "</body>", "</html>", ""]
     return "\n".join(parts)
@@ -125,22 +125,16 @@ def _lang_of_title(batch: Batch, page_language: str) -> str:
     return f' lang="{PDF_LANG[language]}"' if language != page_language else ""
 
 
-def _letter(batch: Batch, recipient: Recipient, language: str, ids: str) -> list[str]:
-    """One language's letter: the PDF's order, its words."""
+def _letter(batch: Batch, recipient: Recipient, language: str, ids: str, opening: bool = True) -> list[str]:
+    """One language's letter: the PDF's order, its words. ``opening``: it starts
+    with the marking, references, date and recipient block; a bilingual
+    letter's second half does not, as on paper (printed once, it starts at
+    the salutation on a new page)."""
     letter, signatory = batch.letter, batch.letter.signatory
     words = LABELS[language]
     pick = lambda own, shared: own if own is not None else shared  # noqa: E731
     notes: list[str] = []  # each footnote's HTML, numbered from 1 as in the PDF
-    out = []
-    marking = pick(recipient.marking, letter.marking)
-    if marking:
-        out.append(f'<p class="marking">{e(marking)}</p>')
-    refs = [(words["ourref"], pick(recipient.our_ref, letter.our_ref)), (words["yourref"], recipient.your_ref)]
-    refs = [f"{e(label)} {e(value)}" for label, value in refs if value]
-    date = f'<time datetime="{letter.date.isoformat()}">{e(long_date(letter.date, language))}</time>'
-    out.append(f'<p class="date">{"<br>".join(refs + [date])}</p>')
-    to = [e(recipient.name)] + ([e(recipient.role)] if recipient.role else []) + [e(a) for a in recipient.address]
-    out.append(f'<p class="recipient">{"<br>".join(to)}</p>')
+    out = _opening(batch, recipient, language) if opening else []
     out.append(f"<p>{e(batch.own_text(recipient, recipient.salutation, language) or '')}</p>")
     subject = (batch.own_text(recipient, recipient.subject, language) if recipient.subject is not None
                else batch.shared_text(letter.subject, language))
@@ -166,6 +160,24 @@ def _letter(batch: Batch, recipient: Recipient, language: str, ids: str) -> list
                 f'aria-label="{e(words["back"])} ({e(words["note"])} {n})">{e(words["back"])}</a></li>'
                 for n, text in enumerate(notes, 1)]
         out += ["</ol>", "</section>"]
+    return out
+
+
+def _opening(batch: Batch, recipient: Recipient, language: str) -> list[str]:
+    """What the letter prints above the salutation: the marking, the references
+    and date, the recipient block."""
+    letter, words = batch.letter, LABELS[language]
+    pick = lambda own, shared: own if own is not None else shared  # noqa: E731
+    out = []
+    marking = pick(recipient.marking, letter.marking)
+    if marking:
+        out.append(f'<p class="marking">{e(marking)}</p>')
+    refs = [(words["ourref"], pick(recipient.our_ref, letter.our_ref)), (words["yourref"], recipient.your_ref)]
+    refs = [f"{e(label)} {e(value)}" for label, value in refs if value]
+    date = f'<time datetime="{letter.date.isoformat()}">{e(long_date(letter.date, language))}</time>'
+    out.append(f'<p class="date">{"<br>".join(refs + [date])}</p>')
+    to = [e(recipient.name)] + ([e(recipient.role)] if recipient.role else []) + [e(a) for a in recipient.address]
+    out.append(f'<p class="recipient">{"<br>".join(to)}</p>')
     return out
 
 

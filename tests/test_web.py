@@ -879,3 +879,21 @@ def test_a_mark_after_emphasis_that_ends_in_one_is_kept_apart_by_a_comma(bilingu
         assert "honiad1,2 yma" in text
         for words in ("claim1,2 here", "strong3,4,", "deep5,6,", "7,8 first"):
             assert words in text, (words, text)
+
+
+def test_a_bilingual_pages_english_half_starts_at_the_salutation_as_on_paper(bilingual_web):
+    """The letterhead, references, date and recipient block are printed once:
+    the page repeated them at the top of its English half."""
+    pdf, page = bilingual_web
+    halves = page.split('<section lang="en-GB"')
+    assert len(halves) == 2
+    welsh, english = outline(halves[0].split("<main>")[1]), outline('<section lang="en-GB"' + halves[1])
+    assert [attrs.get("class") for tag, attrs, _ in welsh if tag == "p"][:3] == ["date", "recipient", None]
+    assert "Ein cyf: OR/1Eich cyf: YR/2" in next(text for _, attrs, text in welsh if attrs.get("class") == "date")
+    first = next(text for tag, _, text in english if tag == "p")
+    assert first == "Dear Rhys,", first
+    assert not any(attrs.get("class") in ("date", "recipient", "marking") for _, attrs, _ in english)
+    assert "<time" not in halves[1] and "Our ref" not in halves[1]
+    # as on paper: the English half's first page starts at "Dear Rhys," (its running header aside)
+    english_pages = pdf_text(pdf).split("Tudalen 1 o 2", 1)[1]
+    assert "Our ref" not in english_pages and "Dear Rhys," in english_pages
