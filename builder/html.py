@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import markup
 from .compose import PDF_LANG, closing, follows_mark, full_stop, long_date, pdf_title, sender_roles, signatory_title
+from .latex import compose_marks
 from .schema import LANGUAGES, Batch, Recipient
 
 _SAFE_URL = re.compile(r"(?i)^(https?://|mailto:)")
@@ -49,15 +50,18 @@ section + section { border-top: 1px solid #666; margin-top: 3em; }
 
 
 def e(value: str) -> str:
-    """Text as HTML: every character prints as itself."""
-    return html.escape(value, quote=True)
+    """Text as HTML: every character prints as itself, with a letter and a
+    following combining accent joined as the PDF joins them (``compose_marks``:
+    e + U+0301 is é there, so the page's é is too; anything else as typed)."""
+    return html.escape(compose_marks(value), quote=True)
 
 
 def href(url: str) -> str:
-    """A URL for an ``href`` attribute; the schema allows only http(s) and mailto."""
+    """A URL for an ``href`` attribute; the schema allows only http(s) and mailto.
+    As typed: an address, not text (the PDF links the address as typed too)."""
     if not _SAFE_URL.match(url):
         raise ValueError(f"unsafe URL {url!r}")
-    return e(url)
+    return html.escape(url, quote=True)
 
 
 # A browser shows these in an <img>; a PDF logo it does not, so the page has none.

@@ -843,7 +843,7 @@ letter:
   cc: ["Jose\\u0301 Copy"]
   body:
     - main:
-        en: "Emphasised *claim[^a]*[^b] here, **strong[^a]**[^b], *nested **deep[^a]***[^b], [^a]*[^b] first*. Cafe\\u0301."
+        en: "Emphasised *claim[^a]*[^b] here, **strong[^a]**[^b], *nested **deep[^a]***[^b], [^a]*[^b] first*. Cafe\\u0301, 10 \\u2126."
         cy: "Pwysleisiwyd *honiad[^a]*[^b] yma. Cafe\\u0301."
 references:
   a: {author: A. Author, year: 2020, title: "Report A", url: "https://example.org/a"}
@@ -897,3 +897,25 @@ def test_a_bilingual_pages_english_half_starts_at_the_salutation_as_on_paper(bil
     # as on paper: the English half's first page starts at "Dear Rhys," (its running header aside)
     english_pages = pdf_text(pdf).split("Tudalen 1 o 2", 1)[1]
     assert "Our ref" not in english_pages and "Dear Rhys," in english_pages
+
+
+def test_html_page_joins_accents_as_the_pdf_does(bilingual_web):
+    """e + U+0301 typed in a name, subject, cc or body is é (U+00E9) in the
+    PDF's text and metadata: the page printed it decomposed. Joined as the
+    PDF joins them (``compose_marks``), not NFC: the ohm sign stays itself."""
+    pdf, page = bilingual_web
+    assert "\u0301" not in page
+    elements = outline(page)
+    title = next(text for tag, _, text in elements if tag == "title")
+    assert title == PdfReader(pdf).metadata.title == "Llythyr at Jos\u00e9 Rhys / Letter to Jos\u00e9 Rhys"
+    assert next(text for _, attrs, text in elements if attrs.get("class") == "sender-name") == "Ann Send\u00e9r"
+    assert next(text for _, attrs, text in elements if attrs.get("class") == "recipient").startswith("Jos\u00e9 Rhys")
+    texts = [text for tag, _, text in elements if tag in ("h2", "p")]
+    for shown in ("Ynghylch Jos\u00e9", "About Jos\u00e9", "Copïau: Jos\u00e9 Copy", "cc: Jos\u00e9 Copy"):
+        assert shown in texts, (shown, texts)
+    assert any(text.endswith("Caf\u00e9, 10 \u2126.") for text in texts)
+    assert 'aria-label="Letter to Jos\u00e9 Rhys"' in page
+    # the PDF's own text, not pdf_text's (NFC: it would make the ohm sign an omega)
+    printed = subprocess.run(["pdftotext", "-raw", "-enc", "UTF-8", str(pdf), "-"], capture_output=True,
+                             text=True, check=True).stdout
+    assert "About Jos\u00e9\n" in printed and "Caf\u00e9, 10 \u2126." in printed
