@@ -826,15 +826,16 @@ def test_a_stopped_or_redated_web_build_leaves_each_page_beside_its_own_pdf(tmp_
 # ---- a bilingual letter's page, read against its PDF -----------------------------------
 
 # One cy-en letter for what a tester found: marks after emphasis that ends in one,
-# accents typed decomposed (e + U+0301), a sender with long contact details.
+# accents typed decomposed (e + U+0301), a sender with a logo and long contact details.
 BILINGUAL = """\
 letter:
   date: 2021-03-04
   our_ref: OR/1
   sender:
-    name: "Ann Sende\\u0301r"
+    name: Department for Levelling Up, Housing and Communities
     role: {en: Clerk, cy: Clerc}
-    address: [1 High Street, Town]
+    logo: images/logo.png
+    address: ["Ty\\u0302 Glas", Town]
     phone: 01234 567890
     email: correspondence.unit@levellingup-housing-communities.gov.uk
     web: https://www.gov.uk/government/organisations/department-for-levelling-up-housing-and-communities
@@ -861,7 +862,11 @@ recipients:
 @pytest.fixture(scope="module")
 def bilingual_web(tmp_path_factory):
     """The BILINGUAL letter's web copy (its PDF) and its page, as text."""
+    from test_bundle import tiny_png
+
     folder = tmp_path_factory.mktemp("bilingual-web")
+    (folder / "images").mkdir()
+    tiny_png(folder / "images" / "logo.png", width=240, height=80)
     source = write_yaml(folder / "recipients.yaml", BILINGUAL)
     report = build(source, folder / "build", medium="web")
     assert report.ok, [(o.recipient, o.message) for o in report.failed]
@@ -908,7 +913,7 @@ def test_html_page_joins_accents_as_the_pdf_does(bilingual_web):
     elements = outline(page)
     title = next(text for tag, _, text in elements if tag == "title")
     assert title == PdfReader(pdf).metadata.title == "Llythyr at Jos\u00e9 Rhys / Letter to Jos\u00e9 Rhys"
-    assert next(text for _, attrs, text in elements if attrs.get("class") == "sender-name") == "Ann Send\u00e9r"
+    assert next(text for tag, _, text in elements if tag == "address").startswith("T\u0177 Glas")
     assert next(text for _, attrs, text in elements if attrs.get("class") == "recipient").startswith("Jos\u00e9 Rhys")
     texts = [text for tag, _, text in elements if tag in ("h2", "p")]
     for shown in ("Ynghylch Jos\u00e9", "About Jos\u00e9", "Copïau: Jos\u00e9 Copy", "cc: Jos\u00e9 Copy"):
@@ -919,3 +924,32 @@ def test_html_page_joins_accents_as_the_pdf_does(bilingual_web):
     printed = subprocess.run(["pdftotext", "-raw", "-enc", "UTF-8", str(pdf), "-"], capture_output=True,
                              text=True, check=True).stdout
     assert "About Jos\u00e9\n" in printed and "Caf\u00e9, 10 \u2126." in printed
+
+
+# each width in an iframe of its own: one chromium run measures them all (a srcdoc
+# frame is the probe's own origin, so its document can be read from file://)
+WIDTHS_PROBE = """<!DOCTYPE html><html><body style="margin:0">{frames}
+<script>
+window.addEventListener("load", function () {{
+  document.body.setAttribute("data-widths", Array.prototype.map.call(document.querySelectorAll("iframe"),
+    function (f) {{ var d = f.contentDocument.documentElement;
+                    return f.width + ":" + d.scrollWidth + ":" + d.clientWidth; }}).join(" "));
+}});
+</script></body></html>"""
+
+
+def test_html_header_never_scrolls_sideways(bilingual_web, tmp_path):
+    """A sender with a long e-mail and web address: the header's address column
+    did not shrink below its longest piece, and between 577 and 649 px (the
+    two columns side by side) the page scrolled sideways (630 px wide at 580-620)."""
+    _, page = bilingual_web
+    widths = (320, 400, 500, 577, 580, 600, 620, 649, 700, 800, 1000)
+    frames = "".join(f'<iframe width="{w}" height="400" style="display:block;border:0" srcdoc="{html.escape(page)}">'
+                     "</iframe>" for w in widths)
+    probe = tmp_path / "widths.html"
+    probe.write_text(WIDTHS_PROBE.format(frames=frames), encoding="utf-8")
+    found = re.search(r'data-widths="([\d: ]+)"', browse(probe, tmp_path, "--window-size=1100,900"))
+    assert found, "the probe did not run"
+    measured = [tuple(map(int, each.split(":"))) for each in found.group(1).split()]
+    assert [w for w, _, _ in measured] == list(widths)
+    assert all(scroll <= client for _, scroll, client in measured), measured
