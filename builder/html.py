@@ -108,11 +108,11 @@ def letter_page(batch: Batch, recipient: Recipient, logo: str | None = None) -> 
         "<body>",
         "<header>",
         f'<div>{image}<p class="sender-name">{e(sender.name)}</p>'
-        f'<p>{"<br>".join(e(role) for role in sender_roles(batch, languages))}</p></div>',
+        f'<p>{"<br>".join(_roles(batch, languages))}</p></div>',
         f"<address>{'<br>'.join(contact)}</address>",
         "</header>",
         "<main>",
-        f"<h1{_lang_of_title(batch, languages[0])}>{e(letter.title or pdf_title(batch, recipient))}</h1>",
+        f"<h1{_lang_of_title(batch, languages[0])}>{_heading(batch, recipient, languages)}</h1>",
     ]
     for number, language in enumerate(languages):
         lang = f' lang="{PDF_LANG[language]}"' if number else ""
@@ -122,6 +122,32 @@ def letter_page(batch: Batch, recipient: Recipient, logo: str | None = None) -> 
         parts += ["</section>"]
     parts += ["</main>", "</body>", "</html>", ""]
     return "\n".join(parts)
+
+
+def _in_language(text: str, language: str, page_language: str) -> str:
+    """HTML ``text`` in ``language``, marked as such where the page is in
+    another (WCAG 3.1.2): a bilingual page is Welsh, its English words are not."""
+    return text if language == page_language else f'<span lang="{PDF_LANG[language]}">{text}</span>'
+
+
+def _roles(batch: Batch, languages: tuple[str, ...]) -> list[str]:
+    """The sender's roles as the letterhead prints them (``sender_roles``), each
+    marked with its language: a bilingual page's English role is English."""
+    role, page_language = batch.letter.sender.role, languages[0]
+    out = []
+    for text in sender_roles(batch, languages):
+        # the language it was given in (one given in none of them: the page's, as it stands in for it)
+        language = next((each for each in languages if batch.shared_text(role, each) == text), page_language)
+        out.append(_in_language(e(text), language, page_language))
+    return out
+
+
+def _heading(batch: Batch, recipient: Recipient, languages: tuple[str, ...]) -> str:
+    """The page's heading: ``letter.title``, else the title "Llythyr at ... /
+    Letter to ..." with each language's part marked as such."""
+    if batch.letter.title:
+        return e(batch.letter.title)
+    return " / ".join(_in_language(e(pdf_title(batch, recipient, each)), each, languages[0]) for each in languages)
 
 
 def _lang_of_title(batch: Batch, page_language: str) -> str:

@@ -509,8 +509,10 @@ def test_welsh_and_bilingual_html_pages_declare_their_languages(parts_web, tmp_p
         assert result["violations"] == [], (rid, result["violations"])
         elements = outline(page)
         langs = [attrs["lang"] for tag, attrs, _ in elements if "lang" in attrs]
-        # the heading, the batch's English title, is marked English on a Welsh page
-        assert langs == {"london": ["en-GB"], "south-wales": ["cy", "en-GB"], "essex": ["cy", "en-GB", "en-GB"]}[rid]
+        # the heading, the batch's English title, is marked English on a Welsh page; on the
+        # bilingual one, the sender's English role too (then the English half)
+        assert langs == {"london": ["en-GB"], "south-wales": ["cy", "en-GB"],
+                         "essex": ["cy", "en-GB", "en-GB", "en-GB"]}[rid]
         assert next(attrs for tag, attrs, _ in elements if tag == "h1").get("lang") == (
             None if rid == "london" else "en-GB")
         assert "OFFICIAL" in page
@@ -953,3 +955,21 @@ def test_html_header_never_scrolls_sideways(bilingual_web, tmp_path):
     measured = [tuple(map(int, each.split(":"))) for each in found.group(1).split()]
     assert [w for w, _, _ in measured] == list(widths)
     assert all(scroll <= client for _, scroll, client in measured), measured
+
+
+def test_a_bilingual_pages_english_words_are_marked_english(bilingual_web, tmp_path, axe_js):
+    """A bilingual page is Welsh (lang="cy"): its footnotes, labels and Welsh half
+    are Welsh, and what it prints in English outside the English half (the
+    sender's English role, the English half of the heading "Llythyr at ... /
+    Letter to ...") was unmarked, so a screen reader read it as Welsh."""
+    _, page = bilingual_web
+    assert '<p>Clerc<br><span lang="en-GB">Clerk</span></p>' in page
+    assert '<h1>Llythyr at Jos\u00e9 Rhys / <span lang="en-GB">Letter to Jos\u00e9 Rhys</span></h1>' in page
+    # (the <title>, text only, says both as the PDF's title does: README, "Web copies")
+    welsh = page.split("<body>")[1].split('<section lang="en-GB"')[0]
+    for english in ("Our ref", "Your ref", "cc:", "Enc:", "Tel:", "Notes", "Note ", "Back to text", "Letter to",
+                    "March", "Yours", "Clerk"):
+        unmarked = re.sub(r'<span lang="en-GB">.*?</span>', "", welsh)
+        assert english not in unmarked, english
+    result = axe(page, tmp_path / "axe", axe_js)
+    assert result["violations"] == [] and "valid-lang" in result["passes"], result
