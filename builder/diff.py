@@ -15,18 +15,30 @@ CONTEXT = 4  # unchanged words kept either side of a change
 
 
 def plain_text(source: str) -> str:
-    """Markup source as the words a reader sees (citations shown as [^key])."""
-    words = []
-    for paragraph in markup.parse(source):
-        for node in paragraph:
-            if isinstance(node, markup.Cite):
-                words.append(f"[^{node.key}]")
-            elif isinstance(node, markup.Text):
-                words.append(node.value)
-            else:
-                words.append(markup.plain((node,)))
-        words.append(" ")
-    return " ".join("".join(words).split())
+    """Markup source as a reviewer must see it: the words, and what else the letter
+    prints or links, written as markup (``*emphasis*``, ``**strong**``,
+    ``[label](url)``, a citation ``[^key]``; a character that is markup here
+    escaped, as typed: ``\\*``). A link's target or emphasis changed showed as
+    "the same as the shared text"."""
+    paragraphs = [_markup(paragraph) for paragraph in markup.parse(source)]
+    # the diff's own marks, typed in the text, are set apart ([- and -] are escaped already)
+    text = " ".join(" ".join(paragraphs).split())
+    return text.replace("{+", "{\\+").replace("+}", "+\\}")
+
+
+def _markup(nodes: markup.Paragraph) -> str:
+    out = []
+    for node in nodes:
+        if isinstance(node, markup.Cite):
+            out.append(f"[^{node.key}]")
+        elif isinstance(node, markup.Text):
+            out.append(markup.literal(node.value))
+        elif isinstance(node, markup.Emphasis):
+            star = "**" if node.strong else "*"
+            out.append(f"{star}{_markup(node.children)}{star}")
+        elif isinstance(node, markup.Link):
+            out.append(f"[{_markup(node.children)}]({node.url})")
+    return "".join(out)
 
 
 def word_diff(old: str, new: str) -> str:

@@ -719,10 +719,14 @@ def diff(c, recipients=None, only=None):
     except (LoadError, OSError) as exc:
         raise stopped(exc)
     wanted = ids_of(only)
+    # a recipient that is not valid has no letter to review: said, as build says it (it was
+    # left out without a word, and `-o` naming it suggested another recipient)
+    invalid = {problems[0].recipient or f"recipients[{index}]": problems
+               for index, problems in sorted(loaded.rejected.items())}
     if wanted:
         from .ready import no_such_ids
 
-        unknown = no_such_ids(wanted, [r.id for r in loaded.batch.recipients])
+        unknown = no_such_ids([rid for rid in wanted if rid not in invalid], [r.id for r in loaded.batch.recipients])
         if unknown:
             raise Exit(f"nothing to show: {unknown}", code=2)
     for recipient in loaded.batch.recipients:
@@ -731,6 +735,12 @@ def diff(c, recipients=None, only=None):
             for line in personal(loaded.batch, recipient):
                 print(f"  {line}")
             print()
+    shown = [label for label in invalid if wanted is None or label in wanted]
+    for label in shown:
+        for problem in invalid[label]:
+            print(problem, file=sys.stderr)
+    if shown:
+        raise Exit(f"not shown, as not valid: {', '.join(shown)} (fix what is said above)", code=1)
 
 
 # ---------------------------------------------------------------- merge, sign

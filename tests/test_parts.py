@@ -595,7 +595,7 @@ def test_diff_shows_each_letters_own_parts(tmp_path):
     london, wales, essex = (personal(batch, r) for r in batch.recipients)
     for line in ("your_ref: MOPAC/88", "email (not printed): sophie@example.org", "closing: Yours faithfully,",
                  "cc: April McCoig, IASC / Chief Constable", "enclosures: Strategic Plan 2019-2021 / Annual Report",
-                 "ps: Please reply by 30 November."):
+                 "ps: Please reply by *30 November*."):
         assert line in london, line
     assert "language: cy" in wales and "closing: Yn gywir, (default)" in wales
     assert "salutation: [cy] Annwyl Roger, | [en] Dear Roger," in essex
