@@ -187,13 +187,15 @@ def read(path: Path, fields: dict[str, typing.Any], *, sheet: str | None = None,
     width: list[int] = []  # the header row's last column, once the entries have found it
     beyond: dict[int, int] = {}  # a column right of it with cells (from 0) -> its first row with one
     sheets: list[str] = []  # the sheet read, then the workbook's others
+    headers: list[str] = []  # the header row's cells, once the entries have found it
     if path.suffix.lower() == ".xlsx":
         rows = _xlsx_rows(path, sheet, merged, hidden, width, sheets, data, beyond)
     else:
         if sheet:
             raise TableError(f"'sheet: {sheet}' is for a workbook (.xlsx); a CSV file has one table")
-        rows = _csv_rows(path, data)
-    table = _entries(rows, fields, columns or {}, width, text_file=path.suffix.lower() != ".xlsx", beyond=beyond)
+        rows = _csv_rows(path, data, headers)
+    table = _entries(rows, fields, columns or {}, width, text_file=path.suffix.lower() != ".xlsx", beyond=beyond,
+                     found=headers)
     _refuse_merged(table, merged)
     _say_hidden(table, hidden)
     if sheet is None and len(sheets) > 1:  # a "Read me" sheet first, the contacts on the second
@@ -547,7 +549,9 @@ def _csv_cell(value: str) -> str | None:
     return value
 
 
-def _csv_rows(path: Path, data: bytes | None = None):
+def _csv_rows(path: Path, data: bytes | None = None, headers: list[str] | None = None):
+    """The rows of a CSV file as (row number, cells). ``headers``: the header row's cells, which
+    the reader of the rows puts in once it has found them (to name a column in a message)."""
     raw = path.read_bytes() if data is None else data
     try:
         # Excel's "Unicode Text" is UTF-16 with its byte order mark: that says what it is
@@ -580,12 +584,71 @@ def _csv_rows(path: Path, data: bytes | None = None):
             if max(columns.values()) > 1:
                 delimiter = max(columns, key=columns.get)
                 break
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    # strict: a quote left open (typed by hand, or cut off) ran on through the rows below it,
+    # which became one cell of a letter that was still built, and the next recipient vanished
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    number, lines_read = start - 1, 0
     try:
-        for number, row in enumerate(reader, start=start):
+        for row in reader:
+            number += 1
             yield number, [_csv_cell(value) for value in row]
+            lines_read = reader.line_num
     except csv.Error as exc:
-        raise TableError(f"this CSV file cannot be read here: {exc}", reader.line_num + start - 1) from None
+        raise _bad_quote(text, lines_read, delimiter, number + 1, start, headers or [], exc) from None
+
+
+def _bad_quote(text: str, lines_read: int, delimiter: str, row: int, start: int, headers: list[str],
+               exc: csv.Error) -> TableError:
+    """csv's strict error, said in the file's terms: the row and column where the quote that
+    went wrong opened (csv names the place it noticed, rows later), and the fix."""
+    lines = io.StringIO(text, newline="").readlines()
+    record = "".join(lines[lines_read:])
+    column, ran_on = _quoted_cell_gone_wrong(record, delimiter)
+    if column is None:  # not a quote (csv's other errors): still one plain line
+        return TableError(f"this CSV file cannot be read here ({exc}); save it again from the spreadsheet as "
+                          "CSV UTF-8", row)
+    header = headers[column] if column < len(headers) and headers[column] else None
+    cell = f"column {_column_name(column + 1)}" + (f" ({header!r})" if header else "")
+    line = lines_read + start  # a text editor's line, where a quoted cell above holds line breaks
+    where = f" (line {line} of the file)" if line != row else ""
+    if ran_on:
+        return TableError(
+            f"a double quote opens the cell in {cell}{where} and is never closed, so the text after it, the rows "
+            "below too, would be read into that one cell; close the quote after the cell's text (a quote inside "
+            "a cell is written twice: \"\")", row)
+    return TableError(
+        f"the cell in {cell}{where} has text after its closing double quote; close the quote after the "
+        "cell's text, or write a quote inside the cell twice (\"\")", row)
+
+
+def _quoted_cell_gone_wrong(record: str, delimiter: str) -> tuple[int | None, bool]:
+    """The column (from 0) of the first quoted cell of ``record`` (a row's text, and all after
+    it) that csv could not end, and whether its quote ran on (the text it closed on opens a
+    later cell: ',"Dear Bob', or the file ended inside it) rather than being followed by text
+    ('"Dear Ann" x')."""
+    column, at, end = 0, 0, len(record)
+    while at < end:
+        if record[at] == '"':
+            opened = at
+            at += 1
+            while True:
+                at = record.find('"', at)
+                if at < 0:
+                    return column, True  # the file ended inside the quote
+                if record.startswith('""', at):
+                    at += 2  # a quote inside the cell, written twice
+                    continue
+                break
+            after = record[at + 1:at + 2]
+            if after not in (delimiter, "\r", "\n", ""):
+                return column, record[at - 1] in (delimiter, "\n", "\r") and at - 1 > opened
+            at += 1
+        while at < end and record[at] not in (delimiter, "\r", "\n"):
+            at += 1
+        if at >= end or record[at] != delimiter:
+            return None, False  # the row ended: its quotes were whole
+        column, at = column + 1, at + 1
+    return None, False
 
 
 # ---- rows -> entries -----------------------------------------------------------------
@@ -619,11 +682,13 @@ def _header_first(rows, fields: dict[str, str], columns: dict[str, str]):
 
 
 def _entries(rows, fields: dict[str, str], columns: dict[str, str], width: list[int] | None = None,
-             text_file: bool = False, beyond: dict[int, int] | None = None) -> Table:
+             text_file: bool = False, beyond: dict[int, int] | None = None,
+             found: list[str] | None = None) -> Table:
     """``text_file``: a CSV, where a row with more cells than the header row is a value
     holding the separator, unquoted (``_wider_than_the_headers``). ``beyond``: the columns
     right of the header row's last with cells, and the first row of each, which a sheet's
-    reader leaves out of the rows (filled in by the time the rows are read)."""
+    reader leaves out of the rows (filled in by the time the rows are read). ``found``: the
+    header row's cells are put in it, for the reader of the rows to name a column by."""
     table = Table()
     header_row, headers = None, []
     headless: dict[int, int] = {}  # a column with cells but no header -> its first row with one
@@ -633,6 +698,8 @@ def _entries(rows, fields: dict[str, str], columns: dict[str, str], width: list[
                 header_row, headers = number, [str(v).strip() if v is not None else "" for v in values]
                 specs = _specs(headers, fields, columns, table, number)
                 table.header_row = number
+                if found is not None:
+                    found[:] = headers
                 if width is not None:
                     width.append(max(i for i, v in enumerate(values, 1) if v is not None and str(v).strip()))
                 table.columns = [header if spec else None for spec, header in zip(specs, headers)]

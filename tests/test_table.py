@@ -1113,3 +1113,37 @@ def test_a_spreadsheet_saved_while_the_build_runs_leaves_its_letter_stale_not_re
     again = build(source, out)
     assert [o.status for o in again.outcomes] == ["built"]
     assert "Dear Annie," in pdf_text(out / "letters" / "ann-other.pdf")
+
+
+def test_an_unclosed_quote_in_a_csv_stops_with_the_row_and_column_it_opened_in(tmp_path):
+    """A quote left open ran on through the rows below it: Ann's letter was built with
+    "Newtown,n / Bob Two,Dear Bob" in her address, and Bob got no letter and was named
+    nowhere. The file is refused at the row and column where the quote opened; a quoted cell
+    with line breaks (Alt+Enter, as Excel saves it) is still one cell of one row."""
+    file = tmp_path / "c.csv"
+    good = b'Bob Two,"Dear Bob,","2 Mill Lane\r\nOldtown",n\r\nCat Three,"Dear Cat,","3 Mill Lane",n\r\n'
+    source = write_yaml(tmp_path / "recipients.yaml",
+                        LETTER + "recipients: {from: c.csv, columns: {Note: text.note}}\n")
+    for ann, row, cell, where in [
+            (b'Ann One,"Dear Ann,","1 Mill Lane\r\nNewtown,n\r\n', 2, "C ('Address')", ""),
+            (b'Ann One,"Dear Ann,,1 Mill Lane,n\r\n', 2, "B ('Salutation')", ""),
+            # after a cell of two lines, the file's line is not its row: both are said
+            (b'Zed,"Dear Zed,","9 Road\r\nTown",n\r\nAnn One,"Dear Ann,",1 Mill Lane,"n\r\n', 3, "D ('Note')",
+             " (line 4 of the file)")]:
+        file.write_bytes(b"Name,Salutation,Address,Note\r\n" + ann + (good if b"Zed" not in ann else b""))
+        with pytest.raises(LoadError) as caught:
+            load(source)
+        assert [str(p) for p in caught.value.problems] == [
+            f"{file}:row {row}: error: a double quote opens the cell in column {cell}{where} and is never closed, "
+            "so the text after it, the rows below too, would be read into that one cell; close the quote after "
+            "the cell's text (a quote inside a cell is written twice: \"\")"]
+    file.write_bytes(b'Name,Salutation,Address,Note\r\nAnn One,"Dear Ann" x,1 Mill Lane,n\r\n' + good)
+    with pytest.raises(LoadError) as caught:
+        load(source)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{file}:row 2: error: the cell in column B ('Salutation') has text after its closing double quote; close "
+        "the quote after the cell's text, or write a quote inside the cell twice (\"\")"]
+    file.write_bytes(b'Name,Salutation,Address,Note\r\n' + good)
+    loaded = load(source)
+    assert [(r.id, r.address) for r in loaded.batch.recipients] == [
+        ("bob-two", ["2 Mill Lane", "Oldtown"]), ("cat-three", ["3 Mill Lane"])] and not loaded.problems
