@@ -526,7 +526,9 @@ def _shown(value, style: str) -> str | None:
     # switches to that past 11 digits, which a letter must not print for a phone number)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or abs(value) >= 1e15:
         return None
-    if style == "General":
+    # Text ("@"): a number typed before the cell was formatted Text, or pasted into it, stays a
+    # number, which Excel shows as General would (xlfmt printed 4.47701E+11)
+    if style in ("General", "@"):
         return str(int(value))
     if style and style.strip("0") == "" and value >= 0:
         return str(int(value)).zfill(len(style))

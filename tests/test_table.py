@@ -1147,3 +1147,16 @@ def test_an_unclosed_quote_in_a_csv_stops_with_the_row_and_column_it_opened_in(t
     loaded = load(source)
     assert [(r.id, r.address) for r in loaded.batch.recipients] == [
         ("bob-two", ["2 Mill Lane", "Oldtown"]), ("cat-three", ["3 Mill Lane"])] and not loaded.problems
+
+
+def test_a_number_in_a_cell_formatted_text_prints_all_its_digits(tmp_path):
+    """A number typed before its cell was formatted Text ("@"), or pasted into it, stays a
+    number, which Excel shows as General would: it printed 4.47701E+11."""
+    book = openpyxl.Workbook()
+    book.active.append(["Name", "Address 1", "Address 2", "Salutation", "text.note"])
+    book.active.append(["Ann", "1 Road", 447700900123, "Dear Ann,", 12345678901234])
+    for cell in ("C2", "E2"):
+        book.active[cell].number_format = "@"
+    book.save(tmp_path / "c.xlsx")
+    (ann,) = load(batch(tmp_path, "c.xlsx")).batch.recipients
+    assert (ann.address, ann.text) == (["1 Road", "447700900123"], {"note": "12345678901234"})
