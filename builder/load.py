@@ -158,9 +158,14 @@ def _load(path: Path, file: str, source: str) -> Loaded:
     elif not isinstance(raw, list) or not raw:
         report.error(("recipients",), "must be a list of at least one recipient")
     else:
+        # a spreadsheet row refused whole as it was read (the headings again) is no recipient:
+        # its one message is said, not each field it lacks
+        refused = report.table[1].refused if report.table else set()
         for index, item in enumerate(raw):
             if index in slips:
                 report.problems.append(slips[index])
+                continue
+            if index in refused:
                 continue
             recipient = _validate(Recipient, item, ("recipients", index), report)
             if recipient is not None:

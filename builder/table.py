@@ -140,6 +140,7 @@ class Table:
     headers: dict[str, str] = field(default_factory=dict)  # field -> its (first) column's header
     header_row: int = 0
     columns: list[str | None] = field(default_factory=list)  # each column's header, when a field takes it
+    refused: set[int] = field(default_factory=set)  # entries refused whole as read: no recipient's cells
 
     def cell(self, index: int, path: tuple) -> Cell:
         """The cell a field of entry ``index`` came from (or its row)."""
@@ -710,17 +711,29 @@ def _entries(rows, fields: dict[str, str], columns: dict[str, str], width: list[
                         table.headers.setdefault(spec[0] if spec[1] != "part" else f"text.{spec[2]}", header)
             continue
         cells = [v.strip() if isinstance(v, str) and not isinstance(v, (Unusable, LocalDate)) else v for v in values]
-        if not any(cells) and not any(isinstance(v, Unusable) for v in cells):
-            continue  # an empty row
+        for position, value in enumerate(cells[:len(headers)]):
+            if not headers[position] and value:
+                headless.setdefault(position, number)
+        past = [value for value in cells[len(headers):] if value or isinstance(value, Unusable)]
+        if not any(_holds(value) for value, spec in zip(cells, specs) if spec) and not (past and text_file):
+            # an empty row: nothing in a column a field takes. A lookup's #N/A filled down past the
+            # data in a column no letter uses made each such row a recipient missing every field
+            continue
+        if _repeats_the_headers(cells, headers, specs):
+            table.problems.append(TableProblem(
+                "this row repeats the column headings (a second export pasted below the first?), so it is "
+                "no recipient; delete it", number, None, len(table.entries)))
+            table.refused.add(len(table.entries))
+            table.entries.append({"id": f"row-{number}"})  # its cells are headings: no letter is made of them
+            table.rows.append(number)
+            table.cells.append({})
+            continue
         entry: dict = {}
         where: dict[tuple, Cell] = {}
         numbered: dict[str, list] = {}
-        past = [value for value in cells[len(headers):] if value or isinstance(value, Unusable)]
         if past and text_file:
             table.problems.append(_wider_than_the_headers(number, len(headers), past[0], len(table.entries)))
         for position, value in enumerate(cells):
-            if position < len(headers) and not headers[position] and value:
-                headless.setdefault(position, number)
             if position >= len(specs) or specs[position] is None or not (value or isinstance(value, Unusable)):
                 continue
             spec, header = specs[position], headers[position]
@@ -761,6 +774,20 @@ def _entries(rows, fields: dict[str, str], columns: dict[str, str], width: list[
             "give it a header (address 2, text.<part> ...) or delete them", header_row, warning=True))
     _derive_ids(table)
     return table
+
+
+def _holds(value) -> bool:
+    """Does a cell hold anything (an error cell holds its error)?"""
+    return bool(value) or isinstance(value, Unusable)
+
+
+def _repeats_the_headers(cells: list, headers: list[str], specs: list) -> bool:
+    """Is this row the header row again (a second export pasted below the first)? Each cell a
+    field takes that holds anything holds its column's header, and two do (one, in a file
+    with one such column): a recipient named "Name" at "Address" is none."""
+    taken = [(str(value), header) for value, header, spec in zip(cells, headers, specs) if spec and _holds(value)]
+    return len(taken) >= min(2, sum(1 for spec in specs if spec)) > 0 and \
+        all(_plain_line(value) == _plain_line(header) for value, header in taken)
 
 
 def _wider_than_the_headers(row: int, headers: int, first: str, index: int) -> TableProblem:

@@ -1160,3 +1160,48 @@ def test_a_number_in_a_cell_formatted_text_prints_all_its_digits(tmp_path):
     book.save(tmp_path / "c.xlsx")
     (ann,) = load(batch(tmp_path, "c.xlsx")).batch.recipients
     assert (ann.address, ann.text) == (["1 Road", "447700900123"], {"note": "12345678901234"})
+
+
+def test_rows_empty_but_for_a_column_no_field_takes_are_no_recipients(tmp_path):
+    """A lookup's #N/A filled down past the data, in a column no field takes, made each such
+    row a recipient missing every field ("row-4: required field is missing"), so the build
+    failed and merge refused. A row is empty when the columns fields take are; an error in one
+    of those is still refused where it stands."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Name", "Address", "Salutation", "text.note", "Lookup"])
+    sheet.append(["Ann", "1 Road", "Dear Ann,", "Hi.", "A1"])
+    for row in range(3, 8):
+        cell = sheet.cell(row=row, column=5, value="#N/A")
+        cell.data_type = "e"
+    cell = sheet.cell(row=8, column=1, value="#N/A")  # a field's cell: refused, not passed over
+    cell.data_type = "e"
+    book.save(tmp_path / "c.xlsx")
+    (tmp_path / "c.csv").write_bytes(b"Name,Address,Salutation,text.note,Lookup\r\nAnn,1 Road,\"Dear Ann,\",Hi.,A1\r\n"
+                                     + b",,,,#N/A\r\n" * 5 + b"#N/A,,,,\r\n")
+    for name in ("c.xlsx", "c.csv"):
+        loaded = load(batch(tmp_path, name))
+        assert [r.id for r in loaded.batch.recipients] == ["ann"]
+        ((first, *_),) = loaded.rejected.values()  # (and the fields it leaves missing)
+        assert (first.row, first.header) == (8, "Name") and first.message.startswith("the cell shows")
+        assert [p.row for p in loaded.warnings] == [1]  # the Lookup column, not used
+
+
+def test_the_column_headings_again_below_the_first_are_refused_on_their_row(tmp_path):
+    """A second export pasted below the first: its header row became a letter to "Name" at
+    "Address". That row is refused, one message at its row; the others build."""
+    book = openpyxl.Workbook()
+    for row in (["Name", "Address", "Salutation", "text.note", "Email"], ["Ann", "1 Road", "Dear Ann,", "Hi.", None],
+                ["Bob", "2 Road", "Dear Bob,", "Hi.", None], [" name", "ADDRESS", "Salutation", "text.note", "Email"],
+                ["Cat", "3 Road", "Dear Cat,", "Hi.", None]):
+        book.active.append(row)
+    book.save(tmp_path / "c.xlsx")
+    report = build(batch(tmp_path, "c.xlsx"), tmp_path / "build")
+    assert {o.recipient: o.status for o in report.outcomes} == {
+        "ann": "built", "bob": "built", "row-4": "invalid", "cat": "built"}
+    (refused,) = [o for o in report.outcomes if o.status == "invalid"]
+    assert refused.message == (
+        f"{tmp_path / 'c.xlsx'}:row 4: error: recipient 'row-4': this row repeats the column headings (a second "
+        "export pasted below the first?), so it is no recipient; delete it")
+    (bob,) = [o for o in report.outcomes if o.recipient == "bob"]
+    assert "Dear Bob," in pdf_text(bob.pdf)
