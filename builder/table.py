@@ -941,14 +941,22 @@ def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], 
             hint = (f"; is it {close[0]!r}? rename that header or map it under columns:" if close
                     else f"; the headers are: {', '.join(h for h in headers if h)}")
             table.problems.append(TableProblem(f"no column for the required field {field_name!r}{hint}", row))
-    if any(spec and spec[0] == "address" for spec in specs):
-        # the town and postcode taken, a first line under a header no field takes ("Address (home)")
-        # would build letters with half an address: refused, not only warned of
-        for header in [h for h in unused if _postal_looking(h)]:
+    postal = [h for h in unused if _postal_looking(h)]
+    if postal and any(spec and spec[0] == "address" for spec in specs):
+        # the town and postcode taken, a first line under a header no field takes ("Address (home)",
+        # "House Name/Number", "Locality") would build letters with half an address: refused, not
+        # only warned of
+        if len(postal) == 1:
             table.problems.append(TableProblem(
-                f"the column {header!r} looks like part of the address, but no field takes it; name it "
-                "'address 1', 'address 2' ... in the order of the lines, or map it under columns:", row, header))
-            unused.remove(header)
+                f"the column {postal[0]!r} looks like part of the address, but no field takes it; name it "
+                "'address 1', 'address 2' ... in the order of the lines, or map it under columns: (to ~ if it is no "
+                "line of the address)", row, postal[0]))
+        else:
+            table.problems.append(TableProblem(
+                f"the columns {', '.join(map(repr, postal))} look like parts of the address, but no field takes "
+                "them; name them 'address 1', 'address 2' ... in the order of the lines, or map each under "
+                "columns: (to ~ one that is no line of the address)", row))
+        unused = [h for h in unused if h not in postal]
     if unused:
         names = ", ".join(repr(h) for h in unused)
         squeezed = {f.replace("_", ""): f for f in fields}  # "E-mail", "Your ref." -> email, your_ref
@@ -964,15 +972,23 @@ def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], 
     return specs
 
 
-# Headers that hold "address" but no postal line: an e-mail or web address, an IP address, the addressee
-_NOT_POSTAL = re.compile(r"e-?mail|web|url|internet|\bip\b|addressee", re.IGNORECASE)
+# Headers that hold "address" but no postal line: an e-mail or web address, an IP address, the
+# addressee; and a company's or a building's phone or e-mail
+_NOT_POSTAL = re.compile(r"e-?mail|web|url|internet|\bip\b|addressee|phone|\btel\b|fax|mobile", re.IGNORECASE)
+# Headers an office keeps a line of the address under, other than the address's last lines
+# (ADDRESS_PARTS, taken as they are): as named, not taken, the letter lost that line. A sales
+# "Region" or "District" is no line of it: mapped to ~, it is left out without a word
+_POSTAL_WORDS = re.compile(r"\b(?:house|building|flat|apartment|premises|street|road|locality|village|district|"
+                           r"region|town|city|county|post\s*code|company|organi[sz]ation)s?\b", re.IGNORECASE)
 
 
 def _postal_looking(header: str) -> bool:
     """Does ``header`` look like a line of the postal address ("Address (home)", "Home
-    address", "Postal address", "Street address", "Addr 1")? Taken for none, beside a
-    town and postcode that are, the letter went out with the town and postcode alone."""
-    return "addr" in re.sub(r"[\W_]+", "", header.lower()) and not _NOT_POSTAL.search(header)
+    address", "Postal address", "Street address", "Addr 1", "House Name/Number", "Locality",
+    "Company")? Taken for none, beside a town and postcode that are, the letter went out with
+    part of its address."""
+    return ("addr" in re.sub(r"[\W_]+", "", header.lower()) or bool(_POSTAL_WORDS.search(header.replace("_", " ")))) \
+        and not _NOT_POSTAL.search(header)
 
 
 def _spec(text: str, fields: dict[str, str]):

@@ -1003,7 +1003,7 @@ def test_address_line_columns_and_a_half_read_address_is_refused(tmp_path):
     assert [str(p) for p in caught.value.problems] == [
         f"{tmp_path / 'c.csv'}:row 1:Address (home): error: the column 'Address (home)' looks like part of the "
         "address, but no field takes it; name it 'address 1', 'address 2' ... in the order of the lines, or map it "
-        "under columns:"]
+        "under columns: (to ~ if it is no line of the address)"]
     # as offices name that column too (each built letters with the town and postcode alone);
     # an e-mail or web address is no line of it
     for header in ("Home address", "Postal address", "Street address", "Addr 1", "Mailing address"):
@@ -1205,3 +1205,35 @@ def test_the_column_headings_again_below_the_first_are_refused_on_their_row(tmp_
         "export pasted below the first?), so it is no recipient; delete it")
     (bob,) = [o for o in report.outcomes if o.recipient == "bob"]
     assert "Dear Bob," in pdf_text(bob.pdf)
+
+
+def test_columns_that_look_like_lines_of_the_address_stop_the_build(tmp_path):
+    """House Name/Number, Locality and the like, which no field takes, were left out with a
+    warning: letters went out without that line. One message names them and the fix; mapped
+    under columns: (to ~ for a sales region), they are read, or left out."""
+    (tmp_path / "c.csv").write_text("Name,House Name/Number,Address,Locality,Postcode,Region,Company Phone,"
+                                    "Salutation,text.note\nJo,Rose Cottage,1 Road,Hamlet,NT1 1AA,North,01234,"
+                                    "Dear Jo,hi\n", encoding="utf-8")
+    with pytest.raises(LoadError) as caught:
+        load(batch(tmp_path, "c.csv"))
+    assert [str(p) for p in caught.value.problems] == [
+        f"{tmp_path / 'c.csv'}:row 1: error: the columns 'House Name/Number', 'Locality', 'Region' look like parts "
+        "of the address, but no field takes them; name them 'address 1', 'address 2' ... in the order of the lines, "
+        "or map each under columns: (to ~ one that is no line of the address)"]
+    for header in ("Building", "Flat", "Street Name", "District", "City/Town", "County Name", "Delivery Postcode",
+                   "Company", "Organisation"):
+        (tmp_path / "c.csv").write_text(f"Name,Address,{header},Postcode,Salutation,text.note\n"
+                                        "Jo,1 Road,x,NT1 1AA,Dear Jo,hi\n", encoding="utf-8")
+        with pytest.raises(LoadError) as caught:
+            load(batch(tmp_path, "c.csv"))
+        assert [p.header for p in caught.value.problems] == [header], caught.value.problems
+    (tmp_path / "c.csv").write_text("Name,House Name/Number,Address,Locality,Postcode,Region,Company Phone,"
+                                    "Salutation,text.note\nJo,Rose Cottage,1 Road,Hamlet,NT1 1AA,North,01234,"
+                                    "Dear Jo,hi\n", encoding="utf-8")
+    source = write_yaml(tmp_path / "recipients.yaml", LETTER + "recipients: {from: c.csv, columns: {House Name/Number: "
+                        "address 1, Address: address 2, Locality: address 3, Region: ~}}\n")
+    loaded = load(source)
+    assert loaded.batch.recipients[0].address == ["Rose Cottage", "1 Road", "Hamlet", "NT1 1AA"]
+    assert [p.message for p in loaded.problems] == [  # a company's phone is no line of the address
+        "column 'Company Phone' not used (no field has that name; map it under columns: to use it, or to ~ to leave "
+        "it out without this warning)"]
