@@ -232,6 +232,7 @@ def _xlsx_rows(path: Path, sheet: str | None, merged: list[str] | None = None, h
     builds for each (which made a 10,000-row sheet take 4 s). Python's expat
     refuses entity bombs ("billion laughs") and never fetches external ones.
     """
+    _refuse_an_ole_file(data[:8] if data is not None else _first_bytes(path, 8), ".xlsx")
     workbook = _Workbook(io.BytesIO(data) if data is not None else path)
     try:
         part = workbook.sheet_part(sheet)
@@ -246,6 +247,31 @@ def _xlsx_rows(path: Path, sheet: str | None, merged: list[str] | None = None, h
                              "save it again from Excel or LibreOffice as .xlsx") from None
     finally:
         workbook.archive.close()
+
+
+# An Office file of before 2007 (.xls), and what Excel saves a workbook with a password as: an
+# encrypted package in the same container, which no reader opens without the password
+_OLE_SIGNATURE = bytes.fromhex("D0CF11E0A1B11AE1")
+_ZIP_SIGNATURE = b"PK\x03\x04"  # an .xlsx (or .ods) is a zip file
+
+
+def _first_bytes(path: Path, count: int) -> bytes:
+    try:
+        with path.open("rb") as source:
+            return source.read(count)
+    except OSError:
+        return b""  # the reader that follows says why
+
+
+def _refuse_an_ole_file(head: bytes, suffix: str) -> None:
+    """Said as what the file is, where zipfile said "File is not a zip file" (and the CSV
+    reader "not UTF-8")."""
+    if head.startswith(_OLE_SIGNATURE):
+        raise TableError(
+            "this file is an Excel workbook with a password (encrypted) or an old Excel 97-2003 workbook (.xls), "
+            f"though its name ends in {suffix}; open it in Excel and save it as .xlsx (Excel Workbook) without "
+            "a password (File > Info > Protect Workbook > Encrypt with Password: clear it)"
+            + (", or as CSV UTF-8" if suffix == ".csv" else ""))
 
 
 def _plain(exc: BaseException) -> str:
@@ -556,6 +582,10 @@ def _csv_rows(path: Path, data: bytes | None = None, headers: list[str] | None =
     """The rows of a CSV file as (row number, cells). ``headers``: the header row's cells, which
     the reader of the rows puts in once it has found them (to name a column in a message)."""
     raw = path.read_bytes() if data is None else data
+    if raw.startswith(_ZIP_SIGNATURE):  # decoded as text, it was "not UTF-8 (byte 0xC7)"
+        raise TableError("this file is a workbook (an Excel .xlsx, a zip file), not a CSV text file, though its "
+                         "name ends in .csv; rename it to .xlsx, or save it from Excel as CSV UTF-8")
+    _refuse_an_ole_file(raw[:8], ".csv")
     try:
         # Excel's "Unicode Text" is UTF-16 with its byte order mark: that says what it is
         text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8-sig")

@@ -1237,3 +1237,26 @@ def test_columns_that_look_like_lines_of_the_address_stop_the_build(tmp_path):
     assert [p.message for p in loaded.problems] == [  # a company's phone is no line of the address
         "column 'Company Phone' not used (no field has that name; map it under columns: to use it, or to ~ to leave "
         "it out without this warning)"]
+
+
+def test_a_workbook_named_csv_one_with_a_password_and_an_old_xls_are_said_to_be_what_they_are(tmp_path):
+    """An .xlsx renamed .csv was "not UTF-8 (byte 0xC7)"; a workbook with a password (or an old
+    .xls renamed .xlsx) was "File is not a zip file"."""
+    write_xlsx(tmp_path / "c.xlsx")
+    (tmp_path / "c.csv").write_bytes((tmp_path / "c.xlsx").read_bytes())
+    with pytest.raises(LoadError) as caught:
+        load(batch(tmp_path, "c.csv"))
+    assert [str(p) for p in caught.value.problems] == [
+        f"{tmp_path / 'c.csv'}: error: this file is a workbook (an Excel .xlsx, a zip file), not a CSV text file, "
+        "though its name ends in .csv; rename it to .xlsx, or save it from Excel as CSV UTF-8"]
+    # what Excel saves a workbook with a password as, and an .xls: an OLE compound file
+    ole = bytes.fromhex("D0CF11E0A1B11AE1") + bytes(504)
+    for name, end in (("p.xlsx", ""), ("p.csv", ", or as CSV UTF-8")):
+        (tmp_path / name).write_bytes(ole)
+        with pytest.raises(LoadError) as caught:
+            load(batch(tmp_path, name))
+        assert [str(p) for p in caught.value.problems] == [
+            f"{tmp_path / name}: error: this file is an Excel workbook with a password (encrypted) or an old Excel "
+            f"97-2003 workbook (.xls), though its name ends in {name[1:]}; open it in Excel and save it as .xlsx "
+            "(Excel Workbook) without a password (File > Info > Protect Workbook > Encrypt with Password: clear "
+            f"it){end}"]
