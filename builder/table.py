@@ -185,12 +185,13 @@ def read(path: Path, fields: dict[str, typing.Any], *, sheet: str | None = None,
     """
     merged: list[str] = []
     hidden: list[int] = []
+    hidden_columns: list[int] = []
     width: list[int] = []  # the header row's last column, once the entries have found it
     beyond: dict[int, int] = {}  # a column right of it with cells (from 0) -> its first row with one
     sheets: list[str] = []  # the sheet read, then the workbook's others
     headers: list[str] = []  # the header row's cells, once the entries have found it
     if path.suffix.lower() == ".xlsx":
-        rows = _xlsx_rows(path, sheet, merged, hidden, width, sheets, data, beyond)
+        rows = _xlsx_rows(path, sheet, merged, hidden, width, sheets, data, beyond, hidden_columns)
     else:
         if sheet:
             raise TableError(f"'sheet: {sheet}' is for a workbook (.xlsx); a CSV file has one table")
@@ -199,6 +200,7 @@ def read(path: Path, fields: dict[str, typing.Any], *, sheet: str | None = None,
                      found=headers)
     _refuse_merged(table, merged)
     _say_hidden(table, hidden)
+    _say_hidden_columns(table, hidden_columns)
     if sheet is None and len(sheets) > 1:  # a "Read me" sheet first, the contacts on the second
         for problem in table.problems:
             if problem.message.startswith("no column for the required field"):
@@ -212,8 +214,8 @@ def read(path: Path, fields: dict[str, typing.Any], *, sheet: str | None = None,
 # ---- reading cells ---------------------------------------------------------------
 
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-_ROW, _CELL, _VALUE, _INLINE, _TEXT, _RUN, _SHARED, _FORMULA, _MERGED = (
-    _MAIN + tag for tag in ("row", "c", "v", "is", "t", "r", "si", "f", "mergeCell"))
+_ROW, _CELL, _VALUE, _INLINE, _TEXT, _RUN, _SHARED, _FORMULA, _MERGED, _COLUMNS = (
+    _MAIN + tag for tag in ("row", "c", "v", "is", "t", "r", "si", "f", "mergeCell", "col"))
 # What a damaged or hand-made file raises from zipfile, zlib, ElementTree (ParseError is a
 # SyntaxError) and openpyxl's parts: each becomes one plain message, never a traceback.
 _UNREADABLE = (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EOFError, SyntaxError, TypeError,
@@ -222,7 +224,7 @@ _UNREADABLE = (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EO
 
 def _xlsx_rows(path: Path, sheet: str | None, merged: list[str] | None = None, hidden: list[int] | None = None,
                width: list[int] | None = None, sheets: list[str] | None = None, data: bytes | None = None,
-               beyond: dict[int, int] | None = None):
+               beyond: dict[int, int] | None = None, hidden_columns: list[int] | None = None):
     """The rows of a workbook's sheet as (row number, cells shown as text).
 
     openpyxl reads the workbook's small parts (sheet names, the 1904 flag,
@@ -241,7 +243,7 @@ def _xlsx_rows(path: Path, sheet: str | None, merged: list[str] | None = None, h
             sheets += [shown] + [name for name in workbook.sheets if name != shown]
         try:
             with workbook.archive.open(part) as source:
-                yield from _sheet_rows(source, workbook, merged, hidden, width, beyond)
+                yield from _sheet_rows(source, workbook, merged, hidden, width, beyond, hidden_columns)
         except _UNREADABLE as exc:
             raise TableError(f"cannot read the sheet {workbook.shown_name(sheet)!r} of this workbook ({_plain(exc)}); "
                              "save it again from Excel or LibreOffice as .xlsx") from None
@@ -384,12 +386,14 @@ class _Workbook:
 
 
 def _sheet_rows(source, workbook: _Workbook, merged: list[str] | None = None, hidden: list[int] | None = None,
-                header_width: list[int] | None = None, beyond: dict[int, int] | None = None):
+                header_width: list[int] | None = None, beyond: dict[int, int] | None = None,
+                hidden_columns: list[int] | None = None):
     """Stream <sheetData>: each <row> once it is complete, then it is dropped
     (memory stays flat whatever the sheet's size). Rows may skip numbers and
     cells may skip columns (Excel leaves empty cells out); both are placed by
     their reference (r="D5"). The ranges of merged cells (<mergeCells>, after
-    the rows) go into ``merged``, the numbers of hidden rows into ``hidden``. Cells right of
+    the rows) go into ``merged``, the numbers of hidden rows into ``hidden``, of hidden columns
+    (<cols>, before the rows) into ``hidden_columns``. Cells right of
     the headers are left out: the reader of the rows puts the header row's width into
     ``header_width`` once it has found it (without one, the first non-empty row's); such a
     column with a cell goes into ``beyond`` (from 0), with its first row, to be warned of."""
@@ -404,6 +408,9 @@ def _sheet_rows(source, workbook: _Workbook, merged: list[str] | None = None, hi
         if element.tag != _ROW:
             if element.tag == _MERGED and merged is not None and element.get("ref"):
                 merged.append(element.get("ref"))
+            elif element.tag == _COLUMNS and hidden_columns is not None and element.get("hidden") in ("1", "true"):
+                low, high = int(element.get("min", 0)), int(element.get("max", 0))
+                hidden_columns.extend(range(max(low, 1), min(high, 16384) + 1))
             continue
         reference = element.get("r")
         row = _row_number(reference) if reference else last + 1
@@ -851,6 +858,21 @@ def _say_hidden(table: Table, hidden: list[int]) -> None:
             f"row{'s' if len(rows) > 1 else ''} {shown} {'are' if len(rows) > 1 else 'is'} hidden in the sheet "
             "(filtered out?) and still get{0} a letter; to leave them out, delete the rows (or copy the rows "
             "you see into a new sheet)".format("" if len(rows) > 1 else "s"), rows[0], warning=True))
+
+
+def _say_hidden_columns(table: Table, hidden: list[int]) -> None:
+    """A hidden column a field takes (an old address line, a note hidden while the sheet was
+    tidied) still goes into every letter, unseen by whoever checks the sheet: said once, as
+    hidden rows are. One no field takes is not read anyway."""
+    taken = [(column, table.columns[column - 1]) for column in sorted(set(hidden))
+             if column <= len(table.columns) and table.columns[column - 1]]
+    if taken:
+        shown = ", ".join(f"{_column_name(column)} ({header!r})" for column, header in taken)
+        table.problems.append(TableProblem(
+            f"column{'s' if len(taken) > 1 else ''} {shown} {'are' if len(taken) > 1 else 'is'} hidden in the "
+            "sheet and still read into the letters; unhide "
+            + ("them to check their cells, or map each" if len(taken) > 1 else "it to check its cells, or map it")
+            + " under columns: to ~ to leave it out", table.header_row, warning=True))
 
 
 def _refuse_merged(table: Table, merged: list[str]) -> None:

@@ -1260,3 +1260,19 @@ def test_a_workbook_named_csv_one_with_a_password_and_an_old_xls_are_said_to_be_
             f"97-2003 workbook (.xls), though its name ends in {name[1:]}; open it in Excel and save it as .xlsx "
             "(Excel Workbook) without a password (File > Info > Protect Workbook > Encrypt with Password: clear "
             f"it){end}"]
+
+
+def test_a_hidden_column_a_field_takes_is_warned_of_as_hidden_rows_are(tmp_path):
+    """A hidden column a field takes was read into every letter without a word, where hidden
+    rows are warned of: one no field takes is not read, and nothing is said of it."""
+    write_xlsx(tmp_path / "c.xlsx")
+    book = openpyxl.load_workbook(tmp_path / "c.xlsx")
+    for column in ("D", "E", "H"):  # Address 2, Address 3 and Phone (no field takes it: nothing said)
+        book.active.column_dimensions[column].hidden = True
+    book.save(tmp_path / "c.xlsx")
+    loaded = load(batch(tmp_path, "c.xlsx"))
+    assert [str(w) for w in loaded.warnings][-1] == (
+        f"{tmp_path / 'c.xlsx'}:row 1: warning: columns D ('Address 2'), E ('Address 3') are hidden in the sheet and "
+        "still read into the letters; unhide them to check their cells, or map each under columns: to ~ to leave it "
+        "out")
+    assert len(loaded.warnings) == 2 and loaded.batch.recipients[0].address[1] == "02035130477"
