@@ -828,9 +828,11 @@ def test_a_batch_file_gone_while_the_build_reads_it_is_not_called_a_full_disk(pr
 
     from invoke import Config, Context, Exit
 
+    import builder
     from builder import build as build_module
     from builder import tasks
 
+    monkeypatch.setattr(builder, "BATCH_FLAGS", builder.BATCH_FLAGS)  # batch_paths sets the commands' flags
     context = Context(Config(defaults=tasks.ns.configuration()))
     batch = tasks.batch_paths(context, str(project / "recipients.yaml"), str(project / "out"))
     for where, said in ((project / "images" / "logo.png", "could not read "),
