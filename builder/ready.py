@@ -307,7 +307,9 @@ def bundle_state(prepared, manifest: Manifest, letters: list[LetterState] | None
     layout = prepared.layout
     bundle = manifest.bundle
     if not bundle:
-        return BundleState(NEVER_MERGED, f"no bundle: run {command('merge')}")
+        # a bundle.pdf with no merge on the record (the record lost): not "no bundle" beside it
+        none = "no merge on the record" if layout.bundle.exists() else "no bundle"
+        return BundleState(NEVER_MERGED, f"{none}: run {command('merge')}")
     path = path or layout.root / bundle["file"]
     name = layout.relative(path)
     if not path.is_file():

@@ -251,6 +251,9 @@ def batch_paths(c, recipients: str | None, build_dir: str | None, *, read: bool 
         out = base / cfg.build_dir
     else:
         out = (project or source.parent) / "build" / source.stem
+    if out.exists() and not out.is_dir():  # `-b recipients.yaml`: it said "could not write ... free some space"
+        raise Exit(f"{'--build-dir' if build_dir else 'the build folder'} {show(out)} is a file, not a folder: "
+                   f"give the folder to build into (such as build/{source.stem})", code=2)
     return BatchPaths(source, out.resolve(), project, named_after_file=not build_dir and not cfg.get("build_dir"))
 
 
@@ -317,15 +320,20 @@ def plural(n: int, word: str, many: str | None = None) -> str:
 
 
 def build_hint(states: list[str], for_: str) -> str | None:
-    """What builds the letters a build alone makes ready (stale, never built): `check` and
-    `status` said "8 with errors" or "8 stale" and left the person to guess the command."""
-    from .ready import NEVER_BUILT, STALE
+    """What builds the letters a build alone makes ready (stale, never built; changed, as a
+    build killed outright leaves them): `check` and `status` said "8 with errors" or "8
+    stale" and left the person to guess the command."""
+    from .ready import CHANGED, NEVER_BUILT, STALE
 
+    build = command('build' + (' --for web' if for_ == 'web' else ''))
     waiting = sum(state in (STALE, NEVER_BUILT) for state in states)
-    if not waiting:
-        return None
-    return f"{plural(waiting, 'letter')} stale or never built: run " \
-           f"{command('build' + (' --for web' if for_ == 'web' else ''))} to build {'it' if waiting == 1 else 'them'}"
+    changed = sum(state == CHANGED for state in states)
+    hints = [f"{plural(waiting, 'letter')} stale or never built: run {build} to build "
+             f"{'it' if waiting == 1 else 'them'}"] if waiting else []
+    if changed:  # edited by hand, or put in place by a build killed outright before it recorded them
+        hints.append(f"{plural(changed, 'letter')} changed since built (edited, or left by a build stopped "
+                     f"outright): {build} makes {'it' if changed == 1 else 'them'} again")
+    return "\n".join(hints) or None
 
 
 def whole_number(value, flag: str, minimum: int = 0) -> int:
@@ -586,8 +594,10 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
     for r in bundle:  # the bundle: the file merge wrote, holding the letters as they are now
         if r.state == NEVER_MERGED:
             # check comes before merge (`invoke build check merge`): no bundle yet is no fault,
-            # but the user is told there was none to check
-            print(f"  bundle: none yet, not checked ({command('merge')} makes it)")
+            # but the user is told there was none to check (a bundle.pdf off the record is
+            # named next: "none yet" would deny it)
+            if not any(other.kind == "stray bundle" for other in bundle):
+                print(f"  bundle: none yet, not checked ({command('merge')} makes it)")
         elif r.state == STALE and c.config.get("merge_follows"):
             print(f"  {r.line()} (this command's merge makes it again)")
         elif r.kind == "stray bundle" and c.config.get("merge_writes_bundle"):

@@ -845,3 +845,31 @@ def test_a_batch_file_gone_while_the_build_reads_it_is_not_called_a_full_disk(pr
             tasks.run_build(context, batch)
         assert stopped.value.code == 2 and stopped.value.message.startswith(said), stopped.value.message
         assert "logo.png" in stopped.value.message and "No such file or directory" in stopped.value.message
+
+
+def test_status_and_check_say_what_to_do_after_a_build_killed_or_a_record_lost(project):
+    """`-b recipients.yaml` (a file) said "could not write … free some space"; a letter
+    changed since its build (as a build killed outright leaves them) was named with no
+    command that mends it; and a bundle.pdf with its record lost read "no bundle" beside
+    "bundle.pdf is not on the record", and check said "none yet" of it."""
+    for task in ("build", "status", "merge"):
+        wrong = invoke(task, "-b", "recipients.yaml", cwd=project)
+        assert wrong.returncode == 2 and wrong.stderr == (
+            "--build-dir recipients.yaml is a file, not a folder: give the folder to build into "
+            "(such as build/recipients)\n"), (task, wrong.stderr)
+    assert invoke("build", "merge", cwd=project).returncode == 0
+    out = project / "build" / "recipients"
+    with open(letter(out, "beta"), "ab") as handle:
+        handle.write(b"\n")
+    for task in ("status", "check"):
+        said = invoke(task, cwd=project)
+        assert said.returncode == 1 and ("1 letter changed since built (edited, or left by a build stopped "
+                                         "outright): `invoke build` makes it again") in said.stdout, said.stdout
+    assert invoke("build", cwd=project).returncode == 0
+    (out / "manifest.json").unlink()
+    assert invoke("build", cwd=project).returncode == 0  # every letter again; the bundle left as it was
+    shown = invoke("status", cwd=project).stdout
+    assert "no bundle" not in shown and "bundle.pdf  never merged  no merge on the record: run `invoke merge`" \
+        in shown, shown
+    checked = invoke("check", cwd=project).stdout
+    assert "none yet" not in checked and "bundle.pdf is not on the record (no merge on record)" in checked, checked
