@@ -1057,6 +1057,12 @@ def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval=
             now = stamp(files)
             if now == seen and not waiting:
                 continue
+            while now != seen:  # a save under way (an editor empties a file, then writes it): until it holds still
+                time.sleep(pause)
+                settled = stamp(files)
+                if settled == now:
+                    break
+                now = settled
             changed = [show(p) for p in files if now.get(p) != seen.get(p)]
             reason = ", ".join(changed) + " changed" if changed else waiting
             # as they were before this build read them: a save while it runs is the next build's
