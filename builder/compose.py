@@ -256,7 +256,7 @@ def compose(batch: Batch, recipient: Recipient, *, assets: dict[str, str] | None
 
 def marking(batch: Batch, recipient: Recipient) -> str:
     """The letter's protective marking (the recipient's, else the batch's), or ""."""
-    return (recipient.marking if recipient.marking is not None else batch.letter.marking) or ""
+    return own_or_shared(recipient.marking, batch.letter.marking) or ""
 
 
 # The UK Government Security Classifications, lowest first, as a marking begins
@@ -287,16 +287,20 @@ def bundle_marking(batch: Batch, recipients: list[Recipient]) -> str:
     return " / ".join(m for m in found if classification(m) in (0, top))
 
 
+def own_or_shared(own, shared):
+    """A recipient's own value of a part, else the letter's (``[]`` is a value: none)."""
+    return own if own is not None else shared
+
+
 def _recipient_values(batch: Batch, recipient: Recipient) -> dict[str, NoEscape]:
     """The parts that are the same in every language of this letter."""
     letter = batch.letter
-    pick = lambda own, shared: own if own is not None else shared  # noqa: E731
     return {
-        "ourref": latex.text(pick(recipient.our_ref, letter.our_ref) or ""),
+        "ourref": latex.text(own_or_shared(recipient.our_ref, letter.our_ref) or ""),
         "yourref": latex.text(recipient.your_ref or ""),
         "marking": latex.text(marking(batch, recipient)),
-        "cc": latex.lines(pick(recipient.cc, letter.cc)),
-        "enclosures": latex.lines(pick(recipient.enclosures, letter.enclosures)),
+        "cc": latex.lines(own_or_shared(recipient.cc, letter.cc)),
+        "enclosures": latex.lines(own_or_shared(recipient.enclosures, letter.enclosures)),
     }
 
 

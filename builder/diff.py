@@ -20,25 +20,10 @@ def plain_text(source: str) -> str:
     ``[label](url)``, a citation ``[^key]``; a character that is markup here
     escaped, as typed: ``\\*``). A link's target or emphasis changed showed as
     "the same as the shared text"."""
-    paragraphs = [_markup(paragraph) for paragraph in markup.parse(source)]
+    paragraphs = [markup.source(paragraph) for paragraph in markup.parse(source)]
     # the diff's own marks, typed in the text, are set apart ([- and -] are escaped already)
     text = " ".join(" ".join(paragraphs).split())
     return text.replace("{+", "{\\+").replace("+}", "+\\}")
-
-
-def _markup(nodes: markup.Paragraph) -> str:
-    out = []
-    for node in nodes:
-        if isinstance(node, markup.Cite):
-            out.append(f"[^{node.key}]")
-        elif isinstance(node, markup.Text):
-            out.append(markup.literal(node.value))
-        elif isinstance(node, markup.Emphasis):
-            star = "**" if node.strong else "*"
-            out.append(f"{star}{_markup(node.children)}{star}")
-        elif isinstance(node, markup.Link):
-            out.append(f"[{_markup(node.children)}]({node.url})")
-    return "".join(out)
 
 
 def word_diff(old: str, new: str) -> str:

@@ -16,7 +16,8 @@ import re
 from pathlib import Path
 
 from . import markup
-from .compose import PDF_LANG, closing, follows_mark, full_stop, long_date, pdf_title, sender_roles, signatory_title
+from .compose import (PDF_LANG, closing, follows_mark, full_stop, long_date, marking, own_or_shared, pdf_title,
+                      sender_roles, signatory_title)
 from .latex import compose_marks
 from .schema import LANGUAGES, Batch, Recipient
 
@@ -166,7 +167,6 @@ def _letter(batch: Batch, recipient: Recipient, language: str, ids: str, opening
     the salutation on a new page)."""
     letter, signatory = batch.letter, batch.letter.signatory
     words = LABELS[language]
-    pick = lambda own, shared: own if own is not None else shared  # noqa: E731
     notes: list[str] = []  # each footnote's HTML, numbered from 1 as in the PDF
     out = _opening(batch, recipient, language) if opening else []
     out.append(f"<p>{e(batch.own_text(recipient, recipient.salutation, language) or '')}</p>")
@@ -179,8 +179,8 @@ def _letter(batch: Batch, recipient: Recipient, language: str, ids: str, opening
     # as the printed block: the title in bold, the name (show_name) plain above it
     name = f"{e(signatory.name)}<br>" if signatory.name and signatory.show_name else ""
     out.append(f'<p class="signatory">{name}<strong>{e(signatory_title(batch, language))}</strong></p>')
-    for label, lines in ((words["cc"], pick(recipient.cc, letter.cc)),
-                         (words["enc"], pick(recipient.enclosures, letter.enclosures))):
+    for label, lines in ((words["cc"], own_or_shared(recipient.cc, letter.cc)),
+                         (words["enc"], own_or_shared(recipient.enclosures, letter.enclosures))):
         if lines:
             out.append(f"<p>{e(label)} {'<br>'.join(e(line) for line in lines)}</p>")
     ps = (batch.own_text(recipient, recipient.ps, language) if recipient.ps is not None
@@ -201,12 +201,11 @@ def _opening(batch: Batch, recipient: Recipient, language: str) -> list[str]:
     """What the letter prints above the salutation: the marking, the references
     and date, the recipient block."""
     letter, words = batch.letter, LABELS[language]
-    pick = lambda own, shared: own if own is not None else shared  # noqa: E731
     out = []
-    marking = pick(recipient.marking, letter.marking)
-    if marking:
-        out.append(f'<p class="marking">{e(marking)}</p>')
-    refs = [(words["ourref"], pick(recipient.our_ref, letter.our_ref)), (words["yourref"], recipient.your_ref)]
+    shown = marking(batch, recipient)
+    if shown:
+        out.append(f'<p class="marking">{e(shown)}</p>')
+    refs = [(words["ourref"], own_or_shared(recipient.our_ref, letter.our_ref)), (words["yourref"], recipient.your_ref)]
     refs = [f"{e(label)} {e(value)}" for label, value in refs if value]
     date = f'<time datetime="{letter.date.isoformat()}">{e(long_date(letter.date, language))}</time>'
     out.append(f'<p class="date">{"<br>".join(refs + [date])}</p>')

@@ -123,8 +123,7 @@ def _load(path: Path, file: str, source: str) -> Loaded:
     if parsed.data is None:
         raise LoadError([Problem(file, 1, 1, None, "", "the file is empty")])
     data = parsed.data
-    report = _Reporter(file, data, parsed.values, parsed.keys)
-    report.null_words = parsed.null_words
+    report = _Reporter(file, data, parsed.values, parsed.keys, parsed.null_words)
     for where, message, warning, at_key in parsed.problems:
         (report.warn if warning else report.error)(where, message, at_key=at_key)
     if not isinstance(data, dict):
@@ -859,15 +858,14 @@ def _dotted(path: tuple) -> str:
 # ---- reporting ---------------------------------------------------------------
 
 class _Reporter:
-    def __init__(self, file, data, values, keys):
+    def __init__(self, file, data, values, keys, null_words=None):
         self.file, self.data, self.values, self.keys = file, data, values, keys
         self.problems: list[Problem] = []
         self.table: tuple[str, table_module.Table] | None = None  # recipients from a spreadsheet
         self.inputs: dict[str, str | None] = {}  # files read besides the YAML, by digest
         self.columns: dict[str, str] = {}  # a spreadsheet's `columns:` (header -> field), as written
         self.entries: list = data.get("recipients") if isinstance(data, dict) else None
-        self.null_words: dict[tuple, str] = {}  # where YAML read a word (Null) as nothing
-
+        self.null_words: dict[tuple, str] = null_words or {}  # where YAML read a word (Null) as nothing
 
     def _add(self, path: tuple, message: str, *, warning=False, at_key=False):
         word = self.null_words.get(path)

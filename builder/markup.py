@@ -149,3 +149,21 @@ def walk(nodes: Paragraph):
 def plain(nodes: Paragraph) -> str:
     """The text a reader sees, without markup (for checks and diffs)."""
     return "".join(n.value for n in walk(nodes) if isinstance(n, Text))
+
+
+def source(nodes: Paragraph) -> str:
+    """The nodes written as markup again, normalised: ``*emphasis*``, ``**strong**``,
+    ``[label](url)``, ``[^key]``, text ``literal`` (for a review that must see
+    links and emphasis, not only words)."""
+    out = []
+    for node in nodes:
+        if isinstance(node, Cite):
+            out.append(f"[^{node.key}]")
+        elif isinstance(node, Text):
+            out.append(literal(node.value))
+        elif isinstance(node, Emphasis):
+            star = "**" if node.strong else "*"
+            out.append(f"{star}{source(node.children)}{star}")
+        elif isinstance(node, Link):
+            out.append(f"[{source(node.children)}]({node.url})")
+    return "".join(out)

@@ -127,7 +127,8 @@ def _usable(signer):
                            "whose signatures PDF readers cannot check; use an RSA or ECDSA key")
     unfit = _certificate_unfit(signer.signing_cert)
     if unfit:
-        raise SigningError(f"{unfit}: PDF readers would call every signature made with it invalid; {_RENEW}")
+        raise SigningError(f"{unfit}: PDF readers would call every signature made with it invalid; "
+                           "give the office's current certificate (and its key)")
     import pikepdf
 
     blank = io.BytesIO()
@@ -138,9 +139,6 @@ def _usable(signer):
         raise SigningError("the key does not match its certificate: PDF readers would call every signature "
                            "made with it invalid; give the key and the certificate that belong together")
     return signer
-
-
-_RENEW = "give the office's current certificate (and its key)"
 
 
 def _certificate_unfit(cert, now: dt.datetime | None = None) -> str | None:
