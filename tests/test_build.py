@@ -312,8 +312,16 @@ def test_ctrl_c_stops_a_build_and_what_it_built_is_on_the_record(tmp_path):
     built = int(re.fullmatch(r"stopped: (\d+) letters? built and recorded(?:; (\d+) not built: run "
                              r"`invoke build -r \S+ -b \S+` to build them)?\n", err)[1])
     assert states() == ({"never built": 60} if built == 0 else {"ready": built, "never built": 60 - built}), err
-    # while the letters are cut: the cutting goes on to its end, and all 60 are recorded
-    code, err = stop_build(lambda pid: any((out / "letters").glob("*.pdf")))
+    # while the letters are cut: the cutting goes on to its end, and all 60 are recorded. Every
+    # letter is changed, so all 60 are cut, and the signal waits for a letter cut by this build
+    # (a letter the first stop left in place once had it sent as Python started: exit -2)
+    write("Dear Friend")
+    started = time.time()
+
+    def cutting(pid: int) -> bool:
+        return any(p.stat().st_mtime >= started for p in (out / "letters").glob("*.pdf"))
+
+    code, err = stop_build(cutting)
     assert (code, err) == (130, "stopped: 60 letters built and recorded\n")
     assert states() == {"ready": 60}
     assert not [p for p in out.rglob(".*") if p.is_file() and p.name != ".lock"]  # no temporary file left
