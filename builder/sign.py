@@ -87,11 +87,20 @@ def open_signer(key: Key):
         return
     if not (key.pkcs11_lib and key.token and (key.key or key.cert)):
         raise SigningError("give --p12 FILE, or --pkcs11-lib PATH --token LABEL --key LABEL")
+    import pkcs11
     from pkcs11 import exceptions as p11
     from pyhanko.config.pkcs11 import TokenCriteria
     from pyhanko.sign.general import SigningError as PyHankoSigningError
     from pyhanko.sign.pkcs11 import PKCS11Error, PKCS11Signer, open_pkcs11_session
 
+    # the library first: python-pkcs11 raises the same PKCS11Error for a library it cannot
+    # load as pyHanko does for a token it cannot find, and a mistyped path was reported as
+    # "no token labelled ..." (the office went looking for its smartcard)
+    try:
+        pkcs11.lib(str(key.pkcs11_lib))
+    except (OSError, RuntimeError) as exc:  # PKCS11Error is a RuntimeError
+        reason = _one_line(exc).replace(f"OS exception while loading {key.pkcs11_lib}: ", "", 1)
+        raise SigningError(f"cannot load the PKCS#11 library {key.pkcs11_lib}: {reason}") from None
     try:
         session = open_pkcs11_session(str(key.pkcs11_lib), token_criteria=TokenCriteria(label=key.token),
                                       user_pin=key.pin)

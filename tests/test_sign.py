@@ -384,6 +384,22 @@ def test_signing_with_a_softhsm_token(mail_batch, keys, softhsm_token, tmp_path)
     assert done.returncode == 0 and "signed/" not in invoke(["status", "-r", str(source), "-b", str(out)]).stdout
 
 
+def test_a_pkcs11_library_that_cannot_be_loaded_is_named_as_such(mail_batch, tmp_path):
+    """A mistyped --pkcs11-lib, or a file that is no PKCS#11 module, is not a token
+    missing: it said "no token labelled 'letterbatch' in /usr/lib/opensc.so", and the
+    office went looking for its smartcard."""
+    source, out = copy_batch(mail_batch, tmp_path / "b")
+    not_a_module = tmp_path / "notes.so"
+    not_a_module.write_text("not a library\n")
+    for lib, why in ((tmp_path / "missing.so", "No such file or directory"), (not_a_module, "")):
+        refused = invoke(["sign", "-r", str(source), "-b", str(out), "--pkcs11-lib", str(lib),
+                          "--token", "letterbatch", "--key", "signer"], {"LETTERBATCH_PKCS11_PIN": "1234"})
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert refused.stderr.startswith(f"could not sign: cannot load the PKCS#11 library {lib}: "), refused.stderr
+        assert why in refused.stderr and "no token" not in refused.stderr and "OS exception" not in refused.stderr
+    assert not (out / "signed").exists()
+
+
 def test_pyhanko_is_imported_only_to_sign():
     probe = ("import sys, tasks, builder.sign, builder.send, builder.merge; "
              "print(sorted(m for m in sys.modules if m.startswith(('pyhanko', 'pkcs11'))))")
