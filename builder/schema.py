@@ -55,7 +55,10 @@ def _one_line(value: str) -> str:
     if control:  # a spreadsheet cell's (the YAML reader names them itself, at their line)
         raise ValueError(_control_message(control.group()))
     if "\n" in value:
-        raise ValueError("must be a single line of text (no line breaks or control characters)")
+        # (control characters are named above; what is left is the line break itself, typed in
+        # a quoted YAML value or with Alt+Enter in a spreadsheet cell)
+        raise ValueError("must be a single line of text but holds a line break: join its lines into one "
+                         "(an address takes one line per item)")
     # a tab (pasted from a spreadsheet) is a space, as in any other value: it was refused
     return value.replace("\t", " ")
 

@@ -171,7 +171,7 @@ BAD_INPUTS = {
     "open part left empty": (("      slot: Shared slot text.", "      slot: ~"), "part 'slot' has no shared text, so every recipient must give text.slot"),
     "omitted and reworded": (("    salutation: Dear Good,", "    salutation: Dear Good,\n    omit: [slot]\n    text: {slot: x}"),
                              "part 'slot' is both omitted and given in text"),
-    "line break in a one-line field": (("    name: Good Person", '    name: "Good\\nPerson"'), "must be a single line of text"),
+    "line break in a one-line field": (("    name: Good Person", '    name: "Good\\nPerson"'), "must be a single line of text but holds a line break: join its lines into one"),
     "letter with no body": (("    salutation: Dear Good,", "    salutation: Dear Good,\n    omit: [main, slot]"), "this letter would have no body text"),
 }
 

@@ -267,6 +267,22 @@ def test_one_address_cell_with_line_breaks(tmp_path):
     assert (a.id, a.address, a.omit) == ("a-1", ["1 Road", "Town", "AB1 2CD"], ["note"])
 
 
+def test_a_line_break_in_a_one_line_cell_is_refused_with_the_fix(tmp_path):
+    """Alt+Enter in a name cell: that recipient is refused at its row and field, saying what
+    to do (the README's Characters section said any line break was a space), and the other
+    recipient loads."""
+    write_xlsx(tmp_path / "c.xlsx", headers=["id", "name", "address", "salutation", "omit"],
+               rows=[[("a-1", None), ("Jane\nDoe", None), ("1 Road\nTown", None), ("Dear Jane,", None),
+                      ("note", None)],
+                     [("a-2", None), ("John Roe", None), ("2 Road\nTown", None), ("Dear John,", None),
+                      ("note", None)]])
+    loaded = load(batch(tmp_path, "c.xlsx"))
+    assert [str(p) for p in loaded.problems] == [
+        f"{tmp_path / 'c.xlsx'}:row 2:name: error: recipient 'a-1': must be a single line of text but holds a "
+        "line break: join its lines into one (an address takes one line per item)"]
+    assert [r.id for r in loaded.batch.recipients] == ["a-2"]
+
+
 def test_ten_thousand_rows_load(tmp_path):
     """A size check, not a timing test (the README gives the time measured)."""
     rows = [["id", "name", "address 1", "address 2", "salutation", "text.note"]]
