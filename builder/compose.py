@@ -96,6 +96,18 @@ def signatory_title(batch: Batch, language: str) -> str:
     return batch.shared_text(batch.letter.signatory.title, language) or ""
 
 
+# The signature image's text alternative (web copies: the PDF's Figure, the page's img).
+SIGNATURE_WORDS = {"en": "Signature of {}", "cy": "Llofnod {}"}
+
+
+def signature_alt(batch: Batch, language: str) -> str:
+    """What the signature image shows, in ``language``: "Signature of <name>"
+    ("Llofnod <name>" in Welsh; the title where the signatory has no name). It
+    says the letter is signed, so it is a figure with this text, not decoration."""
+    signatory = batch.letter.signatory
+    return SIGNATURE_WORDS[language].format(signatory.name or signatory_title(batch, language)).strip()
+
+
 def sender_roles(batch: Batch, languages: tuple[str, ...]) -> list[str]:
     """The sender's role in each of ``languages`` (given by language, or written
     once in the letter's), each once: a bilingual letter's letterhead, printed
@@ -314,6 +326,9 @@ def _language_values(batch: Batch, recipient: Recipient, language: str, memo: di
         "subject": NoEscape("\\par ".join(_rendered(subject, batch, memo))) if subject else NoEscape(""),
         "closing": latex.text(closing(batch, recipient, language)),
         "sigtitle": latex.text(signatory_title(batch, language)),
+        # a PDF string in hex, which no TeX reads: the tagged Figure's /Alt
+        **({"sigalt": NoEscape(latex.pdf_hex(signature_alt(batch, language)))}
+           if batch.letter.signatory.image else {}),
     }
 
 

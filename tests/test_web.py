@@ -777,6 +777,89 @@ def test_html_signature_block_is_the_printed_one(tmp_path):
     assert '<p class="signatory">Ann Sender<br><strong>Chief Clerk</strong></p>' in page
 
 
+# a signatory with a signature image, in English, Welsh and both
+SIGNED = MINIMAL_LETTER.replace("    role: Clerk\n", "    role: {en: Clerk, cy: Clerc}\n").replace(
+    "signatory: {name: Ann Sender, title: Clerk}",
+    "signatory: {name: \"Ann O'Sender & Co\", title: {en: Clerk, cy: Clerc}, image: signature.png}").replace(
+    "main: This is the shared text.", "main: {en: This is the shared text., cy: Dyma'r testun.}") + """\
+recipients:
+  - {id: en, name: Bo, address: [1 Road], salutation: 'Dear Bo,'}
+  - {id: cy, name: Bo, address: [1 Road], salutation: 'Annwyl Bo,', language: cy}
+  - {id: both, name: Bo, address: [1 Road], salutation: {cy: 'Annwyl Bo,', en: 'Dear Bo,'}, language: cy-en}
+"""
+
+
+@pytest.fixture(scope="module")
+def signed_web(tmp_path_factory):
+    from test_bundle import tiny_png
+
+    folder = tmp_path_factory.mktemp("signed")
+    tiny_png(folder / "signature.png")
+    assert build(write_yaml(folder / "recipients.yaml", SIGNED), folder / "build", medium="web").ok
+    return folder / "build" / "web"
+
+
+def image_figures(pdf_path) -> list[tuple[str, str | None]]:
+    """For each image a page draws, the structure element its marked content
+    belongs to and that element's /Alt: ("/Figure", "Signature of ..."); ("/P",
+    None) for an image drawn in a paragraph's text, ("Artifact", None) outside the tree."""
+    found = []
+    with pikepdf.open(pdf_path) as pdf:
+        owner = {}  # (page, MCID) -> the structure element holding it
+        pages = {p.objgen: i for i, p in enumerate(pdf.pages)}
+
+        def visit(node, parent, page):
+            if isinstance(node, pikepdf.Array):
+                for kid in node:
+                    visit(kid, parent, page)
+            elif isinstance(node, pikepdf.Dictionary):
+                if node.get("/Type") == "/OBJR":
+                    return
+                if node.get("/Type") == "/MCR":
+                    owner[pages[node.Pg.objgen], int(node.MCID)] = parent
+                    return
+                if "/K" in node:
+                    visit(node.K, node, pages[node.Pg.objgen] if "/Pg" in node else page)
+            else:
+                owner[page, int(node)] = parent
+
+        visit(pdf.Root.StructTreeRoot.K, None, None)
+        for number, page in enumerate(pdf.pages):
+            properties = page.Resources.get("/Properties") or {}
+            open_mcids: list = []
+            for operands, operator in pikepdf.parse_content_stream(page):
+                if str(operator) in ("BDC", "BMC"):
+                    listed = operands[1] if len(operands) > 1 else {}
+                    if isinstance(listed, pikepdf.Name):
+                        listed = properties.get(str(listed), {})
+                    open_mcids.append(str(operands[0]) if "/MCID" not in listed else int(listed.MCID))
+                elif str(operator) == "EMC" and open_mcids:
+                    open_mcids.pop()
+                elif str(operator) == "Do" and page.Resources.XObject[operands[0]].Subtype == "/Image":
+                    mcid = next((m for m in reversed(open_mcids) if isinstance(m, int)), None)
+                    element = owner.get((number, mcid)) if mcid is not None else None
+                    found.append((str(element.S), str(element.Alt) if "/Alt" in element else None)
+                                 if element is not None else ("Artifact", None))
+    return found
+
+
+def test_a_signature_image_is_a_figure_with_its_alternative_text(signed_web):
+    """The signature image was drawn inside the signature block's paragraph: neither an
+    artifact nor a figure, so a screen reader said nothing of it (pdfua passed anyway).
+    It says the letter is signed: a Figure whose /Alt names the signatory, in the
+    language of the half it is in."""
+    expected = {"en": ["Signature of Ann O'Sender & Co"], "cy": ["Llofnod Ann O'Sender & Co"],
+                "both": ["Llofnod Ann O'Sender & Co", "Signature of Ann O'Sender & Co"]}
+    for rid, alts in expected.items():
+        pdf = signed_web / f"2021-03-04-{rid}.pdf"
+        assert image_figures(pdf) == [("/Figure", alt) for alt in alts]
+        check = subprocess.run([shutil.which("pdfua"), "check", str(pdf)], capture_output=True, text=True)
+        assert check.returncode == 0 and "errors=0 warnings=0" in check.stdout, check.stdout
+        assert not nested_marked_content(pdf)
+        tree, texts = structure(pdf)
+        assert not any(key[1] == "untagged" for key in texts), texts
+
+
 def test_a_stopped_or_redated_web_build_leaves_each_page_beside_its_own_pdf(tmp_path):
     """Ctrl-C while pdflatex compiles the new wording: the build wrote the HTML page of
     the new wording for every letter, beside PDFs that still held the old one, and the
