@@ -663,6 +663,8 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
 
             logo_file = prepared.assets.get(prepared.asset_names.get("logo", ""))
             logo = image_url(logo_file) if logo_file else None
+            signature_file = prepared.assets.get(prepared.asset_names.get("signature", ""))
+            signature = image_url(signature_file) if signature_file else None
             # the page of each copy this run built or found up to date: a failed one keeps the
             # page of its last good copy, and one a stopped build never compiled keeps its own
             # (its page was written with the new text beside the old PDF)
@@ -670,7 +672,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             for source in todo:
                 rid = source.recipient.id
                 if rid in made and rid in manifest.letters:
-                    page = letter_page(loaded.batch, source.recipient, logo).encode()
+                    page = letter_page(loaded.batch, source.recipient, logo, signature).encode()
                     write_atomic(layout.pdf(rid).with_suffix(".html"), page)
                     # on the record with its PDF: a page changed since is not the page built
                     manifest.letters[rid]["page"] = {"sha256": sha256_bytes(page)}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import markup
 from .compose import (PDF_LANG, closing, follows_mark, full_stop, long_date, marking, own_or_shared, pdf_title,
-                      sender_roles, signatory_title)
+                      sender_roles, signatory_title, signature_alt)
 from .latex import compose_marks
 from .schema import LANGUAGES, Batch, Recipient
 
@@ -49,6 +49,7 @@ header address { font-style: normal; text-align: right; min-width: 0; }
 .date { text-align: right; }
 .recipient { margin: 2em 0; }
 .signatory { margin-top: 3em; }
+.signature { display: block; height: 16mm; width: auto; max-width: 50%; margin-bottom: 0.5em; }
 .notes { border-top: 1px solid #666; margin-top: 2em; font-size: 0.9em; }
 section + section { border-top: 1px solid #666; margin-top: 3em; }
 """
@@ -80,11 +81,12 @@ def image_url(path: Path) -> str | None:
     return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}" if kind else None
 
 
-def letter_page(batch: Batch, recipient: Recipient, logo: str | None = None) -> str:
+def letter_page(batch: Batch, recipient: Recipient, logo: str | None = None, signature: str | None = None) -> str:
     """The complete HTML page of the letter to ``recipient``: the letterhead
     (``logo``: its image as ``image_url`` gives it, above the sender's name as
     on paper), then the letter in each of its languages (cy-en: Welsh, then
-    English)."""
+    English), ``signature`` (the signatory's image, as ``image_url`` gives it)
+    in each signature block as on paper."""
     letter, sender = batch.letter, batch.letter.sender
     languages = batch.languages_of(recipient)
     contact = [e(line) for line in sender.address]
@@ -119,7 +121,7 @@ def letter_page(batch: Batch, recipient: Recipient, logo: str | None = None) -> 
         lang = f' lang="{PDF_LANG[language]}"' if number else ""
         parts += [f"<section{lang} aria-label=\"{e(pdf_title(batch, recipient, language))}\">"
                   if len(languages) > 1 else "<section>"]
-        parts += _letter(batch, recipient, language, f"{language}-", opening=number == 0)
+        parts += _letter(batch, recipient, language, f"{language}-", opening=number == 0, signature=signature)
         parts += ["</section>"]
     parts += ["</main>", "</body>", "</html>", ""]
     return "\n".join(parts)
@@ -160,11 +162,12 @@ def _lang_of_title(batch: Batch, page_language: str) -> str:
     return f' lang="{PDF_LANG[language]}"' if language != page_language else ""
 
 
-def _letter(batch: Batch, recipient: Recipient, language: str, ids: str, opening: bool = True) -> list[str]:
+def _letter(batch: Batch, recipient: Recipient, language: str, ids: str, opening: bool = True,
+            signature: str | None = None) -> list[str]:
     """One language's letter: the PDF's order, its words. ``opening``: it starts
     with the marking, references, date and recipient block; a bilingual
     letter's second half does not, as on paper (printed once, it starts at
-    the salutation on a new page)."""
+    the salutation on a new page). ``signature``: the signature image's URL."""
     letter, signatory = batch.letter, batch.letter.signatory
     words = LABELS[language]
     notes: list[str] = []  # each footnote's HTML, numbered from 1 as in the PDF
@@ -178,6 +181,9 @@ def _letter(batch: Batch, recipient: Recipient, language: str, ids: str, opening
     out.append(f"<p>{e(closing(batch, recipient, language))}</p>")
     # as the printed block: the title in bold, the name (show_name) plain above it
     name = f"{e(signatory.name)}<br>" if signatory.name and signatory.show_name else ""
+    # the signature says the letter is signed: an image with words, as the PDF's Figure
+    if signature:
+        name = f'<img class="signature" src="{signature}" alt="{e(signature_alt(batch, language))}">' + name
     out.append(f'<p class="signatory">{name}<strong>{e(signatory_title(batch, language))}</strong></p>')
     for label, lines in ((words["cc"], own_or_shared(recipient.cc, letter.cc)),
                          (words["enc"], own_or_shared(recipient.enclosures, letter.enclosures))):

@@ -860,6 +860,23 @@ def test_a_signature_image_is_a_figure_with_its_alternative_text(signed_web):
         assert not any(key[1] == "untagged" for key in texts), texts
 
 
+def test_the_html_page_shows_the_signature_image_with_the_pdfs_alternative_text(signed_web, tmp_path, axe_js):
+    """The page left the signature out: the signature block read as if unsigned. It
+    shows the image in each signature block, inside the page as the logo is, with
+    the text alternative of the PDF's Figure, in that half's language."""
+    png = base64.b64encode((signed_web.parent.parent / "signature.png").read_bytes()).decode()
+    expected = {"en": ["Signature of Ann O'Sender & Co"], "cy": ["Llofnod Ann O'Sender & Co"],
+                "both": ["Llofnod Ann O'Sender & Co", "Signature of Ann O'Sender & Co"]}
+    for rid, alts in expected.items():
+        page = (signed_web / f"2021-03-04-{rid}.html").read_text(encoding="utf-8")
+        images = [attrs for tag, attrs, _ in outline(page) if tag == "img"]
+        assert [attrs["alt"] for attrs in images] == alts
+        assert all(attrs["src"] == f"data:image/png;base64,{png}" for attrs in images)
+        assert page.count('<p class="signatory"><img class="signature" ') == len(alts)  # in the block
+    result = axe(page, tmp_path / "axe", axe_js)
+    assert result["violations"] == [] and "image-alt" in result["passes"], result
+
+
 def test_a_stopped_or_redated_web_build_leaves_each_page_beside_its_own_pdf(tmp_path):
     """Ctrl-C while pdflatex compiles the new wording: the build wrote the HTML page of
     the new wording for every letter, beside PDFs that still held the old one, and the
