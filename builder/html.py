@@ -36,12 +36,14 @@ LABELS = {
 # Side by side, a flex column is never narrower than its longest word unless
 # told (min-width: 0; break-word does not count): a long e-mail or web address
 # made the page scroll sideways just above the phone layout (577-649 px). So
-# the sender's address may be narrower, and breaks where it must.
+# the sender's address may be narrower, and breaks where it must; so may the
+# column of the sender's name (a name of one long word widened the page).
 STYLE = """\
 body { font-family: sans-serif; line-height: 1.5; max-width: 42em; margin: 2em auto; padding: 0 1em;
        overflow-wrap: break-word; }
 .logo { display: block; height: 14mm; width: auto; max-width: 100%; margin-top: 1em; }
 header { display: flex; justify-content: space-between; gap: 2em; border-bottom: 1px solid #666; }
+header > div { min-width: 0; }
 header address { font-style: normal; text-align: right; min-width: 0; }
 @media (max-width: 36em) { header { flex-direction: column; gap: 0; } header address { text-align: left; } }
 .sender-name { font-size: 1.4em; font-weight: bold; margin-bottom: 0; }

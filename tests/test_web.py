@@ -1057,6 +1057,27 @@ def test_html_header_never_scrolls_sideways(bilingual_web, tmp_path):
     assert all(scroll <= client for _, scroll, client in measured), measured
 
 
+def test_a_sender_name_of_one_long_word_never_scrolls_sideways(tmp_path):
+    """A sender's name of one 60-letter word held the header's name column at the
+    word's width, so with the columns side by side (577 px and up) the page scrolled
+    sideways (873 px wide at 577-700). The column may be narrower, and the name breaks."""
+    name = "Llanfairpwllgwyngyllgogerychwyrndrobwllllantysiliogogogochxx"
+    source = write_yaml(tmp_path / "recipients.yaml", WEB.replace("    name: Ann Sender\n", f"    name: {name}\n"))
+    loaded = load(source)
+    page = letter_page(loaded.batch, loaded.batch.recipients[0])
+    assert f'<p class="sender-name">{name}</p>' in page
+    widths = (320, 400, 577, 600, 700, 800, 1000)
+    frames = "".join(f'<iframe width="{w}" height="400" style="display:block;border:0" srcdoc="{html.escape(page)}">'
+                     "</iframe>" for w in widths)
+    probe = tmp_path / "widths.html"
+    probe.write_text(WIDTHS_PROBE.format(frames=frames), encoding="utf-8")
+    found = re.search(r'data-widths="([\d: ]+)"', browse(probe, tmp_path, "--window-size=1100,900"))
+    assert found, "the probe did not run"
+    measured = [tuple(map(int, each.split(":"))) for each in found.group(1).split()]
+    assert [w for w, _, _ in measured] == list(widths)
+    assert all(scroll <= client for _, scroll, client in measured), measured
+
+
 def test_a_bilingual_pages_english_words_are_marked_english(bilingual_web, tmp_path, axe_js):
     """A bilingual page is Welsh (lang="cy"): its footnotes, labels and Welsh half
     are Welsh, and what it prints in English outside the English half (the
