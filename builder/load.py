@@ -769,6 +769,23 @@ def _parse_yaml(source: str) -> _Parsed:
     return _Builder(source).build(source)
 
 
+def _open_bracket(text: str, column: int) -> int:
+    """Where the innermost [ or { still open before ``column`` of this line starts
+    (outside quotes); ``column`` itself when there is none on the line."""
+    opened: list[int] = []
+    quote = ""
+    for at, char in enumerate(text[:column]):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{":
+            opened.append(at)
+        elif char in "]}" and opened:
+            opened.pop()
+    return opened[-1] if opened else column
+
+
 def _explain_syntax(exc: yaml.MarkedYAMLError, lines: list[str]) -> _Slip:
     """libyaml's complaint as plain words and the fix, at the line to change."""
     context, problem = exc.context or "", exc.problem or ""
@@ -812,6 +829,12 @@ def _explain_syntax(exc: yaml.MarkedYAMLError, lines: list[str]) -> _Slip:
         return _Slip(line, column, _INDENT_HINT + _indent_detail(lines, line))
     if context.startswith("while parsing a flow") or context.startswith("while scanning a flow"):
         bracket = text[column] if column < len(text) else "["
+        if bracket not in "[{":
+            # libyaml points at what it did not expect inside the brackets (the second
+            # comma of "{cy: Annwyl Bo,, en: ...}"), which read "the , opened here":
+            # the bracket still open before it is the one to name
+            column = _open_bracket(text, column)
+            bracket = text[column] if column < len(text) else "["
         closing = {"[": "]", "{": "}"}.get(bracket, "]")
         return _Slip(line, column, f"the {bracket} opened here is not closed where YAML expects it; "
                      f"close it with {closing}, and put items that contain ',', ':', '[' or '{{' in quotes")

@@ -84,6 +84,18 @@ def test_yaml_syntax_error_points_at_the_opening_bracket(tmp_path):
                        "with ], and put items that contain ',', ':', '[' or '{' in quotes")
 
 
+def test_a_comma_inside_braces_names_the_brace_not_the_comma(tmp_path):
+    """README's own bilingual salutation, {cy: Annwyl Roger,, en: Dear Roger,}, is not
+    YAML (a comma ends an item), and the message read "the , opened here is not closed
+    ...; close it with ]": it names the brace that is open, and its closing }."""
+    path = write_yaml(tmp_path / "r.yaml", MINIMAL_LETTER + "recipients:\n" + GOOD.replace(
+        "salutation: Dear Good,", "salutation: {cy: Annwyl Good,, en: Dear Good,}"))
+    (message,) = messages(path)
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "Annwyl" in text)
+    assert message.endswith(f":{line}:17: error: recipient 'good': the {{ opened here is not closed where YAML "
+                            "expects it; close it with }, and put items that contain ',', ':', '[' or '{' in quotes")
+
+
 def test_bad_url_and_id_are_explained(tmp_path):
     path = write_yaml(tmp_path / "r.yaml", MINIMAL_LETTER + """\
 references:
