@@ -265,7 +265,7 @@ def _signed_note(layout, signed: Path, record: dict | None, made_from: str, now:
     name = layout.relative(signed)
     if not signed.is_file():
         return SignedNote(f"{name} is not a file: run {sign_command(manifest)}", changed=True)
-    if not record:
+    if not record or made_from not in record:  # none, or only the key of copies forgotten (sign._forget_signed)
         return SignedNote(f"{name} {unrecorded}: run {sign_command(manifest)}", changed=True)
     if record.get(made_from) != now:
         return SignedNote(f"{name} is the signed copy of an older {made_from}: run {sign_command(manifest)}")

@@ -489,10 +489,18 @@ def _record_signed(layout, manifest, key: dict, current: list[str], bundle_curre
 
 
 def _forget_signed(manifest, recipients: list[str], bundle: bool) -> None:
-    """Off the record: the signed copies of ``recipients`` (and of the bundle)."""
-    forgotten = [manifest.letters[rid].pop("signed", None) is not None for rid in recipients]
+    """Off the record: the signed copies of ``recipients`` (and of the bundle). The key
+    each was made with stays (a record without ``letter`` or ``bundle`` vouches for no
+    file): a run killed part way suggests ``sign`` with it, not a key to fill in."""
+    def forget(entry: dict) -> bool:
+        record = entry.pop("signed", None)
+        if isinstance(record, dict) and record.get("key"):
+            entry["signed"] = {"key": record["key"]}
+        return record is not None and entry.get("signed") != record
+
+    forgotten = [forget(manifest.letters[rid]) for rid in recipients]
     if bundle and manifest.bundle:
-        forgotten.append(manifest.bundle.pop("signed", None) is not None)
+        forgotten.append(forget(manifest.bundle))
     if any(forgotten):
         write_atomic(manifest.path, manifest.to_json())
 

@@ -528,10 +528,14 @@ def test_a_sign_run_killed_part_way_leaves_no_copy_changed_since_it_was_signed(s
     assert resigned[:1] == [IDS[0]] and len(resigned) < len(IDS), resigned  # killed part way
     seen = invoke(["status", "-r", str(source), "-b", str(out)]).stdout
     assert "changed since it was signed" not in seen, seen
-    # every record forgotten (--force), the key with them: one to fill in, where a bare
-    # `invoke sign` was only told to add --p12
-    assert (f"signed/{IDS[0]}.pdf is not on the record: run `invoke sign --p12 YOUR-KEY.p12 -r {source} -b {out}`"
-            in seen), seen
+    # every record forgotten (--force) but for the key: the command suggested is sign with
+    # the key last given here (it was `--p12 YOUR-KEY.p12`, to fill in: wrong for a token)
+    sign = f"`invoke sign --p12 {p12} -r {source} -b {out}`"
+    assert f"signed/{IDS[0]}.pdf is not on the record: run {sign}" in seen, seen
+    assert f"signed/{IDS[-1]}.pdf is not on the record: run {sign}" in seen, seen  # not "of an older letter"
+    assert "YOUR-KEY" not in seen, seen
+    held = invoke(["send", "-r", str(source), "-b", str(out)]).stdout
+    assert f"signed/{IDS[0]}.pdf is not on the record: run {sign}" in held, held  # send says it the same way
     done = invoke(["sign", "-r", str(source), "-b", str(out), "--p12", str(p12)], {"LETTERBATCH_P12_PASSWORD": "secret"})
     assert done.returncode == 0, done.stdout + done.stderr
     assert "signed/" not in invoke(["status", "-r", str(source), "-b", str(out)]).stdout
