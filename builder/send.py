@@ -253,7 +253,7 @@ class Plan:
     letters: list  # Delivery | Outcome
     log: SendLog
     root: Path  # the build folder
-    sender: str  # the letter's sender e-mail, the default From
+    sender: str  # the letter's sender, name and e-mail (``from_sender``): the default From
 
     @property
     def deliveries(self) -> list[Delivery]:
@@ -307,7 +307,18 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
                        _delivery(letter, recipients[rid], layout, manifest, *attached,
                                  marking=marking(batch, recipients[rid]),
                                  languages=batch.languages_of(recipients[rid])))
-    return Plan(letters, log, layout.root, letter.sender.email or "")
+    return Plan(letters, log, layout.root, from_sender(letter.sender))
+
+
+def from_sender(sender) -> str:
+    """The default From: the letter's sender by name and address ("Dame Sara Thornton
+    DBE QPM <iasc@...>"), quoted where the name needs it; the message encodes a name
+    with accents (RFC 2047). The bare address told the recipient nothing of who wrote."""
+    from email.headerregistry import Address
+
+    if not sender.email:
+        return ""
+    return str(Address(display_name=sender.name or "", addr_spec=sender.email))
 
 
 def _mailed_elsewhere(rid: str, recipient, manifest, layout, mailed: MailedFromAnyFolder) -> Outcome | None:

@@ -715,6 +715,49 @@ recipients:
     assert body_of(message) == "Please find attached a letter from Ann Sender.\n"
 
 
+def test_the_default_from_is_the_sender_s_name_and_address(tmp_path, smtp_server):
+    """With no letterbatch.smtp.from, the message is from the letter's sender by name
+    and address (it was the bare address); a name with accents is encoded (RFC 2047),
+    one with a comma quoted; a from in the config still wins."""
+    from builder.build import build
+    from conftest import write_yaml
+
+    mailbox, port = smtp_server
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER_WITH_EMAIL.replace(
+        "name: Ann Sender\n", "name: Siân Ffion Dafydd, Clerc\n", 1))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    done = run_send(source, out, port, "--yes", INVOKE_LETTERBATCH_SMTP_FROM="")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (_, message), = mailbox.messages
+    assert message["From"] == '"Siân Ffion Dafydd, Clerc" <clerk@office.example.test>'
+    assert message["From"].addresses[0].display_name == "Siân Ffion Dafydd, Clerc"
+    raw = dict(message.raw_items())["From"]  # as it came over the wire: ASCII, the name encoded
+    assert raw.isascii() and "=?utf-8?" in raw, raw
+    again = run_send(source, out, port, "--yes", "--resend", "one")  # the config's from wins
+    assert again.returncode == 0 and mailbox.messages[-1][1]["From"] == FROM
+
+
+MINIMAL_LETTER_WITH_EMAIL = """\
+letter:
+  date: 2021-03-04
+  sender:
+    name: Ann Sender
+    role: Clerk
+    address: [1 High Street, Town]
+    email: clerk@office.example.test
+  signatory: {name: Ann Sender, title: Clerk}
+  body:
+    - main: This is the shared text.
+recipients:
+  - id: one
+    name: Reader One
+    address: [1 Road]
+    salutation: Dear Reader,
+    email: one@example.test
+"""
+
+
 def test_a_server_that_stops_answering_is_failed_before_the_message_and_unknown_after(batch, smtp_server):
     # letterbatch.smtp.timeout: a silent server at the envelope fails that letter (sent next
     # run); silent once it has the message, the letter is unknown and never sent again by itself
