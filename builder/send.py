@@ -239,7 +239,10 @@ def _now() -> str:
 
 
 def unknown_help(rid: str) -> str:
-    return ("unknown: the message may have reached the server, but the log cannot say; "
+    """What to do about a letter whose fate is unknown. Without the word "unknown":
+    send's table has it in its status column ("unknown  unknown: the ..." said it twice);
+    status says "mail: unknown: " before it."""
+    return ("the message may have reached the server, but the log cannot say; "
             f"check the mailbox, then {command(f'send --resend {rid} --yes')} or {command(f'send --mark-sent {rid}')}")
 
 
@@ -700,7 +703,7 @@ def mail_notes(layout, manifest) -> dict[str, tuple[str, bool]]:
                 note, act = note + (" - REBUILT SINCE: the recipient has the old letter; "
                                     f"{command(f'send --resend {rid} --yes')} sends the new one"), True
         elif log.pending(rid) == "unknown":
-            note, act = "mail: " + unknown_help(rid), True
+            note, act = "mail: unknown: " + unknown_help(rid), True
         else:
             note, act = f"mail failed: {entry.get('error', 'interrupted before the message was sent')}", True
         notes[rid] = (note, act)
