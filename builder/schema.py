@@ -106,6 +106,12 @@ def _email(value: str) -> str:
             # (what the message below says) would not make it an address
             raise ValueError(f"{value!r} is not an email address: it holds a name and the address in <>; "
                              f"write the address alone, {named.group(1)}")
+        several = [part for part in re.split(r"[;,\s]+", value) if part]
+        if len(several) > 1 and all(re.fullmatch(EMAIL, part) for part in several):
+            # "a@b.example;d@e.example", as a mail program writes a list: refused with no
+            # word of what to do. A letter goes to one address (the e-mail has no cc)
+            raise ValueError(f"{value!r} is not an email address: it holds {len(several)} addresses, and a "
+                             f"letter is mailed to one address only; keep one, {several[0]}")
         space = re.search(r"\s", value)
         if space:  # most often a no-break space pasted from a web page or typed in a spreadsheet
             char = space.group()

@@ -102,6 +102,13 @@ SINGLE_FIELD = {
     # a link copied as the address: mailed "mailto:ann" at example.org, nobody
     "email mailto": (("email: ann@example.org", "email: mailto:ann@example.org"),
                      "is not an email address: it is a mailto: link; write the address alone, ann@example.org"),
+    # two addresses in one: refused without a word of what to do instead
+    "email two addresses": (("    salutation: Dear Good,\n",
+                             '    salutation: Dear Good,\n    email: "ann@example.org;bob@example.org"\n'),
+                            "is not an email address: it holds 2 addresses, and a letter is mailed to one address "
+                            "only; keep one, ann@example.org"),
+    "email two addresses, comma": (("email: ann@example.org", 'email: "ann@example.org, bob@example.org"'),
+                                   "it holds 2 addresses, and a letter is mailed to one address only"),
     "blank name": (("    name: Good Person", '    name: "   "'), "must not be empty"),
     "empty name": (("    name: Good Person", '    name: ""'), "must not be empty"),
     "null name": (("    name: Good Person", "    name:"), "must be text"),
