@@ -379,11 +379,8 @@ def _ready_letters(prepared, manifest: Manifest, accept: dict[str, list[str]]
     problems = [state.line() for state in states if not state.ready]
     if problems:
         # preflight errors may be accepted on purpose: the command that does it, for them
-        flagged = [(s.recipient, s.errors) for s in states if s.state == ready.PREFLIGHT and s.errors]
-        accept_them = (f" (or accept {'its' if len(flagged) == 1 else 'their'} preflight findings on purpose: "
-                       f"{ready.accept_command(flagged)})") if flagged else ""
         raise MergeRefused("not merging; these letters are not ready:\n  " + "\n  ".join(problems)
-                           + f"\nRun {command('build')} and fix what it reports{accept_them}.")
+                           + f"\n{ready.not_ready_fix(states)}")
     parts, accepted = [], {}
     for source, state in zip(prepared.sources, [s for s in states if s.state != ready.INVALID]):
         rid = source.recipient.id

@@ -66,6 +66,16 @@ def accept_command(letters) -> str:
     return command(f"merge --accept {value}")
 
 
+def not_ready_fix(states) -> str:
+    """What to do about letters not ready, as merge and sign say it: build and fix, and,
+    for preflight errors nobody accepted, the merge that accepts them on purpose (which
+    puts the acceptance on the record: sign then takes the letter too)."""
+    flagged = [(s.recipient, s.errors) for s in states if s.state == PREFLIGHT and s.errors]
+    accept_them = (f" (or accept {'its' if len(flagged) == 1 else 'their'} preflight findings on purpose: "
+                   f"{accept_command(flagged)})") if flagged else ""
+    return f"Run {command('build')} and fix what it reports{accept_them}."
+
+
 @dataclass
 class LetterState:
     recipient: str

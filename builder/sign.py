@@ -67,6 +67,7 @@ class SignReport:
     signed: list[Path] = field(default_factory=list)
     current: list[str] = field(default_factory=list)  # signed copies already of the current letter
     refused: list[str] = field(default_factory=list)  # "id: why", for letters not ready
+    refused_fix: str = ""  # what to do about them, as merge says it (ready.not_ready_fix)
     failed: list[str] = field(default_factory=list)  # "id: why", for letters pyHanko could not sign
     bundle: Path | None = None
     bundle_note: str = ""  # why the bundle was not signed
@@ -384,7 +385,7 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
 
     from .build import lock, prepare
     from .manifest import Manifest
-    from .ready import letter_states
+    from .ready import letter_states, not_ready_fix
 
     prepared = prepare(recipients_yaml, build_dir)
     layout = prepared.layout
@@ -394,6 +395,7 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
         states = letter_states(prepared, manifest)
         ready = [s.recipient for s in states if s.ready]
         report.refused = [s.line() for s in states if not s.ready]  # in merge's words: "id: state: reason"
+        report.refused_fix = not_ready_fix(states) if report.refused else ""
         # current: the signed copy this build folder's record vouches for, of the letter as it
         # is. A file there that merely holds a valid signature is not one (another key's,
         # over a stamp added to the letter): it is signed again, never taken on the record

@@ -865,7 +865,7 @@ def sign(c, recipients=None, build_dir=None, p12=None, pkcs11_lib=None, token=No
     problems = [report.bundle_note] if report.bundle_refused else []
     if report.refused:
         problems.append("not signed; these letters are not ready:\n  " + "\n  ".join(report.refused)
-                        + f"\nRun {command('build')} and fix what it reports.")
+                        + f"\n{report.refused_fix}")
     if report.failed:
         problems.append("could not sign:\n  " + "\n  ".join(report.failed))
     if problems:

@@ -191,6 +191,32 @@ def test_letters_not_ready_are_refused_by_name(mail_batch, keys, tmp_path, injec
                      r"the batch has letters not in it and not ready: newcomer$", refused.stderr, re.M), refused.stderr
 
 
+def test_a_letter_refused_for_preflight_errors_is_told_how_to_accept_them(mail_batch, keys, tmp_path):
+    """As merge says it (one rule, ready.not_ready_fix): build and fix, or accept the
+    findings on purpose with `merge --accept`; sign said only the first. After that
+    merge the letter is signed."""
+    from builder.build import build
+
+    source, out = copy_batch(mail_batch, tmp_path / "b")
+    tall = "".join(f"      - Line {n}\n" for n in range(1, 13))  # an address too tall for the window
+    text = source.read_text()
+    start = text.index("    address:\n", text.index("  - id: essex\n"))
+    end = text.index("    salutation:", start)
+    source.write_text(text[:start] + "    address:\n" + tall + text[end:])
+    report = build(source, out)
+    assert [o.recipient for o in report.not_ready] == ["essex"], [(o.recipient, o.findings) for o in report.outcomes]
+    p12, _ = keys
+    refused = invoke(["sign", "-r", str(source), "-b", str(out), "--p12", str(p12)],
+                     {"LETTERBATCH_P12_PASSWORD": "secret"})
+    accept = f"`invoke merge --accept essex:window -r {source} -b {out}`"
+    assert refused.returncode == 1 and re.search(r"^  essex: preflight: window: ", refused.stderr, re.M)
+    assert (f"Run `invoke build -r {source} -b {out}` and fix what it reports "
+            f"(or accept its preflight findings on purpose: {accept})." in refused.stderr), refused.stderr
+    assert invoke(shlex.split(accept.strip("`"))[1:]).returncode == 0  # as copied
+    done = invoke(["sign", "-r", str(source), "-b", str(out), "--p12", str(p12)], {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert done.returncode == 0 and "signed/essex.pdf" in done.stdout, done.stdout + done.stderr
+
+
 def test_a_bundle_changed_after_the_merge_is_not_signed(mail_batch, keys, tmp_path):
     source, out = copy_batch(mail_batch, tmp_path / "b")
     with open(out / "bundle.pdf", "ab") as handle:
