@@ -641,21 +641,39 @@ def _failed(connection: _Connection, log: SendLog, d: Delivery, why: str, reset:
     return Outcome(d.recipient, "failed", f"{why}; the next run retries it")
 
 
-def mark_sent(build_dir: str | Path, rids: list[str]) -> list[Outcome]:
+def mark_sent(recipients_yaml: str | Path, build_dir: str | Path, rids: list[str]) -> list[Outcome]:
     """Record by hand that letters whose fate was unknown did arrive."""
     from .build import Layout, lock
 
     layout = Layout.of(build_dir)
     with lock(layout):
-        return _mark_sent(SendLog.read(layout.sent), rids)
+        log = SendLog.read(layout.sent)
+        never_tried = [rid for rid in rids if rid not in log.letters]
+        if never_tried:  # before any is marked: a typo in a list marked the ids before it
+            raise SendError(_never_tried(recipients_yaml, build_dir, never_tried))
+        return _mark_sent(log, rids)
+
+
+def _never_tried(recipients_yaml, build_dir, rids: list[str]) -> str:
+    """What is wrong with ids to mark sent that the send log has no attempt for: an id
+    the batch has no recipient of (a typo: "did you mean"), as --resend and merge --accept
+    say it, else that nothing was sent to it. An id no longer in the batch that the log
+    has (renamed since) can still be marked."""
+    from .build import prepare
+    from .ready import no_such_ids
+
+    prepared = prepare(recipients_yaml, build_dir)
+    known = [s.recipient.id for s in prepared.sources] + [label for label, _, _ in prepared.rejected]
+    unknown = no_such_ids(rids, known)
+    if unknown:
+        return f"--mark-sent: {unknown}; nothing was marked"
+    return f"--mark-sent {rids[0]}: the send log has no attempt to send it; nothing was marked"
 
 
 def _mark_sent(log: SendLog, rids: list[str]) -> list[Outcome]:
     outcomes = []
     for rid in rids:
-        entry = log.letters.get(rid)
-        if not entry:
-            raise SendError(f"--mark-sent {rid}: the send log has no attempt to send it")
+        entry = log.letters[rid]
         if entry["state"] in ("sent", "marked sent"):
             outcomes.append(Outcome(rid, "already sent", f"on {entry.get('time')}"))
             continue

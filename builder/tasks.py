@@ -922,7 +922,7 @@ def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=N
     try:
         if mark_sent is not None:
             begin(ids_of(mark_sent))
-            for outcome in mark(batch.build_dir, ids_of(mark_sent)):
+            for outcome in mark(batch.recipients, batch.build_dir, ids_of(mark_sent)):
                 report(outcome)
             return
         cfg = c.config.letterbatch.smtp

@@ -383,6 +383,14 @@ def test_killed_mid_send_no_recipient_gets_a_letter_twice(batch, smtp_server):
     unknown_id = run_send(source, out, port, "--yes", "--resend", "south-wale")  # a typo sends nothing
     assert unknown_id.returncode == 2 and "--resend: no valid recipient with id: south-wale (did you mean 'south-wales'?)" in unknown_id.stderr
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]
+    # a typo, or an id the batch does not have, is a bad value, named; nothing is marked
+    # (it was "the send log has no attempt to send it", and ids before it were marked)
+    typo = run_send(source, out, port, "--mark-sent", "essex,south-wale")
+    assert typo.returncode == 2 and typo.stderr.strip() == (
+        "--mark-sent: no valid recipient with id: south-wale (did you mean 'south-wales'?); nothing was marked")
+    assert sent_log(out)["south-wales"]["state"] != "marked sent"
+    nosuch = run_send(source, out, port, "--mark-sent", "nosuch")
+    assert nosuch.returncode == 2 and "no valid recipient with id: nosuch;" in nosuch.stderr, nosuch.stderr
     marked = run_send(source, out, port, "--mark-sent", "south-wales")  # a person checked the mailbox
     assert marked.returncode == 0 and results(marked.stdout)["south-wales"][0] == "marked sent"
     last = run_send(source, out, port, "--yes")
