@@ -621,7 +621,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                 stale.append(source)
         compiler = _Compiler(prepared, manifest)
         workers = max(1, jobs or os.cpu_count() or 1)
-        finished, stopped = 0, False
+        finished, stopped, failure = 0, False, None
 
         def collect(found: list[Outcome]) -> None:
             nonlocal finished
@@ -648,11 +648,15 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                 for future in as_completed(running):
                     collected.add(future)
                     collect(future.result())
-            except KeyboardInterrupt:
-                # Stopped (Ctrl-C, or SIGTERM through the tasks): no new pdflatex run starts,
-                # letters being cut are finished, and what was built goes on the record below,
-                # so the next build compiles only the rest and nothing reads as changed by hand
+            except (KeyboardInterrupt, RuntimeError) as exc:
+                # Stopped (Ctrl-C, or SIGTERM through the tasks), or one run failed outright (its
+                # cutting process killed): no new pdflatex run starts, letters being cut are
+                # finished, and what was built goes on the record below, so the next build
+                # compiles only the rest and nothing reads as changed by hand (a failed run
+                # raised here left the other runs' letters in place off the record). A full
+                # disk (OSError) leaves the record as it was, and is said as such.
                 stopped = True
+                failure = None if isinstance(exc, KeyboardInterrupt) else exc
                 compiler.stopping.set()
                 for future in running:
                     if future not in collected and not future.cancel():
@@ -699,6 +703,12 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         marked = {s.recipient.id: m for s in todo if s.recipient.id in made
                   and (m := marking(loaded.batch, s.recipient)) and classification(m) != 1}
     prepared.forget_text()  # the letters are made: the merge needs the room
+    if failure is not None:
+        built = sum(o.status == "built" for o in outcomes)
+        if not built:
+            raise failure  # pdflatex missing, say: as ever, "Nothing was built"
+        raise BuildFailed(failure, built=built,
+                          left=len(stale) - sum(o.status in ("built", "failed") for o in outcomes))
     if stopped:
         raise BuildStopped(built=sum(o.status == "built" for o in outcomes),
                            left=len(stale) - sum(o.status in ("built", "failed") for o in outcomes))
@@ -711,6 +721,16 @@ class BuildStopped(KeyboardInterrupt):
 
     def __init__(self, built: int, left: int) -> None:
         super().__init__(f"{built} built, {left} left")
+        self.built, self.left = built, left
+
+
+class BuildFailed(RuntimeError):
+    """A pdflatex run's letters could not be made (its cutting process killed) after the
+    other runs' letters were recorded: ``built`` letters built and recorded, ``left`` not
+    built. Its text is the failure's."""
+
+    def __init__(self, failure: Exception, built: int, left: int) -> None:
+        super().__init__(str(failure))
         self.built, self.left = built, left
 
 

@@ -160,6 +160,14 @@ class Cutting:
         if self.process.returncode == _OS_ERROR:
             error = json.loads(out)
             raise OSError(error["errno"], error["strerror"], error["filename"])
+        if self.process.returncode < 0:  # killed: by the system when memory ran out, most often
+            import signal
+
+            by = next((s.name for s in signal.Signals if s == -self.process.returncode),
+                      f"signal {-self.process.returncode}")
+            raise RuntimeError(f"cutting {self.source.name} into letters failed: the process cutting it was "
+                               f"stopped by {by} (when memory runs "
+                               "out the system stops a process so); its letters were not built")
         if self.process.returncode != 0:
             said = err.decode(errors="replace").strip().splitlines()
             raise RuntimeError(f"cutting {self.source.name} into letters failed: "

@@ -439,7 +439,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     ``accepting``: findings the merge of this same command accepts on the record (``merge
     --accept``), which do not make a letter count as not ready here. ``prefix``: put before
     the summary (watch's time and reason), after the warnings, which have lines of their own."""
-    from .build import BuildStopped, build as build_letters
+    from .build import BuildFailed, BuildStopped, build as build_letters
     from .compile import TexMissing
     from .problems import LoadError
     from .ready import accept_command, finding_text
@@ -459,6 +459,11 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
         raise Exit(f"stopped: {plural(stop.built, 'letter')} built and recorded"
                    + (f"; {stop.left} not built: run {command('build' + (' --for web' if medium == 'web' else ''))}"
                       " to build them" if stop.left else ""), code=STOPPED) from None
+    except BuildFailed as failed:  # the other runs' letters are on the record: not "Nothing was built"
+        if live:
+            print(file=sys.stderr)  # after the progress line
+        raise Exit(f"{failed}\n{plural(failed.built, 'letter')} built and recorded; {failed.left} not built: "
+                   f"run {command('build' + (' --for web' if medium == 'web' else ''))} to build them", code=2) from None
     except (LoadError, TexMissing, RuntimeError) as exc:
         raise stopped(exc, then="\nNothing was built.")
     except OSError as exc:

@@ -335,6 +335,42 @@ def test_ctrl_c_stops_a_build_and_what_it_built_is_on_the_record(tmp_path):
     assert states() == {"ready": 60}
 
 
+def test_a_run_whose_cutting_process_is_killed_leaves_the_other_runs_letters_on_the_record(tmp_path, monkeypatch):
+    """The process cutting one pdflatex run's letters killed (as the system does when memory
+    runs out): the other run's letters, already in place, are recorded, and the build says
+    how many, not "Nothing was built" with every letter it made left to read as changed by
+    hand; the next build compiles only the rest."""
+    import yaml
+
+    from builder import split as split_pdf
+    from builder.build import BuildFailed, status
+
+    data = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
+    data["recipients"] = [{"id": f"r{n:02d}", "name": f"Recipient {n}", "address": [f"{n} High Street", "Town"],
+                           "salutation": f"Dear Recipient {n},", "text": {"highlight": f"Note {n}."}}
+                          for n in range(1, 81)]  # two runs of 40: each cut in a process of its own
+    source = tmp_path / "recipients.yaml"
+    source.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "build"
+    result = split_pdf.Cutting.result
+
+    def killed_for_the_second_run(cutting):
+        if cutting.source.name.startswith("_batch-r41-"):
+            cutting.process.kill()
+        return result(cutting)
+
+    monkeypatch.setattr(split_pdf.Cutting, "result", killed_for_the_second_run)
+    with pytest.raises(BuildFailed, match=r"cutting _batch-r41-.* stopped by SIGKILL") as failed:
+        build(source, out, jobs=2)
+    assert (failed.value.built, failed.value.left) == (40, 40)
+    states = {letter.recipient: letter.state for letter in status(source, out)}
+    assert {rid: state for rid, state in states.items() if rid <= "r40"} == {f"r{n:02d}": "ready" for n in range(1, 41)}
+    assert "changed" not in states.values() and "ready" not in [states[f"r{n}"] for n in range(41, 81)]
+    monkeypatch.setattr(split_pdf.Cutting, "result", result)
+    again = build(source, out, jobs=2)
+    assert again.ok and sum(o.status == "built" for o in again.outcomes) == 40
+
+
 def test_a_second_build_at_the_same_time_is_refused(tmp_path):
     from builder.build import Layout, lock
 
