@@ -310,6 +310,18 @@ class BundleState:
         return self.state == READY
 
 
+SHOWN_IDS = 10
+
+
+def some_ids(ids: list[str]) -> str:
+    """``ids`` comma-separated, the first ``SHOWN_IDS`` of a long list and how many more:
+    every letter is listed on its own line already, and the bundle's one line naming 1500
+    letters filled the screen (25 KB)."""
+    if len(ids) <= SHOWN_IDS + 1:
+        return ", ".join(ids)
+    return ", ".join(ids[:SHOWN_IDS]) + f" and {len(ids) - SHOWN_IDS} more"
+
+
 def bundle_state(prepared, manifest: Manifest, letters: list[LetterState] | None = None,
                  path=None) -> BundleState:
     """Is the bundle (``path``, by default the layout's) the one merge wrote,
@@ -334,8 +346,8 @@ def bundle_state(prepared, manifest: Manifest, letters: list[LetterState] | None
         inside = [s.recipient for s in not_ready if s.recipient in held]
         outside = [s.recipient for s in not_ready if s.recipient not in held]
         return BundleState(STALE, "; ".join(
-            ([f"it holds letters that are not ready: {', '.join(inside)}"] if inside else [])
-            + ([f"the batch has letters not in it and not ready: {', '.join(outside)}"] if outside else [])))
+            ([f"it holds letters that are not ready: {some_ids(inside)}"] if inside else [])
+            + ([f"the batch has letters not in it and not ready: {some_ids(outside)}"] if outside else [])))
     wanted = [s.recipient for s in letters]
     if bundle.get("letters") != wanted:
         return BundleState(STALE, f"its letters are not the batch's letters now: run {command('merge')}")
@@ -343,7 +355,7 @@ def bundle_state(prepared, manifest: Manifest, letters: list[LetterState] | None
     older = [rid for rid in wanted if held.get(rid) != manifest.letters[rid].get("sha256")]
     if older:
         return BundleState(STALE, "older than its letters (rebuilt since the merge): "
-                           + ", ".join(older) + f"; run {command('merge')}")
+                           + some_ids(older) + f"; run {command('merge')}")
     # (a record from before "made_with" was kept says nothing either way)
     if (bundle.get("options") or {}).get("cover") and bundle.get("made_with") not in (None, made_with(prepared)):
         return BundleState(STALE, f"its cover sheet is older than the letterhead or the builder; run {command('merge')}")

@@ -432,6 +432,24 @@ def test_a_logo_beside_a_full_sender_address_keeps_the_letterhead_out_of_the_win
     assert abs(float(first.group(1)) - (height - logo_top)) < 3, (first.group(1), height - logo_top)
 
 
+def test_the_bundle_names_a_few_of_many_letters_not_ready_and_how_many_more(tmp_path):
+    """Every letter not ready has a line of its own in status and check: the bundle's one
+    line names the first ten and counts the rest. It named every one: 1500 ids, 25 KB on
+    one line, after the 1500 lines that already said it."""
+    from builder.ready import some_ids
+
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + "".join(person(f"r{n:02d}") for n in range(1, 14)))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    merge(source, out)
+    write_yaml(source, source.read_text().replace("Dear Reader", "Dear Friend"))
+    bundle = {r.name: r for r in check(source, out)}["bundle"]
+    assert bundle.reason == ("it holds letters that are not ready: r01, r02, r03, r04, r05, r06, r07, r08, r09, r10"
+                             " and 3 more")
+    assert some_ids([f"r{n}" for n in range(11)]) == ", ".join(f"r{n}" for n in range(11))  # "and 1 more": no shorter
+
+
 def test_check_fails_on_a_bundle_older_than_its_letters_and_on_an_invalid_recipient(tmp_path):
     source, out = two_letters_merged(tmp_path)
     assert all(r.ready for r in check(source, out))
