@@ -380,7 +380,7 @@ def _ready_letters(prepared, manifest: Manifest, accept: dict[str, list[str]]
     if problems:
         # preflight errors may be accepted on purpose: the command that does it, for them
         raise MergeRefused("not merging; these letters are not ready:\n  " + "\n  ".join(problems)
-                           + f"\n{ready.not_ready_fix(states)}")
+                           + f"\n{ready.not_ready_fix(states, accept)}")
     parts, accepted = [], {}
     for source, state in zip(prepared.sources, [s for s in states if s.state != ready.INVALID]):
         rid = source.recipient.id

@@ -58,21 +58,25 @@ def no_such_ids(wanted, known) -> str | None:
     return f"no valid recipient with id: {', '.join(unknown)}{hint}"
 
 
-def accept_command(letters) -> str:
+def accept_command(letters, given: dict[str, list[str]] | None = None) -> str:
     """The merge that accepts these letters' preflight errors on purpose, to copy as it
     stands (`merge --accept tall:window,wide:address`): ``letters`` are pairs of a
-    recipient id and its errors nobody accepted (finding dicts with a ``code``)."""
-    value = ",".join(dict.fromkeys(f"{rid}:{f.get('code')}" for rid, errors in letters for f in errors))
+    recipient id and its errors nobody accepted (finding dicts with a ``code``). ``given``:
+    what the command's own --accept accepts, kept first: after `merge --accept tall:window`
+    it said `merge --accept tall:address`, and that, copied, was refused for the window."""
+    value = ",".join(dict.fromkeys([f"{rid}:{code}" for rid, codes in (given or {}).items() for code in codes]
+                                   + [f"{rid}:{f.get('code')}" for rid, errors in letters for f in errors]))
     return command(f"merge --accept {value}")
 
 
-def not_ready_fix(states) -> str:
+def not_ready_fix(states, given: dict[str, list[str]] | None = None) -> str:
     """What to do about letters not ready, as merge and sign say it: build and fix, and,
     for preflight errors nobody accepted, the merge that accepts them on purpose (which
-    puts the acceptance on the record: sign then takes the letter too)."""
+    puts the acceptance on the record: sign then takes the letter too). ``given``: what
+    the command's own --accept accepted (``accept_command``)."""
     flagged = [(s.recipient, s.errors) for s in states if s.state == PREFLIGHT and s.errors]
     accept_them = (f" (or accept {'its' if len(flagged) == 1 else 'their'} preflight findings on purpose: "
-                   f"{accept_command(flagged)})") if flagged else ""
+                   f"{accept_command(flagged, given)})") if flagged else ""
     return f"Run {command('build')} and fix what it reports{accept_them}."
 
 

@@ -522,7 +522,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     if not_ready and not quiet:
         print(f"not ready (preflight errors): {', '.join(o.recipient for o in not_ready)}; merge refuses them "
               f"until they are fixed, or accepted on purpose "
-              f"({accept_command((o.recipient, o.errors) for o in not_ready)})", flush=True)
+              f"({accept_command(((o.recipient, o.errors) for o in not_ready), accepting)})", flush=True)
     return report.outcomes, not_ready
 
 

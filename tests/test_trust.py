@@ -450,6 +450,25 @@ def test_the_bundle_names_a_few_of_many_letters_not_ready_and_how_many_more(tmp_
     assert some_ids([f"r{n}" for n in range(11)]) == ", ".join(f"r{n}" for n in range(11))  # "and 1 more": no shorter
 
 
+def test_the_accept_a_refusal_suggests_keeps_what_the_command_accepted(tmp_path):
+    """A letter with two findings, one accepted on the command line: the merge (and the
+    build of a `build merge --accept` chain) suggests the --accept of both, to run as copied.
+    It suggested the other alone, and that, copied, was refused for the first."""
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + person("one") + person("both", WRAPS + TALL))
+    out = tmp_path / "build"
+    assert {f["code"] for o in build(source, out).outcomes for f in o.findings} == {"address", "window"}
+    accept = f"`invoke merge --accept both:window,both:address -r {source} -b {out}`"
+    with pytest.raises(MergeRefused) as refused:
+        merge(source, out, accept={"both": ["window"]})
+    assert str(refused.value).endswith("(or accept its preflight findings on purpose: "
+                                       "`invoke merge --accept both:window,both:address`).")  # (no -r: in-process)
+    chain = invoke("build", "merge", "--accept", "both:window", "-r", str(source), "-b", str(out))
+    assert chain.returncode == 1 and f"or accepted on purpose ({accept})" in chain.stdout, chain.stdout
+    copied = invoke("merge", "--accept", "both:window,both:address", "-r", str(source), "-b", str(out))
+    assert copied.returncode == 0, copied.stderr
+
+
 def test_check_fails_on_a_bundle_older_than_its_letters_and_on_an_invalid_recipient(tmp_path):
     source, out = two_letters_merged(tmp_path)
     assert all(r.ready for r in check(source, out))
