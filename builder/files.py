@@ -63,7 +63,7 @@ def replacing(path: Path, durable: bool = False, *, clear_stale: bool = False) -
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path.parent))
     path.parent.mkdir(parents=True, exist_ok=True)
     if clear_stale:
-        _clear_stale(path)
+        clear_temporaries_of(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path))
     except OSError as exc:  # a folder that cannot be written: said of the file, not a name mkstemp made up
@@ -118,7 +118,7 @@ def is_temporary(name: str) -> bool:
     return bool(_ANY_TEMPORARY_RE.fullmatch(name))
 
 
-def _clear_stale(path: Path) -> None:
+def clear_temporaries_of(path: Path) -> None:
     """Delete the temporary files ``replacing`` left beside ``path`` in a process
     that was killed: those no process holds locked. Best effort: one that cannot
     be opened or deleted is left where it is."""
@@ -133,7 +133,7 @@ def _clear_stale(path: Path) -> None:
 
 
 def clear_stale_temporaries(folder: Path) -> None:
-    """``_clear_stale`` for every file of ``folder``: a build killed while it cut
+    """``clear_temporaries_of`` for every file of ``folder``: a build killed while it cut
     letters leaves a temporary file in ``letters/`` for each process that was cutting
     (one as large as a letter), which the next build deletes."""
     try:

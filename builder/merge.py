@@ -266,6 +266,12 @@ def _current(prepared, manifest: Manifest, out: Path, options: dict,
     if any(how == ready.ACCEPTED_BY_COMMAND and (manifest.letters[rid].get("accepted") or {}).get(code) != how
            for rid, codes in accepted.items() for code, how in codes.items()):
         return None, judged
+    # nothing to write, but the temporary file a merge killed while it saved left beside the
+    # bundle (as large as the bundle) goes, as it does before a merge writes: it stayed
+    # behind an up-to-date bundle for good
+    from .files import clear_temporaries_of
+
+    clear_temporaries_of(out)
     return MergeReport(out, len(letters), recorded_bundle["pages"], out.stat().st_size,
                        sum(p.pdf.stat().st_size for p in letters), recorded_bundle.get("cover_pages", 0),
                        recorded_bundle.get("blank_pages", 0),

@@ -934,6 +934,21 @@ def test_the_temporary_file_of_a_merge_killed_while_it_saves_is_cleared_by_the_n
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".bundle.pdf.backup01", ".lock"]
 
 
+def test_a_merge_with_nothing_to_write_clears_the_temporary_file_a_killed_merge_left(one_letter_merged, tmp_path):
+    """A merge killed while it saved (the letters unchanged since), then merge again: the
+    bundle in place is current, so nothing is written, and the temporary file left beside
+    it goes too. It stayed for good behind an up-to-date bundle, as large as a bundle."""
+    import signal
+
+    source, out = copy_batch(one_letter_merged, tmp_path / "batch")
+    bundle = out / "bundle.pdf"
+    merge(source, out)  # (the batch copied elsewhere: merged again there)
+    killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_WRITING, str(bundle)], cwd=ROOT)
+    assert killed.returncode == -signal.SIGKILL
+    [left] = [p for p in out.iterdir() if p.name.startswith(".bundle.pdf.")]
+    assert merge(source, out).up_to_date and not left.exists()
+
+
 def test_the_temporary_files_of_a_build_killed_while_it_wrote_are_cleared_by_the_next(one_letter_merged, tmp_path):
     """kill -9 (or Ctrl-C) while a build writes a letter, its LaTeX or the record: each
     leaves a hidden temporary file (a letter's is as large as the letter). The next
