@@ -866,6 +866,10 @@ def _nothing_to_do(batch: Recorded, only: list[str] | None) -> Report | None:
                      for s in letters]
         if [entry.get("seen") for entry in manifest.letters.values()] != seen:
             write_atomic(manifest.path, manifest.to_json())  # files read again: their stat on the record
+        # a build killed while it wrote a letter its record still vouches for (`build -f`, the
+        # same bytes again) leaves its temporary file: cleared here too, or it stayed for good
+        for folder in (batch.layout.root, batch.layout.letters, batch.layout.tex):
+            clear_stale_temporaries(folder)
     return Report(outcomes, batch.warnings)
 
 

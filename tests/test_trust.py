@@ -985,6 +985,25 @@ def test_the_temporary_files_of_a_build_killed_while_it_wrote_are_cleared_by_the
     assert hidden() == {kept}
 
 
+def test_a_build_with_nothing_to_do_clears_the_temporary_files_a_killed_build_left(one_letter_merged, tmp_path):
+    """kill -9 while a build writes a letter its record still vouches for (`build -f`, the
+    same bytes again): the next build has nothing to compile, and deletes the temporary
+    files all the same. They stayed for good, each as large as its letter."""
+    import signal
+
+    source, out = copy_batch(one_letter_merged, tmp_path / "batch")
+    assert build(source, out).ok  # (the batch copied elsewhere: built again there)
+    targets = [out / "letters" / "one.pdf", out / "tex" / "one.tex", out / "manifest.json"]
+    for target in targets:
+        killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_WRITING, str(target)], cwd=ROOT)
+        assert killed.returncode == -signal.SIGKILL
+    left = [p for folder in (out, out / "letters", out / "tex") for p in folder.iterdir()
+            if p.name.startswith(".") and p.name != ".lock"]
+    assert len(left) == 3
+    report = build(source, out)
+    assert [o.status for o in report.outcomes] == ["up to date"] and not any(p.exists() for p in left)
+
+
 def test_an_output_that_cannot_be_written_is_named_not_a_temporary_file(one_letter_merged, tmp_path):
     """--output naming a folder, or a file in a folder that cannot be written: one
     line naming the file given (not the hidden temporary file merge wrote first,
