@@ -166,8 +166,8 @@ class Cutting:
             by = next((s.name for s in signal.Signals if s == -self.process.returncode),
                       f"signal {-self.process.returncode}")
             raise RuntimeError(f"cutting {self.source.name} into letters failed: the process cutting it was "
-                               f"stopped by {by} (when memory runs "
-                               "out the system stops a process so); its letters were not built")
+                               f"stopped by {by} (as the system does when memory runs "
+                               "out); its letters were not built")
         if self.process.returncode != 0:
             said = err.decode(errors="replace").strip().splitlines()
             raise RuntimeError(f"cutting {self.source.name} into letters failed: "
