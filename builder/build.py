@@ -593,8 +593,10 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         for folder in (layout.root, layout.letters, layout.tex):  # left by a build killed while it wrote
             clear_stale_temporaries(folder)
         outcomes = []
+        invalid_ids = []
         for index, problems in sorted(loaded.rejected.items()):
             label = problems[0].recipient or f"recipients[{index}]"
+            invalid_ids.append(label)
             outcomes.append(Outcome(label, "invalid", message="\n".join(str(p) for p in problems)))
             # an invalid letter keeps no PDF that looks current, nor LaTeX to compile by hand
             # (unless another, valid recipient has the same id): its tex/<id>.tex, where
@@ -604,7 +606,8 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         removed, kept_signed = ([], []) if only else _forget_removed(layout, manifest, valid_ids)
         todo = prepared.sources
         if only:
-            unknown = ready.no_such_ids(only, [s.recipient.id for s in prepared.sources])
+            # an invalid recipient is known: its outcome says why it was not built
+            unknown = ready.no_such_ids(only, [s.recipient.id for s in prepared.sources] + invalid_ids)
             if unknown:
                 raise ValueError(unknown)
             todo = [s for s in todo if s.recipient.id in only]
@@ -848,7 +851,7 @@ def _nothing_to_do(batch: Recorded, only: list[str] | None) -> Report | None:
         seen = [entry.get("seen") for entry in manifest.letters.values()]
         ids = [s.recipient.id for s in batch.sources]
         if only:
-            unknown = ready.no_such_ids(only, ids)
+            unknown = ready.no_such_ids(only, ids + [label for label, _, _ in batch.rejected])
             if unknown:
                 raise ValueError(unknown)
         states = ready.letter_states(batch, manifest, only=only or ids)

@@ -81,6 +81,21 @@ def test_unprintable_character_is_refused_before_tex_runs(tmp_path):
     assert not (out / "tex" / "broken.tex").exists()
 
 
+def test_build_only_an_invalid_recipient_says_why_it_is_not_built(tmp_path):
+    # `build --only broken` said "no valid recipient with id: broken" and nothing more:
+    # the one letter a person asked for, and not a word about what is wrong with it
+    source = write_yaml(tmp_path / "recipients.yaml", BATCH)
+    out = tmp_path / "build"
+    for _ in range(2):  # before anything is built, then from the record alone
+        report = build(source, out, only=["broken"])
+        (failed,) = report.failed
+        assert failed.recipient == "broken" and failed.status == "invalid"
+        assert "field 'name': contains characters the letter's fonts cannot print" in failed.message
+        build(source, out)
+    with pytest.raises(ValueError, match="no valid recipient with id: brokn"):
+        build(source, out, only=["brokn"])
+
+
 def test_rebuild_compiles_only_what_changed_and_merge_refuses_stale(tmp_path):
     source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
     out = tmp_path / "build"
