@@ -820,8 +820,13 @@ def _explain_syntax(exc: yaml.MarkedYAMLError, lines: list[str]) -> _Slip:
     if context == "while scanning a simple key" or "could not find expected ':'" in problem:
         return _Slip(line, column, "YAML expects 'key: value' here: add the ':' after the key; if the line "
                      "continues the text above, indent it like that text, or put the whole value in quotes")
-    if "'\\t'" in problem or "tab character" in problem:
-        pmark = exc.problem_mark
+    pmark = exc.problem_mark
+    # libyaml names no character ("found character that cannot start any token"): read it
+    # from the line, so a tab at the start of a line is told as a tab, not 'this character'
+    found = (lines[pmark.line][pmark.column:pmark.column + 1]
+             if pmark and pmark.line < len(lines) else "")
+    if "'\\t'" in problem or "tab character" in problem or (
+            "cannot start any token" in problem and found == "\t"):
         return _Slip(pmark.line, pmark.column, "a tab character: YAML indents with spaces only; "
                      "replace the tab with spaces")
     if context.startswith("while parsing a block") or "did not find expected key" in problem or (
@@ -843,7 +848,7 @@ def _explain_syntax(exc: yaml.MarkedYAMLError, lines: list[str]) -> _Slip:
                      "put the whole value in quotes")
     if "cannot start any token" in problem:
         pmark = exc.problem_mark or mark
-        char = problem.split("'")[1] if "'" in problem else "this character"
+        char = problem.split("'")[1] if "'" in problem else found or "this character"
         return _Slip(pmark.line, pmark.column, f"a value cannot start with {char!r} unless it is quoted; "
                      "put the whole value in quotes")
     words = " ".join(filter(None, [context, problem]))

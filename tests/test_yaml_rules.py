@@ -163,6 +163,9 @@ SLIPS = {
                        "at the end of the value"),
     "tab": ("    address: [2 Road]", "\taddress: [2 Road]", 17, 1,
             "recipient 'second': a tab character: YAML indents with spaces only"),
+    # after a [list] libyaml names no character: it read "cannot start with 'this character'"
+    "tab after a list": ("    salutation: Dear Second,", "\tsalutation: Dear Second,", 18, 1,
+                         "recipient 'second': a tab character: YAML indents with spaces only"),
     "bracket": ("    address: [2 Road]", "    address: [2 Road", 17, 14,
                 "recipient 'second': the [ opened here is not closed"),
     "star": ("    name: Second Person", "    name: *Second* Person", 16, 11,
