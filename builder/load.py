@@ -1242,6 +1242,8 @@ def _pdf_image_problem(target: Path, relative: str) -> str | None:
     import pikepdf
     from PIL import Image
 
+    if b"%PDF-" not in target.read_bytes()[:1024]:  # where a PDF reader looks for its header
+        return f"{relative!r} is not a PDF file: {_what_image_it_is(target, 'PDF')}"
     try:
         with pikepdf.open(target) as pdf:
             if not len(pdf.pages):
@@ -1269,6 +1271,21 @@ def _pdf_image_problem(target: Path, relative: str) -> str | None:
     return None
 
 
+def _what_image_it_is(target: Path, expected: str) -> str:
+    """The fix for a logo or signature whose content is not the kind its name says
+    (pdfTeX goes by the name: a JPEG named .png fails in every letter)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if expected != "PDF" and b"%PDF-" in target.read_bytes()[:1024]:
+        return f"it is a PDF file; name it {target.stem}.pdf"
+    suffixes = {"PNG": ".png", "JPEG": ".jpg"}
+    try:
+        with Image.open(target, formats=[f for f in suffixes if f != expected]) as image:
+            return f"it is a {image.format} file; name it {target.stem}{suffixes[image.format]}"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return f"save the image as {expected} (its contents are not an image this build reads)"
+
+
 # TeX's largest length, \maxdimen (16383.99998 pt), in PDF points (bp): no image may be wider
 _MAX_BP = 16383.99998 * 72 / 72.27
 
@@ -1293,7 +1310,11 @@ def _image_problem(target: Path, relative: str) -> str | None:
                 dpi = image.info.get("dpi") or (72, 72)
     except Image.DecompressionBombError:  # Pillow refuses to open one over twice its limit
         width = height = None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except UnidentifiedImageError:
+        # not even the start of one (a text file, a JPEG named .png): said here, once, at its
+        # line, rather than as libpng's "Not a PNG file" from every letter's compile
+        return f"{relative!r} is not a {expected} file: {_what_image_it_is(target, expected)}"
+    except (OSError, SyntaxError, ValueError):
         return None  # unreadable: pdfTeX names it, with libpng's or libjpeg's words (compile)
     fix = "save a smaller copy (it prints 14 to 16 mm high: 1000 pixels a side are plenty)"
     if width is None or width * height > Image.MAX_IMAGE_PIXELS:

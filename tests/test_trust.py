@@ -687,6 +687,33 @@ def test_a_corrupt_logo_names_the_image_and_pdftexs_message(tmp_path):
     assert failed.message != "pdflatex failed (see the log)"
 
 
+@pytest.mark.parametrize("name, content, said", [
+    ("logo.png", b"Not an image at all\n", "'images/logo.png' is not a PNG file: save the image as PNG"),
+    ("logo.png", b"\xff\xd8\xff", "'images/logo.png' is not a PNG file: it is a JPEG file; name it logo.jpg"),
+    ("logo.jpg", b"\x89PNG", "'images/logo.jpg' is not a JPEG file: it is a PNG file; name it logo.png"),
+    ("logo.pdf", b"<html></html>", "'images/logo.pdf' is not a PDF file: save the image as PDF"),
+])
+def test_a_logo_of_another_kind_than_its_name_is_one_message_at_its_line(tmp_path, name, content, said):
+    # it was libpng's "Not a PNG file" from pdfTeX, once for every letter, with no line
+    from builder.load import LoadError
+
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    target = tmp_path / "images" / name
+    if content in (b"\xff\xd8\xff", b"\x89PNG"):  # a real image of the other kind
+        Image.new("RGB", (20, 10), "green").save(target, "JPEG" if content == b"\xff\xd8\xff" else "PNG")
+    else:
+        target.write_bytes(content)
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
+        "    address: [1 High Street, Town]", f"    address: [1 High Street, Town]\n    logo: images/{name}")
+        + "recipients:\n" + person("one") + person("two"))
+    with pytest.raises(LoadError) as refused:
+        build(source, tmp_path / "build")
+    (problem,) = refused.value.problems
+    assert "field 'letter.sender.logo': " + said in str(problem) and problem.line, str(problem)
+
+
 def test_bad_jobs_is_one_line_not_a_traceback(tmp_path):
     result = invoke("build", "-r", str(SAMPLE), "-b", str(tmp_path / "b"), "--jobs", "abc")
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -1276,7 +1303,9 @@ def test_merge_output_never_overwrites_what_the_batch_is_made_of_or_what_the_bui
     from test_bundle import tiny_png
 
     tiny_png(tmp_path / "logo.png")
-    shutil.copy(tmp_path / "logo.png", tmp_path / "stamp.pdf")  # not a PDF; only its name matters
+    with pikepdf.new() as stamp:  # a PDF logo (a PNG named .pdf is now refused as it is read)
+        stamp.add_blank_page(page_size=(60, 20))
+        stamp.save(tmp_path / "stamp.pdf")
     source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
         "    role: Clerk\n", "    role: Clerk\n    logo: logo.png\n") + "recipients:\n" + person("one"))
     out = tmp_path / "build"
