@@ -134,7 +134,10 @@ def _load(path: Path, file: str, source: str) -> Loaded:
     for key in data:
         if key not in Batch.model_fields:
             report.pydantic({"type": "extra_forbidden", "loc": (key,), "msg": "", "input": None})
-    letter = _validate(Letter, data.get("letter", _MISSING), ("letter",), report)
+    # `recipient:` is told as "did you mean 'recipients'?", not also as recipients missing
+    misspelt = {_meant_key((key,)) for key in data if key not in Batch.model_fields}
+    letter = (_validate(Letter, data.get("letter", _MISSING), ("letter",), report)
+              if "letter" in data or ("letter",) not in misspelt else None)
     raw_refs = data.get("references") or {}
     references: dict[str, Reference] = {}
     if not isinstance(raw_refs, dict):
@@ -153,7 +156,8 @@ def _load(path: Path, file: str, source: str) -> Loaded:
     if raw is None and isinstance(data.get("recipients"), dict):
         pass  # the table could not be read: reported
     elif raw is _MISSING:
-        report.error(("recipients",), "required field is missing")
+        if ("recipients",) not in misspelt:
+            report.error(("recipients",), "required field is missing")
     elif not isinstance(raw, list) or not raw:
         report.error(("recipients",), "must be a list of at least one recipient")
     else:
@@ -311,13 +315,28 @@ def _validate(model, value, path: tuple, report: "_Reporter"):
         for error in exc.errors():
             loc = path + tuple(part for part in error["loc"] if not _UNION_TAG.match(str(part)))
             by_field.setdefault(loc, []).append({**error, "loc": loc})
+        # a misspelt key (adress) leaves its field (address) missing too: one slip, said once,
+        # by the unknown key's "did you mean 'address'?"
+        misspelt = {_meant_key(loc) for loc, errors in by_field.items()
+                    if any(e["type"] == "extra_forbidden" for e in errors)}
         for errors in by_field.values():
             if len(errors) == 1 or any(e["type"] in ("missing", "extra_forbidden") for e in errors):
                 for error in errors:
-                    report.pydantic(error)
+                    if not (error["type"] == "missing" and _meant_key(error["loc"], missing=True) in misspelt):
+                        report.pydantic(error)
             else:
                 report.error(errors[0]["loc"], _either(errors), at_key="[key]" in errors[0]["loc"])
         return None
+
+
+def _meant_key(loc: tuple, missing: bool = False) -> tuple | None:
+    """The field an unknown key at ``loc`` is a misspelling of (as "did you mean" says),
+    or with ``missing``, the missing field at ``loc`` itself."""
+    loc = tuple(part for part in loc if part != "[key]")
+    if missing:
+        return loc
+    close = difflib.get_close_matches(str(loc[-1]), _allowed_keys(loc[:-1]), n=1)
+    return loc[:-1] + (close[0],) if close else None
 
 
 # pydantic's names for the kinds a union tries, as they appear in an error's location
