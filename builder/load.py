@@ -1240,6 +1240,24 @@ def _check_letterhead(root: Path, relative: str, report: _Reporter) -> None:
         report.error(path, f"no such file: {relative!r} (paths are relative to {str(root)!r})")
     elif Path(relative).stem == "letterbatch":
         report.error(path, "a house letterhead needs a name of its own (letterbatch.cls is the base class)")
+    elif problem := _not_derived(target, relative):
+        report.error(path, problem)
+
+
+def _not_derived(target: Path, relative: str) -> str | None:
+    """Why the house class at ``target`` does not build on letterbatch.cls with the
+    batch's options, or None. The build passes the envelope, font, language and medium
+    as class options: \\LoadClass{letterbatch} drops them, so a C5 batch had its address
+    in the DL window, and its preflight checked that same window and passed."""
+    code = "\n".join(re.sub(r"(?<!\\)%.*", "", line)
+                      for line in target.read_text(encoding="utf-8", errors="replace").splitlines())
+    if re.search(r"\\LoadClassWithOptions\s*\{\s*letterbatch\s*\}", code):
+        return None
+    fix = "write \\LoadClassWithOptions{letterbatch}, as in README's \"A letterhead of one's own\""
+    if re.search(r"\\LoadClass\s*(\[[^\]]*\])?\s*\{\s*letterbatch\s*\}", code):
+        return (f"{relative!r} loads letterbatch with \\LoadClass, which leaves out the options the build "
+                f"gives it (the envelope, the font, Welsh, web copies): {fix}")
+    return f"{relative!r} does not load letterbatch.cls, so the letters have no letterhead to use: {fix}"
 
 
 def _check_file(root: Path, relative: str, path: tuple, report: _Reporter) -> None:

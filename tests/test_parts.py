@@ -515,6 +515,35 @@ def test_a_house_letterhead_is_used_copied_and_hashed(house_batch):
 
 
 
+@pytest.mark.parametrize("loads, said", [
+    ("\\LoadClass{letterbatch}", "'house.cls' loads letterbatch with \\LoadClass, which leaves out the options"),
+    ("\\LoadClass[C5]{letterbatch}", "'house.cls' loads letterbatch with \\LoadClass, which leaves out the options"),
+    ("\\LoadClass{article}", "'house.cls' does not load letterbatch.cls"),
+    ("% \\LoadClassWithOptions{letterbatch}\n\\LoadClass{article}", "'house.cls' does not load letterbatch.cls"),
+])
+def test_a_house_letterhead_that_drops_the_batch_s_options_is_refused(tmp_path, loads, said):
+    """\\LoadClass{letterbatch} built a C5 batch with its address in the DL window, serif
+    in sans, and the preflight checked the window the class wrote (DL) and passed; a class
+    that loads no letterbatch failed in every letter's .tex, at \\hypersetup."""
+    from builder.problems import LoadError
+
+    (tmp_path / "house.cls").write_text(f"\\NeedsTeXFormat{{LaTeX2e}}\n\\ProvidesClass{{house}}\n{loads}\n",
+                                        encoding="utf-8")
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
+        "  body:\n", "  letterhead: house.cls\n  envelope: C5\n  font: serif\n  body:\n") + """\
+recipients:
+  - id: one
+    name: A Person
+    address: [1 Road, Town]
+    salutation: Dear Sir or Madam,
+""")
+    with pytest.raises(LoadError) as refused:
+        load(source)
+    (problem,) = refused.value.problems
+    assert "field 'letter.letterhead': " + said in str(problem) and problem.line, str(problem)
+    assert "write \\LoadClassWithOptions{letterbatch}" in str(problem)
+
+
 def test_a_serif_batch_is_signed_in_its_own_typeface(house_batch, tmp_path):
     """The visible signature is in the letters' typeface: Roman for `font: serif`."""
     from builder.sign import Key, sign_batch
