@@ -527,6 +527,7 @@ class _Frame:
     key_mark: typing.Any = None
     explicit: dict = field(default_factory=dict)
     merges: list = field(default_factory=list)
+    flow: bool = False  # a [ ] list, whose items a comma parts
 
 
 class _Builder:
@@ -555,6 +556,8 @@ class _Builder:
                     opens = True
                 elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
                     frame = stack.pop()
+                    if frame.flow:
+                        self._check_split_brackets(frame)
                     if frame.merges:
                         self._merge(frame)
                     if frame.anchor is not None:
@@ -599,7 +602,8 @@ class _Builder:
                     value = {} if kind is yaml.MappingStartEvent else []
                     if not in_merge:
                         positions.append((path, mark.line + 1, mark.column + 1, False, False))
-                    frame = _Frame(value, path, event.anchor, len(positions), is_map=type(value) is dict)
+                    frame = _Frame(value, path, event.anchor, len(positions), is_map=type(value) is dict,
+                                   flow=kind is yaml.SequenceStartEvent and bool(event.flow_style))
                 if top is None:
                     result = value
                 elif is_map:
@@ -710,6 +714,20 @@ class _Builder:
         where = f" (line {mark.line + 1})" if key else ""
         self.problems.append((path, _invisible_message(value, where), True, key))
         return _INVISIBLE.sub("", value)
+
+    def _check_split_brackets(self, frame: _Frame) -> None:
+        """In [ ] a comma parts items, even inside brackets: `[Form (A4, 2 pages), Map]` is
+        three items, "Form (A4", "2 pages)" and "Map", printed as three lines. An item that
+        opens a bracket the next one closes was most likely one item: say so, and how."""
+        items = frame.container
+        for index in range(len(items) - 1):
+            first, second = items[index], items[index + 1]
+            if (isinstance(first, str) and isinstance(second, str)
+                    and first.count("(") > first.count(")") and second.count(")") > second.count("(")):
+                self.problems.append((frame.path + (index,), (
+                    f"{first!r} and {second!r} are two items: in [ ] a comma parts items, even inside "
+                    f"brackets; to keep them one, put it in quotes: {_quoted(first + ', ' + second)}"),
+                    True, False))
 
     def _check_comment(self, event, path: tuple) -> None:
         """' #' ends an unquoted value: what follows is a comment, not text. A

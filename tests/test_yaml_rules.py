@@ -230,6 +230,18 @@ def test_a_comment_that_cuts_a_value_is_pointed_out(tmp_path):
                      'whole value in quotes: salutation: "Dear Second, #thanks"']
 
 
+def test_an_item_split_by_a_comma_inside_brackets_is_pointed_out(tmp_path):
+    # [Form (A4, 2 pages), Map] printed "Form (A4" and "2 pages)" on two lines, without a word
+    text = BATCH.replace("    address: [2 Road]", "    address: [2 Road, Caernarfon (Gwynedd, Wales), LL55 1AA]"
+                         ).replace("    address: [3 Road]", "    address: [3 Road (rear), Town (North)]")
+    path = write_yaml(tmp_path / "r.yaml", text)
+    loaded, found = problems(path)
+    assert loaded.batch.recipients[1].address == ["2 Road", "Caernarfon (Gwynedd", "Wales)", "LL55 1AA"]
+    assert found == [f"{path}:17:23: warning: recipient 'second', field 'address[1]': 'Caernarfon (Gwynedd' and "
+                     "'Wales)' are two items: in [ ] a comma parts items, even inside brackets; to keep them one, "
+                     'put it in quotes: "Caernarfon (Gwynedd, Wales)"']
+
+
 def test_windows_1252_gets_line_column_and_the_fix(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_bytes(BATCH.replace("Dear Second,", "Dear Second’s,").encode("cp1252"))
