@@ -245,6 +245,8 @@ def batch_paths(c, recipients: str | None, build_dir: str | None, *, read: bool 
     source = source.resolve()
     if read and not recipients and not source.exists():
         raise Exit(no_batch_here(source), code=2)
+    if read and recipients and not source.exists():
+        raise Exit(no_such_batch(source, recipients), code=2)
     if build_dir:
         out = Path(build_dir).expanduser()
     elif cfg.get("build_dir"):
@@ -304,6 +306,26 @@ def no_batch_here(default: Path) -> str:
     else:
         fix = f"start one with {command('new NAME', to_run=False)}, or name yours with -r FILE.yaml"
     return f"{show(default)}: not found (the batch when no -r is given); {fix}"
+
+
+def no_such_batch(source: Path, typed: str) -> str:
+    """`-r letters` (no .yaml) or `-r leters.yaml`: the first said that build/letters
+    "holds the letters of letters.yaml, another batch of the same name", the second
+    "cannot read the file". Now: no such file, and the batch file it most likely
+    names, in the command again to copy."""
+    import difflib
+
+    folder = source.parent
+    batches = sorted(p.name for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
+                     and p.stem != "invoke") if folder.is_dir() else []
+    by_stem = {Path(name).stem: name for name in batches}  # (".yaml" alone made any two alike)
+    close = difflib.get_close_matches(source.stem, list(by_stem), n=1, cutoff=0.6)
+    if not close:
+        return f"{show(source)}: no such file (the batch given with -r)"
+    meant = shlex.quote(show(folder / by_stem[close[0]]))
+    again = [meant if arg == typed else arg for arg in sys.argv[1:]]
+    run = f" `{builder.COMMAND} {' '.join(again)}`" if meant in again else ""
+    return f"{show(source)}: no such file (the batch given with -r); did you mean {meant}?{run}"
 
 
 def show(path: Path) -> str:

@@ -614,6 +614,31 @@ def test_the_letterbatch_command_without_r_in_a_folder_with_a_batch_says_the_com
                                                     "-r FILE.yaml\n"), none.stderr
 
 
+def test_a_batch_misnamed_with_r_is_no_such_file_with_the_one_meant(tmp_path):
+    """`-r two` (no .yaml) said build/two "holds the letters of two.yaml, another batch of
+    the same name", and `-r tow.yaml` "cannot read the file": now no such file, and the
+    command again with the batch file it most likely names, which runs as copied."""
+    import shlex
+
+    write_yaml(tmp_path / "two.yaml", TWO)
+    letterbatch = [sys.executable, "-c", "from builder.cli import main; main()"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    assert subprocess.run([*letterbatch, "build", "-r", "two.yaml"], cwd=tmp_path, env=env).returncode == 0
+    for typed in ("two", "tow.yaml"):
+        done = subprocess.run([*letterbatch, "status", "-r", typed], cwd=tmp_path, capture_output=True, text=True,
+                              env=env)
+        assert done.returncode == 2 and done.stderr == (
+            f"{typed}: no such file (the batch given with -r); did you mean two.yaml? "
+            "`letterbatch status -r two.yaml`\n"), done.stderr
+        suggested = re.search(r"`letterbatch ([^`]*)`", done.stderr).group(1)
+        copied = subprocess.run([*letterbatch, *shlex.split(suggested)], cwd=tmp_path, capture_output=True,
+                                text=True, env=env)
+        assert copied.returncode == 0, copied.stderr
+    far = subprocess.run([*letterbatch, "build", "-r", "other.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                         env=env)
+    assert far.returncode == 2 and far.stderr == "other.yaml: no such file (the batch given with -r)\n", far.stderr
+
+
 def test_ci_runs_exactly_the_readmes_two_commands_on_the_system_path():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = re.split(r"\n##+ ", readme.split("## Two commands", 1)[1], maxsplit=1)[0]
