@@ -166,6 +166,10 @@ SLIPS = {
     # after a [list] libyaml names no character: it read "cannot start with 'this character'"
     "tab after a list": ("    salutation: Dear Second,", "\tsalutation: Dear Second,", 18, 1,
                          "recipient 'second': a tab character: YAML indents with spaces only"),
+    # it said "this line is indented differently" at the line below, which is not what is wrong
+    "no colon after the id": ("  - id: second", "  - id second", 15, 5,
+                              "recipient 'recipients[1]': YAML expects 'key: value' here: add the ':' after "
+                              "'id': - id: second"),
     "bracket": ("    address: [2 Road]", "    address: [2 Road", 17, 14,
                 "recipient 'second': the [ opened here is not closed"),
     "star": ("    name: Second Person", "    name: *Second* Person", 16, 11,
