@@ -528,6 +528,7 @@ class _Frame:
     explicit: dict = field(default_factory=dict)
     merges: list = field(default_factory=list)
     flow: bool = False  # a [ ] list, whose items a comma parts
+    joined: bool = False  # a second id in a recipient's entry: another recipient without its '- '
 
 
 class _Builder:
@@ -645,7 +646,16 @@ class _Builder:
             return
         path = frame.path + (key,)
         key_line = frame.key_mark.line + 1
-        if key in frame.explicit:
+        if key in frame.explicit and frame.joined:
+            pass  # said once, at the second id: the keys after it are that recipient's own
+        elif key in frame.explicit and key == "id" and frame.path[:1] == ("recipients",) and len(frame.path) == 2:
+            # `    id: kate` without its '- ': every key of kate's entry was a duplicate, one
+            # message each, none saying what was wrong
+            frame.joined = True
+            self.problems.append((path, f"duplicate key (first given on line {frame.explicit[key]}): a second "
+                                  "recipient's keys have joined this entry; start that recipient with '- ' "
+                                  f"(- id: {value})", False, True))
+        elif key in frame.explicit:
             self.problems.append((path, f"duplicate key (first given on line {frame.explicit[key]}); "
                                   "YAML would keep only the last", False, True))
         frame.explicit[key] = key_line

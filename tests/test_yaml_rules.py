@@ -234,6 +234,16 @@ def test_a_comment_that_cuts_a_value_is_pointed_out(tmp_path):
                      'whole value in quotes: salutation: "Dear Second, #thanks"']
 
 
+def test_a_recipient_without_its_dash_is_one_message_not_one_per_key(tmp_path):
+    # every key of the third entry was a "duplicate key" of the second's, one message each
+    path = write_yaml(tmp_path / "r.yaml", BATCH.replace("  - id: third", "    id: third"))
+    loaded, found = problems(path)
+    assert [r.id for r in loaded.batch.recipients] == ["first"]
+    assert found == [f"{path}:19:5: error: recipient 'third', field 'id': duplicate key (first given on line 15): "
+                     "a second recipient's keys have joined this entry; start that recipient with '- ' "
+                     "(- id: third)"]
+
+
 def test_an_item_split_by_a_comma_inside_brackets_is_pointed_out(tmp_path):
     # [Form (A4, 2 pages), Map] printed "Form (A4" and "2 pages)" on two lines, without a word
     text = BATCH.replace("    address: [2 Road]", "    address: [2 Road, Caernarfon (Gwynedd, Wales), LL55 1AA]"
