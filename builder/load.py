@@ -319,14 +319,43 @@ def _validate(model, value, path: tuple, report: "_Reporter"):
         # by the unknown key's "did you mean 'address'?"
         misspelt = {_meant_key(loc) for loc, errors in by_field.items()
                     if any(e["type"] == "extra_forbidden" for e in errors)}
-        for errors in by_field.values():
-            if len(errors) == 1 or any(e["type"] in ("missing", "extra_forbidden") for e in errors):
+        under = _under_an_empty_key(value, path, by_field)
+        for loc, errors in by_field.items():
+            if loc in under.values():
+                continue  # `text:` left empty: said by the keys meant under it
+            if loc in under:
+                meant = _meant_key(loc)
+                report.error(loc, "unknown key; " + (f"did you mean {meant[-1]!r}? Or, " if meant else "")
+                             + f"if it belongs under '{under[loc][-1]}:', indent it further than "
+                               f"'{under[loc][-1]}:'", at_key=True)
+            elif len(errors) == 1 or any(e["type"] in ("missing", "extra_forbidden") for e in errors):
                 for error in errors:
                     if not (error["type"] == "missing" and _meant_key(error["loc"], missing=True) in misspelt):
                         report.pydantic(error)
             else:
                 report.error(errors[0]["loc"], _either(errors), at_key="[key]" in errors[0]["loc"])
         return None
+
+
+def _under_an_empty_key(value, path: tuple, by_field: dict) -> dict[tuple, tuple]:
+    """Unknown keys written after a key left empty that takes a mapping, mapped to it:
+    `text:` with its parts under it at its own indent read as an empty text and
+    unknown keys of the entry, two messages, neither saying that the parts want
+    indenting."""
+    if not isinstance(value, dict):
+        return {}
+    order = {key: at for at, key in enumerate(value)}
+    empty = [loc for loc, errors in by_field.items()
+             if len(loc) == len(path) + 1 and loc[-1] in value and value[loc[-1]] is None
+             and any(e["type"] in ("dict_type", "model_type", "model_attributes_type") for e in errors)]
+    found = {}
+    for loc, errors in by_field.items():
+        if (len(loc) == len(path) + 1 and loc[-1] in order
+                and any(e["type"] == "extra_forbidden" for e in errors)):
+            above = [key for key in empty if order[key[-1]] < order[loc[-1]]]
+            if above:
+                found[loc] = max(above, key=lambda key: order[key[-1]])
+    return found
 
 
 def _meant_key(loc: tuple, missing: bool = False) -> tuple | None:

@@ -244,6 +244,17 @@ def test_a_recipient_without_its_dash_is_one_message_not_one_per_key(tmp_path):
                      "(- id: third)"]
 
 
+def test_parts_not_indented_under_text_are_one_message_each_saying_so(tmp_path):
+    # it was "field 'text': must be a mapping (got nothing)" and "field 'main': unknown key;
+    # expected one of: id, name, ...", neither saying that main wants indenting under text:
+    path = write_yaml(tmp_path / "r.yaml", BATCH.replace(
+        "    salutation: Dear Second,", "    salutation: Dear Second,\n    text:\n    main: Own words."))
+    loaded, found = problems(path)
+    assert [r.id for r in loaded.batch.recipients] == ["first", "third"]
+    assert found == [f"{path}:20:5: error: recipient 'second', field 'main': unknown key; did you mean 'marking'? Or, if it belongs under "
+                     "'text:', indent it further than 'text:'"]
+
+
 def test_an_item_split_by_a_comma_inside_brackets_is_pointed_out(tmp_path):
     # [Form (A4, 2 pages), Map] printed "Form (A4" and "2 pages)" on two lines, without a word
     text = BATCH.replace("    address: [2 Road]", "    address: [2 Road, Caernarfon (Gwynedd, Wales), LL55 1AA]"
