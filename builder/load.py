@@ -174,6 +174,8 @@ def _load(path: Path, file: str, source: str) -> Loaded:
             if recipient is not None:
                 recipients.append((index, recipient))
     known_refs = {str(k) for k in raw_refs}
+    if letter is not None and report.table is None:
+        _check_emptied(letter, recipients, report)
     _check_cross(letter, references, known_refs, recipients, path.parent, report)
 
     # One message per spreadsheet cell: a cell refused as it was read (#N/A ...)
@@ -1135,6 +1137,22 @@ def _language_shape(batch: Batch, recipient: Recipient) -> tuple:
     return (batch.language_of(recipient), frozenset(recipient.omit),
             tuple(sorted((name, shape(value)) for name, value in recipient.text.items())),
             tuple(shape(getattr(recipient, part)) for part in ("subject", "ps", "closing", "salutation")))
+
+
+def _check_emptied(letter: Letter, recipients: list[tuple[int, Recipient]], report: "_Reporter") -> None:
+    """`ps: ~` on a recipient is no value of its own, so the letter's ps printed on it
+    without a word, where the person meant "no PS". Said, with what to write instead."""
+    for index, recipient in recipients:
+        for part in ("subject", "our_ref", "marking", "closing", "cc", "enclosures", "ps"):
+            if part not in recipient.model_fields_set or getattr(recipient, part) is not None or \
+                    getattr(letter, part) in (None, []):
+                continue
+            fix = ("write [] for none" if part in ("cc", "enclosures") else
+                   f"one letter cannot leave out the letter's {part}: move it from letter: to the recipients "
+                   "that have it")
+            report.warn(("recipients", index, part),
+                        f"~ (nothing) gives this letter no {part} of its own, so it prints the letter's; {fix}",
+                        at_key=True)
 
 
 def _check_cross(letter: Letter | None, references: dict[str, Reference], known_refs: set[str],

@@ -218,6 +218,22 @@ def test_every_kind_of_bad_input_gets_its_message(tmp_path, kind):
     assert all(message.startswith(str(path)) for message in found)
 
 
+def test_a_shared_part_set_to_nothing_on_a_recipient_is_pointed_out(tmp_path):
+    # `ps: ~` printed the letter's PS on that letter, without a word
+    path = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
+        "  body:", "  ps: Please reply.\n  cc: [A Colleague]\n  body:") + "recipients:\n" + GOOD
+        + "    ps: ~\n    cc:\n    our_ref: ~\n  - id: other\n    name: O\n    address: [2 Road]\n"
+          "    salutation: Dear O,\n    cc: []\n")
+    loaded = load(path)
+    assert [r.id for r in loaded.batch.recipients] == ["good", "other"]
+    assert [str(w) for w in loaded.warnings] == [
+        f"{path}:18:5: warning: recipient 'good', field 'cc': ~ (nothing) gives this letter no cc of its own, so it "
+        "prints the letter's; write [] for none",
+        f"{path}:17:5: warning: recipient 'good', field 'ps': ~ (nothing) gives this letter no ps of its own, so it "
+        "prints the letter's; one letter cannot leave out the letter's ps: move it from letter: to the recipients "
+        "that have it"]
+
+
 def test_a_reference_never_cited_is_a_warning_only(tmp_path):
     path = write_yaml(tmp_path / "recipients.yaml", BASE.replace("shared text[^ref].", "shared text."))
     loaded = load(path)
