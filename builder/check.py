@@ -221,10 +221,18 @@ def window(placed, lines: int | list[tuple[str, str]]) -> list[Finding]:
     printed = m["widest"] if printed_lines <= expected_lines else min(m["widest"], m["block"])
     box = (first[1], first[2] - ascent, first[1] + printed, last[2] + descent)
     if box[0] < left - _HAIR or box[1] < top - _HAIR or box[2] > right + _HAIR or box[3] > bottom + _HAIR:
+        # what to do, not only where it is: how many lines fit below the first, or the width
+        fit = int((bottom + _HAIR - descent - first[2]) // m["baselineskip"]) + 1
+        over = printed_lines - fit
+        fix = (f"; the window holds {fit} lines and the address takes {printed_lines}: leave out "
+               f"{'a line' if over == 1 else f'{over} lines'} (the role, or the country for a UK address) "
+               "or join short ones"
+               if box[3] > bottom + _HAIR and box[1] >= top - _HAIR and fit > 0 else
+               f"; its widest line is {_mm(printed)} mm: shorten it" if box[2] > right + _HAIR else "")
         findings.append(Finding("window", "error", (
             "the address is not inside the envelope window: it spans "
             f"{_mm(box[0])}-{_mm(box[2])} mm across and {_mm(box[1])}-{_mm(box[3])} mm down, "
-            f"the window {_mm(left)}-{_mm(right)} mm and {_mm(top)}-{_mm(bottom)} mm")))
+            f"the window {_mm(left)}-{_mm(right)} mm and {_mm(top)}-{_mm(bottom)} mm{fix}")))
     salutation = marks["salutation"]
     if salutation[0] == 1 and salutation[2] - ascent < bottom and salutation[1] < right:
         findings.append(Finding("window", "error", (

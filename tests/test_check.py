@@ -46,6 +46,9 @@ def test_address_outside_the_window_overfull_line_and_long_letter(tmp_path):
     assert findings(results, "fine") == []
     (tall,) = findings(results, "tall")
     assert tall.startswith("error: the address is not inside the envelope window")
+    # and what to do (it said only where the address and the window were): name + 12 lines
+    assert tall.endswith("; the window holds 8 lines and the address takes 13: leave out 5 lines (the role, "
+                         "or the country for a UK address) or join short ones"), tall
     wide = findings(results, "wide")
     assert any(f.startswith("error: overfull line: 'UnbreakableUnbreakable") for f in wide), wide
     assert findings(results, "long") == ["warning: 2 pages, longer than the batch's typical 1"]

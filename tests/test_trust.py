@@ -152,8 +152,8 @@ def test_build_merge_accept_makes_the_bundle_the_person_accepted(tmp_path):
 
     done = invoke("build", "check", "merge", *batch, "--accept", "tall:window")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert ("55-117 mm down, the window 20-110 mm and 50-95 mm (accepted by this command's merge --accept)"
-            in done.stdout), done.stdout
+    assert re.search(r"55-117 mm down, the window 20-110 mm and 50-95 mm; the window holds 8 lines .* or join "
+                     r"short ones \(accepted by this command's merge --accept\)", done.stdout), done.stdout
     assert "not ready" not in done.stdout and "0 with errors" in done.stdout
     assert "accepted on the record: tall: window" in done.stdout
     assert json.loads((out / "manifest.json").read_text())["letters"]["tall"]["accepted"] == {
