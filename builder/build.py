@@ -263,8 +263,7 @@ class Prepared:
     def rejected(self) -> list[tuple[str, str, str]]:
         """Each invalid recipient, in file order: its label, its first problem
         (where, by file name, and what), all of them."""
-        return [(ps[0].recipient or f"recipients[{i}]", f"{ps[0].place(Path(ps[0].file).name)}: {ps[0].message}",
-                 "\n".join(str(p) for p in ps))
+        return [(ps[0].recipient or f"recipients[{i}]", _first_problem(ps[0]), "\n".join(str(p) for p in ps))
                 for i, ps in sorted(self.loaded.rejected.items())]
 
     @property
@@ -442,6 +441,13 @@ def _composed_before(layout: Layout) -> dict[tuple[str, str], str]:
     composed = record.get("composed") or {}
     return {(rid, composed[rid]): source for rid, source, *_ in record.get("letters", ())
             if rid in composed and ((letters.get(rid) or {}).get("inputs") or {}).get("source") == source}
+
+
+def _first_problem(problem) -> str:
+    """Where and what, for status and check: "recipients.yaml:84:9: field 'ps': must not
+    be empty" (it said "must not be empty" and a line, and not which field)."""
+    field = problem.field if problem.row is None or not problem.header else ""  # (a cell names its column)
+    return f"{problem.place(Path(problem.file).name)}: " + (f"field {field!r}: " if field else "") + problem.message
 
 
 @dataclass

@@ -96,6 +96,23 @@ def test_build_only_an_invalid_recipient_says_why_it_is_not_built(tmp_path):
         build(source, out, only=["brokn"])
 
 
+def test_status_and_check_name_the_field_of_an_invalid_recipient(tmp_path):
+    # "broken  invalid  in recipients.yaml:11:11: contains characters ...": the line, not the field
+    from builder.build import status
+    from builder.check import check
+
+    source = write_yaml(tmp_path / "recipients.yaml", BATCH)
+    out = tmp_path / "build"
+    for _ in range(2):  # before a build, then from the record
+        states = {s.recipient: s for s in status(source, out)}
+        assert states["broken"].state == "invalid"
+        assert re.fullmatch(r"in recipients\.yaml:\d+:\d+: field 'name': contains characters the letter's fonts "
+                            r"cannot print: .*", states["broken"].reason), states["broken"].reason
+        (broken,) = [r for r in check(source, out) if r.name == "broken"]
+        assert "field 'name': contains characters" in broken.reason, broken
+        build(source, out)
+
+
 def test_rebuild_compiles_only_what_changed_and_merge_refuses_stale(tmp_path):
     source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
     out = tmp_path / "build"
