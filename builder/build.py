@@ -985,8 +985,10 @@ class _Compiler:
             # task uses it until a build succeeds.
             message = result.first_error
             for name, original in self.prepared.assets.items():  # the user's image, by its own name
-                if original.is_relative_to(self.prepared.loaded.root):
-                    message = message.replace(name, f"{name} (from {original.relative_to(self.prepared.loaded.root)})")
+                shown = original.relative_to(self.prepared.loaded.root) if original.is_relative_to(
+                    self.prepared.loaded.root) else None
+                if shown is not None and str(shown) != name:  # (house.cls is copied as house.cls)
+                    message = message.replace(name, f"{name} (from {shown})")
             entry = self.manifest.letters.setdefault(rid, {})
             entry.update({"failed": message, "failed_inputs": source.key,
                           "log": self.layout.relative(result.log)})

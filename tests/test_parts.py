@@ -544,6 +544,22 @@ recipients:
     assert "write \\LoadClassWithOptions{letterbatch}" in str(problem)
 
 
+def test_an_error_in_a_house_letterhead_names_it_once(tmp_path):
+    # it read "house.cls (from house.cls):4: Undefined control sequence."
+    (tmp_path / "house.cls").write_text("\\NeedsTeXFormat{LaTeX2e}\\ProvidesClass{house}\n"
+                                        "\\LoadClassWithOptions{letterbatch}\n\n\\nosuchmacro\n", encoding="utf-8")
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
+        "  body:\n", "  letterhead: house.cls\n  body:\n") + """\
+recipients:
+  - id: one
+    name: A Person
+    address: [1 Road, Town]
+    salutation: Dear Sir or Madam,
+""")
+    (failed,) = build(source, tmp_path / "build").failed
+    assert failed.message.startswith("house.cls:4: Undefined control sequence."), failed.message
+
+
 def test_a_serif_batch_is_signed_in_its_own_typeface(house_batch, tmp_path):
     """The visible signature is in the letters' typeface: Roman for `font: serif`."""
     from builder.sign import Key, sign_batch
