@@ -242,7 +242,8 @@ def window(placed, lines: int | list[tuple[str, str]]) -> list[Finding]:
         findings.append(Finding("window", "error", (
             f"the letterhead reaches {_mm(marks['head'][2])} mm down, into the envelope window "
             f"(it starts at {_mm(top)} mm): make it shorter, with fewer lines under letter.sender "
-            f"(address, phone, email, web) or a role that fits on one line")))
+            f"(address, phone, email, web), or a sender name and role that fit on one line each "
+            f"(a bilingual letter prints the role in both languages)")))
     date, date_end = marks["date"], marks["dateend"]
     if date[1] < right and date_end[1] > left and date[2] + descent > top and date[2] - ascent < bottom:
         findings.append(Finding("window", "error", "the date shows through the envelope window"))
