@@ -173,6 +173,9 @@ def href(target: str, label: NoEscape) -> NoEscape:
 # The text encodings the letterhead uses (T1 text, TS1 symbols, OMS bullets):
 # a character prints only if one of them declares it for UTF-8 input.
 _ENCODINGS = ("t1", "ts1", "oms")
+# and Welsh's w and y with a grave, an acute or a diaeresis, which the letterhead
+# declares itself (T1 has the accents, not these letters): "ẃ" was refused in a Welsh name
+WELSH_ACCENTS = "\u1e80\u1e81\u1e82\u1e83\u1e84\u1e85\u1ef2\u1ef3"
 
 
 @cache
@@ -188,6 +191,7 @@ def printable() -> frozenset[str] | None:
     # \textellipsis, in every encoding, declared in utf8enc.dfu, not in those three;
     # and the thin spaces, which ``text`` sets as TeX's own
     chars = {chr(c) for c in range(0x20, 0x7F)} | {"\n", "\t", "\u00a0", "\u2026", "\u2009", "\u202f"}
+    chars |= set(WELSH_ACCENTS)
     for path in found:
         with open(path, encoding="latin-1") as handle:
             chars |= {chr(int(code, 16)) for code in

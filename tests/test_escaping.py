@@ -15,6 +15,7 @@ from conftest import MINIMAL_LETTER, normalise, pdf_text, write_yaml
 
 SPECIALS = r"""& % $ # _ { } ~ ^ \ 50% a_b {x} ~y^z \input{/etc/hostname} \write18{touch pwned} ^^5c "q" 'q' `q` -- --- << >> ,, ?` !` | """
 LETTERS = "Llŷr Ŵyn Siân Öz Ñoño Bjørn “curly” ‘single’ – — £ € à é Rene\u0301e"  # e + U+0301 joins: é
+LETTERS += " ẃ ẁ ẅ ỳ Ẃ"  # Welsh w and y with other accents, which T1 does not declare: refused, they were
 
 
 def test_escape_keeps_every_special_out_of_tex():
