@@ -1336,6 +1336,10 @@ def _not_derived(target: Path, relative: str) -> str | None:
                       for line in target.read_text(encoding="utf-8", errors="replace").splitlines())
     if re.search(r"\\LoadClassWithOptions\s*\{\s*letterbatch\s*\}", code):
         return None
+    # LaTeX's other idiom: each option handed on (\DeclareOption*{\PassOptionsToClass{\CurrentOption}
+    # {letterbatch}}, \ProcessOptions), then \LoadClass{letterbatch}
+    if re.search(r"\\PassOptionsToClass\s*\{.*\}\s*\{\s*letterbatch\s*\}", code):
+        return None
     fix = "write \\LoadClassWithOptions{letterbatch}, as in README's \"A letterhead of one's own\""
     if re.search(r"\\LoadClass\s*(\[[^\]]*\])?\s*\{\s*letterbatch\s*\}", code):
         return (f"{relative!r} loads letterbatch with \\LoadClass, which leaves out the options the build "

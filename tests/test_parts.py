@@ -544,6 +544,24 @@ recipients:
     assert "write \\LoadClassWithOptions{letterbatch}" in str(problem)
 
 
+def test_a_house_letterhead_that_hands_the_options_on_is_taken(tmp_path):
+    """LaTeX's other idiom for a derived class, each option handed on before
+    \\LoadClass{letterbatch}, gives the class the batch's options: it is not refused."""
+    (tmp_path / "house.cls").write_text(
+        "\\NeedsTeXFormat{LaTeX2e}\n\\ProvidesClass{house}\n"
+        "\\DeclareOption*{\\PassOptionsToClass{\\CurrentOption}{letterbatch}}\n\\ProcessOptions\\relax\n"
+        "\\LoadClass{letterbatch}\n", encoding="utf-8")
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
+        "  body:\n", "  letterhead: house.cls\n  envelope: C5\n  body:\n") + """\
+recipients:
+  - id: one
+    name: A Person
+    address: [1 Road, Town]
+    salutation: Dear Sir or Madam,
+""")
+    assert load(source).problems == []
+
+
 def test_an_error_in_a_house_letterhead_names_it_once(tmp_path):
     # it read "house.cls (from house.cls):4: Undefined control sequence."
     (tmp_path / "house.cls").write_text("\\NeedsTeXFormat{LaTeX2e}\\ProvidesClass{house}\n"
