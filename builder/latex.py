@@ -17,6 +17,7 @@ import subprocess
 import unicodedata
 import urllib.parse
 from functools import cache
+from pathlib import Path
 
 from pylatex import NoEscape
 
@@ -73,7 +74,9 @@ def text(value: str) -> NoEscape:
     """
     value = _SPACE_RE.sub(" ", compose_marks(value))
     escaped = _SPECIAL_RE.sub(lambda m: _SPECIAL[m.group()], value)
-    escaped = _BUILT_RE.sub(lambda m: r"\lbchar{%04X}{%s}" % (ord(m.group()), m.group()), escaped)
+    pieces = drawn_in_pieces()
+    escaped = _BUILT_RE.sub(lambda m: r"\%s{%04X}{%s}" % ("lbaccented" if m.group() in pieces else "lbchar",
+                                                          ord(m.group()), m.group()), escaped)
     return NoEscape(_LIGATURE_RE.sub("{}", escaped))
 
 
@@ -197,6 +200,34 @@ def printable() -> frozenset[str] | None:
             chars |= {chr(int(code, 16)) for code in
                       re.findall(r"\\DeclareUnicodeCharacter\{([0-9A-Fa-f]+)\}", handle.read())}
     return frozenset(chars)
+
+
+@cache
+def drawn_in_pieces() -> frozenset[str]:
+    """The printable characters T1 has no glyph for, which LaTeX draws as a letter
+    and an accent (ŵ is \\^W, Ș is \\textcommabelow S): declared in t1enc.dfu as a
+    command on one letter that t1enc.def does not make one glyph of (its
+    \\DeclareTextComposite), and the Welsh letters the class declares. Read from the
+    installed LaTeX; empty when TeX is not installed (only how copied text reads
+    depends on it)."""
+    kpsewhich = shutil.which("kpsewhich")
+    if kpsewhich is None:
+        return frozenset()
+    found = subprocess.run([kpsewhich, "t1enc.dfu", "t1enc.def"], capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL).stdout.split()
+    if len(found) != 2:
+        return frozenset()
+    declared, encoding = (Path(path).read_text(encoding="latin-1") for path in found)
+    glyphs = set(re.findall(r"\\DeclareTextComposite\{\\(\S+?)\}\{T1\}\{(\\?\w)\}", encoding))
+    pieces = set(WELSH_ACCENTS)
+    for code, definition in re.findall(r"\\DeclareUnicodeCharacter\{([0-9A-Fa-f]+)\}\{(.*)\}", declared):
+        # an accent (\^W, \@tabacckludge'c: the acute in a form tabbing leaves alone) or a
+        # command word (\H o, \c{c}, \textcommabelow S) on one letter; a symbol (\l) is a glyph
+        accent = re.fullmatch(r"\\(?:@tabacckludge)?(?:([^A-Za-z@\s])\s*|([A-Za-z]+)(?:\s+|(?=[{\\])))"
+                              r"\{?(\\?[A-Za-z])\}?", definition.strip())
+        if accent and (accent[1] or accent[2], accent[3]) not in glyphs:
+            pieces.add(chr(int(code, 16)))
+    return frozenset(pieces)
 
 
 def unprintable(value: str) -> list[str]:

@@ -16,6 +16,9 @@ from conftest import MINIMAL_LETTER, normalise, pdf_text, write_yaml
 SPECIALS = r"""& % $ # _ { } ~ ^ \ 50% a_b {x} ~y^z \input{/etc/hostname} \write18{touch pwned} ^^5c "q" 'q' `q` -- --- << >> ,, ?` !` | """
 LETTERS = "Llŷr Ŵyn Siân Öz Ñoño Bjørn “curly” ‘single’ – — £ € à é Rene\u0301e"  # e + U+0301 joins: é
 LETTERS += " ẃ ẁ ẅ ỳ Ẃ"  # Welsh w and y with other accents, which T1 does not declare: refused, they were
+# a letter and an accent drawn as two glyphs, the accent first (Ŵ) or last (Ș): text copied from
+# the PDF read "Rhys- Ŵyn", "Ș tefan"
+LETTERS += " Rhys-Ŵyn Ștefan Țurcanu Ĝiĝ ŷr"
 
 
 def test_escape_keeps_every_special_out_of_tex():
