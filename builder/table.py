@@ -129,6 +129,7 @@ class TableProblem:
     header: str | None = None
     index: int | None = None  # the entry's position, for a problem with one row
     warning: bool = False
+    why: str | None = None  # a refused cell's reason (Unusable.why): a column failing whole is told apart
 
 
 @dataclass
@@ -153,6 +154,10 @@ class Table:
             if header:
                 return Cell(self.rows[index], header)
         return Cell(self.rows[index], None)
+
+
+NEVER_WORKED_OUT = ("holds a formula whose value was never worked out (the file was not saved by a "
+                    "spreadsheet program)")
 
 
 class Unusable(str):
@@ -198,6 +203,7 @@ def read(path: Path, fields: dict[str, typing.Any], *, sheet: str | None = None,
         rows = _csv_rows(path, data, headers)
     table = _entries(rows, fields, columns or {}, width, text_file=path.suffix.lower() != ".xlsx", beyond=beyond,
                      found=headers)
+    _refuse_whole_columns(table, path.name)
     _refuse_merged(table, merged)
     _say_hidden(table, hidden)
     _say_hidden_columns(table, hidden_columns)
@@ -436,8 +442,7 @@ def _sheet_rows(source, workbook: _Workbook, merged: list[str] | None = None, hi
                     # <v>, as Excel and LibreOffice save it. Without t="str", a file no spreadsheet
                     # program has saved (a number is never empty)
                     if cell.find(_FORMULA) is not None and kind != "str":
-                        value = Unusable("", "holds a formula whose value was never worked out (the file "
-                                             "was not saved by a spreadsheet program)")
+                        value = Unusable("", NEVER_WORKED_OUT)
                 elif kind == "e":
                     value = Unusable(value, f"shows the spreadsheet error {value}")
                 elif kind == "n":
@@ -777,7 +782,7 @@ def _entries(rows, fields: dict[str, str], columns: dict[str, str], width: list[
             if isinstance(value, Unusable):
                 table.problems.append(TableProblem(
                     f"the cell {value.why}; correct it in the spreadsheet or type the value instead",
-                    number, header, len(table.entries)))
+                    number, header, len(table.entries), why=value.why))
                 continue
             name = spec[0]
             if spec[1] == "item":
@@ -811,6 +816,40 @@ def _entries(rows, fields: dict[str, str], columns: dict[str, str], width: list[
             "give it a header (address 2, text.<part> ...) or delete them", header_row, warning=True))
     _derive_ids(table)
     return table
+
+
+def _refuse_whole_columns(table: Table, name: str) -> None:
+    """A column whose every row was refused for the same reason is a problem of the file, not of
+    each recipient: one message for it (a program wrote the file with formulas and no spreadsheet
+    ever worked them out; a column's formula gives #REF! in every row), which stops the build as
+    a problem of the shared part does, where 1,500 rows said it twice each and a build deleted the
+    letters built before (an invalid recipient loses its letter)."""
+    rows = len(table.entries) - len(table.refused)
+    if rows < 2:  # one row alone: its recipient's problem, as it always was
+        return
+    failing: dict[tuple[str, str], list[TableProblem]] = {}
+    for problem in table.problems:
+        if problem.why and problem.header and problem.index is not None:
+            failing.setdefault((problem.why, problem.header), []).append(problem)
+    whole: dict[str, list[str]] = {}  # reason -> the columns failing whole for it
+    for (why, header), problems in failing.items():
+        if len({problem.index for problem in problems}) == rows:
+            whole.setdefault(why, []).append(header)
+            said = {id(problem) for problem in problems}
+            table.problems = [problem for problem in table.problems if id(problem) not in said]
+    for why, headers in whole.items():
+        named = (f"column {headers[0]!r}" if len(headers) == 1 else
+                 "columns " + ", ".join(repr(h) for h in headers[:-1]) + f" and {headers[-1]!r}")
+        if why == NEVER_WORKED_OUT:
+            what = ("holds a formula whose value was never worked out: the file was written by a program and "
+                    f"never saved by a spreadsheet program. Open {name} in Excel or LibreOffice and save it "
+                    "(that works the formulas out), or have the program write the values instead of formulas")
+        else:
+            what = (f"{why}: correct the column in the spreadsheet (a formula filled "
+                    "down it that goes wrong for every row?)")
+        table.problems.append(TableProblem(
+            f"every one of the {rows} rows of {named} {what}", table.header_row,
+            headers[0] if len(headers) == 1 else None))
 
 
 def _holds(value) -> bool:

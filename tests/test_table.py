@@ -734,6 +734,37 @@ def test_a_spreadsheet_error_or_a_formula_never_worked_out_is_refused_where_it_s
     assert len(found) == 2  # one message for each cell: not also "required field is missing"
 
 
+def test_a_column_refused_in_every_row_is_one_problem_of_the_file(tmp_path):
+    """A workbook written by a program (openpyxl) with formula columns holds no values: every
+    row of each such column was refused, twice per row for two columns (3,000 lines for 1,500
+    rows), and a build then deleted every letter built before. It is the file's problem: one
+    message naming the file, the columns, the rows and the fix, and the batch stops (LoadError:
+    nothing built, nothing deleted). A column of #REF! in every row is one message too; a
+    column failing in some rows only stays the problem of those recipients."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["name", "address", "salutation", "text.note", "your_ref", "role"])
+    for n in range(2, 6):
+        sheet.append([f"Person {n}", f"{n} Road", f"Dear P{n},", f"=A{n}", f"=B{n}", "#REF!"])
+    book.save(tmp_path / "contacts.xlsx")
+    file = tmp_path / "contacts.xlsx"
+    with pytest.raises(LoadError) as caught:
+        load(batch(tmp_path, "contacts.xlsx"))
+    assert [str(p) for p in caught.value.problems] == [
+        f"{file}:row 1: error: every one of the 4 rows of columns 'text.note' and 'your_ref' holds a formula "
+        "whose value was never worked out: the file was written by a program and never saved by a spreadsheet "
+        "program. Open contacts.xlsx in Excel or LibreOffice and save it (that works the formulas out), or have "
+        "the program write the values instead of formulas",
+        f"{file}:row 1:role: error: every one of the 4 rows of column 'role' shows the spreadsheet error #REF!: "
+        "correct the column in the spreadsheet (a formula filled down it that goes wrong for every row?)"]
+
+    sheet["D5"], sheet["E5"], sheet["F5"] = "typed", "typed", "Clerk"  # one row holds values: per row, as before
+    book.save(tmp_path / "contacts.xlsx")
+    loaded = load(batch(tmp_path, "contacts.xlsx"))
+    assert [r.id for r in loaded.batch.recipients] == ["person-5"]
+    assert len([p for ps in loaded.rejected.values() for p in ps]) == 9
+
+
 def test_a_formula_whose_text_is_empty_is_an_empty_cell(tmp_path):
     """=IF(B2="","",B2) or IFERROR(VLOOKUP(...),"") worked out to "": saved by Excel and
     LibreOffice as t="str" with an empty value. That is an empty cell (the field is
