@@ -208,12 +208,24 @@ def read(path: Path, fields: dict[str, typing.Any], *, sheet: str | None = None,
     _say_hidden(table, hidden)
     _say_hidden_columns(table, hidden_columns)
     if sheet is None and len(sheets) > 1:  # a "Read me" sheet first, the contacts on the second
-        for problem in table.problems:
-            if problem.message.startswith("no column for the required field"):
-                problem.message += (f" (in the sheet {sheets[0]!r}, the first; the workbook's sheets are: "
+        # one cause, one message: it said "no column for 'name'", then for 'address', then for
+        # 'salutation', and only the first named the sheets (a field whose header looks misspelt
+        # keeps its own message: that sheet may be the right one)
+        missing = [problem for problem in table.problems
+                   if problem.message.startswith("no column for the required field") and "; is it " not in
+                   problem.message]
+        if missing:
+            names = [problem.message.split("'")[1] for problem in missing]
+            listed = repr(names[0]) if len(names) == 1 else \
+                ", ".join(repr(name) for name in names[:-1]) + f" and {names[-1]!r}"
+            headers_found = missing[0].message.partition("; the headers are: ")[2]
+            missing[0].message = (f"no column for the required field{'s' * (len(names) > 1)} {listed}"
+                                  + (f"; the headers are: {headers_found}" if headers_found else "")
+                                  + f" (in the sheet {sheets[0]!r}, the first; the workbook's sheets are: "
                                     f"{', '.join(sheets)}: name the one with the contacts as 'sheet:' under "
                                     "recipients:)")
-                break  # said once
+            said = {id(problem) for problem in missing[1:]}
+            table.problems = [problem for problem in table.problems if id(problem) not in said]
     return table
 
 
