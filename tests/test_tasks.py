@@ -720,6 +720,8 @@ def test_status_and_check_say_the_build_that_makes_stale_letters_ready(project):
     other.write_text(other.read_text(encoding="utf-8").replace("Dear Other Alpha,", "Dear A,"), encoding="utf-8")
     checked = invoke("check", "-r", "other.yaml", cwd=project)
     assert checked.returncode == 1
+    # stale is no preflight error: counted in status's words, not "1 with errors"
+    assert "\n2 letters checked: 1 ok, 0 with warnings, 0 with errors, 1 stale\n" in checked.stdout, checked.stdout
     assert "\n1 letter stale or never built: run `invoke build -r other.yaml` to build it\n" in checked.stdout
 
 
