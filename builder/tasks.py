@@ -845,6 +845,14 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
           + (f" ({saved / 1024:.0f} KiB saved: fonts and letterhead stored once)" if saved > 0 else ""))
     for rid, codes in (report.accepted or {}).items():
         print(f"  accepted on the record: {rid}: {', '.join(codes)}")
+    # an id:code whose letter has no such error accepts nothing: said, not silently dropped (a
+    # rebuild may have cured it, so the merge goes on; an id or code that is none is exit 2)
+    idle = [f"{rid}:{code}" for rid, codes in accepted.items() for code in dict.fromkeys(codes)
+            if code not in (report.accepted or {}).get(rid, {})]
+    if idle:
+        print(f"warning: --accept {','.join(idle)}: no such preflight error in "
+              f"{'that letter' if len(idle) == 1 else 'those letters'}, so nothing was accepted for "
+              f"{'it' if len(idle) == 1 else 'them'}", file=sys.stderr)
     if open:
         open_in_viewer([Path(report.path)])
 

@@ -111,6 +111,12 @@ def test_preflight_is_remembered_refused_until_accepted_on_the_record(tmp_path):
     assert PdfReader(out / "bundle.pdf").page_labels == [
         "cover sheet 1", "bundle 1", "tall 1", "cover 1", "wraps 1", "manifest 1"]
     assert "Dear Reader," in pdf_text(out / "letters" / "bundle.pdf")
+    # an acceptance of an error a letter does not have accepts nothing: said in one line (it was
+    # dropped without a word); the merge goes on, as a rebuild may have cured the letter
+    idle = invoke("merge", "-r", str(source), "-b", str(out), "--accept", "tall:window,bundle:window")
+    assert idle.returncode == 0 and idle.stderr.strip() == (
+        "warning: --accept bundle:window: no such preflight error in that letter, so nothing was accepted "
+        "for it"), idle.stderr
     assert {o.status for o in build(source, out).outcomes} == {"up to date"}
     assert merge(source, out).letters == 5  # the acceptance stays with the file it was made for
     # ... and with that file only: rebuilt (even to the same bytes), the letter is judged afresh
