@@ -515,6 +515,21 @@ def test_a_house_letterhead_is_used_copied_and_hashed(house_batch):
 
 
 
+def _house_batch(tmp_path, class_body: str, layout: str = "") -> Path:
+    """A one-letter batch on a house letterhead, house.cls, of ``class_body`` after its
+    two first lines; ``layout``: more letter: lines (the envelope, the font)."""
+    (tmp_path / "house.cls").write_text("\\NeedsTeXFormat{LaTeX2e}\n\\ProvidesClass{house}\n" + class_body,
+                                        encoding="utf-8")
+    return write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
+        "  body:\n", f"  letterhead: house.cls\n{layout}  body:\n") + """\
+recipients:
+  - id: one
+    name: A Person
+    address: [1 Road, Town]
+    salutation: Dear Sir or Madam,
+""")
+
+
 @pytest.mark.parametrize("loads, said", [
     ("\\LoadClass{letterbatch}", "'house.cls' loads letterbatch with \\LoadClass, which leaves out the options"),
     ("\\LoadClass[C5]{letterbatch}", "'house.cls' loads letterbatch with \\LoadClass, which leaves out the options"),
@@ -527,16 +542,7 @@ def test_a_house_letterhead_that_drops_the_batch_s_options_is_refused(tmp_path, 
     that loads no letterbatch failed in every letter's .tex, at \\hypersetup."""
     from builder.problems import LoadError
 
-    (tmp_path / "house.cls").write_text(f"\\NeedsTeXFormat{{LaTeX2e}}\n\\ProvidesClass{{house}}\n{loads}\n",
-                                        encoding="utf-8")
-    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
-        "  body:\n", "  letterhead: house.cls\n  envelope: C5\n  font: serif\n  body:\n") + """\
-recipients:
-  - id: one
-    name: A Person
-    address: [1 Road, Town]
-    salutation: Dear Sir or Madam,
-""")
+    source = _house_batch(tmp_path, f"{loads}\n", "  envelope: C5\n  font: serif\n")
     with pytest.raises(LoadError) as refused:
         load(source)
     (problem,) = refused.value.problems
@@ -547,35 +553,16 @@ recipients:
 def test_a_house_letterhead_that_hands_the_options_on_is_taken(tmp_path):
     """LaTeX's other idiom for a derived class, each option handed on before
     \\LoadClass{letterbatch}, gives the class the batch's options: it is not refused."""
-    (tmp_path / "house.cls").write_text(
-        "\\NeedsTeXFormat{LaTeX2e}\n\\ProvidesClass{house}\n"
-        "\\DeclareOption*{\\PassOptionsToClass{\\CurrentOption}{letterbatch}}\n\\ProcessOptions\\relax\n"
-        "\\LoadClass{letterbatch}\n", encoding="utf-8")
-    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
-        "  body:\n", "  letterhead: house.cls\n  envelope: C5\n  body:\n") + """\
-recipients:
-  - id: one
-    name: A Person
-    address: [1 Road, Town]
-    salutation: Dear Sir or Madam,
-""")
+    source = _house_batch(tmp_path, "\\DeclareOption*{\\PassOptionsToClass{\\CurrentOption}{letterbatch}}\n"
+                          "\\ProcessOptions\\relax\n\\LoadClass{letterbatch}\n", "  envelope: C5\n")
     assert load(source).problems == []
 
 
 def test_an_error_in_a_house_letterhead_names_it_once(tmp_path):
-    # it read "house.cls (from house.cls):4: Undefined control sequence."
-    (tmp_path / "house.cls").write_text("\\NeedsTeXFormat{LaTeX2e}\\ProvidesClass{house}\n"
-                                        "\\LoadClassWithOptions{letterbatch}\n\n\\nosuchmacro\n", encoding="utf-8")
-    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
-        "  body:\n", "  letterhead: house.cls\n  body:\n") + """\
-recipients:
-  - id: one
-    name: A Person
-    address: [1 Road, Town]
-    salutation: Dear Sir or Madam,
-""")
+    # it read "house.cls (from house.cls):5: Undefined control sequence."
+    source = _house_batch(tmp_path, "\\LoadClassWithOptions{letterbatch}\n\n\\nosuchmacro\n")
     (failed,) = build(source, tmp_path / "build").failed
-    assert failed.message.startswith("house.cls:4: Undefined control sequence."), failed.message
+    assert failed.message.startswith("house.cls:5: Undefined control sequence."), failed.message
 
 
 def test_a_serif_batch_is_signed_in_its_own_typeface(house_batch, tmp_path):

@@ -699,19 +699,23 @@ def test_a_send_log_that_cannot_be_read_stops_sending(batch, smtp_server):
     assert mailbox.messages == []
 
 
-def test_no_from_address_stops_before_anything_is_sent(tmp_path, smtp_server):
-    from builder.build import build
-    from conftest import MINIMAL_LETTER, write_yaml
-
-    mailbox, port = smtp_server
-    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + """\
+ONE_READER = """\
 recipients:
   - id: one
     name: Reader One
     address: [1 Road]
     salutation: Dear Reader,
     email: one@example.test
-""")  # the sender has no e-mail address, and the config names none
+"""
+
+
+def test_no_from_address_stops_before_anything_is_sent(tmp_path, smtp_server):
+    from builder.build import build
+    from conftest import MINIMAL_LETTER, write_yaml
+
+    mailbox, port = smtp_server
+    # the sender has no e-mail address, and the config names none
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + ONE_READER)
     out = tmp_path / "build"
     assert build(source, out).ok
     done = run_send(source, out, port, "--yes", INVOKE_LETTERBATCH_SMTP_FROM="")
@@ -731,11 +735,13 @@ def test_the_default_from_is_the_sender_s_name_and_address(tmp_path, smtp_server
     and address (it was the bare address); a name with accents is encoded (RFC 2047),
     one with a comma quoted; a from in the config still wins."""
     from builder.build import build
-    from conftest import write_yaml
+    from conftest import MINIMAL_LETTER, write_yaml
 
     mailbox, port = smtp_server
-    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER_WITH_EMAIL.replace(
-        "name: Ann Sender\n", "name: Siân Ffion Dafydd, Clerc\n", 1))
+    sender = "    name: Siân Ffion Dafydd, Clerc\n    role: Clerk\n    address: [1 High Street, Town]\n" \
+             "    email: clerk@office.example.test\n"
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
+        "    name: Ann Sender\n    role: Clerk\n    address: [1 High Street, Town]\n", sender, 1) + ONE_READER)
     out = tmp_path / "build"
     assert build(source, out).ok
     done = run_send(source, out, port, "--yes", INVOKE_LETTERBATCH_SMTP_FROM="")
@@ -747,26 +753,6 @@ def test_the_default_from_is_the_sender_s_name_and_address(tmp_path, smtp_server
     assert raw.isascii() and "=?utf-8?" in raw, raw
     again = run_send(source, out, port, "--yes", "--resend", "one")  # the config's from wins
     assert again.returncode == 0 and mailbox.messages[-1][1]["From"] == FROM
-
-
-MINIMAL_LETTER_WITH_EMAIL = """\
-letter:
-  date: 2021-03-04
-  sender:
-    name: Ann Sender
-    role: Clerk
-    address: [1 High Street, Town]
-    email: clerk@office.example.test
-  signatory: {name: Ann Sender, title: Clerk}
-  body:
-    - main: This is the shared text.
-recipients:
-  - id: one
-    name: Reader One
-    address: [1 Road]
-    salutation: Dear Reader,
-    email: one@example.test
-"""
 
 
 def test_a_server_that_stops_answering_is_failed_before_the_message_and_unknown_after(batch, smtp_server):

@@ -210,32 +210,41 @@ def squeeze(text: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFC", text))
 
 
+def walk_structure(pdf) -> list:
+    """The structure tree of an open pikepdf ``pdf`` in reading order: (element, depth,
+    None) for each element, (its parent element, depth, (page, MCID)) for each marked
+    content it holds."""
+    pages = {p.objgen: i for i, p in enumerate(pdf.pages)}
+    found = []
+
+    def visit(node, parent, page, depth):
+        if isinstance(node, pikepdf.Array):
+            for kid in node:
+                visit(kid, parent, page, depth)
+        elif isinstance(node, pikepdf.Dictionary):
+            if node.get("/Type") == "/OBJR":
+                return
+            page = pages[node.Pg.objgen] if "/Pg" in node else page
+            if node.get("/Type") == "/MCR":
+                found.append((parent, depth, (page, int(node.MCID))))
+                return
+            found.append((node, depth, None))
+            if "/K" in node:
+                visit(node.K, node, page, depth + 1)
+        else:
+            found.append((parent, depth, (page, int(node))))
+
+    visit(pdf.Root.StructTreeRoot.K, None, None, 0)
+    return found
+
+
 def structure(pdf_path):
     """The structure tree as (kind, depth) in reading order, with ("mcid", page, id)
     leaves, and the text drawn in each marked-content sequence."""
     texts = marked_text(pdf_path)
-    tree = []
     with pikepdf.open(pdf_path) as pdf:
-        pages = {p.objgen: i for i, p in enumerate(pdf.pages)}
-
-        def visit(node, page, depth):
-            if isinstance(node, pikepdf.Array):
-                for kid in node:
-                    visit(kid, page, depth)
-            elif isinstance(node, pikepdf.Dictionary):
-                if node.get("/Type") == "/OBJR":
-                    return
-                page = pages[node.Pg.objgen] if "/Pg" in node else page
-                if node.get("/Type") == "/MCR":
-                    tree.append((("mcid", page, int(node.MCID)), depth))
-                    return
-                tree.append((str(node.S), depth))
-                if "/K" in node:
-                    visit(node.K, page, depth + 1)
-            else:
-                tree.append((("mcid", page, int(node)), depth))
-
-        visit(pdf.Root.StructTreeRoot.K, None, 0)
+        tree = [(("mcid", *marked) if marked else str(element.S), depth)
+                for element, depth, marked in walk_structure(pdf)]
     return tree, texts
 
 
@@ -805,25 +814,8 @@ def image_figures(pdf_path) -> list[tuple[str, str | None]]:
     None) for an image drawn in a paragraph's text, ("Artifact", None) outside the tree."""
     found = []
     with pikepdf.open(pdf_path) as pdf:
-        owner = {}  # (page, MCID) -> the structure element holding it
-        pages = {p.objgen: i for i, p in enumerate(pdf.pages)}
-
-        def visit(node, parent, page):
-            if isinstance(node, pikepdf.Array):
-                for kid in node:
-                    visit(kid, parent, page)
-            elif isinstance(node, pikepdf.Dictionary):
-                if node.get("/Type") == "/OBJR":
-                    return
-                if node.get("/Type") == "/MCR":
-                    owner[pages[node.Pg.objgen], int(node.MCID)] = parent
-                    return
-                if "/K" in node:
-                    visit(node.K, node, pages[node.Pg.objgen] if "/Pg" in node else page)
-            else:
-                owner[page, int(node)] = parent
-
-        visit(pdf.Root.StructTreeRoot.K, None, None)
+        # (page, MCID) -> the structure element holding it
+        owner = {marked: element for element, _, marked in walk_structure(pdf) if marked}
         for number, page in enumerate(pdf.pages):
             properties = page.Resources.get("/Properties") or {}
             open_mcids: list = []
