@@ -1300,6 +1300,14 @@ def _check_markup(known_refs: set[str], source, path: tuple, report: "_Reporter"
             elif isinstance(node, markup.Link):
                 if not node.url.lower().startswith(("http://", "https://", "mailto:")):
                     report.error(path, f"link target {node.url!r} is not an http(s):// or mailto: URL")
+                # as for a reference's url: a PDF link keeps only the address up to a second
+                # '#' and drops an empty one, so the printed link went elsewhere than the web page's
+                elif node.url.count("#") > 1:
+                    report.error(path, f"link target {node.url!r} has more than one '#'; a URL has at most "
+                                       "one (write others as %23)")
+                elif node.url.endswith("#"):
+                    report.error(path, f"link target {node.url!r} ends in an empty '#' fragment, which PDF "
+                                       "links drop; remove the '#'")
     return cited
 
 

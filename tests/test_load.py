@@ -194,6 +194,11 @@ BAD_INPUTS = {
     "url with a space": (('url: "https://example.org"', 'url: "https://example.org/a b"'), "contains ' ', which a URL may not hold"),
     "url with two fragments": (('url: "https://example.org"', 'url: "https://example.org/#a#b"'), "has more than one '#'"),
     "link scheme in text": (("Shared slot text.", "See [this](ftp://example.org)."), "link target 'ftp://example.org' is not an http(s):// or mailto: URL"),
+    # the PDF's link went to https://example.org/a#b, the web page's to the whole address
+    "link with two fragments": (("Shared slot text.", "See [this](https://example.org/a#b#c)."),
+                                "link target 'https://example.org/a#b#c' has more than one '#'"),
+    "link with an empty fragment": (("Shared slot text.", "See <https://example.org/#>."),
+                                    "link target 'https://example.org/#' ends in an empty '#' fragment"),
     "duplicate yaml key": (("    name: Good Person", "    name: Good Person\n    name: Other"), "recipient 'good', field 'name': duplicate key (first given on line 15)"),
     "unprintable character": (("    name: Good Person", "    name: Good 😀"), "contains characters the letter's fonts cannot print: '😀' (grinning face, U+1F600); delete or replace it"),
     "open part left empty": (("      slot: Shared slot text.", "      slot: ~"), "part 'slot' has no shared text, so every recipient must give text.slot"),
