@@ -244,6 +244,11 @@ def _read_table(raw: dict, path: Path, report: "_Reporter", letter_language: str
     report.columns = dict(source.columns)
     report.table = (shown, table_module.Table())
     report.inputs[str(table_path)] = None
+    # inside the project folder, as a logo must be: a link there to another file
+    # (contacts.csv -> /etc/passwd) was read, and its lines shown in the messages
+    if not table_path.resolve().is_relative_to(path.parent.resolve()):
+        report.error(("recipients", "from"), f"{source.from_!r} lies outside the project folder {str(path.parent)!r}")
+        return None
     if not table_path.is_file():
         report.error(("recipients", "from"), f"no such file: {source.from_!r} (paths are relative to "
                      f"{str(path.parent)!r})")

@@ -1324,3 +1324,21 @@ def test_a_hidden_column_a_field_takes_is_warned_of_as_hidden_rows_are(tmp_path)
         "still read into the letters; unhide them to check their cells, or map each under columns: to ~ to leave it "
         "out")
     assert len(loaded.warnings) == 2 and loaded.batch.recipients[0].address[1] == "02035130477"
+
+
+def test_a_spreadsheet_linked_from_outside_the_project_is_refused(tmp_path):
+    """``from:`` must name a file inside the project folder, as a logo must: a link
+    there to another file (contacts.csv -> /etc/passwd) was read, and its lines shown
+    in the messages."""
+    project = tmp_path / "project"
+    project.mkdir()
+    outside = tmp_path / "elsewhere.csv"
+    outside.write_text("Name,Address 1,Salutation,text.note\nAnn,1 Road,\"Dear Ann,\",Hello\n", encoding="utf-8")
+    (project / "contacts.csv").symlink_to(outside)
+    with pytest.raises(LoadError) as caught:
+        load(batch(project, "contacts.csv"))
+    assert [p.message for p in caught.value.problems] == [
+        f"'contacts.csv' lies outside the project folder {str(project)!r}"]
+    (project / "inside.csv").symlink_to(project / "people.csv")  # a link inside the folder is fine
+    (project / "people.csv").write_text(outside.read_text(encoding="utf-8"), encoding="utf-8")
+    assert [r.name for r in load(batch(project, "inside.csv")).batch.recipients] == ["Ann"]
