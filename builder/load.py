@@ -250,8 +250,7 @@ def _read_table(raw: dict, path: Path, report: "_Reporter", letter_language: str
         report.error(("recipients", "from"), f"{source.from_!r} lies outside the project folder {str(path.parent)!r}")
         return None
     if not table_path.is_file():
-        report.error(("recipients", "from"), f"no such file: {source.from_!r} (paths are relative to "
-                     f"{str(path.parent)!r})")
+        report.error(("recipients", "from"), _no_file(source.from_, table_path, path.parent))
         return None
     try:
         # read once: the hash on the record is of the bytes the letters are made from (a
@@ -1333,7 +1332,7 @@ def _check_letterhead(root: Path, relative: str, report: _Reporter) -> None:
     elif not target.is_relative_to(root.resolve()):
         report.error(path, f"{relative!r} lies outside the project folder {str(root)!r}")
     elif not target.is_file():
-        report.error(path, f"no such file: {relative!r} (paths are relative to {str(root)!r})")
+        report.error(path, _no_file(relative, target, root))
     elif Path(relative).stem == "letterbatch":
         report.error(path, "a house letterhead needs a name of its own (letterbatch.cls is the base class)")
     elif problem := _not_derived(target, relative):
@@ -1360,12 +1359,21 @@ def _not_derived(target: Path, relative: str) -> str | None:
     return f"{relative!r} does not load letterbatch.cls, so the letters have no letterhead to use: {fix}"
 
 
+def _no_file(relative: str, target: Path, root: Path) -> str:
+    """Why ``relative`` (``target``, not a regular file) cannot be read: a folder, a
+    pipe or a device named like one was "no such file", when the user can see it there."""
+    if target.exists():
+        kind = "a folder" if target.is_dir() else "a pipe or a device"
+        return f"{relative!r} is {kind}, not a file: give the file itself (paths are relative to {str(root)!r})"
+    return f"no such file: {relative!r} (paths are relative to {str(root)!r})"
+
+
 def _check_file(root: Path, relative: str, path: tuple, report: _Reporter) -> None:
     target = (root / relative).resolve()
     if not target.is_relative_to(root.resolve()):
         report.error(path, f"{relative!r} lies outside the project folder {str(root)!r}")
     elif not target.is_file():
-        report.error(path, f"no such file: {relative!r} (paths are relative to {str(root)!r})")
+        report.error(path, _no_file(relative, target, root))
     elif target.suffix.lower() not in (".pdf", ".png", ".jpg", ".jpeg"):
         report.error(path, f"{relative!r} is not a PDF, PNG or JPEG file")
     elif problem := (_pdf_image_problem if target.suffix.lower() == ".pdf" else _image_problem)(target, relative):

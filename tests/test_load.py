@@ -361,3 +361,20 @@ def test_a_tab_in_a_one_line_value_is_a_space(tmp_path):
 
     loaded = load(write_yaml(tmp_path / "r.yaml", BASE.replace("    name: Good Person", '    name: "Good\\tPerson"')))
     assert not loaded.rejected and loaded.batch.recipients[0].name == "Good Person"
+
+
+def test_a_folder_or_a_pipe_named_like_a_file_is_said_to_be_one(tmp_path):
+    """A logo, a spreadsheet or a house class that is there, but a folder or a
+    FIFO, was reported as "no such file", which the user could see was wrong."""
+    import os
+    (tmp_path / "logo.png").mkdir()
+    os.mkfifo(tmp_path / "people.csv")
+    path = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
+        "    role: Clerk", "    role: Clerk\n    logo: logo.png") + "recipients: {from: people.csv}\n")
+    with pytest.raises(LoadError) as caught:
+        load(path)
+    messages = [p.message for p in caught.value.problems]
+    assert f"'logo.png' is a folder, not a file: give the file itself (paths are relative to {str(tmp_path)!r})" \
+        in messages
+    assert ("'people.csv' is a pipe or a device, not a file: give the file itself "
+            f"(paths are relative to {str(tmp_path)!r})") in messages
