@@ -42,6 +42,26 @@ class TexMissing(RuntimeError):
     """pdflatex is not installed."""
 
 
+class TexCannotSearch(TexMissing):
+    """A folder TeX must find files in has a path kpathsea reads as its own syntax."""
+
+
+# In TEXINPUTS kpathsea takes ':' and ';' (and ',' outside braces) as separators,
+# braces as alternatives and $NAME as a variable; a path cannot quote them.
+_KPATHSEA_SYNTAX = re.compile(r"[,;:{}]|\$(?:\{[^}]*\}?|[A-Za-z_]\w*)")
+
+
+def check_searchable(folder: Path, fix: str) -> None:
+    """Raise ``TexCannotSearch`` when TeX could not find files under ``folder``: a project
+    in "Letters, 2021" failed every letter with "I can't find file `one.tex'"."""
+    found = _KPATHSEA_SYNTAX.search(str(folder.resolve()))
+    if found:
+        syntax = found.group()
+        meaning = "a variable" if syntax[0] == "$" else "a choice of folders" if syntax in "{}" else "a separator"
+        raise TexCannotSearch(f"TeX cannot find files in {str(folder)!r}: pdflatex reads {syntax!r} in a "
+                              f"folder's path as {meaning}; {fix}")
+
+
 @dataclass
 class TexError:
     file: str

@@ -720,3 +720,21 @@ def test_a_file_the_record_names_by_hand_is_never_deleted_for_a_letter(tmp_path)
     assert report.ok and report.removed == ["p1"]
     assert {name: (out / name).read_bytes() for name in kept if (out / name).exists()} == kept
 
+
+
+def test_a_folder_whose_path_tex_cannot_search_is_refused_in_words(tmp_path):
+    """kpathsea reads ',' ';' ':' '{' '}' and '$NAME' in TEXINPUTS as its own
+    syntax: a project in "Letters, 2021" failed every letter with "I can't find
+    file `first.tex'". The build now stops first, naming the folder and the fix."""
+    project = tmp_path / "Letters, 2021"
+    project.mkdir()
+    source = write_yaml(project / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
+    done = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(project / "build")],
+                          cwd=ROOT,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith(
+        f"TeX cannot find files in {str(project / 'build')!r}: pdflatex reads ',' in a folder's "
+        "path as a separator; rename the folder, or build elsewhere with -b"), done.stderr
+    assert not list(project.rglob("*.pdf"))
+    assert build(source, tmp_path / "elsewhere").ok  # the same batch, built in a folder TeX can search
