@@ -29,6 +29,7 @@ import smtplib
 import ssl
 import string
 from dataclasses import dataclass
+from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY, SMTPUTF8 as SMTPUTF8_POLICY
 from email.utils import formatdate, make_msgid, parseaddr
@@ -449,7 +450,13 @@ def message(delivery: Delivery, sender: str, message_id: str, data: bytes) -> Em
     mail = EmailMessage()
     mail["From"] = sender
     mail["To"] = delivery.address
-    mail["Subject"] = delivery.subject
+    if "=?" in delivery.subject:
+        # The header parser decodes any "=?charset?b?...?=" in the text it is given, so a
+        # title holding one arrived as the text it encodes ("Bcc: ..."), not as typed:
+        # such a subject goes as RFC 2047 encoded words of its own, stored unparsed.
+        mail.set_raw("Subject", Header(delivery.subject, "utf-8", header_name="Subject").encode())
+    else:
+        mail["Subject"] = delivery.subject
     mail["Date"] = formatdate(localtime=False, usegmt=True)
     mail["Message-ID"] = message_id
     mail.set_content(delivery.body + "\n")

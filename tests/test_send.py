@@ -275,6 +275,22 @@ def test_subject_and_body_from_the_yaml_print_exactly(batch, smtp_server):
     assert "field 'letter.email.subject': unknown placeholder $nmae; use one of $name, $role" in refused.stderr
 
 
+def test_a_subject_that_looks_like_an_encoded_word_arrives_as_typed(batch, smtp_server):
+    """Python's e-mail headers decode "=?utf-8?b?...?=" in the text they are given, so
+    a title (or a name, from a spreadsheet) holding one arrived as the text it encodes
+    ("Bcc: evil@example.org"), not as typed: such a subject is now sent encoded."""
+    source, out = batch
+    mailbox, port = smtp_server
+    literal = "=?utf-8?b?QmNjOiBldmlsQGV4YW1wbGUub3Jn?="  # "Bcc: evil@example.org", encoded
+    source.write_text(source.read_text().replace(
+        "  title: ", f"  email: {{subject: 'For $name {literal} =?x?q?y?= a=?b'}}\n  title: ", 1))
+    done = run_send(source, out, port, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    subjects = {rcpts[0]: str(m["Subject"]) for rcpts, m in mailbox.messages}
+    assert subjects[address("london")] == f"For Sophie Linden {literal} =?x?q?y?= a=?b"
+    assert all("Bcc" not in subject for subject in subjects.values())
+
+
 def test_a_refused_address_and_a_dropped_connection_stop_only_their_letter(batch, smtp_server):
     source, out = batch
     mailbox, port = smtp_server
