@@ -448,7 +448,11 @@ def _in_another_language(foreign: dict[str, str]) -> str:
 def message(delivery: Delivery, sender: str, message_id: str, data: bytes) -> EmailMessage:
     """The e-mail: a short text, and the PDF attached as it is."""
     mail = EmailMessage()
-    mail["From"] = sender
+    name, address = parseaddr(sender)
+    if "=?" in name:  # as the subject below: the sender's name arrived decoded, not as typed
+        mail.set_raw("From", f"{Header(name, 'utf-8', header_name='From').encode()}\n <{address}>")
+    else:
+        mail["From"] = sender
     mail["To"] = delivery.address
     if "=?" in delivery.subject:
         # The header parser decodes any "=?charset?b?...?=" in the text it is given, so a

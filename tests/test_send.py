@@ -770,6 +770,16 @@ def test_the_default_from_is_the_sender_s_name_and_address(tmp_path, smtp_server
     again = run_send(source, out, port, "--yes", "--resend", "one")  # the config's from wins
     assert again.returncode == 0 and mailbox.messages[-1][1]["From"] == FROM
 
+    # a name holding what mail programs decode ("=?utf-8?b?...?="): it arrived decoded, not as typed
+    literal = "=?utf-8?q?Bcc?="  # (short: the letterhead prints the name)
+    source.write_text(source.read_text(encoding="utf-8").replace("Siân Ffion Dafydd, Clerc", f"'Siân {literal}'"))
+    assert build(source, out).ok
+    done = run_send(source, out, port, "--yes", "--resend", "one", INVOKE_LETTERBATCH_SMTP_FROM="")
+    assert done.returncode == 0, done.stdout + done.stderr
+    sent = mailbox.messages[-1][1]["From"]
+    assert sent.addresses[0].display_name == f"Siân {literal}"
+    assert sent.addresses[0].addr_spec == "clerk@office.example.test"
+
 
 def test_a_server_that_stops_answering_is_failed_before_the_message_and_unknown_after(batch, smtp_server):
     # letterbatch.smtp.timeout: a silent server at the envelope fails that letter (sent next
