@@ -358,7 +358,8 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
     loaded = load(recipients_yaml)  # LoadError: nothing can be built
     letter = loaded.batch.letter
     layout = Layout.of(build_dir, medium, letter.date)
-    tex.check_searchable(Path(build_dir), "rename the folder, or build elsewhere with -b")
+    tex.check_searchable(Path(build_dir), "rename the folder (or the batch file it is named after), "
+                                           "or build elsewhere with -b")
     tex.check_searchable(LETTERHEAD, "install letterbatch in a folder whose path has none")
     images = {"logo": letter.sender.logo, "signature": letter.signatory.image}
     assets = {f"assets/{role}{Path(rel).suffix.lower()}": loaded.root / rel

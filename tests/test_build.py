@@ -735,6 +735,7 @@ def test_a_folder_whose_path_tex_cannot_search_is_refused_in_words(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith(
         f"TeX cannot find files in {str(project / 'build')!r}: pdflatex reads ',' in a folder's "
-        "path as a separator; rename the folder, or build elsewhere with -b"), done.stderr
+        "path as a separator; rename the folder (or the batch file it is named after), or build elsewhere with -b"), \
+        done.stderr
     assert not list(project.rglob("*.pdf"))
     assert build(source, tmp_path / "elsewhere").ok  # the same batch, built in a folder TeX can search
