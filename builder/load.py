@@ -527,6 +527,7 @@ MAX_ALIAS_NODES = 100_000  # values repeated through aliases, counted in full
 
 _NULLS = ("", "~", "null", "Null", "NULL")
 _PLAIN = ("", None)  # libyaml's style for an unquoted scalar
+_TEXT_TAG = "tag:yaml.org,2002:str"  # !!str: YAML's own word for "this is text"
 
 
 class _MergeKey:
@@ -748,9 +749,27 @@ class _Builder:
             value = self._clean(event.value, path, mark)
         if plain and value:
             self._check_comment(event, path)
+        if event.tag not in (None, _TEXT_TAG):
+            self._check_tag(event, path)
         if event.anchor is not None:
             self.anchors[event.anchor] = (value, path, len(self.positions), len(self.positions))
         return value
+
+    def _check_tag(self, event, path: tuple) -> None:
+        """'!' before a value starts a YAML tag, which nothing here reads: it was
+        dropped without a word (`salutation: !Hola amigo,` printed "amigo,",
+        `ps: !Important reply by Friday` "reply by Friday"). Say so, and how to keep it."""
+        start, end = event.start_mark, event.end_mark
+        if start.line == end.line and start.line < len(self.lines):
+            typed = self.lines[start.line][start.column:end.column]
+        else:
+            typed = f"{event.tag} {event.value}"
+        tag = typed.split(None, 1)[0]
+        before = self.lines[start.line][:start.column] if start.line < len(self.lines) else ""
+        key = re.fullmatch(r"\s*(?:-\s+)?([^\s:#{\[][^:{\[]*?):\s+", before)  # (not inside { } or [ ])
+        fix = f"{key.group(1)}: {_quoted(typed)}" if key else _quoted(typed)
+        self.problems.append((path, f"{tag!r} is read as a YAML tag and left out, so this would print "
+                              f"{event.value!r}; to keep it, put the whole value in quotes: {fix}", False, False))
 
     def _clean(self, value: str, path, mark, key: bool = False) -> str:
         """The text, without the invisible characters (each one named in a warning)."""

@@ -234,6 +234,21 @@ def test_a_comment_that_cuts_a_value_is_pointed_out(tmp_path):
                      'whole value in quotes: salutation: "Dear Second, #thanks"']
 
 
+def test_a_value_that_starts_with_an_exclamation_mark_is_not_cut_short(tmp_path):
+    """'!' starts a YAML tag, which was dropped without a word: `salutation: !Hola amigo,`
+    printed "amigo,". That recipient is now refused with the quoted value to write;
+    a tag YAML defines for text (!!str) is kept as it is."""
+    text = BATCH.replace("    salutation: Dear Second,", "    salutation: !Hola amigo,").replace(
+        "    name: Third Person", "    name: !!str 0x10")
+    path = write_yaml(tmp_path / "r.yaml", text)
+    loaded, found = problems(path)
+    assert [r.id for r in loaded.batch.recipients] == ["first", "third"]
+    assert loaded.batch.recipients[1].name == "0x10"
+    assert found == [f"{path}:18:17: error: recipient 'second', field 'salutation': '!Hola' is read as a "
+                     "YAML tag and left out, so this would print 'amigo,'; to keep it, put the whole value "
+                     'in quotes: salutation: "!Hola amigo,"']
+
+
 def test_a_recipient_without_its_dash_is_one_message_not_one_per_key(tmp_path):
     # every key of the third entry was a "duplicate key" of the second's, one message each
     path = write_yaml(tmp_path / "r.yaml", BATCH.replace("  - id: third", "    id: third"))
