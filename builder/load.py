@@ -1368,8 +1368,9 @@ def _not_derived(target: Path, relative: str) -> str | None:
     if re.search(r"\\LoadClassWithOptions\s*\{\s*letterbatch\s*\}", code):
         return None
     # LaTeX's other idiom: each option handed on (\DeclareOption*{\PassOptionsToClass{\CurrentOption}
-    # {letterbatch}}, \ProcessOptions), then \LoadClass{letterbatch}
-    if re.search(r"\\PassOptionsToClass\s*\{.*\}\s*\{\s*letterbatch\s*\}", code):
+    # {letterbatch}}, \ProcessOptions), then \LoadClass{letterbatch}; a fixed option handed
+    # on (\PassOptionsToClass{serif}{letterbatch}) drops the batch's all the same
+    if re.search(r"\\PassOptionsToClass\s*\{\s*\\CurrentOption\s*\}\s*\{\s*letterbatch\s*\}", code):
         return None
     fix = "write \\LoadClassWithOptions{letterbatch}, as in README's \"A letterhead of one's own\""
     if re.search(r"\\LoadClass\s*(\[[^\]]*\])?\s*\{\s*letterbatch\s*\}", code):

@@ -533,6 +533,9 @@ recipients:
 @pytest.mark.parametrize("loads, said", [
     ("\\LoadClass{letterbatch}", "'house.cls' loads letterbatch with \\LoadClass, which leaves out the options"),
     ("\\LoadClass[C5]{letterbatch}", "'house.cls' loads letterbatch with \\LoadClass, which leaves out the options"),
+    # one fixed option handed on is not the batch's options: C5 and sans were dropped all the same
+    ("\\PassOptionsToClass{serif}{letterbatch}\n\\LoadClass{letterbatch}",
+     "'house.cls' loads letterbatch with \\LoadClass, which leaves out the options"),
     ("\\LoadClass{article}", "'house.cls' does not load letterbatch.cls"),
     ("% \\LoadClassWithOptions{letterbatch}\n\\LoadClass{article}", "'house.cls' does not load letterbatch.cls"),
 ])
