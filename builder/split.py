@@ -165,9 +165,10 @@ class Cutting:
 
             by = next((s.name for s in signal.Signals if s == -self.process.returncode),
                       f"signal {-self.process.returncode}")
+            # only SIGKILL is the system's when memory runs out: a crash (SIGSEGV) is not
+            why = " (as the system does when memory runs out)" if by == "SIGKILL" else ""
             raise RuntimeError(f"cutting {self.source.name} into letters failed: the process cutting it was "
-                               f"stopped by {by} (as the system does when memory runs "
-                               "out); its letters were not built")
+                               f"stopped by {by}{why}; its letters were not built")
         if self.process.returncode != 0:
             said = err.decode(errors="replace").strip().splitlines()
             raise RuntimeError(f"cutting {self.source.name} into letters failed: "

@@ -403,6 +403,26 @@ def test_a_run_whose_cutting_process_is_killed_leaves_the_other_runs_letters_on_
     assert again.ok and sum(o.status == "built" for o in again.outcomes) == 40
 
 
+@pytest.mark.parametrize("signal_name, said", [
+    ("SIGKILL", "stopped by SIGKILL (as the system does when memory runs out)"),
+    ("SIGSEGV", "stopped by SIGSEGV; its letters"),  # a crash: nothing to do with memory running out
+])
+def test_a_killed_cutting_process_is_named_by_its_signal(tmp_path, signal_name, said):
+    """Only SIGKILL is what the system sends when memory runs out: a cutting process that
+    crashed (SIGSEGV) read "stopped by SIGSEGV (as the system does when memory runs out)"."""
+    import signal
+
+    from builder.split import Cutting
+
+    cutting = Cutting(tmp_path / "_batch-one.pdf", [])
+    cutting.process.wait()  # started for real (and failed: no such PDF); its end is faked below
+    cutting.process.returncode = -getattr(signal, signal_name)
+    cutting.process.communicate = lambda: (b"", b"")
+    with pytest.raises(RuntimeError) as failed:
+        cutting.result()
+    assert said in str(failed.value) and (signal_name == "SIGKILL") == ("memory" in str(failed.value))
+
+
 def test_a_second_build_at_the_same_time_is_refused(tmp_path):
     from builder.build import Layout, lock
 
