@@ -70,6 +70,12 @@ class Layout:
     def letters(self) -> Path:
         return self.root / self.letters_folder
 
+    @property
+    def written_by_build(self) -> tuple[Path, Path, Path]:
+        """The folders a build writes files into (the record, letters, LaTeX): where one
+        killed while it wrote leaves its temporary files (``clear_stale_temporaries``)."""
+        return self.root, self.letters, self.tex
+
     def pdf(self, recipient_id: str) -> Path:
         return self.root / self.pdf_name(recipient_id)
 
@@ -599,7 +605,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
     layout.root.mkdir(parents=True, exist_ok=True)
     with lock(layout):
         manifest = Manifest.read(layout.root)
-        for folder in (layout.root, layout.letters, layout.tex):  # left by a build killed while it wrote
+        for folder in layout.written_by_build:  # left by a build killed while it wrote
             clear_stale_temporaries(folder)
         outcomes = []
         invalid_ids = []
@@ -880,7 +886,7 @@ def _nothing_to_do(batch: Recorded, only: list[str] | None) -> Report | None:
             write_atomic(manifest.path, manifest.to_json())  # files read again: their stat on the record
         # a build killed while it wrote a letter its record still vouches for (`build -f`, the
         # same bytes again) leaves its temporary file: cleared here too, or it stayed for good
-        for folder in (batch.layout.root, batch.layout.letters, batch.layout.tex):
+        for folder in batch.layout.written_by_build:
             clear_stale_temporaries(folder)
     return Report(outcomes, batch.warnings)
 
