@@ -678,7 +678,8 @@ def _never_tried(recipients_yaml, build_dir, rids: list[str]) -> str:
     unknown = no_such_ids(rids, known)
     if unknown:
         return f"--mark-sent: {unknown}; nothing was marked"
-    return f"--mark-sent {rids[0]}: the send log has no attempt to send it; nothing was marked"
+    return (f"--mark-sent {','.join(rids)}: the send log has no attempt to send {'it' if len(rids) == 1 else 'them'}; "
+            "nothing was marked")
 
 
 def _mark_sent(log: SendLog, rids: list[str]) -> list[Outcome]:

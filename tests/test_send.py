@@ -1024,3 +1024,17 @@ def test_a_recipient_from_a_spreadsheet_without_an_address_is_told_to_fill_in_it
     assert results(dry.stdout)["bo-two"] == ("no address", "fill in recipient 'bo-two''s e-mail address in "
                                                            "people.csv (its row, in the column for the field `email`)")
     assert results(dry.stdout)["ann-one"][0] == "would send" and mailbox.messages == []
+
+
+def test_mark_sent_names_every_id_nothing_was_sent_to(batch):
+    """Two ids the batch has, neither ever sent: the message named the first alone, and
+    marking it after a fix of that one was refused again for the second."""
+    from builder.send import SendError, mark_sent
+
+    source, out = batch
+    with pytest.raises(SendError) as refused:
+        mark_sent(source, out, ["essex", "london"])
+    assert str(refused.value) == ("--mark-sent essex,london: the send log has no attempt to send them; "
+                                  "nothing was marked")
+    with pytest.raises(SendError, match=r"^--mark-sent essex: the send log has no attempt to send it; "):
+        mark_sent(source, out, ["essex"])
