@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from . import command
 from .build import Layout, Prepared, lock, prepare, recorded
-from .files import replacing, write_atomic
+from .files import clear_temporaries_of, replacing, write_atomic
 from .manifest import Manifest, current_sha256, open_as_judged, sha256_bytes, sha256_stream, still_as_opened
 from . import ready
 
@@ -269,8 +269,6 @@ def _current(prepared, manifest: Manifest, out: Path, options: dict,
     # nothing to write, but the temporary file a merge killed while it saved left beside the
     # bundle (as large as the bundle) goes, as it does before a merge writes: it stayed
     # behind an up-to-date bundle for good
-    from .files import clear_temporaries_of
-
     clear_temporaries_of(out)
     return MergeReport(out, len(letters), recorded_bundle["pages"], out.stat().st_size,
                        sum(p.pdf.stat().st_size for p in letters), recorded_bundle.get("cover_pages", 0),
