@@ -721,15 +721,14 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         marked = {s.recipient.id: m for s in todo if s.recipient.id in made
                   and (m := marking(loaded.batch, s.recipient)) and classification(m) != 1}
     prepared.forget_text()  # the letters are made: the merge needs the room
-    if failure is not None:
+    if stopped:  # by Ctrl-C, or by a run that failed outright (``failure``)
         built = sum(o.status == "built" for o in outcomes)
+        left = len(stale) - sum(o.status in ("built", "failed") for o in outcomes)
+        if failure is None:
+            raise BuildStopped(built=built, left=left)
         if not built:
             raise failure  # pdflatex missing, say: as ever, "Nothing was built"
-        raise BuildFailed(failure, built=built,
-                          left=len(stale) - sum(o.status in ("built", "failed") for o in outcomes))
-    if stopped:
-        raise BuildStopped(built=sum(o.status == "built" for o in outcomes),
-                           left=len(stale) - sum(o.status in ("built", "failed") for o in outcomes))
+        raise BuildFailed(failure, built=built, left=left)
     return Report(outcomes, loaded.warnings, removed, kept_signed, marked)
 
 
