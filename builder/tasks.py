@@ -417,6 +417,14 @@ def accepted_by_merge(c) -> dict[str, list[str]]:
     return accepted_of(c.config.get("accepted_by_merge"))
 
 
+def built_and_left(ended, medium: str) -> str:
+    """What a build that ended part way (``BuildStopped``, ``BuildFailed``) put on the
+    record, and the build that makes the rest."""
+    return (f"{plural(ended.built, 'letter')} built and recorded"
+            + (f"; {ended.left} not built: run {command('build' + (' --for web' if medium == 'web' else ''))}"
+               " to build them" if ended.left else ""))
+
+
 def stopped(exc: Exception, code: int = 2, then: str = "") -> Exit:
     if isinstance(exc, OSError) and exc.strerror:  # in words, with the file: not "[Errno 28] ..."
         where = f" ({show(Path(exc.filename))})" if exc.filename else ""
@@ -478,14 +486,11 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     except BuildStopped as stop:
         if live:
             print(file=sys.stderr)  # after the progress line
-        raise Exit(f"stopped: {plural(stop.built, 'letter')} built and recorded"
-                   + (f"; {stop.left} not built: run {command('build' + (' --for web' if medium == 'web' else ''))}"
-                      " to build them" if stop.left else ""), code=STOPPED) from None
+        raise Exit(f"stopped: {built_and_left(stop, medium)}", code=STOPPED) from None
     except BuildFailed as failed:  # the other runs' letters are on the record: not "Nothing was built"
         if live:
             print(file=sys.stderr)  # after the progress line
-        raise Exit(f"{failed}\n{plural(failed.built, 'letter')} built and recorded; {failed.left} not built: "
-                   f"run {command('build' + (' --for web' if medium == 'web' else ''))} to build them", code=2) from None
+        raise Exit(f"{failed}\n{built_and_left(failed, medium)}", code=2) from None
     except (LoadError, TexMissing, RuntimeError) as exc:
         raise stopped(exc, then="\nNothing was built.")
     except OSError as exc:
