@@ -1407,7 +1407,7 @@ def _pdf_image_problem(target: Path, relative: str) -> str | None:
     import pikepdf
     from PIL import Image
 
-    if b"%PDF-" not in target.read_bytes()[:1024]:  # where a PDF reader looks for its header
+    if not _has_pdf_header(target):
         return f"{relative!r} is not a PDF file: {_what_image_it_is(target, 'PDF')}"
     try:
         with pikepdf.open(target) as pdf:
@@ -1436,12 +1436,19 @@ def _pdf_image_problem(target: Path, relative: str) -> str | None:
     return None
 
 
+def _has_pdf_header(target: Path) -> bool:
+    """Does the file start as a PDF does (its header within the first 1024 bytes, where a
+    PDF reader looks for it)? Reads those bytes only: an image may be large."""
+    with open(target, "rb") as handle:
+        return b"%PDF-" in handle.read(1024)
+
+
 def _what_image_it_is(target: Path, expected: str) -> str:
     """The fix for a logo or signature whose content is not the kind its name says
     (pdfTeX goes by the name: a JPEG named .png fails in every letter)."""
     from PIL import Image, UnidentifiedImageError
 
-    if expected != "PDF" and b"%PDF-" in target.read_bytes()[:1024]:
+    if expected != "PDF" and _has_pdf_header(target):
         return f"it is a PDF file; name it {target.stem}.pdf"
     suffixes = {"PNG": ".png", "JPEG": ".jpg"}
     try:
