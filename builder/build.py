@@ -608,10 +608,8 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         for folder in layout.written_by_build:  # left by a build killed while it wrote
             clear_stale_temporaries(folder)
         outcomes = []
-        invalid_ids = []
         for index, problems in sorted(loaded.rejected.items()):
             label = problems[0].recipient or f"recipients[{index}]"
-            invalid_ids.append(label)
             outcomes.append(Outcome(label, "invalid", message="\n".join(str(p) for p in problems)))
             # an invalid letter keeps no PDF that looks current, nor LaTeX to compile by hand
             # (unless another, valid recipient has the same id): its tex/<id>.tex, where
@@ -622,7 +620,8 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         todo = prepared.sources
         if only:
             # an invalid recipient is known: its outcome says why it was not built
-            unknown = ready.no_such_ids(only, [s.recipient.id for s in prepared.sources] + invalid_ids)
+            unknown = ready.no_such_ids(only, [s.recipient.id for s in prepared.sources]
+                                        + [label for label, _, _ in prepared.rejected])
             if unknown:
                 raise ValueError(unknown)
             todo = [s for s in todo if s.recipient.id in only]

@@ -130,6 +130,7 @@ class TableProblem:
     index: int | None = None  # the entry's position, for a problem with one row
     warning: bool = False
     why: str | None = None  # a refused cell's reason (Unusable.why): a column failing whole is told apart
+    missing: str | None = None  # a required field no column gives, nor any header looks like
 
 
 @dataclass
@@ -211,14 +212,12 @@ def read(path: Path, fields: dict[str, typing.Any], *, sheet: str | None = None,
         # one cause, one message: it said "no column for 'name'", then for 'address', then for
         # 'salutation', and only the first named the sheets (a field whose header looks misspelt
         # keeps its own message: that sheet may be the right one)
-        missing = [problem for problem in table.problems
-                   if problem.message.startswith("no column for the required field") and "; is it " not in
-                   problem.message]
+        missing = [problem for problem in table.problems if problem.missing]
         if missing:
-            names = [problem.message.split("'")[1] for problem in missing]
+            names = [problem.missing for problem in missing]
             listed = repr(names[0]) if len(names) == 1 else \
                 ", ".join(repr(name) for name in names[:-1]) + f" and {names[-1]!r}"
-            headers_found = missing[0].message.partition("; the headers are: ")[2]
+            headers_found = ", ".join(h for h in headers if h)
             missing[0].message = (f"no column for the required field{'s' * (len(names) > 1)} {listed}"
                                   + (f"; the headers are: {headers_found}" if headers_found else "")
                                   + f" (in the sheet {sheets[0]!r}, the first; the workbook's sheets are: "
@@ -1043,7 +1042,8 @@ def _specs(headers: list[str], fields: dict[str, str], columns: dict[str, str], 
             close = difflib.get_close_matches(field_name, [h.lower() for h in unused], n=1)
             hint = (f"; is it {close[0]!r}? rename that header or map it under columns:" if close
                     else f"; the headers are: {', '.join(h for h in headers if h)}")
-            table.problems.append(TableProblem(f"no column for the required field {field_name!r}{hint}", row))
+            table.problems.append(TableProblem(f"no column for the required field {field_name!r}{hint}", row,
+                                               missing=None if close else field_name))
     postal = [h for h in unused if _postal_looking(h)]
     if postal and any(spec and spec[0] == "address" for spec in specs):
         # the town and postcode taken, a first line under a header no field takes ("Address (home)",

@@ -618,11 +618,11 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
             print(f"  {r.line()}")
     # a letter stale or never built has no error of its own: counted in status's words, not
     # "5 with errors" for five letters an edit of the shared text made stale
-    unbuilt = {state: sum(not r.ready and r.state == state for r in letters) for state in (STALE, NEVER_BUILT)}
-    errors = sum(not r.ready and r.state not in unbuilt for r in letters)
+    not_ready = [r for r in letters if not r.ready]
+    unbuilt = {state: sum(r.state == state for r in not_ready) for state in (STALE, NEVER_BUILT)}
     warned = sum(bool(r.findings) and r.ready for r in letters)
-    print(f"{plural(len(letters), 'letter')} checked: {len(letters) - errors - sum(unbuilt.values()) - warned} ok, "
-          f"{warned} with warnings, {errors} with errors"
+    print(f"{plural(len(letters), 'letter')} checked: {len(letters) - len(not_ready) - warned} ok, "
+          f"{warned} with warnings, {len(not_ready) - sum(unbuilt.values())} with errors"
           + "".join(f", {n} {state}" for state, n in unbuilt.items() if n))
     hint = build_hint([r.state for r in letters], for_)
     if hint:  # not indented: a line of its own, not a letter's
@@ -650,7 +650,7 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
         tampered = [note for note in [*found.signed_letters.values(), found.signed_bundle] if note and note.changed]
         for note in tampered:
             print(f"  {note}")
-    if errors or any(unbuilt.values()) or tampered or any(not r.ready and not (r.state == STALE and c.config.get("merge_follows"))
+    if not_ready or tampered or any(not r.ready and not (r.state == STALE and c.config.get("merge_follows"))
                                  and not (r.kind == "stray bundle" and c.config.get("merge_writes_bundle"))
                                  for r in bundle):
         raise Exit(code=1)
