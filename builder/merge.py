@@ -97,14 +97,9 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
     """
     options = {"cover": cover, "duplex": duplex, "signature_fields": signature_fields}
     _refuse_to_overwrite(Path(out) if out else None, Path(recipients_yaml), Path(build_dir))
-    # a batch unchanged since its build: whether the bundle is current needs no loading
-    quick = recorded(recipients_yaml, build_dir)
-    if quick is not None:
-        with lock(quick.layout):
-            report, _ = _current(quick, Manifest.read(quick.layout.root), Path(out) if out else quick.layout.bundle,
-                                 options, accept or {})
-        if report is not None:
-            return report
+    report = _recorded_current(recipients_yaml, build_dir, out, options, accept or {})
+    if report is not None:
+        return report
     prepared = prepare(recipients_yaml, build_dir)
     layout = prepared.layout
     out = Path(out) if out else layout.bundle
@@ -191,6 +186,19 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         digests.save()
     return MergeReport(out, len(letters), pages, size, inputs_size, cover_pages, blanks,
                        {rid: sorted(codes) for rid, codes in accepted.items()})
+
+
+def _recorded_current(recipients_yaml, build_dir, out, options: dict,
+                      accept: dict[str, list[str]]) -> MergeReport | None:
+    """``_current``'s report for a batch unchanged since its build, which needs no
+    loading; None if the batch changed or the bundle must be written. (A function of
+    its own: the record it reads, 7 MB at 10,000 letters, is not held through the merge.)"""
+    quick = recorded(recipients_yaml, build_dir)
+    if quick is None:
+        return None
+    with lock(quick.layout):
+        return _current(quick, Manifest.read(quick.layout.root), Path(out) if out else quick.layout.bundle,
+                        options, accept)[0]
 
 
 def _unchanged_since_judged(layout, manifest: Manifest, letters: list[_Part]) -> None:
