@@ -126,6 +126,27 @@ def _terminate_as_interrupt():
         signal.signal(signal.SIGTERM, before)
 
 
+def _one_malloc_arena() -> None:
+    """One heap for every thread of the command. glibc gives each thread that allocates a
+    heap (arena) of its own, and what is freed in one is not used again by another: the
+    build composes its batches' LaTeX on worker threads, the merge its cover sheet, and the
+    bundle, put together on the main thread, could not reuse what they had freed. With one
+    arena a 500-letter `build merge` peaks at 107 MiB instead of 145, 10,000 letters at
+    994 MiB instead of 1040, in no more time (README, "Speed"): the threads mostly wait for
+    pdflatex, so they hardly contend for it. Set before any thread starts; a
+    MALLOC_ARENA_MAX the person set is theirs; not glibc (no ``mallopt``): nothing."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    M_ARENA_MAX = -8  # glibc's malloc.h
+    mallopt(M_ARENA_MAX, 1)
+
+
 class BatchExecutor(invoke.Executor):
     """Runs a chain of tasks on ONE batch: a ``--recipients`` or ``--build-dir`` given to any
     task of the chain is given to every task of it that takes one. (invoke otherwise gives a
@@ -137,6 +158,7 @@ class BatchExecutor(invoke.Executor):
 
     def execute(self, *tasks):
         self._check_environment()
+        _one_malloc_arena()
         try:
             try:
                 with _terminate_as_interrupt():
