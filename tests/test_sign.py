@@ -659,6 +659,26 @@ def test_status_tells_the_bundle_and_its_signed_copy(signed_batch, keys, tmp_pat
     assert seen.returncode == 1
 
 
+def test_a_bundle_merged_again_leaves_the_signed_copy_of_an_older_bundle(signed_batch, keys, tmp_path):
+    """A bundle merged again to the same file (another option) leaves bundle-signed.pdf the
+    signed copy of an older bundle, as README says: sign's to make again, no person's to ask.
+    The merge dropped sign's record, so status called it "not on the record" and exited 1."""
+    from builder.merge import merge
+
+    source, out = copy_batch(signed_batch[:2], tmp_path / "b")
+    p12, _ = keys
+    batch = f" -r {source} -b {out}"
+    merge(source, out)  # no signature fields now: other bytes, the same file
+    seen = invoke(["status", "--recipients", str(source), "--build-dir", str(out)])
+    assert ("bundle-signed.pdf is the signed copy of an older bundle: "
+            f"run `invoke sign --p12 {p12}{batch}`") in seen.stdout, seen.stdout
+    assert "not on the record" not in seen.stdout and seen.returncode == 0, seen.stdout
+    done = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
+                  {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert done.returncode == 0 and f"  signed   {out / 'bundle-signed.pdf'}" in done.stdout, done.stdout
+    assert "bundle-signed" not in invoke(["status", "--recipients", str(source), "--build-dir", str(out)]).stdout
+
+
 def test_a_manifest_edited_by_hand_signs_only_what_it_still_vouches_for(mail_batch, keys, tmp_path):
     source, out = copy_batch(mail_batch, tmp_path / "b")
     data = json.loads((out / "manifest.json").read_text())
