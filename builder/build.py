@@ -1013,6 +1013,7 @@ class _Compiler:
             return check.page_problems(result.pdf, result.layout.get("paper"))
 
         placed = result.letters
+        written: dict[str, dict[str, str]] = {}  # what the cutting wrote, by each file's SHA-256, in cut order
         if self.prepared.medium == "web":  # compiled alone; pdfTeX's file keeps its PDF/A metadata
             pages = page_problems()
             self.layout.pdf(sources[0].recipient.id).parent.mkdir(parents=True, exist_ok=True)
@@ -1026,14 +1027,17 @@ class _Compiler:
                 try:
                     pages = page_problems()  # this one reads the PDF too
                 finally:  # no child left writing letters behind a failure
-                    self.digests.update(cutting.result())
+                    written = cutting.result()
             else:
                 pages = page_problems()
-                self.digests.update(split_pdf.split(result.pdf, cuts))
+                written = split_pdf.split(result.pdf, cuts)
+            self.digests.update(written)
             # its letters are cut and preflighted: nothing reads the compiled PDF again (its
             # .log, which the record names, and .aux stay), so a build folder does not keep
             # a second copy of every letter
             result.pdf.unlink(missing_ok=True)
+        # each letter's bytes as cut (split writes them, and lists their hashes, in cut order)
+        built = dict(zip([s.recipient.id for s in sources], written)) if len(written) == len(sources) else {}
         outcomes = []
         for source in sources:
             rid, where = source.recipient.id, placed[source.recipient.id]
@@ -1056,6 +1060,11 @@ class _Compiler:
             }
             entry = self.manifest.letters[rid]
             entry["sha256"] = current_sha256(pdf, entry)
+            if built.get(rid, entry["sha256"]) != entry["sha256"]:
+                # written over since it was cut (another program, a sync): the record keeps the
+                # bytes this build made and checked, so every task finds the file changed and the
+                # next build makes it again; read back, the file was vouched for as built
+                entry["sha256"] = built[rid]
             if entry["sha256"] in self.digests:  # its fonts' and forms' digests are its own (``split.Digests``)
                 entry["objects"] = split_pdf.vouch(self.digests[entry["sha256"]])
             if signed:

@@ -512,6 +512,50 @@ def test_a_hand_changed_letter_is_refused_by_merge_and_repaired_by_build(tmp_pat
     assert merge(source, out).letters == 2
 
 
+@pytest.mark.parametrize("apart", [False, True], ids=["cut-here", "cut-apart"])
+def test_a_letter_written_over_while_the_build_places_it_is_not_recorded_as_built(tmp_path, monkeypatch, apart):
+    """Between cutting a letter into letters/<id>.pdf and recording it (for a large batch,
+    the whole batch's cutting in a process of its own) another program writes over it:
+    the record keeps the bytes the build made and checked, so the file is "changed" and
+    merged by no one. The record read the file back, and vouched for whatever was there."""
+    from builder import split as split_pdf
+
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + person("one") + person("two"))
+    out = tmp_path / "build"
+    two = out / "letters" / "two.pdf"
+    if apart:
+        monkeypatch.setattr(split_pdf, "APART_FROM", 1)
+        real_result = split_pdf.Cutting.result
+
+        def cut(self):
+            names = [c["name"] for c in json.loads(self.request.read_bytes())["cuts"]]
+            written = real_result(self)
+            if "two" in names:
+                two.write_bytes(two.read_bytes() + b"\n% written over\n")
+            return written
+
+        monkeypatch.setattr(split_pdf.Cutting, "result", cut)
+    else:
+        real_split = split_pdf.split
+
+        def cut(source_pdf, cuts):
+            written = real_split(source_pdf, cuts)
+            if any(c.name == "two" for c in cuts):
+                two.write_bytes(two.read_bytes() + b"\n% written over\n")
+            return written
+
+        monkeypatch.setattr(split_pdf, "split", cut)
+    assert build(source, out).ok
+    monkeypatch.undo()
+    with pytest.raises(MergeRefused, match="two: changed: letters/two.pdf changed since it was built"):
+        merge(source, out)
+    report = build(source, out)
+    assert {o.recipient: o.status for o in report.outcomes} == {"one": "up to date", "two": "built"}
+    assert not two.read_bytes().endswith(b"% written over\n")
+    assert merge(source, out).letters == 2
+
+
 def test_a_letter_replaced_by_a_fifo_or_a_folder_is_not_ready_and_nothing_hangs(tmp_path):
     """A named pipe in a letter's place would make every task wait for ever on
     reading it, a folder stopped status outright: each is a letter that is not
