@@ -474,10 +474,13 @@ def _cover(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[s
         if result.only.pages == cover_pages:
             break
         cover_pages = result.only.pages
-    split_pdf.split(result.pdf, [split_pdf.Cut("cover", 0, result.only.pages, cover, info,
-                                               PDF_LANG[bundle_languages(prepared.loaded.batch)[0]])])
+    made, = split_pdf.split(result.pdf, [split_pdf.Cut("cover", 0, result.only.pages, cover, info,
+                                                      PDF_LANG[bundle_languages(prepared.loaded.batch)[0]])])
     record = {"key": key(document), "pages": result.only.pages}
-    record["sha256"] = current_sha256(cover, record)
+    current_sha256(cover, record)  # (its reading kept: the next merge need not hash it)
+    # the bytes cut, not the file read back: a cover written over meanwhile is not this one, and
+    # is refused where the bundle reads it, as a letter is (read back, it was bundled)
+    record["sha256"] = made
     return _Part(COVER_LABEL, "Cover sheet", cover, result.only.pages), record
 
 

@@ -556,6 +556,33 @@ def test_a_letter_written_over_while_the_build_places_it_is_not_recorded_as_buil
     assert merge(source, out).letters == 2
 
 
+def test_a_cover_written_over_between_its_cutting_and_the_bundle_is_not_bundled(tmp_path, monkeypatch):
+    """The cover sheet as the letters: another program writing over cover.pdf after merge
+    cut it (while the letters are put together) does not put that file in the bundle. Its
+    record was read back from the file, and vouched for whatever was there."""
+    from builder import split as split_pdf
+
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n" + person("one"))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    cover = out / "cover.pdf"
+    real_split = split_pdf.split
+
+    def cut(source_pdf, cuts):
+        written = real_split(source_pdf, cuts)
+        if any(c.dest == cover for c in cuts):
+            cover.write_bytes(cover.read_bytes() + b"\n% written over\n")
+        return written
+
+    monkeypatch.setattr(split_pdf, "split", cut)
+    with pytest.raises(MergeRefused, match="cover.pdf changed since it was judged ready"):
+        merge(source, out)
+    monkeypatch.undo()
+    assert not (out / "bundle.pdf").exists()
+    report = merge(source, out)  # made again, not taken from the record
+    assert report.cover_pages == 1 and not cover.read_bytes().endswith(b"% written over\n")
+
+
 def test_a_letter_replaced_by_a_fifo_or_a_folder_is_not_ready_and_nothing_hangs(tmp_path):
     """A named pipe in a letter's place would make every task wait for ever on
     reading it, a folder stopped status outright: each is a letter that is not
