@@ -542,7 +542,9 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
                                      else "") for f in o.findings]
         if o.status in ("failed", "invalid") or notes:
             attention.append(o.recipient)
-        if not quiet and (verbose or o.status in ("failed", "invalid") or notes):
+        # quiet (watch) still says what is wrong with a letter: a typo saved showed only
+        # "1 failed" in the summary, and the person had to run build to learn where
+        if (verbose and not quiet) or o.status in ("failed", "invalid") or notes:
             print(f"  {o.recipient:<{width}}  {o.status}" + (f", {plural(o.pages, 'page')}" if o.pages else "")
                   + (f"  {show(o.pdf)}" if verbose and o.pdf else ""))
             for note in notes:

@@ -338,6 +338,33 @@ def test_watch_rebuilds_on_save_one_line_each(project):
         proc.wait(10)
 
 
+def test_watch_says_what_is_wrong_with_a_letter_saved_invalid(project):
+    """A typo saved while watching printed only the summary ("1 failed, 1 needs
+    attention"): which letter, which line and what to fix were left to a separate
+    `invoke build`. Now the letter's message comes before the summary, as build prints it."""
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "watch", "--interval", "0.1"], cwd=project,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    try:
+        assert lines.get(timeout=120).startswith("watching")
+        assert re.search(r"start: 2 letters: 2 built", lines.get(timeout=120))
+        time.sleep(0.3)
+        source = project / "recipients.yaml"
+        source.write_text(source.read_text().replace("salutation: Dear Beta,", "salutation: Dear: Beta,"))
+        said = [lines.get(timeout=120)]
+        while "changed:" not in said[-1]:
+            said.append(lines.get(timeout=120))
+        text = "".join(said)
+        assert re.search(r"recipients\.yaml changed: 2 letters: 0 built, 1 up to date, 1 failed", said[-1]), text
+        assert re.search(r"beta\s+invalid", text) and "recipients.yaml:" in text and "put the whole value in quotes" \
+            in text, text
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def test_watch_misses_no_save_waits_for_the_lock_and_stops_with_ctrl_c(project):
     """A save made while watch rebuilt was taken as seen (it stamped the files after the
     build), and a rebuild refused because another build held the folder was never tried
