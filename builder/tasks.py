@@ -522,10 +522,19 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
             # a file the batch names (its logo) gone or replaced while the build read it: not the disk
             raise Exit(f"could not read {show(Path(exc.filename))}: {exc.strerror or 'it changed as it was read'}; "
                        "build again once it is in place. Letters built before are kept as they were.", code=2)
+        # the fix the error calls for: `-b recipients.yaml/out` (a file on the path) was told
+        # to "free some space or make the folder writable"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            fix = "Free some space"
+        elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            fix = "Make the folder writable (or build elsewhere with -b)"
+        elif exc.errno == errno.ENOTDIR:
+            fix = "A part of that path is a file, not a folder: give -b a folder"
+        else:
+            fix = "Free some space or make the folder writable"
         raise Exit(f"could not write in {show(batch.build_dir)}: {exc.strerror or exc}"
                    + (f" ({exc.filename})" if exc.filename else "")
-                   + ". Free some space or make the folder writable, then build again; "
-                     "letters built before are kept as they were.", code=2)
+                   + f". {fix}, then build again; letters built before are kept as they were.", code=2)
     for warning in report.warnings:
         print(warning, file=sys.stderr)
     width = max((len(o.recipient) for o in report.outcomes), default=0)

@@ -901,6 +901,15 @@ def test_a_batch_file_gone_while_the_build_reads_it_is_not_called_a_full_disk(pr
         assert "logo.png" in stopped.value.message and "No such file or directory" in stopped.value.message
 
 
+def test_a_build_folder_under_a_file_is_not_called_a_full_disk(project):
+    """`-b recipients.yaml/out` (a file on the folder's path) was told to "free some space
+    or make the folder writable": neither helps. The message now names the fault."""
+    wrong = invoke("build", "-b", "recipients.yaml/out", cwd=project)
+    assert wrong.returncode == 2 and "Not a directory" in wrong.stderr, wrong.stderr
+    assert "a file, not a folder: give -b a folder" in wrong.stderr and "space" not in wrong.stderr, wrong.stderr
+    assert "Traceback" not in wrong.stderr
+
+
 def test_status_and_check_say_what_to_do_after_a_build_killed_or_a_record_lost(project):
     """`-b recipients.yaml` (a file) said "could not write … free some space"; a letter
     changed since its build (as a build killed outright leaves them) was named with no
