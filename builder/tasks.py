@@ -269,6 +269,11 @@ def batch_paths(c, recipients: str | None, build_dir: str | None, *, read: bool 
         raise Exit(no_batch_here(source), code=2)
     if read and recipients and not source.exists():
         raise Exit(no_such_batch(source, recipients), code=2)
+    if read and source.is_dir():  # `-r letters` for the folder: "cannot read the file: Is a directory", and watch watched it
+        inside = sorted(shlex.quote(show(p)) for p in source.iterdir()
+                        if p.suffix in (".yaml", ".yml") and p.is_file() and p.stem != "invoke")
+        raise Exit(f"{show(source)} is a folder, not a batch file: give -r the batch's .yaml file"
+                   + (f" (in it: {', '.join(inside)})" if inside else ""), code=2)
     if build_dir:
         out = Path(build_dir).expanduser()
     elif cfg.get("build_dir"):

@@ -666,6 +666,22 @@ def test_a_batch_misnamed_with_r_is_no_such_file_with_the_one_meant(tmp_path):
     assert far.returncode == 2 and far.stderr == "other.yaml: no such file (the batch given with -r)\n", far.stderr
 
 
+def test_a_folder_given_with_r_is_named_as_a_folder_with_the_batches_in_it(tmp_path):
+    """`-r letters` naming the folder the batch is in said "cannot read the file: Is a
+    directory", and `watch -r letters` went on watching the folder. Now every task that
+    reads the batch says it is a folder and names the batch files in it (exit 2)."""
+    (tmp_path / "letters").mkdir()
+    write_yaml(tmp_path / "letters" / "two.yaml", TWO)
+    letterbatch = [sys.executable, "-c", "from builder.cli import main; main()"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for task in ("build", "status", "check", "diff", "watch"):
+        done = subprocess.run([*letterbatch, task, "-r", "letters"], cwd=tmp_path, capture_output=True, text=True,
+                              env=env, stdin=subprocess.DEVNULL, timeout=60)
+        assert done.returncode == 2 and done.stderr == (
+            "letters is a folder, not a batch file: give -r the batch's .yaml file (in it: letters/two.yaml)\n"), \
+            (task, done.stderr)
+
+
 def test_ci_runs_exactly_the_readmes_two_commands_on_the_system_path():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = re.split(r"\n##+ ", readme.split("## Two commands", 1)[1], maxsplit=1)[0]
