@@ -250,6 +250,8 @@ def _refuse_to_overwrite(out: Path | None, recipients_yaml: Path, build_dir: Pat
     builds = [Layout.of(build_dir).root.resolve(), *(p for p in target.parents if (p / "manifest.json").is_file())]
     for layout in map(Layout.of, builds):
         kept = {layout.cover.resolve(): "the cover sheet", layout.bundle_signed.resolve(): "the signed bundle"}
+        if layout.root != builds[0]:  # another batch's bundle: its check then failed, its sign refused it
+            kept[layout.bundle.resolve()] = "the bundle"
         folders = {layout.letters: "the letters", layout.signed: "the signed letters", layout.tex: "the LaTeX",
                    layout.work: "pdflatex's work", layout.root / "web": "the web copies"}
         what = kept.get(target) or next(

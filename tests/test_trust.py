@@ -1409,7 +1409,9 @@ def test_merge_output_never_overwrites_what_the_batch_is_made_of_or_what_the_bui
     (second / "signed" / "one.pdf").write_bytes(b"%PDF- signed by hand")
     for target, words in [(second / "signed" / "one.pdf", "the signed letters of the build in"),
                           (second / "bundle-signed.pdf", "the signed bundle of the build in"),
-                          (second / "letters" / "one.pdf", "the letters of the build in")]:
+                          (second / "letters" / "one.pdf", "the letters of the build in"),
+                          # its bundle: overwritten, it read "changed since it was merged" and sign refused it
+                          (second / "bundle.pdf", "the bundle of the build in")]:
         done = invoke("merge", "-r", str(source), "-b", str(out), "--output", str(target))
         assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert (second / "signed" / "one.pdf").read_bytes() == b"%PDF- signed by hand"
