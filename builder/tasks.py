@@ -1107,9 +1107,6 @@ def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval=
             pass  # the build says what is wrong; keep watching the files, the spreadsheet (its fault, maybe) too
         return files + read_too
 
-    def stamp(files) -> dict:
-        return {p: (p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None for p in files}
-
     def rebuild(reason: str, again: bool = False) -> bool:
         """Build; False when another build, merge or send held the folder (said once, not
         ``again``: the build is tried on each interval until it runs)."""
@@ -1132,30 +1129,45 @@ def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval=
     print(f"watching {', '.join(show(p) for p in [batch.recipients, *tables])}, the letterhead and its images "
           "(Ctrl-C stops)", flush=True)
     try:
-        seen = stamp(files)
+        seen = watch_stamps(files)
         waiting = "" if rebuild("start") else "start"  # a build refused for the lock, to try again
         while True:
             time.sleep(pause)
-            now = stamp(files)
+            now = watch_stamps(files)
             if now == seen and not waiting:
                 continue
             while now != seen:  # a save under way (an editor empties a file, then writes it): until it holds still
                 time.sleep(pause)
-                settled = stamp(files)
+                settled = watch_stamps(files)
                 if settled == now:
                     break
                 now = settled
             changed = [show(p) for p in files if now.get(p) != seen.get(p)]
             reason = ", ".join(changed) + " changed" if changed else waiting
+            if not reason:  # gone and back as it was (between two looks): nothing to build, no line saying ": "
+                seen = now
+                continue
             # as they were before this build read them: a save while it runs is the next build's
             seen = now
             built = rebuild(reason, again=bool(waiting) and not changed)
             waiting = "" if built else reason
             files = watched()
-            seen = {**stamp(files), **{p: seen[p] for p in files if p in seen}}
+            seen = {**watch_stamps(files), **{p: seen[p] for p in files if p in seen}}
     except KeyboardInterrupt:
         print("stopped watching", flush=True)
         raise Exit(code=STOPPED) from None
+
+
+def watch_stamps(files: list[Path]) -> dict:
+    """What watch compares between looks: each file's modification time and size, None when it is not there."""
+    def stamp(path: Path):
+        try:  # one stat: a file deleted between `exists()` and `stat()` (an editor writing it anew) was a traceback
+            found = path.stat()
+        except OSError:
+            return None
+        return found.st_mtime_ns, found.st_size
+
+    return {p: stamp(p) for p in files}
 
 
 # ---------------------------------------------------------------- project chores

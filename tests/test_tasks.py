@@ -365,6 +365,19 @@ def test_watch_says_what_is_wrong_with_a_letter_saved_invalid(project):
         proc.wait(10)
 
 
+def test_watch_takes_a_file_gone_between_two_looks_at_it_as_missing(tmp_path, monkeypatch):
+    """An editor that deletes the batch file and writes it anew (or a sync tool) could
+    remove it between watch's `exists()` and `stat()`: watch ended in a FileNotFoundError
+    traceback. A file gone at any point of the look is missing, and watch goes on."""
+    from builder.tasks import watch_stamps
+
+    there, gone = tmp_path / "there.yaml", tmp_path / "gone.yaml"
+    there.write_text("x")
+    monkeypatch.setattr(Path, "exists", lambda self: True)  # it was there a moment ago
+    stamps = watch_stamps([there, gone])
+    assert stamps[gone] is None and stamps[there] == (there.stat().st_mtime_ns, 1)
+
+
 def test_watch_misses_no_save_waits_for_the_lock_and_stops_with_ctrl_c(project):
     """A save made while watch rebuilt was taken as seen (it stamped the files after the
     build), and a rebuild refused because another build held the folder was never tried
