@@ -16,6 +16,29 @@ start without loading the PDF libraries (pikepdf, pypdf, pyHanko).
 """
 from __future__ import annotations
 
+if not __package__:
+    # `invoke` run in builder/ (or builder/letterhead/, beside the class an office copies)
+    # finds this file before the project's tasks.py and loaded it alone: an ImportError
+    # traceback. Run the same command on the project's tasks (paths typed are still read
+    # from the folder you are in); with a search root given, say so instead.
+    import os as _os
+    import sys as _sys
+    from pathlib import Path as _Path
+
+    _project = _Path(__file__).resolve().parents[1]
+    _core = []  # invoke's own flags, before the first task's name (after it, -r is the batch)
+    for _arg in _sys.argv[1:]:
+        if not _arg.startswith("-"):
+            break
+        _core.append(_arg)
+    if any(arg in ("-r", "--search-root") or arg.startswith("--search-root=") for arg in _core):
+        _sys.exit(f"{_Path(__file__).resolve()} is the package's own tasks file: "
+                  f"give --search-root {_project}, the project")
+    # -I: not this folder on the module path either (builder/html.py would stand for the standard library's)
+    _os.execv(_sys.executable, [_sys.executable, "-I", "-c", "import sys; from invoke.main import program; "
+                                "sys.argv[0] = 'invoke'; sys.exit(program.run())",
+                                "--search-root", str(_project), *_sys.argv[1:]])
+
 import errno
 import inspect
 import os
@@ -269,7 +292,8 @@ def batch_paths(c, recipients: str | None, build_dir: str | None, *, read: bool 
         raise Exit(no_batch_here(source), code=2)
     if read and recipients and not source.exists():
         raise Exit(no_such_batch(source, recipients), code=2)
-    if read and source.is_dir():  # `-r letters` for the folder: "cannot read the file: Is a directory", and watch watched it
+    # `-r letters` for the folder said "cannot read the file: Is a directory", and watch watched it
+    if read and source.is_dir():
         inside = sorted(shlex.quote(show(p)) for p in source.iterdir()
                         if p.suffix in (".yaml", ".yml") and p.is_file() and p.stem != "invoke")
         raise Exit(f"{show(source)} is a folder, not a batch file: give -r the batch's .yaml file"
