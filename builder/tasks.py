@@ -1260,7 +1260,7 @@ def clean(c, recipients=None, build_dir=None):
     try:
         refused = _not_a_build_folder(target, batch)
         if refused:
-            raise Exit(f"{show(target)} is not a build folder to remove: it holds {refused}; give --build-dir "
+            raise Exit(f"{show(target)} is not a build folder to remove: it {refused}; give --build-dir "
                        "the batch's own build folder (build/<batch>/). Nothing was removed.", code=2)
         # never the folder of a build, merge or send that runs, nor of a web build (its own lock)
         with lock(Layout.of(target)), lock(Layout.of(target, "web")):
@@ -1272,36 +1272,41 @@ def clean(c, recipients=None, build_dir=None):
 
 
 def _not_a_build_folder(target: Path, batch: BatchPaths) -> str | None:
-    """What ``target`` holds that no build of this batch makes, or None. `clean -b .`
+    """Why ``target`` is not this batch's build folder to remove ("holds ..."), or None. `clean -b .`
     or `clean -b build` (the folder of every batch) would otherwise delete the batch
     file, the project, or other batches' folders and their send logs; `clean -b images`
     the batch's logo, and `-b` naming another batch's build folder its signed copies."""
-    holds = [(batch.recipients, f"the batch file {show(batch.recipients)}"),
-             (Path.cwd().resolve(), "the folder you are in")]
+    holds = [(batch.recipients, f"holds the batch file {show(batch.recipients)}"),
+             (Path.cwd().resolve(), "holds the folder you are in")]
     if batch.project:
-        holds.append((batch.project.resolve(), f"the project {show(batch.project)}"))
+        holds.append((batch.project.resolve(), f"holds the project {show(batch.project)}"))
     for path, what in holds:
         if path.is_relative_to(target):
             return what
+    # a folder inside a build folder (its web/, letters/): it said the web copies were
+    # "files no build makes"
+    around = next((parent for parent in target.parents if (parent / "manifest.json").is_file()), None)
+    if around is not None:
+        return f"is part of the build folder {show(around)}, not a build folder of its own"
     # a build folder of its own (another batch's, or a web build's beside a print build's)
     others = [entry for entry in target.iterdir() if entry.name != "web" and entry.is_dir()
               and not entry.is_symlink() and ((entry / "manifest.json").exists() or (entry / "sent.json").exists())]
     if others:
-        return f"another batch's build folder ({show(others[0])})"
+        return f"holds another batch's build folder ({show(others[0])})"
     # a folder no build made (the batch's images, a data folder): no record and no lock
     if not any((target / name).exists() for name in ("manifest.json", ".lock", "sent.json")) \
             and any(target.iterdir()):
-        return "no build (no manifest.json): files of your own"
+        return "holds no build (no manifest.json): files of your own"
     # nor one that merely has a file of one of those names (a web app's manifest.json, a
     # .lock of its own): the whole folder was removed. A build folder holds what builds
     # make, nothing else (its record may be damaged: clean is how to start again)
     own = _not_made_by_a_build(target)
     if own:
-        return f"files no build makes ({', '.join(own[:3])}{', …' if len(own) > 3 else ''}): files of your own"
+        return f"holds files no build makes ({', '.join(own[:3])}{', …' if len(own) > 3 else ''}): files of your own"
     # the build folder of another batch file, given with -b: its letters, and signed copies
     # that cannot be made again (a copy of the project names its own file, as it was)
     other = other_batch_in(target, batch.recipients)
-    return f"the letters of another batch, {show(other)}" if other else None
+    return f"holds the letters of another batch, {show(other)}" if other else None
 
 
 # what build, merge, sign and send write at the top of a build folder

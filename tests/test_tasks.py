@@ -854,7 +854,9 @@ def test_clean_removes_only_a_build_folder_never_the_batch_or_other_batches(proj
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     # the batch's own images (its logo), a folder no build made, another batch's build folder
     for folder, holds in (("images", "no build (no manifest.json)"),
-                          ("build/other", "the letters of another batch, other.yaml")):
+                          ("build/other", "the letters of another batch, other.yaml"),
+                          # a folder inside one (its letters, its web copies: "files no build makes")
+                          ("build/recipients/letters", "it is part of the build folder build/recipients")):
         done = invoke("clean", "-b", folder, cwd=project)
         assert done.returncode == 2 and holds in done.stderr and "Nothing was removed" in done.stderr, done
     # a folder with a file of a build's name among files of its own (a web app's manifest.json,
