@@ -689,6 +689,10 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
     hint = build_hint([r.state for r in letters], for_)
     if hint:  # not indented: a line of its own, not a letter's
         print(hint)
+    # `check merge` goes on to the merge only when check passes: with a letter not ready it
+    # stops the chain (and the merge would refuse it), so it said a merge would follow that never did
+    merge_follows = c.config.get("merge_follows") and not not_ready
+    merge_writes_bundle = c.config.get("merge_writes_bundle") and not not_ready
     for r in bundle:  # the bundle: the file merge wrote, holding the letters as they are now
         if r.state == NEVER_MERGED:
             # check comes before merge (`invoke build check merge`): no bundle yet is no fault,
@@ -696,9 +700,9 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
             # named next: "none yet" would deny it)
             if not any(other.kind == "stray bundle" for other in bundle):
                 print(f"  bundle: none yet, not checked ({command('merge')} makes it)")
-        elif r.state == STALE and c.config.get("merge_follows"):
+        elif r.state == STALE and merge_follows:
             print(f"  {r.line()} (this command's merge makes it again)")
-        elif r.kind == "stray bundle" and c.config.get("merge_writes_bundle"):
+        elif r.kind == "stray bundle" and merge_writes_bundle:
             # it said "run merge" and stopped `build check merge` before its merge could
             print(f"  bundle: {r.reason.split(': run ')[0]} (this command's merge writes it again)")
         elif verbose or not r.ready:
@@ -712,8 +716,8 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
         tampered = [note for note in [*found.signed_letters.values(), found.signed_bundle] if note and note.changed]
         for note in tampered:
             print(f"  {note}")
-    if not_ready or tampered or any(not r.ready and not (r.state == STALE and c.config.get("merge_follows"))
-                                 and not (r.kind == "stray bundle" and c.config.get("merge_writes_bundle"))
+    if not_ready or tampered or any(not r.ready and not (r.state == STALE and merge_follows)
+                                 and not (r.kind == "stray bundle" and merge_writes_bundle)
                                  for r in bundle):
         raise Exit(code=1)
 

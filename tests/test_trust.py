@@ -185,6 +185,13 @@ def test_build_merge_accept_makes_the_bundle_the_person_accepted(tmp_path):
     write_yaml(source, source.read_text().replace("name: Reader one again", "name: Reader one once more"))
     stale = invoke("build", "check", *batch)  # no merge follows: a stale bundle is a fault
     assert stale.returncode == 1 and "bundle: stale" in stale.stdout, stale.stdout
+    # `check merge` with a letter not yet built: check stops the chain and the merge never runs
+    # (nor could it: it refuses the letter); it said the merge would make the bundle again
+    write_yaml(source, source.read_text().replace("name: Reader one once more", "name: Reader one unbuilt"))
+    unbuilt = invoke("check", "merge", *batch, "--accept", "tall:window")
+    assert unbuilt.returncode == 1 and "bundle: stale" in unbuilt.stdout, unbuilt.stdout
+    assert "this command's merge" not in unbuilt.stdout, unbuilt.stdout
+    write_yaml(source, source.read_text().replace("name: Reader one unbuilt", "name: Reader one once more"))
     # what the merge accepts counts for the tasks before it only: a build after it rebuilds
     # tall, whose record then holds no acceptance; it said "accepted by this command's merge", exit 0
     after = invoke("merge", "--accept", "tall:window", *batch, "build", "-f")
