@@ -353,8 +353,16 @@ def bundle_state(prepared, manifest: Manifest, letters: list[LetterState] | None
             ([f"it holds letters that are not ready: {some_ids(inside)}"] if inside else [])
             + ([f"the batch has letters not in it and not ready: {some_ids(outside)}"] if outside else [])))
     wanted = [s.recipient for s in letters]
-    if bundle.get("letters") != wanted:
-        return BundleState(STALE, f"its letters are not the batch's letters now: run {command('merge')}")
+    merged = bundle.get("letters") or []
+    if merged != wanted:
+        # which way it differs: recipients put in another order read "its letters are not
+        # the batch's letters now", as if letters had come or gone
+        added = [rid for rid in wanted if rid not in merged]
+        gone = [rid for rid in merged if rid not in wanted]
+        why = "; ".join(([f"letters new to the batch: {some_ids(added)}"] if added else [])
+                        + ([f"letters no longer in the batch: {some_ids(gone)}"] if gone else [])) \
+            or "the batch has its letters in another order now"
+        return BundleState(STALE, f"{why}; run {command('merge')}")
     held = bundle.get("inputs", {})
     older = [rid for rid in wanted if held.get(rid) != manifest.letters[rid].get("sha256")]
     if older:

@@ -485,6 +485,20 @@ def test_the_accept_a_refusal_suggests_keeps_what_the_command_accepted(tmp_path)
     assert copied.returncode == 0, copied.stderr
 
 
+def test_a_bundle_stale_for_its_letters_says_which_came_went_or_moved(tmp_path):
+    """Recipients put in another order (the bundle's order) read "its letters are not the
+    batch's letters now", as if letters had come or gone: it now says which it is."""
+    source, out = two_letters_merged(tmp_path)
+    three = MINIMAL_LETTER + "recipients:\n"
+    for recipients, reason in ((person("two") + person("one"), "the batch has its letters in another order now"),
+                               (person("one") + person("three"),
+                                "letters new to the batch: three; letters no longer in the batch: two")):
+        write_yaml(source, three + recipients)
+        assert build(source, out).ok
+        bundle = {r.name: r for r in check(source, out)}["bundle"]
+        assert not bundle.ready and bundle.reason == f"{reason}; run `invoke merge`", bundle.reason
+
+
 def test_check_fails_on_a_bundle_older_than_its_letters_and_on_an_invalid_recipient(tmp_path):
     source, out = two_letters_merged(tmp_path)
     assert all(r.ready for r in check(source, out))
