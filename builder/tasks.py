@@ -1080,9 +1080,11 @@ def new(c, name):
     target = Path(name.strip()).expanduser()
     if target.suffix not in (".yaml", ".yml"):
         target = target.with_name(target.name + ".yaml")
-    target = target.resolve()
-    if target.exists():
-        raise Exit(f"{show(target)} already exists: choose another name, or edit it", code=2)
+    # a link of that name (even one to nowhere) exists too: resolved, `new z` wrote the batch
+    # and an images/ folder wherever z.yaml pointed
+    if target.exists() or target.is_symlink():
+        raise Exit(f"{show(target.absolute())} already exists: choose another name, or edit it", code=2)
+    target = target.parent.resolve() / target.name
     schema = target.parent / SCHEMA_FILE
     # the file's own first lines say how to build it, with the command this person runs
     # (outside a checkout `invoke` finds no tasks) and the file's name

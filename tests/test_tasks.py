@@ -313,6 +313,18 @@ def test_new_starts_a_batch_that_builds_as_it_stands(tmp_path):
     assert kept.read_text() == '{"an office\'s own": true}'
 
 
+def test_new_never_writes_through_a_link_of_the_batch_s_name(tmp_path):
+    """`new z` where z.yaml is a link to nowhere followed it: the batch and an images/
+    folder were written where the link pointed, outside the folder. A link is a file
+    that exists: refused, nothing written."""
+    (tmp_path / "here").mkdir()
+    (tmp_path / "here" / "z.yaml").symlink_to(tmp_path / "elsewhere" / "zz.yaml")
+    done = invoke("--search-root", str(ROOT), "new", "z", cwd=tmp_path / "here")
+    assert done.returncode == 2 and done.stderr == "z.yaml already exists: choose another name, or edit it\n", \
+        done.stderr
+    assert not (tmp_path / "elsewhere").exists() and sorted(os.listdir(tmp_path / "here")) == ["z.yaml"]
+
+
 def test_watch_rebuilds_on_save_one_line_each(project):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "invoke", "watch", "--interval", "0.1"], cwd=project,
