@@ -1085,6 +1085,11 @@ def new(c, name):
     if target.exists() or target.is_symlink():
         raise Exit(f"{show(target.absolute())} already exists: choose another name, or edit it", code=2)
     target = target.parent.resolve() / target.name
+    images = target.parent / "images"
+    if images.exists() and not images.is_dir():  # it wrote the batch, then stopped with "File exists (images)"
+        raise Exit(f"{show(images)} is a file, not a folder: {command('new')} makes an images/ folder beside the "
+                   "batch for its logo or signature; rename that file, or start the batch in another folder",
+                   code=2)
     schema = target.parent / SCHEMA_FILE
     # the file's own first lines say how to build it, with the command this person runs
     # (outside a checkout `invoke` finds no tasks) and the file's name
@@ -1093,7 +1098,7 @@ def new(c, name):
     try:  # a folder that is a file, or one that cannot be written: one line, not a traceback
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(target, starter.replace("`invoke build merge -r THIS-FILE.yaml`", build_it).encode("utf-8"))
-        (target.parent / "images").mkdir(exist_ok=True)
+        images.mkdir(exist_ok=True)
         if not schema.exists():  # the YAML's first line points editors at it
             write_atomic(schema, json_schema_text().encode("utf-8"))
     except OSError as exc:

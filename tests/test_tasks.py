@@ -325,6 +325,16 @@ def test_new_never_writes_through_a_link_of_the_batch_s_name(tmp_path):
     assert not (tmp_path / "elsewhere").exists() and sorted(os.listdir(tmp_path / "here")) == ["z.yaml"]
 
 
+def test_new_beside_a_file_called_images_writes_nothing(tmp_path):
+    """A file called images beside the batch: `new` wrote the batch, then stopped with
+    "could not go on: File exists (images)" (exit 2), leaving half a start behind. Now it
+    says what is in the way, before writing anything."""
+    (tmp_path / "images").write_text("notes")
+    done = invoke("--search-root", str(ROOT), "new", "october", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith("images is a file, not a folder: "), done.stderr
+    assert sorted(os.listdir(tmp_path)) == ["images"] and (tmp_path / "images").read_text() == "notes"
+
+
 def test_watch_rebuilds_on_save_one_line_each(project):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "invoke", "watch", "--interval", "0.1"], cwd=project,
