@@ -1139,7 +1139,10 @@ def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval=
             read_too[:] = tables + [batch.recipients.parent / rel for rel in
                                     (letter.sender.logo, letter.signatory.image, letter.letterhead) if rel]
         except (LoadError, OSError):
-            pass  # the build says what is wrong; keep watching the files, the spreadsheet (its fault, maybe) too
+            # the build says what is wrong; keep watching the files, the spreadsheet (its fault, maybe)
+            # too, and the files the batch now names: a logo named before it was copied in was
+            # never watched, and its letters stayed stale once it was there
+            read_too[:] = list(dict.fromkeys(read_too + named_files(batch.recipients)))
         return files + read_too
 
     def rebuild(reason: str, again: bool = False) -> bool:
@@ -1191,6 +1194,24 @@ def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval=
     except KeyboardInterrupt:
         print("stopped watching", flush=True)
         raise Exit(code=STOPPED) from None
+
+
+def named_files(recipients: Path) -> list[Path]:
+    """The spreadsheet, images and house letterhead a batch file names, read from its YAML
+    alone (the batch need not be valid: one of them may be missing); none if it is not YAML."""
+    from .load import _parse_yaml, read_text
+
+    try:
+        data = _parse_yaml(read_text(recipients)).data
+    except Exception:  # not YAML (yet): the build says why
+        return []
+    data = data if isinstance(data, dict) else {}
+    letter = data.get("letter") if isinstance(data.get("letter"), dict) else {}
+    found = [(letter.get("sender") or {}).get("logo") if isinstance(letter.get("sender"), dict) else None,
+             (letter.get("signatory") or {}).get("image") if isinstance(letter.get("signatory"), dict) else None,
+             letter.get("letterhead"),
+             data["recipients"].get("from") if isinstance(data.get("recipients"), dict) else None]
+    return [recipients.parent / name for name in found if isinstance(name, str) and name.strip()]
 
 
 def watch_stamps(files: list[Path]) -> dict:

@@ -507,6 +507,32 @@ def test_watch_sees_the_spreadsheet_the_logo_and_a_house_letterhead(project):
         proc.wait(10)
 
 
+def test_watch_builds_when_a_logo_named_before_it_was_there_arrives(project):
+    """A logo named in the batch before it was copied in: the batch did not load, so the
+    logo was not among the watched files, and copying it in built nothing; the letters
+    stayed stale while watch ran. The files the batch names are watched while it does not load."""
+    from test_bundle import tiny_png
+
+    source = project / "recipients.yaml"
+    write_yaml(source, TWO.replace("    role: Clerk\n", "    role: Clerk\n    logo: images/logo.png\n"))
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "watch", "--interval", "0.1"], cwd=project,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    try:
+        assert lines.get(timeout=120).startswith("watching")
+        start = lines.get(timeout=120)
+        assert "start: " in start and "no such file: 'images/logo.png'" in start, start
+        (project / "images").mkdir()
+        tiny_png(project / "images" / "logo.png")
+        line = lines.get(timeout=120)
+        assert re.match(r"\d\d:\d\d:\d\d images/logo\.png changed: 2 letters: 2 built", line), line
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def fake_viewer(folder: Path, code: int) -> dict:
     """A stand-in xdg-open (the desktop's opener) that records what it was asked to open."""
     folder.mkdir()
