@@ -614,7 +614,9 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             # an invalid letter keeps no PDF that looks current, nor LaTeX to compile by hand
             # (unless another, valid recipient has the same id): its tex/<id>.tex, where
             # pdflatex looks first, could even be read in place of a file of TeX's own
-            if label not in valid_ids and re.fullmatch(RECIPIENT_ID, label):
+            # (`build --only` removes nothing, as the quick path does not: `--only third` deleted
+            # fourth's letter, saved invalid a moment ago while being edited; a whole build does)
+            if label not in valid_ids and re.fullmatch(RECIPIENT_ID, label) and not only:
                 _drop_letter(layout, manifest, label)
         removed, kept_signed = ([], []) if only else _forget_removed(layout, manifest, valid_ids)
         todo = prepared.sources

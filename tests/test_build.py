@@ -558,6 +558,23 @@ def test_merge_refuses_a_letter_changed_after_its_build_and_invalid_letters_lose
     assert not (out / "tex" / "glyphtounicode.tex").exists()
 
 
+def test_build_only_leaves_the_letter_of_another_recipient_saved_invalid(tmp_path):
+    """`build --only third` while first was saved invalid (half edited) deleted first's
+    letter: `--only` removes nothing but what it was asked to build. The letter is still
+    not ready (invalid, for every task), and a build of the whole batch deletes it."""
+    source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    write_yaml(source, source.read_text().replace("    salutation: Dear First,\n", ""))
+    report = build(source, out, only=["third"])
+    assert {o.recipient: o.status for o in report.outcomes} == {"first": "invalid", "third": "up to date"}
+    assert (out / "letters" / "first.pdf").exists() and (out / "tex" / "first.tex").exists()
+    with pytest.raises(MergeRefused, match="first: invalid"):
+        merge(source, out)
+    build(source, out)
+    assert not (out / "letters" / "first.pdf").exists() and not (out / "tex" / "first.tex").exists()
+
+
 def test_a_problem_in_the_shared_part_stops_build_and_merge_with_exit_2(tmp_path):
     # exit 2: the command could not run at all; exit 1 is kept for letters that need attention
     source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
