@@ -876,6 +876,10 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
     from .merge import (BundleNotRecorded, MergeRefused, NoSuchRecipient, OutputRefused, SharedPartFailed,
                         merge as merge_letters)
 
+    if output is not None and not str(output).strip():
+        # a script's empty variable (`--output "$OUT"`) wrote <build>/bundle.pdf, where the
+        # bundle was not wanted, instead of saying so
+        raise Exit(f"--output takes the bundle's file name, ending in .pdf, not {output!r}", code=2)
     batch = batch_paths(c, recipients, build_dir)
     accept = joined(accept)
     accepted = accepted_of(accept)

@@ -1422,6 +1422,10 @@ def test_merge_output_never_overwrites_what_the_batch_is_made_of_or_what_the_bui
                           (tmp_path / "bundle.PDF.txt", "the bundle is a PDF"), (tmp_path / "logo.png", "a PDF")]:
         done = invoke("merge", "-r", str(source), "-b", str(out), "--output", str(target))
         assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
+    # an empty name (a script's unset variable) wrote <build>/bundle.pdf as if none was given
+    empty = invoke("merge", "-r", str(source), "-b", str(out), "--output", "")
+    assert empty.returncode == 2 and empty.stderr == "--output takes the bundle's file name, ending in .pdf, " \
+        "not ''\n", empty.stderr
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
     # another batch's build folder: its signed copies no command can make again
     second = tmp_path / "second"
