@@ -17,27 +17,15 @@ start without loading the PDF libraries (pikepdf, pypdf, pyHanko).
 from __future__ import annotations
 
 if not __package__:
-    # `invoke` run in builder/ (or builder/letterhead/, beside the class an office copies)
-    # finds this file before the project's tasks.py and loaded it alone: an ImportError
-    # traceback. Run the same command on the project's tasks (paths typed are still read
-    # from the folder you are in); with a search root given, say so instead.
-    import os as _os
+    # `invoke` run in builder/ (or builder/letterhead/, beside the class) finds this file before
+    # the project's tasks.py and loaded it alone: an ImportError traceback. One line instead,
+    # saying where to run it (from any other folder of the project invoke finds its tasks.py).
     import sys as _sys
     from pathlib import Path as _Path
 
     _project = _Path(__file__).resolve().parents[1]
-    _core = []  # invoke's own flags, before the first task's name (after it, -r is the batch)
-    for _arg in _sys.argv[1:]:
-        if not _arg.startswith("-"):
-            break
-        _core.append(_arg)
-    if any(arg in ("-r", "--search-root") or arg.startswith("--search-root=") for arg in _core):
-        _sys.exit(f"{_Path(__file__).resolve()} is the package's own tasks file: "
-                  f"give --search-root {_project}, the project")
-    # -I: not this folder on the module path either (builder/html.py would stand for the standard library's)
-    _os.execv(_sys.executable, [_sys.executable, "-I", "-c", "import sys; from invoke.main import program; "
-                                "sys.argv[0] = 'invoke'; sys.exit(program.run())",
-                                "--search-root", str(_project), *_sys.argv[1:]])
+    _sys.exit(f"{_Path(__file__).resolve()} is the package's own tasks file: run invoke in the project "
+              f"folder, {_project} (or give it --search-root {_project})")
 
 import errno
 import inspect
