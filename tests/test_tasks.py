@@ -335,13 +335,19 @@ def test_new_beside_a_file_called_images_writes_nothing(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["images"] and (tmp_path / "images").read_text() == "notes"
 
 
-def test_watch_rebuilds_on_save_one_line_each(project):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def watching(project: Path, **popen) -> tuple[subprocess.Popen, queue.Queue]:
+    """`invoke watch` started in ``project``, looking every 0.1 s: the process, and the
+    lines it prints (stdout and stderr), read on a thread of their own."""
     proc = subprocess.Popen([sys.executable, "-m", "invoke", "watch", "--interval", "0.1"], cwd=project,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL)
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL, **popen)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    return proc, lines
+
+
+def test_watch_rebuilds_on_save_one_line_each(project):
+    proc, lines = watching(project)
 
     def next_line(timeout=120) -> str:
         return lines.get(timeout=timeout)
@@ -364,11 +370,7 @@ def test_watch_says_what_is_wrong_with_a_letter_saved_invalid(project):
     """A typo saved while watching printed only the summary ("1 failed, 1 needs
     attention"): which letter, which line and what to fix were left to a separate
     `invoke build`. Now the letter's message comes before the summary, as build prints it."""
-    proc = subprocess.Popen([sys.executable, "-m", "invoke", "watch", "--interval", "0.1"], cwd=project,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    proc, lines = watching(project)
     try:
         assert lines.get(timeout=120).startswith("watching")
         assert re.search(r"start: 2 letters: 2 built", lines.get(timeout=120))
@@ -412,11 +414,7 @@ def test_watch_misses_no_save_waits_for_the_lock_and_stops_with_ctrl_c(project):
     from test_build import _pdflatex_running_under
 
     source = project / "recipients.yaml"
-    proc = subprocess.Popen([sys.executable, "-m", "invoke", "watch", "--interval", "0.1"], cwd=project,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL, start_new_session=True)
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    proc, lines = watching(project, start_new_session=True)
 
     def until_compiling() -> None:
         deadline = time.monotonic() + 60
@@ -470,11 +468,7 @@ def test_watch_sees_the_spreadsheet_the_logo_and_a_house_letterhead(project):
     write_yaml(project / "recipients.yaml", MINIMAL_LETTER.replace(
         "    role: Clerk\n", "    role: Clerk\n    logo: images/logo.png\n").replace(
         "  body:", "  letterhead: house.cls\n  body:") + "recipients: {from: people.csv}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "invoke", "watch", "--interval", "0.1"], cwd=project,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    proc, lines = watching(project)
     try:
         first = lines.get(timeout=120)  # names the spreadsheet it watches too
         assert first.startswith("watching recipients.yaml, people.csv, the letterhead"), first
@@ -515,11 +509,7 @@ def test_watch_builds_when_a_logo_named_before_it_was_there_arrives(project):
 
     source = project / "recipients.yaml"
     write_yaml(source, TWO.replace("    role: Clerk\n", "    role: Clerk\n    logo: images/logo.png\n"))
-    proc = subprocess.Popen([sys.executable, "-m", "invoke", "watch", "--interval", "0.1"], cwd=project,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    proc, lines = watching(project)
     try:
         assert lines.get(timeout=120).startswith("watching")
         start = lines.get(timeout=120)
