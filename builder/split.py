@@ -420,9 +420,8 @@ class Deduplicator:
         shared, unlike the annotation, which belongs to its page). The text of a
         direct action is its value (what it refers to is the bundle's already); qpdf
         writes a dictionary's keys in order, so a URI action without /Next starts
-        with /S /URI. (Read from the text, as one call to qpdf: 0.1 s a thousand
-        letters were spent asking for its type and kind apart.) An indirect action,
-        or any other, is left as it is."""
+        with /S /URI. An indirect action, or any other, is left as it is. (It costs
+        time: a merge of 500 letters after one is edited takes 3% longer, README.)"""
         action = annotation.get("/A")
         if action is None:
             return

@@ -142,8 +142,8 @@ def _one_malloc_arena() -> None:
     heap (arena) of its own, and what is freed in one is not used again by another: the
     build composes its batches' LaTeX on worker threads, the merge its cover sheet, and the
     bundle, put together on the main thread, could not reuse what they had freed. With one
-    arena a 500-letter `build merge` peaks at 107 MiB instead of 145, 10,000 letters at
-    994 MiB instead of 1040, in no more time (README, "Speed"): the threads mostly wait for
+    arena a 500-letter `build merge` peaks at 111 MiB instead of 145, 10,000 letters at
+    996 MiB instead of about 1040, in no more time (README, "Speed"): the threads mostly wait for
     pdflatex, so they hardly contend for it. Set before any thread starts; a
     MALLOC_ARENA_MAX the person set is theirs; not glibc (no ``mallopt``): nothing."""
     if "MALLOC_ARENA_MAX" in os.environ:
