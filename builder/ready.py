@@ -357,8 +357,9 @@ def bundle_state(prepared, manifest: Manifest, letters: list[LetterState] | None
     if merged != wanted:
         # which way it differs: recipients put in another order read "its letters are not
         # the batch's letters now", as if letters had come or gone
-        added = [rid for rid in wanted if rid not in merged]
-        gone = [rid for rid in merged if rid not in wanted]
+        in_bundle, in_batch = set(merged), set(wanted)  # (sets: 10,000 letters each)
+        added = [rid for rid in wanted if rid not in in_bundle]
+        gone = [rid for rid in merged if rid not in in_batch]
         why = "; ".join(([f"letters new to the batch: {some_ids(added)}"] if added else [])
                         + ([f"letters no longer in the batch: {some_ids(gone)}"] if gone else [])) \
             or "the batch has its letters in another order now"
