@@ -27,7 +27,7 @@ from types import SimpleNamespace
 
 from . import compile as tex, ready
 from .files import clear_stale_temporaries, held_locks, write_atomic
-from .manifest import Manifest, current_sha256, sha256_bytes
+from .manifest import Manifest, recorded_as_made, sha256_bytes
 
 # compose (PyLaTeX), load (pydantic, PyYAML) and html are imported where a batch
 # is loaded: `invoke status` on a batch unchanged since its build needs none of them
@@ -1061,12 +1061,9 @@ class _Compiler:
                 "window": result.window,
             }
             entry = self.manifest.letters[rid]
-            entry["sha256"] = current_sha256(pdf, entry)
-            if built.get(rid, entry["sha256"]) != entry["sha256"]:
-                # written over since it was cut (another program, a sync): the record keeps the
-                # bytes this build made and checked, so every task finds the file changed and the
-                # next build makes it again; read back, the file was vouched for as built
-                entry["sha256"] = built[rid]
+            # written over since it was cut (another program, a sync), the file is found changed and
+            # the next build makes it again
+            entry["sha256"] = recorded_as_made(pdf, entry, built.get(rid))
             if entry["sha256"] in self.digests:  # its fonts' and forms' digests are its own (``split.Digests``)
                 entry["objects"] = split_pdf.vouch(self.digests[entry["sha256"]])
             if signed:

@@ -116,6 +116,15 @@ def current_sha256(path: Path, entry: dict) -> str:
     return digest
 
 
+def recorded_as_made(path: Path, entry: dict, made: str | None) -> str:
+    """The SHA-256 to record for a file a build or merge has just written: ``made``, that of
+    the bytes it wrote and checked, when known, not the file read back (another program
+    writing over it meanwhile was vouched for as built); the reading is kept in ``entry``
+    all the same (``current_sha256``), so a file written over is found changed."""
+    read = current_sha256(path, entry)
+    return made or read
+
+
 # The shape of what this builder writes: a type, [shape] for a list of it,
 # (shape, ...) for a fixed-length list, {key: shape} for a mapping whose keys
 # are optional, {str: shape} for any keys; None allows null.

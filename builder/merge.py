@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, BinaryIO, Callable
 from . import command
 from .build import Layout, Prepared, lock, prepare, recorded
 from .files import clear_temporaries_of, replacing, write_atomic
-from .manifest import Manifest, current_sha256, open_as_judged, sha256_bytes, sha256_stream, still_as_opened
+from .manifest import (Manifest, current_sha256, open_as_judged, recorded_as_made, sha256_bytes, sha256_stream,
+                       still_as_opened)
 from . import ready
 
 if TYPE_CHECKING:
@@ -479,10 +480,8 @@ def _cover(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[s
     made, = split_pdf.split(result.pdf, [split_pdf.Cut("cover", 0, result.only.pages, cover, info,
                                                       PDF_LANG[bundle_languages(prepared.loaded.batch)[0]])])
     record = {"key": key(document), "pages": result.only.pages}
-    current_sha256(cover, record)  # (its reading kept: the next merge need not hash it)
-    # the bytes cut, not the file read back: a cover written over meanwhile is not this one, and
-    # is refused where the bundle reads it, as a letter is (read back, it was bundled)
-    record["sha256"] = made
+    # a cover written over meanwhile is not this one: refused where the bundle reads it, as a letter is
+    record["sha256"] = recorded_as_made(cover, record, made)
     return _Part(COVER_LABEL, "Cover sheet", cover, result.only.pages), record
 
 
