@@ -234,6 +234,30 @@ def test_list_and_status_load_no_pdf_library(tmp_path):
     assert "changed" in invoke("status", *batch, cwd=ROOT).stdout
 
 
+def test_commands_keep_the_builder_s_compiled_modules_as_python_does(project, tmp_path):
+    # invoke turns off writing compiled modules for the whole command: every command compiled
+    # the builder's modules from source again. Python's own setting decides, as for any program.
+    letterbatch = [sys.executable, "-c", "import sys; from builder.cli import main; sys.exit(main())"]
+    for name, argv in (("invoke", [sys.executable, "-m", "invoke"]), ("letterbatch", letterbatch)):
+        for setting in ("", "1"):
+            cache = tmp_path / f"pyc-{name}-{setting}"
+            env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+            env.update(PYTHONPATH=str(ROOT), PYTHONPYCACHEPREFIX=str(cache))
+            if setting:
+                env["PYTHONDONTWRITEBYTECODE"] = setting
+            done = subprocess.run([*argv, "status"], cwd=project, env=env, capture_output=True, text=True,
+                                  stdin=subprocess.DEVNULL)
+            assert "never built" in done.stdout, done.stdout + done.stderr
+            written = {path.name.split(".")[0] for path in cache.rglob("*.pyc")}
+            if setting:  # PYTHONDONTWRITEBYTECODE: nothing
+                assert written == set(), (name, written)
+            else:
+                # `status` of a batch never built loads it: modules the task imports as it runs
+                assert {"tasks", "load", "compose", "ready"} <= written, (name, written)
+                # the project's own tasks.py is left without one, as invoke means
+                assert not (cache / str(project).lstrip("/") / f"tasks.{sys.implementation.cache_tag}.pyc").exists()
+
+
 def test_build_prints_one_summary_and_only_the_letters_that_need_attention(project):
     write_yaml(project / "recipients.yaml", TWO + """\
   - id: broken
