@@ -625,19 +625,24 @@ _REF_RE = re.compile(rb"(\d+) (\d+) R\b")
 
 
 def to_bytes(pdf: pikepdf.Pdf) -> bytes:
-    """``pdf`` as saved, with an /ID from its content."""
+    """A letter as saved, with an /ID from its content, and without object streams: a
+    merge opens every letter, and qpdf reads a file's object streams whole when it opens
+    it (500 letters opened in 0.13 s with them, 0.02 s without). A letter is 3% larger
+    for it (420 KB against 408), the bundle the same bytes (README, "Speed")."""
     buffer = io.BytesIO()
-    save(pdf, buffer)
+    save(pdf, buffer, object_streams=False)
     return buffer.getvalue()
 
 
-def save(pdf: pikepdf.Pdf, handle: BinaryIO) -> None:
-    """Save ``pdf`` into the open file ``handle``, as ``to_bytes`` makes it.
+def save(pdf: pikepdf.Pdf, handle: BinaryIO, object_streams: bool = True) -> None:
+    """Save ``pdf`` into the open file ``handle``; ``object_streams``: its small objects
+    compressed together (the bundle's page dictionaries and links), as a bundle is.
     A write that fails (a full disk) raises its OSError once qpdf is done."""
     into = _WriteErrorsKept(handle)
     # deterministic_id: the /ID comes from the content, so builds repeat
     # streams already compressed are copied as they are (fonts: most of the bytes)
-    pdf.save(into, deterministic_id=True, object_stream_mode=pikepdf.ObjectStreamMode.generate,
+    mode = pikepdf.ObjectStreamMode.generate if object_streams else pikepdf.ObjectStreamMode.disable
+    pdf.save(into, deterministic_id=True, object_stream_mode=mode,
              stream_decode_level=pikepdf.StreamDecodeLevel.none)
     if into.error is None:
         handle.flush()
