@@ -325,7 +325,7 @@ def _concatenate(into: BinaryIO, letters: list[_Part], duplex: bool, info: dict[
     from . import split as split_pdf
 
     bundle = pikepdf.new()
-    tree = pikepdf.NameTree.new(bundle)
+    names: split_pdf.Names = {}  # named destinations, into one name tree at the end
     dedupe = split_pdf.Deduplicator(bundle, digests.remembered if digests else None)
     blanks, opened = 0, {}  # the file of marked blank pages, opened once
     still_read = []  # (path, stat): the documents the bundle reads from when saved
@@ -336,7 +336,7 @@ def _concatenate(into: BinaryIO, letters: list[_Part], duplex: bool, info: dict[
             if judged is None:
                 raise _ReadChanged(part.pdf)
             pdf, stat = judged
-            copies, reads_source = dedupe.append(tree, pdf, split_pdf.named_destinations(pdf),
+            copies, reads_source = dedupe.append(names, pdf, split_pdf.named_destinations(pdf),
                                                  range(part.pages), record["sha256"])
             if reads_source:
                 kept.enter_context(pdf)  # the bundle reads its new fonts from it when saved
@@ -350,7 +350,7 @@ def _concatenate(into: BinaryIO, letters: list[_Part], duplex: bool, info: dict[
                     path, index = marked_blanks[part.name]
                     if path not in opened:
                         opened[path] = kept.enter_context(pikepdf.open(path))
-                    copies += dedupe.append(tree, opened[path], {}, range(index, index + 1))[0]
+                    copies += dedupe.append(names, opened[path], {}, range(index, index + 1))[0]
                 else:
                     box = copies[-1].MediaBox  # the letter's own paper, as its class set it
                     copies.append(dedupe.blank_page(float(box[2]) - float(box[0]),
@@ -371,7 +371,7 @@ def _concatenate(into: BinaryIO, letters: list[_Part], duplex: bool, info: dict[
         if signature_fields:
             _add_signature_fields(bundle, [(part, copies[part.signature[0] - 1])
                                            for part, copies in documents if part.signature])
-        bundle.Root.Names = pikepdf.Dictionary(Dests=tree.obj)
+        bundle.Root.Names = pikepdf.Dictionary(Dests=split_pdf.name_tree(bundle, names))
         bundle.Root.PageLabels = pikepdf.Dictionary(Nums=pikepdf.Array(labels))
         bundle.Root.PageMode = pikepdf.Name.UseOutlines
         bundle.Root.Lang = pikepdf.String(lang)

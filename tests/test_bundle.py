@@ -5,6 +5,7 @@ import datetime as dt
 import json
 import os
 import struct
+import subprocess
 import zlib
 from pathlib import Path
 
@@ -94,6 +95,48 @@ def test_every_link_stays_inside_its_own_letter(real_batch):
         single = {str(a.get_object()["/A"]["/URI"]) for p in PdfReader(out / "letters" / f"{rid}.pdf").pages
                   for a in p.get("/Annots", []) if "/URI" in a.get_object().get("/A", {})}
         assert uris[rid] == single
+
+
+@pytest.mark.parametrize("count", [0, 5, 33, 1100])
+def test_named_destinations_make_a_name_tree_in_which_each_is_found(count, tmp_path):
+    # the tree is made at once (split.name_tree), not by pikepdf's NameTree: one leaf for a
+    # letter's few names, two levels above the leaves for a bundle's thousands
+    import pikepdf
+
+    pdf = pikepdf.new()
+    pdf.add_blank_page()
+    page = pdf.pages[0].obj
+    wanted = [f"Hfootnote.r{n % 397:05d}-{n}.{n % 7}" for n in range(count)]  # in no order
+    names = {name: pdf.make_indirect(pikepdf.Array([page, pikepdf.Name.XYZ, 0, n, 0]))
+             for n, name in enumerate(wanted)}
+    pdf.Root.Names = pikepdf.Dictionary(Dests=split_module.name_tree(pdf, names))
+    pdf.save(tmp_path / "names.pdf")
+    checked = subprocess.run(["qpdf", "--check", str(tmp_path / "names.pdf")], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    with pikepdf.open(tmp_path / "names.pdf") as again:
+        tree = pikepdf.NameTree(again.Root.Names.Dests)
+        assert list(tree.keys()) == sorted(wanted)
+        # found by qpdf's search, which goes by each node's /Limits
+        assert all(float(tree[name][3]) == n for n, name in enumerate(wanted))
+
+        def names_under(node, root=False) -> list[str]:
+            """The names under a node, checking what the standard asks of it on the way: a
+            root without /Limits, every other node's /Limits its first and last name."""
+            if "/Names" in node:
+                found = [str(node.Names[i]) for i in range(0, len(node.Names), 2)]
+            else:
+                found = [name for kid in node.Kids for name in names_under(kid)]
+            if root:
+                assert "/Limits" not in node
+            else:
+                assert [str(limit) for limit in node.Limits] == [found[0], found[-1]]
+            return found
+
+        assert names_under(again.Root.Names.Dests, root=True) == sorted(wanted)
+        if count > 32 * 32:
+            assert "/Kids" in again.Root.Names.Dests.Kids[0]  # a root, nodes, their leaves
+    # and by another reader
+    assert set(PdfReader(tmp_path / "names.pdf").named_destinations) == set(wanted)
 
 
 SMALL = MINIMAL_LETTER + """\
@@ -324,7 +367,7 @@ def digests_worked_out(letter: Path) -> dict[str, str]:
 
     with pikepdf.open(letter) as pdf:
         worked_out = split_module.Deduplicator(pikepdf.new())
-        worked_out.append(pikepdf.NameTree.new(worked_out.pdf), pdf, {}, range(len(pdf.pages)), "x")
+        worked_out.append({}, pdf, {}, range(len(pdf.pages)), "x")
     return worked_out.learned["x"]
 
 
