@@ -2,8 +2,9 @@
 task collection in builder/tasks.py (as invoke documents for distributing a
 collection), so an installed package works from any folder."""
 import os
+import shlex
 
-from invoke import Program
+from invoke import Exit, Program
 
 from . import __version__
 from .tasks import BatchExecutor, ns
@@ -20,6 +21,63 @@ class LetterbatchProgram(Program):
         super().parse_collection()
         self.config.set_project_location(os.getcwd())
         self.config.load_project()
+
+    def parse_tasks(self) -> None:
+        misplaced = misplaced_flag(list(self.core.unparsed), self._make_parser().contexts, self.binary)
+        if misplaced:
+            raise Exit(misplaced, code=2)
+        super().parse_tasks()
+
+
+def misplaced_flag(argv: list[str], contexts, binary: str) -> str | None:
+    """A task's flag given after a task that lacks it (`build merge -j 2`, `status -j 2`):
+    invoke said "No idea what '-j' is!", or, for `-f`, took it for its own --config
+    ("Flag <Argument: config (f)> needed value"), exit 1. One line instead (exit 2): which
+    task takes it, and, when one of the chain does, the command with the flag after it."""
+    tasks = {context.name: context for context in contexts.values()}  # (contexts has aliases too)
+    chain = []  # (position in argv, task) of each task named
+    current = None
+    waiting = False  # the flag before takes a value: this token is it
+    for index, token in enumerate(argv):
+        if token == "--":
+            break
+        if waiting:
+            waiting = False
+            continue
+        if token in contexts:
+            current = contexts[token]
+            chain.append((index, current))
+            continue
+        if current is None or not token.startswith("-") or token == "-":
+            continue
+        flag = token.partition("=")[0]
+        if not flag.startswith("--") and len(flag) > 2:
+            flag = flag[:2]  # -j2
+        whole = flag == token  # its value, if it takes one, is the next token
+        if flag in current.flags or flag in current.inverse_flags:
+            waiting = whole and flag in current.flags and current.flags[flag].takes_value
+            continue
+        owners = [context for context in tasks.values() if flag in context.flags]
+        if not owners:
+            continue  # invoke's own (--help), an inverse flag (--no-cover), or none at all: invoke says so
+        argument = owners[0].flags[flag]
+        long = "--" + argument.name.replace("_", "-")
+        names = flag if flag == long else f"{flag} ({long})"
+        given = argv[index:index + (2 if whole and argument.takes_value else 1)]
+        in_chain = [(at, context) for at, context in chain if context in owners]
+        if not in_chain:
+            return f"{current.name} takes no {names}: it is a flag of {listed(sorted(o.name for o in owners))}"
+        at, owner = in_chain[0]
+        rest = argv[:index] + argv[index + len(given):]
+        fixed = rest[:at + 1] + given + rest[at + 1:]
+        whose = listed(list(dict.fromkeys(f"{context.name}'s" for _, context in in_chain)))
+        return (f"{current.name} takes no {names}: it is {whose}; put it after {owner.name}: "
+                f"`{binary} {shlex.join(fixed)}`")
+    return None
+
+
+def listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 program = LetterbatchProgram(namespace=ns, version=__version__, name="letterbatch", binary="letterbatch",

@@ -670,6 +670,28 @@ def test_the_package_installed_on_its_own_builds_from_any_folder(tmp_path):
 
 
 
+@pytest.mark.parametrize("args, words", [
+    (("build", "merge", "-r", "two.yaml", "-j", "2"),
+     "merge takes no -j (--jobs): it is build's; put it after build: "
+     "`letterbatch build -j 2 merge -r two.yaml`"),
+    # invoke took it for its own -f (--config): "Flag <Argument: config (f)> needed value"
+    (("build", "merge", "-f"), "merge takes no -f (--force): it is build's; put it after build: "
+                               "`letterbatch build -f merge`"),
+    (("build", "check", "merge", "-v"), "merge takes no -v (--verbose): it is build's and check's; put it "
+                                        "after build: `letterbatch build -v check merge`"),
+    (("status", "-j", "2"), "status takes no -j (--jobs): it is a flag of bench, build and watch"),
+])
+def test_a_flag_after_a_task_that_lacks_it_says_which_task_takes_it(args, words, tmp_path):
+    """A short flag means one thing in every task, and given after a task that lacks it,
+    invoke said "No idea what '-j' is!" (exit 1). One line, exit 2, nothing run."""
+    write_yaml(tmp_path / "two.yaml", TWO)
+    letterbatch = [sys.executable, "-c", "from builder.cli import main; main()"]
+    done = subprocess.run([*letterbatch, *args], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and done.stderr == words + "\n", (done.stdout, done.stderr)
+    assert not (tmp_path / "build").exists()
+
+
 def test_the_letterbatch_command_suggests_letterbatch_commands(tmp_path):
     """Outside a checkout `invoke` finds no tasks: what `letterbatch` tells a person
     to run next is a `letterbatch` command (the builder's messages as the task's)."""
