@@ -412,16 +412,32 @@ def build_hint(states: list[str], for_: str) -> str | None:
     return "\n".join(hints) or None
 
 
-def whole_number(value, flag: str, minimum: int = 0) -> int:
-    """A flag's value as a whole number, or a one-line error (exit 2): never a traceback."""
+def whole_number(value, flag: str, minimum: int = 0, maximum: int | None = None, why: str = "") -> int:
+    """A flag's value as a whole number, or a one-line error (exit 2): never a traceback.
+    ``why``: what the maximum is, said with it."""
     try:
         number = int(str(value).strip())
     except ValueError:
         number = None
-    if number is None or number < minimum:
-        raise Exit(f"--{flag} takes a whole number{f' from {minimum}' if minimum else ''}, "
-                   f"not {value!r}", code=2)
+    if number is None or number < minimum or (maximum is not None and number > maximum):
+        bounds = (f" from {minimum} to {maximum}{why}" if maximum is not None
+                  else f" from {minimum}" if minimum else "")
+        raise Exit(f"--{flag} takes a whole number{bounds}, not {value!r}", code=2)
     return number
+
+
+# pdflatex runs per core that --jobs may ask for: past the cores they only wait, each holding
+# its memory (`build -j 100000` of 10,000 letters started 10,000 pdflatex runs at once)
+JOBS_PER_CORE = 4
+
+
+def jobs_of(value) -> int:
+    """--jobs (or the letterbatch.jobs setting): 0 for one run per core, else at most
+    JOBS_PER_CORE a core."""
+    cores = os.cpu_count() or 1
+    return whole_number(value, "jobs", 0, JOBS_PER_CORE * cores,
+                        f" (0: one per core; at most {JOBS_PER_CORE} a core, and this machine has "
+                        f"{plural(cores, 'core')})")
 
 
 def medium_of(value: str) -> str:
@@ -528,7 +544,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     from .problems import LoadError
     from .ready import accept_command, finding_text
 
-    workers = whole_number(jobs if jobs is not None else c.config.letterbatch.jobs, "jobs")
+    workers = jobs_of(jobs if jobs is not None else c.config.letterbatch.jobs)
     live = sys.stderr.isatty() and not quiet
     try:
         if batch.named_after_file:  # a folder given with -b is the person's to choose
@@ -1127,6 +1143,8 @@ def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval=
 
     batch = batch_paths(c, recipients, build_dir)
     medium = medium_of(for_)
+    # before watching: a bad --jobs was said at every save, and watch went on watching
+    jobs = jobs_of(jobs if jobs is not None else c.config.letterbatch.jobs)
     try:
         pause = float(interval)
     except ValueError:

@@ -156,6 +156,9 @@ def test_one_meaning_per_short_flag_across_tasks():
 @pytest.mark.parametrize("args, words", [
     (("build", "--jobs", "abc"), "--jobs takes a whole number"),
     (("build", "-j", "-3"), "--jobs takes a whole number"),
+    # no bound: 10,000 letters would have started 10,000 pdflatex runs at once
+    (("build", "-j", "100000"), f"--jobs takes a whole number from 0 to {4 * (os.cpu_count() or 1)} "),
+    (("watch", "-j", "100000"), "--jobs takes a whole number from 0 to"),
     (("status", "--for", "pdf"), "--for takes print or web"),
     (("watch", "--interval", "soon"), "--interval takes seconds"),
     (("bench", "--letters", "many"), "--letters takes a whole number"),
