@@ -297,8 +297,7 @@ def batch_paths(c, recipients: str | None, build_dir: str | None, *, read: bool 
         raise Exit(no_such_batch(source, recipients), code=2)
     # `-r letters` for the folder said "cannot read the file: Is a directory", and watch watched it
     if read and source.is_dir():
-        inside = sorted(shlex.quote(show(p)) for p in source.iterdir()
-                        if p.suffix in (".yaml", ".yml") and p.is_file() and p.stem != "invoke")
+        inside = sorted(shlex.quote(show(p)) for p in source.iterdir() if is_batch_file(p))
         raise Exit(f"{show(source)} is a folder, not a batch file: give -r the batch's .yaml file"
                    + (f" (in it: {', '.join(inside)})" if inside else ""), code=2)
     if build_dir:
@@ -345,13 +344,22 @@ def refuse_another_batch(batch: BatchPaths) -> None:
             f"-b build-{batch.recipients.parent.name or 'other'}), or give it another name")
 
 
+BATCH_SUFFIXES = (".yaml", ".yml")
+
+
+def is_batch_file(path: Path) -> bool:
+    """A file that may be a batch, as the folder listings that suggest one count them: in
+    any case (`-r Oct` suggested Oct.yaml and Oct.yml but not Oct.YAML, which builds as well);
+    invoke.yaml is the project's settings."""
+    return path.suffix.lower() in BATCH_SUFFIXES and path.is_file() and path.stem.lower() != "invoke"
+
+
 def no_batch_here(default: Path) -> str:
     """`letterbatch build` in an office's folder that holds its own batch (rent-review.yaml)
     and no recipients.yaml said "cannot read the file: No such file or directory", not
     what to type: the command again with the batch there, or `new` when there is none."""
     # as the person types them: from the folder they are in (the project may be above it)
-    here = sorted(shlex.quote(show(p)) for p in default.parent.iterdir()
-                  if p.suffix in (".yaml", ".yml") and p.is_file() and p.stem != "invoke")
+    here = sorted(shlex.quote(show(p)) for p in default.parent.iterdir() if is_batch_file(p))
     typed = shlex.join(sys.argv[1:])
     if len(here) == 1:
         fix = f"name your batch with -r: `{builder.COMMAND} {typed} -r {here[0]}`"
@@ -370,8 +378,7 @@ def no_such_batch(source: Path, typed: str) -> str:
     import difflib
 
     folder = source.parent
-    batches = sorted(p.name for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
-                     and p.stem != "invoke") if folder.is_dir() else []
+    batches = sorted(p.name for p in folder.iterdir() if is_batch_file(p)) if folder.is_dir() else []
     by_stem = {Path(name).stem: name for name in batches}  # (".yaml" alone made any two alike)
     close = difflib.get_close_matches(source.stem, list(by_stem), n=1, cutoff=0.6)
     if not close:
@@ -1101,7 +1108,7 @@ def new(c, name):
         raise Exit(f"{command('new')} takes a name for the batch (for example {command('new october')}), "
                    f"not {name!r}", code=2)
     target = Path(name.strip()).expanduser()
-    if target.suffix not in (".yaml", ".yml"):
+    if target.suffix.lower() not in BATCH_SUFFIXES:  # (`new Oct.YAML` wrote Oct.YAML.yaml)
         target = target.with_name(target.name + ".yaml")
     # a link of that name (even one to nowhere) exists too: resolved, `new z` wrote the batch
     # and an images/ folder wherever z.yaml pointed

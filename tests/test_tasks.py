@@ -766,6 +766,24 @@ def test_a_batch_misnamed_with_r_is_no_such_file_with_the_one_meant(tmp_path):
     assert far.returncode == 2 and far.stderr == "other.yaml: no such file (the batch given with -r)\n", far.stderr
 
 
+@pytest.mark.parametrize("name", ["Oct.YAML", "Oct.yml", "Oct.YML"])
+def test_a_batch_file_of_any_suffix_case_is_the_one_meant(name, tmp_path):
+    """`-r Oct` suggested Oct.yaml and Oct.yml but not Oct.YAML (which builds as well), nor
+    did the default's "not found" name it; `new Oct.YAML` wrote Oct.YAML.yaml."""
+    write_yaml(tmp_path / name, TWO)
+    letterbatch = [sys.executable, "-c", "from builder.cli import main; main()"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    typed = subprocess.run([*letterbatch, "status", "-r", "Oct"], cwd=tmp_path, capture_output=True, text=True,
+                           env=env)
+    assert typed.returncode == 2 and typed.stderr == (
+        f"Oct: no such file (the batch given with -r); did you mean {name}? `letterbatch status -r {name}`\n")
+    default = subprocess.run([*letterbatch, "status"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert f"name your batch with -r: `letterbatch status -r {name}`" in default.stderr, default.stderr
+    made = subprocess.run([*letterbatch, "new", "Nov" + Path(name).suffix], cwd=tmp_path, capture_output=True,
+                          text=True, env=env)
+    assert made.returncode == 0 and (tmp_path / ("Nov" + Path(name).suffix)).is_file(), made.stderr
+
+
 def test_a_folder_given_with_r_is_named_as_a_folder_with_the_batches_in_it(tmp_path):
     """`-r letters` naming the folder the batch is in said "cannot read the file: Is a
     directory", and `watch -r letters` went on watching the folder. Now every task that
