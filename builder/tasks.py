@@ -604,7 +604,10 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
         notes += [finding_text(f) + (" (accepted by this command's merge --accept)" if f.get("code")
                                      in to_accept[o.recipient] else " (accepted)" if f.get("code") in o.accepted
                                      else "") for f in o.findings]
-        if o.status in ("failed", "invalid") or notes:
+        # a finding accepted (in the YAML, on the record, or by this command's merge) is
+        # shown, but is no longer the letter's to fix: it counted as needing attention
+        if o.status in ("failed", "invalid") or o.message or any(f.get("code") not in o.accepted
+                                                                 for f in o.findings):
             attention.append(o.recipient)
         # quiet (watch) still says what is wrong with a letter: a typo saved showed only
         # "1 failed" in the summary, and the person had to run build to learn where

@@ -70,6 +70,8 @@ def test_preflight_is_remembered_refused_until_accepted_on_the_record(tmp_path):
     # the second build compiles nothing, and still reports the finding and exits non-zero
     again = invoke("build", "-r", str(source), "-b", str(out))
     assert again.returncode == 1 and "0 built, 5 up to date" in again.stdout
+    # tall alone: wraps' finding is accepted in the YAML, shown but not the letter's to fix (it counted)
+    assert "0 failed, 1 needs attention" in again.stdout, again.stdout
     # what it suggests is a command to copy: the letter and its finding, no <placeholders>
     accept = f"`invoke merge --accept tall:window -r {source} -b {out}`"
     assert f"not ready (preflight errors): tall; merge refuses them until they are fixed, or accepted on purpose " \
