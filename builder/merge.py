@@ -167,12 +167,12 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
             if sha in digests.learned and digests.learned[sha] != digests.remembered.get(sha):
                 record["objects"] = split_pdf.vouch(digests.learned[sha])
         cover_pages = cover_part.pages if cover else 0
-        # sign's record of the signed bundle stays while the bundle is merged to the same file:
-        # of these very bytes, its signed copy is still current; of other bytes, it is the signed
-        # copy of an older bundle, for sign to make again (dropped, status called it "not on the
-        # record" and exited 1, as for a file nobody signed)
-        previous = manifest.bundle or {}
-        signed = previous.get("signed") if previous.get("file") == layout.relative(out) else None
+        # sign's record of the signed bundle stays through every merge, to this file or another
+        # (`merge --output other.pdf`, then `merge`): of these very bytes, its signed copy is
+        # still current; of other bytes, it is the signed copy of an older bundle, for sign to
+        # make again (dropped, status called it "not on the record" and exited 1, as for a
+        # file nobody signed)
+        signed = (manifest.bundle or {}).get("signed")
         manifest.bundle = {
             "file": layout.relative(out), "pages": pages, "sha256": digest,
             "letters": [p.name for p in letters],

@@ -643,8 +643,9 @@ def test_status_tells_the_bundle_and_its_signed_copy(signed_batch, keys, tmp_pat
     merge(source, out, out / "other.pdf", signature_fields=True)
     seen = status()
     assert re.search(r"^  other\.pdf +ready$", seen.stdout, re.M), seen.stdout
-    assert ("bundle-signed.pdf is not on the record as the signed copy of other.pdf as merged last: "
-            f"run `invoke sign --p12 {p12}{batch}`") in seen.stdout
+    # signed from bundle.pdf as it was: the signed copy of an older bundle (it was "not on the record")
+    assert ("bundle-signed.pdf is the signed copy of an older bundle: "
+            f"run `invoke sign --p12 {p12}{batch}`") in seen.stdout, seen.stdout
     # as check says: the bundle.pdf left behind is vouched for by nothing
     assert "bundle.pdf is not on the record (merge last wrote other.pdf)" in seen.stdout and seen.returncode == 1
     done = sign()
@@ -677,6 +678,24 @@ def test_a_bundle_merged_again_leaves_the_signed_copy_of_an_older_bundle(signed_
                   {"LETTERBATCH_P12_PASSWORD": "secret"})
     assert done.returncode == 0 and f"  signed   {out / 'bundle-signed.pdf'}" in done.stdout, done.stdout
     assert "bundle-signed" not in invoke(["status", "--recipients", str(source), "--build-dir", str(out)]).stdout
+
+
+def test_a_bundle_merged_elsewhere_and_back_leaves_the_signed_copy_of_an_older_bundle(signed_batch, keys,
+                                                                                    tmp_path):
+    """`merge --output other.pdf`, then `merge`: the merge to another file dropped sign's
+    record, so status called bundle-signed.pdf "not on the record" and exited 1, as for a
+    file nobody signed. It is the signed copy of an older bundle, sign's to make again."""
+    from builder.merge import merge
+
+    source, out = copy_batch(signed_batch[:2], tmp_path / "b")
+    p12, _ = keys
+    batch = f" -r {source} -b {out}"
+    merge(source, out, out / "other.pdf", signature_fields=False)
+    merge(source, out, signature_fields=False)
+    seen = invoke(["status", "--recipients", str(source), "--build-dir", str(out)])
+    assert ("bundle-signed.pdf is the signed copy of an older bundle: "
+            f"run `invoke sign --p12 {p12}{batch}`") in seen.stdout, seen.stdout
+    assert "not on the record" not in seen.stdout and seen.returncode == 0, seen.stdout
 
 
 def test_a_manifest_edited_by_hand_signs_only_what_it_still_vouches_for(mail_batch, keys, tmp_path):
