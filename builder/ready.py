@@ -304,6 +304,21 @@ def stray_bundle_note(layout, manifest: Manifest) -> str | None:
             "to write it again, or delete it")
 
 
+def strays(layout, manifest: Manifest, ids: list[str]) -> list[Path]:
+    """Files in the letters' and signed copies' folders that are no letter of the batch nor
+    on the record (a PDF copied into letters/ by hand): no task builds, merges, signs or
+    sends them, and status named none of them, so they sat beside the letters to be posted."""
+    from .files import is_temporary
+
+    ours = set(ids) | set(manifest.letters)
+    found = []
+    for folder in (layout.letters, layout.signed):
+        if layout.letters_folder and folder.is_dir() and not folder.is_symlink():  # print letters only
+            found += sorted(entry for entry in folder.iterdir() if not is_temporary(entry.name)
+                            and not (entry.suffix == ".pdf" and entry.stem in ours))
+    return found
+
+
 @dataclass
 class BundleState:
     state: str  # "ready", "never merged", "changed", "stale"

@@ -765,7 +765,7 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     except (LoadError, TexMissing, OSError) as exc:
         raise stopped(exc)
     states = found.letters
-    from .ready import PREFLIGHT, finding_text
+    from .ready import PREFLIGHT, finding_text, strays
 
     signed = found.signed_letters
     mailed = mail_notes(batch.build_dir, found.manifest) if for_ == "print" else {}
@@ -782,7 +782,10 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     # and one whose letter is deleted already, but whose signed copy is kept (only sign makes one)
     kept = {rid: layout.signed_pdf(rid) for rid, entry in found.manifest.letters.items()
             if rid not in present and signed_only(entry) and layout.signed_pdf(rid).is_file()}
+    # files in letters/ (or signed/) that are no letter of the batch (a PDF copied there by hand)
+    stray = strays(layout, found.manifest, [s.recipient for s in states]) if for_ == "print" else []
     width = max([len(s.recipient) for s in states] + [len(rid) for rid in left + gone + list(kept)] +
+                [len(layout.relative(path)) for path in stray] +
                 ([len(found.bundle_name)] if found.bundle else []), default=0)
     # "never merged" (12) is the longest state: the column grows to leave it a gap
     column = max([11] + ([len(found.bundle.state) + 1] if found.bundle else []))
@@ -812,6 +815,9 @@ def status(c, recipients=None, build_dir=None, for_="print"):
                          f"{command('sign', to_run=False)} makes one): delete it yourself once it is not needed")
         print(f"  {rid:<{width}}  {'(gone)':<{column}} " +
               "; ".join(["no longer in the batch", *notes, *([deletes] if rid in left else [])]))
+    for path in stray:  # no task makes, merges, signs or sends it: not one of the batch's letters
+        print(f"  {layout.relative(path):<{width}}  {'(not ours)':<{column}} not a letter of this batch (no task "
+              f"made it, and none merges, signs or sends it): move it out of {show(path.parent)}")
     if found.bundle is not None:  # the file's name: no recipient id has a dot
         print(f"  {found.bundle_name:<{width}}  {found.bundle.state:<{column}} {found.bundle.reason}".rstrip())
         for note in (found.signed_bundle, found.stray_bundle):
@@ -830,7 +836,7 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     # copy sign did not make as it is (edited, or put there by hand)
     if any(s.state in ("preflight", "failed", "changed", "invalid") for s in states) or \
             any(act for _, act in mailed.values()) or (found.bundle and found.bundle.state == "changed") or \
-            found.stray_bundle or any(note.changed for note in [*signed.values(), found.signed_bundle] if note):
+            found.stray_bundle or stray or any(note.changed for note in [*signed.values(), found.signed_bundle] if note):
         raise Exit(code=1)
 
 

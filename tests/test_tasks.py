@@ -741,6 +741,23 @@ def test_the_letterbatch_command_without_r_in_a_folder_with_a_batch_says_the_com
                                                     "-r FILE.yaml\n"), none.stderr
 
 
+def test_a_stray_pdf_in_the_letters_folder_is_named_by_status_and_never_merged(project):
+    """A PDF copied into build/<batch>/letters/ by hand (not a letter of the batch) was named
+    by no task: status now says it is there and not the batch's (exit 1); merge leaves it out."""
+    out = project / "build" / "recipients"
+    assert invoke("build", "merge", cwd=project).returncode == 0
+    shutil.copy(letter(out, "beta"), out / "letters" / "scan.pdf")
+    seen = invoke("status", cwd=project)
+    assert seen.returncode == 1 and re.search(
+        r"^  letters/scan\.pdf +\(not ours\) +not a letter of this batch \(no task made it, and none merges, "
+        r"signs or sends it\): move it out of build/recipients/letters$", seen.stdout, re.M), seen.stdout
+    merged = invoke("merge", "--no-cover", cwd=project)
+    assert merged.returncode == 0, merged.stderr
+    assert "Alpha Person" in pdf_text(out / "bundle.pdf") and pdf_text(out / "bundle.pdf").count("Dear Beta,") == 1
+    (out / "letters" / "scan.pdf").unlink()
+    assert invoke("status", cwd=project).returncode == 0
+
+
 def test_a_batch_misnamed_with_r_is_no_such_file_with_the_one_meant(tmp_path):
     """`-r two` (no .yaml) said build/two "holds the letters of two.yaml, another batch of
     the same name", and `-r tow.yaml` "cannot read the file": now no such file, and the
