@@ -759,6 +759,15 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     from .problems import LoadError
 
     batch = batch_paths(c, recipients, build_dir)
+    # `-b build/b` for a.yaml: b's letters read as gone or stale, and the build it suggested would
+    # delete them (clean refuses that folder); said instead, with the status of the batch it holds
+    other = other_batch_in(batch.build_dir, batch.recipients) if (batch.build_dir / "manifest.json").is_file() \
+        else None
+    if other:
+        raise Exit(f"{show(batch.build_dir)} holds the build of another batch, {show(other)}, not of "
+                   f"{show(batch.recipients)}: its status is `{builder.COMMAND} status -r "
+                   f"{shlex.quote(show(other))} -b {shlex.quote(show(batch.build_dir))}`; a build of "
+                   f"{show(batch.recipients)} there would delete its letters", code=2)
     layout = Layout.of(batch.build_dir)
     try:
         found = batch_status(batch.recipients, batch.build_dir, medium_of(for_))

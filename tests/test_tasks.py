@@ -758,6 +758,18 @@ def test_a_stray_pdf_in_the_letters_folder_is_named_by_status_and_never_merged(p
     assert invoke("status", cwd=project).returncode == 0
 
 
+def test_status_of_a_batch_in_another_batchs_build_folder_says_whose_it_is(project):
+    """`status -b build/other` for recipients.yaml called other's letters gone or stale and
+    suggested the build that would delete them (clean refuses that folder): one line, exit 2."""
+    assert invoke("build", "-r", "other.yaml", cwd=project).returncode == 0
+    seen = invoke("status", "-b", "build/other", cwd=project)
+    assert seen.returncode == 2 and seen.stderr == (
+        "build/other holds the build of another batch, other.yaml, not of recipients.yaml: its status is "
+        "`invoke status -r other.yaml -b build/other`; a build of recipients.yaml there would delete its "
+        "letters\n"), (seen.stdout, seen.stderr)
+    assert invoke("status", "-r", "other.yaml", "-b", "build/other", cwd=project).returncode == 0
+
+
 def test_a_batch_misnamed_with_r_is_no_such_file_with_the_one_meant(tmp_path):
     """`-r two` (no .yaml) said build/two "holds the letters of two.yaml, another batch of
     the same name", and `-r tow.yaml` "cannot read the file": now no such file, and the
