@@ -97,8 +97,16 @@ def breakable(value: str) -> NoEscape:
     for before, cluster in zip([" "] + clusters, clusters):
         if not before.isspace() and not cluster.isspace():
             out.append(r"\lbbreak{}")
-        out.append(text(cluster))
+        out.append(_cluster_text(cluster))
     return NoEscape("".join(out))
+
+
+@cache
+def _cluster_text(cluster: str) -> str:
+    """``text`` of one character and its accents, once each: a cover sheet's table of 500
+    letters escaped its names and roles a character at a time, 30,000 times, on the thread
+    that makes it while the letters are put together."""
+    return text(cluster)
 
 
 # PDF metadata (title, author ...) is not typeset but expanded to a string, by
