@@ -339,15 +339,15 @@ def append(target: pikepdf.Pdf, names: Names, source: pikepdf.Pdf,
     return copies
 
 
-# names in a leaf of the tree, and kids in a node above them: as qpdf splits a tree
+# names in a leaf of the tree, and kids in a node above them: qpdf splits a node past 32
 _NAME_TREE_FANOUT = 32
 
 
 def name_tree(pdf: pikepdf.Pdf, names: Names) -> pikepdf.Object:
     """``names`` as a PDF name tree of ``pdf``: sorted (by their bytes in the file, as the
     standard orders them), up to 32 in a leaf and 32 leaves under a node. Made at once:
-    inserting them one at a time (``pikepdf.NameTree``) was a fifth of the time of a merge
-    of 500 letters after one was edited (README, "Speed")."""
+    inserted one at a time (``pikepdf.NameTree``), the 2500 names of 500 letters took 24 ms,
+    made at once 6 ms (README, "Speed")."""
     pairs = sorted(((pikepdf.String(name), value) for name, value in names.items()),
                    key=lambda pair: bytes(pair[0]))
     if len(pairs) <= _NAME_TREE_FANOUT:  # the root holds them (as a new pikepdf.NameTree does)
