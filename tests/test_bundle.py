@@ -107,7 +107,7 @@ def test_named_destinations_make_a_name_tree_in_which_each_is_found(count, tmp_p
     pdf.add_blank_page()
     page = pdf.pages[0].obj
     wanted = [f"Hfootnote.r{n % 397:05d}-{n}.{n % 7}" for n in range(count)]  # in no order
-    names = {name: pdf.make_indirect(pikepdf.Array([page, pikepdf.Name.XYZ, 0, n, 0]))
+    names = {name: pikepdf.Array([page, pikepdf.Name.XYZ, 0, n, 0])
              for n, name in enumerate(wanted)}
     pdf.Root.Names = pikepdf.Dictionary(Dests=split_module.name_tree(pdf, names))
     pdf.save(tmp_path / "names.pdf")
