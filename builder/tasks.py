@@ -1344,6 +1344,14 @@ def clean(c, recipients=None, build_dir=None):
         if refused:
             raise Exit(f"{show(target)} is not a build folder to remove: it {refused}; give --build-dir "
                        "the batch's own build folder (build/<batch>/). Nothing was removed.", code=2)
+        # the batch's own folder, with a file of the person's in letters/ or signed/ (a PDF
+        # copied there by hand, which status lists as not ours): the folder went with it
+        stray = _strays_of(target, batch)
+        if stray:
+            raise Exit(f"{show(target)} holds files no build makes ({', '.join(stray[:3])}"
+                       f"{', …' if len(stray) > 3 else ''}): files of your own, no letter of "
+                       f"{show(batch.recipients)}; move them out of it, then clean again. Nothing was removed.",
+                       code=2)
         # never the folder of a build, merge or send that runs, nor of a web build (its own lock)
         with lock(Layout.of(target)), lock(Layout.of(target, "web")):
             _clean(target, sent)
@@ -1414,6 +1422,35 @@ def _not_made_by_a_build(target: Path) -> list[str]:
                 if entry.name not in ("manifest.json", ".lock", "tex", "work") and not is_temporary(entry.name)
                 and not re.fullmatch(r"\d{4}-\d{2}-\d{2}-.+\.(pdf|html)", entry.name)]
     return sorted(own)
+
+
+def _strays_of(target: Path, batch: BatchPaths) -> list[str]:
+    """The files in ``target``'s letters/ and signed/ that are no letter of the batch, as
+    status names them (`ready.strays`): a PDF copied there by hand went with the folder.
+    A letter a build killed before it recorded it is one of the batch's: its LaTeX is in
+    tex/, or, failing that, its id in the batch file, read only when one is in doubt (the
+    batch file may be invalid or gone: clean is how to start again)."""
+    from .build import Layout
+    from .manifest import Manifest
+    from .problems import LoadError
+    from .ready import strays
+
+    layout = Layout.of(target)
+    manifest = Manifest.read(target)
+    compiled = [source.stem for source in layout.tex.glob("*.tex")] if layout.tex.is_dir() else []
+    found = strays(layout, manifest, compiled)
+    if found:
+        from .load import load
+
+        try:
+            loaded = load(batch.recipients)
+        except (LoadError, OSError):
+            pass
+        else:
+            ids = [r.id for r in loaded.batch.recipients]
+            ids += [problems[0].recipient for problems in loaded.rejected.values() if problems[0].recipient]
+            found = strays(layout, manifest, compiled + ids)
+    return [layout.relative(path) for path in found]
 
 
 def _clean(target: Path, sent: Path) -> None:

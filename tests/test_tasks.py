@@ -1012,6 +1012,42 @@ def test_clean_removes_only_a_build_folder_never_the_batch_or_other_batches(proj
     assert not mine.exists() and (theirs / "sent.json").exists() and letter(theirs, "alpha").exists()
 
 
+def test_clean_refuses_a_file_of_your_own_in_letters_or_signed_but_not_a_letter_left_unrecorded(project):
+    """A PDF copied into build/<batch>/letters/ (status lists it as not ours) went with the
+    folder: `clean` printed "removed build/recipients". It is named, exit 2, nothing removed;
+    a letter of the batch a killed build left off the record is no file of the person's,
+    nor is one whose batch file no longer loads."""
+    assert invoke("build", cwd=project).returncode == 0
+    mine = project / "build" / "recipients"
+    for stray in (mine / "letters" / "stray.pdf", mine / "signed" / "x.pdf"):
+        stray.parent.mkdir(exist_ok=True)
+        shutil.copy(letter(mine, "alpha"), stray)
+        done = invoke("clean", cwd=project)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done
+        assert done.stderr == (f"build/recipients holds files no build makes ({stray.relative_to(mine)}): files "
+                               "of your own, no letter of recipients.yaml; move them out of it, then clean "
+                               "again. Nothing was removed.\n"), done.stderr
+        assert stray.exists() and letter(mine, "alpha").exists()
+        stray.unlink()
+    # beta's letter and LaTeX on disk, off the record (a build killed before it recorded it);
+    # then its LaTeX gone too: its id is in the batch
+    record = json.loads((mine / "manifest.json").read_text())
+    del record["letters"]["beta"]
+    (mine / "manifest.json").write_text(json.dumps(record))
+    snapshot = project / "snapshot"
+    shutil.copytree(mine, snapshot)
+    (mine / "tex" / "beta.tex").unlink()
+    done = invoke("clean", cwd=project)
+    assert done.returncode == 0 and done.stdout == "removed build/recipients\n", done
+    # the batch file broken (and gone): clean still works, by the LaTeX the build left
+    shutil.copytree(snapshot, mine)
+    (project / "recipients.yaml").write_text("recipients: [\n")
+    assert invoke("clean", cwd=project).returncode == 0 and not mine.exists()
+    shutil.copytree(snapshot, mine)
+    (project / "recipients.yaml").unlink()
+    assert invoke("clean", cwd=project).returncode == 0 and not mine.exists()
+
+
 def test_a_batch_file_that_is_a_named_pipe_or_a_device_is_one_line_never_read(project):
     """`-r` naming a FIFO would wait for ever, `-r /dev/zero` filled the memory until the
     kernel killed the command: neither is read, and each is one line, exit 2."""
