@@ -68,7 +68,7 @@ def split(source: Path, cuts: list[Cut]) -> dict[str, dict[str, str]]:
             for key, value in cut.info.items():
                 if value:
                     out.docinfo[f"/{key}"] = pikepdf.String(value)
-            data = to_bytes(out)
+            data = to_bytes(out, pdf.pdf_version)
             write_atomic(cut.dest, data)
             written[hashlib.sha256(data).hexdigest()] = {
                 _where(index, kind, name): digest(out, value, memo).hex()
@@ -661,25 +661,28 @@ def digest(pdf: pikepdf.Pdf, obj: pikepdf.Object, memo: dict[tuple[int, int], by
 _REF_RE = re.compile(rb"(\d+) (\d+) R\b")
 
 
-def to_bytes(pdf: pikepdf.Pdf) -> bytes:
+def to_bytes(pdf: pikepdf.Pdf, version: str = "") -> bytes:
     """A letter as saved, with an /ID from its content, and without object streams: a
     merge opens every letter, and qpdf reads a file's object streams whole when it opens
     it (500 letters opened in 0.13 s with them, 0.02 s without). A letter is 3% larger
-    for it (420 KB against 408), the bundle the same bytes (README, "Speed")."""
+    for it (420 KB against 408), the bundle the same bytes (README, "Speed").
+    ``version``: that of the PDF it was cut from, at least; a new PDF saved without
+    object streams says 1.3, below what its pages use (a logo's transparency: 1.4)."""
     buffer = io.BytesIO()
-    save(pdf, buffer, object_streams=False)
+    save(pdf, buffer, object_streams=False, version=version)
     return buffer.getvalue()
 
 
-def save(pdf: pikepdf.Pdf, handle: BinaryIO, object_streams: bool = True) -> None:
+def save(pdf: pikepdf.Pdf, handle: BinaryIO, object_streams: bool = True, version: str = "") -> None:
     """Save ``pdf`` into the open file ``handle``; ``object_streams``: its small objects
-    compressed together (the bundle's page dictionaries and links), as a bundle is.
+    compressed together (the bundle's page dictionaries and links), as a bundle is;
+    ``version``: the least PDF version its header says.
     A write that fails (a full disk) raises its OSError once qpdf is done."""
     into = _WriteErrorsKept(handle)
     # deterministic_id: the /ID comes from the content, so builds repeat
     # streams already compressed are copied as they are (fonts: most of the bytes)
     mode = pikepdf.ObjectStreamMode.generate if object_streams else pikepdf.ObjectStreamMode.disable
-    pdf.save(into, deterministic_id=True, object_stream_mode=mode,
+    pdf.save(into, deterministic_id=True, object_stream_mode=mode, min_version=version,
              stream_decode_level=pikepdf.StreamDecodeLevel.none)
     if into.error is None:
         handle.flush()

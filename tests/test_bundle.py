@@ -495,6 +495,9 @@ def test_signature_image_in_every_letter(tmp_path):
         # and inside the text width (the letterhead's rule spans it)
         with pikepdf.open(tmp_path / "build" / "letters" / f"{rid}.pdf") as pdf:
             [(left, bottom, right, top)] = image_boxes(pdf.pages[-1])
+            # a PNG with an alpha channel is drawn through a soft mask (PDF 1.4): the letter
+            # says the version pdflatex wrote, not the 1.3 of a new PDF saved without object streams
+            assert "/SMask" in images[0].get_object() and pdf.pdf_version == "1.5"
         _, x, sig_bottom, sig_top, width = manifest["letters"][rid]["signature"]
         assert right < x and x + width <= 595.28 - left  # the margins are equal
         assert sig_bottom < top and bottom < sig_top  # beside it: the same height on the page
