@@ -344,6 +344,22 @@ def refuse_another_batch(batch: BatchPaths) -> None:
             f"-b build-{batch.recipients.parent.name or 'other'}), or give it another name")
 
 
+def refuse_the_build_of_another_batch(batch: BatchPaths) -> None:
+    """Exit 2 when ``-b`` names the build folder of another batch file still there (`status -r
+    a.yaml -b build/b`): b's letters read as gone or never built, and the build status, check,
+    merge, sign and send suggested would delete them (clean refuses that folder); said instead,
+    with the status of the batch it holds (a command that runs as copied: sign's would lack
+    its key). A chain's build of a.yaml there, before, is the
+    person's choice of folder (a copy of the project): it leaves a.yaml's record."""
+    other = other_batch_in(batch.build_dir, batch.recipients) if (batch.build_dir / "manifest.json").is_file() \
+        else None
+    if other:
+        raise Exit(f"{show(batch.build_dir)} holds the build of another batch, {show(other)}, not of "
+                   f"{show(batch.recipients)}: its status is `{builder.COMMAND} status -r "
+                   f"{shlex.quote(show(other))} -b {shlex.quote(show(batch.build_dir))}`; a build of "
+                   f"{show(batch.recipients)} there would delete its letters", code=2)
+
+
 BATCH_SUFFIXES = (".yaml", ".yml")
 
 
@@ -694,6 +710,7 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
     from .ready import NEVER_BUILT, NEVER_MERGED, STALE
 
     batch = batch_paths(c, recipients, build_dir)
+    refuse_the_build_of_another_batch(batch)
     only = joined(only)
     try:
         results = check_letters(batch.recipients, batch.build_dir, medium_of(for_), ids_of(only),
@@ -759,15 +776,7 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     from .problems import LoadError
 
     batch = batch_paths(c, recipients, build_dir)
-    # `-b build/b` for a.yaml: b's letters read as gone or stale, and the build it suggested would
-    # delete them (clean refuses that folder); said instead, with the status of the batch it holds
-    other = other_batch_in(batch.build_dir, batch.recipients) if (batch.build_dir / "manifest.json").is_file() \
-        else None
-    if other:
-        raise Exit(f"{show(batch.build_dir)} holds the build of another batch, {show(other)}, not of "
-                   f"{show(batch.recipients)}: its status is `{builder.COMMAND} status -r "
-                   f"{shlex.quote(show(other))} -b {shlex.quote(show(batch.build_dir))}`; a build of "
-                   f"{show(batch.recipients)} there would delete its letters", code=2)
+    refuse_the_build_of_another_batch(batch)
     layout = Layout.of(batch.build_dir)
     try:
         found = batch_status(batch.recipients, batch.build_dir, medium_of(for_))
@@ -925,6 +934,7 @@ def merge(c, recipients=None, build_dir=None, output=None, cover=True, duplex=Fa
         # bundle was not wanted, instead of saying so
         raise Exit(f"--output takes the bundle's file name, ending in .pdf, not {output!r}", code=2)
     batch = batch_paths(c, recipients, build_dir)
+    refuse_the_build_of_another_batch(batch)
     accept = joined(accept)
     accepted = accepted_of(accept)
     c.config["merge_follows"] = False  # a check after this merge judges the bundle it made
@@ -995,6 +1005,7 @@ def sign(c, recipients=None, build_dir=None, p12=None, pkcs11_lib=None, token=No
     from .sign import Key, SigningError, sign_batch
 
     batch = batch_paths(c, recipients, build_dir)
+    refuse_the_build_of_another_batch(batch)
     if bool(p12) == bool(pkcs11_lib):
         raise Exit("give either --p12 FILE or --pkcs11-lib PATH --token LABEL --key LABEL", code=2)
     if p12:
@@ -1057,6 +1068,7 @@ def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=N
     from .send import SendError, SmtpSettings, mark_sent as mark, send as send_letters
 
     batch = batch_paths(c, recipients, build_dir)
+    refuse_the_build_of_another_batch(batch)
     resend, mark_sent = joined(resend), joined(mark_sent)
     for flag, value in (("mark-sent", mark_sent), ("resend", resend)):
         # `--mark-sent "$ID"` with ID empty was a plain send: every letter not yet sent mailed

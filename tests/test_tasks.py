@@ -760,13 +760,19 @@ def test_a_stray_pdf_in_the_letters_folder_is_named_by_status_and_never_merged(p
 
 def test_status_of_a_batch_in_another_batchs_build_folder_says_whose_it_is(project):
     """`status -b build/other` for recipients.yaml called other's letters gone or stale and
-    suggested the build that would delete them (clean refuses that folder): one line, exit 2."""
+    suggested the build that would delete them (clean refuses that folder): one line, exit 2;
+    and so do check, merge, sign and send, which suggested that build too."""
     assert invoke("build", "-r", "other.yaml", cwd=project).returncode == 0
     seen = invoke("status", "-b", "build/other", cwd=project)
     assert seen.returncode == 2 and seen.stderr == (
         "build/other holds the build of another batch, other.yaml, not of recipients.yaml: its status is "
         "`invoke status -r other.yaml -b build/other`; a build of recipients.yaml there would delete its "
         "letters\n"), (seen.stdout, seen.stderr)
+    # check, merge, sign and send suggested `invoke build -b build/other`, which deleted other's letters
+    for task in (["check"], ["merge"], ["send"], ["sign", "--p12", "key.p12"]):
+        refused = invoke(*task, "-b", "build/other", cwd=project)
+        assert refused.returncode == 2 and refused.stderr == seen.stderr, (task, refused.stdout, refused.stderr)
+    assert len(list((project / "build" / "other" / "letters").iterdir())) == 2
     assert invoke("status", "-r", "other.yaml", "-b", "build/other", cwd=project).returncode == 0
 
 
