@@ -23,10 +23,20 @@ class LetterbatchProgram(Program):
         self.config.load_project()
 
     def parse_tasks(self) -> None:
-        misplaced = misplaced_flag(list(self.core.unparsed), self._make_parser().contexts, self.binary)
+        misplaced = misplaced_flag(_as_typed(self.argv[1:], list(self.core.unparsed)),
+                                   self._make_parser().contexts, self.binary)
         if misplaced:
             raise Exit(misplaced, code=2)
         super().parse_tasks()
+
+
+def _as_typed(typed: list[str], unparsed: list[str]) -> list[str]:
+    """What invoke left to parse as the person typed it: a flag it does not know before any
+    task it splits (`-j2` into -j -2, `-r=a.yaml` into -r a.yaml); the tokens after it it keeps."""
+    kept = 0
+    while kept < min(len(typed), len(unparsed)) and typed[-1 - kept] == unparsed[-1 - kept]:
+        kept += 1
+    return typed[len(typed) - kept - (kept < len(unparsed)):]
 
 
 def misplaced_flag(argv: list[str], contexts, binary: str) -> str | None:
@@ -48,8 +58,10 @@ def misplaced_flag(argv: list[str], contexts, binary: str) -> str | None:
             current = contexts[token]
             chain.append((index, current))
             continue
-        if current is None or not token.startswith("-") or token == "-":
+        if not token.startswith("-") or token == "-":
             continue
+        if current is None:  # before any task (`-r oct.yaml build`): what invoke's own parse left
+            return _before_any_task(argv, index, contexts, tasks, binary)
         flag = token.partition("=")[0]
         if not flag.startswith("--") and len(flag) > 2:
             flag = flag[:2]  # -j2
@@ -74,6 +86,29 @@ def misplaced_flag(argv: list[str], contexts, binary: str) -> str | None:
         return (f"{current.name} takes no {names}: it is {whose}; put it after {owner.name}: "
                 f"`{binary} {shlex.join(fixed)}`")
     return None
+
+
+def _before_any_task(argv: list[str], index: int, contexts, tasks: dict, binary: str) -> str | None:
+    """A task's flag before the first task (`letterbatch -r oct.yaml build`, `-j 2 build`): invoke
+    said "No idea what '-r' is!", exit 1. One line instead: the command with it after the first
+    task that takes it; None for a flag no task has (invoke says so)."""
+    token = argv[index]
+    flag = token.partition("=")[0]
+    if not flag.startswith("--") and len(flag) > 2:
+        flag = flag[:2]  # -j2
+    owners = [context for context in tasks.values() if flag in context.flags]
+    if not owners:
+        return None
+    argument = owners[0].flags[flag]
+    long = "--" + argument.name.replace("_", "-")
+    names = flag if flag == long else f"{flag} ({long})"
+    given = argv[index:index + (2 if flag == token and argument.takes_value else 1)]
+    rest = argv[:index] + argv[index + len(given):]
+    at = next((at for at, name in enumerate(rest) if name in contexts and contexts[name] in owners), None)
+    if at is None:
+        return f"{names} goes after the task that takes it: it is a flag of {listed(sorted(o.name for o in owners))}"
+    fixed = rest[:at + 1] + given + rest[at + 1:]
+    return f"{names} goes after the task that takes it: `{binary} {shlex.join(fixed)}`"
 
 
 def listed(names: list[str]) -> str:

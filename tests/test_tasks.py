@@ -683,6 +683,11 @@ def test_the_package_installed_on_its_own_builds_from_any_folder(tmp_path):
     (("build", "check", "merge", "-v"), "merge takes no -v (--verbose): it is build's and check's; put it "
                                         "after build: `letterbatch build -v check merge`"),
     (("status", "-j", "2"), "status takes no -j (--jobs): it is a flag of bench, build and watch"),
+    # before any task: invoke said "No idea what '-r' is!", exit 1
+    (("-r", "two.yaml", "build", "merge"), "-r (--recipients) goes after the task that takes it: "
+                                           "`letterbatch build -r two.yaml merge`"),
+    (("-j2", "status", "build"), "-j (--jobs) goes after the task that takes it: `letterbatch status build -j2`"),
+    (("-o", "alpha", "status"), "-o (--only) goes after the task that takes it: it is a flag of build, check and diff"),
 ])
 def test_a_flag_after_a_task_that_lacks_it_says_which_task_takes_it(args, words, tmp_path):
     """A short flag means one thing in every task, and given after a task that lacks it,
