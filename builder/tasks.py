@@ -1145,6 +1145,13 @@ def new(c, name):
     if target.exists() or target.is_symlink():
         raise Exit(f"{show(target.absolute())} already exists: choose another name, or edit it", code=2)
     target = target.parent.resolve() / target.name
+    # Oct.YAML there (a batch too): `new Oct` wrote Oct.yaml, and the two shared build/Oct,
+    # where the second is refused as another batch of the same name
+    twin = next((entry for entry in sorted(target.parent.iterdir()) if entry.stem == target.stem
+                 and entry.name != target.name and is_batch_file(entry)), None) if target.parent.is_dir() else None
+    if twin is not None:
+        raise Exit(f"{show(twin)} is a batch of that name already: both would build into build/{target.stem}/; "
+                   "choose another name, or edit it", code=2)
     images = target.parent / "images"
     if images.exists() and not images.is_dir():  # it wrote the batch, then stopped with "File exists (images)"
         raise Exit(f"{show(images)} is a file, not a folder: {command('new')} makes an images/ folder beside the "

@@ -822,6 +822,11 @@ def test_a_batch_file_of_any_suffix_case_is_the_one_meant(name, tmp_path):
     made = subprocess.run([*letterbatch, "new", "Nov" + Path(name).suffix], cwd=tmp_path, capture_output=True,
                           text=True, env=env)
     assert made.returncode == 0 and (tmp_path / ("Nov" + Path(name).suffix)).is_file(), made.stderr
+    # `new Oct` beside it wrote Oct.yaml: two batches sharing build/Oct/, the second refused at its build
+    twin = subprocess.run([*letterbatch, "new", "Oct"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert twin.returncode == 2 and twin.stderr == (f"{name} is a batch of that name already: both would build "
+                                                    "into build/Oct/; choose another name, or edit it\n"), twin.stderr
+    assert sorted(p.name for p in tmp_path.glob("Oct*")) == [name]
 
 
 def test_a_folder_given_with_r_is_named_as_a_folder_with_the_batches_in_it(tmp_path):
