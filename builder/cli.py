@@ -2,9 +2,11 @@
 task collection in builder/tasks.py (as invoke documents for distributing a
 collection), so an installed package works from any folder."""
 import os
+import re
 import shlex
+import sys
 
-from invoke import Exit, Program
+from invoke import Exit, ParseError, Program
 
 from . import __version__
 from .tasks import BatchExecutor, ns
@@ -27,7 +29,23 @@ class LetterbatchProgram(Program):
                                    self._make_parser().contexts, self.binary)
         if misplaced:
             raise Exit(misplaced, code=2)
-        super().parse_tasks()
+        try:
+            super().parse_tasks()
+        except ParseError as exc:  # `build -j` (no value), `build -r -o x`: invoke's words for it
+            missing = _NO_VALUE_RE.fullmatch(str(exc))
+            if not missing:
+                raise
+            name, short = missing.groups()
+            long = ("-" if len(name) == 1 else "--") + name.replace("_", "-")
+            names = f"-{short} ({long})" if short else long
+            task = exc.context.name if exc.context is not None and exc.context.name else self.binary
+            # (invoke takes a value starting with - for a flag: given as --jobs=VALUE it is a value)
+            hint = f" (one that starts with - as {long}=VALUE)" if long.startswith("--") else ""
+            raise Exit(f"{task}: {names} needs a value after it{hint}", code=2)
+
+
+# invoke's message for a flag given without its value ("Flag <Argument: jobs (j)> needed value ...")
+_NO_VALUE_RE = re.compile(r"Flag <Argument: (\w+)(?: \((\w)\))?> needed value and was not given one!")
 
 
 def _as_typed(typed: list[str], unparsed: list[str]) -> list[str]:

@@ -7,6 +7,7 @@ import json
 import os
 import queue
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -688,6 +689,10 @@ def test_the_package_installed_on_its_own_builds_from_any_folder(tmp_path):
                                            "`letterbatch build -r two.yaml merge`"),
     (("-j2", "status", "build"), "-j (--jobs) goes after the task that takes it: `letterbatch status build -j2`"),
     (("-o", "alpha", "status"), "-o (--only) goes after the task that takes it: it is a flag of build, check and diff"),
+    # a flag without its value: invoke said "Flag <Argument: jobs (j)> needed value and was not given one!"
+    (("build", "-j"), "build: -j (--jobs) needs a value after it (one that starts with - as --jobs=VALUE)"),
+    (("status", "-r", "-b", "out"), "status: -r (--recipients) needs a value after it (one that starts with - as "
+                                    "--recipients=VALUE)"),
 ])
 def test_a_flag_after_a_task_that_lacks_it_says_which_task_takes_it(args, words, tmp_path):
     """A short flag means one thing in every task, and given after a task that lacks it,
