@@ -141,4 +141,11 @@ def main() -> None:
     import builder
 
     builder.COMMAND = "letterbatch"  # the commands its messages suggest
-    program.run()
+    try:
+        program.run()
+    except BrokenPipeError:
+        # the reader has gone (`letterbatch --list | head -1`): invoke's own help and list
+        # ended in a traceback (a task's output stops quietly: BatchExecutor); nothing more
+        # is written, not even Python's flush at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

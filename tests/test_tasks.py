@@ -705,6 +705,16 @@ def test_a_flag_after_a_task_that_lacks_it_says_which_task_takes_it(args, words,
     assert not (tmp_path / "build").exists()
 
 
+def test_letterbatch_s_own_help_and_list_stop_quietly_when_the_reader_has_gone(tmp_path):
+    """`letterbatch --list | head -1` ended in a BrokenPipeError traceback (invoke prints the
+    list; a task's output already stopped quietly)."""
+    for args in ("--list", "--help", "build --help"):
+        done = subprocess.run(f"{shlex.quote(sys.executable)} -c 'from builder.cli import main; main()' {args} "
+                              "| head -c 1 >/dev/null", shell=True, cwd=tmp_path, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert done.stderr == "", (args, done.stderr)
+
+
 def test_the_letterbatch_command_suggests_letterbatch_commands(tmp_path):
     """Outside a checkout `invoke` finds no tasks: what `letterbatch` tells a person
     to run next is a `letterbatch` command (the builder's messages as the task's)."""
