@@ -113,6 +113,13 @@ _TEMPORARY_NAME_RE = re.compile(r"[a-z0-9_]{8}")
 _ANY_TEMPORARY_RE = re.compile(r"\..+\.[a-z0-9_]{8}")
 
 
+def shown_name(name: str) -> str:
+    """A file name as a message prints it: as it is, or, holding a line break, a terminal's
+    control character or bytes that are not UTF-8 (a file copied in by hand), quoted with
+    those written as escapes, so the message stays one line and the terminal only shows it."""
+    return name if name.isprintable() else repr(name)
+
+
 def is_temporary(name: str) -> bool:
     """Whether ``name`` is that of a temporary file ``replacing`` or ``write_atomic`` makes."""
     return bool(_ANY_TEMPORARY_RE.fullmatch(name))

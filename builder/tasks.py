@@ -783,6 +783,7 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     except (LoadError, TexMissing, OSError) as exc:
         raise stopped(exc)
     states = found.letters
+    from .files import shown_name
     from .ready import PREFLIGHT, finding_text, strays
 
     signed = found.signed_letters
@@ -803,7 +804,7 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     # files in letters/ (or signed/) that are no letter of the batch (a PDF copied there by hand)
     stray = strays(layout, found.manifest, [s.recipient for s in states]) if for_ == "print" else []
     width = max([len(s.recipient) for s in states] + [len(rid) for rid in left + gone + list(kept)] +
-                [len(layout.relative(path)) for path in stray] +
+                [len(shown_name(layout.relative(path))) for path in stray] +
                 ([len(found.bundle_name)] if found.bundle else []), default=0)
     # "never merged" (12) is the longest state: the column grows to leave it a gap
     column = max([11] + ([len(found.bundle.state) + 1] if found.bundle else []))
@@ -834,7 +835,7 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         print(f"  {rid:<{width}}  {'(gone)':<{column}} " +
               "; ".join(["no longer in the batch", *notes, *([deletes] if rid in left else [])]))
     for path in stray:  # no task makes, merges, signs or sends it: not one of the batch's letters
-        print(f"  {layout.relative(path):<{width}}  {'(not ours)':<{column}} not a letter of this batch (no task "
+        print(f"  {shown_name(layout.relative(path)):<{width}}  {'(not ours)':<{column}} not a letter of this batch (no task "
               f"made it, and none merges, signs or sends it): move it out of {show(path.parent)}")
     if found.bundle is not None:  # the file's name: no recipient id has a dot
         print(f"  {found.bundle_name:<{width}}  {found.bundle.state:<{column}} {found.bundle.reason}".rstrip())
@@ -1426,7 +1427,7 @@ _MADE_BY_A_BUILD = {"letters", "tex", "work", "web", "signed", "manifest.json", 
 def _not_made_by_a_build(target: Path) -> list[str]:
     """The names in ``target`` (and its web/) that no build, merge, sign or send makes:
     not theirs, not their temporary files, not a bundle ``merge --output`` wrote there."""
-    from .files import is_temporary
+    from .files import is_temporary, shown_name
     from .manifest import Manifest
 
     try:
@@ -1440,7 +1441,7 @@ def _not_made_by_a_build(target: Path) -> list[str]:
         own += [f"web/{entry.name}" for entry in web.iterdir()
                 if entry.name not in ("manifest.json", ".lock", "tex", "work") and not is_temporary(entry.name)
                 and not re.fullmatch(r"\d{4}-\d{2}-\d{2}-.+\.(pdf|html)", entry.name)]
-    return sorted(own)
+    return [shown_name(name) for name in sorted(own)]
 
 
 def _strays_of(target: Path, batch: BatchPaths) -> list[str]:
@@ -1450,6 +1451,7 @@ def _strays_of(target: Path, batch: BatchPaths) -> list[str]:
     tex/, or, failing that, its id in the batch file, read only when one is in doubt (the
     batch file may be invalid or gone: clean is how to start again)."""
     from .build import Layout
+    from .files import shown_name
     from .manifest import Manifest
     from .problems import LoadError
     from .ready import strays
@@ -1469,7 +1471,7 @@ def _strays_of(target: Path, batch: BatchPaths) -> list[str]:
             ids = [r.id for r in loaded.batch.recipients]
             ids += [problems[0].recipient for problems in loaded.rejected.values() if problems[0].recipient]
             found = strays(layout, manifest, compiled + ids)
-    return [layout.relative(path) for path in found]
+    return [shown_name(layout.relative(path)) for path in found]
 
 
 def _clean(target: Path, sent: Path) -> None:

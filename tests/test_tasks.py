@@ -776,6 +776,16 @@ def test_a_stray_pdf_in_the_letters_folder_is_named_by_status_and_never_merged(p
     assert "Alpha Person" in pdf_text(out / "bundle.pdf") and pdf_text(out / "bundle.pdf").count("Dear Beta,") == 1
     (out / "letters" / "scan.pdf").unlink()
     assert invoke("status", cwd=project).returncode == 0
+    # a name with a line break or a terminal's escape: printed as it was, it broke the line
+    # (and coloured the terminal); now quoted with those written as escapes, in status and clean
+    (out / "letters" / "scan\n2.pdf").write_bytes(b"x")
+    (out / "letters" / "red\x1b[31m.pdf").write_bytes(b"x")
+    seen = invoke("status", cwd=project)
+    assert "\x1b" not in seen.stdout and re.search(r"^  'letters/scan\\n2\.pdf' +\(not ours\) ", seen.stdout, re.M) \
+        and re.search(r"^  'letters/red\\x1b\[31m\.pdf' +\(not ours\) ", seen.stdout, re.M), seen.stdout
+    cleaned = invoke("clean", cwd=project)
+    assert cleaned.returncode == 2 and len(cleaned.stderr.splitlines()) == 1 and "\x1b" not in cleaned.stderr
+    assert "('letters/red\\x1b[31m.pdf', 'letters/scan\\n2.pdf')" in cleaned.stderr, cleaned.stderr
 
 
 def test_status_of_a_batch_in_another_batchs_build_folder_says_whose_it_is(project):
