@@ -87,12 +87,13 @@ def misplaced_flag(argv: list[str], contexts, binary: str) -> str | None:
         if flag in current.flags or flag in current.inverse_flags:
             waiting = whole and flag in current.flags and current.flags[flag].takes_value
             continue
-        owners = [context for context in tasks.values() if flag in context.flags]
+        # an inverse flag too (`status --no-cover`: invoke said "No idea what '--no-cover' is!")
+        owners = [context for context in tasks.values() if flag in context.flags or flag in context.inverse_flags]
         if not owners:
-            continue  # invoke's own (--help), an inverse flag (--no-cover), or none at all: invoke says so
-        argument = owners[0].flags[flag]
+            continue  # invoke's own (--help), or none at all: invoke says so
+        argument = owners[0].flags[owners[0].inverse_flags.get(flag, flag)]
         long = "--" + argument.name.replace("_", "-")
-        names = flag if flag == long else f"{flag} ({long})"
+        names = flag if flag in (long, f"--no-{long[2:]}") else f"{flag} ({long})"
         given = argv[index:index + (2 if whole and argument.takes_value else 1)]
         in_chain = [(at, context) for at, context in chain if context in owners]
         if not in_chain:
@@ -114,12 +115,12 @@ def _before_any_task(argv: list[str], index: int, contexts, tasks: dict, binary:
     flag = token.partition("=")[0]
     if not flag.startswith("--") and len(flag) > 2:
         flag = flag[:2]  # -j2
-    owners = [context for context in tasks.values() if flag in context.flags]
+    owners = [context for context in tasks.values() if flag in context.flags or flag in context.inverse_flags]
     if not owners:
         return None
-    argument = owners[0].flags[flag]
+    argument = owners[0].flags[owners[0].inverse_flags.get(flag, flag)]
     long = "--" + argument.name.replace("_", "-")
-    names = flag if flag == long else f"{flag} ({long})"
+    names = flag if flag in (long, f"--no-{long[2:]}") else f"{flag} ({long})"
     given = argv[index:index + (2 if flag == token and argument.takes_value else 1)]
     rest = argv[:index] + argv[index + len(given):]
     at = next((at for at, name in enumerate(rest) if name in contexts and contexts[name] in owners), None)

@@ -689,6 +689,10 @@ def test_the_package_installed_on_its_own_builds_from_any_folder(tmp_path):
                                            "`letterbatch build -r two.yaml merge`"),
     (("-j2", "status", "build"), "-j (--jobs) goes after the task that takes it: `letterbatch status build -j2`"),
     (("-o", "alpha", "status"), "-o (--only) goes after the task that takes it: it is a flag of build, check and diff"),
+    # an inverse flag: invoke said "No idea what '--no-cover' is!"
+    (("status", "--no-cover"), "status takes no --no-cover: it is a flag of merge"),
+    (("--no-cover", "build", "merge"), "--no-cover goes after the task that takes it: "
+                                       "`letterbatch build merge --no-cover`"),
     # a flag without its value: invoke said "Flag <Argument: jobs (j)> needed value and was not given one!"
     (("build", "-j"), "build: -j (--jobs) needs a value after it (one that starts with - as --jobs=VALUE)"),
     (("status", "-r", "-b", "out"), "status: -r (--recipients) needs a value after it (one that starts with - as "
