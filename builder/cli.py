@@ -25,8 +25,11 @@ class LetterbatchProgram(Program):
         self.config.load_project()
 
     def parse_tasks(self) -> None:
-        misplaced = misplaced_flag(_as_typed(self.argv[1:], list(self.core.unparsed)),
-                                   self._make_parser().contexts, self.binary)
+        typed = self.argv[1:]
+        rest = _as_typed(typed, list(self.core.unparsed))
+        # invoke's own flags before it (`letterbatch --echo build merge -j 2`) stay in the command given
+        binary = shlex.join([self.binary, *typed[:len(typed) - len(rest)]])
+        misplaced = misplaced_flag(rest, self._make_parser().contexts, binary)
         if misplaced:
             raise Exit(misplaced, code=2)
         try:

@@ -689,6 +689,9 @@ def test_the_package_installed_on_its_own_builds_from_any_folder(tmp_path):
                                            "`letterbatch build -r two.yaml merge`"),
     (("-j2", "status", "build"), "-j (--jobs) goes after the task that takes it: `letterbatch status build -j2`"),
     (("-o", "alpha", "status"), "-o (--only) goes after the task that takes it: it is a flag of build, check and diff"),
+    # invoke's own flag before the tasks stays in the command (it was dropped)
+    (("--echo", "build", "merge", "-j", "2"), "merge takes no -j (--jobs): it is build's; put it after build: "
+                                              "`letterbatch --echo build -j 2 merge`"),
     # an inverse flag: invoke said "No idea what '--no-cover' is!"
     (("status", "--no-cover"), "status takes no --no-cover: it is a flag of merge"),
     (("--no-cover", "build", "merge"), "--no-cover goes after the task that takes it: "
