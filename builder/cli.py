@@ -83,30 +83,21 @@ def misplaced_flag(argv: list[str], contexts, binary: str) -> str | None:
             continue
         if current is None:  # before any task (`-r oct.yaml build`): what invoke's own parse left
             return _before_any_task(argv, index, contexts, tasks, binary)
-        flag = token.partition("=")[0]
-        if not flag.startswith("--") and len(flag) > 2:
-            flag = flag[:2]  # -j2
-        whole = flag == token  # its value, if it takes one, is the next token
+        flag = _flag(token)
         if flag in current.flags or flag in current.inverse_flags:
-            waiting = whole and flag in current.flags and current.flags[flag].takes_value
+            waiting = flag == token and flag in current.flags and current.flags[flag].takes_value
             continue
-        # an inverse flag too (`status --no-cover`: invoke said "No idea what '--no-cover' is!")
-        owners = [context for context in tasks.values() if flag in context.flags or flag in context.inverse_flags]
-        if not owners:
+        owned = _owners(token, tasks)
+        if owned is None:
             continue  # invoke's own (--help), or none at all: invoke says so
-        argument = owners[0].flags[owners[0].inverse_flags.get(flag, flag)]
-        long = "--" + argument.name.replace("_", "-")
-        names = flag if flag in (long, f"--no-{long[2:]}") else f"{flag} ({long})"
-        given = argv[index:index + (2 if whole and argument.takes_value else 1)]
+        owners, names, width = owned
         in_chain = [(at, context) for at, context in chain if context in owners]
         if not in_chain:
             return f"{current.name} takes no {names}: it is a flag of {listed(sorted(o.name for o in owners))}"
         at, owner = in_chain[0]
-        rest = argv[:index] + argv[index + len(given):]
-        fixed = rest[:at + 1] + given + rest[at + 1:]
         whose = listed(list(dict.fromkeys(f"{context.name}'s" for _, context in in_chain)))
         return (f"{current.name} takes no {names}: it is {whose}; put it after {owner.name}: "
-                f"`{binary} {shlex.join(fixed)}`")
+                f"`{binary} {shlex.join(_moved(argv, index, width, at))}`")
     return None
 
 
@@ -114,23 +105,42 @@ def _before_any_task(argv: list[str], index: int, contexts, tasks: dict, binary:
     """A task's flag before the first task (`letterbatch -r oct.yaml build`, `-j 2 build`): invoke
     said "No idea what '-r' is!", exit 1. One line instead: the command with it after the first
     task that takes it; None for a flag no task has (invoke says so)."""
-    token = argv[index]
+    owned = _owners(argv[index], tasks)
+    if owned is None:
+        return None
+    owners, names, width = owned
+    after = argv[index + width:]  # (the tasks all come after it)
+    at = next((index + at for at, name in enumerate(after) if name in contexts and contexts[name] in owners), None)
+    if at is None:
+        return f"{names} goes after the task that takes it: it is a flag of {listed(sorted(o.name for o in owners))}"
+    return f"{names} goes after the task that takes it: `{binary} {shlex.join(_moved(argv, index, width, at))}`"
+
+
+def _flag(token: str) -> str:
+    """The flag a token gives: `-j2` and `--jobs=2` give -j and --jobs."""
     flag = token.partition("=")[0]
-    if not flag.startswith("--") and len(flag) > 2:
-        flag = flag[:2]  # -j2
+    return flag[:2] if not flag.startswith("--") and len(flag) > 2 else flag
+
+
+def _owners(token: str, tasks: dict) -> tuple[list, str, int] | None:
+    """The tasks that take the flag ``token`` gives (an inverse one, --no-cover, too), the flag
+    as a message names it (`-j (--jobs)`), and how many tokens it takes (with its value: 2);
+    None when no task takes it."""
+    flag = _flag(token)
     owners = [context for context in tasks.values() if flag in context.flags or flag in context.inverse_flags]
     if not owners:
         return None
     argument = owners[0].flags[owners[0].inverse_flags.get(flag, flag)]
     long = "--" + argument.name.replace("_", "-")
     names = flag if flag in (long, f"--no-{long[2:]}") else f"{flag} ({long})"
-    given = argv[index:index + (2 if flag == token and argument.takes_value else 1)]
-    rest = argv[:index] + argv[index + len(given):]
-    at = next((at for at, name in enumerate(rest) if name in contexts and contexts[name] in owners), None)
-    if at is None:
-        return f"{names} goes after the task that takes it: it is a flag of {listed(sorted(o.name for o in owners))}"
-    fixed = rest[:at + 1] + given + rest[at + 1:]
-    return f"{names} goes after the task that takes it: `{binary} {shlex.join(fixed)}`"
+    return owners, names, 2 if flag == token and argument.takes_value else 1
+
+
+def _moved(argv: list[str], index: int, width: int, at: int) -> list[str]:
+    """``argv`` with the ``width`` tokens at ``index`` (a flag, and its value) put after the
+    task at ``at``: ``at`` counted in ``argv`` without them."""
+    given, rest = argv[index:index + width], argv[:index] + argv[index + width:]
+    return rest[:at + 1] + given + rest[at + 1:]
 
 
 def listed(names: list[str]) -> str:
