@@ -310,10 +310,12 @@ def strays(layout, manifest: Manifest, ids: list[str]) -> list[Path]:
     sends them, and status named none of them, so they sat beside the letters to be posted."""
     from .files import is_temporary
 
+    if not layout.letters_folder:  # print letters only
+        return []
     ours = set(ids) | set(manifest.letters)
     found = []
     for folder in (layout.letters, layout.signed):
-        if layout.letters_folder and folder.is_dir() and not folder.is_symlink():  # print letters only
+        if folder.is_dir() and not folder.is_symlink():
             found += sorted(entry for entry in folder.iterdir() if not is_temporary(entry.name)
                             and not (entry.suffix == ".pdf" and entry.stem in ours))
     return found

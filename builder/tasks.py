@@ -351,8 +351,7 @@ def refuse_the_build_of_another_batch(batch: BatchPaths) -> None:
     with the status of the batch it holds (a command that runs as copied: sign's would lack
     its key). A chain's build of a.yaml there, before, is the
     person's choice of folder (a copy of the project): it leaves a.yaml's record."""
-    other = other_batch_in(batch.build_dir, batch.recipients) if (batch.build_dir / "manifest.json").is_file() \
-        else None
+    other = other_batch_in(batch.build_dir, batch.recipients)  # (no record: None)
     if other:
         raise Exit(f"{show(batch.build_dir)} holds the build of another batch, {show(other)}, not of "
                    f"{show(batch.recipients)}: its status is `{builder.COMMAND} status -r "
