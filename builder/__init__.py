@@ -5,6 +5,8 @@ The pipeline, one module per stage: ``load`` (YAML -> validated batch),
 ``compile`` (LaTeX -> PDF with pdflatex), ``merge`` (PDFs -> bundle).
 ``build`` runs the stages for a whole batch.
 """
+import os
+
 __version__ = "0.1.0"
 
 # A recipient id names files (build/<id>.pdf) and TeX link targets, so it is kept to
@@ -27,3 +29,13 @@ def command(words: str, *, to_run: bool = True) -> str:
     batch's ``-r``/``-b`` as typed, when they were; ``to_run=False``: a task named, not
     a command to run, as in "only `invoke sign` makes them")."""
     return f"`{COMMAND} {words}{BATCH_FLAGS if to_run else ''}`"
+
+
+def cores() -> int:
+    """The cores this process may run on: one pdflatex each by default, and what bounds
+    --jobs. Not ``os.cpu_count()``, the machine's: under ``taskset`` or a container's CPU
+    set, runs past the cores it may use only wait, each holding its memory."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # no affinity on this system (macOS)
+        return os.cpu_count() or 1

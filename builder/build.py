@@ -25,7 +25,7 @@ from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 
-from . import compile as tex, ready
+from . import compile as tex, cores, ready
 from .files import clear_stale_temporaries, held_locks, write_atomic
 from .manifest import Manifest, recorded_as_made, sha256_bytes
 
@@ -639,7 +639,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             else:
                 stale.append(source)
         compiler = _Compiler(prepared, manifest)
-        workers = max(1, jobs or os.cpu_count() or 1)
+        workers = max(1, jobs or cores())
         finished, stopped, failure = 0, False, None
 
         def collect(found: list[Outcome]) -> None:

@@ -60,7 +60,7 @@ _write_bytecode_as_python_does()
 
 import builder
 
-from . import command
+from . import command, cores
 
 # `invoke new` copies this commented batch; it builds as it stands.
 STARTER = Path(__file__).resolve().parent / "starter.yaml"
@@ -456,10 +456,10 @@ JOBS_PER_CORE = 4
 def jobs_of(value) -> int:
     """--jobs (or the letterbatch.jobs setting): 0 for one run per core, else at most
     JOBS_PER_CORE a core."""
-    cores = os.cpu_count() or 1
-    return whole_number(value, "jobs", 0, JOBS_PER_CORE * cores,
-                        f" (0: one per core; at most {JOBS_PER_CORE} a core, and this machine has "
-                        f"{plural(cores, 'core')})")
+    usable = cores()
+    return whole_number(value, "jobs", 0, JOBS_PER_CORE * usable,
+                        f" (0: one per core; at most {JOBS_PER_CORE} a core, and this command may use "
+                        f"{plural(usable, 'core')})")
 
 
 def medium_of(value: str) -> str:

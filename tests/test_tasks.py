@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from builder import cores
 from builder.build import Layout
 from conftest import MINIMAL_LETTER, ROOT, SAMPLE, pdf_text, write_yaml
 
@@ -158,7 +159,7 @@ def test_one_meaning_per_short_flag_across_tasks():
     (("build", "--jobs", "abc"), "--jobs takes a whole number"),
     (("build", "-j", "-3"), "--jobs takes a whole number"),
     # no bound: 10,000 letters would have started 10,000 pdflatex runs at once
-    (("build", "-j", "100000"), f"--jobs takes a whole number from 0 to {4 * (os.cpu_count() or 1)} "),
+    (("build", "-j", "100000"), f"--jobs takes a whole number from 0 to {4 * cores()} "),
     (("watch", "-j", "100000"), "--jobs takes a whole number from 0 to"),
     (("status", "--for", "pdf"), "--for takes print or web"),
     (("watch", "--interval", "soon"), "--interval takes seconds"),
@@ -192,6 +193,24 @@ def test_a_bad_flag_value_is_one_line_and_exit_2(args, words, tmp_path):
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert words in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.skipif(not shutil.which("taskset") or not hasattr(os, "sched_getaffinity"), reason="no taskset")
+def test_jobs_are_bounded_by_the_cores_the_command_may_use(tmp_path):
+    """On one core of the machine (taskset, as a container's CPU set does), --jobs is
+    bounded by that core, not by the machine's cores, and the message says so."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    batch = ["-r", str(write_yaml(tmp_path / "two.yaml", TWO)), "-b", str(tmp_path / "b")]
+    done = subprocess.run(["taskset", "-c", "0", sys.executable, "-m", "invoke", "build", "-j", "5", *batch],
+                          cwd=ROOT, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "--jobs takes a whole number from 0 to 4 " in done.stderr, done.stderr
+    assert "this command may use 1 core)" in done.stderr, done.stderr
+    # by default one pdflatex a core it may use: the two letters compiled as one batch
+    built = subprocess.run(["taskset", "-c", "0", sys.executable, "-m", "invoke", "build", *batch],
+                           cwd=ROOT, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    assert built.returncode == 0, (built.stdout, built.stderr)
+    assert [p.name.split("-")[1] for p in (tmp_path / "b" / "work").glob("_batch-*")] == ["alpha"]
 
 
 def test_check_only_checks_the_letters_named(tmp_path):
