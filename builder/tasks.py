@@ -244,6 +244,13 @@ class BatchExecutor(invoke.Executor):
         # `merge --output` is on it again after this command
         self.config["merge_writes_bundle"] = self.config["merge_follows"] and not any(
             call.task.name == "merge" and call.kwargs.get("output") for call in calls)
+        # a bad --jobs or --for of any task stops the command before its first task runs
+        # (`build watch -j 100` built every letter, then watch refused its --jobs)
+        for call in calls:
+            if call.task.name in ("build", "watch") and call.kwargs.get("jobs") is not None:
+                jobs_of(call.kwargs["jobs"])
+            if call.kwargs.get("for_") is not None:
+                medium_of(call.kwargs["for_"])
         for key in self.SHARED:
             named = {str(call.kwargs[key]) for call in calls if call.kwargs.get(key)}
             if len(named) > 1:

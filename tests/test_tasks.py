@@ -213,6 +213,18 @@ def test_jobs_are_bounded_by_the_cores_the_command_may_use(tmp_path):
     assert [p.name.split("-")[1] for p in (tmp_path / "b" / "work").glob("_batch-*")] == ["alpha"]
 
 
+def test_a_bad_flag_value_of_a_later_task_stops_the_command_before_the_first_runs(tmp_path):
+    """`build watch -j 100`: watch's --jobs is bad, so nothing is built first (it built every
+    letter, then watch refused); so with `build status --for pdf`."""
+    batch = ["-r", str(write_yaml(tmp_path / "two.yaml", TWO)), "-b", str(tmp_path / "b")]
+    for args, words in ((("build", "watch", "-j", "100"), "--jobs takes a whole number from 0 to"),
+                        (("build", "status", "--for", "pdf"), "--for takes print or web")):
+        done = invoke(*args, *batch, cwd=ROOT)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert words in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert done.stdout == "" and not (tmp_path / "b").exists(), (args, done.stdout)
+
+
 def test_check_only_checks_the_letters_named(tmp_path):
     """`check -o alpha` reports alpha, not also every invalid recipient of the batch."""
     source = write_yaml(tmp_path / "three.yaml", TWO + "  - id: gamma\n    name: Gamma Person\n    address: [3 Road]\n")
