@@ -206,6 +206,34 @@ class BatchExecutor(invoke.Executor):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise Exit(code=1)
 
+    def _refuse_a_listed_flag_without_value(self) -> None:
+        """invoke gives a flag that may be repeated (--only, --accept) no value at all when
+        it comes last or before another flag of its task, with no word: `build -o -r x.yaml`
+        built every letter, as if no -o had been given. One line instead, exit 2."""
+        typed = list(getattr(self.core, "unparsed", None) or [])
+        contexts = {name: context for context in self.collection.to_contexts()
+                    for name in (context.name, *context.aliases)}
+        current, waiting = None, False
+        for index, token in enumerate(typed):
+            if token == "--":
+                return
+            if waiting:
+                waiting = False
+                continue
+            if token in contexts:
+                current = contexts[token]
+                continue
+            if current is None or token not in current.flags:
+                continue
+            argument = current.flags[token]
+            waiting = argument.takes_value
+            following = typed[index + 1] if index + 1 < len(typed) else "--"
+            if argument.kind is list and (following == "--" or following in current.flags
+                                          or following in current.inverse_flags):
+                long = "--" + argument.name.replace("_", "-")
+                names = long if token == long else f"{token} ({long})"
+                raise Exit(f"{current.name}: {names} needs a value after it", code=2)
+
     def _check_environment(self) -> None:
         """invoke turns INVOKE_LETTERBATCH_SMTP_PORT and the like into the type of the
         setting they replace, and a value not of that type ends in its traceback: here
@@ -230,6 +258,7 @@ class BatchExecutor(invoke.Executor):
                 raise Exit(f"{name}={value!r} is not {kind}: set it to one, or unset it", code=2) from None
 
     def normalize(self, tasks):
+        self._refuse_a_listed_flag_without_value()
         calls = super().normalize(tasks)
         # `invoke build merge --accept id:code`: the findings the chain's merge accepts on
         # the record do not stop it at the build (or check) before the merge gets to record them

@@ -185,6 +185,10 @@ def test_one_meaning_per_short_flag_across_tasks():
     (("merge", "--accept", "alpha:window", "--accept", "beta:nonsense"), "--accept 'beta:nonsense': write id:code"),
     (("send", "--resend", "alpha", "--mark-sent", "beta", "--mark-sent", "alpha"), "give one of them"),
     (("send", "--mark-sent", "", "--mark-sent", ","), "--mark-sent takes the ids of the letters"),
+    # given no value (before -r): invoke gave it none, with no word, and every letter was built
+    (("build", "-o"), "build: -o (--only) needs a value after it"),
+    (("check", "--only"), "check: --only needs a value after it"),
+    (("send", "--mark-sent"), "send: --mark-sent needs a value after it"),
 ])
 def test_a_bad_flag_value_is_one_line_and_exit_2(args, words, tmp_path):
     batch = ["-r", str(write_yaml(tmp_path / "two.yaml", TWO)), "-b", str(tmp_path / "b")]
@@ -731,6 +735,11 @@ def test_the_package_installed_on_its_own_builds_from_any_folder(tmp_path):
     (("build", "-j"), "build: -j (--jobs) needs a value after it (one that starts with - as --jobs=VALUE)"),
     (("status", "-r", "-b", "out"), "status: -r (--recipients) needs a value after it (one that starts with - as "
                                     "--recipients=VALUE)"),
+    # a flag that may be repeated, given no value: invoke gave it none, with no word (`build -o -r
+    # two.yaml` built every letter)
+    (("build", "-o", "-r", "two.yaml"), "build: -o (--only) needs a value after it"),
+    (("build", "-o", "alpha", "-o"), "build: -o (--only) needs a value after it"),
+    (("merge", "-r", "two.yaml", "--accept"), "merge: --accept needs a value after it"),
 ])
 def test_a_flag_after_a_task_that_lacks_it_says_which_task_takes_it(args, words, tmp_path):
     """A short flag means one thing in every task, and given after a task that lacks it,
