@@ -308,12 +308,20 @@ def _recipient_values(batch: Batch, recipient: Recipient) -> dict[str, NoEscape]
     """The parts that are the same in every language of this letter."""
     letter = batch.letter
     return {
-        "ourref": latex.text(own_or_shared(recipient.our_ref, letter.our_ref) or ""),
-        "yourref": latex.text(recipient.your_ref or ""),
+        "ourref": _reference(own_or_shared(recipient.our_ref, letter.our_ref) or ""),
+        "yourref": _reference(recipient.your_ref or ""),
         "marking": latex.text(marking(batch, recipient)),
         "cc": latex.lines(own_or_shared(recipient.cc, letter.cc)),
         "enclosures": latex.lines(own_or_shared(recipient.enclosures, letter.enclosures)),
     }
+
+
+def _reference(value: str) -> NoEscape:
+    """A reference, which may break inside its column beside the address: a
+    reference is one long word ("IASC/2025/…/ANNEX-C"), and one wider than the
+    column ran off the paper. It breaks after a slash where one will do (no
+    penalty), else between any two characters (``latex.breakable``)."""
+    return NoEscape(latex.breakable(value).replace("/\\lbbreak{}", "/\\allowbreak{}"))
 
 
 def _language_values(batch: Batch, recipient: Recipient, language: str, memo: dict) -> dict[str, NoEscape]:

@@ -168,6 +168,28 @@ def test_every_part_prints_where_a_uk_reader_expects_it(parts_batch):
     assert "sophie@example.org" not in " ".join(l.text for l in found)  # email: printed nowhere
 
 
+def test_a_long_reference_wraps_beside_the_address_every_character_kept(tmp_path):
+    """Our and your references stand right-aligned in a column beside the
+    recipient block. A reference longer than that column, with no space in it,
+    ran off the right edge of the paper: "…/ANNEX-C/PART-2" printed as
+    "…/ANNEX-", the rest past the page. It wraps inside the column (as a
+    cover sheet's long name does), every character on the page."""
+    ours, yours = "IASC/2025/LONG-REFERENCE/0000123456789/ANNEX-C/PART-2", "MOPAC/2025/LONGREFERENCE0000123456ANNEXB"
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
+        "  body:\n", f"  our_ref: {ours}\n  body:\n") +
+        f"recipients:\n  - {{id: one, name: A Person, address: [1 Road, Town], salutation: 'Dear Ann,', "
+        f"your_ref: {yours}}}\n")
+    report = build(source, tmp_path / "build")
+    assert [f["code"] for o in report.outcomes for f in o.findings] == []  # no overfull line
+    found = [l for l in lines(Layout.of(tmp_path / "build").pdf("one")) if l.page == 1]
+    date = find(found, "4 March 2021")
+    column = [l for l in found if 45 * MM < l.top < date.top and l.left > 100 * MM]  # below the letterhead
+    assert "".join(l.text.replace(" ", "") for l in column) == f"Ourref:{ours}Yourref:{yours}"
+    assert all(l.right <= 185 * MM + 1 for l in column), [(l.text, l.right / MM) for l in column]
+    assert all(abs(l.right - date.right) < 1 for l in column)  # right-aligned with the date
+    assert column[0].text.endswith("/")  # after a slash where one will do ("LONG-REFEREN / CE" read badly)
+
+
 def test_the_ps_is_never_stranded_and_footnotes_stay_at_the_foot(tmp_path):
     """A PS belongs under the signature: where the signature block just fits
     at the foot of a page, the PS once went alone onto a last page. And
