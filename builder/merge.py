@@ -421,7 +421,9 @@ def _accepted_notes(manifest: Manifest, accepted: dict[str, dict[str, str]]) -> 
         for finding in manifest.letters[rid].get("findings", []):
             if finding.get("code") in codes:
                 notes.append(f"{rid}: {finding['code']} accepted ({codes[finding['code']]}): {finding['message']}")
-    return notes
+    # each once: a URL too long for a line, cited three times, is three equal findings,
+    # and the cover printed the same note three times over
+    return list(dict.fromkeys(notes))
 
 
 def _cover_document(prepared: Prepared, letters: list[_Part], duplex: bool, notes: list[str],

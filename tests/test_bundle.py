@@ -773,3 +773,20 @@ recipients:
     assert render(letter, 1, tmp_path) == render(compiled, 1, tmp_path)
     text = pdf_text(letter)
     assert "Nested text" in text and "Courier text and more" in text and "␣" not in text
+
+
+def test_the_cover_names_an_accepted_finding_once(tmp_path):
+    """A reference whose URL is too long for a line, cited three times, is
+    three equal overfull findings; accepted, the cover printed the same note
+    three times over. It is one note (the finding is one thing to accept)."""
+    url = "https://example.org/" + "NoBreakInThisLongPathSegment" * 4
+    body = "    - main: One[^long]. Two[^long]. Three[^long].\n"
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
+        "    - main: This is the shared text.\n", body) +
+        "references:\n  long: {author: A, year: 2020, title: A note, url: '%s'}\n" % url +
+        "recipients:\n  - {id: one, name: A Person, address: [1 Road, Town], salutation: 'Dear Ann,'}\n")
+    report = build(source, tmp_path / "build")
+    assert [f["code"] for o in report.outcomes for f in o.findings] == ["overfull"] * 3
+    merge(source, tmp_path / "build", accept={"one": ["overfull"]})
+    cover = pdf_text(tmp_path / "build" / "cover.pdf")
+    assert cover.count("one: overfull accepted") == 1, cover
