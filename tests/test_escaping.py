@@ -7,9 +7,12 @@ import subprocess
 import unicodedata
 from pathlib import Path
 
+import pikepdf
 from pypdf import PdfReader
 
+from builder import markup
 from builder.build import build
+from builder.merge import merge
 from builder.latex import text
 from conftest import MINIMAL_LETTER, normalise, pdf_text, write_yaml
 
@@ -36,7 +39,23 @@ def test_a_no_break_space_stays_one():
 def test_specials_and_accents_come_out_verbatim(tmp_path: Path):
     value = " ".join(SPECIALS.split()) + " " + LETTERS
     quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+    marked = markup.literal(value).replace("\\", "\\\\").replace('"', '\\"')  # markup fields: subject, ps
+    # every other text of the letter and its cover too, not only the recipient's block:
+    # the letterhead, references beside the date, subject, closing, signature, cc, enclosures, PS,
+    # return address, and the bundle's title, keywords, cover table and bookmarks
+    shared = {"SN": f'"SN{quoted}"', "SR": f'"SR{quoted}"', "SA": f'["SA{quoted}"]', "GN": f'"GN{quoted}"',
+              "GT": f'"GT{quoted}"', "TI": f'"TI{quoted}"', "KW": f'["KW{quoted}"]', "CL": f'"CL{quoted}"',
+              "OR": f'"OR{quoted}"', "CC": f'["CC{quoted}"]', "EN": f'["EN{quoted}"]', "RA": f'"RA{quoted}"',
+              "SU": f'"SU{marked}"', "PS": f'"PS{marked}"'}
     yaml_text = MINIMAL_LETTER.replace(
+        "  sender:\n    name: Ann Sender\n    role: Clerk\n    address: [1 High Street, Town]\n"
+        "  signatory: {name: Ann Sender, title: Clerk}\n",
+        f"  title: {shared['TI']}\n  keywords: {shared['KW']}\n"
+        f"  sender: {{name: {shared['SN']}, role: {shared['SR']}, address: {shared['SA']}}}\n"
+        f"  signatory: {{name: {shared['GN']}, title: {shared['GT']}, show_name: true}}\n"
+        f"  closing: {shared['CL']}\n  our_ref: {shared['OR']}\n  cc: {shared['CC']}\n"
+        f"  enclosures: {shared['EN']}\n  return_address: {shared['RA']}\n"
+        f"  subject: {shared['SU']}\n  ps: {shared['PS']}\n").replace(
         "    - main: This is the shared text.",
         "    - main: 'Body: [^ref] then x'\n"
         "references:\n"
@@ -48,20 +67,30 @@ def test_specials_and_accents_come_out_verbatim(tmp_path: Path):
     role: "R{quoted}"
     address: ["L{quoted}", "M{quoted}"]
     salutation: "S{quoted}"
+    your_ref: "YR{quoted}"
 """
     source = write_yaml(tmp_path / "recipients.yaml", yaml_text)
     report = build(source, tmp_path / "build")
     assert report.ok, [o.message for o in report.failed]
     got = pdf_text(tmp_path / "build" / "letters" / "specials.pdf")
-    for prefix in "NRLMSAT":
+    for prefix in ["N", "R", "L", "M", "S", "A", "T", "YR", *(k for k in shared if k not in ("TI", "KW"))]:
         assert normalise(prefix + value) in got, prefix
+    bundle = merge(source, tmp_path / "build", accept={"specials": ["window", "address"]})
+    cover = pdf_text(tmp_path / "build" / "cover.pdf")
+    for prefix in ["TI", "GN", "N", "R"]:  # the cover sheet: title, signatory, its table
+        assert normalise(prefix + value) in cover, prefix
+    with pikepdf.open(bundle.path) as merged, merged.open_outline() as outline:
+        assert normalise(f"N{value}, R{value}") in [normalise(str(item.title)) for item in outline.root]
+        assert normalise(str(merged.docinfo["/Title"])) == normalise(f"Letters for signature: TI{value}")
     assert not (tmp_path / "build" / "tex" / "pwned").exists()
     meta = PdfReader(tmp_path / "build" / "letters" / "specials.pdf").metadata
+    nfc = lambda t: unicodedata.normalize("NFC", t)  # the print copy's metadata keeps e + U+0301, the web's joins it
+    assert nfc(meta.subject) == nfc(f"TI{value}") and nfc(meta.author) == nfc(f"GN{value}")
+    assert nfc(meta["/Keywords"]) == nfc(f"KW{value}")
     title = " ".join(f"Letter to N{value}, R{value}".split())  # metadata: as typed
     raw = subprocess.run(["pdftotext", "-raw", "-enc", "UTF-8", str(tmp_path / "build" / "letters" / "specials.pdf"),
                           "-"], capture_output=True, text=True, check=True).stdout
     assert raw.count("Ren\u00e9e") >= 6 and "\u0301" not in raw  # printed: one character, é
-    nfc = lambda t: unicodedata.normalize("NFC", t)  # the print copy's metadata keeps e + U+0301, the web's joins it
     assert nfc(meta.title) == nfc(title)
     assert build(source, tmp_path / "build", medium="web").ok  # metadata by another road
     web = PdfReader(tmp_path / "build" / "web" / "2021-03-04-specials.pdf")
