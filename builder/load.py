@@ -1340,6 +1340,13 @@ def _unknown_part(name: str, parts: list[str]) -> str:
     return f"the shared letter has no body part {name!r}; {hint}"
 
 
+# The classes TeX loads under a house letterhead. The house class is copied beside the
+# letters' .tex, where TeX looks first, so one of these names would stand in for that
+# class: article.cls made every letter fail with "Option clash for document class article".
+CLASSES_UNDER_A_HOUSE_LETTERHEAD = {"letterbatch": "the base class",
+                                    "article": "the class the base class loads"}
+
+
 def _check_letterhead(root: Path, relative: str, report: _Reporter) -> None:
     """A house letterhead: a .cls file in the project folder, whose name TeX can
     take as a class name (it becomes \\documentclass{<stem>})."""
@@ -1352,8 +1359,9 @@ def _check_letterhead(root: Path, relative: str, report: _Reporter) -> None:
         report.error(path, f"{relative!r} lies outside the project folder {str(root)!r}")
     elif not target.is_file():
         report.error(path, _no_file(relative, target, root))
-    elif Path(relative).stem == "letterbatch":
-        report.error(path, "a house letterhead needs a name of its own (letterbatch.cls is the base class)")
+    elif (stem := Path(relative).stem) in CLASSES_UNDER_A_HOUSE_LETTERHEAD:
+        report.error(path, f"a house letterhead needs a name of its own ({stem}.cls is "
+                           f"{CLASSES_UNDER_A_HOUSE_LETTERHEAD[stem]}): rename it, for example house.cls")
     elif problem := _not_derived(target, relative):
         report.error(path, problem)
 

@@ -583,6 +583,25 @@ def test_a_house_letterhead_that_hands_the_options_on_is_taken(tmp_path):
     assert load(source).problems == []
 
 
+@pytest.mark.parametrize("name", ["letterbatch", "article"])
+def test_a_house_letterhead_named_as_a_class_tex_loads_under_it_is_refused(tmp_path, name):
+    """A house class called article.cls (copied beside the letters' .tex, where TeX looks
+    first) stood in for the article class letterbatch.cls loads: every letter failed with
+    "letterbatch.cls:91: LaTeX Error: Option clash for document class article", which
+    says nothing of the house class's name. Now it is refused at its line, as
+    letterbatch.cls is."""
+    from builder.problems import LoadError
+
+    source = _house_batch(tmp_path, "\\LoadClassWithOptions{letterbatch}\n")
+    (tmp_path / "house.cls").rename(tmp_path / f"{name}.cls")
+    write_yaml(source, source.read_text(encoding="utf-8").replace("house.cls", f"{name}.cls"))
+    with pytest.raises(LoadError) as refused:
+        load(source)
+    (problem,) = refused.value.problems
+    assert "field 'letter.letterhead': a house letterhead needs a name of its own" in str(problem), str(problem)
+    assert f"{name}.cls" in str(problem) and problem.line, str(problem)
+
+
 def test_an_error_in_a_house_letterhead_names_it_once(tmp_path):
     # it read "house.cls (from house.cls):5: Undefined control sequence."
     source = _house_batch(tmp_path, "\\LoadClassWithOptions{letterbatch}\n\n\\nosuchmacro\n")
