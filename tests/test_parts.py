@@ -25,7 +25,7 @@ from builder.compose import closing, is_nameless
 from builder.html import letter_page
 from builder.load import load
 from builder.merge import merge
-from conftest import MINIMAL_LETTER, SAMPLE, normalise, write_yaml
+from conftest import MINIMAL_LETTER, SAMPLE, normalise, pdf_text, write_yaml
 
 MM = 72 / 25.4
 
@@ -897,6 +897,14 @@ recipients:
         text = MINIMAL_LETTER.replace("  body:\n", setting + "  body:\n") + recipients
         batch = load(write_yaml(tmp_path / "r.yaml", text)).batch
         assert expected in letter_block(batch, batch.recipients[0])
+    # and on paper: the class could print the sender's address in the window whatever the
+    # LaTeX says (the letterhead prints it too, but line by line, without the comma)
+    out = tmp_path / "build"
+    assert build(tmp_path / "r.yaml", out).ok
+    assert "1 High Street, Town" not in pdf_text(Layout.of(out).pdf("one"))
+    write_yaml(tmp_path / "r.yaml", MINIMAL_LETTER + recipients)
+    assert build(tmp_path / "r.yaml", out).ok
+    assert "1 High Street, Town" in pdf_text(Layout.of(out).pdf("one"))
 
 
 def test_welsh_web_copy_declares_welsh(parts_batch):
