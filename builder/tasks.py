@@ -688,7 +688,15 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
         print("marked more than OFFICIAL, so check they may be published before their web copies are: "
               + ", ".join(f"{rid} ({marking})" for rid, marking in report.marked.items()), flush=True)
     not_ready = report.not_ready
-    if not_ready and not quiet:
+    if not_ready and not quiet and medium == "web":
+        # merge makes no web copy: its --accept put the finding on the printed letter's record
+        # and left the web copy not ready; the batch file's accept: is read for both
+        in_yaml = "; ".join(f"{o.recipient}: `accept: [{', '.join(dict.fromkeys(f.get('code') for f in o.errors))}]`"
+                            for o in not_ready)
+        print(f"not ready (preflight errors): {', '.join(o.recipient for o in not_ready)}; web copies are "
+              f"published as they are: fix them, or accept a finding on purpose under the recipient in "
+              f"{batch.recipients.name} ({in_yaml})", flush=True)
+    elif not_ready and not quiet:
         print(f"not ready (preflight errors): {', '.join(o.recipient for o in not_ready)}; merge refuses them "
               f"until they are fixed, or accepted on purpose "
               f"({accept_command(((o.recipient, o.errors) for o in not_ready), accepting)})", flush=True)

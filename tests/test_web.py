@@ -1083,3 +1083,29 @@ def test_a_bilingual_pages_english_words_are_marked_english(bilingual_web, tmp_p
         assert english not in unmarked, english
     result = axe(page, tmp_path / "axe", axe_js)
     assert result["violations"] == [] and "valid-lang" in result["passes"], result
+
+
+def test_a_web_copy_s_preflight_error_is_told_how_it_can_be_accepted(tmp_path):
+    """`build --for web` said of a web copy with a preflight error "merge refuses them ...
+    (`invoke merge --accept one:window`)": merge makes no web copy, and that command, run,
+    merged the printed letters (or was refused, none being built) and put an acceptance
+    on the printed letter's record, while the web copy stayed not ready. Only the batch
+    file's `accept:` accepts a web copy's finding, so that is what it now says."""
+    tall = "\n".join(f"      - Line {n}" for n in range(1, 13))
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + f"""recipients:
+  - id: tall
+    name: A Person
+    address:
+{tall}
+    salutation: Dear Sir or Madam,
+""")
+    run = lambda *args: subprocess.run([sys.executable, "-m", "invoke", *args, "-r", str(source), "-b",
+                                        str(tmp_path / "build")], cwd=ROOT, capture_output=True, text=True,
+                                       stdin=subprocess.DEVNULL)
+    built = run("build", "--for", "web")
+    assert built.returncode == 1, built.stderr
+    assert "merge" not in built.stdout, built.stdout
+    assert ("not ready (preflight errors): tall; web copies are published as they are: fix them, or accept "
+            "a finding on purpose under the recipient in recipients.yaml (tall: `accept: [window]`)") in built.stdout
+    write_yaml(source, source.read_text().replace("    salutation:", "    accept: [window]\n    salutation:"))
+    assert run("status", "--for", "web").returncode == 0  # what it says to write does accept it
