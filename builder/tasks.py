@@ -690,12 +690,13 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     not_ready = report.not_ready
     if not_ready and not quiet and medium == "web":
         # merge makes no web copy: its --accept put the finding on the printed letter's record
-        # and left the web copy not ready; the batch file's accept: is read for both
-        in_yaml = "; ".join(f"{o.recipient}: `accept: [{', '.join(dict.fromkeys(f.get('code') for f in o.errors))}]`"
-                            for o in not_ready)
+        # and left the web copy not ready; the recipient's accept (a list in the YAML, a column
+        # of a spreadsheet) is read for both
+        codes = "; ".join(f"{o.recipient}: {', '.join(dict.fromkeys(f.get('code') for f in o.errors))}"
+                          for o in not_ready)
         print(f"not ready (preflight errors): {', '.join(o.recipient for o in not_ready)}; web copies are "
-              f"published as they are: fix them, or accept a finding on purpose under the recipient in "
-              f"{batch.recipients.name} ({in_yaml})", flush=True)
+              f"published as they are: fix them, or accept a finding on purpose with the recipient's accept "
+              f"(in the YAML `accept: [window]`, in a spreadsheet an accept column): {codes}", flush=True)
     elif not_ready and not quiet:
         print(f"not ready (preflight errors): {', '.join(o.recipient for o in not_ready)}; merge refuses them "
               f"until they are fixed, or accepted on purpose "

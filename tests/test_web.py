@@ -1106,6 +1106,7 @@ def test_a_web_copy_s_preflight_error_is_told_how_it_can_be_accepted(tmp_path):
     assert built.returncode == 1, built.stderr
     assert "merge" not in built.stdout, built.stdout
     assert ("not ready (preflight errors): tall; web copies are published as they are: fix them, or accept "
-            "a finding on purpose under the recipient in recipients.yaml (tall: `accept: [window]`)") in built.stdout
+            "a finding on purpose with the recipient's accept (in the YAML `accept: [window]`, in a spreadsheet "
+            "an accept column): tall: window") in built.stdout
     write_yaml(source, source.read_text().replace("    salutation:", "    accept: [window]\n    salutation:"))
     assert run("status", "--for", "web").returncode == 0  # what it says to write does accept it
