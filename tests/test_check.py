@@ -39,7 +39,10 @@ def test_address_outside_the_window_overfull_line_and_long_letter(tmp_path):
                         + recipient("fine") + recipient("fine2")
                         + recipient("tall", address=[f"Line {n}" for n in range(1, 13)])
                         + recipient("wide", address=["Unbreakable" * 12])
-                        + recipient("long", text=long_text))
+                        + recipient("long", text=long_text)
+                        + recipient("cited", text="As the source says[^src].")
+                        + "references:\n  src:\n    author: An Author\n    year: 2024\n    title: A source\n"
+                        + "    url: https://example.org/" + "NothingToBreakAt" * 10 + "\n")
     out = tmp_path / "build"
     assert build(source, out).ok
     results = check(source, out)
@@ -51,6 +54,13 @@ def test_address_outside_the_window_overfull_line_and_long_letter(tmp_path):
                          "or the country for a UK address) or join short ones"), tall
     wide = findings(results, "wide")
     assert any(f.startswith("error: overfull line: 'UnbreakableUnbreakable") for f in wide), wide
+    # what it is and what to do, not only its text (a long web address named no field and no fix)
+    assert any("mm into the margin: it is part of address line 1, a word too long for a line; shorten it" in f
+               for f in wide), wide
+    (cited,) = findings(results, "cited")
+    assert cited.startswith("error: overfull line: 'NothingToBreakAt") and (
+        "mm into the margin: it is part of the web address of the reference 'src' (references.src.url), with no "
+        "/ . or - to break it at; give a shorter address for the same page, or accept the finding") in cited, cited
     assert findings(results, "long") == ["warning: 2 pages, longer than the batch's typical 1"]
 
 
