@@ -140,14 +140,14 @@ _LETTER = {"recipient": str, "file": str, "pages": int, "sha256": str, "inputs":
            "page": {"sha256": str, "seen": object},
            # its signed copy (invoke sign): the letter it was made from, and its own hash
            # and the key sign was given (sign.key_record), for the sign command to suggest
-           "signed": {"letter": str, "sha256": str, "seen": object, "key": {str: str}}}
+           "signed": {"letter": str, "sha256": str, "seen": object, "key": {str: str}, "given": str}}
 _BUNDLE = {"file": str, "pages": int, "sha256": str, "letters": [str], "inputs": _TEXT,
            "accepted": {str: _TEXT}, "options": {str: bool}, "cover_pages": int, "blank_pages": int,
            "cover": (None, {"key": str, "pages": int, "sha256": str, "seen": _SEEN, "objects": str}),
            "key": str, "seen": _SEEN,
            "made_with": str,  # ready.made_with: what the cover sheet was made with
            # its signed copy (invoke sign): the bundle it was made from, and its own hash
-           "signed": {"bundle": str, "sha256": str, "seen": object, "key": {str: str}}}
+           "signed": {"bundle": str, "sha256": str, "seen": object, "key": {str: str}, "given": str}}
 _BATCH = {"fingerprint": str, "medium": str, "name": str, "text_from": str, "text_files": _TEXT,
           "files": [str], "common": _TEXT,
           "letters": [[str, str, str, [str]]], "rejected": [[str]], "warnings": [str],

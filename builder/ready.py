@@ -235,12 +235,15 @@ KEY_TO_FILL_IN = {"p12": "YOUR-KEY.p12"}
 def sign_command(manifest: Manifest) -> str:
     """The ``sign`` command to suggest, with a key, so that it works as written: the
     key the last ``sign`` in this build folder was given (each signed copy's record
-    keeps it: ``sign.key_record``), else ``--p12 YOUR-KEY.p12`` to fill in."""
+    keeps it, ``sign.key_record``, and when it was given), else ``--p12 YOUR-KEY.p12``
+    to fill in. Not simply the first record's key: a bundle signed with one key and a
+    letter signed since with another named the older key."""
     records = itertools.chain([(manifest.bundle or {}).get("signed")],
                               (entry.get("signed") for entry in manifest.letters.values()))
-    key = next((r["key"] for r in records if isinstance(r, dict) and isinstance(r.get("key"), dict)
-                and r["key"]), KEY_TO_FILL_IN)
-    return command("sign" + key_flags(key))
+    keyed = [r for r in records if isinstance(r, dict) and isinstance(r.get("key"), dict) and r["key"]]
+    # the latest given (a record from before "given" was kept counts as oldest)
+    latest = max(keyed, key=lambda r: str(r.get("given", "")), default={"key": KEY_TO_FILL_IN})
+    return command("sign" + key_flags(latest["key"]))
 
 
 def key_flags(key: dict) -> str:

@@ -475,9 +475,13 @@ def _record_signed(layout, manifest, key: dict, current: list[str], bundle_curre
     and ``key``, the key this run was given (``key_record``)."""
     from .manifest import current_sha256
 
+    # when the key was given: the suggested ``sign`` names the key given last, not the
+    # first record's (a bundle signed with a trial key, its letters since with the token)
+    given = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+
     def recorded(entry: dict, made_from: str, signed: Path) -> bool:
         """``entry["signed"]``: made from ``entry``'s file, and its own hash; True if it changed."""
-        record = {made_from: entry["sha256"], "key": key}
+        record = {made_from: entry["sha256"], "key": key, "given": given}
         record["sha256"] = current_sha256(signed, record)
         changed = entry.get("signed") != record
         entry["signed"] = record
@@ -497,7 +501,7 @@ def _forget_signed(manifest, recipients: list[str], bundle: bool) -> None:
     def forget(entry: dict) -> bool:
         record = entry.pop("signed", None)
         if isinstance(record, dict) and record.get("key"):
-            entry["signed"] = {"key": record["key"]}
+            entry["signed"] = {name: record[name] for name in ("key", "given") if name in record}
         return record is not None and entry.get("signed") != record
 
     forgotten = [forget(manifest.letters[rid]) for rid in recipients]

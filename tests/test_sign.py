@@ -757,3 +757,24 @@ def test_a_letter_or_bundle_changed_while_sign_runs_is_not_signed(mail_batch, ke
     assert len(report.signed) == 5 and not report.failed
     assert report.bundle is None and report.bundle_refused and not layout.bundle_signed.exists()
     assert report.bundle_note == "bundle not signed: changed: bundle.pdf changed since it was judged ready; not signed"
+
+
+def test_the_sign_suggested_names_the_key_given_last(signed_batch, keys, softhsm_token, tmp_path):
+    """The bundle and letters signed with the PKCS#12 key, then a rebuilt letter signed with
+    the token (the bundle, older than it, not signed): the next suggested ``sign`` names the
+    token, the key given last. It named the PKCS#12 key, the bundle's record being read first."""
+    from builder.build import build
+
+    source, out = copy_batch(signed_batch[:2], tmp_path / "b")
+    source.write_text(source.read_text().replace("Dear Sophie,", "Dear Ms Linden,"))
+    assert build(source, out).ok
+    token = ["--pkcs11-lib", str(SOFTHSM), "--token", "letterbatch", "--key", "signer"]
+    done = invoke(["sign", "-r", str(source), "-b", str(out), *token],
+                  {"SOFTHSM2_CONF": str(softhsm_token), "LETTERBATCH_PKCS11_PIN": "1234"})
+    assert done.stdout.count("  signed   ") == 1 and "bundle not signed" in done.stderr, done.stdout + done.stderr
+    source.write_text(source.read_text().replace("Dear Ms Linden,", "Dear Sophie Linden,"))
+    assert build(source, out).ok
+    seen = invoke(["status", "-r", str(source), "-b", str(out)]).stdout
+    sign = f"`invoke sign {shlex.join(token)} -r {source} -b {out}`"
+    assert f"signed/london.pdf is the signed copy of an older letter: run {sign}" in seen, seen
+    assert f"bundle-signed.pdf is the signed copy of an older bundle: run {sign}" not in seen  # not merged since
