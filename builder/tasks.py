@@ -692,11 +692,11 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
         # merge makes no web copy: its --accept put the finding on the printed letter's record
         # and left the web copy not ready; the recipient's accept (a list in the YAML, a column
         # of a spreadsheet) is read for both
-        codes = "; ".join(f"{o.recipient}: {', '.join(dict.fromkeys(f.get('code') for f in o.errors))}"
-                          for o in not_ready)
-        print(f"not ready (preflight errors): {', '.join(o.recipient for o in not_ready)}; web copies are "
-              f"published as they are: fix them, or accept a finding on purpose with the recipient's accept "
-              f"(in the YAML `accept: [window]`, in a spreadsheet an accept column): {codes}", flush=True)
+        codes = {o.recipient: ", ".join(dict.fromkeys(f.get("code") for f in o.errors)) for o in not_ready}
+        print(f"not ready (preflight errors): {', '.join(codes)}; web copies are published as they are: fix "
+              f"them, or accept a finding on purpose with the recipient's accept (in the YAML `accept: "
+              f"[{next(iter(codes.values()))}]`, in a spreadsheet an accept column): "
+              + "; ".join(f"{rid}: {found}" for rid, found in codes.items()), flush=True)
     elif not_ready and not quiet:
         print(f"not ready (preflight errors): {', '.join(o.recipient for o in not_ready)}; merge refuses them "
               f"until they are fixed, or accepted on purpose "
