@@ -667,13 +667,13 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                 for future in as_completed(running):
                     collected.add(future)
                     collect(future.result())
-            except (KeyboardInterrupt, RuntimeError) as exc:
+            except (KeyboardInterrupt, RuntimeError, OSError) as exc:
                 # Stopped (Ctrl-C, or SIGTERM through the tasks), or one run failed outright (its
-                # cutting process killed): no new pdflatex run starts, letters being cut are
-                # finished, and what was built goes on the record below, so the next build
-                # compiles only the rest and nothing reads as changed by hand (a failed run
-                # raised here left the other runs' letters in place off the record). A full
-                # disk (OSError) leaves the record as it was, and is said as such.
+                # cutting process killed, or the disk full): no new pdflatex run starts, letters
+                # being cut are finished, and what was built goes on the record below, so the
+                # next build compiles only the rest and nothing reads as changed by hand (a
+                # failed run raised here left the other runs' letters in place off the record:
+                # a full disk left 59 of 100 new letters that every task called "changed").
                 stopped = True
                 failure = None if isinstance(exc, KeyboardInterrupt) else exc
                 compiler.stopping.set()
@@ -681,6 +681,8 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                     if future not in collected and not future.cancel():
                         with suppress(Exception):  # (a letter it placed is on the record)
                             collect(future.result())
+        if isinstance(failure, OSError) and not any(o.status == "built" for o in outcomes):
+            raise failure  # the disk full before any letter was put in place: the record as it was
         if prepared.medium == "web":  # each web copy has an HTML page beside it
             from .html import image_url, letter_page
 
@@ -728,7 +730,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         if failure is None:
             raise BuildStopped(built=built, left=left)
         if not built:
-            raise failure  # pdflatex missing, say: as ever, "Nothing was built"
+            raise failure  # pdflatex missing, or the disk full: as ever, "Nothing was built"
         raise BuildFailed(failure, built=built, left=left)
     return Report(outcomes, loaded.warnings, removed, kept_signed, marked)
 
@@ -745,11 +747,12 @@ class BuildStopped(KeyboardInterrupt):
 class BuildFailed(RuntimeError):
     """A pdflatex run's letters could not be made (its cutting process killed) after the
     other runs' letters were recorded: ``built`` letters built and recorded, ``left`` not
-    built. Its text is the failure's."""
+    built. Its text is the failure's; ``failure`` is the error itself (an OSError: the disk
+    filled as a run placed its letters)."""
 
     def __init__(self, failure: Exception, built: int, left: int) -> None:
         super().__init__(str(failure))
-        self.built, self.left = built, left
+        self.built, self.left, self.failure = built, left, failure
 
 
 def _forget_removed(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> tuple[list[str], list[Path]]:

@@ -589,6 +589,30 @@ def build(c, recipients=None, build_dir=None, only=None, jobs=None, force=False,
         raise Exit(code=1)
 
 
+def not_written(exc: OSError, batch: BatchPaths, kept: str) -> Exit:
+    """A build stopped by an OSError, in one line (exit 2): the file, the fix, and ``kept``,
+    what became of the letters."""
+    outside = exc.filename and not Path(os.path.abspath(exc.filename)).is_relative_to(
+        Path(os.path.abspath(batch.build_dir)))
+    if outside and exc.errno in (errno.ENOENT, errno.EACCES, errno.EISDIR, None):
+        # a file the batch names (its logo) gone or replaced while the build read it: not the disk
+        return Exit(f"could not read {show(Path(exc.filename))}: {exc.strerror or 'it changed as it was read'}; "
+                    f"build again once it is in place. {kept[0].upper()}{kept[1:]}.", code=2)
+    # the fix the error calls for: `-b recipients.yaml/out` (a file on the path) was told
+    # to "free some space or make the folder writable"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "Free some space"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        fix = "Make the folder writable (or build elsewhere with -b)"
+    elif exc.errno == errno.ENOTDIR:
+        fix = "A part of that path is a file, not a folder: give -b a folder"
+    else:
+        fix = "Free some space or make the folder writable"
+    return Exit(f"could not write in {show(batch.build_dir)}: {exc.strerror or exc}"
+                + (f" ({exc.filename})" if exc.filename else "")
+                + f". {fix}, then build again; {kept}.", code=2)
+
+
 def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium="print",
               verbose=False, quiet=False, started=None, accepting=None, prefix=""):
     """Build, print what needs attention (every letter's stored preflight, on every build,
@@ -618,29 +642,13 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     except BuildFailed as failed:  # the other runs' letters are on the record: not "Nothing was built"
         if live:
             print(file=sys.stderr)  # after the progress line
+        if isinstance(failed.failure, OSError):  # the disk, in its one line, with what was recorded
+            raise not_written(failed.failure, batch, built_and_left(failed, medium)) from None
         raise Exit(f"{failed}\n{built_and_left(failed, medium)}", code=2) from None
     except (LoadError, TexMissing, RuntimeError) as exc:
         raise stopped(exc, then="\nNothing was built.")
     except OSError as exc:
-        outside = exc.filename and not Path(os.path.abspath(exc.filename)).is_relative_to(
-            Path(os.path.abspath(batch.build_dir)))
-        if outside and exc.errno in (errno.ENOENT, errno.EACCES, errno.EISDIR, None):
-            # a file the batch names (its logo) gone or replaced while the build read it: not the disk
-            raise Exit(f"could not read {show(Path(exc.filename))}: {exc.strerror or 'it changed as it was read'}; "
-                       "build again once it is in place. Letters built before are kept as they were.", code=2)
-        # the fix the error calls for: `-b recipients.yaml/out` (a file on the path) was told
-        # to "free some space or make the folder writable"
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            fix = "Free some space"
-        elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-            fix = "Make the folder writable (or build elsewhere with -b)"
-        elif exc.errno == errno.ENOTDIR:
-            fix = "A part of that path is a file, not a folder: give -b a folder"
-        else:
-            fix = "Free some space or make the folder writable"
-        raise Exit(f"could not write in {show(batch.build_dir)}: {exc.strerror or exc}"
-                   + (f" ({exc.filename})" if exc.filename else "")
-                   + f". {fix}, then build again; letters built before are kept as they were.", code=2)
+        raise not_written(exc, batch, "letters built before are kept as they were") from None
     for warning in report.warnings:
         print(warning, file=sys.stderr)
     width = max((len(o.recipient) for o in report.outcomes), default=0)

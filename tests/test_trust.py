@@ -4,6 +4,7 @@ Every test builds real letters with pdflatex and tries to break a promise."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import json
@@ -954,6 +955,48 @@ def test_a_disk_that_fills_while_pdflatex_writes_stops_the_build_and_fails_no_le
             in full.stderr and "letters built before are kept" in full.stderr, full.stderr
         assert "failed" not in full.stdout and not (out / "manifest.json").exists()
         subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)
+        assert build(source, out).ok and {s.state for s in status(source, out)} == {"ready"}
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny file system needs root")
+def test_a_disk_that_fills_after_a_run_placed_its_letters_records_them(tmp_path, monkeypatch):
+    """Two pdflatex runs: the first puts its letter in place, then the disk fills and the
+    second cannot write. The letter put in place is on the record (ready), as a stopped
+    build's are: it was left off it, and every task called it changed by hand (a full disk
+    left 59 of 100 new letters so); the other keeps its old letter, stale."""
+    import threading
+
+    from builder.build import BuildFailed, _Compiler
+
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + person("one") + person("two"))
+    with small_disk(tmp_path / "disk", "8m") as disk:
+        out = disk / "build"
+        assert build(source, out).ok
+        old_two = (out / "letters" / "two.pdf").read_bytes()
+        source.write_text(source.read_text().replace("the shared text", "the shared text, edited"))
+        original, one_placed, filled = _Compiler.run, threading.Event(), []
+
+        def run(self, sources, *args, **kwargs):
+            if sources[0].recipient.id == "two" and not filled:  # only once "one" is in place
+                assert one_placed.wait(120)
+                room = shutil.disk_usage(disk).free
+                (disk / "filler").write_bytes(b"\0" * (room - 128 * 1024))  # no room for a PDF
+                filled.append(True)
+            outcomes = original(self, sources, *args, **kwargs)
+            if sources[0].recipient.id == "one":
+                one_placed.set()
+            return outcomes
+
+        monkeypatch.setattr(_Compiler, "run", run)
+        with pytest.raises(BuildFailed) as failed:
+            build(source, out, jobs=2)  # two letters, two runs
+        assert isinstance(failed.value.failure, OSError) and failed.value.failure.errno == errno.ENOSPC
+        assert (failed.value.built, failed.value.left) == (1, 1)
+        states = {s.recipient: s.state for s in status(source, out)}
+        assert states == {"one": "ready", "two": "stale"}, states
+        assert (out / "letters" / "two.pdf").read_bytes() == old_two
+        (disk / "filler").unlink()
+        monkeypatch.undo()
         assert build(source, out).ok and {s.state for s in status(source, out)} == {"ready"}
 
 
