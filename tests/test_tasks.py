@@ -654,6 +654,35 @@ def test_scripts_install_installs_what_the_build_reads(real_batch, tmp_path):
     assert packages and packages <= allowed, packages - allowed
 
 
+def test_scripts_install_runs_without_home_as_with_it(tmp_path):
+    """`env -i PATH=/usr/bin:/bin scripts/install` (no HOME, as a service's shell has it):
+    axe-core goes to the user's home folder, where the tests look (Path.home()); the script
+    stopped with "HOME: unbound variable" (set -u). The system's commands are stand-ins here:
+    dpkg-query says every package is installed, the venv's python has pip, npm only notes
+    where it was asked to install."""
+    import pwd
+
+    checkout, stubs = tmp_path / "checkout", tmp_path / "stubs"
+    (checkout / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "install", checkout / "scripts" / "install")
+    (checkout / ".venv" / "bin").mkdir(parents=True)
+    stubs.mkdir()
+    for name, script in [(checkout / ".venv" / "bin" / "python", "exit 0"),
+                         (stubs / "dpkg-query", "printf 'install ok installed'"),
+                         (stubs / "npm", f'echo "$@" > {tmp_path / "npm-args"}')]:
+        name.write_text(f"#!/bin/sh\n{script}\n")
+        name.chmod(0o755)
+    home = pwd.getpwuid(os.getuid()).pw_dir
+    for env in ({"PATH": f"{stubs}:/usr/bin:/bin"}, {"PATH": f"{stubs}:/usr/bin:/bin", "HOME": str(tmp_path)}):
+        (tmp_path / "npm-args").unlink(missing_ok=True)
+        done = subprocess.run([str(checkout / "scripts" / "install")], env=env, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=60)
+        assert done.returncode == 0 and "unbound" not in done.stderr, done.stdout + done.stderr
+        axe = Path(env.get("HOME", home)) / ".cache" / "letterbatch" / "axe"
+        if not (axe / "node_modules" / "axe-core" / "axe.min.js").exists():  # else there already: not fetched
+            assert (tmp_path / "npm-args").read_text().split()[:3] == ["install", "--prefix", str(axe)]
+
+
 @pytest.mark.slow
 def test_the_package_installed_on_its_own_builds_from_any_folder(tmp_path):
     """`pip install .` (not editable) into a new venv ships the letterhead, the starter and
