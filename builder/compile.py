@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -259,6 +260,12 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
             if owner in result.letters:
                 result.letters[owner].overfull.append(text)
     else:
+        if returncode == -signal.SIGXFSZ:
+            # stopped by the shell's limit on a file's size (ulimit -f) as its PDF outgrew it: no
+            # fault of the letters' (each was marked failed with pdflatex's last words, a line of
+            # "pdflatex:0: ) (/usr/share/texmf/tex/latex/lm/ot1lmr.fd) ...")
+            raise OSError(errno.EFBIG, f"{os.strerror(errno.EFBIG)}: pdflatex was stopped as its PDF outgrew "
+                          "the limit on a file's size (ulimit -f)", str(workdir))
         failed_write = _WRITE_FAILED_RE.search(terminal) or _WRITE_FAILED_RE.search(log_text)
         if failed_write:
             raise _write_failed(workdir, failed_write.group(0))

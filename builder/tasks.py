@@ -606,6 +606,8 @@ def not_written(exc: OSError, batch: BatchPaths, kept: str) -> Exit:
         fix = "Make the folder writable (or build elsewhere with -b)"
     elif exc.errno == errno.ENOTDIR:
         fix = "A part of that path is a file, not a folder: give -b a folder"
+    elif exc.errno == errno.EFBIG:  # no disk to free: it was told to "free some space"
+        fix = "Raise the limit on a file's size (ulimit -f) or build where there is none"
     else:
         fix = "Free some space or make the folder writable"
     return Exit(f"could not write in {show(batch.build_dir)}: {exc.strerror or exc}"

@@ -1000,6 +1000,37 @@ def test_a_disk_that_fills_after_a_run_placed_its_letters_records_them(tmp_path,
         assert build(source, out).ok and {s.state for s in status(source, out)} == {"ready"}
 
 
+def test_a_file_size_limit_that_stops_pdflatex_fails_no_letter(tmp_path):
+    """A shell's limit on a file's size (`ulimit -f 64`) smaller than a letter: pdflatex is
+    stopped (SIGXFSZ) as it writes the PDF. That is the limit's fault, not the letters': one
+    line naming it (exit 2), as for a full disk, no letter marked failed, the old letters and
+    bundle kept. Every letter was marked failed, each with a line of pdflatex's last words."""
+    import resource
+
+    source, out = two_letters_merged(tmp_path)
+    good = outputs(out)
+    source.write_text(source.read_text().replace("the shared text", "the shared text, edited"))
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
+
+    for task in ("build", "merge"):
+        if task == "merge":  # the cover sheet, compiled anew
+            assert build(source, out).ok
+            good = outputs(out)
+            shutil.rmtree(out / "work")
+        done = subprocess.run([sys.executable, "-m", "invoke", task, "-r", str(source), "-b", str(out)], cwd=ROOT,
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, preexec_fn=limited)
+        said = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(said) == 1 and "Traceback" not in done.stderr, done.stdout + done.stderr
+        assert "File too large" in said[0] and "failed" not in done.stdout, said
+        if task == "build":
+            assert "pdflatex was stopped as its PDF outgrew the limit on a file's size (ulimit -f)" in said[0] \
+                and "Raise the limit on a file's size (ulimit -f)" in said[0], said
+        assert outputs(out) == good
+    assert {s.state for s in status(source, out)} == {"ready"}
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny file system needs root")
 def test_a_disk_that_fills_as_pdflatex_flushes_the_cover_stops_merge_as_a_full_disk(tmp_path):
     """With a few kilobytes free, pdfTeX writes the small cover sheet but cannot
