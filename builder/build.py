@@ -1097,6 +1097,26 @@ def lock(layout: Layout):
             held_locks.discard(handle.fileno())
 
 
+def folder_busy(layout: Layout) -> bool:
+    """Whether a build, merge or send holds ``layout``'s folder now (``lock``, or a pdflatex
+    of one killed outright): what it has not recorded yet reads as stale or changed until it
+    ends. Asked with a shared lock, released at once: a build starting in those microseconds
+    is the only one it could turn away."""
+    try:
+        handle = os.open(layout.root / ".lock", os.O_RDONLY)
+    except OSError:  # no build ever ran here
+        return False
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # a file system without locks: nothing can be told
+        return False
+    finally:
+        os.close(handle)
+    return False
+
+
 # What TeX reads from the letterhead folder: only these decide whether letters
 # are stale (an editor's swap file or a backup copy does not).
 TEX_READS = {".cls", ".sty", ".tex", ".def", ".cfg", ".fd", ".map", ".enc", ".pfb", ".tfm",

@@ -453,15 +453,25 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else many or word + 's'}"
 
 
-def build_hint(states: list[str], for_: str) -> str | None:
+def build_hint(states: list[str], for_: str, build_dir: Path | None = None, task: str = "status") -> str | None:
     """What builds the letters a build alone makes ready (stale, never built; changed, as a
     build killed outright leaves them): `check` and `status` said "8 with errors" or "8
-    stale" and left the person to guess the command."""
+    stale" and left the person to guess the command. ``build_dir``: while a build (merge,
+    send) holds it, the letters it has not recorded yet are said to be its, not edited, and
+    ``task`` (status, check) is the command to run again once it has ended."""
+    from .build import Layout, folder_busy
     from .ready import CHANGED, NEVER_BUILT, STALE
 
     build = command('build' + (' --for web' if for_ == 'web' else ''))
     waiting = sum(state in (STALE, NEVER_BUILT) for state in states)
     changed = sum(state == CHANGED for state in states)
+    if (waiting or changed) and build_dir is not None and folder_busy(Layout.of(build_dir, for_)):
+        # it said "857 letters changed since built (edited, or left by a build stopped outright):
+        # `letterbatch build` makes them again" of a build running now, which refused that build
+        return (f"a build, merge or send is running in {show(Layout.of(build_dir, for_).root)} now (or the "
+                f"pdflatex of one that was stopped is finishing): the letters it has not recorded yet read as "
+                f"stale or changed until it ends; run {command(task + (' --for web' if for_ == 'web' else ''))}"
+                " again then")
     hints = [f"{plural(waiting, 'letter')} stale or never built: run {build} to build "
              f"{'it' if waiting == 1 else 'them'}"] if waiting else []
     if changed:  # edited by hand, or put in place by a build killed outright before it recorded them
@@ -786,7 +796,7 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
     print(f"{plural(len(letters), 'letter')} checked: {len(letters) - len(not_ready) - warned} ok, "
           f"{warned} with warnings, {len(not_ready) - sum(unbuilt.values())} with errors"
           + "".join(f", {n} {state}" for state, n in unbuilt.items() if n))
-    hint = build_hint([r.state for r in letters], for_)
+    hint = build_hint([r.state for r in letters], for_, batch.build_dir, "check")
     if hint:  # not indented: a line of its own, not a letter's
         print(hint)
     # `check merge` goes on to the merge only when check passes: with a letter not ready it
@@ -900,7 +910,7 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
     print(", ".join(f"{n} {state}" for state, n in counts.items()) or "no recipients")
-    hint = build_hint([s.state for s in states], for_)
+    hint = build_hint([s.state for s in states], for_, batch.build_dir)
     if hint:  # not indented: a line of its own, not a letter's
         print(hint)
     # a letter that needs a person (not only a build) makes the exit code say so: its

@@ -623,6 +623,27 @@ def test_invoke_test_fails_when_no_test_runs():
     assert done.returncode == 5  # pytest's "no tests collected", passed on
 
 
+def test_status_and_check_while_a_build_runs_say_so(project):
+    """While a build holds the folder, the letters it has put in place and not recorded yet
+    read as changed: status and check said "changed since built (edited, or left by a build
+    stopped outright): `invoke build` makes them again", a build the running one refused.
+    They now say a build is running, and to ask again when it has ended."""
+    import fcntl
+
+    assert invoke("build", cwd=project).returncode == 0
+    write_yaml(project / "recipients.yaml", TWO.replace("Dear Alpha,", "Dear Alpha, again"))
+    letter(project / "build" / "recipients", "beta").write_bytes(b"%PDF-1.4 put in place, not yet recorded")
+    running = "a build, merge or send is running in build/recipients now"
+    with open(project / "build" / "recipients" / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as the build does
+        for task in ("status", "check"):
+            said = invoke(task, cwd=project)
+            assert running in said.stdout and f"run `invoke {task}` again then" in said.stdout, said.stdout
+            assert "makes it again" not in said.stdout and "to build it" not in said.stdout, said.stdout
+    after = invoke("status", cwd=project)  # the lock let go: the usual words
+    assert running not in after.stdout and "`invoke build` makes it again" in after.stdout, after.stdout
+
+
 def installed_packages(script: Path) -> set[str]:
     text = script.read_text()
     block = re.search(r"wanted=\((.*?)\n\)", text, re.S).group(1)
