@@ -173,7 +173,11 @@ class MailedFromAnyFolder:
     another folder) has a log of its own, empty, and mailed everyone again."""
 
     def __init__(self) -> None:
-        state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        state = os.environ.get("XDG_STATE_HOME", "")
+        if not os.path.isabs(state):  # unset, empty or relative: the XDG spec ignores it
+            # (`XDG_STATE_HOME=state` was read from the folder a command ran in: each folder a
+            # log of its own, and the same letters sent from another went to everyone again)
+            state = str(Path.home() / ".local" / "state")
         self.path = Path(state) / "letterbatch" / "mailed.jsonl"
         self._entries: list[dict] | None = None  # read once, when first asked
 

@@ -658,6 +658,24 @@ def test_the_same_letters_built_into_another_folder_are_not_mailed_again(batch, 
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 2, 1, 2]
 
 
+def test_a_relative_xdg_state_home_is_not_a_log_per_folder(tmp_path, monkeypatch):
+    """XDG_STATE_HOME=state (relative) was read from the folder a command ran in: a log of
+    its own in each, so the same letters sent from another folder went again. A relative
+    path is ignored, as the XDG spec says: the log is the home's, whatever the folder."""
+    from builder.send import MailedFromAnyFolder
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_STATE_HOME", "state")
+    found = set()
+    for folder in ("one", "two"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        found.add(MailedFromAnyFolder().path)
+    assert found == {tmp_path / "home" / ".local" / "state" / "letterbatch" / "mailed.jsonl"}
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "mine"))  # an absolute one is used
+    assert MailedFromAnyFolder().path == tmp_path / "mine" / "letterbatch" / "mailed.jsonl"
+
+
 def test_a_timeout_or_host_that_cannot_work_is_one_line(batch, smtp_server):
     """INVOKE_LETTERBATCH_SMTP_TIMEOUT=0 or -5 was a traceback, 0.5 was refused as "not a
     whole number" (it is seconds), and an empty host was smtplib's "please run connect() first"."""
