@@ -618,6 +618,9 @@ def not_written(exc: OSError, batch: BatchPaths, kept: str) -> Exit:
         fix = "A part of that path is a file, not a folder: give -b a folder"
     elif exc.errno == errno.EFBIG:  # no disk to free: it was told to "free some space"
         fix = "Raise the limit on a file's size (ulimit -f) or build where there is none"
+    elif exc.errno == errno.ENAMETOOLONG:  # a folder deep in folders: neither space nor rights help
+        fix = ("The path is longer than the system allows (4096 bytes, 255 for one name): "
+               "build in a folder with a shorter path, with -b")
     else:
         fix = "Free some space or make the folder writable"
     return Exit(f"could not write in {show(batch.build_dir)}: {exc.strerror or exc}"

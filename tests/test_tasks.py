@@ -644,6 +644,17 @@ def test_status_and_check_while_a_build_runs_say_so(project):
     assert running not in after.stdout and "`invoke build` makes it again" in after.stdout, after.stdout
 
 
+def test_a_build_folder_whose_path_is_too_long_says_so(tmp_path):
+    """A build folder deep in folders (a path past the system's 4096 bytes): the build
+    was told to "free some space or make the folder writable", neither of which helps."""
+    deep = tmp_path.joinpath(*["d" * 200] * 20)
+    done = invoke("build", "-r", str(SAMPLE), "-b", str(deep / "build"), cwd=ROOT)
+    said = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(said) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "File name too long" in said[0] and "build in a folder with a shorter path, with -b" in said[0] \
+        and "Free some space" not in said[0], said
+
+
 def installed_packages(script: Path) -> set[str]:
     text = script.read_text()
     block = re.search(r"wanted=\((.*?)\n\)", text, re.S).group(1)
