@@ -27,6 +27,7 @@ if not __package__:
     _sys.exit(f"{_Path(__file__).resolve()} is the package's own tasks file: run invoke in the project "
               f"folder, {_project} (or give it --search-root {_project})")
 
+import contextlib
 import errno
 import inspect
 import os
@@ -1230,13 +1231,20 @@ def new(c, name):
     # (outside a checkout `invoke` finds no tasks) and the file's name
     build_it = command(f"build merge -r {shlex.quote(show(target))}", to_run=False)
     starter = STARTER.read_text(encoding="utf-8").replace("`invoke new`", command("new", to_run=False))
+    made_images = False
     try:  # a folder that is a file, or one that cannot be written: one line, not a traceback
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, starter.replace("`invoke build merge -r THIS-FILE.yaml`", build_it).encode("utf-8"))
-        images.mkdir(exist_ok=True)
         if not schema.exists():  # the YAML's first line points editors at it
             write_atomic(schema, json_schema_text().encode("utf-8"))
+        made_images = not images.is_dir()
+        images.mkdir(exist_ok=True)
+        # the batch file last: a full disk stopped `new` after it, and the "try again" the
+        # message gave was refused, "NAME.yaml already exists" (a batch without its schema)
+        write_atomic(target, starter.replace("`invoke build merge -r THIS-FILE.yaml`", build_it).encode("utf-8"))
     except OSError as exc:
+        if made_images:
+            with contextlib.suppress(OSError):
+                images.rmdir()
         raise stopped(exc)
     print(f"wrote {show(target)} (and {show(target.parent / 'images')}/ for its logo or signature)")
     print(f"next: fill it in, then {build_it}")

@@ -398,6 +398,32 @@ def test_new_beside_a_file_called_images_writes_nothing(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["images"] and (tmp_path / "images").read_text() == "notes"
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny file system needs root")
+def test_new_on_a_full_disk_can_be_tried_again(tmp_path):
+    """Room for the batch file, not for the schema beside it: `new` wrote october.yaml, then
+    stopped with "No space left on device (recipients.schema.json). Free some space, then try
+    again", and trying again was refused: "october.yaml already exists". The batch file is now
+    written last, so a `new` stopped by the disk leaves no batch, and the next one starts it."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode:  # root in a container without the right to mount
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        room = shutil.disk_usage(disk).free
+        (disk / "filler").write_bytes(b"\0" * (room - 8 * 1024))  # the 3 KiB batch fits, the 42 KiB schema not
+        full = invoke("--search-root", str(ROOT), "new", "october", cwd=disk)
+        assert full.returncode == 2 and "No space left on device" in full.stderr, full.stderr
+        assert sorted(os.listdir(disk)) == ["filler"], os.listdir(disk)
+        (disk / "filler").unlink()
+        again = invoke("--search-root", str(ROOT), "new", "october", cwd=disk)
+        assert again.returncode == 0, again.stderr
+        assert sorted(os.listdir(disk)) == ["images", "october.yaml", "recipients.schema.json"]
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
 def watching(project: Path, **popen) -> tuple[subprocess.Popen, queue.Queue]:
     """`invoke watch` started in ``project``, looking every 0.1 s: the process, and the
     lines it prints (stdout and stderr), read on a thread of their own."""
