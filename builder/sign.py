@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import command
-from .files import write_atomic
+from .files import clear_stale_temporaries, clear_temporaries_of, write_atomic
 
 SIGNATURE_FIELD = "Bundle"
 REASON = "Approved for dispatch"
@@ -391,6 +391,10 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
     layout = prepared.layout
     report = SignReport()
     with lock(layout):
+        # left by a sign killed outright (kill -9) while it wrote a signed copy (one as large as
+        # its letter), as a build's and a merge's are cleared by the next: they stayed for good
+        clear_stale_temporaries(layout.signed)
+        clear_temporaries_of(layout.bundle_signed)
         manifest = Manifest.read(layout.root)
         states = letter_states(prepared, manifest)
         ready = [s.recipient for s in states if s.ready]

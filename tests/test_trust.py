@@ -1189,6 +1189,43 @@ def test_the_temporary_files_of_a_build_killed_while_it_wrote_are_cleared_by_the
     assert hidden() == {kept}
 
 
+def test_the_temporary_files_of_a_sign_killed_while_it_wrote_are_cleared_by_the_next(one_letter_merged, tmp_path):
+    """kill -9 while sign writes a signed copy or the signed bundle: each leaves a hidden
+    temporary file (as large as what it signs), which stayed for good, behind any number
+    of signs. The next sign deletes them; one a live process still writes is left alone."""
+    import signal
+
+    from builder.sign import Key, sign_batch
+    from test_bundle import make_certificates
+
+    p12, _ = make_certificates(tmp_path)
+    key = Key(p12=p12, password=b"secret")
+    source, out = copy_batch(one_letter_merged, tmp_path / "batch")
+    assert build(source, out).ok
+    merge(source, out)
+    assert sign_batch(source, out, key).signed  # the signed/ folder there, as after any sign
+    for target in (out / "signed" / "one.pdf", out / "bundle-signed.pdf"):
+        killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_WRITING, str(target)], cwd=ROOT)
+        assert killed.returncode == -signal.SIGKILL
+
+    def hidden() -> set[Path]:
+        return {p for folder in (out, out / "signed") for p in folder.iterdir()
+                if p.name.startswith((".one.pdf.", ".bundle-signed.pdf."))}
+
+    left = hidden()
+    assert len(left) == 2
+    writer = subprocess.Popen([sys.executable, "-c", STILL_WRITING, str(out / "signed" / "one.pdf")], cwd=ROOT,
+                              text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert writer.stdout.readline() == "writing\n"
+        [live] = hidden() - left
+        sign_batch(source, out, key, force=True)
+        assert hidden() == {live}  # the live one is another's
+    finally:
+        writer.communicate("")
+    assert hidden() == set()
+
+
 def test_a_build_with_nothing_to_do_clears_the_temporary_files_a_killed_build_left(one_letter_merged, tmp_path):
     """kill -9 while a build writes a letter its record still vouches for (`build -f`, the
     same bytes again): the next build has nothing to compile, and deletes the temporary
