@@ -156,6 +156,12 @@ def main() -> None:
 
     builder.COMMAND = "letterbatch"  # the commands its messages suggest
     try:
+        os.getcwd()
+    except FileNotFoundError:  # invoke's first look at the folder was a traceback
+        print("the folder this command was run in no longer exists (deleted, or moved away): "
+              "cd to a folder that does, then run it again", file=sys.stderr)
+        sys.exit(2)
+    try:
         program.run()
     except BrokenPipeError:
         # the reader has gone (`letterbatch --list | head -1`): invoke's own help and list

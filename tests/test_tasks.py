@@ -849,6 +849,22 @@ def test_letterbatch_s_own_help_and_list_stop_quietly_when_the_reader_has_gone(t
         assert done.stderr == "", (args, done.stderr)
 
 
+def test_the_letterbatch_command_in_a_folder_that_is_gone_is_one_line(tmp_path):
+    """A terminal left in a folder since deleted (or moved away): `letterbatch status -r
+    /abs/two.yaml` was a traceback, FileNotFoundError from invoke's os.getcwd(). One line
+    now says so, exit 2."""
+    write_yaml(tmp_path / "two.yaml", TWO)
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    run = (f"cd {shlex.quote(str(gone))} && rmdir {shlex.quote(str(gone))} && exec {shlex.quote(sys.executable)} "
+           f"-c 'from builder.cli import main; main()' status -r {shlex.quote(str(tmp_path / 'two.yaml'))}")
+    done = subprocess.run(["bash", "-c", run], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr == ("the folder this command was run in no longer exists (deleted, or moved away): "
+                           "cd to a folder that does, then run it again\n"), done.stderr
+
+
 def test_the_letterbatch_command_suggests_letterbatch_commands(tmp_path):
     """Outside a checkout `invoke` finds no tasks: what `letterbatch` tells a person
     to run next is a `letterbatch` command (the builder's messages as the task's)."""
