@@ -567,7 +567,9 @@ def built_and_left(ended, medium: str) -> str:
 def stopped(exc: Exception, code: int = 2, then: str = "") -> Exit:
     if isinstance(exc, OSError) and exc.strerror:  # in words, with the file: not "[Errno 28] ..."
         where = f" ({show(Path(exc.filename))})" if exc.filename else ""
-        hint = " Free some space, then try again." if exc.errno == errno.ENOSPC else ""
+        hint = (" Free some space, then try again." if exc.errno == errno.ENOSPC else
+                # a shell's limit on a file's size: there is no disk to free
+                " Raise the limit on a file's size (ulimit -f), then try again." if exc.errno == errno.EFBIG else "")
         return Exit(f"could not go on: {exc.strerror}{where}.{hint}{then}", code=code)
     return Exit(f"{exc}{then}", code=code)
 

@@ -1029,6 +1029,16 @@ def test_a_file_size_limit_that_stops_pdflatex_fails_no_letter(tmp_path):
                 and "Raise the limit on a file's size (ulimit -f)" in said[0], said
         assert outputs(out) == good
     assert {s.state for s in status(source, out)} == {"ready"}
+    # sign writes its signed copies itself: said of the limit too, not only "File too large"
+    from test_bundle import make_certificates
+
+    p12, _ = make_certificates(tmp_path)
+    signed = subprocess.run([sys.executable, "-m", "invoke", "sign", "--p12", str(p12), "-r", str(source), "-b",
+                             str(out)], cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                            preexec_fn=limited, env={**os.environ, "LETTERBATCH_P12_PASSWORD": "secret"})
+    said = signed.stderr.strip().splitlines()
+    assert signed.returncode == 2 and len(said) == 1 and said[0].startswith("could not go on: File too large (") \
+        and said[0].endswith("Raise the limit on a file's size (ulimit -f), then try again."), signed.stderr
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny file system needs root")
