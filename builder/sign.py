@@ -423,28 +423,41 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
                 report.notes.append(f"the letters' typeface has no {', '.join(repr(c) for c in lacking)} of the "
                                     f"signer's name {signer.subject_name!r}: the visible signature shows a blank "
                                     "for each (the signature itself holds the name as the certificate gives it)")
-            for rid in todo:
-                try:
-                    report.signed.append(_sign_letter(layout, manifest.letters[rid], rid, signer, reason, style(rid)))
-                except (PdfError, NotSigned) as exc:  # this letter's file (or pyHanko's word on the key): no traceback
-                    report.failed.append(f"{rid}: {layout.pdf(rid).name} cannot be signed: {_one_line(exc)}")
-                except _ChangedSince as exc:
-                    report.failed.append(f"{rid}: {exc}")
-            if isinstance(bundle_parts, list):
-                if report.failed:
-                    report.bundle_note = f"{layout.bundle.name} not signed: some of its letters could not be signed"
-                    report.bundle_refused = True
-                else:
-                    # the bundle on the record (merge --output may have written another file)
+
+            def record() -> None:
+                _record_signed(layout, manifest, key_record(key),
+                               [rid for rid in todo if layout.signed_pdf(rid) in report.signed],
+                               report.bundle is not None)
+
+            try:
+                for rid in todo:
                     try:
-                        report.bundle = _sign_bundle(layout, layout.root / manifest.bundle["file"], bundle_parts,
-                                                     signer, reason, {field_name(rid): style(rid) for rid in
-                                                                      manifest.bundle["letters"]},
-                                                     manifest.bundle["sha256"])
+                        report.signed.append(_sign_letter(layout, manifest.letters[rid], rid, signer, reason,
+                                                          style(rid)))
+                    except (PdfError, NotSigned) as exc:  # this letter's file (or pyHanko's word on the key)
+                        report.failed.append(f"{rid}: {layout.pdf(rid).name} cannot be signed: {_one_line(exc)}")
                     except _ChangedSince as exc:
-                        report.bundle_note, report.bundle_refused = f"bundle not signed: {exc}", True
-            _record_signed(layout, manifest, key_record(key),
-                           [rid for rid in todo if layout.signed_pdf(rid) in report.signed], report.bundle is not None)
+                        report.failed.append(f"{rid}: {exc}")
+                if isinstance(bundle_parts, list):
+                    if report.failed:
+                        report.bundle_note = f"{layout.bundle.name} not signed: some of its letters could not be signed"
+                        report.bundle_refused = True
+                    else:
+                        # the bundle on the record (merge --output may have written another file)
+                        try:
+                            report.bundle = _sign_bundle(layout, layout.root / manifest.bundle["file"], bundle_parts,
+                                                         signer, reason, {field_name(rid): style(rid) for rid in
+                                                                          manifest.bundle["letters"]},
+                                                         manifest.bundle["sha256"])
+                        except _ChangedSince as exc:
+                            report.bundle_note, report.bundle_refused = f"bundle not signed: {exc}", True
+            except KeyboardInterrupt:
+                # stopped part way (Ctrl-C, SIGTERM): the copies made so far go on the record, as a
+                # stopped build's letters do (status called them "not on the record", and the next
+                # sign signed every one again)
+                record()
+                raise
+            record()
     return report
 
 

@@ -567,6 +567,38 @@ def test_a_sign_run_killed_part_way_leaves_no_copy_changed_since_it_was_signed(s
     assert "signed/" not in invoke(["status", "-r", str(source), "-b", str(out)]).stdout
 
 
+def test_a_sign_run_stopped_with_ctrl_c_records_the_copies_it_made(signed_batch, keys, tmp_path):
+    """sign --force stopped with Ctrl-C (SIGINT) after its first new signed copy: the copies
+    it made are on the record, as a stopped build's letters are. They were "not on the record",
+    and the next sign signed every letter again."""
+    import signal
+    import time
+
+    source, out = copy_batch(signed_batch[:2], tmp_path / "b")
+    first = out / "signed" / f"{IDS[0]}.pdf"
+    before = {rid: (out / "signed" / f"{rid}.pdf").read_bytes() for rid in IDS}
+    p12, _ = keys
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LETTERBATCH_")}
+    running = subprocess.Popen([sys.executable, "-m", "invoke", "sign", "-r", str(source), "-b", str(out), "--p12",
+                                str(p12), "--force"], cwd=ROOT, env={**clean, "LETTERBATCH_P12_PASSWORD": "secret"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        while running.poll() is None and first.read_bytes() == before[IDS[0]]:
+            time.sleep(0.002)
+        running.send_signal(signal.SIGINT)
+    finally:
+        running.wait()
+    assert running.returncode == 130, "sign finished before it could be stopped"
+    resigned = [rid for rid in IDS if (out / "signed" / f"{rid}.pdf").read_bytes() != before[rid]]
+    assert resigned[:1] == [IDS[0]] and len(resigned) < len(IDS), resigned  # stopped part way
+    seen = invoke(["status", "-r", str(source), "-b", str(out)]).stdout
+    for rid in IDS:
+        assert (f"signed/{rid}.pdf is not on the record" in seen) == (rid not in resigned), (rid, seen)
+    done = invoke(["sign", "-r", str(source), "-b", str(out), "--p12", str(p12)], {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [rid for rid in IDS if f"/signed/{rid}.pdf\n" in done.stdout] == [r for r in IDS if r not in resigned]
+
+
 def test_a_signed_letter_invalid_or_removed_for_a_while_and_back_the_same_is_still_signed(
         signed_batch, keys, tmp_path):
     """A recipient made invalid (or removed) and then restored comes back as the
