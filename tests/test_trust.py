@@ -957,6 +957,7 @@ def test_a_disk_that_fills_while_pdflatex_writes_stops_the_build_and_fails_no_le
         subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)
         assert build(source, out).ok and {s.state for s in status(source, out)} == {"ready"}
 
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny file system needs root")
 def test_a_disk_that_fills_after_a_run_placed_its_letters_records_them(tmp_path, monkeypatch):
     """Two pdflatex runs: the first puts its letter in place, then the disk fills and the
