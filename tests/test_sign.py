@@ -527,18 +527,13 @@ def test_a_key_that_does_not_match_its_certificate_signs_nothing(mail_batch, key
     assert not (out / "signed").exists() and not (out / "bundle-signed.pdf").exists()
 
 
-def test_a_sign_run_killed_part_way_leaves_no_copy_changed_since_it_was_signed(signed_batch, keys, tmp_path):
-    """sign --force killed (kill -9) after its first new signed copy: the copies it
-    was replacing are off the record ("not on the record"), never a new copy under
-    the old record ("changed since it was signed", which nobody did); a plain
-    sign then records them all again."""
-    import signal
+def stop_sign_force_part_way(source: Path, out: Path, p12: Path, stop: int) -> tuple[int, list[str]]:
+    """`sign --force` sent ``stop`` (a signal) once its first new signed copy is written: its
+    exit status, and the letters whose signed copies it had made anew by then."""
     import time
 
-    source, out = copy_batch(signed_batch[:2], tmp_path / "b")
     first = out / "signed" / f"{IDS[0]}.pdf"
     before = {rid: (out / "signed" / f"{rid}.pdf").read_bytes() for rid in IDS}
-    p12, _ = keys
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LETTERBATCH_")}
     running = subprocess.Popen([sys.executable, "-m", "invoke", "sign", "-r", str(source), "-b", str(out), "--p12",
                                 str(p12), "--force"], cwd=ROOT, env={**clean, "LETTERBATCH_P12_PASSWORD": "secret"},
@@ -546,12 +541,25 @@ def test_a_sign_run_killed_part_way_leaves_no_copy_changed_since_it_was_signed(s
     try:
         while running.poll() is None and first.read_bytes() == before[IDS[0]]:
             time.sleep(0.002)
-        running.send_signal(signal.SIGKILL)
+        running.send_signal(stop)
     finally:
         running.wait()
-    assert running.returncode == -signal.SIGKILL, "sign finished before it could be killed"
     resigned = [rid for rid in IDS if (out / "signed" / f"{rid}.pdf").read_bytes() != before[rid]]
-    assert resigned[:1] == [IDS[0]] and len(resigned) < len(IDS), resigned  # killed part way
+    assert resigned[:1] == [IDS[0]] and len(resigned) < len(IDS), resigned  # stopped part way
+    return running.returncode, resigned
+
+
+def test_a_sign_run_killed_part_way_leaves_no_copy_changed_since_it_was_signed(signed_batch, keys, tmp_path):
+    """sign --force killed (kill -9) after its first new signed copy: the copies it
+    was replacing are off the record ("not on the record"), never a new copy under
+    the old record ("changed since it was signed", which nobody did); a plain
+    sign then records them all again."""
+    import signal
+
+    source, out = copy_batch(signed_batch[:2], tmp_path / "b")
+    p12, _ = keys
+    ended, _ = stop_sign_force_part_way(source, out, p12, signal.SIGKILL)
+    assert ended == -signal.SIGKILL, "sign finished before it could be killed"
     seen = invoke(["status", "-r", str(source), "-b", str(out)]).stdout
     assert "changed since it was signed" not in seen, seen
     # every record forgotten (--force) but for the key: the command suggested is sign with
@@ -572,25 +580,11 @@ def test_a_sign_run_stopped_with_ctrl_c_records_the_copies_it_made(signed_batch,
     it made are on the record, as a stopped build's letters are. They were "not on the record",
     and the next sign signed every letter again."""
     import signal
-    import time
 
     source, out = copy_batch(signed_batch[:2], tmp_path / "b")
-    first = out / "signed" / f"{IDS[0]}.pdf"
-    before = {rid: (out / "signed" / f"{rid}.pdf").read_bytes() for rid in IDS}
     p12, _ = keys
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LETTERBATCH_")}
-    running = subprocess.Popen([sys.executable, "-m", "invoke", "sign", "-r", str(source), "-b", str(out), "--p12",
-                                str(p12), "--force"], cwd=ROOT, env={**clean, "LETTERBATCH_P12_PASSWORD": "secret"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    try:
-        while running.poll() is None and first.read_bytes() == before[IDS[0]]:
-            time.sleep(0.002)
-        running.send_signal(signal.SIGINT)
-    finally:
-        running.wait()
-    assert running.returncode == 130, "sign finished before it could be stopped"
-    resigned = [rid for rid in IDS if (out / "signed" / f"{rid}.pdf").read_bytes() != before[rid]]
-    assert resigned[:1] == [IDS[0]] and len(resigned) < len(IDS), resigned  # stopped part way
+    ended, resigned = stop_sign_force_part_way(source, out, p12, signal.SIGINT)
+    assert ended == 130, "sign finished before it could be stopped"
     seen = invoke(["status", "-r", str(source), "-b", str(out)]).stdout
     for rid in IDS:
         assert (f"signed/{rid}.pdf is not on the record" in seen) == (rid not in resigned), (rid, seen)
