@@ -143,7 +143,6 @@ class Outcome:
     pdf: Path | None = None
     message: str = ""
     seconds: float = 0.0
-    warnings: list[str] = field(default_factory=list)
     # the letter's stored preflight (code, level, message), and the codes accepted
     findings: list[dict] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)
@@ -1071,7 +1070,7 @@ class _Compiler:
                 entry["objects"] = split_pdf.vouch(self.digests[entry["sha256"]])
             if signed:
                 entry["signed"] = signed
-            outcomes.append(Outcome(rid, "built", pdf, seconds=seconds, warnings=where.overfull,
+            outcomes.append(Outcome(rid, "built", pdf, seconds=seconds,
                                     findings=self.manifest.letters[rid]["findings"], pages=where.pages))
         return outcomes
 

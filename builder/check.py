@@ -20,8 +20,6 @@ the ``.aux``): exact, and no external tool that could be missing.
 """
 from __future__ import annotations
 
-import ast
-import re
 import statistics
 import typing
 from dataclasses import dataclass
@@ -128,40 +126,31 @@ def preflight(recipient: Recipient, placed, pages: list[list[Finding]], batch: B
                 for n, found in enumerate(pages, 1) for f in found]
     findings = list({(f.code, f.message): f for f in findings}.values())
     block = recipient_lines(recipient, columns)
-    findings += [Finding("overfull", "error", overfull(text, batch, block)) for text in placed.overfull]
+    findings += [Finding("overfull", "error", overfull(text, by, batch, block)) for text, by in placed.overfull]
     findings += window(placed, block)  # (no window: the lines only)
     findings += closing(placed)
     return findings
 
 
-# compile.overfull_boxes's words for a line: its text as repr() quotes it, and by how much
-_OVERFULL_RE = re.compile(r"""^(?P<text>'.*'|".*") \((?P<by>[\d.]+)pt too wide\)$""")
-
-
-def overfull(line: str, batch: Batch, block: list[tuple[str, str]] = ()) -> str:
-    """A line that runs into the margin, said with what it is and what to do: TeX found
-    nothing to break it at. A reference's web address is the usual cause (a part of it
-    with no / . or - in it), and then the reference is named by its key; a line of the
-    recipient block (``recipient_lines``) by what it is."""
-    match = _OVERFULL_RE.match(line)
-    if not match:
-        return f"overfull line: {line}"
-    try:
-        text = ast.literal_eval(match.group("text"))
-    except (ValueError, SyntaxError):
-        return f"overfull line: {line}"
+def overfull(text: str, by: float, batch: Batch, block: list[tuple[str, str]] = ()) -> str:
+    """A line that runs ``by`` TeX points into the margin, said with what it is and what to
+    do: TeX found nothing to break it at. A reference's web address is the usual cause (a
+    part of it with no / . or - in it), and then the reference is named by its key; a line
+    of the recipient block (``recipient_lines``) by what it is."""
+    into = f"overfull line: {text!r} runs {by * MM_PER_PT:.1f} mm into the margin"
     longest = max(text.split() or [""], key=len)
-    into = f"overfull line: {match.group('text')} runs {float(match.group('by')) * MM_PER_PT:.1f} mm into the margin"
+    if len(longest) <= 8:  # too short to tell which value it is from
+        return f"{into}: a word too long for its line, with nothing to break it at; shorten it or put a space in it"
     for what, value in block:
-        if len(longest) > 8 and longest in value:
+        if longest in value:
             return f"{into}: it is part of {what}, a word too long for a line; shorten it or put a space in it"
     for key, reference in batch.references.items():
-        for field in ("url", "title", "author"):
-            if len(longest) > 8 and longest in str(getattr(reference, field)):
-                if field == "url":
-                    return (f"{into}: it is part of the web address of the reference {key!r} "
-                            f"(references.{key}.url), with no / . or - to break it at; give a shorter "
-                            f"address for the same page, or accept the finding")
+        if longest in reference.url:
+            return (f"{into}: it is part of the web address of the reference {key!r} (references.{key}.url), "
+                    f"with no / . or - to break it at; give a shorter address for the same page, or accept the "
+                    f"finding")
+        for field in ("title", "author"):
+            if longest in getattr(reference, field):
                 return (f"{into}: it is a word of the {field} of the reference {key!r} (references.{key}."
                         f"{field}), too long for a line; put a space or a hyphen in it")
     return f"{into}: a word too long for its line, with nothing to break it at; shorten it or put a space in it"

@@ -86,7 +86,8 @@ class Placed:
     # where the signature goes: (page from 1, x, y bottom, y top, width) in PDF
     # points, as the letterhead class measured it
     signature: tuple[int, float, float, float, float] | None = None
-    overfull: list[str] = field(default_factory=list)
+    # lines that run into the margin: (their text, as the log gives it, and by how many TeX points)
+    overfull: list[tuple[str, float]] = field(default_factory=list)
     # what the class measured for the preflight (TeX points; y from the page's
     # top edge): marks: name -> (page, x, y) of \lb@mark (addrfirst, salutation ...)
     marks: dict[str, tuple[int, float, float]] = field(default_factory=dict)
@@ -255,10 +256,10 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
     if ok:
         result.letters, result.window, result.layout = _read_aux(
             aux.read_text(encoding="utf-8", errors="replace") if aux.exists() else "")
-        for line, text in overfull_boxes(log_text):
+        for line, text, by in overfull_boxes(log_text):
             owner = line_owner(line) if line_owner else next(iter(result.letters), None)
             if owner in result.letters:
-                result.letters[owner].overfull.append(text)
+                result.letters[owner].overfull.append((text, by))
     else:
         if returncode == -signal.SIGXFSZ:
             # stopped by the shell's limit on a file's size (ulimit -f) as its PDF outgrew it: no
@@ -465,16 +466,17 @@ def tex_errors(log_text: str) -> list[TexError]:
 
 
 _OVERFULL_RE = re.compile(
-    r"^Overfull \\hbox \((?P<by>[\d.]+pt) too wide\) in (?:paragraph|alignment) at lines (?P<line>\d+)--\d+\n"
+    r"^Overfull \\hbox \((?P<by>[\d.]+)pt too wide\) in (?:paragraph|alignment) at lines (?P<line>\d+)--\d+\n"
     r"(?P<text>.*)$", re.M)
 
 
-def overfull_boxes(log_text: str) -> list[tuple[int, str]]:
-    """Each overfull line of a TeX log: (source line, the text that overflows)."""
+def overfull_boxes(log_text: str) -> list[tuple[int, str, float]]:
+    """Each overfull line of a TeX log: (source line, the text that overflows, by how many
+    TeX points)."""
     out = []
     for match in _OVERFULL_RE.finditer(log_text):
         text = re.sub(r"\\[A-Z0-9]+/[a-z0-9]+/[a-z]+/[a-z]+/[\d.]+ ?|\[\]|\$[^$]*\$", "", match.group("text"))
-        out.append((int(match.group("line")), f"{' '.join(text.split())[:80]!r} ({match.group('by')} too wide)"))
+        out.append((int(match.group("line")), " ".join(text.split())[:80], float(match.group("by"))))
     return out
 
 

@@ -321,7 +321,7 @@ def _reference(value: str) -> NoEscape:
     reference is one long word ("IASC/2025/…/ANNEX-C"), and one wider than the
     column ran off the paper. It breaks after a slash where one will do (no
     penalty), else between any two characters (``latex.breakable``)."""
-    return NoEscape(latex.breakable(value).replace("/\\lbbreak{}", "/\\allowbreak{}"))
+    return latex.breakable(value, freely_after="/")
 
 
 def _language_values(batch: Batch, recipient: Recipient, language: str, memo: dict) -> dict[str, NoEscape]:

@@ -80,12 +80,13 @@ def text(value: str) -> NoEscape:
     return NoEscape(_LIGATURE_RE.sub("{}", escaped))
 
 
-def breakable(value: str) -> NoEscape:
+def breakable(value: str, freely_after: str = "") -> NoEscape:
     """``text`` that may also break between any two characters of a word
     (``\\lbbreak``, a penalty far above a space's or a hyphen's): for a
     table's narrow column, where a word wider than the column (a long name, an
     e-mail address) would otherwise run over the next one. A character and
-    the accents on it stay together."""
+    the accents on it stay together. After a character of ``freely_after`` (a
+    reference's "/") it breaks with no penalty (``\\allowbreak``)."""
     value = _SPACE_RE.sub(" ", compose_marks(value))
     clusters: list[str] = []
     for char in value:
@@ -96,7 +97,7 @@ def breakable(value: str) -> NoEscape:
     out = []
     for before, cluster in zip([" "] + clusters, clusters):
         if not before.isspace() and not cluster.isspace():
-            out.append(r"\lbbreak{}")
+            out.append(r"\allowbreak{}" if before in freely_after else r"\lbbreak{}")
         out.append(_cluster_text(cluster))
     return NoEscape("".join(out))
 
