@@ -420,7 +420,11 @@ def _accepted_notes(manifest: Manifest, accepted: dict[str, dict[str, str]]) -> 
     for rid, codes in accepted.items():
         for finding in manifest.letters[rid].get("findings", []):
             if finding.get("code") in codes:
-                notes.append(f"{rid}: {finding['code']} accepted ({codes[finding['code']]}): {finding['message']}")
+                how = codes[finding["code"]]
+                # the record's token for the command line, said without the program: it read
+                # "invoke merge --accept" on the cover of a bundle `letterbatch merge` made
+                where = "merge --accept" if how == ready.ACCEPTED_BY_COMMAND else how
+                notes.append(f"{rid}: {finding['code']} accepted ({where}): {finding['message']}")
     # each once: a URL too long for a line, cited three times, is three equal findings,
     # and the cover printed the same note three times over
     return list(dict.fromkeys(notes))

@@ -387,6 +387,14 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
     from .manifest import Manifest
     from .ready import letter_states, not_ready_fix
 
+    # the key's file, before anything: with every copy current the key is never opened, and
+    # `--pkcs11-lib /usr/lib/opensc.so` mistyped said "current", exit 0, until a letter changed
+    for path, what in ((key.p12, "cannot read"), (key.pkcs11_lib, "cannot load the PKCS#11 library")):
+        try:
+            if path is not None:
+                Path(path).open("rb").close()
+        except OSError as exc:
+            raise SigningError(f"{what} {path}: {exc.strerror}") from None
     prepared = prepare(recipients_yaml, build_dir)
     layout = prepared.layout
     report = SignReport()

@@ -152,6 +152,15 @@ def test_signing_again_changes_nothing(signed_batch, keys, tmp_path):
     assert again.stdout.count("  current  ") == 5 and "signed " not in again.stdout.replace("signed copy", "")
     assert {p.name: p.read_bytes() for p in (out / "signed").iterdir()} == before
     assert (out / "bundle-signed.pdf").read_bytes() == bundle
+    # with nothing to sign the key is never opened, but a key file mistyped is still said:
+    # it said "current", exit 0, until a letter changed
+    for flags, what in ((["--p12", str(tmp_path / "old.p12")], "cannot read"),
+                        (["--pkcs11-lib", str(tmp_path / "opensc.so"), "--token", "t", "--key", "k"],
+                         "cannot load the PKCS#11 library")):
+        mistyped = invoke(["sign", "-r", str(source), "-b", str(out), *flags],
+                          {"LETTERBATCH_P12_PASSWORD": "secret", "LETTERBATCH_PKCS11_PIN": "1234"})
+        assert mistyped.returncode == 2 and "current" not in mistyped.stdout, mistyped.stdout
+        assert mistyped.stderr == f"could not sign: {what} {flags[1]}: No such file or directory\n", mistyped.stderr
     forced = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12), "--force"],
                     {"LETTERBATCH_P12_PASSWORD": "secret"})
     assert forced.returncode == 0, forced.stderr

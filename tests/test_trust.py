@@ -103,7 +103,7 @@ def test_preflight_is_remembered_refused_until_accepted_on_the_record(tmp_path):
                                               "wraps": {"address": "recipients.yaml"}}  # only what was found
     cover = pdf_text(out / "cover.pdf")
     assert "Preflight findings accepted on the record:" in cover
-    assert "tall: window accepted (invoke merge --accept): the address is not inside" in cover
+    assert "tall: window accepted (merge --accept): the address is not inside" in cover
     assert ("wraps: address accepted (recipients.yaml): a line of the recipient block is too long and wraps"
             in cover)
     # no id got in the way of another output: six documents, five letters, each its own
@@ -167,7 +167,7 @@ def test_build_merge_accept_makes_the_bundle_the_person_accepted(tmp_path):
     assert "accepted on the record: tall: window" in done.stdout
     assert json.loads((out / "manifest.json").read_text())["letters"]["tall"]["accepted"] == {
         "window": "invoke merge --accept"}
-    assert "tall: window accepted (invoke merge --accept)" in pdf_text(out / "bundle.pdf")
+    assert "tall: window accepted (merge --accept)" in pdf_text(out / "bundle.pdf")
     assert subprocess.run(["qpdf", "--check", str(out / "bundle.pdf")], capture_output=True).returncode == 0
     # on the record now, with this very file: the chain without --accept goes through too
     assert invoke("build", "merge", *batch).returncode == 0
