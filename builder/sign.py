@@ -437,8 +437,10 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
                                [rid for rid in todo if layout.signed_pdf(rid) in report.signed],
                                report.bundle is not None)
 
+            in_flight = None  # the letter being signed, and its old signed copy's inode (None: none)
             try:
                 for rid in todo:
+                    in_flight = rid, _inode(layout.signed_pdf(rid))
                     try:
                         report.signed.append(_sign_letter(layout, manifest.letters[rid], rid, signer, reason,
                                                           style(rid)))
@@ -446,6 +448,7 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
                         report.failed.append(f"{rid}: {layout.pdf(rid).name} cannot be signed: {_one_line(exc)}")
                     except _ChangedSince as exc:
                         report.failed.append(f"{rid}: {exc}")
+                    in_flight = None
                 if isinstance(bundle_parts, list):
                     if report.failed:
                         report.bundle_note = f"{layout.bundle.name} not signed: some of its letters could not be signed"
@@ -462,11 +465,22 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
             except KeyboardInterrupt:
                 # stopped part way (Ctrl-C, SIGTERM): the copies made so far go on the record, as a
                 # stopped build's letters do (status called them "not on the record", and the next
-                # sign signed every one again)
+                # sign signed every one again). One stopped after its new copy replaced the old
+                # (a new inode: written whole, by write_atomic) but before it was listed is one too
+                if in_flight and layout.signed_pdf(in_flight[0]) not in report.signed \
+                        and _inode(layout.signed_pdf(in_flight[0])) not in (None, in_flight[1]):
+                    report.signed.append(layout.signed_pdf(in_flight[0]))
                 record()
                 raise
             record()
     return report
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
 
 
 def _signed_here(layout, manifest, rid: str) -> bool:

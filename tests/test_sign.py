@@ -602,6 +602,29 @@ def test_a_sign_run_stopped_with_ctrl_c_records_the_copies_it_made(signed_batch,
     assert [rid for rid in IDS if f"/signed/{rid}.pdf\n" in done.stdout] == [r for r in IDS if r not in resigned]
 
 
+def test_a_sign_stopped_just_after_it_replaced_a_copy_records_that_copy(signed_batch, keys, tmp_path, monkeypatch):
+    """Ctrl-C between a new signed copy's rename into place and its being listed: the copy
+    is whole (written atomically) and this run's, so it is on the record too. It was "not
+    on the record" (the test above saw it now and then, on a loaded machine)."""
+    import builder.sign as signing
+
+    source, out = copy_batch(signed_batch[:2], tmp_path / "b")
+    p12, _ = keys
+    write = signing.write_atomic
+
+    def written_then_stopped(path, data, *args, **kwargs):
+        write(path, data, *args, **kwargs)
+        if path.parent.name == "signed":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(signing, "write_atomic", written_then_stopped)
+    with pytest.raises(KeyboardInterrupt):
+        signing.sign_batch(source, out, Key(p12=p12, password=b"secret"), force=True)
+    seen = invoke(["status", "-r", str(source), "-b", str(out)]).stdout
+    assert [rid for rid in IDS if f"signed/{rid}.pdf is not on the record" in seen] == IDS[1:], seen
+    assert "Signature is Valid" in pdfsig(out / "signed" / f"{IDS[0]}.pdf")
+
+
 def test_a_signed_letter_invalid_or_removed_for_a_while_and_back_the_same_is_still_signed(
         signed_batch, keys, tmp_path):
     """A recipient made invalid (or removed) and then restored comes back as the
