@@ -619,6 +619,8 @@ def not_written(exc: OSError, batch: BatchPaths, kept: str) -> Exit:
         fix = "Make the folder writable (or build elsewhere with -b)"
     elif exc.errno == errno.ENOTDIR:
         fix = "A part of that path is a file, not a folder: give -b a folder"
+    elif exc.errno == errno.EISDIR:  # a folder made where a letter goes: neither space nor rights help
+        fix = "A folder stands where that file goes: move it out of the build folder"
     elif exc.errno == errno.EFBIG:  # no disk to free: it was told to "free some space"
         fix = "Raise the limit on a file's size (ulimit -f) or build where there is none"
     elif exc.errno == errno.ENAMETOOLONG:  # a folder deep in folders: neither space nor rights help

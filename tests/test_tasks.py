@@ -1313,6 +1313,23 @@ def test_a_build_folder_under_a_file_is_not_called_a_full_disk(project):
     assert "Traceback" not in wrong.stderr
 
 
+def test_a_folder_where_a_letter_goes_is_named_not_called_a_full_disk(project):
+    """A folder made where a letter goes (`letters/alpha.pdf/`) stopped the build with "Is a
+    directory … Free some space or make the folder writable": neither helps. The message
+    says what is in the way; the other letter stays as it was."""
+    assert invoke("build", cwd=project).returncode == 0
+    beta = letter(project / "build" / "recipients", "beta")
+    kept = beta.read_bytes()
+    in_the_way = letter(project / "build" / "recipients", "alpha")
+    in_the_way.unlink()
+    in_the_way.mkdir()
+    stopped = invoke("build", cwd=project)
+    assert stopped.returncode == 2 and "Is a directory" in stopped.stderr, stopped.stderr
+    assert "A folder stands where that file goes: move it out of the build folder" in stopped.stderr
+    assert "space" not in stopped.stderr and "Traceback" not in stopped.stderr, stopped.stderr
+    assert beta.read_bytes() == kept
+
+
 def test_status_and_check_say_what_to_do_after_a_build_killed_or_a_record_lost(project):
     """`-b recipients.yaml` (a file) said "could not write … free some space"; a letter
     changed since its build (as a build killed outright leaves them) was named with no
