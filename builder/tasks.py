@@ -283,12 +283,14 @@ class BatchExecutor(invoke.Executor):
                 medium_of(call.kwargs["for_"])
         for key in self.SHARED:
             named = {str(call.kwargs[key]) for call in calls if call.kwargs.get(key)}
-            if len(named) > 1:
+            # one file spelled two ways (`-r oct.yaml` and `-r ./oct.yaml`, `-b out` and
+            # `-b out/`) is one value: it was refused as "different values"
+            if len({os.path.abspath(value) for value in named}) > 1:
                 flag = "--" + key.replace("_", "-")
                 raise Exit(f"one batch per command: {flag} is given different values "
                            f"({', '.join(sorted(named))}); run the tasks separately", code=2)
             if named:
-                value = named.pop()
+                value = min(named)
                 for call in calls:
                     if key in inspect.signature(call.task.body).parameters:
                         call.kwargs[key] = value

@@ -74,6 +74,11 @@ def test_a_chain_of_tasks_works_on_the_batch_the_user_named(project):
     refused = invoke("build", "-r", "recipients.yaml", "merge", "-r", "other.yaml", cwd=project)
     assert refused.returncode == 2
     assert refused.stderr.strip().count("\n") == 0 and "one batch per command" in refused.stderr
+    # one batch spelled two ways is one batch (it was refused as "different values")
+    same = invoke("status", "-r", "other.yaml", "-b", "out", "check", "-r", "./other.yaml", "-b", "out/",
+                  cwd=project)
+    assert same.returncode == 0 and "one batch per command" not in same.stderr, same.stdout + same.stderr
+    assert "2 letters checked: 2 ok" in same.stdout + same.stderr, same.stdout + same.stderr
 
 
 def test_a_cover_sheet_that_does_not_compile_stops_merge_as_the_shared_part_does(project):
