@@ -682,6 +682,22 @@ def test_fold_marks_follow_the_envelope(parts_batch, house_batch):
     assert dark_rows_at_left_edge(Layout.of(house_batch[1]).pdf("house-one")) == []
 
 
+
+@pytest.mark.parametrize("envelope, window_top, folds", [("C5", 102, [148.5]), ("C4", 50, [])])
+def test_c5_and_c4_put_the_window_and_the_fold_marks_where_the_readme_says(tmp_path, envelope, window_top, folds):
+    """The README's table: C5's window 102-147 mm from the top and one fold mark at
+    148.5 mm (A4 folded in half); C4's window 50-95 mm and no fold marks (A4 flat).
+    Only DL's were tested; a C5 batch printed in the DL window once."""
+    source = write_yaml(tmp_path / "r.yaml", MINIMAL_LETTER.replace("  body:\n", f"  envelope: {envelope}\n  body:\n")
+                        + "recipients:\n  - id: one\n    name: A Person\n    address: [1 Road, Town]\n"
+                          "    salutation: Dear Ann,\n")
+    assert build(source, tmp_path / "build").ok
+    left, top, width, height = (value * 25.4 / 72 for value in recorded_window(tmp_path / "build", "one"))
+    assert (round(left), round(top), round(width), round(height)) == (20, window_top, 90, 45)
+    marks = dark_rows_at_left_edge(Layout.of(tmp_path / "build").pdf("one"))
+    assert all(any(abs(y - fold) < 1 for fold in folds) for y in marks), marks
+    assert all(any(abs(y - fold) < 1 for y in marks) for fold in folds), marks
+
 def test_diff_shows_each_letters_own_parts(tmp_path):
     from builder.diff import personal
 
