@@ -71,6 +71,22 @@ def test_make_id():
     assert len(make_id("x" * 100)) == 64
 
 
+
+def test_ids_made_from_long_names_that_share_64_characters_stay_64_and_apart(tmp_path):
+    """Ids are at most 64 characters: two names alike in their first 64 get the
+    second's "-2" inside the 64 (not 66, which the id's own rule refuses), and
+    the cut never leaves a hyphen at the end."""
+    shared = "Alexandra " + "Bartholomew-" * 5
+    (tmp_path / "c.csv").write_text("name,address,salutation,text.note\n"
+                                    f"{shared}Smith Jones,1 Road,Dear A,x\n{shared}Smith Brown,2 Road,Dear B,y\n"
+                                    f"Alexandra {'x' * 53} Y,3 Road,Dear C,z\n", encoding="utf-8")
+    loaded = load(batch(tmp_path, "c.csv"))
+    assert loaded.problems == []
+    first, second, third = (r.id for r in loaded.batch.recipients)
+    assert len(first) == 64 and first.startswith("alexandra-bartholomew-")
+    assert second == first[:62].rstrip("-") + "-2" and len(second) <= 64
+    assert third == "alexandra-" + "x" * 53  # 64th character a hyphen: cut off
+
 def test_an_id_made_from_a_name_never_names_a_file_tex_reads(tmp_path):
     """A row named "Babel Welsh" (no id column) was given the id babel-welsh,
     which is refused (TeX reads babel-welsh.tex), with "choose another id" for a
