@@ -899,6 +899,15 @@ def _explain_syntax(exc: yaml.MarkedYAMLError, lines: list[str]) -> _Slip:
         return _Slip(pmark.line if pmark else line, pmark.column if pmark else column,
                      f"the data is nested more than {MAX_DEPTH} levels deep here (the limit); "
                      "a batch needs about eight", shared=True)
+    runaway = _runaway_quote(lines, exc.problem_mark.line) if exc.problem_mark else None
+    if runaway is not None:
+        # a quote left open runs on to the next quote, which opens another value some
+        # lines below: libyaml stumbles there ("indented differently" at a line that is
+        # right, and against another recipient), but the quote to close is this one
+        quote = lines[runaway.line][runaway.column]
+        return _Slip(runaway.line, runaway.column,
+                     f"the quote {quote} opened here is never closed (it runs on to line "
+                     f"{exc.problem_mark.line + 1}); add the closing {quote} at the end of the value")
     if "mapping values are not allowed" in problem:
         pmark = exc.problem_mark
         row = lines[pmark.line] if pmark.line < len(lines) else ""
@@ -963,6 +972,20 @@ def _explain_syntax(exc: yaml.MarkedYAMLError, lines: list[str]) -> _Slip:
     words = " ".join(filter(None, [context, problem]))
     return _Slip(line, column, f"this is not valid YAML ({words}); check the quotes and the indentation "
                  "of this line")
+
+
+def _runaway_quote(lines: list[str], line: int):
+    """Where a quoted value opens that began on a line above ``line`` and ends on it
+    (a quote left open, closed by the opening quote of a later value), or None."""
+    opened = None
+    try:  # PyYAML's own scanner: libyaml's gives no tokens' places; only for a file in error
+        for token in yaml.scan("\n".join(lines[:line + 1]), Loader=yaml.SafeLoader):
+            if (isinstance(token, yaml.ScalarToken) and token.style in ("'", '"')
+                    and token.start_mark.line < line == token.end_mark.line):
+                opened = token.start_mark
+    except yaml.YAMLError:
+        pass
+    return opened
 
 
 _INDENT_HINT = "this line is indented differently from the lines above it"

@@ -212,6 +212,25 @@ def test_a_slip_everywhere_or_in_the_shared_part_stops(tmp_path):
     assert loaded is None and len(found) == 3 and all("recipient '" in m for m in found)
 
 
+
+def test_a_quote_left_open_is_told_where_it_opens_though_a_later_quote_closes_it(tmp_path):
+    """A quote left open runs on to the next quoted value, whose opening quote
+    closes it: libyaml stumbles there. That was "indented differently" at a
+    line that is right (in the shared part: against the first recipient, and the
+    quote's own message after it), and a recipient's open quote made the next
+    recipient's quoted salutation fail too: one message now, at the quote."""
+    quoted = BATCH.replace("    salutation: Dear Second,", '    salutation: "Dear Second,"')
+    path = write_yaml(tmp_path / "r.yaml", quoted.replace("    role: Clerk", '    role: "Clerk'))
+    loaded, found = problems(path)
+    assert loaded is None
+    assert found == [f'{path}:5:11: error: the quote " opened here is never closed (it runs on to line 18); '
+                     'add the closing " at the end of the value']
+    path = write_yaml(tmp_path / "s.yaml", quoted.replace("    salutation: Dear First,", '    salutation: "Dear First,'))
+    loaded, found = problems(path)
+    assert [r.id for r in loaded.batch.recipients] == ["second", "third"]
+    assert found == [f"{path}:14:17: error: recipient 'first': the quote \" opened here is never closed (it runs on "
+                     'to line 18); add the closing " at the end of the value']
+
 def test_an_alias_to_an_entry_that_failed_is_reported_on_its_user(tmp_path):
     text = BATCH.replace("  - id: first\n", "  - &base\n    id: first\n").replace(
         "    salutation: Dear First,", "    salutation: Dear First: hi,").replace(
