@@ -908,6 +908,9 @@ def _explain_syntax(exc: yaml.MarkedYAMLError, lines: list[str]) -> _Slip:
         return _Slip(runaway.line, runaway.column,
                      f"the quote {quote} opened here is never closed (it runs on to line "
                      f"{exc.problem_mark.line + 1}); add the closing {quote} at the end of the value")
+    cut = _quote_closed_early(lines, exc.problem_mark.line, exc.problem_mark.column) if exc.problem_mark else None
+    if cut is not None:
+        return cut
     if "mapping values are not allowed" in problem:
         pmark = exc.problem_mark
         row = lines[pmark.line] if pmark.line < len(lines) else ""
@@ -986,6 +989,40 @@ def _runaway_quote(lines: list[str], line: int):
     except yaml.YAMLError:
         pass
     return opened
+
+
+def _quote_closed_early(lines: list[str], line: int, column: int) -> _Slip | None:
+    """A quoted value whose closing quote comes before its end, text following it on
+    the line where libyaml stumbles (``'Dear O'Brien,'``, ``"Dear "Ann","``): the
+    quote inside it is to be written as the quotes' own rule says."""
+    closed = None
+    try:
+        for token in yaml.scan("\n".join(lines[:line + 1]), Loader=yaml.SafeLoader):
+            if isinstance(token, yaml.ScalarToken) and token.style in ("'", '"'):
+                closed = token
+    except yaml.YAMLError:
+        pass
+    if closed is None or not closed.start_mark.line == closed.end_mark.line == line:
+        return None
+    text = lines[line]
+    after = text[closed.end_mark.column:]
+    if closed.end_mark.column > column or not after or after[0] in " \t#,]}:":
+        return None
+    start = closed.start_mark.column
+    quote = text[start]
+    inside = text[start + 1:].rstrip()
+    comment = re.search(r"\s#", inside)  # (a comment after the value stays one)
+    if comment:
+        inside = inside[:comment.start()].rstrip()
+    inside = inside[:-1] if inside.endswith(quote) else inside
+    if quote == "'":
+        fix = "in single quotes an apostrophe is written twice"
+        value = "'" + inside.replace("'", "''") + "'"
+    else:
+        fix = "in double quotes a quote inside the value is written \\\""
+        value = '"' + inside.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return _Slip(line, start, f"the value in quotes here ends at the {quote} in column {closed.end_mark.column}, "
+                 f"so the text after it cannot follow; {fix}: {text[:start].strip()} {value}")
 
 
 _INDENT_HINT = "this line is indented differently from the lines above it"

@@ -161,6 +161,16 @@ SLIPS = {
     "unclosed quote": ("    salutation: Dear Second,", '    salutation: "Dear Second,', 18, 17,
                        "recipient 'second': the quote \" opened here is never closed; add the closing \" "
                        "at the end of the value"),
+    # an apostrophe inside single quotes (a quote inside double ones) ends the value there:
+    # it was "this line is indented differently", at a line indented right
+    "apostrophe in single quotes": ("    salutation: Dear Second,", "    salutation: 'Dear O'Brien,'", 18, 17,
+                                    "recipient 'second': the value in quotes here ends at the ' in column 24, so "
+                                    "the text after it cannot follow; in single quotes an apostrophe is written "
+                                    "twice: salutation: 'Dear O''Brien,'"),
+    "quote in double quotes": ("    salutation: Dear Second,", '    salutation: "Dear "Ann","  # sic', 18, 17,
+                               "recipient 'second': the value in quotes here ends at the \" in column 23, so the "
+                               "text after it cannot follow; in double quotes a quote inside the value is "
+                               'written \\": salutation: "Dear \\"Ann\\","'),
     "tab": ("    address: [2 Road]", "\taddress: [2 Road]", 17, 1,
             "recipient 'second': a tab character: YAML indents with spaces only"),
     # after a [list] libyaml names no character: it read "cannot start with 'this character'"
