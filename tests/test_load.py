@@ -239,6 +239,19 @@ def test_a_shared_part_set_to_nothing_on_a_recipient_is_pointed_out(tmp_path):
         "that have it"]
 
 
+
+@pytest.mark.parametrize("part, shared", [("subject", "A subject"), ("our_ref", "OR/1"), ("marking", "OFFICIAL"),
+                                          ("closing", "Yours truly,"), ("enclosures", "[A plan]")])
+def test_every_shared_part_set_to_nothing_on_a_recipient_is_pointed_out(tmp_path, part, shared):
+    """The README names subject, our_ref, marking and closing beside ps: only ps,
+    cc and our_ref were tried. A marking left ~ prints the batch's marking."""
+    path = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
+        "  body:", f"  {part}: {shared}\n  body:") + "recipients:\n" + GOOD + f"    {part}: ~\n")
+    loaded = load(path)
+    assert [r.id for r in loaded.batch.recipients] == ["good"]
+    assert [str(w).split(": warning: ")[1].split(", so it prints")[0] for w in loaded.warnings] == [
+        f"recipient 'good', field '{part}': ~ (nothing) gives this letter no {part} of its own"]
+
 def test_a_reference_never_cited_is_a_warning_only(tmp_path):
     path = write_yaml(tmp_path / "recipients.yaml", BASE.replace("shared text[^ref].", "shared text."))
     loaded = load(path)
