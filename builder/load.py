@@ -977,14 +977,20 @@ def _explain_syntax(exc: yaml.MarkedYAMLError, lines: list[str]) -> _Slip:
                  "of this line")
 
 
+# a line's start up to where a value opens: `  salutation: ` or `  - `
+_OPENS_A_VALUE = re.compile(r"\s*(?:-\s+)*(?:[^\s#'\"][^#]*?:\s+)?$")
+
+
 def _runaway_quote(lines: list[str], line: int):
     """Where a quoted value opens that began on a line above ``line`` and ends on it
-    (a quote left open, closed by the opening quote of a later value), or None."""
+    at the quote that opens a later value (a quote left open), or None. A value in
+    quotes over two lines, closed right and followed by a slip, is not one."""
     opened = None
     try:  # PyYAML's own scanner: libyaml's gives no tokens' places; only for a file in error
         for token in yaml.scan("\n".join(lines[:line + 1]), Loader=yaml.SafeLoader):
             if (isinstance(token, yaml.ScalarToken) and token.style in ("'", '"')
-                    and token.start_mark.line < line == token.end_mark.line):
+                    and token.start_mark.line < line == token.end_mark.line
+                    and _OPENS_A_VALUE.match(lines[line][:token.end_mark.column - 1])):
                 opened = token.start_mark
     except yaml.YAMLError:
         pass

@@ -240,6 +240,11 @@ def test_a_quote_left_open_is_told_where_it_opens_though_a_later_quote_closes_it
     assert [r.id for r in loaded.batch.recipients] == ["second", "third"]
     assert found == [f"{path}:14:17: error: recipient 'first': the quote \" opened here is never closed (it runs on "
                      'to line 18); add the closing " at the end of the value']
+    # a value in quotes over two lines, closed, then text after it: no quote was left open
+    path = write_yaml(tmp_path / "t.yaml", BATCH.replace("    salutation: Dear First,",
+                                                         '    salutation: "Dear\n      First," extra'))
+    loaded, found = problems(path)
+    assert len(found) == 1 and "never closed" not in found[0] and "recipient 'first'" in found[0], found
 
 def test_an_alias_to_an_entry_that_failed_is_reported_on_its_user(tmp_path):
     text = BATCH.replace("  - id: first\n", "  - &base\n    id: first\n").replace(
