@@ -383,6 +383,23 @@ def refuse_another_batch(batch: BatchPaths) -> None:
             f"-b build-{batch.recipients.parent.name or 'other'}), or give it another name")
 
 
+def refuse_to_build_over_another_batch(batch: BatchPaths) -> None:
+    """FolderOfAnotherBatch if ``-b`` names the build folder of another batch file, of
+    another name, still there: last month's folder given by mistake (`build -r november.yaml
+    -b build/october`) built over october's letters, the signed and mailed ones too, and
+    deleted those of its recipients not in november.yaml. A batch file of the same name (a
+    copy of the project building into the old one's folder) is the person's choice."""
+    other = other_batch_in(batch.build_dir, batch.recipients)
+    if other and other.stem != batch.recipients.stem:
+        own = (batch.project or batch.recipients.parent) / "build" / batch.recipients.stem
+        raise FolderOfAnotherBatch(
+            f"{show(batch.build_dir)} holds the build of another batch, {show(other)}, not of "
+            f"{show(batch.recipients)}: building there would replace its letters and delete those of "
+            f"its recipients not in {show(batch.recipients)}; build {show(batch.recipients)} into a "
+            f"folder of its own: `{builder.COMMAND} build -r {shlex.quote(show(batch.recipients))} "
+            f"-b {shlex.quote(show(own))}`")
+
+
 def refuse_the_build_of_another_batch(batch: BatchPaths) -> None:
     """Exit 2 when ``-b`` names the build folder of another batch file still there (`status -r
     a.yaml -b build/b`): b's letters read as gone or never built, and the build status, check,
@@ -651,8 +668,10 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     workers = jobs_of(jobs if jobs is not None else c.config.letterbatch.jobs)
     live = sys.stderr.isatty() and not quiet
     try:
-        if batch.named_after_file:  # a folder given with -b is the person's to choose
+        if batch.named_after_file:
             refuse_another_batch(batch)
+        else:  # a folder given with -b is the person's to choose, but not another batch's by mistake
+            refuse_to_build_over_another_batch(batch)
         report = build_letters(batch.recipients, batch.build_dir, jobs=workers or None, only=only,
                                force=force, medium=medium, progress=progress_line() if live else None)
     except ValueError as exc:  # --only names no valid recipient

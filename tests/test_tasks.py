@@ -961,6 +961,29 @@ def test_status_of_a_batch_in_another_batchs_build_folder_says_whose_it_is(proje
     assert invoke("status", "-r", "other.yaml", "-b", "build/other", cwd=project).returncode == 0
 
 
+def test_build_into_last_months_folder_by_mistake_is_refused_and_its_letters_stay(project):
+    """`build -r november.yaml -b build/october`: status, check, merge, sign and send refused
+    that folder, saying a build there would delete october's letters, and build did just
+    that (gamma's letter deleted, alpha's replaced), and then clean took the folder as
+    november's. One line, exit 2, with the folder of its own; a copy of the project (a batch
+    file of the same name) still builds into the old one's folder, as the person chose."""
+    assert invoke("build", "-r", "other.yaml", cwd=project).returncode == 0
+    letters = project / "build" / "other" / "letters"
+    made = {p.name: p.read_bytes() for p in letters.iterdir()}
+    refused = invoke("build", "merge", "-b", "build/other", cwd=project)
+    assert refused.returncode == 2 and refused.stderr == (
+        "build/other holds the build of another batch, other.yaml, not of recipients.yaml: building there "
+        "would replace its letters and delete those of its recipients not in recipients.yaml; build "
+        "recipients.yaml into a folder of its own: `invoke build -r recipients.yaml -b build/recipients`\n"
+        "Nothing was built.\n"), (refused.stdout, refused.stderr)
+    assert {p.name: p.read_bytes() for p in letters.iterdir()} == made
+    assert not (project / "build" / "other" / "bundle.pdf").exists()
+    copy = project / "copy"  # a copy of the project's batch, of the same name, building into its folder
+    copy.mkdir()
+    shutil.copy(project / "other.yaml", copy / "other.yaml")
+    assert invoke("build", "-r", "copy/other.yaml", "-b", "build/other", cwd=project).returncode == 0
+
+
 def test_a_batch_misnamed_with_r_is_no_such_file_with_the_one_meant(tmp_path):
     """`-r two` (no .yaml) said build/two "holds the letters of two.yaml, another batch of
     the same name", and `-r tow.yaml` "cannot read the file": now no such file, and the
