@@ -1457,6 +1457,11 @@ def clean(c, recipients=None, build_dir=None):
     target = batch.build_dir
     sent = Layout.of(target).sent
     if not target.exists():
+        # `clean` with no -r where the batches are november.yaml and october.yaml said "nothing
+        # to remove: build/recipients does not exist" (exit 0), as if theirs were clean
+        if not recipients and not batch.recipients.exists() and any(
+                is_batch_file(p) for p in batch.recipients.parent.iterdir()):
+            raise Exit(no_batch_here(batch.recipients), code=2)
         print(f"nothing to remove: {show(target)} does not exist")
         return
     try:

@@ -984,6 +984,23 @@ def test_build_into_last_months_folder_by_mistake_is_refused_and_its_letters_sta
     assert invoke("build", "-r", "copy/other.yaml", "-b", "build/other", cwd=project).returncode == 0
 
 
+def test_clean_without_r_where_the_batches_have_other_names_says_which_to_name(project):
+    """`clean` with no -r in a folder of october.yaml and november.yaml (no recipients.yaml)
+    said "nothing to remove: build/recipients does not exist", exit 0, as if the office's
+    batches were clean; every other task names them. Where no batch file is, nothing to remove."""
+    (project / "recipients.yaml").rename(project / "november.yaml")
+    assert invoke("build", "-r", "november.yaml", cwd=project).returncode == 0
+    cleaned = invoke("clean", cwd=project)
+    assert cleaned.returncode == 2 and cleaned.stderr == (
+        "recipients.yaml: not found (the batch when no -r is given); name your batch with -r, one of "
+        "november.yaml, other.yaml: `invoke clean -r FILE.yaml`\n"), (cleaned.stdout, cleaned.stderr)
+    assert (project / "build" / "november" / "manifest.json").exists()
+    for batch_file in ("november.yaml", "other.yaml"):
+        (project / batch_file).unlink()
+    nothing = invoke("clean", cwd=project)
+    assert nothing.returncode == 0 and nothing.stdout == "nothing to remove: build/recipients does not exist\n"
+
+
 def test_a_batch_misnamed_with_r_is_no_such_file_with_the_one_meant(tmp_path):
     """`-r two` (no .yaml) said build/two "holds the letters of two.yaml, another batch of
     the same name", and `-r tow.yaml` "cannot read the file": now no such file, and the
