@@ -182,7 +182,10 @@ class MailedFromAnyFolder:
         self._entries: list[dict] | None = None  # read once, when first asked
 
     def find(self, address: str, letter_sha256: str, folder: Path) -> dict | None:
-        """The last time this letter went to ``address`` from another folder than ``folder``."""
+        """The last time this letter went to ``address``, from any folder: asked only for a
+        letter ``folder``'s own send log does not hold, so an entry of ``folder`` itself means
+        that log was lost (a build folder in /tmp, gone with a restart, built again) or deleted:
+        it was not asked, and the letter went a second time."""
         if self._entries is None:
             self._entries = []
             try:
@@ -196,9 +199,8 @@ class MailedFromAnyFolder:
                     continue  # a line cut short by a crash: the folder's own log still holds
                 if isinstance(entry, dict):
                     self._entries.append(entry)
-        here = str(folder.resolve())
         return next((entry for entry in reversed(self._entries) if entry.get("address") == address.lower()
-                     and entry.get("letter_sha256") == letter_sha256 and entry.get("folder") != here), None)
+                     and entry.get("letter_sha256") == letter_sha256), None)
 
     def add(self, address: str, letter_sha256: str, folder: Path, rid: str) -> None:
         line = json.dumps({"address": address.lower(), "letter_sha256": letter_sha256,
@@ -337,6 +339,11 @@ def _mailed_elsewhere(rid: str, recipient, manifest, layout, mailed: MailedFromA
     before = mailed.find(recipient.email, manifest.letters[rid]["sha256"], layout.root)
     if before is None:
         return None
+    if before.get("folder") == str(layout.root.resolve()):  # this folder's send log lost or deleted
+        return Outcome(rid, "already sent", f"this very letter, from this build folder, whose send log "
+                                            f"({layout.sent.name}) no longer has it (deleted, or lost with the "
+                                            f"folder), as '{before.get('id')}' on {before.get('time')} to "
+                                            f"{recipient.email}; {command(f'send --resend {rid} --yes')} mails it again")
     return Outcome(rid, "already sent", f"this very letter, from another build folder ({before.get('folder')}, "
                                         f"as '{before.get('id')}') on {before.get('time')} to {recipient.email}; "
                                         f"{command(f'send --resend {rid} --yes')} mails it again from here")

@@ -658,6 +658,29 @@ def test_the_same_letters_built_into_another_folder_are_not_mailed_again(batch, 
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 2, 1, 2]
 
 
+def test_a_build_folder_lost_with_its_send_log_and_built_again_mails_nobody_twice(batch, smtp_server):
+    """A build folder in /tmp, gone with a restart (its send log with it), built again in the
+    same place: the letters the user's record says went from that very folder were mailed a
+    second time, as only other folders were looked for. Held as already sent, in words that
+    say the folder's own log no longer has them; --resend mails one again on purpose."""
+    import shutil
+
+    source, out = batch
+    mailbox, port = smtp_server
+    assert run_send(source, out, port, "--yes").returncode == 0
+    shutil.rmtree(out)  # the restart: the folder and its sent.json gone, the user's state kept
+    assert build(source, out).ok
+    again = run_send(source, out, port, "--yes")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [mailbox.count(rid) for rid in IDS] == [1] * 5
+    said = results(again.stdout)["essex"][0]
+    assert said.startswith("already sent this very letter, from this build folder, whose send log (sent.json) "
+                           "no longer has it (deleted, or lost with the folder), as 'essex' on "), said
+    assert said.endswith(f"{suggested(source, out, 'send --resend essex --yes')} mails it again"), said
+    assert run_send(source, out, port, "--yes", "--resend", "essex").returncode == 0
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 2]
+
+
 def test_a_relative_xdg_state_home_is_not_a_log_per_folder(tmp_path, monkeypatch):
     """XDG_STATE_HOME=state (relative) was read from the folder a command ran in: a log of
     its own in each, so the same letters sent from another folder went again. A relative
