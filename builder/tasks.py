@@ -877,7 +877,7 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         raise stopped(exc)
     states = found.letters
     from .files import shown_name
-    from .ready import PREFLIGHT, finding_text, strays
+    from .ready import PREFLIGHT, STALE, finding_text, strays
 
     signed = found.signed_letters
     mailed = mail_notes(batch.build_dir, found.manifest) if for_ == "print" else {}
@@ -939,9 +939,19 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
     print(", ".join(f"{n} {state}" for state, n in counts.items()) or "no recipients")
-    hint = build_hint([s.state for s in states], for_, batch.build_dir)
+    # a stale letter mailed as it is: building it makes another letter than the one its
+    # recipient has (last month's, after the shared logo changed), and `send` then offers
+    # to mail that again. Not counted in "run build": said as what it is
+    mailed_as_is = [s.recipient for s in states if s.state == STALE and s.recipient in mailed
+                    and not mailed[s.recipient][1]]
+    hint = build_hint([s.state for s in states if s.recipient not in mailed_as_is], for_, batch.build_dir)
     if hint:  # not indented: a line of its own, not a letter's
         print(hint)
+    if mailed_as_is:
+        one = len(mailed_as_is) == 1
+        print(f"stale, but mailed as {'it is' if one else 'they are'}: {', '.join(mailed_as_is)}: a build replaces "
+              f"{'it with another letter' if one else 'them with other letters'} than the "
+              f"{'recipient has' if one else 'recipients have'}; build only to mail again on purpose")
     # a letter that needs a person (not only a build) makes the exit code say so: its
     # build, its mail (failed, unknown, or a recipient holding an older letter), a
     # bundle changed since its merge (as a letter changed since its build), or a signed

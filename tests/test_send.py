@@ -424,6 +424,13 @@ def test_a_letter_rebuilt_after_it_was_sent_is_flagged_and_not_sent_again(batch,
                              "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert mailed.stdout.count("mailed to ") == 5 and mailed.returncode == 0  # nothing for a person to do
     source.write_text(source.read_text().replace("Dear Sophie,", "Dear Ms Linden,"))
+    # stale now, but mailed as it is: status said "run build", and then "send --resend" the
+    # letter built (last month's, mailed again after the shared logo changed)
+    stale = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
+                            "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert "stale or never built" not in stale.stdout and stale.stdout.rstrip().endswith(
+        "stale, but mailed as it is: london: a build replaces it with another letter than the recipient has; "
+        "build only to mail again on purpose"), stale.stdout
     assert build(source, out).ok
     status = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
                              "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
