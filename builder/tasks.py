@@ -400,6 +400,14 @@ def refuse_to_build_over_another_batch(batch: BatchPaths) -> None:
             f"-b {shlex.quote(show(own))}`")
 
 
+def refuse_to_build_in_another_batch_s_folder(batch: BatchPaths) -> None:
+    """FolderOfAnotherBatch where a build of ``batch`` would replace another batch's letters."""
+    if batch.named_after_file:
+        refuse_another_batch(batch)
+    else:  # a folder given with -b is the person's to choose, but not another batch's by mistake
+        refuse_to_build_over_another_batch(batch)
+
+
 def refuse_the_build_of_another_batch(batch: BatchPaths) -> None:
     """Exit 2 when ``-b`` names the build folder of another batch file still there (`status -r
     a.yaml -b build/b`): b's letters read as gone or never built, and the build status, check,
@@ -668,10 +676,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     workers = jobs_of(jobs if jobs is not None else c.config.letterbatch.jobs)
     live = sys.stderr.isatty() and not quiet
     try:
-        if batch.named_after_file:
-            refuse_another_batch(batch)
-        else:  # a folder given with -b is the person's to choose, but not another batch's by mistake
-            refuse_to_build_over_another_batch(batch)
+        refuse_to_build_in_another_batch_s_folder(batch)
         report = build_letters(batch.recipients, batch.build_dir, jobs=workers or None, only=only,
                                force=force, medium=medium, progress=progress_line() if live else None)
     except ValueError as exc:  # --only names no valid recipient
@@ -1306,6 +1311,10 @@ def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval=
         pause = -1
     if not 0 < pause <= 60:
         raise Exit(f"--interval takes seconds between 0 and 60, not {interval!r}", code=2)
+    try:  # before watching: it said so at every save, and went on watching
+        refuse_to_build_in_another_batch_s_folder(batch)
+    except FolderOfAnotherBatch as exc:
+        raise stopped(exc, then="\nNothing was built.")
 
     tables: list[Path] = []  # the spreadsheet the recipients come from, if any
     read_too: list[Path] = []  # the spreadsheet and images, as the batch last named them

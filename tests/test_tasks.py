@@ -978,6 +978,9 @@ def test_build_into_last_months_folder_by_mistake_is_refused_and_its_letters_sta
         "Nothing was built.\n"), (refused.stdout, refused.stderr)
     assert {p.name: p.read_bytes() for p in letters.iterdir()} == made
     assert not (project / "build" / "other" / "bundle.pdf").exists()
+    # watch too, before it watches: it said so at every save, and went on watching
+    watched = invoke("watch", "-b", "build/other", cwd=project, timeout=60)
+    assert watched.returncode == 2 and watched.stderr == refused.stderr, (watched.stdout, watched.stderr)
     copy = project / "copy"  # a copy of the project's batch, of the same name, building into its folder
     copy.mkdir()
     shutil.copy(project / "other.yaml", copy / "other.yaml")
