@@ -25,9 +25,9 @@ _SAFE_URL = re.compile(r"(?i)^(https?://|mailto:)")
 # The words the letterhead class prints around the values, by language.
 LABELS = {
     "en": {"ourref": "Our ref:", "yourref": "Your ref:", "cc": "cc:", "enc": "Enc:", "ps": "PS", "phone": "Tel:",
-           "notes": "Notes", "note": "Note", "back": "Back to text"},
+           "notes": "Notes", "note": "Note", "footnote": "Footnote", "back": "Back to text"},
     "cy": {"ourref": "Ein cyf:", "yourref": "Eich cyf:", "cc": "Copïau:", "enc": "Amg:", "ps": "ON", "phone": "Ffôn:",
-           "notes": "Nodiadau", "note": "Nodyn", "back": "Yn ôl i’r testun"},
+           "notes": "Nodiadau", "note": "Nodyn", "footnote": "Nodyn", "back": "Yn ôl i’r testun"},
 }
 
 # Black on white and the browser's own link colours: contrast well above WCAG AA.
@@ -262,5 +262,7 @@ def _inline(nodes: markup.Paragraph, batch: Batch, notes: list[str], ids: str, a
             n = len(notes)
             if after:
                 pieces.append("<sup>,</sup>")  # two marks side by side read as one: 12
-            pieces.append(f'<sup><a href="#{ids}note-{n}" id="{ids}mark-{n}">{n}</a></sup>')
+            # named as the PDF's link is ("Footnote n", its /Contents): "1" alone says not what it is
+            word = LABELS[ids.removesuffix("-")]["footnote"]  # ids: the language and "-" (``_letter``)
+            pieces.append(f'<sup><a href="#{ids}note-{n}" id="{ids}mark-{n}" aria-label="{e(word)} {n}">{n}</a></sup>')
     return "".join(pieces)

@@ -424,6 +424,19 @@ def test_html_page_is_the_letter_in_semantic_html(web_batch):
     assert tags.index("li") == tags.index("ol") + 1  # the note is an entry of an ordered list
 
 
+
+def test_a_footnote_mark_is_named_as_a_footnote_as_in_the_pdf(web_batch, parts_web):
+    """A footnote mark is a link whose text is its number: a screen reader said "link, 1",
+    where the PDF's link says "Footnote 1" (/Contents). Its name says what it is, in the
+    page's language, and keeps the number that shows (WCAG 2.4.4, 2.5.3)."""
+    page = (web_batch / "web" / "2021-03-04-web-one.html").read_text(encoding="utf-8")
+    mark = next(attrs for tag, attrs, _ in outline(page) if tag == "a" and attrs.get("href") == "#en-note-1")
+    assert mark["aria-label"] == "Footnote 1"
+    welsh = parts_web["south-wales"].with_suffix(".html").read_text(encoding="utf-8")
+    marks = [attrs for tag, attrs, _ in outline(welsh) if tag == "a" and attrs.get("href", "").startswith("#cy-note-")]
+    assert marks and all(attrs["aria-label"] == f"Nodyn {n}" for n, attrs in enumerate(marks, 1))
+
+
 HOSTILE = "<script>document.title='owned'</script><img src=x onerror=alert(1)> {{ name }} ${x} & </main>"
 
 
