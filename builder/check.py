@@ -136,7 +136,8 @@ def overfull(text: str, by: float, batch: Batch, block: list[tuple[str, str]] = 
     """A line that runs ``by`` TeX points into the margin, said with what it is and what to
     do: TeX found nothing to break it at. A reference's web address is the usual cause (a
     part of it with no / . or - in it), and then the reference is named by its key; a line
-    of the recipient block (``recipient_lines``) by what it is."""
+    of the recipient block (``recipient_lines``) by what it is; one of the letterhead's
+    (``letterhead_lines``: on every letter) by its field under ``letter.sender``."""
     into = f"overfull line: {text!r} runs {by * MM_PER_PT:.1f} mm into the margin"
     longest = max(text.split() or [""], key=len)
     if len(longest) <= 8:  # too short to tell which value it is from
@@ -144,6 +145,13 @@ def overfull(text: str, by: float, batch: Batch, block: list[tuple[str, str]] = 
     for what, value in block:
         if longest in value:
             return f"{into}: it is part of {what}, a word too long for a line; shorten it or put a space in it"
+    for what, field, value in letterhead_lines(batch):
+        if longest in value:
+            fix = ("give a shorter address (the site's home page), or accept the finding" if field == "web"
+                   else "shorten it, or accept the finding" if field == "email"
+                   else "shorten it or put a space in it")
+            return (f"{into}: it is part of {what} in the letterhead (letter.sender.{field}), too long for its "
+                    f"column; {fix}")
     for key, reference in batch.references.items():
         if longest in reference.url:
             return (f"{into}: it is part of the web address of the reference {key!r} (references.{key}.url), "
@@ -154,6 +162,20 @@ def overfull(text: str, by: float, batch: Batch, block: list[tuple[str, str]] = 
                 return (f"{into}: it is a word of the {field} of the reference {key!r} (references.{key}."
                         f"{field}), too long for a line; put a space or a hyphen in it")
     return f"{into}: a word too long for its line, with nothing to break it at; shorten it or put a space in it"
+
+
+def letterhead_lines(batch: Batch) -> list[tuple[str, str, str]]:
+    """The sender's values the letterhead prints, each with what it is and its field under
+    ``letter.sender``: on every letter, so one too long for its column is on each (a web
+    address is printed without its scheme, and breaks at no slash)."""
+    sender = batch.letter.sender
+    roles = sender.role.values() if isinstance(sender.role, dict) else [sender.role]
+    lines = [("the sender's name", "name", sender.name)] + [("the sender's role", "role", role) for role in roles]
+    lines += [(f"the sender's address line {n}", "address", line) for n, line in enumerate(sender.address, 1)]
+    lines += [("the sender's phone number", "phone", sender.phone or ""),
+              ("the sender's e-mail address", "email", sender.email or ""),
+              ("the sender's web address", "web", sender.web or "")]
+    return [line for line in lines if line[2]]
 
 
 # Positions are whole sp and lengths rounded to 1/65536 pt: a line ending

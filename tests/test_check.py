@@ -64,6 +64,23 @@ def test_address_outside_the_window_overfull_line_and_long_letter(tmp_path):
     assert findings(results, "long") == ["warning: 2 pages, longer than the batch's typical 1"]
 
 
+
+def test_an_overfull_letterhead_web_address_is_named_with_its_fix(tmp_path):
+    """The sender's long web address runs out of the letterhead's column on every letter:
+    it was "a word too long for its line, with nothing to break it at; shorten it or put a
+    space in it", naming no field, for an address full of slashes (a space breaks a URL)."""
+    letter = MINIMAL_LETTER.replace("    address: [1 High Street, Town]\n", "    address: [1 High Street, Town]\n"
+                                    "    web: https://example.org/a-very-long-path/that-keeps-going/and-going/\n")
+    source = write_yaml(tmp_path / "recipients.yaml", letter + "recipients:\n" + recipient("one"))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    (found,) = findings(check(source, out), "one")
+    assert found.startswith("error: overfull line: 'example.org/a-very-long-path/that-keeps-going/and-going'")
+    assert found.endswith("mm into the margin: it is part of the sender's web address in the letterhead "
+                          "(letter.sender.web), too long for its column; give a shorter address (the site's "
+                          "home page), or accept the finding"), found
+
+
 def test_closing_alone_at_the_top_of_a_page_is_caught(tmp_path, inject_latex):
     # The class never lets this happen, so force it: a page break before \closing.
     inject_latex({"pushed": "\\newpage"}, before_closing=True)
