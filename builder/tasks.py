@@ -1519,7 +1519,9 @@ def _not_a_build_folder(target: Path, batch: BatchPaths) -> str | None:
             return what
     # a folder inside a build folder (its web/, letters/): it said the web copies were
     # "files no build makes"
-    around = next((parent for parent in target.parents if (parent / "manifest.json").is_file()), None)
+    # (a batch built only for the web has its record in web/ alone)
+    around = next((parent for parent in target.parents if (parent / "manifest.json").is_file()
+                   or (parent / "web" / "manifest.json").is_file()), None)
     if around is not None:
         return f"is part of the build folder {show(around)}, not a build folder of its own"
     # a build folder of its own (another batch's, or a web build's beside a print build's)
@@ -1528,8 +1530,9 @@ def _not_a_build_folder(target: Path, batch: BatchPaths) -> str | None:
     if others:
         return f"holds another batch's build folder ({show(others[0])})"
     # a folder no build made (the batch's images, a data folder): no record and no lock
-    if not any((target / name).exists() for name in ("manifest.json", ".lock", "sent.json")) \
-            and any(target.iterdir()):
+    # (or of a batch built only --for web, whose record and lock are in web/: its folder was refused)
+    made = ("manifest.json", ".lock", "sent.json", "web/manifest.json", "web/.lock")
+    if not any((target / name).exists() for name in made) and any(target.iterdir()):
         return "holds no build (no manifest.json): files of your own"
     # nor one that merely has a file of one of those names (a web app's manifest.json, a
     # .lock of its own): the whole folder was removed. A build folder holds what builds

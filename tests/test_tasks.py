@@ -1251,6 +1251,21 @@ def test_clean_removes_only_a_build_folder_never_the_batch_or_other_batches(proj
     assert not mine.exists() and (theirs / "sent.json").exists() and letter(theirs, "alpha").exists()
 
 
+
+def test_clean_removes_the_build_folder_of_a_batch_built_only_for_the_web(project):
+    """A batch built only `--for web` has its record in web/: clean refused its folder as
+    "holds no build (no manifest.json): files of your own", so its web copies could not be
+    cleaned, and a folder inside it (its web/) was not known as part of a build folder."""
+    assert invoke("build", "--for", "web", cwd=project).returncode == 0
+    mine = project / "build" / "recipients"
+    assert not (mine / "manifest.json").exists() and (mine / "web" / "manifest.json").exists()
+    inside = invoke("clean", "-b", "build/recipients/web", cwd=project)
+    assert inside.returncode == 2 and "it is part of the build folder build/recipients" in inside.stderr, inside
+    done = invoke("clean", cwd=project)
+    assert done.returncode == 0 and "removed build/recipients" in done.stdout, done
+    assert not mine.exists()
+
+
 def test_clean_refuses_a_file_of_your_own_in_letters_or_signed_but_not_a_letter_left_unrecorded(project):
     """A PDF copied into build/<batch>/letters/ (status lists it as not ours) went with the
     folder: `clean` printed "removed build/recipients". It is named, exit 2, nothing removed;
