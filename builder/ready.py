@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -307,15 +308,32 @@ def stray_bundle_note(layout, manifest: Manifest) -> str | None:
             "to write it again, or delete it")
 
 
+# what a web build keeps in web/ beside the copies
+WEB_BUILD_FILES = {"manifest.json", ".lock", "tex", "work"}
+# a web copy or its page, of any date (one of an earlier letter.date is stale, not a stray)
+_WEB_COPY_RE = re.compile(r"\d{4}-\d{2}-\d{2}-([a-z0-9-]+)\.(?:pdf|html)")
+
+
+def _is_web_copy_of(name: str, ids: set[str]) -> bool:
+    found = _WEB_COPY_RE.fullmatch(name)
+    return bool(found) and found.group(1) in ids
+
+
 def strays(layout, manifest: Manifest, ids: list[str]) -> list[Path]:
     """Files in the letters' and signed copies' folders that are no letter of the batch nor
     on the record (a PDF copied into letters/ by hand): no task builds, merges, signs or
-    sends them, and status named none of them, so they sat beside the letters to be posted."""
+    sends them, and status named none of them, so they sat beside the letters to be posted.
+    For a web layout, the files in web/ that are no web copy or page of the batch."""
     from .files import is_temporary
 
-    if not layout.letters_folder:  # print letters only
-        return []
     ours = set(ids) | set(manifest.letters)
+    if not layout.letters_folder:  # web copies: <date>-<id>.pdf and .html beside what builds them
+        # (a page edited by hand and saved there was published with them, and clean deleted it)
+        root = layout.root
+        if not root.is_dir() or root.is_symlink():
+            return []
+        return sorted(entry for entry in root.iterdir() if entry.name not in WEB_BUILD_FILES
+                      and not is_temporary(entry.name) and not _is_web_copy_of(entry.name, ours))
     found = []
     for folder in (layout.letters, layout.signed):
         if folder.is_dir() and not folder.is_symlink():

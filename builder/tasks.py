@@ -900,7 +900,9 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     kept = {rid: layout.signed_pdf(rid) for rid, entry in found.manifest.letters.items()
             if rid not in present and signed_only(entry) and layout.signed_pdf(rid).is_file()}
     # files in letters/ (or signed/) that are no letter of the batch (a PDF copied there by hand)
-    stray = strays(layout, found.manifest, [s.recipient for s in states]) if for_ == "print" else []
+    # (or in web/ that is no web copy of the batch: a page edited by hand and saved there)
+    stray = strays(Layout.of(batch.build_dir, "web") if for_ == "web" else layout, found.manifest,
+                   [s.recipient for s in states])
     width = max([len(s.recipient) for s in states] + [len(rid) for rid in left + gone + list(kept)] +
                 [len(shown_name(layout.relative(path))) for path in stray] +
                 ([len(found.bundle_name)] if found.bundle else []), default=0)
@@ -933,8 +935,10 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         print(f"  {rid:<{width}}  {'(gone)':<{column}} " +
               "; ".join(["no longer in the batch", *notes, *([deletes] if rid in left else [])]))
     for path in stray:  # no task makes, merges, signs or sends it: not one of the batch's letters
-        print(f"  {shown_name(layout.relative(path)):<{width}}  {'(not ours)':<{column}} not a letter of this batch (no task "
-              f"made it, and none merges, signs or sends it): move it out of {show(path.parent)}")
+        what = ("not a web copy of this batch (no task made it)" if for_ == "web" else
+                "not a letter of this batch (no task made it, and none merges, signs or sends it)")
+        print(f"  {shown_name(layout.relative(path)):<{width}}  {'(not ours)':<{column}} {what}: move it out of "
+              f"{show(path.parent)}")
     if found.bundle is not None:  # the file's name: no recipient id has a dot
         print(f"  {found.bundle_name:<{width}}  {found.bundle.state:<{column}} {found.bundle.reason}".rstrip())
         for note in (found.signed_bundle, found.stray_bundle):
@@ -1572,7 +1576,8 @@ def _not_made_by_a_build(target: Path) -> list[str]:
 
 
 def _strays_of(target: Path, batch: BatchPaths) -> list[str]:
-    """The files in ``target``'s letters/ and signed/ that are no letter of the batch, as
+    """The files in ``target``'s letters/ and signed/ that are no letter of the batch (and in
+    its web/ no web copy of it), as
     status names them (`ready.strays`): a PDF copied there by hand went with the folder.
     A letter a build killed before it recorded it is one of the batch's: its LaTeX is in
     tex/, or, failing that, its id in the batch file, read only when one is in doubt (the
@@ -1583,10 +1588,11 @@ def _strays_of(target: Path, batch: BatchPaths) -> list[str]:
     from .problems import LoadError
     from .ready import strays
 
-    layout = Layout.of(target)
-    manifest = Manifest.read(target)
+    layout, web = Layout.of(target), Layout.of(target, "web")
+    manifest, web_manifest = Manifest.read(target), Manifest.read(web.root)
     compiled = [source.stem for source in layout.tex.glob("*.tex")] if layout.tex.is_dir() else []
-    found = strays(layout, manifest, compiled)
+    compiled += [source.stem for source in web.tex.glob("*.tex")] if web.tex.is_dir() else []
+    found = strays(layout, manifest, compiled) + strays(web, web_manifest, compiled)
     if found:
         from .load import load
 
@@ -1597,7 +1603,7 @@ def _strays_of(target: Path, batch: BatchPaths) -> list[str]:
         else:
             ids = [r.id for r in loaded.batch.recipients]
             ids += [problems[0].recipient for problems in loaded.rejected.values() if problems[0].recipient]
-            found = strays(layout, manifest, compiled + ids)
+            found = strays(layout, manifest, compiled + ids) + strays(web, web_manifest, compiled + ids)
     return [shown_name(layout.relative(path)) for path in found]
 
 

@@ -1266,6 +1266,29 @@ def test_clean_removes_the_build_folder_of_a_batch_built_only_for_the_web(projec
     assert not mine.exists()
 
 
+
+def test_a_file_of_your_own_among_the_web_copies_is_not_ours_and_clean_keeps_it(project):
+    """A page edited by hand and saved beside the web copies (`<date>-<id>-edited.html`) was
+    named by nothing: status said the copies were ready (it would be published with them),
+    and clean deleted it without a word, as it names a file of one's own in letters/."""
+    assert invoke("build", "--for", "web", cwd=project).returncode == 0
+    web = project / "build" / "recipients" / "web"
+    page = web / "2021-03-04-alpha.html"
+    edited = web / "2021-03-04-alpha-edited.html"
+    edited.write_bytes(page.read_bytes())
+    done = invoke("status", "--for", "web", cwd=project)
+    assert done.returncode == 1, done
+    assert re.search(r"^  web/2021-03-04-alpha-edited\.html +\(not ours\) +not a web copy of this batch \(no task "
+                     r"made it\): move it out of build/recipients/web", done.stdout, re.M), done.stdout
+    done = invoke("clean", cwd=project)
+    assert done.returncode == 2 and "web/2021-03-04-alpha-edited.html" in done.stderr, done
+    assert edited.exists() and page.exists()
+    edited.unlink()  # the copies of an earlier date (a changed letter.date) are ours: not named
+    (web / "2021-03-01-alpha.pdf").write_bytes((web / "2021-03-04-alpha.pdf").read_bytes())
+    assert "(not ours)" not in invoke("status", "--for", "web", cwd=project).stdout
+    assert invoke("clean", cwd=project).returncode == 0 and not web.exists()
+
+
 def test_clean_refuses_a_file_of_your_own_in_letters_or_signed_but_not_a_letter_left_unrecorded(project):
     """A PDF copied into build/<batch>/letters/ (status lists it as not ours) went with the
     folder: `clean` printed "removed build/recipients". It is named, exit 2, nothing removed;
