@@ -286,8 +286,7 @@ class Prepared:
         are unchanged, for the manifest."""
         return {
             "fingerprint": self.fingerprint, "medium": self.medium, "name": self.batch_name,
-            # the batch file, from the build folder: another of the same name is told apart
-            "yaml": os.path.relpath(self.loaded.path.resolve(), self.layout.root.resolve()),
+            "yaml": self.batch_file_from_build,
             "text_from": self.text_from, "text_files": self.text_files,
             "files": self.files, "common": self.common_inputs,
             "letters": [[s.recipient.id, s.inputs["source"], s.key, list(getattr(s.recipient, "accept", None) or [])]
@@ -296,6 +295,12 @@ class Prepared:
             "rejected": [list(r) for r in self.rejected],
             "warnings": [str(w) for w in self.warnings],
         }
+
+    @property
+    def batch_file_from_build(self) -> str:
+        """The batch file, from the build folder: another batch's build is told apart
+        (``tasks.other_batch_in``)."""
+        return os.path.relpath(self.loaded.path.resolve(), self.layout.root.resolve())
 
     @property
     def asset_names(self) -> dict[str, str]:
@@ -702,6 +707,8 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                     manifest.letters[rid]["page"] = {"sha256": sha256_bytes(page)}
         if prepared.medium == "print":
             manifest.batch = prepared.record()
+        else:  # the batch file alone: a folder built only for the web was taken for any batch's
+            manifest.batch = {"medium": prepared.medium, "yaml": prepared.batch_file_from_build}
         write_atomic(manifest.path, manifest.to_json())
         _sweep_batches(layout, manifest)
         if compiler.digests:  # for the merge: kept for the letters (and cover) the record vouches for

@@ -363,10 +363,16 @@ def other_batch_in(build_dir: Path, recipients: Path) -> Path | None:
     there (one moved or renamed is the same batch), else None."""
     from .manifest import Manifest
 
-    recorded = (Manifest.read(build_dir).batch or {}).get("yaml")  # from the build folder
-    if not recorded or recorded == os.path.relpath(recipients, build_dir):
+    # from the build folder; a batch built only for the web has its record in web/ alone
+    for root in (build_dir, build_dir / "web"):
+        recorded = (Manifest.read(root).batch or {}).get("yaml")
+        if recorded:
+            break
+    else:
         return None
-    other = (build_dir / recorded).resolve()
+    if recorded == os.path.relpath(recipients, root):
+        return None
+    other = (root / recorded).resolve()
     return other if other.is_file() and other != recipients else None
 
 
@@ -417,8 +423,10 @@ def refuse_the_build_of_another_batch(batch: BatchPaths) -> None:
     person's choice of folder (a copy of the project): it leaves a.yaml's record."""
     other = other_batch_in(batch.build_dir, batch.recipients)  # (no record: None)
     if other:
+        # a batch built only for the web: its print status said "never built"
+        web = " --for web" if not (batch.build_dir / "manifest.json").exists() else ""
         raise Exit(f"{show(batch.build_dir)} holds the build of another batch, {show(other)}, not of "
-                   f"{show(batch.recipients)}: its status is `{builder.COMMAND} status -r "
+                   f"{show(batch.recipients)}: its status is `{builder.COMMAND} status{web} -r "
                    f"{shlex.quote(show(other))} -b {shlex.quote(show(batch.build_dir))}`; a build of "
                    f"{show(batch.recipients)} there would delete its letters", code=2)
 

@@ -865,6 +865,24 @@ def test_a_signature_image_is_a_figure_with_its_alternative_text(signed_web):
         assert not any(key[1] == "untagged" for key in texts), texts
 
 
+def test_a_folder_built_only_for_the_web_is_told_apart_from_another_batch_s(signed_web, tmp_path):
+    """A folder a batch built only --for web had no record of its batch file: status of
+    another batch there called its copies "(gone)" and suggested the build that deletes
+    them, exit 0. Refused now as a print build's folder is, naming its status --for web."""
+    folder = signed_web.parent.parent
+    other = tmp_path / "other.yaml"
+    other.write_text((folder / "recipients.yaml").read_text())
+    made = {p.name: p.read_bytes() for p in signed_web.iterdir() if p.is_file()}
+    for task in ("status", "build"):
+        refused = subprocess.run([sys.executable, "-m", "invoke", task, "--for", "web", "-r", str(other),
+                                  "-b", str(folder / "build")], cwd=ROOT, capture_output=True, text=True)
+        assert refused.returncode == 2 and "holds the build of another batch" in refused.stderr, refused.stderr
+        assert "(gone)" not in refused.stdout, refused.stdout
+        if task == "status":
+            assert f"status --for web -r {folder / 'recipients.yaml'} -b {folder / 'build'}`" in refused.stderr
+    assert {p.name: p.read_bytes() for p in signed_web.iterdir() if p.is_file()} == made
+
+
 def test_the_html_page_shows_the_signature_image_with_the_pdfs_alternative_text(signed_web, tmp_path, axe_js):
     """The page left the signature out: the signature block read as if unsigned. It
     shows the image in each signature block, inside the page as the logo is, with
