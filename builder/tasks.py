@@ -100,7 +100,7 @@ SHORT_FLAGS = {
 # The flags that take ids (or id:code items), comma-separated, may also be given again:
 # `send --resend a --resend b` is `--resend a,b` (invoke's ``iterable``), where invoke
 # answered "No idea what 'b' is!". Every such flag of every task alike.
-LISTED = ("only", "accept", "resend", "mark_sent")
+LISTED = ("only", "accept", "resend", "mark_sent", "cleared")
 
 
 # Flags several tasks share, explained once.
@@ -747,7 +747,8 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
         print(f"no longer in the batch (removed, renamed, or now invalid): {', '.join(report.removed)}; "
               f"{what} deleted from {show(batch.build_dir)}{kept}", flush=True)
     if report.marked and not quiet:  # web copies are copies to publish
-        print("marked more than OFFICIAL, so check they may be published before their web copies are: "
+        print(f"marked more than OFFICIAL, so check they may be published ({command('publish', to_run=False)} "
+              "leaves them out until a person clears them with --cleared): "
               + ", ".join(f"{rid} ({marking})" for rid, marking in report.marked.items()), flush=True)
     not_ready = report.not_ready
     if not_ready and not quiet and medium == "web":
@@ -755,8 +756,8 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
         # and left the web copy not ready; the recipient's accept (a list in the YAML, a column
         # of a spreadsheet) is read for both
         codes = {o.recipient: ", ".join(dict.fromkeys(f.get("code") for f in o.errors)) for o in not_ready}
-        print(f"not ready (preflight errors): {', '.join(codes)}; web copies are published as they are: fix "
-              f"them, or accept a finding on purpose with the recipient's accept (in the YAML `accept: "
+        print(f"not ready (preflight errors): {', '.join(codes)}; {command('publish', to_run=False)} leaves "
+              f"them out: fix them, or accept a finding on purpose with the recipient's accept (in the YAML `accept: "
               f"[{next(iter(codes.values()))}]`, in a spreadsheet an accept column): "
               + "; ".join(f"{rid}: {found}" for rid, found in codes.items()), flush=True)
     elif not_ready and not quiet:
@@ -1247,6 +1248,48 @@ def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=N
     print(summary)
 
 
+# ---------------------------------------------------------------- publish
+
+@letter_task(help={
+    **BATCH_HELP,
+    "to": "DIR: the website's folder to copy the ready web copies into",
+    "cleared": "ID[,ID...] (or the flag again): letters marked more than OFFICIAL that a person cleared for "
+               "publication",
+})
+def publish(c, recipients=None, build_dir=None, to=None, cleared=None):
+    """Copy each ready web copy (PDF and HTML page) into the website's folder (--to DIR)."""
+    from .compile import TexMissing
+    from .problems import LoadError
+    from .publish import PublishRefused, publish as publish_copies
+
+    batch = batch_paths(c, recipients, build_dir)
+    refuse_the_build_of_another_batch(batch)
+    if not str(to or "").strip():
+        raise Exit("give the website's folder to publish into: --to DIR", code=2)
+    cleared = ids_of(joined(cleared)) or []
+    try:
+        report = publish_copies(batch.recipients, batch.build_dir, Path(to), cleared)
+    except PublishRefused as exc:
+        raise Exit(str(exc), code=2)
+    except (LoadError, TexMissing, RuntimeError, OSError) as exc:
+        raise stopped(exc)
+    for path in report.published:
+        print(f"  published  {show(path)}")
+    for rid in report.current:
+        print(f"  current    {rid} (its copies in {show(Path(to))} are these already)")
+    problems = []
+    if report.marked:
+        problems.append("not published, marked more than OFFICIAL: "
+                        + ", ".join(f"{rid} ({marking})" for rid, marking in report.marked.items())
+                        + "\nOnce a person has cleared them for publication: "
+                        + command(f"publish --to {shlex.quote(str(to))} --cleared {','.join(report.marked)}"))
+    if report.refused:
+        problems.append("not published; these web copies are not ready:\n  " + "\n  ".join(report.refused)
+                        + f"\n{report.refused_fix}")
+    if problems:
+        raise Exit("\n".join(problems), code=1)
+
+
 # ---------------------------------------------------------------- new, watch
 
 @letter_task(help={"name": "the new batch's name: writes NAME.yaml (a path may lead to another folder)"})
@@ -1645,7 +1688,7 @@ def test(c, k=None):
         raise Exit(code=code)
 
 
-ns = Collection(new, build, watch, status, check, diff, merge, sign, send, clean, schema, bench, test)
+ns = Collection(new, build, watch, status, check, diff, merge, sign, send, publish, clean, schema, bench, test)
 ns.configure({
     "letterbatch": {
         "recipients": "recipients.yaml", "build_dir": None, "jobs": 0, "project": None,

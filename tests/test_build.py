@@ -706,8 +706,24 @@ recipients:
     web = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(tmp_path / "b"),
                           "--for", "web"], cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert web.returncode == 0, web.stderr
-    assert "marked more than OFFICIAL, so check they may be published before their web copies are: " \
-           "sensitive (OFFICIAL-SENSITIVE PERSONAL)\n" in web.stdout, web.stdout
+    assert "marked more than OFFICIAL, so check they may be published (`invoke publish` leaves them out until " \
+           "a person clears them with --cleared): sensitive (OFFICIAL-SENSITIVE PERSONAL)\n" in web.stdout, web.stdout
+    # publish leaves it out until a person clears it, by its id
+    site = tmp_path / "site"
+    publish = lambda *args: subprocess.run([sys.executable, "-m", "invoke", "publish", "-r", str(source), "-b",
+                                            str(tmp_path / "b"), "--to", str(site), *args], cwd=ROOT,
+                                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    held = publish()
+    assert held.returncode == 1 and held.stderr.startswith(
+        "not published, marked more than OFFICIAL: sensitive (OFFICIAL-SENSITIVE PERSONAL)\nOnce a person has "
+        f"cleared them for publication: `invoke publish --to {site} --cleared sensitive -r {source} -b "
+        f"{tmp_path / 'b'}`"), held.stderr
+    assert not list(site.glob("*sensitive*"))
+    assert sorted(p.name for p in site.iterdir()) == ["2021-03-04-plain.html", "2021-03-04-plain.pdf"]
+    assert publish("--cleared", "sensitve").returncode == 2  # a typo clears nobody
+    cleared = publish("--cleared", "sensitive")
+    assert cleared.returncode == 0, cleared.stderr
+    assert sorted(p.name for p in site.glob("*sensitive*")) == ["2021-03-04-sensitive.html", "2021-03-04-sensitive.pdf"]
     printed = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(tmp_path / "b")],
                              cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert printed.returncode == 0 and "marked" not in printed.stdout, printed.stdout  # letters to post: no word

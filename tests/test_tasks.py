@@ -194,6 +194,9 @@ def test_one_meaning_per_short_flag_across_tasks():
     (("build", "-o"), "build: -o (--only) needs a value after it"),
     (("check", "--only"), "check: --only needs a value after it"),
     (("send", "--mark-sent"), "send: --mark-sent needs a value after it"),
+    (("publish",), "give the website's folder to publish into: --to DIR"),
+    (("publish", "--to", "site", "--cleared", "alpa"), "--cleared: no valid recipient with id: alpa (did you mean"),
+    (("publish", "--to", "site", "--cleared"), "publish: --cleared needs a value after it"),
 ])
 def test_a_bad_flag_value_is_one_line_and_exit_2(args, words, tmp_path):
     batch = ["-r", str(write_yaml(tmp_path / "two.yaml", TWO)), "-b", str(tmp_path / "b")]

@@ -1136,8 +1136,25 @@ def test_a_web_copy_s_preflight_error_is_told_how_it_can_be_accepted(tmp_path):
     built = run("build", "--for", "web")
     assert built.returncode == 1, built.stderr
     assert "merge" not in built.stdout, built.stdout
-    assert ("not ready (preflight errors): tall; web copies are published as they are: fix them, or accept "
+    assert ("not ready (preflight errors): tall; `invoke publish` leaves them out: fix them, or accept "
             "a finding on purpose with the recipient's accept (in the YAML `accept: [window]`, in a spreadsheet "
             "an accept column): tall: window") in built.stdout
+    site = tmp_path / "site"
+    held = run("publish", "--to", str(site))
+    assert held.returncode == 1 and held.stderr.startswith(
+        "not published; these web copies are not ready:\n  tall: preflight: window:"), held.stderr
+    assert "accept: [CODE]" in held.stderr and not site.exists()
     write_yaml(source, source.read_text().replace("    salutation:", "    accept: [window]\n    salutation:"))
     assert run("status", "--for", "web").returncode == 0  # what it says to write does accept it
+    # and publish takes it then, byte for byte; a page changed since it was built is refused
+    assert run("publish", "--to", str(site)).returncode == 0
+    web = tmp_path / "build" / "web"
+    for name in ("2021-03-04-tall.pdf", "2021-03-04-tall.html"):
+        assert (site / name).read_bytes() == (web / name).read_bytes()
+    assert sorted(p.name for p in site.iterdir()) == ["2021-03-04-tall.html", "2021-03-04-tall.pdf"]
+    page = web / "2021-03-04-tall.html"
+    page.write_text(page.read_text().replace("A Person", "A Person edited"))
+    refused = run("publish", "--to", str(site))
+    assert refused.returncode == 1 and "tall: changed: 2021-03-04-tall.html changed since it was built" in \
+        refused.stderr, refused.stderr
+    assert "edited" not in (site / "2021-03-04-tall.html").read_text()

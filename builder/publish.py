@@ -1,0 +1,95 @@
+"""Publish: the web copies that are ready (``build --for web``: a tagged PDF and its HTML
+page each), copied into the website's folder.
+
+``web/`` is the build's folder: beside the copies it holds their LaTeX, logs, saved
+preambles and record, and copies that are stale, changed or failed their preflight look
+there like ready ones. What goes to the website is what the readiness rule passed (built
+from the batch as it is, unchanged since, preflight passed or accepted), each file's bytes
+checked against the record as they are copied; a letter marked more than OFFICIAL only once
+a person has cleared it (``cleared``). Nothing is deleted there: a website's folder keeps
+last month's letters, which have other dates in their names."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import command
+from .files import write_atomic
+
+
+@dataclass
+class PublishReport:
+    published: list[Path] = field(default_factory=list)  # files written (new, or changed since)
+    current: list[str] = field(default_factory=list)  # ids whose copies there are these already
+    refused: list[str] = field(default_factory=list)  # "id: state: reason", for copies not ready
+    refused_fix: str = ""
+    marked: dict[str, str] = field(default_factory=dict)  # id -> its marking: above OFFICIAL, not cleared
+
+
+class PublishRefused(Exception):
+    """A folder to publish into that cannot be one (inside the build folder), or a
+    ``cleared`` id the batch does not have: one line, nothing published."""
+
+
+def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
+            cleared: list[str] | None = None) -> PublishReport:
+    """Copy each ready web copy of the batch, and its page, into ``to``."""
+    from .build import lock, prepare
+    from .compose import classification, marking
+    from .manifest import Manifest
+    from .ready import letter_states, no_such_ids
+
+    prepared = prepare(recipients_yaml, build_dir, "web")
+    layout, to = prepared.layout, Path(to)
+    build_root = layout.root.parent.resolve()
+    if to.resolve() == build_root or build_root in to.resolve().parents:
+        # clean removes the build folder, and a build writes in it
+        raise PublishRefused(f"{to} is inside the build folder {build_dir}: publish into a folder of the website's")
+    recipients = {s.recipient.id: s.recipient for s in prepared.sources}
+    unknown = no_such_ids(cleared or [], recipients)
+    if unknown:  # a typo clears nobody, and is said
+        raise PublishRefused(f"--cleared: {unknown}; nothing was published")
+    report = PublishReport()
+    with lock(layout):
+        manifest = Manifest.read(layout.root)
+        states = letter_states(prepared, manifest)
+        report.refused = [s.line() for s in states if not s.ready]
+        for state in states:
+            rid = state.recipient
+            if not state.ready:
+                continue
+            mark = marking(prepared.loaded.batch, recipients[rid])
+            if mark and classification(mark) != 1 and rid not in (cleared or []):
+                report.marked[rid] = mark
+                continue
+            entry = manifest.letters[rid]
+            pdf = layout.pdf(rid)
+            page = entry.get("page")  # (none on the record: the readiness rule judged the PDF alone)
+            copies = [(pdf, entry["sha256"])] + ([(pdf.with_suffix(".html"), page.get("sha256"))] if page else [])
+            datas = []
+            for source, recorded in copies:
+                data = source.read_bytes()
+                if hashlib.sha256(data).hexdigest() != recorded:  # changed since it was judged
+                    report.refused.append(f"{rid}: changed: {source.name} changed since it was built")
+                    break
+                datas.append((to / source.name, data))
+            else:
+                written = [target for target, data in datas if not _holds(target, data)]
+                for target, data in datas:
+                    write_atomic(target, data)
+                report.published += written
+                if not written:
+                    report.current.append(rid)
+    if report.refused:  # no --accept for web copies: the recipient's accept is read for both media
+        report.refused_fix = (f"Run {command('build --for web')} and fix what it reports (or accept a "
+                              "preflight finding on purpose with the recipient's accept: in the YAML "
+                              "`accept: [CODE]`, in a spreadsheet an accept column).")
+    return report
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    try:
+        return path.is_file() and path.read_bytes() == data
+    except OSError:
+        return False
