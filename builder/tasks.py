@@ -489,16 +489,20 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else many or word + 's'}"
 
 
-def build_hint(states: list[str], for_: str, build_dir: Path | None = None, task: str = "status") -> str | None:
+def build_hint(states: list[str], for_: str, build_dir: Path | None = None, task: str = "status",
+               only: list[str] | None = None) -> str | None:
     """What builds the letters a build alone makes ready (stale, never built; changed, as a
     build killed outright leaves them): `check` and `status` said "8 with errors" or "8
     stale" and left the person to guess the command. ``build_dir``: while a build (merge,
     send) holds it, the letters it has not recorded yet are said to be its, not edited, and
-    ``task`` (status, check) is the command to run again once it has ended."""
+    ``task`` (status, check) is the command to run again once it has ended. ``only``: the
+    letters to name with -o, when a build of the whole batch would also build one it must
+    not (a stale letter mailed as it is)."""
     from .build import Layout, folder_busy
     from .ready import CHANGED, NEVER_BUILT, STALE
 
-    build = command('build' + (' --for web' if for_ == 'web' else ''))
+    build = command('build' + (' --for web' if for_ == 'web' else '')
+                    + (f" -o {shlex.quote(','.join(only))}" if only else ''))
     waiting = sum(state in (STALE, NEVER_BUILT) for state in states)
     changed = sum(state == CHANGED for state in states)
     if (waiting or changed) and build_dir is not None and folder_busy(Layout.of(build_dir, for_)):
@@ -891,7 +895,7 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         raise stopped(exc)
     states = found.letters
     from .files import shown_name
-    from .ready import PREFLIGHT, STALE, finding_text, strays
+    from .ready import CHANGED, NEVER_BUILT, PREFLIGHT, STALE, finding_text, strays
 
     signed = found.signed_letters
     mailed = mail_notes(batch.build_dir, found.manifest) if for_ == "print" else {}
@@ -962,7 +966,10 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     # to mail that again. Not counted in "run build": said as what it is
     mailed_as_is = [s.recipient for s in states if s.state == STALE and s.recipient in mailed
                     and not mailed[s.recipient][1]]
-    hint = build_hint([s.state for s in states if s.recipient not in mailed_as_is], for_, batch.build_dir)
+    # and "run build" then names the others: a build of the whole batch builds those too
+    to_build = [s for s in states if s.recipient not in mailed_as_is]
+    only = [s.recipient for s in to_build if s.state in (STALE, NEVER_BUILT, CHANGED)] if mailed_as_is else None
+    hint = build_hint([s.state for s in to_build], for_, batch.build_dir, only=only)
     if hint:  # not indented: a line of its own, not a letter's
         print(hint)
     if mailed_as_is:

@@ -464,6 +464,22 @@ def test_a_letter_rebuilt_after_it_was_sent_is_flagged_and_not_sent_again(batch,
     assert re.search(r"^  mopac +already sent on ", run_send(source, out, port).stdout, re.M)
 
 
+def test_the_build_status_suggests_beside_a_stale_letter_mailed_as_it_is_leaves_it_alone(batch, smtp_server):
+    source, out = batch
+    mailbox, port = smtp_server
+    assert run_send(source, out, port, "--yes").returncode == 0
+    # london mailed as it is and stale since; a new recipient never built. "run build" built
+    # london too, the letter status says to build only to mail again on purpose
+    text = source.read_text().replace("Dear Sophie,", "Dear Ms Linden,")
+    source.write_text(text.rstrip() + "\n\n  - id: kent\n    name: A Commissioner\n"
+                      "    address: [Kent, ME14 1XQ]\n    salutation: Dear Commissioner,\n"
+                      "    text:\n      highlight: A word for Kent.\n      request: *request-as-list\n")
+    stale = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
+                            "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert (f"1 letter stale or never built: run {suggested(source, out, 'build -o kent')} to build it\n"
+            "stale, but mailed as it is: london:") in stale.stdout, stale.stdout
+
+
 def test_a_rebuilt_letter_s_resend_is_suggested_after_what_stands_in_its_way(batch, smtp_server, tmp_path):
     """The command `send` suggests for a letter rebuilt since it was mailed works
     when copied: with a signed copy of the old letter, it says to sign first."""
