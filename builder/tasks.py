@@ -1273,7 +1273,12 @@ def publish(c, recipients=None, build_dir=None, to=None, cleared=None):
     refuse_the_build_of_another_batch(batch)
     if not str(to or "").strip():
         raise Exit("give the website's folder to publish into: --to DIR", code=2)
-    cleared = ids_of(joined(cleared)) or []
+    cleared = joined(cleared)
+    if cleared is not None and not str(cleared).replace(",", "").strip():
+        # a script's empty variable: it said "--only takes the ids of letters", a flag publish has not
+        raise Exit(f"--cleared takes the ids of the letters a person cleared for publication (--cleared "
+                   f"london,essex), not {cleared!r}; nothing was published", code=2)
+    cleared = ids_of(cleared) or []
     try:
         report = publish_copies(batch.recipients, batch.build_dir, Path(to), cleared)
     except PublishRefused as exc:

@@ -197,6 +197,7 @@ def test_one_meaning_per_short_flag_across_tasks():
     (("publish",), "give the website's folder to publish into: --to DIR"),
     (("publish", "--to", "site", "--cleared", "alpa"), "--cleared: no valid recipient with id: alpa (did you mean"),
     (("publish", "--to", "site", "--cleared"), "publish: --cleared needs a value after it"),
+    (("publish", "--to", "site", "--cleared", " , "), "--cleared takes the ids of the letters a person cleared"),
 ])
 def test_a_bad_flag_value_is_one_line_and_exit_2(args, words, tmp_path):
     batch = ["-r", str(write_yaml(tmp_path / "two.yaml", TWO)), "-b", str(tmp_path / "b")]
