@@ -11,6 +11,7 @@ last month's letters, which have other dates in their names."""
 from __future__ import annotations
 
 import hashlib
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +52,11 @@ def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
     if unknown:  # a typo clears nobody, and is said
         raise PublishRefused(f"--cleared: {unknown}; nothing was published")
     report = PublishReport()
-    with lock(layout):
+    # never built for the web here, nothing is ready to publish: no lock taken, as it made the
+    # folder (-b build/nope, or -b build/october/web, whose web/.lock october's status
+    # then named "(not ours)", and clean would not remove)
+    built = (layout.root / "manifest.json").is_file()
+    with lock(layout) if built else nullcontext():
         manifest = Manifest.read(layout.root)
         states = letter_states(prepared, manifest)
         report.refused = [s.line() for s in states if not s.ready]

@@ -729,6 +729,28 @@ recipients:
     assert printed.returncode == 0 and "marked" not in printed.stdout, printed.stdout  # letters to post: no word
 
 
+def test_a_publish_from_a_folder_never_built_for_the_web_leaves_no_folder_there(tmp_path):
+    # -b naming a build folder's web/ (or a folder that is not there): publish made it, and
+    # its web/.lock was "(not ours)" in that build's status, which clean would not remove
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + """\
+recipients:
+  - id: plain
+    name: Plain Person
+    address: [1 Road]
+    salutation: Dear Plain,
+""")
+    run = lambda task, *args: subprocess.run([sys.executable, "-m", "invoke", task, "-r", str(source), *args],
+                                             cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert run("build", "-b", str(tmp_path / "b"), "--for", "web").returncode == 0
+    for folder in (tmp_path / "b" / "web", tmp_path / "nope"):
+        held = run("publish", "-b", str(folder), "--to", str(tmp_path / "site"))
+        assert held.returncode == 1 and "plain: never built" in held.stderr, held.stderr
+        assert not (folder / "web").exists()
+    assert not (tmp_path / "site").exists()
+    status = run("status", "-b", str(tmp_path / "b"), "--for", "web")
+    assert status.returncode == 0 and "not ours" not in status.stdout, status.stdout
+
+
 def test_every_letter_s_log_is_of_the_run_that_made_it(tmp_path):
     """A run was named by its first letter and count: london and essex rebuilt, then london
     and south-wales, compiled in the same folder, and essex's record named the log of a
