@@ -1137,6 +1137,14 @@ def sign(c, recipients=None, build_dir=None, p12=None, pkcs11_lib=None, token=No
     refuse_the_build_of_another_batch(batch)
     if bool(p12) == bool(pkcs11_lib):
         raise Exit("give either --p12 FILE or --pkcs11-lib PATH --token LABEL --key LABEL", code=2)
+    # the key's file before its password or PIN (as sign_batch says it): a path mistyped was
+    # "set LETTERBATCH_P12_PASSWORD", or at a terminal a prompt for the password of no file
+    for path, what in ((p12, "cannot read"), (pkcs11_lib, "cannot load the PKCS#11 library")):
+        try:
+            if path:
+                Path(path).open("rb").close()
+        except OSError as exc:
+            raise Exit(f"could not sign: {what} {path}: {exc.strerror}", code=2)
     if p12:
         signing_key = Key(p12=Path(p12), password=secret("LETTERBATCH_P12_PASSWORD", f"Password for {p12}: ").encode())
     else:

@@ -161,6 +161,10 @@ def test_signing_again_changes_nothing(signed_batch, keys, tmp_path):
                           {"LETTERBATCH_P12_PASSWORD": "secret", "LETTERBATCH_PKCS11_PIN": "1234"})
         assert mistyped.returncode == 2 and "current" not in mistyped.stdout, mistyped.stdout
         assert mistyped.stderr == f"could not sign: {what} {flags[1]}: No such file or directory\n", mistyped.stderr
+        # and before its password or PIN is asked for: it said "set LETTERBATCH_P12_PASSWORD", and at a
+        # terminal asked for the password of a file that is not there
+        unasked = invoke(["sign", "-r", str(source), "-b", str(out), *flags])
+        assert unasked.returncode == 2 and unasked.stderr == mistyped.stderr, unasked.stderr
     forced = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12), "--force"],
                     {"LETTERBATCH_P12_PASSWORD": "secret"})
     assert forced.returncode == 0, forced.stderr
