@@ -376,6 +376,17 @@ def sign(pdf: str | Path, p12: str | Path, password: bytes, out: str | Path, *,
     return out
 
 
+def check_key_files(p12: str | Path | None, pkcs11_lib: str | Path | None) -> None:
+    """SigningError (one line) if the key's file (``--p12``) or the token's library
+    (``--pkcs11-lib``) cannot be read: said before a password or PIN is asked for it."""
+    for path, what in ((p12, "cannot read"), (pkcs11_lib, "cannot load the PKCS#11 library")):
+        try:
+            if path:
+                Path(path).open("rb").close()
+        except OSError as exc:
+            raise SigningError(f"{what} {path}: {exc.strerror}") from None
+
+
 def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
                reason: str = REASON, force: bool = False) -> SignReport:
     """Sign every ready letter of the batch, then the bundle (when it is the
@@ -389,12 +400,7 @@ def sign_batch(recipients_yaml: str | Path, build_dir: str | Path, key: Key, *,
 
     # the key's file, before anything: with every copy current the key is never opened, and
     # `--pkcs11-lib /usr/lib/opensc.so` mistyped said "current", exit 0, until a letter changed
-    for path, what in ((key.p12, "cannot read"), (key.pkcs11_lib, "cannot load the PKCS#11 library")):
-        try:
-            if path is not None:
-                Path(path).open("rb").close()
-        except OSError as exc:
-            raise SigningError(f"{what} {path}: {exc.strerror}") from None
+    check_key_files(key.p12, key.pkcs11_lib)
     prepared = prepare(recipients_yaml, build_dir)
     layout = prepared.layout
     report = SignReport()

@@ -406,8 +406,27 @@ def refuse_to_build_over_another_batch(batch: BatchPaths) -> None:
             f"-b {shlex.quote(show(own))}`")
 
 
+def build_folder_around(folder: Path) -> Path | None:
+    """The build folder ``folder`` is inside (``-b build/october/web``), or None. A batch
+    built only for the web has its record in web/ alone."""
+    return next((parent for parent in Path(os.path.abspath(folder)).parents if (parent / "manifest.json").is_file()
+                 or (parent / "web" / "manifest.json").is_file()), None)
+
+
+def refuse_a_folder_inside_a_build_folder(batch: BatchPaths) -> None:
+    """Exit 2 for ``-b`` naming a folder inside a build folder (its web/, letters/): a build
+    made a build folder inside it (build/october/web/web/), which october's status then named
+    "(not ours)" and clean would not remove."""
+    around = build_folder_around(batch.build_dir)
+    if around is not None:
+        raise Exit(f"{show(batch.build_dir)} is part of the build folder {show(around)}, not a build folder of "
+                   f"its own: give -b that folder, or one outside it", code=2)
+
+
 def refuse_to_build_in_another_batch_s_folder(batch: BatchPaths) -> None:
-    """FolderOfAnotherBatch where a build of ``batch`` would replace another batch's letters."""
+    """FolderOfAnotherBatch where a build of ``batch`` would replace another batch's letters
+    (and exit 2 for a folder inside a build folder)."""
+    refuse_a_folder_inside_a_build_folder(batch)
     if batch.named_after_file:
         refuse_another_batch(batch)
     else:  # a folder given with -b is the person's to choose, but not another batch's by mistake
@@ -421,6 +440,7 @@ def refuse_the_build_of_another_batch(batch: BatchPaths) -> None:
     with the status of the batch it holds (a command that runs as copied: sign's would lack
     its key). A chain's build of a.yaml there, before, is the
     person's choice of folder (a copy of the project): it leaves a.yaml's record."""
+    refuse_a_folder_inside_a_build_folder(batch)
     other = other_batch_in(batch.build_dir, batch.recipients)  # (no record: None)
     if other:
         # a batch built only for the web: its print status said "never built"
@@ -1131,20 +1151,18 @@ def sign(c, recipients=None, build_dir=None, p12=None, pkcs11_lib=None, token=No
     """Sign every ready letter (<build>/signed/<id>.pdf, visible in its signature block) and the bundle."""
     from .compile import TexMissing
     from .problems import LoadError
-    from .sign import Key, SigningError, sign_batch
+    from .sign import Key, SigningError, check_key_files, sign_batch
 
     batch = batch_paths(c, recipients, build_dir)
     refuse_the_build_of_another_batch(batch)
     if bool(p12) == bool(pkcs11_lib):
         raise Exit("give either --p12 FILE or --pkcs11-lib PATH --token LABEL --key LABEL", code=2)
-    # the key's file before its password or PIN (as sign_batch says it): a path mistyped was
-    # "set LETTERBATCH_P12_PASSWORD", or at a terminal a prompt for the password of no file
-    for path, what in ((p12, "cannot read"), (pkcs11_lib, "cannot load the PKCS#11 library")):
-        try:
-            if path:
-                Path(path).open("rb").close()
-        except OSError as exc:
-            raise Exit(f"could not sign: {what} {path}: {exc.strerror}", code=2)
+    # the key's file before its password or PIN: a path mistyped was "set
+    # LETTERBATCH_P12_PASSWORD", or at a terminal a prompt for the password of no file
+    try:
+        check_key_files(p12, pkcs11_lib)
+    except SigningError as exc:
+        raise Exit(f"could not sign: {exc}", code=2)
     if p12:
         signing_key = Key(p12=Path(p12), password=secret("LETTERBATCH_P12_PASSWORD", f"Password for {p12}: ").encode())
     else:
@@ -1595,8 +1613,7 @@ def _not_a_build_folder(target: Path, batch: BatchPaths) -> str | None:
     # a folder inside a build folder (its web/, letters/): it said the web copies were
     # "files no build makes"
     # (a batch built only for the web has its record in web/ alone)
-    around = next((parent for parent in target.parents if (parent / "manifest.json").is_file()
-                   or (parent / "web" / "manifest.json").is_file()), None)
+    around = build_folder_around(target)
     if around is not None:
         return f"is part of the build folder {show(around)}, not a build folder of its own"
     # a build folder of its own (another batch's, or a web build's beside a print build's)

@@ -742,10 +742,19 @@ recipients:
     run = lambda task, *args: subprocess.run([sys.executable, "-m", "invoke", task, "-r", str(source), *args],
                                              cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert run("build", "-b", str(tmp_path / "b"), "--for", "web").returncode == 0
-    for folder in (tmp_path / "b" / "web", tmp_path / "nope"):
-        held = run("publish", "-b", str(folder), "--to", str(tmp_path / "site"))
-        assert held.returncode == 1 and "plain: never built" in held.stderr, held.stderr
-        assert not (folder / "web").exists()
+    held = run("publish", "-b", str(tmp_path / "nope"), "--to", str(tmp_path / "site"))
+    assert held.returncode == 1 and "plain: never built" in held.stderr, held.stderr
+    assert not (tmp_path / "nope").exists()
+    # a folder inside a build folder is no build folder, for any task: a build there made
+    # b/web/web/, "(not ours)" in b's status, which clean would not remove
+    inside = tmp_path / "b" / "web"
+    for task, *args in (("publish", "--to", str(tmp_path / "site")), ("build", "--for", "web"), ("build",),
+                        ("status", "--for", "web")):
+        refused = run(task, "-b", str(inside), *args)
+        assert refused.returncode == 2 and refused.stderr == (
+            f"{inside} is part of the build folder {tmp_path / 'b'}, not a build folder of its own: give -b that "
+            "folder, or one outside it\n"), (task, refused.stderr)
+    assert not (inside / "web").exists() and not (inside / "letters").exists()
     assert not (tmp_path / "site").exists()
     status = run("status", "-b", str(tmp_path / "b"), "--for", "web")
     assert status.returncode == 0 and "not ours" not in status.stdout, status.stdout
