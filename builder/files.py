@@ -35,17 +35,19 @@ def locks_for_children() -> tuple[int, ...]:
     return tuple(sorted(held_locks))
 
 
-def write_atomic(path: Path, data: bytes, durable: bool = False) -> None:
+def write_atomic(path: Path, data: bytes, durable: bool = False) -> bool:
     """Write via a temporary file in the same folder, then rename: a reader (or
     a killed build) sees the old file or the new one, never half of one.
     ``durable``: on disk before this returns (fsync of the file and its folder),
-    for records that must survive a crash, such as the send log."""
+    for records that must survive a crash, such as the send log. False when the
+    file held these bytes already (left as it was)."""
     # the same bytes already there: left as they are (a FIFO or a device there is not
     # read, which would never end, but replaced)
     if path.is_file() and path.read_bytes() == data:
-        return
+        return False
     with replacing(path, durable) as handle:
         handle.write(data)
+    return True
 
 
 @contextlib.contextmanager

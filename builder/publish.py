@@ -10,7 +10,6 @@ a person has cleared it (``cleared``). Nothing is deleted there: a website's fol
 last month's letters, which have other dates in their names."""
 from __future__ import annotations
 
-import hashlib
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
     """Copy each ready web copy of the batch, and its page, into ``to``."""
     from .build import lock, prepare
     from .compose import classification, marking
-    from .manifest import Manifest
+    from .manifest import Manifest, sha256_bytes
     from .ready import letter_states, no_such_ids
 
     prepared = prepare(recipients_yaml, build_dir, "web")
@@ -75,14 +74,12 @@ def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
             datas = []
             for source, recorded in copies:
                 data = source.read_bytes()
-                if hashlib.sha256(data).hexdigest() != recorded:  # changed since it was judged
+                if sha256_bytes(data) != recorded:  # changed since it was judged
                     report.refused.append(f"{rid}: changed: {source.name} changed since it was built")
                     break
                 datas.append((to / source.name, data))
             else:
-                written = [target for target, data in datas if not _holds(target, data)]
-                for target, data in datas:
-                    write_atomic(target, data)
+                written = [target for target, data in datas if write_atomic(target, data)]
                 report.published += written
                 if not written:
                     report.current.append(rid)
@@ -91,10 +88,3 @@ def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
                               "preflight finding on purpose with the recipient's accept: in the YAML "
                               "`accept: [CODE]`, in a spreadsheet an accept column).")
     return report
-
-
-def _holds(path: Path, data: bytes) -> bool:
-    try:
-        return path.is_file() and path.read_bytes() == data
-    except OSError:
-        return False
