@@ -6,7 +6,9 @@ preambles and record, and copies that are stale, changed or failed their preflig
 there like ready ones. What goes to the website is what the readiness rule passed (built
 from the batch as it is, unchanged since, preflight passed or accepted), each file's bytes
 checked against the record as they are copied; a letter marked more than OFFICIAL only once
-a person has cleared it (``cleared``). Nothing is deleted there: a website's folder keeps
+a person has cleared it (``cleared``), which is put on the record with the copy it was given
+for, so a later publish keeps it published and a rebuilt letter is cleared again. Nothing is
+deleted there: a website's folder keeps
 last month's letters, which have other dates in their names."""
 from __future__ import annotations
 
@@ -25,6 +27,10 @@ class PublishReport:
     refused: list[str] = field(default_factory=list)  # "id: state: reason", for copies not ready
     refused_fix: str = ""
     marked: dict[str, str] = field(default_factory=dict)  # id -> its marking: above OFFICIAL, not cleared
+    cleared: dict[str, str] = field(default_factory=dict)  # id -> its marking: cleared by this command, now on the record
+
+
+CLEARED_BY_COMMAND = "publish --cleared"
 
 
 class PublishRefused(Exception):
@@ -46,6 +52,11 @@ def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
     if to.resolve() == build_root or build_root in to.resolve().parents:
         # clean removes the build folder, and a build writes in it
         raise PublishRefused(f"{to} is inside the build folder {build_dir}: publish into a folder of the website's")
+    # (it said "could not go on: Not a directory (afile)")
+    existing = next(p for p in [to.absolute(), *to.absolute().parents] if p.exists())
+    if not existing.is_dir():
+        raise PublishRefused(f"--to {to}: {existing} is a file, not a folder: give the website's folder to "
+                             "publish into; nothing was published")
     recipients = {s.recipient.id: s.recipient for s in prepared.sources}
     unknown = no_such_ids(cleared or [], recipients)
     if unknown:  # a typo clears nobody, and is said
@@ -59,14 +70,26 @@ def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
         manifest = Manifest.read(layout.root)
         states = letter_states(prepared, manifest)
         report.refused = [s.line() for s in states if not s.ready]
+        to_copy = []
         for state in states:
             rid = state.recipient
             if not state.ready:
                 continue
             mark = marking(prepared.loaded.batch, recipients[rid])
-            if mark and classification(mark) != 1 and rid not in (cleared or []):
-                report.marked[rid] = mark
-                continue
+            if mark and classification(mark) != 1 and \
+                    (manifest.letters[rid].get("cleared") or {}).get("marking") != mark:
+                if rid not in (cleared or []):
+                    report.marked[rid] = mark
+                    continue
+                report.cleared[rid] = mark
+            to_copy.append(rid)
+        if report.cleared:
+            # on the record before anything is copied, with the letter it was given for (a
+            # rebuild drops it; a later publish of this letter keeps it published)
+            for rid, mark in report.cleared.items():
+                manifest.letters[rid]["cleared"] = {"marking": mark, "by": CLEARED_BY_COMMAND}
+            write_atomic(manifest.path, manifest.to_json())
+        for rid in to_copy:
             entry = manifest.letters[rid]
             pdf = layout.pdf(rid)
             page = entry.get("page")  # (none on the record: the readiness rule judged the PDF alone)

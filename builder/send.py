@@ -93,7 +93,7 @@ class Outcome:
     recipient: str
     status: str  # "sent", "would send", "failed", "unknown", "already sent", "not ready", "no address", "marked sent"
     detail: str = ""
-    state: str | None = None  # a letter not ready: its state by the readiness rule (ready.STALE ...)
+    state: str | None = None  # a letter not ready (or sent, and stale since): its state by the readiness rule
 
     @property
     def ok(self) -> bool:
@@ -374,7 +374,8 @@ def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: s
             elif isinstance(_attachment(rid, layout, manifest), Outcome):
                 resend = f"sign it again with {sign_command(manifest)}, then {resend}"
             note += f"; the letter was rebuilt since: {resend}"
-        return Outcome(rid, "already sent", note)
+        # a stale letter mailed as it is keeps its state: the build hint leaves it out by name
+        return Outcome(rid, "already sent", note, state=None if state.ready else state.state)
     if pending == "unknown" and not resending:
         return Outcome(rid, "unknown", unknown_help(rid))
     if not state.ready:

@@ -509,20 +509,28 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else many or word + 's'}"
 
 
-def build_hint(states: list[str], for_: str, build_dir: Path | None = None, task: str = "status",
-               only: list[str] | None = None) -> str | None:
+def build_hint(letters: list[tuple[str, str]], for_: str, build_dir: Path | None = None, task: str = "status",
+               mailed: dict[str, tuple[str, bool]] | None = None) -> str | None:
     """What builds the letters a build alone makes ready (stale, never built; changed, as a
     build killed outright leaves them): `check` and `status` said "8 with errors" or "8
-    stale" and left the person to guess the command. ``build_dir``: while a build (merge,
-    send) holds it, the letters it has not recorded yet are said to be its, not edited, and
-    ``task`` (status, check) is the command to run again once it has ended. ``only``: the
-    letters to name with -o, when a build of the whole batch would also build one it must
-    not (a stale letter mailed as it is)."""
+    stale" and left the person to guess the command. ``letters``: (recipient id, state by
+    the readiness rule). ``build_dir``: while a build (merge, send) holds it, the letters it
+    has not recorded yet are said to be its, not edited, and ``task`` (status, check) is the
+    command to run again once it has ended. A stale letter mailed as it is (the send log's
+    ``mailed``, read here when not given) is not one to build: building it makes another
+    letter than the one its recipient has (last month's, after the shared logo changed), and
+    `send` then offers to mail that again. It is said on a line of its own, and the build
+    names the others with -o (status, check and send's dry run said "run build" of them all)."""
     from .build import Layout, folder_busy
     from .ready import CHANGED, NEVER_BUILT, STALE
 
+    if mailed is None:
+        mailed = mail_notes(build_dir) if for_ == "print" and build_dir is not None else {}
+    mailed_as_is = [rid for rid, state in letters if state == STALE and rid in mailed and not mailed[rid][1]]
+    states = [state for rid, state in letters if rid not in mailed_as_is]
+    only = [rid for rid, state in letters if rid not in mailed_as_is and state in (STALE, NEVER_BUILT, CHANGED)]
     build = command('build' + (' --for web' if for_ == 'web' else '')
-                    + (f" -o {shlex.quote(','.join(only))}" if only else ''))
+                    + (f" -o {shlex.quote(','.join(only))}" if mailed_as_is else ''))
     waiting = sum(state in (STALE, NEVER_BUILT) for state in states)
     changed = sum(state == CHANGED for state in states)
     if (waiting or changed) and build_dir is not None and folder_busy(Layout.of(build_dir, for_)):
@@ -537,6 +545,11 @@ def build_hint(states: list[str], for_: str, build_dir: Path | None = None, task
     if changed:  # edited by hand, or put in place by a build killed outright before it recorded them
         hints.append(f"{plural(changed, 'letter')} changed since built (edited, or left by a build stopped "
                      f"outright): {build} makes {'it' if changed == 1 else 'them'} again")
+    if mailed_as_is:
+        one = len(mailed_as_is) == 1
+        hints.append(f"stale, but mailed as {'it is' if one else 'they are'}: {', '.join(mailed_as_is)}: a build "
+                     f"replaces {'it with another letter' if one else 'them with other letters'} than the "
+                     f"{'recipient has' if one else 'recipients have'}; build only to mail again on purpose")
     return "\n".join(hints) or None
 
 
@@ -863,7 +876,7 @@ def check(c, recipients=None, build_dir=None, for_="print", only=None, verbose=F
     print(f"{plural(len(letters), 'letter')} checked: {len(letters) - len(not_ready) - warned} ok, "
           f"{warned} with warnings, {len(not_ready) - sum(unbuilt.values())} with errors"
           + "".join(f", {n} {state}" for state, n in unbuilt.items() if n))
-    hint = build_hint([r.state for r in letters], for_, batch.build_dir, "check")
+    hint = build_hint([(r.name, r.state) for r in letters], for_, batch.build_dir, "check")
     if hint:  # not indented: a line of its own, not a letter's
         print(hint)
     # `check merge` goes on to the merge only when check passes: with a letter not ready it
@@ -915,7 +928,7 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         raise stopped(exc)
     states = found.letters
     from .files import shown_name
-    from .ready import CHANGED, NEVER_BUILT, PREFLIGHT, STALE, finding_text, strays
+    from .ready import PREFLIGHT, finding_text, strays
 
     signed = found.signed_letters
     mailed = mail_notes(batch.build_dir, found.manifest) if for_ == "print" else {}
@@ -950,6 +963,10 @@ def status(c, recipients=None, build_dir=None, for_="print"):
             print(f"  {'':<{width}}    {finding_text(finding)}{note}")
         if s.recipient in signed:
             print(f"  {'':<{width}}  {signed[s.recipient]}")
+        clearance = found.manifest.letters.get(s.recipient, {}).get("cleared") if s.ready else None
+        if clearance:  # (given for this very copy: a rebuild drops it)
+            print(f"  {'':<{width}}  cleared for publication, marked {clearance.get('marking')} "
+                  f"({clearance.get('by')})")
         if s.recipient in mailed:
             print(f"  {'':<{width}}  {mailed[s.recipient][0]}")
         elif s.recipient in renamed:  # as send says it: never mailed twice by itself
@@ -981,22 +998,9 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
     print(", ".join(f"{n} {state}" for state, n in counts.items()) or "no recipients")
-    # a stale letter mailed as it is: building it makes another letter than the one its
-    # recipient has (last month's, after the shared logo changed), and `send` then offers
-    # to mail that again. Not counted in "run build": said as what it is
-    mailed_as_is = [s.recipient for s in states if s.state == STALE and s.recipient in mailed
-                    and not mailed[s.recipient][1]]
-    # and "run build" then names the others: a build of the whole batch builds those too
-    to_build = [s for s in states if s.recipient not in mailed_as_is]
-    only = [s.recipient for s in to_build if s.state in (STALE, NEVER_BUILT, CHANGED)] if mailed_as_is else None
-    hint = build_hint([s.state for s in to_build], for_, batch.build_dir, only=only)
+    hint = build_hint([(s.recipient, s.state) for s in states], for_, batch.build_dir, mailed=mailed)
     if hint:  # not indented: a line of its own, not a letter's
         print(hint)
-    if mailed_as_is:
-        one = len(mailed_as_is) == 1
-        print(f"stale, but mailed as {'it is' if one else 'they are'}: {', '.join(mailed_as_is)}: a build replaces "
-              f"{'it with another letter' if one else 'them with other letters'} than the "
-              f"{'recipient has' if one else 'recipients have'}; build only to mail again on purpose")
     # a letter that needs a person (not only a build) makes the exit code say so: its
     # build, its mail (failed, unknown, or a recipient holding an older letter), a
     # bundle changed since its merge (as a letter changed since its build), or a signed
@@ -1007,17 +1011,18 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         raise Exit(code=1)
 
 
-def mail_notes(build_dir: Path, manifest) -> dict[str, tuple[str, bool]]:
+def mail_notes(build_dir: Path, manifest=None) -> dict[str, tuple[str, bool]]:
     """What the send log says per letter, and whether a person must act (none
-    when nothing was sent)."""
+    when nothing was sent). ``manifest``: the print record, read here when not given."""
     from .build import Layout
 
     layout = Layout.of(build_dir)
     if not layout.sent.exists():
         return {}
+    from .manifest import Manifest
     from .send import mail_notes as notes
 
-    return notes(layout, manifest)
+    return notes(layout, manifest if manifest is not None else Manifest.read(layout.root))
 
 
 @letter_task(help={"recipients": BATCH_HELP["recipients"], "only": "ID[,ID...], recipient ids (or the flag again: -o a -o b): just these"})
@@ -1275,7 +1280,8 @@ def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=N
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
     summary = ", ".join(f"{n} {state}" for state, n in counts.items()) or "no letters"
-    hint = build_hint([o.state for o in outcomes if o.state], "print")  # as status and check say it
+    hint = build_hint([(o.recipient, o.state) for o in outcomes if o.state], "print", batch.build_dir,
+                      "send")  # as status and check say it
     if not all(o.ok for o in outcomes):
         raise Exit(summary + (f"\n{hint}" if hint else ""), code=1)
     print(summary)
@@ -1315,6 +1321,8 @@ def publish(c, recipients=None, build_dir=None, to=None, cleared=None):
         print(f"  published  {show(path)}")
     for rid in report.current:
         print(f"  current    {rid} (its copies in {show(Path(to))} are these already)")
+    for rid, marking in report.cleared.items():  # (a rebuilt letter is cleared again)
+        print(f"  cleared    {rid} ({marking}): on the record for this copy ({command('status --for web')})")
     problems = []
     if report.marked:
         problems.append("not published, marked more than OFFICIAL: "

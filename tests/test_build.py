@@ -721,9 +721,34 @@ recipients:
     assert not list(site.glob("*sensitive*"))
     assert sorted(p.name for p in site.iterdir()) == ["2021-03-04-plain.html", "2021-03-04-plain.pdf"]
     assert publish("--cleared", "sensitve").returncode == 2  # a typo clears nobody
+    (tmp_path / "afile").write_text("not a folder")
+    for to in (tmp_path / "afile", tmp_path / "afile" / "site"):  # it said "could not go on: Not a directory"
+        into_a_file = subprocess.run([sys.executable, "-m", "invoke", "publish", "-r", str(source), "-b",
+                                      str(tmp_path / "b"), "--to", str(to)], cwd=ROOT, capture_output=True, text=True)
+        assert into_a_file.returncode == 2 and into_a_file.stderr.strip() == (
+            f"--to {to}: {tmp_path / 'afile'} is a file, not a folder: give the website's folder to publish into; "
+            "nothing was published"), into_a_file.stderr
     cleared = publish("--cleared", "sensitive")
     assert cleared.returncode == 0, cleared.stderr
     assert sorted(p.name for p in site.glob("*sensitive*")) == ["2021-03-04-sensitive.html", "2021-03-04-sensitive.pdf"]
+    assert "  cleared    sensitive (OFFICIAL-SENSITIVE PERSONAL): on the record for this copy" in cleared.stdout
+    # the clearance is on the record: a later publish keeps the letter published (it said "not
+    # published, marked" of a letter already on the website), and status names it
+    again = publish()
+    assert again.returncode == 0 and "  current    sensitive (its copies in" in again.stdout, again.stdout + again.stderr
+    status = lambda: subprocess.run([sys.executable, "-m", "invoke", "status", "-r", str(source), "-b",
+                                     str(tmp_path / "b"), "--for", "web"], cwd=ROOT, capture_output=True, text=True)
+    assert re.search(r"^  sensitive +ready\n +cleared for publication, marked OFFICIAL-SENSITIVE PERSONAL "
+                     r"\(publish --cleared\)$", status().stdout, re.M), status().stdout
+    # given for that letter: rebuilt with other words, it is cleared again
+    source.write_text(source.read_text().replace("Dear Sensitive,", "Dear Ms Sensitive,"))
+    assert subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(tmp_path / "b"),
+                           "--for", "web"], cwd=ROOT, capture_output=True, stdin=subprocess.DEVNULL).returncode == 0
+    assert "cleared for publication" not in status().stdout
+    held = publish()
+    assert held.returncode == 1 and held.stderr.startswith("not published, marked more than OFFICIAL: sensitive ")
+    assert "Ms Sensitive" not in subprocess.run(["pdftotext", str(site / "2021-03-04-sensitive.pdf"), "-"],
+                                                capture_output=True, text=True).stdout
     printed = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(tmp_path / "b")],
                              cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert printed.returncode == 0 and "marked" not in printed.stdout, printed.stdout  # letters to post: no word

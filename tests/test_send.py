@@ -476,8 +476,16 @@ def test_the_build_status_suggests_beside_a_stale_letter_mailed_as_it_is_leaves_
                       "    text:\n      highlight: A word for Kent.\n      request: *request-as-list\n")
     stale = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
                             "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
-    assert (f"1 letter stale or never built: run {suggested(source, out, 'build -o kent')} to build it\n"
-            "stale, but mailed as it is: london:") in stale.stdout, stale.stdout
+    said = (f"1 letter stale or never built: run {suggested(source, out, 'build -o kent')} to build it\n"
+            "stale, but mailed as it is: london:")
+    assert said in stale.stdout, stale.stdout
+    # check and send's dry run say it as status does (they said "run build" of the whole batch)
+    checked = subprocess.run([sys.executable, "-m", "invoke", "check", "--recipients", str(source),
+                              "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert said in checked.stdout and checked.returncode == 1, checked.stdout
+    dry = run_send(source, out, port)
+    assert dry.returncode == 1 and said in dry.stderr, dry.stdout + dry.stderr
+    assert results(dry.stdout)["london"][0].startswith("already sent on ") and len(mailbox.messages) == 5
 
 
 def test_a_rebuilt_letter_s_resend_is_suggested_after_what_stands_in_its_way(batch, smtp_server, tmp_path):
