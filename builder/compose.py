@@ -354,12 +354,14 @@ COVER_WORDS = {
            "summary": "{count} dated {date}, for signature by {who}. Please read each letter, sign it "
                       "where marked, and initial this sheet.",
            "subject": "{count} of {date}",  # the bundle's PDF Subject
-           "letters": ("letter", "letters")},
+           "letters": ("letter", "letters"),
+           "accepted": "Preflight findings accepted on the record:"},
     "cy": {"heading": "Llythyrau i\u2019w llofnodi",
            "summary": "{count} dyddiedig {date}, i\u2019w llofnodi gan {who}. Darllenwch bob llythyr, "
                       "llofnodwch ef lle y nodir, a rhowch eich llythrennau blaen ar y daflen hon.",
            "subject": "{count} dyddiedig {date}",
-           "letters": ("llythyr", "llythyr")},
+           "letters": ("llythyr", "llythyr"),
+           "accepted": "Canfyddiadau\u2019r rhag-wiriad a dderbyniwyd ar y cofnod:"},
 }
 
 
@@ -429,8 +431,8 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
             latex.text(pages))))
     cover.append(NoEscape("\\end{covertable}"))
     if notes:
-        cover.append(NoEscape(r"\par\medskip\textbf{%s}\par" % latex.text(
-            "Preflight findings accepted on the record:")))
+        # (the findings themselves are the tool's words, in English)
+        cover.append(NoEscape(r"\par\medskip\textbf{%s}\par" % latex.text(words["accepted"])))
         for note in notes:
             cover.append(NoEscape(latex.text(note) + "\\par\n"))
     cover.append(Command("initialline"))

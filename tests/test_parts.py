@@ -1026,3 +1026,17 @@ def test_the_sender_s_role_is_printed_in_each_letter_s_language(parts_batch, tmp
     assert f'<p class="sender-name">{sender}</p><p>{english}</p>' in pages["london"]
     # a role in English alone: the Welsh letters are refused, and told the fix
     assert_english_alone_refuses_the_welsh_letters(tmp_path, ("sender", "role"), english)
+
+
+def test_the_cover_sheet_heads_the_accepted_findings_in_the_bundle_s_language(tmp_path):
+    # a Welsh batch's cover said "Preflight findings accepted on the record:" in English
+    from builder.compose import CoverRow, compose_cover
+
+    for language, heading in (("en", "Preflight findings accepted on the record:"),
+                              ("cy", "Canfyddiadau\u2019r rhag-wiriad a dderbyniwyd ar y cofnod:")):
+        source = write_yaml(tmp_path / f"{language}.yaml", MINIMAL_LETTER.replace(
+            "  body:\n", f"  language: {language}\n  body:\n") + (
+            "recipients:\n  - {id: one, name: Un, address: [1 Ffordd], salutation: 'Annwyl Un,'}\n"))
+        batch = load(source).batch
+        cover = compose_cover(batch, [CoverRow(batch.recipients[0], 2, 3)], notes=["one: window accepted"]).dumps()
+        assert r"\textbf{%s}\par%%" % heading + "\none: window accepted" in cover, cover[-600:]
