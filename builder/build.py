@@ -709,7 +709,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             manifest.batch = prepared.record()
         else:  # the batch file alone: a folder built only for the web was taken for any batch's
             manifest.batch = {"medium": prepared.medium, "yaml": prepared.batch_file_from_build}
-        write_atomic(manifest.path, manifest.to_json())
+        manifest.write()
         _sweep_batches(layout, manifest)
         if compiler.digests:  # for the merge: kept for the letters (and cover) the record vouches for
             from .split import Digests
@@ -892,7 +892,7 @@ def _nothing_to_do(batch: Recorded, only: list[str] | None) -> Report | None:
                              accepted=s.accepted, pages=manifest.letters[s.recipient].get("pages", 0))
                      for s in letters]
         if [entry.get("seen") for entry in manifest.letters.values()] != seen:
-            write_atomic(manifest.path, manifest.to_json())  # files read again: their stat on the record
+            manifest.write()  # files read again: their stat on the record
         # a build killed while it wrote a letter its record still vouches for (`build -f`, the
         # same bytes again) leaves its temporary file: cleared here too, or it stayed for good
         for folder in batch.layout.written_by_build:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from . import command
 from .build import Layout, Prepared, lock, prepare, recorded
-from .files import clear_temporaries_of, replacing, write_atomic
+from .files import clear_temporaries_of, replacing
 from .manifest import (Manifest, current_sha256, open_as_judged, recorded_as_made, sha256_bytes, sha256_stream,
                        still_as_opened)
 from . import ready
@@ -185,7 +185,7 @@ def merge(recipients_yaml: str | Path, build_dir: str | Path = "build", out: str
         }
         manifest.batch = prepared.record()
         try:
-            write_atomic(manifest.path, manifest.to_json())
+            manifest.write()
         except OSError as exc:
             raise BundleNotRecorded(exc.errno, exc.strerror, exc.filename) from exc
         digests.save()

@@ -88,7 +88,7 @@ def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
             # rebuild drops it; a later publish of this letter keeps it published)
             for rid, mark in report.cleared.items():
                 manifest.letters[rid]["cleared"] = {"marking": mark, "by": CLEARED_BY_COMMAND}
-            write_atomic(manifest.path, manifest.to_json())
+            manifest.write()
         for rid in to_copy:
             entry = manifest.letters[rid]
             pdf = layout.pdf(rid)

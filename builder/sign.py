@@ -536,7 +536,7 @@ def _record_signed(layout, manifest, key: dict, current: list[str], bundle_curre
     if bundle_current and manifest.bundle:
         changed.append(recorded(manifest.bundle, "bundle", layout.bundle_signed))
     if any(changed):
-        write_atomic(manifest.path, manifest.to_json())
+        manifest.write()
 
 
 def _forget_signed(manifest, recipients: list[str], bundle: bool) -> None:
@@ -553,7 +553,7 @@ def _forget_signed(manifest, recipients: list[str], bundle: bool) -> None:
     if bundle and manifest.bundle:
         forgotten.append(forget(manifest.bundle))
     if any(forgotten):
-        write_atomic(manifest.path, manifest.to_json())
+        manifest.write()
 
 
 class _ChangedSince(Exception):

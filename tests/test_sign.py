@@ -4,6 +4,7 @@ Keys from a throwaway CA (cryptography), as a PKCS#12 file and on a real
 SoftHSM2 token (Debian softhsm2, loaded with OpenSC's pkcs11-tool)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -342,6 +343,12 @@ def test_a_run_loads_the_key_and_measures_the_room_for_a_signature_once(mail_bat
     rooms = {len(field.get_object()["/V"].get_object()["/Contents"])
              for field in reader.trailer["/Root"]["/AcroForm"]["/Fields"]}
     assert rooms == {measured[0] // 2}  # bytes, two hex digits each
+    # the record sign wrote is the shape a fresh read checks for (its verdict is kept, not checked again)
+    from builder import manifest as record
+
+    data = (out / "manifest.json").read_bytes()
+    kept = record._verdicts.get(hashlib.sha256(data).digest())
+    assert kept == record._verdict(json.loads(data)) and kept[0] == set(IDS) and kept[2], kept
 
 
 def test_an_ecdsa_key_signs_too(mail_batch, tmp_path):

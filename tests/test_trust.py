@@ -1483,10 +1483,39 @@ def one_letter_merged(tmp_path_factory):
     return source, folder / "build"
 
 
+def test_the_record_every_stage_writes_is_the_shape_a_fresh_read_checks_for(tmp_path):
+    # a command does not check the shape of the record it wrote itself again as it reads it
+    # back (Manifest.write keeps the verdict for those bytes): what each stage writes must be
+    # what a fresh read of the file finds, or the next command would judge it otherwise
+    from builder import manifest as record
+    from builder.publish import publish
+
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n" + person("one") +
+                        person("two", extra="    marking: OFFICIAL-SENSITIVE\n"))
+    out = tmp_path / "build"
+
+    def kept_and_fresh(root: Path):
+        data = (root / "manifest.json").read_bytes()
+        return record._verdicts.get(hashlib.sha256(data).digest()), record._verdict(json.loads(data))
+
+    assert build(source, out).ok
+    kept, fresh = kept_and_fresh(out)
+    assert kept == fresh and fresh[0] == {"one", "two"} and fresh[3], (kept, fresh)
+    merge(source, out)
+    kept, fresh = kept_and_fresh(out)
+    assert kept == fresh and fresh[2], (kept, fresh)
+    assert build(source, out, medium="web").ok
+    kept, fresh = kept_and_fresh(out / "web")
+    assert kept == fresh and fresh[0] == {"one", "two"}, (kept, fresh)
+    assert publish(source, out, tmp_path / "site", cleared=["two"]).cleared == {"two": "OFFICIAL-SENSITIVE"}
+    kept, fresh = kept_and_fresh(out / "web")
+    assert kept == fresh and "cleared" in json.loads((out / "web" / "manifest.json").read_text())["letters"]["two"]
+
+
 @pytest.mark.parametrize("where, key, value", [
     ("letter", "seen", "x"), ("letter", "inputs", "x"), ("letter", "findings", "abc"),
     ("letter", "findings", ["abc"]), ("letter", "accepted", ["window"]), ("letter", "pages", "two"),
-    ("letter", "sha256", None), ("bundle", "inputs", [1]), ("bundle", "seen", "x"), ("bundle", "file", 5),
+    ("letter", "sha256", None), ("letter", "cleared", "x"), ("bundle", "inputs", [1]), ("bundle", "seen", "x"), ("bundle", "file", 5),
     ("batch", "letters", [["one", "s", "k", 5]]), ("batch", "rejected", [[1]]), ("batch", "warnings", "abc"),
 ])
 def test_a_manifest_edited_by_hand_is_never_a_traceback(one_letter_merged, tmp_path, where, key, value):
