@@ -345,7 +345,8 @@ class Prepared:
         from .compose import metadata, pdf_date, pdf_title
 
         stamp = pdf_date(self.loaded.batch.letter.date)
-        return {**metadata(self.loaded.batch, pdf_title(self.loaded.batch, recipient)), "Creator": "letterbatch",
+        batch = self.loaded.batch
+        return {**metadata(batch, pdf_title(batch, recipient), batch.languages_of(recipient)), "Creator": "letterbatch",
                 "CreationDate": stamp, "ModDate": stamp}
 
 

@@ -167,15 +167,22 @@ def pdf_title(batch: Batch, recipient: Recipient, language: str | None = None) -
     return " / ".join(TITLE_WORDS[each].format(label) for each in languages)
 
 
-def metadata(batch: Batch, title: str) -> dict[str, str]:
-    """The PDF's document information: title, author, subject, keywords."""
+def metadata(batch: Batch, title: str, languages: tuple[str, ...] | None = None) -> dict[str, str]:
+    """The PDF's document information: title, author, subject (``letter.title`` in
+    ``languages``, the document's: by default the letter's), keywords."""
     letter = batch.letter
     return {
         "Title": title,
         "Author": letter.signatory.name or letter.sender.name,
-        "Subject": letter.title or "",
+        "Subject": title_text(batch, languages or LANGUAGES[letter.language]),
         "Keywords": ", ".join(letter.keywords),
     }
+
+
+def title_text(batch: Batch, languages: tuple[str, ...]) -> str:
+    """``letter.title`` in each of ``languages`` ("Teitl / Title"), each text once; "" without one."""
+    titles = [batch.letter.title_in(each) for each in languages]
+    return " / ".join(dict.fromkeys(text for text, _ in filter(None, titles)))
 
 
 def letter_source(batch: Batch, recipient: Recipient, block: str, *, medium: str = "print",
@@ -186,7 +193,8 @@ def letter_source(batch: Batch, recipient: Recipient, block: str, *, medium: str
     key = ("source", recipient.id, medium, block)
     if key not in memo:
         lang = pdf_lang(batch, recipient)
-        doc = _document(batch, medium, metadata(batch, pdf_title(batch, recipient)), recipient.id, lang)
+        doc = _document(batch, medium, metadata(batch, pdf_title(batch, recipient), batch.languages_of(recipient)),
+                        recipient.id, lang)
         doc.append(NoEscape(block))
         memo[key] = (WEB_METADATA % lang if medium == "web" else "") + doc.dumps()
     return memo[key]
@@ -380,7 +388,7 @@ def bundle_title(batch: Batch) -> str:
     llofnodi: …" in Welsh); a bilingual batch's in both, Welsh first, as
     ``pdf_title`` gives a bilingual letter's."""
     letter = batch.letter
-    return " / ".join(f"{COVER_WORDS[each]['heading']}: {letter.title or long_date(letter.date, each)}"
+    return " / ".join(f"{COVER_WORDS[each]['heading']}: {title_text(batch, (each,)) or long_date(letter.date, each)}"
                       for each in bundle_languages(batch))
 
 
@@ -404,7 +412,8 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
     language = bundle_languages(batch)[0]
     words = COVER_WORDS[language]
     date = long_date(letter.date, language)
-    doc = _document(batch, "print", metadata(batch, bundle_title(batch)), "cover", PDF_LANG[language])
+    doc = _document(batch, "print", metadata(batch, bundle_title(batch), bundle_languages(batch)), "cover",
+                    PDF_LANG[language])
     doc.append(NoEscape(rf"\letterpagehint{{cover}}{{{int(pages)}}}"))
     cover = Letter(arguments=[NoEscape("cover")])
     _set_values(cover, batch, assets or {}, {
@@ -412,8 +421,8 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
         "marking": latex.text(bundle_marking(batch, [row.recipient for row in rows]))})
     cover.append(NoEscape(rf"\lbuselanguage{{{language}}}"))
     cover.append(Command("coversheet", words["heading"]))
-    if letter.title:
-        cover.append(NoEscape(r"\textbf{%s}\par\medskip" % latex.text(letter.title)))
+    if letter.title:  # in the cover's language
+        cover.append(NoEscape(r"\textbf{%s}\par\medskip" % latex.text(title_text(batch, (language,)))))
     singular, plural = words["letters"]
     count = f"{len(rows)} {singular if len(rows) == 1 else plural}"
     role = signatory_title(batch, language) or first_given(letter.signatory.title)  # the cover's language's

@@ -19,7 +19,7 @@ from . import markup
 from .compose import (PDF_LANG, closing, follows_mark, full_stop, long_date, marking, own_or_shared, pdf_title,
                       sender_roles, signatory_title, signature_alt)
 from .latex import compose_marks
-from .schema import LANGUAGES, Batch, Recipient
+from .schema import Batch, Recipient
 
 _SAFE_URL = re.compile(r"(?i)^(https?://|mailto:)")
 # The words the letterhead class prints around the values, by language.
@@ -117,7 +117,7 @@ def letter_page(batch: Batch, recipient: Recipient, logo: str | None = None, sig
         f"<address>{'<br>'.join(contact)}</address>",
         "</header>",
         "<main>",
-        f"<h1{_lang_of_title(batch, languages[0])}>{_heading(batch, recipient, languages)}</h1>",
+        _heading(batch, recipient, languages),
     ]
     for number, language in enumerate(languages):
         lang = f' lang="{PDF_LANG[language]}"' if number else ""
@@ -148,20 +148,18 @@ def _roles(batch: Batch, languages: tuple[str, ...]) -> list[str]:
 
 
 def _heading(batch: Batch, recipient: Recipient, languages: tuple[str, ...]) -> str:
-    """The page's heading: ``letter.title``, else the title "Llythyr at ... /
-    Letter to ..." with each language's part marked as such."""
+    """The page's ``<h1>``: ``letter.title`` in the page's languages, else the title
+    "Llythyr at ... / Letter to ...", each language's part marked as such where it is
+    not the page's (WCAG 3.1.2), the whole heading when it is all in one other (a title
+    written once, in English, on a Welsh page)."""
     if batch.letter.title:
-        return e(batch.letter.title)
-    return " / ".join(_in_language(e(pdf_title(batch, recipient, each)), each, languages[0]) for each in languages)
-
-
-def _lang_of_title(batch: Batch, page_language: str) -> str:
-    """A ``lang`` attribute for the page's heading when it is not in the page's
-    language: ``letter.title`` is written in the letter's language (on a Welsh
-    page of an English batch, WCAG 3.1.2); the default "Letter to ..." in the
-    page's ("Llythyr at ..." on a Welsh page)."""
-    language = LANGUAGES[batch.letter.language][0] if batch.letter.title else page_language
-    return f' lang="{PDF_LANG[language]}"' if language != page_language else ""
+        parts = dict(filter(None, (batch.letter.title_in(each) for each in languages)))  # text -> its language
+    else:
+        parts = {pdf_title(batch, recipient, each): each for each in languages}
+    only = set(parts.values())
+    if len(only) == 1 and languages[0] not in only:
+        return f'<h1 lang="{PDF_LANG[only.pop()]}">{" / ".join(map(e, parts))}</h1>'
+    return "<h1>" + " / ".join(_in_language(e(text), language, languages[0]) for text, language in parts.items()) + "</h1>"
 
 
 def _letter(batch: Batch, recipient: Recipient, language: str, ids: str, opening: bool = True,

@@ -420,7 +420,9 @@ class Letter(Model):
     """What every letter shares."""
 
     date: Date
-    title: Optional[Line] = Field(None, description="what the batch is about (bundle, PDF subject)")
+    title: Optional[LocalLine] = Field(None, description="what the batch is about (cover sheet, bundle and PDF "
+                                                         "subject, web page heading, e-mail $title); by language "
+                                                         "({en: …, cy: …}) when letters are in Welsh and English")
     keywords: list[Line] = Field(default_factory=list, description="PDF keywords, for web copies")
     sender: Sender
     signatory: Signatory
@@ -449,6 +451,18 @@ class Letter(Model):
         True, union_mode="left_to_right", description="the small return-address line in the window: true (from the sender), "
                           "false (none), or the text to print")
     fold_marks: Flag = Field(True, description="fold marks in the margin for the envelope")
+
+    def title_in(self, language: str) -> tuple[str, str] | None:
+        """``letter.title`` as shown in ``language``, and the language it is written in:
+        given by language without that one (or written once), the one there is, as
+        the signatory's title stands in. None without a title."""
+        title = self.title
+        if title is None:
+            return None
+        if isinstance(title, str):
+            return title, LANGUAGES[self.language][0]
+        written_in = language if language in title else next(iter(title))
+        return title[written_in], written_in
 
 
 class Recipient(Model):
@@ -580,6 +594,8 @@ class Batch(Model):
                     need(getattr(self.letter, part), True, (part,), f"letter.{part}")
             need(recipient.salutation, False, ("salutation",), "salutation")
             need(self.letter.signatory.title, True, ("signatory", "title"), "letter.signatory.title")
+            if isinstance(self.letter.title, dict):  # (written once, it is shown as written: a batch's name)
+                need(self.letter.title, True, ("title",), "letter.title")
             need(self.letter.sender.role, True, ("sender", "role"), "letter.sender.role")
         return found
 

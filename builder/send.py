@@ -425,6 +425,8 @@ def _delivery(letter, recipient, layout, manifest, pdf: Path, sha256: str, marki
     def filled(template, default: str, part: str) -> str:
         if template is None:
             text, written_in = default, "en"
+            if default == DEFAULT_SUBJECT:  # "$title": the title in the letter's language, given in it
+                written_in = letter.title_in(language)[1]
         elif isinstance(template, str):  # written once: in the letter's language
             text, written_in = template, LANGUAGES[letter.language][0]
         else:  # by language: the recipient's, else the one there is
@@ -433,7 +435,7 @@ def _delivery(letter, recipient, layout, manifest, pdf: Path, sha256: str, marki
         if written_in not in languages:  # a Welsh letter under an English e-mail: said, not silent
             foreign[part] = written_in
         return string.Template(text).safe_substitute({
-            "name": recipient.name, "role": recipient.role or "", "title": letter.title or "",
+            "name": recipient.name, "role": recipient.role or "", "title": (letter.title_in(written_in) or ("",))[0],
             "date": long_date(letter.date, written_in), "sender": letter.sender.name,
             "signatory": letter.signatory.name or letter.sender.name})
 

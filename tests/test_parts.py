@@ -1040,3 +1040,52 @@ def test_the_cover_sheet_heads_the_accepted_findings_in_the_bundle_s_language(tm
         batch = load(source).batch
         cover = compose_cover(batch, [CoverRow(batch.recipients[0], 2, 3)], notes=["one: window accepted"]).dumps()
         assert r"\textbf{%s}\par%%" % heading + "\none: window accepted" in cover, cover[-600:]
+
+
+def test_the_letter_s_title_by_language_is_shown_in_each_document_s_language(tmp_path):
+    # letter.title was one text for every document: an English title on Welsh letters' PDFs,
+    # a Welsh cover sheet, a Welsh web page's heading and a Welsh e-mail's subject
+    from builder.compose import bundle_title, compose_cover, metadata, CoverRow
+    from builder.html import letter_page
+    from builder.send import _delivery
+    from builder.build import Layout
+
+    people = ("recipients:\n"
+              "  - {id: english, name: Ann, address: [1 Road], salutation: 'Dear Ann,', email: a@example.test}\n"
+              "  - {id: cymraeg, name: Bet, address: [2 Ffordd], salutation: 'Annwyl Bet,', language: cy,"
+              " email: b@example.test}\n"
+              "  - {id: y-ddwy, name: Cai, address: [3 Ffordd], salutation: {cy: 'Annwyl Cai,', en: 'Dear Cai,'},"
+              " language: cy-en}\n")
+    text = MINIMAL_LETTER.replace("This is the shared text.", "{en: Shared text., cy: Testun a rennir.}").replace(
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}").replace("role: Clerk\n", "role: {en: Clerk, cy: Clerc}\n")
+    titled = text.replace("  body:\n", "  title: {en: Police funding, cy: Cyllid yr heddlu}\n  body:\n", 1)
+    batch = load(write_yaml(tmp_path / "r.yaml", titled + people)).batch
+    english, welsh, both = batch.recipients
+    subject = lambda r: metadata(batch, "t", batch.languages_of(r))["Subject"]
+    assert (subject(english), subject(welsh), subject(both)) == (
+        "Police funding", "Cyllid yr heddlu", "Cyllid yr heddlu / Police funding")
+    assert bundle_title(batch) == "Letters for signature: Police funding"
+    assert "\\textbf{Police funding}" in compose_cover(batch, [CoverRow(english, 2, 2)]).dumps()
+    assert "<h1>Cyllid yr heddlu</h1>" in letter_page(batch, welsh)
+    assert '<h1>Cyllid yr heddlu / <span lang="en-GB">Police funding</span></h1>' in letter_page(batch, both)
+    assert "<h1>Police funding</h1>" in letter_page(batch, english)
+    layout = Layout.of(tmp_path / "build")
+    manifest = type("Record", (), {"letters": {"cymraeg": {"sha256": "0"}}})()
+    mail = _delivery(batch.letter, welsh, layout, manifest, layout.pdf("cymraeg"), "0", languages=("cy",))
+    assert mail.subject == "Cyllid yr heddlu" and "subject" not in mail.other_language, mail
+    # a Welsh batch's cover and bundle are Welsh: its title too
+    welsh_batch = load(write_yaml(tmp_path / "cy.yaml", titled.replace("  body:\n", "  language: cy\n  body:\n", 1)
+                                  + people)).batch
+    assert bundle_title(welsh_batch) == "Llythyrau i\u2019w llofnodi: Cyllid yr heddlu"
+    # written once, it is shown as written, marked as English on a Welsh page (WCAG 3.1.2)
+    plain = load(write_yaml(tmp_path / "plain.yaml", text.replace("  body:\n", "  title: Police funding\n  body:\n", 1)
+                            + people)).batch
+    assert '<h1 lang="en-GB">Police funding</h1>' in letter_page(plain, plain.recipients[1])
+    assert metadata(plain, "t", ("cy",))["Subject"] == "Police funding"
+    # given by language, it must have the language of every letter: the Welsh ones are refused, said
+    missing = load(write_yaml(tmp_path / "no-cy.yaml", text.replace("  body:\n", "  title: {en: Police funding}\n"
+                                                                      "  body:\n", 1) + people))
+    assert [r.id for r in missing.batch.recipients] == ["english"]
+    said = [str(problem) for problems in missing.rejected.values() for problem in problems]
+    assert len(said) == 2 and all("letter.title has no Welsh text (cy), and this letter is in Welsh: write it as "
+                                  "{en: …, cy: …}" in line for line in said), said
