@@ -726,10 +726,13 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
     marked = {}
     if prepared.medium == "web":
         from .compose import classification, marking
+        from .publish import cleared_on_record
 
         made = {o.recipient for o in outcomes if o.status in ("built", "up to date")}
+        # a copy up to date that a person cleared (on the record) is not one publish leaves out
         marked = {s.recipient.id: m for s in todo if s.recipient.id in made
-                  and (m := marking(loaded.batch, s.recipient)) and classification(m) != 1}
+                  and (m := marking(loaded.batch, s.recipient)) and classification(m) != 1
+                  and not cleared_on_record(manifest.letters.get(s.recipient.id, {}), m)}
     prepared.forget_text()  # the letters are made: the merge needs the room
     if stopped:  # by Ctrl-C, or by a run that failed outright (``failure``)
         built = sum(o.status == "built" for o in outcomes)

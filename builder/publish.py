@@ -33,6 +33,12 @@ class PublishReport:
 CLEARED_BY_COMMAND = "publish --cleared"
 
 
+def cleared_on_record(entry: dict, mark: str) -> bool:
+    """Does the web record's clearance (``publish --cleared``) hold for this copy, marked
+    ``mark``? Only one given for that marking does (the record of a rebuilt copy has none)."""
+    return (entry.get("cleared") or {}).get("marking") == mark
+
+
 class PublishRefused(Exception):
     """A folder to publish into that cannot be one (inside the build folder), or a
     ``cleared`` id the batch does not have: one line, nothing published."""
@@ -76,8 +82,7 @@ def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
             if not state.ready:
                 continue
             mark = marking(prepared.loaded.batch, recipients[rid])
-            if mark and classification(mark) != 1 and \
-                    (manifest.letters[rid].get("cleared") or {}).get("marking") != mark:
+            if mark and classification(mark) != 1 and not cleared_on_record(manifest.letters[rid], mark):
                 if rid not in (cleared or []):
                     report.marked[rid] = mark
                     continue

@@ -740,6 +740,14 @@ recipients:
                                      str(tmp_path / "b"), "--for", "web"], cwd=ROOT, capture_output=True, text=True)
     assert re.search(r"^  sensitive +ready\n +cleared for publication, marked OFFICIAL-SENSITIVE PERSONAL "
                      r"\(publish --cleared\)$", status().stdout, re.M), status().stdout
+    # and a build of another letter does not name it as one publish leaves out (it said "marked
+    # more than OFFICIAL ... leaves them out until a person clears them: sensitive" of it)
+    source.write_text(source.read_text().replace("Dear Plain,", "Dear Mr Plain,"))
+    other = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(tmp_path / "b"),
+                            "--for", "web"], cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert other.returncode == 0 and "1 built, 1 up to date" in other.stdout, other.stdout + other.stderr
+    assert "marked more than OFFICIAL" not in other.stdout, other.stdout
+    assert publish().returncode == 0
     # given for that letter: rebuilt with other words, it is cleared again
     source.write_text(source.read_text().replace("Dear Sensitive,", "Dear Ms Sensitive,"))
     assert subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(tmp_path / "b"),
