@@ -59,7 +59,12 @@ def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
         # clean removes the build folder, and a build writes in it
         raise PublishRefused(f"{to} is inside the build folder {build_dir}: publish into a folder of the website's")
     # (it said "could not go on: Not a directory (afile)")
-    existing = next(p for p in [to.absolute(), *to.absolute().parents] if p.exists())
+    existing = next(p for p in [to.absolute(), *to.absolute().parents] if p.exists() or p.is_symlink())
+    if not existing.exists():  # a link to nothing (a site's disk not mounted): its folder is not made
+        # (it said "could not go on: File exists (site)")
+        raise PublishRefused(f"--to {to}: {existing} is a link to {existing.readlink()}, which is not there: give "
+                             "the website's folder to publish into (mounted, if it is another disk); nothing was "
+                             "published")
     if not existing.is_dir():
         raise PublishRefused(f"--to {to}: {existing} is a file, not a folder: give the website's folder to "
                              "publish into; nothing was published")

@@ -728,6 +728,16 @@ recipients:
         assert into_a_file.returncode == 2 and into_a_file.stderr.strip() == (
             f"--to {to}: {tmp_path / 'afile'} is a file, not a folder: give the website's folder to publish into; "
             "nothing was published"), into_a_file.stderr
+    # a link to a folder that is not there (moved, not mounted): it said "could not go on: File exists"
+    (tmp_path / "gone-site").symlink_to(tmp_path / "unmounted")
+    for to in (tmp_path / "gone-site", tmp_path / "gone-site" / "2021"):
+        dangling = subprocess.run([sys.executable, "-m", "invoke", "publish", "-r", str(source), "-b",
+                                   str(tmp_path / "b"), "--to", str(to)], cwd=ROOT, capture_output=True, text=True)
+        assert dangling.returncode == 2 and dangling.stderr.strip() == (
+            f"--to {to}: {tmp_path / 'gone-site'} is a link to {tmp_path / 'unmounted'}, which is not there: "
+            "give the website's folder to publish into (mounted, if it is another disk); nothing was published"), \
+            dangling.stderr
+    assert not (tmp_path / "unmounted").exists()
     cleared = publish("--cleared", "sensitive")
     assert cleared.returncode == 0, cleared.stderr
     assert sorted(p.name for p in site.glob("*sensitive*")) == ["2021-03-04-sensitive.html", "2021-03-04-sensitive.pdf"]
