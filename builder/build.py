@@ -1061,6 +1061,10 @@ class _Compiler:
                                        self.prepared.loaded.batch, self.prepared.loaded.columns.get(rid))
             # what its signed copy was made from stays on the record: status tells an older one
             signed = (self.manifest.letters.get(rid) or {}).get("signed")
+            # and a web copy's clearance for publication (publish --cleared), kept below only for
+            # the same bytes: the copy a person cleared (build -f, a new builder), not new words
+            was = self.manifest.letters.get(rid) or {}
+            cleared = was.get("cleared") if was.get("sha256") else None
             # a web copy named by another date (letter.date changed) is not left beside it to publish
             before = self.layout.earlier_web_copy(rid, (self.manifest.letters.get(rid) or {}).get("file"))
             if before is not None and before != pdf:
@@ -1081,6 +1085,8 @@ class _Compiler:
                 entry["objects"] = split_pdf.vouch(self.digests[entry["sha256"]])
             if signed:
                 entry["signed"] = signed
+            if cleared and entry["sha256"] == was["sha256"]:
+                entry["cleared"] = cleared
             outcomes.append(Outcome(rid, "built", pdf, seconds=seconds,
                                     findings=self.manifest.letters[rid]["findings"], pages=where.pages))
         return outcomes

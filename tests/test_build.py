@@ -758,6 +758,14 @@ recipients:
     assert other.returncode == 0 and "1 built, 1 up to date" in other.stdout, other.stdout + other.stderr
     assert "marked more than OFFICIAL" not in other.stdout, other.stdout
     assert publish().returncode == 0
+    # built again into the same bytes (build -f; a new version of the builder), it is the copy
+    # that was cleared: the clearance stays (it was dropped, and the letter held back)
+    forced = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(tmp_path / "b"),
+                             "--for", "web", "-f", "-o", "sensitive"], cwd=ROOT, capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL)
+    assert forced.returncode == 0 and "1 built" in forced.stdout, forced.stdout + forced.stderr
+    assert "cleared for publication, marked OFFICIAL-SENSITIVE PERSONAL" in status().stdout, status().stdout
+    assert publish().returncode == 0
     # given for that letter: rebuilt with other words, it is cleared again
     source.write_text(source.read_text().replace("Dear Sensitive,", "Dear Ms Sensitive,"))
     assert subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(tmp_path / "b"),
