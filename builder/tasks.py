@@ -1327,7 +1327,7 @@ def publish(c, recipients=None, build_dir=None, to=None, cleared=None):
     if report.marked:
         problems.append("not published, marked more than OFFICIAL: "
                         + ", ".join(f"{rid} ({marking})" for rid, marking in report.marked.items())
-                        + "\nOnce a person has cleared them for publication: "
+                        + f"\nOnce a person has cleared {'it' if len(report.marked) == 1 else 'them'} for publication: "
                         + command(f"publish --to {shlex.quote(str(to))} --cleared {','.join(report.marked)}"))
     if report.refused:
         problems.append("not published; these web copies are not ready:\n  " + "\n  ".join(report.refused)

@@ -716,7 +716,7 @@ recipients:
     held = publish()
     assert held.returncode == 1 and held.stderr.startswith(
         "not published, marked more than OFFICIAL: sensitive (OFFICIAL-SENSITIVE PERSONAL)\nOnce a person has "
-        f"cleared them for publication: `invoke publish --to {site} --cleared sensitive -r {source} -b "
+        f"cleared it for publication: `invoke publish --to {site} --cleared sensitive -r {source} -b "
         f"{tmp_path / 'b'}`"), held.stderr
     assert not list(site.glob("*sensitive*"))
     assert sorted(p.name for p in site.iterdir()) == ["2021-03-04-plain.html", "2021-03-04-plain.pdf"]
