@@ -524,6 +524,7 @@ def build_hint(letters: list[tuple[str, str]], for_: str, build_dir: Path | None
     from .build import Layout, folder_busy
     from .ready import CHANGED, NEVER_BUILT, STALE
 
+    unread = mailed is None  # (status passes the notes it prints, the unreadable log's among them)
     if mailed is None:
         mailed = mail_notes(build_dir) if for_ == "print" and build_dir is not None else {}
     mailed_as_is = [rid for rid, state in letters if state == STALE and rid in mailed and not mailed[rid][1]]
@@ -545,6 +546,9 @@ def build_hint(letters: list[tuple[str, str]], for_: str, build_dir: Path | None
     if changed:  # edited by hand, or put in place by a build killed outright before it recorded them
         hints.append(f"{plural(changed, 'letter')} changed since built (edited, or left by a build stopped "
                      f"outright): {build} makes {'it' if changed == 1 else 'them'} again")
+    if hints and unread and "" in mailed:  # check said "run build" of every letter, mailed ones too, and no more
+        hints.append(f"{mailed[''][0]}: until it is, which letters were mailed is not known, and a build may "
+                     "replace one with another letter than its recipient has")
     if mailed_as_is:
         one = len(mailed_as_is) == 1
         hints.append(f"stale, but mailed as {'it is' if one else 'they are'}: {', '.join(mailed_as_is)}: a build "

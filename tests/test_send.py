@@ -486,6 +486,16 @@ def test_the_build_status_suggests_beside_a_stale_letter_mailed_as_it_is_leaves_
     dry = run_send(source, out, port)
     assert dry.returncode == 1 and said in dry.stderr, dry.stdout + dry.stderr
     assert results(dry.stdout)["london"][0].startswith("already sent on ") and len(mailbox.messages) == 5
+    # a send log that cannot be read is said beside the build check suggests (it suggested building
+    # every letter, the mailed ones too, and said nothing of the log)
+    log = out / "sent.json"
+    kept = log.read_bytes()
+    log.write_text("{bad")
+    unread = subprocess.run([sys.executable, "-m", "invoke", "check", "--recipients", str(source),
+                             "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert f"{log} cannot be read (" in unread.stdout and "which letters were mailed is not known, and a build may " \
+        "replace one with another letter than its recipient has" in unread.stdout, unread.stdout
+    log.write_bytes(kept)
 
 
 def test_a_rebuilt_letter_s_resend_is_suggested_after_what_stands_in_its_way(batch, smtp_server, tmp_path):
