@@ -1093,18 +1093,18 @@ class _Compiler:
 
 
 class FolderBusy(RuntimeError):
-    """Another build, merge or send holds the build folder (``lock``)."""
+    """Another build, merge, sign, send or publish holds the build folder (``lock``)."""
 
 
 @contextmanager
 def lock(layout: Layout):
-    """One build or merge at a time per build folder; a second one is refused."""
+    """One task that writes in a build folder at a time; a second one is refused."""
     layout.root.mkdir(parents=True, exist_ok=True)
     with open(layout.root / ".lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise FolderBusy(f"another build or merge is running in {layout.root} (or the pdflatex of one "
+            raise FolderBusy(f"another build, merge, sign, send or publish is running in {layout.root} (or the pdflatex of one "
                                "that was stopped is still finishing); wait for it to finish") from None
         held_locks.add(handle.fileno())  # and the programs it starts hold it too
         try:

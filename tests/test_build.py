@@ -429,9 +429,9 @@ def test_a_second_build_at_the_same_time_is_refused(tmp_path):
     source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
     out = tmp_path / "build"
     with lock(Layout(out)):
-        with pytest.raises(RuntimeError, match="another build or merge is running"):
+        with pytest.raises(RuntimeError, match="another build, merge, sign, send or publish is running"):
             build(source, out)
-        with pytest.raises(RuntimeError, match="another build or merge is running"):
+        with pytest.raises(RuntimeError, match="another build, merge, sign, send or publish is running"):
             merge(source, out)
     assert build(source, out).ok
 

@@ -373,7 +373,7 @@ def test_killed_mid_send_no_recipient_gets_a_letter_twice(batch, smtp_server):
         for task, flag in (("build", ["--force"]), ("merge", ["--duplex"]), ("clean", [])):
             other = subprocess.run([sys.executable, "-m", "invoke", task, *flag, "-r", str(source), "-b", str(out)],
                                    cwd=ROOT, capture_output=True, text=True)
-            assert other.returncode == 2 and "another build or merge is running" in other.stderr, other.stderr
+            assert other.returncode == 2 and "another build, merge, sign, send or publish is running" in other.stderr, other.stderr
         assert Layout.of(out).pdf("essex").exists()
 
     mailbox.hold_at_rcpt.add(address("london"))

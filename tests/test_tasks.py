@@ -533,7 +533,7 @@ def test_watch_misses_no_save_waits_for_the_lock_and_stops_with_ctrl_c(project):
             fcntl.flock(held, fcntl.LOCK_EX)
             write_yaml(source, source.read_text().replace("Dear Beta One,", "Dear Beta Three,"))
             refused = lines.get(timeout=120)
-            assert "another build or merge is running" in refused and \
+            assert "another build, merge, sign, send or publish is running" in refused and \
                 refused.rstrip().endswith("; the build follows when it has finished"), refused
             time.sleep(0.5)  # tried again and again meanwhile, without a word
             assert lines.empty()

@@ -1772,7 +1772,7 @@ def test_a_build_killed_outright_keeps_its_folder_locked_until_its_pdflatex_has_
     started.kill()
     started.wait()
     assert pdflatex_in(work), "pdflatex outlives the build that started it"
-    with pytest.raises(RuntimeError, match="another build or merge is running .*pdflatex of one that was stopped"):
+    with pytest.raises(RuntimeError, match="another build, merge, sign, send or publish is running .*pdflatex of one that was stopped"):
         with lock(Layout.of(out)):
             pass
     while True:  # free once every pdflatex it started has finished, not before
