@@ -788,8 +788,9 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
         print(f"no longer in the batch (removed, renamed, or now invalid): {', '.join(report.removed)}; "
               f"{what} deleted from {show(batch.build_dir)}{kept}", flush=True)
     if report.marked and not quiet:  # web copies are copies to publish
-        print(f"marked more than OFFICIAL, so check they may be published ({command('publish', to_run=False)} "
-              "leaves them out until a person clears them with --cleared): "
+        they, them = ("it", "it") if len(report.marked) == 1 else ("they", "them")
+        print(f"marked more than OFFICIAL, so check {they} may be published ({command('publish', to_run=False)} "
+              f"leaves {them} out until a person clears {them} with --cleared): "
               + ", ".join(f"{rid} ({marking})" for rid, marking in report.marked.items()), flush=True)
     not_ready = report.not_ready
     if not_ready and not quiet and medium == "web":

@@ -706,8 +706,8 @@ recipients:
     web = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(tmp_path / "b"),
                           "--for", "web"], cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert web.returncode == 0, web.stderr
-    assert "marked more than OFFICIAL, so check they may be published (`invoke publish` leaves them out until " \
-           "a person clears them with --cleared): sensitive (OFFICIAL-SENSITIVE PERSONAL)\n" in web.stdout, web.stdout
+    assert "marked more than OFFICIAL, so check it may be published (`invoke publish` leaves it out until " \
+           "a person clears it with --cleared): sensitive (OFFICIAL-SENSITIVE PERSONAL)\n" in web.stdout, web.stdout
     # publish leaves it out until a person clears it, by its id
     site = tmp_path / "site"
     publish = lambda *args: subprocess.run([sys.executable, "-m", "invoke", "publish", "-r", str(source), "-b",
