@@ -963,22 +963,32 @@ def _put_text(target: dict, key: str, language: str | None, value: str, where: d
     gathered into {en: ..., cy: ...} as in the YAML)."""
     if language is None:
         if isinstance(target.get(key), dict):
-            return _both(table, cell, key, index)
+            return _both(table, path, plain=cell, by_language=where[path], languages=list(target[key]),
+                         index=index)
         target[key] = value
         where[path] = cell
         return
     texts = target.setdefault(key, {})
     if not isinstance(texts, dict):
-        return _both(table, cell, key, index)
+        plain, where[path] = where[path], cell  # the field's later errors (no Welsh text ...) are this one
+        return _both(table, path, plain=plain, by_language=cell, languages=[language], index=index)
     texts[language] = value
     where[path + (language,)] = cell
     where.setdefault(path, cell)
 
 
-def _both(table: Table, cell: Cell, key: str, index: int) -> None:
+def _both(table: Table, path: tuple, *, plain: Cell, by_language: Cell, languages: list, index: int) -> None:
+    """One message, at the by-language column, for a text given both ways: a bilingual row of an
+    office's `Salutation` and `Salutation CY` was told this, and then, at the other column, that it
+    had no Welsh text, to be given in the very column it had filled."""
+    field = ".".join(path)
+    other = "cy" if languages == ["en"] else "en"
+    named = {"en": "English", "cy": "Welsh"}[other]
     table.problems.append(TableProblem(
-        f"{key} is given both as one text and by language (.en, .cy); give one or the other",
-        cell.row, cell.header, index))
+        f"{field} is given both as one text (column {plain.header!r}) and by language (column "
+        f"{by_language.header!r}); leave one of the two cells empty, or, if {plain.header!r} holds the "
+        f"{named} text, map it under columns: ({plain.header}: {field}.{other})",
+        by_language.row, by_language.header, index))
 
 
 # Columns an office keeps an address's last lines in ("Address 1, Address 2, Town, Postcode"):

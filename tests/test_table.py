@@ -471,7 +471,42 @@ def test_texts_by_language(tmp_path):
     (problems,) = loaded.rejected.values()
     assert [str(p) for p in problems] == [
         f"{tmp_path / 'd.csv'}:row 2:salutation.cy: error: recipient 'a': salutation is given both as one text "
-        "and by language (.en, .cy); give one or the other"]
+        "(column 'salutation') and by language (column 'salutation.cy'); leave one of the two cells empty, or, "
+        "if 'salutation' holds the English text, map it under columns: (salutation: salutation.en)"]
+
+
+def test_a_bilingual_row_with_a_plain_and_a_welsh_column_is_told_once_how_to_map_them(tmp_path):
+    # an office's English `Salutation` beside `Salutation CY`: a bilingual row fills both. It was
+    # told "give one or the other", and then, at the other column, that it had no Welsh text, to
+    # be given in the columns salutation.cy and salutation.en: the first of which it had filled
+    letter = ("letter:\n  date: 2021-03-04\n  sender: {name: Ann, role: {en: Clerk, cy: Clerc}, address: [1 Stryd]}\n"
+              "  signatory: {name: Ann, title: {en: Clerk, cy: Clerc}}\n"
+              "  body:\n    - main: {en: Shared., cy: Rhannu.}\n")
+    columns = "recipients:\n  from: c.csv\n  columns:\n    Salutation CY: salutation.cy\n"
+    (tmp_path / "b.yaml").write_text(letter + columns, encoding="utf-8")
+    (tmp_path / "c.csv").write_text("Name,Address,Language,Salutation,Salutation CY\n"
+                                    "Emrys Owen,1 Ffordd,cy-en,\"Dear Emrys,\",\"Annwyl Emrys,\"\n"
+                                    "Jo Bloggs,2 Road,en,\"Dear Jo,\",\n", encoding="utf-8")
+    loaded = load(tmp_path / "b.yaml")
+    assert [r.id for r in loaded.batch.recipients] == ["jo-bloggs"]
+    (problems,) = loaded.rejected.values()
+    assert [str(p) for p in problems] == [
+        f"{tmp_path / 'c.csv'}:row 2:Salutation CY: error: recipient 'emrys-owen': salutation is given both as "
+        "one text (column 'Salutation') and by language (column 'Salutation CY'); leave one of the two cells "
+        "empty, or, if 'Salutation' holds the English text, map it under columns: (Salutation: salutation.en)"]
+    # the Welsh column first: still one message, at it
+    (tmp_path / "c.csv").write_text("Name,Address,Language,Salutation CY,Salutation\n"
+                                    "Emrys Owen,1 Ffordd,cy-en,\"Annwyl Emrys,\",\"Dear Emrys,\"\n"
+                                    "Jo Bloggs,2 Road,en,,\"Dear Jo,\"\n", encoding="utf-8")
+    (problems,) = load(tmp_path / "b.yaml").rejected.values()
+    assert [(p.header, "map it under columns: (Salutation: salutation.en)" in p.message) for p in problems] == [
+        ("Salutation CY", True)]
+    # done as it says, both letters are made, the bilingual one with both salutations
+    (tmp_path / "b.yaml").write_text(letter + columns + "    Salutation: salutation.en\n", encoding="utf-8")
+    loaded = load(tmp_path / "b.yaml")
+    assert not loaded.rejected
+    assert [r.salutation for r in loaded.batch.recipients] == [
+        {"cy": "Annwyl Emrys,", "en": "Dear Emrys,"}, {"en": "Dear Jo,"}]
 
 
 def test_tab_separated(tmp_path):
