@@ -1158,6 +1158,12 @@ def _explain(error: dict) -> str:
         code = LANGUAGE_NAMES.get(got.strip().lower()) if isinstance(got, str) else None
         if code and f"'{code}'" in ctx["expected"]:  # "Welsh" in a Language column: the code it means
             return f"must be {ctx['expected']} (got {shown}: write {code})"
+        # the value in other capitals ("CY" in a Language column, `envelope: dl`): the one to write;
+        # it was told only the values, with nothing to show which was meant
+        same = [value for value in re.findall(r"'([^']*)'", ctx["expected"])
+                if isinstance(got, str) and value.casefold() == got.strip().casefold()]
+        if len(same) == 1:
+            return f"must be {ctx['expected']} (got {shown}: write {same[0]})"
         return f"must be {ctx['expected']} (got {shown})"
     if kind.startswith(("date_", "datetime_")):
         reason = error["msg"].split(",", 1)[-1].strip() if "," in error["msg"] else error["msg"]

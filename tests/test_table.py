@@ -475,6 +475,17 @@ def test_texts_by_language(tmp_path):
         "if 'salutation' holds the English text, map it under columns: (salutation: salutation.en)"]
 
 
+def test_a_language_typed_in_capitals_is_told_the_code_to_write(tmp_path):
+    # "CY" in a Language column was "must be 'en', 'cy' or 'cy-en' (got 'CY')": nothing said which
+    (tmp_path / "c.csv").write_text("name,address,salutation,text.note,language\n"
+                                    "Ed Named,4 Road,Dear Ed,w,EN\nAl Bad,2 Road,Dear Al,y,Cy-En \n"
+                                    "Jo Bloggs,1 Road,Dear Jo,x,en\n", encoding="utf-8")
+    loaded = load(batch(tmp_path, "c.csv"))
+    assert [str(p).split("error: ")[1] for ps in loaded.rejected.values() for p in ps] == [
+        "recipient 'ed-named': must be 'en', 'cy' or 'cy-en' (got 'EN': write en)",
+        "recipient 'al-bad': must be 'en', 'cy' or 'cy-en' (got 'Cy-En': write cy-en)"]
+
+
 def test_a_bilingual_row_with_a_plain_and_a_welsh_column_is_told_once_how_to_map_them(tmp_path):
     # an office's English `Salutation` beside `Salutation CY`: a bilingual row fills both. It was
     # told "give one or the other", and then, at the other column, that it had no Welsh text, to
