@@ -110,7 +110,8 @@ def open_signer(key: Key):
     except p11.PinLocked:
         raise SigningError(f"the PIN of token '{key.token}' is locked (too many wrong PINs)") from None
     except PKCS11Error:
-        raise SigningError(f"no token labelled '{key.token}' in {key.pkcs11_lib}") from None
+        raise SigningError(f"no token labelled '{key.token}' in {key.pkcs11_lib}"
+                           f"{_labels_there(key.token, '--token', _token_labels, key.pkcs11_lib)}") from None
     except (OSError, RuntimeError, p11.PKCS11Error) as exc:
         raise SigningError(f"cannot use the PKCS#11 library {key.pkcs11_lib}: {_one_line(exc)}") from None
     try:
@@ -119,10 +120,36 @@ def open_signer(key: Key):
             signer.signing_cert  # loads the key and certificate now, to fail before any signing
         except (PKCS11Error, PyHankoSigningError, p11.PKCS11Error) as exc:
             raise SigningError(f"token '{key.token}' has no usable key and certificate labelled "
-                               f"'{key.cert or key.key}': {_one_line(exc)}") from None
+                               f"'{key.cert or key.key}': {_one_line(exc).rstrip('.')}"
+                               f"{_labels_there(key.cert or key.key, '--key', _certificate_labels, session)}") from None
         yield _usable(signer)
     finally:
         session.close()
+
+
+def _token_labels(library) -> list[str]:
+    import pkcs11
+    return [token.label for token in pkcs11.lib(str(library)).get_tokens()]
+
+
+def _certificate_labels(session) -> list[str]:
+    from pkcs11 import Attribute, ObjectClass
+    return [o[Attribute.LABEL] for o in session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE})]
+
+
+def _labels_there(given: str, flag: str, labels_of, where) -> str:
+    """The labels the library (or token) has, to put after "no token labelled 'Cyngor'": the
+    office had only the README's pkcs11-tool to find that the label was 'cyngor'."""
+    try:
+        labels = sorted({str(label).strip() for label in labels_of(where)} - {""})  # SoftHSM's free slot: ''
+    except Exception:  # noqa: BLE001 - a hint only: the message stands without it
+        return ""
+    what = "the library's tokens are" if flag == "--token" else "the token's certificates are"
+    if not labels:
+        return f"; {what} none"
+    said = f"; {what} " + ", ".join(f"'{label}'" for label in labels[:10])
+    same = [label for label in labels if label.casefold() == given.casefold()]
+    return said + (f" (labels are case-sensitive: {flag} {same[0]})" if same else "")
 
 
 def _usable(signer):

@@ -394,6 +394,22 @@ def softhsm_token(keys, tmp_path_factory):
     return conf
 
 
+def test_a_token_or_key_label_not_found_is_told_with_the_labels_there(mail_batch, softhsm_token, tmp_path):
+    # "no token labelled 'Letterbatch'" alone: the office had only the README's pkcs11-tool to
+    # find the token was 'letterbatch' (labels are case-sensitive), or its key 'signer'
+    source, out = copy_batch(mail_batch, tmp_path / "b")
+    env = {"SOFTHSM2_CONF": str(softhsm_token), "LETTERBATCH_PKCS11_PIN": "1234"}
+    base = ["sign", "--recipients", str(source), "--build-dir", str(out), "--pkcs11-lib", str(SOFTHSM)]
+    token = invoke([*base, "--token", "Letterbatch", "--key", "signer"], env)
+    assert token.returncode == 2 and token.stderr.strip() == (
+        f"could not sign: no token labelled 'Letterbatch' in {SOFTHSM}; the library's tokens are 'letterbatch' "
+        "(labels are case-sensitive: --token letterbatch)")  # SoftHSM's free slot, labelled '', is no token
+    key = invoke([*base, "--token", "letterbatch", "--key", "nobody"], env)
+    assert key.returncode == 2 and len(key.stderr.strip().splitlines()) == 1, key.stderr
+    assert key.stderr.strip().endswith("; the token's certificates are 'signer'"), key.stderr
+    assert not (out / "signed").exists()
+
+
 def test_signing_with_a_softhsm_token(mail_batch, keys, softhsm_token, tmp_path):
     source, out = copy_batch(mail_batch, tmp_path / "b")
     _, ca = keys
