@@ -1006,6 +1006,10 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     hint = build_hint([(s.recipient, s.state) for s in states], for_, batch.build_dir, mailed=mailed)
     if hint:  # not indented: a line of its own, not a letter's
         print(hint)
+    acting = sum(1 for rid, (_, act) in mailed.items() if act and rid)
+    if acting:  # the summary counted them ready, and the command exited 1 with no word on why
+        print(f"{acting} letter{' needs' if acting == 1 else 's need'} a person about "
+              f"{'its' if acting == 1 else 'their'} mail: the line under each says what to do")
     # a letter that needs a person (not only a build) makes the exit code say so: its
     # build, its mail (failed, unknown, or a recipient holding an older letter), a
     # bundle changed since its merge (as a letter changed since its build), or a signed

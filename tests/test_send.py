@@ -438,6 +438,9 @@ def test_a_letter_rebuilt_after_it_was_sent_is_flagged_and_not_sent_again(batch,
     assert (f"REBUILT SINCE: the recipient has the old letter; "
             f"{suggested(source, out, 'send --resend london --yes')} sends the new one") in status.stdout
     assert status.stdout.count("REBUILT SINCE") == 1 and status.returncode == 1
+    # the summary counts it ready: a line after it says why the command exits 1 (it said nothing)
+    assert status.stdout.rstrip().endswith(
+        "5 ready\n1 letter needs a person about its mail: the line under each says what to do"), status.stdout
     again = run_send(source, out, port, "--yes")
     assert (f"the letter was rebuilt since: {suggested(source, out, 'send --resend london --yes')} sends the new one"
             in again.stdout)
