@@ -1087,6 +1087,9 @@ class _Compiler:
                 entry["signed"] = signed
             if cleared and entry["sha256"] == was["sha256"]:
                 entry["cleared"] = cleared
+            languages = len(self.prepared.loaded.batch.languages_of(source.recipient))
+            if languages > 1:  # a bilingual letter is each language's letter in turn: check's "pages" knows it
+                entry["languages"] = languages
             outcomes.append(Outcome(rid, "built", pdf, seconds=seconds,
                                     findings=self.manifest.letters[rid]["findings"], pages=where.pages))
         return outcomes

@@ -353,17 +353,22 @@ def check(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: 
         raise ValueError(unknown)
     if only is not None:  # the invalid come with every list of states: just those asked for
         states = [s for s in states if s.recipient in only]
-    results = []
+    results, languages = [], {}
     for state in states:
         entry = manifest.letters.get(state.recipient, {})
         results.append(LetterCheck(state.recipient, state.state, state.reason, state.findings,
                                    state.accepted, entry.get("pages") or 0, state.ready))
-    known = [r.pages for r in results if r.pages]
+        languages[state.recipient] = entry.get("languages") or 1
+    # a bilingual letter prints each language in turn: its pages are judged a language at a time
+    # (two pages of Welsh and English among one-page letters were "longer than the batch's typical 1")
+    known = [r.pages / languages[r.name] for r in results if r.pages]
     typical = statistics.median(known) if known else 0
     for result in results:
-        if typical and result.pages > typical:
+        each = languages[result.name]
+        if typical and result.pages / each > typical:
+            said = f" ({result.pages / each:g} a language)" if each > 1 else ""
             result.findings = result.findings + [{"code": "pages", "level": "warning", "message": (
-                f"{result.pages} pages, longer than the batch's typical {typical:g}")}]
+                f"{result.pages} pages{said}, longer than the batch's typical {typical:g}")}]
     if only is None and medium == "print":
         bundle = ready.bundle_state(prepared, manifest, [s for s in states])
         # no bundle yet is no fault; a bundle that is not what it claims is

@@ -138,6 +138,8 @@ _LETTER = {"recipient": str, "file": str, "pages": int, "sha256": str, "inputs":
            "objects": str,
            # a web copy's HTML page (build --for web): its hash as written
            "page": {"sha256": str, "seen": object},
+           # the languages of a bilingual letter (2), which prints each in turn: none, one
+           "languages": int,
            # a web copy marked more than OFFICIAL that a person cleared for publication (publish)
            "cleared": {"marking": str, "by": str},
            # its signed copy (invoke sign): the letter it was made from, and its own hash

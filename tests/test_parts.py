@@ -9,6 +9,7 @@ pdflatex, and read back with poppler's pdftotext -bbox.
 from __future__ import annotations
 
 import html
+import json
 import re
 import shutil
 import subprocess
@@ -1089,3 +1090,15 @@ def test_the_letter_s_title_by_language_is_shown_in_each_document_s_language(tmp
     said = [str(problem) for problems in missing.rejected.values() for problem in problems]
     assert len(said) == 2 and all("letter.title has no Welsh text (cy), and this letter is in Welsh: write it as "
                                   "{en: …, cy: …}" in line for line in said), said
+
+
+def test_a_bilingual_letter_is_not_called_long_for_holding_two_languages(parts_batch):
+    # each language of a bilingual letter starts on a page of its own: essex's two languages were
+    # "longer than the batch's typical" length at every check, a warning nobody could act on
+    from builder.check import check
+
+    source, out, _ = parts_batch
+    results = {r.name: r for r in check(source, out) if r.kind == "letter"}
+    assert results["essex"].pages > max(r.pages for rid, r in results.items() if rid != "essex")
+    assert [f for f in results["essex"].findings if f["code"] == "pages"] == [], results["essex"].findings
+    assert json.loads((out / "manifest.json").read_text())["letters"]["essex"]["languages"] == 2
