@@ -1226,8 +1226,8 @@ def _language_shape(batch: Batch, recipient: Recipient) -> tuple:
     """All that ``Batch.untranslated`` looks at: the letter's languages, the
     parts left out, and which languages each of the recipient's own texts has."""
     def shape(value):
-        if not isinstance(value, dict):
-            return "none" if value is None else "plain"
+        if not isinstance(value, dict):  # (a text without letters is in every language: ``in_language``)
+            return "none" if value is None else "plain" if any(ch.isalpha() for ch in value) else "no letters"
         return tuple(sorted(language for language, text in value.items() if text is not None))
     return (batch.language_of(recipient), frozenset(recipient.omit),
             tuple(sorted((name, shape(value)) for name, value in recipient.text.items())),

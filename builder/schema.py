@@ -306,12 +306,14 @@ Envelope = Literal["DL", "C5", "C4", "none"]
 def in_language(value, language: str, written_in: str) -> Optional[str]:
     """``value`` (text, or a mapping by language) in ``language``; None when
     it has none. A plain text is in ``written_in`` (the letter's language for
-    shared texts, the recipient's for their own)."""
+    shared texts, the recipient's for their own), or in any, with no letters in it."""
     if value is None:
         return None
     if isinstance(value, dict):
         return value.get(language)
-    return value if written_in == language else None
+    # a text with no letters in it (a phone number, a date in figures) reads the same in every
+    # language: a bilingual row of a spreadsheet had to give its phone number twice
+    return value if written_in == language or not any(ch.isalpha() for ch in value) else None
 
 
 def first_given(value) -> str:

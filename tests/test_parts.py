@@ -1102,3 +1102,24 @@ def test_a_bilingual_letter_is_not_called_long_for_holding_two_languages(parts_b
     assert results["essex"].pages > max(r.pages for rid, r in results.items() if rid != "essex")
     assert [f for f in results["essex"].findings if f["code"] == "pages"] == [], results["essex"].findings
     assert json.loads((out / "manifest.json").read_text())["letters"]["essex"]["languages"] == 2
+
+
+def test_a_text_without_letters_serves_every_language_of_a_bilingual_letter(tmp_path):
+    # a bilingual row of a spreadsheet had to give its phone number twice, once a language
+    # (text.phone.cy and text.phone.en); a text with words in it still needs both
+    text = MINIMAL_LETTER.replace("This is the shared text.", "{en: Shared text., cy: Testun a rennir.}").replace(
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}").replace("role: Clerk\n", "role: {en: Clerk, cy: Clerc}\n")
+    text = text.replace("    - main: {en: Shared text., cy: Testun a rennir.}\n",
+                        "    - main: {en: Shared text., cy: Testun a rennir.}\n    - phone: ~\n")
+    people = ("recipients:\n"
+              "  - {id: digits, name: Cai, address: [3 Ffordd], salutation: {cy: 'Annwyl Cai,', en: 'Dear Cai,'},"
+              " language: cy-en, text: {phone: '01234 567 890'}}\n"
+              "  - {id: words, name: Dai, address: [4 Ffordd], salutation: {cy: 'Annwyl Dai,', en: 'Dear Dai,'},"
+              " language: cy-en, text: {phone: 'Call 01234'}}\n")
+    loaded = load(write_yaml(tmp_path / "r.yaml", text + people))
+    assert [r.id for r in loaded.batch.recipients] == ["digits"]
+    digits = loaded.batch.recipients[0]
+    for language in ("cy", "en"):
+        assert ("phone", "01234 567 890") in loaded.batch.paragraphs_for(digits, language)[1]
+    said = [str(problem) for problems in loaded.rejected.values() for problem in problems]
+    assert len(said) == 2 and "text.phone has no Welsh text (cy)" in said[0], said
