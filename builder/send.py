@@ -749,6 +749,8 @@ def mail_notes(layout, manifest) -> dict[str, tuple[str, bool]]:
         elif log.pending(rid) == "unknown":
             note, act = "mail: unknown: " + unknown_help(rid), True
         else:
-            note, act = f"mail failed: {entry.get('error', 'interrupted before the message was sent')}", True
+            # what to do, as for the others: status's count says "the line under each says what to do"
+            note, act = (f"mail failed: {entry.get('error', 'interrupted before the message was sent')}; "
+                         f"{command('send --yes')} tries it again (a refused address: correct it first)"), True
         notes[rid] = (note, act)
     return notes

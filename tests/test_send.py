@@ -312,6 +312,10 @@ def test_a_refused_address_and_a_dropped_connection_stop_only_their_letter(batch
                              "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert status.returncode == 1 and "Traceback" not in status.stderr  # a failed mail needs a person
     assert status.stdout.count("mail failed: ") == 3 and "550 5.1.1" in status.stdout, status.stdout
+    # the count line says "the line under each says what to do": a failed mail's line says it too
+    assert status.stdout.count("tries it again (a refused address: correct it first)") == 3, status.stdout
+    assert "mail failed: the server refused sussex@example.test: 550 5.1.1 mailbox unavailable; `invoke send --yes" \
+        in status.stdout, status.stdout
 
     mailbox.refuse.clear()
     mailbox.try_later.clear()
