@@ -572,14 +572,16 @@ class Batch(Model):
             keys = dict.fromkeys([*has, *(LANGUAGES[self.letter.language] if shared else ()), *wanted])
             return "{" + ", ".join(f"{language}: …" for language in keys) + "}"
 
+        # each text once, with every language it lacks: a plain text in a bilingual letter was
+        # two messages at one line ("has no Welsh text", then "has no English text")
+        lacking: dict[tuple, tuple[str, object, bool, list[str]]] = {}
         for language in wanted:
             def need(value, shared: bool, path: tuple, label: str):
                 text = (self.shared_text(value, language) if shared
                         else self.own_text(recipient, value, language))
                 if value is not None and text is None:
-                    found.append((("letter",) + path if shared else path,
-                                  f"{label} has no {names[language]} text ({language}), and this letter is "
-                                  f"in {names[language]}: write it as {fix(value, shared)}"))
+                    where = ("letter",) + path if shared else path
+                    lacking.setdefault(where, (label, value, shared, []))[3].append(language)
             for p, paragraph in enumerate(self.letter.body):
                 for name, shared in paragraph.items():
                     if name in recipient.omit:
@@ -599,6 +601,11 @@ class Batch(Model):
             if isinstance(self.letter.title, dict):  # (written once, it is shown as written: a batch's name)
                 need(self.letter.title, True, ("title",), "letter.title")
             need(self.letter.sender.role, True, ("sender", "role"), "letter.sender.role")
+        for where, (label, value, shared, languages) in lacking.items():
+            has = " or ".join(f"{names[language]} text ({language})" for language in languages)
+            found.append((where, f"{label} has no {has}, and this letter is in "
+                                 f"{' and '.join(names[language] for language in languages)}: "
+                                 f"write it as {fix(value, shared)}"))
         return found
 
 

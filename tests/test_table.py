@@ -1176,12 +1176,13 @@ def test_a_welsh_row_s_own_text_in_one_language_is_told_the_columns_to_use(tmp_p
     loaded = load(path)
     assert [r.id for r in loaded.batch.recipients] == ["alys-evans"]  # Welsh, written in Welsh: no fix needed
     assert [str(p) for problems in loaded.rejected.values() for p in problems] == [
-        f"{tmp_path / 'c.csv'}:row 3:text.note: error: recipient 'tom-price': text.note has no Welsh text (cy), and "
-        "this letter is in Welsh: leave this cell empty and give it in the columns text.note.cy and text.note.en "
-        "(headers of yours mapped to them under columns:)",
-        f"{tmp_path / 'c.csv'}:row 3:salutation: error: recipient 'tom-price': salutation has no Welsh text (cy), "
-        "and this letter is in Welsh: leave this cell empty and give it in the columns salutation.cy and "
-        "salutation.en (headers of yours mapped to them under columns:)"]
+        # a bilingual row's cell lacks both languages: said of both (it said "this letter is in Welsh")
+        f"{tmp_path / 'c.csv'}:row 3:text.note: error: recipient 'tom-price': text.note has no Welsh text (cy) or "
+        "English text (en), and this letter is in Welsh and English: leave this cell empty and give it in the "
+        "columns text.note.cy and text.note.en (headers of yours mapped to them under columns:)",
+        f"{tmp_path / 'c.csv'}:row 3:salutation: error: recipient 'tom-price': salutation has no Welsh text (cy) or "
+        "English text (en), and this letter is in Welsh and English: leave this cell empty and give it in the "
+        "columns salutation.cy and salutation.en (headers of yours mapped to them under columns:)"]
 
 
 @pytest.mark.parametrize("kind", ["csv", "xlsx"])
