@@ -225,6 +225,20 @@ def _dates_in_language(target: dict, key, language: str) -> None:
         target[key] = table_module.in_language(value, language)
 
 
+def _dates_by_language(entry: dict, key, languages: tuple[str, ...], text: bool = False) -> None:
+    """A date cell shown with month or day names (``4 March 2026``) in a text of a
+    bilingual row (text.<part>, salutation, subject, ps, closing: ``text``) as each
+    language prints it: one cell gave the Welsh alone, and the row was refused for a
+    text "with no English text", though the cell held a date the builder writes in both."""
+    value = entry[key]
+    if key == "text" and not text and isinstance(value, dict):
+        for part in list(value):
+            _dates_by_language(value, part, languages, text=True)
+    elif (text or key in ("salutation", "subject", "ps", "closing")) and \
+            isinstance(value, table_module.LocalDate) and value.welsh != str(value):
+        entry[key] = {language: table_module.in_language(value, language) for language in languages}
+
+
 def _raw_language(data: dict) -> str:
     """The letter's language as the file writes it (checked elsewhere)."""
     letter = data.get("letter")
@@ -278,8 +292,11 @@ def _read_table(raw: dict, path: Path, report: "_Reporter", letter_language: str
         return None
     for index, entry in enumerate(table.entries):  # invisible characters, as in YAML
         language = entry.get("language") if isinstance(entry.get("language"), str) else letter_language
-        first = LANGUAGES.get(language.strip(), ("en",))[0]
+        languages = LANGUAGES.get(language.strip(), ("en",))
+        first = languages[0]
         for key, value in list(entry.items()):
+            if len(languages) > 1:
+                _dates_by_language(entry, key, languages)
             _dates_in_language(entry, key, first)
             value = entry[key]
             items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) \

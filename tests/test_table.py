@@ -415,6 +415,26 @@ def test_a_date_whose_format_names_no_locale_is_written_in_the_letter_s_language
     assert "Amg: Dydd Mercher" in text and "Wednesday" not in text
 
 
+def test_a_date_cell_in_a_bilingual_row_s_text_is_written_in_both_languages(tmp_path):
+    """A date cell formatted "d mmmm yyyy" in one text column of a bilingual row was
+    written in Welsh alone, and the row refused: "text.note has no English text", though
+    the cell held a date, which the builder writes in each language."""
+    day, long = dt.datetime(2026, 3, 4), "d mmmm yyyy"
+    write_xlsx(tmp_path / "c.xlsx", headers=["name", "address", "salutation.cy", "salutation.en", "text.note",
+                                             "language"],
+               rows=[[("Bea", None), ("1 Lôn", None), ("Annwyl Bea,", None), ("Dear Bea,", None), (day, long),
+                      ("cy-en", None)],
+                     [("Cai", None), ("2 Lôn", None), ("Annwyl Cai,", None), ("Dear Cai,", None), (day, "yyyy-mm-dd"),
+                      ("cy-en", None)]])
+    letter = LETTER.replace("    - main: This is the shared text.", "    - main: {en: Shared., cy: Rhannol.}").replace(
+        "title: Clerk}", "title: {en: Clerk, cy: Clerc}}").replace("role: Clerk\n", "role: {en: Clerk, cy: Clerc}\n")
+    loaded = load(write_yaml(tmp_path / "recipients.yaml", letter + "recipients: {from: c.xlsx}\n"))
+    assert not loaded.rejected, [str(p) for problems in loaded.rejected.values() for p in problems]
+    bea, cai = loaded.batch.recipients
+    assert bea.text == {"note": {"cy": "4 Mawrth 2026", "en": "4 March 2026"}}
+    assert cai.text == {"note": "2026-03-04"}  # in figures: one text serves both
+
+
 def test_invisible_characters_in_cells_are_named_and_left_out(tmp_path):
     (tmp_path / "c.csv").write_text("name,address,salutation,text.note\n"
                                     "Jo\u200b Bloggs,\"1 Road\n\u00adTown\",Dear Jo,x\u200d\n", encoding="utf-8")
