@@ -153,7 +153,9 @@ def _heading(batch: Batch, recipient: Recipient, languages: tuple[str, ...]) -> 
     not the page's (WCAG 3.1.2), the whole heading when it is all in one other (a title
     written once, in English, on a Welsh page)."""
     if batch.letter.title:
-        parts = dict(filter(None, (batch.letter.title_in(each) for each in languages)))  # text -> its language
+        parts = {}  # text -> its language: the first that gives it (the page's), as a title the same in
+        for text, language in filter(None, (batch.letter.title_in(each) for each in languages)):
+            parts.setdefault(text, language)  # both ("COVID-19") was marked English on a bilingual page
     else:
         parts = {pdf_title(batch, recipient, each): each for each in languages}
     only = set(parts.values())

@@ -1070,6 +1070,10 @@ def test_the_letter_s_title_by_language_is_shown_in_each_document_s_language(tmp
     assert "<h1>Cyllid yr heddlu</h1>" in letter_page(batch, welsh)
     assert '<h1>Cyllid yr heddlu / <span lang="en-GB">Police funding</span></h1>' in letter_page(batch, both)
     assert "<h1>Police funding</h1>" in letter_page(batch, english)
+    # the same in both languages: in the page's own, not marked English on a bilingual (Welsh-first) page
+    same = load(write_yaml(tmp_path / "same.yaml", text.replace("  body:\n", "  title: {en: COVID-19, cy: COVID-19}\n"
+                                                                 "  body:\n", 1) + people)).batch
+    assert "<h1>COVID-19</h1>" in letter_page(same, same.recipients[2])
     layout = Layout.of(tmp_path / "build")
     manifest = type("Record", (), {"letters": {"cymraeg": {"sha256": "0"}}})()
     mail = _delivery(batch.letter, welsh, layout, manifest, layout.pdf("cymraeg"), "0", languages=("cy",))
