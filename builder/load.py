@@ -26,7 +26,7 @@ from . import latex, markup
 from . import table as table_module
 from .problems import LoadError, Problem
 from .schema import (LANGUAGE_NAMES, LANGUAGES, PART_NAME, RECIPIENT_ID, REFERENCE_KEY, Batch, Letter, Recipient, RecipientTable,
-                     Reference)
+                     Reference, has_letters)
 
 
 
@@ -1244,7 +1244,7 @@ def _language_shape(batch: Batch, recipient: Recipient) -> tuple:
     parts left out, and which languages each of the recipient's own texts has."""
     def shape(value):
         if not isinstance(value, dict):  # (a text without letters is in every language: ``in_language``)
-            return "none" if value is None else "plain" if any(ch.isalpha() for ch in value) else "no letters"
+            return "none" if value is None else "plain" if has_letters(value) else "no letters"
         return tuple(sorted(language for language, text in value.items() if text is not None))
     return (batch.language_of(recipient), frozenset(recipient.omit),
             tuple(sorted((name, shape(value)) for name, value in recipient.text.items())),

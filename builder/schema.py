@@ -313,7 +313,13 @@ def in_language(value, language: str, written_in: str) -> Optional[str]:
         return value.get(language)
     # a text with no letters in it (a phone number, a date in figures) reads the same in every
     # language: a bilingual row of a spreadsheet had to give its phone number twice
-    return value if written_in == language or not any(ch.isalpha() for ch in value) else None
+    return value if written_in == language or not has_letters(value) else None
+
+
+def has_letters(text: str) -> bool:
+    """Whether ``text`` has a letter of any script in it: one without (a phone number, a date
+    in figures) reads the same in every language (``in_language``)."""
+    return any(ch.isalpha() for ch in text)
 
 
 def first_given(value) -> str:
