@@ -1059,14 +1059,9 @@ class _Compiler:
             pdf = self.layout.pdf(rid)
             findings = check.preflight(source.recipient, where, pages[where.start:where.start + where.pages],
                                        self.prepared.loaded.batch, self.prepared.loaded.columns.get(rid))
-            # what its signed copy was made from stays on the record: status tells an older one
-            signed = (self.manifest.letters.get(rid) or {}).get("signed")
-            # and a web copy's clearance for publication (publish --cleared), kept below only for
-            # the same bytes: the copy a person cleared (build -f, a new builder), not new words
-            was = self.manifest.letters.get(rid) or {}
-            cleared = was.get("cleared") if was.get("sha256") else None
+            was = self.manifest.letters.get(rid) or {}  # the letter's record before this build
             # a web copy named by another date (letter.date changed) is not left beside it to publish
-            before = self.layout.earlier_web_copy(rid, (self.manifest.letters.get(rid) or {}).get("file"))
+            before = self.layout.earlier_web_copy(rid, was.get("file"))
             if before is not None and before != pdf:
                 _unlink_letter(before)
             self.manifest.letters[rid] = {
@@ -1083,10 +1078,13 @@ class _Compiler:
             entry["sha256"] = recorded_as_made(pdf, entry, built.get(rid))
             if entry["sha256"] in self.digests:  # its fonts' and forms' digests are its own (``split.Digests``)
                 entry["objects"] = split_pdf.vouch(self.digests[entry["sha256"]])
-            if signed:
-                entry["signed"] = signed
-            if cleared and entry["sha256"] == was["sha256"]:
-                entry["cleared"] = cleared
+            # what its signed copy was made from stays on the record: status tells an older one
+            if was.get("signed"):
+                entry["signed"] = was["signed"]
+            # and a web copy's clearance for publication (publish --cleared), only for the same
+            # bytes: the copy a person cleared (build -f, a new builder), not new words
+            if was.get("cleared") and entry["sha256"] == was.get("sha256"):
+                entry["cleared"] = was["cleared"]
             languages = len(self.prepared.loaded.batch.languages_of(source.recipient))
             if languages > 1:  # a bilingual letter is each language's letter in turn: check's "pages" knows it
                 entry["languages"] = languages
