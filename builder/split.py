@@ -682,7 +682,10 @@ def to_bytes(pdf: pikepdf.Pdf, version: str = "") -> bytes:
     ``version``: that of the PDF it was cut from, at least; a new PDF saved without
     object streams says 1.3, below what its pages use (a logo's transparency: 1.4)."""
     buffer = io.BytesIO()
-    save(pdf, buffer, object_streams=False, version=version)
+    # straight into memory, where a write cannot fail for want of space: qpdf writes a
+    # letter in some 5000 pieces, and each through ``_WriteErrorsKept`` cost a quarter of
+    # the save (250 letters saved in 0.27 s against 0.36 s; README, "Speed")
+    _save(pdf, buffer, object_streams=False, version=version)
     return buffer.getvalue()
 
 
@@ -692,15 +695,19 @@ def save(pdf: pikepdf.Pdf, handle: BinaryIO, object_streams: bool = True, versio
     ``version``: the least PDF version its header says.
     A write that fails (a full disk) raises its OSError once qpdf is done."""
     into = _WriteErrorsKept(handle)
+    _save(pdf, into, object_streams, version)
+    if into.error is None:
+        handle.flush()
+    if into.error is not None:
+        raise into.error
+
+
+def _save(pdf: pikepdf.Pdf, into, object_streams: bool, version: str) -> None:
     # deterministic_id: the /ID comes from the content, so builds repeat
     # streams already compressed are copied as they are (fonts: most of the bytes)
     mode = pikepdf.ObjectStreamMode.generate if object_streams else pikepdf.ObjectStreamMode.disable
     pdf.save(into, deterministic_id=True, object_stream_mode=mode, min_version=version,
              stream_decode_level=pikepdf.StreamDecodeLevel.none)
-    if into.error is None:
-        handle.flush()
-    if into.error is not None:
-        raise into.error
 
 
 class _WriteErrorsKept:
