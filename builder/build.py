@@ -725,13 +725,12 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
     outcomes.sort(key=lambda o: (o.status != "invalid", order.get(o.recipient, -1)))
     marked = {}
     if prepared.medium == "web":
-        from .compose import classification, marking
-        from .publish import cleared_on_record
+        from .publish import cleared_on_record, to_be_cleared
 
         made = {o.recipient for o in outcomes if o.status in ("built", "up to date")}
         # a copy up to date that a person cleared (on the record) is not one publish leaves out
         marked = {s.recipient.id: m for s in todo if s.recipient.id in made
-                  and (m := marking(loaded.batch, s.recipient)) and classification(m) != 1
+                  and (m := to_be_cleared(loaded.batch, s.recipient))
                   and not cleared_on_record(manifest.letters.get(s.recipient.id, {}), m)}
     prepared.forget_text()  # the letters are made: the merge needs the room
     if stopped:  # by Ctrl-C, or by a run that failed outright (``failure``)
@@ -1167,6 +1166,9 @@ class BatchStatus:
     bundle_name: str = "bundle.pdf"  # the bundle on the record (merge --output), as messages name it
     stray_bundle: str | None = None  # a bundle.pdf the record does not vouch for (ready.stray_bundle_note)
     signed_letters: dict[str, str] = field(default_factory=dict)  # what is wrong with a letter's signed copy
+    # web copies ready and marked more than OFFICIAL: id -> (its marking, a person's clearance
+    # for it on the record, as publish reads it)
+    clearances: dict[str, tuple[str, bool]] = field(default_factory=dict)
 
 
 def batch_status(recipients_yaml: str | Path, build_dir: str | Path = "build",
@@ -1179,7 +1181,13 @@ def batch_status(recipients_yaml: str | Path, build_dir: str | Path = "build",
     manifest = Manifest.read(layout.root)
     letters = ready.letter_states(prepared, manifest)
     if medium != "print":
-        return BatchStatus(letters, manifest)
+        from .publish import cleared_on_record, to_be_cleared
+
+        recipients = {s.recipient.id: s.recipient for s in prepared.sources}
+        marked = {s.recipient: to_be_cleared(prepared.loaded.batch, recipients[s.recipient])
+                  for s in letters if s.ready and s.recipient in recipients}
+        return BatchStatus(letters, manifest, clearances={
+            rid: (mark, cleared_on_record(manifest.letters.get(rid, {}), mark)) for rid, mark in marked.items() if mark})
     signed = {s.recipient: ready.signed_copy_note(layout, manifest, s.recipient) for s in letters} \
         if layout.signed.exists() else {}  # nothing signed: no stat per letter
     return BatchStatus(letters, manifest, ready.bundle_state(prepared, manifest, letters),

@@ -33,6 +33,15 @@ class PublishReport:
 CLEARED_BY_COMMAND = "publish --cleared"
 
 
+def to_be_cleared(batch, recipient) -> str:
+    """The marking that keeps a recipient's web copy off the website until a person clears
+    it (more than OFFICIAL, or one the scheme does not name), or ""."""
+    from .compose import classification, marking
+
+    mark = marking(batch, recipient)
+    return mark if mark and classification(mark) != 1 else ""
+
+
 def cleared_on_record(entry: dict, mark: str) -> bool:
     """Does the web record's clearance (``publish --cleared``) hold for this copy, marked
     ``mark``? Only one given for that marking does (the record of a rebuilt copy has none)."""
@@ -48,7 +57,6 @@ def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
             cleared: list[str] | None = None) -> PublishReport:
     """Copy each ready web copy of the batch, and its page, into ``to``."""
     from .build import lock, prepare
-    from .compose import classification, marking
     from .manifest import Manifest, sha256_bytes
     from .ready import letter_states, no_such_ids
 
@@ -86,8 +94,8 @@ def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
             rid = state.recipient
             if not state.ready:
                 continue
-            mark = marking(prepared.loaded.batch, recipients[rid])
-            if mark and classification(mark) != 1 and not cleared_on_record(manifest.letters[rid], mark):
+            mark = to_be_cleared(prepared.loaded.batch, recipients[rid])
+            if mark and not cleared_on_record(manifest.letters[rid], mark):
                 if rid not in (cleared or []):
                     report.marked[rid] = mark
                     continue

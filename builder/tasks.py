@@ -968,10 +968,12 @@ def status(c, recipients=None, build_dir=None, for_="print"):
             print(f"  {'':<{width}}    {finding_text(finding)}{note}")
         if s.recipient in signed:
             print(f"  {'':<{width}}  {signed[s.recipient]}")
-        clearance = found.manifest.letters.get(s.recipient, {}).get("cleared") if s.ready else None
-        if clearance:  # (given for this very copy: a rebuild drops it)
-            print(f"  {'':<{width}}  cleared for publication, marked {clearance.get('marking')} "
-                  f"({clearance.get('by')})")
+        if s.recipient in found.clearances:  # (a clearance is given for one copy: a rebuild drops it)
+            mark, cleared = found.clearances[s.recipient]
+            by = (found.manifest.letters[s.recipient].get("cleared") or {}).get("by") if cleared else None
+            print(f"  {'':<{width}}  " + (f"cleared for publication, marked {mark}" + (f" ({by})" if by else "")
+                                          if cleared else f"marked {mark}: publish leaves it out until a person "
+                                          "clears it for publication (publish --cleared)"))
         if s.recipient in mailed:
             print(f"  {'':<{width}}  {mailed[s.recipient][0]}")
         elif s.recipient in renamed:  # as send says it: never mailed twice by itself

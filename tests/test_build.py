@@ -720,6 +720,11 @@ recipients:
         f"{tmp_path / 'b'}`"), held.stderr
     assert not list(site.glob("*sensitive*"))
     assert sorted(p.name for p in site.iterdir()) == ["2021-03-04-plain.html", "2021-03-04-plain.pdf"]
+    status = lambda: subprocess.run([sys.executable, "-m", "invoke", "status", "-r", str(source), "-b",
+                                     str(tmp_path / "b"), "--for", "web"], cwd=ROOT, capture_output=True, text=True)
+    held_back = (r"^  sensitive +ready\n +marked OFFICIAL-SENSITIVE PERSONAL: publish leaves it out until a person "
+                 r"clears it for publication \(publish --cleared\)$")
+    assert re.search(held_back, status().stdout, re.M), status().stdout
     assert publish("--cleared", "sensitve").returncode == 2  # a typo clears nobody
     (tmp_path / "afile").write_text("not a folder")
     for to in (tmp_path / "afile", tmp_path / "afile" / "site"):  # it said "could not go on: Not a directory"
@@ -746,10 +751,21 @@ recipients:
     # published, marked" of a letter already on the website), and status names it
     again = publish()
     assert again.returncode == 0 and "  current    sensitive (its copies in" in again.stdout, again.stdout + again.stderr
-    status = lambda: subprocess.run([sys.executable, "-m", "invoke", "status", "-r", str(source), "-b",
-                                     str(tmp_path / "b"), "--for", "web"], cwd=ROOT, capture_output=True, text=True)
     assert re.search(r"^  sensitive +ready\n +cleared for publication, marked OFFICIAL-SENSITIVE PERSONAL "
                      r"\(publish --cleared\)$", status().stdout, re.M), status().stdout
+    # status reads a clearance as publish does: one edited by hand for another marking holds
+    # for nothing (status said "cleared for publication, marked OFFICIAL-SENSITIVE" of it, and
+    # publish held the letter back), and one without its "by" was "(None)"
+    record_file = tmp_path / "b" / "web" / "manifest.json"
+    kept = record_file.read_text()
+    for clearance, said in (({"marking": "OFFICIAL-SENSITIVE", "by": "publish --cleared"}, held_back),
+                            ({"marking": "OFFICIAL-SENSITIVE PERSONAL"},
+                             r"^ +cleared for publication, marked OFFICIAL-SENSITIVE PERSONAL$")):
+        record = json.loads(kept)
+        record["letters"]["sensitive"]["cleared"] = clearance
+        record_file.write_text(json.dumps(record))
+        assert re.search(said, status().stdout, re.M), status().stdout
+    record_file.write_text(kept)
     # and a build of another letter does not name it as one publish leaves out (it said "marked
     # more than OFFICIAL ... leaves them out until a person clears them: sensitive" of it)
     source.write_text(source.read_text().replace("Dear Plain,", "Dear Mr Plain,"))
