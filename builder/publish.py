@@ -28,6 +28,8 @@ class PublishReport:
     refused_fix: str = ""
     marked: dict[str, str] = field(default_factory=dict)  # id -> its marking: above OFFICIAL, not cleared
     cleared: dict[str, str] = field(default_factory=dict)  # id -> its marking: cleared by this command, now on the record
+    # ids given to --cleared that it did not clear: id -> why (not ready, or nothing to clear)
+    not_cleared: dict[str, str] = field(default_factory=dict)
 
 
 CLEARED_BY_COMMAND = "publish --cleared"
@@ -93,8 +95,12 @@ def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
         for state in states:
             rid = state.recipient
             if not state.ready:
+                if rid in (cleared or []):  # the copy a person saw is not the one a build will make
+                    report.not_cleared[rid] = "its web copy is not ready (below): clear it once it is built"
                 continue
             mark = to_be_cleared(prepared.loaded.batch, recipients[rid])
+            if rid in (cleared or []) and not mark:
+                report.not_cleared[rid] = "it is not marked more than OFFICIAL: it needs no clearance"
             if mark and not cleared_on_record(manifest.letters[rid], mark):
                 if rid not in (cleared or []):
                     report.marked[rid] = mark

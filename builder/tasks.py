@@ -1334,6 +1334,8 @@ def publish(c, recipients=None, build_dir=None, to=None, cleared=None):
         print(f"  current    {rid} (its copies in {show(Path(to))} are these already)")
     for rid, marking in report.cleared.items():  # (a rebuilt letter is cleared again)
         print(f"  cleared    {rid} ({marking}): on the record for this copy ({command('status --for web')})")
+    for rid, why in report.not_cleared.items():  # (it was taken silently)
+        print(f"note: --cleared {rid}: not recorded, {why}", file=sys.stderr)
     problems = []
     if report.marked:
         problems.append("not published, marked more than OFFICIAL: "

@@ -726,6 +726,10 @@ recipients:
                  r"clears it for publication \(publish --cleared\)$")
     assert re.search(held_back, status().stdout, re.M), status().stdout
     assert publish("--cleared", "sensitve").returncode == 2  # a typo clears nobody
+    # an id that needs no clearance is said, not taken silently
+    needless = publish("--cleared", "plain")
+    assert needless.returncode == 1 and "note: --cleared plain: not recorded, it is not marked more than " \
+        "OFFICIAL: it needs no clearance\n" in needless.stderr, needless.stderr
     (tmp_path / "afile").write_text("not a folder")
     for to in (tmp_path / "afile", tmp_path / "afile" / "site"):  # it said "could not go on: Not a directory"
         into_a_file = subprocess.run([sys.executable, "-m", "invoke", "publish", "-r", str(source), "-b",
@@ -791,6 +795,14 @@ recipients:
     assert held.returncode == 1 and held.stderr.startswith("not published, marked more than OFFICIAL: sensitive ")
     assert "Ms Sensitive" not in subprocess.run(["pdftotext", str(site / "2021-03-04-sensitive.pdf"), "-"],
                                                 capture_output=True, text=True).stdout
+    # a clearance given for a copy that is not ready (the batch changed since it was built) is not
+    # recorded, and says so: the copy a build makes next is not the one the person saw
+    source.write_text(source.read_text().replace("Dear Ms Sensitive,", "Dear Dr Sensitive,"))
+    stale = publish("--cleared", "sensitive")
+    assert stale.returncode == 1 and "sensitive: stale" in stale.stderr, stale.stderr
+    assert "note: --cleared sensitive: not recorded, its web copy is not ready (below): clear it once it is " \
+        "built\n" in stale.stderr, stale.stderr
+    assert "cleared" not in json.loads(record_file.read_text())["letters"]["sensitive"]
     printed = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(tmp_path / "b")],
                              cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert printed.returncode == 0 and "marked" not in printed.stdout, printed.stdout  # letters to post: no word
