@@ -12,6 +12,7 @@ deleted there: a website's folder keeps
 last month's letters, which have other dates in their names."""
 from __future__ import annotations
 
+import errno
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ class PublishReport:
     refused_fix: str = ""
     marked: dict[str, str] = field(default_factory=dict)  # id -> its marking: above OFFICIAL, not cleared
     cleared: dict[str, str] = field(default_factory=dict)  # id -> its marking: cleared by this command, now on the record
+    failed: list[str] = field(default_factory=list)  # "id: file: why", copies that could not be written there
     # ids given to --cleared that it did not clear: id -> why (not ready, or nothing to clear)
     not_cleared: dict[str, str] = field(default_factory=dict)
 
@@ -126,9 +128,20 @@ def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
                     break
                 datas.append((to / source.name, data))
             else:
-                written = [target for target, data in datas if write_atomic(target, data)]
+                written, target = [], None
+                try:
+                    for target, data in datas:
+                        if write_atomic(target, data):
+                            written.append(target)
+                    target = None
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):  # every copy after it would fail too
+                        raise
+                    # a copy the website's folder does not take (a file there another user owns, a folder
+                    # of its name): said, and the others published all the same (it stopped them all)
+                    report.failed.append(f"{rid}: {target.name}: {exc.strerror or exc}")
                 report.published += written
-                if not written:
+                if not written and target is None:
                     report.current.append(rid)
     if report.refused:  # no --accept for web copies: the recipient's accept is read for both media
         report.refused_fix = (f"Run {command('build --for web')} and fix what it reports (or accept a "

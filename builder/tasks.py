@@ -1345,6 +1345,9 @@ def publish(c, recipients=None, build_dir=None, to=None, cleared=None):
     if report.refused:
         problems.append("not published; these web copies are not ready:\n  " + "\n  ".join(report.refused)
                         + f"\n{report.refused_fix}")
+    if report.failed:
+        problems.append(f"could not publish into {show(Path(to))}:\n  " + "\n  ".join(report.failed)
+                        + "\nMake each writable (or move what is in its place), then publish again.")
     if problems:
         raise Exit("\n".join(problems), code=1)
 

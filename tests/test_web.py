@@ -667,6 +667,21 @@ def test_a_recipient_made_invalid_leaves_no_web_copy_or_page_to_publish(tmp_path
     assert web.returncode == 0 and states(web) == {"web-one": "ready", "web-two": "ready"}, web.stdout
     assert printed.returncode == 0 and states(printed) == {"web-one": "never built", "web-two": "never built",
                                                            "bundle.pdf": "never merged"}
+    # one copy the website's folder does not take (a folder of its name there) is said, and the
+    # other letter is published all the same: it stopped them all, "could not go on" (exit 2)
+    site = tmp_path / "site"
+    (site / pdf.name).mkdir(parents=True)
+    publish = lambda: subprocess.run([sys.executable, "-m", "invoke", "publish", "-r", str(source), "-b",
+                                      str(tmp_path / "build"), "--to", str(site)], cwd=ROOT, capture_output=True,
+                                     text=True)
+    blocked = publish()
+    assert blocked.returncode == 1 and blocked.stderr == (
+        f"could not publish into {site}:\n  web-one: {pdf.name}: Is a directory\nMake each writable (or move what "
+        "is in its place), then publish again.\n"), blocked.stderr
+    assert sorted(p.name for p in site.iterdir()) == sorted([pdf.name, *(n.replace("one", "two") for n in (
+        pdf.name, pdf.with_suffix(".html").name))]), list(site.iterdir())
+    (site / pdf.name).rmdir()
+    assert publish().returncode == 0 and (site / pdf.name).read_bytes() == pdf.read_bytes()
     source.write_text(two.replace("    salutation: Dear Siân,\n", ""), encoding="utf-8")
     web = status("web")
     assert web.returncode == 1 and states(web)["web-one"].startswith("invalid"), web.stdout
