@@ -60,6 +60,12 @@ def _cite_rule(state: StateInline, silent: bool) -> bool:
     match = _CITE_RE.match(state.src, state.pos)
     if not match:
         return False
+    if silent:
+        # Only a link's label is scanned silently (markdown-it's parseLinkLabel), and it
+        # gives up on a token that starts with '[' and is longer than the bracket: the link
+        # was never made and `[see[^a]](https://…)` printed as typed, "](https://…)" and all.
+        # Scanned as brackets, the label closes, the link is made and refused below.
+        return False
     if not silent:
         token = state.push("cite", "", 0)
         token.meta = {"key": match.group(1)}
@@ -120,7 +126,8 @@ def _inlines(tokens, closing: str | None) -> Paragraph:
         elif kind == "link_open":
             children = _inlines(tokens, "link_close")
             if any(isinstance(node, Cite) for node in walk(children)):
-                raise MarkupError("a citation [^key] cannot sit inside a link's label")
+                raise MarkupError("a citation [^key] cannot sit inside a link's label; "
+                                  "put it after the link: [label](https://…)[^key]")
             nodes.append(Link(str(token.attrs["href"]), children))
         elif kind == "cite":
             nodes.append(Cite(token.meta["key"]))

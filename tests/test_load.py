@@ -391,3 +391,28 @@ def test_a_folder_or_a_pipe_named_like_a_file_is_said_to_be_one(tmp_path):
         in messages
     assert ("'people.csv' is a pipe or a device, not a file: give the file itself "
             f"(paths are relative to {str(tmp_path)!r})") in messages
+
+
+def test_a_citation_inside_a_link_label_is_refused_not_printed_as_typed(tmp_path):
+    # markdown-it never made this link (a token inside the label longer than its bracket
+    # ends the label's scan), so the letter printed "[see the report¹](https://e.org)"
+    path = write_yaml(tmp_path / "r.yaml", MINIMAL_LETTER.replace("    - main: This is the shared text.\n",
+                                                                  "    - main: ~\n") + """\
+references:
+  r: {author: A, year: 2020, title: T, url: "https://e.org/r"}
+recipients:
+""" + GOOD.replace("Dear Good,\n", "Dear Good,\n    text: {main: 'We read [the report[^r]](https://e.org).'}\n") + """\
+  - id: fine
+    name: Fine Person
+    address: [2 Road]
+    salutation: Dear Fine,
+    text: {main: 'We read [the report](https://e.org)[^r].'}
+""")
+    loaded = load(path)
+    assert [r.id for r in loaded.batch.recipients] == ["fine"]
+    (problems,) = loaded.rejected.values()
+    assert [str(p) for p in problems] == [
+        f"{path}:17:18: error: recipient 'good', field 'text.main': a citation [^key] cannot sit inside "
+        "a link's label; put it after the link: [label](https://…)[^key]"]
+    with pytest.raises(markup.MarkupError):
+        markup.parse("[a *b[^r]*](https://e.org)")
