@@ -1124,10 +1124,20 @@ def _spec(text: str, fields: dict[str, str]):
     return None
 
 
+# Latin letters that are not a letter plus an accent, so NFKD leaves them whole and the
+# ASCII step dropped them: "Łucja Żak" was ucja-zak, "Øystein" ystein.
+_LETTERS_WITHOUT_DECOMPOSITION = str.maketrans({
+    "Ł": "L", "ł": "l", "Ø": "O", "ø": "o", "Đ": "D", "đ": "d", "Ð": "D", "ð": "d",
+    "Þ": "Th", "þ": "th", "ß": "ss", "Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe",
+    "Ħ": "H", "ħ": "h", "Ŧ": "T", "ŧ": "t", "ı": "i", "Ŀ": "L", "ŀ": "l", "Ŋ": "N", "ŋ": "n"})
+
+
 def make_id(name: str) -> str:
     """A recipient id from a name: letters without accents, lower case, other
-    characters as hyphens, at most 64 ("Dr Siân O'Brien" -> "dr-sian-o-brien")."""
-    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    characters as hyphens, at most 64 ("Dr Siân O'Brien" -> "dr-sian-o-brien",
+    "Łucja Żak" -> "lucja-zak")."""
+    plain = unicodedata.normalize("NFKD", name.translate(_LETTERS_WITHOUT_DECOMPOSITION))
+    plain = plain.encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")
     return slug[:64].rstrip("-")
 

@@ -69,6 +69,10 @@ def test_make_id():
     assert make_id("Dr Siân O'Brien") == "dr-sian-o-brien"
     assert make_id("  ") == ""
     assert len(make_id("x" * 100)) == 64
+    # letters that are no letter plus an accent were dropped: ucja-zak-wroblewska.pdf
+    assert make_id("Łucja Żak-Wróblewska") == "lucja-zak-wroblewska"
+    assert make_id("Øystein Ærø Straße") == "oystein-aero-strasse"
+    assert make_id("Đorđe Þórsdóttir") == "dorde-thorsdottir"
 
 
 
