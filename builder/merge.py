@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -411,7 +412,19 @@ def _ready_letters(prepared, manifest: Manifest, accept: dict[str, list[str]]
         how = ready.accepted_codes(prepared, manifest, rid, accept)
         if used & set(how):
             accepted[rid] = {code: how[code] for code in sorted(used & set(how))}
+    _tell_bookmarks_apart(parts)
     return parts, accepted, states
+
+
+def _tell_bookmarks_apart(parts: list[_Part]) -> None:
+    """A bookmark "name, role" that several letters share gets each one's id after it,
+    as its files and page labels are named: a batch to "The Occupier", or to three
+    Alex Smiths, had bookmarks no one could tell apart. (The recorded batch a merge
+    reads holds no addresses, so the id, not the address, tells them apart.)"""
+    counts = Counter(part.title for part in parts)
+    for part in parts:
+        if counts[part.title] > 1:
+            part.title += f" ({part.name})"
 
 
 def _accepted_notes(manifest: Manifest, accepted: dict[str, dict[str, str]]) -> list[str]:
