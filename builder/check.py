@@ -20,6 +20,7 @@ the ``.aux``): exact, and no external tool that could be missing.
 """
 from __future__ import annotations
 
+import re
 import statistics
 import typing
 from dataclasses import dataclass
@@ -126,13 +127,15 @@ def preflight(recipient: Recipient, placed, pages: list[list[Finding]], batch: B
                 for n, found in enumerate(pages, 1) for f in found]
     findings = list({(f.code, f.message): f for f in findings}.values())
     block = recipient_lines(recipient, columns)
-    findings += [Finding("overfull", "error", overfull(text, by, batch, block)) for text, by in placed.overfull]
+    texts = letter_texts(recipient, batch, columns) if placed.overfull else []  # (most letters have none)
+    findings += [Finding("overfull", "error", overfull(text, by, batch, block, texts)) for text, by in placed.overfull]
     findings += window(placed, block)  # (no window: the lines only)
     findings += closing(placed)
     return findings
 
 
-def overfull(text: str, by: float, batch: Batch, block: list[tuple[str, str]] = ()) -> str:
+def overfull(text: str, by: float, batch: Batch, block: list[tuple[str, str]] = (),
+             texts: list[tuple[str, str]] = ()) -> str:
     """A line that runs ``by`` TeX points into the margin, said with what it is and what to
     do: TeX found nothing to break it at. A reference's web address is the usual cause (a
     part of it with no / . or - in it), and then the reference is named by its key; a line
@@ -161,7 +164,49 @@ def overfull(text: str, by: float, batch: Batch, block: list[tuple[str, str]] = 
             if longest in getattr(reference, field):
                 return (f"{into}: it is a word of the {field} of the reference {key!r} (references.{key}."
                         f"{field}), too long for a line; put a space or a hyphen in it")
+    for field, value in texts:
+        # TeX's line may begin with a label glued to the value's first word ("PS", "ON")
+        if any(longest[skip:] in value for skip in range(3)):
+            # a web address typed in the text: "put a space in it" broke the link
+            if any(longest in address for address in _WEB_ADDRESS.findall(value)):
+                return (f"{into}: it is part of a web or e-mail address in {field}, with no / . or - to break it at; "
+                        f"link a few words to it instead ([the form](https://…)), or accept the finding")
+            return f"{into}: it is a word of {field}, too long for its line; shorten it or put a space in it"
     return f"{into}: a word too long for its line, with nothing to break it at; shorten it or put a space in it"
+
+
+# what prints as a web or e-mail address in a text: an autolink's, or a link whose label is one
+_WEB_ADDRESS = re.compile(r"(?:https?://|mailto:|www\.)[^\s<>()\[\]]+|[^\s<>()\[\]]+@[^\s<>()\[\]]+")
+
+
+def letter_texts(recipient: Recipient, batch: Batch, columns: dict[tuple, str] | None = None
+                 ) -> list[tuple[str, str]]:
+    """The texts a letter prints besides its recipient block, letterhead and references,
+    each with its field, the recipient's own first (the field a person corrects; from a
+    spreadsheet with its column): an overfull line a word of them made was named by nothing."""
+    columns = columns or {}
+
+    def each(field: str, value, key: tuple) -> list[tuple[str, str]]:
+        if value is None:
+            return []
+        if isinstance(value, dict):  # by language
+            return [item for language, text in value.items() for item in each(f"{field}.{language}", text, key)]
+        if isinstance(value, (list, tuple)):
+            return [item for n, text in enumerate(value) for item in each(f"{field}[{n}]", text, key)]
+        header = columns.get(key)
+        return [(f"{field} (the column {header!r})" if header else field, str(value))]
+    texts = []
+    for name in ("salutation", "subject", "closing", "cc", "enclosures", "ps", "your_ref", "our_ref"):
+        texts += each(name, getattr(recipient, name), (name,))
+    for part, value in recipient.text.items():
+        texts += each(f"text.{part}", value, ("text", part))
+    letter = batch.letter
+    for name in ("subject", "closing", "cc", "enclosures", "ps", "our_ref"):
+        texts += each(f"letter.{name}", getattr(letter, name), ())
+    for n, paragraph in enumerate(letter.body):
+        for part, value in paragraph.items():
+            texts += each(f"letter.body[{n}].{part}", value, ())
+    return texts
 
 
 def letterhead_lines(batch: Batch) -> list[tuple[str, str, str]]:

@@ -81,6 +81,30 @@ def test_an_overfull_letterhead_web_address_is_named_with_its_fix(tmp_path):
                           "home page), or accept the finding"), found
 
 
+def test_an_overfull_word_of_the_letters_own_text_is_named_by_its_field(tmp_path):
+    """A word or web address too long for a line in a body part, the salutation, a cc or the PS
+    was "a word too long for its line ... shorten it or put a space in it", naming no field,
+    and for a web address (a space breaks the link) the wrong fix."""
+    link = "https://example.org/" + "NothingToBreakAt" * 10
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + recipient("linked", text=f"Apply at <{link}> soon.")
+                        + recipient("worded", salutation="Dear " + "Unbreakable" * 12 + ",")
+                        + recipient("noted", text="Fine.") + "    ps: " + "Postscriptum" * 12 + "\n")
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    results = check(source, out)
+    (linked,) = findings(results, "linked")
+    assert linked.startswith("error: overfull line: 'NothingToBreakAt") and linked.endswith(
+        "mm into the margin: it is part of a web or e-mail address in text.main, with no / . or - to break it at; "
+        "link a few words to it instead ([the form](https://…)), or accept the finding"), linked
+    (worded,) = findings(results, "worded")
+    assert worded.endswith("mm into the margin: it is a word of salutation, too long for its line; shorten it or "
+                           "put a space in it"), worded
+    (noted,) = findings(results, "noted")  # printed after the label "PS", glued to it in TeX's log
+    assert noted.endswith("mm into the margin: it is a word of ps, too long for its line; shorten it or put a "
+                          "space in it"), noted
+
+
 def test_closing_alone_at_the_top_of_a_page_is_caught(tmp_path, inject_latex):
     # The class never lets this happen, so force it: a page break before \closing.
     inject_latex({"pushed": "\\newpage"}, before_closing=True)
