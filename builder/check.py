@@ -168,7 +168,13 @@ def overfull(text: str, by: float, batch: Batch, block: list[tuple[str, str]] = 
         # TeX's line may begin with a label glued to the value's first word ("PS", "ON")
         if any(longest[skip:] in value for skip in range(3)):
             # a web address typed in the text: "put a space in it" broke the link
-            if any(longest in address for address in _WEB_ADDRESS.findall(value)):
+            addresses = [match for match in _WEB_ADDRESS.finditer(value) if longest in match.group()]
+            if addresses and not any(value[:match.start()].endswith(("<", "](")) for match in addresses):
+                # typed bare, it is a word to TeX: it breaks at its slashes and dots only as a link
+                return (f"{into}: it is a web or e-mail address typed bare in {field}, which breaks nowhere; "
+                        f"write it in angle brackets (<https://…>) so it breaks after a slash or dot, or link a "
+                        f"few words to it ([the form](https://…))")
+            if addresses:
                 return (f"{into}: it is part of a web or e-mail address in {field}, with no / . or - to break it at; "
                         f"link a few words to it instead ([the form](https://…)), or accept the finding")
             return f"{into}: it is a word of {field}, too long for its line; shorten it or put a space in it"

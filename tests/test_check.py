@@ -89,7 +89,9 @@ def test_an_overfull_word_of_the_letters_own_text_is_named_by_its_field(tmp_path
     source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
                         + recipient("linked", text=f"Apply at <{link}> soon.")
                         + recipient("worded", salutation="Dear " + "Unbreakable" * 12 + ",")
-                        + recipient("noted", text="Fine.") + "    ps: " + "Postscriptum" * 12 + "\n")
+                        + recipient("noted", text="Fine.") + "    ps: " + "Postscriptum" * 12 + "\n"
+                        + recipient("bare", text="See https://www.gov.uk/government/publications/community-ownership-"
+                                                 "fund-prospectus/community-ownership-fund-prospectus-round-3 now."))
     out = tmp_path / "build"
     assert build(source, out).ok
     results = check(source, out)
@@ -100,6 +102,11 @@ def test_an_overfull_word_of_the_letters_own_text_is_named_by_its_field(tmp_path
     (worded,) = findings(results, "worded")
     assert worded.endswith("mm into the margin: it is a word of salutation, too long for its line; shorten it or "
                            "put a space in it"), worded
+    # a web address typed without <>: to TeX a word with nothing to break at, whatever its slashes
+    (bare,) = findings(results, "bare")
+    assert bare.endswith("mm into the margin: it is a web or e-mail address typed bare in text.main, which breaks "
+                         "nowhere; write it in angle brackets (<https://…>) so it breaks after a slash or dot, or "
+                         "link a few words to it ([the form](https://…))"), bare
     (noted,) = findings(results, "noted")  # printed after the label "PS", glued to it in TeX's log
     assert noted.endswith("mm into the margin: it is a word of ps, too long for its line; shorten it or put a "
                           "space in it"), noted
