@@ -1420,6 +1420,11 @@ def _check_markup(known_refs: set[str], source, path: tuple, report: "_Reporter"
                 elif node.url.endswith("#"):
                     report.error(path, f"link target {node.url!r} ends in an empty '#' fragment, which PDF "
                                        "links drop; remove the '#'")
+                # nothing to print: the link vanished from the letter, and the sentence round it read wrong
+                if not markup.plain(node.children).strip():
+                    report.error(path, f"the link to {node.url!r} has no words to show ([]({node.url})); write "
+                                       f"them in the brackets ([the form]({node.url})), or <{node.url}> to show "
+                                       "the address")
     return cited
 
 

@@ -416,3 +416,17 @@ recipients:
         "a link's label; put it after the link: [label](https://…)[^key]"]
     with pytest.raises(markup.MarkupError):
         markup.parse("[a *b[^r]*](https://e.org)")
+
+
+def test_a_link_with_no_words_to_show_is_refused_not_left_out(tmp_path):
+    # "[](https://e.org)" printed nothing at all: "Apply at  by Friday."
+    path = write_yaml(tmp_path / "r.yaml", MINIMAL_LETTER + "recipients:\n" + GOOD.replace(
+        "Dear Good,\n", "Dear Good,\n    subject: 'Apply at [ ](https://e.org/apply) by Friday.'\n")
+        + GOOD.replace("id: good", "id: fine"))
+    loaded = load(path)
+    assert [r.id for r in loaded.batch.recipients] == ["fine"]
+    (problems,) = loaded.rejected.values()
+    assert [str(p) for p in problems] == [
+        f"{path}:15:14: error: recipient 'good', field 'subject': the link to 'https://e.org/apply' has no words "
+        "to show ([](https://e.org/apply)); write them in the brackets ([the form](https://e.org/apply)), or "
+        "<https://e.org/apply> to show the address"]
