@@ -66,9 +66,8 @@ def _cite_rule(state: StateInline, silent: bool) -> bool:
         # was never made and `[see[^a]](https://…)` printed as typed, "](https://…)" and all.
         # Scanned as brackets, the label closes, the link is made and refused below.
         return False
-    if not silent:
-        token = state.push("cite", "", 0)
-        token.meta = {"key": match.group(1)}
+    token = state.push("cite", "", 0)
+    token.meta = {"key": match.group(1)}
     state.pos = match.end()
     return True
 
