@@ -33,7 +33,10 @@ if typing.TYPE_CHECKING:
 
 A4 = (595.276, 841.890)
 TOLERANCE = 1.0  # points
-CODES = ("a4", "fonts", "overfull", "window", "address", "closing", "pages")
+CODES = ("a4", "fonts", "overfull", "window", "address", "return_address", "closing", "pages")
+# The least type size a return address is read at: the class scales a long one down to
+# the window's width, and one of 130 characters on a C4 window printed at 3.8 pt
+LEAST_RETURN_ADDRESS_PT = 6.0
 MM_PER_PT = 25.4 / 72.27  # TeX points
 
 
@@ -130,6 +133,7 @@ def preflight(recipient: Recipient, placed, pages: list[list[Finding]], batch: B
     texts = letter_texts(recipient, batch, columns) if placed.overfull else []  # (most letters have none)
     findings += [Finding("overfull", "error", overfull(text, by, batch, block, texts)) for text, by in placed.overfull]
     findings += window(placed, block)  # (no window: the lines only)
+    findings += return_address(placed, batch)
     findings += closing(placed)
     return findings
 
@@ -346,6 +350,19 @@ def window(placed, lines: int | list[tuple[str, str]]) -> list[Finding]:
     if date[1] < right and date_end[1] > left and date[2] + descent > top and date[2] - ascent < bottom:
         findings.append(Finding("window", "error", "the date shows through the envelope window"))
     return findings
+
+
+def return_address(placed, batch: Batch) -> list[Finding]:
+    """The return address, scaled down to the window's width, is still large enough to read."""
+    size = placed.measures.get("returnsize")
+    if size is None or size >= LEAST_RETURN_ADDRESS_PT:
+        return []
+    wanted = batch.letter.return_address
+    fix = ("the sender's address (return_address: true) is too long for one line there: give a shorter text "
+           "as letter.return_address" if wanted is True else
+           f"shorten letter.return_address ({len(wanted)} characters)") + ", or set it to false for none"
+    return [Finding("return_address", "error", f"the return address prints at {size:.1f} pt to fit the envelope "
+                                               f"window's width (at least {LEAST_RETURN_ADDRESS_PT:g} pt reads): {fix}")]
 
 
 def closing(placed) -> list[Finding]:

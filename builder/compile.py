@@ -94,7 +94,7 @@ class Placed:
     # the envelope window (left, top, width, height); height 0: no window
     window: tuple[float, float, float, float] | None = None
     # baselineskip, widest address line, ascent, descent, paper height, first baseline of a page,
-    # the address block's width
+    # the address block's width; the return address's type size, as printed (scaled to fit)
     measures: dict[str, float] = field(default_factory=dict)
     # the recipient block's lines wider than the block (so they wrap): (line from 1, width)
     wide: list[tuple[int, float]] = field(default_factory=list)
@@ -524,6 +524,8 @@ def _read_aux(aux_text: str):
     measures = {rid: dict(zip(("baselineskip", "widest", "ascent", "descent", "paperheight", "firstbaseline",
                                "block"), (float(v) for v in values)))
                 for rid, *values in re.findall(r"\\lb@address\{([^}]*)\}" + r"\{(-?[\d.]+)pt\}" * 7, aux_text)}
+    for rid, size in re.findall(r"\\lb@returnsize\{([^}]*)\}\{([\d.]+)pt\}", aux_text):
+        measures.setdefault(rid, {})["returnsize"] = float(size)  # the return address's type size, as printed
     wide: dict[str, list] = {}
     for rid, line, wd in re.findall(r"\\lb@wideline\{([^}]*)\}\{(\d+)\}\{([\d.]+)pt\}", aux_text):
         wide.setdefault(rid, []).append((int(line), float(wd)))

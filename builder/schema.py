@@ -329,7 +329,7 @@ def first_given(value) -> str:
 
 
 # Preflight findings a person may accept on purpose (builder/check.py)
-FindingCode = Literal["a4", "fonts", "overfull", "window", "address", "closing"]
+FindingCode = Literal["a4", "fonts", "overfull", "window", "address", "return_address", "closing"]
 
 
 class Model(BaseModel):

@@ -81,6 +81,35 @@ def test_an_overfull_letterhead_web_address_is_named_with_its_fix(tmp_path):
                           "home page), or accept the finding"), found
 
 
+def test_a_return_address_shrunk_past_reading_to_fit_the_window_is_caught(tmp_path):
+    """The class scales a long return address down to the window's width: one of 124
+    characters printed at 3.8 pt on a C4 window, with no finding. The sample's (the
+    sender's address, 7.95 pt) passes (``test_the_real_batch_passes_every_check``)."""
+    long = ("If undelivered please return to: Newtown Town Council, Town Hall, High Street, Newtown, "
+            "Countyshire, NT1 1AA, United Kingdom")
+    letter = MINIMAL_LETTER.replace("  date: 2021-03-04\n", f"  date: 2021-03-04\n  envelope: C4\n"
+                                                         f"  return_address: '{long}'\n")
+    source = write_yaml(tmp_path / "recipients.yaml", letter + "recipients:\n" + recipient("one"))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    (found,) = findings(check(source, out), "one")
+    size = float(found.split(" prints at ")[1].split(" pt")[0])
+    assert 3 < size < 6 and found == (
+        f"error: the return address prints at {size:.1f} pt to fit the envelope window's width (at least 6 pt "
+        f"reads): shorten letter.return_address ({len(long)} characters), or set it to false for none"), found
+    # the sender's address (return_address: true), too long for the line: a text of its own is the fix
+    source.write_text(letter.replace(f"'{long}'", "true").replace(
+        "address: [1 High Street, Town]", f"address: [{long[34:]}]") + "recipients:\n" + recipient("one"))
+    assert build(source, out).ok
+    (found,) = findings(check(source, out), "one")
+    assert found.endswith("(at least 6 pt reads): the sender's address (return_address: true) is too long for one "
+                          "line there: give a shorter text as letter.return_address, or set it to false for none"), found
+    # accepted on purpose, it is a letter like any other
+    source.write_text(source.read_text() + "    accept: [return_address]\n")
+    assert build(source, out).ok
+    assert [r.ready for r in check(source, out) if r.name == "one"] == [True]
+
+
 def test_an_overfull_word_of_the_letters_own_text_is_named_by_its_field(tmp_path):
     """A word or web address too long for a line in a body part, the salutation, a cc or the PS
     was "a word too long for its line ... shorten it or put a space in it", naming no field,
