@@ -181,11 +181,12 @@ class MailedFromAnyFolder:
         self.path = Path(state) / "letterbatch" / "mailed.jsonl"
         self._entries: list[dict] | None = None  # read once, when first asked
 
-    def find(self, address: str, letter_sha256: str, folder: Path) -> dict | None:
+    def find(self, address: str | None, letter_sha256: str, folder: Path) -> dict | None:
         """The last time this letter went to ``address``, from any folder: asked only for a
         letter ``folder``'s own send log does not hold, so an entry of ``folder`` itself means
         that log was lost (a build folder in /tmp, gone with a restart, built again) or deleted:
-        it was not asked, and the letter went a second time."""
+        it was not asked, and the letter went a second time. ``address`` None: to any address
+        (`status`, which reads no batch: a letter's bytes are its one recipient's)."""
         if self._entries is None:
             self._entries = []
             try:
@@ -199,7 +200,8 @@ class MailedFromAnyFolder:
                     continue  # a line cut short by a crash: the folder's own log still holds
                 if isinstance(entry, dict):
                     self._entries.append(entry)
-        return next((entry for entry in reversed(self._entries) if entry.get("address") == address.lower()
+        address = address if address is None else address.lower()
+        return next((entry for entry in reversed(self._entries) if address in (None, entry.get("address"))
                      and entry.get("letter_sha256") == letter_sha256), None)
 
     def add(self, address: str, letter_sha256: str, folder: Path, rid: str) -> None:
@@ -753,4 +755,27 @@ def mail_notes(layout, manifest) -> dict[str, tuple[str, bool]]:
             note, act = (f"mail failed: {entry.get('error', 'interrupted before the message was sent')}; "
                          f"{command('send --yes')} tries it again (a refused address: correct it first)"), True
         notes[rid] = (note, act)
+    return {**_mailed_from_elsewhere_notes(layout, manifest, log), **notes}
+
+
+def _mailed_from_elsewhere_notes(layout, manifest, log: SendLog) -> dict[str, tuple[str, bool]]:
+    """For ``invoke status``: the letters this folder's send log does not have that the
+    user's record says went to a server, from another build folder (the batch file renamed,
+    the project copied) or from this one (its send log deleted or lost): `send` holds them as
+    already sent (``_mailed_elsewhere``), and status called them ready with no word of mail.
+    Nothing for a person to do: no letter is mailed twice by itself."""
+    mailed = MailedFromAnyFolder()
+    notes = {}
+    for rid, entry in manifest.letters.items():
+        if rid in log.letters or "failed" in entry or not isinstance(entry.get("sha256"), str):
+            continue
+        before = mailed.find(None, entry["sha256"], layout.root)
+        if before is None:
+            continue
+        where = ("this build folder, whose send log (sent.json) no longer has it"
+                 if before.get("folder") == str(layout.root.resolve())
+                 else f"another build folder ({before.get('folder')}, as '{before.get('id')}'), not from this one")
+        again = " from here" if "another" in where else ""
+        notes[rid] = (f"mailed to {before.get('address')} on {before.get('time') or '?'} from {where}: send holds "
+                      f"it as already sent; {command(f'send --resend {rid} --yes')} mails it again{again}", False)
     return notes

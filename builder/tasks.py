@@ -1028,8 +1028,7 @@ def mail_notes(build_dir: Path, manifest=None) -> dict[str, tuple[str, bool]]:
     from .build import Layout
 
     layout = Layout.of(build_dir)
-    if not layout.sent.exists():
-        return {}
+    # (no send log: the user's record of mail from any folder may still name its letters)
     from .manifest import Manifest
     from .send import mail_notes as notes
 

@@ -729,6 +729,43 @@ def test_a_build_folder_lost_with_its_send_log_and_built_again_mails_nobody_twic
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 2]
 
 
+def test_status_names_letters_mailed_from_another_folder_as_send_holds_them(batch, smtp_server, tmp_path):
+    """A batch file renamed (or the project copied) builds into a folder with no send log:
+    `send` holds each letter the user's record says went from the first folder as already
+    sent, but `status` called them ready with no word of mail, exit 0, as if nobody had
+    them. It names them as send does; so a folder whose own send log lost them."""
+    import shutil
+
+    source, out = batch
+    mailbox, port = smtp_server
+    assert run_send(source, out, port, "--yes").returncode == 0
+    renamed = tmp_path / "elsewhere" / "oct.yaml"
+    shutil.copytree(source.parent, renamed.parent, ignore=lambda folder, names: [n for n in names if
+                                                                             Path(folder, n) == out])
+    (renamed.parent / source.name).rename(renamed)
+    second = renamed.parent / "oct-build"
+    assert build(renamed, second).ok
+
+    def status(source, out) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
+                               "--build-dir", str(out)], cwd=ROOT, env=smtp_env(port), capture_output=True,
+                              text=True, timeout=60)
+
+    seen = status(renamed, second)
+    assert seen.returncode == 0 and "Traceback" not in seen.stderr, seen.stdout + seen.stderr
+    for rid in IDS:
+        assert re.search(rf"^  {rid} +ready\n +mailed to {re.escape(address(rid))} on \S+ from another build folder "
+                         rf"\({re.escape(str(out.resolve()))}, as '{rid}'\), not from this one: send holds it as "
+                         rf"already sent; {re.escape(suggested(renamed, second, f'send --resend {rid} --yes'))} mails "
+                         "it again from here$", seen.stdout, re.M), seen.stdout
+    (out / "sent.json").unlink()  # the first folder's own log deleted: its letters went from it all the same
+    seen = status(source, out)
+    assert seen.returncode == 0, seen.stdout + seen.stderr
+    assert re.search(r"^  essex +ready\n +mailed to .* from this build folder, whose send log \(sent.json\) no "
+                     r"longer has it: send holds it as already sent; ", seen.stdout, re.M), seen.stdout
+    assert [mailbox.count(rid) for rid in IDS] == [1] * 5
+
+
 def test_a_relative_xdg_state_home_is_not_a_log_per_folder(tmp_path, monkeypatch):
     """XDG_STATE_HOME=state (relative) was read from the folder a command ran in: a log of
     its own in each, so the same letters sent from another folder went again. A relative
