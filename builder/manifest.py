@@ -204,6 +204,9 @@ class Manifest:
     letters: dict[str, dict] = field(default_factory=dict)
     bundle: dict | None = None
     batch: dict | None = None  # the batch as its last build prepared it (``build.Recorded``)
+    # why a record file that is there could not be read at all (cut short, not JSON), else
+    # None: said by status and build, which called its letters "never built" without a word
+    unreadable: str | None = None
 
     @classmethod
     def read(cls, root: Path) -> "Manifest":
@@ -213,7 +216,7 @@ class Manifest:
         path = root / FILE_NAME
         try:
             if not path.is_file():  # none yet; or a FIFO or a device, which would never end
-                return cls(path)
+                return cls(path, unreadable="not a file" if os.path.lexists(path) else None)
             text = path.read_bytes()
             data = json.loads(text)
             # checking the shape costs more than parsing (a build then merge reads it
@@ -230,8 +233,10 @@ class Manifest:
                 letters[rid].pop("seen", None)  # only a cache: the file is read again
             return cls(path, letters, data.get("bundle") if bundle_fits else None,
                        data.get("batch") if batch_fits else None)
-        except (OSError, ValueError, AttributeError, RecursionError):  # RecursionError: nested too deep
-            return cls(path)
+        except (OSError, ValueError, AttributeError, RecursionError) as exc:  # RecursionError: nested too deep
+            why = ("not a table of letters" if isinstance(exc, AttributeError) else "nested too deep"
+                   if isinstance(exc, RecursionError) else getattr(exc, "strerror", None) or str(exc))
+            return cls(path, unreadable=why if os.path.lexists(path) else None)
 
     def write(self) -> None:
         """Write the record (atomically). What this builder writes is the shape it

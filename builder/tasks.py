@@ -709,6 +709,11 @@ def not_written(exc: OSError, batch: BatchPaths, kept: str) -> Exit:
                 + f". {fix}, then build again; {kept}.", code=2)
 
 
+def lost_record(manifest) -> str:
+    """What to say of a build folder's record that cannot be read at all (``Manifest.unreadable``)."""
+    return f"{show(manifest.path)} cannot be read ({manifest.unreadable}): the record of what was built is lost"
+
+
 def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium="print",
               verbose=False, quiet=False, started=None, accepting=None, prefix=""):
     """Build, print what needs attention (every letter's stored preflight, on every build,
@@ -726,6 +731,12 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     live = sys.stderr.isatty() and not quiet
     try:
         refuse_to_build_in_another_batch_s_folder(batch)
+        from .build import Layout
+        from .manifest import Manifest
+
+        record = Manifest.read(Layout.of(batch.build_dir, medium).root)
+        if record.unreadable:  # every letter is built again: said, not left to look like a first build
+            print(f"{lost_record(record)}; every letter is built again", file=sys.stderr)
         report = build_letters(batch.recipients, batch.build_dir, jobs=workers or None, only=only,
                                force=force, medium=medium, progress=progress_line() if live else None)
     except ValueError as exc:  # --only names no valid recipient
@@ -982,6 +993,9 @@ def status(c, recipients=None, build_dir=None, for_="print"):
                   f"{command(f'send --resend {s.recipient} --yes')} sends it to them again")
     if "" in mailed:  # the send log itself is unreadable
         print(f"  {mailed[''][0]}")
+    if found.manifest.unreadable:  # it said "never built" of every letter in the folder, and no more
+        print(f"  {lost_record(found.manifest)}, so its letters read as never built; "
+              f"{command('build' + (' --for web' if for_ == 'web' else ''))} builds them again and records them")
     copy = "web copy" if for_ == "web" else "letter"
     deletes = f"its {copy} is still in the build folder: {command('build' + (' --for web' if for_ == 'web' else ''))} deletes it"
     for rid in dict.fromkeys(left + gone + list(kept)):  # mailed under an id the batch no longer has (renamed?)

@@ -1534,6 +1534,24 @@ def test_a_manifest_edited_by_hand_is_never_a_traceback(one_letter_merged, tmp_p
     assert outputs(out) == good and [s.state for s in status(source, out)] == ["ready"]
 
 
+def test_a_manifest_that_cannot_be_read_is_said_not_taken_for_letters_never_built(one_letter_merged, tmp_path):
+    """A manifest.json cut short (a copy to a shared drive that stopped, an edit saved half
+    way) is no record at all: status called every letter in the folder "never built" and the
+    bundle "never merged", and build built them all again, with no word of the record. Both
+    say the record cannot be read, and why; the build's new record then holds."""
+    source, out = copy_batch(one_letter_merged, tmp_path / "batch")
+    text = (out / "manifest.json").read_text()
+    (out / "manifest.json").write_text(text[:len(text) // 2])
+    said = f"{out / 'manifest.json'} cannot be read (Unterminated string"
+    seen = invoke("status", "-r", str(source), "-b", str(out))
+    assert "Traceback" not in seen.stderr and said in seen.stdout, seen.stdout + seen.stderr
+    assert "the record of what was built is lost, so its letters read as never built" in seen.stdout, seen.stdout
+    built = invoke("build", "-r", str(source), "-b", str(out))
+    assert built.returncode == 0 and said in built.stderr, built.stdout + built.stderr
+    again = invoke("status", "-r", str(source), "-b", str(out))
+    assert "cannot be read" not in again.stdout and [s.state for s in status(source, out)] == ["ready"], again.stdout
+
+
 def test_a_record_naming_a_letter_no_recipient_can_have_touches_no_file(one_letter_merged, tmp_path):
     """A manifest edited (or received) with a letter "../../../victim": its key names the
     letter's files (letters/<id>.pdf, tex/<id>.tex), and a build deleted "its" files,
