@@ -344,10 +344,10 @@ def _mailed_elsewhere(rid: str, recipient, manifest, layout, mailed: MailedFromA
     if before.get("folder") == str(layout.root.resolve()):  # this folder's send log lost or deleted
         return Outcome(rid, "already sent", f"this very letter, from this build folder, whose send log "
                                             f"({layout.sent.name}) no longer has it (deleted, or lost with the "
-                                            f"folder), as '{before.get('id')}' on {before.get('time')} to "
+                                            f"folder), as '{before.get('id')}' on {before.get('time') or '?'} to "
                                             f"{recipient.email}; {command(f'send --resend {rid} --yes')} mails it again")
     return Outcome(rid, "already sent", f"this very letter, from another build folder ({before.get('folder')}, "
-                                        f"as '{before.get('id')}') on {before.get('time')} to {recipient.email}; "
+                                        f"as '{before.get('id')}') on {before.get('time') or '?'} to {recipient.email}; "
                                         f"{command(f'send --resend {rid} --yes')} mails it again from here")
 
 
@@ -703,7 +703,7 @@ def _mark_sent(log: SendLog, rids: list[str]) -> list[Outcome]:
     for rid in rids:
         entry = log.letters[rid]
         if entry["state"] in ("sent", "marked sent"):
-            outcomes.append(Outcome(rid, "already sent", f"on {entry.get('time')}"))
+            outcomes.append(Outcome(rid, "already sent", f"on {entry.get('time', '?')} to {entry.get('address')}"))
             continue
         log.update(rid, state="marked sent", marked=_now())
         outcomes.append(Outcome(rid, "marked sent", f"{entry.get('message_id')} to {entry.get('address')}"))
@@ -743,7 +743,8 @@ def mail_notes(layout, manifest) -> dict[str, tuple[str, bool]]:
     for rid, entry in log.letters.items():
         state = entry.get("state")
         if state in ("sent", "marked sent"):
-            note, act = f"mailed to {entry.get('address')} on {entry.get('time')}", False
+            # (a time taken out by hand is not needed to judge the letter: said as send says it)
+            note, act = f"mailed to {entry.get('address')} on {entry.get('time', '?')}", False
             current = manifest.letters.get(rid, {}).get("sha256")
             if current and current != entry.get("letter_sha256"):
                 note, act = note + (" - REBUILT SINCE: the recipient has the old letter; "

@@ -766,6 +766,25 @@ def test_status_names_letters_mailed_from_another_folder_as_send_holds_them(batc
     assert [mailbox.count(rid) for rid in IDS] == [1] * 5
 
 
+def test_a_send_log_entry_without_its_time_is_never_said_as_none(batch, smtp_server):
+    """A time taken out of sent.json by hand (it is not needed to judge a letter) printed
+    as Python's None in status ("mailed to ... on None") and --mark-sent, "?" in send."""
+    source, out = batch
+    mailbox, port = smtp_server
+    assert run_send(source, out, port, "--yes").returncode == 0
+    log = json.loads((out / "sent.json").read_text())
+    del log["letters"]["london"]["time"]
+    (out / "sent.json").write_text(json.dumps(log))
+    seen = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
+                           "--build-dir", str(out)], cwd=ROOT, env=smtp_env(port), capture_output=True, text=True)
+    marked = run_send(source, out, port, "--mark-sent", "london")
+    dry = run_send(source, out, port)
+    for said in (seen.stdout, marked.stdout, dry.stdout):
+        assert "None" not in said and f"on ? to {address('london')}" in said.replace(
+            f"mailed to {address('london')} on ?", f"on ? to {address('london')}"), said
+    assert [mailbox.count(rid) for rid in IDS] == [1] * 5
+
+
 def test_a_relative_xdg_state_home_is_not_a_log_per_folder(tmp_path, monkeypatch):
     """XDG_STATE_HOME=state (relative) was read from the folder a command ran in: a log of
     its own in each, so the same letters sent from another folder went again. A relative
