@@ -116,7 +116,8 @@ class SendLog:
         try:
             if not path.is_file():  # a folder, or a named pipe whose reading would never end
                 raise OSError("not a file")
-            data = json.loads(path.read_text(encoding="utf-8"))
+            # utf-8-sig: a byte order mark an editor saved it with (Notepad) means nothing
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
             letters = data.get("letters", {})
             if not isinstance(letters, dict):
                 raise ValueError('"letters" is not a table of letters')

@@ -785,6 +785,21 @@ def test_a_send_log_entry_without_its_time_is_never_said_as_none(batch, smtp_ser
     assert [mailbox.count(rid) for rid in IDS] == [1] * 5
 
 
+def test_a_send_log_saved_again_by_notepad_still_reads(batch, smtp_server):
+    """sent.json opened and saved on a shared drive by an editor that writes a byte order
+    mark and CRLF line ends (Notepad) means the same: send stopped ("Unexpected UTF-8 BOM
+    (decode using utf-8-sig)"), and status exited 1, though every letter was on the log."""
+    source, out = batch
+    mailbox, port = smtp_server
+    assert run_send(source, out, port, "--yes").returncode == 0
+    text = (out / "sent.json").read_text()
+    (out / "sent.json").write_bytes(("\ufeff" + text.replace("\n", "\r\n")).encode())
+    again = run_send(source, out, port, "--yes")
+    assert again.returncode == 0 and "cannot be read" not in again.stdout + again.stderr, again.stdout + again.stderr
+    assert [results(again.stdout)[rid][0].split(" on ")[0] for rid in IDS] == ["already sent"] * 5
+    assert [mailbox.count(rid) for rid in IDS] == [1] * 5
+
+
 def test_a_relative_xdg_state_home_is_not_a_log_per_folder(tmp_path, monkeypatch):
     """XDG_STATE_HOME=state (relative) was read from the folder a command ran in: a log of
     its own in each, so the same letters sent from another folder went again. A relative
