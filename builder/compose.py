@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -434,10 +435,15 @@ def compose_cover(batch: Batch, rows: list[CoverRow], *, assets: dict[str, str] 
     if not any(row.recipient.role for row in rows):
         cover.append(NoEscape(r"\coverwithoutroles"))
     cover.append(NoEscape(r"\begin{covertable}{%d}{%s}" % (len(rows), latex.text(max(ranges, key=len)))))
+    # letters to one name and role (The Occupier, two Alex Smiths) told apart by their ids, as
+    # their bookmarks are: seven rows read "Alex Smith"
+    shared = Counter((row.recipient.name, row.recipient.role) for row in rows)
     for number, (row, pages) in enumerate(zip(rows, ranges), 1):
+        name = row.recipient.name
+        if shared[(name, row.recipient.role)] > 1:
+            name += f" ({row.recipient.id})"
         cover.append(NoEscape(r"\coverrow{%d}{%s}{%s}{%s}" % (
-            number, latex.breakable(row.recipient.name), latex.breakable(row.recipient.role or ""),
-            latex.text(pages))))
+            number, latex.breakable(name), latex.breakable(row.recipient.role or ""), latex.text(pages))))
     cover.append(NoEscape("\\end{covertable}"))
     if notes:
         # (the findings themselves are the tool's words, in English)

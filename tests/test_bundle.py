@@ -337,9 +337,9 @@ def test_a_cover_for_recipients_without_roles_gives_the_names_the_role_column(tm
     assert any(line.text.endswith(name) for line in found), [line.text for line in found]
 
 
-def test_letters_to_the_same_name_have_bookmarks_told_apart(tmp_path):
-    """Three letters "To the Occupier" had three bookmarks "The Occupier": each one's id
-    (its file's and page labels' name) tells them apart."""
+def test_letters_to_the_same_name_have_bookmarks_and_cover_rows_told_apart(tmp_path):
+    """Three letters "To the Occupier" had three bookmarks "The Occupier", and three rows
+    of the cover sheet: each one's id (its file's and page labels' name) tells them apart."""
     source = write_yaml(tmp_path / "recipients.yaml", SMALL.replace("name: One", "name: The Occupier").replace(
         "name: Two", "name: The Occupier") + """\
   - id: three
@@ -355,6 +355,9 @@ def test_letters_to_the_same_name_have_bookmarks_told_apart(tmp_path):
     reader = PdfReader(merge(source, tmp_path / "build").path)
     assert [item.title for item in reader.outline] == [
         "Cover sheet", "The Occupier (one)", "The Occupier (two)", "The Occupier (three)", "Four"]
+    cover = reader.pages[0].extract_text()
+    assert all(f"The Occupier ({rid})" in cover for rid in ("one", "two", "three")), cover
+    assert "Four (four)" not in cover and "Four" in cover, cover
 
 
 def test_duplex_pads_each_document_to_start_on_a_front_side(small_batch):
