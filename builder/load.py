@@ -1385,12 +1385,23 @@ def _check_printable(model, path: tuple, report: "_Reporter") -> None:
     visit(model, path)
 
 
+# A line after a single line break that starts as a list's item (-, *, +, • or 1. and a space):
+# markup has no lists, and the lines of a paragraph are joined
+_LIST_ITEM_RE = re.compile(r"(?<!\n)\n[ \t]*([-*+\u2022][ \t]|\d{1,3}[.)][ \t])(?=[ \t]*\S)")
+
+
 def _check_markup(known_refs: set[str], source, path: tuple, report: "_Reporter") -> set[str]:
     if source is None:
         return set()
     if isinstance(source, dict):  # a text per language
         return set().union(*(_check_markup(known_refs, text, path + (language,), report)
                              for language, text in source.items()))
+    if "\n" in source:
+        item = _LIST_ITEM_RE.search(source)
+        if item:  # a list written as Markdown's prints as one paragraph: "- one - two"
+            report.warn(path, f"a line starts {item.group(1).strip()!r} as a list's item would, but one line "
+                              "break joins lines into one paragraph (\"- one - two\"); put a blank line before "
+                              "each item to print it as a paragraph of its own")
     if "[" not in source and "<" not in source:
         return set()  # no citation, no link: nothing to check (and 10,000 rows load fast)
     try:

@@ -430,3 +430,26 @@ def test_a_link_with_no_words_to_show_is_refused_not_left_out(tmp_path):
         f"{path}:15:14: error: recipient 'good', field 'subject': the link to 'https://e.org/apply' has no words "
         "to show ([](https://e.org/apply)); write them in the brackets ([the form](https://e.org/apply)), or "
         "<https://e.org/apply> to show the address"]
+
+
+def test_a_list_written_as_markdown_s_is_a_warning_that_says_how_to_print_it(tmp_path):
+    # "- item one\n- item two" printed "- item one - item two", with no word: markup has no
+    # lists, and one line break joins a paragraph's lines. Items after a blank line, and a
+    # hyphen within a line, are no list
+    letter = MINIMAL_LETTER.replace("    - main: This is the shared text.\n", "    - main: This is the shared text.\n"
+                                    "    - asks: ~\n    - steps: ~\n    - fine: ~\n")
+    path = write_yaml(tmp_path / "r.yaml", letter + "recipients:\n" + GOOD + """\
+    text:
+      asks: |
+        We ask for:
+        - the plan
+        - the budget
+      steps: "1. Read it.\\n2. Sign it."
+      fine: "We ask for:\\n\\n- the plan\\n\\n- the budget, well-\\nknown - and more"
+""")
+    loaded = load(path)
+    assert [r.id for r in loaded.batch.recipients] == ["good"]
+    assert [str(w).split(": warning: ")[1] for w in loaded.warnings] == [
+        f"recipient 'good', field 'text.{part}': a line starts {marker!r} as a list's item would, but one line "
+        "break joins lines into one paragraph (\"- one - two\"); put a blank line before each item to print it "
+        "as a paragraph of its own" for part, marker in (("asks", "-"), ("steps", "2."))]
