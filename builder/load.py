@@ -26,7 +26,7 @@ from . import latex, markup
 from . import table as table_module
 from .problems import LoadError, Problem
 from .schema import (LANGUAGE_NAMES, LANGUAGES, PART_NAME, RECIPIENT_ID, REFERENCE_KEY, Batch, Letter, Recipient, RecipientTable,
-                     Reference, has_letters)
+                     Reference, has_letters, too_long)
 
 
 
@@ -1165,8 +1165,7 @@ def _explain(error: dict) -> str:
     if kind == "string_too_short" and ctx.get("min_length") == 1:
         return "must not be empty"
     if kind == "string_too_long":
-        return (f"is too long: {len(got)} characters; at most {ctx.get('max_length')} "
-                "(shorten it, or split it over more fields)")
+        return too_long(len(got), ctx.get("max_length") or 0)
     if kind == "too_short":
         return f"must have at least {ctx.get('min_length', 1)} item(s) (got {len(got) if got else 0})"
     if kind in ("string_type", "str_type"):

@@ -285,9 +285,15 @@ def _text(value, check, max_length: int) -> str:
     if not value:
         raise ValueError("must not be empty")
     if len(value) > max_length:
-        raise ValueError(f"is too long: {len(value)} characters; at most {max_length} "
-                         "(shorten it, or split it over more fields)")
+        raise ValueError(too_long(len(value), max_length))
     return check(value)
+
+
+def too_long(length: int, max_length: int) -> str:
+    """A text over its limit, with the fix: a line (a name, a reference's title) has no
+    other field to run on into; a body part's text has more parts."""
+    fix = "shorten it, or split it into more body parts" if max_length >= PROSE_MAX else "shorten it"
+    return f"is too long: {length} characters; at most {max_length} ({fix})"
 
 
 def _local_schema(line: bool) -> dict:

@@ -136,16 +136,17 @@ def test_text_has_a_length_limit(tmp_path, field, value, limit):
     path = write_yaml(tmp_path / "r.yaml", BATCH.replace(old, f"    {field}: {value}"))
     loaded, found = problems(path)
     assert [r.id for r in loaded.batch.recipients] == ["first", "third"]
+    # (a line has no other field to run on into: it said "or split it over more fields")
     assert any(f"recipient 'second', field '{field}': is too long: {len(value)} characters; "
-               f"at most {limit}" in m for m in found), found
+               f"at most {limit} (shorten it)" in m for m in found), found
 
 
 def test_a_body_part_has_a_length_limit(tmp_path):
     path = write_yaml(tmp_path / "r.yaml", BATCH.replace("This is the shared text.", "word " * 5000))
     loaded, found = problems(path)
     assert loaded is None
-    assert any("field 'letter.body[0].main': is too long: 24999 characters; at most 20000" in m
-               for m in found), found
+    assert any("field 'letter.body[0].main': is too long: 24999 characters; at most 20000 (shorten it, or "
+               "split it into more body parts)" in m for m in found), found
 
 
 # ---- a slip stays local ----------------------------------------------------------
