@@ -575,6 +575,12 @@ def send(recipients_yaml: str | Path, build_dir: str | Path, settings: SmtpSetti
                         outcome = _deliver(connection, planned.log, item, sender, item.recipient in resend)
                 report(outcome)
                 outcomes.append(outcome)
+        except BaseException:
+            # stopped (Ctrl-C, kill's SIGTERM) or failed in the middle of a letter: the server
+            # may be busy with the command it was stopped in, and QUIT waited behind that
+            # answer, up to the timeout (60 s), before the send stopped: just hang up
+            connection.drop()
+            raise
         finally:
             connection.close()
     return outcomes

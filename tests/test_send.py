@@ -418,6 +418,30 @@ def test_killed_mid_send_no_recipient_gets_a_letter_twice(batch, smtp_server):
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]
 
 
+def test_ctrl_c_while_the_server_is_slow_stops_at_once(batch, smtp_server):
+    """Ctrl-C (or kill's SIGTERM) while the server takes its time over london's envelope
+    stops the send then: it said QUIT on its way out and waited for the answer, up to the
+    SMTP timeout (60 s), behind the server's answer to the command it was stopped in."""
+    source, out = batch
+    mailbox, port = smtp_server
+    mailbox.hold_at_rcpt.add(address("london"))
+    proc = subprocess.Popen(send_command(source, out, "--yes"), cwd=ROOT, env=smtp_env(port),
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert mailbox.holding.wait(120), "the sender never reached the held envelope"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        mailbox.released = True
+    assert proc.returncode == 130 and stderr.strip() == "stopped", stderr
+    london = sent_log(out)["london"]
+    assert london["state"] == "attempting" and london["stage"] == "envelope"  # sent by the next run
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 0, 0, 0]
+
+
 def test_a_letter_rebuilt_after_it_was_sent_is_flagged_and_not_sent_again(batch, smtp_server):
     from builder.build import build
 
