@@ -182,12 +182,13 @@ class MailedFromAnyFolder:
         self.path = Path(state) / "letterbatch" / "mailed.jsonl"
         self._entries: list[dict] | None = None  # read once, when first asked
 
-    def find(self, address: str | None, letter_sha256: str, folder: Path) -> dict | None:
-        """The last time this letter went to ``address``, from any folder: asked only for a
-        letter ``folder``'s own send log does not hold, so an entry of ``folder`` itself means
-        that log was lost (a build folder in /tmp, gone with a restart, built again) or deleted:
-        it was not asked, and the letter went a second time. ``address`` None: to any address
-        (`status`, which reads no batch: a letter's bytes are its one recipient's)."""
+    def find(self, address: str | None, letter_sha256: str, folder: Path, elsewhere_only: bool = False) -> dict | None:
+        """The last time this letter went to ``address``, from any folder (``elsewhere_only``:
+        from a folder other than ``folder``): asked only for a letter ``folder``'s own send log
+        does not hold as sent, so an entry of ``folder`` itself means that log was lost (a build
+        folder in /tmp, gone with a restart, built again) or deleted: it was not asked, and the
+        letter went a second time. ``address`` None: to any address (`status`, which reads no
+        batch: a letter's bytes are its one recipient's)."""
         if self._entries is None:
             self._entries = []
             try:
@@ -202,8 +203,10 @@ class MailedFromAnyFolder:
                 if isinstance(entry, dict):
                     self._entries.append(entry)
         address = address if address is None else address.lower()
+        here = str(folder.resolve())
         return next((entry for entry in reversed(self._entries) if address in (None, entry.get("address"))
-                     and entry.get("letter_sha256") == letter_sha256), None)
+                     and entry.get("letter_sha256") == letter_sha256
+                     and not (elsewhere_only and entry.get("folder") == here)), None)
 
     def add(self, address: str, letter_sha256: str, folder: Path, rid: str) -> None:
         line = json.dumps({"address": address.lower(), "letter_sha256": letter_sha256,
@@ -313,8 +316,10 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
         held = _why_not(rid, state, recipient, log, manifest, layout, prepared.loaded.path.name,
                         rid in resend, earlier, frozenset(present), table)
         attached = held or _attachment(rid, layout, manifest)  # an Outcome, or (file, its SHA-256)
-        if not isinstance(attached, Outcome) and rid not in resend and not log.letters.get(rid):
-            attached = _mailed_elsewhere(rid, recipient, manifest, layout, mailed) or attached
+        if not isinstance(attached, Outcome) and rid not in resend:
+            # also a letter this folder tried and failed to mail: it may have gone from another
+            # folder since (the next run here mailed it a second time)
+            attached = _mailed_elsewhere(rid, recipient, manifest, layout, mailed, log.letters.get(rid)) or attached
         batch = prepared.loaded.batch
         letters.append(attached if isinstance(attached, Outcome) else
                        _delivery(letter, recipients[rid], layout, manifest, *attached,
@@ -334,13 +339,16 @@ def from_sender(sender) -> str:
     return str(Address(display_name=sender.name or "", addr_spec=sender.email))
 
 
-def _mailed_elsewhere(rid: str, recipient, manifest, layout, mailed: MailedFromAnyFolder) -> Outcome | None:
+def _mailed_elsewhere(rid: str, recipient, manifest, layout, mailed: MailedFromAnyFolder,
+                      tried: dict | None = None) -> Outcome | None:
     """"already sent" for a letter this folder never mailed that was handed to a server,
-    to this address, from another build folder of the same letter."""
+    to this address, from another build folder of the same letter. ``tried``: this folder's
+    send log entry of a failed attempt: then only a hand-over from elsewhere since counts
+    (this folder's own is in that entry, and one from before it was a --resend's)."""
     if not recipient.email:
         return None
-    before = mailed.find(recipient.email, manifest.letters[rid]["sha256"], layout.root)
-    if before is None:
+    before = mailed.find(recipient.email, manifest.letters[rid]["sha256"], layout.root, elsewhere_only=bool(tried))
+    if before is None or (tried and str(before.get("time", "")) < str(tried.get("time", ""))):
         return None
     if before.get("folder") == str(layout.root.resolve()):  # this folder's send log lost or deleted
         return Outcome(rid, "already sent", f"this very letter, from this build folder, whose send log "

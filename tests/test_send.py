@@ -730,6 +730,37 @@ def test_the_same_letters_built_into_another_folder_are_not_mailed_again(batch, 
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 2, 1, 2]
 
 
+def test_a_letter_that_failed_here_and_went_from_another_folder_since_is_not_mailed_again(batch, smtp_server, tmp_path):
+    """A letter whose send failed in one folder (the server said try later), then mailed
+    from a second folder of the same batch, went a second time with the first folder's next
+    run: its failed attempt kept it from being looked up beside the logs. Held as already
+    sent from the other folder; --resend mails it again on purpose."""
+    import shutil
+
+    source, out = batch
+    mailbox, port = smtp_server
+    mailbox.try_later.add(address("sussex"))
+    first = run_send(source, out, port, "--yes")
+    assert first.returncode == 1 and results(first.stdout)["sussex"][0] == "failed", first.stdout
+    mailbox.try_later.clear()
+    copy = tmp_path / "copy"
+    shutil.copytree(source.parent, copy, ignore=shutil.ignore_patterns("sent.json"))
+    other = run_send(copy / source.name, copy / out.name, port, "--yes")
+    assert results(other.stdout)["sussex"][0] == "sent", other.stdout
+    assert [mailbox.count(rid) for rid in IDS] == [1] * 5
+    again = run_send(source, out, port, "--yes")
+    assert [mailbox.count(rid) for rid in IDS] == [1] * 5, again.stdout  # sussex was mailed twice
+    said = results(again.stdout)["sussex"][0]
+    assert said.startswith(f"already sent this very letter, from another build folder ({(copy / out.name).resolve()}, "
+                           "as 'sussex') on "), said
+    # a letter that failed here and was never mailed elsewhere is still retried
+    mailbox.try_later.add(address("essex"))
+    assert run_send(source, out, port, "--yes", "--resend", "essex").returncode == 1
+    mailbox.try_later.clear()
+    assert results(run_send(source, out, port, "--yes").stdout)["essex"][0] == "sent"
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 2]
+
+
 def test_a_build_folder_lost_with_its_send_log_and_built_again_mails_nobody_twice(batch, smtp_server):
     """A build folder in /tmp, gone with a restart (its send log with it), built again in the
     same place: the letters the user's record says went from that very folder were mailed a
