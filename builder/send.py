@@ -181,6 +181,8 @@ class MailedFromAnyFolder:
             state = str(Path.home() / ".local" / "state")
         self.path = Path(state) / "letterbatch" / "mailed.jsonl"
         self._entries: list[dict] | None = None  # read once, when first asked
+        self._read_to = 0  # how much of the file was read: what is past it, another send added since
+        self._since: list[dict] = []  # the entries added after the first reading (``claim``)
 
     def find(self, address: str | None, letter_sha256: str, folder: Path, elsewhere_only: bool = False) -> dict | None:
         """The last time this letter went to ``address``, from any folder (``elsewhere_only``:
@@ -189,38 +191,66 @@ class MailedFromAnyFolder:
         folder in /tmp, gone with a restart, built again) or deleted: it was not asked, and the
         letter went a second time. ``address`` None: to any address (`status`, which reads no
         batch: a letter's bytes are its one recipient's)."""
-        if self._entries is None:
-            self._entries = []
-            try:
-                lines = self.path.read_bytes().splitlines() if self.path.is_file() else []
-            except OSError:
-                lines = []
-            for line in lines:
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue  # a line cut short by a crash: the folder's own log still holds
-                if isinstance(entry, dict):
-                    self._entries.append(entry)
+        self.read()
         address = address if address is None else address.lower()
         here = str(folder.resolve())
         return next((entry for entry in reversed(self._entries) if address in (None, entry.get("address"))
                      and entry.get("letter_sha256") == letter_sha256
                      and not (elsewhere_only and entry.get("folder") == here)), None)
 
-    def add(self, address: str, letter_sha256: str, folder: Path, rid: str) -> None:
+    def read(self) -> None:
+        """Read the record, once: what is added to it after this, another send added."""
+        if self._entries is None:
+            try:
+                text = self.path.read_bytes() if self.path.is_file() else b""
+            except OSError:
+                text = b""
+            self._entries, self._read_to = _entries_of(text), len(text)
+
+    def claim(self, address: str, letter_sha256: str, folder: Path, rid: str) -> dict | None:
+        """Note this letter as handed over, just before it is, unless a send in another folder
+        handed it over since this run read the record (two sends of the same batch from two
+        folders at once both found nothing, and mailed everyone twice): that one's entry, and
+        nothing noted. Under a lock, so of two at once one notes it and the other finds it."""
+        import fcntl
+
+        here = str(folder.resolve())
         line = json.dumps({"address": address.lower(), "letter_sha256": letter_sha256,
-                           "folder": str(folder.resolve()), "id": rid, "time": _now()}) + "\n"
+                           "folder": here, "id": rid, "time": _now()}) + "\n"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            handle = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                # what was added since the last reading, kept: read from where it stopped, each
+                # claim reads the file once in all, not once per letter (10,000 letters)
+                size = os.fstat(handle).st_size
+                added = os.pread(handle, max(size - self._read_to, 0), self._read_to)
+                self._since += _entries_of(added[:added.rfind(b"\n") + 1])  # (a line being written: next time)
+                self._read_to += added.rfind(b"\n") + 1
+                meanwhile = next((entry for entry in reversed(self._since) if entry.get("address") == address.lower()
+                                  and entry.get("letter_sha256") == letter_sha256 and entry.get("folder") != here), None)
+                if meanwhile is not None:
+                    return meanwhile
                 os.write(handle, line.encode())
                 os.fsync(handle)
             finally:
-                os.close(handle)
+                os.close(handle)  # and with it the lock
         except OSError:
             pass  # the folder's own log, written first, still keeps this folder from mailing it twice
+        return None
+
+
+def _entries_of(text: bytes) -> list[dict]:
+    entries = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a crash: the folder's own log still holds
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
 
 
 # What the log writes: each letter's last attempt is in one of these states, and the
@@ -270,6 +300,7 @@ class Plan:
     log: SendLog
     root: Path  # the build folder
     sender: str  # the letter's sender, name and e-mail (``from_sender``): the default From
+    mailed: "MailedFromAnyFolder"  # the user's record of hand-overs, as this plan read it
 
     @property
     def deliveries(self) -> list[Delivery]:
@@ -325,7 +356,8 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
                        _delivery(letter, recipients[rid], layout, manifest, *attached,
                                  marking=marking(batch, recipients[rid]),
                                  languages=batch.languages_of(recipients[rid])))
-    return Plan(letters, log, layout.root, from_sender(letter.sender))
+    mailed.read()  # now, if no letter asked: what is added later, another send added meanwhile
+    return Plan(letters, log, layout.root, from_sender(letter.sender), mailed)
 
 
 def from_sender(sender) -> str:
@@ -343,12 +375,13 @@ def _mailed_elsewhere(rid: str, recipient, manifest, layout, mailed: MailedFromA
                       tried: dict | None = None) -> Outcome | None:
     """"already sent" for a letter this folder never mailed that was handed to a server,
     to this address, from another build folder of the same letter. ``tried``: this folder's
-    send log entry of a failed attempt: then only a hand-over from elsewhere since counts
-    (this folder's own is in that entry, and one from before it was a --resend's)."""
+    send log entry of a failed attempt: then only a hand-over from elsewhere counts (this
+    folder's own is in that entry); whenever it was, as one while this folder's send was
+    under way is older than its attempt."""
     if not recipient.email:
         return None
     before = mailed.find(recipient.email, manifest.letters[rid]["sha256"], layout.root, elsewhere_only=bool(tried))
-    if before is None or (tried and str(before.get("time", "")) < str(tried.get("time", ""))):
+    if before is None:
         return None
     if before.get("folder") == str(layout.root.resolve()):  # this folder's send log lost or deleted
         return Outcome(rid, "already sent", f"this very letter, from this build folder, whose send log "
@@ -580,7 +613,8 @@ def send(recipients_yaml: str | Path, build_dir: str | Path, settings: SmtpSetti
                     if cannot_connect is not None:
                         outcome = Outcome(item.recipient, "failed", f"{cannot_connect}; the next run retries it")
                     else:
-                        outcome = _deliver(connection, planned.log, item, sender, item.recipient in resend)
+                        outcome = _deliver(connection, planned.log, item, sender, item.recipient in resend,
+                                           planned.mailed)
                 report(outcome)
                 outcomes.append(outcome)
         except BaseException:
@@ -607,7 +641,8 @@ def _connect_error(settings: SmtpSettings, exc: BaseException) -> str:
     return f"cannot connect to {settings.host}:{settings.port}: {reason}"
 
 
-def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, resending: bool) -> Outcome:
+def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, resending: bool,
+             mailed: MailedFromAnyFolder) -> Outcome:
     """Send one letter, logging each step before it is taken."""
     from .manifest import read_as_judged
 
@@ -648,7 +683,15 @@ def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, re
     # from here on the server may get the message: log it before handing it over (in this
     # folder's log, and for every folder of this user)
     log.update(d.recipient, stage="data")
-    MailedFromAnyFolder().add(d.address, d.letter_sha256, log.path.parent, d.recipient)
+    meanwhile = mailed.claim(d.address, d.letter_sha256, log.path.parent, d.recipient)
+    if meanwhile is not None:  # hang up before the end of the message: the server discards it
+        connection.drop()
+        log.update(d.recipient, state="failed", error="sent from another build folder meanwhile",
+                   sent_from=str(meanwhile.get("folder")), sent_from_time=str(meanwhile.get("time")))
+        return Outcome(d.recipient, "already sent", f"this very letter, from another build folder "
+                                                    f"({meanwhile.get('folder')}, as '{meanwhile.get('id')}') while "
+                                                    f"this send was under way, on {meanwhile.get('time')} to {d.address}; "
+                                                    f"{command(f'send --resend {d.recipient} --yes')} mails it again from here")
     try:
         smtp.send(re.sub(rb"(?m)^\.", b"..", wire) + b".\r\n")
     except (OSError, smtplib.SMTPException) as exc:
@@ -766,6 +809,9 @@ def mail_notes(layout, manifest) -> dict[str, tuple[str, bool]]:
                                     f"{command(f'send --resend {rid} --yes')} sends the new one"), True
         elif log.pending(rid) == "unknown":
             note, act = "mail: unknown: " + unknown_help(rid), True
+        elif entry.get("sent_from"):  # not "mail failed ... tries it again": it went, from there
+            note, act = (f"mailed to {entry.get('address')} from another build folder ({entry['sent_from']}) on "
+                         f"{entry.get('sent_from_time')}, while this one was sending"), False
         else:
             # what to do, as for the others: status's count says "the line under each says what to do"
             note, act = (f"mail failed: {entry.get('error', 'interrupted before the message was sent')}; "

@@ -761,6 +761,44 @@ def test_a_letter_that_failed_here_and_went_from_another_folder_since_is_not_mai
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 2]
 
 
+def test_two_sends_at_once_from_two_folders_of_the_same_letters_mail_nobody_twice(batch, smtp_server, tmp_path):
+    """The same batch sent from two build folders at once: each read the user's record of
+    hand-overs when it began, found nothing, and mailed everyone: each recipient got the
+    letter twice. Whichever comes second to a letter finds the other's hand-over, just
+    before its own, and hangs up before the end of the message."""
+    import shutil
+
+    source, out = batch
+    mailbox, port = smtp_server
+    copy = tmp_path / "copy"
+    shutil.copytree(source.parent, copy)
+    mailbox.hold_at_rcpt.add(address(IDS[0]))  # the first send waits at its first letter...
+    first = subprocess.Popen(send_command(source, out, "--yes"), cwd=ROOT, env=smtp_env(port),
+                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert mailbox.holding.wait(120), "the first send never reached its first letter"
+        second = run_send(copy / source.name, copy / out.name, port, "--yes")  # ...while the second sends all
+        assert second.returncode == 0 and "5 sent" in second.stdout, second.stdout + second.stderr
+        mailbox.released = True
+        stdout, stderr = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+    assert [mailbox.count(rid) for rid in IDS] == [1] * 5, stdout
+    said = results(stdout)["essex"][0]
+    assert said.startswith(f"already sent this very letter, from another build folder ({(copy / out.name).resolve()}, "
+                           "as 'essex') while this send was under way, on "), said
+    assert "5 already sent" in stdout and first.returncode == 0, stdout + stderr
+    again = run_send(source, out, port, "--yes")  # and so they stay
+    assert again.returncode == 0 and "5 already sent" in again.stdout, again.stdout
+    assert [mailbox.count(rid) for rid in IDS] == [1] * 5
+    status = subprocess.run([sys.executable, "-m", "invoke", "status", "-r", str(source), "-b", str(out)],
+                            cwd=ROOT, capture_output=True, text=True)  # as sent, not "mail failed"
+    assert status.returncode == 0 and "mail failed" not in status.stdout, status.stdout + status.stderr
+    assert f"mailed to {address('essex')} from another build folder ({(copy / out.name).resolve()}) on " in status.stdout
+
+
 def test_a_build_folder_lost_with_its_send_log_and_built_again_mails_nobody_twice(batch, smtp_server):
     """A build folder in /tmp, gone with a restart (its send log with it), built again in the
     same place: the letters the user's record says went from that very folder were mailed a
