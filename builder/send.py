@@ -736,6 +736,16 @@ def mark_sent(recipients_yaml: str | Path, build_dir: str | Path, rids: list[str
         never_tried = [rid for rid in rids if rid not in log.letters]
         if never_tried:  # before any is marked: a typo in a list marked the ids before it
             raise SendError(_never_tried(recipients_yaml, build_dir, never_tried))
+        # a letter whose message never reached the server (refused, killed before it was handed
+        # over) cannot have arrived: marked, status said "mailed to ..." and nobody would send it
+        failed = [rid for rid in rids if log.pending(rid) is None and not log.letters[rid].get("sent_from")]
+        if failed:
+            errors = [log.letters[rid].get("error", "stopped before its message was handed over") for rid in failed]
+            why = errors[0] if len(failed) == 1 else "; ".join(f"{rid}: {error}" for rid, error in zip(failed, errors))
+            raise SendError(f"--mark-sent {','.join(failed)}: the send log says the server never took "
+                            f"{'its message' if len(failed) == 1 else 'their messages'} ({why}), so "
+                            f"{'it' if len(failed) == 1 else 'they'} cannot have arrived; nothing was marked; "
+                            f"{command('send --yes')} tries again (a refused address: correct it first)")
         return _mark_sent(log, rids)
 
 

@@ -317,6 +317,15 @@ def test_a_refused_address_and_a_dropped_connection_stop_only_their_letter(batch
     assert "mail failed: the server refused sussex@example.test: 550 5.1.1 mailbox unavailable; `invoke send --yes" \
         in status.stdout, status.stdout
 
+    # a refused letter never reached the server: marking it as arrived (a wrong id, a misread
+    # mailbox) made status say "mailed to", and no send would ever mail it again
+    wrongly = run_send(source, out, port, "--mark-sent", "avon-and-somerset,sussex")
+    assert wrongly.returncode == 2 and wrongly.stderr.strip() == (
+        "--mark-sent sussex: the send log says the server never took its message (the server refused "
+        "sussex@example.test: 550 5.1.1 mailbox unavailable), so it cannot have arrived; nothing was marked; "
+        f"{suggested(source, out, 'send --yes')} tries again (a refused address: correct it first)"), wrongly.stderr
+    assert sent_log(out)["sussex"]["state"] == "failed"
+
     mailbox.refuse.clear()
     mailbox.try_later.clear()
     # sending one letter again on purpose sends that one alone: the others may be held back
