@@ -668,6 +668,11 @@ def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, re
             raise _Refused(f"the server does not take addresses with accents or other non-ASCII characters "
                            f"(no SMTPUTF8), so it cannot mail {d.address}")
         code, text = smtp.mail(parseaddr(sender)[1], ["SMTPUTF8", "BODY=8BITMIME"] if international else [])
+        if code == 530:  # 'authentication required' (RFC 4954), or TLS first (RFC 3207): a setting
+            wants = ("letterbatch.smtp.security: starttls" if b"tls" in text.lower() else
+                     "letterbatch.smtp.user (the password from LETTERBATCH_SMTP_PASSWORD or a prompt)")
+            raise _Refused(f"the server takes mail only after a login or a secure connection ({_reply(code, text)}): "
+                           f"set {wants}")
         if code != 250:
             raise _Refused(f"the server refused the sender: {_reply(code, text)}")
         code, text = smtp.rcpt(d.address)

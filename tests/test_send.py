@@ -673,6 +673,18 @@ def test_starttls_and_login_with_the_password_from_the_environment(batch, tmp_pa
         assert untrusted.returncode == 1 and mailbox.messages == []
         assert all(detail.startswith(f"no secure connection to 127.0.0.1:{controller.port}: CERTIFICATE_VERIFY_FAILED")
                    for _, detail in results(untrusted.stdout).values()), untrusted.stdout
+        # no STARTTLS, or no login, where the server wants one: said as the setting to give
+        # (it was "the server refused the sender: 530 ...", which names no setting)
+        plain = run_send(source, out, controller.port, "--yes", SSL_CERT_FILE=str(ca))
+        assert results(plain.stdout)["essex"][1].startswith("the server takes mail only after a login or a secure "
+                                                            "connection (530 "), plain.stdout
+        assert "set letterbatch.smtp.security: starttls; the next run retries it" in results(plain.stdout)["essex"][1]
+        anonymous = run_send(source, out, controller.port, "--yes", SSL_CERT_FILE=str(ca),
+                             INVOKE_LETTERBATCH_SMTP_SECURITY="starttls")
+        assert results(anonymous.stdout)["essex"][1].endswith(
+            "set letterbatch.smtp.user (the password from LETTERBATCH_SMTP_PASSWORD or a prompt); "
+            "the next run retries it"), anonymous.stdout
+        assert mailbox.messages == []
         asked = run_send(source, out, controller.port, "--yes", **env)
         assert asked.returncode == 2 and asked.stderr.strip() == "set LETTERBATCH_SMTP_PASSWORD (no terminal to ask)"
         wrong = run_send(source, out, controller.port, "--yes", LETTERBATCH_SMTP_PASSWORD="guess", **env)
