@@ -533,6 +533,11 @@ class _Connection:
 
     def __init__(self, settings: SmtpSettings):
         self.settings, self.smtp = settings, None
+        # why the server is given up on for the rest of the run: it stopped answering before a
+        # message for two letters in a row, with no answer between (each letter after it waited
+        # the whole timeout again, 50 letters 50 minutes; one slow over one address is waited for once)
+        self.stopped_answering: str | None = None
+        self.timeouts_in_a_row = 0
 
     def open(self) -> smtplib.SMTP:
         if self.smtp is None:
@@ -605,6 +610,8 @@ def send(recipients_yaml: str | Path, build_dir: str | Path, settings: SmtpSetti
                                       f"{item.pdf.relative_to(planned.root)} ({'signed' if item.signed else 'not signed'}) "
                                       f"to {item.address}: {item.subject!r}{warning}")
                 else:
+                    if cannot_connect is None and connection.stopped_answering:
+                        cannot_connect = connection.stopped_answering
                     if cannot_connect is None and connection.smtp is None:
                         try:
                             connection.open()
@@ -682,8 +689,16 @@ def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, re
         if code != 354:
             raise _Refused(f"the server refused the message: {_reply(code, text)}")
     except _Refused as refused:
+        connection.timeouts_in_a_row = 0  # it answered
         return _failed(connection, log, d, str(refused), reset=True)
     except (OSError, smtplib.SMTPException) as exc:
+        # (smtplib says a timeout as "Connection unexpectedly closed: timed out")
+        if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+            connection.timeouts_in_a_row += 1
+            if connection.timeouts_in_a_row >= 2:
+                s = connection.settings
+                connection.stopped_answering = (f"not tried: {s.host}:{s.port} stopped answering (nothing within "
+                                                f"{s.timeout:g} s for two letters in a row, the last {d.recipient})")
         return _failed(connection, log, d, f"the connection failed ({_exc_text(exc)})")
     # from here on the server may get the message: log it before handing it over (in this
     # folder's log, and for every folder of this user)
@@ -711,6 +726,7 @@ def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, re
     if code != 250:
         return _failed(connection, log, d, f"the server refused the message: {_reply(code, text)}", reset=True)
     log.update(d.recipient, state="sent", time=_now(), server_reply=_reply(code, text))
+    connection.timeouts_in_a_row = 0
     return Outcome(d.recipient, "sent", f"{d.pdf.name} ({'signed' if d.signed else 'not signed'}) "
                                         f"to {d.address}, {message_id}")
 

@@ -451,6 +451,29 @@ def test_ctrl_c_while_the_server_is_slow_stops_at_once(batch, smtp_server):
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 0, 0, 0]
 
 
+def test_a_server_that_stops_answering_is_waited_for_once_not_once_a_letter(batch, smtp_server):
+    """A server that stops answering at london's envelope: each letter after it connected
+    again and waited the whole timeout (60 s) in its turn, 50 letters 50 minutes. After two
+    letters in a row (one slow over one address is waited for once, as the test below has
+    it), the others are not tried, and the next run mails each of them once."""
+    source, out = batch
+    mailbox, port = smtp_server
+    mailbox.hold_at_rcpt.update(address(rid) for rid in IDS[2:])  # london and every letter after it
+    first = run_send(source, out, port, "--yes", INVOKE_LETTERBATCH_SMTP_TIMEOUT="1")
+    mailbox.released = True
+    lines = results(first.stdout)
+    assert first.returncode == 1 and [lines[rid][0] for rid in IDS] == ["sent", "sent", "failed", "failed", "failed"]
+    assert lines["london"][1].startswith("the connection failed (Connection unexpectedly closed: timed out)"), \
+        lines["london"]
+    assert lines["south-wales"][1].startswith("the connection failed"), lines["south-wales"]
+    assert lines["essex"][1] == (f"not tried: 127.0.0.1:{port} stopped answering (nothing within 1 s for two "
+                                 "letters in a row, the last south-wales); the next run retries it"), lines["essex"]
+    mailbox.hold_at_rcpt.clear()
+    again = run_send(source, out, port, "--yes")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]
+
+
 def test_a_letter_rebuilt_after_it_was_sent_is_flagged_and_not_sent_again(batch, smtp_server):
     from builder.build import build
 
