@@ -577,6 +577,21 @@ class _Refused(Exception):
     """The server answered with an error: the message was not accepted."""
 
 
+def retry_hint(error: str) -> str:
+    """What to do about a letter whose mail failed with ``error``: correct something first (an
+    address the server refused for good, one with accents it cannot take, a setting), or
+    just send again (a 4xx "try later", a dropped connection): it said "(a refused address:
+    correct it first)" after every failure, a "try again later" too."""
+    again = f"{command('send --yes')} tries it again"
+    if re.search(r"^the server refused \S+@\S+: 5\d\d", error):
+        return f"correct the address first (the server refused it for good), then {again}"
+    if "(no SMTPUTF8)" in error:
+        return f"give an address without accents, or send through a server that takes them; then {again}"
+    if ": set letterbatch." in error:
+        return f"{again} once that is set"
+    return again
+
+
 def _reply(code: int, text: bytes) -> str:
     return f"{code} {text.decode('utf-8', 'replace')}".strip()
 
@@ -766,7 +781,8 @@ def mark_sent(recipients_yaml: str | Path, build_dir: str | Path, rids: list[str
             raise SendError(f"--mark-sent {','.join(failed)}: the send log says the server never took "
                             f"{'its message' if len(failed) == 1 else 'their messages'} ({why}), so "
                             f"{'it' if len(failed) == 1 else 'they'} cannot have arrived; nothing was marked; "
-                            f"{command('send --yes')} tries again (a refused address: correct it first)")
+                            + (retry_hint(errors[0]) if len(failed) == 1 else
+                               f"{command('send --yes')} tries them again (a refused address: correct it first)"))
         return _mark_sent(log, rids)
 
 
@@ -845,8 +861,8 @@ def mail_notes(layout, manifest) -> dict[str, tuple[str, bool]]:
                          f"{entry.get('sent_from_time')}, while this one was sending"), False
         else:
             # what to do, as for the others: status's count says "the line under each says what to do"
-            note, act = (f"mail failed: {entry.get('error', 'interrupted before the message was sent')}; "
-                         f"{command('send --yes')} tries it again (a refused address: correct it first)"), True
+            error = entry.get("error", "interrupted before the message was sent")
+            note, act = f"mail failed: {error}; {retry_hint(error)}", True
         notes[rid] = (note, act)
     return {**_mailed_from_elsewhere_notes(layout, manifest, log), **notes}
 

@@ -313,9 +313,14 @@ def test_a_refused_address_and_a_dropped_connection_stop_only_their_letter(batch
     assert status.returncode == 1 and "Traceback" not in status.stderr  # a failed mail needs a person
     assert status.stdout.count("mail failed: ") == 3 and "550 5.1.1" in status.stdout, status.stdout
     # the count line says "the line under each says what to do": a failed mail's line says it too
-    assert status.stdout.count("tries it again (a refused address: correct it first)") == 3, status.stdout
-    assert "mail failed: the server refused sussex@example.test: 550 5.1.1 mailbox unavailable; `invoke send --yes" \
+    # by what failed: an address refused for good is corrected first; a "try later" (it was told
+    # "a refused address: correct it first" too) and a dropped connection are simply sent again
+    again = f"{suggested(source, out, 'send --yes')} tries it again"
+    assert ("mail failed: the server refused sussex@example.test: 550 5.1.1 mailbox unavailable; correct the "
+            f"address first (the server refused it for good), then {again}\n") in status.stdout, status.stdout
+    assert f"mail failed: the server refused essex@example.test: 451 4.3.2 try again later; {again}\n" \
         in status.stdout, status.stdout
+    assert status.stdout.count(f"; {again}\n") == 2, status.stdout  # london's dropped connection too
 
     # a refused letter never reached the server: marking it as arrived (a wrong id, a misread
     # mailbox) made status say "mailed to", and no send would ever mail it again
@@ -323,7 +328,7 @@ def test_a_refused_address_and_a_dropped_connection_stop_only_their_letter(batch
     assert wrongly.returncode == 2 and wrongly.stderr.strip() == (
         "--mark-sent sussex: the send log says the server never took its message (the server refused "
         "sussex@example.test: 550 5.1.1 mailbox unavailable), so it cannot have arrived; nothing was marked; "
-        f"{suggested(source, out, 'send --yes')} tries again (a refused address: correct it first)"), wrongly.stderr
+        f"correct the address first (the server refused it for good), then {again}"), wrongly.stderr
     assert sent_log(out)["sussex"]["state"] == "failed"
 
     mailbox.refuse.clear()
