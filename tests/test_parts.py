@@ -484,7 +484,7 @@ def house_batch(tmp_path_factory):
   font: serif
   envelope: C5
   fold_marks: false
-  return_address: "Return to: PO Box 1 & {2}, The Long Building Name, 123 Very Long Street Name, Some Town, County, AB1 2CD"
+  return_address: "Return to: PO Box 1 & {2}, The Long Building Name, Some Town, AB1 2CD"
   body:
 """) + """\
 recipients:
