@@ -35,7 +35,7 @@ A4 = (595.276, 841.890)
 TOLERANCE = 1.0  # points
 CODES = ("a4", "fonts", "overfull", "window", "address", "return_address", "closing", "pages")
 # The least type size a return address is read at: the class scales a long one down to
-# the window's width, and one of 130 characters on a C4 window printed at 3.8 pt
+# the window's width, and one of 124 characters on a C4 window printed at 3.8 pt
 LEAST_RETURN_ADDRESS_PT = 6.0
 MM_PER_PT = 25.4 / 72.27  # TeX points
 
@@ -354,7 +354,7 @@ def window(placed, lines: int | list[tuple[str, str]]) -> list[Finding]:
 
 def return_address(placed, batch: Batch) -> list[Finding]:
     """The return address, scaled down to the window's width, is still large enough to read."""
-    size = placed.measures.get("returnsize")
+    size = placed.return_size
     if size is None or size >= LEAST_RETURN_ADDRESS_PT:
         return []
     wanted = batch.letter.return_address

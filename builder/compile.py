@@ -94,8 +94,10 @@ class Placed:
     # the envelope window (left, top, width, height); height 0: no window
     window: tuple[float, float, float, float] | None = None
     # baselineskip, widest address line, ascent, descent, paper height, first baseline of a page,
-    # the address block's width; the return address's type size, as printed (scaled to fit)
+    # the address block's width
     measures: dict[str, float] = field(default_factory=dict)
+    # the return address's type size as printed (scaled down to the window's width), in TeX points
+    return_size: float | None = None
     # the recipient block's lines wider than the block (so they wrap): (line from 1, width)
     wide: list[tuple[int, float]] = field(default_factory=list)
 
@@ -524,8 +526,7 @@ def _read_aux(aux_text: str):
     measures = {rid: dict(zip(("baselineskip", "widest", "ascent", "descent", "paperheight", "firstbaseline",
                                "block"), (float(v) for v in values)))
                 for rid, *values in re.findall(r"\\lb@address\{([^}]*)\}" + r"\{(-?[\d.]+)pt\}" * 7, aux_text)}
-    for rid, size in re.findall(r"\\lb@returnsize\{([^}]*)\}\{([\d.]+)pt\}", aux_text):
-        measures.setdefault(rid, {})["returnsize"] = float(size)  # the return address's type size, as printed
+    return_sizes = {rid: float(size) for rid, size in re.findall(r"\\lb@returnsize\{([^}]*)\}\{([\d.]+)pt\}", aux_text)}
     wide: dict[str, list] = {}
     for rid, line, wd in re.findall(r"\\lb@wideline\{([^}]*)\}\{(\d+)\}\{([\d.]+)pt\}", aux_text):
         wide.setdefault(rid, []).append((int(line), float(wd)))
@@ -546,7 +547,7 @@ def _read_aux(aux_text: str):
                     for name, (page, x, y) in raw.get(rid, {}).items()} if height else {}
         letters[rid] = Placed(int(start), int(pages.get(rid, 0)), signature, marks=from_top,
                               window=windows.get(rid), measures=measures.get(rid, {}),
-                              wide=wide.get(rid, []))
+                              wide=wide.get(rid, []), return_size=return_sizes.get(rid))
     window = _lengths(aux_text, "lb@window", 4)
     layout = {}
     if paper := _lengths(aux_text, "lb@paper", 2):
