@@ -128,21 +128,21 @@ def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
                     break
                 datas.append((to / source.name, data))
             else:
-                written, target = [], None
+                written = []
                 try:
                     for target, data in datas:
                         if write_atomic(target, data):
                             written.append(target)
-                    target = None
                 except OSError as exc:
                     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):  # every copy after it would fail too
                         raise
                     # a copy the website's folder does not take (a file there another user owns, a folder
                     # of its name): said, and the others published all the same (it stopped them all)
                     report.failed.append(f"{rid}: {target.name}: {exc.strerror or exc}")
+                else:
+                    if not written:
+                        report.current.append(rid)
                 report.published += written
-                if not written and target is None:
-                    report.current.append(rid)
     if report.refused:  # no --accept for web copies: the recipient's accept is read for both media
         report.refused_fix = (f"Run {command('build --for web')} and fix what it reports (or accept a "
                               "preflight finding on purpose with the recipient's accept: in the YAML "

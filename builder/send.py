@@ -625,8 +625,7 @@ def send(recipients_yaml: str | Path, build_dir: str | Path, settings: SmtpSetti
                                       f"{item.pdf.relative_to(planned.root)} ({'signed' if item.signed else 'not signed'}) "
                                       f"to {item.address}: {item.subject!r}{warning}")
                 else:
-                    if cannot_connect is None and connection.stopped_answering:
-                        cannot_connect = connection.stopped_answering
+                    cannot_connect = cannot_connect or connection.stopped_answering
                     if cannot_connect is None and connection.smtp is None:
                         try:
                             connection.open()
@@ -881,10 +880,10 @@ def _mailed_from_elsewhere_notes(layout, manifest, log: SendLog) -> dict[str, tu
         before = mailed.find(None, entry["sha256"], layout.root)
         if before is None:
             continue
-        where = ("this build folder, whose send log (sent.json) no longer has it"
-                 if before.get("folder") == str(layout.root.resolve())
+        here = before.get("folder") == str(layout.root.resolve())
+        where = ("this build folder, whose send log (sent.json) no longer has it" if here
                  else f"another build folder ({before.get('folder')}, as '{before.get('id')}'), not from this one")
-        again = " from here" if "another" in where else ""
         notes[rid] = (f"mailed to {before.get('address')} on {before.get('time') or '?'} from {where}: send holds "
-                      f"it as already sent; {command(f'send --resend {rid} --yes')} mails it again{again}", False)
+                      f"it as already sent; {command(f'send --resend {rid} --yes')} mails it again"
+                      + ("" if here else " from here"), False)
     return notes
