@@ -190,6 +190,9 @@ class Source:
     # what its LaTeX is composed from (``_shared_composition``, and the recipient): while it is
     # the one on the record, the LaTeX hashed there is this letter's, and it is not composed again
     composed_from: str = ""
+    # what the letter says, as data (``words_of``): the same letter after a tool update has
+    # other bytes but these words, which send looks for among the letters mailed from any folder
+    words: str = ""
 
     @property
     def key(self) -> str:
@@ -405,13 +408,15 @@ def prepare(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "p
     sources, memo = [], loaded.memo
     shared = _shared_composition(loaded.batch, medium, names)
     composed_before = _composed_before(layout) if shared is not None else {}
+    shared_words = _shared_words(loaded.batch)
     for recipient in loaded.batch.recipients:
         composed_from = sha256_bytes(shared + recipient.model_dump_json().encode()) if shared is not None else ""
         block, source = None, composed_before.get((recipient.id, composed_from))
         if source is None:  # (else composed when it is compiled: ``Prepared.block``)
             block = letter_block(loaded.batch, recipient, assets=names, memo=memo)
             source = sha256_bytes(letter_source(loaded.batch, recipient, block, medium=medium, memo=memo).encode())
-        sources.append(Source(recipient, block, _with_key({"source": source, **common}), composed_from))
+        sources.append(Source(recipient, block, _with_key({"source": source, **common}), composed_from,
+                              words_of(shared_words, recipient)))
     env = tex.tex_environment([LETTERHEAD], epoch(letter.date))
     text_files = {Path(recipients_yaml).name: sha256_bytes(yaml_bytes),
                   **{Path(name).name: digest or "" for name, digest in loaded.inputs.items()}}
@@ -427,6 +432,23 @@ _last_prepared: dict = {}
 def _with_key(inputs: dict[str, str]) -> dict[str, str]:
     """A letter's inputs, with "key": the hash of them all."""
     return {**inputs, "key": sha256_bytes(json.dumps(inputs, sort_keys=True).encode())}
+
+
+def _shared_words(batch) -> bytes:
+    """The shared letter and its references as the batch gives them (``words_of``)."""
+    return json.dumps(batch.model_dump(mode="json", exclude={"recipients"}, exclude_defaults=True),
+                      sort_keys=True, ensure_ascii=False).encode()
+
+
+def words_of(shared_words: bytes, recipient) -> str:
+    """A hash of what a letter says: the values of the batch it is made of, as given (a
+    field left at its default is left out, so a field a newer letterbatch adds changes
+    nothing), without the findings accepted for it. Unlike its PDF's bytes, the same
+    across builds by another letterbatch (a builder changed in an update, a newer TeX): a
+    letter built again after an update and sent from a folder without the send log of
+    the first was mailed a second time, as another letter."""
+    own = recipient.model_dump_json(exclude_defaults=True, exclude={"accept"}).encode()
+    return sha256_bytes(shared_words + b"\0" + own)
 
 
 def _shared_composition(batch, medium: str, images: dict[str, str]) -> bytes | None:
@@ -1066,7 +1088,7 @@ class _Compiler:
             self.manifest.letters[rid] = {
                 "recipient": recipient_label(source.recipient),
                 "file": self.layout.relative(pdf), "pages": where.pages, "sha256": "",
-                "inputs": source.inputs, "log": self.layout.relative(result.log),
+                "inputs": source.inputs, "words": source.words, "log": self.layout.relative(result.log),
                 "findings": [f.to_dict() for f in findings], "signature": where.signature,
                 # the envelope window (PDF points from the top left; None: no window)
                 "window": result.window,

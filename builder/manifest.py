@@ -136,6 +136,8 @@ _LETTER = {"recipient": str, "file": str, "pages": int, "sha256": str, "inputs":
            "accepted": _TEXT, "failed": str, "failed_inputs": str, "seen": object,
            # the hash of its fonts' and forms' digests kept for the merge (``split.vouch``)
            "objects": str,
+           # what it says, as data (build.words_of): how send knows it after a tool update
+           "words": str,
            # a web copy's HTML page (build --for web): its hash as written
            "page": {"sha256": str, "seen": object},
            # the languages of a bilingual letter (2), which prints each in turn: none, one

@@ -86,6 +86,7 @@ class Delivery:
     sha256: str = ""  # the attached file's, when it was judged: another file there now is not sent
     # what of the e-mail is in a language the letter is not in ("subject and body in English")
     other_language: str = ""
+    words: str = ""  # what the letter says (``build.words_of``): the same letter, built again
 
 
 @dataclass
@@ -184,18 +185,20 @@ class MailedFromAnyFolder:
         self._read_to = 0  # how much of the file was read: what is past it, another send added since
         self._since: list[dict] = []  # the entries added after the first reading (``claim``)
 
-    def find(self, address: str | None, letter_sha256: str, folder: Path, elsewhere_only: bool = False) -> dict | None:
+    def find(self, address: str | None, letter_sha256: str, folder: Path, elsewhere_only: bool = False,
+             words: str = "") -> dict | None:
         """The last time this letter went to ``address``, from any folder (``elsewhere_only``:
         from a folder other than ``folder``): asked only for a letter ``folder``'s own send log
         does not hold as sent, so an entry of ``folder`` itself means that log was lost (a build
         folder in /tmp, gone with a restart, built again) or deleted: it was not asked, and the
         letter went a second time. ``address`` None: to any address (`status`, which reads no
-        batch: a letter's bytes are its one recipient's)."""
+        batch: a letter's bytes are its one recipient's). The letter is the same by its bytes
+        or by its ``words`` (``build.words_of``): built again by an updated letterbatch."""
         self.read()
         address = address if address is None else address.lower()
         here = str(folder.resolve())
         return next((entry for entry in reversed(self._entries) if address in (None, entry.get("address"))
-                     and entry.get("letter_sha256") == letter_sha256
+                     and same_letter(entry, letter_sha256, words)
                      and not (elsewhere_only and entry.get("folder") == here)), None)
 
     def read(self) -> None:
@@ -207,7 +210,7 @@ class MailedFromAnyFolder:
                 text = b""
             self._entries, self._read_to = _entries_of(text), len(text)
 
-    def claim(self, address: str, letter_sha256: str, folder: Path, rid: str) -> dict | None:
+    def claim(self, address: str, letter_sha256: str, folder: Path, rid: str, words: str = "") -> dict | None:
         """Note this letter as handed over, just before it is, unless a send in another folder
         handed it over since this run read the record (two sends of the same batch from two
         folders at once both found nothing, and mailed everyone twice): that one's entry, and
@@ -215,7 +218,7 @@ class MailedFromAnyFolder:
         import fcntl
 
         here = str(folder.resolve())
-        line = json.dumps({"address": address.lower(), "letter_sha256": letter_sha256,
+        line = json.dumps({"address": address.lower(), "letter_sha256": letter_sha256, "words": words,
                            "folder": here, "id": rid, "time": _now()}) + "\n"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -229,16 +232,25 @@ class MailedFromAnyFolder:
                 self._since += _entries_of(added[:added.rfind(b"\n") + 1])  # (a line being written: next time)
                 self._read_to += added.rfind(b"\n") + 1
                 meanwhile = next((entry for entry in reversed(self._since) if entry.get("address") == address.lower()
-                                  and entry.get("letter_sha256") == letter_sha256 and entry.get("folder") != here), None)
+                                  and same_letter(entry, letter_sha256, words) and entry.get("folder") != here), None)
                 if meanwhile is not None:
                     return meanwhile
-                os.write(handle, line.encode())
+                # a line a crash cut short ends here, not glued to the front of this one
+                ends_cut = size and os.pread(handle, 1, size - 1) != b"\n"
+                os.write(handle, (b"\n" if ends_cut else b"") + line.encode())
                 os.fsync(handle)
             finally:
                 os.close(handle)  # and with it the lock
         except OSError:
             pass  # the folder's own log, written first, still keeps this folder from mailing it twice
         return None
+
+
+def same_letter(entry: dict, letter_sha256: str, words: str = "") -> bool:
+    """Is the letter ``entry`` of the user's record says was handed over this one: the
+    same bytes, or the same words (``build.words_of``; an entry written before words were
+    recorded has none)?"""
+    return entry.get("letter_sha256") == letter_sha256 or bool(words) and entry.get("words") == words
 
 
 def _entries_of(text: bytes) -> list[dict]:
@@ -380,17 +392,27 @@ def _mailed_elsewhere(rid: str, recipient, manifest, layout, mailed: MailedFromA
     under way is older than its attempt."""
     if not recipient.email:
         return None
-    before = mailed.find(recipient.email, manifest.letters[rid]["sha256"], layout.root, elsewhere_only=bool(tried))
+    entry = manifest.letters[rid]
+    before = mailed.find(recipient.email, entry["sha256"], layout.root, elsewhere_only=bool(tried),
+                         words=entry.get("words", ""))
     if before is None:
         return None
+    which = _which_letter(before, entry["sha256"])
     if before.get("folder") == str(layout.root.resolve()):  # this folder's send log lost or deleted
-        return Outcome(rid, "already sent", f"this very letter, from this build folder, whose send log "
+        return Outcome(rid, "already sent", f"{which}, from this build folder, whose send log "
                                             f"({layout.sent.name}) no longer has it (deleted, or lost with the "
                                             f"folder), as '{before.get('id')}' on {before.get('time') or '?'} to "
                                             f"{recipient.email}; {command(f'send --resend {rid} --yes')} mails it again")
-    return Outcome(rid, "already sent", f"this very letter, from another build folder ({before.get('folder')}, "
+    return Outcome(rid, "already sent", f"{which}, from another build folder ({before.get('folder')}, "
                                         f"as '{before.get('id')}') on {before.get('time') or '?'} to {recipient.email}; "
                                         f"{command(f'send --resend {rid} --yes')} mails it again from here")
+
+
+def _which_letter(before: dict, letter_sha256: str) -> str:
+    """The letter a hand-over on the user's record was: this very file, or the same words
+    built before (by a letterbatch updated since, whose letters' bytes are not the same)."""
+    return ("this very letter" if before.get("letter_sha256") == letter_sha256 else
+            "this letter (the same words, built before and since built again)")
 
 
 def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: str, resending: bool,
@@ -490,7 +512,7 @@ def _delivery(letter, recipient, layout, manifest, pdf: Path, sha256: str, marki
     return Delivery(rid, recipient.email, pdf, pdf == layout.signed_pdf(rid),
                     subject, filled(letter.email.body, DEFAULT_BODY, "body"),
                     f"{letter.date.isoformat()}-{rid}.pdf", manifest.letters[rid]["sha256"], sha256,
-                    _in_another_language(foreign))
+                    _in_another_language(foreign), manifest.letters[rid].get("words", ""))
 
 
 def _in_another_language(foreign: dict[str, str]) -> str:
@@ -717,13 +739,13 @@ def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, re
     # from here on the server may get the message: log it before handing it over (in this
     # folder's log, and for every folder of this user)
     log.update(d.recipient, stage="data")
-    meanwhile = mailed.claim(d.address, d.letter_sha256, log.path.parent, d.recipient)
+    meanwhile = mailed.claim(d.address, d.letter_sha256, log.path.parent, d.recipient, d.words)
     if meanwhile is not None:  # hang up before the end of the message: the server discards it
         connection.drop()
         log.update(d.recipient, state="failed", error="sent from another build folder meanwhile",
                    sent_from=str(meanwhile.get("folder")), sent_from_time=str(meanwhile.get("time")))
-        return Outcome(d.recipient, "already sent", f"this very letter, from another build folder "
-                                                    f"({meanwhile.get('folder')}, as '{meanwhile.get('id')}') while "
+        return Outcome(d.recipient, "already sent", f"{_which_letter(meanwhile, d.letter_sha256)}, from another "
+                                                    f"build folder ({meanwhile.get('folder')}, as '{meanwhile.get('id')}') while "
                                                     f"this send was under way, on {meanwhile.get('time')} to {d.address}; "
                                                     f"{command(f'send --resend {d.recipient} --yes')} mails it again from here")
     try:
@@ -877,13 +899,14 @@ def _mailed_from_elsewhere_notes(layout, manifest, log: SendLog) -> dict[str, tu
     for rid, entry in manifest.letters.items():
         if rid in log.letters or "failed" in entry or not isinstance(entry.get("sha256"), str):
             continue
-        before = mailed.find(None, entry["sha256"], layout.root)
+        before = mailed.find(None, entry["sha256"], layout.root, words=entry.get("words", ""))
         if before is None:
             continue
         here = before.get("folder") == str(layout.root.resolve())
         where = ("this build folder, whose send log (sent.json) no longer has it" if here
                  else f"another build folder ({before.get('folder')}, as '{before.get('id')}'), not from this one")
-        notes[rid] = (f"mailed to {before.get('address')} on {before.get('time') or '?'} from {where}: send holds "
+        built_before = "" if before.get("letter_sha256") == entry["sha256"] else " (the same words, built before)"
+        notes[rid] = (f"mailed{built_before} to {before.get('address')} on {before.get('time') or '?'} from {where}: send holds "
                       f"it as already sent; {command(f'send --resend {rid} --yes')} mails it again"
                       + ("" if here else " from here"), False)
     return notes

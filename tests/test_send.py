@@ -908,6 +908,70 @@ def test_status_names_letters_mailed_from_another_folder_as_send_holds_them(batc
     assert [mailbox.count(rid) for rid in IDS] == [1] * 5
 
 
+def test_the_same_words_built_again_with_other_bytes_are_not_mailed_again_from_another_folder(
+        batch, smtp_server, tmp_path):
+    """Letters mailed from one folder, the project then copied without its send log and the
+    letters built again by a letterhead that makes other bytes of the same words (as a
+    letterbatch updated meanwhile does): the user's record matched letters by their bytes
+    alone, and everyone was mailed a second time. Held by their words, in send and status;
+    --resend mails one on purpose; a letter whose words changed goes as a new letter."""
+    import shutil
+
+    source, out = batch
+    mailbox, port = smtp_server
+    house = "\\NeedsTeXFormat{LaTeX2e}\n\\ProvidesClass{house}\n\\LoadClassWithOptions{letterbatch}\n"
+    (source.parent / "house.cls").write_text(house)
+    source.write_text(source.read_text().replace("  body:\n", "  letterhead: house.cls\n  body:\n", 1))
+    assert build(source, out).ok
+    assert run_send(source, out, port, "--yes").returncode == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(source.parent, copy, ignore=shutil.ignore_patterns("sent.json"))
+    # the same words, other bytes: a letterhead drawn another way
+    (copy / "house.cls").write_text(house + "\\AtBeginDocument{\\pdfpageattr{/Rotate 0}}\n")
+    (copy / source.name).write_text((copy / source.name).read_text().replace("Dear Sophie,", "Dear Ms Linden,"))
+    second = copy / out.name
+    assert build(copy / source.name, second).ok
+    before, after = Manifest.read(out).letters, Manifest.read(second).letters
+    assert all(before[rid]["sha256"] != after[rid]["sha256"] for rid in IDS)
+    assert [before[rid]["words"] == after[rid]["words"] for rid in IDS] == [True, True, False, True, True]
+    seen = subprocess.run([sys.executable, "-m", "invoke", "status", "-r", str(copy / source.name), "-b", str(second)],
+                          cwd=ROOT, env=smtp_env(port), capture_output=True, text=True, timeout=60)
+    assert re.search(r"^  essex +ready\n +mailed \(the same words, built before\) to essex@example.test on \S+ from "
+                     rf"another build folder \({re.escape(str(out.resolve()))}, as 'essex'\)", seen.stdout, re.M), seen.stdout
+    assert "london" in seen.stdout and not re.search(r"^  london +ready\n +mailed", seen.stdout, re.M), seen.stdout
+    again = run_send(copy / source.name, second, port, "--yes")
+    assert again.returncode == 0, again.stdout + again.stderr
+    lines = results(again.stdout)
+    assert lines["london"][0] == "sent", lines  # new words: a new letter
+    for rid in set(IDS) - {"london"}:
+        assert lines[rid][0].startswith("already sent this letter (the same words, built before and since built "
+                                        f"again), from another build folder ({out.resolve()}, as '{rid}') on "), lines[rid]
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 2, 1, 1]
+    assert run_send(copy / source.name, second, port, "--yes", "--resend", "essex").returncode == 0
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 2, 1, 2]
+
+
+def test_a_line_of_the_users_record_cut_short_by_a_crash_keeps_the_next_one_whole(batch, smtp_server, tmp_path):
+    """A send killed while it wrote its line to the user's record of hand-overs left half a
+    line; the next send's line was glued onto it, unreadable, and that letter was mailed
+    again from another folder. The next line starts on a line of its own."""
+    import shutil
+
+    from builder.send import MailedFromAnyFolder
+
+    source, out = batch
+    mailbox, port = smtp_server
+    record = MailedFromAnyFolder().path
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_bytes(b'{"address": "someone@example.test", "letter_sha')  # the crash
+    assert run_send(source, out, port, "--yes").returncode == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(source.parent, copy, ignore=shutil.ignore_patterns("sent.json"))
+    again = run_send(copy / source.name, copy / out.name, port, "--yes")
+    assert [results(again.stdout)[rid][0].split(",")[0] for rid in IDS] == ["already sent this very letter"] * 5, again.stdout
+    assert [mailbox.count(rid) for rid in IDS] == [1] * 5
+
+
 def test_a_send_log_entry_without_its_time_is_never_said_as_none(batch, smtp_server):
     """A time taken out of sent.json by hand (it is not needed to judge a letter) printed
     as Python's None in status ("mailed to ... on None") and --mark-sent, "?" in send."""
