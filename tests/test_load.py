@@ -136,6 +136,7 @@ def test_markup_subset():
     # the README's other rows: _emphasis_, escapes, and what prints as typed
     assert markup.parse(r"_e_ [x](javascript:alert(1)) \[ \_ \\ \* x") == [(
         markup.Emphasis((markup.Text("e"),)), markup.Text(" [x](javascript:alert(1)) [ _ \\ * x"))]
+    assert markup.parse("a __s__ b") == [(markup.Text("a "), markup.Emphasis((markup.Text("s"),), strong=True), markup.Text(" b"))]
     assert markup.parse("> q\n\n- r\n\n1. s\n\n## t") == [
         (markup.Text("> q"),), (markup.Text("- r"),), (markup.Text("1. s"),), (markup.Text("## t"),)]
     assert markup.parse("<script>alert(1)</script> <b>x</b>") == [
