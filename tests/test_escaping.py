@@ -147,3 +147,20 @@ def test_a_character_the_fonts_lack_is_named_whole():
     assert describe("\u2003", quoted=False) == "em space, U+2003"
     assert describe("\u03a9", quoted=False) == "greek capital letter omega, U+03A9"
     assert describe("\u03a9") == "'\u03a9' greek capital letter omega, U+03A9"
+
+
+def test_an_apostrophe_in_a_references_address_prints_straight(tmp_path: Path):
+    """url.sty sets a printed URL in the text's T1 font, whose slot for ' is a closing
+    quote: en.wikipedia.org/wiki/People's_Republic printed as People’s_Republic."""
+    url = "https://en.wikipedia.org/wiki/People's_Republic"
+    yaml_text = MINIMAL_LETTER.replace(
+        "    - main: This is the shared text.",
+        "    - main: 'Cited[^ref].'\n"
+        f'references:\n  ref: {{author: A, year: 2020, title: T, url: "{url}"}}\n',
+    ) + "recipients:\n  - {id: one, name: N, address: [L], salutation: 'Dear N,'}\n"
+    source = write_yaml(tmp_path / "recipients.yaml", yaml_text)
+    assert build(source, tmp_path / "build").ok
+    got = pdf_text(tmp_path / "build" / "letters" / "one.pdf")
+    assert "en.wikipedia.org/wiki/People's_Republic" in got.replace("- ", "-"), got
+    assert "\u2019" not in got
+
