@@ -695,7 +695,7 @@ def _footnote(batch: Batch, key: str) -> str:
 
 
 def _email_link(address: str) -> NoEscape:
-    return latex.href("mailto:" + address, latex.text(address))
+    return latex.href(latex.mailto(address), latex.text(address))
 
 
 def _web_link(url: str) -> NoEscape:

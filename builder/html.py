@@ -18,7 +18,7 @@ from pathlib import Path
 from . import markup
 from .compose import (PDF_LANG, closing, follows_mark, full_stop, long_date, marking, own_or_shared, pdf_title,
                       sender_roles, signatory_title, signature_alt)
-from .latex import compose_marks
+from .latex import compose_marks, mailto
 from .schema import Batch, Recipient
 
 _SAFE_URL = re.compile(r"(?i)^(https?://|mailto:)")
@@ -95,7 +95,7 @@ def letter_page(batch: Batch, recipient: Recipient, logo: str | None = None, sig
     if sender.phone:
         contact.append(f"{LABELS[languages[0]]['phone']} {e(sender.phone)}")
     if sender.email:
-        contact.append(f'<a href="{href("mailto:" + sender.email)}">{e(sender.email)}</a>')
+        contact.append(f'<a href="{href(mailto(sender.email))}">{e(sender.email)}</a>')
     if sender.web:
         shown = sender.web.split("://", 1)[-1].rstrip("/")
         contact.append(f'<a href="{href(sender.web)}">{e(shown)}</a>')

@@ -164,3 +164,24 @@ def test_an_apostrophe_in_a_references_address_prints_straight(tmp_path: Path):
     assert "en.wikipedia.org/wiki/People's_Republic" in got.replace("- ", "-"), got
     assert "\u2019" not in got
 
+
+def test_a_sender_address_any_mail_program_takes_is_printed_and_linked(tmp_path: Path):
+    """An e-mail address may hold characters a URL may not (RFC 5322: ` | ^ in its user part)
+    and ones a mailto: URL reads otherwise (? starts its headers, # a fragment, % an escape):
+    the build stopped with "unsafe URL", naming no field, or linked another address.
+    RFC 6068 has them percent-encoded in the link; the letter prints the address as typed."""
+    address = "o'brien|x^y`z?a#b%c@example.org"
+    yaml_text = MINIMAL_LETTER.replace(
+        "    address: [1 High Street, Town]\n",
+        f'    address: [1 High Street, Town]\n    email: "{address}"\n',
+    ) + "recipients:\n  - {id: one, name: N, address: [L], salutation: 'Dear N,'}\n"
+    source = write_yaml(tmp_path / "recipients.yaml", yaml_text)
+    assert build(source, tmp_path / "build").ok
+    got = pdf_text(tmp_path / "build" / "letters" / "one.pdf")
+    assert address in got, got
+    with pikepdf.open(tmp_path / "build" / "letters" / "one.pdf") as pdf:
+        uris = [str(a.A.URI) for a in pdf.pages[0].Annots if "/A" in a and "/URI" in a.A]
+    assert "mailto:o'brien%7Cx%5Ey%60z%3Fa%23b%25c@example.org" in uris, uris
+    assert build(source, tmp_path / "build", medium="web").ok
+    page = (tmp_path / "build" / "web" / "2021-03-04-one.html").read_text(encoding="utf-8")
+    assert 'href="mailto:o&#x27;brien%7Cx%5Ey%60z%3Fa%23b%25c@example.org"' in page
