@@ -145,7 +145,7 @@ def overfull(text: str, by: float, batch: Batch, block: list[tuple[str, str]] = 
     part of it with no / . or - in it), and then the reference is named by its key; a line
     of the recipient block (``recipient_lines``) by what it is; one of the letterhead's
     (``letterhead_lines``: on every letter) by its field under ``letter.sender``."""
-    into = f"overfull line: {text!r} runs {by * MM_PER_PT:.1f} mm into the margin"
+    into = f"overfull line: {_quoted(text, most=None)} runs {by * MM_PER_PT:.1f} mm into the margin"
     longest = max(text.split() or [""], key=len)
     if len(longest) <= 8:  # too short to tell which value it is from
         return f"{into}: a word too long for its line, with nothing to break it at; shorten it or put a space in it"
@@ -264,10 +264,11 @@ def recipient_lines(recipient: Recipient, columns: dict[tuple, str] | None = Non
     return lines
 
 
-def _quoted(text: str, most: int = 60) -> str:
+def _quoted(text: str, most: int | None = 60) -> str:
     """``text`` in quotes as it was typed: repr() doubled a backslash (a name with one was
-    shown, on the cover sheet's record of findings too, as a name nobody typed)."""
-    shown = text if len(text) <= most else text[:most - 1].rstrip() + "…"
+    shown, on the cover sheet's record of findings too, as a name nobody typed); cut to
+    ``most`` characters, or whole (None)."""
+    shown = text if most is None or len(text) <= most else text[:most - 1].rstrip() + "…"
     return f'"{shown}"' if "'" in shown else f"'{shown}'"
 
 

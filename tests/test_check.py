@@ -210,3 +210,15 @@ def test_a_letter_never_built_is_one_clean_line(tmp_path):
 """)
     (letter,) = [r for r in check(source, tmp_path / "build") if r.kind == "letter"]
     assert not letter.ready and letter.line() == "one: never built"
+
+
+def test_an_overfull_line_is_quoted_as_it_was_typed(tmp_path):
+    """repr() doubled each backslash: a path typed C:\\Shares\\… was quoted as C:\\\\Shares\\\\…,
+    a value nobody typed (on the cover sheet's record of findings too)."""
+    typed = "C:\\Shares\\" + "Unbreakable" * 7
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + recipient("wide", address=[typed]))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    wide = findings(check(source, out), "wide")
+    assert any(f.startswith("error: overfull line: 'C:\\Shares\\UnbreakableUnbreakable") for f in wide), wide
