@@ -24,7 +24,7 @@ import yaml
 
 from . import latex, markup
 from . import table as table_module
-from .problems import LoadError, Problem
+from .problems import LoadError, Problem, quoted
 from .schema import (LANGUAGE_NAMES, LANGUAGES, PART_NAME, RECIPIENT_ID, REFERENCE_KEY, Batch, Letter, Recipient, RecipientTable,
                      Reference, has_letters, too_long)
 
@@ -1161,7 +1161,7 @@ class _Reporter:
 def _explain(error: dict) -> str:
     """A pydantic error as a sentence that says what was expected and what came."""
     kind, got, ctx = error["type"], error.get("input"), error.get("ctx") or {}
-    shown = {list: "a list", dict: "a mapping", type(None): "nothing"}.get(type(got), repr(got))
+    shown = {list: "a list", dict: "a mapping", type(None): "nothing"}.get(type(got), quoted(got))
     if kind == "string_too_short" and ctx.get("min_length") == 1:
         return "must not be empty"
     if kind == "string_too_long":
@@ -1190,7 +1190,7 @@ def _explain(error: dict) -> str:
     if kind == "string_pattern_mismatch":
         space = re.search(r"[^\S ]", got) if isinstance(got, str) else None  # one no editor shows as such
         named = (f"; it holds a {unicodedata.name(space.group(), 'space').lower()} (U+{ord(space.group()):04X}) "
-                 f"after {got[:space.start()]!r}" if space else "")
+                 f"after {quoted(got[:space.start()])}" if space else "")
         return _PATTERN_HINTS.get(ctx.get("pattern"), error["msg"]) + f" (got {shown}{named})"
     message = error["msg"].removeprefix("Value error, ")
     return message if kind == "value_error" else f"{message} (got {shown})"

@@ -6,6 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def quoted(value) -> str:
+    """A value in a message, in quotes as it was typed: repr() doubled each backslash (an id
+    typed ``..\\x`` was shown as ``'..\\\\x'``, a value nobody typed). A character no terminal
+    shows (a tab, a control character) is still written as its escape, as repr() writes it."""
+    if not isinstance(value, str):
+        return repr(value)
+    shown = "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in value)
+    return f'"{shown}"' if "'" in shown and '"' not in shown else f"'{shown}'"
+
+
 @dataclass(frozen=True)
 class Problem:
     file: str
@@ -31,8 +41,8 @@ class Problem:
     def __str__(self) -> str:
         where = self.place()
         shown = self.field if self.row is None or not self.header else ""
-        who = (f"recipient {self.recipient!r}" + (", " if shown else ": ")) if self.recipient else ""
-        what = f"field {shown!r}: " if shown else ""
+        who = (f"recipient {quoted(self.recipient)}" + (", " if shown else ": ")) if self.recipient else ""
+        what = f"field {quoted(shown)}: " if shown else ""
         kind = "warning" if self.warning else "error"
         return f"{where}: {kind}: {who}{what}{self.message}"
 

@@ -18,6 +18,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 from . import RECIPIENT_ID, latex  # RECIPIENT_ID: the ids a batch may give (see there)
 from .markup import CITE_KEY
+from .problems import quoted
 
 # Control characters never belong in a letter. One-line fields also refuse
 # line breaks and tabs; body text (Prose) keeps them.
@@ -76,20 +77,20 @@ def _control_message(char: str) -> str:
 
 def _url(value: str) -> str:
     if not re.match(r"(?i)(https?://[^/]|mailto:[^@]+@)", value):
-        raise ValueError(f"{value!r} is not an http(s):// or mailto: URL")
+        raise ValueError(f"{quoted(value)} is not an http(s):// or mailto: URL")
     if value.count("#") > 1:
-        raise ValueError(f"{value!r} has more than one '#'; a URL has at most one (write others as %23)")
+        raise ValueError(f"{quoted(value)} has more than one '#'; a URL has at most one (write others as %23)")
     if value.endswith("#"):
-        raise ValueError(f"{value!r} ends in an empty '#' fragment, which PDF links drop; remove the '#'")
+        raise ValueError(f"{quoted(value)} ends in an empty '#' fragment, which PDF links drop; remove the '#'")
     bad = latex.URL_FORBIDDEN.search(value)
     if bad:
         char = bad.group()
         raise ValueError(
-            f"{value!r} contains {char!r}, which a URL may not hold as it is; "
+            f"{quoted(value)} contains {quoted(char)}, which a URL may not hold as it is; "
             f"write it percent-encoded ({'%' + format(ord(char), '02X') if ord(char) < 128 else 'encode it'})"
         )
     if not re.fullmatch(URL, value):  # the schema's pattern: nothing it refuses passes here
-        raise ValueError(f"{value!r} is not a URL (write it as https://example.org/page)")
+        raise ValueError(f"{quoted(value)} is not a URL (write it as https://example.org/page)")
     return value
 
 
@@ -98,27 +99,27 @@ def _email(value: str) -> str:
         if value[:7].lower() == "mailto:" and re.fullmatch(EMAIL, value[7:]):
             # a link copied from a web page or a spreadsheet's hyperlink: "mailto:x@y" was
             # taken as an address whose user is "mailto:x", and mailed nobody
-            raise ValueError(f"{value!r} is not an email address: it is a mailto: link; "
+            raise ValueError(f"{quoted(value)} is not an email address: it is a mailto: link; "
                              f"write the address alone, {value[7:]}")
         named = re.fullmatch(r"[^<>]*<([^<>]*)>\s*", value)
         if named and re.fullmatch(EMAIL, named.group(1)):
             # as Outlook copies an address, "Sue Name <sue@example.org>": deleting the space
             # (what the message below says) would not make it an address
-            raise ValueError(f"{value!r} is not an email address: it holds a name and the address in <>; "
+            raise ValueError(f"{quoted(value)} is not an email address: it holds a name and the address in <>; "
                              f"write the address alone, {named.group(1)}")
         several = [part for part in re.split(r"[;,\s]+", value) if part]
         if len(several) > 1 and all(re.fullmatch(EMAIL, part) for part in several):
             # "a@b.example;d@e.example", as a mail program writes a list: refused with no
             # word of what to do. A letter goes to one address (the e-mail has no cc)
-            raise ValueError(f"{value!r} is not an email address: it holds {len(several)} addresses, and a "
+            raise ValueError(f"{quoted(value)} is not an email address: it holds {len(several)} addresses, and a "
                              f"letter is mailed to one address only; keep one, {several[0]}")
         space = re.search(r"\s", value)
         if space:  # most often a no-break space pasted from a web page or typed in a spreadsheet
             char = space.group()
             name = unicodedata.name(char, "space").lower() if char != " " else "space"
-            raise ValueError(f"{value!r} is not an email address: it holds a {name} (U+{ord(char):04X}) after "
-                             f"{value[:space.start()]!r}, and an address has no spaces; delete it")
-        raise ValueError(f"{value!r} is not an email address")
+            raise ValueError(f"{quoted(value)} is not an email address: it holds a {name} (U+{ord(char):04X}) after "
+                             f"{quoted(value[:space.start()])}, and an address has no spaces; delete it")
+        raise ValueError(f"{quoted(value)} is not an email address")
     return value
 
 

@@ -454,3 +454,33 @@ def test_a_list_written_as_markdown_s_is_a_warning_that_says_how_to_print_it(tmp
         f"recipient 'good', field 'text.{part}': a line starts {marker!r} as a list's item would, but one line "
         "break joins lines into one paragraph (\"- one - two\"); put a blank line before each item to print it "
         "as a paragraph of its own" for part, marker in (("asks", "-"), ("steps", "2."))]
+
+
+def test_a_value_with_a_backslash_is_quoted_as_it_was_typed(tmp_path):
+    """repr() doubled each backslash: an id typed ..\\x was "got '..\\\\x'", an address
+    a\\b@… "'a\\\\b@…' is not an email address", values nobody typed. A control
+    character (which the messages name) is still shown as an escape, not sent to the terminal."""
+    path = write_yaml(tmp_path / "r.yaml", MINIMAL_LETTER + "recipients:\n" + GOOD + r"""
+  - id: '..\x'
+    name: N
+    address: [1 Road]
+    salutation: Dear N,
+  - id: mail
+    name: N
+    address: [1 Road]
+    salutation: Dear N,
+    email: 'a\b@example.org'
+  - id: part
+    name: N
+    address: [1 Road]
+    salutation: Dear N,
+    omit: ['p\1']
+""")
+    loaded = load(path)
+    said = [str(p) for problems in loaded.rejected.values() for p in problems]
+    assert any("recipient '..\\x', field 'id': " in s and s.endswith("(got '..\\x')") for s in said), said
+    assert any("'a\\b@example.org' is not an email address" in s for s in said), said
+    assert any(s.endswith("(got 'p\\1')") for s in said), said
+    assert not any("\\\\" in s for s in said), said
+    from builder.problems import quoted
+    assert quoted("tab\there\x07") == "'tab\\there\\x07'" and quoted("it's") == '"it\'s"'
