@@ -594,6 +594,8 @@ class _Builder:
         self.problems: list[tuple] = []
         self.null_words: dict[tuple, str] = {}  # path -> null, Null or NULL, as typed
         self.aliased = 0
+        # plain text anchored and never repeated: (path, the anchor, the value), by anchor
+        self.unused_anchors: dict[str, tuple] = {}
 
     def build(self, source: str):
         parser = _CParser(source)
@@ -680,6 +682,12 @@ class _Builder:
                 table.setdefault(path, (line, column))
             else:
                 table[path] = (line, column)
+        for path, anchor, value in self.unused_anchors.values():
+            # `name: &Co Partners` printed "Partners": '&' before a word starts a YAML anchor,
+            # left out of the text, and one no *alias repeats can only have been typed as text
+            self.problems.append((path, f"{quoted('&' + anchor)} is read as a YAML anchor and left out, so this "
+                                  f"prints {quoted(value)}; if it is part of the text, put the whole value in quotes: "
+                                  f"{_quoted('&' + anchor + ' ' + value)}", True, False))
         return _Parsed(None if result is root else result, values, keys, self.problems, self.null_words)
 
     def _key(self, event, parent: tuple):
@@ -742,6 +750,7 @@ class _Builder:
                         f"*{event.anchor} refers to '&{event.anchor}', which is not defined above this line "
                         "(check the spelling; an anchor must come before its use)")
         value, anchor_path, first, last = self.anchors[event.anchor]
+        self.unused_anchors.pop(event.anchor, None)
         self.aliased += max(1, last - first)
         if self.aliased > MAX_ALIAS_NODES:
             raise _Slip(mark.line, mark.column,
@@ -770,6 +779,10 @@ class _Builder:
             self._check_tag(event, path)
         if event.anchor is not None:
             self.anchors[event.anchor] = (value, path, len(self.positions), len(self.positions))
+            if plain and isinstance(value, str):
+                self.unused_anchors[event.anchor] = (path, event.anchor, value)
+            else:
+                self.unused_anchors.pop(event.anchor, None)  # a later anchor of the name replaces it
         return value
 
     def _check_tag(self, event, path: tuple) -> None:

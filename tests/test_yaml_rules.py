@@ -284,6 +284,21 @@ def test_a_value_that_starts_with_an_exclamation_mark_is_not_cut_short(tmp_path)
                      'in quotes: salutation: "!Hola amigo,"']
 
 
+def test_a_word_that_starts_with_an_ampersand_is_not_left_out_unsaid(tmp_path):
+    """'&' starts a YAML anchor, dropped from the text: `name: &Co Partners` printed
+    "Partners" without a word. An anchor on text that no *alias repeats can only have
+    been typed as text: a warning says so, with the quoted value; one repeated is YAML's."""
+    text = BATCH.replace("    salutation: Dear Second,", "    salutation: &Co Dear Partners,").replace(
+        "    name: Third Person", "    name: &same Third Person\n    role: *same")
+    path = write_yaml(tmp_path / "r.yaml", text)
+    loaded, found = problems(path)
+    assert [r.id for r in loaded.batch.recipients] == ["first", "second", "third"]
+    assert loaded.batch.recipients[2].role == "Third Person"
+    assert found == [f"{path}:18:17: warning: recipient 'second', field 'salutation': '&Co' is read as a "
+                     "YAML anchor and left out, so this prints 'Dear Partners,'; if it is part of the text, "
+                     'put the whole value in quotes: "&Co Dear Partners,"']
+
+
 def test_a_recipient_without_its_dash_is_one_message_not_one_per_key(tmp_path):
     # every key of the third entry was a "duplicate key" of the second's, one message each
     path = write_yaml(tmp_path / "r.yaml", BATCH.replace("  - id: third", "    id: third"))
