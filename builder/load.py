@@ -994,6 +994,12 @@ def _explain_syntax(exc: yaml.MarkedYAMLError, lines: list[str]) -> _Slip:
         closing = {"[": "]", "{": "}"}.get(bracket, "]")
         return _Slip(line, column, f"the {bracket} opened here is not closed where YAML expects it; "
                      f"close it with {closing}, and put items that contain ',', ':', '[' or '{{' in quotes")
+    if context.startswith("while scanning a tag"):
+        # `salutation: !Hola\amigo,`: a tag YAML cannot even read, told in libyaml's words with
+        # no fix, where a tag it reads (`!Hola amigo,`) is told with the quoted value to write
+        typed = text[column:].split(" #", 1)[0].strip()
+        return _Slip(line, column, "a value that starts with '!' is read as a YAML tag; to keep the '!', put the "
+                     f"whole value in quotes: {_quoted(typed)}")
     if context.startswith(("while scanning an alias", "while scanning an anchor")):
         return _Slip(line, column, "a value that starts with '*' or '&' is read as a YAML alias or anchor; "
                      "put the whole value in quotes")

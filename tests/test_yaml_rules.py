@@ -284,6 +284,17 @@ def test_a_value_that_starts_with_an_exclamation_mark_is_not_cut_short(tmp_path)
                      'in quotes: salutation: "!Hola amigo,"']
 
 
+def test_a_tag_yaml_cannot_read_is_told_with_the_value_to_write(tmp_path):
+    """`!Hola\\amigo,` is no tag YAML can read: the message was libyaml's ("while scanning a
+    tag did not find expected whitespace or line break"), with no fix."""
+    path = write_yaml(tmp_path / "r.yaml", BATCH.replace("    salutation: Dear Second,",
+                                                          "    salutation: !Hola\\amigo,"))
+    loaded, found = problems(path)
+    assert [r.id for r in loaded.batch.recipients] == ["first", "third"]
+    assert found == [f"{path}:18:17: error: recipient 'second': a value that starts with '!' is read as a YAML "
+                     'tag; to keep the \'!\', put the whole value in quotes: "!Hola\\\\amigo,"']
+
+
 def test_a_word_that_starts_with_an_ampersand_is_not_left_out_unsaid(tmp_path):
     """'&' starts a YAML anchor, dropped from the text: `name: &Co Partners` printed
     "Partners" without a word. An anchor on text that no *alias repeats can only have
