@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .manifest import Manifest
+from .problems import quoted
 
 if typing.TYPE_CHECKING:
     from .schema import Batch, Recipient
@@ -265,11 +266,9 @@ def recipient_lines(recipient: Recipient, columns: dict[tuple, str] | None = Non
 
 
 def _quoted(text: str, most: int | None = 60) -> str:
-    """``text`` in quotes as it was typed: repr() doubled a backslash (a name with one was
-    shown, on the cover sheet's record of findings too, as a name nobody typed); cut to
-    ``most`` characters, or whole (None)."""
-    shown = text if most is None or len(text) <= most else text[:most - 1].rstrip() + "…"
-    return f'"{shown}"' if "'" in shown else f"'{shown}'"
+    """``text`` in quotes as it was typed (``problems.quoted``), cut to ``most`` characters,
+    or whole (None)."""
+    return quoted(text if most is None or len(text) <= most else text[:most - 1].rstrip() + "…")
 
 
 def _wrapping(lines: list[tuple[str, str]], wide: list[tuple[int, float]], block: float) -> str:
