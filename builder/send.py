@@ -279,7 +279,7 @@ def _entry_problem(entry) -> str | None:
         return f"state {entry.get('state')!r} is not one the log writes ({', '.join(LOG_STATES)})"
     if entry.get("stage", "envelope") not in LOG_STAGES:
         return f"stage {entry.get('stage')!r} is not one the log writes ({', '.join(LOG_STAGES)})"
-    for field in ("address", "message_id", "time", "letter_sha256", "sha256"):
+    for field in ("address", "message_id", "time", "letter_sha256", "sha256", "words"):
         if field in entry and not isinstance(entry[field], str):
             return f"{field} {entry[field]!r} is not text"
     if not isinstance(entry.get("address"), str):
@@ -408,6 +408,13 @@ def _mailed_elsewhere(rid: str, recipient, manifest, layout, mailed: MailedFromA
                                         f"{command(f'send --resend {rid} --yes')} mails it again from here")
 
 
+def _same_words(sent: dict, letter: dict) -> str:
+    """", with the same words, ...", of a letter rebuilt since it was mailed whose words
+    (``build.words_of``) are those mailed, as a letterbatch updated since builds them; else ""."""
+    same = bool(sent.get("words")) and sent.get("words") == letter.get("words")
+    return " with the same words (by another letterbatch or letterhead: the recipient has its text)" if same else ""
+
+
 def _which_letter(before: dict, letter_sha256: str) -> str:
     """The letter a hand-over on the user's record was: this very file, or the same words
     built before (by a letterbatch updated since, whose letters' bytes are not the same)."""
@@ -439,7 +446,7 @@ def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: s
                 resend = f"it is {state.said()}; once it is ready, {resend}"
             elif isinstance(_attachment(rid, layout, manifest), Outcome):
                 resend = f"sign it again with {sign_command(manifest)}, then {resend}"
-            note += f"; the letter was rebuilt since: {resend}"
+            note += f"; the letter was rebuilt since{_same_words(entry, manifest.letters[rid])}: {resend}"
         # a stale letter mailed as it is keeps its state: the build hint leaves it out by name
         return Outcome(rid, "already sent", note, state=None if state.ready else state.state)
     if pending == "unknown" and not resending:
@@ -704,7 +711,7 @@ def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, re
     wire = mail.as_bytes(policy=SMTPUTF8_POLICY if international else SMTP_POLICY)
     log.record(d.recipient, state="attempting", stage="envelope", address=d.address, message_id=message_id,
                time=_now(), file=str(d.pdf.relative_to(log.path.parent)), signed=d.signed,
-               sha256=d.sha256, letter_sha256=d.letter_sha256)
+               sha256=d.sha256, letter_sha256=d.letter_sha256, words=d.words)
     smtp = connection.smtp
     try:
         if international and not smtp.has_extn("smtputf8"):
@@ -873,8 +880,15 @@ def mail_notes(layout, manifest) -> dict[str, tuple[str, bool]]:
             note, act = f"mailed to {entry.get('address')} on {entry.get('time', '?')}", False
             current = manifest.letters.get(rid, {}).get("sha256")
             if current and current != entry.get("letter_sha256"):
-                note, act = note + (" - REBUILT SINCE: the recipient has the old letter; "
-                                    f"{command(f'send --resend {rid} --yes')} sends the new one"), True
+                same = _same_words(entry, manifest.letters[rid])
+                # the same words made again (an update of letterbatch or of the letterhead): the
+                # recipient has this letter's text, and nobody need act; status exited 1 for every
+                # letter mailed before an update, as if each recipient had another letter
+                resend = f"{command(f'send --resend {rid} --yes')} sends the new one"
+                if same:
+                    note += f" - rebuilt since{same}; {resend} if they should have it"
+                else:
+                    note, act = note + f" - REBUILT SINCE: the recipient has the old letter; {resend}", True
         elif log.pending(rid) == "unknown":
             note, act = "mail: unknown: " + unknown_help(rid), True
         elif entry.get("sent_from"):  # not "mail failed ... tries it again": it went, from there

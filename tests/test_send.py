@@ -949,6 +949,20 @@ def test_the_same_words_built_again_with_other_bytes_are_not_mailed_again_from_a
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 2, 1, 1]
     assert run_send(copy / source.name, second, port, "--yes", "--resend", "essex").returncode == 0
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 2, 1, 2]
+    # and in the first folder, built again so: status exited 1, "REBUILT SINCE: the recipient
+    # has the old letter" for every letter, as if each recipient had another letter
+    (source.parent / "house.cls").write_text((copy / "house.cls").read_text())
+    assert build(source, out).ok
+    seen = subprocess.run([sys.executable, "-m", "invoke", "status", "-r", str(source), "-b", str(out)],
+                          cwd=ROOT, env=smtp_env(port), capture_output=True, text=True, timeout=60)
+    assert seen.returncode == 0 and "REBUILT SINCE" not in seen.stdout, seen.stdout
+    same = ("rebuilt since with the same words (by another letterbatch or letterhead: the recipient has its text); "
+            f"{suggested(source, out, 'send --resend essex --yes')} sends the new one")
+    assert re.search(rf"^  essex +ready\n +mailed to essex@example.test on \S+ - {re.escape(same)} if they should "
+                     "have it$", seen.stdout, re.M), seen.stdout
+    dry = results(run_send(source, out, port).stdout)["essex"]
+    assert dry[0].startswith("already sent on ") and dry[0].endswith(f"; the letter was {same.replace('); ', '): ')}"), dry
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 2, 1, 2]
 
 
 def test_a_line_of_the_users_record_cut_short_by_a_crash_keeps_the_next_one_whole(batch, smtp_server, tmp_path):
