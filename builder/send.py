@@ -602,6 +602,10 @@ class _Connection:
         self.drop()
 
 
+# What a login the server will not pass mail on for can do: the settings are given, and right
+RELAY_FIX_WITH_LOGIN = "ask the mail server's administrator, or send through the server that login is for"
+
+
 class _Refused(Exception):
     """The server answered with an error: the message was not accepted."""
 
@@ -612,12 +616,20 @@ def retry_hint(error: str) -> str:
     just send again (a 4xx "try later", a dropped connection): it said "(a refused address:
     correct it first)" after every failure, a "try again later" too."""
     again = f"{command('send --yes')} tries it again"
+    # a setting first: a relay refused names the address, which is not at fault
+    if ": set letterbatch." in error:
+        return f"{again} once that is set"
+    if error.endswith(RELAY_FIX_WITH_LOGIN):
+        return f"{again} once the server lets that login pass mail on"
     if re.search(r"^the server refused \S+@\S+: 5\d\d", error):
         return f"correct the address first (the server refused it for good), then {again}"
     if "(no SMTPUTF8)" in error:
         return f"give an address without accents, or send through a server that takes them; then {again}"
-    if ": set letterbatch." in error:
-        return f"{again} once that is set"
+    # refused for good too: sent as it is, it is refused again
+    if re.search(r"^the server refused the sender: 5\d\d", error):
+        return f"correct the From address first (letterbatch.smtp.from, else letter.sender.email), then {again}"
+    if re.search(r"^the server refused the message: 5\d\d", error):
+        return f"change what the server's answer names first (it refused the message for good), then {again}"
     return again
 
 
@@ -726,6 +738,14 @@ def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, re
         if code != 250:
             raise _Refused(f"the server refused the sender: {_reply(code, text)}")
         code, text = smtp.rcpt(d.address)
+        if code not in (250, 251) and code // 100 == 5 and b"relay" in text.lower():
+            # "554 5.7.1 <x>: Relay access denied": the address is not at fault, the server passes
+            # mail on to other domains only for a login it allows to (it was told to correct it)
+            user = connection.settings.user
+            raise _Refused(f"the server refused {d.address}: {_reply(code, text)}: it passes mail on only "
+                           + (f"for a login allowed to, and {user!r} is not: {RELAY_FIX_WITH_LOGIN}" if user else
+                              "after a login: set letterbatch.smtp.user (the password from "
+                              "LETTERBATCH_SMTP_PASSWORD or a prompt)"))
         if code not in (250, 251):
             raise _Refused(f"the server refused {d.address}: {_reply(code, text)}")
         code, text = smtp.docmd("DATA")

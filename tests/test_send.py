@@ -47,6 +47,7 @@ class Mailbox:
         self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
         self.refuse: set[str] = set()
         self.try_later: set[str] = set()
+        self.no_relay: set[str] = set()  # "554 Relay access denied": an address of another domain, no login
         self.drop_at_rcpt: set[str] = set()  # once each
         self.drop_after_data: set[str] = set()  # once each
         self.hold_at_rcpt: set[str] = set()
@@ -64,6 +65,8 @@ class Mailbox:
             return "550 5.1.1 mailbox unavailable"
         if address in self.try_later:
             return "451 4.3.2 try again later"
+        if address in self.no_relay:
+            return f"554 5.7.1 <{address}>: Relay access denied"
         if address in self.drop_at_rcpt:
             self.drop_at_rcpt.discard(address)
             server.transport.close()
@@ -289,6 +292,40 @@ def test_a_subject_that_looks_like_an_encoded_word_arrives_as_typed(batch, smtp_
     subjects = {rcpts[0]: str(m["Subject"]) for rcpts, m in mailbox.messages}
     assert subjects[address("london")] == f"For Sophie Linden {literal} =?x?q?y?= a=?b"
     assert all("Bcc" not in subject for subject in subjects.values())
+
+
+def test_a_relay_refused_names_the_login_not_the_address(batch, smtp_server):
+    """A server that passes mail on to other domains only after a login refuses each address
+    ("554 5.7.1 <x>: Relay access denied"): the address is not at fault, and status told the
+    user to correct it; the line names the setting to give, as a 530 does."""
+    source, out = batch
+    mailbox, port = smtp_server
+    mailbox.no_relay.add(address("sussex"))
+    first = run_send(source, out, port, "--yes")
+    assert first.returncode == 1 and mailbox.count("sussex") == 0
+    assert results(first.stdout)["sussex"][1].endswith(
+        "Relay access denied: it passes mail on only after a login: set letterbatch.smtp.user (the password from "
+        "LETTERBATCH_SMTP_PASSWORD or a prompt); the next run retries it"), first.stdout
+    status = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
+                             "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert "correct the address" not in status.stdout, status.stdout
+    assert f"; {suggested(source, out, 'send --yes')} tries it again once that is set\n" in status.stdout, status.stdout
+
+
+def test_a_failed_mail_s_advice_follows_what_the_server_refused():
+    """A sender or a message refused for good (5xx) is refused again as it is: 'tries it again'
+    alone sent the user round again."""
+    from builder.send import retry_hint
+
+    assert retry_hint("the server refused the sender: 553 5.7.1 not owned by user").startswith(
+        "correct the From address first (letterbatch.smtp.from, else letter.sender.email), then ")
+    assert retry_hint("the server refused the message: 552 5.3.4 message too big").startswith(
+        "change what the server's answer names first (it refused the message for good), then ")
+    assert retry_hint("the server refused the message: 451 4.3.0 try later").endswith("tries it again")
+    assert retry_hint("the server refused a@b.example: 554 5.7.1 <a@b.example>: Relay access denied: it passes "
+                      "mail on only for a login allowed to, and 'office' is not: ask the mail server's "
+                      "administrator, or send through the server that login is for").endswith(
+        "tries it again once the server lets that login pass mail on")
 
 
 def test_a_refused_address_and_a_dropped_connection_stop_only_their_letter(batch, smtp_server):
