@@ -563,10 +563,33 @@ class _Connection:
     def __init__(self, settings: SmtpSettings):
         self.settings, self.smtp = settings, None
         # why the server is given up on for the rest of the run: it stopped answering before a
-        # message for two letters in a row, with no answer between (each letter after it waited
+        # message (or after it) for two letters in a row, with no answer between (each letter after it waited
         # the whole timeout again, 50 letters 50 minutes; one slow over one address is waited for once)
         self.stopped_answering: str | None = None
         self.timeouts_in_a_row = 0
+        self.unanswered_messages_in_a_row = 0
+
+    def timed_out(self, exc: BaseException, rid: str, after_message: bool = False) -> None:
+        """Count a letter the server said nothing to within the timeout: two in a row before
+        their messages, or two after them (a server that takes each message and never answers
+        it, a mail filter hung: every letter after it waited the timeout and was 'unknown', a
+        mailbox to check for each), and it has stopped answering. One slow over an address and
+        the next over its message are each waited for. (smtplib says a timeout as "Connection
+        unexpectedly closed: timed out".)"""
+        if not (isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)):
+            return
+        if after_message:
+            self.unanswered_messages_in_a_row += 1
+        else:
+            self.timeouts_in_a_row += 1
+        if max(self.timeouts_in_a_row, self.unanswered_messages_in_a_row) >= 2:
+            s = self.settings
+            self.stopped_answering = (f"not tried: {s.host}:{s.port} stopped answering (nothing within "
+                                      f"{s.timeout:g} s for two letters in a row, the last {rid})")
+
+    def answered(self) -> None:
+        """The server answered a letter (took it, or refused it): it has not stopped answering."""
+        self.timeouts_in_a_row = self.unanswered_messages_in_a_row = 0
 
     def open(self) -> smtplib.SMTP:
         if self.smtp is None:
@@ -752,16 +775,10 @@ def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, re
         if code != 354:
             raise _Refused(f"the server refused the message: {_reply(code, text)}")
     except _Refused as refused:
-        connection.timeouts_in_a_row = 0  # it answered
+        connection.answered()
         return _failed(connection, log, d, str(refused), reset=True)
     except (OSError, smtplib.SMTPException) as exc:
-        # (smtplib says a timeout as "Connection unexpectedly closed: timed out")
-        if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
-            connection.timeouts_in_a_row += 1
-            if connection.timeouts_in_a_row >= 2:
-                s = connection.settings
-                connection.stopped_answering = (f"not tried: {s.host}:{s.port} stopped answering (nothing within "
-                                                f"{s.timeout:g} s for two letters in a row, the last {d.recipient})")
+        connection.timed_out(exc, d.recipient)
         return _failed(connection, log, d, f"the connection failed ({_exc_text(exc)})")
     # from here on the server may get the message: log it before handing it over (in this
     # folder's log, and for every folder of this user)
@@ -784,12 +801,13 @@ def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, re
         code, text = smtp.getreply()
     except (OSError, smtplib.SMTPException) as exc:
         connection.drop()
+        connection.timed_out(exc, d.recipient, after_message=True)
         log.update(d.recipient, state="unknown", error=f"no answer after the message ({_exc_text(exc)})")
         return Outcome(d.recipient, "unknown", unknown_help(d.recipient))
+    connection.answered()
     if code != 250:
         return _failed(connection, log, d, f"the server refused the message: {_reply(code, text)}", reset=True)
     log.update(d.recipient, state="sent", time=_now(), server_reply=_reply(code, text))
-    connection.timeouts_in_a_row = 0
     return Outcome(d.recipient, "sent", f"{d.pdf.name} ({'signed' if d.signed else 'not signed'}) "
                                         f"to {d.address}, {message_id}")
 

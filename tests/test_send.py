@@ -516,6 +516,28 @@ def test_a_server_that_stops_answering_is_waited_for_once_not_once_a_letter(batc
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]
 
 
+def test_a_server_that_never_answers_a_message_is_waited_for_twice_not_once_a_letter(batch, smtp_server):
+    """A server that takes each message and then says nothing (a mail filter hung): each
+    letter waited the whole timeout in its turn and was 'unknown', 50 letters 50 minutes and a
+    mailbox to check for each. After two in a row the others are not tried; the next run
+    mails them, and the two are left to a person, as any letter whose fate is unknown."""
+    source, out = batch
+    mailbox, port = smtp_server
+    mailbox.hold_after_data.update(address(rid) for rid in IDS[1:])  # sussex and every letter after it
+    first = run_send(source, out, port, "--yes", INVOKE_LETTERBATCH_SMTP_TIMEOUT="1")
+    mailbox.released = True
+    lines = results(first.stdout)
+    assert first.returncode == 1 and [lines[rid][0] for rid in IDS] == ["sent", "unknown", "unknown", "failed",
+                                                                         "failed"], first.stdout
+    assert lines["essex"][1] == (f"not tried: 127.0.0.1:{port} stopped answering (nothing within 1 s for two "
+                                 "letters in a row, the last london); the next run retries it"), lines["essex"]
+    mailbox.hold_after_data.clear()
+    again = run_send(source, out, port, "--yes")
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]  # (the held two were taken, as a filter may)
+    assert [results(again.stdout)[rid][0].split(" on ")[0] for rid in IDS] == [
+        "already sent", "unknown", "unknown", "sent", "sent"], again.stdout
+
+
 def test_a_letter_rebuilt_after_it_was_sent_is_flagged_and_not_sent_again(batch, smtp_server):
     from builder.build import build
 
