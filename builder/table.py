@@ -1125,10 +1125,11 @@ def _spec(text: str, fields: dict[str, str]):
 
 
 # Latin letters that are not a letter plus an accent, so NFKD leaves them whole and the
-# ASCII step dropped them: "Łucja Żak" was ucja-zak, "Øystein" ystein.
+# ASCII step dropped them: "Łucja Żak" was ucja-zak, "Øystein" ystein (and ß's capital, ẞ,
+# as a name in capitals writes it: "GROẞ" was gro).
 _LETTERS_WITHOUT_DECOMPOSITION = str.maketrans({
     "Ł": "L", "ł": "l", "Ø": "O", "ø": "o", "Đ": "D", "đ": "d", "Ð": "D", "ð": "d",
-    "Þ": "Th", "þ": "th", "ß": "ss", "Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe",
+    "Þ": "Th", "þ": "th", "ß": "ss", "ẞ": "SS", "Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe",
     "Ħ": "H", "ħ": "h", "Ŧ": "T", "ŧ": "t", "ı": "i", "Ŀ": "L", "ŀ": "l", "Ŋ": "N", "ŋ": "n"})
 
 

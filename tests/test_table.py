@@ -72,6 +72,8 @@ def test_make_id():
     # letters that are no letter plus an accent were dropped: ucja-zak-wroblewska.pdf
     assert make_id("Łucja Żak-Wróblewska") == "lucja-zak-wroblewska"
     assert make_id("Øystein Ærø Straße") == "oystein-aero-strasse"
+    # a name in capitals writes ß as its capital, ẞ: "GROẞ Anna" was gro-anna
+    assert make_id("Anna GROẞ") == make_id("Anna Groß") == "anna-gross"
     assert make_id("Đorđe Þórsdóttir") == "dorde-thorsdottir"
 
 
