@@ -902,7 +902,7 @@ def sent_as_old_ids(recipients_yaml, build_dir, gone: list[str]) -> dict[str, st
             if r.email and r.email.lower() in by_address}
 
 
-def mail_notes(layout, manifest) -> dict[str, tuple[str, bool]]:
+def mail_notes(layout, manifest, addresses=None) -> dict[str, tuple[str, bool]]:
     """For ``invoke status``: per letter, what the send log says (sent, to whom,
     rebuilt since it was sent, failed, unknown), and whether a person must act
     (all but a letter mailed as it is now)."""
@@ -937,21 +937,28 @@ def mail_notes(layout, manifest) -> dict[str, tuple[str, bool]]:
             error = entry.get("error", "interrupted before the message was sent")
             note, act = f"mail failed: {error}; {retry_hint(error)}", True
         notes[rid] = (note, act)
-    return {**_mailed_from_elsewhere_notes(layout, manifest, log), **notes}
+    return {**_mailed_from_elsewhere_notes(layout, manifest, log, addresses), **notes}
 
 
-def _mailed_from_elsewhere_notes(layout, manifest, log: SendLog) -> dict[str, tuple[str, bool]]:
+def _mailed_from_elsewhere_notes(layout, manifest, log: SendLog, addresses=None) -> dict[str, tuple[str, bool]]:
     """For ``invoke status``: the letters this folder's send log does not have that the
     user's record says went to a server, from another build folder (the batch file renamed,
     the project copied) or from this one (its send log deleted or lost): `send` holds them as
     already sent (``_mailed_elsewhere``), and status called them ready with no word of mail.
-    Nothing for a person to do: no letter is mailed twice by itself."""
+    Nothing for a person to do: no letter is mailed twice by itself. ``addresses()``: each
+    recipient's address now, as send reads the record: a letter that went to the address
+    its recipient had then goes to the one given since (status said "send holds it")."""
     mailed = MailedFromAnyFolder()
-    notes = {}
+    notes, now = {}, None
     for rid, entry in manifest.letters.items():
         if rid in log.letters or "failed" in entry or not isinstance(entry.get("sha256"), str):
             continue
-        before = mailed.find(None, entry["sha256"], layout.root, words=entry.get("words", ""))
+        words = entry.get("words", "")
+        before = mailed.find(None, entry["sha256"], layout.root, words=words)
+        if before is not None and addresses is not None:  # (the batch read once, and only for such a letter)
+            now = addresses() if now is None else now
+            # no address now: send mails it nowhere, and says so
+            before = mailed.find(now[rid], entry["sha256"], layout.root, words=words) if now.get(rid) else None
         if before is None:
             continue
         here = before.get("folder") == str(layout.root.resolve())

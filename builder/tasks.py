@@ -947,7 +947,12 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     from .ready import PREFLIGHT, finding_text, strays
 
     signed = found.signed_letters
-    mailed = mail_notes(batch.build_dir, found.manifest) if for_ == "print" else {}
+    def addresses() -> dict[str, str | None]:  # (a record of mail from another folder to check against)
+        from .build import prepare
+
+        return {s.recipient.id: s.recipient.email for s in prepare(batch.recipients, batch.build_dir).sources}
+
+    mailed = mail_notes(batch.build_dir, found.manifest, addresses) if for_ == "print" else {}
     present = {s.recipient for s in states}
     gone = [rid for rid in mailed if rid and rid not in present]
     if gone:  # a letter mailed under an id the batch no longer has: to whom is it now?
@@ -1036,9 +1041,10 @@ def status(c, recipients=None, build_dir=None, for_="print"):
         raise Exit(code=1)
 
 
-def mail_notes(build_dir: Path, manifest=None) -> dict[str, tuple[str, bool]]:
+def mail_notes(build_dir: Path, manifest=None, addresses=None) -> dict[str, tuple[str, bool]]:
     """What the send log says per letter, and whether a person must act (none
-    when nothing was sent). ``manifest``: the print record, read here when not given."""
+    when nothing was sent). ``manifest``: the print record, read here when not given;
+    ``addresses``: what gives each recipient's e-mail address now (the batch is read only if asked)."""
     from .build import Layout
 
     layout = Layout.of(build_dir)
@@ -1046,7 +1052,7 @@ def mail_notes(build_dir: Path, manifest=None) -> dict[str, tuple[str, bool]]:
     from .manifest import Manifest
     from .send import mail_notes as notes
 
-    return notes(layout, manifest if manifest is not None else Manifest.read(layout.root))
+    return notes(layout, manifest if manifest is not None else Manifest.read(layout.root), addresses)
 
 
 @letter_task(help={"recipients": BATCH_HELP["recipients"], "only": "ID[,ID...], recipient ids (or the flag again: -o a -o b): just these"})

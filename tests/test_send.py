@@ -959,6 +959,13 @@ def test_status_names_letters_mailed_from_another_folder_as_send_holds_them(batc
                          rf"\({re.escape(str(out.resolve()))}, as '{rid}'\), not from this one: send holds it as "
                          rf"already sent; {re.escape(suggested(renamed, second, f'send --resend {rid} --yes'))} mails "
                          "it again from here$", seen.stdout, re.M), seen.stdout
+    # an address given since (printed nowhere: the same letter): send mails it there, and
+    # status said "send holds it as already sent" of it, by the letter's bytes alone
+    renamed.write_text(renamed.read_text().replace(address("essex"), "essex.new@example.test"))
+    assert build(renamed, second).ok
+    seen = status(renamed, second)
+    assert re.search(r"^  essex +ready$", seen.stdout, re.M) and "mailed to essex@" not in seen.stdout, seen.stdout
+    assert results(run_send(renamed, second, port).stdout)["essex"][0] == "would send"
     (out / "sent.json").unlink()  # the first folder's own log deleted: its letters went from it all the same
     seen = status(source, out)
     assert seen.returncode == 0, seen.stdout + seen.stderr
