@@ -546,6 +546,12 @@ def build_hint(letters: list[tuple[str, str]], for_: str, build_dir: Path | None
     if changed:  # edited by hand, or put in place by a build killed outright before it recorded them
         hints.append(f"{plural(changed, 'letter')} changed since built (edited, or left by a build stopped "
                      f"outright): {build} makes {'it' if changed == 1 else 'them'} again")
+    if hints and unread and build_dir is not None:  # (status says it on a line of its own)
+        from .manifest import Manifest
+
+        record = Manifest.read(Layout.of(build_dir, for_).root)
+        if record.unreadable:  # check and send said "never built: run build" of each letter, and no more
+            hints.insert(0, f"{lost_record(record)}, so its letters read as never built")
     if hints and unread and "" in mailed:  # check said "run build" of every letter, mailed ones too, and no more
         hints.append(f"{mailed[''][0]}: until it is, which letters were mailed is not known, and a build may "
                      "replace one with another letter than its recipient has")

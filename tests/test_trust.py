@@ -1546,6 +1546,11 @@ def test_a_manifest_that_cannot_be_read_is_said_not_taken_for_letters_never_buil
     seen = invoke("status", "-r", str(source), "-b", str(out))
     assert "Traceback" not in seen.stderr and said in seen.stdout, seen.stdout + seen.stderr
     assert "the record of what was built is lost, so its letters read as never built" in seen.stdout, seen.stdout
+    # so do check and send's dry run, which said "never built: run build" of each, and no more
+    for task in ("check", "send"):
+        seen = invoke(task, "-r", str(source), "-b", str(out))
+        assert "Traceback" not in seen.stderr and seen.returncode == 1, seen.stdout + seen.stderr
+        assert f"{said}" in seen.stdout + seen.stderr, (task, seen.stdout + seen.stderr)
     built = invoke("build", "-r", str(source), "-b", str(out))
     assert built.returncode == 0 and said in built.stderr, built.stdout + built.stderr
     again = invoke("status", "-r", str(source), "-b", str(out))
