@@ -184,6 +184,7 @@ class MailedFromAnyFolder:
         self._entries: list[dict] | None = None  # read once, when first asked
         self._read_to = 0  # how much of the file was read: what is past it, another send added since
         self._since: list[dict] = []  # the entries added after the first reading (``claim``)
+        self._logs: dict[str, SendLog | None] = {}  # other folders' send logs, as read (``fate_there``)
 
     def find(self, address: str | None, letter_sha256: str, folder: Path, elsewhere_only: bool = False,
              words: str = "") -> dict | None:
@@ -193,13 +194,41 @@ class MailedFromAnyFolder:
         folder in /tmp, gone with a restart, built again) or deleted: it was not asked, and the
         letter went a second time. ``address`` None: to any address (`status`, which reads no
         batch: a letter's bytes are its one recipient's). The letter is the same by its bytes
-        or by its ``words`` (``build.words_of``): built again by an updated letterbatch."""
+        or by its ``words`` (``build.words_of``): built again by an updated letterbatch. A
+        hand-over its own folder's send log says failed is none (``fate_there``)."""
         self.read()
         address = address if address is None else address.lower()
         here = str(folder.resolve())
         return next((entry for entry in reversed(self._entries) if address in (None, entry.get("address"))
                      and same_letter(entry, letter_sha256, words)
-                     and not (elsewhere_only and entry.get("folder") == here)), None)
+                     and not (elsewhere_only and entry.get("folder") == here)
+                     and self.fate_there(entry) != "failed"), None)
+
+    def fate_there(self, entry: dict) -> str:
+        """What the send log of the folder a hand-over was noted from says of it now:
+        "failed" (the server refused the message after all, or the connection broke before
+        its end: nobody has it, and it was held as already sent), "unknown" (that log cannot
+        say; it was "already sent" here, and nobody was told to check the mailbox), else
+        "sent", also when that folder or its log is gone or cannot be read: a hand-over counts
+        as delivered unless its own folder's log says otherwise."""
+        from .build import Layout
+
+        folder = str(entry.get("folder"))
+        if folder not in self._logs:
+            try:
+                self._logs[folder] = SendLog.read(Layout.of(folder).sent)
+            except (SendError, OSError, ValueError):
+                self._logs[folder] = None
+        log = self._logs[folder]
+        attempt = (log.letters.get(str(entry.get("id"))) or {}) if log is not None else {}
+        if (attempt.get("letter_sha256") != entry.get("letter_sha256")
+                or str(attempt.get("address", "")).lower() != entry.get("address")):
+            return "sent"  # another letter by that id since (its own hand-over noted too), or none
+        if any(old.get("letter_sha256") == entry.get("letter_sha256") and old.get("state") in ("sent", "marked sent")
+               for old in attempt.get("history", [])):
+            return "sent"  # an earlier attempt went: a later one's failure takes nothing back
+        return {"failed": "failed", "unknown": "unknown"}.get(log.pending(str(entry.get("id"))) or attempt.get("state"),
+                                                               "sent")
 
     def read(self) -> None:
         """Read the record, once: what is added to it after this, another send added."""
@@ -403,9 +432,21 @@ def _mailed_elsewhere(rid: str, recipient, manifest, layout, mailed: MailedFromA
                                             f"({layout.sent.name}) no longer has it (deleted, or lost with the "
                                             f"folder), as '{before.get('id')}' on {before.get('time') or '?'} to "
                                             f"{recipient.email}; {command(f'send --resend {rid} --yes')} mails it again")
+    if mailed.fate_there(before) == "unknown":  # it was "already sent" here: nobody checked the mailbox
+        return Outcome(rid, "unknown", unknown_elsewhere(rid, before, which))
     return Outcome(rid, "already sent", f"{which}, from another build folder ({before.get('folder')}, "
                                         f"as '{before.get('id')}') on {before.get('time') or '?'} to {recipient.email}; "
                                         f"{command(f'send --resend {rid} --yes')} mails it again from here")
+
+
+def unknown_elsewhere(rid: str, before: dict, which: str = "this very letter") -> str:
+    """What to do about a letter handed to the server from another build folder whose send
+    log cannot say if it arrived (``MailedFromAnyFolder.fate_there``)."""
+    return (f"{which} was handed to the server from another build folder ({before.get('folder')}, as "
+            f"'{before.get('id')}') on {before.get('time') or '?'} to {before.get('address')}, and that folder's "
+            f"send log cannot say whether it arrived; check the mailbox, then settle it in that folder (`send "
+            f"--mark-sent {before.get('id')}` or `send --resend {before.get('id')} --yes` there), or "
+            f"{command(f'send --resend {rid} --yes')} mails it from here")
 
 
 def _same_words(sent: dict, letter: dict) -> str:
@@ -945,7 +986,8 @@ def _mailed_from_elsewhere_notes(layout, manifest, log: SendLog, addresses=None)
     user's record says went to a server, from another build folder (the batch file renamed,
     the project copied) or from this one (its send log deleted or lost): `send` holds them as
     already sent (``_mailed_elsewhere``), and status called them ready with no word of mail.
-    Nothing for a person to do: no letter is mailed twice by itself. ``addresses()``: each
+    Nothing for a person to do (no letter is mailed twice by itself), unless the folder it
+    went from cannot say whether it arrived (``fate_there``). ``addresses()``: each
     recipient's address now, as send reads the record: a letter that went to the address
     its recipient had then goes to the one given since (status said "send holds it")."""
     mailed = MailedFromAnyFolder()
@@ -962,6 +1004,10 @@ def _mailed_from_elsewhere_notes(layout, manifest, log: SendLog, addresses=None)
         if before is None:
             continue
         here = before.get("folder") == str(layout.root.resolve())
+        if not here and mailed.fate_there(before) == "unknown":
+            notes[rid] = ("mail: unknown: " + unknown_elsewhere(rid, before, _which_letter(before, entry["sha256"])),
+                          True)
+            continue
         where = ("this build folder, whose send log (sent.json) no longer has it" if here
                  else f"another build folder ({before.get('folder')}, as '{before.get('id')}'), not from this one")
         built_before = "" if before.get("letter_sha256") == entry["sha256"] else " (the same words, built before)"

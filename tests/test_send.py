@@ -50,6 +50,7 @@ class Mailbox:
         self.no_relay: set[str] = set()  # "554 Relay access denied": an address of another domain, no login
         self.drop_at_rcpt: set[str] = set()  # once each
         self.drop_after_data: set[str] = set()  # once each
+        self.refuse_data: set[str] = set()  # the message refused at its end (554), once each
         self.hold_at_rcpt: set[str] = set()
         self.hold_after_data: set[str] = set()
         self.holding = threading.Event()
@@ -83,6 +84,9 @@ class Mailbox:
             self.drop_after_data.discard(rcpt)
             server.transport.close()
             return "421 4.3.0 closing"
+        if rcpt in self.refuse_data:
+            self.refuse_data.discard(rcpt)
+            return "554 5.6.0 message content rejected"
         self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=default_policy)))
         if rcpt in self.hold_after_data:
             self.hold_after_data.discard(rcpt)
@@ -1029,6 +1033,47 @@ def test_the_same_words_built_again_with_other_bytes_are_not_mailed_again_from_a
     dry = results(run_send(source, out, port).stdout)["essex"]
     assert dry[0].startswith("already sent on ") and dry[0].endswith(f"; the letter was {same.replace('); ', '): ')}"), dry
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 2, 1, 2]
+
+
+def test_a_hand_over_whose_own_folder_says_it_failed_or_cannot_say_is_not_already_sent_elsewhere(
+        batch, smtp_server, tmp_path):
+    """The user's record notes a letter just before its message is handed over, so it holds
+    attempts: one the server then refused (554 at the message's end), or whose answer never
+    came ("unknown" in its folder's log), was "already sent" from a second folder of the
+    same letters: the first nobody then had, the second nobody was told to check. That
+    folder's send log decides: refused, it goes from here; unknown, it is unknown here too,
+    in send and status, until a person settles it."""
+    import shutil
+
+    source, out = batch
+    mailbox, port = smtp_server
+    mailbox.refuse_data.add(address("sussex"))
+    mailbox.drop_after_data.add(address("essex"))
+    first = results(run_send(source, out, port, "--yes").stdout)
+    assert (first["sussex"][0], first["essex"][0]) == ("failed", "unknown"), first
+    copy = tmp_path / "copy"
+    shutil.copytree(source.parent, copy, ignore=shutil.ignore_patterns("sent.json"))
+    seen = subprocess.run([sys.executable, "-m", "invoke", "status", "-r", str(copy / source.name), "-b",
+                           str(copy / out.name)], cwd=ROOT, env=smtp_env(port), capture_output=True, text=True,
+                          timeout=60)
+    assert seen.returncode == 1, seen.stdout
+    assert re.search(r"^  essex +ready\n +mail: unknown: this very letter was handed to the server from another "
+                     rf"build folder \({re.escape(str(out.resolve()))}, as 'essex'\) on \S+ to essex@example.test, "
+                     r"and that folder's send log cannot say whether it arrived; check the mailbox", seen.stdout, re.M), seen.stdout
+    assert re.search(r"^  sussex +ready$", seen.stdout, re.M), seen.stdout  # nobody has it: nothing said
+    second = run_send(copy / source.name, copy / out.name, port, "--yes")
+    said = results(second.stdout)
+    assert said["sussex"][0] == "sent", said
+    assert said["essex"][0] == "unknown" and said["essex"][1].startswith(
+        "this very letter was handed to the server from another build folder"), said
+    assert second.returncode == 1
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 0]
+    # settled in the first folder: the letter did not arrive, and goes from there; the second
+    # folder then holds it as already sent
+    assert run_send(source, out, port, "--yes", "--resend", "essex").returncode == 0
+    third = results(run_send(copy / source.name, copy / out.name, port, "--yes").stdout)
+    assert third["essex"][0].startswith("already sent this very letter, from another build folder"), third
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]
 
 
 def test_a_line_of_the_users_record_cut_short_by_a_crash_keeps_the_next_one_whole(batch, smtp_server, tmp_path):
