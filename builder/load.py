@@ -580,7 +580,8 @@ class _Frame:
     key_mark: typing.Any = None
     explicit: dict = field(default_factory=dict)
     merges: list = field(default_factory=list)
-    flow: bool = False  # a [ ] list, whose items a comma parts
+    flow: bool = False  # a [ ] list or a { } mapping, whose items a comma parts
+    key_end: typing.Any = None  # where the key read last ends
     joined: bool = False  # a second id in a recipient's entry: another recipient without its '- '
 
 
@@ -612,7 +613,7 @@ class _Builder:
                     opens = True
                 elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
                     frame = stack.pop()
-                    if frame.flow:
+                    if frame.flow and not frame.is_map:
                         self._check_split_brackets(frame)
                     if frame.merges:
                         self._merge(frame)
@@ -637,6 +638,10 @@ class _Builder:
                 is_map = top is not None and top.is_map
                 if is_map and not top.has_key:
                     top.key, top.key_mark, top.has_key = self._key(event, top.path), mark, True
+                    top.key_end = event.end_mark
+                    continue
+                if is_map and top.flow and kind is yaml.ScalarEvent and self._no_colon(top, event):
+                    self._split_mapping_item(top)
                     continue
                 # a value: where it goes
                 in_merge = is_map and top.key is _MergeKey
@@ -659,7 +664,7 @@ class _Builder:
                     if not in_merge:
                         positions.append((path, mark.line + 1, mark.column + 1, False, False))
                     frame = _Frame(value, path, event.anchor, len(positions), is_map=type(value) is dict,
-                                   flow=kind is yaml.SequenceStartEvent and bool(event.flow_style))
+                                   flow=bool(event.flow_style))
                 if top is None:
                     result = value
                 elif is_map:
@@ -808,6 +813,29 @@ class _Builder:
         where = f" (line {mark.line + 1})" if key else ""
         self.problems.append((path, _invisible_message(value, where), True, key))
         return _INVISIBLE.sub("", value)
+
+    def _no_colon(self, frame: _Frame, event) -> bool:
+        """Is ``event`` the empty value YAML gives a key of a { } mapping typed without a ':'
+        after it (``{highlight: A sentence, revised.}``: "revised." is such a key)?"""
+        end = frame.key_end
+        if event.value or event.style not in _PLAIN or event.tag or end is None or end.line >= len(self.lines):
+            return False
+        return not self.lines[end.line][end.column:].lstrip().startswith(":")
+
+    def _split_mapping_item(self, frame: _Frame) -> None:
+        """In { } a comma parts items, even in text: ``{highlight: A sentence, revised.}`` is
+        the text "A sentence" and a key "revised." with no value, told as two schema errors
+        (a part name; not a text) neither of which said to quote it. One error, at the key,
+        with the value to write; the key is left out."""
+        key, frame.has_key = frame.key, False
+        path = frame.path + (key,)
+        self.positions.append((path, frame.key_mark.line + 1, frame.key_mark.column + 1, True, False))
+        before = next(reversed(frame.container.items()), None) if frame.container else None
+        fix = (f": {before[0]}: {_quoted(before[1] + ', ' + str(key))}"
+               if before is not None and isinstance(before[1], str) else "")
+        self.problems.append((path, f"{quoted(str(key))} has no ':' after it, so YAML read it as a key of its own: "
+                              "in { } a comma parts items, even inside a text; to keep a comma in a text, put the "
+                              f"text in quotes{fix}", False, True))
 
     def _check_split_brackets(self, frame: _Frame) -> None:
         """In [ ] a comma parts items, even inside brackets: `[Form (A4, 2 pages), Map]` is

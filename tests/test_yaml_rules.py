@@ -343,6 +343,22 @@ def test_an_item_split_by_a_comma_inside_brackets_is_pointed_out(tmp_path):
                      'put it in quotes: "Caernarfon (Gwynedd, Wales)"']
 
 
+def test_a_text_split_by_a_comma_inside_braces_is_one_error_with_the_quoted_text(tmp_path):
+    # {main: A sentence, revised.} read "revised." as a key with no value: two errors (a part
+    # name; not a text) at two columns, build and status each showing another, neither saying
+    # to quote the text
+    text = BATCH.replace("    salutation: Dear Second,", "    salutation: Dear Second,\n"
+                         "    text: {main: A sensitive sentence, revised.}").replace(
+        "    salutation: Dear Third,", "    salutation: Dear Third,\n    text: {main: 'Kept, whole.'}")
+    path = write_yaml(tmp_path / "r.yaml", text)
+    loaded, found = problems(path)
+    assert [r.id for r in loaded.batch.recipients] == ["first", "third"]
+    assert loaded.batch.recipients[1].text == {"main": "Kept, whole."}
+    assert found == [f"{path}:19:40: error: recipient 'second', field 'text.revised.': 'revised.' has no ':' after "
+                     "it, so YAML read it as a key of its own: in { } a comma parts items, even inside a text; to "
+                     'keep a comma in a text, put the text in quotes: main: "A sensitive sentence, revised."']
+
+
 def test_windows_1252_gets_line_column_and_the_fix(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_bytes(BATCH.replace("Dear Second,", "Dear Second’s,").encode("cp1252"))
