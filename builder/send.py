@@ -674,12 +674,13 @@ class _Refused(Exception):
     """The server answered with an error: the message was not accepted."""
 
 
-def retry_hint(error: str) -> str:
+def retry_hint(error: str, again: str = "") -> str:
     """What to do about a letter whose mail failed with ``error``: correct something first (an
     address the server refused for good, one with accents it cannot take, a setting), or
     just send again (a 4xx "try later", a dropped connection): it said "(a refused address:
-    correct it first)" after every failure, a "try again later" too."""
-    again = f"{command('send --yes')} tries it again"
+    correct it first)" after every failure, a "try again later" too. ``again``: the words for
+    sending it again (default: the send command that does)."""
+    again = again or f"{command('send --yes')} tries it again"
     # a setting first: a relay refused names the address, which is not at fault
     if ": set letterbatch." in error:
         return f"{again} once that is set"
@@ -866,7 +867,8 @@ def _failed(connection: _Connection, log: SendLog, d: Delivery, why: str, reset:
             connection.drop()
     else:
         connection.drop()
-    return Outcome(d.recipient, "failed", f"{why}; the next run retries it")
+    # as status says it: a run again alone sends an address refused for good to be refused again
+    return Outcome(d.recipient, "failed", f"{why}; {retry_hint(why, 'the next run retries it')}")
 
 
 def mark_sent(recipients_yaml: str | Path, build_dir: str | Path, rids: list[str]) -> list[Outcome]:
