@@ -19,7 +19,7 @@ import sys
 import threading
 import typing
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -631,7 +631,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
     loaded, layout = prepared.loaded, prepared.layout
     valid_ids = {r.id for r in loaded.batch.recipients}
     layout.root.mkdir(parents=True, exist_ok=True)
-    with lock(layout):
+    with lock(layout), ExitStack() as recording:  # (``again`` below)
         manifest = Manifest.read(layout.root)
         for folder in layout.written_by_build:  # left by a build killed while it wrote
             clear_stale_temporaries(folder)
@@ -679,6 +679,12 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                 if progress:
                     progress(outcome, finished, len(stale))
 
+        # from the moment every run is done or being stopped until the record is written, a
+        # Ctrl-C or SIGTERM is held, then stops the build (``again``): a second Ctrl-C while
+        # the letters being cut were finished (or `timeout -s INT`, which signals the command
+        # and its process group both) left them in place off the record, "stopped" without a
+        # count, and every task called them changed by hand
+        again: list[int] = []
         with ThreadPoolExecutor(workers) as pool:
             running = [pool.submit(compiler.run, group) for group in _batches(stale, workers, prepared.medium)]
             collected = set()
@@ -695,7 +701,9 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
                 for future in as_completed(running):
                     collected.add(future)
                     collect(future.result())
+                again = recording.enter_context(_interrupts_held())
             except (KeyboardInterrupt, RuntimeError, OSError) as exc:
+                again = recording.enter_context(_interrupts_held())
                 # Stopped (Ctrl-C, or SIGTERM through the tasks), or one run failed outright (its
                 # cutting process killed, or the disk full): no new pdflatex run starts, letters
                 # being cut are finished, and what was built goes on the record below, so the
@@ -744,6 +752,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             store = Digests(layout.digests, vouched)
             store.save({sha: objects for sha, objects in {**store.remembered, **compiler.digests}.items()
                         if sha in vouched})
+    stopped = stopped or bool(again)  # held while the record was written: it stops the build now
     order = {r.id: i for i, r in enumerate(loaded.batch.recipients)}
     outcomes.sort(key=lambda o: (o.status != "invalid", order.get(o.recipient, -1)))
     marked = {}
@@ -765,6 +774,25 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             raise failure  # pdflatex missing, or the disk full: as ever, "Nothing was built"
         raise BuildFailed(failure, built=built, left=left)
     return Report(outcomes, loaded.warnings, removed, kept_signed, marked)
+
+
+@contextmanager
+def _interrupts_held():
+    """Hold Ctrl-C (SIGINT) and SIGTERM while the build records what it built: each one is
+    noted in the list this yields, not raised. Off the main thread signals are not ours to
+    take, and nothing is held."""
+    import signal
+
+    noted: list[int] = []
+    before = {}
+    try:
+        with suppress(ValueError):
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                before[signum] = signal.signal(signum, lambda signum, frame: noted.append(signum))
+        yield noted
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 class BuildStopped(KeyboardInterrupt):

@@ -367,6 +367,50 @@ def test_ctrl_c_stops_a_build_and_what_it_built_is_on_the_record(tmp_path):
     assert states() == {"ready": 60}
 
 
+def test_ctrl_c_pressed_twice_while_letters_are_cut_still_records_them(tmp_path):
+    """A second Ctrl-C while the build finishes the letters being cut (a person pressing it
+    again, or `timeout -s INT`, which signals the command and its process group both) is held
+    until the record is written: every letter cut is recorded and said so. (It raised out of
+    the wait: "stopped" without a count, the letters in place off the record, and every task
+    called them changed by hand.)"""
+    import os
+    import signal
+    import time
+
+    import yaml
+
+    from builder.build import status
+
+    data = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
+    source = tmp_path / "recipients.yaml"
+    out = tmp_path / "build"
+
+    def write(salutation: str) -> None:  # 60 letters: one pdflatex run, cut in a process of its own
+        data["recipients"] = [{"id": f"r{n:02d}", "name": f"Recipient {n}", "address": [f"{n} High Street", "Town"],
+                               "salutation": f"{salutation} {n},", "text": {"highlight": f"Note {n}."}}
+                              for n in range(1, 61)]
+        source.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+    write("Dear Recipient")
+    assert build(source, out).ok
+    write("Dear Friend")
+    started = time.time()
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "build", "--jobs", "1", "--recipients",
+                             str(source), "--build-dir", str(out)], cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while (not any(p.stat().st_mtime >= started for p in (out / "letters").glob("*.pdf"))
+           and proc.poll() is None and time.monotonic() < deadline):
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.communicate()  # cutting: stopped, not finished
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # again, while the letters being cut are finished
+    _, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err) == (130, "stopped: 60 letters built and recorded\n")
+    assert {letter.state for letter in status(source, out)} == {"ready"}
+
+
 def test_a_run_whose_cutting_process_is_killed_leaves_the_other_runs_letters_on_the_record(tmp_path, monkeypatch):
     """The process cutting one pdflatex run's letters killed (as the system does when memory
     runs out): the other run's letters, already in place, are recorded, and the build says
