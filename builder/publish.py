@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import command
-from .files import write_atomic
+from .files import clear_temporaries_of, write_atomic
 
 
 @dataclass
@@ -131,6 +131,10 @@ def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
                 written = []
                 try:
                     for target, data in datas:
+                        # a publish killed outright (kill -9) while it wrote this copy left its
+                        # temporary file (``.<date>-<id>.pdf.xxxxxxxx``, part of a PDF) in the
+                        # website's folder, where no publish deleted it
+                        clear_temporaries_of(target)
                         if write_atomic(target, data):
                             written.append(target)
                 except OSError as exc:

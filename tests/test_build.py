@@ -883,6 +883,43 @@ recipients:
     assert status.returncode == 0 and "not ours" not in status.stdout, status.stdout
 
 
+def test_a_publish_killed_while_it_wrote_leaves_no_temporary_file_in_the_website_s_folder(tmp_path):
+    """kill -9 while publish writes a copy leaves its temporary file in the website's folder, a
+    part of a PDF: the next publish deletes it (it stayed for good), and leaves alone a file
+    kept there by hand under such a name, and one another publish is writing (locked)."""
+    import fcntl
+    import os
+
+    from builder.publish import publish
+
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + """\
+recipients:
+  - id: plain
+    name: Plain Person
+    address: [1 Road]
+    salutation: Dear Plain,
+""")
+    out, site = tmp_path / "build", tmp_path / "site"
+    assert build(source, out, medium="web").ok
+    [pdf] = (out / "web").glob("*.pdf")
+    site.mkdir()
+    left = site / f".{pdf.name}.k1ll3d9x"  # as ``files.replacing`` names it: private, unlocked
+    left.write_bytes(pdf.read_bytes()[:1000])
+    left.chmod(0o600)
+    kept = site / f".{pdf.name}.backup01"  # kept by hand: not private
+    kept.write_bytes(b"mine")
+    busy = site / f".{pdf.name.replace('.pdf', '.html')}.wr1t1ng0"  # being written: locked
+    busy.write_bytes(b"<p>")
+    busy.chmod(0o600)
+    with open(busy, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        report = publish(source, out, site)
+        assert sorted(p.name for p in report.published) == sorted([pdf.name, pdf.with_suffix(".html").name])
+        assert not left.exists() and kept.exists() and busy.exists()
+    assert (site / pdf.name).read_bytes() == pdf.read_bytes()
+    assert sorted(os.listdir(site)) == sorted([pdf.name, pdf.with_suffix(".html").name, kept.name, busy.name])
+
+
 def test_every_letter_s_log_is_of_the_run_that_made_it(tmp_path):
     """A run was named by its first letter and count: london and essex rebuilt, then london
     and south-wales, compiled in the same folder, and essex's record named the log of a
