@@ -185,6 +185,7 @@ class MailedFromAnyFolder:
         self._read_to = 0  # how much of the file was read: what is past it, another send added since
         self._since: list[dict] = []  # the entries added after the first reading (``claim``)
         self._logs: dict[str, SendLog | None] = {}  # other folders' send logs, as read (``fate_there``)
+        self.not_noted: OSError | None = None  # why a letter handed over could not be noted (``claim``)
 
     def find(self, address: str | None, letter_sha256: str, folder: Path, elsewhere_only: bool = False,
              words: str = "") -> dict | None:
@@ -270,8 +271,10 @@ class MailedFromAnyFolder:
                 os.fsync(handle)
             finally:
                 os.close(handle)  # and with it the lock
-        except OSError:
-            pass  # the folder's own log, written first, still keeps this folder from mailing it twice
+        except OSError as exc:
+            # the folder's own log, written first, still keeps this folder from mailing it twice;
+            # another folder's send would not know it went, so ``send`` says so (``warn``)
+            self.not_noted = self.not_noted or exc
         return None
 
 
@@ -703,10 +706,11 @@ def _reply(code: int, text: bytes) -> str:
 
 
 def send(recipients_yaml: str | Path, build_dir: str | Path, settings: SmtpSettings, *,
-         yes: bool = False, resend: list[str] = (), report=print, begin=None) -> list[Outcome]:
+         yes: bool = False, resend: list[str] = (), report=print, begin=None, warn=None) -> list[Outcome]:
     """Mail every ready letter not yet sent (or only ``resend``); without ``yes`` only
     say what would be sent. ``report(outcome)`` is called as each is decided;
-    ``begin(ids)`` first, with every letter's id in order (to line up columns)."""
+    ``begin(ids)`` first, with every letter's id in order (to line up columns);
+    ``warn(text)`` once, when the user's record of letters mailed cannot be written."""
     from .build import Layout, lock
 
     with lock(Layout.of(build_dir)) if yes else contextlib.nullcontext():  # no two sends (or a build) at once
@@ -720,6 +724,7 @@ def send(recipients_yaml: str | Path, build_dir: str | Path, settings: SmtpSetti
         outcomes = []
         connection = _Connection(settings)
         cannot_connect = None
+        warned = False
         try:
             for item in planned.letters:
                 if isinstance(item, Outcome):
@@ -742,6 +747,16 @@ def send(recipients_yaml: str | Path, build_dir: str | Path, settings: SmtpSetti
                     else:
                         outcome = _deliver(connection, planned.log, item, sender, item.recipient in resend,
                                            planned.mailed)
+                        # said once, as it happens: it went on without a word, and the same letters
+                        # built into another folder (a renamed batch, -b) were mailed to everyone again
+                        not_noted, planned.mailed.not_noted = planned.mailed.not_noted, None
+                        if not_noted is not None and warn is not None and not warned:
+                            warned = True
+                            warn(f"could not note the letters mailed in {planned.mailed.path} "
+                                 f"({not_noted.strerror or not_noted}): a send from another build folder "
+                                 "will not know they went (this folder's send log, sent.json, still keeps "
+                                 "them from going twice from here); make that folder writable, or set "
+                                 "XDG_STATE_HOME to a folder that is")
                 report(outcome)
                 outcomes.append(outcome)
         except BaseException:

@@ -1307,7 +1307,8 @@ def send(c, recipients=None, build_dir=None, yes=False, resend=None, mark_sent=N
         if not yes:
             print(f"dry run (nothing is sent; add --yes to send) via {settings.describe()}:")
         outcomes = send_letters(batch.recipients, batch.build_dir, settings, yes=yes,
-                                resend=ids_of(resend) or [], report=report, begin=begin)
+                                resend=ids_of(resend) or [], report=report, begin=begin,
+                                warn=lambda text: print(f"warning: {text}", file=sys.stderr, flush=True))
     except BrokenPipeError:  # the reader of the report has gone (`send | head`): stop quietly (BatchExecutor)
         raise
     except (LoadError, TexMissing, RuntimeError, OSError, SendError) as exc:

@@ -1152,6 +1152,27 @@ def test_a_relative_xdg_state_home_is_not_a_log_per_folder(tmp_path, monkeypatch
     assert MailedFromAnyFolder().path == tmp_path / "mine" / "letterbatch" / "mailed.jsonl"
 
 
+def test_a_user_record_that_cannot_be_written_is_said_once(batch, smtp_server, tmp_path):
+    """$XDG_STATE_HOME not writable (a read-only home, a file in the way): the letters still
+    go, each once, and one warning line says the user's record of them could not be written,
+    so another build folder of the same letters would mail them again. (It went on without a
+    word, the guard against a second folder silently gone.)"""
+    source, out = batch
+    mailbox, port = smtp_server
+    blocked = tmp_path / "state-is-a-file"
+    blocked.write_text("not a folder")
+    done = run_send(source, out, port, "--yes", XDG_STATE_HOME=str(blocked))
+    assert done.returncode == 0, done.stderr
+    assert [mailbox.count(rid) for rid in IDS] == [1] * 5
+    assert done.stderr == (f"warning: could not note the letters mailed in {blocked}/letterbatch/mailed.jsonl "
+                           "(Not a directory): a send from another build folder will not know they went (this "
+                           "folder's send log, sent.json, still keeps them from going twice from here); make that "
+                           "folder writable, or set XDG_STATE_HOME to a folder that is\n"), done.stderr
+    again = run_send(source, out, port, "--yes", XDG_STATE_HOME=str(blocked))  # nothing handed over: no word
+    assert again.returncode == 0 and again.stderr == "", again.stderr
+    assert [mailbox.count(rid) for rid in IDS] == [1] * 5
+
+
 def test_a_timeout_or_host_that_cannot_work_is_one_line(batch, smtp_server):
     """INVOKE_LETTERBATCH_SMTP_TIMEOUT=0 or -5 was a traceback, 0.5 was refused as "not a
     whole number" (it is seconds), and an empty host was smtplib's "please run connect() first"."""
