@@ -289,6 +289,37 @@ def test_a_duplex_bundle_marks_its_blank_pages_too(parts_batch, tmp_path):
     assert not [l for l in found if l.page == 2 and l.text != "OFFICIAL"]  # nothing else on it
 
 
+def test_a_house_class_that_does_not_load_is_one_fault_of_the_class_found_without_compiling_each_letter(tmp_path):
+    """A house class with a TeX error fails every letter before its text. Each batch that
+    failed was halved until every letter was compiled alone (120 letters: 45 s), and each
+    was told "<id>.tex:4: File ended while scanning use of \\renew@command", a line of the
+    letter's preamble, not of the class. Now one letter of each failed batch is compiled
+    alone, its fault is every letter's, and the message names the class."""
+    recipients = "".join(f"""\
+  - id: r{n:02d}
+    name: Person {n}
+    address: [{n} Road, Town]
+    salutation: Dear Sir or Madam,
+""" for n in range(12))
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER.replace(
+        "  body:\n", "  letterhead: house.cls\n  body:\n") + "recipients:\n" + recipients)
+    head = "\\NeedsTeXFormat{LaTeX2e}\\ProvidesClass{house}\\LoadClassWithOptions{letterbatch}\n"
+    for body, said in [("\\renewcommand{\\foo\n", "the letterhead class (house.cls), or what it loads, stops "
+                        "every letter before its text: File ended while scanning use of \\renew@command. (near: "
+                        "\\pdfinfo); fix the class"),
+                       ("\\undefinedthing\n", "house.cls:2: Undefined control sequence. (near: \\undefinedthing); "
+                        "every letter fails with it")]:
+        (tmp_path / "house.cls").write_text(head + body, encoding="utf-8")
+        out = tmp_path / f"build-{len(body)}"
+        report = build(source, out, jobs=2)
+        assert [(o.status, o.message) for o in report.outcomes] == [("failed", said)] * 12
+        # one letter of each of the two runs compiled alone, not all twelve
+        alone = [p.name for p in (out / "work").iterdir() if not p.name.startswith("_")]
+        assert len(alone) == 2, alone
+    (tmp_path / "house.cls").write_text(head, encoding="utf-8")  # mended: every letter builds
+    assert build(source, out, jobs=2).ok
+
+
 def test_a_house_marking_sep_never_prints_the_marking_over_the_letterhead_or_header(tmp_path):
     """A house class may set \\lbmarkingsep; set wider than the margin allows
     (10 mm), the marking stops 1 mm short of the letterhead, the running
