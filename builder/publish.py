@@ -52,6 +52,15 @@ def cleared_on_record(entry: dict, mark: str) -> bool:
     return (entry.get("cleared") or {}).get("marking") == mark
 
 
+class PublishStopped(Exception):
+    """A full or read-only disk stopped the publish part way (every copy after would fail
+    too): ``error``, and ``report`` with what was published before it."""
+
+    def __init__(self, report: "PublishReport", error: OSError):
+        super().__init__(str(error))
+        self.report, self.error = report, error
+
+
 class PublishRefused(Exception):
     """A folder to publish into that cannot be one (inside the build folder), or a
     ``cleared`` id the batch does not have: one line, nothing published."""
@@ -139,7 +148,9 @@ def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
                             written.append(target)
                 except OSError as exc:
                     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):  # every copy after it would fail too
-                        raise
+                        # with what went before it: it said "could not go on", and not that some had
+                        report.published += written
+                        raise PublishStopped(report, exc) from None
                     # a copy the website's folder does not take (a file there another user owns, a folder
                     # of its name): said, and the others published all the same (it stopped them all)
                     report.failed.append(f"{rid}: {target.name}: {exc.strerror or exc}")

@@ -1336,7 +1336,7 @@ def publish(c, recipients=None, build_dir=None, to=None, cleared=None):
     """Copy each ready web copy (PDF and HTML page) into the website's folder (--to DIR)."""
     from .compile import TexMissing
     from .problems import LoadError
-    from .publish import PublishRefused, publish as publish_copies
+    from .publish import PublishRefused, PublishStopped, publish as publish_copies
 
     batch = batch_paths(c, recipients, build_dir)
     refuse_the_build_of_another_batch(batch)
@@ -1352,6 +1352,12 @@ def publish(c, recipients=None, build_dir=None, to=None, cleared=None):
         report = publish_copies(batch.recipients, batch.build_dir, Path(to), cleared)
     except PublishRefused as exc:
         raise Exit(str(exc), code=2)
+    except PublishStopped as stop:
+        for path in stop.report.published:
+            print(f"  published  {show(path)}")
+        done = len(stop.report.published)
+        raise stopped(stop.error, then=f" {plural(done, 'file')} published before it (above); publishing again "
+                                       "copies the rest." if done else " Nothing was published.")
     except (LoadError, TexMissing, RuntimeError, OSError) as exc:
         raise stopped(exc)
     for path in report.published:

@@ -875,6 +875,40 @@ def test_a_full_disk_and_a_read_only_folder_lose_nothing(tmp_path):
         assert outputs(out) == good
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny file system needs root")
+def test_a_publish_stopped_by_a_full_disk_says_what_it_published_before(tmp_path):
+    """The website's disk full part way through a publish: it said only "could not go on: No
+    space left on device", and not that the first copies were published already. It lists
+    them, whole, says how many, and a publish with room copies the rest."""
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + person("one") + person("two") + person("three"))
+    out = tmp_path / "build"
+    assert build(source, out, medium="web").ok
+    web = sorted((out / "web").glob("*-one.*"))
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        site = disk / "site"
+        site.mkdir()
+        filler = fill(disk)
+        # room for the first letter's copies and a little more, not for the second's
+        room = sum(p.stat().st_size for p in web) + 16384
+        with open(filler, "r+b") as handle:
+            handle.truncate(filler.stat().st_size - room)
+        full = invoke("publish", "-r", str(source), "-b", str(out), "--to", str(site))
+        assert full.returncode == 2 and "Traceback" not in full.stderr, full.stderr
+        published = [line.split()[-1] for line in full.stdout.splitlines() if line.startswith("  published  ")]
+        assert published and all(Path(p).read_bytes() == (out / "web" / Path(p).name).read_bytes()
+                                 for p in published), full.stdout
+        assert full.stderr.strip().splitlines() == [
+            f"could not go on: No space left on device ({site / Path(full.stderr.split('(')[1].split(')')[0]).name})."
+            f" Free some space, then try again. {len(published)} file{'s' * (len(published) != 1)} published before "
+            "it (above); publishing again copies the rest."], full.stderr
+        filler.unlink()
+        rest = invoke("publish", "-r", str(source), "-b", str(out), "--to", str(site))
+        assert rest.returncode == 0, rest.stderr
+        assert sorted(p.name for p in site.iterdir()) == sorted(p.name for p in (out / "web").glob("*.*")
+                                                                if p.suffix in (".pdf", ".html"))
+
+
 def fill(disk: Path) -> Path:
     """Fill ``disk`` to the last byte; the file that fills it."""
     filler = disk / "filler"
