@@ -1184,7 +1184,11 @@ class FolderBusy(RuntimeError):
 def lock(layout: Layout):
     """One task that writes in a build folder at a time; a second one is refused."""
     layout.root.mkdir(parents=True, exist_ok=True)
-    with open(layout.root / ".lock", "w") as handle:
+    try:
+        handle = open(layout.root / ".lock", "w")
+    except OSError as exc:  # the folder, by its name: messages named the hidden lock file (.lock)
+        raise OSError(exc.errno, exc.strerror, str(layout.root)) from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

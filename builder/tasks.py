@@ -651,7 +651,9 @@ def stopped(exc: Exception, code: int = 2, then: str = "") -> Exit:
         where = f" ({show(Path(exc.filename))})" if exc.filename else ""
         hint = (" Free some space, then try again." if exc.errno == errno.ENOSPC else
                 # a shell's limit on a file's size: there is no disk to free
-                " Raise the limit on a file's size (ulimit -f), then try again." if exc.errno == errno.EFBIG else "")
+                " Raise the limit on a file's size (ulimit -f), then try again." if exc.errno == errno.EFBIG else
+                " Make it writable (or work in another folder), then try again."
+                if exc.errno in (errno.EROFS, errno.EACCES) else "")
         return Exit(f"could not go on: {exc.strerror}{where}.{hint}{then}", code=code)
     return Exit(f"{exc}{then}", code=code)
 
@@ -710,8 +712,9 @@ def not_written(exc: OSError, batch: BatchPaths, kept: str) -> Exit:
                "build in a folder with a shorter path, with -b")
     else:
         fix = "Free some space or make the folder writable"
+    named = exc.filename and os.path.abspath(exc.filename) != os.path.abspath(batch.build_dir)  # (not it twice)
     return Exit(f"could not write in {show(batch.build_dir)}: {exc.strerror or exc}"
-                + (f" ({exc.filename})" if exc.filename else "")
+                + (f" ({exc.filename})" if named else "")
                 + f". {fix}, then build again; {kept}.", code=2)
 
 
