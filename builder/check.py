@@ -429,7 +429,10 @@ def check(recipients_yaml: str | Path, build_dir: str | Path = "build", medium: 
         languages[state.recipient] = entry.get("languages") or 1
     # a bilingual letter prints each language in turn: its pages are judged a language at a time
     # (two pages of Welsh and English among one-page letters were "longer than the batch's typical 1")
-    known = [r.pages / languages[r.name] for r in results if r.pages]
+    # and "typical" is the whole batch's, whatever --only asks about (`check -o long` alone was its
+    # own typical, and so not long; with one short letter beside it, the typical was their mean)
+    batch = [manifest.letters.get(source.recipient.id) or {} for source in prepared.sources]
+    known = [entry["pages"] / (entry.get("languages") or 1) for entry in batch if entry.get("pages")]
     typical = statistics.median(known) if known else 0
     for result in results:
         each = languages[result.name]

@@ -62,6 +62,11 @@ def test_address_outside_the_window_overfull_line_and_long_letter(tmp_path):
         "mm into the margin: it is part of the web address of the reference 'src' (references.src.url), with no "
         "/ . or - to break it at; give a shorter address for the same page, or accept the finding") in cited, cited
     assert findings(results, "long") == ["warning: 2 pages, longer than the batch's typical 1"]
+    # "typical" is the batch's, whatever --only asks about: `check -o long` alone was its own
+    # typical (no warning), and beside one short letter the typical was their mean, 1.5
+    for only in (["long"], ["long", "fine"]):
+        assert findings(check(source, out, only=only), "long") == [
+            "warning: 2 pages, longer than the batch's typical 1"], only
 
 
 
