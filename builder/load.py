@@ -487,8 +487,8 @@ def _parse_isolating(source: str, file: str) -> tuple[_Parsed, dict[int, Problem
             label = _entry_id(source.split("\n")[first:last]) or f"recipients[{hit}]"
             slips[hit] = Problem(*problem_args, label, "", slip.message, index=hit)
             # Keep the line numbers: the entry becomes '- ~' and blank lines.
-            dash = lines[first].index("-")
-            lines[first] = lines[first][:dash] + "- ~"
+            dash = lines[entries[0][0]].index("-")  # the list's column: an entry set aside
+            lines[first] = " " * dash + "- ~"        # for its indent is put back in line
             for i in range(first + 1, last):
                 lines[i] = ""
 
@@ -501,21 +501,26 @@ def _recipient_entries(source: str) -> list[tuple[int, int]]:
     if start is None:
         return []
     entries: list[list[int]] = []
-    indent = None
+    indent = keys_at = None
     for i in range(start + 1, len(lines)):
         line = lines[i]
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         here = len(line.expandtabs()) - len(line.expandtabs().lstrip(" "))
-        item = re.match(r"\s*-(\s|$)", line)
+        item = re.match(r"\s*-(\s+|$)", line.expandtabs())
         if indent is None:
             if not item:
                 return []
             indent = here
-        if here < indent or (here == indent and not item):
+        # an item off the list's column, but left of the keys of the entry above it, can
+        # belong to no entry: it is the next one, indented wrong (`   - id: bb`, a space too
+        # many, was told as a slip of the recipient above, whose good letter was not built)
+        misplaced = item and here != indent and here < keys_at
+        if (here < indent and not misplaced) or (here == indent and not item):
             break
-        if here == indent:
+        if here == indent or misplaced:
             entries.append([i, i + 1])
+            keys_at = item.end()
         entries[-1][1] = i + 1
     return [(first, end) for first, end in entries]
 

@@ -181,6 +181,12 @@ SLIPS = {
     "no colon after the id": ("  - id: second", "  - id second", 15, 5,
                               "recipient 'recipients[1]': YAML expects 'key: value' here: add the ':' after "
                               "'id': - id: second"),
+    # an entry's dash off the list's column: it was told as a slip of the recipient above
+    # ('first', whose good letter was not built), and 'second' was named nowhere
+    "entry indented a space more": ("  - id: second", "   - id: second", 15, 4,
+                                    "recipient 'second': this line is indented differently"),
+    "entry indented a space less": ("  - id: second", " - id: second", 15, 2,
+                                    "recipient 'second': this line is indented differently"),
     "bracket": ("    address: [2 Road]", "    address: [2 Road", 17, 14,
                 "recipient 'second': the [ opened here is not closed"),
     "star": ("    name: Second Person", "    name: *Second* Person", 16, 11,
