@@ -558,12 +558,21 @@ def _delivery(letter, recipient, layout, manifest, pdf: Path, sha256: str, marki
 
     rid = recipient.id
     subject = filled(letter.email.subject, DEFAULT_SUBJECT if letter.title else UNTITLED_SUBJECT, "subject")
-    if marking and marking.casefold() not in subject.casefold():
+    if marking and not _holds_marking(subject, marking):
         subject = f"{marking}: {subject}"
     return Delivery(rid, recipient.email, pdf, pdf == layout.signed_pdf(rid),
                     subject, filled(letter.email.body, DEFAULT_BODY, "body"),
                     f"{letter.date.isoformat()}-{rid}.pdf", manifest.letters[rid]["sha256"], sha256,
                     _in_another_language(foreign), manifest.letters[rid].get("words", ""))
+
+
+def _holds_marking(subject: str, marking: str) -> bool:
+    """Whether ``subject`` shows ``marking`` already: the marking's words themselves, in the
+    capitals markings are written in (or as the batch typed it), not part of other words.
+    Any text holding its letters did: a SECRET letter to "the Secretary of State", or an
+    OFFICIAL one about an "unofficial" visit, went with no marking in its subject."""
+    return any(re.search(rf"(?<![\w-]){re.escape(form)}(?![\w-])", subject)
+               for form in {marking, marking.upper()})
 
 
 def _in_another_language(foreign: dict[str, str]) -> str:

@@ -1438,6 +1438,29 @@ def test_a_marked_letter_is_marked_on_the_bundle_s_front_and_in_its_e_mail_subje
     assert bundle_marking(Batch, [Marked(None)]) == "OFFICIAL"
 
 
+def test_a_subject_holds_a_marking_only_as_the_marking_s_own_words(batch):
+    """A marked letter's subject begins with its marking unless the subject shows it
+    already: as its words, not as letters inside others. "SECRET" was found in "the
+    Secretary of State" and "OFFICIAL" in "Unofficial", and those letters went unmarked."""
+    from builder.build import build
+
+    source, out = batch
+    text = source.read_text().replace("  title: ", "  marking: OFFICIAL\n  email:\n    subject: "
+                                      "Unofficial note to the Secretary of State\n  title: ", 1)
+    source.write_text(text.replace("  - id: london\n", "  - id: london\n    marking: SECRET\n", 1))
+    assert build(source, out).ok
+    dry = run_send(source, out, 28150)  # a dry run: no server is asked
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert f"to {address('london')}: 'SECRET: Unofficial note to the Secretary of State'" in dry.stdout
+    assert f"to {address('sussex')}: 'OFFICIAL: Unofficial note to the Secretary of State'" in dry.stdout
+    # a subject that does show it is left as it is: the marking once
+    source.write_text(source.read_text().replace("subject: Unofficial note to the Secretary of State\n",
+                                                 "subject: 'OFFICIAL: Note to the Secretary of State'\n", 1))
+    dry = run_send(source, out, 28150)
+    assert f"to {address('sussex')}: 'OFFICIAL: Note to the Secretary of State'" in dry.stdout, dry.stdout
+    assert f"to {address('london')}: 'SECRET: OFFICIAL: Note to the Secretary of State'" in dry.stdout
+
+
 def test_a_welsh_recipient_gets_the_e_mail_in_welsh_when_it_is_given_by_language(tmp_path, smtp_server):
     """letter.email's subject and body, like the letters' own texts, may be
     written once per language: each recipient gets the one in their letter's
