@@ -392,7 +392,10 @@ def _ready_letters(prepared, manifest: Manifest, accept: dict[str, list[str]]
     """Every letter as a part of the bundle, the findings accepted for each
     (code -> who accepted it), and the letters' states; or MergeRefused naming
     those not ready, and why."""
-    unknown = sorted(set(accept) - {s.recipient.id for s in prepared.sources})
+    # a recipient saved invalid is one of the batch: its letter is refused below, as invalid
+    # with what is wrong with it (it was "--accept names no recipient of this batch")
+    unknown = sorted(set(accept) - {s.recipient.id for s in prepared.sources}
+                     - {label for label, _, _ in prepared.rejected})
     if unknown:
         raise NoSuchRecipient(f"--accept names no recipient of this batch: {', '.join(unknown)}")
     states = ready.letter_states(prepared, manifest, accept)

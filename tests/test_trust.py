@@ -203,6 +203,20 @@ def test_build_merge_accept_makes_the_bundle_the_person_accepted(tmp_path):
     assert invoke("check", *batch).returncode == 1
 
 
+def test_merge_accept_for_a_recipient_saved_invalid_names_it_invalid(tmp_path):
+    """A recipient saved invalid is still one of the batch: `merge --accept` for it is
+    refused as any merge of a batch with an invalid letter is (exit 1, what is wrong with
+    it), not as a typo. It said "--accept names no recipient of this batch", of a
+    recipient `status` listed a line above."""
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + person("one") + person("two", extra="    bogus: 1\n"))
+    batch = ("-r", str(source), "-b", str(tmp_path / "build"))
+    refused = invoke("merge", *batch, "--accept", "two:window")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "names no recipient" not in refused.stderr, refused.stderr
+    assert re.search(r"^  two: invalid: .*field 'bogus': unknown key", refused.stderr, re.M), refused.stderr
+
+
 def test_everything_in_the_window_is_the_address(tmp_path, inject_latex):
     # a window higher up than the letterhead allows: the letterhead's rule (24 mm down) shows
     inject_latex({"high": r"\setlength\lbwindowtop{15mm}"}, at_start=True)
