@@ -90,7 +90,7 @@ def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
         raise PublishRefused(f"--to {to}: {existing} is a file, not a folder: give the website's folder to "
                              "publish into; nothing was published")
     recipients = {s.recipient.id: s.recipient for s in prepared.sources}
-    unknown = no_such_ids(cleared or [], recipients)
+    unknown = no_such_ids(cleared or [], recipients, [label for label, _, _ in prepared.rejected])
     if unknown:  # a typo clears nobody, and is said
         raise PublishRefused(f"--cleared: {unknown}; nothing was published")
     report = PublishReport()

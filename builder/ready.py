@@ -44,19 +44,28 @@ INPUT_NAMES = {
 ACCEPTED_BY_COMMAND = "invoke merge --accept"
 
 
-def no_such_ids(wanted, known) -> str | None:
+def no_such_ids(wanted, known, invalid=()) -> str | None:
     """What is wrong with ids a person gave (``--only``) that name no recipient of the
     batch, or None: "no valid recipient with id: mr-tom-prise (did you mean
-    'mr-tom-price'?)", so a typo is never a clean report about nothing."""
+    'mr-tom-price'?)", so a typo is never a clean report about nothing. ``invalid``: the
+    batch's recipients saved invalid, said as such: `send --resend two` for one was asked
+    "did you mean 'one'?", another recipient's letter."""
     import difflib
 
     known = list(known)
     unknown = [rid for rid in dict.fromkeys(wanted) if rid not in known]
     if not unknown:
         return None
-    meant = [close[0] for rid in unknown for close in [difflib.get_close_matches(rid, known, n=1)] if close]
+    broken = [rid for rid in unknown if rid in invalid]
+    unknown = [rid for rid in unknown if rid not in invalid]
+    candidates = known + list(invalid)  # a typo of one saved invalid is told it is that one
+    meant = [close[0] for rid in unknown for close in [difflib.get_close_matches(rid, candidates, n=1)] if close]
     hint = f" (did you mean {', '.join(repr(m) for m in meant)}?)" if meant else ""
-    return f"no valid recipient with id: {', '.join(unknown)}{hint}"
+    said = [f"no valid recipient with id: {', '.join(unknown)}{hint}"] if unknown else []
+    if broken:
+        said.append(f"{', '.join(broken)} {'is' if len(broken) == 1 else 'are'} not valid now: fix what "
+                    f"{command('status')} says of {'it' if len(broken) == 1 else 'them'} first")
+    return "; ".join(said)
 
 
 def accept_command(letters, given: dict[str, list[str]] | None = None) -> str:

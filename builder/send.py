@@ -364,7 +364,7 @@ def plan(recipients_yaml: str | Path, build_dir: str | Path, *, resend: list[str
     manifest = Manifest.read(layout.root)
     log = SendLog.read(layout.sent)
     recipients = {s.recipient.id: s.recipient for s in prepared.sources}
-    unknown_ids = no_such_ids(resend, recipients)
+    unknown_ids = no_such_ids(resend, recipients, [label for label, _, _ in prepared.rejected])
     if unknown_ids:
         raise SendError(f"--resend: {unknown_ids}")
     # a letter the log has under an id the batch no longer has (renamed; in a spreadsheet

@@ -1438,6 +1438,34 @@ def test_a_marked_letter_is_marked_on_the_bundle_s_front_and_in_its_e_mail_subje
     assert bundle_marking(Batch, [Marked(None)]) == "OFFICIAL"
 
 
+def test_resend_of_a_recipient_saved_invalid_says_so_and_suggests_no_other(tmp_path):
+    """`send --resend two`, two being saved invalid, was "no valid recipient with id: two
+    (did you mean 'one'?)": another person's letter, to copy and mail again. It is said to
+    be invalid now, with the status that says why; a typo of it is told it is that one.
+    So is `publish --cleared` (the same words, from the same rule)."""
+    from conftest import MINIMAL_LETTER, write_yaml
+
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + """\
+recipients:
+  - {id: one, name: Reader One, address: [1 Road], salutation: 'Dear One,', email: one@example.test}
+  - {id: two, name: Reader Two, address: [2 Road], salutation: 'Dear Two,', email: two@example.test, bogus: 1}
+""")
+    out = tmp_path / "build"
+    for ids in ("two", "tow"):
+        said = run_send(source, out, 28150, "--resend", ids)  # refused before any server is asked
+        assert said.returncode == 2, said.stdout + said.stderr
+        assert "did you mean 'one'" not in said.stderr, said.stderr
+    assert said.stderr.strip().endswith("--resend: no valid recipient with id: tow (did you mean 'two'?)")
+    said = run_send(source, out, 28150, "--resend", "two")
+    assert said.stderr.strip().endswith(f"--resend: two is not valid now: fix what {suggested(source, out, 'status')} "
+                                        "says of it first"), said.stderr
+    site = tmp_path / "site"
+    site.mkdir()
+    published = subprocess.run([sys.executable, "-m", "invoke", "publish", "--to", str(site), "--cleared", "two",
+                                "-r", str(source), "-b", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert published.returncode == 2 and "--cleared: two is not valid now" in published.stderr, published.stderr
+
+
 def test_a_subject_holds_a_marking_only_as_the_marking_s_own_words(batch):
     """A marked letter's subject begins with its marking unless the subject shows it
     already: as its words, not as letters inside others. "SECRET" was found in "the
