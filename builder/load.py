@@ -874,7 +874,9 @@ class _Builder:
         key, sep, _ = line.partition(": ")
         fix = f"{key.strip()}: {_quoted(event.value + match.group(1) + dropped)}" if sep else _quoted(
             event.value + match.group(1) + dropped)
-        self.problems.append((path, f"the text {dropped!r} (line {end.line + 1}) was left out: after a space, "
+        # the text as typed, in quotes: repr() showed a backslash doubled ('#C:\\Temp') and
+        # swapped the quotes round an apostrophe, so what was quoted was not what was typed
+        self.problems.append((path, f"the text '{dropped}' (line {end.line + 1}) was left out: after a space, "
                               f"'#' starts a YAML comment; to keep it, put the whole value in quotes: {fix}",
                               True, False))
 

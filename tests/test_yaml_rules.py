@@ -273,6 +273,14 @@ def test_a_comment_that_cuts_a_value_is_pointed_out(tmp_path):
     assert found == [f"{path}:18:17: warning: recipient 'second', field 'salutation': the text '#thanks' "
                      "(line 18) was left out: after a space, '#' starts a YAML comment; to keep it, put the "
                      'whole value in quotes: salutation: "Dear Second, #thanks"']
+    # quoted as typed: a backslash once (in the value to write, YAML's double quotes want two),
+    # an apostrophe inside the same quotes; repr() showed '#C:\\Temp' and "#Jo's"
+    path = write_yaml(tmp_path / "r.yaml", BATCH.replace("    salutation: Dear Second,",
+                                                         "    salutation: Dear Second, #Jo's C:\\Temp"))
+    loaded, found = problems(path)
+    assert found == [f"{path}:18:17: warning: recipient 'second', field 'salutation': the text '#Jo's C:\\Temp' "
+                     "(line 18) was left out: after a space, '#' starts a YAML comment; to keep it, put the "
+                     'whole value in quotes: salutation: "Dear Second, #Jo\'s C:\\\\Temp"'], found
 
 
 def test_a_value_that_starts_with_an_exclamation_mark_is_not_cut_short(tmp_path):
