@@ -382,6 +382,11 @@ def bundle_state(prepared, manifest: Manifest, letters: list[LetterState] | None
     if not bundle:
         # a bundle.pdf with no merge on the record (the record lost): not "no bundle" beside it
         none = "no merge on the record" if layout.bundle.exists() else "no bundle"
+        letters = letter_states(prepared, manifest) if letters is None else letters
+        not_ready = [s.recipient for s in letters if not s.ready]
+        if not_ready:  # merge refuses them: it was suggested all the same, and refused
+            return BundleState(NEVER_MERGED, f"{none}: {command('merge')} once every letter is ready (not "
+                                             f"yet: {some_ids(not_ready)})")
         return BundleState(NEVER_MERGED, f"{none}: run {command('merge')}")
     path = path or layout.root / bundle["file"]
     name = layout.relative(path)

@@ -653,7 +653,7 @@ def stopped(exc: Exception, code: int = 2, then: str = "") -> Exit:
                 # a shell's limit on a file's size: there is no disk to free
                 " Raise the limit on a file's size (ulimit -f), then try again." if exc.errno == errno.EFBIG else
                 " Make it writable (or work in another folder), then try again."
-                if exc.errno in (errno.EROFS, errno.EACCES) else "")
+                if exc.errno in (errno.EROFS, errno.EACCES) and exc.filename else "")
         return Exit(f"could not go on: {exc.strerror}{where}.{hint}{then}", code=code)
     return Exit(f"{exc}{then}", code=code)
 

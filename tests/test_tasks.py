@@ -884,7 +884,9 @@ def test_the_letterbatch_command_suggests_letterbatch_commands(tmp_path):
     assert "next: fill it in, then `letterbatch build merge -r nov.yaml`" in made.stdout, made.stderr
     status = subprocess.run([*letterbatch, "status", "-r", "two.yaml"], cwd=tmp_path, capture_output=True,
                             text=True, env=env)
-    assert "no bundle: run `letterbatch merge -r two.yaml`" in status.stdout, status.stderr
+    # (never built: merge once they are, as merge refuses letters not ready)
+    assert "no bundle: `letterbatch merge -r two.yaml` once every letter is ready (not yet: " in status.stdout, \
+        status.stdout
     assert "invoke" not in made.stdout + status.stdout
     # and so does the file it wrote, whose first lines say how to build it
     header = (tmp_path / "nov.yaml").read_text(encoding="utf-8").split("\n\n", 1)[0]
@@ -1145,7 +1147,7 @@ def test_a_suggested_command_names_the_batch_as_typed_and_runs_as_copied(project
     made = invoke("new", "my batch", cwd=project)
     assert "next: fill it in, then `invoke build merge -r 'my batch.yaml'`" in made.stdout, made.stdout
     # the defaults typed by nobody: nothing added
-    assert "no bundle: run `invoke merge`\n" in invoke("status", cwd=project).stdout
+    assert "no bundle: `invoke merge` once every letter is ready (not yet: " in invoke("status", cwd=project).stdout
 
 
 def test_status_and_check_say_the_build_that_makes_stale_letters_ready(project):
@@ -1191,6 +1193,9 @@ def test_an_os_error_that_stops_a_task_is_said_in_words_with_its_file(tmp_path):
                             "Free some space, then try again.") and full.code == 2
     denied = stopped(PermissionError(errno.EACCES, "Permission denied"), then="\nNothing was signed.")
     assert denied.message == "could not go on: Permission denied.\nNothing was signed."
+    read_only = stopped(OSError(errno.EROFS, "Read-only file system", str(tmp_path / "build")))
+    assert read_only.message == (f"could not go on: Read-only file system ({tmp_path / 'build'}). Make it writable "
+                                 "(or work in another folder), then try again.")
     assert "Errno" not in stopped(OSError(errno.EIO, "Input/output error", "x")).message
 
 
