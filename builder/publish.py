@@ -71,7 +71,7 @@ def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
     """Copy each ready web copy of the batch, and its page, into ``to``."""
     from .build import lock, prepare
     from .manifest import Manifest, sha256_bytes
-    from .ready import letter_states, no_such_ids
+    from .ready import PREFLIGHT, letter_states, no_such_ids
 
     prepared = prepare(recipients_yaml, build_dir, "web")
     layout, to = prepared.layout, Path(to)
@@ -102,6 +102,7 @@ def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
         manifest = Manifest.read(layout.root)
         states = letter_states(prepared, manifest)
         report.refused = [s.line() for s in states if not s.ready]
+        for_preflight = any(s.state == PREFLIGHT for s in states)
         to_copy = []
         for state in states:
             rid = state.recipient
@@ -159,7 +160,9 @@ def publish(recipients_yaml: str | Path, build_dir: str | Path, to: str | Path,
                         report.current.append(rid)
                 report.published += written
     if report.refused:  # no --accept for web copies: the recipient's accept is read for both media
-        report.refused_fix = (f"Run {command('build --for web')} and fix what it reports (or accept a "
-                              "preflight finding on purpose with the recipient's accept: in the YAML "
-                              "`accept: [CODE]`, in a spreadsheet an accept column).")
+        # (accepting a finding, only where a preflight is what holds a copy back: it was said of an
+        # edited copy too, which nothing accepts)
+        report.refused_fix = (f"Run {command('build --for web')} and fix what it reports" + (
+            " (or accept a preflight finding on purpose with the recipient's accept: in the YAML "
+            "`accept: [CODE]`, in a spreadsheet an accept column)." if for_preflight else "."))
     return report

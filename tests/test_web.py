@@ -682,6 +682,15 @@ def test_a_recipient_made_invalid_leaves_no_web_copy_or_page_to_publish(tmp_path
         pdf.name, pdf.with_suffix(".html").name))]), list(site.iterdir())
     (site / pdf.name).rmdir()
     assert publish().returncode == 0 and (site / pdf.name).read_bytes() == pdf.read_bytes()
+    # a page edited by hand is held back, with what to do about it: not to accept a preflight
+    # finding, which nothing here is about
+    page = pdf.with_suffix(".html")
+    kept = page.read_bytes()
+    page.write_bytes(kept + b"<!-- edited -->\n")
+    edited = publish()
+    assert edited.returncode == 1 and "  web-one: changed: " in edited.stderr, edited.stderr
+    assert edited.stderr.rstrip().endswith("and fix what it reports.") and "accept" not in edited.stderr, edited.stderr
+    page.write_bytes(kept)
     source.write_text(two.replace("    salutation: Dear Siân,\n", ""), encoding="utf-8")
     web = status("web")
     assert web.returncode == 1 and states(web)["web-one"].startswith("invalid"), web.stdout
