@@ -394,10 +394,10 @@ def _ready_letters(prepared, manifest: Manifest, accept: dict[str, list[str]]
     those not ready, and why."""
     # a recipient saved invalid is one of the batch: its letter is refused below, as invalid
     # with what is wrong with it (it was "--accept names no recipient of this batch")
-    unknown = sorted(set(accept) - {s.recipient.id for s in prepared.sources}
-                     - {label for label, _, _ in prepared.rejected})
-    if unknown:
-        raise NoSuchRecipient(f"--accept names no recipient of this batch: {', '.join(unknown)}")
+    unknown = ready.no_such_ids(sorted(set(accept) - {label for label, _, _ in prepared.rejected}),
+                                [s.recipient.id for s in prepared.sources])
+    if unknown:  # with the id meant, as for --only, --resend and --mark-sent
+        raise NoSuchRecipient(f"--accept: {unknown}")
     states = ready.letter_states(prepared, manifest, accept)
     problems = [state.line() for state in states if not state.ready]
     if problems:

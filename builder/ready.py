@@ -59,7 +59,10 @@ def no_such_ids(wanted, known, invalid=()) -> str | None:
     broken = [rid for rid in unknown if rid in invalid]
     unknown = [rid for rid in unknown if rid not in invalid]
     candidates = known + list(invalid)  # a typo of one saved invalid is told it is that one
-    meant = [close[0] for rid in unknown for close in [difflib.get_close_matches(rid, candidates, n=1)] if close]
+    # (an id typed in capitals, TALL, is meant as tall: difflib finds nothing alike in them)
+    meant = [close[0] for rid in unknown
+             for close in [difflib.get_close_matches(rid, candidates, n=1) or difflib.get_close_matches(
+                 rid.lower(), candidates, n=1)] if close]
     hint = f" (did you mean {', '.join(repr(m) for m in meant)}?)" if meant else ""
     said = [f"no valid recipient with id: {', '.join(unknown)}{hint}"] if unknown else []
     if broken:

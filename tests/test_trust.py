@@ -174,10 +174,11 @@ def test_build_merge_accept_makes_the_bundle_the_person_accepted(tmp_path):
     assert invoke("status", *batch).returncode == 0
     # an id the batch does not have is a bad value, as for --only (exit 2, not 1: no letter
     # needs attention)
-    for typo in ("nobody:window", "TALL:window"):
+    for typo, meant in (("nobody:window", ""), ("TALL:window", " (did you mean 'tall'?)"),
+                        ("tal:window", " (did you mean 'tall'?)")):
         wrong = invoke("merge", *batch, "--accept", typo)
         assert wrong.returncode == 2 and wrong.stderr.strip() == (
-            f"--accept names no recipient of this batch: {typo.split(':')[0]}"), wrong.stderr
+            f"--accept: no valid recipient with id: {typo.split(':')[0]}{meant}"), wrong.stderr
 
     # one's letter edited: the documented chain merges again. Its check saw the bundle the
     # merge was about to replace as stale and stopped the chain (exit 1), every time
