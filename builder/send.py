@@ -208,7 +208,8 @@ class MailedFromAnyFolder:
     def fate_there(self, entry: dict) -> str:
         """What the send log of the folder a hand-over was noted from says of it now:
         "failed" (the server refused the message after all, or the connection broke before
-        its end: nobody has it, and it was held as already sent), "unknown" (that log cannot
+        its end, or a later try there was stopped before handing it over again: nobody has
+        it, and it was held as already sent), "unknown" (that log cannot
         say; it was "already sent" here, and nobody was told to check the mailbox), else
         "sent", also when that folder or its log is gone or cannot be read: a hand-over counts
         as delivered unless its own folder's log says otherwise."""
@@ -228,8 +229,12 @@ class MailedFromAnyFolder:
         if any(old.get("letter_sha256") == entry.get("letter_sha256") and old.get("state") in ("sent", "marked sent")
                for old in attempt.get("history", [])):
             return "sent"  # an earlier attempt went: a later one's failure takes nothing back
-        return {"failed": "failed", "unknown": "unknown"}.get(log.pending(str(entry.get("id"))) or attempt.get("state"),
-                                                               "sent")
+        pending = log.pending(str(entry.get("id")))
+        if pending is None:
+            # refused, or a later try stopped before its message was handed over ("attempting",
+            # the envelope): nobody has it (that was read as sent, and held here for good)
+            return "failed"
+        return pending  # "sent" or "unknown"
 
     def read(self) -> None:
         """Read the record, once: what is added to it after this, another send added."""

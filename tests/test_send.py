@@ -1079,6 +1079,43 @@ def test_a_hand_over_whose_own_folder_says_it_failed_or_cannot_say_is_not_alread
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]
 
 
+def test_a_hand_over_refused_then_stopped_before_its_next_hand_over_is_not_already_sent_elsewhere(
+        batch, smtp_server, tmp_path):
+    """A letter the server refused at the message's end (noted on the user's record as handed
+    over), then tried again in its folder and stopped (Ctrl-C) while the server took its time
+    over the envelope: that folder's log says "attempting", which was read as sent, and a
+    second folder of the same letters held it as already sent, though nobody had it."""
+    import shutil
+
+    source, out = batch
+    mailbox, port = smtp_server
+    mailbox.refuse_data.add(address("sussex"))
+    assert results(run_send(source, out, port, "--yes").stdout)["sussex"][0] == "failed"
+    mailbox.hold_at_rcpt.add(address("sussex"))
+    proc = subprocess.Popen(send_command(source, out, "--yes"), cwd=ROOT, env=smtp_env(port),
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert mailbox.holding.wait(120), "the sender never reached the held envelope"
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        mailbox.released = True
+    assert (sent_log(out)["sussex"]["state"], sent_log(out)["sussex"]["stage"]) == ("attempting", "envelope")
+    copy = tmp_path / "copy"
+    shutil.copytree(source.parent, copy, ignore=shutil.ignore_patterns("sent.json"))
+    seen = subprocess.run([sys.executable, "-m", "invoke", "status", "-r", str(copy / source.name), "-b",
+                           str(copy / out.name)], cwd=ROOT, env=smtp_env(port), capture_output=True, text=True,
+                          timeout=60)
+    # nobody has it: no line of mail under it
+    assert re.search(r"^  sussex +ready\n(?!  +mail)", seen.stdout, re.M), seen.stdout
+    said = results(run_send(copy / source.name, copy / out.name, port, "--yes").stdout)
+    assert said["sussex"][0] == "sent", said
+    assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]
+
+
 def test_a_line_of_the_users_record_cut_short_by_a_crash_keeps_the_next_one_whole(batch, smtp_server, tmp_path):
     """A send killed while it wrote its line to the user's record of hand-overs left half a
     line; the next send's line was glued onto it, unreadable, and that letter was mailed
