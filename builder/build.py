@@ -444,11 +444,13 @@ def words_of(shared_words: bytes, recipient) -> str:
     """A hash of what a letter says: the values of the batch it is made of, as given (a
     field left at its default is left out, so a field a newer letterbatch adds changes
     nothing), without the findings accepted for it and its e-mail address, which print
-    nowhere (the address is matched on its own). Unlike its PDF's bytes, the same
+    nowhere (the address is matched on its own), and its id, which names its PDF and prints
+    nowhere either (an id tidied in a copy of the project mailed the same letter again; in one
+    folder a renamed id is held by its address). Unlike its PDF's bytes, the same
     across builds by another letterbatch (a builder changed in an update, a newer TeX): a
     letter built again after an update and sent from a folder without the send log of
     the first was mailed a second time, as another letter."""
-    own = recipient.model_dump_json(exclude_defaults=True, exclude={"accept", "email"}).encode()
+    own = recipient.model_dump_json(exclude_defaults=True, exclude={"accept", "email", "id"}).encode()
     return sha256_bytes(shared_words + b"\0" + own)
 
 

@@ -1038,6 +1038,29 @@ def test_the_same_words_built_again_with_other_bytes_are_not_mailed_again_from_a
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 2, 1, 2]
 
 
+def test_the_same_letter_under_a_tidied_id_in_another_folder_is_not_mailed_again(batch, smtp_server, tmp_path):
+    """The project copied without its send log, and a recipient's id tidied in the copy
+    (essex -> essex-pcc): the id names the PDF and prints nowhere, but it was part of the
+    letter's words, and it changes the PDF's bytes (its named destinations), so the
+    recipient was mailed the same letter a second time. In one folder a renamed id is held
+    by its address; in another, by the words, which leave the id out."""
+    import shutil
+
+    source, out = batch
+    mailbox, port = smtp_server
+    assert run_send(source, out, port, "--yes").returncode == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(source.parent, copy, ignore=shutil.ignore_patterns("sent.json"))
+    (copy / source.name).write_text((copy / source.name).read_text().replace("- id: essex\n", "- id: essex-pcc\n"))
+    second = copy / out.name
+    assert build(copy / source.name, second).ok
+    assert Manifest.read(second).letters["essex-pcc"]["words"] == Manifest.read(out).letters["essex"]["words"]
+    said = results(run_send(copy / source.name, second, port, "--yes").stdout)
+    assert said["essex-pcc"][0].startswith("already sent this letter (the same words, built before and since built "
+                                           f"again), from another build folder ({out.resolve()}, as 'essex') on "), said
+    assert [mailbox.count(rid) for rid in IDS] == [1] * 5
+
+
 def test_a_hand_over_whose_own_folder_says_it_failed_or_cannot_say_is_not_already_sent_elsewhere(
         batch, smtp_server, tmp_path):
     """The user's record notes a letter just before its message is handed over, so it holds
