@@ -602,6 +602,9 @@ class _Builder:
         self.aliased = 0
         # plain text anchored and never repeated: (path, the anchor, the value), by anchor
         self.unused_anchors: dict[str, tuple] = {}
+        # those an anchor of the same name defined later took over: no alias can repeat them now
+        # (the second `&Co ...` replaced the first, which then lost its word unsaid)
+        self.replaced_anchors: list[tuple] = []
 
     def build(self, source: str):
         parser = _CParser(source)
@@ -623,6 +626,7 @@ class _Builder:
                     if frame.merges:
                         self._merge(frame)
                     if frame.anchor is not None:
+                        self._replace_anchor(frame.anchor)
                         self.anchors[frame.anchor] = (frame.container, frame.path, frame.first, len(positions))
                     continue
                 elif kind is yaml.DocumentEndEvent:
@@ -692,7 +696,8 @@ class _Builder:
                 table.setdefault(path, (line, column))
             else:
                 table[path] = (line, column)
-        for path, anchor, value in self.unused_anchors.values():
+        unused = sorted([*self.replaced_anchors, *self.unused_anchors.values()], key=lambda found: found[3])
+        for path, anchor, value, _ in unused:
             # `name: &Co Partners` printed "Partners": '&' before a word starts a YAML anchor,
             # left out of the text, and one no *alias repeats can only have been typed as text
             self.problems.append((path, f"{quoted('&' + anchor)} is read as a YAML anchor and left out, so this "
@@ -788,12 +793,17 @@ class _Builder:
         if event.tag not in (None, _TEXT_TAG):
             self._check_tag(event, path)
         if event.anchor is not None:
+            self._replace_anchor(event.anchor)
             self.anchors[event.anchor] = (value, path, len(self.positions), len(self.positions))
             if plain and isinstance(value, str):
-                self.unused_anchors[event.anchor] = (path, event.anchor, value)
-            else:
-                self.unused_anchors.pop(event.anchor, None)  # a later anchor of the name replaces it
+                self.unused_anchors[event.anchor] = (path, event.anchor, value, len(self.positions))
         return value
+
+    def _replace_anchor(self, anchor: str) -> None:
+        """An anchor of this name is defined again: an alias after it repeats the new one."""
+        replaced = self.unused_anchors.pop(anchor, None)
+        if replaced is not None:
+            self.replaced_anchors.append(replaced)
 
     def _check_tag(self, event, path: tuple) -> None:
         """'!' before a value starts a YAML tag, which nothing here reads: it was

@@ -324,6 +324,18 @@ def test_a_word_that_starts_with_an_ampersand_is_not_left_out_unsaid(tmp_path):
                      'put the whole value in quotes: "&Co Dear Partners,"']
 
 
+def test_two_words_that_start_with_the_same_ampersand_are_each_said(tmp_path):
+    """The same '&Co' typed as text in two places: the second anchor of the name replaced the
+    first on the list of anchors no alias repeats, and the first value lost its word unsaid."""
+    text = BATCH.replace("    salutation: Dear Second,", "    salutation: &Co Dear Partners,").replace(
+        "    name: Third Person", "    name: &Co Third Person")
+    path = write_yaml(tmp_path / "r.yaml", text)
+    loaded, found = problems(path)
+    assert [r.id for r in loaded.batch.recipients] == ["first", "second", "third"]
+    assert [line.split(": warning: ")[1].split(":")[0] for line in found] == [
+        "recipient 'second', field 'salutation'", "recipient 'third', field 'name'"], found
+
+
 def test_a_recipient_without_its_dash_is_one_message_not_one_per_key(tmp_path):
     # every key of the third entry was a "duplicate key" of the second's, one message each
     path = write_yaml(tmp_path / "r.yaml", BATCH.replace("  - id: third", "    id: third"))
