@@ -588,6 +588,8 @@ class _Frame:
     flow: bool = False  # a [ ] list or a { } mapping, whose items a comma parts
     key_end: typing.Any = None  # where the key read last ends
     joined: bool = False  # a second id in a recipient's entry: another recipient without its '- '
+    # a text a comma in { } split, as told so far: (items then, its key, the text, the problem's index)
+    split: typing.Any = None
 
 
 class _Builder:
@@ -846,11 +848,25 @@ class _Builder:
         path = frame.path + (key,)
         self.positions.append((path, frame.key_mark.line + 1, frame.key_mark.column + 1, True, False))
         before = next(reversed(frame.container.items()), None) if frame.container else None
-        fix = (f": {before[0]}: {_quoted(before[1] + ', ' + str(key))}"
-               if before is not None and isinstance(before[1], str) else "")
-        self.problems.append((path, f"{quoted(str(key))} has no ':' after it, so YAML read it as a key of its own: "
-                              "in { } a comma parts items, even inside a text; to keep a comma in a text, put the "
-                              f"text in quotes{fix}", False, True))
+        if frame.split is not None and frame.split[0] == len(frame.container):
+            # a second comma in the same text ({main: One, two, three.}): the one error grows to
+            # name the whole text (two errors each named a text that was none, "One, three.")
+            _, stray, text_key, text, index = frame.split
+            frame.split = (len(frame.container), stray, text_key, text + ", " + str(key), index)
+            first_path, _, *rest = self.problems[index]
+            self.problems[index] = (first_path, self._split_message(*frame.split[1:4]), *rest)
+            return
+        self.positions.append((path, frame.key_mark.line + 1, frame.key_mark.column + 1, True, False))
+        text = (before[0], before[1] + ", " + str(key)) if before is not None and isinstance(before[1], str) else None
+        if text is not None:
+            frame.split = (len(frame.container), str(key), *text, len(self.problems))
+        self.problems.append((path, self._split_message(str(key), *(text or (None, None))), False, True))
+
+    @staticmethod
+    def _split_message(stray: str, text_key, text) -> str:
+        fix = f": {text_key}: {_quoted(text)}" if text is not None else ""
+        return (f"{quoted(stray)} has no ':' after it, so YAML read it as a key of its own: in {{ }} a comma parts "
+                f"items, even inside a text; to keep a comma in a text, put the text in quotes{fix}")
 
     def _check_split_brackets(self, frame: _Frame) -> None:
         """In [ ] a comma parts items, even inside brackets: `[Form (A4, 2 pages), Map]` is

@@ -385,6 +385,19 @@ def test_a_text_split_by_a_comma_inside_braces_is_one_error_with_the_quoted_text
                      'keep a comma in a text, put the text in quotes: main: "A sensitive sentence, revised."']
 
 
+def test_a_text_split_by_two_commas_inside_braces_is_one_error_naming_the_whole_text(tmp_path):
+    # {main: One, two, three.}: two errors, one at each stray key, each naming a text to write
+    # that was none ("One, two", then "One, three.")
+    text = BATCH.replace("    salutation: Dear Second,", "    salutation: Dear Second,\n"
+                         "    text: {main: One, two, three.}")
+    path = write_yaml(tmp_path / "r.yaml", text)
+    loaded, found = problems(path)
+    assert [r.id for r in loaded.batch.recipients] == ["first", "third"]
+    assert found == [f"{path}:19:23: error: recipient 'second', field 'text.two': 'two' has no ':' after "
+                     "it, so YAML read it as a key of its own: in { } a comma parts items, even inside a text; to "
+                     'keep a comma in a text, put the text in quotes: main: "One, two, three."']
+
+
 def test_windows_1252_gets_line_column_and_the_fix(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_bytes(BATCH.replace("Dear Second,", "Dear Second’s,").encode("cp1252"))
