@@ -889,7 +889,9 @@ def _before_the_letters(error: tex.TexError, document: str, first_letter_line: i
     fails with it."""
     if error.file == document:
         return 0 < error.line < first_letter_line
-    return error.file.endswith(".cls")
+    # a package is read only in the preamble: one the class loads that fails as it loads
+    # (fontspec under pdflatex) was halved down to every letter compiled alone
+    return error.file.endswith((".cls", ".sty"))
 
 
 def batch_name(ids: list[str]) -> str:
@@ -1084,9 +1086,10 @@ class _Compiler:
                 # \renew@command" sent a person to look for a fault in line 4 of every letter
                 house = self.prepared.loaded.batch.letter.letterhead or "letterbatch.cls"
                 near = f" (near: {error.context.strip()})" if error.context.strip() else ""
+                where = f"{error.file}:{error.line}: " if error.file.endswith(".sty") else ""  # what it loads
                 message = (f"{message}; every letter fails with it" if error.file.endswith(".cls") else
                            f"the letterhead class ({house}), or what it loads, stops every letter before its "
-                           f"text: {error.message}{near}; fix the class")
+                           f"text: {where}{error.message}{near}; fix the class")
             for name, original in self.prepared.assets.items():  # the user's image, by its own name
                 shown = original.relative_to(self.prepared.loaded.root) if original.is_relative_to(
                     self.prepared.loaded.root) else None
