@@ -715,6 +715,17 @@ def retry_hint(error: str, again: str = "") -> str:
     return again
 
 
+def _relay_refused(code: int, text: bytes) -> bool:
+    """Is an address refused because the server passes mail on to other domains only after a
+    login ("554 5.7.1 <x>: Relay access denied", "550 5.7.1 Relaying denied")? Not a mailbox
+    missing at a domain the server relays for (Postfix: "550 5.1.1 <x>: Recipient address
+    rejected: User unknown in relay recipient table"), which the word "relay" made a login to
+    set: an addressing status (5.1.x, RFC 3463), or a user unknown, is the address's fault."""
+    said = text.decode("utf-8", "replace").strip().lower()
+    return (code // 100 == 5 and "relay" in said and not re.match(r"5\.1\.\d", said)
+            and "user unknown" not in said and "unknown user" not in said)
+
+
 def _reply(code: int, text: bytes) -> str:
     return f"{code} {text.decode('utf-8', 'replace')}".strip()
 
@@ -832,7 +843,7 @@ def _deliver(connection: _Connection, log: SendLog, d: Delivery, sender: str, re
         if code != 250:
             raise _Refused(f"the server refused the sender: {_reply(code, text)}")
         code, text = smtp.rcpt(d.address)
-        if code not in (250, 251) and code // 100 == 5 and b"relay" in text.lower():
+        if code not in (250, 251) and _relay_refused(code, text):
             # "554 5.7.1 <x>: Relay access denied": the address is not at fault, the server passes
             # mail on to other domains only for a login it allows to (it was told to correct it)
             user = connection.settings.user

@@ -48,6 +48,8 @@ class Mailbox:
         self.refuse: set[str] = set()
         self.try_later: set[str] = set()
         self.no_relay: set[str] = set()  # "554 Relay access denied": an address of another domain, no login
+        # Postfix's answer for an address of a domain it relays for that has no such user
+        self.unknown_in_relay_table: set[str] = set()
         self.drop_at_rcpt: set[str] = set()  # once each
         self.drop_after_data: set[str] = set()  # once each
         self.refuse_data: set[str] = set()  # the message refused at its end (554), once each
@@ -66,6 +68,8 @@ class Mailbox:
             return "550 5.1.1 mailbox unavailable"
         if address in self.try_later:
             return "451 4.3.2 try again later"
+        if address in self.unknown_in_relay_table:
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown in relay recipient table"
         if address in self.no_relay:
             return f"554 5.7.1 <{address}>: Relay access denied"
         if address in self.drop_at_rcpt:
@@ -314,6 +318,21 @@ def test_a_relay_refused_names_the_login_not_the_address(batch, smtp_server):
                              "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert "correct the address" not in status.stdout, status.stdout
     assert f"; {suggested(source, out, 'send --yes')} tries it again once that is set\n" in status.stdout, status.stdout
+
+
+def test_an_unknown_user_of_a_domain_relayed_for_is_a_wrong_address_not_a_login(batch, smtp_server):
+    """Postfix refuses a mailbox that does not exist at a domain it relays for with "550 5.1.1
+    <x>: Recipient address rejected: User unknown in relay recipient table": the word "relay"
+    made it a relay refused, and the user was told to set a login, not to correct the address."""
+    source, out = batch
+    mailbox, port = smtp_server
+    mailbox.unknown_in_relay_table.add(address("sussex"))
+    first = run_send(source, out, port, "--yes")
+    assert first.returncode == 1 and mailbox.count("sussex") == 0
+    said = results(first.stdout)["sussex"][1]
+    assert "login" not in said and said.endswith(
+        "User unknown in relay recipient table; correct the address first (the server refused it for good), "
+        "then the next run retries it"), said
 
 
 def test_a_failed_mail_s_advice_follows_what_the_server_refused():
