@@ -243,7 +243,10 @@ class MailedFromAnyFolder:
                 text = self.path.read_bytes() if self.path.is_file() else b""
             except OSError:
                 text = b""
-            self._entries, self._read_to = _entries_of(text), len(text)
+            # read to the end of the last whole line: a line another send is writing now is
+            # read whole just before a hand-over (``claim``); its first half was taken as read,
+            # the rest was no line, and that letter went from both folders
+            self._entries, self._read_to = _entries_of(text), text.rfind(b"\n") + 1
 
     def claim(self, address: str, letter_sha256: str, folder: Path, rid: str, words: str = "") -> dict | None:
         """Note this letter as handed over, just before it is, unless a send in another folder

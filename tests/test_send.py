@@ -1213,6 +1213,25 @@ def test_a_send_log_saved_again_by_notepad_still_reads(batch, smtp_server):
     assert [mailbox.count(rid) for rid in IDS] == [1] * 5
 
 
+def test_a_line_of_the_users_record_being_written_as_it_is_read_is_read_whole_later(tmp_path, monkeypatch):
+    """A send that read the user's record while another send (of the same letters, from
+    another folder) was writing a line took the half it saw as read: the rest, read just
+    before a hand-over, was not a line either, so that letter went from both folders."""
+    from builder.send import MailedFromAnyFolder
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    record = MailedFromAnyFolder().path
+    record.parent.mkdir(parents=True)
+    line = json.dumps({"address": "a@example.test", "letter_sha256": "1" * 64, "words": "",
+                       "folder": str(tmp_path / "other"), "id": "a", "time": "now"}).encode() + b"\n"
+    record.write_bytes(line[:40])  # the other send is writing it
+    mailed = MailedFromAnyFolder()
+    mailed.read()
+    record.write_bytes(line)  # ...and has written it
+    meanwhile = mailed.claim("a@example.test", "1" * 64, tmp_path / "here", "a")
+    assert meanwhile is not None and meanwhile["folder"] == str(tmp_path / "other")
+
+
 def test_a_relative_xdg_state_home_is_not_a_log_per_folder(tmp_path, monkeypatch):
     """XDG_STATE_HOME=state (relative) was read from the folder a command ran in: a log of
     its own in each, so the same letters sent from another folder went again. A relative
