@@ -846,7 +846,6 @@ class _Builder:
         with the value to write; the key is left out."""
         key, frame.has_key = frame.key, False
         path = frame.path + (key,)
-        self.positions.append((path, frame.key_mark.line + 1, frame.key_mark.column + 1, True, False))
         before = next(reversed(frame.container.items()), None) if frame.container else None
         if frame.split is not None and frame.split[0] == len(frame.container):
             # a second comma in the same text ({main: One, two, three.}): the one error grows to
