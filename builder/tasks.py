@@ -734,7 +734,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
     from .build import BuildFailed, BuildStopped, build as build_letters
     from .compile import TexMissing
     from .problems import LoadError
-    from .ready import accept_command, finding_text
+    from .ready import accept_command, finding_text, some_ids
 
     workers = jobs_of(jobs if jobs is not None else c.config.letterbatch.jobs)
     live = sys.stderr.isatty() and not quiet
@@ -773,7 +773,22 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
         found = {f.get("code") for f in o.findings}
         to_accept[o.recipient] = sorted(found.intersection((accepting or {}).get(o.recipient, [])) - set(o.accepted))
         o.accepted = sorted({*o.accepted, *to_accept[o.recipient]})
+    # one fault of every letter (a house class that does not load) is said once, with the letters
+    # it stops: 300 letters printed the same two lines 300 times
+    by_fault: dict[str, list[str]] = {}
     for o in report.outcomes:
+        if o.status == "failed" and o.message and not o.findings:
+            by_fault.setdefault(o.message, []).append(o.recipient)
+    shared = {message: ids for message, ids in by_fault.items() if len(ids) > 2}
+    for o in report.outcomes:
+        ids = shared.get(o.message) if o.status == "failed" and not o.findings else None
+        if ids is not None:
+            attention.append(o.recipient)
+            if o.recipient == ids[0]:
+                print(f"  {some_ids(ids)}  failed ({len(ids)} letters, the same fault)")
+                for line in o.message.splitlines():
+                    print(f"      {line}")
+            continue
         notes = [o.message] if o.message else []
         notes += [finding_text(f) + (" (accepted by this command's merge --accept)" if f.get("code")
                                      in to_accept[o.recipient] else " (accepted)" if f.get("code") in o.accepted

@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from builder.compose import closing, is_nameless
 from builder.html import letter_page
 from builder.load import load
 from builder.merge import merge
-from conftest import MINIMAL_LETTER, SAMPLE, normalise, pdf_text, write_yaml
+from conftest import MINIMAL_LETTER, ROOT, SAMPLE, normalise, pdf_text, write_yaml
 
 MM = 72 / 25.4
 
@@ -322,6 +323,12 @@ def test_a_house_class_that_does_not_load_is_one_fault_of_the_class_found_withou
         # one letter of each of the two runs compiled alone, not all twelve
         alone = [p.name for p in (out / "work").iterdir() if not p.name.startswith("_")]
         assert len(alone) == 2, alone
+    # and the command says it once, with the letters it stops (it said it twelve times)
+    shown = subprocess.run([sys.executable, "-m", "invoke", "build", "-r", str(source), "-b", str(out)], cwd=ROOT,
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert shown.returncode == 1 and shown.stdout.splitlines()[:2] == [
+        "  r00, r01, r02, r03, r04, r05, r06, r07, r08, r09 and 2 more  failed (12 letters, the same fault)",
+        f"      {said}"], shown.stdout
     (tmp_path / "house.cls").write_text(head, encoding="utf-8")  # mended: every letter builds
     assert build(source, out, jobs=2).ok
 
