@@ -32,6 +32,8 @@ MAX_PASSES = 3
 TIMEOUT_SECONDS = 120
 
 _ERROR_RE = re.compile(r"^(?P<file>[^:\n]*\.(?:tex|cls|sty|def|cfg|fd)):(?P<line>\d+): (?P<msg>.*)$", re.M)
+# a line that goes on with a package's error: "(fontspec)                LuaTeX." (not an empty one)
+_GOES_ON_RE = re.compile(r"^\([\w@.-]+\)\s+(?P<text>\S.*?)\s*$")
 _CONTEXT_RE = re.compile(r"^l\.(?P<line>\d+) (?P<context>.*)$", re.M)
 # what TeX says when a Ctrl-C (SIGINT) stops it, as an error of its own
 _INTERRUPTED_RE = re.compile(r"^(?:! |[^:\n]*:\d+: )Interruption\.$", re.M)
@@ -457,6 +459,13 @@ def tex_errors(log_text: str) -> list[TexError]:
         if "Fatal error occurred" in message or "Emergency stop" in message:
             continue
         after = log_text[match.end():match.end() + 2000]
+        # a package's message goes on in lines of its own, "(fontspec)   LuaTeX.", to its first
+        # empty one: it was cut there ("requires either XeTeX or")
+        for line in after.split("\n")[1:]:
+            more = _GOES_ON_RE.match(line)
+            if not more:
+                break
+            message += " " + more.group("text")
         context = _CONTEXT_RE.search(after)
         errors.append(TexError(Path(match.group("file")).name, int(match.group("line")),
                                message, context.group("context") if context else ""))

@@ -311,10 +311,11 @@ def test_a_house_class_that_does_not_load_is_one_fault_of_the_class_found_withou
                        ("\\undefinedthing\n", "house.cls:2: Undefined control sequence. (near: \\undefinedthing); "
                         "every letter fails with it"),
                        # a package the class loads that fails as it loads: each letter was compiled
-                       # alone (40 letters: 13 s), told of fontspec.sty:45 with no word of the class
+                       # alone (40 letters: 13 s), told of fontspec.sty:45 with no word of the class;
+                       # the package's message goes on in lines of its own ("(fontspec)   LuaTeX.")
                        ("\\RequirePackage{fontspec}\n", "the letterhead class (house.cls), or what it loads, "
                         "stops every letter before its text: fontspec.sty:45: Fatal Package fontspec Error: The "
-                        "fontspec package requires either XeTeX or (near: \\msg_fatal:nn {fontspec} "
+                        "fontspec package requires either XeTeX or LuaTeX. (near: \\msg_fatal:nn {fontspec} "
                         "{cannot-use-pdftex}); fix the class")]:
         (tmp_path / "house.cls").write_text(head + body, encoding="utf-8")
         out = tmp_path / f"build-{len(body)}"
