@@ -226,10 +226,15 @@ class MailedFromAnyFolder:
         if (attempt.get("letter_sha256") != entry.get("letter_sha256")
                 or str(attempt.get("address", "")).lower() != entry.get("address")):
             return "sent"  # another letter by that id since (its own hand-over noted too), or none
-        if any(old.get("letter_sha256") == entry.get("letter_sha256") and old.get("state") in ("sent", "marked sent")
-               for old in attempt.get("history", [])):
+        earlier = [old.get("state") for old in attempt.get("history", [])
+                   if old.get("letter_sha256") == entry.get("letter_sha256")]
+        if {"sent", "marked sent"} & set(earlier):
             return "sent"  # an earlier attempt went: a later one's failure takes nothing back
         pending = log.pending(str(entry.get("id")))
+        if pending is None and earlier:
+            # an earlier attempt that may have arrived ("unknown", or killed as its message went),
+            # then a --resend that failed: the first may be in the mailbox (it was mailed again)
+            return "unknown"
         if pending is None:
             # refused, or a later try stopped before its message was handed over ("attempting",
             # the envelope): nobody has it (that was read as sent, and held here for good)

@@ -1096,6 +1096,9 @@ def test_a_hand_over_whose_own_folder_says_it_failed_or_cannot_say_is_not_alread
     mailbox.drop_after_data.add(address("essex"))
     first = results(run_send(source, out, port, "--yes").stdout)
     assert (first["sussex"][0], first["essex"][0]) == ("failed", "unknown"), first
+    # and a --resend there the server refused: the first try may be in the mailbox all the same
+    mailbox.refuse_data.add(address("essex"))
+    assert results(run_send(source, out, port, "--yes", "--resend", "essex").stdout)["essex"][0] == "failed"
     copy = tmp_path / "copy"
     shutil.copytree(source.parent, copy, ignore=shutil.ignore_patterns("sent.json"))
     seen = subprocess.run([sys.executable, "-m", "invoke", "status", "-r", str(copy / source.name), "-b",
