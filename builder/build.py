@@ -688,9 +688,12 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         # count, and every task called them changed by hand
         again: list[int] = []
         with ThreadPoolExecutor(workers) as pool:
-            running = [pool.submit(compiler.run, group) for group in _batches(stale, workers, prepared.medium)]
-            collected = set()
+            running, collected = [], set()
             try:
+                # (submitted inside: a Ctrl-C as the first pdflatex started, before the try, stopped
+                # the build with no word of what it had built)
+                for group in _batches(stale, workers, prepared.medium):
+                    running.append(pool.submit(compiler.run, group))
                 # each letter's own .tex (to compile by hand), written while pdflatex runs:
                 # a thousand small files take long enough to keep the workers waiting
                 # by id: `source in stale` compared recipients field by field (pydantic), in a

@@ -341,8 +341,10 @@ def test_ctrl_c_stops_a_build_and_what_it_built_is_on_the_record(tmp_path):
     write("Dear Recipient")
     code, err = stop_build(_pdflatex_running_under)
     assert code == 130, err
-    built = int(re.fullmatch(r"stopped: (\d+) letters? built and recorded(?:; (\d+) not built: run "
-                             r"`invoke build -r \S+ -b \S+` to build them)?\n", err)[1])
+    said = re.fullmatch(r"stopped: (\d+) letters? built and recorded(?:; (\d+) not built: run "
+                        r"`invoke build -r \S+ -b \S+` to build them)?\n", err)
+    assert said, err
+    built = int(said[1])
     assert states() == ({"never built": 60} if built == 0 else {"ready": built, "never built": 60 - built}), err
     # while the letters are cut: the cutting goes on to its end, and all 60 are recorded. Every
     # letter is changed, so all 60 are cut, and the signal waits for a letter cut by this build
