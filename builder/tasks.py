@@ -334,6 +334,11 @@ def batch_paths(c, recipients: str | None, build_dir: str | None, *, read: bool 
         raise Exit(no_batch_here(source), code=2)
     if read and recipients and not source.exists():
         raise Exit(no_such_batch(source, recipients), code=2)
+    # `-r people.xlsx`, the spreadsheet a batch reads its recipients from: build said build/people
+    # "holds the letters of people.yaml, another batch of the same name", and with -b that the
+    # workbook "is not UTF-8 text: save the file as UTF-8"
+    if recipients and source.suffix.lower() in SPREADSHEET_SUFFIXES and not source.is_dir():
+        raise Exit(a_spreadsheet_given(source, recipients), code=2)
     # `-r letters` for the folder said "cannot read the file: Is a directory", and watch watched it
     if read and source.is_dir():
         inside = sorted(shlex.quote(show(p)) for p in source.iterdir() if is_batch_file(p))
@@ -459,6 +464,26 @@ def is_batch_file(path: Path) -> bool:
     any case (`-r Oct` suggested Oct.yaml and Oct.yml but not Oct.YAML, which builds as well);
     invoke.yaml is the project's settings."""
     return path.suffix.lower() in BATCH_SUFFIXES and path.is_file() and path.stem.lower() != "invoke"
+
+
+SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods", ".csv", ".tsv")
+
+
+def a_spreadsheet_given(source: Path, typed: str) -> str:
+    """`-r people.xlsx`: the spreadsheet is not the batch; the batch file beside it that reads
+    its recipients from it is, given again in the command as typed."""
+    folder = source.parent
+    naming = sorted(p for p in folder.iterdir() if is_batch_file(p) and source in
+                    [named.resolve() for named in named_files(p)]) if folder.is_dir() else []
+    said = (f"{show(source)} is a spreadsheet, not a batch file: -r takes the batch's .yaml file, whose "
+            "`recipients: from:` names the spreadsheet")
+    if not naming:
+        return (f"{said}; no batch file beside it names {source.name}: write `recipients: from: "
+                f"{source.name}` in one (README, \"From a spreadsheet\")")
+    meant = shlex.quote(show(naming[0]))
+    again = [meant if arg == typed else arg for arg in sys.argv[1:]]
+    run = f": `{builder.COMMAND} {' '.join(again)}`" if meant in again else ""
+    return f"{said} ({', '.join(shlex.quote(show(p)) for p in naming)}){run}"
 
 
 def no_batch_here(default: Path) -> str:

@@ -1035,6 +1035,37 @@ def test_a_batch_misnamed_with_r_is_no_such_file_with_the_one_meant(tmp_path):
     assert far.returncode == 2 and far.stderr == "other.yaml: no such file (the batch given with -r)\n", far.stderr
 
 
+def test_a_spreadsheet_given_with_r_is_named_as_one_with_the_batch_file_that_reads_it(tmp_path):
+    """`-r people.csv`, the spreadsheet of people.yaml: build said build/people "holds the
+    letters of people.yaml, another batch of the same name", and with -b that the file
+    "is not UTF-8 text: save the file as UTF-8". Now: a spreadsheet, not a batch file, and
+    the command again with the batch file that reads it, which runs as copied."""
+    import shlex
+
+    write_yaml(tmp_path / "people.yaml", MINIMAL_LETTER + "recipients:\n  from: people.csv\n")
+    (tmp_path / "people.csv").write_text("id,name,address,salutation\nann,Ann,1 Road,\"Dear Ann,\"\n",
+                                         encoding="utf-8")
+    (tmp_path / "lone.csv").write_text("id,name\n", encoding="utf-8")
+    letterbatch = [sys.executable, "-c", "from builder.cli import main; main()"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    assert subprocess.run([*letterbatch, "build", "-r", "people.yaml"], cwd=tmp_path, env=env).returncode == 0
+    for typed in (["build", "-r", "people.csv"], ["build", "-r", "people.csv", "-b", "out"]):
+        done = subprocess.run([*letterbatch, *typed], cwd=tmp_path, capture_output=True, text=True, env=env)
+        again = shlex.join(typed).replace("people.csv", "people.yaml")
+        assert done.returncode == 2 and done.stderr == (
+            "people.csv is a spreadsheet, not a batch file: -r takes the batch's .yaml file, whose `recipients: "
+            f"from:` names the spreadsheet (people.yaml): `letterbatch {again}`\n"), done.stderr
+        suggested = re.search(r"`letterbatch ([^`]*)`", done.stderr).group(1)
+        copied = subprocess.run([*letterbatch, *shlex.split(suggested)], cwd=tmp_path, capture_output=True,
+                                text=True, env=env)
+        assert copied.returncode == 0, copied.stderr
+    assert (tmp_path / "out" / "letters" / "ann.pdf").is_file()
+    lone = subprocess.run([*letterbatch, "status", "-r", "lone.csv"], cwd=tmp_path, capture_output=True, text=True,
+                          env=env)
+    assert lone.returncode == 2 and "no batch file beside it names lone.csv" in lone.stderr, lone.stderr
+    assert "Traceback" not in lone.stderr
+
+
 @pytest.mark.parametrize("name", ["Oct.YAML", "Oct.yml", "Oct.YML"])
 def test_a_batch_file_of_any_suffix_case_is_the_one_meant(name, tmp_path):
     """`-r Oct` suggested Oct.yaml and Oct.yml but not Oct.YAML (which builds as well), nor
