@@ -29,13 +29,18 @@ class LetterbatchProgram(Program):
         rest = _as_typed(typed, list(self.core.unparsed))
         # invoke's own flags before it (`letterbatch --echo build merge -j 2`) stay in the command given
         binary = shlex.join([self.binary, *typed[:len(typed) - len(rest)]])
-        misplaced = misplaced_flag(rest, self._make_parser().contexts, binary)
+        misplaced = misplaced_flag(rest, self._make_parser().contexts, binary, core=self.initial_context)
         if misplaced:
             raise Exit(misplaced, code=2)
         try:
             super().parse_tasks()
         except ParseError as exc:  # `build -j` (no value), `build -r -o x`: invoke's words for it
             missing = _NO_VALUE_RE.fullmatch(str(exc))
+            words = _NO_WORDS_RE.fullmatch(str(exc))
+            if words:  # `letterbatch new`: invoke's "'new' did not receive required positional arguments"
+                task, names = words.group(1), re.findall(r"'(\w+)'", words.group(2))
+                raise Exit(f"{task} takes a {' and a '.join(names)} after it: `{self.binary} {task} "
+                           f"{' '.join(name.upper() for name in names)}`", code=2)
             if not missing:
                 raise
             name, short = missing.groups()
@@ -51,6 +56,10 @@ class LetterbatchProgram(Program):
 _NO_VALUE_RE = re.compile(r"Flag <Argument: (\w+)(?: \((\w)\))?> needed value and was not given one!")
 
 
+# invoke's message for a task given without its words ("'new' did not receive required positional arguments: 'name'")
+_NO_WORDS_RE = re.compile(r"'(\w+)' did not receive required positional arguments: (.+)")
+
+
 def _as_typed(typed: list[str], unparsed: list[str]) -> list[str]:
     """What invoke left to parse as the person typed it: a flag it does not know before any
     task it splits (`-j2` into -j -2, `-r=a.yaml` into -r a.yaml); the tokens after it it keeps."""
@@ -60,36 +69,57 @@ def _as_typed(typed: list[str], unparsed: list[str]) -> list[str]:
     return typed[len(typed) - kept - (kept < len(unparsed)):]
 
 
-def misplaced_flag(argv: list[str], contexts, binary: str) -> str | None:
+def misplaced_flag(argv: list[str], contexts, binary: str, core=None) -> str | None:
     """A task's flag given after a task that lacks it (`build merge -j 2`, `status -j 2`):
     invoke said "No idea what '-j' is!", or, for `-f`, took it for its own --config
     ("Flag <Argument: config (f)> needed value"), exit 1. One line instead (exit 2): which
-    task takes it, and, when one of the chain does, the command with the flag after it."""
+    task takes it, and, when one of the chain does, the command with the flag after it.
+    So too a task misspelt (`biuld`), a flag no task has (`build --froce`) and a flag given
+    twice to one task (`build -r a.yaml -r b.yaml`): invoke said "No idea what 'b.yaml' is!"."""
     tasks = {context.name: context for context in contexts.values()}  # (contexts has aliases too)
     chain = []  # (position in argv, task) of each task named
     current = None
     waiting = False  # the flag before takes a value: this token is it
+    given = {}  # (task, flag's name) -> the value it was given
+    words = 0  # the words given to the current task (`new NAME`)
     for index, token in enumerate(argv):
         if token == "--":
             break
         if waiting:
             waiting = False
-            continue
+            # (a flag of the task is no value: `status -r -b out`, which invoke says lacks one)
+            if not (_flag(token) in current.flags or _flag(token) in current.inverse_flags):
+                continue
         if token in contexts:
-            current = contexts[token]
+            current, words = contexts[token], 0
             chain.append((index, current))
             continue
         if not token.startswith("-") or token == "-":
+            words += 1
+            if current is None or words > len(current.positional_args):
+                return _no_such_task(token, tasks, binary)
             continue
         if current is None:  # before any task (`-r oct.yaml build`): what invoke's own parse left
             return _before_any_task(argv, index, contexts, tasks, binary)
         flag = _flag(token)
         if flag in current.flags or flag in current.inverse_flags:
             waiting = flag == token and flag in current.flags and current.flags[flag].takes_value
+            argument = current.flags[flag] if flag in current.flags else None  # (a Lexicon: .get misses -r)
+            if argument is not None and argument.takes_value and argument.kind is not list:
+                value = argv[index + 1] if waiting and index + 1 < len(argv) else token[len(flag):].lstrip("=")
+                first = given.get((current.name, argument.name))
+                given[current.name, argument.name] = value
+                if first is not None:
+                    long = "--" + argument.name.replace("_", "-")
+                    names = long if flag == long else f"{flag} ({long})"
+                    return (f"{current.name}: {names} is given twice ({shlex.quote(first)} and "
+                            f"{shlex.quote(value)}): give it once")
             continue
         owned = _owners(token, tasks)
         if owned is None:
-            continue  # invoke's own (--help), or none at all: invoke says so
+            if core is not None and (flag in core.flags or flag in core.inverse_flags):
+                continue  # invoke's own (--help)
+            return _no_such_flag(token, current, binary)
         owners, names, width = owned
         in_chain = [(at, context) for at, context in chain if context in owners]
         if not in_chain:
@@ -114,6 +144,27 @@ def _before_any_task(argv: list[str], index: int, contexts, tasks: dict, binary:
     if at is None:
         return f"{names} goes after the task that takes it: it is a flag of {listed(sorted(o.name for o in owners))}"
     return f"{names} goes after the task that takes it: `{binary} {shlex.join(_moved(argv, index, width, at))}`"
+
+
+def _no_such_task(word: str, tasks: dict, binary: str) -> str:
+    """`letterbatch biuld`: invoke said "No idea what 'biuld' is!" (exit 1), and `biuld -r x.yaml`
+    that -r "goes after the task that takes it"."""
+    import difflib
+
+    close = difflib.get_close_matches(word.lower(), sorted(tasks), n=1, cutoff=0.6)
+    meant = f"did you mean {close[0]}? " if close else ""
+    return f"{word!r} is no task of {binary.split()[0]}: {meant}`{binary.split()[0]} --list` lists the tasks"
+
+
+def _no_such_flag(token: str, task, binary: str) -> str:
+    """`build --froce`: invoke said "No idea what '--froce' is!" (exit 1), with no word of --force."""
+    import difflib
+
+    flag = _flag(token)
+    names = sorted({*task.flags, *task.inverse_flags})
+    close = difflib.get_close_matches(flag, [name for name in names if name.startswith("--")], n=1, cutoff=0.6)
+    meant = f"did you mean {close[0]}? " if close else ""
+    return f"{task.name} takes no {flag}: {meant}`{binary.split()[0]} {task.name} --help` lists its flags"
 
 
 def _flag(token: str) -> str:

@@ -836,6 +836,18 @@ def test_the_package_installed_on_its_own_builds_from_any_folder(tmp_path):
     (("build", "-o", "-r", "two.yaml"), "build: -o (--only) needs a value after it"),
     (("build", "-o", "alpha", "-o"), "build: -o (--only) needs a value after it"),
     (("merge", "-r", "two.yaml", "--accept"), "merge: --accept needs a value after it"),
+    # a task or flag misspelt, a flag given twice: invoke said "No idea what 'biuld' is!" (exit 1),
+    # `biuld -r two.yaml` that -r "goes after the task that takes it", `build -r a.yaml -r b.yaml`
+    # "No idea what 'b.yaml' is!", and `new` alone "'new' did not receive required positional arguments"
+    (("biuld",), "'biuld' is no task of letterbatch: did you mean build? `letterbatch --list` lists the tasks"),
+    (("biuld", "-r", "two.yaml"), "'biuld' is no task of letterbatch: did you mean build? `letterbatch --list` "
+                                  "lists the tasks"),
+    (("build", "mrege"), "'mrege' is no task of letterbatch: did you mean merge? `letterbatch --list` lists the tasks"),
+    (("build", "--froce"), "build takes no --froce: did you mean --force? `letterbatch build --help` lists its flags"),
+    (("build", "-r", "two.yaml", "-r", "other.yaml"), "build: -r (--recipients) is given twice (two.yaml and "
+                                                      "other.yaml): give it once"),
+    (("build", "-j", "2", "--jobs=3"), "build: --jobs is given twice (2 and 3): give it once"),
+    (("new",), "new takes a name after it: `letterbatch new NAME`"),
 ])
 def test_a_flag_after_a_task_that_lacks_it_says_which_task_takes_it(args, words, tmp_path):
     """A short flag means one thing in every task, and given after a task that lacks it,
