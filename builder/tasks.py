@@ -1723,8 +1723,14 @@ def _not_a_build_folder(target: Path, batch: BatchPaths) -> str | None:
     # a folder no build made (the batch's images, a data folder): no record and no lock
     # (or of a batch built only --for web, whose record and lock are in web/: its folder was refused)
     made = ("manifest.json", ".lock", "sent.json", "web/manifest.json", "web/.lock")
-    if not any((target / name).exists() for name in made) and any(target.iterdir()):
-        return "holds no build (no manifest.json): files of your own"
+    if not any((target / name).exists() for name in made):
+        if any(target.iterdir()):
+            return "holds no build (no manifest.json): files of your own"
+        # an empty folder given with -b (`clean -b images` before the logo is copied in): it was
+        # removed, and `cp logo.png images` then made a file called images. Only the batch's own
+        # build/<name>/, left empty, is its to remove
+        if not batch.named_after_file:
+            return "holds no build (no manifest.json): an empty folder of your own"
     # nor one that merely has a file of one of those names (a web app's manifest.json, a
     # .lock of its own): the whole folder was removed. A build folder holds what builds
     # make, nothing else (its record may be damaged: clean is how to start again)

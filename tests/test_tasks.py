@@ -1272,8 +1272,12 @@ def test_clean_removes_only_a_build_folder_never_the_batch_or_other_batches(proj
         done = invoke("clean", "-b", folder, cwd=project)
         assert done.returncode == 2 and holds in done.stderr and "Nothing was removed" in done.stderr, done
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
-    # the batch's own images (its logo), a folder no build made, another batch's build folder
+    # the batch's own images (its logo), a folder no build made, another batch's build folder;
+    # an empty one too (images/ before the logo is copied in: it was removed, and `cp logo.png
+    # images` then made a file called images)
+    (project / "empty").mkdir()
     for folder, holds in (("images", "no build (no manifest.json)"),
+                          ("empty", "no build (no manifest.json): an empty folder of your own"),
                           ("build/other", "the letters of another batch, other.yaml"),
                           # a folder inside one (its letters, its web copies: "files no build makes")
                           ("build/recipients/letters", "it is part of the build folder build/recipients")):
