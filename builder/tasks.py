@@ -322,6 +322,12 @@ def batch_paths(c, recipients: str | None, build_dir: str | None, *, read: bool 
     default build folder is ``build/<batch file name>/``: one folder per batch, so two
     batches never overwrite each other's letters. ``read``: the task reads the batch, so
     a default batch file that is not there stops it with what to type instead."""
+    # a script's empty variable (`-b "$OUT"`): -b '' built into the default folder, and clean -b ' '
+    # said "nothing to remove:   does not exist"; -r '' suggested `status -r '' -r oct.yaml`
+    for flag, value in (("-r (--recipients)", recipients), ("-b (--build-dir)", build_dir)):
+        if value is not None and not str(value).strip():
+            raise Exit(f"{flag} takes {'a batch file' if flag.startswith('-r') else 'a folder'}, "
+                       f"not {value!r}", code=2)
     cfg = c.config.letterbatch
     project = project_dir(c)
     base = project or Path.cwd()

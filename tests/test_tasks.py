@@ -848,6 +848,11 @@ def test_the_package_installed_on_its_own_builds_from_any_folder(tmp_path):
                                                       "other.yaml): give it once"),
     (("build", "-j", "2", "--jobs=3"), "build: --jobs is given twice (2 and 3): give it once"),
     (("new",), "new takes a name after it: `letterbatch new NAME`"),
+    # a script's empty variable: -b '' built into the default folder, clean -b ' ' said "nothing to
+    # remove:   does not exist", and status -r '' suggested `letterbatch status -r '' -r two.yaml`
+    (("build", "-r", "two.yaml", "-b", ""), "-b (--build-dir) takes a folder, not ''"),
+    (("clean", "-r", "two.yaml", "-b", " "), "-b (--build-dir) takes a folder, not ' '"),
+    (("status", "-r", ""), "-r (--recipients) takes a batch file, not ''"),
 ])
 def test_a_flag_after_a_task_that_lacks_it_says_which_task_takes_it(args, words, tmp_path):
     """A short flag means one thing in every task, and given after a task that lacks it,
