@@ -375,6 +375,13 @@ def test_new_starts_a_batch_that_builds_as_it_stands(tmp_path):
     assert built.returncode == 0, built.stdout + built.stderr
     assert "Dear First Recipient," in pdf_text(letter(tmp_path / "out", "first-recipient"))
     assert "Dear Second Recipient," in pdf_text(tmp_path / "out" / "bundle.pdf")
+    # the signatory's name is printed only with show_name, which the starter did not mention: an
+    # office filled in its name and found the letters signed by a title alone
+    assert pdf_text(letter(tmp_path / "out", "first-recipient")).count("Your Name") == 1  # the letterhead's
+    shown = tmp_path / "shown.yaml"
+    shown.write_text(text.replace("    # show_name: true ", "    show_name: true   "), encoding="utf-8")
+    assert invoke("build", "-r", str(shown), "-b", str(tmp_path / "shown"), cwd=ROOT).returncode == 0
+    assert pdf_text(letter(tmp_path / "shown", "first-recipient")).count("Your Name") == 2
     again = invoke("--search-root", str(ROOT), "new", "letters/october", cwd=tmp_path)
     assert again.returncode == 2 and "already exists" in again.stderr
     assert source.read_text(encoding="utf-8") == text
