@@ -1657,7 +1657,9 @@ def schema(c, recipients=None):
     from .files import write_atomic
     from .schema import SCHEMA_FILE, json_schema_text
 
-    batch = batch_paths(c, recipients, None, read=False)
+    # a batch given with -r is read as every task reads it: `schema -r lettres` (the folder) wrote
+    # the schema beside the folder, and `-r octobr.yaml` beside no batch, each saying "wrote"
+    batch = batch_paths(c, recipients, None, read=bool(recipients))
     folder = batch.project if batch.project and not recipients else batch.recipients.parent
     target = folder / SCHEMA_FILE
     write_atomic(target, json_schema_text().encode("utf-8"))

@@ -141,6 +141,10 @@ def test_each_batch_builds_into_its_own_folder_whatever_the_working_folder(proje
     assert re.search(r"alpha\s+ready", status.stdout), status.stdout
     assert invoke("schema", cwd=sub).returncode == 0
     assert json.loads((project / "recipients.schema.json").read_text())["title"]
+    # a batch given with -r that is a folder, or not there: it wrote the schema beside it, saying "wrote"
+    for typed, words in (("../sub", "is a folder, not a batch file"), ("../othr.yaml", "no such file")):
+        given = invoke("schema", "-r", typed, cwd=sub)
+        assert given.returncode == 2 and words in given.stderr, given.stdout + given.stderr
     assert list(sub.iterdir()) == []  # nothing stray in the working folder
     assert invoke("clean", "-r", "other.yaml", cwd=project).returncode == 0
     assert not theirs.exists() and letter(mine, "alpha").exists()
