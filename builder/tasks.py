@@ -1452,6 +1452,18 @@ def new(c, name):
     if target.exists() or target.is_symlink():
         raise Exit(f"{show(target.absolute())} already exists: choose another name, or edit it", code=2)
     target = target.parent.resolve() / target.name
+    # `new x,y` (or in a folder "Letters, 2021"): its next step, the build it prints, failed with
+    # "TeX cannot find files in build/x,y": a path kpathsea reads as its own syntax, which the
+    # build folder named after the batch would hold; a control character would be in every message
+    from .compile import TexCannotSearch, check_searchable
+    if any(ord(char) < 32 or ord(char) == 127 for char in target.name):
+        raise Exit(f"{command('new')} takes a name without control characters, not {name!r}", code=2)
+    builds_in = (project_dir(c) or target.parent) / "build"  # as batch_paths makes it
+    try:
+        check_searchable(builds_in, "start the batch in another folder")
+        check_searchable(builds_in / target.stem, "choose a name for the batch without it")
+    except TexCannotSearch as exc:
+        raise Exit(f"{exc}; nothing was written", code=2) from None
     # Oct.YAML there (a batch too): `new Oct` wrote Oct.yaml, and the two shared build/Oct,
     # where the second is refused as another batch of the same name
     twin = next((entry for entry in sorted(target.parent.iterdir()) if entry.stem == target.stem

@@ -418,6 +418,26 @@ def test_new_beside_a_file_called_images_writes_nothing(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["images"] and (tmp_path / "images").read_text() == "notes"
 
 
+@pytest.mark.parametrize("name, words", [
+    ("x,y", "TeX cannot find files in '{folder}/build/x,y': pdflatex reads ',' in a folder's path as a separator; "
+            "choose a name for the batch without it; nothing was written"),
+    ("oct$HOME", "pdflatex reads '$HOME' in a folder's path as a variable; choose a name for the batch without it"),
+    ("Letters, 2021/nov", "pdflatex reads ',' in a folder's path as a separator; start the batch in another folder"),
+    ("oct\x07", "`letterbatch new` takes a name without control characters, not 'oct\\x07'"),
+])
+def test_new_refuses_a_name_whose_build_would_fail_and_writes_nothing(name, words, tmp_path):
+    """`new x,y` wrote x,y.yaml, and the build it then said to run failed: "TeX cannot find
+    files in build/x,y" (kpathsea reads , ; : { } $NAME as its own syntax); a name with a
+    control character was written too. Both are refused before anything is written."""
+    (tmp_path / "Letters, 2021").mkdir()
+    letterbatch = [sys.executable, "-c", "from builder.cli import main; main()"]
+    done = subprocess.run([*letterbatch, "new", name], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2 and words.format(folder=tmp_path) in done.stderr, done.stderr
+    assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["Letters, 2021"]
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny file system needs root")
 def test_new_on_a_full_disk_can_be_tried_again(tmp_path):
     """Room for the batch file, not for the schema beside it: `new` wrote october.yaml, then
