@@ -226,12 +226,12 @@ class MailedFromAnyFolder:
         if (attempt.get("letter_sha256") != entry.get("letter_sha256")
                 or str(attempt.get("address", "")).lower() != entry.get("address")):
             return "sent"  # another letter by that id since (its own hand-over noted too), or none
-        earlier = [old.get("state") for old in attempt.get("history", [])
-                   if old.get("letter_sha256") == entry.get("letter_sha256")]
-        if {"sent", "marked sent"} & set(earlier):
+        earlier = [old for old in attempt.get("history", []) if old.get("letter_sha256") == entry.get("letter_sha256")]
+        if any(old.get("state") in ("sent", "marked sent") for old in earlier):
             return "sent"  # an earlier attempt went: a later one's failure takes nothing back
         pending = log.pending(str(entry.get("id")))
-        if pending is None and earlier:
+        if pending is None and any(old.get("state") == "unknown" or (old.get("state") == "attempting"
+                                                                     and old.get("stage") == "data") for old in earlier):
             # an earlier attempt that may have arrived ("unknown", or killed as its message went),
             # then a --resend that failed: the first may be in the mailbox (it was mailed again)
             return "unknown"
