@@ -185,6 +185,7 @@ class MailedFromAnyFolder:
         self._read_to = 0  # how much of the file was read: what is past it, another send added since
         self._since: list[dict] = []  # the entries added after the first reading (``claim``)
         self._logs: dict[str, SendLog | None] = {}  # other folders' send logs, as read (``fate_there``)
+        self._index: dict[tuple, list[int]] | None = None  # entries by letter, made once (``_latest_first``)
         self.not_noted: OSError | None = None  # why a letter handed over could not be noted (``claim``)
 
     def find(self, address: str | None, letter_sha256: str, folder: Path, elsewhere_only: bool = False,
@@ -200,10 +201,23 @@ class MailedFromAnyFolder:
         self.read()
         address = address if address is None else address.lower()
         here = str(folder.resolve())
-        return next((entry for entry in reversed(self._entries) if address in (None, entry.get("address"))
-                     and same_letter(entry, letter_sha256, words)
+        return next((entry for entry in self._latest_first(letter_sha256, words)
+                     if address in (None, entry.get("address"))
                      and not (elsewhere_only and entry.get("folder") == here)
                      and self.fate_there(entry) != "failed"), None)
+
+    def _latest_first(self, letter_sha256: str, words: str) -> list[dict]:
+        """The entries of this letter (``same_letter``), the latest first, by an index made once:
+        each letter of a send looked through every entry (10,000 letters, 10,000 entries)."""
+        if self._index is None:
+            self._index = {}
+            for position, entry in enumerate(self._entries):
+                for kind in ("letter_sha256", "words"):
+                    if isinstance(entry.get(kind), str) and entry[kind]:
+                        self._index.setdefault((kind, entry[kind]), []).append(position)
+        found = set(self._index.get(("letter_sha256", letter_sha256), ()))
+        found.update(self._index.get(("words", words), ()) if words else ())
+        return [self._entries[position] for position in sorted(found, reverse=True)]
 
     def fate_there(self, entry: dict) -> str:
         """What the send log of the folder a hand-over was noted from says of it now:
