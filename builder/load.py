@@ -408,6 +408,12 @@ def _either(errors: list[dict]) -> str:
 
 # ---- reading the file ----------------------------------------------------------
 
+# Files people pick by mistake, by their first bytes (a batch is YAML text)
+_NOT_TEXT = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"%PDF-": "a PDF",
+             b"GIF8": "a GIF image", b"PK\x03\x04": "a zip file (an .xlsx, .docx or .ods is one)",
+             bytes.fromhex("D0CF11E0A1B11AE1"): "an Office file (an old .xls or .doc, or a workbook with a password)"}
+
+
 def read_text(path: Path, what: str = "file") -> str:
     """The file as text (UTF-8, with or without a byte order mark), or a
     ``LoadError`` at the line and column of the first byte that is not."""
@@ -422,6 +428,11 @@ def read_text(path: Path, what: str = "file") -> str:
         raise LoadError([Problem(file, None, None, None, "", f"cannot read the {what}: {exc.strerror}")]) from exc
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise LoadError([Problem(file, 1, 1, None, "", f"the {what} is saved as UTF-16; save the file as UTF-8")])
+    kind = next((kind for signature, kind in _NOT_TEXT.items() if raw.startswith(signature)), None)
+    if kind:  # `-r images/logo.png` said "not UTF-8 text: byte 0x89 ... save the file as UTF-8"
+        raise LoadError([Problem(file, None, None, None, "", f"the {what} is {kind}, not text: give the batch's "
+                                                             "YAML file (.yaml), whose `recipients: from:` may "
+                                                             "name a spreadsheet")])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

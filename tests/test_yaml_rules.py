@@ -406,6 +406,19 @@ def test_windows_1252_gets_line_column_and_the_fix(tmp_path):
                      "'’'). Excel and Notepad may save Windows-1252; save the file as UTF-8"]
 
 
+@pytest.mark.parametrize("name, head, kind", [
+    ("logo.png", b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    ("letter.pdf", b"%PDF-1.5\n%\xd0\xd4\xc5\xd8\n", "a PDF"),
+    ("people.yaml", b"PK\x03\x04\x14\x00", "a zip file (an .xlsx, .docx or .ods is one)"),
+])
+def test_a_file_that_is_no_text_is_named_as_what_it_is(tmp_path, name, head, kind):
+    """`-r images/logo.png` said "not UTF-8 text: byte 0x89 here ... save the file as UTF-8"."""
+    path = tmp_path / name
+    path.write_bytes(head + bytes(range(256)))
+    assert problems(path)[1] == [f"{path}: error: the file is {kind}, not text: give the batch's YAML file "
+                                 "(.yaml), whose `recipients: from:` may name a spreadsheet"]
+
+
 @pytest.mark.parametrize("char, message", [
     ("\x00", "the file holds a NUL byte: it is not a text file, or was saved as UTF-16; save the file as UTF-8"),
     ("\x07", "a control character (U+0007) that cannot be printed; delete it"),
