@@ -1445,6 +1445,11 @@ def new(c, name):
         raise Exit(f"{command('new')} takes a name for the batch (for example {command('new october')}), "
                    f"not {name!r}", code=2)
     target = Path(name.strip()).expanduser()
+    if target.suffix.lower() in SPREADSHEET_SUFFIXES:  # it wrote people.xlsx.yaml
+        stem = shlex.quote(str(target.with_suffix("")))
+        raise Exit(f"{command('new')} starts a batch file (.yaml), not a spreadsheet: {command('new ' + stem)}, "
+                   f"then write `recipients: {{from: {target.name}}}` in it to read the recipients from "
+                   f"{target.name} (README, \"From a spreadsheet\"); nothing was written", code=2)
     if target.suffix.lower() not in BATCH_SUFFIXES:  # (`new Oct.YAML` wrote Oct.YAML.yaml)
         target = target.with_name(target.name + ".yaml")
     # a link of that name (even one to nowhere) exists too: resolved, `new z` wrote the batch

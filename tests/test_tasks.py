@@ -424,6 +424,9 @@ def test_new_beside_a_file_called_images_writes_nothing(tmp_path):
     ("oct$HOME", "pdflatex reads '$HOME' in a folder's path as a variable; choose a name for the batch without it"),
     ("Letters, 2021/nov", "pdflatex reads ',' in a folder's path as a separator; start the batch in another folder"),
     ("oct\x07", "`letterbatch new` takes a name without control characters, not 'oct\\x07'"),
+    # it wrote people.xlsx.yaml
+    ("people.xlsx", "`letterbatch new` starts a batch file (.yaml), not a spreadsheet: `letterbatch new people`, "
+                    "then write `recipients: {{from: people.xlsx}}` in it"),
 ])
 def test_new_refuses_a_name_whose_build_would_fail_and_writes_nothing(name, words, tmp_path):
     """`new x,y` wrote x,y.yaml, and the build it then said to run failed: "TeX cannot find
