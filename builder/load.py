@@ -1023,12 +1023,14 @@ def _explain_syntax(exc: yaml.MarkedYAMLError, lines: list[str]) -> _Slip:
                          f"in quotes: {head.strip()}: {_quoted(value.strip())}")
         above = next((n for n in range(pmark.line - 1, -1, -1)
                       if lines[n].strip() and not lines[n].lstrip().startswith("#")), None)
-        item = re.fullmatch(r"(\s*)- ([\w-]+) +([^:#\s].*)", lines[above]) if above is not None else None
-        if item and ":" not in item.group(3) and len(row) - len(row.lstrip()) > len(item.group(1)):
-            # `- id kate` with its keys under it: the colon is missing there, not an indent here
-            return _Slip(above, len(item.group(1)) + 2,
-                         f"YAML expects 'key: value' here: add the ':' after {item.group(2)!r}: "
-                         f"- {item.group(2)}: {item.group(3).strip()}")
+        item = re.fullmatch(r"(\s*)(- )?([\w-]+)(?: +([^:#\s][^:]*))?", lines[above].rstrip()) \
+            if above is not None else None
+        if item and len(row) - len(row.lstrip()) > len(item.group(1)):
+            # `- id kate` or `letter` with keys under it: the colon is missing there, not an indent here
+            dash, key, value = item.group(2) or "", item.group(3), item.group(4)
+            return _Slip(above, len(item.group(1)) + len(dash),
+                         f"YAML expects 'key: value' here: add the ':' after {key!r}: "
+                         f"{dash}{key}:{' ' + value.strip() if value else ''}")
         return _Slip(pmark.line, len(row) - len(row.lstrip()), _INDENT_HINT + _indent_detail(lines, pmark.line))
     if context == "while scanning a quoted scalar":
         quote = text[column] if column < len(text) else '"'

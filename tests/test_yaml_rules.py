@@ -194,6 +194,14 @@ SLIPS = {
 }
 
 
+def test_a_top_level_key_without_its_colon_is_told_at_that_key(tmp_path):
+    """`letter` without its ':' was "this line is indented differently" at the line below it."""
+    assert BATCH.startswith("letter:\n")
+    path = write_yaml(tmp_path / "r.yaml", BATCH.replace("letter:\n", "letter\n", 1))
+    assert problems(path)[1] == [f"{path}:1:1: error: YAML expects 'key: value' here: add the ':' after "
+                                 "'letter': letter:"]
+
+
 @pytest.mark.parametrize("kind", sorted(SLIPS))
 def test_a_slip_in_one_recipient_stays_local(tmp_path, kind):
     old, new, line, column, message = SLIPS[kind]
