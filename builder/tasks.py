@@ -839,9 +839,13 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
                     print(f"      {line}")
     counts = {status: sum(o.status == status for o in report.outcomes)
               for status in ("built", "up to date")}
-    failed = [o.recipient for o in report.outcomes if o.status in ("failed", "invalid")]
+    failed = [o.recipient for o in report.outcomes if o.status == "failed"]
+    # a recipient whose data is wrong was counted as failed, a word the report keeps for a
+    # letter pdflatex or preflight could not make
+    invalid = sum(o.status == "invalid" for o in report.outcomes)
     summary = (f"{plural(len(report.outcomes), 'letter')}: {counts['built']} built, "
                f"{counts['up to date']} up to date, {len(failed)} failed, "
+               + (f"{invalid} invalid, " if invalid else "") +
                f"{len(attention)} need{'s' if len(attention) == 1 else ''} attention "
                f"({time.perf_counter() - (started or STARTED):.1f} s) -> {show(batch.build_dir)}")
     print(prefix + summary, flush=True)

@@ -238,7 +238,7 @@ def test_invoke_build_exits_non_zero_and_names_the_failure(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "invoke", "build", "--recipients", str(source),
                            "--build-dir", str(tmp_path / "b")], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 1
-    assert re.search(r"^3 letters: 2 built, 0 up to date, 1 failed, 1 needs attention \([\d.]+ s\)",
+    assert re.search(r"^3 letters: 2 built, 0 up to date, 0 failed, 1 invalid, 1 needs attention \([\d.]+ s\)",
                      proc.stdout, re.M), proc.stdout
     assert re.search(r"broken\s+invalid", proc.stdout) and "first" not in proc.stdout  # only what needs attention
     assert "field 'name': contains characters the letter's fonts cannot print" in proc.stdout

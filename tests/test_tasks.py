@@ -320,11 +320,11 @@ def test_build_prints_one_summary_and_only_the_letters_that_need_attention(proje
     first = invoke("build", cwd=project)
     assert first.returncode == 1
     lines = first.stdout.strip().splitlines()
-    assert re.fullmatch(r"3 letters: 2 built, 0 up to date, 1 failed, 1 needs attention "
+    assert re.fullmatch(r"3 letters: 2 built, 0 up to date, 0 failed, 1 invalid, 1 needs attention "
                         r"\([\d.]+ s\) -> .*build/recipients", lines[-1]), lines
     assert "broken" in first.stdout and "alpha" not in first.stdout and "beta" not in first.stdout
     again = invoke("build", "--verbose", cwd=project)
-    assert re.search(r"^3 letters: 0 built, 2 up to date, 1 failed", again.stdout, re.M), again.stdout
+    assert re.search(r"^3 letters: 0 built, 2 up to date, 0 failed, 1 invalid", again.stdout, re.M), again.stdout
     assert re.search(r"alpha\s+up to date", again.stdout) and re.search(r"beta\s+up to date", again.stdout)
     # the time is the command's own, not that of a shell which ran something else first and
     # then handed its process over (`bash -c 'scripts/install && invoke build'` execs invoke)
@@ -513,7 +513,7 @@ def test_watch_says_what_is_wrong_with_a_letter_saved_invalid(project):
         while "changed:" not in said[-1]:
             said.append(lines.get(timeout=120))
         text = "".join(said)
-        assert re.search(r"recipients\.yaml changed: 2 letters: 0 built, 1 up to date, 1 failed", said[-1]), text
+        assert re.search(r"recipients\.yaml changed: 2 letters: 0 built, 1 up to date, 0 failed, 1 invalid", said[-1]), text
         assert re.search(r"beta\s+invalid", text) and "recipients.yaml:" in text and "put the whole value in quotes" \
             in text, text
     finally:
