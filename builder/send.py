@@ -305,6 +305,24 @@ class MailedFromAnyFolder:
         return None
 
 
+def _noting_fix(error: OSError) -> str:
+    """What makes the user's record of hand-overs writable again, by why it was not: a file
+    where its folder should be ("File exists") was told to make that folder writable."""
+    import errno
+
+    if error.errno in (errno.EEXIST, errno.ENOTDIR) and error.filename:
+        # the file in the way is the first part of the path that is no folder
+        path = Path(os.fsdecode(error.filename))
+        in_way = next((part for part in reversed([path, *path.parents]) if part.exists() and not part.is_dir()),
+                      path)
+        return f"{in_way} is a file where a folder should be: move it away, or set XDG_STATE_HOME to another folder"
+    if error.errno == errno.EISDIR and error.filename:
+        return f"{os.fsdecode(error.filename)} is a folder where the file should be: move it away"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "free some space there, or set XDG_STATE_HOME to a folder on another disk"
+    return "make that folder writable, or set XDG_STATE_HOME to a folder that is"
+
+
 def same_letter(entry: dict, letter_sha256: str, words: str = "") -> bool:
     """Is the letter ``entry`` of the user's record says was handed over this one: the
     same bytes, or the same words (``build.words_of``; an entry written before words were
@@ -802,8 +820,7 @@ def send(recipients_yaml: str | Path, build_dir: str | Path, settings: SmtpSetti
                             warn(f"could not note the letters mailed in {planned.mailed.path} "
                                  f"({not_noted.strerror or not_noted}): a send from another build folder "
                                  "will not know they went (this folder's send log, sent.json, still keeps "
-                                 "them from going twice from here); make that folder writable, or set "
-                                 "XDG_STATE_HOME to a folder that is")
+                                 f"them from going twice from here); {_noting_fix(not_noted)}")
                 report(outcome)
                 outcomes.append(outcome)
         except BaseException:

@@ -1267,8 +1267,9 @@ def test_a_user_record_that_cannot_be_written_is_said_once(batch, smtp_server, t
     assert [mailbox.count(rid) for rid in IDS] == [1] * 5
     assert done.stderr == (f"warning: could not note the letters mailed in {blocked}/letterbatch/mailed.jsonl "
                            "(Not a directory): a send from another build folder will not know they went (this "
-                           "folder's send log, sent.json, still keeps them from going twice from here); make that "
-                           "folder writable, or set XDG_STATE_HOME to a folder that is\n"), done.stderr
+                           f"folder's send log, sent.json, still keeps them from going twice from here); {blocked} is "
+                           "a file where a folder should be: move it away, or set XDG_STATE_HOME to another "
+                           "folder\n"), done.stderr
     again = run_send(source, out, port, "--yes", XDG_STATE_HOME=str(blocked))  # nothing handed over: no word
     assert again.returncode == 0 and again.stderr == "", again.stderr
     assert [mailbox.count(rid) for rid in IDS] == [1] * 5
