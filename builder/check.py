@@ -358,9 +358,12 @@ def return_address(placed, batch: Batch) -> list[Finding]:
     if size is None or size >= LEAST_RETURN_ADDRESS_PT:
         return []
     wanted = batch.letter.return_address
-    fix = ("the sender's address (return_address: true) is too long for one line there: give a shorter text "
-           "as letter.return_address" if wanted is True else
-           f"shorten letter.return_address ({len(wanted)} characters)") + ", or set it to false for none"
+    text = ", ".join(batch.letter.sender.address) if wanted is True else wanted
+    # the class scales the line to the window's width: at the least size, about this many fit
+    fit = f"about {int(len(text) * size / LEAST_RETURN_ADDRESS_PT)} fit"
+    fix = (f"the sender's address (return_address: true, {len(text)} characters; {fit}) is too long for one "
+           "line there: give a shorter text as letter.return_address" if wanted is True else
+           f"shorten letter.return_address ({len(text)} characters; {fit})") + ", or set it to false for none"
     return [Finding("return_address", "error", f"the return address prints at {size:.1f} pt to fit the envelope "
                                                f"window's width (at least {LEAST_RETURN_ADDRESS_PT:g} pt reads): {fix}")]
 

@@ -1,6 +1,7 @@
 """Preflight: each check catches a letter made to fail it, and passes the real batch."""
 from __future__ import annotations
 
+import re
 
 from pypdf import PdfWriter
 from pypdf.generic import DictionaryObject, NameObject
@@ -99,16 +100,26 @@ def test_a_return_address_shrunk_past_reading_to_fit_the_window_is_caught(tmp_pa
     assert build(source, out).ok
     (found,) = findings(check(source, out), "one")
     size = float(found.split(" prints at ")[1].split(" pt")[0])
+    fit = int(found.split("; about ")[1].split(" fit")[0])
     assert 3 < size < 6 and found == (
         f"error: the return address prints at {size:.1f} pt to fit the envelope window's width (at least 6 pt "
-        f"reads): shorten letter.return_address ({len(long)} characters), or set it to false for none"), found
+        f"reads): shorten letter.return_address ({len(long)} characters; about {fit} fit), or set it to false for "
+        "none"), found
+    # what it says fits does: a text of that many characters (of the same kind) passes; a few more do not
+    assert abs(fit - len(long) * size / 6) <= len(long) * 0.05 / 6 + 1
+    for length, passes in ((fit - 2, True), (fit + 8, False)):
+        source.write_text(source.read_text().replace(f"'{long}'", f"'{long[:length]}'"))
+        assert build(source, out).ok
+        assert (findings(check(source, out), "one") == []) is passes, (length, findings(check(source, out), "one"))
+        source.write_text(source.read_text().replace(f"'{long[:length]}'", f"'{long}'"))
     # the sender's address (return_address: true), too long for the line: a text of its own is the fix
     source.write_text(letter.replace(f"'{long}'", "true").replace(
         "address: [1 High Street, Town]", f"address: [{long[34:]}]") + "recipients:\n" + recipient("one"))
     assert build(source, out).ok
     (found,) = findings(check(source, out), "one")
-    assert found.endswith("(at least 6 pt reads): the sender's address (return_address: true) is too long for one "
-                          "line there: give a shorter text as letter.return_address, or set it to false for none"), found
+    assert re.search(r"\(at least 6 pt reads\): the sender's address \(return_address: true, 90 characters; about "
+                     r"\d\d fit\) is too long for one line there: give a shorter text as letter.return_address, or "
+                     r"set it to false for none$", found), found
     # accepted on purpose, it is a letter like any other
     source.write_text(source.read_text() + "    accept: [return_address]\n")
     assert build(source, out).ok
