@@ -638,17 +638,20 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         for folder in layout.written_by_build:  # left by a build killed while it wrote
             clear_stale_temporaries(folder)
         outcomes = []
+        invalid_ids = set()
         for index, problems in sorted(loaded.rejected.items()):
             label = problems[0].recipient or f"recipients[{index}]"
             outcomes.append(Outcome(label, "invalid", message="\n".join(str(p) for p in problems)))
-            # an invalid letter keeps no PDF that looks current, nor LaTeX to compile by hand
-            # (unless another, valid recipient has the same id): its tex/<id>.tex, where
-            # pdflatex looks first, could even be read in place of a file of TeX's own
-            # (`build --only` removes nothing, as the quick path does not: `--only third` deleted
-            # fourth's letter, saved invalid a moment ago while being edited; a whole build does)
-            if label not in valid_ids and re.fullmatch(RECIPIENT_ID, label) and not only:
-                _drop_letter(layout, manifest, label)
-        removed, kept_signed = ([], []) if only else _forget_removed(layout, manifest, valid_ids)
+            # an invalid recipient's letter of before stays, on the record: every task reads it
+            # as invalid, not ready, and the entry back as it was makes it ready again with no
+            # build. It was deleted, and bad input is to lose nothing: a failed rebuild never
+            # deletes a good output (the letter an office may have posted). Its LaTeX goes
+            # (unless another, valid recipient has the same id; `build --only` removes nothing)
+            if label not in valid_ids and re.fullmatch(RECIPIENT_ID, label):
+                invalid_ids.add(label)
+        if not only:
+            _drop_invalid_tex(layout, invalid_ids)
+        removed, kept_signed = ([], []) if only else _forget_removed(layout, manifest, valid_ids | invalid_ids)
         todo = prepared.sources
         if only:
             # an invalid recipient is known: its outcome says why it was not built
@@ -820,14 +823,15 @@ class BuildFailed(RuntimeError):
         self.built, self.left, self.failure = built, left, failure
 
 
-def _forget_removed(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> tuple[list[str], list[Path]]:
+def _forget_removed(layout: Layout, manifest: Manifest, in_batch: set[str]) -> tuple[list[str], list[Path]]:
     """Recipients the record knows that the batch no longer has (removed, or
     renamed) leave no letter that looks current: a print folder to post from
     or a web folder to publish holds this batch's letters only. Their letter,
     web page and .tex are deleted (a build makes them again if they come
     back) and they leave the manifest; a signed copy, which only ``sign``
-    can make again, is kept and named. Returns the ids and the signed copies kept."""
-    gone = set(manifest.letters) - valid_ids
+    can make again, is kept and named. ``in_batch``: the ids the batch has, an invalid
+    recipient's too (its letter stays: ``build``). Returns the ids and the signed copies kept."""
+    gone = set(manifest.letters) - in_batch
     for rid in [rid for rid in gone if signed_only(manifest.letters[rid])]:
         if not layout.signed_pdf(rid).exists():  # the signed copy deleted too: nothing to remember
             manifest.letters.pop(rid)
@@ -842,13 +846,13 @@ def _forget_removed(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> 
             _unlink_letter(earlier)  # a web copy named by an earlier date
         if layout.signed_pdf(rid).is_file():
             kept_signed.append(layout.signed_pdf(rid))
-    _sweep_alone(layout, manifest, valid_ids)
+    _sweep_alone(layout, manifest, in_batch)
     return removed, kept_signed
 
 
-def _sweep_alone(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> None:
+def _sweep_alone(layout: Layout, manifest: Manifest, in_batch: set[str]) -> None:
     """A letter compiled alone (a web copy, or one whose batch failed) compiles in
-    ``work/<id>/``: once its recipient has left the batch (removed, renamed, invalid),
+    ``work/<id>/``: once its recipient has left the batch (removed, renamed),
     that folder goes, as its letter and .tex do; before, they stayed for ever. Only a
     folder named as a recipient id is (never ``_batch-``, ``_cover``, ``_preamble``),
     and none that a record still names (its "log")."""
@@ -858,7 +862,7 @@ def _sweep_alone(layout: Layout, manifest: Manifest, valid_ids: set[str]) -> Non
         return
     named = _logged_folders(manifest)
     for folder in layout.work.iterdir():
-        if folder.name in valid_ids or folder.name in named or not re.fullmatch(RECIPIENT_ID, folder.name):
+        if folder.name in in_batch or folder.name in named or not re.fullmatch(RECIPIENT_ID, folder.name):
             continue
         if folder.is_dir() and not folder.is_symlink():
             shutil.rmtree(folder, ignore_errors=True)
@@ -930,6 +934,17 @@ def _sweep_batches(layout: Layout, manifest: Manifest) -> None:
             source.unlink(missing_ok=True)
 
 
+def _drop_invalid_tex(layout: Layout, invalid_ids: set[str]) -> None:
+    """The LaTeX of invalid recipients' letters gone (their letters stay): none to compile
+    by hand, and tex/<id>.tex, where pdflatex looks first, could be read in place of a file
+    of TeX's own (an id refused for that reason)."""
+    from .schema import RECIPIENT_ID
+
+    for rid in invalid_ids:
+        if re.fullmatch(RECIPIENT_ID, rid):
+            (layout.tex / f"{rid}.tex").unlink(missing_ok=True)
+
+
 def _drop_letter(layout: Layout, manifest: Manifest, rid: str) -> None:
     """A letter off the record, its PDF (and HTML page) and its own LaTeX gone."""
     _forget_letter(manifest, rid)
@@ -958,11 +973,14 @@ def _nothing_to_do(batch: Recorded, only: list[str] | None) -> Report | None:
         letters = [s for s in states if s.state != ready.INVALID]
         if any(s.state not in (ready.READY, ready.PREFLIGHT) for s in letters):
             return None
-        # a letter of a recipient no longer in the batch (or now invalid) to delete: the
-        # build that saw it go was `--only`, which deletes nothing, and every build after
-        # found nothing to do and left it there for good
-        if not only and any(rid not in ids and not signed_only(entry) for rid, entry in manifest.letters.items()):
+        # a letter of a recipient no longer in the batch to delete: the build that saw it go
+        # was `--only`, which deletes nothing, and every build after found nothing to do and
+        # left it there for good (an invalid recipient's letter stays: ``build``)
+        present = set(ids) | {label for label, _, _ in batch.rejected}
+        if not only and any(rid not in present and not signed_only(entry) for rid, entry in manifest.letters.items()):
             return None
+        if not only:
+            _drop_invalid_tex(batch.layout, {label for label, _, _ in batch.rejected} - set(ids))
         outcomes = [Outcome(label, "invalid", message=message) for label, _, message in batch.rejected]
         outcomes += [Outcome(s.recipient, "up to date", batch.layout.pdf(s.recipient), findings=s.findings,
                              accepted=s.accepted, pages=manifest.letters[s.recipient].get("pages", 0))
@@ -1284,8 +1302,8 @@ def batch_status(recipients_yaml: str | Path, build_dir: str | Path = "build",
                   for s in letters if s.ready and s.recipient in recipients}
         return BatchStatus(letters, manifest, clearances={
             rid: (mark, cleared_on_record(manifest.letters.get(rid, {}), mark)) for rid, mark in marked.items() if mark})
-    signed = {s.recipient: ready.signed_copy_note(layout, manifest, s.recipient) for s in letters} \
-        if layout.signed.exists() else {}  # nothing signed: no stat per letter
+    signed = {} if not layout.signed.exists() else {  # nothing signed: no stat per letter
+        s.recipient: ready.signed_copy_note(layout, manifest, s.recipient, s.state == ready.INVALID) for s in letters}
     return BatchStatus(letters, manifest, ready.bundle_state(prepared, manifest, letters),
                        ready.signed_bundle_note(layout, manifest), (manifest.bundle or {}).get("file", "bundle.pdf"),
                        ready.stray_bundle_note(layout, manifest),

@@ -155,6 +155,15 @@ def changed_text_files(prepared, manifest: Manifest) -> str:
     return ", ".join(changed) or prepared.text_from
 
 
+def _kept_from_before(layout, manifest: Manifest, label: str) -> str:
+    """An invalid recipient's letter built before, which the build keeps (bad input loses
+    nothing): said, so nobody takes the file in the folder for the letter of the entry now."""
+    entry = manifest.letters.get(label)
+    if not isinstance(entry, dict) or "sha256" not in entry or not layout.pdf(label).is_file():
+        return ""
+    return f" ({layout.pdf_name(label)} is the letter of its entry as it was, kept: not ready)"
+
+
 def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | None = None,
                   only: list[str] | None = None) -> list[LetterState]:
     """Every recipient of ``prepared`` (a ``build.Prepared``, or the batch as
@@ -163,8 +172,8 @@ def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | N
     layout = prepared.layout
     wanted = None if only is None else set(only)
     text_from = changed_text_files(prepared, manifest)
-    states = [LetterState(label, INVALID, f"in {first}")  # its file (the YAML or a spreadsheet), where
-              for label, first, _ in prepared.rejected]
+    states = [LetterState(label, INVALID, f"in {first}" + _kept_from_before(layout, manifest, label))
+              for label, first, _ in prepared.rejected]  # (in its file: the YAML or a spreadsheet, where)
     for source in prepared.sources:
         rid = source.recipient.id
         if wanted is not None and rid not in wanted:
@@ -219,13 +228,17 @@ def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | N
     return states
 
 
-def signed_copy_note(layout, manifest: Manifest, recipient_id: str) -> SignedNote | None:
+def signed_copy_note(layout, manifest: Manifest, recipient_id: str, invalid: bool = False) -> SignedNote | None:
     """What is wrong with a letter's signed copy (``invoke sign``), from the
-    record, or None: none made, or the signed copy of the letter as it is."""
+    record, or None: none made, or the signed copy of the letter as it is.
+    ``invalid``: the recipient's entry is (its letter of before kept, not ready)."""
     entry = manifest.letters.get(recipient_id) or {}
     signed = layout.signed_pdf(recipient_id)
-    if "sha256" not in entry and signed.is_file():  # invalid now, or never built since: nothing to sign
+    if "sha256" not in entry and signed.is_file():  # removed, or never built since: nothing to sign
         return SignedNote(f"{layout.relative(signed)} is the signed copy of a letter that is not built now")
+    if invalid and signed.is_file():
+        return SignedNote(f"{layout.relative(signed)} is the signed copy of a letter that is not ready: its "
+                          "recipient's entry is invalid")
     return _signed_note(layout, signed, entry.get("signed"), "letter", entry.get("sha256"), "is not on the record",
                         manifest)
 

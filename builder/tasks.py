@@ -855,7 +855,7 @@ def run_build(c, batch: BatchPaths, *, only=None, jobs=None, force=False, medium
                 else ("its web copy and page were" if one else "their web copies and pages were"))
         kept = (f"; kept, as only {command('sign', to_run=False)} makes them: "
                 f"{', '.join(show(p) for p in report.kept_signed)}" if report.kept_signed else "")
-        print(f"no longer in the batch (removed, renamed, or now invalid): {', '.join(report.removed)}; "
+        print(f"no longer in the batch (removed or renamed): {', '.join(report.removed)}; "
               f"{what} deleted from {show(batch.build_dir)}{kept}", flush=True)
     if report.marked and not quiet:  # web copies are copies to publish
         they, them = ("it", "it") if len(report.marked) == 1 else ("they", "them")

@@ -581,7 +581,10 @@ def test_editing_letters_again_and_again_does_not_grow_the_build_folder(tmp_path
         assert f"Dear Person {n} again," in pdf_text(out / "letters" / f"p{n}.pdf")
 
 
-def test_merge_refuses_a_letter_changed_after_its_build_and_invalid_letters_lose_their_pdf(tmp_path):
+def test_merge_refuses_a_letter_changed_after_its_build_and_an_invalid_recipient_s_kept_letter(tmp_path):
+    """A recipient saved invalid keeps the letter built before (bad input loses nothing: it
+    was deleted, the letter an office may have posted), not ready for any task, said so by
+    status; its entry back as it was makes it ready again without a build."""
     source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
     out = tmp_path / "build"
     assert build(source, out, jobs=3).ok  # three groups of one: each letter compiled alone
@@ -589,10 +592,23 @@ def test_merge_refuses_a_letter_changed_after_its_build_and_invalid_letters_lose
     pdf.write_bytes(pdf.read_bytes().replace(b"%%EOF", b"%%EOF\n% edited"))
     with pytest.raises(MergeRefused, match="third: changed: letters/third.pdf changed since it was built"):
         merge(source, out)
-    write_yaml(source, source.read_text().replace("    salutation: Dear First,\n", ""))
+    first = (out / "letters" / "first.pdf").read_bytes()
+    good = source.read_text()
+    write_yaml(source, good.replace("    salutation: Dear First,\n", ""))
     report = build(source, out)
-    assert {o.recipient: o.status for o in report.outcomes}["first"] == "invalid"
-    assert not (out / "letters" / "first.pdf").exists() and not (out / "tex" / "first.tex").exists()
+    assert {o.recipient: o.status for o in report.outcomes}["first"] == "invalid" and report.removed == []
+    assert (out / "letters" / "first.pdf").read_bytes() == first and not (out / "tex" / "first.tex").exists()
+    with pytest.raises(MergeRefused, match=r"first: invalid: in recipients.yaml:\d+:\d+: field 'salutation': "
+                                           r".*\(letters/first.pdf is the letter of its entry as it was, kept: "
+                                           r"not ready\)"):
+        merge(source, out)
+    again = build(source, out)  # (the quick path keeps it too)
+    assert {o.recipient: o.status for o in again.outcomes} == {"first": "invalid", "broken": "up to date",
+                                                             "third": "up to date"}
+    assert (out / "letters" / "first.pdf").read_bytes() == first
+    write_yaml(source, good)
+    assert {o.recipient: o.status for o in build(source, out).outcomes}["first"] == "up to date"
+    write_yaml(source, good.replace("    salutation: Dear First,\n", ""))
     # a letter an older version built for a recipient called glyphtounicode (now refused: TeX
     # reads a file of that name) leaves no tex/glyphtounicode.tex for TeX to read in its place
     (out / "tex" / "glyphtounicode.tex").write_text("\\documentclass{article}\n")
@@ -607,7 +623,8 @@ def test_merge_refuses_a_letter_changed_after_its_build_and_invalid_letters_lose
 def test_build_only_leaves_the_letter_of_another_recipient_saved_invalid(tmp_path):
     """`build --only third` while first was saved invalid (half edited) deleted first's
     letter: `--only` removes nothing but what it was asked to build. The letter is still
-    not ready (invalid, for every task), and a build of the whole batch deletes it."""
+    not ready (invalid, for every task); a build of the whole batch keeps it too, and
+    deletes its .tex."""
     source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
     out = tmp_path / "build"
     assert build(source, out).ok
@@ -618,7 +635,7 @@ def test_build_only_leaves_the_letter_of_another_recipient_saved_invalid(tmp_pat
     with pytest.raises(MergeRefused, match="first: invalid"):
         merge(source, out)
     build(source, out)
-    assert not (out / "letters" / "first.pdf").exists() and not (out / "tex" / "first.tex").exists()
+    assert (out / "letters" / "first.pdf").exists() and not (out / "tex" / "first.tex").exists()
 
 
 def test_a_problem_in_the_shared_part_stops_build_and_merge_with_exit_2(tmp_path):
@@ -705,7 +722,7 @@ def test_a_recipient_removed_or_renamed_leaves_no_letter_to_post_or_publish(tmp_
                                "--for", medium], cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         assert done.returncode == 0, done.stderr
         deleted = "their letters were" if medium == "print" else "their web copies and pages were"
-        assert "no longer in the batch (removed, renamed, or now invalid): broken, third; " \
+        assert "no longer in the batch (removed or renamed): broken, third; " \
                f"{deleted} deleted from {out}" in done.stdout, done.stdout
         assert ("kept, as only `invoke sign` makes them: " in done.stdout) == (medium == "print"), done.stdout
     assert sorted(p.name for p in (out / "letters").iterdir()) == ["first.pdf", "third-person.pdf"]

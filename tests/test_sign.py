@@ -676,7 +676,9 @@ def test_a_signed_letter_invalid_or_removed_for_a_while_and_back_the_same_is_sti
     assert report.removed == ["london"] and report.kept_signed == [out / "signed" / "london.pdf"]
     assert build(source, out).removed == []  # said once, not on every build
     seen = status()
-    assert "signed/essex.pdf is the signed copy of a letter that is not built now" in seen, seen
+    # (essex's letter of before is kept, bad input losing nothing, and so is its signed copy)
+    assert "signed/essex.pdf is the signed copy of a letter that is not ready: its recipient's entry is invalid" \
+        in seen, seen
     assert "run `invoke sign" not in seen, seen
     # the task named (as build says it), not a command without its key
     assert f"its signed copy {out / 'signed' / 'london.pdf'} is kept (only `invoke sign` makes one)" in seen, seen

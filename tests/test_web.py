@@ -648,7 +648,7 @@ def test_a_format_is_made_again_when_a_file_it_was_made_from_changes(tmp_path):
     assert fmt.stat().st_ino != made
 
 
-def test_a_recipient_made_invalid_leaves_no_web_copy_or_page_to_publish(tmp_path):
+def test_a_recipient_made_invalid_keeps_its_web_copy_and_publishes_none(tmp_path):
     two = WEB + "  - {id: web-two, name: Bo, address: [2 Road], salutation: 'Dear Bo,'}\n"
     source = write_yaml(tmp_path / "recipients.yaml", two)
     assert build(source, tmp_path / "build", medium="web").ok
@@ -696,7 +696,12 @@ def test_a_recipient_made_invalid_leaves_no_web_copy_or_page_to_publish(tmp_path
     assert web.returncode == 1 and states(web)["web-one"].startswith("invalid"), web.stdout
     report = build(source, tmp_path / "build", medium="web")
     assert [o.status for o in report.outcomes] == ["invalid", "up to date"]
-    assert not pdf.exists() and not pdf.with_suffix(".html").exists()
+    # its web copy of before is kept (bad input loses nothing), and publish leaves it out
+    assert pdf.exists() and pdf.with_suffix(".html").read_bytes() == kept
+    (site / pdf.name).unlink()
+    held = publish()
+    assert held.returncode == 1 and "  web-one: invalid: in recipients.yaml:" in held.stderr, held.stderr
+    assert not (site / pdf.name).exists()
     # nor one named by the letter's old date: its copy of the new date replaces it
     source.write_text(two.replace("date: 2021-03-04", "date: 2021-03-05"), encoding="utf-8")
     assert build(source, tmp_path / "build", medium="web").ok
