@@ -614,12 +614,30 @@ class Batch(Model):
             if isinstance(self.letter.title, dict):  # (written once, it is shown as written: a batch's name)
                 need(self.letter.title, True, ("title",), "letter.title")
             need(self.letter.sender.role, True, ("sender", "role"), "letter.sender.role")
+        # the shared texts lacking the same languages, with the same fix, in one message (at the
+        # letter's language): a Welsh letter of the sample batch had twelve at one line
+        grouped: dict[tuple, tuple[tuple, list[str]]] = {}
         for where, (label, value, shared, languages) in lacking.items():
+            key = (shared, tuple(languages), fix(value, shared)) if shared else (where,)
+            grouped.setdefault(key, (where, []))[1].append(label)
+        for key, (where, labels) in grouped.items():
+            languages = lacking[where][3]
             has = " or ".join(f"{names[language]} text ({language})" for language in languages)
-            found.append((where, f"{label} has no {has}, and this letter is in "
-                                 f"{' and '.join(names[language] for language in languages)}: "
-                                 f"write it as {fix(value, shared)}"))
+            one = len(labels) == 1
+            found.append((where, f"{labels[0] if one else _listed(labels)} {'has' if one else 'have'} no {has}, "
+                                 f"and this letter is in {' and '.join(names[language] for language in languages)}: "
+                                 f"write {'it' if one else 'each'} as {fix(lacking[where][1], lacking[where][2])}"))
         return found
+
+
+def _listed(labels: list[str]) -> str:
+    """Shared texts named together: the body's parts as one "the shared parts 'a', 'b'
+    (letter.body)", then the others, "and" before the last."""
+    parts = [re.fullmatch(r"the shared part '(.*)' \(letter\.body\)", label) for label in labels]
+    body = [f"'{part.group(1)}'" for part in parts if part]
+    named = ([f"the shared part{'s' if len(body) > 1 else ''} {', '.join(body)} (letter.body)"] if body else []) \
+        + [label for label, part in zip(labels, parts) if not part]
+    return ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else named[0]
 
 
 SCHEMA_FILE = "recipients.schema.json"

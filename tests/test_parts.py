@@ -1043,6 +1043,33 @@ def assert_english_alone_refuses_the_welsh_letters(tmp_path, field: tuple[str, s
     assert len(messages) == 2 and all(said in m for m in messages), messages
 
 
+def test_shared_texts_without_welsh_are_one_message_for_a_welsh_letter(tmp_path):
+    """A Welsh letter of an English batch was told each shared text lacking Welsh in a
+    message of its own, all at its `language` line (twelve for the sample letter): one
+    message names them all; its own text lacking a language is still told where it is."""
+    data = parts_batch_yaml()
+    data["letter"]["signatory"]["title"] = "Commissioner"
+    data["letter"]["sender"]["role"] = "Commissioner"
+    body = [dict(paragraph) for paragraph in data["letter"]["body"]]
+    wales = next(r for r in data["recipients"] if r["id"] == "south-wales")
+    names = [name for paragraph in body for name, text in paragraph.items() if text is not None
+             and name not in (wales.get("text") or {}) and name not in (wales.get("omit") or [])]
+    assert len(names) > 3
+    for paragraph in body:
+        for name, text in paragraph.items():
+            if isinstance(text, dict):
+                paragraph[name] = text["en"]
+    data["letter"]["body"] = body
+    loaded = load(write_yaml(tmp_path / "r.yaml", yaml.safe_dump(data, allow_unicode=True)))
+    assert [r.id for r in loaded.batch.recipients] == ["london"]
+    welsh = [str(p) for p in loaded.rejected[[r["id"] for r in data["recipients"]].index("south-wales")]]
+    shared = [m for m in welsh if "field 'language'" in m]
+    quoted = ", ".join(f"'{name}'" for name in names)
+    assert len(shared) == 1 and shared[0].endswith(
+        f"the shared part{'s' if len(names) > 1 else ''} {quoted} (letter.body), letter.signatory.title and "
+        "letter.sender.role have no Welsh text (cy), and this letter is in Welsh: write each as {en: …, cy: …}"), welsh
+
+
 def test_the_sender_s_role_is_printed_in_each_letter_s_language(parts_batch, tmp_path):
     """sender.role by language ({en, cy}), as signatory.title: the letterhead of a
     Welsh letter in an English batch gives the Welsh role (it printed the English),
