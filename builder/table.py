@@ -609,21 +609,18 @@ def _csv_rows(path: Path, data: bytes | None = None, headers: list[str] | None =
         raise TableError("this file is a workbook (an Excel .xlsx, a zip file), not a CSV text file, though its "
                          "name ends in .csv; rename it to .xlsx, or save it from Excel as CSV UTF-8")
     _refuse_an_ole_file(raw[:8], ".csv")
+    not_utf8 = None
     try:
         # Excel's "Unicode Text" is UTF-16 with its byte order mark: that says what it is
         text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        row = raw.count(b"\n", 0, exc.start) + 1
-        byte = raw[exc.start]
-        seen = bytes([byte]).decode("cp1252", errors="replace")
-        raise TableError(
-            f"this CSV file is not UTF-8 (byte 0x{byte:02X}, {seen!r} in Windows-1252): it was probably saved "
-            "as Excel's \"CSV (Comma delimited)\". Save it as \"CSV UTF-8 (Comma delimited)\" (in LibreOffice: "
-            "character set \"Unicode (UTF-8)\")", row) from None
+        # read as what it most likely is, one character a byte, only to find the spreadsheet's
+        # row of the byte: a quoted cell above it holding line breaks takes more than one line
+        not_utf8, text = exc, raw.decode("cp1252", errors="replace")
     if "\x00" in text:
         raise TableError("this file holds NUL bytes: it is not a CSV text file (save it as CSV UTF-8)")
     first, *rest = re.split(r"\r\n|\r|\n", text, maxsplit=1)  # "CSV (Macintosh)" ends lines in CR alone
-    start = 1
+    start, whole = 1, text
     hint = re.fullmatch(r"sep=(.)", first)  # Excel's own line naming the separator ("sep=;"): not a row
     if hint:
         delimiter, text, start = hint.group(1), rest[0] if rest else "", 2
@@ -640,6 +637,15 @@ def _csv_rows(path: Path, data: bytes | None = None, headers: list[str] | None =
             if max(columns.values()) > 1:
                 delimiter = max(columns, key=columns.get)
                 break
+    if not_utf8 is not None:
+        byte = raw[not_utf8.start]
+        seen = bytes([byte]).decode("cp1252", errors="replace")
+        row, line = _row_of_offset(whole, not_utf8.start, delimiter, start)
+        where = f" (line {line} of the file)" if line != row else ""
+        raise TableError(
+            f"this CSV file is not UTF-8 (byte 0x{byte:02X}, {seen!r} in Windows-1252){where}: it was probably "
+            "saved as Excel's \"CSV (Comma delimited)\". Save it as \"CSV UTF-8 (Comma delimited)\" (in "
+            "LibreOffice: character set \"Unicode (UTF-8)\")", row)
     # strict: a quote left open (typed by hand, or cut off) ran on through the rows below it,
     # which became one cell of a letter that was still built, and the next recipient vanished
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
@@ -651,6 +657,28 @@ def _csv_rows(path: Path, data: bytes | None = None, headers: list[str] | None =
             lines_read = reader.line_num
     except csv.Error as exc:
         raise _bad_quote(text, lines_read, delimiter, number + 1, start, headers or [], exc) from None
+
+
+def _row_of_offset(text: str, offset: int, delimiter: str, start: int) -> tuple[int, int]:
+    """The row (as the spreadsheet numbers it) and the line of the file holding ``text[offset]``.
+    The row was the line: one of a row below an address cell with line breaks was a row too far."""
+    lines = io.StringIO(text, newline="").readlines()
+    line, reached = 0, 0
+    for line, content in enumerate(lines, start=1):
+        reached += len(content)
+        if reached > offset:
+            break
+    # the rows start after Excel's "sep=;" line, when there is one (start 2)
+    reader = csv.reader(io.StringIO("".join(lines[start - 1:]), newline=""), delimiter=delimiter)
+    row = start - 1
+    try:
+        for _ in reader:
+            row += 1
+            if reader.line_num + start - 1 >= line:
+                return row, line
+    except csv.Error:
+        pass
+    return line, line  # a quote that never closes: the line is all there is to go by
 
 
 def _bad_quote(text: str, lines_read: int, delimiter: str, row: int, start: int, headers: list[str],

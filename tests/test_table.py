@@ -209,6 +209,21 @@ def test_windows_1252_csv_gets_a_clear_message(tmp_path):
         "(in LibreOffice: character set \"Unicode (UTF-8)\")")
 
 
+def test_windows_1252_csv_names_the_spreadsheet_row_below_an_address_with_line_breaks(tmp_path):
+    # the row was the file's line: below an address cell of three lines, "row 4" named the
+    # row of another person two rows on
+    rows = [HEADERS[:6], ["Ann One", "", "1 Mill Lane\r\nNewtown\r\nNT2 3BB", "", "", "Dear Ann,"],
+            ["Bob Ådams", "", "3 Station Road", "", "", "Dear Bob,"]]
+    text = "".join(",".join(f'"{v}"' if "\n" in v else v for v in row) + "\r\n" for row in rows)
+    (tmp_path / "contacts.csv").write_bytes(text.encode("cp1252"))
+    with pytest.raises(LoadError) as caught:
+        load(batch(tmp_path, "contacts.csv"))
+    (problem,) = caught.value.problems
+    assert str(problem).startswith(
+        f"{tmp_path / 'contacts.csv'}:row 3: error: this CSV file is not UTF-8 (byte 0xC5, 'Å' in Windows-1252) "
+        "(line 5 of the file): it was probably saved as Excel's \"CSV (Comma delimited)\".")
+
+
 def test_errors_name_file_row_column_and_recipient_and_bad_rows_stay_local(tmp_path):
     rows = [HEADERS[:6] + ["id", "omit"]]
     rows += [["Kay Smith", "", "1 Road", "", "", "", "katy", "note"],  # no salutation
