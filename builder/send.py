@@ -536,6 +536,12 @@ def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: s
             elif isinstance(_attachment(rid, layout, manifest), Outcome):
                 resend = f"sign it again with {sign_command(manifest)}, then {resend}"
             note += f"; the letter was rebuilt since{_same_words(entry, manifest.letters[rid])}: {resend}"
+        elif recipient is not None and recipient.email and \
+                recipient.email.lower() != str(entry.get("address", "")).lower():
+            # an address corrected after the letter went (a typo, a bounce): held, as a letter is
+            # mailed once unless a person says so, but said: it read as if the new address had it
+            note += (f"; the batch now gives {recipient.email}: {command(f'send --resend {rid} --yes')} mails it "
+                     "there, if the old address did not reach them")
         # a stale letter mailed as it is keeps its state: the build hint leaves it out by name
         return Outcome(rid, "already sent", note, state=None if state.ready else state.state)
     if pending == "unknown" and not resending:

@@ -692,6 +692,24 @@ def test_invoke_clean_keeps_the_send_log_so_nobody_is_mailed_twice(batch, smtp_s
     assert again.returncode == 0 and again.stdout.endswith("5 already sent\n") and len(mailbox.messages) == 5
 
 
+def test_an_address_corrected_after_the_letter_went_is_said_and_resent_only_on_purpose(batch, smtp_server):
+    # "already sent to essex@..." alone: the office corrected a wrong address and read it as
+    # if the new one had the letter
+    source, out = batch
+    mailbox, port = smtp_server
+    assert run_send(source, out, port, "--yes").returncode == 0 and len(mailbox.messages) == 5
+    source.write_text(source.read_text().replace("essex@example.test", "essex.pcc@example.test"))
+    again = run_send(source, out, port, "--yes")
+    assert again.returncode == 0 and len(mailbox.messages) == 5, again.stdout + again.stderr
+    said = " ".join(results(again.stdout)["essex"]).strip()
+    assert said.startswith("already sent on ") and said.endswith(
+        f"to essex@example.test; the batch now gives essex.pcc@example.test: "
+        f"{suggested(source, out, 'send --resend essex --yes')} mails it there, if the old address did not reach them")
+    assert "now gives" not in " ".join(results(again.stdout)["london"])
+    assert run_send(source, out, port, "--resend", "essex", "--yes").returncode == 0
+    assert [rcpts for rcpts, _ in mailbox.messages[5:]] == [["essex.pcc@example.test"]]
+
+
 def test_letters_not_ready_or_without_an_address_are_not_sent(batch, smtp_server):
     source, out = batch
     mailbox, port = smtp_server
