@@ -519,13 +519,20 @@ def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: s
     the rows of, by name."""
     entry = log.letters.get(rid, {})
     pending = log.pending(rid)
-    if not entry and earlier and not resending:
+    # this id's letter went to another address, and this recipient's address had its letter under
+    # another id: two rows of one name swapped in a spreadsheet without ids, so each id is now the
+    # other person's. Each letter read as "rebuilt since" to be sent again: both got a second copy
+    swapped = bool(entry) and recipient is not None and \
+        str(entry.get("address", "")).lower() != (recipient.email or "").lower()
+    if (not entry or swapped) and earlier and not resending:
         old = log.letters[earlier]
         status = "already sent" if log.pending(earlier) == "sent" else "unknown"
         why = ("now the id of a recipient at another address" if earlier in present
                else f"an id no longer in {yaml_name}: renamed?")
+        changed = old.get("words") and old.get("words") != manifest.letters.get(rid, {}).get("words")
         return Outcome(rid, status, f"as '{earlier}' ({why}) "
-                                    f"on {old.get('time', '?')} to {old.get('address', '?')}; "
+                                    f"on {old.get('time', '?')} to {old.get('address', '?')}"
+                                    + ("; the letter has changed since" if changed else "") + "; "
                                     f"{command(f'send --resend {rid} --yes')} sends it to them again")
     if pending == "sent" and not resending:
         note = f"on {entry.get('time', '?')} to {entry.get('address', '?')}"
@@ -1038,7 +1045,7 @@ def mail_notes(layout, manifest, addresses=None) -> dict[str, tuple[str, bool]]:
         log = SendLog.read(layout.sent)
     except SendError as exc:
         return {"": (str(exc), True)}  # under the key no recipient has
-    notes = {}
+    notes, now = {}, None
     for rid, entry in log.letters.items():
         state = entry.get("state")
         if state in ("sent", "marked sent"):
@@ -1055,6 +1062,13 @@ def mail_notes(layout, manifest, addresses=None) -> dict[str, tuple[str, bool]]:
                     note += f" - rebuilt since{same}; {resend} if they should have it"
                 else:
                     note, act = note + f" - REBUILT SINCE: the recipient has the old letter; {resend}", True
+                if act and addresses is not None:  # (the batch read once, and only for such a letter)
+                    now = addresses() if now is None else now
+                    went = _sent_under_another_id(log, rid, now.get(rid), manifest.letters[rid])
+                    if went:  # rows of one name swapped: as send says it, nothing to send
+                        note, act = (f"mailed as '{went}' (the id this recipient had then) to "
+                                     f"{log.letters[went].get('address')} on {log.letters[went].get('time', '?')}; "
+                                     f"{command(f'send --resend {rid} --yes')} sends it to them again"), False
         elif log.pending(rid) == "unknown":
             note, act = "mail: unknown: " + unknown_help(rid), True
         elif entry.get("sent_from"):  # not "mail failed ... tries it again": it went, from there
@@ -1066,6 +1080,18 @@ def mail_notes(layout, manifest, addresses=None) -> dict[str, tuple[str, bool]]:
             note, act = f"mail failed: {error}; {retry_hint(error)}", True
         notes[rid] = (note, act)
     return {**_mailed_from_elsewhere_notes(layout, manifest, log, addresses), **notes}
+
+
+def _sent_under_another_id(log: SendLog, rid: str, address: str | None, letter: dict) -> str | None:
+    """The id under which this very letter (by its words) went to ``address``, the one its
+    recipient has now, when this id's own letter went elsewhere: two rows of the same name
+    swapped in a spreadsheet without ids give each the other's id."""
+    if not address or not letter.get("words") or \
+            str(log.letters[rid].get("address", "")).lower() == address.lower():
+        return None
+    return next((old for old, entry in log.letters.items() if old != rid and log.pending(old) == "sent"
+                 and str(entry.get("address", "")).lower() == address.lower()
+                 and entry.get("words") == letter["words"]), None)
 
 
 def _mailed_from_elsewhere_notes(layout, manifest, log: SendLog, addresses=None) -> dict[str, tuple[str, bool]]:

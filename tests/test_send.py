@@ -1712,6 +1712,36 @@ def test_a_recipient_from_a_spreadsheet_without_an_address_is_told_to_fill_in_it
     assert results(dry.stdout)["ann-one"][0] == "would send" and mailbox.messages == []
 
 
+def test_two_rows_of_one_name_swapped_after_sending_mail_nobody_twice(tmp_path, smtp_server):
+    """Without an id column, two people of one name are john-smith and john-smith-2 in row
+    order: rows swapped, each id is the other's. Each letter read as "REBUILT SINCE: the
+    recipient has the old letter; --resend sends the new one" (status exit 1), and doing so
+    mailed both a second copy of the letter they had."""
+    from builder.build import build
+    from conftest import MINIMAL_LETTER, write_yaml
+
+    mailbox, port = smtp_server
+    rows = ['John Smith,1 Elm Road,"Dear Mr Smith,",john.a@example.test\n',
+            'John Smith,22 Oak Avenue,"Dear Mr Smith,",john.b@example.test\n']
+    people = tmp_path / "people.csv"
+    people.write_text("Name,Address 1,Salutation,Email\n" + "".join(rows), encoding="utf-8")
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients: {from: people.csv}\n")
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    assert run_send(source, out, port, "--yes").returncode == 0 and len(mailbox.messages) == 2
+    people.write_text("Name,Address 1,Salutation,Email\n" + "".join(reversed(rows)), encoding="utf-8")
+    assert build(source, out).ok
+    status = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
+                             "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert status.returncode == 0 and "REBUILT" not in status.stdout, status.stdout
+    assert ("mailed as 'john-smith-2' (the id this recipient had then) to john.b@example.test on " in status.stdout)
+    again = run_send(source, out, port, "--yes")
+    assert again.returncode == 0 and len(mailbox.messages) == 2, again.stdout
+    said = " ".join(results(again.stdout)["john-smith"])
+    assert said.startswith("already sent as 'john-smith-2' (now the id of a recipient at another address) on ")
+    assert "to john.b@example.test; " in said and "changed since" not in said
+
+
 def test_mark_sent_names_every_id_nothing_was_sent_to(batch):
     """Two ids the batch has, neither ever sent: the message named the first alone, and
     marking it after a fix of that one was refused again for the second."""
