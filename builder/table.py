@@ -359,13 +359,16 @@ class _Workbook:
             raise TableError("the workbook has no worksheet")
         if sheet is None:  # the first sheet the office sees (a hidden one holds lookups and the like)
             return self.sheets[self.shown_name(None)]
-        if sheet not in self.sheets:
+        if self.shown_name(sheet) not in self.sheets:
             raise TableError(f"the workbook has no sheet {sheet!r}; its sheets are: {', '.join(self.sheets)}")
-        return self.sheets[sheet]
+        return self.sheets[self.shown_name(sheet)]
 
     def shown_name(self, sheet: str | None) -> str:
         if sheet is not None:
-            return sheet
+            # Excel's sheet names are one name in any case (it refuses a second "contacts" beside
+            # "Contacts", and a formula's 'contacts'!A1 reads it): `sheet: contacts` was "no sheet"
+            return next((name for name in self.sheets if name.casefold() == sheet.casefold()), sheet) \
+                if sheet not in self.sheets else sheet
         return next((name for name in self.sheets if name not in self.hidden), next(iter(self.sheets)))
 
     def number(self, text: str, style: int) -> str:

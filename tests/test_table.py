@@ -271,6 +271,10 @@ recipients:
     with pytest.raises(LoadError) as caught:
         load(path)
     assert "the workbook has no sheet 'Third'; its sheets are: Second" in str(caught.value)
+    # Excel's sheet names are one name in any case: `sheet: second` was "no sheet 'second'"
+    path.write_text(path.read_text().replace("sheet: Third", "sheet: sECOND"))
+    assert [r.id for r in load(path).batch.recipients] == ["pat-kay"]
+    path.write_text(path.read_text().replace("sheet: sECOND", "sheet: Second"))
 
     # a mapping to a part the body lacks (misspelt) is one error at its line in the YAML,
     # not one per row, each against the spreadsheet, with "every recipient must give text.note"
