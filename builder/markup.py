@@ -4,7 +4,8 @@
 of LaTeX (``compose`` renders the nodes). The subset, parsed by markdown-it-py:
 
 * paragraphs, separated by a blank line;
-* ``*emphasis*`` and ``**strong**`` (also with ``_``);
+* ``*emphasis*`` and ``**strong**`` (also with ``_``); a single ``*`` between two
+  letters or digits is text (``2*3*4``), as ``_`` there is in CommonMark;
 * links ``[label](https://…)`` and autolinks ``<https://…>``, ``<name@example.org>``;
 * citations ``[^key]``: a footnote citing ``references.<key>``;
 * a backslash before a character that is markup here (``\\ * _ [ ] <``) prints
@@ -89,7 +90,22 @@ def _escape_rule(state: StateInline, silent: bool) -> bool:
     return True
 
 
+def _star_in_a_word_rule(state: StateInline, silent: bool) -> bool:
+    """An asterisk between two letters or digits is text, as an underscore there is in
+    CommonMark: "2*3*4" typed in a spreadsheet's cell printed "234", the 3 in italics.
+    (``**`` in a word is still strong: ``a**b**c``.)"""
+    pos = state.pos
+    if state.src[pos] != "*" or pos == 0 or pos + 1 >= state.posMax \
+            or not (state.src[pos - 1].isalnum() and state.src[pos + 1].isalnum()):
+        return False
+    if not silent:
+        state.push("text", "", 0).content = "*"
+    state.pos += 1
+    return True
+
+
 _md = MarkdownIt("zero").enable(["emphasis", "link", "autolink"])
+_md.inline.ruler.before("emphasis", "star_in_a_word", _star_in_a_word_rule)
 # an autolink shows its address as typed: markdown-it decodes it for display, so
 # <https://example.org/a%20b> read "https://example.org/a b"
 _md.normalizeLinkText = lambda url: url

@@ -137,6 +137,11 @@ def test_markup_subset():
     assert markup.parse(r"_e_ [x](javascript:alert(1)) \[ \_ \\ \* x") == [(
         markup.Emphasis((markup.Text("e"),)), markup.Text(" [x](javascript:alert(1)) [ _ \\ * x"))]
     assert markup.parse("a __s__ b") == [(markup.Text("a "), markup.Emphasis((markup.Text("s"),), strong=True), markup.Text(" b"))]
+    # a single * between letters or digits is text, as _ is: "2*3*4" in a cell printed "234", 3 in italics
+    assert markup.plain(markup.parse("2*3*4 A*B*C")[0]) == "2*3*4 A*B*C"
+    assert not any(isinstance(n, markup.Emphasis) for n in markup.walk(markup.parse("2*3*4 A*B*C")[0]))
+    assert markup.parse("*urgent* a**b**c") == [(markup.Emphasis((markup.Text("urgent"),)), markup.Text(" a"),
+                                                  markup.Emphasis((markup.Text("b"),), strong=True), markup.Text("c"))]
     assert markup.parse("> q\n\n- r\n\n1. s\n\n## t") == [
         (markup.Text("> q"),), (markup.Text("- r"),), (markup.Text("1. s"),), (markup.Text("## t"),)]
     assert markup.parse("<script>alert(1)</script> <b>x</b>") == [
