@@ -295,6 +295,8 @@ class Prepared:
             "letters": [[s.recipient.id, s.inputs["source"], s.key, list(getattr(s.recipient, "accept", None) or [])]
                         for s in self.sources],
             "composed": {s.recipient.id: s.composed_from for s in self.sources},
+            # each recipient's address, for status to tell one corrected since its letter was mailed
+            "emails": {s.recipient.id: s.recipient.email for s in self.sources if s.recipient.email},
             "rejected": [list(r) for r in self.rejected],
             "warnings": [str(w) for w in self.warnings],
         }
@@ -534,6 +536,16 @@ def recorded(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "
                         record["fingerprint"], str(record["text_from"]))
     except (OSError, KeyError, TypeError, ValueError):
         return None
+
+
+def addresses(recipients_yaml: str | Path, build_dir: str | Path) -> dict[str, str]:
+    """Each recipient's e-mail address, by id: from the record while the batch is unchanged
+    since its build (loading it costs status a third of a second), else from the batch."""
+    found = recorded(recipients_yaml, build_dir)
+    emails = Manifest.read(found.layout.root).batch.get("emails") if found is not None else None
+    if isinstance(emails, dict):
+        return emails
+    return {s.recipient.id: s.recipient.email for s in prepare(recipients_yaml, build_dir).sources}
 
 
 def _read(path: Path) -> bytes:

@@ -1069,6 +1069,16 @@ def mail_notes(layout, manifest, addresses=None) -> dict[str, tuple[str, bool]]:
                         note, act = (f"mailed as '{went}' (the id this recipient had then) to "
                                      f"{log.letters[went].get('address')} on {log.letters[went].get('time', '?')}; "
                                      f"{command(f'send --resend {rid} --yes')} sends it to them again"), False
+                        notes[rid] = (note, act)
+                        continue
+            if addresses is not None:
+                # an address corrected since the letter went (a typo, a bounce): said, as send says
+                # it; status said "mailed to" the old one alone (the batch is read only for this)
+                now = addresses() if now is None else now
+                given = now.get(rid)
+                if given and given.lower() != str(entry.get("address", "")).lower():
+                    note += (f"; the batch now gives {given}: {command(f'send --resend {rid} --yes')} mails it "
+                             "there, if the old address did not reach them")
         elif log.pending(rid) == "unknown":
             note, act = "mail: unknown: " + unknown_help(rid), True
         elif entry.get("sent_from"):  # not "mail failed ... tries it again": it went, from there

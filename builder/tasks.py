@@ -1006,10 +1006,10 @@ def status(c, recipients=None, build_dir=None, for_="print"):
     from .ready import PREFLIGHT, finding_text, strays
 
     signed = found.signed_letters
-    def addresses() -> dict[str, str | None]:  # (a record of mail from another folder to check against)
-        from .build import prepare
+    def addresses() -> dict[str, str | None]:  # (mail from another folder, or an address corrected since)
+        from .build import addresses
 
-        return {s.recipient.id: s.recipient.email for s in prepare(batch.recipients, batch.build_dir).sources}
+        return addresses(batch.recipients, batch.build_dir)
 
     mailed = mail_notes(batch.build_dir, found.manifest, addresses) if for_ == "print" else {}
     present = {s.recipient for s in states}

@@ -706,8 +706,28 @@ def test_an_address_corrected_after_the_letter_went_is_said_and_resent_only_on_p
         f"to essex@example.test; the batch now gives essex.pcc@example.test: "
         f"{suggested(source, out, 'send --resend essex --yes')} mails it there, if the old address did not reach them")
     assert "now gives" not in " ".join(results(again.stdout)["london"])
+
+    def status() -> str:
+        done = subprocess.run([sys.executable, "-m", "invoke", "status", "--recipients", str(source),
+                               "--build-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
+        return done.stdout
+
+    # status says it too (it said "mailed to essex@example.test" alone), once the build has
+    # taken the new address in (its quick path reads the batch from the record) and before
+    from builder.build import build
+
+    for built in (False, True):
+        if built:
+            assert build(source, out).ok
+        seen = status()
+        assert re.search(r"mailed to essex@example\.test on \S+; the batch now gives essex\.pcc@example\.test: "
+                         + re.escape(f"{suggested(source, out, 'send --resend essex --yes')} mails it there"),
+                         seen), seen
+        assert seen.count("now gives") == 1, seen
     assert run_send(source, out, port, "--resend", "essex", "--yes").returncode == 0
     assert [rcpts for rcpts, _ in mailbox.messages[5:]] == [["essex.pcc@example.test"]]
+    assert "now gives" not in status()
 
 
 def test_letters_not_ready_or_without_an_address_are_not_sent(batch, smtp_server):
