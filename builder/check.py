@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import statistics
 import typing
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,29 +152,29 @@ def overfull(text: str, by: float, batch: Batch, block: list[tuple[str, str]] = 
     if len(longest) <= 8:  # too short to tell which value it is from
         return f"{into}: a word too long for its line, with nothing to break it at; shorten it or put a space in it"
     for what, value in block:
-        if longest in value:
+        if _holds(value, longest):
             return f"{into}: it is part of {what}, a word too long for a line; shorten it or put a space in it"
     for what, field, value in letterhead_lines(batch):
-        if longest in value:
+        if _holds(value, longest):
             fix = ("give a shorter address (the site's home page), or accept the finding" if field == "web"
                    else "shorten it, or accept the finding" if field == "email"
                    else "shorten it or put a space in it")
             return (f"{into}: it is part of {what} in the letterhead (letter.sender.{field}), too long for its "
                     f"column; {fix}")
     for key, reference in batch.references.items():
-        if longest in reference.url:
+        if _holds(reference.url, longest):
             return (f"{into}: it is part of the web address of the reference {key!r} (references.{key}.url), "
                     f"with no / . or - to break it at; give a shorter address for the same page, or accept the "
                     f"finding")
         for field in ("title", "author"):
-            if longest in getattr(reference, field):
+            if _holds(getattr(reference, field), longest):
                 return (f"{into}: it is a word of the {field} of the reference {key!r} (references.{key}."
                         f"{field}), too long for a line; put a space or a hyphen in it")
     for field, value in texts:
         # TeX's line may begin with a label glued to the value's first word ("PS", "ON")
-        if any(longest[skip:] in value for skip in range(3)):
+        if any(_holds(value, longest[skip:]) for skip in range(3)):
             # a web address typed in the text: "put a space in it" broke the link
-            addresses = [match for match in _WEB_ADDRESS.finditer(value) if longest in match.group()]
+            addresses = [match for match in _WEB_ADDRESS.finditer(value) if _holds(match.group(), longest)]
             if addresses and not any(value[:match.start()].endswith(("<", "](")) for match in addresses):
                 # typed bare, it is a word to TeX: it breaks at its slashes and dots only as a link
                 return (f"{into}: it is a web or e-mail address typed bare in {field}, which breaks nowhere; "
@@ -184,6 +185,17 @@ def overfull(text: str, by: float, batch: Batch, block: list[tuple[str, str]] = 
                         f"link a few words to it instead ([the form](https://…)), or accept the finding")
             return f"{into}: it is a word of {field}, too long for its line; shorten it or put a space in it"
     return f"{into}: a word too long for its line, with nothing to break it at; shorten it or put a space in it"
+
+
+def _holds(value: str, word: str) -> bool:
+    """Whether ``word``, as TeX's log quotes an overfull line, is in ``value``: a letter
+    LaTeX draws with its accent (ŵ, Ș) is logged as the bare letter, so it is looked for
+    without accents too (an address line "Tŷ…" was named by nothing)."""
+    return word in value or _bare(word) in _bare(value)
+
+
+def _bare(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
 
 
 # what prints as a web or e-mail address in a text: an autolink's, or a link whose label is one

@@ -260,7 +260,7 @@ def compile_batch(tex: Path, workdir: Path, env: dict[str, str],
     if ok:
         result.letters, result.window, result.layout = _read_aux(
             aux.read_text(encoding="utf-8", errors="replace") if aux.exists() else "")
-        for line, text, by in overfull_boxes(log_text):
+        for line, text, by in overfull_boxes(log.read_bytes().decode("latin-1") if log.exists() else ""):
             owner = line_owner(line) if line_owner else next(iter(result.letters), None)
             if owner in result.letters:
                 result.letters[owner].overfull.append((text, by))
@@ -481,12 +481,22 @@ _OVERFULL_RE = re.compile(
     r"(?P<text>.*)$", re.M)
 
 
+# The upper half of the T1 fonts (LaTeX's t1enc.def), as TeX writes an overfull line's
+# characters to the log: one byte a glyph, not UTF-8 (read as UTF-8, "Konstantynopolitańczyk"
+# was quoted "Konstantynopolita\ufffdczyk" and named no field); 0xC0-0xFF are Latin-1's but four.
+_T1_TEXT = dict(enumerate("ĂĄĆČĎĚĘĞĹĽŁŃŇŊŐŔŘŚŠŞŤŢŰŮŸŹŽŻĲİđ§ăąćčďěęğĺľłńňŋőŕřśšşťţűůÿźžżĳ¡¿£", 0x80))
+_T1_TEXT.update({0xD7: "Œ", 0xDF: "SS", 0xF7: "œ", 0xFF: "ß"})
+
+
 def overfull_boxes(log_text: str) -> list[tuple[int, str, float]]:
     """Each overfull line of a TeX log: (source line, the text that overflows, by how many
-    TeX points)."""
+    TeX points). ``log_text``: the log read byte for byte (Latin-1), the line's T1 glyphs
+    read back as the characters typed; the empty glyphs at the edges of a letter drawn with
+    its accent (``^^W``) are left out."""
     out = []
     for match in _OVERFULL_RE.finditer(log_text):
-        text = re.sub(r"\\[A-Z0-9]+/[a-z0-9]+/[a-z]+/[a-z]+/[\d.]+ ?|\[\]|\$[^$]*\$", "", match.group("text"))
+        text = match.group("text").replace("^^W", "").translate(_T1_TEXT)
+        text = re.sub(r"\\[A-Z0-9]+/[a-z0-9]+/[a-z]+/[a-z]+/[\d.]+ ?|\[\]|\$[^$]*\$", "", text)
         out.append((int(match.group("line")), " ".join(text.split())[:80], float(match.group("by"))))
     return out
 

@@ -238,3 +238,20 @@ def test_an_overfull_line_is_quoted_as_it_was_typed(tmp_path):
     assert build(source, out).ok
     wide = findings(check(source, out), "wide")
     assert any(f.startswith("error: overfull line: 'C:\\Shares\\UnbreakableUnbreakable") for f in wide), wide
+
+
+def test_an_overfull_line_with_accented_letters_is_quoted_as_typed_and_named(tmp_path):
+    """TeX logs an overfull line's glyphs one byte each in the fonts' T1 encoding, which was
+    read as UTF-8: 'Konstantynopolitańczyk…' was quoted 'Konstantynopolita\ufffdczyk…' and named no
+    field; a letter drawn with its accent (ŵ) is logged bare, and its line was named by nothing."""
+    polish = "Konstantynopolitańczykowianeczkowskiegoprzedsiębiorstwowielobranżowego"
+    welsh = "Tŷ" + "Caerdyddŵ" * 8
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + "recipients:\n"
+                        + recipient("wide", address=["1 Road", polish, welsh]))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    wide = [f for f in findings(check(source, out), "wide") if "overfull" in f]
+    assert len(wide) == 2 and not any("\ufffd" in f for f in wide), wide
+    assert wide[0].startswith(f"error: overfull line: '{polish}' runs "), wide
+    assert wide[0].endswith("it is part of address line 2, a word too long for a line; shorten it or put a space in it")
+    assert wide[1].endswith("it is part of address line 3, a word too long for a line; shorten it or put a space in it")
