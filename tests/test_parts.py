@@ -1203,3 +1203,42 @@ def test_a_text_without_letters_serves_every_language_of_a_bilingual_letter(tmp_
     assert len(said) == 1 and said[0].endswith(
         "field 'text.phone': text.phone has no Welsh text (cy) or English text (en), and this letter is in Welsh "
         "and English: write it as {cy: …, en: …}"), said
+
+
+def test_a_footnote_is_never_split_across_pages(tmp_path):
+    """A reference's note that did not fit under the line citing it was split: its last lines
+    stood under the next page's rule with no number, read as a note of that page's. Now the
+    whole note goes with the line citing it (letters whose citation falls at each place
+    near the foot of the first page)."""
+    title = ("A report with a very long title, " * 9)[:290].strip()
+    references = f"""references:
+  big:
+    author: Department for Levelling Up, Housing and Communities and the Ministry of Justice
+    year: 2023
+    title: {title}
+    url: https://www.gov.uk/government/publications/{"very-long-slug-" * 12}end/file.pdf
+"""
+    line = "A line of text that fits on one line of the letter."
+    entries = []
+    for k in range(12, 26):
+        paragraphs = [line] * k + ["This line cites the long report[^big] here.", "One more line.", "And another."]
+        body = "\n".join("        " + p + "\n" for p in paragraphs)
+        entries.append(f"  - id: r{k}\n    name: Reader {k}\n    address: [1 Road, Town]\n"
+                       f"    salutation: Dear Reader,\n    text:\n      main: |-\n{body}")
+    letter = MINIMAL_LETTER.replace("This is the shared text.", "~")
+    source = write_yaml(tmp_path / "recipients.yaml", letter + references + "recipients:\n" + "".join(entries))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    for k in range(12, 26):
+        pdf = out / "letters" / f"r{k}.pdf"
+        pages = [pdf_text_page(pdf, n) for n in (1, 2)]
+        # the note's first words and its last are on one page, with the line that cites it
+        together = [p for p in pages if "Department for Levelling Up" in p and "file.pdf" in p
+                    and "cites the long report" in p]
+        assert len(together) == 1, (k, pages)
+
+
+def pdf_text_page(pdf: Path, page: int) -> str:
+    out = subprocess.run(["pdftotext", "-raw", "-f", str(page), "-l", str(page), str(pdf), "-"],
+                         capture_output=True, text=True, check=True)
+    return " ".join(out.stdout.split())
