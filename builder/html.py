@@ -37,15 +37,19 @@ LABELS = {
 # told (min-width: 0; break-word does not count): a long e-mail or web address
 # made the page scroll sideways just above the phone layout (577-649 px). So
 # the sender's address may be narrower, and breaks where it must; so may the
-# column of the sender's name (a name of one long word widened the page).
+# column of the sender's name (a name of one long word widened the page). The
+# name's column takes the room the address leaves (the address up to half the
+# width): shrunk alike, a long name squeezed the address at any width, its
+# phone number and e-mail address broken mid-word ("office@exam / ple.org").
 STYLE = """\
 body { font-family: sans-serif; line-height: 1.5; max-width: 42em; margin: 2em auto; padding: 0 1em;
        overflow-wrap: break-word; }
 .logo { display: block; height: 14mm; width: auto; max-width: 100%; margin-top: 1em; }
 header { display: flex; justify-content: space-between; gap: 2em; border-bottom: 1px solid #666; }
-header > div { min-width: 0; }
-header address { font-style: normal; text-align: right; min-width: 0; }
-@media (max-width: 36em) { header { flex-direction: column; gap: 0; } header address { text-align: left; } }
+header > div { flex: 1 1 0; min-width: 0; }
+header address { font-style: normal; text-align: right; flex: 0 1 auto; max-width: 50%; min-width: 0; }
+@media (max-width: 36em) { header { flex-direction: column; gap: 0; }
+  header > div, header address { flex: none; max-width: none; } header address { text-align: left; } }
 .sender-name { font-size: 1.4em; font-weight: bold; margin-bottom: 0; }
 .marking { text-align: center; font-weight: bold; }
 .date { text-align: right; }

@@ -574,6 +574,34 @@ def test_html_pages_fit_a_phone_without_scrolling_sideways(parts_web, tmp_path):
         assert logo_width == 240 and 0 < logo_right <= client  # the logo was shown, and fits
 
 
+# The sender's address's width as laid out, and the width its lines take unwrapped (max-content)
+ADDRESS_PROBE = """<script>
+const address = document.querySelector("header address");
+const alone = address.cloneNode(true);
+alone.style.cssText = "position: absolute; width: max-content; visibility: hidden";
+document.body.appendChild(alone);
+document.body.setAttribute("data-address", Math.round(address.getBoundingClientRect().width) + " "
+  + Math.round(alone.getBoundingClientRect().width));
+</script>"""
+
+
+def test_a_long_sender_name_leaves_the_letterhead_address_its_lines(parts_web, tmp_path):
+    """Side by side, the name's column and the address's shrank alike: a long sender name
+    squeezed the address at a desktop's width, its phone number and e-mail address broken
+    mid-word ("office@exam / ple.org"). The address keeps its lines whole; the name wraps."""
+    rid, pdf = next(iter(parts_web.items()))
+    page = pdf.with_suffix(".html").read_text(encoding="utf-8")
+    name = "Office of the Commissioner for Extremely Long Organisational Names and Titles"
+    page, count = re.subn(r'(<p class="sender-name">)[^<]*', lambda m: m.group(1) + name, page)
+    assert count == 1
+    probe = tmp_path / "page.html"
+    probe.write_text(page.replace("</body>", ADDRESS_PROBE + "</body>"), encoding="utf-8")
+    widths = re.search(r'data-address="(\d+) (\d+)"', browse(probe, tmp_path, "--window-size=1280,900"))
+    assert widths, "the probe did not run"
+    laid_out, unwrapped = map(int, widths.groups())
+    assert laid_out >= unwrapped - 1, (laid_out, unwrapped)  # (to a pixel: sub-pixel layout)
+
+
 # ---- the preamble loaded once: a format, and the same bytes as without it -------------
 
 def compiled_without_format(build_dir: Path, recipient_yaml: Path, rid: str, folder: Path) -> bytes:
