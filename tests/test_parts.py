@@ -1242,3 +1242,24 @@ def pdf_text_page(pdf: Path, page: int) -> str:
     out = subprocess.run(["pdftotext", "-raw", "-f", str(page), "-l", str(page), str(pdf), "-"],
                          capture_output=True, text=True, check=True)
     return " ".join(out.stdout.split())
+
+
+def test_an_address_taller_than_the_window_pushes_the_salutation_down(tmp_path):
+    """The recipient block stood in a box of the window's height: a block taller than the
+    window (the preflight's `window` finding, which a person may accept) ran over the
+    salutation and the subject, printed on top of each other."""
+    address = ", ".join(f"Line {n} of the address" for n in range(1, 10)) + ", ZZ9 9ZZ"
+    source = write_yaml(tmp_path / "recipients.yaml", MINIMAL_LETTER + f"""recipients:
+  - id: tall
+    name: Reader
+    address: [{address}]
+    salutation: Dearest Reader,
+    subject: The subject
+""")
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    words = subprocess.run(["pdftotext", "-bbox", "-f", "1", "-l", "1", str(out / "letters" / "tall.pdf"), "-"],
+                           capture_output=True, text=True, check=True).stdout
+    tops = {word: (float(top), float(bottom)) for top, bottom, word in
+            re.findall(r'yMin="([\d.]+)" xMax="[\d.]+" yMax="([\d.]+)">([^<]+)</word>', words)}
+    assert tops["9ZZ"][1] < tops["Dearest"][0], (tops["9ZZ"], tops["Dearest"])  # the salutation below
