@@ -147,32 +147,40 @@ def overfull(text: str, by: float, batch: Batch, block: list[tuple[str, str]] = 
     part of it with no / . or - in it), and then the reference is named by its key; a line
     of the recipient block (``recipient_lines``) by what it is; one of the letterhead's
     (``letterhead_lines``: on every letter) by its field under ``letter.sender``."""
-    into = f"overfull line: {_quoted(text, most=None)} runs {by * MM_PER_PT:.1f} mm into the margin"
     longest = max(text.split() or [""], key=len)
+
+    def said(value: str = "", word: str = longest) -> str:
+        """The line quoted, its word from ``value`` as typed there (TeX logs ŵ as w)."""
+        return (f"overfull line: {_quoted(_as_typed(text, word, value), most=None)} runs "
+                f"{by * MM_PER_PT:.1f} mm into the margin")
+
     if len(longest) <= 8:  # too short to tell which value it is from
-        return f"{into}: a word too long for its line, with nothing to break it at; shorten it or put a space in it"
+        return f"{said()}: a word too long for its line, with nothing to break it at; shorten it or put a space in it"
     for what, value in block:
         if _holds(value, longest):
-            return f"{into}: it is part of {what}, a word too long for a line; shorten it or put a space in it"
+            return (f"{said(value)}: it is part of {what}, a word too long for a line; shorten it or put a space "
+                    "in it")
     for what, field, value in letterhead_lines(batch):
         if _holds(value, longest):
             fix = ("give a shorter address (the site's home page), or accept the finding" if field == "web"
                    else "shorten it, or accept the finding" if field == "email"
                    else "shorten it or put a space in it")
-            return (f"{into}: it is part of {what} in the letterhead (letter.sender.{field}), too long for its "
-                    f"column; {fix}")
+            return (f"{said(value)}: it is part of {what} in the letterhead (letter.sender.{field}), too long for "
+                    f"its column; {fix}")
     for key, reference in batch.references.items():
         if _holds(reference.url, longest):
-            return (f"{into}: it is part of the web address of the reference {key!r} (references.{key}.url), "
-                    f"with no / . or - to break it at; give a shorter address for the same page, or accept the "
-                    f"finding")
+            return (f"{said(reference.url)}: it is part of the web address of the reference {key!r} "
+                    f"(references.{key}.url), with no / . or - to break it at; give a shorter address for the same "
+                    "page, or accept the finding")
         for field in ("title", "author"):
             if _holds(getattr(reference, field), longest):
-                return (f"{into}: it is a word of the {field} of the reference {key!r} (references.{key}."
-                        f"{field}), too long for a line; put a space or a hyphen in it")
+                return (f"{said(getattr(reference, field))}: it is a word of the {field} of the reference {key!r} "
+                        f"(references.{key}.{field}), too long for a line; put a space or a hyphen in it")
     for field, value in texts:
         # TeX's line may begin with a label glued to the value's first word ("PS", "ON")
-        if any(_holds(value, longest[skip:]) for skip in range(3)):
+        skip = next((skip for skip in range(3) if _holds(value, longest[skip:])), None)
+        if skip is not None:
+            into = said(value, longest[skip:])
             # a web address typed in the text: "put a space in it" broke the link
             addresses = [match for match in _WEB_ADDRESS.finditer(value) if _holds(match.group(), longest)]
             if addresses and not any(value[:match.start()].endswith(("<", "](")) for match in addresses):
@@ -184,7 +192,7 @@ def overfull(text: str, by: float, batch: Batch, block: list[tuple[str, str]] = 
                 return (f"{into}: it is part of a web or e-mail address in {field}, with no / . or - to break it at; "
                         f"link a few words to it instead ([the form](https://…)), or accept the finding")
             return f"{into}: it is a word of {field}, too long for its line; shorten it or put a space in it"
-    return f"{into}: a word too long for its line, with nothing to break it at; shorten it or put a space in it"
+    return f"{said()}: a word too long for its line, with nothing to break it at; shorten it or put a space in it"
 
 
 def _holds(value: str, word: str) -> bool:
@@ -196,6 +204,23 @@ def _holds(value: str, word: str) -> bool:
 
 def _bare(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+
+
+def _as_typed(text: str, word: str, value: str) -> str:
+    """``text`` (an overfull line as TeX logs it) with ``word`` as ``value`` has it: a letter
+    LaTeX draws with its accent is logged bare, and "Caerdyddŵ…" was quoted "Caerdyddw…"."""
+    if not word or word in value:
+        return text
+    bare, starts = "", []  # the value without accents, and where each of its characters was typed
+    for index, char in enumerate(value):
+        kept = _bare(char)
+        starts += [index] * len(kept)
+        bare += kept
+    at = bare.find(_bare(word))
+    if at < 0:
+        return text
+    end = at + len(_bare(word))
+    return text.replace(word, value[starts[at]:starts[end] if end < len(starts) else len(value)], 1)
 
 
 # what prints as a web or e-mail address in a text: an autolink's, or a link whose label is one

@@ -255,3 +255,5 @@ def test_an_overfull_line_with_accented_letters_is_quoted_as_typed_and_named(tmp
     assert wide[0].startswith(f"error: overfull line: '{polish}' runs "), wide
     assert wide[0].endswith("it is part of address line 2, a word too long for a line; shorten it or put a space in it")
     assert wide[1].endswith("it is part of address line 3, a word too long for a line; shorten it or put a space in it")
+    # and quoted as typed, ŵ and ŷ with their accents (the log has them bare: "TyCaerdyddw…")
+    assert wide[1].startswith(f"error: overfull line: '{welsh}' runs "), wide
