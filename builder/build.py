@@ -1316,6 +1316,16 @@ def batch_status(recipients_yaml: str | Path, build_dir: str | Path = "build",
             rid: (mark, cleared_on_record(manifest.letters.get(rid, {}), mark)) for rid, mark in marked.items() if mark})
     signed = {} if not layout.signed.exists() else {  # nothing signed: no stat per letter
         s.recipient: ready.signed_copy_note(layout, manifest, s.recipient, s.state == ready.INVALID) for s in letters}
+    if signed:
+        # a letter added (or rebuilt) after the others were signed: send mails it unsigned,
+        # saying "(not signed)" only as it goes, and status called it ready with no word
+        have = sum(layout.signed_pdf(s.recipient).is_file() for s in letters)
+        signs = ready.sign_command(manifest)
+        for s in letters:
+            if s.ready and not signed.get(s.recipient) and have and not layout.signed_pdf(s.recipient).exists():
+                signed[s.recipient] = ready.SignedNote(
+                    f"not signed, while {have} letter{' of this batch is' if have == 1 else 's of this batch are'}: "
+                    f"{signs} signs it (send mails it unsigned)")
     return BatchStatus(letters, manifest, ready.bundle_state(prepared, manifest, letters),
                        ready.signed_bundle_note(layout, manifest), (manifest.bundle or {}).get("file", "bundle.pdf"),
                        ready.stray_bundle_note(layout, manifest),

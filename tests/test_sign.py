@@ -695,6 +695,34 @@ def test_a_signed_letter_invalid_or_removed_for_a_while_and_back_the_same_is_sti
     assert status() == seen
 
 
+def test_a_letter_added_after_the_others_were_signed_is_said_unsigned(signed_batch, keys, tmp_path):
+    """A recipient added after the letters were signed: status called the new letter ready
+    with no word, and send mailed it unsigned ("(not signed)" only as it went). Status now
+    says it is not signed while the others are, with the sign command that signs it."""
+    from builder.build import build
+
+    source, out = copy_batch(signed_batch[:2], tmp_path / "b")
+    p12, _ = keys
+    text = source.read_text()
+    essex = text[text.index("  - id: essex\n"):]  # the last recipient, again as another
+    source.write_text(text + essex.replace("id: essex", "id: kent").replace("essex@", "kent@"))
+    assert build(source, out).ok
+    done = invoke(["status", "--recipients", str(source), "--build-dir", str(out)])
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    kent = next(i for i, line in enumerate(lines) if line.startswith("  kent "))
+    assert lines[kent + 1].strip() == (f"not signed, while 5 letters of this batch are: `invoke sign --p12 {p12} "
+                                       f"-r {source} -b {out}` signs it (send mails it unsigned)"), done.stdout
+    assert done.stdout.count("not signed, while") == 1, done.stdout
+    from builder.merge import merge
+
+    merge(source, out)
+    signed = invoke(["sign", "--recipients", str(source), "--build-dir", str(out), "--p12", str(p12)],
+                    {"LETTERBATCH_P12_PASSWORD": "secret"})
+    assert signed.returncode == 0, signed.stderr
+    assert "not signed" not in invoke(["status", "--recipients", str(source), "--build-dir", str(out)]).stdout
+
+
 def test_status_tells_the_bundle_and_its_signed_copy(signed_batch, keys, tmp_path):
     """status gives the bundle's state by the same rule as merge and sign, and
     what is wrong with the signed bundle, from the record (no pyHanko)."""
