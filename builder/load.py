@@ -153,6 +153,7 @@ def _load(path: Path, file: str, source: str) -> Loaded:
     if isinstance(raw, dict):  # recipients: {from: contacts.xlsx}
         raw = _read_table(raw, path, report, _raw_language(data))
     recipients: list[tuple[int, Recipient]] = []
+    unvalidated: list[tuple[int, str]] = []  # entries refused as they were read, by the id they give
     if raw is None and isinstance(data.get("recipients"), dict):
         pass  # the table could not be read: reported
     elif raw is _MISSING:
@@ -173,10 +174,22 @@ def _load(path: Path, file: str, source: str) -> Loaded:
             recipient = _validate(Recipient, item, ("recipients", index), report)
             if recipient is not None:
                 recipients.append((index, recipient))
+            elif isinstance(item, dict) and isinstance(item.get("id"), str):
+                unvalidated.append((index, item["id"]))
     known_refs = {str(k) for k in raw_refs}
     if letter is not None and report.table is None:
         _check_emptied(letter, recipients, report)
     _check_cross(letter, references, known_refs, recipients, path.parent, report)
+    # an entry refused for another field whose id another recipient has is told so too: it
+    # was not, and its letter (the other's, of that id) was said to be its own, kept from before
+    entries_of: dict[str, list[int]] = {}
+    for index, rid in sorted([(i, r.id) for i, r in recipients] + unvalidated):
+        entries_of.setdefault(rid, []).append(index)
+    for index, rid in unvalidated:
+        other = next((i for i in entries_of[rid] if i != index), None)
+        if other is not None:
+            report.error(("recipients", index, "id"), f"duplicate id {rid!r}: {report.where(other)} has it "
+                         "too; give each recipient an id of its own")
 
     # One message per spreadsheet cell: a cell refused as it was read (#N/A ...)
     # is not also reported as the field it left missing.

@@ -155,11 +155,12 @@ def changed_text_files(prepared, manifest: Manifest) -> str:
     return ", ".join(changed) or prepared.text_from
 
 
-def _kept_from_before(layout, manifest: Manifest, label: str) -> str:
+def _kept_from_before(layout, manifest: Manifest, label: str, valid_ids: set[str]) -> str:
     """An invalid recipient's letter built before, which the build keeps (bad input loses
-    nothing): said, so nobody takes the file in the folder for the letter of the entry now."""
+    nothing): said, so nobody takes the file in the folder for the letter of the entry now.
+    Not of an entry whose id a valid recipient has (a duplicate): the letter is that one's."""
     entry = manifest.letters.get(label)
-    if not isinstance(entry, dict) or "sha256" not in entry or not layout.pdf(label).is_file():
+    if label in valid_ids or not isinstance(entry, dict) or "sha256" not in entry or not layout.pdf(label).is_file():
         return ""
     return f" ({layout.pdf_name(label)} is the letter of its entry as it was, kept: not ready)"
 
@@ -172,7 +173,8 @@ def letter_states(prepared, manifest: Manifest, accept: dict[str, list[str]] | N
     layout = prepared.layout
     wanted = None if only is None else set(only)
     text_from = changed_text_files(prepared, manifest)
-    states = [LetterState(label, INVALID, f"in {first}" + _kept_from_before(layout, manifest, label))
+    valid_ids = {source.recipient.id for source in prepared.sources}
+    states = [LetterState(label, INVALID, f"in {first}" + _kept_from_before(layout, manifest, label, valid_ids))
               for label, first, _ in prepared.rejected]  # (in its file: the YAML or a spreadsheet, where)
     for source in prepared.sources:
         rid = source.recipient.id

@@ -620,6 +620,22 @@ def test_merge_refuses_a_letter_changed_after_its_build_and_an_invalid_recipient
     assert not (out / "tex" / "glyphtounicode.tex").exists()
 
 
+def test_an_invalid_entry_with_another_recipient_s_id_is_told_so_and_not_given_its_letter(tmp_path):
+    """A second entry of id third, refused for a missing salutation, was told of that alone,
+    and merge said letters/third.pdf (the valid third's current letter) was "the letter of its
+    entry as it was, kept": the id given twice is said, and the letter is not called its own."""
+    source = write_yaml(tmp_path / "recipients.yaml", BATCH.replace("Smiley 😀", "Smiley"))
+    out = tmp_path / "build"
+    assert build(source, out).ok
+    write_yaml(source, source.read_text() + "  - {id: third, name: Other Third, address: [4 Road]}\n")
+    report = build(source, out)
+    invalid = [o for o in report.outcomes if o.status == "invalid"]
+    assert [o.recipient for o in invalid] == ["third"] and "duplicate id 'third'" in invalid[0].message
+    with pytest.raises(MergeRefused) as refused:
+        merge(source, out)
+    assert "third: invalid" in str(refused.value) and "kept" not in str(refused.value)
+
+
 def test_build_only_leaves_the_letter_of_another_recipient_saved_invalid(tmp_path):
     """`build --only third` while first was saved invalid (half edited) deleted first's
     letter: `--only` removes nothing but what it was asked to build. The letter is still

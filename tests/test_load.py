@@ -185,6 +185,13 @@ BAD_INPUTS = {
                                     "field 'salutation': must not be empty"),
     "duplicate id": (("  - id: good", "  - id: good\n    name: X\n    address: [x]\n    salutation: Dear X,\n  - id: good"),
                      "field 'id': duplicate id 'good': the recipient on line 14 has it too; give each recipient an id of its own"),
+    # a second entry of one id refused for another field was told of that field alone, below or above
+    "duplicate id of an invalid entry": (("    salutation: Dear Good,\n", "    salutation: Dear Good,\n  - id: good\n"
+                                          "    name: X\n    address: [x]\n"),
+                                         "field 'id': duplicate id 'good': the recipient on line 14 has it too"),
+    "duplicate id of an invalid entry above": (("  - id: good", "  - id: good\n    name: X\n    address: [x]\n"
+                                                                "  - id: good"),
+                                               "field 'id': duplicate id 'good': the recipient on line 17 has it too"),
     "id not a file name": (("  - id: good", "  - id: ../Good"), "field 'id': must be lower-case letters, digits and hyphens"),
     "unknown reference": (("shared text[^ref]", "shared text[^rf]"), "cites [^rf], but references has no 'rf'; did you mean [^ref]?"),
     "unknown omitted part": (("    salutation: Dear Good,", "    salutation: Dear Good,\n    omit: [slto]"),
