@@ -511,6 +511,18 @@ def _which_letter(before: dict, letter_sha256: str) -> str:
             "this letter (the same words, built before and since built again)")
 
 
+
+def _address_now(entry: dict, given: str, resend: str) -> str:
+    """What status and send add of a letter whose recipient's address the batch now gives
+    otherwise than the one it was last mailed to: the --resend that mails it there, or, when
+    that address had this very letter already (the address put back after a --resend to a
+    corrected one), when: the --resend offered mailed them a second copy."""
+    for earlier in reversed(entry.get("history") or []):
+        if earlier.get("state") == "sent" and str(earlier.get("address", "")).lower() == given.lower() \
+                and earlier.get("letter_sha256") == entry.get("letter_sha256"):
+            return f"; the batch now gives {given}, which had this letter on {earlier.get('time', '?')}"
+    return f"; the batch now gives {given}: {resend} mails it there, if the old address did not reach them"
+
 def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: str, resending: bool,
              earlier: str | None = None, present: frozenset = frozenset(), table: str | None = None):
     """The Outcome that keeps a letter from being sent now, or None. ``earlier``: an id
@@ -547,8 +559,7 @@ def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: s
                 recipient.email.lower() != str(entry.get("address", "")).lower():
             # an address corrected after the letter went (a typo, a bounce): held, as a letter is
             # mailed once unless a person says so, but said: it read as if the new address had it
-            note += (f"; the batch now gives {recipient.email}: {command(f'send --resend {rid} --yes')} mails it "
-                     "there, if the old address did not reach them")
+            note += _address_now(entry, recipient.email, command(f"send --resend {rid} --yes"))
         # a stale letter mailed as it is keeps its state: the build hint leaves it out by name
         return Outcome(rid, "already sent", note, state=None if state.ready else state.state)
     if pending == "unknown" and not resending:
@@ -1077,8 +1088,7 @@ def mail_notes(layout, manifest, addresses=None) -> dict[str, tuple[str, bool]]:
                 now = addresses() if now is None else now
                 given = now.get(rid)
                 if given and given.lower() != str(entry.get("address", "")).lower():
-                    note += (f"; the batch now gives {given}: {command(f'send --resend {rid} --yes')} mails it "
-                             "there, if the old address did not reach them")
+                    note += _address_now(entry, given, command(f"send --resend {rid} --yes"))
         elif log.pending(rid) == "unknown":
             note, act = "mail: unknown: " + unknown_help(rid), True
         elif entry.get("sent_from"):  # not "mail failed ... tries it again": it went, from there

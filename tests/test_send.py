@@ -728,6 +728,13 @@ def test_an_address_corrected_after_the_letter_went_is_said_and_resent_only_on_p
     assert run_send(source, out, port, "--resend", "essex", "--yes").returncode == 0
     assert [rcpts for rcpts, _ in mailbox.messages[5:]] == [["essex.pcc@example.test"]]
     assert "now gives" not in status()
+    # the first address put back (the correction was wrong): it had this very letter, and the
+    # --resend offered mailed it a second copy
+    source.write_text(source.read_text().replace("essex.pcc@example.test", "essex@example.test"))
+    seen, sent = status(), " ".join(results(run_send(source, out, port).stdout)["essex"])
+    for said in (seen, sent):
+        assert re.search(r"to essex\.pcc@example\.test( on \S+)?; the batch now gives essex@example\.test, "
+                         r"which had this letter on \S+", said) and "--resend" not in said, said
 
 
 def test_letters_not_ready_or_without_an_address_are_not_sent(batch, smtp_server):
