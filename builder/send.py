@@ -511,7 +511,6 @@ def _which_letter(before: dict, letter_sha256: str) -> str:
             "this letter (the same words, built before and since built again)")
 
 
-
 def _address_now(entry: dict, given: str, resend: str) -> str:
     """What status and send add of a letter whose recipient's address the batch now gives
     otherwise than the one it was last mailed to: the --resend that mails it there, or, when
@@ -522,6 +521,7 @@ def _address_now(entry: dict, given: str, resend: str) -> str:
                 and earlier.get("letter_sha256") == entry.get("letter_sha256"):
             return f"; the batch now gives {given}, which had this letter on {earlier.get('time', '?')}"
     return f"; the batch now gives {given}: {resend} mails it there, if the old address did not reach them"
+
 
 def _why_not(rid, state, recipient, log: SendLog, manifest, layout, yaml_name: str, resending: bool,
              earlier: str | None = None, present: frozenset = frozenset(), table: str | None = None):
