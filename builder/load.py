@@ -427,6 +427,24 @@ _NOT_TEXT = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"%PDF-
              bytes.fromhex("D0CF11E0A1B11AE1"): "an Office file (an old .xls or .doc, or a workbook with a password)"}
 
 
+def _kind_of(raw: bytes) -> str | None:
+    return next((kind for signature, kind in _NOT_TEXT.items() if raw.startswith(signature)), None)
+
+
+def not_text(path: Path) -> str | None:
+    """What the file is when its first bytes say it is no text (a PNG, a PDF, a workbook), or None."""
+    try:
+        with open(path, "rb") as file:
+            return _kind_of(file.read(8))
+    except OSError:
+        return None
+
+
+def not_text_message(kind: str, what: str = "file") -> str:
+    return (f"the {what} is {kind}, not text: give the batch's YAML file (.yaml), whose `recipients: from:` may "
+            "name a spreadsheet")
+
+
 def read_text(path: Path, what: str = "file") -> str:
     """The file as text (UTF-8, with or without a byte order mark), or a
     ``LoadError`` at the line and column of the first byte that is not."""
@@ -441,11 +459,9 @@ def read_text(path: Path, what: str = "file") -> str:
         raise LoadError([Problem(file, None, None, None, "", f"cannot read the {what}: {exc.strerror}")]) from exc
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise LoadError([Problem(file, 1, 1, None, "", f"the {what} is saved as UTF-16; save the file as UTF-8")])
-    kind = next((kind for signature, kind in _NOT_TEXT.items() if raw.startswith(signature)), None)
+    kind = _kind_of(raw)
     if kind:  # `-r images/logo.png` said "not UTF-8 text: byte 0x89 ... save the file as UTF-8"
-        raise LoadError([Problem(file, None, None, None, "", f"the {what} is {kind}, not text: give the batch's "
-                                                             "YAML file (.yaml), whose `recipients: from:` may "
-                                                             "name a spreadsheet")])
+        raise LoadError([Problem(file, None, None, None, "", not_text_message(kind, what))])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -1530,6 +1530,11 @@ def watch(c, recipients=None, build_dir=None, jobs=None, for_="print", interval=
         pause = -1
     if not 0 < pause <= 60:
         raise Exit(f"--interval takes seconds between 0 and 60, not {interval!r}", code=2)
+    from .load import not_text, not_text_message
+
+    kind = not_text(batch.recipients)
+    if kind:  # `watch -r logo.png`: said once, then it watched the image for good (build exits 2)
+        raise Exit(f"{show(batch.recipients)}: {not_text_message(kind)}; nothing to watch", code=2)
     try:  # before watching: it said so at every save, and went on watching
         refuse_to_build_in_another_batch_s_folder(batch)
     except FolderOfAnotherBatch as exc:

@@ -521,6 +521,18 @@ def test_watch_says_what_is_wrong_with_a_letter_saved_invalid(project):
         proc.wait(10)
 
 
+def test_watch_of_an_image_given_as_the_batch_stops_at_once(tmp_path):
+    """`watch -r logo.png` said the file is no text once, then watched the image for good
+    (build exits 2 for it): refused before watching."""
+    logo = tmp_path / "logo.png"
+    logo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    done = subprocess.run([sys.executable, "-m", "invoke", "watch", "-r", str(logo)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and done.stderr == (
+        f"{logo}: the file is a PNG image, not text: give the batch's YAML file (.yaml), whose `recipients: "
+        "from:` may name a spreadsheet; nothing to watch\n"), done.stderr
+
+
 def test_watch_takes_a_file_gone_between_two_looks_at_it_as_missing(tmp_path, monkeypatch):
     """An editor that deletes the batch file and writes it anew (or a sync tool) could
     remove it between watch's `exists()` and `stat()`: watch ended in a FileNotFoundError
