@@ -507,6 +507,7 @@ class Recorded:
     warnings: list[str]
     fingerprint: str = ""
     text_from: str = ""
+    emails: dict | None = None  # each recipient's address, by id (from a build since they were kept)
 
     def __post_init__(self) -> None:
         self._by_id = {s.recipient.id: s for s in self.sources}
@@ -532,8 +533,9 @@ def recorded(recipients_yaml: str | Path, build_dir: str | Path, medium: str = "
                                    inputs={**common, "source": source, "key": key})
                    for rid, source, key, accept in record["letters"]]
         rejected = [tuple(r) for r in record["rejected"]]
+        emails = record.get("emails")
         return Recorded(layout, medium, str(record["name"]), sources, rejected, list(record["warnings"]),
-                        record["fingerprint"], str(record["text_from"]))
+                        record["fingerprint"], str(record["text_from"]), emails if isinstance(emails, dict) else None)
     except (OSError, KeyError, TypeError, ValueError):
         return None
 
@@ -542,9 +544,8 @@ def addresses(recipients_yaml: str | Path, build_dir: str | Path) -> dict[str, s
     """Each recipient's e-mail address, by id: from the record while the batch is unchanged
     since its build (loading it costs status a third of a second), else from the batch."""
     found = recorded(recipients_yaml, build_dir)
-    emails = Manifest.read(found.layout.root).batch.get("emails") if found is not None else None
-    if isinstance(emails, dict):
-        return emails
+    if found is not None and found.emails is not None:
+        return found.emails
     return {s.recipient.id: s.recipient.email for s in prepare(recipients_yaml, build_dir).sources}
 
 
@@ -639,8 +640,6 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
         report = _nothing_to_do(quick, only)
         if report is not None:
             return report
-    from .schema import RECIPIENT_ID
-
     prepared = prepare(recipients_yaml, build_dir, medium)
     loaded, layout = prepared.loaded, prepared.layout
     valid_ids = {r.id for r in loaded.batch.recipients}
@@ -659,7 +658,7 @@ def build(recipients_yaml: str | Path, build_dir: str | Path = "build", *, jobs:
             # build. It was deleted, and bad input is to lose nothing: a failed rebuild never
             # deletes a good output (the letter an office may have posted). Its LaTeX goes
             # (unless another, valid recipient has the same id; `build --only` removes nothing)
-            if label not in valid_ids and re.fullmatch(RECIPIENT_ID, label):
+            if label not in valid_ids:
                 invalid_ids.add(label)
         if not only:
             _drop_invalid_tex(layout, invalid_ids)

@@ -294,6 +294,18 @@ def _pdflatex_running_under(pid: int) -> bool:
     return False
 
 
+def write_letters(source: Path, salutation: str, count: int = 60) -> None:
+    """The sample letter to ``count`` recipients, each greeted ``salutation``: 60 are one
+    pdflatex run, cut in a process of its own (``split.APART_FROM``)."""
+    import yaml
+
+    data = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
+    data["recipients"] = [{"id": f"r{n:02d}", "name": f"Recipient {n}", "address": [f"{n} High Street", "Town"],
+                           "salutation": f"{salutation} {n},", "text": {"highlight": f"Note {n}."}}
+                          for n in range(1, count + 1)]
+    source.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
 def test_ctrl_c_stops_a_build_and_what_it_built_is_on_the_record(tmp_path):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while pdflatex
     runs, and while letters are being cut: the build says it stopped (exit 130), what it
@@ -305,19 +317,10 @@ def test_ctrl_c_stops_a_build_and_what_it_built_is_on_the_record(tmp_path):
     import signal
     import time
 
-    import yaml
-
     from builder.build import status
 
-    data = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
     source = tmp_path / "recipients.yaml"
     out = tmp_path / "build"
-
-    def write(salutation: str) -> None:  # 60 letters: one pdflatex run, cut in a process of its own
-        data["recipients"] = [{"id": f"r{n:02d}", "name": f"Recipient {n}", "address": [f"{n} High Street", "Town"],
-                               "salutation": f"{salutation} {n},", "text": {"highlight": f"Note {n}."}}
-                              for n in range(1, 61)]
-        source.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
     def stop_build(when) -> tuple[int, str]:
         proc = subprocess.Popen([sys.executable, "-m", "invoke", "build", "--jobs", "1", "--recipients",
@@ -338,7 +341,7 @@ def test_ctrl_c_stops_a_build_and_what_it_built_is_on_the_record(tmp_path):
         return found
 
     # while pdflatex runs: nothing is cut, nothing recorded as failed
-    write("Dear Recipient")
+    write_letters(source, "Dear Recipient")
     code, err = stop_build(_pdflatex_running_under)
     assert code == 130, err
     said = re.fullmatch(r"stopped: (\d+) letters? built and recorded(?:; (\d+) not built: run "
@@ -349,7 +352,7 @@ def test_ctrl_c_stops_a_build_and_what_it_built_is_on_the_record(tmp_path):
     # while the letters are cut: the cutting goes on to its end, and all 60 are recorded. Every
     # letter is changed, so all 60 are cut, and the signal waits for a letter cut by this build
     # (a letter the first stop left in place once had it sent as Python started: exit -2)
-    write("Dear Friend")
+    write_letters(source, "Dear Friend")
     started = time.time()
 
     def cutting(pid: int) -> bool:
@@ -359,7 +362,7 @@ def test_ctrl_c_stops_a_build_and_what_it_built_is_on_the_record(tmp_path):
     assert (code, err) == (130, "stopped: 60 letters built and recorded\n")
     assert states() == {"ready": 60}
     assert not [p for p in out.rglob(".*") if p.is_file() and p.name != ".lock"]  # no temporary file left
-    write("Dear Reader")  # and once more while pdflatex runs, over letters built before
+    write_letters(source, "Dear Reader")  # and once more while pdflatex runs, over letters built before
     code, err = stop_build(_pdflatex_running_under)
     assert code == 130 and err.startswith("stopped: "), err
     left = states()
@@ -379,23 +382,14 @@ def test_ctrl_c_pressed_twice_while_letters_are_cut_still_records_them(tmp_path)
     import signal
     import time
 
-    import yaml
-
     from builder.build import status
 
-    data = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
     source = tmp_path / "recipients.yaml"
     out = tmp_path / "build"
 
-    def write(salutation: str) -> None:  # 60 letters: one pdflatex run, cut in a process of its own
-        data["recipients"] = [{"id": f"r{n:02d}", "name": f"Recipient {n}", "address": [f"{n} High Street", "Town"],
-                               "salutation": f"{salutation} {n},", "text": {"highlight": f"Note {n}."}}
-                              for n in range(1, 61)]
-        source.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-
-    write("Dear Recipient")
+    write_letters(source, "Dear Recipient")
     assert build(source, out).ok
-    write("Dear Friend")
+    write_letters(source, "Dear Friend")
     started = time.time()
     proc = subprocess.Popen([sys.executable, "-m", "invoke", "build", "--jobs", "1", "--recipients",
                              str(source), "--build-dir", str(out)], cwd=ROOT, start_new_session=True,
@@ -418,17 +412,11 @@ def test_a_run_whose_cutting_process_is_killed_leaves_the_other_runs_letters_on_
     runs out): the other run's letters, already in place, are recorded, and the build says
     how many, not "Nothing was built" with every letter it made left to read as changed by
     hand; the next build compiles only the rest."""
-    import yaml
-
     from builder import split as split_pdf
     from builder.build import BuildFailed, status
 
-    data = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
-    data["recipients"] = [{"id": f"r{n:02d}", "name": f"Recipient {n}", "address": [f"{n} High Street", "Town"],
-                           "salutation": f"Dear Recipient {n},", "text": {"highlight": f"Note {n}."}}
-                          for n in range(1, 81)]  # two runs of 40: each cut in a process of its own
     source = tmp_path / "recipients.yaml"
-    source.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    write_letters(source, "Dear Recipient", 80)  # two runs of 40: each cut in a process of its own
     out = tmp_path / "build"
     result = split_pdf.Cutting.result
 

@@ -493,13 +493,10 @@ def test_killed_mid_send_no_recipient_gets_a_letter_twice(batch, smtp_server):
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 1, 1, 1]
 
 
-def test_ctrl_c_while_the_server_is_slow_stops_at_once(batch, smtp_server):
-    """Ctrl-C (or kill's SIGTERM) while the server takes its time over london's envelope
-    stops the send then: it said QUIT on its way out and waited for the answer, up to the
-    SMTP timeout (60 s), behind the server's answer to the command it was stopped in."""
-    source, out = batch
+def ctrl_c_at_the_envelope(source: Path, out: Path, smtp_server, rid: str) -> subprocess.CompletedProcess:
+    """`send --yes`, stopped by Ctrl-C while the server holds ``rid``'s envelope (RCPT)."""
     mailbox, port = smtp_server
-    mailbox.hold_at_rcpt.add(address("london"))
+    mailbox.hold_at_rcpt.add(address(rid))
     proc = subprocess.Popen(send_command(source, out, "--yes"), cwd=ROOT, env=smtp_env(port),
                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -511,7 +508,17 @@ def test_ctrl_c_while_the_server_is_slow_stops_at_once(batch, smtp_server):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         mailbox.released = True
-    assert proc.returncode == 130 and stderr.strip() == "stopped", stderr
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def test_ctrl_c_while_the_server_is_slow_stops_at_once(batch, smtp_server):
+    """Ctrl-C (or kill's SIGTERM) while the server takes its time over london's envelope
+    stops the send then: it said QUIT on its way out and waited for the answer, up to the
+    SMTP timeout (60 s), behind the server's answer to the command it was stopped in."""
+    source, out = batch
+    mailbox, port = smtp_server
+    stopped = ctrl_c_at_the_envelope(source, out, smtp_server, "london")
+    assert stopped.returncode == 130 and stopped.stderr.strip() == "stopped", stopped.stderr
     london = sent_log(out)["london"]
     assert london["state"] == "attempting" and london["stage"] == "envelope"  # sent by the next run
     assert [mailbox.count(rid) for rid in IDS] == [1, 1, 0, 0, 0]
@@ -1181,18 +1188,7 @@ def test_a_hand_over_refused_then_stopped_before_its_next_hand_over_is_not_alrea
     mailbox, port = smtp_server
     mailbox.refuse_data.add(address("sussex"))
     assert results(run_send(source, out, port, "--yes").stdout)["sussex"][0] == "failed"
-    mailbox.hold_at_rcpt.add(address("sussex"))
-    proc = subprocess.Popen(send_command(source, out, "--yes"), cwd=ROOT, env=smtp_env(port),
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert mailbox.holding.wait(120), "the sender never reached the held envelope"
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        mailbox.released = True
+    ctrl_c_at_the_envelope(source, out, smtp_server, "sussex")
     assert (sent_log(out)["sussex"]["state"], sent_log(out)["sussex"]["stage"]) == ("attempting", "envelope")
     copy = tmp_path / "copy"
     shutil.copytree(source.parent, copy, ignore=shutil.ignore_patterns("sent.json"))
